@@ -1,0 +1,23 @@
+{
+  "targets": [
+    {
+      "target_name": "l4nat",
+      "sources": [
+        "native/addon.c",
+        "native/worker.c",
+        "native/tun.c",
+        "native/core/csum.h",
+        "native/core/packet.c",
+        "native/core/siphash.c",
+        "native/core/tables.c",
+        "native/core/flow_table.c",
+        "native/core/dataplane.c"
+      ],
+      "include_dirs": ["native"],
+      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-fno-strict-aliasing"],
+      "cflags!": ["-fno-exceptions"],
+      "defines": ["NAPI_VERSION=8"],
+      "libraries": ["-lpthread"]
+    }
+  ]
+}

@@ -1,0 +1,314 @@
+/* Node-API binding of the data-plane runtime. Thin by design: it converts arguments, calls worker.c and
+ * turns errno into Node-style errors ({code, errno, syscall}); src/native.ts validates, owns lifetimes and
+ * gives the API its shape. No packet ever reaches JavaScript. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <node_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker.h"
+
+#define CHECK(call)                                                   \
+  do {                                                                \
+    if ((call) != napi_ok) {                                          \
+      napi_throw_error(env, "EINTERNAL", "l4nat addon: " #call " failed"); \
+      return NULL;                                                    \
+    }                                                                 \
+  } while (0)
+
+struct handle {
+  struct l4_dp dp;
+  int open;
+  napi_ref counters_ref;
+};
+
+static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *what) {
+  char msg[256];
+  const char *code = strerrorname_np(err);
+  if (!code) code = "EUNKNOWN";
+  snprintf(msg, sizeof(msg), "%s: %s failed: %s", what, syscall, strerror(err));
+  napi_value e, v, m;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+  napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &v);
+  napi_create_error(env, v, m, &e);
+  napi_set_named_property(env, e, "code", v);
+  napi_create_int32(env, -err, &v);
+  napi_set_named_property(env, e, "errno", v);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, e, "syscall", v);
+  napi_throw(env, e);
+  return NULL;
+}
+
+static int get_u32(napi_env env, napi_value obj, const char *name, uint32_t *out) {
+  napi_value v;
+  if (napi_get_named_property(env, obj, name, &v) != napi_ok) return -1;
+  return napi_get_value_uint32(env, v, out) == napi_ok ? 0 : -1;
+}
+
+static int get_typed(napi_env env, napi_value obj, const char *name, napi_typedarray_type want, void **data,
+                     size_t *len) {
+  napi_value v;
+  bool is;
+  if (napi_get_named_property(env, obj, name, &v) != napi_ok) return -1;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return -1;
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, v, &type, len, data, &ab, &off) != napi_ok || type != want) return -1;
+  return 0;
+}
+
+static struct handle *get_handle(napi_env env, napi_value v) {
+  struct handle *h = NULL;
+  if (napi_get_value_external(env, v, (void **)&h) != napi_ok || !h) {
+    napi_throw_type_error(env, "EINVAL", "l4nat addon: first argument must be a data-plane handle");
+    return NULL;
+  }
+  if (!h->open) {
+    napi_throw_error(env, "ECLOSED", "l4nat addon: the data plane is closed");
+    return NULL;
+  }
+  return h;
+}
+
+static void finalize_handle(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  struct handle *h = data;
+  if (h->open) l4_dp_destroy(&h->dp, 1); /* collected without close(): keep the device, as after a crash */
+  free(h);
+}
+
+static void finalize_counters(napi_env env, void *data, void *hint) {
+  (void)env;
+  l4_dp_free_counters(data, (size_t)(uintptr_t)hint);
+}
+
+/* open({ifname, queues, flowCapacity, maxServices, maxBackends}) -> handle */
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct l4_dp_config cfg;
+  memset(&cfg, 0, sizeof(cfg));
+  uint32_t queues, cap_lo, cap_hi = 0;
+  size_t n;
+  napi_value v;
+  if (argc < 1 || napi_get_named_property(env, argv[0], "ifname", &v) != napi_ok ||
+      napi_get_value_string_utf8(env, v, cfg.ifname, sizeof(cfg.ifname), &n) != napi_ok ||
+      get_u32(env, argv[0], "queues", &queues) || get_u32(env, argv[0], "flowCapacity", &cap_lo) ||
+      get_u32(env, argv[0], "maxServices", &cfg.max_services) ||
+      get_u32(env, argv[0], "maxBackends", &cfg.max_backends)) {
+    napi_throw_type_error(env, "EINVAL", "l4nat addon: open() takes {ifname, queues, flowCapacity, maxServices, maxBackends}");
+    return NULL;
+  }
+  cfg.nqueues = (int)queues;
+  cfg.flow_capacity = ((uint64_t)cap_hi << 32) | cap_lo;
+  struct handle *h = calloc(1, sizeof(*h));
+  if (!h) return throw_errno(env, ENOMEM, "calloc", "open");
+  const char *failed = "";
+  int r = l4_dp_create(&h->dp, &cfg, &failed);
+  if (r < 0) {
+    free(h);
+    return throw_errno(env, -r, failed, "open TUN data plane");
+  }
+  h->open = 1;
+  napi_value ab, ext;
+  CHECK(napi_create_external_arraybuffer(env, h->dp.counters, h->dp.counter_bytes, finalize_counters,
+                                         (void *)(uintptr_t)h->dp.counter_bytes, &ab));
+  CHECK(napi_create_reference(env, ab, 1, &h->counters_ref));
+  CHECK(napi_create_external(env, h, finalize_handle, NULL, &ext));
+  return ext;
+}
+
+/* info(handle) -> {ifname, queues, offloads, flowCapacity, counterWords, counters: ArrayBuffer} */
+static napi_value js_info(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], o, v;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct handle *h = get_handle(env, argv[0]);
+  if (!h) return NULL;
+  CHECK(napi_create_object(env, &o));
+  CHECK(napi_create_string_utf8(env, h->dp.ifname, NAPI_AUTO_LENGTH, &v));
+  CHECK(napi_set_named_property(env, o, "ifname", v));
+  CHECK(napi_create_uint32(env, (uint32_t)h->dp.cfg.nqueues, &v));
+  CHECK(napi_set_named_property(env, o, "queues", v));
+  CHECK(napi_create_uint32(env, h->dp.offloads, &v));
+  CHECK(napi_set_named_property(env, o, "offloads", v));
+  CHECK(napi_create_double(env, (double)h->dp.flows.capacity, &v));
+  CHECK(napi_set_named_property(env, o, "flowCapacity", v));
+  CHECK(napi_create_double(env, (double)h->dp.counter_words, &v));
+  CHECK(napi_set_named_property(env, o, "counterWords", v));
+  CHECK(napi_get_reference_value(env, h->counters_ref, &v));
+  CHECK(napi_set_named_property(env, o, "counters", v));
+  return o;
+}
+
+/* publish(handle, {svcWords, svcAddrs, bkWords, bkAddrs, rings, hashKey, timeouts, options}) */
+static napi_value js_publish(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct handle *h = get_handle(env, argv[0]);
+  if (!h) return NULL;
+  struct l4_tables_input in;
+  memset(&in, 0, sizeof(in));
+  void *p;
+  size_t n, na, nt;
+  uint32_t *to;
+  in.max_services = h->dp.cfg.max_services;
+  in.max_backends = h->dp.cfg.max_backends;
+  if (argc < 2 || get_typed(env, argv[1], "svcWords", napi_uint32_array, &p, &n)) goto bad;
+  in.svc_words = p;
+  in.nservices = (uint32_t)(n / L4_SVC_WORDS);
+  if (get_typed(env, argv[1], "svcAddrs", napi_uint8_array, &p, &na) || na != (size_t)in.nservices * 16 ||
+      n % L4_SVC_WORDS)
+    goto bad;
+  in.svc_addrs = p;
+  if (get_typed(env, argv[1], "bkWords", napi_uint32_array, &p, &n)) goto bad;
+  in.bk_words = p;
+  in.nbackends = (uint32_t)(n / L4_BK_WORDS);
+  if (get_typed(env, argv[1], "bkAddrs", napi_uint8_array, &p, &na) || na != (size_t)in.nbackends * 16 ||
+      n % L4_BK_WORDS)
+    goto bad;
+  in.bk_addrs = p;
+  if (get_typed(env, argv[1], "rings", napi_uint32_array, &p, &n)) goto bad;
+  in.rings = p;
+  in.rings_len = (uint32_t)n;
+  if (get_typed(env, argv[1], "hashKey", napi_uint8_array, &p, &n) || n != 16) goto bad;
+  in.hash_key = p;
+  if (get_typed(env, argv[1], "timeouts", napi_uint32_array, &p, &nt) || nt != 5) goto bad;
+  to = p;
+  in.timeouts = (struct l4_timeouts){to[0], to[1], to[2], to[3], to[4]};
+  if (get_u32(env, argv[1], "options", &in.options)) goto bad;
+  char err[256];
+  struct l4_tables *t = l4_tables_build(&in, err, sizeof(err));
+  if (!t) {
+    napi_throw_range_error(env, "EINVAL", err);
+    return NULL;
+  }
+  l4_dp_publish(&h->dp, t);
+  return NULL;
+bad:
+  napi_throw_type_error(env, "EINVAL",
+                        "l4nat addon: publish() takes {svcWords: Uint32Array, svcAddrs: Uint8Array, bkWords: Uint32Array, "
+                        "bkAddrs: Uint8Array, rings: Uint32Array, hashKey: Uint8Array(16), timeouts: Uint32Array(5), options}");
+  return NULL;
+}
+
+static napi_value js_start(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct handle *h = get_handle(env, argv[0]);
+  if (!h) return NULL;
+  const char *failed = "";
+  int r = l4_dp_start(&h->dp, &failed);
+  if (r < 0) return throw_errno(env, -r, failed, "start workers");
+  return NULL;
+}
+
+static napi_value js_stop(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct handle *h = get_handle(env, argv[0]);
+  if (!h) return NULL;
+  l4_dp_stop(&h->dp);
+  return NULL;
+}
+
+/* setPersist(handle, bool) */
+static napi_value js_set_persist(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  bool persist = false;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct handle *h = get_handle(env, argv[0]);
+  if (!h) return NULL;
+  if (argc < 2 || napi_get_value_bool(env, argv[1], &persist) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "l4nat addon: setPersist(handle, boolean)");
+    return NULL;
+  }
+  int r = l4_dp_set_persist(&h->dp, persist);
+  if (r < 0) return throw_errno(env, -r, "ioctl TUNSETPERSIST", "set persist");
+  return NULL;
+}
+
+/* close(handle, keepDevice) */
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  bool keep = true;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct handle *h = get_handle(env, argv[0]);
+  if (!h) return NULL;
+  if (argc >= 2) napi_get_value_bool(env, argv[1], &keep);
+  l4_dp_destroy(&h->dp, keep);
+  h->open = 0;
+  napi_delete_reference(env, h->counters_ref); /* the counters live on until JS drops its views */
+  h->counters_ref = NULL;
+  return NULL;
+}
+
+/* flowCount(handle) -> live entries (walks the table; for tests and the admin view, not per packet) */
+static napi_value js_flow_count(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], v;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct handle *h = get_handle(env, argv[0]);
+  if (!h) return NULL;
+  struct l4_tables *t = atomic_load(&h->dp.tables);
+  struct l4_timeouts to = t ? t->timeouts : (struct l4_timeouts){0, 0, 0, 0, 0};
+  uint64_t c = l4_flow_count(&h->dp.flows, &to, (uint32_t)l4_dp_now_seconds());
+  CHECK(napi_create_double(env, (double)c, &v));
+  return v;
+}
+
+static napi_value string_array(napi_env env, const char *const *names, uint32_t n) {
+  napi_value arr, s;
+  if (napi_create_array_with_length(env, n, &arr) != napi_ok) return NULL;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_create_string_utf8(env, names[i], NAPI_AUTO_LENGTH, &s);
+    napi_set_element(env, arr, i, s);
+  }
+  return arr;
+}
+
+/* layout() -> names and sizes that src/native.ts mirrors */
+static napi_value js_layout(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value o, v;
+  CHECK(napi_create_object(env, &o));
+  CHECK(napi_set_named_property(env, o, "queueCounters", string_array(env, L4_QUEUE_COUNTER_NAMES, L4_Q_MAX)));
+  CHECK(napi_set_named_property(env, o, "dropReasons", string_array(env, L4_DROP_REASON_NAMES, L4_DROP_MAX)));
+  CHECK(napi_set_named_property(env, o, "objectCounters", string_array(env, L4_OBJ_COUNTER_NAMES, L4_O_MAX)));
+  CHECK(napi_create_uint32(env, L4_SVC_WORDS, &v));
+  CHECK(napi_set_named_property(env, o, "svcWords", v));
+  CHECK(napi_create_uint32(env, L4_BK_WORDS, &v));
+  CHECK(napi_set_named_property(env, o, "bkWords", v));
+  CHECK(napi_create_uint32(env, (uint32_t)sizeof(struct l4_flow), &v));
+  CHECK(napi_set_named_property(env, o, "flowEntryBytes", v));
+  return o;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor d[] = {
+      {"open", 0, js_open, 0, 0, 0, napi_default, 0},
+      {"info", 0, js_info, 0, 0, 0, napi_default, 0},
+      {"publish", 0, js_publish, 0, 0, 0, napi_default, 0},
+      {"start", 0, js_start, 0, 0, 0, napi_default, 0},
+      {"stop", 0, js_stop, 0, 0, 0, napi_default, 0},
+      {"setPersist", 0, js_set_persist, 0, 0, 0, napi_default, 0},
+      {"close", 0, js_close, 0, 0, 0, napi_default, 0},
+      {"flowCount", 0, js_flow_count, 0, 0, 0, napi_default, 0},
+      {"layout", 0, js_layout, 0, 0, 0, napi_default, 0},
+  };
+  if (napi_define_properties(env, exports, sizeof(d) / sizeof(d[0]), d) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,54 @@
+/* Counter layout. Each worker owns one block of uint64 words (single writer, no atomics needed for
+ * increments; stores are naturally atomic on 64-bit words, so TypeScript may read them at any time and
+ * sums the blocks). src/native.ts mirrors this layout from the names the addon exports. */
+#ifndef L4NAT_COUNTERS_H
+#define L4NAT_COUNTERS_H
+
+#include <stdint.h>
+
+#include "drop_reasons.h"
+
+#define L4_QUEUE_COUNTERS(X)                                                                             \
+  X(RX_PACKETS, "rx_packets")                                                                             \
+  X(RX_BYTES, "rx_bytes")                                                                                 \
+  X(TX_PACKETS, "tx_packets")                                                                             \
+  X(TX_BYTES, "tx_bytes")                                                                                 \
+  X(FORWARD, "forward")                     /* client -> backend packets translated */                    \
+  X(REPLY, "reply")                         /* backend -> client packets translated */                    \
+  X(GSO_PACKETS, "gso_packets")             /* super-packets rewritten whole */                           \
+  X(ICMP_TRANSLATED, "icmp_translated")     /* ICMP errors translated (outer and quoted headers) */       \
+  X(ICMP_ECHO_REPLIED, "icmp_echo_replied")                                                                \
+  X(FLOW_NEW, "flow_new")                   /* entries created by a SYN or a first UDP datagram */        \
+  X(FLOW_PICKUP, "flow_pickup")             /* entries created mid-flow from a backend reply */           \
+  X(FLOW_REPIN, "flow_repin")               /* a SYN on a closed entry re-chose the backend */             \
+  X(FLOW_EVICTED, "flow_evicted")           /* a live entry was evicted because its bucket was full */    \
+  X(FLOW_INSERT_FAILED, "flow_insert_failed")                                                              \
+  X(FLOW_MISS_NONSYN, "flow_miss_nonsyn")   /* TCP non-SYN without an entry: forwarded by the ring */     \
+  X(HEARTBEAT_MS, "heartbeat_ms")           /* worker liveness: CLOCK_MONOTONIC ms at its last wake-up */ \
+  X(BATCHES, "batches")
+
+#define L4_Q_ENUM(name, str) L4_Q_##name,
+enum l4_queue_counter { L4_QUEUE_COUNTERS(L4_Q_ENUM) L4_Q_MAX };
+#undef L4_Q_ENUM
+
+/* per service and per backend */
+#define L4_OBJ_COUNTERS(X)       \
+  X(PACKETS_IN, "packets_in")    \
+  X(BYTES_IN, "bytes_in")        \
+  X(PACKETS_OUT, "packets_out")  \
+  X(BYTES_OUT, "bytes_out")      \
+  X(NEW_FLOWS, "new_flows")
+
+#define L4_O_ENUM(name, str) L4_O_##name,
+enum l4_obj_counter { L4_OBJ_COUNTERS(L4_O_ENUM) L4_O_MAX };
+#undef L4_O_ENUM
+
+extern const char *const L4_QUEUE_COUNTER_NAMES[L4_Q_MAX];
+extern const char *const L4_OBJ_COUNTER_NAMES[L4_O_MAX];
+
+/* Words in one queue's block: [queue counters][drop reasons][services x L4_O_MAX][backends x L4_O_MAX]. */
+static inline uint64_t l4_counter_block_words(uint32_t max_services, uint32_t max_backends) {
+  return (uint64_t)L4_Q_MAX + L4_DROP_MAX + (uint64_t)(max_services + max_backends) * L4_O_MAX;
+}
+
+#endif

@@ -1,0 +1,334 @@
+/* The packet path; see dataplane.h and the data-plane contract in DESIGN.md. */
+#include "dataplane.h"
+
+#include <string.h>
+
+#include "csum.h"
+
+#define L4_Q_NAME(name, str) str,
+const char *const L4_QUEUE_COUNTER_NAMES[L4_Q_MAX] = {L4_QUEUE_COUNTERS(L4_Q_NAME)};
+#undef L4_Q_NAME
+#define L4_O_NAME(name, str) str,
+const char *const L4_OBJ_COUNTER_NAMES[L4_O_MAX] = {L4_OBJ_COUNTERS(L4_O_NAME)};
+#undef L4_O_NAME
+
+#define IP4_OFF_TTL 8
+#define IP4_OFF_CSUM 10
+#define IP6_OFF_HOPLIMIT 7
+
+static enum l4_verdict drop(struct l4_ctx *ctx, enum l4_drop_reason r) {
+  ctx->last_drop = r;
+  l4_ctr_drops(ctx)[r]++;
+  return L4_VERDICT_DROP;
+}
+
+/* The L4 checksum field of a TCP/UDP header, or NULL when there is none to update (UDP over IPv4 with
+ * checksum 0 means "no checksum" and must stay 0, RFC 768). */
+static uint8_t *l4_csum_field(const struct l4_pkt *p, uint32_t avail) {
+  if (p->proto == IPPROTO_TCP_) return avail >= TCP_OFF_CSUM + 2 ? p->l4 + TCP_OFF_CSUM : NULL;
+  if (p->proto == IPPROTO_UDP_) {
+    if (avail < UDP_OFF_CSUM + 2) return NULL;
+    if (p->family == 4 && load_u16(p->l4 + UDP_OFF_CSUM) == 0 && !p->csum_partial) return NULL;
+    return p->l4 + UDP_OFF_CSUM;
+  }
+  return NULL;
+}
+
+/* Stores an updated L4 checksum. A UDP checksum that computes to 0 is sent as 0xffff (RFC 768). */
+static void store_l4_csum(const struct l4_pkt *p, uint8_t *field, uint16_t v) {
+  if (p->proto == IPPROTO_UDP_ && v == 0 && !p->csum_partial) v = 0xffff;
+  store_u16(field, v);
+}
+
+/* Replaces an IP address of p (saddr or daddr) and fixes the IPv4 header checksum and the L4 checksum.
+ * `l4_avail`: how many L4 bytes are present (less than the header inside an ICMP quote). */
+static void rewrite_addr(const struct l4_pkt *p, uint8_t *addr, const uint8_t *new_addr, uint32_t l4_avail) {
+  int n = p->addr_len;
+  if (memcmp(addr, new_addr, (size_t)n) == 0) return;
+  if (p->family == 4) {
+    uint8_t *ck = p->l3 + IP4_OFF_CSUM;
+    store_u16(ck, csum_replace(load_u16(ck), addr, new_addr, 4));
+  }
+  uint8_t *ck = l4_csum_field(p, l4_avail);
+  if (ck) {
+    /* The address is in the pseudo-header, which both a full and a partial checksum cover. */
+    uint16_t v = p->csum_partial ? csum_replace_partial(load_u16(ck), addr, new_addr, (size_t)n)
+                                 : csum_replace(load_u16(ck), addr, new_addr, (size_t)n);
+    store_l4_csum(p, ck, v);
+  }
+  memcpy(addr, new_addr, (size_t)n);
+}
+
+/* Replaces a TCP/UDP port (network order). A partial checksum does not cover the L4 header yet: the
+ * kernel (or the NIC) sums it later, so only a full checksum is updated. */
+static void rewrite_port(const struct l4_pkt *p, uint8_t *port, uint16_t new_port, uint32_t l4_avail) {
+  if (load_u16(port) == new_port) return;
+  uint8_t *ck = p->csum_partial ? NULL : l4_csum_field(p, l4_avail);
+  if (ck) store_l4_csum(p, ck, csum_replace(load_u16(ck), port, &new_port, 2));
+  store_u16(port, new_port);
+}
+
+static void flow_key_set(struct l4_flow_key *k, uint8_t family, uint8_t proto, const uint8_t *client,
+                         uint16_t cport, const uint8_t *vip, uint16_t vport) {
+  memset(k, 0, sizeof(*k));
+  int n = family == 4 ? 4 : 16;
+  memcpy(k->client, client, (size_t)n);
+  memcpy(k->vip, vip, (size_t)n);
+  k->cport = cport;
+  k->vport = vport;
+  k->proto = proto;
+  k->family = family;
+}
+
+static uint32_t pick_backend(const struct l4_tables *t, const struct l4_service *s, const struct l4_flow_key *k,
+                             uint64_t hash) {
+  if (!s->ring_size) return L4_NO_BACKEND;
+  uint64_t h = s->hash_mode == L4_HASH_SRC ? siphash24(&t->hash_key, k->client, 16) : hash;
+  return s->ring[h % s->ring_size];
+}
+
+/* A flow entry's backend is usable if it still exists and still belongs to the same service. */
+static int backend_valid(const struct l4_tables *t, uint32_t b, uint32_t svc) {
+  return b < t->max_backends && (t->backends[b].flags & L4_BK_PRESENT) && t->backends[b].service == svc;
+}
+
+static uint8_t tcp_state_bits(uint8_t flags, int from_client) {
+  uint8_t set = 0;
+  if (flags & TCP_FIN) set |= from_client ? FL_FIN_C : FL_FIN_B;
+  if (flags & TCP_RST) set |= FL_RST;
+  return set;
+}
+
+static void count_obj(uint64_t *c, uint32_t bytes, int in) {
+  c[in ? L4_O_PACKETS_IN : L4_O_PACKETS_OUT]++;
+  c[in ? L4_O_BYTES_IN : L4_O_BYTES_OUT] += bytes;
+}
+
+/* client -> VIP:port. Picks the backend (flow table, else the ring) and rewrites the destination. */
+static enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, struct l4_pkt *p, uint32_t svc_slot) {
+  const struct l4_service *s = &t->services[svc_slot];
+  struct l4_flow_key key;
+  flow_key_set(&key, p->family, p->proto, p->saddr, p->sport, p->daddr, p->dport);
+  uint64_t hash = l4_flow_hash(&t->hash_key, &key);
+  struct l4_flow_ref ref;
+  /* found: the tuple has a live entry; hit: and its backend still serves this service */
+  bool found = l4_flow_lookup(ctx->flows, &key, hash, &t->timeouts, ctx->now, &ref);
+  bool hit = found && backend_valid(t, ref.backend, svc_slot);
+  uint32_t b;
+  uint8_t tflags = p->tcp_flags;
+  bool is_tcp = p->proto == IPPROTO_TCP_;
+  bool syn = is_tcp && (tflags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN;
+  /* A SYN on a closed entry is a new connection reusing the tuple: choose again. */
+  bool closed = hit && (ref.state & (FL_RST | FL_FIN_C | FL_FIN_B));
+  if (hit && !(syn && closed)) {
+    b = ref.backend;
+    uint8_t set = 0, clear = 0;
+    if (is_tcp) {
+      set = tcp_state_bits(tflags, 1);
+      if (!(tflags & (TCP_SYN | TCP_RST)) && (ref.state & FL_REPLY)) set |= FL_EST;
+      if (!(tflags & TCP_RST)) clear = FL_RST; /* the flow lives on: a forged RST does not unpin it */
+    }
+    l4_flow_touch(&ref, set, clear, ctx->now);
+  } else {
+    b = pick_backend(t, s, &key, hash);
+    if (b == L4_NO_BACKEND) return drop(ctx, L4_DROP_NO_BACKEND);
+    if (is_tcp && !syn) {
+      /* No entry for a mid-flow packet (after a restart, or a flow moved from another host): forward it by
+       * the ring, but do not create an entry. The entry is created when the backend answers (see reply()),
+       * so an ACK flood from spoofed sources cannot fill the table. */
+      ctx->counters[L4_Q_FLOW_MISS_NONSYN]++;
+    } else {
+      uint8_t state = is_tcp ? FL_SYN : 0;
+      switch (l4_flow_insert(ctx->flows, &key, hash, b, state, &t->timeouts, ctx->now, found, &ref)) {
+        case FLOW_INSERTED_EVICTED:
+          ctx->counters[L4_Q_FLOW_EVICTED]++;
+          /* fall through */
+        case FLOW_INSERTED:
+          ctx->counters[found ? L4_Q_FLOW_REPIN : L4_Q_FLOW_NEW]++;
+          l4_ctr_service(ctx, svc_slot)[L4_O_NEW_FLOWS]++;
+          l4_ctr_backend(ctx, b)[L4_O_NEW_FLOWS]++;
+          break;
+        case FLOW_EXISTS: /* another worker was first: follow its choice */
+          if (backend_valid(t, ref.backend, svc_slot)) b = ref.backend;
+          break;
+        case FLOW_INSERT_FAILED:
+          ctx->counters[L4_Q_FLOW_INSERT_FAILED]++;
+          break;
+      }
+    }
+  }
+  const struct l4_backend *bk = &t->backends[b];
+  rewrite_addr(p, p->daddr, bk->addr, p->l4_len);
+  rewrite_port(p, p->l4 + 2, bk->port, p->l4_len);
+  ctx->counters[L4_Q_FORWARD]++;
+  count_obj(l4_ctr_service(ctx, svc_slot), p->l3_len, 1);
+  count_obj(l4_ctr_backend(ctx, b), p->l3_len, 1);
+  return L4_VERDICT_TX;
+}
+
+/* backend -> client. Stateless: the source becomes the service's VIP:port. The flow entry (if any) only
+ * learns the TCP state; a missing one is created so a flow picked up mid-way stays pinned. */
+static enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, struct l4_pkt *p, uint32_t bk_slot) {
+  const struct l4_backend *bk = &t->backends[bk_slot];
+  const struct l4_service *s = &t->services[bk->service];
+  struct l4_flow_key key;
+  flow_key_set(&key, p->family, p->proto, p->daddr, p->dport, s->vip, s->port);
+  uint64_t hash = l4_flow_hash(&t->hash_key, &key);
+  struct l4_flow_ref ref;
+  bool is_tcp = p->proto == IPPROTO_TCP_;
+  if (l4_flow_lookup(ctx->flows, &key, hash, &t->timeouts, ctx->now, &ref)) {
+    if (ref.backend == bk_slot) {
+      uint8_t set = FL_REPLY, clear = 0;
+      if (is_tcp) {
+        set |= tcp_state_bits(p->tcp_flags, 0);
+        if (!(p->tcp_flags & TCP_RST)) clear = FL_RST;
+      }
+      l4_flow_touch(&ref, set, clear, ctx->now);
+    }
+  } else if (!(is_tcp && (p->tcp_flags & TCP_RST))) {
+    uint8_t state = is_tcp ? (uint8_t)(FL_REPLY | FL_EST | tcp_state_bits(p->tcp_flags, 0)) : FL_REPLY;
+    enum l4_flow_insert_result r =
+        l4_flow_insert(ctx->flows, &key, hash, bk_slot, state, &t->timeouts, ctx->now, false, &ref);
+    if (r == FLOW_INSERTED || r == FLOW_INSERTED_EVICTED) ctx->counters[L4_Q_FLOW_PICKUP]++;
+    if (r == FLOW_INSERTED_EVICTED) ctx->counters[L4_Q_FLOW_EVICTED]++;
+    if (r == FLOW_INSERT_FAILED) ctx->counters[L4_Q_FLOW_INSERT_FAILED]++;
+  }
+  rewrite_addr(p, p->saddr, s->vip, p->l4_len);
+  rewrite_port(p, p->l4, s->port, p->l4_len);
+  ctx->counters[L4_Q_REPLY]++;
+  count_obj(l4_ctr_service(ctx, bk->service), p->l3_len, 0);
+  count_obj(l4_ctr_backend(ctx, bk_slot), p->l3_len, 0);
+  return L4_VERDICT_TX;
+}
+
+static bool is_icmp_error(uint8_t family, uint8_t type) {
+  if (family == 4) return type == 3 || type == 11 || type == 12; /* unreachable, time exceeded, parameter problem */
+  return type >= 1 && type <= 4; /* unreachable, packet too big, time exceeded, parameter problem */
+}
+
+static void icmp_recompute(struct l4_pkt *p) {
+  uint8_t *ck = p->l4 + ICMP_OFF_CSUM;
+  store_u16(ck, 0);
+  uint32_t sum = p->family == 6 ? csum_pseudo(p->saddr, p->daddr, 16, IPPROTO_ICMPV6_, p->l4_len) : 0;
+  store_u16(ck, csum_finish(csum_add_buf(sum, p->l4, p->l4_len)));
+}
+
+/* ICMP errors about a translated flow get their outer and quoted headers translated, so that path-MTU
+ * discovery and unreachables work through l4nat. The quote is the packet as the complaining node saw it. */
+static enum l4_verdict icmp_error(struct l4_ctx *ctx, const struct l4_tables *t, struct l4_pkt *p) {
+  if (t->options & L4_OPT_NO_ICMP_TRANSLATE) return drop(ctx, L4_DROP_ICMP_UNHANDLED);
+  struct l4_pkt q;
+  if (!l4_parse_quoted(p->l4 + 8, p->l4_len - 8, p->family, &q)) return drop(ctx, L4_DROP_ICMP_NOT_OURS);
+  if (q.proto != IPPROTO_TCP_ && q.proto != IPPROTO_UDP_) return drop(ctx, L4_DROP_ICMP_NOT_OURS);
+  int n = p->addr_len;
+  struct l4_addr_key k;
+
+  /* A: about a reply we sent (VIP:port -> client); the error comes back to the VIP. Steer it to the
+   * flow's backend and make the quote read backend:port -> client, as the backend sent it. */
+  l4_addr_key_set(&k, q.saddr, q.family, q.sport, q.proto);
+  uint32_t svc = l4_addr_map_get(&t->svc_map, &k);
+  if (svc != L4_NO_BACKEND && memcmp(p->daddr, q.saddr, (size_t)n) == 0) {
+    const struct l4_service *s = &t->services[svc];
+    struct l4_flow_key key;
+    flow_key_set(&key, q.family, q.proto, q.daddr, q.dport, q.saddr, q.sport);
+    uint64_t hash = l4_flow_hash(&t->hash_key, &key);
+    struct l4_flow_ref ref;
+    uint32_t b;
+    if (l4_flow_lookup(ctx->flows, &key, hash, &t->timeouts, ctx->now, &ref) && backend_valid(t, ref.backend, svc))
+      b = ref.backend;
+    else
+      b = pick_backend(t, s, &key, hash);
+    if (b == L4_NO_BACKEND) return drop(ctx, L4_DROP_NO_BACKEND);
+    const struct l4_backend *bk = &t->backends[b];
+    rewrite_addr(&q, q.saddr, bk->addr, q.l4_len);
+    rewrite_port(&q, q.l4, bk->port, q.l4_len);
+    rewrite_addr(p, p->daddr, bk->addr, 0);
+  } else {
+    /* B: about a packet we forwarded (client -> backend:port); the error goes to the client. Make the quote
+     * read client -> VIP:port, and if the backend itself complains, let it speak as the VIP. */
+    l4_addr_key_set(&k, q.daddr, q.family, q.dport, q.proto);
+    uint32_t b = l4_addr_map_get(&t->rev_map, &k);
+    if (b == L4_NO_BACKEND || memcmp(p->daddr, q.saddr, (size_t)n) != 0) return drop(ctx, L4_DROP_ICMP_NOT_OURS);
+    const struct l4_backend *bk = &t->backends[b];
+    const struct l4_service *s = &t->services[bk->service];
+    rewrite_addr(&q, q.daddr, s->vip, q.l4_len);
+    rewrite_port(&q, q.l4 + 2, s->port, q.l4_len);
+    if (memcmp(p->saddr, bk->addr, (size_t)n) == 0) rewrite_addr(p, p->saddr, s->vip, 0);
+  }
+  icmp_recompute(p);
+  ctx->counters[L4_Q_ICMP_TRANSLATED]++;
+  return L4_VERDICT_TX;
+}
+
+/* Echo request to a VIP: answer it in place (swap addresses; the checksums' sums do not change with the
+ * swap, only with the type and the TTL). */
+static enum l4_verdict echo_reply(struct l4_ctx *ctx, struct l4_pkt *p) {
+  uint8_t tmp[16];
+  int n = p->addr_len;
+  memcpy(tmp, p->saddr, (size_t)n);
+  memcpy(p->saddr, p->daddr, (size_t)n);
+  memcpy(p->daddr, tmp, (size_t)n);
+  uint8_t *ck = p->l4 + ICMP_OFF_CSUM;
+  uint8_t old_type[2] = {p->l4[0], p->l4[1]};
+  p->l4[0] = p->family == 4 ? 0 : 129;
+  store_u16(ck, csum_replace(load_u16(ck), old_type, p->l4, 2));
+  if (p->family == 4) {
+    uint8_t old[2] = {p->l3[IP4_OFF_TTL], p->l3[IP4_OFF_TTL + 1]};
+    p->l3[IP4_OFF_TTL] = 64;
+    uint8_t *ipck = p->l3 + IP4_OFF_CSUM;
+    store_u16(ipck, csum_replace(load_u16(ipck), old, p->l3 + IP4_OFF_TTL, 2));
+  } else {
+    p->l3[IP6_OFF_HOPLIMIT] = 64;
+  }
+  ctx->counters[L4_Q_ICMP_ECHO_REPLIED]++;
+  return L4_VERDICT_TX;
+}
+
+static enum l4_verdict icmp(struct l4_ctx *ctx, const struct l4_tables *t, struct l4_pkt *p) {
+  uint8_t type = p->l4[0];
+  if (is_icmp_error(p->family, type)) return icmp_error(ctx, t, p);
+  uint8_t echo_request = p->family == 4 ? 8 : 128;
+  struct l4_addr_key k;
+  l4_addr_key_set(&k, p->daddr, p->family, 0, 0);
+  if (type == echo_request && (t->options & L4_OPT_ICMP_ECHO) && l4_addr_map_get(&t->vip_map, &k) != L4_NO_BACKEND)
+    return echo_reply(ctx, p);
+  return drop(ctx, L4_DROP_ICMP_UNHANDLED);
+}
+
+enum l4_verdict l4_process(struct l4_ctx *ctx, const struct l4_tables *t, uint8_t *buf, uint32_t *len) {
+  struct l4_pkt p;
+  ctx->last_drop = L4_DROP_NONE;
+  ctx->counters[L4_Q_RX_PACKETS]++;
+  ctx->counters[L4_Q_RX_BYTES] += *len;
+  enum l4_drop_reason r = l4_parse(buf, *len, &p);
+  if (r != L4_DROP_NONE) return drop(ctx, r);
+  /* Trailing bytes past the IP length (if any) are not part of the packet. */
+  *len = VNET_HDR_LEN + p.l3_len;
+  if (p.gso_type != VNET_GSO_NONE) ctx->counters[L4_Q_GSO_PACKETS]++;
+
+  enum l4_verdict v;
+  if (p.proto == IPPROTO_TCP_ || p.proto == IPPROTO_UDP_) {
+    struct l4_addr_key k;
+    l4_addr_key_set(&k, p.daddr, p.family, p.dport, p.proto);
+    uint32_t svc = l4_addr_map_get(&t->svc_map, &k);
+    if (svc != L4_NO_BACKEND) {
+      v = forward(ctx, t, &p, svc);
+    } else {
+      l4_addr_key_set(&k, p.saddr, p.family, p.sport, p.proto);
+      uint32_t b = l4_addr_map_get(&t->rev_map, &k);
+      if (b != L4_NO_BACKEND) {
+        v = reply(ctx, t, &p, b);
+      } else {
+        l4_addr_key_set(&k, p.daddr, p.family, 0, 0);
+        v = drop(ctx, l4_addr_map_get(&t->vip_map, &k) != L4_NO_BACKEND ? L4_DROP_VIP_PORT_UNKNOWN : L4_DROP_NOT_SERVICE);
+      }
+    }
+  } else {
+    v = icmp(ctx, t, &p);
+  }
+  if (v == L4_VERDICT_TX) {
+    ctx->counters[L4_Q_TX_PACKETS]++;
+    ctx->counters[L4_Q_TX_BYTES] += *len;
+  }
+  return v;
+}

@@ -1,0 +1,102 @@
+/* The flow table: which backend each live flow is pinned to, shared by all workers.
+ *
+ * Why shared: without a steering program the TUN picks the read queue from a hash of the packet as read,
+ * so the forward packets (client -> VIP) and the replies (backend -> client) of one flow land on different
+ * workers, and a flow can move between queues. Every worker must see every entry.
+ *
+ * Concurrency: buckets of 8 entries (one 512-byte block, 8 cache lines); each entry has its own sequence
+ * word used as a seqlock: even = stable, odd = being written, 0 = never used. Lookups take no lock and
+ * retry an entry whose sequence changed under them. Writers claim an entry with one CAS (even -> odd),
+ * write it, and release it (odd -> next even). State bits are per-entry atomics, updated with fetch-or.
+ * Two workers inserting the same new flow at once may both succeed; the later one notices the twin on a
+ * re-scan and releases its own entry.
+ *
+ * Memory is allocated once at start (capacity rounded up to a power of two); nothing is allocated later.
+ * An entry is 64 bytes. */
+#ifndef L4NAT_FLOW_TABLE_H
+#define L4NAT_FLOW_TABLE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tables.h"
+
+#define L4_FLOW_BUCKET 8
+
+/* State bits (an entry's TCP state is derived from them; see l4_flow_timeout). */
+#define FL_SYN 0x01       /* created by a client SYN */
+#define FL_REPLY 0x02     /* the backend has answered */
+#define FL_EST 0x04       /* established: the client acknowledged after a reply, or picked up mid-flow */
+#define FL_FIN_C 0x08     /* FIN from the client */
+#define FL_FIN_B 0x10     /* FIN from the backend */
+#define FL_RST 0x20       /* RST seen; cleared again by a later non-RST packet, so a forged RST cannot unpin a live flow */
+
+/* The flow key, hashed with SipHash: the forward direction's 5-tuple. */
+struct l4_flow_key {
+  uint8_t client[16];
+  uint8_t vip[16];
+  uint16_t cport, vport; /* network order */
+  uint8_t proto, family;
+  uint8_t pad[2];
+};
+
+struct l4_flow {
+  _Atomic uint32_t seq;
+  uint32_t hash_hi;          /* upper bits of the key's hash, for a quick reject */
+  struct l4_flow_key key;    /* 40 bytes */
+  uint32_t backend;          /* backend slot */
+  _Atomic uint32_t last_seen;/* seconds on the data plane's clock */
+  _Atomic uint8_t state;     /* FL_* bits */
+  uint8_t pad[7];
+};
+
+struct l4_flow_table {
+  struct l4_flow *entries;
+  uint64_t nbuckets;  /* power of two */
+  uint64_t capacity;  /* nbuckets * L4_FLOW_BUCKET */
+};
+
+/* A lookup result: a pointer to the entry (valid while its sequence is unchanged), and a copy of it. */
+struct l4_flow_ref {
+  struct l4_flow *e;
+  uint32_t seq;
+  uint32_t backend;
+  uint8_t state;
+};
+
+enum l4_flow_insert_result { FLOW_INSERTED, FLOW_INSERTED_EVICTED, FLOW_EXISTS, FLOW_INSERT_FAILED };
+
+int l4_flow_table_init(struct l4_flow_table *ft, uint64_t capacity);
+void l4_flow_table_destroy(struct l4_flow_table *ft);
+
+uint64_t l4_flow_hash(const struct siphash_key *k, const struct l4_flow_key *key);
+
+/* Seconds a flow in `state` may stay idle. */
+uint32_t l4_flow_timeout(const struct l4_timeouts *to, uint8_t proto, uint8_t state);
+
+/* Finds a live (not expired) entry for key. */
+bool l4_flow_lookup(struct l4_flow_table *ft, const struct l4_flow_key *key, uint64_t hash,
+                    const struct l4_timeouts *to, uint32_t now, struct l4_flow_ref *out);
+
+/* Inserts (or, if `replace` is set and the key is present, re-pins) key -> backend with the given state.
+ * When the bucket is full, evicts the least valuable entry: expired first, then not established, then the
+ * longest idle. On FLOW_EXISTS, out holds the entry that was there (unless replace). */
+enum l4_flow_insert_result l4_flow_insert(struct l4_flow_table *ft, const struct l4_flow_key *key, uint64_t hash,
+                                          uint32_t backend, uint8_t state, const struct l4_timeouts *to,
+                                          uint32_t now, bool replace, struct l4_flow_ref *out);
+
+/* Records activity on a looked-up entry: ORs `set` into the state, clears `clear`, refreshes last_seen. */
+static inline void l4_flow_touch(struct l4_flow_ref *ref, uint8_t set, uint8_t clear, uint32_t now) {
+  struct l4_flow *e = ref->e;
+  if (set) atomic_fetch_or_explicit(&e->state, set, memory_order_relaxed);
+  if (clear && (ref->state & clear)) atomic_fetch_and_explicit(&e->state, (uint8_t)~clear, memory_order_relaxed);
+  /* Only write when the second changes, so busy flows do not bounce the cache line between workers. */
+  if (atomic_load_explicit(&e->last_seen, memory_order_relaxed) != now)
+    atomic_store_explicit(&e->last_seen, now, memory_order_relaxed);
+}
+
+/* Counts live entries (for tests and the admin view; walks the whole table). */
+uint64_t l4_flow_count(struct l4_flow_table *ft, const struct l4_timeouts *to, uint32_t now);
+
+#endif

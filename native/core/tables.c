@@ -1,0 +1,166 @@
+/* Building the immutable service table; see tables.h. Runs on the control thread, never on the packet path
+ * except for l4_addr_map_get. */
+#include "tables.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void l4_addr_key_set(struct l4_addr_key *k, const uint8_t *addr, uint8_t family, uint16_t port, uint8_t proto) {
+  memset(k, 0, sizeof(*k));
+  memcpy(k->addr, addr, family == 4 ? 4 : 16);
+  k->port = port;
+  k->proto = proto;
+  k->family = family;
+}
+
+/* A cheap mix (the maps are built from trusted configuration, so no keyed hash is needed here). */
+static uint32_t key_hash(const struct l4_addr_key *k) {
+  uint64_t h = 0x9e3779b97f4a7c15ULL;
+  const uint8_t *p = (const uint8_t *)k;
+  for (size_t i = 0; i < sizeof(*k); i += 4) {
+    uint32_t w;
+    memcpy(&w, p + i, 4);
+    h = (h ^ w) * 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+  }
+  return (uint32_t)h;
+}
+
+uint32_t l4_addr_map_get(const struct l4_addr_map *m, const struct l4_addr_key *key) {
+  if (!m->entries) return L4_NO_BACKEND;
+  for (uint32_t i = key_hash(key) & m->mask;; i = (i + 1) & m->mask) {
+    const struct l4_addr_map_entry *e = &m->entries[i];
+    if (e->value == L4_NO_BACKEND) return L4_NO_BACKEND;
+    if (memcmp(&e->key, key, sizeof(*key)) == 0) return e->value;
+  }
+}
+
+static int map_init(struct l4_addr_map *m, uint32_t n) {
+  uint32_t size = 8;
+  while (size < n * 2) size <<= 1; /* load factor <= 1/2 keeps probes short and guarantees an empty slot */
+  m->entries = malloc(sizeof(*m->entries) * size);
+  if (!m->entries) return -1;
+  for (uint32_t i = 0; i < size; i++) m->entries[i].value = L4_NO_BACKEND;
+  m->mask = size - 1;
+  return 0;
+}
+
+/* Inserts key -> value; returns the value already there if the key exists, else L4_NO_BACKEND. */
+static uint32_t map_put(struct l4_addr_map *m, const struct l4_addr_key *key, uint32_t value) {
+  for (uint32_t i = key_hash(key) & m->mask;; i = (i + 1) & m->mask) {
+    struct l4_addr_map_entry *e = &m->entries[i];
+    if (e->value == L4_NO_BACKEND) {
+      e->key = *key;
+      e->value = value;
+      return L4_NO_BACKEND;
+    }
+    if (memcmp(&e->key, key, sizeof(*key)) == 0) return e->value;
+  }
+}
+
+void l4_tables_free(struct l4_tables *t) {
+  if (!t) return;
+  free(t->services);
+  free(t->backends);
+  free(t->rings);
+  free(t->svc_map.entries);
+  free(t->vip_map.entries);
+  free(t->rev_map.entries);
+  free(t);
+}
+
+#define FAIL(...)                         \
+  do {                                    \
+    snprintf(err, (size_t)errlen, __VA_ARGS__); \
+    l4_tables_free(t);                    \
+    return NULL;                          \
+  } while (0)
+
+static int valid_family(uint32_t f) { return f == 4 || f == 6; }
+static int valid_proto(uint32_t p) { return p == 6 || p == 17; }
+
+struct l4_tables *l4_tables_build(const struct l4_tables_input *in, char *err, int errlen) {
+  struct l4_tables *t = calloc(1, sizeof(*t));
+  if (!t) FAIL("out of memory");
+  if (in->max_services == 0 || in->max_backends == 0) FAIL("max_services and max_backends must be > 0");
+  if (in->nservices > in->max_services) FAIL("%u services exceed max_services %u", in->nservices, in->max_services);
+  if (in->nbackends > in->max_backends) FAIL("%u backends exceed max_backends %u", in->nbackends, in->max_backends);
+  t->max_services = in->max_services;
+  t->max_backends = in->max_backends;
+  t->services = calloc(in->max_services, sizeof(*t->services));
+  t->backends = calloc(in->max_backends, sizeof(*t->backends));
+  t->rings = malloc(sizeof(uint32_t) * (in->rings_len ? in->rings_len : 1));
+  if (!t->services || !t->backends || !t->rings) FAIL("out of memory");
+  if (in->rings_len) memcpy(t->rings, in->rings, sizeof(uint32_t) * in->rings_len);
+  if (map_init(&t->svc_map, in->nservices) || map_init(&t->vip_map, in->nservices) ||
+      map_init(&t->rev_map, in->nbackends))
+    FAIL("out of memory");
+  siphash_key_from_bytes(&t->hash_key, in->hash_key);
+  t->timeouts = in->timeouts;
+  t->options = in->options;
+
+  for (uint32_t i = 0; i < in->nservices; i++) {
+    const uint32_t *w = in->svc_words + (size_t)i * L4_SVC_WORDS;
+    uint32_t slot = w[0], family = w[1], proto = w[2], hash_mode = w[3], port = w[4], roff = w[5], rsize = w[6];
+    if (slot >= in->max_services) FAIL("service %u: slot %u out of range (max %u)", i, slot, in->max_services);
+    if (t->services[slot].flags & L4_SVC_PRESENT) FAIL("service %u: slot %u used twice", i, slot);
+    if (!valid_family(family)) FAIL("service %u: family must be 4 or 6, got %u", i, family);
+    if (!valid_proto(proto)) FAIL("service %u: proto must be 6 (tcp) or 17 (udp), got %u", i, proto);
+    if (hash_mode > L4_HASH_SRC) FAIL("service %u: hash mode must be 0 (5-tuple) or 1 (src), got %u", i, hash_mode);
+    if (port == 0 || port > 65535) FAIL("service %u: port must be 1-65535, got %u", i, port);
+    if (rsize && ((uint64_t)roff + rsize > in->rings_len)) FAIL("service %u: ring [%u, +%u) outside rings (%u)", i, roff, rsize, in->rings_len);
+    struct l4_service *s = &t->services[slot];
+    s->flags = L4_SVC_PRESENT;
+    s->family = (uint8_t)family;
+    s->proto = (uint8_t)proto;
+    s->hash_mode = (uint8_t)hash_mode;
+    s->port = (uint16_t)(((port & 0xff) << 8) | (port >> 8));
+    memcpy(s->vip, in->svc_addrs + (size_t)i * 16, 16);
+    if (family == 4) memset(s->vip + 4, 0, 12);
+    s->ring_size = rsize;
+    s->ring = rsize ? t->rings + roff : NULL;
+    struct l4_addr_key k;
+    l4_addr_key_set(&k, s->vip, s->family, s->port, s->proto);
+    if (map_put(&t->svc_map, &k, slot) != L4_NO_BACKEND) FAIL("service %u: VIP, port and protocol used by another service", i);
+    l4_addr_key_set(&k, s->vip, s->family, 0, 0);
+    map_put(&t->vip_map, &k, slot);
+  }
+
+  for (uint32_t i = 0; i < in->nbackends; i++) {
+    const uint32_t *w = in->bk_words + (size_t)i * L4_BK_WORDS;
+    uint32_t slot = w[0], svc = w[1], family = w[2], proto = w[3], port = w[4], flags = w[5];
+    if (slot >= in->max_backends) FAIL("backend %u: slot %u out of range (max %u)", i, slot, in->max_backends);
+    if (t->backends[slot].flags & L4_BK_PRESENT) FAIL("backend %u: slot %u used twice", i, slot);
+    if (svc >= in->max_services || !(t->services[svc].flags & L4_SVC_PRESENT)) FAIL("backend %u: service slot %u does not exist", i, svc);
+    if (family != t->services[svc].family) FAIL("backend %u: family %u differs from its service's", i, family);
+    if (proto != t->services[svc].proto) FAIL("backend %u: proto %u differs from its service's", i, proto);
+    if (port == 0 || port > 65535) FAIL("backend %u: port must be 1-65535, got %u", i, port);
+    struct l4_backend *b = &t->backends[slot];
+    b->flags = L4_BK_PRESENT | (flags & ~L4_BK_PRESENT);
+    b->service = svc;
+    b->family = (uint8_t)family;
+    b->proto = (uint8_t)proto;
+    b->port = (uint16_t)(((port & 0xff) << 8) | (port >> 8));
+    memcpy(b->addr, in->bk_addrs + (size_t)i * 16, 16);
+    if (family == 4) memset(b->addr + 4, 0, 12);
+    struct l4_addr_key k;
+    l4_addr_key_set(&k, b->addr, b->family, b->port, b->proto);
+    /* Reverse translation is stateless: a (backend, port, proto) in two services would be ambiguous. */
+    if (map_put(&t->rev_map, &k, slot) != L4_NO_BACKEND) FAIL("backend %u: address, port and protocol used by another backend entry (replies would be ambiguous)", i);
+  }
+
+  for (uint32_t i = 0; i < in->rings_len; i++) {
+    uint32_t b = t->rings[i];
+    if (b != L4_NO_BACKEND && (b >= in->max_backends || !(t->backends[b].flags & L4_BK_PRESENT)))
+      FAIL("rings[%u]: backend slot %u does not exist", i, b);
+  }
+  for (uint32_t s = 0; s < in->max_services; s++) {
+    const struct l4_service *svc = &t->services[s];
+    for (uint32_t j = 0; svc->ring && j < svc->ring_size; j++) {
+      uint32_t b = svc->ring[j];
+      if (b != L4_NO_BACKEND && t->backends[b].service != s) FAIL("service slot %u: ring holds backend slot %u of another service", s, b);
+    }
+  }
+  return t;
+}

@@ -1,0 +1,102 @@
+/* The service table: services, backends, Maglev rings and the lookups built from them.
+ *
+ * TypeScript builds the rings and hands everything over as typed arrays (see l4_tables_build). A built
+ * table is immutable: the addon publishes a new one by swapping a pointer, and workers read whichever
+ * one they loaded at the start of a batch (see worker.c for the grace period before the old one is freed). */
+#ifndef L4NAT_TABLES_H
+#define L4NAT_TABLES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "siphash.h"
+
+#define L4_NO_BACKEND UINT32_MAX
+
+enum l4_hash_mode { L4_HASH_5TUPLE = 0, L4_HASH_SRC = 1 };
+
+/* Per-service flag bits */
+#define L4_SVC_PRESENT 1u
+
+/* Per-backend flag bits */
+#define L4_BK_PRESENT 1u
+
+/* A lookup key: address (v4 in the first 4 bytes, rest zero), port in network order, protocol, family. */
+struct l4_addr_key {
+  uint8_t addr[16];
+  uint16_t port;
+  uint8_t proto;
+  uint8_t family;
+};
+
+struct l4_service {
+  uint32_t flags;
+  uint8_t family, proto, hash_mode, pad;
+  uint16_t port; /* network order */
+  uint8_t vip[16];
+  uint32_t ring_size;    /* M, or 0 when the service has no backend in its ring */
+  const uint32_t *ring;  /* M backend slots (L4_NO_BACKEND for none), inside l4_tables.rings */
+};
+
+struct l4_backend {
+  uint32_t flags;
+  uint32_t service; /* slot of the service this backend belongs to */
+  uint8_t family, proto;
+  uint16_t port; /* network order */
+  uint8_t addr[16];
+};
+
+/* Open-addressed map from l4_addr_key to a slot number; sized at build time, never resized. */
+struct l4_addr_map {
+  uint32_t mask;
+  struct l4_addr_map_entry {
+    struct l4_addr_key key;
+    uint32_t value; /* L4_NO_BACKEND = empty */
+  } *entries;
+};
+
+/* Timeouts in seconds. */
+struct l4_timeouts {
+  uint32_t tcp_syn, tcp_established, tcp_fin, tcp_close, udp;
+};
+
+/* Data-plane options that travel with the table, so one publish changes them atomically. */
+#define L4_OPT_ICMP_ECHO 1u          /* answer ICMP echo requests to a VIP */
+#define L4_OPT_NO_ICMP_TRANSLATE 2u  /* debug: drop ICMP errors instead of translating (tests show PMTUD breaking) */
+
+struct l4_tables {
+  uint32_t max_services, max_backends;
+  struct l4_service *services; /* indexed by service slot */
+  struct l4_backend *backends; /* indexed by backend slot */
+  uint32_t *rings;
+  struct l4_addr_map svc_map;  /* (VIP, port, proto) -> service slot */
+  struct l4_addr_map vip_map;  /* (VIP, 0, 0) -> any service slot: "this address is a VIP" */
+  struct l4_addr_map rev_map;  /* (backend address, port, proto) -> backend slot */
+  struct siphash_key hash_key;
+  struct l4_timeouts timeouts;
+  uint32_t options;
+};
+
+/* The layout TypeScript hands over (src/native.ts mirrors it). Integers are host-order uint32 words. */
+#define L4_SVC_WORDS 8  /* [slot, family, proto, hash_mode, port, ring_offset, ring_size, flags] */
+#define L4_BK_WORDS 6   /* [slot, service_slot, family, proto, port, flags] */
+
+struct l4_tables_input {
+  uint32_t max_services, max_backends;
+  const uint32_t *svc_words; uint32_t nservices; const uint8_t *svc_addrs; /* 16 bytes each */
+  const uint32_t *bk_words; uint32_t nbackends; const uint8_t *bk_addrs;
+  const uint32_t *rings; uint32_t rings_len;
+  const uint8_t *hash_key; /* 16 bytes */
+  struct l4_timeouts timeouts;
+  uint32_t options;
+};
+
+/* Validates and builds a table. On error returns NULL and writes a message naming the bad field. */
+struct l4_tables *l4_tables_build(const struct l4_tables_input *in, char *err, int errlen);
+void l4_tables_free(struct l4_tables *t);
+
+void l4_addr_key_set(struct l4_addr_key *k, const uint8_t *addr, uint8_t family, uint16_t port, uint8_t proto);
+/* Returns the slot stored for key, or L4_NO_BACKEND. */
+uint32_t l4_addr_map_get(const struct l4_addr_map *m, const struct l4_addr_key *key);
+
+#endif

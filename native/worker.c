@@ -1,0 +1,224 @@
+/* Worker threads; see worker.h.
+ *
+ * Each worker owns one TUN queue fd (non-blocking): it reads packets until EAGAIN, translating each in
+ * place and writing it back, and only then sleeps in poll() on the queue and the stop eventfd. That is one
+ * read and one write syscall per packet (a GSO super-packet counts once), no allocation, no lock.
+ *
+ * Table publication uses quiescent-state based reclamation: at the start of every batch a worker records
+ * the generation it runs under and loads the current table; while it sleeps in poll() it records 0
+ * ("holds no table"). The publisher swaps the pointer, bumps the generation and frees the old table once
+ * every worker is asleep or has started a batch under the new generation. */
+#define _GNU_SOURCE
+#include "worker.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tun.h"
+
+#define L4_BUF_SIZE (VNET_HDR_LEN + 65536 + 64)
+#define L4_BATCH 64
+
+struct l4_queue {
+  struct l4_dp *dp;
+  int index;
+  int fd;
+  pthread_t thread;
+  int started;
+  _Atomic uint64_t active_gen; /* 0 while sleeping */
+  struct l4_ctx ctx;
+  uint8_t *buf;
+};
+
+uint64_t l4_dp_now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec;
+}
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void *worker_main(void *arg) {
+  struct l4_queue *q = arg;
+  struct l4_dp *dp = q->dp;
+  struct pollfd pfd[2] = {{.fd = q->fd, .events = POLLIN}, {.fd = dp->stop_fd, .events = POLLIN}};
+  uint64_t *ctr = q->ctx.counters;
+  while (!atomic_load_explicit(&dp->stopping, memory_order_relaxed)) {
+    atomic_store(&q->active_gen, 0);
+    /* The timeout keeps the heartbeat going while idle. */
+    if (poll(pfd, 2, 250) < 0 && errno != EINTR) break;
+    uint64_t beat = now_ms();
+    __atomic_store_n(&ctr[L4_Q_HEARTBEAT_MS], beat, __ATOMIC_RELAXED);
+    int more = 1;
+    while (more && !atomic_load_explicit(&dp->stopping, memory_order_relaxed)) {
+      atomic_store(&q->active_gen, atomic_load(&dp->gen));
+      const struct l4_tables *t = atomic_load(&dp->tables);
+      q->ctx.now = (uint32_t)l4_dp_now_seconds();
+      ctr[L4_Q_BATCHES]++;
+      int i;
+      for (i = 0; i < L4_BATCH; i++) {
+        ssize_t n = read(q->fd, q->buf, L4_BUF_SIZE);
+        if (n <= 0) {
+          more = 0; /* EAGAIN: back to poll */
+          break;
+        }
+        uint32_t len = (uint32_t)n;
+        if (!t) continue; /* no table yet: nothing to translate with */
+        if (l4_process(&q->ctx, t, q->buf, &len) == L4_VERDICT_TX) {
+          if (write(q->fd, q->buf, len) != (ssize_t)len) l4_ctr_drops(&q->ctx)[L4_DROP_TX_ERROR]++;
+        }
+      }
+      if (i == L4_BATCH) __atomic_store_n(&ctr[L4_Q_HEARTBEAT_MS], now_ms(), __ATOMIC_RELAXED);
+    }
+  }
+  atomic_store(&q->active_gen, 0);
+  return NULL;
+}
+
+int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **failed_call) {
+  memset(dp, 0, sizeof(*dp));
+  dp->cfg = *cfg;
+  dp->stop_fd = -1;
+  int n = cfg->nqueues;
+  dp->fds = calloc((size_t)n, sizeof(int));
+  dp->queues = calloc((size_t)n, sizeof(struct l4_queue));
+  if (!dp->fds || !dp->queues) {
+    *failed_call = "calloc";
+    free(dp->fds);
+    free(dp->queues);
+    return -ENOMEM;
+  }
+  memcpy(dp->ifname, cfg->ifname, sizeof(dp->ifname));
+  int r = l4_tun_open(dp->ifname, n, dp->fds, &dp->offloads, failed_call);
+  if (r < 0) goto fail_alloc;
+  dp->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (dp->stop_fd < 0) {
+    r = -errno;
+    *failed_call = "eventfd";
+    goto fail_fds;
+  }
+  if (l4_flow_table_init(&dp->flows, cfg->flow_capacity) < 0) {
+    r = -errno;
+    *failed_call = "mmap flow table";
+    goto fail_fds;
+  }
+  dp->counter_words = l4_counter_block_words(cfg->max_services, cfg->max_backends);
+  dp->counter_bytes = (size_t)(dp->counter_words * (uint64_t)n * sizeof(uint64_t));
+  void *c = mmap(NULL, dp->counter_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (c == MAP_FAILED) {
+    r = -errno;
+    *failed_call = "mmap counters";
+    goto fail_flows;
+  }
+  dp->counters = c;
+  for (int i = 0; i < n; i++) {
+    struct l4_queue *q = &dp->queues[i];
+    q->dp = dp;
+    q->index = i;
+    q->fd = dp->fds[i];
+    q->ctx.counters = dp->counters + dp->counter_words * (uint64_t)i;
+    q->ctx.max_services = cfg->max_services;
+    q->ctx.max_backends = cfg->max_backends;
+    q->ctx.flows = &dp->flows;
+  }
+  return 0;
+fail_flows:
+  l4_flow_table_destroy(&dp->flows);
+fail_fds:
+  for (int i = 0; i < n; i++) close(dp->fds[i]);
+  if (dp->stop_fd >= 0) close(dp->stop_fd);
+fail_alloc:
+  free(dp->fds);
+  free(dp->queues);
+  dp->fds = NULL;
+  dp->queues = NULL;
+  return r;
+}
+
+void l4_dp_publish(struct l4_dp *dp, struct l4_tables *t) {
+  struct l4_tables *old = atomic_exchange(&dp->tables, t);
+  uint64_t g = atomic_fetch_add(&dp->gen, 1) + 1;
+  if (!old) return;
+  /* Wait (briefly: at most one batch) until no worker can still hold `old`. */
+  for (int i = 0; i < dp->cfg.nqueues; i++) {
+    struct l4_queue *q = &dp->queues[i];
+    for (;;) {
+      uint64_t a = atomic_load(&q->active_gen);
+      if (!q->started || a == 0 || a >= g) break;
+      struct timespec ts = {0, 20000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  l4_tables_free(old);
+}
+
+int l4_dp_start(struct l4_dp *dp, const char **failed_call) {
+  if (dp->running) return 0;
+  atomic_store(&dp->stopping, 0);
+  for (int i = 0; i < dp->cfg.nqueues; i++) {
+    struct l4_queue *q = &dp->queues[i];
+    if (!q->buf) q->buf = malloc(L4_BUF_SIZE);
+    if (!q->buf) {
+      *failed_call = "malloc";
+      l4_dp_stop(dp);
+      return -ENOMEM;
+    }
+    int r = pthread_create(&q->thread, NULL, worker_main, q);
+    if (r != 0) {
+      *failed_call = "pthread_create";
+      l4_dp_stop(dp);
+      return -r;
+    }
+    q->started = 1;
+  }
+  dp->running = 1;
+  return 0;
+}
+
+void l4_dp_stop(struct l4_dp *dp) {
+  atomic_store(&dp->stopping, 1);
+  uint64_t one = 1;
+  if (write(dp->stop_fd, &one, sizeof(one)) < 0) { /* poll also times out within 250 ms */ }
+  for (int i = 0; i < dp->cfg.nqueues; i++) {
+    struct l4_queue *q = &dp->queues[i];
+    if (q->started) pthread_join(q->thread, NULL);
+    q->started = 0;
+  }
+  uint64_t v;
+  if (read(dp->stop_fd, &v, sizeof(v)) < 0) { /* nothing pending */ }
+  dp->running = 0;
+}
+
+int l4_dp_set_persist(struct l4_dp *dp, int persist) { return l4_tun_set_persist(dp->fds[0], persist); }
+
+void l4_dp_destroy(struct l4_dp *dp, int keep_device) {
+  if (!dp->queues) return;
+  l4_dp_stop(dp);
+  if (!keep_device) l4_tun_set_persist(dp->fds[0], 0);
+  for (int i = 0; i < dp->cfg.nqueues; i++) {
+    close(dp->fds[i]);
+    free(dp->queues[i].buf);
+  }
+  close(dp->stop_fd);
+  l4_tables_free(atomic_exchange(&dp->tables, NULL));
+  l4_flow_table_destroy(&dp->flows);
+  free(dp->fds);
+  free(dp->queues);
+  dp->fds = NULL;
+  dp->queues = NULL;
+}
+
+void l4_dp_free_counters(uint64_t *counters, size_t bytes) {
+  if (counters) munmap(counters, bytes);
+}

@@ -1,0 +1,50 @@
+/* The data-plane runtime: one worker thread per TUN queue, the shared flow table, the published service
+ * table and the counters. Plain C and pthreads; addon.c exposes it to Node. */
+#ifndef L4NAT_WORKER_H
+#define L4NAT_WORKER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "core/dataplane.h"
+
+struct l4_queue;
+
+struct l4_dp_config {
+  char ifname[16];
+  int nqueues;
+  uint64_t flow_capacity;
+  uint32_t max_services, max_backends;
+};
+
+struct l4_dp {
+  struct l4_dp_config cfg;
+  char ifname[16];
+  unsigned offloads;
+  int *fds;
+  struct l4_queue *queues;
+  struct l4_flow_table flows;
+  _Atomic(struct l4_tables *) tables;
+  _Atomic uint64_t gen;      /* bumped on each publish (quiescent-state based reclamation) */
+  _Atomic int stopping;
+  int stop_fd;               /* eventfd that wakes workers blocked in poll */
+  int running;
+  uint64_t *counters;        /* nqueues blocks of l4_counter_block_words() */
+  uint64_t counter_words;    /* per queue */
+  size_t counter_bytes;
+};
+
+/* Creates the runtime: opens the TUN queues, allocates the flow table and counters. Returns 0 or -errno
+ * with *failed_call set. Counters are allocated with mmap and released by l4_dp_free_counters. */
+int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **failed_call);
+/* Publishes a new table. The previous one is freed once every worker has passed a quiescent point. */
+void l4_dp_publish(struct l4_dp *dp, struct l4_tables *t);
+int l4_dp_start(struct l4_dp *dp, const char **failed_call);
+void l4_dp_stop(struct l4_dp *dp);
+/* Stops workers, closes the queues (removing the device first if persist == 0), frees tables and flows. */
+void l4_dp_destroy(struct l4_dp *dp, int keep_device);
+void l4_dp_free_counters(uint64_t *counters, size_t bytes);
+int l4_dp_set_persist(struct l4_dp *dp, int persist);
+uint64_t l4_dp_now_seconds(void);
+
+#endif
