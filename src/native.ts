@@ -1,0 +1,181 @@
+// The data-plane addon, wrapped. Layers: native/worker.c (threads, TUN) -> native/addon.c (Node-API,
+// thin) -> this file, which validates arguments, owns the handle's lifetime and gives counters names.
+import { join } from 'path';
+import type { TablesInput } from './tables';
+
+interface Addon {
+  open(o: { ifname: string; queues: number; flowCapacity: number; maxServices: number; maxBackends: number }): object;
+  info(h: object): { ifname: string; queues: number; offloads: number; flowCapacity: number; counterWords: number; counters: ArrayBuffer };
+  publish(h: object, t: TablesInput): void;
+  start(h: object): void;
+  stop(h: object): void;
+  setPersist(h: object, persist: boolean): void;
+  close(h: object, keepDevice: boolean): void;
+  flowCount(h: object): number;
+  layout(): { queueCounters: string[]; dropReasons: string[]; objectCounters: string[]; svcWords: number; bkWords: number; flowEntryBytes: number };
+}
+
+let addon: Addon | undefined;
+export function loadAddon(): Addon {
+  if (!addon) {
+    // dist/src/native.js -> build/Release/l4nat.node at the package root
+    addon = require(join(__dirname, '..', '..', 'build', 'Release', 'l4nat.node')) as Addon;
+  }
+  return addon;
+}
+
+export const TUN_OFFLOADS: Record<string, number> = { csum: 0x01, tso4: 0x02, tso6: 0x04, tso_ecn: 0x08, uso4: 0x20, uso6: 0x40 };
+
+export interface DataplaneOptions {
+  ifname: string;
+  queues: number;
+  flowCapacity: number;
+  maxServices: number;
+  maxBackends: number;
+}
+
+export type CounterMap = Record<string, number>;
+
+export interface CounterSnapshot {
+  total: CounterMap; // queue counters summed over queues (heartbeat_ms omitted)
+  drops: CounterMap; // by reason, summed
+  perQueue: CounterMap[];
+  heartbeatsMs: number[]; // CLOCK_MONOTONIC ms of each worker's last wake-up
+  services: Map<number, CounterMap>; // by service slot, non-zero only
+  backends: Map<number, CounterMap>; // by backend slot, non-zero only
+}
+
+export class Dataplane {
+  readonly ifname: string;
+  readonly queues: number;
+  readonly offloads: string[];
+  readonly flowCapacity: number;
+  readonly opts: DataplaneOptions;
+  private handle: object | undefined;
+  private readonly words: BigUint64Array;
+  private readonly counterWords: number;
+  private readonly layout: ReturnType<Addon['layout']>;
+
+  /** Opens (or re-attaches to) the TUN queues and allocates the flow table and counters. */
+  constructor(opts: DataplaneOptions) {
+    const check = (name: keyof DataplaneOptions, min: number, max: number): void => {
+      const v = opts[name];
+      if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) {
+        throw new RangeError(`dataplane: ${name} must be an integer from ${min} to ${max}, got ${String(v)}`);
+      }
+    };
+    if (typeof opts.ifname !== 'string' || !/^[A-Za-z0-9_.-]{1,15}$/.test(opts.ifname)) {
+      throw new TypeError(`dataplane: ifname must be 1-15 characters [A-Za-z0-9_.-], got ${JSON.stringify(opts.ifname)}`);
+    }
+    check('queues', 1, 256);
+    check('flowCapacity', 8, 2 ** 31);
+    check('maxServices', 1, 65536);
+    check('maxBackends', 1, 1 << 20);
+    const a = loadAddon();
+    this.layout = a.layout();
+    this.opts = { ...opts };
+    this.handle = a.open(opts);
+    try {
+      const info = a.info(this.handle);
+      this.ifname = info.ifname;
+      this.queues = info.queues;
+      this.flowCapacity = info.flowCapacity;
+      this.counterWords = info.counterWords;
+      this.words = new BigUint64Array(info.counters);
+      this.offloads = Object.entries(TUN_OFFLOADS)
+        .filter(([, bit]) => (info.offloads & bit) !== 0)
+        .map(([name]) => name);
+    } catch (e) {
+      a.close(this.handle, true);
+      this.handle = undefined;
+      throw e;
+    }
+  }
+
+  get flowEntryBytes(): number {
+    return this.layout.flowEntryBytes;
+  }
+
+  private h(): object {
+    if (!this.handle) throw new Error('dataplane: already closed');
+    return this.handle;
+  }
+
+  /** Hands a new table to the workers; they switch at their next batch. Throws (changing nothing) if invalid. */
+  publish(t: TablesInput): void {
+    loadAddon().publish(this.h(), t);
+  }
+
+  start(): void {
+    loadAddon().start(this.h());
+  }
+
+  stop(): void {
+    loadAddon().stop(this.h());
+  }
+
+  /** A persistent TUN outlives the process, so a restarted l4nat re-attaches to it (DESIGN.md item 6). */
+  setPersist(persist: boolean): void {
+    loadAddon().setPersist(this.h(), persist);
+  }
+
+  flowCount(): number {
+    return loadAddon().flowCount(this.h());
+  }
+
+  /** Stops the workers and closes the queues; removes the device unless keepDevice. Idempotent. */
+  close(keepDevice: boolean): void {
+    if (!this.handle) return;
+    loadAddon().close(this.handle, keepDevice);
+    this.handle = undefined;
+  }
+
+  get closed(): boolean {
+    return this.handle === undefined;
+  }
+
+  /** Reads every counter without stopping the workers. */
+  counters(): CounterSnapshot {
+    const { queueCounters, dropReasons, objectCounters } = this.layout;
+    const nq = queueCounters.length;
+    const nd = dropReasons.length;
+    const no = objectCounters.length;
+    const total: CounterMap = {};
+    const drops: CounterMap = {};
+    const perQueue: CounterMap[] = [];
+    const heartbeatsMs: number[] = [];
+    const services = new Map<number, CounterMap>();
+    const backends = new Map<number, CounterMap>();
+    const addObj = (m: Map<number, CounterMap>, slot: number, base: number): void => {
+      let nonzero = false;
+      for (let k = 0; k < no; k++) if (this.words[base + k] !== 0n) nonzero = true;
+      if (!nonzero) return;
+      const o = m.get(slot) ?? Object.fromEntries(objectCounters.map((n) => [n, 0]));
+      for (let k = 0; k < no; k++) o[objectCounters[k]] += Number(this.words[base + k]);
+      m.set(slot, o);
+    };
+    for (let q = 0; q < this.queues; q++) {
+      const base = q * this.counterWords;
+      const mine: CounterMap = {};
+      queueCounters.forEach((name, i) => {
+        const v = Number(this.words[base + i]);
+        if (name === 'heartbeat_ms') {
+          heartbeatsMs.push(v);
+          return;
+        }
+        mine[name] = v;
+        total[name] = (total[name] ?? 0) + v;
+      });
+      perQueue.push(mine);
+      dropReasons.forEach((name, i) => {
+        if (name === 'none') return;
+        drops[name] = (drops[name] ?? 0) + Number(this.words[base + nq + i]);
+      });
+      const objBase = base + nq + nd;
+      for (let s = 0; s < this.opts.maxServices; s++) addObj(services, s, objBase + s * no);
+      const bkBase = objBase + this.opts.maxServices * no;
+      for (let b = 0; b < this.opts.maxBackends; b++) addObj(backends, b, bkBase + b * no);
+    }
+    return { total, drops, perQueue, heartbeatsMs, services, backends };
+  }
+}

@@ -1,0 +1,134 @@
+// Building the data plane's service table: services and backends get stable slots (so counters and flow
+// entries keep meaning across updates), each service gets its Maglev ring, and everything is laid out as
+// the typed arrays native/core/tables.h documents. Pure: the result is handed to Dataplane.publish().
+import { ipToBuffer } from './host/addr';
+import { buildMaglev } from './maglev';
+import { backendId, serviceId, type ServiceSpec, type Timeouts } from './model';
+
+export interface TablesInput {
+  svcWords: Uint32Array;
+  svcAddrs: Uint8Array;
+  bkWords: Uint32Array;
+  bkAddrs: Uint8Array;
+  rings: Uint32Array;
+  hashKey: Uint8Array;
+  timeouts: Uint32Array;
+  options: number;
+}
+
+export const SVC_WORDS = 8; // [slot, family, proto, hash_mode, port, ring_offset, ring_size, flags]
+export const BK_WORDS = 6; // [slot, service_slot, family, proto, port, flags]
+export const NO_BACKEND = 0xffffffff;
+export const OPT_ICMP_ECHO = 1;
+export const OPT_NO_ICMP_TRANSLATE = 2;
+
+const PROTO_NUMBER = { tcp: 6, udp: 17 } as const;
+
+/**
+ * Hands out the lowest free slot per id and keeps it while the id exists. Two steps, so that a rejected
+ * update changes nothing: plan() computes an assignment without touching the allocator, commit() adopts it
+ * once the data plane has accepted the table.
+ */
+export class SlotAllocator {
+  private slots = new Map<string, number>();
+  constructor(readonly max: number) {}
+
+  plan(ids: readonly string[]): Map<string, number> {
+    const keep = new Set(ids);
+    const used = new Set<number>();
+    for (const [id, s] of this.slots) if (keep.has(id)) used.add(s);
+    const out = new Map<string, number>();
+    let next = 0;
+    for (const id of ids) {
+      let s = this.slots.get(id);
+      if (s === undefined) {
+        while (used.has(next)) next++;
+        if (next >= this.max) throw new RangeError(`too many entries: at most ${this.max} (raise the limit at start)`);
+        s = next;
+        used.add(s);
+      }
+      out.set(id, s);
+    }
+    return out;
+  }
+
+  commit(assigned: Map<string, number>): void {
+    this.slots = new Map(assigned);
+  }
+
+  get(id: string): number | undefined {
+    return this.slots.get(id);
+  }
+}
+
+export interface TableOptions {
+  hashKey: Buffer;
+  maglevSize: number;
+  timeouts: Timeouts;
+  icmpEcho: boolean;
+  icmpTranslate: boolean;
+}
+
+export interface BuiltTables {
+  input: TablesInput;
+  serviceSlots: Map<string, number>; // serviceId -> slot
+  backendSlots: Map<string, number>; // `${serviceId}|${backendId}` -> slot
+}
+
+export function backendKey(s: ServiceSpec, b: ServiceSpec['backends'][number]): string {
+  return `${serviceId(s)}|${backendId(b, s.proto)}`;
+}
+
+/**
+ * Builds the table. A backend with weight 0 stays in the table (its established flows keep going and its
+ * replies are still translated) but gets no slot in the ring: that is how a backend is drained.
+ * Only plans slots: the caller commits them (SlotAllocator.commit) once the data plane accepted the table.
+ */
+export function buildTables(services: readonly ServiceSpec[], svcAlloc: SlotAllocator, bkAlloc: SlotAllocator, opts: TableOptions): BuiltTables {
+  const svcIds = services.map((s) => serviceId(s));
+  const bkIds = services.flatMap((s) => s.backends.map((b) => backendKey(s, b)));
+  const serviceSlots = svcAlloc.plan(svcIds);
+  const backendSlots = bkAlloc.plan(bkIds);
+
+  const nBk = bkIds.length;
+  const svcWords = new Uint32Array(services.length * SVC_WORDS);
+  const svcAddrs = new Uint8Array(services.length * 16);
+  const bkWords = new Uint32Array(nBk * BK_WORDS);
+  const bkAddrs = new Uint8Array(nBk * 16);
+  const rings = new Uint32Array(services.length * opts.maglevSize);
+  let bi = 0;
+  services.forEach((s, si) => {
+    const slot = serviceSlots.get(svcIds[si]) as number;
+    const ringOffset = si * opts.maglevSize;
+    const bSlots = s.backends.map((b) => backendSlots.get(backendKey(s, b)) as number);
+    const table = buildMaglev(
+      s.backends.map((b) => ({ id: backendId(b, s.proto), weight: b.weight })),
+      { size: opts.maglevSize, key: opts.hashKey },
+    );
+    let any = false;
+    for (let i = 0; i < table.length; i++) {
+      const idx = table[i];
+      rings[ringOffset + i] = idx < 0 ? NO_BACKEND : bSlots[idx];
+      if (idx >= 0) any = true;
+    }
+    svcWords.set([slot, s.family, PROTO_NUMBER[s.proto], s.hash === 'src' ? 1 : 0, s.port, ringOffset, any ? opts.maglevSize : 0, 0], si * SVC_WORDS);
+    svcAddrs.set(ipToBuffer(s.vip, s.family), si * 16);
+    s.backends.forEach((b, k) => {
+      bkWords.set([bSlots[k], slot, b.family, PROTO_NUMBER[s.proto], b.port, 0], bi * BK_WORDS);
+      bkAddrs.set(ipToBuffer(b.addr, b.family), bi * 16);
+      bi++;
+    });
+  });
+  const t = opts.timeouts;
+  const input: TablesInput = {
+    svcWords,
+    svcAddrs,
+    bkWords,
+    bkAddrs,
+    rings,
+    hashKey: new Uint8Array(opts.hashKey),
+    timeouts: new Uint32Array([t.tcpSyn, t.tcpEstablished, t.tcpFin, t.tcpClose, t.udp]),
+    options: (opts.icmpEcho ? OPT_ICMP_ECHO : 0) | (opts.icmpTranslate ? 0 : OPT_NO_ICMP_TRANSLATE),
+  };
+  return { input, serviceSlots, backendSlots };
+}
