@@ -21,6 +21,7 @@ commands:
             --hash-key HEX32           hash key (same on every host of a cluster; default: /var/lib/l4nat/hash.key)
             --stats-interval S         log a counter summary every S seconds (default 10, 0 = off)
             --log-level LEVEL          trace|debug|info|warn|error
+            --admin-port N             admin API on 127.0.0.1:N (default 9180, 0 = off)
   demo    build a network-namespace lab, run l4nat in it and show it balancing (needs root)
   help    this text
 `;

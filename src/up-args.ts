@@ -28,6 +28,7 @@ export interface UpOptions {
   statsInterval: number;
   maglevSize: number;
   logLevel: string;
+  adminPort: number; // 0 = no admin API
 }
 
 export const UP_DEFAULTS = {
@@ -38,6 +39,7 @@ export const UP_DEFAULTS = {
   hashKeyFile: '/var/lib/l4nat/hash.key',
   statsInterval: 10,
   maglevSize: 65537,
+  adminPort: 9180,
 };
 
 interface FlagSpec {
@@ -68,6 +70,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'stats-interval': { value: true },
   'maglev-size': { value: true },
   'log-level': { value: true },
+  'admin-port': { value: true },
 };
 
 /** Splits argv into flag values, accepting `--flag value` and `--flag=value`. */
@@ -237,5 +240,6 @@ export function parseUpArgs(argv: readonly string[]): UpOptions {
     statsInterval: int('stats-interval', UP_DEFAULTS.statsInterval, 0, 86400),
     maglevSize: int('maglev-size', UP_DEFAULTS.maglevSize, 3, 16777213),
     logLevel,
+    adminPort: int('admin-port', UP_DEFAULTS.adminPort, 0, 65535),
   };
 }

@@ -1,11 +1,12 @@
 // `l4nat up`: open the data plane, set up the host, publish the tables, forward until a signal, then
 // remove everything in an order that never leaks an untranslated reply.
+import { AdminApi } from './admin';
 import { Dataplane } from './native';
 import { loadOrCreateHashKey } from './hash-key';
 import { HostSetup } from './host/setup';
 import { smallestLinkMtu } from './link-mtu';
 import type { Logger } from './log';
-import type { ServiceSpec } from './model';
+import { checkServices, type ServiceSpec } from './model';
 import { hasNetAdmin } from './privileges';
 import { buildTables, SlotAllocator, type TableOptions } from './tables';
 import type { UpOptions } from './up-args';
@@ -46,18 +47,35 @@ export class Balancer {
     return this.services;
   }
 
-  /** Replaces the whole service set atomically: either the data plane takes the new table or nothing changes. */
-  async setServices(services: ServiceSpec[]): Promise<void> {
+  private chain: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Replaces the whole service set atomically: either the data plane takes the new table or nothing changes.
+   * Updates are serialized, so concurrent admin requests cannot interleave.
+   */
+  setServices(services: ServiceSpec[]): Promise<void> {
+    const run = this.chain.then(() => this.apply(services));
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async apply(services: ServiceSpec[]): Promise<void> {
+    checkServices(services);
     const built = buildTables(services, this.svcAlloc, this.bkAlloc, this.tableOpts);
-    // Routes and rules for new VIPs/backends go in first (table T catches replies before a flow can start);
-    // the table follows; stale routes and rules are removed by the same apply.
-    const union = hostStateFor([...services, ...this.services]);
-    await this.host.apply(union);
-    this.dp.publish(built.input);
+    // Routes and rules for new VIPs/backends go in before the table that uses them, so the first reply of a
+    // new backend is already steered into the TUN; stale ones are removed after the switch.
+    await this.host.apply(hostStateFor([...services, ...this.services]));
+    try {
+      this.dp.publish(built.input);
+    } catch (e) {
+      await this.host.apply(hostStateFor(this.services));
+      throw e;
+    }
     this.svcAlloc.commit(built.serviceSlots);
     this.bkAlloc.commit(built.backendSlots);
     this.services = services;
     await this.host.apply(hostStateFor(services));
+    this.log.debug({ services: services.length }, 'service table published');
   }
 
   backendSlot(key: string): number | undefined {
@@ -94,8 +112,10 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     icmpTranslate: opts.icmpTranslate,
   }, log);
   let statsTimer: NodeJS.Timeout | undefined;
+  const admin = new AdminApi(balancer, log);
   const shutdown = async (): Promise<void> => {
     if (statsTimer) clearInterval(statsTimer);
+    admin.close();
     try {
       await host.teardown(); // VIP routes first, rules, blackholes last; workers still translate meanwhile
     } finally {
@@ -110,6 +130,10 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     dp.start();
     await balancer.setServices(opts.services);
     host.watch();
+    if (opts.adminPort > 0) {
+      const a = await admin.listen('127.0.0.1', opts.adminPort);
+      log.info({ admin: `http://${a.address}:${a.port}/v1/services` }, 'admin API listening (loopback only)');
+    }
   } catch (e) {
     await shutdown().catch((err) => log.error({ err }, 'clean-up after a failed start failed'));
     throw e;
