@@ -1,0 +1,9 @@
+// Host set-up (DESIGN.md "Where packets go"): routes, rules, sysctls and the TUN link over rtnetlink.
+export * from './addr';
+export * from './plan';
+export * from './sysctl';
+export { Rtnl, RtnlError, RtnlMonitor, toRtnlError, isErrCode } from './rtnl';
+export type { RtnlEvent, RtnlOptions } from './rtnl';
+export type { InstalledObject } from './messages';
+export { HostSetup, DEFAULT_DEBOUNCE_MS, MIN_MTU, MAX_MTU } from './setup';
+export type { HostSetupOptions, LinkResult, ApplyResult } from './setup';
