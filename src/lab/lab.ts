@@ -1,0 +1,394 @@
+// The lab: an LVS-NAT topology of network namespaces for tests and the demo.
+// Layers: netns.ts (one command per helper) → cleanup.ts (signal/exit hooks) → this file (topology) →
+// workload.ts (backend servers and client driver), l4nat-process.ts (l4nat inside the lb namespace).
+//
+//   client (10.201.0.2, fd4c::2) ──veth── lb ──veth── b1 (10.201.1.2, fd4c:0:1::2)
+//                                           ├──veth── b2 (10.201.2.2, fd4c:0:2::2)
+//                                           └──veth── bN ...
+//
+// Point-to-point veths, no bridge. Client and backends route everything (v4 and v6) via the lb. The VIPs
+// (10.200.0.10, fd4c:ffff::10) are on no connected subnet: l4nat routes them into its TUN. In the lb, IP
+// forwarding is left off (l4nat turns it on itself); enableForwarding() turns it on for a plain-routing check.
+// Every namespace: lo up, rp_filter strict (all and default = 1), as many distributions ship.
+//
+// Namespaces are named `l4-<id>-<role>` (id: 6 random hex digits unless given). Whatever createLab() created is
+// removed by destroy(), by createLab() itself when a step fails, and by the cleanup registry on SIGINT/SIGTERM/
+// SIGHUP or process exit. Nothing is ever created in, or changed in, the default namespace.
+import { randomBytes } from 'node:crypto';
+import { registerCleanup } from './cleanup';
+import {
+  addrAdd,
+  ipIn,
+  linkUp,
+  netnsAdd,
+  netnsDelete,
+  netnsDeleteSync,
+  netnsList,
+  netnsPids,
+  nsExec,
+  NsProcess,
+  ProcessGroup,
+  routeAdd,
+  RunOptions,
+  RunResult,
+  SpawnOptions,
+  sysctlSet,
+  vethPair,
+} from './netns';
+
+export const LAB_NS_PREFIX = 'l4-';
+export const VIP4 = '10.200.0.10';
+export const VIP6 = 'fd4c:ffff::10';
+/** Largest backend count the 10.201.<i>.0/24 plan allows (0 is the client's subnet). */
+export const MAX_BACKENDS = 254;
+
+export interface LabOptions {
+  /** Number of backend namespaces b1..bN (default 3). */
+  backends?: number;
+  /** Lab id used in namespace names (default: 6 random hex digits). Lowercase letters and digits, at most 12. */
+  id?: string;
+  /** Configure IPv6 addresses and routes (default true). */
+  ipv6?: boolean;
+  /**
+   * Called before each set-up step (progress reporting). A throw aborts createLab() exactly like a failing
+   * command would: what was created so far is removed and the error is rethrown.
+   */
+  onStep?: (step: string) => void | Promise<void>;
+}
+
+export interface LabHost {
+  /** 'client', 'lb', 'b1', ... */
+  readonly role: string;
+  readonly ns: string;
+}
+
+export interface LabEndpoint extends LabHost {
+  /** The host's own address on its link to the lb. */
+  readonly ipv4: string;
+  readonly ipv6: string | null;
+  /** Its device towards the lb (inside its namespace). */
+  readonly dev: string;
+  /** The lb's address on that link (the host's gateway). */
+  readonly lbIpv4: string;
+  readonly lbIpv6: string | null;
+  /** The lb's device on that link (inside the lb namespace). */
+  readonly lbDev: string;
+}
+
+export interface LabBackend extends LabEndpoint {
+  /** 'b1', 'b2', ... — what backend servers report as their name. */
+  readonly id: string;
+  /** 1-based index: backend i lives on 10.201.i.0/24 and fd4c:0:i::/64. */
+  readonly index: number;
+}
+
+export interface Lab {
+  readonly id: string;
+  readonly ipv6: boolean;
+  readonly client: LabEndpoint;
+  readonly lb: LabHost;
+  readonly backends: readonly LabBackend[];
+  readonly vip4: string;
+  /** null when the lab was built without IPv6. */
+  readonly vip6: string | null;
+  /** All namespaces of the lab, client first. */
+  readonly namespaces: readonly string[];
+  readonly destroyed: boolean;
+  backend(id: string): LabBackend;
+  /** Namespace of a role ('client', 'lb', 'b1', ...). Throws on an unknown role. */
+  nsOf(role: string): string;
+  /** Runs a command inside a role's namespace (`ip netns exec`). */
+  exec(role: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult>;
+  /** Runs `ip <args>` inside a role's namespace (`ip -n`). Returns stdout. */
+  ip(role: string, args: readonly string[]): Promise<string>;
+  /** Starts a long-running process inside a role's namespace; destroy() stops it. */
+  spawn(role: string, cmd: string, args: readonly string[], opts?: SpawnOptions): NsProcess;
+  /** Turns on IPv4 and IPv6 forwarding in the lb (plain kernel routing, for sanity checks without l4nat). */
+  enableForwarding(): Promise<void>;
+  /** Stops the lab's processes and removes its namespaces. Idempotent; concurrent calls share one teardown. */
+  destroy(): Promise<void>;
+}
+
+/** Canonical (RFC 5952) text form of an IPv6 address; IPv4 and v4-mapped addresses come back as dotted quads. */
+export function normalizeAddress(addr: string): string {
+  let a = addr.trim();
+  if (a.startsWith('[') && a.endsWith(']')) a = a.slice(1, -1);
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
+  if (mapped) return mapped[1]!;
+  if (!a.includes(':')) return a;
+  try {
+    return new URL(`http://[${a}]/`).hostname.slice(1, -1);
+  } catch {
+    return a.toLowerCase();
+  }
+}
+
+/** Namespaces that belong to lab `id` (or to any lab when id is omitted). */
+export async function listLabNamespaces(id?: string): Promise<string[]> {
+  const prefix = id === undefined ? LAB_NS_PREFIX : `${LAB_NS_PREFIX}${id}-`;
+  return (await netnsList()).filter((n) => n.startsWith(prefix));
+}
+
+function validateOptions(opts: LabOptions): { backends: number; id: string; ipv6: boolean } {
+  if (opts === null || typeof opts !== 'object') throw new TypeError('createLab options must be an object');
+  const backends = opts.backends ?? 3;
+  if (!Number.isInteger(backends) || backends < 1 || backends > MAX_BACKENDS) {
+    throw new TypeError(`backends must be an integer in 1..${MAX_BACKENDS}, got ${String(opts.backends)}`);
+  }
+  const id = opts.id ?? randomBytes(3).toString('hex');
+  if (typeof id !== 'string' || !/^[0-9a-z]{1,12}$/.test(id)) {
+    throw new TypeError(`id must be 1-12 lowercase letters or digits, got ${JSON.stringify(opts.id)}`);
+  }
+  const ipv6 = opts.ipv6 ?? true;
+  if (typeof ipv6 !== 'boolean') throw new TypeError(`ipv6 must be a boolean, got ${typeof opts.ipv6}`);
+  if (opts.onStep !== undefined && typeof opts.onStep !== 'function') {
+    throw new TypeError(`onStep must be a function, got ${typeof opts.onStep}`);
+  }
+  return { backends, id, ipv6 };
+}
+
+class LabImpl implements Lab {
+  readonly id: string;
+  readonly ipv6: boolean;
+  readonly client: LabEndpoint;
+  readonly lb: LabHost;
+  readonly backends: readonly LabBackend[];
+  readonly vip4 = VIP4;
+  readonly vip6: string | null;
+  readonly namespaces: readonly string[];
+  /** Namespaces this lab actually created (and so may delete). */
+  readonly created: string[] = [];
+  private readonly procs = new ProcessGroup();
+  private readonly byRole = new Map<string, LabHost>();
+  private teardown: Promise<void> | null = null;
+  /** The namespace being created right now, if any. */
+  private inflight: { ns: string; done: Promise<void> } | null = null;
+  private readonly unregister: () => void;
+
+  constructor(id: string, backends: number, ipv6: boolean) {
+    this.id = id;
+    this.ipv6 = ipv6;
+    this.vip6 = ipv6 ? VIP6 : null;
+    const nsName = (role: string): string => `${LAB_NS_PREFIX}${id}-${role}`;
+    this.lb = { role: 'lb', ns: nsName('lb') };
+    this.client = {
+      role: 'client',
+      ns: nsName('client'),
+      ipv4: '10.201.0.2',
+      ipv6: ipv6 ? normalizeAddress('fd4c:0:0::2') : null,
+      dev: 'eth0',
+      lbIpv4: '10.201.0.1',
+      lbIpv6: ipv6 ? normalizeAddress('fd4c:0:0::1') : null,
+      lbDev: 'c0',
+    };
+    const list: LabBackend[] = [];
+    for (let i = 1; i <= backends; i++) {
+      const role = `b${i}`;
+      list.push({
+        role,
+        id: role,
+        index: i,
+        ns: nsName(role),
+        ipv4: `10.201.${i}.2`,
+        ipv6: ipv6 ? normalizeAddress(`fd4c:0:${i}::2`) : null,
+        dev: 'eth0',
+        lbIpv4: `10.201.${i}.1`,
+        lbIpv6: ipv6 ? normalizeAddress(`fd4c:0:${i}::1`) : null,
+        lbDev: role,
+      });
+    }
+    this.backends = list;
+    for (const h of [this.client, this.lb, ...list]) this.byRole.set(h.role, h);
+    this.namespaces = [this.client.ns, this.lb.ns, ...list.map((b) => b.ns)];
+    this.unregister = registerCleanup({
+      name: `lab ${id}`,
+      run: () => this.destroy(),
+      sync: () => this.destroySync(),
+    });
+  }
+
+  get destroyed(): boolean {
+    return this.teardown !== null;
+  }
+
+  backend(id: string): LabBackend {
+    const b = this.backends.find((x) => x.id === id);
+    if (!b) throw new RangeError(`lab ${this.id} has no backend ${JSON.stringify(id)} (has ${this.backends.map((x) => x.id).join(', ')})`);
+    return b;
+  }
+
+  nsOf(role: string): string {
+    const h = this.byRole.get(role);
+    if (!h) throw new RangeError(`lab ${this.id} has no role ${JSON.stringify(role)} (has ${[...this.byRole.keys()].join(', ')})`);
+    return h.ns;
+  }
+
+  private assertAlive(): void {
+    if (this.teardown !== null) throw new Error(`lab ${this.id} is destroyed`);
+  }
+
+  exec(role: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    this.assertAlive();
+    return nsExec(this.nsOf(role), cmd, args, opts);
+  }
+
+  ip(role: string, args: readonly string[]): Promise<string> {
+    this.assertAlive();
+    return ipIn(this.nsOf(role), args);
+  }
+
+  spawn(role: string, cmd: string, args: readonly string[], opts?: SpawnOptions): NsProcess {
+    this.assertAlive();
+    return this.procs.spawn(this.nsOf(role), cmd, args, opts);
+  }
+
+  async enableForwarding(): Promise<void> {
+    this.assertAlive();
+    const values: Record<string, number> = { 'net.ipv4.ip_forward': 1 };
+    if (this.ipv6) values['net.ipv6.conf.all.forwarding'] = 1;
+    await sysctlSet(this.lb.ns, values);
+  }
+
+  /** Builds the topology; any failure propagates (createLab() then destroys). */
+  async build(onStep: (step: string) => Promise<void>): Promise<void> {
+    const hosts: LabHost[] = [this.client, this.lb, ...this.backends];
+    const endpoints: LabEndpoint[] = [this.client, ...this.backends];
+
+    await onStep('namespaces');
+    for (const h of hosts) {
+      if (this.teardown !== null) throw new Error(`lab ${this.id}: destroyed during set-up`);
+      // destroy() waits for an add in flight, so a namespace born during teardown is still removed.
+      this.inflight = { ns: h.ns, done: netnsAdd(h.ns).then(() => void this.created.push(h.ns)) };
+      try {
+        await this.inflight.done;
+      } finally {
+        this.inflight = null;
+      }
+    }
+
+    await onStep('loopback');
+    await Promise.all(hosts.map((h) => linkUp(h.ns, 'lo')));
+
+    await onStep('sysctls');
+    await Promise.all(
+      hosts.map((h) =>
+        sysctlSet(h.ns, {
+          'net.ipv4.conf.all.rp_filter': 1,
+          'net.ipv4.conf.default.rp_filter': 1,
+          // Links come up at once: no duplicate address detection on the veths' link-local addresses either.
+          ...(this.ipv6 ? { 'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0 } : {}),
+        }),
+      ),
+    );
+
+    await onStep('links');
+    for (const e of endpoints) {
+      await vethPair({ ns: this.lb.ns, name: e.lbDev }, { ns: e.ns, name: e.dev });
+    }
+
+    await onStep('addresses');
+    await Promise.all(
+      endpoints.map(async (e) => {
+        await addrAdd(e.ns, e.dev, `${e.ipv4}/24`);
+        await addrAdd(this.lb.ns, e.lbDev, `${e.lbIpv4}/24`);
+        if (this.ipv6) {
+          await addrAdd(e.ns, e.dev, `${e.ipv6}/64`, { nodad: true });
+          await addrAdd(this.lb.ns, e.lbDev, `${e.lbIpv6}/64`, { nodad: true });
+        }
+      }),
+    );
+
+    await onStep('routes');
+    await Promise.all(
+      endpoints.map(async (e) => {
+        await routeAdd(e.ns, 'default', e.lbIpv4, { dev: e.dev });
+        if (this.ipv6) await routeAdd(e.ns, 'default', e.lbIpv6!, { dev: e.dev });
+      }),
+    );
+    await onStep('done');
+  }
+
+  destroy(): Promise<void> {
+    if (this.teardown === null) this.teardown = this.doDestroy();
+    return this.teardown;
+  }
+
+  private async doDestroy(): Promise<void> {
+    const errors: unknown[] = [];
+    if (this.inflight !== null) await this.inflight.done.catch(() => undefined);
+    try {
+      await this.procs.stopAll(3_000);
+    } catch (err) {
+      errors.push(err);
+    }
+    // Anything else still running inside our namespaces (grandchildren) would keep them alive: end it.
+    for (const ns of this.created) {
+      try {
+        for (const pid of await netnsPids(ns)) {
+          if (pid === process.pid) continue;
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // Gone meanwhile.
+          }
+        }
+      } catch {
+        // Namespace already gone.
+      }
+    }
+    for (const ns of [...this.created].reverse()) {
+      try {
+        await netnsDelete(ns, { ifExists: true });
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    // Verify, and retry synchronously once for anything left.
+    let left = (await netnsList()).filter((n) => this.created.includes(n));
+    if (left.length > 0) {
+      for (const ns of left) netnsDeleteSync(ns);
+      left = (await netnsList()).filter((n) => this.created.includes(n));
+    }
+    this.unregister();
+    if (left.length > 0) {
+      throw new AggregateError(errors, `lab ${this.id}: could not remove namespaces ${left.join(', ')}`);
+    }
+  }
+
+  private destroySync(): void {
+    this.teardown ??= Promise.resolve();
+    this.procs.killAllSync();
+    const names = [...this.created].reverse();
+    // An `ip netns add` in flight may or may not have completed; the name was checked to be free before.
+    if (this.inflight !== null && !names.includes(this.inflight.ns)) names.unshift(this.inflight.ns);
+    for (const ns of names) netnsDeleteSync(ns);
+  }
+}
+
+/**
+ * Builds a lab. On any failure (including an `onStep` throw or a signal) everything created so far is removed
+ * before the error propagates.
+ */
+export async function createLab(opts: LabOptions = {}): Promise<Lab> {
+  const { backends, id, ipv6 } = validateOptions(opts);
+  const existing = await listLabNamespaces(id);
+  if (existing.length > 0) {
+    throw new Error(`lab id ${id} is in use: namespaces ${existing.join(', ')} exist`);
+  }
+  const lab = new LabImpl(id, backends, ipv6);
+  try {
+    await lab.build(async (step) => {
+      if (lab.destroyed) throw new Error(`lab ${id}: destroyed during set-up`);
+      await opts.onStep?.(step);
+    });
+    if (lab.destroyed) throw new Error(`lab ${id}: destroyed during set-up`);
+  } catch (err) {
+    try {
+      await lab.destroy();
+    } catch (cleanupErr) {
+      throw new AggregateError([err, cleanupErr], `lab ${id}: set-up failed and so did cleanup: ${String(err)}`);
+    }
+    throw err;
+  }
+  return lab;
+}
