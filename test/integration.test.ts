@@ -118,11 +118,9 @@ describe('l4nat in the lab', { skip, timeout: 300_000 }, () => {
 });
 
 describe('l4nat: changing backends at run time', { skip, timeout: 300_000 }, () => {
-  // TODO(connect): l4nat has no runtime way to change backends yet (restarting l4nat is not allowed for this).
-  // addBackend() in src/lab/l4nat-process.ts throws until it is connected; then drop the `todo` below.
   test(
     'adding a fourth backend while 50 long-lived connections stream breaks none of them; new connections reach it',
-    { todo: 'addBackend() is not connected to l4nat yet (src/lab/l4nat-process.ts)' },
+    {},
     async () => {
       const lab = await createLab({ backends: 4 });
       let l4: L4natProcess | null = null;

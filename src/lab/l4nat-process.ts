@@ -180,14 +180,26 @@ export async function startL4nat(lab: Lab, opts: L4natOptions = {}): Promise<L4n
 }
 
 /**
- * Adds a lab backend to a running l4nat without restarting it.
- * NOT CONNECTED YET: l4nat has no runtime way to change its backends so far. Once it has one (control socket,
- * command, ...), implement it here; test/integration.test.ts's "adding a backend" test is a todo until then.
+ * Adds a lab backend to a running l4nat without restarting it, through its admin API (loopback inside the
+ * lb namespace): the backend joins every service of its address families.
  */
-export async function addBackend(lab: Lab, l4nat: L4natProcess, backendId: string): Promise<void> {
+export async function addBackend(lab: Lab, l4nat: L4natProcess, backendId: string, port = SERVICE_PORT): Promise<void> {
   const b = lab.backend(backendId);
   void l4nat;
-  throw new Error(
-    `addBackend(${b.id}): l4nat has no runtime backend change yet — connect it in src/lab/l4nat-process.ts`,
-  );
+  const script = `
+    const [b4, b6, port] = process.argv.slice(1);
+    (async () => {
+      const base = 'http://127.0.0.1:9180/v1/services';
+      const view = await (await fetch(base)).json();
+      for (const s of view.services) {
+        const addr = s.vip.includes(':') ? (b6 ? '[' + b6 + ']' : '') : b4;
+        if (!addr) continue;
+        const r = await fetch(base + '/' + encodeURIComponent(s.id) + '/backends', {
+          method: 'POST', headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ backend: addr + ':' + port }),
+        });
+        if (r.status !== 201) throw new Error(s.id + ': ' + r.status + ' ' + (await r.text()));
+      }
+    })().catch((e) => { console.error(e.message); process.exit(1); });`;
+  await lab.exec('lb', process.execPath, ['-e', script, b.ipv4, b.ipv6 ?? '', String(port)]);
 }
