@@ -1,147 +1,269 @@
-// The admin API (REST, JSON) — the part the data plane needs now: read services and counters, add,
-// remove and re-weight backends. Listens on loopback only. Every write is validated first and applied
-// atomically through Balancer.setServices: a rejected write changes nothing.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'http';
+// The admin API (REST, JSON; fastify): read services, backends, health history and counters; add, remove,
+// re-weight, drain and undrain backends; reload the config; Prometheus /metrics; its own OpenAPI
+// description at /openapi.json. Request bodies and parameters are checked against JSON schemas (unknown
+// keys rejected, no type coercion); every write goes through the Controller, so a rejected one changes
+// nothing.
+//
+// Security: 127.0.0.1 by default. The config refuses any other listen address without TLS and a bearer
+// token or client certificates (mTLS against a configured CA). When a token or a client CA is configured it
+// is required on every route, loopback or not; a request without it gets 401 before routing, so it learns
+// nothing (not even which paths exist).
+import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import swagger from '@fastify/swagger';
+import { createHash, timingSafeEqual } from 'crypto';
+import { readFileSync } from 'fs';
 import type { AddressInfo } from 'net';
-import { parseBackend, UsageError } from './up-args';
+import type { TLSSocket } from 'tls';
+import { ControlError, type Controller } from './control';
 import type { Logger } from './log';
-import { backendId, checkServices, serviceId, type ServiceSpec } from './model';
-import type { Balancer } from './up';
-import { backendKey } from './tables';
+import { monotonicMs } from './metrics';
+import type { AdminConfig } from './model';
+import type { Registry } from 'prom-client';
+import { parseBackend, UsageError } from './up-args';
 
-class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
-  }
+export const API_VERSION = '1';
+
+export interface AdminDeps {
+  ctrl: Controller;
+  admin: AdminConfig;
+  log: Logger;
+  metrics?: Registry;
+  /** Extra facts for GET /v1/status (queues, TUN name, ...). */
+  info?: () => Record<string, unknown>;
 }
 
-const MAX_BODY = 64 * 1024;
+const sid = { type: 'string', description: 'service id, e.g. 10.0.0.10:80/tcp or [fd00::10]:80/tcp (URL-encoded)' };
+const bid = { type: 'string', description: 'backend id, e.g. 10.0.1.11:8080/tcp (URL-encoded)' };
+const serviceParams = { type: 'object', required: ['service'], properties: { service: sid } } as const;
+const backendParams = { type: 'object', required: ['service', 'backend'], properties: { service: sid, backend: bid } } as const;
+const weight = { type: 'integer', minimum: 0, maximum: 65535, description: '0 = out of the ring (flows kept)' };
+const errorResponse = { type: 'object', properties: { error: { type: 'string' } } };
+const obj = (description: string): object => ({ description, type: 'object', additionalProperties: true });
 
-function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        reject(new HttpError(413, `body larger than ${MAX_BODY} bytes`));
-        req.destroy();
-      } else chunks.push(c);
-    });
-    req.on('end', () => {
-      try {
-        const v = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as unknown;
-        if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
-        resolve(v as Record<string, unknown>);
-      } catch {
-        reject(new HttpError(400, 'body must be a JSON object'));
-      }
-    });
-    req.on('error', reject);
-  });
+function tokenDigest(t: string): Buffer {
+  return createHash('sha256').update(t).digest();
 }
 
-function findService(services: readonly ServiceSpec[], id: string): number {
-  const i = services.findIndex((s) => serviceId(s) === id);
-  if (i < 0) throw new HttpError(404, `no service ${id}; services are ${services.map(serviceId).join(', ')}`);
-  return i;
-}
-
-function weightOf(v: unknown, dflt: number): number {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 65535) throw new HttpError(400, `weight must be an integer from 0 to 65535, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-export class AdminApi {
-  private server?: Server;
-  constructor(private readonly balancer: Balancer, private readonly log: Logger) {}
-
-  /** Lists services with their backends and counters. */
-  view(): unknown {
-    const c = this.balancer.dp.counters();
-    return {
-      services: this.balancer.current.map((s) => {
-        const slot = this.balancer.serviceSlot(serviceId(s));
-        return {
-          id: serviceId(s),
-          vip: s.vip, port: s.port, proto: s.proto, hash: s.hash,
-          counters: slot === undefined ? {} : c.services.get(slot) ?? {},
-          backends: s.backends.map((b) => {
-            const bslot = this.balancer.backendSlot(backendKey(s, b));
-            return { id: backendId(b, s.proto), addr: b.addr, port: b.port, weight: b.weight, counters: bslot === undefined ? {} : c.backends.get(bslot) ?? {} };
-          }),
-        };
-      }),
-      dataplane: { counters: c.total, drops: c.drops, heartbeatsMs: c.heartbeatsMs, flows: this.balancer.dp.flowCount() },
-    };
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
-    if (req.method === 'GET' && url.pathname === '/v1/services') return this.view();
-    // /v1/services/{serviceId}/backends[/{backendId}]
-    if (parts[0] === 'v1' && parts[1] === 'services' && parts[3] === 'backends' && parts.length <= 5) {
-      const services = this.balancer.current.map((s) => ({ ...s, backends: s.backends.map((b) => ({ ...b })) }));
-      const si = findService(services, parts[2]);
-      const s = services[si];
-      if (req.method === 'POST' && parts.length === 4) {
-        const body = await readJson(req);
-        if (typeof body.backend !== 'string') throw new HttpError(400, 'body.backend must be a string ADDR[:PORT] (IPv6 as [ADDR]:PORT)');
-        let b;
-        try {
-          b = parseBackend(body.backend);
-        } catch (e) {
-          throw new HttpError(400, (e as Error).message.replace(/^--backend/, 'body.backend'));
+export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstance> {
+  const { ctrl, admin } = deps;
+  const tls = admin.tls;
+  const app = fastify({
+    loggerInstance: deps.log.child({ component: 'admin' }),
+    disableRequestLogging: true,
+    bodyLimit: 64 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
+    ...(tls
+      ? {
+          https: {
+            cert: readFileSync(tls.cert),
+            key: readFileSync(tls.key),
+            ...(tls.clientCa ? { ca: readFileSync(tls.clientCa), requestCert: true, rejectUnauthorized: false } : {}),
+          },
         }
-        const spec = { addr: b.addr, family: b.family, port: b.port ?? s.port, weight: weightOf(body.weight, 1) };
-        if (s.backends.some((x) => x.addr === spec.addr && x.port === spec.port)) throw new HttpError(409, `backend ${backendId(spec, s.proto)} already serves ${serviceId(s)}`);
-        s.backends.push(spec);
-      } else if ((req.method === 'DELETE' || req.method === 'PATCH') && parts.length === 5) {
-        const bi = s.backends.findIndex((x) => backendId(x, s.proto) === parts[4]);
-        if (bi < 0) throw new HttpError(404, `no backend ${parts[4]} in ${serviceId(s)}`);
-        if (req.method === 'DELETE') s.backends.splice(bi, 1);
-        else s.backends[bi].weight = weightOf((await readJson(req)).weight, s.backends[bi].weight);
-      } else {
-        throw new HttpError(405, `${req.method} not allowed on ${url.pathname}`);
-      }
-      try {
-        checkServices(services);
-      } catch (e) {
-        throw new HttpError(400, (e as Error).message);
-      }
-      await this.balancer.setServices(services);
-      this.log.info({ method: req.method, path: url.pathname }, 'admin: services updated');
-      res.statusCode = req.method === 'POST' ? 201 : 200;
-      return this.view();
+      : {}),
+  }) as unknown as FastifyInstance;
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'l4nat admin API',
+        version: API_VERSION,
+        description: 'Services, backends, health, drain, reload and counters of a running l4nat. Ids are URL-encoded in paths.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  // Authentication first, before routing: 401 says nothing about what exists.
+  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+    if (tls?.clientCa && !(req.raw.socket as TLSSocket).authorized) {
+      return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized: a client certificate signed by the configured CA is required' });
     }
-    throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
-  }
+    const token = ctrl.token;
+    if (token !== undefined) {
+      const h = req.headers.authorization ?? '';
+      const m = /^Bearer\s+(\S+)$/i.exec(h);
+      if (!m || !timingSafeEqual(tokenDigest(m[1]), tokenDigest(token))) {
+        return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized: missing or wrong bearer token' });
+      }
+    }
+    return undefined;
+  });
 
-  listen(host: string, port: number): Promise<AddressInfo> {
-    const server = createServer((req, res) => {
-      this.handle(req, res)
-        .then((body) => {
-          res.setHeader('content-type', 'application/json');
-          res.end(`${JSON.stringify(body)}\n`);
-        })
-        .catch((e: unknown) => {
-          const status = e instanceof HttpError ? e.status : e instanceof UsageError ? 400 : 500;
-          if (status === 500) this.log.error({ err: e }, 'admin request failed');
-          res.statusCode = status;
-          res.setHeader('content-type', 'application/json');
-          res.end(`${JSON.stringify({ error: (e as Error).message })}\n`);
-        });
-    });
-    this.server = server;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => resolve(server.address() as AddressInfo));
-    });
-  }
+  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; validationContext?: string }, req, reply) => {
+    if (err instanceof ControlError) return reply.code(err.status).send({ error: err.message });
+    if (err.validation) return reply.code(400).send({ error: `${err.message}` });
+    if (err instanceof UsageError) return reply.code(400).send({ error: err.message });
+    if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ error: err.message });
+    deps.log.error({ err, method: req.method, url: req.url }, 'admin request failed');
+    return reply.code(500).send({ error: err.message });
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` }));
 
-  close(): void {
-    this.server?.close();
+  const writeLog = (req: FastifyRequest, status: number): void => {
+    deps.log.info({ event: 'admin_write', method: req.method, path: req.url, status, remote: req.ip }, 'admin: write');
+  };
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  app.get('/v1/services', { schema: { summary: 'Services, backends (state, health, weights, counters) and data-plane counters', response: { 200: obj('services view') } } }, async () => ctrl.view());
+
+  app.get<{ Params: { service: string } }>(
+    '/v1/services/:service',
+    { schema: { summary: 'One service, with each backend\'s health history', params: serviceParams, response: { 200: obj('service view'), 404: errorResponse } } },
+    async (req) => ctrl.serviceView(ctrl.serviceById(req.params.service), ctrl.counters(), Date.now(), true),
+  );
+
+  app.get<{ Params: { service: string; backend: string } }>(
+    '/v1/services/:service/backends/:backend',
+    { schema: { summary: 'One backend: state, health history (last checks, transitions), drain progress, counters', params: backendParams, response: { 200: obj('backend view'), 404: errorResponse } } },
+    async (req) => {
+      const s = ctrl.serviceView(ctrl.serviceById(req.params.service), ctrl.counters(), Date.now(), true);
+      const b = s.backends.find((x) => x.id === req.params.backend);
+      if (!b) throw new ControlError(404, `no backend ${req.params.backend} in service ${req.params.service}`);
+      return b;
+    },
+  );
+
+  app.post<{ Params: { service: string }; Body: { backend: string; weight?: number; name?: string } }>(
+    '/v1/services/:service/backends',
+    {
+      schema: {
+        summary: 'Add a backend to a service (not written to the config file: a reload drops it)',
+        params: serviceParams,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['backend'],
+          properties: {
+            backend: { type: 'string', description: 'ADDR[:PORT] (IPv6 as [ADDR]:PORT); the port defaults to the service port' },
+            weight,
+            name: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$' },
+          },
+        },
+        response: { 201: obj('services view'), 400: errorResponse, 404: errorResponse, 409: errorResponse },
+      },
+    },
+    async (req, reply) => {
+      const s = ctrl.serviceById(req.params.service);
+      let b;
+      try {
+        b = parseBackend(req.body.backend);
+      } catch (e) {
+        throw new ControlError(400, (e as Error).message.replace(/^--backend/, 'body/backend'));
+      }
+      if (req.body.backend.includes('@')) throw new ControlError(400, 'body/backend: give the weight as body/weight, not "@W"');
+      await ctrl.addBackend(req.params.service, {
+        addr: b.addr,
+        family: b.family,
+        port: b.port ?? s.port,
+        weight: req.body.weight ?? 1,
+        ...(req.body.name !== undefined ? { name: req.body.name } : {}),
+      });
+      writeLog(req, 201);
+      return reply.code(201).send(ctrl.view());
+    },
+  );
+
+  app.patch<{ Params: { service: string; backend: string }; Body: { weight: number } }>(
+    '/v1/services/:service/backends/:backend',
+    {
+      schema: {
+        summary: 'Set a backend\'s weight',
+        params: backendParams,
+        body: { type: 'object', additionalProperties: false, required: ['weight'], properties: { weight } },
+        response: { 200: obj('services view'), 400: errorResponse, 404: errorResponse },
+      },
+    },
+    async (req) => {
+      await ctrl.setWeight(req.params.service, req.params.backend, req.body.weight);
+      writeLog(req, 200);
+      return ctrl.view();
+    },
+  );
+
+  app.delete<{ Params: { service: string; backend: string } }>(
+    '/v1/services/:service/backends/:backend',
+    { schema: { summary: 'Remove a backend (its flows lose their translation: drain first)', params: backendParams, response: { 200: obj('services view'), 404: errorResponse } } },
+    async (req) => {
+      await ctrl.removeBackend(req.params.service, req.params.backend);
+      writeLog(req, 200);
+      return ctrl.view();
+    },
+  );
+
+  const backendOf = (service: string, backend: string): unknown => {
+    const s = ctrl.serviceView(ctrl.serviceById(service), ctrl.counters());
+    return s.backends.find((x) => x.id === backend);
+  };
+
+  app.post<{ Params: { service: string; backend: string } }>(
+    '/v1/services/:service/backends/:backend/drain',
+    {
+      schema: {
+        summary: 'Drain: out of the ring, established flows go on. Poll the backend: drain.done turns true once its packet counters have been still for 5 s',
+        params: backendParams,
+        response: { 202: obj('backend view'), 404: errorResponse },
+      },
+    },
+    async (req, reply) => {
+      await ctrl.drain(req.params.service, req.params.backend);
+      writeLog(req, 202);
+      return reply.code(202).send(backendOf(req.params.service, req.params.backend));
+    },
+  );
+
+  app.post<{ Params: { service: string; backend: string } }>(
+    '/v1/services/:service/backends/:backend/undrain',
+    { schema: { summary: 'Undrain: back into the ring (if healthy)', params: backendParams, response: { 200: obj('backend view'), 404: errorResponse } } },
+    async (req) => {
+      await ctrl.undrain(req.params.service, req.params.backend);
+      writeLog(req, 200);
+      return backendOf(req.params.service, req.params.backend);
+    },
+  );
+
+  app.post('/v1/reload', { schema: { summary: 'Re-read the config file and apply all of it or nothing (as SIGHUP)', response: { 200: obj('what changed'), 400: errorResponse, 409: errorResponse } } }, async (req) => {
+    const r = await ctrl.reload();
+    writeLog(req, 200);
+    return r;
+  });
+
+  app.get('/v1/status', { schema: { summary: 'Summary: uptime, config file, last reload, backend states, worker liveness', response: { 200: obj('status') } } }, async () => {
+    const c = ctrl.counters();
+    const now = monotonicMs();
+    return {
+      version: API_VERSION,
+      startedAt: ctrl.startedAt.toISOString(),
+      uptimeSeconds: Math.round((Date.now() - ctrl.startedAt.getTime()) / 1000),
+      configFile: ctrl.opts.configFile ?? null,
+      lastReload: ctrl.lastReload ?? null,
+      summary: ctrl.summary(),
+      workers: c.heartbeatsMs.map((hb, i) => ({ queue: i, heartbeatAgeMs: Math.max(0, now - hb) })),
+      flows: ctrl.flowCount(),
+      ...(deps.info?.() ?? {}),
+    };
+  });
+
+  app.get('/v1/counters', { schema: { summary: 'Data-plane counters: totals, per queue, drops by reason', response: { 200: obj('counters') } } }, async () => {
+    const c = ctrl.counters();
+    return { total: c.total, perQueue: c.perQueue, drops: c.drops, heartbeatsMs: c.heartbeatsMs };
+  });
+
+  if (deps.metrics) {
+    const reg = deps.metrics;
+    app.get('/metrics', { schema: { summary: 'Prometheus metrics (text exposition format)' } }, async (_req, reply) => {
+      const body = await reg.metrics();
+      return reply.type(reg.contentType).send(body);
+    });
   }
+  return app;
+}
+
+/** Starts the admin API; resolves with the bound address. */
+export async function listenAdmin(app: FastifyInstance, admin: AdminConfig): Promise<AddressInfo> {
+  await app.listen({ host: admin.listen, port: admin.port });
+  return app.server.address() as AddressInfo;
 }

@@ -1,6 +1,6 @@
 // The `l4nat` command line. Usage errors print one line naming the flag and exit 2; nothing is touched.
 import { createLogger } from './log';
-import { parseUpArgs, UsageError } from './up-args';
+import { parseConfigArgs, parseUpArgs, UsageError, type UpOptions } from './up-args';
 
 const USAGE = `usage: l4nat <command> [flags]
 
@@ -22,6 +22,17 @@ commands:
             --stats-interval S         log a counter summary every S seconds (default 10, 0 = off)
             --log-level LEVEL          trace|debug|info|warn|error
             --admin-port N             admin API on 127.0.0.1:N (default 9180, 0 = off)
+            --shutdown-grace S         on SIGTERM admit no new flows, forward established ones for up to S s (default 0)
+          or: l4nat up --config FILE [--log-level LEVEL]   (YAML; see README "Operating l4nat")
+  check   --config FILE              validate a config file; touches nothing; exit 0 if good, 1 if not
+  reload  [API flags]                make the running l4nat re-read its config file (as SIGHUP), print what changed
+  status  [API flags]                services and backends with state, weights, counters and health (like ipvsadm -Ln --stats)
+  backend add SERVICE ADDR[:PORT] [--weight W] [--name N]
+          remove|drain|undrain SERVICE BACKEND       drain [--wait S]: wait up to S s until the backend is quiet
+          weight SERVICE BACKEND W
+            SERVICE as VIP:PORT[/tcp|udp] ([V6]:PORT for IPv6), BACKEND as ADDR:PORT
+  API flags: --admin URL (default http://127.0.0.1:9180 or $L4NAT_ADMIN_URL), --token-file F ($L4NAT_ADMIN_TOKEN),
+             --ca F, --cert F --key F (mTLS), or --config FILE to take all of them from its admin section
   demo    build a network-namespace lab, run l4nat in it and show it balancing (needs root)
   help    this text
 `;
@@ -35,10 +46,34 @@ export async function main(argv: string[]): Promise<void> {
           process.stdout.write(USAGE);
           return;
         }
-        const opts = parseUpArgs(rest);
+        let opts: UpOptions;
+        if (rest.some((a) => a === '--config' || a.startsWith('--config='))) {
+          const c = parseConfigArgs(rest, 'up');
+          const { loadConfigFile } = await import('./config/load');
+          opts = loadConfigFile(c.configFile);
+          if (c.logLevel) opts.logLevel = c.logLevel;
+        } else {
+          opts = parseUpArgs(rest);
+        }
         const log = createLogger({ level: opts.logLevel });
         const { runUp } = await import('./up');
         process.exitCode = await runUp(opts, log);
+        return;
+      }
+      case 'check': {
+        const c = parseConfigArgs(rest, 'check');
+        const { loadConfigFile } = await import('./config/load');
+        const o = loadConfigFile(c.configFile);
+        const backends = o.services.reduce((n, x) => n + x.backends.length, 0);
+        const checked = o.services.filter((x) => x.health).length;
+        process.stdout.write(`${c.configFile}: ok: ${o.services.length} services (VIP × port), ${backends} backends, ${checked} services with health checks\n`);
+        return;
+      }
+      case 'reload':
+      case 'status':
+      case 'backend': {
+        const { apiCommand } = await import('./api/commands');
+        process.exitCode = await apiCommand(cmd, rest);
         return;
       }
       case 'demo': {
@@ -54,9 +89,14 @@ export async function main(argv: string[]): Promise<void> {
         if (cmd === undefined) process.exitCode = 2;
         return;
       default:
-        throw new UsageError(`unknown command "${cmd}": expected up, demo or help`);
+        throw new UsageError(`unknown command "${cmd}": expected up, check, reload, status, backend, demo or help`);
     }
   } catch (e) {
+    if ((e as Error).name === 'ConfigError') {
+      process.stderr.write(`l4nat: ${(e as Error).message}\n`);
+      process.exitCode = 1;
+      return;
+    }
     if (e instanceof UsageError) {
       process.stderr.write(`l4nat: ${e.message}\n`);
       process.exitCode = 2;

@@ -1,4 +1,6 @@
-// The service model shared by the CLI, the table builder and (later) the config file and admin API.
+// The service model shared by the CLI, the config file, the table builder and the admin API.
+// ServiceSpec is what the data plane sees; ServiceConfig adds what only the control plane needs
+// (names, health checks, what to do when no backend is healthy).
 import type { Family } from './host/addr';
 
 export type Proto = 'tcp' | 'udp';
@@ -9,6 +11,38 @@ export interface BackendSpec {
   family: Family;
   port: number;
   weight: number;
+}
+
+export interface BackendConfig extends BackendSpec {
+  name?: string; // operator's label, shown in the API, status and metrics
+}
+
+export type HealthCheckType = 'tcp' | 'http' | 'https' | 'command';
+
+/** An active health check (as keepalived's TCP_CHECK/HTTP_GET/MISC_CHECK, HAProxy's `check`). Seconds. */
+export interface HealthCheckSpec {
+  type: HealthCheckType;
+  interval: number;
+  timeout: number;
+  rise: number; // consecutive successes that bring a down backend up
+  fall: number; // consecutive failures that take an up backend down
+  jitter: number; // 0..0.5: each wait is interval × (1 − jitter × random), never longer than interval
+  port?: number; // check this port instead of the backend's
+  path: string; // http(s)
+  host?: string; // http(s) Host header
+  expectStatus: number[]; // http(s): accepted status codes (empty = any 2xx or 3xx)
+  tlsVerify: boolean; // https: verify the backend's certificate
+  command?: string[]; // command: argv, run without a shell; exit 0 = healthy
+}
+
+/** What a service does when none of its backends is healthy. */
+export type OnAllDown = 'drop' | 'keep-last';
+
+export interface ServiceConfig extends ServiceSpec {
+  name: string; // the config file's service name ("default" from flags)
+  backends: BackendConfig[];
+  health: HealthCheckSpec | null;
+  onAllDown: OnAllDown;
 }
 
 export interface ServiceSpec {
@@ -69,4 +103,19 @@ export function checkServices(services: readonly ServiceSpec[]): void {
       seen.set(id, sid);
     }
   }
+}
+
+/**
+ * The admin API's listener. Loopback needs nothing else; any other address needs TLS and at least one of a
+ * bearer token or client certificates (checked by the config validation, so it cannot be started open).
+ */
+export interface AdminConfig {
+  listen: string; // address
+  port: number; // 0 = no admin API
+  tls?: { cert: string; key: string; clientCa?: string }; // file paths
+  tokenFile?: string;
+}
+
+export function isLoopback(addr: string): boolean {
+  return /^127\./.test(addr) || addr === '::1' || addr === 'localhost' || /^::ffff:127\./i.test(addr);
 }

@@ -3,7 +3,7 @@
 import { cpus } from 'os';
 import { isIPv4, isIPv6 } from 'net';
 import { canonicalIp, type Family } from './host/addr';
-import { checkServices, DEFAULT_TIMEOUTS, type BackendSpec, type HashMode, type Proto, type ServiceSpec, type Timeouts } from './model';
+import { checkServices, DEFAULT_TIMEOUTS, type AdminConfig, type BackendConfig, type HashMode, type Proto, type ServiceConfig, type Timeouts } from './model';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -13,7 +13,7 @@ export class UsageError extends Error {
 }
 
 export interface UpOptions {
-  services: ServiceSpec[];
+  services: ServiceConfig[];
   queues: number;
   tun: string;
   flowCapacity: number;
@@ -28,7 +28,9 @@ export interface UpOptions {
   statsInterval: number;
   maglevSize: number;
   logLevel: string;
-  adminPort: number; // 0 = no admin API
+  admin: AdminConfig;
+  shutdownGrace: number; // seconds of forwarding existing flows (and admitting none) after SIGTERM
+  configFile?: string; // set when the options came from a config file (reload re-reads it)
 }
 
 export const UP_DEFAULTS = {
@@ -40,9 +42,10 @@ export const UP_DEFAULTS = {
   statsInterval: 10,
   maglevSize: 65537,
   adminPort: 9180,
+  shutdownGrace: 0,
 };
 
-interface FlagSpec {
+export interface FlagSpec {
   repeat?: boolean;
   value: boolean; // takes a value
 }
@@ -71,7 +74,38 @@ const FLAGS: Record<string, FlagSpec> = {
   'maglev-size': { value: true },
   'log-level': { value: true },
   'admin-port': { value: true },
+  'shutdown-grace': { value: true },
+  config: { value: true },
 };
+
+/** `l4nat up --config FILE`: the file says everything; only the log level may be given beside it. */
+export const CONFIG_FLAGS: Record<string, FlagSpec> = {
+  config: { value: true },
+  'log-level': { value: true },
+};
+
+export function parseConfigArgs(argv: readonly string[], command: string): { configFile: string; logLevel: string | undefined } {
+  let f: Map<string, string[]>;
+  try {
+    f = parseFlags(argv, CONFIG_FLAGS);
+  } catch (e) {
+    if (e instanceof UsageError && /^unknown flag/.test(e.message)) {
+      throw new UsageError(`${e.message}: with --config, l4nat ${command} takes only --log-level (the file says the rest)`);
+    }
+    throw e;
+  }
+  const file = f.get('config')?.[0];
+  if (!file) throw new UsageError(`l4nat ${command} needs --config FILE`);
+  const logLevel = f.get('log-level')?.[0];
+  if (logLevel !== undefined) checkLogLevel(logLevel);
+  return { configFile: file, logLevel };
+}
+
+function checkLogLevel(logLevel: string): void {
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal'].includes(logLevel)) {
+    throw new UsageError(`--log-level expects trace, debug, info, warn, error or fatal, got "${logLevel}"`);
+  }
+}
 
 /** Splits argv into flag values, accepting `--flag value` and `--flag=value`. */
 export function parseFlags(argv: readonly string[], specs: Record<string, FlagSpec> = FLAGS): Map<string, string[]> {
@@ -171,6 +205,7 @@ function parseHashKey(text: string): Buffer {
 
 export function parseUpArgs(argv: readonly string[]): UpOptions {
   const f = parseFlags(argv);
+  if (f.has('config')) throw new UsageError('--config FILE cannot be combined with --vip/--port/--backend and the other flags (only --log-level)');
   const one = (name: string): string | undefined => f.get(name)?.[0];
   const vips = (f.get('vip') ?? []).map(parseVip);
   if (!vips.length) throw new UsageError('--vip is required: the address clients connect to (repeat it for IPv4 and IPv6)');
@@ -182,13 +217,13 @@ export function parseUpArgs(argv: readonly string[]): UpOptions {
   if (hashText !== '5tuple' && hashText !== 'src') throw new UsageError(`--hash expects 5tuple or src, got "${hashText}"`);
   const hash = hashText as HashMode;
 
-  const services: ServiceSpec[] = [];
+  const services: ServiceConfig[] = [];
   for (const v of vips) {
     const mine = backends.filter((b) => b.family === v.family);
     if (!mine.length) throw new UsageError(`--vip ${v.addr} is IPv${v.family} but no --backend is IPv${v.family}`);
     for (const p of ports) {
-      const bs: BackendSpec[] = mine.map((b) => ({ addr: b.addr, family: b.family, port: b.port ?? p.port, weight: b.weight }));
-      services.push({ vip: v.addr, family: v.family, port: p.port, proto: p.proto, hash, backends: bs });
+      const bs: BackendConfig[] = mine.map((b) => ({ addr: b.addr, family: b.family, port: b.port ?? p.port, weight: b.weight }));
+      services.push({ name: 'default', vip: v.addr, family: v.family, port: p.port, proto: p.proto, hash, backends: bs, health: null, onAllDown: 'drop' });
     }
   }
   for (const b of backends) {
@@ -221,9 +256,7 @@ export function parseUpArgs(argv: readonly string[]): UpOptions {
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(tun)) throw new UsageError(`--tun expects an interface name of 1-15 letters, digits, "_", "." or "-", got "${tun}"`);
   const hk = one('hash-key');
   const logLevel = one('log-level') ?? 'info';
-  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal'].includes(logLevel)) {
-    throw new UsageError(`--log-level expects trace, debug, info, warn, error or fatal, got "${logLevel}"`);
-  }
+  checkLogLevel(logLevel);
   return {
     services,
     queues: int('queues', Math.max(1, cpus().length), 1, 256),
@@ -240,6 +273,7 @@ export function parseUpArgs(argv: readonly string[]): UpOptions {
     statsInterval: int('stats-interval', UP_DEFAULTS.statsInterval, 0, 86400),
     maglevSize: int('maglev-size', UP_DEFAULTS.maglevSize, 3, 16777213),
     logLevel,
-    adminPort: int('admin-port', UP_DEFAULTS.adminPort, 0, 65535),
+    admin: { listen: '127.0.0.1', port: int('admin-port', UP_DEFAULTS.adminPort, 0, 65535) },
+    shutdownGrace: int('shutdown-grace', UP_DEFAULTS.shutdownGrace, 0, 86400),
   };
 }

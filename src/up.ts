@@ -1,12 +1,16 @@
 // `l4nat up`: open the data plane, set up the host, publish the tables, forward until a signal, then
 // remove everything in an order that never leaks an untranslated reply.
-import { AdminApi } from './admin';
+import type { FastifyInstance } from 'fastify';
+import { createAdminServer, listenAdmin } from './admin';
+import { Controller } from './control';
+import { createMetrics, monotonicMs } from './metrics';
+import { SystemdNotifier, workersAlive } from './systemd';
 import { Dataplane } from './native';
 import { loadOrCreateHashKey } from './hash-key';
 import { HostSetup } from './host/setup';
 import { smallestLinkMtu } from './link-mtu';
 import type { Logger } from './log';
-import { checkServices, type ServiceSpec } from './model';
+import { checkServices, isLoopback, serviceId, type ServiceSpec } from './model';
 import { hasNetAdmin } from './privileges';
 import { buildTables, SlotAllocator, type TableOptions } from './tables';
 import type { UpOptions } from './up-args';
@@ -27,6 +31,10 @@ export function hostStateFor(services: readonly ServiceSpec[]): Parameters<HostS
   return { vips: [...vips.values()], backends: [...backends.values()] };
 }
 
+export interface PublishResult {
+  changedSlots: Record<string, number>; // service id -> ring slots whose backend changed (new service: all)
+}
+
 /** The running l4nat: data plane, host set-up and the current service table. */
 export class Balancer {
   private services: ServiceSpec[] = [];
@@ -36,7 +44,7 @@ export class Balancer {
   constructor(
     readonly dp: Dataplane,
     readonly host: HostSetup,
-    private readonly tableOpts: TableOptions,
+    private tableOpts: TableOptions,
     private readonly log: Logger,
   ) {
     this.svcAlloc = new SlotAllocator(dp.opts.maxServices);
@@ -47,21 +55,30 @@ export class Balancer {
     return this.services;
   }
 
+  get tableOptions(): Readonly<TableOptions> {
+    return this.tableOpts;
+  }
+
   private chain: Promise<unknown> = Promise.resolve();
 
   /**
    * Replaces the whole service set atomically: either the data plane takes the new table or nothing changes.
-   * Updates are serialized, so concurrent admin requests cannot interleave.
+   * Updates are serialized, so concurrent admin requests cannot interleave. `tableOpts` (timeouts, ICMP
+   * options) changes with the table when given. Resolves with how many ring slots changed per service.
    */
-  setServices(services: ServiceSpec[]): Promise<void> {
-    const run = this.chain.then(() => this.apply(services));
+  setServices(services: ServiceSpec[], tableOpts?: TableOptions): Promise<PublishResult> {
+    const run = this.chain.then(() => this.apply(services, tableOpts));
     this.chain = run.catch(() => undefined);
     return run;
   }
 
-  private async apply(services: ServiceSpec[]): Promise<void> {
+  /** Ring contents by service id as last published (backend slots), for counting changed slots. */
+  private rings = new Map<string, Uint32Array>();
+
+  private async apply(services: ServiceSpec[], opts: TableOptions | undefined): Promise<PublishResult> {
+    const tableOpts = opts ?? this.tableOpts; // read when this update runs, after any queued before it
     checkServices(services);
-    const built = buildTables(services, this.svcAlloc, this.bkAlloc, this.tableOpts);
+    const built = buildTables(services, this.svcAlloc, this.bkAlloc, tableOpts);
     // Routes and rules for new VIPs/backends go in before the table that uses them, so the first reply of a
     // new backend is already steered into the TUN; stale ones are removed after the switch.
     await this.host.apply(hostStateFor([...services, ...this.services]));
@@ -74,8 +91,24 @@ export class Balancer {
     this.svcAlloc.commit(built.serviceSlots);
     this.bkAlloc.commit(built.backendSlots);
     this.services = services;
+    this.tableOpts = tableOpts;
+    const changed: Record<string, number> = {};
+    const rings = new Map<string, Uint32Array>();
+    const m = tableOpts.maglevSize;
+    services.forEach((s, si) => {
+      const id = serviceId(s);
+      const ring = built.input.rings.slice(si * m, (si + 1) * m);
+      rings.set(id, ring);
+      const old = this.rings.get(id);
+      let n = 0;
+      if (!old) n = m;
+      else for (let i = 0; i < m; i++) if (old[i] !== ring[i]) n++;
+      if (n > 0) changed[id] = n;
+    });
+    this.rings = rings;
     await this.host.apply(hostStateFor(services));
-    this.log.debug({ services: services.length }, 'service table published');
+    this.log.debug({ services: services.length, changedSlots: changed }, 'service table published');
+    return { changedSlots: changed };
   }
 
   backendSlot(key: string): number | undefined {
@@ -112,10 +145,14 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     icmpTranslate: opts.icmpTranslate,
   }, log);
   let statsTimer: NodeJS.Timeout | undefined;
-  const admin = new AdminApi(balancer, log);
+  let ctrl: Controller | undefined;
+  let admin: FastifyInstance | undefined;
+  const notifier = SystemdNotifier.fromEnv(log);
   const shutdown = async (): Promise<void> => {
     if (statsTimer) clearInterval(statsTimer);
-    admin.close();
+    ctrl?.stop();
+    notifier?.stopWatchdog();
+    await admin?.close().catch((err: unknown) => log.warn({ err }, 'closing the admin API failed'));
     try {
       await host.teardown(); // VIP routes first, rules, blackholes last; workers still translate meanwhile
     } finally {
@@ -123,21 +160,34 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
       dp.close(false); // not persistent any more: the device goes with the last queue
     }
   };
+  // Signals are taken from the start, so a stop during start-up still cleans up.
+  const signals = new SignalWatch();
   try {
     await host.open();
     const mtu = opts.mtu ?? (await smallestLinkMtu(dp.ifname));
     await host.configureLink(mtu);
     dp.start();
-    await balancer.setServices(opts.services);
+    ctrl = new Controller(balancer, opts, log);
+    await ctrl.start();
     host.watch();
-    if (opts.adminPort > 0) {
-      const a = await admin.listen('127.0.0.1', opts.adminPort);
-      log.info({ admin: `http://${a.address}:${a.port}/v1/services` }, 'admin API listening (loopback only)');
+    if (opts.admin.port > 0) {
+      const metrics = createMetrics({ ctrl, counters: () => dp.counters(), flowCount: () => dp.flowCount(), flowCapacity: dp.flowCapacity });
+      admin = await createAdminServer({ ctrl, admin: opts.admin, log, metrics, info: () => ({ tun: dp.ifname, queues: dp.queues, flowCapacity: dp.flowCapacity }) });
+      const a = await listenAdmin(admin, opts.admin);
+      const scheme = opts.admin.tls ? 'https' : 'http';
+      const host6 = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+      log.info(
+        { admin: `${scheme}://${host6}:${a.port}/v1/services`, auth: [opts.admin.tokenFile ? 'bearer token' : '', opts.admin.tls?.clientCa ? 'client certificate' : ''].filter(Boolean) },
+        `admin API listening${isLoopback(opts.admin.listen) ? ' (loopback)' : ''}`,
+      );
     }
+    if (signals.count > 0) throw new Error(`stopped by ${signals.first} during start-up`);
   } catch (e) {
     await shutdown().catch((err) => log.error({ err }, 'clean-up after a failed start failed'));
+    signals.close();
     throw e;
   }
+  const c = ctrl;
   log.info(
     {
       tun: dp.ifname,
@@ -145,25 +195,120 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
       offloads: dp.offloads,
       flowCapacity: dp.flowCapacity,
       flowTableMiB: Math.round((dp.flowCapacity * dp.flowEntryBytes) / 2 ** 20),
-      services: opts.services.map((s) => ({ vip: s.vip, port: s.port, proto: s.proto, hash: s.hash, backends: s.backends.map((b) => `${b.addr}:${b.port}@${b.weight}`) })),
+      configFile: opts.configFile,
+      services: c.current.map((s) => ({ vip: s.vip, port: s.port, proto: s.proto, hash: s.hash, backends: s.backends.map((b) => `${b.addr}:${b.port}@${b.weight}`), healthCheck: s.health?.type ?? 'none' })),
     },
     'l4nat ready',
   );
-  if (opts.statsInterval > 0) {
-    statsTimer = setInterval(() => logStats(dp, log), opts.statsInterval * 1000);
-    statsTimer.unref();
+  const statusLine = (): string => {
+    const m = c.summary();
+    const down = m.allDown.length ? `; NO HEALTHY BACKEND: ${m.allDown.join(', ')}` : '';
+    return `${m.services} services; backends ${m.up} up, ${m.down} down, ${m.draining} draining; ${dp.closed ? 0 : dp.flowCount()} flows${down}`;
+  };
+  notifier?.ready(statusLine());
+  notifier?.startWatchdog(() => (dp.closed ? 'data plane closed' : workersAlive(dp.counters().heartbeatsMs, monotonicMs())));
+  c.on('change', () => notifier?.status(statusLine()));
+  const startStats = (interval: number): void => {
+    if (statsTimer) clearInterval(statsTimer);
+    statsTimer = undefined;
+    if (interval > 0) {
+      statsTimer = setInterval(() => {
+        logStats(dp, log);
+        notifier?.status(statusLine());
+      }, interval * 1000);
+      statsTimer.unref();
+    }
+  };
+  startStats(opts.statsInterval);
+  c.on('reload', (next: UpOptions) => startStats(next.statsInterval));
+  signals.onHup = () => {
+    if (!c.opts.configFile) {
+      log.warn('SIGHUP: l4nat up was started from flags; there is no config file to reload');
+      return;
+    }
+    log.info({ file: c.opts.configFile }, 'SIGHUP: reloading the config file');
+    notifier?.send('RELOADING=1');
+    c.reload()
+      .catch(() => undefined) // logged by reload()
+      .finally(() => notifier?.send(`READY=1\nSTATUS=${statusLine()}`));
+  };
+
+  const signal = await signals.next();
+  const grace = c.opts.shutdownGrace;
+  notifier?.stopping(`stopping (${signal})${grace > 0 ? `: ${grace} s grace for established flows` : ''}`);
+  if (grace > 0) {
+    log.info({ signal, graceSeconds: grace, flows: dp.flowCount() }, `stopping: admitting no new flows; established flows are forwarded for up to ${grace} s (a second signal stops at once)`);
+    const t0 = Date.now();
+    await c.quiesce().catch((err: unknown) => log.error({ err }, 'emptying the rings failed; stopping at once'));
+    const why = await waitGrace(grace * 1000, () => dp.flowCount() === 0, signals);
+    log.info({ reason: why, waitedSeconds: Math.round((Date.now() - t0) / 100) / 10, flowsLeft: dp.flowCount() }, `grace period over (${why})`);
   }
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    const on = (s: NodeJS.Signals): void => resolve(s);
-    process.once('SIGINT', on);
-    process.once('SIGTERM', on);
-    process.on('SIGHUP', () => log.warn('SIGHUP: l4nat up was started from flags; there is no config file to reload'));
-  });
   log.info({ signal }, 'stopping: removing VIP routes, rules and the TUN');
   await shutdown();
+  signals.close();
+  notifier?.close();
   logStats(dp, log, true);
   log.info('l4nat stopped');
   return 0;
+}
+
+/** SIGINT/SIGTERM (counted, so a second one is seen) and SIGHUP, installed once for the whole run. */
+class SignalWatch {
+  count = 0;
+  first: NodeJS.Signals | undefined;
+  onHup: (() => void) | undefined;
+  private waiters: Array<(s: NodeJS.Signals) => void> = [];
+  private readonly onStop = (s: NodeJS.Signals): void => {
+    this.count++;
+    this.first ??= s;
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f(s);
+  };
+  private readonly onHupSignal = (): void => this.onHup?.();
+
+  constructor() {
+    process.on('SIGINT', this.onStop);
+    process.on('SIGTERM', this.onStop);
+    process.on('SIGHUP', this.onHupSignal);
+  }
+
+  /** The next stop signal (the first one, if it already came and nobody took it). */
+  next(): Promise<NodeJS.Signals> {
+    if (this.count > this.taken) {
+      this.taken = this.count;
+      return Promise.resolve(this.first as NodeJS.Signals);
+    }
+    return new Promise((resolve) => this.waiters.push((s) => {
+      this.taken = this.count;
+      resolve(s);
+    }));
+  }
+
+  private taken = 0;
+
+  close(): void {
+    process.off('SIGINT', this.onStop);
+    process.off('SIGTERM', this.onStop);
+    process.off('SIGHUP', this.onHupSignal);
+  }
+}
+
+/** Waits up to ms, or until done() holds (checked every 200 ms), or until another stop signal. */
+async function waitGrace(ms: number, done: () => boolean, signals: SignalWatch): Promise<string> {
+  const deadline = Date.now() + ms;
+  let second = false;
+  void signals.next().then((s) => {
+    second = true;
+    return s;
+  });
+  while (!second) {
+    if (done()) return 'no flows left';
+    const left = deadline - Date.now();
+    if (left <= 0) return 'grace period elapsed';
+    await new Promise((r) => setTimeout(r, Math.min(200, left)));
+  }
+  return 'second signal: stopping at once';
 }
 
 let lastTotals: Record<string, number> | undefined;

@@ -1,0 +1,108 @@
+// A small client for the admin API, used by `l4nat status|reload|backend`. Where to connect and how to
+// authenticate: --admin URL, --token-file, --ca, --cert/--key, or --config FILE (its admin section: address,
+// port, TLS, token file), or $L4NAT_ADMIN_URL / $L4NAT_ADMIN_TOKEN; default http://127.0.0.1:9180.
+import { readFileSync } from 'fs';
+import { request as httpRequest } from 'http';
+import { request as httpsRequest } from 'https';
+import { loadConfigFile, readToken } from '../config/load';
+import { UsageError } from '../up-args';
+
+export interface ClientOptions {
+  url: string;
+  token?: string;
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  timeoutMs?: number;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const CLIENT_FLAGS = {
+  admin: { value: true },
+  'token-file': { value: true },
+  ca: { value: true },
+  cert: { value: true },
+  key: { value: true },
+  config: { value: true },
+} as const;
+
+export function clientOptions(f: Map<string, string[]>, env: NodeJS.ProcessEnv = process.env): ClientOptions {
+  const one = (k: string): string | undefined => f.get(k)?.[0];
+  let url = one('admin') ?? env.L4NAT_ADMIN_URL;
+  let token: string | undefined;
+  let ca: Buffer | undefined;
+  const cfgFile = one('config');
+  if (cfgFile) {
+    const cfg = loadConfigFile(cfgFile);
+    const a = cfg.admin;
+    const host = a.listen === '0.0.0.0' ? '127.0.0.1' : a.listen === '::' ? '::1' : a.listen;
+    url ??= `${a.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${a.port}`;
+    if (a.tokenFile) token = readToken(a.tokenFile);
+    if (a.tls) ca = readFileSync(a.tls.cert); // a self-signed server certificate is its own CA
+  }
+  const tf = one('token-file');
+  if (tf) token = readToken(tf);
+  token ??= env.L4NAT_ADMIN_TOKEN || undefined;
+  if (one('ca')) ca = readFileSync(one('ca') as string);
+  const cert = one('cert') ? readFileSync(one('cert') as string) : undefined;
+  const key = one('key') ? readFileSync(one('key') as string) : undefined;
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError('--cert and --key go together (client certificate for mTLS)');
+  url ??= 'http://127.0.0.1:9180';
+  if (!/^https?:\/\/[^/]+\/?$/.test(url)) throw new UsageError(`--admin expects http(s)://HOST:PORT, got "${url}"`);
+  return { url: url.replace(/\/$/, ''), token, ca, cert, key };
+}
+
+export function apiRequest<T = unknown>(o: ClientOptions, method: string, path: string, body?: unknown): Promise<T> {
+  const u = new URL(o.url + path);
+  const tls = u.protocol === 'https:';
+  const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = (tls ? httpsRequest : httpRequest)(
+      {
+        method,
+        hostname: u.hostname.replace(/^\[|\]$/g, ''),
+        port: u.port,
+        path: u.pathname + u.search,
+        headers: {
+          accept: 'application/json',
+          ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}),
+          ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
+        },
+        agent: false,
+        ...(tls ? { ca: o.ca, cert: o.cert, key: o.key } : {}),
+        timeout: o.timeoutMs ?? 30_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          const status = res.statusCode ?? 0;
+          if (status >= 400) {
+            const msg = (json as { error?: string } | undefined)?.error ?? (text.trim() || `HTTP ${status}`);
+            reject(new ApiError(status, msg));
+          } else resolve((json ?? text) as T);
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${o.url} within ${o.timeoutMs ?? 30_000} ms`)));
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      reject(e.code === 'ECONNREFUSED' ? new Error(`cannot reach the admin API at ${o.url} (ECONNREFUSED): is l4nat running with the admin API on?`) : e);
+    });
+    req.end(data);
+  });
+}

@@ -1,0 +1,139 @@
+// `l4nat reload | status | backend ...`: thin commands over the admin API (client.ts). Exit codes: 0 done,
+// 1 the API said no (message printed), 2 usage error.
+import { parseBackend, parseFlags, UsageError, type FlagSpec } from '../up-args';
+import type { ServicesView, BackendView, ReloadResult } from '../control';
+import { apiRequest, ApiError, CLIENT_FLAGS, clientOptions, type ClientOptions } from './client';
+import { formatStatus, type StatusView } from './status';
+
+/** Splits positionals from --flags (flags per spec, in any position). */
+function split(argv: readonly string[], spec: Record<string, FlagSpec>): { pos: string[]; flags: Map<string, string[]> } {
+  const pos: string[] = [];
+  const flagArgs: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) {
+      pos.push(a);
+      continue;
+    }
+    flagArgs.push(a);
+    const name = a.slice(2).split('=')[0];
+    if (spec[name]?.value && !a.includes('=') && i + 1 < argv.length) flagArgs.push(argv[++i]);
+  }
+  return { pos, flags: parseFlags(flagArgs, spec) };
+}
+
+/** VIP:PORT[/proto] or [V6]:PORT[/proto] → the API's service id. */
+export function serviceIdArg(text: string): string {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d{1,5})(?:\/(tcp|udp))?$/.exec(text);
+  if (!m) throw new UsageError(`SERVICE expects VIP:PORT[/tcp|udp] (IPv6 as [VIP]:PORT), got "${text}"`);
+  const b = parseBackend(`${m[1]}:${m[2]}`);
+  const host = b.family === 6 ? `[${b.addr}]` : b.addr;
+  return `${host}:${b.port}/${m[3] ?? 'tcp'}`;
+}
+
+/** ADDR:PORT (or a backend id with /proto) → the API's backend id for that service. */
+export function backendIdArg(text: string, service: string): string {
+  const proto = service.slice(service.lastIndexOf('/') + 1);
+  const t = text.replace(/\/(tcp|udp)$/, '');
+  const b = parseBackend(t);
+  if (b.port === undefined) throw new UsageError(`BACKEND expects ADDR:PORT (IPv6 as [ADDR]:PORT), got "${text}"`);
+  if (t.includes('@')) throw new UsageError(`BACKEND expects ADDR:PORT without "@WEIGHT", got "${text}"`);
+  return `${b.family === 6 ? `[${b.addr}]` : b.addr}:${b.port}/${proto}`;
+}
+
+function weightArg(text: string | undefined): number {
+  if (text === undefined || !/^\d+$/.test(text) || Number(text) > 65535) throw new UsageError(`WEIGHT expects a whole number from 0 to 65535, got "${text ?? ''}"`);
+  return Number(text);
+}
+
+const enc = encodeURIComponent;
+
+export async function apiCommand(cmd: 'reload' | 'status' | 'backend', argv: readonly string[]): Promise<number> {
+  const extra: Record<string, FlagSpec> = cmd === 'backend' ? { weight: { value: true }, name: { value: true }, wait: { value: true }, json: { value: false } } : { json: { value: false } };
+  const { pos, flags } = split(argv, { ...CLIENT_FLAGS, ...extra });
+  const o: ClientOptions = clientOptions(flags);
+  const json = flags.has('json');
+  const out = (v: unknown, text: string): void => {
+    process.stdout.write(json ? `${JSON.stringify(v, null, 2)}\n` : text);
+  };
+  try {
+    if (cmd === 'status') {
+      if (pos.length) throw new UsageError(`status takes no arguments, got "${pos[0]}"`);
+      const [view, st] = await Promise.all([apiRequest<ServicesView>(o, 'GET', '/v1/services'), apiRequest<StatusView>(o, 'GET', '/v1/status')]);
+      out({ ...view, status: st }, formatStatus(view, st));
+      return 0;
+    }
+    if (cmd === 'reload') {
+      if (pos.length) throw new UsageError(`reload takes no arguments, got "${pos[0]}"`);
+      const r = await apiRequest<ReloadResult>(o, 'POST', '/v1/reload');
+      const slots = Object.entries(r.changedSlots).map(([k, v]) => `${k}: ${v} slots`);
+      out(
+        r,
+        `reloaded ${r.file}: added ${r.added.join(', ') || 'none'}; removed ${r.removed.join(', ') || 'none'}; changed ${r.changed.join(', ') || 'none'}; ` +
+          `${r.unchanged} unchanged\n${slots.length ? `ring slots moved: ${slots.join('; ')}\n` : 'no ring slot moved\n'}` +
+          (r.discardedApiBackends.length ? `backends added through the API and not in the file were removed: ${r.discardedApiBackends.join(', ')}\n` : ''),
+      );
+      return 0;
+    }
+    const [sub, svcText, third, fourth] = pos;
+    const usage = 'backend expects: add SERVICE ADDR[:PORT] | remove|drain|undrain SERVICE BACKEND | weight SERVICE BACKEND W';
+    if (!sub || !svcText || !third) throw new UsageError(usage);
+    const sid = serviceIdArg(svcText);
+    const base = `/v1/services/${enc(sid)}/backends`;
+    switch (sub) {
+      case 'add': {
+        if (fourth) throw new UsageError(`backend add takes SERVICE ADDR[:PORT], got an extra "${fourth}"`);
+        const body: Record<string, unknown> = { backend: third };
+        if (flags.has('weight')) body.weight = weightArg(flags.get('weight')?.[0]);
+        if (flags.has('name')) body.name = flags.get('name')?.[0];
+        const v = await apiRequest<ServicesView>(o, 'POST', base, body);
+        out(v, `added ${third} to ${sid}\n`);
+        return 0;
+      }
+      case 'remove': {
+        const bid = backendIdArg(third, sid);
+        const v = await apiRequest<ServicesView>(o, 'DELETE', `${base}/${enc(bid)}`);
+        out(v, `removed ${bid} from ${sid}\n`);
+        return 0;
+      }
+      case 'weight': {
+        const bid = backendIdArg(third, sid);
+        const w = weightArg(fourth);
+        const v = await apiRequest<ServicesView>(o, 'PATCH', `${base}/${enc(bid)}`, { weight: w });
+        out(v, `${bid} of ${sid}: weight ${w}\n`);
+        return 0;
+      }
+      case 'undrain': {
+        const bid = backendIdArg(third, sid);
+        const v = await apiRequest<BackendView>(o, 'POST', `${base}/${enc(bid)}/undrain`);
+        out(v, `${bid} of ${sid}: back in the ring (state ${v.state})\n`);
+        return 0;
+      }
+      case 'drain': {
+        const bid = backendIdArg(third, sid);
+        let v = await apiRequest<BackendView>(o, 'POST', `${base}/${enc(bid)}/drain`);
+        const waitText = flags.get('wait')?.[0];
+        if (waitText !== undefined) {
+          if (!/^\d+$/.test(waitText)) throw new UsageError(`--wait expects seconds, got "${waitText}"`);
+          const deadline = Date.now() + Number(waitText) * 1000;
+          while (!v.drain?.done && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 500));
+            v = await apiRequest<BackendView>(o, 'GET', `${base}/${enc(bid)}`);
+          }
+          out(v, v.drain?.done ? `${bid} of ${sid}: drained (no packets for ${v.drain.quietSeconds} s)\n` : `${bid} of ${sid}: still draining after ${waitText} s (last packet ${v.drain?.lastPacketAt})\n`);
+          return v.drain?.done ? 0 : 1;
+        }
+        out(v, `${bid} of ${sid}: draining (out of the ring, flows kept); \`l4nat backend drain ... --wait S\` waits until it is quiet\n`);
+        return 0;
+      }
+      default:
+        throw new UsageError(usage);
+    }
+  } catch (e) {
+    if (e instanceof ApiError) {
+      process.stderr.write(`l4nat: ${e.status === 401 ? 'admin API: ' : ''}${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}

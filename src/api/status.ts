@@ -1,0 +1,83 @@
+// `l4nat status`: the services view as a table in the manner of `ipvsadm -Ln --stats` (service line, then
+// one "->" line per backend), plus state, weights (configured/in ring) and the last health check. Pure.
+import type { ServicesView } from '../control';
+
+export interface StatusView {
+  summary: { services: number; backends: number; up: number; down: number; draining: number; allDown: string[] };
+  workers: Array<{ queue: number; heartbeatAgeMs: number }>;
+  flows: number;
+  configFile: string | null;
+  lastReload: { at: string; ok: boolean; error?: string } | null;
+  uptimeSeconds: number;
+}
+
+function n(v: number | undefined): string {
+  const x = v ?? 0;
+  if (x >= 1e10) return `${Math.round(x / 1e9)}G`;
+  if (x >= 1e7) return `${Math.round(x / 1e6)}M`;
+  if (x >= 1e5) return `${Math.round(x / 1e3)}K`;
+  return String(x);
+}
+
+function pad(s: string, w: number, right = false): string {
+  if (s.length >= w) return s;
+  return right ? s.padStart(w) : s.padEnd(w);
+}
+
+function hostPort(addr: string, port: number): string {
+  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
+
+export function formatStatus(view: ServicesView, st: StatusView): string {
+  const lines: string[] = [];
+  const m = st.summary;
+  const stale = st.workers.filter((w) => w.heartbeatAgeMs > 2000).length;
+  lines.push(
+    `l4nat: ${m.services} services; backends ${m.up} up, ${m.down} down, ${m.draining} draining/drained; ${st.flows} flows; ` +
+      `workers ${st.workers.length - stale}/${st.workers.length} alive; up ${st.uptimeSeconds} s`,
+  );
+  if (st.configFile) {
+    const r = st.lastReload;
+    lines.push(`config: ${st.configFile}${r ? `; last reload ${r.at} ${r.ok ? 'ok' : `FAILED: ${r.error ?? ''}`}` : ''}`);
+  }
+  if (m.allDown.length) lines.push(`NO HEALTHY BACKEND: ${m.allDown.join(', ')}`);
+  const cols: Array<[string, number, boolean]> = [
+    ['Prot LocalAddress:Port', 34, false],
+    ['Name', 12, false],
+    ['State', 9, false],
+    ['Weight', 7, true],
+    ['Conns', 9, true],
+    ['InPkts', 9, true],
+    ['OutPkts', 9, true],
+    ['InBytes', 9, true],
+    ['OutBytes', 9, true],
+  ];
+  const row = (vals: string[], extra = ''): string => `${vals.map((v, i) => pad(v, cols[i][1], cols[i][2])).join(' ')}${extra ? `  ${extra}` : ''}`.trimEnd();
+  lines.push(row(cols.map((c) => c[0]), 'Health'));
+  lines.push('  -> RemoteAddress:Port');
+  for (const s of view.services) {
+    const c = s.counters;
+    const check = s.healthCheck ? `${s.healthCheck.type} every ${s.healthCheck.interval}s rise ${s.healthCheck.rise} fall ${s.healthCheck.fall}` : 'no check';
+    lines.push(
+      row(
+        [`${s.proto.toUpperCase()}  ${hostPort(s.vip, s.port)} ${s.hash}`, s.name, s.allDown ? 'ALL-DOWN' : '', '', n(c.new_flows), n(c.packets_in), n(c.packets_out), n(c.bytes_in), n(c.bytes_out)],
+        `${check}${s.allDown ? `; on_all_down ${s.onAllDown}` : ''}`,
+      ),
+    );
+    for (const b of s.backends) {
+      const bc = b.counters;
+      const h = b.health;
+      let health = h ? (h.lastCheck ? (h.lastCheck.ok ? `ok ${h.lastCheck.ms} ms` : h.lastCheck.detail) : 'not checked yet') : '';
+      if (h && h.consecutiveFailures > 0 && b.state !== 'down') health += ` (${h.consecutiveFailures} failed)`;
+      if (b.drain) health = `${health ? `${health}; ` : ''}${b.drain.done ? 'drained' : `draining, quiet ${b.drain.quietSeconds} s`}`;
+      lines.push(
+        row(
+          [`  -> ${hostPort(b.addr, b.port)}`, b.name ?? '', b.state, `${b.weight}/${b.effectiveWeight}`, n(bc.new_flows), n(bc.packets_in), n(bc.packets_out), n(bc.bytes_in), n(bc.bytes_out)],
+          health,
+        ),
+      );
+    }
+  }
+  lines.push('Weight = configured/in ring; Conns = new flows since start; In = from clients, Out = from backends.');
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,422 @@
+// Reading the config file (YAML) into the same options `l4nat up` flags give. Pure apart from reading the
+// file itself and the files it names (TLS material, token): nothing on the host is touched, so
+// `l4nat check` and a reload can run it freely. Every problem is reported, each naming the path in the
+// file, the bad value and what is expected, with its line and column:
+//   services[0].backends[1].port: got 70000, expected a whole number from 1 to 65535 (line 14, column 15)
+import Ajv, { type ErrorObject } from 'ajv';
+import { readFileSync } from 'fs';
+import { cpus } from 'os';
+import { isIP } from 'net';
+import { LineCounter, parseDocument, type Document } from 'yaml';
+import { canonicalIp, type Family } from '../host/addr';
+import {
+  checkServices,
+  DEFAULT_TIMEOUTS,
+  isLoopback,
+  type AdminConfig,
+  type BackendConfig,
+  type HashMode,
+  type HealthCheckSpec,
+  type OnAllDown,
+  type Proto,
+  type ServiceConfig,
+} from '../model';
+import { parseBackend, UP_DEFAULTS, type UpOptions } from '../up-args';
+import { configSchema } from './schema';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly issues: string[],
+  ) {
+    super(`${file}: ${issues.length === 1 ? issues[0] : `${issues.length} problems:\n  ${issues.join('\n  ')}`}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type PathSeg = string | number;
+
+export const HEALTH_DEFAULTS: Readonly<Omit<HealthCheckSpec, 'type'>> = {
+  interval: 2,
+  timeout: 1,
+  rise: 2,
+  fall: 3,
+  jitter: 0.1,
+  path: '/',
+  expectStatus: [],
+  tlsVerify: false,
+};
+
+function formatPath(path: readonly PathSeg[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? p : `.${p}`;
+  return out || '(top level)';
+}
+
+function show(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  const s = JSON.stringify(v);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+type Schema = Record<string, unknown>;
+
+function expectOf(s: Schema): string {
+  if (typeof s['x-expect'] === 'string') return s['x-expect'];
+  if (Array.isArray(s.enum)) return `one of ${s.enum.map((x) => JSON.stringify(x)).join(', ')}`;
+  const t = s.type;
+  if (t === 'integer') return `a whole number from ${String(s.minimum)} to ${String(s.maximum)}`;
+  if (t === 'number') return `a number from ${String(s.minimum)} to ${String(s.maximum)}`;
+  if (t === 'boolean') return 'true or false';
+  if (t === 'string') return s.minLength ? 'a non-empty string' : 'a string';
+  if (t === 'array') return s.minItems ? `a list of at least ${String(s.minItems)} item(s)` : 'a list';
+  if (t === 'object') return 'a mapping';
+  return JSON.stringify(t);
+}
+
+let validator: ReturnType<Ajv['compile']> | undefined;
+function validate(data: unknown): ErrorObject[] {
+  if (!validator) {
+    const ajv = new Ajv({ allErrors: true, verbose: true, strict: false, allowUnionTypes: true });
+    ajv.addKeyword({ keyword: 'x-expect', schemaType: 'string' });
+    validator = ajv.compile(configSchema);
+  }
+  return validator(data) ? [] : [...(validator.errors ?? [])];
+}
+
+function pathOf(instancePath: string): PathSeg[] {
+  return instancePath
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((p) => (/^\d+$/.test(p) ? Number(p) : p));
+}
+
+/** One readable issue per path (ajv may report several keywords for one bad value). */
+function schemaIssues(errors: ErrorObject[]): Array<{ path: PathSeg[]; msg: string }> {
+  const out = new Map<string, { path: PathSeg[]; msg: string }>();
+  for (const e of errors) {
+    let path = pathOf(e.instancePath);
+    let msg: string;
+    const ps = (e.parentSchema ?? {}) as Schema;
+    if (e.keyword === 'required') {
+      msg = `missing required key "${String((e.params as { missingProperty: string }).missingProperty)}"`;
+    } else if (e.keyword === 'additionalProperties') {
+      const key = String((e.params as { additionalProperty: string }).additionalProperty);
+      path = [...path, key];
+      msg = `unknown key; expected one of: ${Object.keys((ps.properties ?? {}) as object).join(', ')}`;
+    } else {
+      msg = `got ${show(e.data)}, expected ${expectOf(ps)}`;
+    }
+    const k = `${formatPath(path)}|${e.keyword === 'required' ? msg : ''}`;
+    if (!out.has(k)) out.set(k, { path, msg });
+  }
+  return [...out.values()];
+}
+
+function where(doc: Document, lc: LineCounter, path: PathSeg[]): string {
+  for (let p = path; p.length >= 0; p = p.slice(0, -1)) {
+    const node = (p.length ? doc.getIn(p, true) : doc.contents) as { range?: [number, number, number] } | undefined;
+    if (node?.range) {
+      const pos = lc.linePos(node.range[0]);
+      return ` (line ${pos.line}, column ${pos.col})`;
+    }
+    if (p.length === 0) break;
+  }
+  return '';
+}
+
+function familyOf(addr: string): Family | undefined {
+  const v = isIP(addr);
+  return v === 4 ? 4 : v === 6 && !addr.includes('%') ? 6 : undefined;
+}
+
+/** The raw (schema-valid) shapes. */
+interface RawHealth {
+  type: HealthCheckSpec['type'] | 'none';
+  interval?: number;
+  timeout?: number;
+  rise?: number;
+  fall?: number;
+  jitter?: number;
+  port?: number;
+  path?: string;
+  host?: string;
+  expect_status?: number[];
+  tls_verify?: boolean;
+  command?: string[];
+}
+interface RawBackend {
+  address: string;
+  port?: number;
+  weight?: number;
+  name?: string;
+}
+interface RawService {
+  name: string;
+  vips: string[];
+  ports: Array<number | string>;
+  hash?: HashMode;
+  on_all_down?: OnAllDown;
+  health_check?: RawHealth;
+  backends?: Array<string | RawBackend>;
+}
+interface RawConfig {
+  global?: {
+    queues?: number;
+    tun?: string;
+    flow_capacity?: number;
+    table?: number;
+    rule_pref?: number;
+    mtu?: number;
+    maglev_size?: number;
+    hash_key?: string;
+    hash_key_file?: string;
+    icmp_echo?: boolean;
+    stats_interval?: number;
+    log_level?: string;
+    shutdown_grace?: number;
+    timeouts?: { tcp?: number; tcp_syn?: number; tcp_fin?: number; tcp_close?: number; udp?: number };
+  };
+  admin?: { listen?: string; port?: number; token_file?: string; tls?: { cert: string; key: string; client_ca?: string } };
+  defaults?: { health_check?: RawHealth; on_all_down?: OnAllDown; hash?: HashMode };
+  services: RawService[];
+}
+
+/** Parses and validates config text. Throws ConfigError listing every problem found. */
+export function parseConfig(text: string, file: string): UpOptions {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length) {
+    throw new ConfigError(file, doc.errors.map((e) => `YAML syntax: ${e.message.split('\n')[0]}`));
+  }
+  const data = doc.toJS() as unknown;
+  if (data === null || data === undefined) throw new ConfigError(file, ['the file is empty: expected a mapping with at least "services"']);
+  const issues: string[] = [];
+  const add = (path: PathSeg[], msg: string): void => {
+    issues.push(`${formatPath(path)}: ${msg}${where(doc, lc, path)}`);
+  };
+  for (const i of schemaIssues(validate(data))) add(i.path, i.msg);
+  if (issues.length) throw new ConfigError(file, issues);
+  const raw = data as RawConfig;
+  const out = semantic(raw, add);
+  if (issues.length) throw new ConfigError(file, issues);
+  out.configFile = file;
+  return out;
+}
+
+export function loadConfigFile(file: string): UpOptions {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new ConfigError(file, [`cannot read the config file: ${err.code ?? err.message}`]);
+  }
+  return parseConfig(text, file);
+}
+
+function readable(path: PathSeg[], file: string, add: (p: PathSeg[], m: string) => void): string | undefined {
+  try {
+    const t = readFileSync(file, 'utf8');
+    if (t.trim() === '') add(path, `${JSON.stringify(file)} is empty`);
+    return t;
+  } catch (e) {
+    add(path, `cannot read ${JSON.stringify(file)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    return undefined;
+  }
+}
+
+/** Reads the admin bearer token from its file (trimmed). */
+export function readToken(file: string): string {
+  const t = readFileSync(file, 'utf8').trim();
+  if (t.length < 16) throw new Error(`the admin token in ${file} is shorter than 16 characters`);
+  return t;
+}
+
+function healthOf(raw: RawHealth | undefined, path: PathSeg[], add: (p: PathSeg[], m: string) => void): HealthCheckSpec | null {
+  if (!raw || raw.type === 'none') return null;
+  const interval = raw.interval ?? HEALTH_DEFAULTS.interval;
+  const h: HealthCheckSpec = {
+    type: raw.type,
+    interval,
+    timeout: raw.timeout ?? Math.min(HEALTH_DEFAULTS.timeout, interval),
+    rise: raw.rise ?? HEALTH_DEFAULTS.rise,
+    fall: raw.fall ?? HEALTH_DEFAULTS.fall,
+    jitter: raw.jitter ?? HEALTH_DEFAULTS.jitter,
+    port: raw.port,
+    path: raw.path ?? HEALTH_DEFAULTS.path,
+    host: raw.host,
+    expectStatus: raw.expect_status ?? [],
+    tlsVerify: raw.tls_verify ?? HEALTH_DEFAULTS.tlsVerify,
+    command: raw.command,
+  };
+  if (h.timeout > h.interval) add([...path, 'timeout'], `got ${h.timeout}, expected at most the interval (${h.interval} s): checks must not overlap`);
+  if (h.type === 'command' && !h.command) add(path, 'missing required key "command" for a check of type command');
+  if (h.type !== 'command' && raw.command) add([...path, 'command'], `applies to type command only, this check is ${h.type}`);
+  if (h.type === 'tcp' || h.type === 'command') {
+    for (const k of ['path', 'host', 'expect_status', 'tls_verify'] as const) {
+      if (raw[k] !== undefined) add([...path, k], `applies to http/https checks only, this check is ${h.type}`);
+    }
+  }
+  if (h.type === 'http' && raw.tls_verify !== undefined) add([...path, 'tls_verify'], 'applies to https checks only');
+  return h;
+}
+
+function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOptions {
+  const g = raw.global ?? {};
+  const a = raw.admin ?? {};
+  const admin: AdminConfig = { listen: a.listen ?? '127.0.0.1', port: a.port ?? UP_DEFAULTS.adminPort };
+  const listenFamily = familyOf(admin.listen);
+  if (!listenFamily) add(['admin', 'listen'], `got ${show(admin.listen)}, expected an IPv4 or IPv6 address`);
+  if (a.tls) {
+    admin.tls = { cert: a.tls.cert, key: a.tls.key, clientCa: a.tls.client_ca };
+    readable(['admin', 'tls', 'cert'], a.tls.cert, add);
+    readable(['admin', 'tls', 'key'], a.tls.key, add);
+    if (a.tls.client_ca) readable(['admin', 'tls', 'client_ca'], a.tls.client_ca, add);
+  }
+  if (a.token_file) {
+    admin.tokenFile = a.token_file;
+    if (readable(['admin', 'token_file'], a.token_file, add) !== undefined) {
+      try {
+        readToken(a.token_file);
+      } catch (e) {
+        add(['admin', 'token_file'], (e as Error).message);
+      }
+    }
+  }
+  if (listenFamily && !isLoopback(admin.listen) && admin.port > 0) {
+    if (!a.tls) add(['admin'], `listen ${admin.listen} is not a loopback address: it requires tls {cert, key} (and token_file or tls.client_ca)`);
+    else if (!a.token_file && !a.tls.client_ca) add(['admin'], `listen ${admin.listen} is not a loopback address: it requires token_file or tls.client_ca (client certificates)`);
+  }
+
+  const d = raw.defaults ?? {};
+  const defaultHealth = healthOf(d.health_check, ['defaults', 'health_check'], add);
+  const services: ServiceConfig[] = [];
+  const names = new Set<string>();
+  raw.services.forEach((rs, si) => {
+    const sp: PathSeg[] = ['services', si];
+    if (names.has(rs.name)) add([...sp, 'name'], `got ${show(rs.name)}, expected a name no other service uses`);
+    names.add(rs.name);
+    const vips: Array<{ addr: string; family: Family }> = [];
+    rs.vips.forEach((v, vi) => {
+      const f = familyOf(v);
+      if (!f) add([...sp, 'vips', vi], `got ${show(v)}, expected an IPv4 or IPv6 address (no brackets, no prefix)`);
+      else vips.push({ addr: canonicalIp(v, f), family: f });
+    });
+    const ports: Array<{ port: number; proto: Proto }> = [];
+    rs.ports.forEach((p, pi) => {
+      const m = /^(\d+)(?:\/(tcp|udp))?$/.exec(String(p));
+      const n = m ? Number(m[1]) : NaN;
+      if (!m || n < 1 || n > 65535) add([...sp, 'ports', pi], `got ${show(p)}, expected PORT or "PORT/tcp" or "PORT/udp" (1-65535)`);
+      else ports.push({ port: n, proto: (m[2] as Proto | undefined) ?? 'tcp' });
+    });
+    const backends: Array<{ addr: string; family: Family; port: number | undefined; weight: number; name?: string }> = [];
+    const seen = new Set<string>();
+    (rs.backends ?? []).forEach((rb, bi) => {
+      const bp: PathSeg[] = [...sp, 'backends', bi];
+      let b: (typeof backends)[number];
+      if (typeof rb === 'string') {
+        try {
+          b = parseBackend(rb);
+        } catch (e) {
+          add(bp, (e as Error).message.replace(/^--backend expects/, 'expected'));
+          return;
+        }
+      } else {
+        const f = familyOf(rb.address);
+        if (!f) {
+          add([...bp, 'address'], `got ${show(rb.address)}, expected an IPv4 or IPv6 address (no brackets, no prefix)`);
+          return;
+        }
+        b = { addr: canonicalIp(rb.address, f), family: f, port: rb.port, weight: rb.weight ?? 1 };
+        if (rb.name !== undefined) b.name = rb.name;
+      }
+      const k = `${b.addr}|${b.port ?? ''}`;
+      if (seen.has(k)) add(bp, `backend ${b.addr}${b.port ? ` port ${b.port}` : ''} is listed twice in this service`);
+      seen.add(k);
+      if (!vips.some((v) => v.family === b.family)) add(bp, `backend ${b.addr} is IPv${b.family} but no VIP of this service is IPv${b.family}`);
+      backends.push(b);
+    });
+    if (backends.length) {
+      for (const v of vips) {
+        if (!backends.some((b) => b.family === v.family)) add([...sp, 'vips'], `VIP ${v.addr} is IPv${v.family} but no backend of this service is IPv${v.family}`);
+      }
+    }
+    const health = rs.health_check ? healthOf(rs.health_check, [...sp, 'health_check'], add) : defaultHealth;
+    for (const v of vips) {
+      for (const p of ports) {
+        const bs: BackendConfig[] = backends
+          .filter((b) => b.family === v.family)
+          .map((b) => ({ addr: b.addr, family: b.family, port: b.port ?? p.port, weight: b.weight, ...(b.name !== undefined ? { name: b.name } : {}) }));
+        services.push({
+          name: rs.name,
+          vip: v.addr,
+          family: v.family,
+          port: p.port,
+          proto: p.proto,
+          hash: rs.hash ?? d.hash ?? '5tuple',
+          backends: bs,
+          health,
+          onAllDown: rs.on_all_down ?? d.on_all_down ?? 'drop',
+        });
+      }
+    }
+  });
+  try {
+    checkServices(services);
+  } catch (e) {
+    add(['services'], (e as Error).message);
+  }
+  const t = g.timeouts ?? {};
+  return {
+    services,
+    queues: g.queues ?? Math.max(1, cpus().length),
+    tun: g.tun ?? UP_DEFAULTS.tun,
+    flowCapacity: g.flow_capacity ?? UP_DEFAULTS.flowCapacity,
+    table: g.table ?? UP_DEFAULTS.table,
+    rulePref: g.rule_pref ?? UP_DEFAULTS.rulePref,
+    mtu: g.mtu,
+    timeouts: {
+      tcpSyn: t.tcp_syn ?? DEFAULT_TIMEOUTS.tcpSyn,
+      tcpEstablished: t.tcp ?? DEFAULT_TIMEOUTS.tcpEstablished,
+      tcpFin: t.tcp_fin ?? DEFAULT_TIMEOUTS.tcpFin,
+      tcpClose: t.tcp_close ?? DEFAULT_TIMEOUTS.tcpClose,
+      udp: t.udp ?? DEFAULT_TIMEOUTS.udp,
+    },
+    icmpEcho: g.icmp_echo ?? true,
+    icmpTranslate: true,
+    hashKey: g.hash_key === undefined ? undefined : Buffer.from(g.hash_key, 'hex'),
+    hashKeyFile: g.hash_key_file ?? UP_DEFAULTS.hashKeyFile,
+    statsInterval: g.stats_interval ?? UP_DEFAULTS.statsInterval,
+    maglevSize: g.maglev_size ?? UP_DEFAULTS.maglevSize,
+    logLevel: g.log_level ?? 'info',
+    admin,
+    shutdownGrace: g.shutdown_grace ?? UP_DEFAULTS.shutdownGrace,
+  };
+}
+
+/**
+ * Settings that only take effect at start (the TUN, its queues, the flow table, routing table and rule
+ * preference, the admin listener): a reload that changes one of them is refused, naming them, so the
+ * running config never silently differs from the file.
+ */
+export function restartOnlyChanges(cur: UpOptions, next: UpOptions): string[] {
+  const out: string[] = [];
+  const cmp = (name: string, x: unknown, y: unknown): void => {
+    if (JSON.stringify(x) !== JSON.stringify(y)) out.push(name);
+  };
+  cmp('global.queues', cur.queues, next.queues);
+  cmp('global.tun', cur.tun, next.tun);
+  cmp('global.flow_capacity', cur.flowCapacity, next.flowCapacity);
+  cmp('global.table', cur.table, next.table);
+  cmp('global.rule_pref', cur.rulePref, next.rulePref);
+  cmp('global.mtu', cur.mtu, next.mtu);
+  cmp('global.maglev_size', cur.maglevSize, next.maglevSize);
+  cmp('global.hash_key / hash_key_file', [cur.hashKey?.toString('hex'), cur.hashKeyFile], [next.hashKey?.toString('hex'), next.hashKeyFile]);
+  cmp('admin (listen, port, tls)', [cur.admin.listen, cur.admin.port, cur.admin.tls], [next.admin.listen, next.admin.port, next.admin.tls]);
+  cmp('admin.token_file', cur.admin.tokenFile, next.admin.tokenFile);
+  return out;
+}

@@ -1,0 +1,575 @@
+// The control plane's state: the services as configured (file or flags) plus the operator's run-time
+// changes (admin API), each backend's health and drain state, and what that makes of the data plane's
+// table. Every change goes through one path — compute the effective services, publish them through the
+// Balancer (atomic, serialized) — and logs one structured event with the ring slots it moved.
+//
+// Effective weight of a backend = its configured weight, or 0 (out of the ring, established flows kept)
+// when it is draining or its health check says down. A service whose eligible backends are all down does
+// what its on_all_down says: "drop" publishes an empty ring (new flows are dropped and counted as
+// no_backend), "keep-last" keeps the ring it had before the last one fell. Both are logged at error level.
+//
+// A reload re-reads the file and applies all of it or none of it. Run-time changes are not written back:
+// backends added through the API are dropped by a reload (logged), a drain survives it (as HAProxy's
+// server-state-file keeps MAINT) as long as the backend is still in the file.
+import { EventEmitter } from 'events';
+import { loadConfigFile, readToken, restartOnlyChanges, ConfigError } from './config/load';
+import { HealthChecker, type ProbeFn, type ProbeRecord, type Transition } from './health/checker';
+import type { Logger } from './log';
+import { backendId, checkServices, serviceId, type BackendConfig, type ServiceConfig, type ServiceSpec } from './model';
+import type { CounterMap, CounterSnapshot } from './native';
+import { backendKey, type TableOptions } from './tables';
+import type { PublishResult } from './up';
+import type { UpOptions } from './up-args';
+
+/** What the controller needs of the Balancer (a fake in unit tests). */
+export interface BalancerLike {
+  setServices(services: ServiceSpec[], tableOpts?: TableOptions): Promise<PublishResult>;
+  readonly tableOptions: Readonly<TableOptions>;
+  backendSlot(key: string): number | undefined;
+  serviceSlot(id: string): number | undefined;
+  readonly dp: { counters(): CounterSnapshot; flowCount(): number };
+}
+
+export class ControlError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A drain is reported done once the backend's packet counters have not moved for this long. */
+export const DRAIN_QUIET_MS = 5_000;
+const DRAIN_SAMPLE_MS = 500;
+
+interface DrainState {
+  since: number; // Date.now()
+  lastPackets: number;
+  lastPacketAt: number;
+  doneAt?: number;
+}
+
+interface BackendRuntime {
+  key: string;
+  source: 'config' | 'api';
+  drain?: DrainState;
+  checker?: HealthChecker;
+  checkerIdent?: string;
+}
+
+export type BackendState = 'up' | 'down' | 'draining' | 'drained';
+
+export interface ReloadResult {
+  file: string;
+  added: string[];
+  removed: string[];
+  changed: string[];
+  unchanged: number;
+  changedSlots: Record<string, number>;
+  discardedApiBackends: string[];
+}
+
+function clone(services: readonly ServiceConfig[]): ServiceConfig[] {
+  return services.map((s) => ({ ...s, backends: s.backends.map((b) => ({ ...b })) }));
+}
+
+export class Controller extends EventEmitter {
+  private services: ServiceConfig[] = [];
+  private readonly runtime = new Map<string, BackendRuntime>();
+  private lastWeights = new Map<string, Map<string, number>>(); // service id -> backend id -> published weight
+  private readonly allDown = new Set<string>(); // services currently without a healthy backend
+  private stopping = false;
+  private drainTimer: NodeJS.Timeout | undefined;
+  readonly startedAt = new Date();
+  lastReload: { at: string; ok: boolean; error?: string } | undefined;
+  reloads = { ok: 0, failed: 0 };
+  token: string | undefined;
+
+  constructor(
+    private readonly balancer: BalancerLike,
+    public opts: UpOptions,
+    private readonly log: Logger,
+    private readonly probeFn?: ProbeFn,
+  ) {
+    super();
+    if (opts.admin.tokenFile) this.token = readToken(opts.admin.tokenFile);
+  }
+
+  get current(): readonly ServiceConfig[] {
+    return this.services;
+  }
+
+  counters(): CounterSnapshot {
+    return this.balancer.dp.counters();
+  }
+
+  flowCount(): number {
+    return this.balancer.dp.flowCount();
+  }
+
+  /** Publishes the configured services and starts their health checks. */
+  async start(): Promise<PublishResult> {
+    const next = clone(this.opts.services);
+    this.syncRuntime(next, new Map(), 'config');
+    this.services = next;
+    const r = await this.publish('start');
+    for (const rt of this.runtime.values()) rt.checker?.start(this.firstDelay(rt.checker));
+    return r;
+  }
+
+  private firstDelay(c: HealthChecker): number {
+    return Math.random() * Math.min(1000, c.spec.interval * 1000);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Effective table
+
+  private healthy(rt: BackendRuntime | undefined): boolean {
+    return !rt?.checker || rt.checker.state === 'up';
+  }
+
+  /** The services as the data plane should see them now, and which have no healthy backend. */
+  effective(): { specs: ServiceSpec[]; weights: Map<string, Map<string, number>>; allDown: Set<string> } {
+    const weights = new Map<string, Map<string, number>>();
+    const allDown = new Set<string>();
+    const specs = this.services.map((s) => {
+      const sid = serviceId(s);
+      const rts = s.backends.map((b) => this.runtime.get(backendKey(s, b)));
+      const eligible = s.backends.map((b, i) => b.weight > 0 && !rts[i]?.drain);
+      let w = s.backends.map((b, i) => (eligible[i] && this.healthy(rts[i]) ? b.weight : 0));
+      if (eligible.some(Boolean) && w.every((x) => x === 0)) {
+        allDown.add(sid);
+        if (s.onAllDown === 'keep-last') {
+          const last = this.lastWeights.get(sid);
+          w = s.backends.map((b) => last?.get(backendId(b, s.proto)) ?? 0);
+        }
+      }
+      if (this.stopping) w = w.map(() => 0);
+      weights.set(sid, new Map(s.backends.map((b, i) => [backendId(b, s.proto), w[i]])));
+      return { vip: s.vip, family: s.family, port: s.port, proto: s.proto, hash: s.hash, backends: s.backends.map((b, i) => ({ addr: b.addr, family: b.family, port: b.port, weight: w[i] })) };
+    });
+    return { specs, weights, allDown };
+  }
+
+  private async publish(reason: string, tableOpts?: TableOptions, extra: Record<string, unknown> = {}): Promise<PublishResult> {
+    const eff = this.effective();
+    const prevWeights = this.lastWeights;
+    this.lastWeights = eff.weights;
+    for (const sid of eff.allDown) {
+      if (this.allDown.has(sid)) continue;
+      const s = this.services.find((x) => serviceId(x) === sid)!;
+      this.log.error(
+        { event: 'service_all_down', service: sid, name: s.name, onAllDown: s.onAllDown },
+        s.onAllDown === 'drop'
+          ? `service ${sid}: NO HEALTHY BACKEND — new connections are dropped (on_all_down: drop)`
+          : `service ${sid}: NO HEALTHY BACKEND — keeping the last ring, new connections go to backends that failed their checks (on_all_down: keep-last)`,
+      );
+    }
+    for (const sid of this.allDown) {
+      if (!eff.allDown.has(sid) && eff.weights.has(sid)) this.log.warn({ event: 'service_recovered', service: sid }, `service ${sid}: has a healthy backend again`);
+    }
+    this.allDown.clear();
+    for (const sid of eff.allDown) this.allDown.add(sid);
+    try {
+      const r = await this.balancer.setServices(eff.specs, tableOpts);
+      this.log.info({ event: 'table_published', reason, changedSlots: r.changedSlots, ...extra }, `table published (${reason}): ${Object.keys(r.changedSlots).length} service ring(s) changed`);
+      this.emit('change');
+      return r;
+    } catch (e) {
+      this.lastWeights = prevWeights;
+      throw e;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Runtime state per backend (health checkers, drain)
+
+  private syncRuntime(services: readonly ServiceConfig[], keepDrain: Map<string, DrainState>, source: 'config' | 'api', apiKeys: Set<string> = new Set()): void {
+    const wanted = new Set<string>();
+    for (const s of services) {
+      for (const b of s.backends) {
+        const key = backendKey(s, b);
+        wanted.add(key);
+        let rt = this.runtime.get(key);
+        if (!rt) {
+          rt = { key, source: apiKeys.has(key) ? 'api' : source };
+          if (keepDrain.has(key)) rt.drain = keepDrain.get(key);
+          this.runtime.set(key, rt);
+        } else if (source === 'config' && !apiKeys.has(key)) {
+          rt.source = 'config';
+        }
+        this.syncChecker(rt, s, b);
+      }
+    }
+    for (const [key, rt] of this.runtime) {
+      if (wanted.has(key)) continue;
+      rt.checker?.stop();
+      this.runtime.delete(key);
+    }
+    this.updateDrainTimer();
+  }
+
+  private syncChecker(rt: BackendRuntime, s: ServiceConfig, b: BackendConfig): void {
+    if (!s.health) {
+      rt.checker?.stop();
+      rt.checker = undefined;
+      rt.checkerIdent = undefined;
+      return;
+    }
+    const target = { addr: b.addr, family: b.family, port: b.port };
+    const ident = HealthChecker.identity(s.health, target);
+    if (rt.checker && rt.checkerIdent === ident) return;
+    const c = new HealthChecker(rt.key, s.health, target, (ch, t, last) => this.onHealth(ch, t, last), this.probeFn);
+    const old = rt.checker;
+    if (old) {
+      c.inherit(old);
+      old.stop();
+      c.start(this.firstDelay(c));
+    } else if (this.lastWeights.size > 0) {
+      c.start(this.firstDelay(c)); // added while running; at start, start() starts them after the first publish
+    }
+    rt.checker = c;
+    rt.checkerIdent = ident;
+  }
+
+  private onHealth(c: HealthChecker, t: Transition, last: ProbeRecord): void {
+    const [sid, bid] = c.key.split('|');
+    const s = this.services.find((x) => serviceId(x) === sid);
+    const b = s?.backends.find((x) => backendId(x, s.proto) === bid);
+    const fields = { event: t.to === 'up' ? 'backend_up' : 'backend_down', service: sid, backend: bid, name: b?.name, reason: t.reason, checkMs: last.ms };
+    if (t.to === 'down') this.log.warn(fields, `backend ${bid} of ${sid} is DOWN: ${t.reason}`);
+    else this.log.info(fields, `backend ${bid} of ${sid} is UP: ${t.reason}`);
+    this.publish(`health: ${bid} ${t.to}`).catch((err: unknown) => this.log.error({ err, service: sid, backend: bid }, 'publishing a health change failed'));
+  }
+
+  private updateDrainTimer(): void {
+    const any = [...this.runtime.values()].some((r) => r.drain && r.drain.doneAt === undefined);
+    if (any && !this.drainTimer) {
+      this.drainTimer = setInterval(() => this.sampleDrains(), DRAIN_SAMPLE_MS);
+      this.drainTimer.unref();
+    } else if (!any && this.drainTimer) {
+      clearInterval(this.drainTimer);
+      this.drainTimer = undefined;
+    }
+  }
+
+  private packetsOf(c: CounterSnapshot, key: string): number {
+    const slot = this.balancer.backendSlot(key);
+    const o = slot === undefined ? undefined : c.backends.get(slot);
+    return o ? o.packets_in + o.packets_out : 0;
+  }
+
+  /** Approximates "the last flow has ended" by the backend's packet counters staying still. */
+  sampleDrains(now = Date.now()): void {
+    let c: CounterSnapshot;
+    try {
+      c = this.balancer.dp.counters();
+    } catch {
+      return; // data plane closed
+    }
+    for (const rt of this.runtime.values()) {
+      const d = rt.drain;
+      if (!d || d.doneAt !== undefined) continue;
+      const p = this.packetsOf(c, rt.key);
+      if (p !== d.lastPackets) {
+        d.lastPackets = p;
+        d.lastPacketAt = now;
+      } else if (now - d.lastPacketAt >= DRAIN_QUIET_MS) {
+        d.doneAt = now;
+        const [sid, bid] = rt.key.split('|');
+        this.log.info(
+          { event: 'backend_drained', service: sid, backend: bid, drainSeconds: Math.round((now - d.since) / 100) / 10 },
+          `backend ${bid} of ${sid} is drained: no packets for ${DRAIN_QUIET_MS / 1000} s`,
+        );
+        this.emit('change');
+      }
+    }
+    this.updateDrainTimer();
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Operations (admin API, signals)
+
+  private find(sid: string, bid?: string): { si: number; bi: number } {
+    const si = this.services.findIndex((s) => serviceId(s) === sid);
+    if (si < 0) throw new ControlError(404, `no service ${sid}`);
+    if (bid === undefined) return { si, bi: -1 };
+    const s = this.services[si];
+    const bi = s.backends.findIndex((b) => backendId(b, s.proto) === bid);
+    if (bi < 0) throw new ControlError(404, `no backend ${bid} in service ${sid}`);
+    return { si, bi };
+  }
+
+  /** Applies a new service set (validated first); on failure the old one stays, in memory and in the data plane. */
+  private async commit(next: ServiceConfig[], reason: string, opts: { apiKeys?: Set<string>; source: 'config' | 'api'; tableOpts?: TableOptions; extra?: Record<string, unknown> }): Promise<PublishResult> {
+    try {
+      checkServices(next);
+    } catch (e) {
+      throw new ControlError(400, (e as Error).message);
+    }
+    const prev = this.services;
+    const prevRuntime = new Map([...this.runtime].map(([k, v]) => [k, { ...v }]));
+    const keepDrain = new Map([...this.runtime].flatMap(([k, v]) => (v.drain ? [[k, v.drain] as const] : [])));
+    this.services = next;
+    this.syncRuntime(next, keepDrain, opts.source, opts.apiKeys);
+    try {
+      return await this.publish(reason, opts.tableOpts, opts.extra);
+    } catch (e) {
+      this.services = prev;
+      for (const [k, rt] of this.runtime) if (!prevRuntime.has(k)) rt.checker?.stop();
+      this.runtime.clear();
+      for (const [k, v] of prevRuntime) this.runtime.set(k, v);
+      throw e;
+    }
+  }
+
+  async addBackend(sid: string, b: BackendConfig): Promise<{ service: string; backend: string }> {
+    const { si } = this.find(sid);
+    const next = clone(this.services);
+    const s = next[si];
+    if (b.family !== s.family) throw new ControlError(400, `backend ${b.addr} is IPv${b.family} but service ${sid} is IPv${s.family}`);
+    const bid = backendId(b, s.proto);
+    if (s.backends.some((x) => backendId(x, s.proto) === bid)) throw new ControlError(409, `backend ${bid} already serves ${sid}`);
+    s.backends.push(b);
+    const key = backendKey(s, b);
+    const apiKeys = new Set([...this.runtime.values()].filter((r) => r.source === 'api').map((r) => r.key));
+    apiKeys.add(key);
+    await this.commit(next, `api: add ${bid} to ${sid}`, { source: 'api', apiKeys });
+    this.log.info({ event: 'backend_added', service: sid, backend: bid, weight: b.weight, name: b.name }, `backend ${bid} added to ${sid}`);
+    return { service: sid, backend: bid };
+  }
+
+  async removeBackend(sid: string, bid: string): Promise<void> {
+    const { si, bi } = this.find(sid, bid);
+    const next = clone(this.services);
+    next[si].backends.splice(bi, 1);
+    await this.commit(next, `api: remove ${bid} from ${sid}`, { source: 'api', apiKeys: this.apiKeys() });
+    this.log.info({ event: 'backend_removed', service: sid, backend: bid }, `backend ${bid} removed from ${sid}`);
+  }
+
+  async setWeight(sid: string, bid: string, weight: number): Promise<void> {
+    const { si, bi } = this.find(sid, bid);
+    const next = clone(this.services);
+    const old = next[si].backends[bi].weight;
+    next[si].backends[bi].weight = weight;
+    await this.commit(next, `api: weight ${bid} ${old}->${weight}`, { source: 'api', apiKeys: this.apiKeys() });
+    this.log.info({ event: 'backend_weight', service: sid, backend: bid, from: old, to: weight }, `backend ${bid} of ${sid}: weight ${old} -> ${weight}`);
+  }
+
+  private apiKeys(): Set<string> {
+    return new Set([...this.runtime.values()].filter((r) => r.source === 'api').map((r) => r.key));
+  }
+
+  /** Takes the backend out of the ring; its flows go on. Idempotent. */
+  async drain(sid: string, bid: string): Promise<void> {
+    const { si, bi } = this.find(sid, bid);
+    const s = this.services[si];
+    const rt = this.runtime.get(backendKey(s, s.backends[bi]))!;
+    if (rt.drain) return;
+    const now = Date.now();
+    let packets = 0;
+    try {
+      packets = this.packetsOf(this.balancer.dp.counters(), rt.key);
+    } catch {
+      // closed
+    }
+    rt.drain = { since: now, lastPackets: packets, lastPacketAt: now };
+    try {
+      await this.publish(`api: drain ${bid}`);
+    } catch (e) {
+      rt.drain = undefined;
+      throw e;
+    }
+    this.updateDrainTimer();
+    this.log.info({ event: 'backend_draining', service: sid, backend: bid }, `backend ${bid} of ${sid} is draining: out of the ring, its flows go on`);
+  }
+
+  async undrain(sid: string, bid: string): Promise<void> {
+    const { si, bi } = this.find(sid, bid);
+    const s = this.services[si];
+    const rt = this.runtime.get(backendKey(s, s.backends[bi]))!;
+    if (!rt.drain) return;
+    const d = rt.drain;
+    rt.drain = undefined;
+    try {
+      await this.publish(`api: undrain ${bid}`);
+    } catch (e) {
+      rt.drain = d;
+      throw e;
+    }
+    this.updateDrainTimer();
+    this.log.info({ event: 'backend_undrained', service: sid, backend: bid }, `backend ${bid} of ${sid} is back in the ring`);
+  }
+
+  /** Re-reads the config file and applies all of it, or nothing (the error says why). */
+  async reload(): Promise<ReloadResult> {
+    const file = this.opts.configFile;
+    if (!file) throw new ControlError(409, 'l4nat was started from flags, not from a config file: there is nothing to reload');
+    const at = new Date().toISOString();
+    try {
+      const next = loadConfigFile(file);
+      const restart = restartOnlyChanges(this.opts, next);
+      if (restart.length) {
+        throw new ConfigError(file, [`these settings take effect only at start: ${restart.join(', ')}; restart l4nat to change them (the reload changed nothing)`]);
+      }
+      const token = next.admin.tokenFile ? readToken(next.admin.tokenFile) : undefined;
+      const oldById = new Map(this.opts.services.map((s) => [serviceId(s), JSON.stringify(s)]));
+      const newById = new Map(next.services.map((s) => [serviceId(s), JSON.stringify(s)]));
+      const added = [...newById.keys()].filter((k) => !oldById.has(k));
+      const removed = [...oldById.keys()].filter((k) => !newById.has(k));
+      const changed = [...newById.keys()].filter((k) => oldById.has(k) && oldById.get(k) !== newById.get(k));
+      const newKeys = new Set(next.services.flatMap((s) => s.backends.map((b) => backendKey(s, b))));
+      const discarded = [...this.runtime.values()].filter((r) => r.source === 'api' && !newKeys.has(r.key)).map((r) => r.key);
+      const tableOpts: TableOptions = { ...this.balancer.tableOptions, timeouts: next.timeouts, icmpEcho: next.icmpEcho };
+      const r = await this.commit(clone(next.services), 'reload', { source: 'config', tableOpts, extra: { file, added, removed, changed } });
+      this.opts = next;
+      this.token = token;
+      this.log.level = next.logLevel;
+      this.lastReload = { at, ok: true };
+      this.reloads.ok++;
+      if (discarded.length) this.log.warn({ event: 'reload_discarded', backends: discarded }, `reload: ${discarded.length} backend(s) added through the API are not in the file and were removed`);
+      this.log.info({ event: 'reload', file, added, removed, changed, changedSlots: r.changedSlots }, `reloaded ${file}: ${added.length} service(s) added, ${removed.length} removed, ${changed.length} changed`);
+      this.emit('reload', next);
+      return { file, added, removed, changed, unchanged: newById.size - added.length - changed.length, changedSlots: r.changedSlots, discardedApiBackends: discarded };
+    } catch (e) {
+      this.reloads.failed++;
+      this.lastReload = { at, ok: false, error: (e as Error).message };
+      this.log.error({ event: 'reload_failed', file, err: (e as Error).message }, `reload of ${file} rejected; the running config is unchanged`);
+      if (e instanceof ConfigError) throw new ControlError(400, e.message);
+      throw e;
+    }
+  }
+
+  /** Graceful stop, step 1: empty rings (no new flows decided here), established flows keep going. */
+  async quiesce(): Promise<void> {
+    this.stopping = true;
+    await this.publish('shutdown: admitting no new flows');
+  }
+
+  stop(): void {
+    for (const rt of this.runtime.values()) rt.checker?.stop();
+    if (this.drainTimer) clearInterval(this.drainTimer);
+    this.drainTimer = undefined;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Views (API, CLI, metrics, systemd status)
+
+  backendState(s: ServiceConfig, b: BackendConfig): { state: BackendState; rt: BackendRuntime | undefined } {
+    const rt = this.runtime.get(backendKey(s, b));
+    if (rt?.drain) return { state: rt.drain.doneAt !== undefined ? 'drained' : 'draining', rt };
+    return { state: this.healthy(rt) ? 'up' : 'down', rt };
+  }
+
+  /** Everything about the services, for the API and `l4nat status`. */
+  view(c: CounterSnapshot = this.balancer.dp.counters()): ServicesView {
+    const now = Date.now();
+    return {
+      services: this.services.map((s) => this.serviceView(s, c, now)),
+      dataplane: { counters: c.total, drops: c.drops, heartbeatsMs: c.heartbeatsMs, flows: this.balancer.dp.flowCount() },
+    };
+  }
+
+  serviceView(s: ServiceConfig, c: CounterSnapshot, now = Date.now(), withHistory = false): ServiceView {
+    const sid = serviceId(s);
+    const slot = this.balancer.serviceSlot(sid);
+    const weights = this.lastWeights.get(sid);
+    return {
+      id: sid,
+      name: s.name,
+      vip: s.vip,
+      port: s.port,
+      proto: s.proto,
+      hash: s.hash,
+      onAllDown: s.onAllDown,
+      allDown: this.allDown.has(sid),
+      healthCheck: s.health,
+      counters: (slot === undefined ? undefined : c.services.get(slot)) ?? zeroCounters(),
+      backends: s.backends.map((b) => {
+        const { state, rt } = this.backendState(s, b);
+        const bid = backendId(b, s.proto);
+        const slotB = this.balancer.backendSlot(backendKey(s, b));
+        const ch = rt?.checker;
+        const v: BackendView = {
+          id: bid,
+          name: b.name ?? null,
+          addr: b.addr,
+          port: b.port,
+          weight: b.weight,
+          effectiveWeight: weights?.get(bid) ?? 0,
+          state,
+          source: rt?.source ?? 'config',
+          health: ch
+            ? { state: ch.state, consecutiveSuccesses: ch.successes, consecutiveFailures: ch.failures, checks: { ...ch.checks }, lastCheck: ch.history[ch.history.length - 1] ?? null }
+            : null,
+          drain: rt?.drain
+            ? { since: new Date(rt.drain.since).toISOString(), lastPacketAt: new Date(rt.drain.lastPacketAt).toISOString(), quietSeconds: Math.round((now - rt.drain.lastPacketAt) / 100) / 10, done: rt.drain.doneAt !== undefined }
+            : null,
+          counters: (slotB === undefined ? undefined : c.backends.get(slotB)) ?? zeroCounters(),
+        };
+        if (withHistory && ch) v.history = { checks: [...ch.history], transitions: [...ch.transitions] };
+        return v;
+      }),
+    };
+  }
+
+  serviceById(sid: string): ServiceConfig {
+    return this.services[this.find(sid).si];
+  }
+
+  summary(): { services: number; backends: number; up: number; down: number; draining: number; allDown: string[] } {
+    let up = 0;
+    let down = 0;
+    let draining = 0;
+    let n = 0;
+    for (const s of this.services) {
+      for (const b of s.backends) {
+        n++;
+        const st = this.backendState(s, b).state;
+        if (st === 'up') up++;
+        else if (st === 'down') down++;
+        else draining++;
+      }
+    }
+    return { services: this.services.length, backends: n, up, down, draining, allDown: [...this.allDown] };
+  }
+}
+
+function zeroCounters(): CounterMap {
+  return { packets_in: 0, bytes_in: 0, packets_out: 0, bytes_out: 0, new_flows: 0 };
+}
+
+export interface BackendView {
+  id: string;
+  name: string | null;
+  addr: string;
+  port: number;
+  weight: number;
+  effectiveWeight: number;
+  state: BackendState;
+  source: 'config' | 'api';
+  health: { state: 'up' | 'down'; consecutiveSuccesses: number; consecutiveFailures: number; checks: { ok: number; failed: number }; lastCheck: ProbeRecord | null } | null;
+  drain: { since: string; lastPacketAt: string; quietSeconds: number; done: boolean } | null;
+  counters: CounterMap;
+  history?: { checks: ProbeRecord[]; transitions: Transition[] };
+}
+
+export interface ServiceView {
+  id: string;
+  name: string;
+  vip: string;
+  port: number;
+  proto: string;
+  hash: string;
+  onAllDown: string;
+  allDown: boolean;
+  healthCheck: ServiceConfig['health'];
+  counters: CounterMap;
+  backends: BackendView[];
+}
+
+export interface ServicesView {
+  services: ServiceView[];
+  dataplane: { counters: CounterMap; drops: CounterMap; heartbeatsMs: number[]; flows: number };
+}

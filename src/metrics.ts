@@ -1,0 +1,128 @@
+// Prometheus metrics (prom-client), read from the data plane's shared counters at scrape time: nothing is
+// sampled in between, so a scrape costs one counters() read and the numbers are exactly the data plane's.
+// Names follow the Prometheus conventions: l4nat_ prefix, base units, _total for counters.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Controller } from './control';
+import type { CounterSnapshot } from './native';
+
+/** CLOCK_MONOTONIC in ms, the clock of the workers' heartbeats (libuv's hrtime is CLOCK_MONOTONIC on Linux). */
+export function monotonicMs(): number {
+  return Number(process.hrtime.bigint() / 1_000_000n);
+}
+
+export interface MetricsSource {
+  ctrl: Controller;
+  counters(): CounterSnapshot;
+  flowCount(): number;
+  flowCapacity: number;
+}
+
+/** A counter whose value is set from an outside monotonic source at scrape time. */
+function setCounter(c: Counter<string>, labels: Record<string, string>, v: number): void {
+  // prom-client counters only go up by inc(); reset+inc sets the absolute value of this label set.
+  c.remove(labels);
+  c.inc(labels, v);
+}
+
+export function createMetrics(src: MetricsSource): Registry {
+  const reg = new Registry();
+  // Registered first: prom-client reads metrics in registration order, and this one's collect hook reads the
+  // data plane once per scrape and fills in all the others.
+  let update = (): void => undefined;
+  new Gauge({
+    name: 'l4nat_up',
+    help: 'Always 1 while l4nat answers',
+    registers: [reg],
+    collect() {
+      this.set(1);
+      update();
+    },
+  });
+  collectDefaultMetrics({ register: reg, prefix: 'l4nat_process_' });
+  const qNames: Record<string, [string, string]> = {
+    rx_packets: ['l4nat_rx_packets_total', 'Packets read from the TUN'],
+    rx_bytes: ['l4nat_rx_bytes_total', 'Bytes read from the TUN'],
+    tx_packets: ['l4nat_tx_packets_total', 'Packets written back to the TUN'],
+    tx_bytes: ['l4nat_tx_bytes_total', 'Bytes written back to the TUN'],
+    forward: ['l4nat_forwarded_packets_total', 'Client-to-backend packets translated'],
+    reply: ['l4nat_reply_packets_total', 'Backend-to-client packets translated'],
+    gso_packets: ['l4nat_gso_packets_total', 'GSO super-packets translated as one'],
+    icmp_translated: ['l4nat_icmp_translated_total', 'ICMP errors about translated flows, translated'],
+    icmp_echo_replied: ['l4nat_icmp_echo_replies_total', 'Echo requests to a VIP answered'],
+    flow_new: ['l4nat_flows_created_total', 'Flow entries created'],
+    flow_pickup: ['l4nat_flows_picked_up_total', 'Flows without an entry pinned again at their first reply'],
+    flow_repin: ['l4nat_flows_repinned_total', 'SYNs on closed entries that chose a backend again'],
+    flow_evicted: ['l4nat_flows_evicted_total', 'Flow entries evicted because their bucket was full'],
+    flow_insert_failed: ['l4nat_flow_insert_failures_total', 'Flow entries that could not be created'],
+    flow_miss_nonsyn: ['l4nat_flow_miss_nonsyn_total', 'Non-SYN TCP packets without a flow entry, forwarded by the ring'],
+    batches: ['l4nat_worker_batches_total', 'Worker read batches'],
+  };
+  const queueCounters = new Map<string, Counter<string>>();
+  for (const [k, [name, help]] of Object.entries(qNames)) {
+    queueCounters.set(k, new Counter({ name, help, labelNames: ['queue'], registers: [reg] }));
+  }
+  const drops = new Counter({ name: 'l4nat_dropped_packets_total', help: 'Packets dropped, by reason', labelNames: ['reason'], registers: [reg] });
+  const heartbeatAge = new Gauge({ name: 'l4nat_worker_heartbeat_age_seconds', help: 'Time since each worker last woke up (idle workers wake every 250 ms)', labelNames: ['queue'], registers: [reg] });
+  const flows = new Gauge({ name: 'l4nat_flow_table_entries', help: 'Flow-table entries in use (including idle ones not yet expired)', registers: [reg] });
+  const flowCap = new Gauge({ name: 'l4nat_flow_table_capacity', help: 'Flow-table capacity (fixed at start)', registers: [reg] });
+  const svcLabels = ['service', 'name'];
+  const bkLabels = ['service', 'backend', 'backend_name'];
+  const objNames: Record<string, [string, string]> = {
+    packets_in: ['packets_in_total', 'Packets from clients'],
+    bytes_in: ['bytes_in_total', 'Bytes from clients'],
+    packets_out: ['packets_out_total', 'Packets from backends'],
+    bytes_out: ['bytes_out_total', 'Bytes from backends'],
+    new_flows: ['flows_total', 'New flows'],
+  };
+  const svcCounters = new Map<string, Counter<string>>();
+  const bkCounters = new Map<string, Counter<string>>();
+  for (const [k, [suffix, help]] of Object.entries(objNames)) {
+    svcCounters.set(k, new Counter({ name: `l4nat_service_${suffix}`, help: `${help}, per service`, labelNames: svcLabels, registers: [reg] }));
+    bkCounters.set(k, new Counter({ name: `l4nat_backend_${suffix}`, help: `${help}, per backend`, labelNames: bkLabels, registers: [reg] }));
+  }
+  const bkUp = new Gauge({ name: 'l4nat_backend_up', help: '1 when the backend passes its health check (or has none), else 0', labelNames: bkLabels, registers: [reg] });
+  const bkState = new Gauge({ name: 'l4nat_backend_state', help: '1 for the backend\'s current state (up, down, draining, drained)', labelNames: [...bkLabels, 'state'], registers: [reg] });
+  const bkWeight = new Gauge({ name: 'l4nat_backend_weight', help: 'Configured weight', labelNames: bkLabels, registers: [reg] });
+  const bkEff = new Gauge({ name: 'l4nat_backend_effective_weight', help: 'Weight in the ring now (0 when down or draining)', labelNames: bkLabels, registers: [reg] });
+  const checks = new Counter({ name: 'l4nat_health_checks_total', help: 'Health-check probes, by result', labelNames: [...bkLabels, 'result'], registers: [reg] });
+  const checkSeconds = new Gauge({ name: 'l4nat_health_check_last_duration_seconds', help: 'Duration of the last health-check probe', labelNames: bkLabels, registers: [reg] });
+  const svcAllDown = new Gauge({ name: 'l4nat_service_no_healthy_backend', help: '1 while the service has no healthy backend', labelNames: svcLabels, registers: [reg] });
+  const reloads = new Counter({ name: 'l4nat_config_reloads_total', help: 'Config reloads, by result', labelNames: ['result'], registers: [reg] });
+  const reloadOk = new Gauge({ name: 'l4nat_config_last_reload_successful', help: '1 if the last reload was applied (or none was tried)', registers: [reg] });
+
+  update = (): void => {
+      const c = src.counters();
+      c.perQueue.forEach((q, i) => {
+        for (const [k, m] of queueCounters) setCounter(m, { queue: String(i) }, q[k] ?? 0);
+      });
+      for (const [reason, v] of Object.entries(c.drops)) setCounter(drops, { reason }, v);
+      const now = monotonicMs();
+      c.heartbeatsMs.forEach((hb, i) => heartbeatAge.set({ queue: String(i) }, Math.max(0, now - hb) / 1000));
+      flows.set(src.flowCount());
+      flowCap.set(src.flowCapacity);
+      const view = src.ctrl.view(c);
+      for (const m of [...svcCounters.values(), ...bkCounters.values(), bkUp, bkState, bkWeight, bkEff, checkSeconds, svcAllDown]) m.reset();
+      for (const s of view.services) {
+        const sl = { service: s.id, name: s.name };
+        for (const [k, m] of svcCounters) m.inc(sl, s.counters[k] ?? 0);
+        svcAllDown.set(sl, s.allDown ? 1 : 0);
+        for (const b of s.backends) {
+          const bl = { service: s.id, backend: b.id, backend_name: b.name ?? '' };
+          for (const [k, m] of bkCounters) m.inc(bl, b.counters[k] ?? 0);
+          bkUp.set(bl, b.health?.state === 'down' ? 0 : 1);
+          for (const st of ['up', 'down', 'draining', 'drained']) bkState.set({ ...bl, state: st }, b.state === st ? 1 : 0);
+          bkWeight.set(bl, b.weight);
+          bkEff.set(bl, b.effectiveWeight);
+          if (b.health) {
+            setCounter(checks, { ...bl, result: 'ok' }, b.health.checks.ok);
+            setCounter(checks, { ...bl, result: 'failed' }, b.health.checks.failed);
+            if (b.health.lastCheck) checkSeconds.set(bl, b.health.lastCheck.ms / 1000);
+          }
+        }
+      }
+      setCounter(reloads, { result: 'ok' }, src.ctrl.reloads.ok);
+      setCounter(reloads, { result: 'failed' }, src.ctrl.reloads.failed);
+      reloadOk.set(src.ctrl.lastReload?.ok === false ? 0 : 1);
+  };
+  return reg;
+}

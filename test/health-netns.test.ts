@@ -1,0 +1,87 @@
+// Health checks end to end: l4nat started from a config file in the lab's lb namespace, TCP checks against
+// three backends. A backend server is killed; the test measures how long until l4nat publishes a table
+// without it (bound: interval × fall + timeout), checks that no new connection goes to it or fails after
+// that, then restarts it and sees it come back after `rise` checks. Root-only.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { createLab } from '../src/lab/lab';
+import { L4natProcess, l4natUnavailable, startL4nat } from '../src/lab/l4nat-process';
+import { labScript, runClient, startBackendServers } from '../src/lab/workload';
+
+function skipReason(): string | false {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, TUN)';
+  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
+  return l4natUnavailable() ?? false;
+}
+
+const INTERVAL = 1;
+const TIMEOUT = 0.5;
+const FALL = 2;
+const RISE = 2;
+
+test('a killed backend leaves the ring within interval × fall + timeout; no connection fails after; it comes back after rise checks', { skip: skipReason(), timeout: 180_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'l4nat-health-'));
+  const lab = await createLab({ backends: 3, ipv6: false });
+  let l4: L4natProcess | null = null;
+  try {
+    const servers = await startBackendServers(lab);
+    const cfg = join(dir, 'l4nat.yaml');
+    writeFileSync(
+      cfg,
+      [
+        'global: {queues: 2, stats_interval: 0}',
+        'services:',
+        '  - name: web',
+        `    vips: [${lab.vip4}]`,
+        '    ports: [8080]',
+        `    health_check: {type: tcp, interval: ${INTERVAL}, timeout: ${TIMEOUT}, fall: ${FALL}, rise: ${RISE}, jitter: 0.2}`,
+        '    backends:',
+        ...lab.backends.map((b) => `      - {address: ${b.ipv4}, port: 8080, name: ${b.id}}`),
+        '',
+      ].join('\n'),
+    );
+    l4 = await startL4nat(lab, { vips: [], ports: [], backends: [], extraArgs: ['--config', cfg] });
+    // Let every backend pass a first check.
+    await new Promise((r) => setTimeout(r, 2_000));
+    const warm = await runClient(lab, { target: lab.vip4, proto: 'tcp', count: 300, concurrency: 16, timeoutMs: 30_000 });
+    assert.equal(warm.failed, 0, JSON.stringify(warm.errors));
+    assert.deepEqual(Object.keys(warm.perBackend).sort(), ['b1', 'b2', 'b3']);
+
+    const b2 = lab.backend('b2');
+    const killedAt = Date.now();
+    servers[1]!.kill('SIGKILL');
+    await servers[1]!.exited;
+    const published = await l4.waitForLog((r) => r.event === 'table_published' && typeof r.reason === 'string' && r.reason.includes(`${b2.ipv4}:8080/tcp down`), 15_000, 'table without b2');
+    const detectMs = (published.time as number) - killedAt;
+    const bound = (INTERVAL * FALL + TIMEOUT) * 1000;
+    t.diagnostic(`detection: b2 out of the ring ${detectMs} ms after the kill (bound interval×fall+timeout = ${bound} ms)`);
+    assert.ok(detectMs <= bound + 150, `took ${detectMs} ms, bound ${bound} ms`);
+    const down = l4.logs().find((r) => r.event === 'backend_down');
+    assert.match(String(down?.reason), /connect ECONNREFUSED/);
+
+    const after = await runClient(lab, { target: lab.vip4, proto: 'tcp', count: 600, concurrency: 16, timeoutMs: 30_000 });
+    assert.equal(after.failed, 0, `failures after detection: ${JSON.stringify(after.errors)}`);
+    assert.deepEqual(Object.keys(after.perBackend).sort(), ['b1', 'b3'], JSON.stringify(after.perBackend));
+
+    // Back: restart the server; after `rise` good checks it rejoins.
+    const restartedAt = Date.now();
+    lab.spawn('b2', process.execPath, [labScript('backend-server'), '--name', 'b2', '--port', '8080']);
+    const up = await l4.waitForLog((r) => r.event === 'backend_up', 15_000, 'b2 up again');
+    const upMs = (up.time as number) - restartedAt;
+    t.diagnostic(`recovery: b2 back ${upMs} ms after its restart (rise ${RISE} × interval ${INTERVAL} s)`);
+    assert.ok(upMs <= (RISE * INTERVAL + TIMEOUT) * 1000 + 500, `${upMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+    const back = await runClient(lab, { target: lab.vip4, proto: 'tcp', count: 300, concurrency: 16, timeoutMs: 30_000 });
+    assert.equal(back.failed, 0);
+    assert.ok((back.perBackend.b2 ?? 0) > 30, JSON.stringify(back.perBackend));
+    const st = await l4.stop();
+    assert.equal(st.code, 0);
+  } finally {
+    await l4?.stop();
+    await lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
