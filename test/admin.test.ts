@@ -1,0 +1,338 @@
+// The admin API and the controller behind it, against a fake data plane (no root): reads, writes with
+// schema validation (a rejected write publishes nothing), drain and its end, reload (good, bad,
+// restart-only), on_all_down, OpenAPI, /metrics, and authentication (bearer token, TLS, mTLS).
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import pino from 'pino';
+import { createAdminServer, listenAdmin } from '../src/admin';
+import { loadConfigFile, parseConfig } from '../src/config/load';
+import { Controller, DRAIN_QUIET_MS, type BalancerLike } from '../src/control';
+import type { ProbeFn } from '../src/health/checker';
+import { createMetrics } from '../src/metrics';
+import { DEFAULT_TIMEOUTS, type ServiceSpec } from '../src/model';
+import type { CounterMap, CounterSnapshot } from '../src/native';
+import { backendKey, type TableOptions } from '../src/tables';
+import type { PublishResult } from '../src/up';
+
+const log = pino({ level: 'silent' });
+const dir = mkdtempSync(join(tmpdir(), 'l4nat-admin-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+class FakeBalancer implements BalancerLike {
+  published: ServiceSpec[][] = [];
+  tableOptions: TableOptions = { hashKey: Buffer.alloc(16), maglevSize: 7, timeouts: { ...DEFAULT_TIMEOUTS }, icmpEcho: true, icmpTranslate: true };
+  fail = false;
+  private slots = new Map<string, number>();
+  backendCounters = new Map<number, CounterMap>();
+  readonly dp = {
+    counters: (): CounterSnapshot => ({ total: { rx_packets: 1 }, drops: { no_backend: 0 }, perQueue: [{ rx_packets: 1 }], heartbeatsMs: [0], services: new Map(), backends: this.backendCounters }),
+    flowCount: (): number => 0,
+  };
+
+  async setServices(services: ServiceSpec[], t?: TableOptions): Promise<PublishResult> {
+    if (this.fail) throw new Error('publish refused');
+    this.published.push(services);
+    if (t) this.tableOptions = t;
+    for (const s of services) for (const b of s.backends) if (!this.slots.has(backendKey(s, b))) this.slots.set(backendKey(s, b), this.slots.size);
+    return { changedSlots: {} };
+  }
+
+  get last(): ServiceSpec[] {
+    return this.published[this.published.length - 1];
+  }
+
+  weights(): Record<string, number> {
+    return Object.fromEntries(this.last.flatMap((s) => s.backends.map((b) => [`${b.addr}:${b.port}`, b.weight])));
+  }
+
+  backendSlot(key: string): number | undefined {
+    return this.slots.get(key);
+  }
+
+  serviceSlot(): number | undefined {
+    return undefined;
+  }
+}
+
+const CONFIG = `
+services:
+  - name: web
+    vips: [10.0.0.10]
+    ports: [80]
+    backends: ["10.0.1.11:8080", {address: 10.0.1.12, port: 8080, name: two}]
+  - name: dns
+    vips: [10.0.0.53]
+    ports: ["53/udp"]
+    backends: ["10.0.2.1:53"]
+`;
+const WEB = encodeURIComponent('10.0.0.10:80/tcp');
+const B1 = encodeURIComponent('10.0.1.11:8080/tcp');
+
+async function setup(text = CONFIG, probeFn?: ProbeFn): Promise<{ bal: FakeBalancer; ctrl: Controller; app: Awaited<ReturnType<typeof createAdminServer>>; file: string }> {
+  const file = join(dir, `c${Math.random().toString(16).slice(2)}.yaml`);
+  writeFileSync(file, text);
+  const opts = loadConfigFile(file);
+  const bal = new FakeBalancer();
+  const ctrl = new Controller(bal, opts, log, probeFn);
+  await ctrl.start();
+  const metrics = createMetrics({ ctrl, counters: () => bal.dp.counters(), flowCount: () => 0, flowCapacity: 1024 });
+  const app = await createAdminServer({ ctrl, admin: opts.admin, log, metrics });
+  return { bal, ctrl, app, file };
+}
+
+describe('admin API (loopback, no auth configured)', () => {
+  test('GET /v1/services lists services, backends with state, weights and counters', async () => {
+    const { app, ctrl } = await setup();
+    const r = await app.inject({ method: 'GET', url: '/v1/services' });
+    assert.equal(r.statusCode, 200);
+    const v = r.json();
+    assert.deepEqual(v.services.map((s: { id: string }) => s.id), ['10.0.0.10:80/tcp', '10.0.0.53:53/udp']);
+    const b = v.services[0].backends[1];
+    assert.deepEqual([b.id, b.name, b.state, b.weight, b.effectiveWeight, b.source], ['10.0.1.12:8080/tcp', 'two', 'up', 1, 1, 'config']);
+    assert.ok('packets_in' in b.counters);
+    assert.ok('drops' in v.dataplane);
+    const one = await app.inject({ method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` });
+    assert.equal(one.statusCode, 200);
+    assert.equal(one.json().id, '10.0.1.11:8080/tcp');
+    assert.equal((await app.inject({ method: 'GET', url: `/v1/services/${encodeURIComponent('10.9.9.9:1/tcp')}` })).statusCode, 404);
+    ctrl.stop();
+  });
+
+  test('POST adds a backend (201, published); invalid bodies get 400 and publish nothing', async () => {
+    const { app, bal, ctrl } = await setup();
+    const n = bal.published.length;
+    for (const [body, re] of [
+      [{ backend: '10.0.1.13:8080', weight: 70000 }, /weight must be <= 65535/],
+      [{ backend: '10.0.1.13:8080', colour: 'red' }, /must NOT have additional properties/],
+      [{ weight: 1 }, /must have required property 'backend'/],
+      [{ backend: 13 }, /backend must be string/],
+      [{ backend: 'example.com:80' }, /not an IP address/],
+      [{ backend: '[fd00::1]:8080' }, /is IPv6 but service 10\.0\.0\.10:80\/tcp is IPv4/],
+      [{ backend: '10.0.2.1:53' }, null],
+    ] as Array<[object, RegExp | null]>) {
+      const r = await app.inject({ method: 'POST', url: `/v1/services/${WEB}/backends`, payload: body });
+      if (re === null) continue;
+      assert.equal(r.statusCode, 400, `${JSON.stringify(body)} -> ${r.statusCode} ${r.body}`);
+      assert.match(r.json().error, re);
+    }
+    // 10.0.2.1:53 is tcp here and udp in dns: allowed (different protocol), so one publish happened.
+    assert.equal(bal.published.length, n + 1);
+    const dup = await app.inject({ method: 'POST', url: `/v1/services/${WEB}/backends`, payload: { backend: '10.0.1.11:8080' } });
+    assert.equal(dup.statusCode, 409);
+    const ok = await app.inject({ method: 'POST', url: `/v1/services/${WEB}/backends`, payload: { backend: '10.0.1.13', weight: 3, name: 'three' } });
+    assert.equal(ok.statusCode, 201, ok.body);
+    assert.equal(bal.weights()['10.0.1.13:80'], 3, 'port defaults to the service port');
+    const added = ok.json().services[0].backends.find((b: { id: string }) => b.id === '10.0.1.13:80/tcp');
+    assert.deepEqual([added.name, added.source], ['three', 'api']);
+    ctrl.stop();
+  });
+
+  test('PATCH weight, DELETE, and a publish failure that changes nothing', async () => {
+    const { app, bal, ctrl } = await setup();
+    let r = await app.inject({ method: 'PATCH', url: `/v1/services/${WEB}/backends/${B1}`, payload: { weight: 5 } });
+    assert.equal(r.statusCode, 200);
+    assert.equal(bal.weights()['10.0.1.11:8080'], 5);
+    r = await app.inject({ method: 'PATCH', url: `/v1/services/${WEB}/backends/${B1}`, payload: { weight: '5' } });
+    assert.equal(r.statusCode, 400, 'no type coercion');
+    bal.fail = true;
+    r = await app.inject({ method: 'DELETE', url: `/v1/services/${WEB}/backends/${B1}` });
+    assert.equal(r.statusCode, 500);
+    bal.fail = false;
+    assert.equal(ctrl.current[0].backends.length, 2, 'the failed delete changed nothing');
+    r = await app.inject({ method: 'DELETE', url: `/v1/services/${WEB}/backends/${B1}` });
+    assert.equal(r.statusCode, 200);
+    assert.deepEqual(Object.keys(bal.weights()).sort(), ['10.0.1.12:8080', '10.0.2.1:53']);
+    ctrl.stop();
+  });
+
+  test('drain takes the backend out of the ring, reports done once its counters are still, undrain puts it back', async () => {
+    const { app, bal, ctrl } = await setup();
+    const slot = bal.backendSlot(`10.0.0.10:80/tcp|10.0.1.11:8080/tcp`)!;
+    bal.backendCounters.set(slot, { packets_in: 10, bytes_in: 0, packets_out: 10, bytes_out: 0, new_flows: 1 });
+    const r = await app.inject({ method: 'POST', url: `/v1/services/${WEB}/backends/${B1}/drain` });
+    assert.equal(r.statusCode, 202);
+    assert.equal(r.json().state, 'draining');
+    assert.equal(bal.weights()['10.0.1.11:8080'], 0);
+    assert.equal(bal.weights()['10.0.1.12:8080'], 1);
+    const t0 = Date.now();
+    bal.backendCounters.set(slot, { packets_in: 12, bytes_in: 0, packets_out: 11, bytes_out: 0, new_flows: 1 });
+    ctrl.sampleDrains(t0 + 1000); // traffic still moving
+    ctrl.sampleDrains(t0 + 1000 + DRAIN_QUIET_MS - 1);
+    assert.equal((await app.inject({ method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).json().drain.done, false);
+    ctrl.sampleDrains(t0 + 1000 + DRAIN_QUIET_MS);
+    const v = (await app.inject({ method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).json();
+    assert.deepEqual([v.state, v.drain.done], ['drained', true]);
+    const u = await app.inject({ method: 'POST', url: `/v1/services/${WEB}/backends/${B1}/undrain` });
+    assert.equal(u.json().state, 'up');
+    assert.equal(bal.weights()['10.0.1.11:8080'], 1);
+    ctrl.stop();
+  });
+
+  test('reload: a good file applies (only the changed service), a bad one is rejected and changes nothing, restart-only settings are refused', async () => {
+    const { app, bal, ctrl, file } = await setup();
+    await app.inject({ method: 'POST', url: `/v1/services/${WEB}/backends/${B1}/drain` });
+    writeFileSync(file, CONFIG.replace('"10.0.2.1:53"', '"10.0.2.1:53", "10.0.2.2:53"'));
+    let r = await app.inject({ method: 'POST', url: '/v1/reload' });
+    assert.equal(r.statusCode, 200, r.body);
+    assert.deepEqual([r.json().added, r.json().removed, r.json().changed], [[], [], ['10.0.0.53:53/udp']]);
+    assert.equal(bal.weights()['10.0.2.2:53'], 1);
+    assert.equal(bal.weights()['10.0.1.11:8080'], 0, 'a drain survives a reload');
+    const before = bal.published.length;
+    writeFileSync(file, CONFIG.replace('ports: [80]', 'ports: [99999]'));
+    r = await app.inject({ method: 'POST', url: '/v1/reload' });
+    assert.equal(r.statusCode, 400);
+    assert.match(r.json().error, /services\[0\]\.ports\[0\]: got 99999/);
+    assert.equal(bal.published.length, before, 'nothing published');
+    assert.equal(ctrl.current[1].backends.length, 2);
+    writeFileSync(file, `global: {queues: 3}\n${CONFIG}`);
+    r = await app.inject({ method: 'POST', url: '/v1/reload' });
+    assert.equal(r.statusCode, 400);
+    assert.match(r.json().error, /take effect only at start: global\.queues/);
+    assert.deepEqual(ctrl.reloads, { ok: 1, failed: 2 });
+    ctrl.stop();
+  });
+
+  test('OpenAPI description is served and names the write routes', async () => {
+    const { app, ctrl } = await setup();
+    const r = await app.inject({ method: 'GET', url: '/openapi.json' });
+    assert.equal(r.statusCode, 200);
+    const doc = r.json();
+    assert.equal(doc.openapi, '3.0.3');
+    for (const p of ['/v1/services', '/v1/services/{service}/backends', '/v1/services/{service}/backends/{backend}', '/v1/services/{service}/backends/{backend}/drain', '/v1/reload', '/metrics']) {
+      assert.ok(p in doc.paths, `${p} missing from ${Object.keys(doc.paths).join(', ')}`);
+    }
+    assert.ok(doc.paths['/v1/services/{service}/backends'].post.requestBody);
+    ctrl.stop();
+  });
+
+  test('/metrics: Prometheus text with backend state, weights and data-plane counters', async () => {
+    const { app, ctrl } = await setup();
+    const r = await app.inject({ method: 'GET', url: '/metrics' });
+    assert.equal(r.statusCode, 200);
+    assert.match(r.headers['content-type'] as string, /text\/plain/);
+    assert.match(r.body, /^l4nat_up 1$/m);
+    assert.match(r.body, /^l4nat_backend_up\{service="10\.0\.0\.10:80\/tcp",backend="10\.0\.1\.12:8080\/tcp",backend_name="two"\} 1$/m);
+    assert.match(r.body, /^l4nat_backend_effective_weight\{.*backend="10\.0\.1\.11:8080\/tcp".*\} 1$/m);
+    assert.match(r.body, /^l4nat_rx_packets_total\{queue="0"\} 1$/m);
+    assert.match(r.body, /^l4nat_dropped_packets_total\{reason="no_backend"\} 0$/m);
+    assert.match(r.body, /^# TYPE l4nat_backend_packets_in_total counter$/m);
+    ctrl.stop();
+  });
+});
+
+describe('health and on_all_down (controller)', () => {
+  const HEALTH = (onAllDown: string): string => `
+services:
+  - name: web
+    vips: [10.0.0.10]
+    ports: [80]
+    on_all_down: ${onAllDown}
+    health_check: {type: tcp, interval: 0.1, timeout: 0.05, fall: 1, rise: 1, jitter: 0}
+    backends: ["10.0.1.11:8080", "10.0.1.12:8080"]
+`;
+  const until = async (cond: () => boolean, ms = 3000): Promise<void> => {
+    const end = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > end) throw new Error('condition not met in time');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+
+  for (const mode of ['drop', 'keep-last'] as const) {
+    test(`a down backend leaves the ring; with all down the service does "${mode}"`, async () => {
+      const healthy = new Map([['10.0.1.11', true], ['10.0.1.12', true]]);
+      const probe: ProbeFn = async (_s, t) => ({ ok: healthy.get(t.addr)!, ms: 1, detail: healthy.get(t.addr) ? '' : 'connect ECONNREFUSED' });
+      const { bal, ctrl, app } = await setup(HEALTH(mode), probe);
+      healthy.set('10.0.1.11', false);
+      await until(() => bal.weights()['10.0.1.11:8080'] === 0);
+      assert.equal(bal.weights()['10.0.1.12:8080'], 1);
+      const v = (await app.inject({ method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).json();
+      assert.equal(v.state, 'down');
+      assert.equal(v.history.transitions.at(-1).to, 'down');
+      assert.match(v.history.transitions.at(-1).reason, /ECONNREFUSED/);
+      healthy.set('10.0.1.12', false);
+      await until(() => ctrl.summary().allDown.length === 1);
+      await new Promise((r) => setTimeout(r, 50));
+      if (mode === 'drop') assert.deepEqual(bal.weights(), { '10.0.1.11:8080': 0, '10.0.1.12:8080': 0 });
+      else assert.deepEqual(bal.weights(), { '10.0.1.11:8080': 0, '10.0.1.12:8080': 1 }, 'the last ring is kept');
+      healthy.set('10.0.1.11', true);
+      await until(() => bal.weights()['10.0.1.11:8080'] === 1);
+      assert.equal(bal.weights()['10.0.1.12:8080'], 0);
+      assert.deepEqual(ctrl.summary().allDown, []);
+      ctrl.stop();
+    });
+  }
+});
+
+describe('authentication', () => {
+  test('with a bearer token: 401 without it or with a wrong one, and nothing about backends leaks', async () => {
+    const tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, 'correct-horse-battery-staple\n');
+    const { app, ctrl } = await setup(`admin: {token_file: ${tokenFile}}\n${CONFIG}`);
+    for (const headers of [{}, { authorization: 'Bearer wrong-token-wrong-token' }, { authorization: 'Basic Y29ycmVjdA==' }]) {
+      for (const url of ['/v1/services', '/metrics', '/openapi.json', '/v1/nonexistent']) {
+        const r = await app.inject({ method: 'GET', url, headers });
+        assert.equal(r.statusCode, 401, `${url} ${JSON.stringify(headers)}`);
+        assert.equal(r.headers['www-authenticate'], 'Bearer');
+        assert.doesNotMatch(r.body, /10\.0\.|backend/);
+      }
+      const w = await app.inject({ method: 'POST', url: `/v1/services/${WEB}/backends`, payload: { backend: '10.0.1.99:8080' }, headers });
+      assert.equal(w.statusCode, 401);
+    }
+    assert.equal(ctrl.current[0].backends.length, 2, 'no write got through');
+    const ok = await app.inject({ method: 'GET', url: '/v1/services', headers: { authorization: 'Bearer correct-horse-battery-staple' } });
+    assert.equal(ok.statusCode, 200);
+    ctrl.stop();
+  });
+
+  test('TLS with a client CA (mTLS) on a real socket: a certificate from the CA gets in, none or a foreign one gets 401', { skip: process.platform !== 'linux' }, async () => {
+    const ssl = (args: string[]): void => {
+      execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+    };
+    ssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=l4nat test CA']);
+    ssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'srv.key', '-out', 'srv.pem', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+    ssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'cli.key', '-out', 'cli.csr', '-subj', '/CN=operator']);
+    ssl(['x509', '-req', '-in', 'cli.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'cli.pem', '-days', '1']);
+    ssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'rogue.key', '-out', 'rogue.pem', '-days', '1', '-subj', '/CN=rogue']);
+    const f = (n: string): string => join(dir, n);
+    const text = `admin: {listen: 127.0.0.1, port: 0, tls: {cert: ${f('srv.pem')}, key: ${f('srv.key')}, client_ca: ${f('ca.pem')}}}\n${CONFIG}`;
+    const opts = parseConfig(text, 'x.yaml');
+    const { app, ctrl } = await (async () => {
+      const bal = new FakeBalancer();
+      const c = new Controller(bal, opts, log);
+      await c.start();
+      return { ctrl: c, app: await createAdminServer({ ctrl: c, admin: opts.admin, log }) };
+    })();
+    const addr = await listenAdmin(app, opts.admin);
+    const get = (cert?: string, key?: string): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const req = request(
+          { host: '127.0.0.1', port: addr.port, path: '/v1/services', ca: require('node:fs').readFileSync(f('srv.pem')), ...(cert ? { cert: require('node:fs').readFileSync(f(cert)), key: require('node:fs').readFileSync(f(key!)) } : {}), agent: false },
+          (res) => {
+            let body = '';
+            res.on('data', (c) => (body += c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      const none = await get();
+      assert.equal(none.status, 401);
+      assert.doesNotMatch(none.body, /10\.0\./);
+      assert.equal((await get('rogue.pem', 'rogue.key')).status, 401);
+      const ok = await get('cli.pem', 'cli.key');
+      assert.equal(ok.status, 200);
+      assert.match(ok.body, /10\.0\.1\.11/);
+    } finally {
+      await app.close();
+      ctrl.stop();
+    }
+  });
+});

@@ -1,0 +1,143 @@
+// Config file validation: every error names the path, the bad value and what is expected, with its line;
+// a good file gives the same options `l4nat up` flags would. No root needed.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { ConfigError, parseConfig, restartOnlyChanges } from '../src/config/load';
+
+const dir = mkdtempSync(join(tmpdir(), 'l4nat-config-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const bin = join(__dirname, '..', '..', 'bin', 'l4nat.js');
+
+const GOOD = `
+global:
+  queues: 2
+  shutdown_grace: 5
+  timeouts: {tcp: 600, udp: 60}
+defaults:
+  health_check: {type: tcp, interval: 2, timeout: 1}
+services:
+  - name: web
+    vips: [10.0.0.10, "FD00::10"]
+    ports: [80, "443/tcp"]
+    hash: src
+    on_all_down: keep-last
+    health_check: {type: http, path: /healthz, expect_status: [200, 204], rise: 3, fall: 2}
+    backends:
+      - {address: 10.0.1.11, weight: 2, name: web1}
+      - "10.0.1.12"
+      - "[fd00:1::11]"
+  - name: dns
+    vips: [10.0.0.53]
+    ports: ["53/udp"]
+    backends: ["10.0.2.1:5353@3"]
+`;
+
+function issues(text: string): string[] {
+  try {
+    parseConfig(text, 'x.yaml');
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    return e.issues;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+test('a good file expands into one service per VIP × port, backends by family, defaults filled in', () => {
+  const o = parseConfig(GOOD, 'good.yaml');
+  assert.equal(o.configFile, 'good.yaml');
+  assert.equal(o.queues, 2);
+  assert.equal(o.shutdownGrace, 5);
+  assert.equal(o.timeouts.tcpEstablished, 600);
+  assert.equal(o.timeouts.udp, 60);
+  assert.equal(o.timeouts.tcpSyn, 30);
+  assert.deepEqual(o.admin, { listen: '127.0.0.1', port: 9180 });
+  assert.deepEqual(
+    o.services.map((s) => `${s.name} ${s.vip}:${s.port}/${s.proto} ${s.hash} ${s.onAllDown}`),
+    ['web 10.0.0.10:80/tcp src keep-last', 'web 10.0.0.10:443/tcp src keep-last', 'web fd00::10:80/tcp src keep-last', 'web fd00::10:443/tcp src keep-last', 'dns 10.0.0.53:53/udp 5tuple drop'],
+  );
+  assert.deepEqual(o.services[0].backends, [
+    { addr: '10.0.1.11', family: 4, port: 80, weight: 2, name: 'web1' },
+    { addr: '10.0.1.12', family: 4, port: 80, weight: 1 },
+  ]);
+  assert.deepEqual(o.services[2].backends, [{ addr: 'fd00:1::11', family: 6, port: 80, weight: 1 }]);
+  assert.deepEqual(o.services[4].backends, [{ addr: '10.0.2.1', family: 4, port: 5353, weight: 3 }]);
+  const h = o.services[0].health!;
+  assert.deepEqual([h.type, h.path, h.expectStatus, h.rise, h.fall, h.interval, h.timeout], ['http', '/healthz', [200, 204], 3, 2, 2, 1]);
+  assert.equal(o.services[4].health?.type, 'tcp', 'defaults.health_check applies where a service has none');
+});
+
+const BAD: Array<[string, string, RegExp]> = [
+  ['unknown top-level key', 'servics: []\nservices: []', /^servics: unknown key; expected one of: global, admin, defaults, services \(line 1, column 10\)$/],
+  ['missing services', 'global: {}', /^\(top level\): missing required key "services"/],
+  ['port out of range', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], backends: [{address: 10.0.1.1, port: 70000}]}', /^services\[0\]\.backends\[0\]\.port: got 70000, expected a whole number from 1 to 65535 \(line 2, column \d+\)$/],
+  ['bad protocol', 'services:\n  - {name: a, vips: [10.0.0.1], ports: ["53/sctp"]}', /^services\[0\]\.ports\[0\]: got "53\/sctp", expected PORT or "PORT\/tcp" or "PORT\/udp"/],
+  ['bad hash', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], hash: rr}', /^services\[0\]\.hash: got "rr", expected one of "5tuple", "src"/],
+  ['wrong type', 'global: {queues: four}\nservices: []', /^global\.queues: got "four", expected a whole number from 1 to 256 \(line 1/],
+  ['bad health type', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: ping}}', /^services\[0\]\.health_check\.type: got "ping", expected one of "tcp", "http", "https", "command", "none"/],
+  ['bad VIP', 'services:\n  - {name: a, vips: [10.0.0.300], ports: [80]}', /^services\[0\]\.vips\[0\]: got "10\.0\.0\.300", expected an IPv4 or IPv6 address/],
+  ['backend hostname', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], backends: ["example.com:80"]}', /^services\[0\]\.backends\[0\]: expected ADDR\[:PORT\]\[@WEIGHT\].*not an IP address/],
+  ['family mismatch', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], backends: ["[fd00::1]:80"]}', /backend fd00::1 is IPv6 but no VIP of this service is IPv6/],
+  ['timeout longer than interval', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: tcp, interval: 1, timeout: 2}}', /^services\[0\]\.health_check\.timeout: got 2, expected at most the interval \(1 s\)/],
+  ['http option on a tcp check', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: tcp, path: /x}}', /^services\[0\]\.health_check\.path: applies to http\/https checks only/],
+  ['command check without command', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: command}}', /missing required key "command"/],
+  ['ambiguous backend', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80, 81], backends: ["10.0.1.1:8080"]}', /^services: backend 10\.0\.1\.1:8080\/tcp is used by services 10\.0\.0\.1:80\/tcp and 10\.0\.0\.1:81\/tcp: replies from it would be ambiguous/],
+  ['duplicate service name', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80]}\n  - {name: a, vips: [10.0.0.2], ports: [80]}', /^services\[1\]\.name: got "a", expected a name no other service uses \(line 3/],
+  ['non-loopback admin without TLS', 'admin: {listen: 0.0.0.0}\nservices: []', /^admin: listen 0\.0\.0\.0 is not a loopback address: it requires tls/],
+  ['TLS files missing', 'admin: {listen: 0.0.0.0, tls: {cert: /nonexistent/c.pem, key: /nonexistent/k.pem}, token_file: /nonexistent/t}\nservices: []', /^admin\.tls\.cert: cannot read "\/nonexistent\/c\.pem": ENOENT/],
+  ['YAML syntax error', 'services: [\n', /^YAML syntax:/],
+  ['duplicate key', 'services: []\nservices: []', /^YAML syntax: Map keys must be unique/],
+];
+
+for (const [what, text, re] of BAD) {
+  test(`rejects: ${what}`, () => {
+    const list = issues(text);
+    assert.ok(list.some((i) => re.test(i)), `no issue matches ${re}:\n${list.join('\n')}`);
+  });
+}
+
+test('all schema problems are reported at once', () => {
+  const list = issues('global: {queues: 0, tun: "way-too-long-name-here"}\nservices:\n  - {name: a, vips: [10.0.0.1], ports: [0]}');
+  assert.equal(list.length, 3, list.join('\n'));
+});
+
+test('a non-loopback admin listener with TLS and a token file is accepted', () => {
+  const cert = join(dir, 'c.pem');
+  const key = join(dir, 'k.pem');
+  const token = join(dir, 'token');
+  writeFileSync(cert, 'x');
+  writeFileSync(key, 'x');
+  writeFileSync(token, 'abcdefghijklmnopqrstuvwxyz\n');
+  const o = parseConfig(`admin: {listen: 0.0.0.0, port: 9443, tls: {cert: ${cert}, key: ${key}}, token_file: ${token}}\nservices: []`, 'a.yaml');
+  assert.deepEqual(o.admin, { listen: '0.0.0.0', port: 9443, tls: { cert, key, clientCa: undefined }, tokenFile: token });
+  writeFileSync(token, 'short');
+  assert.ok(issues(`admin: {listen: 0.0.0.0, tls: {cert: ${cert}, key: ${key}}, token_file: ${token}}\nservices: []`).some((i) => /shorter than 16/.test(i)));
+});
+
+test('restart-only settings are named when they change', () => {
+  const a = parseConfig(GOOD, 'a.yaml');
+  const b = parseConfig(GOOD.replace('queues: 2', 'queues: 4').replace('timeouts: {tcp: 600', 'timeouts: {tcp: 700'), 'b.yaml');
+  assert.deepEqual(restartOnlyChanges(a, b), ['global.queues']);
+  assert.deepEqual(restartOnlyChanges(a, a), []);
+});
+
+test('`l4nat check` prints ok and exits 0 for a good file; lists the problems and exits 1 for a bad one; touches nothing', () => {
+  const good = join(dir, 'good.yaml');
+  writeFileSync(good, GOOD);
+  const r = spawnSync(process.execPath, [bin, 'check', '--config', good], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /ok: 5 services \(VIP × port\), 7 backends/);
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], hash: rr, backends: [{address: 10.0.1.1, port: 0}]}\n');
+  const r2 = spawnSync(process.execPath, [bin, 'check', '--config', bad], { encoding: 'utf8' });
+  assert.equal(r2.status, 1);
+  assert.match(r2.stderr, /2 problems/);
+  assert.match(r2.stderr, /services\[0\]\.hash: got "rr"/);
+  assert.match(r2.stderr, /services\[0\]\.backends\[0\]\.port: got 0/);
+  const r3 = spawnSync(process.execPath, [bin, 'up', '--config', good, '--vip', '10.0.0.1'], { encoding: 'utf8' });
+  assert.equal(r3.status, 2);
+  assert.match(r3.stderr, /unknown flag --vip: with --config, l4nat up takes only --log-level/);
+});
