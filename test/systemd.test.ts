@@ -1,0 +1,133 @@
+// sd_notify against a datagram socket the test creates (systemd is not PID 1 here): READY=1 with STATUS=,
+// STATUS= updates, WATCHDOG=1 only while the workers' heartbeats are fresh, STOPPING=1; the variables are
+// removed from the environment. The second part runs the real l4nat in a lab (root only).
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import pino from 'pino';
+import { SystemdNotifier, workersAlive } from '../src/systemd';
+import { createLab } from '../src/lab/lab';
+import { L4natProcess, l4natUnavailable, startL4nat } from '../src/lab/l4nat-process';
+import { startBackendServers } from '../src/lab/workload';
+
+const log = pino({ level: 'silent' });
+const dir = mkdtempSync(join(tmpdir(), 'l4nat-sd-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Listener {
+  messages: string[];
+  waitFor(pred: (m: string) => boolean, ms?: number): Promise<string>;
+  close(): void;
+}
+
+function listen(path: string): Listener {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const unix = require('unix-dgram') as { createSocket(t: string, cb: (buf: Buffer) => void): { bind(p: string): void; close(): void } };
+  const messages: string[] = [];
+  const waiters: Array<() => void> = [];
+  const sock = unix.createSocket('unix_dgram', (buf) => {
+    messages.push(buf.toString());
+    for (const w of waiters.splice(0)) w();
+  });
+  sock.bind(path);
+  return {
+    messages,
+    close: () => sock.close(),
+    async waitFor(pred, ms = 5000) {
+      const end = Date.now() + ms;
+      for (;;) {
+        const m = messages.find(pred);
+        if (m !== undefined) return m;
+        const left = end - Date.now();
+        if (left <= 0) throw new Error(`no matching notification in ${ms} ms; got ${JSON.stringify(messages)}`);
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, left);
+          waiters.push(() => {
+            clearTimeout(t);
+            r();
+          });
+        });
+      }
+    },
+  };
+}
+
+test('READY=1, STATUS=, WATCHDOG=1 only while workers are alive, STOPPING=1; environment cleared', async () => {
+  const path = join(dir, 'notify.sock');
+  const l = listen(path);
+  try {
+    const env: NodeJS.ProcessEnv = { NOTIFY_SOCKET: path, WATCHDOG_USEC: '200000', WATCHDOG_PID: String(process.pid), OTHER: 'x' };
+    const n = SystemdNotifier.fromEnv(log, env)!;
+    assert.ok(n);
+    assert.deepEqual(env, { OTHER: 'x' }, 'NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID are removed');
+    assert.equal(n.watchdogUsec, 200000);
+    n.ready('1 services; backends 2 up');
+    assert.match(await l.waitFor((m) => m.startsWith('READY=1')), /^READY=1\nMAINPID=\d+\nSTATUS=1 services; backends 2 up$/);
+    n.status('1 services; backends 1 up, 1 down');
+    n.status('1 services; backends 1 up, 1 down'); // unchanged: not sent again
+    await l.waitFor((m) => m === 'STATUS=1 services; backends 1 up, 1 down');
+    let alive: string | null = null;
+    n.startWatchdog(() => alive);
+    await new Promise((r) => setTimeout(r, 350)); // pings every 100 ms
+    const pings = l.messages.filter((m) => m === 'WATCHDOG=1').length;
+    assert.ok(pings >= 3, `${pings} pings`);
+    alive = 'worker 0 silent';
+    await new Promise((r) => setTimeout(r, 120));
+    const stalled = l.messages.filter((m) => m === 'WATCHDOG=1').length;
+    await new Promise((r) => setTimeout(r, 350));
+    assert.equal(l.messages.filter((m) => m === 'WATCHDOG=1').length, stalled, 'no pings while a worker is stalled');
+    alive = null;
+    await new Promise((r) => setTimeout(r, 250));
+    assert.ok(l.messages.filter((m) => m === 'WATCHDOG=1').length > stalled, 'pings resume');
+    n.stopping('stopping (SIGTERM)');
+    await l.waitFor((m) => m.startsWith('STOPPING=1'));
+    n.close();
+    assert.equal(l.messages.filter((m) => m === 'STATUS=1 services; backends 1 up, 1 down').length, 1);
+  } finally {
+    l.close();
+  }
+});
+
+test('no NOTIFY_SOCKET: no notifier; an abstract socket is refused; WATCHDOG_PID of another process disables the watchdog', () => {
+  assert.equal(SystemdNotifier.fromEnv(log, {}), undefined);
+  assert.equal(SystemdNotifier.fromEnv(log, { NOTIFY_SOCKET: '@abstract' }), undefined);
+  const n = SystemdNotifier.fromEnv(log, { NOTIFY_SOCKET: join(dir, 'none.sock'), WATCHDOG_USEC: '1000000', WATCHDOG_PID: '1' })!;
+  assert.equal(n.watchdogUsec, undefined);
+  n.close();
+});
+
+test('workersAlive: fresh heartbeats pass, a stale one is named', () => {
+  assert.equal(workersAlive([1000, 1100], 1500), null);
+  assert.match(workersAlive([1000, -5000], 1500) ?? '', /worker\(s\) 1 \(6500 ms\) silent/);
+  assert.equal(workersAlive([], 1), 'no workers');
+});
+
+function skipReason(): string | false {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, TUN)';
+  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
+  return l4natUnavailable() ?? false;
+}
+
+test('the real l4nat: READY=1 once forwarding, WATCHDOG=1 from worker heartbeats, STOPPING=1 on SIGTERM', { skip: skipReason(), timeout: 60_000 }, async () => {
+  const path = join(dir, 'l4nat-notify.sock');
+  const l = listen(path);
+  const lab = await createLab({ backends: 2, ipv6: false });
+  let l4: L4natProcess | null = null;
+  try {
+    await startBackendServers(lab);
+    l4 = await startL4nat(lab, { ports: ['8080/tcp'], extraArgs: ['--queues', '2'], env: { NOTIFY_SOCKET: path, WATCHDOG_USEC: '400000' } });
+    const ready = await l.waitFor((m) => m.startsWith('READY=1'));
+    assert.match(ready, /STATUS=1 services; backends 2 up, 0 down, 0 draining; \d+ flows/);
+    await new Promise((r) => setTimeout(r, 700));
+    assert.ok(l.messages.filter((m) => m === 'WATCHDOG=1').length >= 3, JSON.stringify(l.messages));
+    const st = await l4.stop();
+    assert.equal(st.code, 0);
+    await l.waitFor((m) => m.startsWith('STOPPING=1'));
+  } finally {
+    await l4?.stop();
+    await lab.destroy();
+    l.close();
+  }
+});
