@@ -1,0 +1,157 @@
+// Reload and drain in the lab, through the real CLI (`l4nat reload`, `l4nat backend drain`, `l4nat status`)
+// and SIGHUP. Two services on one VIP (ports 8080 and 8081). Root-only.
+//  - reload: changing service A's backends moves ring slots of A only; streams of both services go on; a bad
+//    file (SIGHUP or `l4nat reload`) is rejected with its reason and changes nothing.
+//  - drain: the drained backend's streams go on, new connections avoid it, and `drain --wait` reports it
+//    drained once its traffic stops.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { createLab, type Lab } from '../src/lab/lab';
+import { L4natProcess, l4natUnavailable, repoRoot, startL4nat } from '../src/lab/l4nat-process';
+import { runClient, startBackendServers, startStreams } from '../src/lab/workload';
+
+function skipReason(): string | false {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, TUN)';
+  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
+  return l4natUnavailable() ?? false;
+}
+
+function config(lab: Lab, a: string[], b: string[], extra = ''): string {
+  const bk = (ids: string[], port: number): string[] => ids.map((id) => `      - {address: ${lab.backend(id).ipv4}, port: ${port}, name: ${id}}`);
+  return [
+    'global: {queues: 2, stats_interval: 0}',
+    'services:',
+    '  - name: a',
+    `    vips: [${lab.vip4}]`,
+    '    ports: [8080]',
+    '    backends:',
+    ...bk(a, 8080),
+    '  - name: b',
+    `    vips: [${lab.vip4}]`,
+    '    ports: [8081]',
+    '    backends:',
+    ...bk(b, 8081),
+    extra,
+    '',
+  ].join('\n');
+}
+
+async function cli(lab: Lab, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await lab.exec('lb', process.execPath, [join(repoRoot(), 'bin', 'l4nat.js'), ...args]);
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const err = e as { exitCode?: number | null; stdout?: string; stderr?: string; message: string };
+    return { code: err.exitCode ?? 1, stdout: err.stdout ?? '', stderr: err.stderr ?? err.message };
+  }
+}
+
+test('reload: only the changed service moves; streams of both services go on; a bad file changes nothing', { skip: skipReason(), timeout: 180_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'l4nat-reload-'));
+  const lab = await createLab({ backends: 3, ipv6: false });
+  let l4: L4natProcess | null = null;
+  try {
+    await startBackendServers(lab, { ports: [8080, 8081] });
+    const file = join(dir, 'l4nat.yaml');
+    writeFileSync(file, config(lab, ['b1', 'b2'], ['b1', 'b2']));
+    l4 = await startL4nat(lab, { vips: [], ports: [], backends: [], extraArgs: ['--config', file] });
+    const sa = startStreams(lab, { target: lab.vip4, port: 8080, streams: 10, durationMs: 60_000, intervalMs: 20, stallMs: 30_000 });
+    const sb = startStreams(lab, { target: lab.vip4, port: 8081, streams: 10, durationMs: 60_000, intervalMs: 20, stallMs: 30_000 });
+    try {
+      assert.deepEqual(await sa.streaming, { established: 10, failed: 0 });
+      assert.deepEqual(await sb.streaming, { established: 10, failed: 0 });
+      const [a0, b0] = [await sa.status(), await sb.status()];
+
+      // A bad file through SIGHUP: rejected, logged, nothing changes.
+      writeFileSync(file, config(lab, ['b1', 'b2', 'b3'], ['b1', 'b2']).replace('ports: [8080]', 'ports: [80800]'));
+      l4.proc.kill('SIGHUP');
+      const failed = await l4.waitForLog((r) => r.event === 'reload_failed', 5_000, 'reload_failed');
+      assert.match(String(failed.err), /services\[0\]\.ports\[0\]: got 80800, expected PORT/);
+      const bad = await cli(lab, ['reload']);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /services\[0\]\.ports\[0\]: got 80800/);
+
+      // A good one through `l4nat reload`: b3 joins service a, b1's weight doubles; service b is untouched.
+      writeFileSync(file, config(lab, ['b1', 'b2', 'b3'], ['b1', 'b2']).replace(`address: ${lab.backend('b1').ipv4}, port: 8080, name: b1}`, `address: ${lab.backend('b1').ipv4}, port: 8080, name: b1, weight: 2}`));
+      const ok = await cli(lab, ['reload']);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /changed 10\.200\.0\.10:8080\/tcp; 1 unchanged/);
+      const rec = await l4.waitForLog((r) => r.event === 'reload', 5_000, 'reload');
+      const moved = rec.changedSlots as Record<string, number>;
+      t.diagnostic(`ring slots moved by the reload: ${JSON.stringify(moved)}`);
+      assert.deepEqual(Object.keys(moved), [`${lab.vip4}:8080/tcp`]);
+
+      await new Promise((r) => setTimeout(r, 1_000));
+      for (const [s, was] of [[sa, a0], [sb, b0]] as const) {
+        const now = await s.status();
+        assert.equal(now.failed, 0);
+        for (const c of now.conns) assert.ok(c.bytesVerified > was.conns.find((x) => x.i === c.i)!.bytesVerified, `stream ${c.i} stalled`);
+      }
+      const r = await runClient(lab, { target: lab.vip4, port: 8080, proto: 'tcp', count: 800, concurrency: 16, timeoutMs: 60_000 });
+      assert.equal(r.failed, 0);
+      assert.ok((r.perBackend.b3 ?? 0) > 100 && (r.perBackend.b1 ?? 0) > (r.perBackend.b2 ?? 0), JSON.stringify(r.perBackend));
+    } finally {
+      sa.stop();
+      sb.stop();
+    }
+    const [ra, rb] = [await sa.result, await sb.result];
+    assert.equal(ra.failed + rb.failed, 0, JSON.stringify([ra.errors, rb.errors]));
+    assert.equal((await l4.stop()).code, 0);
+  } finally {
+    await l4?.stop();
+    await lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('drain through the CLI: streams on the drained backend go on, new connections avoid it, drain --wait reports it drained; status shows it', { skip: skipReason(), timeout: 180_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'l4nat-drain-'));
+  const lab = await createLab({ backends: 2, ipv6: false });
+  let l4: L4natProcess | null = null;
+  try {
+    await startBackendServers(lab, { ports: [8080, 8081] });
+    const file = join(dir, 'l4nat.yaml');
+    writeFileSync(file, config(lab, ['b1', 'b2'], ['b1']));
+    l4 = await startL4nat(lab, { vips: [], ports: [], backends: [], extraArgs: ['--config', file] });
+    const streams = startStreams(lab, { target: lab.vip4, port: 8080, streams: 12, durationMs: 60_000, intervalMs: 20, stallMs: 30_000 });
+    assert.deepEqual(await streams.streaming, { established: 12, failed: 0 });
+    const s0 = await streams.status();
+    const onB1 = s0.conns.filter((c) => c.backend === 'b1');
+    assert.ok(onB1.length > 0, 'some streams are on b1');
+    const b1 = `${lab.backend('b1').ipv4}:8080`;
+    const d = await cli(lab, ['backend', 'drain', `${lab.vip4}:8080`, b1]);
+    assert.equal(d.code, 0, d.stderr);
+    assert.match(d.stdout, /draining/);
+    const status = await cli(lab, ['status']);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, new RegExp(`-> ${b1.replace(/\./g, '\\.')}\\s+b1\\s+draining\\s+1/0`));
+    const r = await runClient(lab, { target: lab.vip4, port: 8080, proto: 'tcp', count: 300, concurrency: 16, timeoutMs: 30_000 });
+    assert.equal(r.failed, 0);
+    assert.deepEqual(Object.keys(r.perBackend), ['b2'], 'new connections avoid the drained backend');
+    await new Promise((res) => setTimeout(res, 1_000));
+    const s1 = await streams.status();
+    for (const c of s1.conns.filter((x) => x.backend === 'b1')) {
+      assert.ok(c.bytesVerified > s0.conns.find((x) => x.i === c.i)!.bytesVerified, `stream ${c.i} on the drained b1 stalled`);
+    }
+    streams.stop();
+    const rep = await streams.result;
+    assert.equal(rep.failed, 0);
+    const stoppedAt = Date.now();
+    const w = await cli(lab, ['backend', 'drain', `${lab.vip4}:8080`, b1, '--wait', '20']);
+    assert.equal(w.code, 0, w.stdout + w.stderr);
+    assert.match(w.stdout, /drained \(no packets for/);
+    t.diagnostic(`drain reported done ${Date.now() - stoppedAt} ms after the last stream closed (quiet period 5 s)`);
+    const u = await cli(lab, ['backend', 'undrain', `${lab.vip4}:8080`, b1]);
+    assert.match(u.stdout, /back in the ring \(state up\)/);
+    const r2 = await runClient(lab, { target: lab.vip4, port: 8080, proto: 'tcp', count: 300, concurrency: 16, timeoutMs: 30_000 });
+    assert.ok((r2.perBackend.b1 ?? 0) > 50, JSON.stringify(r2.perBackend));
+    assert.equal((await l4.stop()).code, 0);
+  } finally {
+    await l4?.stop();
+    await lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
