@@ -11,7 +11,8 @@
         "native/core/siphash.c",
         "native/core/tables.c",
         "native/core/flow_table.c",
-        "native/core/dataplane.c"
+        "native/core/dataplane.c",
+        "native/core/ratelimit.c"
       ],
       "include_dirs": ["native"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-fno-strict-aliasing"],

@@ -61,6 +61,15 @@ static int get_typed(napi_env env, napi_value obj, const char *name, napi_typeda
   return 0;
 }
 
+static bool has_prop(napi_env env, napi_value obj, const char *name) {
+  bool has = false;
+  napi_value v;
+  napi_valuetype t;
+  if (napi_has_named_property(env, obj, name, &has) != napi_ok || !has) return false;
+  if (napi_get_named_property(env, obj, name, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return false;
+  return t != napi_undefined && t != napi_null;
+}
+
 static struct handle *get_handle(napi_env env, napi_value v) {
   struct handle *h = NULL;
   if (napi_get_value_external(env, v, (void **)&h) != napi_ok || !h) {
@@ -184,6 +193,19 @@ static napi_value js_publish(napi_env env, napi_callback_info info) {
   to = p;
   in.timeouts = (struct l4_timeouts){to[0], to[1], to[2], to[3], to[4]};
   if (get_u32(env, argv[1], "options", &in.options)) goto bad;
+  /* optional: per-source new-flow limits and source CIDR lists */
+  if (has_prop(env, argv[1], "limitWords")) {
+    if (get_typed(env, argv[1], "limitWords", napi_uint32_array, &p, &n) || n % L4_LIMIT_WORDS) goto bad;
+    in.limit_words = p;
+    in.nlimits = (uint32_t)(n / L4_LIMIT_WORDS);
+  }
+  if (has_prop(env, argv[1], "aclWords")) {
+    if (get_typed(env, argv[1], "aclWords", napi_uint32_array, &p, &n) || n % L4_ACL_WORDS) goto bad;
+    in.acl_words = p;
+    in.nacl = (uint32_t)(n / L4_ACL_WORDS);
+    if (get_typed(env, argv[1], "aclAddrs", napi_uint8_array, &p, &na) || na != (size_t)in.nacl * 16) goto bad;
+    in.acl_addrs = p;
+  }
   char err[256];
   struct l4_tables *t = l4_tables_build(&in, err, sizeof(err));
   if (!t) {
@@ -195,7 +217,8 @@ static napi_value js_publish(napi_env env, napi_callback_info info) {
 bad:
   napi_throw_type_error(env, "EINVAL",
                         "l4nat addon: publish() takes {svcWords: Uint32Array, svcAddrs: Uint8Array, bkWords: Uint32Array, "
-                        "bkAddrs: Uint8Array, rings: Uint32Array, hashKey: Uint8Array(16), timeouts: Uint32Array(5), options}");
+                        "bkAddrs: Uint8Array, rings: Uint32Array, hashKey: Uint8Array(16), timeouts: Uint32Array(5), options, "
+                        "limitWords?: Uint32Array, aclWords?: Uint32Array, aclAddrs?: Uint8Array}");
   return NULL;
 }
 
@@ -268,6 +291,96 @@ static napi_value js_flow_count(napi_env env, napi_callback_info info) {
   return v;
 }
 
+/* Filter for flows()/deleteFlows(): {backend?: slot, client?: Uint8Array(16), limit?: n} */
+struct flow_filter {
+  napi_env env;
+  napi_value out;
+  uint32_t backend; /* L4_NO_BACKEND = any */
+  const uint8_t *client;
+  uint32_t limit, count;
+  int remove;
+  struct l4_flow_table *ft;
+  uint32_t now;
+};
+
+static int flow_matches(const struct flow_filter *f, const struct l4_flow_view *v) {
+  if (f->backend != L4_NO_BACKEND && v->backend != f->backend) return 0;
+  if (f->client && memcmp(f->client, v->key.client, 16) != 0) return 0;
+  return 1;
+}
+
+static void set_u32(napi_env env, napi_value o, const char *name, uint32_t x) {
+  napi_value v;
+  napi_create_uint32(env, x, &v);
+  napi_set_named_property(env, o, name, v);
+}
+
+static void set_bytes(napi_env env, napi_value o, const char *name, const uint8_t *b, size_t n) {
+  napi_value ab, arr;
+  void *data;
+  napi_create_arraybuffer(env, n, &data, &ab);
+  memcpy(data, b, n);
+  napi_create_typedarray(env, napi_uint8_array, n, ab, 0, &arr);
+  napi_set_named_property(env, o, name, arr);
+}
+
+static int flow_visit(const struct l4_flow_view *v, void *arg) {
+  struct flow_filter *f = arg;
+  if (!flow_matches(f, v)) return 0;
+  if (f->remove) {
+    if (l4_flow_remove(f->ft, v, f->now)) f->count++;
+    return 0;
+  }
+  napi_value o;
+  napi_create_object(f->env, &o);
+  int n = v->key.family == 4 ? 4 : 16;
+  set_bytes(f->env, o, "client", v->key.client, (size_t)n);
+  set_bytes(f->env, o, "vip", v->key.vip, (size_t)n);
+  set_u32(f->env, o, "cport", (uint32_t)((v->key.cport >> 8) | ((v->key.cport & 0xff) << 8)));
+  set_u32(f->env, o, "vport", (uint32_t)((v->key.vport >> 8) | ((v->key.vport & 0xff) << 8)));
+  set_u32(f->env, o, "proto", v->key.proto);
+  set_u32(f->env, o, "backend", v->backend);
+  set_u32(f->env, o, "state", v->state);
+  set_u32(f->env, o, "idle", v->idle);
+  napi_set_element(f->env, f->out, f->count++, o);
+  return f->count >= f->limit;
+}
+
+static napi_value walk_flows(napi_env env, napi_callback_info info, int remove) {
+  size_t argc = 2;
+  napi_value argv[2], v;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct handle *h = get_handle(env, argv[0]);
+  if (!h) return NULL;
+  struct flow_filter f = {env, NULL, L4_NO_BACKEND, NULL, UINT32_MAX, 0, remove, &h->dp.flows, 0};
+  if (argc >= 2) {
+    if (has_prop(env, argv[1], "backend") && get_u32(env, argv[1], "backend", &f.backend)) goto bad;
+    if (has_prop(env, argv[1], "limit") && get_u32(env, argv[1], "limit", &f.limit)) goto bad;
+    if (has_prop(env, argv[1], "client")) {
+      void *p;
+      size_t n;
+      if (get_typed(env, argv[1], "client", napi_uint8_array, &p, &n) || n != 16) goto bad;
+      f.client = p;
+    }
+  }
+  struct l4_tables *t = atomic_load(&h->dp.tables);
+  struct l4_timeouts to = t ? t->timeouts : (struct l4_timeouts){0, 0, 0, 0, 0};
+  f.now = (uint32_t)l4_dp_now_seconds();
+  if (!remove) CHECK(napi_create_array(env, &f.out));
+  l4_flow_walk(&h->dp.flows, &to, f.now, flow_visit, &f);
+  if (!remove) return f.out;
+  CHECK(napi_create_uint32(env, f.count, &v));
+  return v;
+bad:
+  napi_throw_type_error(env, "EINVAL", "l4nat addon: flow filter is {backend?: slot, client?: Uint8Array(16), limit?: number}");
+  return NULL;
+}
+
+/* flows(handle, filter) -> [{client, vip, cport, vport, proto, backend, state, idle}] */
+static napi_value js_flows(napi_env env, napi_callback_info info) { return walk_flows(env, info, 0); }
+/* deleteFlows(handle, filter) -> how many were removed */
+static napi_value js_delete_flows(napi_env env, napi_callback_info info) { return walk_flows(env, info, 1); }
+
 static napi_value string_array(napi_env env, const char *const *names, uint32_t n) {
   napi_value arr, s;
   if (napi_create_array_with_length(env, n, &arr) != napi_ok) return NULL;
@@ -305,6 +418,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setPersist", 0, js_set_persist, 0, 0, 0, napi_default, 0},
       {"close", 0, js_close, 0, 0, 0, napi_default, 0},
       {"flowCount", 0, js_flow_count, 0, 0, 0, napi_default, 0},
+      {"flows", 0, js_flows, 0, 0, 0, napi_default, 0},
+      {"deleteFlows", 0, js_delete_flows, 0, 0, 0, napi_default, 0},
       {"layout", 0, js_layout, 0, 0, 0, napi_default, 0},
   };
   if (napi_define_properties(env, exports, sizeof(d) / sizeof(d[0]), d) != napi_ok) return NULL;

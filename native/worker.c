@@ -24,6 +24,7 @@
 #include "tun.h"
 
 #define L4_BUF_SIZE (VNET_HDR_LEN + 65536 + 64)
+#define L4_RATELIMIT_BUCKETS 65536
 #define L4_BATCH 64
 
 struct l4_queue {
@@ -65,6 +66,7 @@ static void *worker_main(void *arg) {
       atomic_store(&q->active_gen, atomic_load(&dp->gen));
       const struct l4_tables *t = atomic_load(&dp->tables);
       q->ctx.now = (uint32_t)l4_dp_now_seconds();
+      q->ctx.now_ms = (uint32_t)now_ms();
       ctr[L4_Q_BATCHES]++;
       int i;
       for (i = 0; i < L4_BATCH; i++) {
@@ -113,12 +115,19 @@ int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **
     *failed_call = "mmap flow table";
     goto fail_fds;
   }
+  if (l4_ratelimit_init(&dp->ratelimit, L4_RATELIMIT_BUCKETS) < 0) {
+    r = -ENOMEM;
+    *failed_call = "calloc rate-limit buckets";
+    l4_flow_table_destroy(&dp->flows);
+    goto fail_fds;
+  }
   dp->counter_words = l4_counter_block_words(cfg->max_services, cfg->max_backends);
   dp->counter_bytes = (size_t)(dp->counter_words * (uint64_t)n * sizeof(uint64_t));
   void *c = mmap(NULL, dp->counter_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (c == MAP_FAILED) {
     r = -errno;
     *failed_call = "mmap counters";
+    l4_ratelimit_destroy(&dp->ratelimit);
     goto fail_flows;
   }
   dp->counters = c;
@@ -131,6 +140,7 @@ int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **
     q->ctx.max_services = cfg->max_services;
     q->ctx.max_backends = cfg->max_backends;
     q->ctx.flows = &dp->flows;
+    q->ctx.ratelimit = &dp->ratelimit;
   }
   return 0;
 fail_flows:
@@ -213,6 +223,7 @@ void l4_dp_destroy(struct l4_dp *dp, int keep_device) {
   close(dp->stop_fd);
   l4_tables_free(atomic_exchange(&dp->tables, NULL));
   l4_flow_table_destroy(&dp->flows);
+  l4_ratelimit_destroy(&dp->ratelimit);
   free(dp->fds);
   free(dp->queues);
   dp->fds = NULL;

@@ -24,6 +24,7 @@ struct l4_dp {
   int *fds;
   struct l4_queue *queues;
   struct l4_flow_table flows;
+  struct l4_ratelimit ratelimit;
   _Atomic(struct l4_tables *) tables;
   _Atomic uint64_t gen;      /* bumped on each publish (quiescent-state based reclamation) */
   _Atomic int stopping;

@@ -1,6 +1,8 @@
 // The data-plane addon, wrapped. Layers: native/worker.c (threads, TUN) -> native/addon.c (Node-API,
 // thin) -> this file, which validates arguments, owns the handle's lifetime and gives counters names.
 import { join } from 'path';
+import { isIP } from 'net';
+import { bufferToIp, ipToBuffer, type Family } from './host/addr';
 import type { TablesInput } from './tables';
 
 interface Addon {
@@ -12,7 +14,72 @@ interface Addon {
   setPersist(h: object, persist: boolean): void;
   close(h: object, keepDevice: boolean): void;
   flowCount(h: object): number;
+  flows(h: object, f: NativeFlowFilter): NativeFlow[];
+  deleteFlows(h: object, f: NativeFlowFilter): number;
   layout(): { queueCounters: string[]; dropReasons: string[]; objectCounters: string[]; svcWords: number; bkWords: number; flowEntryBytes: number };
+}
+
+interface NativeFlowFilter {
+  backend?: number;
+  client?: Uint8Array;
+  limit?: number;
+}
+interface NativeFlow {
+  client: Uint8Array;
+  vip: Uint8Array;
+  cport: number;
+  vport: number;
+  proto: number;
+  backend: number;
+  state: number;
+  idle: number;
+}
+
+/** A flow-table entry as the admin view shows it. */
+export interface FlowEntry {
+  client: string;
+  clientPort: number;
+  vip: string;
+  vipPort: number;
+  proto: 'tcp' | 'udp';
+  backendSlot: number;
+  state: string; // e.g. "ESTABLISHED", "SYN", "FIN_WAIT", "CLOSE", "UDP"
+  idleSeconds: number;
+}
+
+export interface FlowFilter {
+  backendSlot?: number;
+  client?: string;
+  limit?: number;
+}
+
+const FL = { SYN: 1, REPLY: 2, EST: 4, FIN_C: 8, FIN_B: 16, RST: 32 };
+function stateName(proto: number, s: number): string {
+  if (proto !== 6) return 'UDP';
+  if (s & FL.RST || (s & (FL.FIN_C | FL.FIN_B)) === (FL.FIN_C | FL.FIN_B)) return 'CLOSE';
+  if (s & (FL.FIN_C | FL.FIN_B)) return 'FIN_WAIT';
+  if (s & FL.EST) return 'ESTABLISHED';
+  return s & FL.REPLY ? 'SYN_RECV' : 'SYN_SENT';
+}
+
+function nativeFilter(f: FlowFilter): NativeFlowFilter {
+  const out: NativeFlowFilter = {};
+  if (f.backendSlot !== undefined) {
+    if (!Number.isInteger(f.backendSlot) || f.backendSlot < 0) throw new RangeError(`flows: backendSlot must be a slot number, got ${String(f.backendSlot)}`);
+    out.backend = f.backendSlot;
+  }
+  if (f.client !== undefined) {
+    const fam = isIP(f.client);
+    if (!fam) throw new TypeError(`flows: client must be an IP address, got ${JSON.stringify(f.client)}`);
+    const b = Buffer.alloc(16);
+    ipToBuffer(f.client, fam as Family).copy(b);
+    out.client = new Uint8Array(b);
+  }
+  if (f.limit !== undefined) {
+    if (!Number.isInteger(f.limit) || f.limit < 1) throw new RangeError(`flows: limit must be a positive integer, got ${String(f.limit)}`);
+    out.limit = f.limit;
+  }
+  return out;
 }
 
 let addon: Addon | undefined;
@@ -121,6 +188,31 @@ export class Dataplane {
 
   flowCount(): number {
     return loadAddon().flowCount(this.h());
+  }
+
+  /** Lists live flow-table entries (walks the whole table: an admin operation, not for hot paths). */
+  flows(filter: FlowFilter = {}): FlowEntry[] {
+    return loadAddon()
+      .flows(this.h(), nativeFilter({ limit: 1000, ...filter }))
+      .map((f) => ({
+        client: bufferToIp(f.client),
+        clientPort: f.cport,
+        vip: bufferToIp(f.vip),
+        vipPort: f.vport,
+        proto: f.proto === 6 ? 'tcp' : 'udp',
+        backendSlot: f.backend,
+        state: stateName(f.proto, f.state),
+        idleSeconds: f.idle,
+      }));
+  }
+
+  /**
+   * Removes matching entries. Their next packets are forwarded by the current Maglev table; a TCP flow
+   * that lands on another backend is reset by it (that is how a failed backend's flows are reset).
+   */
+  deleteFlows(filter: FlowFilter): number {
+    if (filter.backendSlot === undefined && filter.client === undefined) throw new TypeError('deleteFlows: give backendSlot and/or client (refusing to delete every flow)');
+    return loadAddon().deleteFlows(this.h(), nativeFilter(filter));
   }
 
   /** Stops the workers and closes the queues; removes the device unless keepDevice. Idempotent. */

@@ -1,7 +1,8 @@
 // Building the data plane's service table: services and backends get stable slots (so counters and flow
 // entries keep meaning across updates), each service gets its Maglev ring, and everything is laid out as
 // the typed arrays native/core/tables.h documents. Pure: the result is handed to Dataplane.publish().
-import { ipToBuffer } from './host/addr';
+import { isIPv4, isIPv6 } from 'net';
+import { ipToBuffer, type Family } from './host/addr';
 import { buildMaglev } from './maglev';
 import { backendId, serviceId, type ServiceSpec, type Timeouts } from './model';
 
@@ -14,6 +15,20 @@ export interface TablesInput {
   hashKey: Uint8Array;
   timeouts: Uint32Array;
   options: number;
+  limitWords?: Uint32Array; // [service_slot, rate, burst]
+  aclWords?: Uint32Array; // [service_slot, deny, prefix_len]
+  aclAddrs?: Uint8Array;
+}
+
+/**
+ * Per-service data-plane protections (issue 7): a per-client-address new-flow rate limit (token bucket:
+ * `rate` new flows per second, bursts of `burst`), and source CIDR lists (deny always wins; if any allow
+ * entry exists, a source must match one). Optional fields a service spec may carry.
+ */
+export interface ServiceProtections {
+  newFlowRate?: { rate: number; burst: number };
+  allowSources?: readonly string[]; // CIDRs, e.g. "10.0.0.0/8", "2001:db8::/32"
+  denySources?: readonly string[];
 }
 
 export const SVC_WORDS = 8; // [slot, family, proto, hash_mode, port, ring_offset, ring_size, flags]
@@ -84,7 +99,19 @@ export function backendKey(s: ServiceSpec, b: ServiceSpec['backends'][number]): 
  * replies are still translated) but gets no slot in the ring: that is how a backend is drained.
  * Only plans slots: the caller commits them (SlotAllocator.commit) once the data plane accepted the table.
  */
-export function buildTables(services: readonly ServiceSpec[], svcAlloc: SlotAllocator, bkAlloc: SlotAllocator, opts: TableOptions): BuiltTables {
+/** Parses "ADDR/LEN" for a service of `family`; throws naming the service and the bad text. */
+export function parseCidr(text: string, family: Family, where: string): { addr: Buffer; prefix: number } {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(text);
+  const addr = m?.[1] ?? '';
+  const ok = m !== null && (family === 4 ? isIPv4(addr) : isIPv6(addr));
+  const prefix = Number(m?.[2]);
+  if (!ok || prefix > (family === 4 ? 32 : 128)) {
+    throw new RangeError(`${where}: "${text}" is not an IPv${family} CIDR (ADDR/LEN with LEN <= ${family === 4 ? 32 : 128})`);
+  }
+  return { addr: ipToBuffer(addr, family), prefix };
+}
+
+export function buildTables(services: readonly (ServiceSpec & ServiceProtections)[], svcAlloc: SlotAllocator, bkAlloc: SlotAllocator, opts: TableOptions): BuiltTables {
   const svcIds = services.map((s) => serviceId(s));
   const bkIds = services.flatMap((s) => s.backends.map((b) => backendKey(s, b)));
   const serviceSlots = svcAlloc.plan(svcIds);
@@ -119,6 +146,27 @@ export function buildTables(services: readonly ServiceSpec[], svcAlloc: SlotAllo
       bi++;
     });
   });
+  const limits: number[] = [];
+  const acl: number[] = [];
+  const aclAddrs: Buffer[] = [];
+  services.forEach((s, si) => {
+    const slot = serviceSlots.get(svcIds[si]) as number;
+    const where = `service ${svcIds[si]}`;
+    if (s.newFlowRate) {
+      const { rate, burst } = s.newFlowRate;
+      for (const [k, v] of Object.entries({ rate, burst })) {
+        if (!Number.isInteger(v) || v < 1 || v > 4_000_000) throw new RangeError(`${where}: newFlowRate.${k} must be an integer from 1 to 4000000, got ${String(v)}`);
+      }
+      limits.push(slot, rate, burst);
+    }
+    for (const [deny, list] of [[0, s.allowSources ?? []], [1, s.denySources ?? []]] as const) {
+      for (const text of list) {
+        const c = parseCidr(text, s.family, where);
+        acl.push(slot, deny, c.prefix);
+        aclAddrs.push(c.addr.length === 16 ? c.addr : Buffer.concat([c.addr, Buffer.alloc(12)]));
+      }
+    }
+  });
   const t = opts.timeouts;
   const input: TablesInput = {
     svcWords,
@@ -129,6 +177,9 @@ export function buildTables(services: readonly ServiceSpec[], svcAlloc: SlotAllo
     hashKey: new Uint8Array(opts.hashKey),
     timeouts: new Uint32Array([t.tcpSyn, t.tcpEstablished, t.tcpFin, t.tcpClose, t.udp]),
     options: (opts.icmpEcho ? OPT_ICMP_ECHO : 0) | (opts.icmpTranslate ? 0 : OPT_NO_ICMP_TRANSLATE),
+    limitWords: new Uint32Array(limits),
+    aclWords: new Uint32Array(acl),
+    aclAddrs: new Uint8Array(Buffer.concat(aclAddrs)),
   };
   return { input, serviceSlots, backendSlots };
 }

@@ -37,7 +37,9 @@ enum l4_queue_counter { L4_QUEUE_COUNTERS(L4_Q_ENUM) L4_Q_MAX };
   X(BYTES_IN, "bytes_in")        \
   X(PACKETS_OUT, "packets_out")  \
   X(BYTES_OUT, "bytes_out")      \
-  X(NEW_FLOWS, "new_flows")
+  X(NEW_FLOWS, "new_flows")      \
+  X(ANSWERED, "flows_answered")  /* flows whose backend answered (new_flows - answered = unanswered SYNs) */ \
+  X(RESETS, "resets")            /* RSTs the backend sent */
 
 #define L4_O_ENUM(name, str) L4_O_##name,
 enum l4_obj_counter { L4_OBJ_COUNTERS(L4_O_ENUM) L4_O_MAX };

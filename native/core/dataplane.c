@@ -107,6 +107,7 @@ static void count_obj(uint64_t *c, uint32_t bytes, int in) {
 /* client -> VIP:port. Picks the backend (flow table, else the ring) and rewrites the destination. */
 static enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, struct l4_pkt *p, uint32_t svc_slot) {
   const struct l4_service *s = &t->services[svc_slot];
+  if (s->acl_n && !l4_acl_allows(t, s, p->saddr)) return drop(ctx, L4_DROP_ACL_DENIED);
   struct l4_flow_key key;
   flow_key_set(&key, p->family, p->proto, p->saddr, p->sport, p->daddr, p->dport);
   uint64_t hash = l4_flow_hash(&t->hash_key, &key);
@@ -138,6 +139,9 @@ static enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, st
        * so an ACK flood from spoofed sources cannot fill the table. */
       ctx->counters[L4_Q_FLOW_MISS_NONSYN]++;
     } else {
+      if (s->rate && ctx->ratelimit &&
+          !l4_ratelimit_take(ctx->ratelimit, siphash24(&t->hash_key, key.client, 16) ^ svc_slot, s->rate, s->burst, ctx->now_ms))
+        return drop(ctx, L4_DROP_RATE_LIMITED);
       uint8_t state = is_tcp ? FL_SYN : 0;
       switch (l4_flow_insert(ctx->flows, &key, hash, b, state, &t->timeouts, ctx->now, found, &ref)) {
         case FLOW_INSERTED_EVICTED:
@@ -179,6 +183,7 @@ static enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, stru
   if (l4_flow_lookup(ctx->flows, &key, hash, &t->timeouts, ctx->now, &ref)) {
     if (ref.backend == bk_slot) {
       uint8_t set = FL_REPLY, clear = 0;
+      if (!(ref.state & FL_REPLY)) l4_ctr_backend(ctx, bk_slot)[L4_O_ANSWERED]++;
       if (is_tcp) {
         set |= tcp_state_bits(p->tcp_flags, 0);
         if (!(p->tcp_flags & TCP_RST)) clear = FL_RST;
@@ -193,6 +198,7 @@ static enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, stru
     if (r == FLOW_INSERTED_EVICTED) ctx->counters[L4_Q_FLOW_EVICTED]++;
     if (r == FLOW_INSERT_FAILED) ctx->counters[L4_Q_FLOW_INSERT_FAILED]++;
   }
+  if (is_tcp && (p->tcp_flags & TCP_RST)) l4_ctr_backend(ctx, bk_slot)[L4_O_RESETS]++;
   rewrite_addr(p, p->saddr, s->vip, p->l4_len);
   rewrite_port(p, p->l4, s->port, p->l4_len);
   ctx->counters[L4_Q_REPLY]++;
@@ -268,10 +274,10 @@ static enum l4_verdict echo_reply(struct l4_ctx *ctx, struct l4_pkt *p) {
   memcpy(tmp, p->saddr, (size_t)n);
   memcpy(p->saddr, p->daddr, (size_t)n);
   memcpy(p->daddr, tmp, (size_t)n);
-  uint8_t *ck = p->l4 + ICMP_OFF_CSUM;
-  uint8_t old_type[2] = {p->l4[0], p->l4[1]};
   p->l4[0] = p->family == 4 ? 0 : 129;
-  store_u16(ck, csum_replace(load_u16(ck), old_type, p->l4, 2));
+  /* Recomputed, not updated: an echo whose data is all zero has checksum 0xffff, which the incremental
+   * update (RFC 1624 eqn. 3) would give as 0x0000 (no pseudo-header makes the sum non-zero for ICMPv4). */
+  icmp_recompute(p);
   if (p->family == 4) {
     uint8_t old[2] = {p->l3[IP4_OFF_TTL], p->l3[IP4_OFF_TTL + 1]};
     p->l3[IP4_OFF_TTL] = 64;

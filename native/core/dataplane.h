@@ -8,6 +8,7 @@
 #include "counters.h"
 #include "flow_table.h"
 #include "packet.h"
+#include "ratelimit.h"
 #include "tables.h"
 
 enum l4_verdict { L4_VERDICT_DROP = 0, L4_VERDICT_TX = 1 };
@@ -18,6 +19,8 @@ struct l4_ctx {
   uint32_t max_services, max_backends;
   struct l4_flow_table *flows;   /* shared */
   uint32_t now;                  /* seconds, updated by the worker loop */
+  uint32_t now_ms;               /* wrapping milliseconds, for rate limits */
+  struct l4_ratelimit *ratelimit;/* shared; NULL = no per-source limits */
   enum l4_drop_reason last_drop; /* for tests */
 };
 

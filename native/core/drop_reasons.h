@@ -19,7 +19,9 @@
   X(NO_BACKEND, "no_backend")               /* the service has no backend in its ring */                  \
   X(ICMP_NOT_OURS, "icmp_not_ours")         /* ICMP error quoting a flow that is not ours */              \
   X(ICMP_UNHANDLED, "icmp_unhandled")       /* ICMP type we do not forward (or echo off) */               \
-  X(TX_ERROR, "tx_error")                   /* write to the TUN failed */
+  X(TX_ERROR, "tx_error")                   /* write to the TUN failed */                                 \
+  X(ACL_DENIED, "acl_denied")               /* source not allowed by the service's CIDR lists */          \
+  X(RATE_LIMITED, "rate_limited")           /* new flow over the client's per-source rate */
 
 #define L4_DROP_ENUM(name, str) L4_DROP_##name,
 enum l4_drop_reason { L4_DROP_REASONS(L4_DROP_ENUM) L4_DROP_MAX };

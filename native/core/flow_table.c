@@ -6,6 +6,14 @@
 #include <string.h>
 #include <sys/mman.h>
 
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ volatile("yield");
+#endif
+}
+
 _Static_assert(sizeof(struct l4_flow) == 64, "a flow entry is one cache line");
 _Static_assert(sizeof(struct l4_flow_key) == 40, "flow key layout");
 
@@ -16,6 +24,11 @@ int l4_flow_table_init(struct l4_flow_table *ft, uint64_t capacity) {
   /* mmap gives zeroed, page-aligned memory; MAP_POPULATE commits it now so memory is fixed at start. */
   void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (mem == MAP_FAILED) return -1;
+  ft->locks = calloc(nb, 1);
+  if (!ft->locks) {
+    munmap(mem, bytes);
+    return -1;
+  }
   ft->entries = mem;
   ft->nbuckets = nb;
   ft->capacity = nb * L4_FLOW_BUCKET;
@@ -24,7 +37,9 @@ int l4_flow_table_init(struct l4_flow_table *ft, uint64_t capacity) {
 
 void l4_flow_table_destroy(struct l4_flow_table *ft) {
   if (ft->entries) munmap(ft->entries, (size_t)(ft->capacity * sizeof(struct l4_flow)));
+  free((void *)ft->locks);
   ft->entries = NULL;
+  ft->locks = NULL;
 }
 
 uint64_t l4_flow_hash(const struct siphash_key *k, const struct l4_flow_key *key) {
@@ -111,59 +126,58 @@ static void write_entry(struct l4_flow *e, uint32_t seq_odd, const struct l4_flo
   atomic_store_explicit(&e->seq, next, memory_order_release);
 }
 
+static inline void bucket_lock(struct l4_flow_table *ft, uint64_t bucket) {
+  _Atomic uint8_t *l = &ft->locks[bucket];
+  while (atomic_exchange_explicit(l, 1, memory_order_acquire))
+    while (atomic_load_explicit(l, memory_order_relaxed)) cpu_relax();
+}
+
+static inline void bucket_unlock(struct l4_flow_table *ft, uint64_t bucket) {
+  atomic_store_explicit(&ft->locks[bucket], 0, memory_order_release);
+}
+
+/* Writers (insert, remove) serialize per bucket, so two workers that see the first packets of one flow at
+ * once cannot both insert it: the second finds the first's entry. A bucket lock is taken once per new flow,
+ * never per packet; lookups never take it. */
 enum l4_flow_insert_result l4_flow_insert(struct l4_flow_table *ft, const struct l4_flow_key *key, uint64_t hash,
                                           uint32_t backend, uint8_t state, const struct l4_timeouts *to,
                                           uint32_t now, bool replace, struct l4_flow_ref *out) {
-  struct l4_flow *b = bucket_of(ft, hash);
+  uint64_t bi = hash & (ft->nbuckets - 1);
+  struct l4_flow *b = &ft->entries[bi * L4_FLOW_BUCKET];
   uint32_t hash_hi = (uint32_t)(hash >> 32);
-  for (int attempt = 0; attempt < 4; attempt++) {
-    struct l4_flow *victim = NULL;
-    uint64_t victim_score = UINT64_MAX;
-    struct l4_flow *existing = NULL;
-    for (int i = 0; i < L4_FLOW_BUCKET; i++) {
-      struct l4_flow_ref ref;
-      if (read_entry(&b[i], key, hash_hi, &ref)) {
-        existing = &b[i];
-        if (!replace) {
-          *out = ref;
-          if (!expired(ref.e, ref.state, to, now)) return FLOW_EXISTS;
-        }
-        break;
-      }
-      uint64_t score = keep_score(&b[i], to, now);
-      if (score < victim_score) {
-        victim_score = score;
-        victim = &b[i];
-      }
-    }
-    struct l4_flow *target = existing ? existing : victim;
-    uint32_t s = atomic_load_explicit(&target->seq, memory_order_relaxed);
-    if (s & 1) continue;
-    if (!atomic_compare_exchange_strong_explicit(&target->seq, &s, s + 1, memory_order_acquire, memory_order_relaxed))
-      continue;
-    write_entry(target, s + 1, key, hash_hi, backend, state, now);
-    out->e = target;
-    out->seq = s + 2 == 0 ? 2 : s + 2;
-    out->backend = backend;
-    out->state = state;
-    if (existing) return FLOW_INSERTED;
-    /* Another worker may have inserted the same key in an earlier slot meanwhile: keep only the first. */
-    for (int i = 0; i < L4_FLOW_BUCKET && &b[i] != target; i++) {
-      struct l4_flow_ref twin;
-      if (read_entry(&b[i], key, hash_hi, &twin)) {
-        uint32_t ts = out->seq;
-        if (atomic_compare_exchange_strong_explicit(&target->seq, &ts, ts + 1, memory_order_acquire, memory_order_relaxed)) {
-          memset(&target->key, 0, sizeof(target->key));
-          atomic_store_explicit(&target->last_seen, now - 0x40000000u, memory_order_relaxed); /* expired */
-          atomic_store_explicit(&target->seq, ts + 2, memory_order_release);
-        }
-        *out = twin;
+  bucket_lock(ft, bi);
+  struct l4_flow *victim = NULL;
+  uint64_t victim_score = UINT64_MAX;
+  struct l4_flow *existing = NULL;
+  for (int i = 0; i < L4_FLOW_BUCKET; i++) {
+    struct l4_flow_ref ref;
+    if (read_entry(&b[i], key, hash_hi, &ref)) {
+      existing = &b[i];
+      if (!replace && !expired(ref.e, ref.state, to, now)) {
+        bucket_unlock(ft, bi);
+        *out = ref;
         return FLOW_EXISTS;
       }
+      break;
     }
-    return victim_score > 1 ? FLOW_INSERTED_EVICTED : FLOW_INSERTED;
+    uint64_t score = keep_score(&b[i], to, now);
+    if (score < victim_score) {
+      victim_score = score;
+      victim = &b[i];
+    }
   }
-  return FLOW_INSERT_FAILED;
+  struct l4_flow *target = existing ? existing : victim;
+  uint32_t s = atomic_load_explicit(&target->seq, memory_order_relaxed); /* even: we hold the lock */
+  atomic_store_explicit(&target->seq, s + 1, memory_order_relaxed);
+  atomic_thread_fence(memory_order_release);
+  write_entry(target, s + 1, key, hash_hi, backend, state, now);
+  bucket_unlock(ft, bi);
+  out->e = target;
+  out->seq = s + 2 == 0 ? 2 : s + 2;
+  out->backend = backend;
+  out->state = state;
+  if (existing) return FLOW_INSERTED;
+  return victim_score > 1 ? FLOW_INSERTED_EVICTED : FLOW_INSERTED;
 }
 
 uint64_t l4_flow_count(struct l4_flow_table *ft, const struct l4_timeouts *to, uint32_t now) {
@@ -175,4 +189,44 @@ uint64_t l4_flow_count(struct l4_flow_table *ft, const struct l4_timeouts *to, u
     if (!expired(e, atomic_load_explicit(&e->state, memory_order_relaxed), to, now)) n++;
   }
   return n;
+}
+
+uint64_t l4_flow_walk(struct l4_flow_table *ft, const struct l4_timeouts *to, uint32_t now,
+                      int (*fn)(const struct l4_flow_view *v, void *arg), void *arg) {
+  uint64_t n = 0;
+  for (uint64_t i = 0; i < ft->capacity; i++) {
+    struct l4_flow *e = &ft->entries[i];
+    struct l4_flow_view v;
+    uint32_t s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
+    if (s1 == 0 || (s1 & 1)) continue;
+    v.key = e->key;
+    v.backend = e->backend;
+    v.state = atomic_load_explicit(&e->state, memory_order_relaxed);
+    uint32_t last = atomic_load_explicit(&e->last_seen, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&e->seq, memory_order_relaxed) != s1) continue; /* changing: skip */
+    if (expired(e, v.state, to, now)) continue;
+    v.idle = (int32_t)(now - last) > 0 ? now - last : 0;
+    v.e = e;
+    v.seq = s1;
+    n++;
+    if (fn(&v, arg)) break;
+  }
+  return n;
+}
+
+bool l4_flow_remove(struct l4_flow_table *ft, const struct l4_flow_view *v, uint32_t now) {
+  uint64_t bi = (uint64_t)(v->e - ft->entries) / L4_FLOW_BUCKET;
+  bucket_lock(ft, bi);
+  uint32_t s = atomic_load_explicit(&v->e->seq, memory_order_relaxed);
+  bool same = s == v->seq;
+  if (same) {
+    atomic_store_explicit(&v->e->seq, s + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    memset(&v->e->key, 0, sizeof(v->e->key));
+    atomic_store_explicit(&v->e->last_seen, now - 0x40000000u, memory_order_relaxed); /* expired: free to reuse */
+    atomic_store_explicit(&v->e->seq, s + 2 == 0 ? 2 : s + 2, memory_order_release);
+  }
+  bucket_unlock(ft, bi);
+  return same;
 }

@@ -6,10 +6,10 @@
  *
  * Concurrency: buckets of 8 entries (one 512-byte block, 8 cache lines); each entry has its own sequence
  * word used as a seqlock: even = stable, odd = being written, 0 = never used. Lookups take no lock and
- * retry an entry whose sequence changed under them. Writers claim an entry with one CAS (even -> odd),
- * write it, and release it (odd -> next even). State bits are per-entry atomics, updated with fetch-or.
- * Two workers inserting the same new flow at once may both succeed; the later one notices the twin on a
- * re-scan and releases its own entry.
+ * retry an entry whose sequence changed under them. Writers (a new flow, an admin removal) take a
+ * per-bucket spinlock, so two workers that see the first packets of one flow at once cannot both insert
+ * it; that is once per new flow, never per packet. State bits and last_seen are per-entry atomics that
+ * any worker updates without the lock.
  *
  * Memory is allocated once at start (capacity rounded up to a power of two); nothing is allocated later.
  * An entry is 64 bytes. */
@@ -53,6 +53,7 @@ struct l4_flow {
 
 struct l4_flow_table {
   struct l4_flow *entries;
+  _Atomic uint8_t *locks;  /* one per bucket, taken by writers only (new flows, removals) */
   uint64_t nbuckets;  /* power of two */
   uint64_t capacity;  /* nbuckets * L4_FLOW_BUCKET */
 };
@@ -95,6 +96,24 @@ static inline void l4_flow_touch(struct l4_flow_ref *ref, uint8_t set, uint8_t c
   if (atomic_load_explicit(&e->last_seen, memory_order_relaxed) != now)
     atomic_store_explicit(&e->last_seen, now, memory_order_relaxed);
 }
+
+/* A consistent copy of one live entry, for listing. */
+struct l4_flow_view {
+  struct l4_flow_key key;
+  uint32_t backend;
+  uint8_t state;
+  uint32_t idle; /* seconds since the last packet */
+  struct l4_flow *e;
+  uint32_t seq;
+};
+
+/* Calls fn for every live entry (a consistent copy); stops early when fn returns non-zero. Walks the whole
+ * table: for the admin view, never the packet path. Returns how many entries were visited. */
+uint64_t l4_flow_walk(struct l4_flow_table *ft, const struct l4_timeouts *to, uint32_t now,
+                      int (*fn)(const struct l4_flow_view *v, void *arg), void *arg);
+
+/* Removes the entry a view was taken from, if it has not changed since. Returns true if removed. */
+bool l4_flow_remove(struct l4_flow_table *ft, const struct l4_flow_view *v, uint32_t now);
 
 /* Counts live entries (for tests and the admin view; walks the whole table). */
 uint64_t l4_flow_count(struct l4_flow_table *ft, const struct l4_timeouts *to, uint32_t now);

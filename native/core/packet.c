@@ -31,7 +31,7 @@ enum ext_result { EXT_OK, EXT_FRAGMENT, EXT_BAD, EXT_TRUNCATED };
 static enum ext_result ipv6_skip_ext(const uint8_t *ip, uint32_t len, uint32_t *off, uint8_t *proto) {
   uint8_t next = ip[IP6_OFF_NEXT];
   uint32_t pos = IP6_HDR_LEN;
-  for (int i = 0; i < IPV6_MAX_EXT_HEADERS; i++) {
+  for (int i = 0; i <= IPV6_MAX_EXT_HEADERS; i++) { /* <=: the L4 header comes after the last one */
     switch (next) {
       case 0:  /* hop-by-hop options */
         if (i != 0) return EXT_BAD;

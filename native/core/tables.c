@@ -67,6 +67,7 @@ void l4_tables_free(struct l4_tables *t) {
   free(t->svc_map.entries);
   free(t->vip_map.entries);
   free(t->rev_map.entries);
+  free(t->acl);
   free(t);
 }
 
@@ -150,6 +151,41 @@ struct l4_tables *l4_tables_build(const struct l4_tables_input *in, char *err, i
     if (map_put(&t->rev_map, &k, slot) != L4_NO_BACKEND) FAIL("backend %u: address, port and protocol used by another backend entry (replies would be ambiguous)", i);
   }
 
+  for (uint32_t i = 0; i < in->nlimits; i++) {
+    const uint32_t *w = in->limit_words + (size_t)i * L4_LIMIT_WORDS;
+    if (w[0] >= in->max_services || !(t->services[w[0]].flags & L4_SVC_PRESENT)) FAIL("limit %u: service slot %u does not exist", i, w[0]);
+    if (w[1] > 4000000 || w[2] > 4000000) FAIL("limit %u: rate and burst must be at most 4000000, got %u and %u", i, w[1], w[2]);
+    if (w[1] && !w[2]) FAIL("limit %u: a rate needs a burst of at least 1", i);
+    t->services[w[0]].rate = w[1];
+    t->services[w[0]].burst = w[2];
+  }
+
+  if (in->nacl) {
+    t->acl = calloc(in->nacl, sizeof(*t->acl));
+    if (!t->acl) FAIL("out of memory");
+  }
+  /* Group entries by service (stable: the order given within a service is kept). */
+  uint32_t n = 0;
+  for (uint32_t s = 0; s < in->max_services && in->nacl; s++) {
+    struct l4_service *svc = &t->services[s];
+    svc->acl_off = n;
+    for (uint32_t i = 0; i < in->nacl; i++) {
+      const uint32_t *w = in->acl_words + (size_t)i * L4_ACL_WORDS;
+      if (w[0] >= in->max_services || !(t->services[w[0]].flags & L4_SVC_PRESENT)) FAIL("acl %u: service slot %u does not exist", i, w[0]);
+      if (w[0] != s) continue;
+      uint32_t maxp = svc->family == 4 ? 32 : 128;
+      if (w[1] > 1) FAIL("acl %u: action must be 0 (allow) or 1 (deny), got %u", i, w[1]);
+      if (w[2] > maxp) FAIL("acl %u: prefix length %u longer than %u", i, w[2], maxp);
+      struct l4_acl_entry *e = &t->acl[n++];
+      memcpy(e->addr, in->acl_addrs + (size_t)i * 16, 16);
+      e->prefix = (uint8_t)w[2];
+      e->deny = (uint8_t)w[1];
+      for (uint32_t bit = w[2]; bit < 128; bit++) e->addr[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
+      if (!e->deny) svc->acl_has_allow = 1;
+    }
+    svc->acl_n = n - svc->acl_off;
+  }
+
   for (uint32_t i = 0; i < in->rings_len; i++) {
     uint32_t b = t->rings[i];
     if (b != L4_NO_BACKEND && (b >= in->max_backends || !(t->backends[b].flags & L4_BK_PRESENT)))
@@ -163,4 +199,23 @@ struct l4_tables *l4_tables_build(const struct l4_tables_input *in, char *err, i
     }
   }
   return t;
+}
+
+static bool prefix_match(const uint8_t *addr, const struct l4_acl_entry *e) {
+  uint32_t full = e->prefix / 8, rest = e->prefix % 8;
+  if (memcmp(addr, e->addr, full) != 0) return false;
+  if (!rest) return true;
+  uint8_t mask = (uint8_t)(0xff00u >> rest);
+  return (addr[full] & mask) == e->addr[full];
+}
+
+bool l4_acl_allows(const struct l4_tables *t, const struct l4_service *s, const uint8_t *addr) {
+  bool allowed = !s->acl_has_allow;
+  for (uint32_t i = 0; i < s->acl_n; i++) {
+    const struct l4_acl_entry *e = &t->acl[s->acl_off + i];
+    if (!prefix_match(addr, e)) continue;
+    if (e->deny) return false;
+    allowed = true;
+  }
+  return allowed;
 }

@@ -31,11 +31,20 @@ struct l4_addr_key {
 
 struct l4_service {
   uint32_t flags;
-  uint8_t family, proto, hash_mode, pad;
+  uint8_t family, proto, hash_mode, acl_has_allow;
   uint16_t port; /* network order */
   uint8_t vip[16];
   uint32_t ring_size;    /* M, or 0 when the service has no backend in its ring */
   const uint32_t *ring;  /* M backend slots (L4_NO_BACKEND for none), inside l4_tables.rings */
+  uint32_t rate, burst;  /* new flows per second per client address, and bucket size; 0 = no limit */
+  uint32_t acl_off, acl_n; /* this service's source CIDR entries in l4_tables.acl */
+};
+
+/* A source CIDR rule. Deny entries always win; if a service has allow entries, a source must match one. */
+struct l4_acl_entry {
+  uint8_t addr[16]; /* masked to prefix */
+  uint8_t prefix;
+  uint8_t deny;
 };
 
 struct l4_backend {
@@ -75,11 +84,14 @@ struct l4_tables {
   struct siphash_key hash_key;
   struct l4_timeouts timeouts;
   uint32_t options;
+  struct l4_acl_entry *acl;    /* grouped by service */
 };
 
 /* The layout TypeScript hands over (src/native.ts mirrors it). Integers are host-order uint32 words. */
 #define L4_SVC_WORDS 8  /* [slot, family, proto, hash_mode, port, ring_offset, ring_size, flags] */
 #define L4_BK_WORDS 6   /* [slot, service_slot, family, proto, port, flags] */
+#define L4_LIMIT_WORDS 3 /* [service_slot, rate, burst] */
+#define L4_ACL_WORDS 3   /* [service_slot, deny (0 allow, 1 deny), prefix_len]; address in acl_addrs */
 
 struct l4_tables_input {
   uint32_t max_services, max_backends;
@@ -89,6 +101,9 @@ struct l4_tables_input {
   const uint8_t *hash_key; /* 16 bytes */
   struct l4_timeouts timeouts;
   uint32_t options;
+  /* optional (NULL / 0 = none) */
+  const uint32_t *limit_words; uint32_t nlimits;
+  const uint32_t *acl_words; uint32_t nacl; const uint8_t *acl_addrs; /* 16 bytes each */
 };
 
 /* Validates and builds a table. On error returns NULL and writes a message naming the bad field. */
@@ -98,5 +113,7 @@ void l4_tables_free(struct l4_tables *t);
 void l4_addr_key_set(struct l4_addr_key *k, const uint8_t *addr, uint8_t family, uint16_t port, uint8_t proto);
 /* Returns the slot stored for key, or L4_NO_BACKEND. */
 uint32_t l4_addr_map_get(const struct l4_addr_map *m, const struct l4_addr_key *key);
+/* May a client at `addr` use service s? (its source CIDR lists) */
+bool l4_acl_allows(const struct l4_tables *t, const struct l4_service *s, const uint8_t *addr);
 
 #endif

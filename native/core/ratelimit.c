@@ -1,0 +1,41 @@
+/* Token buckets for new flows; see ratelimit.h. */
+#include "ratelimit.h"
+
+#include <stdlib.h>
+
+int l4_ratelimit_init(struct l4_ratelimit *rl, uint32_t nbuckets) {
+  uint32_t n = 1;
+  while (n < nbuckets) n <<= 1;
+  rl->buckets = calloc(n, sizeof(*rl->buckets));
+  if (!rl->buckets) return -1;
+  rl->mask = n - 1;
+  return 0;
+}
+
+void l4_ratelimit_destroy(struct l4_ratelimit *rl) {
+  free((void *)rl->buckets);
+  rl->buckets = NULL;
+}
+
+bool l4_ratelimit_take(struct l4_ratelimit *rl, uint64_t hash, uint32_t rate, uint32_t burst, uint32_t now_ms) {
+  _Atomic uint64_t *b = &rl->buckets[hash & rl->mask];
+  uint64_t cap = (uint64_t)burst * 1000; /* milli-tokens */
+  if (cap > UINT32_MAX) cap = UINT32_MAX;
+  uint64_t old = atomic_load_explicit(b, memory_order_relaxed);
+  for (int i = 0; i < 8; i++) {
+    uint32_t last = (uint32_t)(old >> 32);
+    uint64_t tokens = (uint32_t)old;
+    /* An untouched bucket (0) starts full. rate tokens/s = rate milli-tokens/ms. */
+    uint32_t elapsed = old == 0 ? UINT32_MAX : now_ms - last;
+    if (elapsed > 0x7fffffffu && old != 0) elapsed = 0; /* another worker's clock ran ahead */
+    uint64_t refill = (uint64_t)elapsed * rate;
+    tokens = tokens + refill > cap ? cap : tokens + refill;
+    if (tokens < 1000) {
+      /* Remember the refill so far only if time moved, to keep contention low under a flood. */
+      return false;
+    }
+    uint64_t next = ((uint64_t)now_ms << 32) | (tokens - 1000);
+    if (atomic_compare_exchange_weak_explicit(b, &old, next, memory_order_relaxed, memory_order_relaxed)) return true;
+  }
+  return false; /* heavy contention on one bucket: that source is flooding */
+}
