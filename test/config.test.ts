@@ -141,3 +141,8 @@ test('`l4nat check` prints ok and exits 0 for a good file; lists the problems an
   assert.equal(r3.status, 2);
   assert.match(r3.stderr, /unknown flag --vip: with --config, l4nat up takes only --log-level/);
 });
+
+test('the example config in systemd/ passes `l4nat check`', () => {
+  const r = spawnSync(process.execPath, [bin, 'check', '--config', join(__dirname, '..', '..', 'systemd', 'l4nat.example.yaml')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+});
