@@ -1,0 +1,89 @@
+// l4nat behind the nftables ruleset the README gives: l4nat's traffic exempt from conntrack (each flow
+// crosses the LB's stack twice) and accepted under a FORWARD drop policy. The accept rules match only
+// untracked packets, so if the exemption failed, traffic would hit the drop policy and this test would fail.
+// A direct connection from the client to a backend (not through l4nat) must be dropped. Root-only.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { createLab, type Lab } from '../src/lab/lab';
+import { L4natProcess, l4natUnavailable, startL4nat } from '../src/lab/l4nat-process';
+import { runClient, startBackendServers } from '../src/lab/workload';
+
+function skipReason(): string | false {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, TUN)';
+  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
+  try {
+    require('node:child_process').execFileSync('nft', ['--version'], { stdio: 'ignore' });
+  } catch {
+    return 'no nft';
+  }
+  return l4natUnavailable() ?? false;
+}
+
+/** The README's ruleset, filled in for the lab. */
+function ruleset(lab: Lab, tun = 'l4nat0'): string {
+  const b4 = lab.backends.map((b) => b.ipv4);
+  const b6 = lab.backends.flatMap((b) => (b.ipv6 ? [b.ipv6] : []));
+  const svc4 = b4.flatMap((a) => [`${a} . tcp . 8080`, `${a} . udp . 8080`]);
+  const svc6 = b6.flatMap((a) => [`${a} . tcp . 8080`, `${a} . udp . 8080`]);
+  return `
+table inet l4nat_fw {
+  set vips4 { type ipv4_addr; elements = { ${lab.vip4} } }
+  set vips6 { type ipv6_addr; elements = { ${lab.vip6} } }
+  set backends4 { type ipv4_addr; elements = { ${b4.join(', ')} } }
+  set backends6 { type ipv6_addr; elements = { ${b6.join(', ')} } }
+  set services4 { type ipv4_addr . inet_proto . inet_service; elements = { ${svc4.join(', ')} } }
+  set services6 { type ipv6_addr . inet_proto . inet_service; elements = { ${svc6.join(', ')} } }
+
+  chain raw_prerouting {
+    type filter hook prerouting priority raw; policy accept;
+    iifname "${tun}" counter notrack
+    ip daddr @vips4 counter notrack
+    ip6 daddr @vips6 counter notrack
+    ip saddr . meta l4proto . th sport @services4 counter notrack
+    ip6 saddr . meta l4proto . th sport @services6 counter notrack
+    ip saddr @backends4 meta l4proto icmp counter notrack
+    ip6 saddr @backends6 meta l4proto ipv6-icmp icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } counter notrack
+  }
+
+  chain forward {
+    type filter hook forward priority filter; policy drop;
+    oifname "${tun}" ct state untracked counter accept comment "to the VIPs, and backend replies steered into the TUN"
+    iifname "${tun}" ct state untracked counter accept comment "translated by l4nat"
+    ct state established,related accept
+  }
+}
+`;
+}
+
+test('l4nat behind an nftables FORWARD drop policy with its traffic exempt from conntrack: TCP and UDP, IPv4 and IPv6 all pass; direct client→backend is dropped', { skip: skipReason(), timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'l4nat-fw-'));
+  const lab = await createLab({ backends: 2 });
+  let l4: L4natProcess | null = null;
+  try {
+    await startBackendServers(lab);
+    const file = join(dir, 'fw.nft');
+    writeFileSync(file, ruleset(lab));
+    await lab.exec('lb', 'nft', ['-f', file]);
+    l4 = await startL4nat(lab, { extraArgs: ['--queues', '2'] });
+    for (const [target, proto] of [[lab.vip4, 'tcp'], [lab.vip6!, 'tcp'], [lab.vip4, 'udp'], [lab.vip6!, 'udp']] as const) {
+      const r = await runClient(lab, { target, proto, count: 200, concurrency: 16, timeoutMs: 30_000 });
+      assert.equal(r.failed, 0, `${proto} ${target}: ${JSON.stringify(r.errors)}`);
+      assert.deepEqual(Object.keys(r.perBackend).sort(), ['b1', 'b2']);
+    }
+    const listed = (await lab.exec('lb', 'nft', ['list', 'chain', 'inet', 'l4nat_fw', 'forward'])).stdout;
+    const counts = [...listed.matchAll(/ct state untracked counter packets (\d+)/g)].map((m) => Number(m[1]));
+    assert.equal(counts.length, 2);
+    assert.ok(counts.every((n) => n > 1000), `accept counters ${counts}`);
+    // The drop policy is real: the client cannot reach a backend directly through the LB host.
+    const direct = await runClient(lab, { target: lab.backend('b1').ipv4, proto: 'tcp', count: 3, concurrency: 3, connTimeoutMs: 1_000, timeoutMs: 5_000 });
+    assert.equal(direct.ok, 0);
+    assert.equal((await l4.stop()).code, 0);
+  } finally {
+    await l4?.stop();
+    await lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
