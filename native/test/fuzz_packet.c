@@ -1,0 +1,113 @@
+/* libFuzzer harness for the packet core: one input = one options byte + one buffer as read from the TUN
+ * (virtio_net_hdr first). It runs the real l4_process against the fixture tables (fixture_tables.h) and a
+ * small flow table, and checks invariants on top of what ASan/UBSan catch:
+ *   - a drop always names a reason;
+ *   - on TX: the output is no longer than the input, the virtio_net_hdr is untouched, the output re-parses
+ *     with l4_parse, its IPv4 header checksum is valid, and an L4 checksum that was valid on input (complete,
+ *     or a correct CHECKSUM_PARTIAL seed) is valid on output.
+ *
+ * Options byte: bits 0-1 ring (A, B, alternating, empty); bit 2 echo off; bit 3 L4_OPT_NO_ICMP_TRANSLATE;
+ * bit 4 keep the flow table from the previous input; bit 5 process the packet twice (second time hits the
+ * entry the first created); bits 6-7 advance the clock by 0, 11, 61 or 3601 s before the second run.
+ *
+ * Seeds: corpus/ (written from the fixtures by `make -C native/test corpus`). Short run: `make fuzz-short`
+ * (60 s). Longer runs: see the comment at the top of the Makefile. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/dataplane.h"
+#include "fixture_tables.h"
+#include "pkt_builder.h"
+
+#define FUZZ_FLOWS 64
+
+static struct l4_tables *g_tables[4][4]; /* [ring][option bits 2-3] */
+static struct l4_flow_table g_ft;
+static uint64_t *g_counters;
+static uint8_t *g_copy;
+
+static void fail(const char *what, const uint8_t *pkt, uint32_t len) {
+  fprintf(stderr, "fuzz_packet invariant violated: %s (len %u)\n", what, len);
+  for (uint32_t i = 0; i < len && i < 128; i++) fprintf(stderr, "%02x%s", pkt[i], (i % 16 == 15) ? "\n" : " ");
+  fprintf(stderr, "\n");
+  abort();
+}
+
+static void init_once(void) {
+  if (g_counters) return;
+  for (int r = 0; r < 4; r++)
+    for (int o = 0; o < 4; o++)
+      g_tables[r][o] = fx_tables((enum fx_ring)r, ((o & 1) ? 0 : L4_OPT_ICMP_ECHO) | ((o & 2) ? L4_OPT_NO_ICMP_TRANSLATE : 0));
+  if (l4_flow_table_init(&g_ft, FUZZ_FLOWS) != 0) abort();
+  g_counters = calloc(l4_counter_block_words(FX_MAX_SERVICES, FX_MAX_BACKENDS), sizeof(uint64_t));
+  g_copy = malloc(PB_MAX + 64);
+  if (!g_counters || !g_copy) abort();
+}
+
+/* Is the L4 checksum of this (parsed) IP packet "good" in the sense the invariant needs? For a complete
+ * checksum: it verifies. For CHECKSUM_PARTIAL: the field equals the folded pseudo-header sum. */
+static int l4_csum_good(const uint8_t *ip, uint32_t len, int partial) {
+  struct pb_info in;
+  if (!pb_parse(ip, len, &in) || in.l3_len > len || in.l4_off > in.l3_len) return -1;
+  uint32_t l4_len = in.l3_len - in.l4_off;
+  const uint8_t *l4 = ip + in.l4_off;
+  if (in.proto == 17 && l4_len >= 8 && in.family == 4 && !partial && pb_be16(l4 + 6) == 0) return -1; /* none */
+  if (partial) {
+    int off = in.proto == 6 ? 16 : in.proto == 17 ? 6 : -1;
+    if (off < 0 || l4_len < (uint32_t)off + 2) return -1;
+    return pb_be16(l4 + off) == pb_fold(pb_pseudo(in.family, in.src, in.dst, in.proto, l4_len));
+  }
+  return pb_l4_sum(ip, in.l3_len) == 0xffff;
+}
+
+static void run_one(struct l4_ctx *ctx, const struct l4_tables *t, const uint8_t *data, uint32_t len) {
+  /* Exactly-sized heap copy, so a read past the end is an ASan report. */
+  uint8_t *buf = malloc(len ? len : 1);
+  if (!buf) abort();
+  memcpy(buf, data, len);
+  uint32_t out_len = len;
+  enum l4_verdict v = l4_process(ctx, t, buf, &out_len);
+  if (v == L4_VERDICT_DROP) {
+    if (ctx->last_drop == L4_DROP_NONE || ctx->last_drop >= L4_DROP_MAX) fail("drop without a reason", data, len);
+    free(buf);
+    return;
+  }
+  if (v != L4_VERDICT_TX) fail("unknown verdict", data, len);
+  if (out_len > len) fail("output longer than input", data, len);
+  if (out_len < VNET_HDR_LEN + 20) fail("output shorter than any IP packet", data, len);
+  if (memcmp(buf, data, VNET_HDR_LEN) != 0) fail("virtio_net_hdr changed", data, len);
+  memcpy(g_copy, buf, out_len);
+  struct l4_pkt p;
+  enum l4_drop_reason r = l4_parse(g_copy, out_len, &p);
+  if (r != L4_DROP_NONE) {
+    fprintf(stderr, "re-parse: %s\n", L4_DROP_REASON_NAMES[r]);
+    fail("output does not re-parse", data, len);
+  }
+  const uint8_t *ip = buf + VNET_HDR_LEN;
+  uint32_t iplen = out_len - VNET_HDR_LEN;
+  if ((ip[0] >> 4) == 4 && pb_ip4_hdr_sum(ip) != 0xffff) fail("IPv4 header checksum invalid on output", data, len);
+  int partial = (data[VNET_OFF_FLAGS] & VNET_F_NEEDS_CSUM) != 0;
+  if (l4_csum_good(data + VNET_HDR_LEN, len - VNET_HDR_LEN, partial) == 1 && l4_csum_good(ip, iplen, partial) != 1)
+    fail("a valid L4 checksum became invalid", data, len);
+  free(buf);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  init_once();
+  if (size < 1 || size > PB_MAX) return 0;
+  uint8_t opt = data[0];
+  const uint8_t *pkt = data + 1;
+  uint32_t len = (uint32_t)(size - 1);
+  const struct l4_tables *t = g_tables[opt & 3][(opt >> 2) & 3];
+  if (!(opt & 0x10)) memset(g_ft.entries, 0, (size_t)(g_ft.capacity * sizeof(struct l4_flow)));
+  struct l4_ctx ctx = {.counters = g_counters, .max_services = FX_MAX_SERVICES, .max_backends = FX_MAX_BACKENDS,
+                       .flows = &g_ft, .now = 100000};
+  run_one(&ctx, t, pkt, len);
+  if (opt & 0x20) {
+    static const uint32_t advance[4] = {0, 11, 61, 3601};
+    ctx.now += advance[opt >> 6];
+    run_one(&ctx, t, pkt, len);
+  }
+  return 0;
+}

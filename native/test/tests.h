@@ -1,0 +1,54 @@
+/* Every core_test test, in run order. X(name, description); each is `void test_<name>(void)`. */
+#ifndef L4NAT_TEST_TESTS_H
+#define L4NAT_TEST_TESTS_H
+
+#define CORE_TESTS(X)                                                                                         \
+  /* core_test.c: units */                                                                                    \
+  X(flow_entry_size, "a flow entry is 64 bytes, its key 40")                                                  \
+  X(siphash_vectors, "SipHash-2-4 reference vectors (key 00..0f, messages 00..len-1)")                        \
+  X(builder_selfcheck, "the packet builder's checksums against known packets")                                \
+  X(tables_validation, "l4_tables_build rejects ambiguous or inconsistent input with a clear message")        \
+  /* core_test.c: translation */                                                                              \
+  X(translate_v4_v6_tcp_udp, "forward (DNAT incl. port change) and reply, v4/v6 x TCP/UDP")                   \
+  X(translate_counters, "forward/reply/tx counters and per-service/backend counters")                         \
+  X(udp_zero_csum_v4, "UDP checksum 0 stays 0 on IPv4, both directions")                                      \
+  X(udp_result_zero_is_ffff, "a UDP checksum that computes to 0 is sent as 0xffff")                           \
+  X(bad_l4_csum_stays_bad, "a bad L4 checksum stays bad by exactly the same amount")                          \
+  X(trailing_bytes_trimmed, "bytes past the IP length are cut off")                                           \
+  X(gso_super_packets, "TSO4 (+ECN), TSO6, UDP_L4 super-packets rewritten whole; segments validate")          \
+  X(checksum_partial, "CHECKSUM_PARTIAL packets: only the address folded into the seed")                      \
+  X(source_hash_service, "a source-hashed service sends every port of a client to one backend")               \
+  /* core_test_flows.c */                                                                                     \
+  X(flow_syn_pins, "a SYN creates an entry; the flow keeps its backend after a republish")                    \
+  X(flow_nonsyn_miss, "a non-SYN without entry is forwarded by the ring and creates no entry")                \
+  X(flow_pickup, "a backend reply without entry creates one (pick-up)")                                       \
+  X(flow_rst_close_revive, "RST -> close timeout; a later non-RST packet revives the flow")                    \
+  X(flow_fin_both_ways, "FIN both ways -> close timeout")                                                     \
+  X(flow_syn_on_closed_repicks, "a SYN on a closed entry re-picks; on a live one it keeps")                    \
+  X(flow_backend_removed, "a pinned backend removed from the tables: ring fallback and re-pin")               \
+  X(flow_udp, "UDP: the first datagram pins, the UDP timeout unpins")                                         \
+  X(flow_eviction, "a full bucket evicts non-established entries first, and counts it")                       \
+  /* core_test_icmp.c */                                                                                      \
+  X(icmp_frag_needed_v4, "frag-needed to the VIP quoting our reply goes to the pinned backend")                \
+  X(icmp_port_unreach_v4, "port unreachable from a backend comes from the VIP, quote client->VIP")            \
+  X(icmp_ptb_v6, "ICMPv6 packet too big, both directions")                                                    \
+  X(icmp_not_ours, "an error quoting a foreign flow is dropped icmp_not_ours")                                \
+  X(icmp_echo, "echo requests to a VIP are answered (v4/v6), others dropped")                                 \
+  /* core_test_malformed.c */                                                                                 \
+  X(classify_drops, "not_service, vip_port_unknown, unsupported_proto, no_backend")                           \
+  X(fragments, "IPv4 MF / offset and the IPv6 fragment header are dropped as fragment")                       \
+  X(ipv6_ext_headers, "hop-by-hop and destination options skipped; routing with segments left dropped")       \
+  X(malformed_headers, "bad IHL, total length, version, IPv4 checksum, TCP data offset, UDP length")          \
+  X(bad_vnet_hdr, "virtio_net_hdr inconsistent with the packet")                                              \
+  X(every_prefix_dropped, "every prefix (0..len-1) of valid packets is dropped with a reason")                 \
+  X(l4_cut_short, "IP length consistent, L4 header cut short")                                                \
+  /* core_test_mt.c */                                                                                        \
+  X(mt_flow_table_one_bucket, "4 threads, one bucket: no lost pinning, no duplicate entries")                 \
+  X(mt_flow_table_wide, "4 threads, 256 keys: no lost pinning")                                               \
+  X(mt_dataplane_pinning, "4 workers with different rings on one flow table: a flow keeps one backend")
+
+#define DECLARE_TEST(name, desc) void test_##name(void);
+CORE_TESTS(DECLARE_TEST)
+#undef DECLARE_TEST
+
+#endif
