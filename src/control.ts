@@ -80,6 +80,7 @@ export class Controller extends EventEmitter {
   private lastWeights = new Map<string, Map<string, number>>(); // service id -> backend id -> published weight
   private readonly allDown = new Set<string>(); // services currently without a healthy backend
   private stopping = false;
+  private running = false; // start() done: checkers of backends added later start at once
   private drainTimer: NodeJS.Timeout | undefined;
   readonly startedAt = new Date();
   lastReload: { at: string; ok: boolean; error?: string } | undefined;
@@ -114,6 +115,7 @@ export class Controller extends EventEmitter {
     this.syncRuntime(next, new Map(), 'config');
     this.services = next;
     const r = await this.publish('start');
+    this.running = true;
     for (const rt of this.runtime.values()) rt.checker?.start(this.firstDelay(rt.checker));
     return r;
   }
@@ -226,7 +228,7 @@ export class Controller extends EventEmitter {
       c.inherit(old);
       old.stop();
       c.start(this.firstDelay(c));
-    } else if (this.lastWeights.size > 0) {
+    } else if (this.running) {
       c.start(this.firstDelay(c)); // added while running; at start, start() starts them after the first publish
     }
     rt.checker = c;
@@ -448,6 +450,7 @@ export class Controller extends EventEmitter {
   }
 
   stop(): void {
+    this.running = false;
     for (const rt of this.runtime.values()) rt.checker?.stop();
     if (this.drainTimer) clearInterval(this.drainTimer);
     this.drainTimer = undefined;

@@ -7,6 +7,7 @@ import Ajv, { type ErrorObject } from 'ajv';
 import { readFileSync } from 'fs';
 import { cpus } from 'os';
 import { isIP } from 'net';
+import { resolve } from 'path';
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import { canonicalIp, type Family } from '../host/addr';
 import {
@@ -207,7 +208,9 @@ export function parseConfig(text: string, file: string): UpOptions {
   return out;
 }
 
+/** Reads and validates a config file; the path is made absolute, so a reload finds it whatever the cwd. */
 export function loadConfigFile(file: string): UpOptions {
+  file = resolve(file);
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
