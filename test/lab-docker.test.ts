@@ -1,4 +1,5 @@
-// docker/: one privileged container that runs the same lab code (`l4nat demo`), and every file it refers to exists.
+// docker/: one privileged container that runs the same lab code (`l4nat demo`, and on request the conformance suite),
+// and every file it refers to exists.
 // No Docker needed: compose.yaml is read with a tiny parser for the YAML subset it uses (block maps, scalars,
 // flow sequences), the Dockerfile line by line.
 import assert from 'node:assert/strict';
@@ -49,17 +50,29 @@ function map(v: Yaml | undefined, what: string): { [k: string]: Yaml } {
 
 const compose = parseYamlSubset(readFileSync(path.join(DOCKER, 'compose.yaml'), 'utf8'));
 const services = map(compose.services, 'services');
-const [serviceName, serviceValue] = Object.entries(services)[0] ?? [];
-const service = map(serviceValue, `services.${serviceName}`);
+const service = map(services.demo, 'services.demo');
+const conformance = map(services.conformance, 'services.conformance');
 const build = map(service.build, 'build');
 const context = path.resolve(DOCKER, String(build.context));
 const dockerfilePath = path.resolve(context, String(build.dockerfile));
 
-test('compose.yaml defines exactly one privileged service', () => {
-  assert.equal(Object.keys(services).length, 1, `services: ${Object.keys(services).join(', ')}`);
-  assert.equal(service.privileged, 'true');
-  assert.equal(service.network_mode, undefined, 'the lab lives in the container, not on the host network');
-  assert.equal(service.volumes, undefined, 'no host paths mounted');
+/** dist/src/X.js (what a container runs) comes from src/X.ts (tsconfig: rootDir ".", outDir "dist"). */
+function sourceOf(compiled: string): string {
+  assert.match(compiled, /^dist\/src\/.+\.js$/, `${compiled} is a compiled file under dist/src`);
+  return path.join(ROOT, compiled.replace(/^dist\//, '').replace(/\.js$/, '.ts'));
+}
+
+test('compose.yaml: the demo, and the conformance suite on request; both privileged, nothing from the host', () => {
+  assert.deepEqual(Object.keys(services).sort(), ['conformance', 'demo']);
+  for (const [name, s] of [['demo', service], ['conformance', conformance]] as const) {
+    assert.equal(s.privileged, 'true', `${name} privileged`);
+    assert.equal(s.network_mode, undefined, `${name}: the lab lives in the container, not on the host network`);
+    assert.equal(s.volumes, undefined, `${name}: no host paths mounted`);
+    assert.equal(s.image, 'l4nat-demo:local', `${name}: one image`);
+    assert.deepEqual(map(s.build, `${name}.build`), build, `${name}: built from the same context and Dockerfile`);
+  }
+  assert.equal(service.profiles, undefined, '`docker compose up` starts the demo');
+  assert.deepEqual(conformance.profiles, ['conformance'], 'the suite runs only when asked for');
 });
 
 test('the build context and Dockerfile it references exist', () => {
@@ -70,18 +83,30 @@ test('the build context and Dockerfile it references exist', () => {
   assert.ok(existsSync(ignore), `${ignore} keeps node_modules/dist out of the context`);
   const ignored = readFileSync(ignore, 'utf8').split('\n').map((l) => l.trim());
   for (const p of ['node_modules', 'dist', 'build']) assert.ok(ignored.includes(p), `${p} ignored`);
+  for (const p of ['src', 'src/conformance', 'src/conformance/c', 'src/lab']) {
+    assert.ok(!ignored.includes(p), `${p} is part of the image (the suite compiles src/conformance/c/tcpkit.c at run time)`);
+  }
 });
 
-test('the container runs `l4nat demo`, i.e. the same lab code, and that entry exists', () => {
+test('the containers run `l4nat demo` and the conformance runner, i.e. the same lab code, and those entries exist', () => {
   const command = service.command;
   assert.ok(Array.isArray(command), 'command is an exec-form sequence');
   assert.deepEqual(command, ['node', 'bin/l4nat.js', 'demo']);
   assert.ok(existsSync(path.join(context, command[1]!)), `${command[1]} exists`);
   assert.ok(existsSync(path.join(ROOT, 'src', 'demo.ts')), 'src/demo.ts (runDemo) exists');
   assert.ok(existsSync(path.join(ROOT, 'src', 'lab', 'lab.ts')), 'src/lab/lab.ts exists');
+
+  const run = conformance.command;
+  assert.ok(Array.isArray(run), 'command is an exec-form sequence');
+  assert.deepEqual(run, ['node', 'dist/src/conformance/run.js']);
+  assert.ok(existsSync(sourceOf(run[1]!)), `${sourceOf(run[1]!)} exists`);
+  // The runner builds its labs with src/lab (no copy of its own) and compiles its C helper from the checkout.
+  const checks = readFileSync(path.join(ROOT, 'src', 'conformance', 'checks.ts'), 'utf8');
+  assert.match(checks, /from '\.\.\/lab\/lab'/);
+  assert.ok(existsSync(path.join(ROOT, 'src', 'conformance', 'c', 'tcpkit.c')));
 });
 
-test('the Dockerfile is node:20-bookworm, copies files that exist, and runs the demo', () => {
+test('the Dockerfile is node:20-bookworm, copies files that exist, installs what the lab and the suite use, runs the demo', () => {
   const lines = readFileSync(dockerfilePath, 'utf8')
     .replace(/\\\n/g, ' ')
     .split('\n')
@@ -100,7 +125,9 @@ test('the Dockerfile is node:20-bookworm, copies files that exist, and runs the 
   const cmd = lines.find((l) => l.startsWith('CMD'));
   assert.ok(cmd, 'CMD present');
   assert.deepEqual(JSON.parse(cmd.slice(3).trim()), ['node', 'bin/l4nat.js', 'demo']);
-  assert.ok(lines.some((l) => /apt-get install .*iproute2/.test(l)), 'iproute2 installed (ip netns)');
+  const install = lines.find((l) => /apt-get install/.test(l)) ?? '';
+  for (const pkg of ['iproute2', 'procps', 'haproxy', 'libpcap-dev']) assert.match(install, new RegExp(`\\b${pkg}\\b`), `${pkg} installed`);
+  assert.ok(lines.some((l) => /npx tsc -p tsconfig\.json/.test(l)), 'the TypeScript (dist/src/...) is built in the image');
 });
 
 test('docker/ holds no second copy of the lab', () => {

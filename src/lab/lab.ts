@@ -6,6 +6,16 @@
 //                                           ├──veth── b2 (10.201.2.2, fd4c:0:2::2)
 //                                           └──veth── bN ...
 //
+// With `middleHopMtu: M` two router namespaces sit between the client and the lb, joined by a link of MTU M, while
+// every other link (the client's own included) keeps 1500 — a narrow hop in the middle of the path, for path-MTU
+// discovery tests:
+//
+//   client (10.201.0.2) ──1500── r2 (10.201.0.1 | 10.202.0.2) ──M── r1 (10.202.0.1 | 10.202.1.2) ──1500── lb (10.202.1.1)
+//          eth0                   c0             r1                 r2              lb                     c0
+//
+// The client's gateway is then r2 (client.lbIpv4/lbDev name r2's side of the client link); r1 and r2 forward; the lb
+// routes the client's subnet (10.201.0.0/24, fd4c::/64) via r1.
+//
 // Point-to-point veths, no bridge. Client and backends route everything (v4 and v6) via the lb. The VIPs
 // (10.200.0.10, fd4c:ffff::10) are on no connected subnet: l4nat routes them into its TUN. In the lb, IP
 // forwarding is left off (l4nat turns it on itself); enableForwarding() turns it on for a plain-routing check.
@@ -41,6 +51,9 @@ export const VIP4 = '10.200.0.10';
 export const VIP6 = 'fd4c:ffff::10';
 /** Largest backend count the 10.201.<i>.0/24 plan allows (0 is the client's subnet). */
 export const MAX_BACKENDS = 254;
+/** In a lab with routers: the lb's address on its link to r1. */
+export const ROUTED_LB_IPV4 = '10.202.1.1';
+export const ROUTED_LB_IPV6 = 'fd4c:0:ff01::1';
 
 export interface LabOptions {
   /** Number of backend namespaces b1..bN (default 3). */
@@ -54,6 +67,11 @@ export interface LabOptions {
    * command would: what was created so far is removed and the error is rethrown.
    */
   onStep?: (step: string) => void | Promise<void>;
+  /**
+   * Put two routers (r1 next to the lb, r2 next to the client) between the lb and the client, joined by a link of
+   * this MTU (576..1500; IPv6 needs at least 1280). Every other link stays at 1500. Default: no routers.
+   */
+  middleHopMtu?: number;
 }
 
 export interface LabHost {
@@ -68,11 +86,21 @@ export interface LabEndpoint extends LabHost {
   readonly ipv6: string | null;
   /** Its device towards the lb (inside its namespace). */
   readonly dev: string;
-  /** The lb's address on that link (the host's gateway). */
+  /** The lb's address on that link (the host's gateway; for the client of a routed lab: r2's). */
   readonly lbIpv4: string;
   readonly lbIpv6: string | null;
-  /** The lb's device on that link (inside the lb namespace). */
+  /** The lb's device on that link (inside the lb namespace; for the client of a routed lab: inside r2). */
   readonly lbDev: string;
+}
+
+/** A router of a lab built with `middleHopMtu` (r1 next to the lb, r2 next to the client). */
+export interface LabRouter extends LabHost {
+  /** Its addresses towards the lb side (r1: on the link to the lb; r2: on the narrow link to r1). */
+  readonly upIpv4: string;
+  readonly upIpv6: string | null;
+  /** Its addresses towards the client side (r1: on the narrow link; r2: the client's gateway). */
+  readonly downIpv4: string;
+  readonly downIpv6: string | null;
 }
 
 export interface LabBackend extends LabEndpoint {
@@ -88,6 +116,10 @@ export interface Lab {
   readonly client: LabEndpoint;
   readonly lb: LabHost;
   readonly backends: readonly LabBackend[];
+  /** [r1, r2] when built with `middleHopMtu`, else empty. */
+  readonly routers: readonly LabRouter[];
+  /** The narrow hop's MTU, or null when the lab has no routers. */
+  readonly middleHopMtu: number | null;
   readonly vip4: string;
   /** null when the lab was built without IPv6. */
   readonly vip6: string | null;
@@ -129,7 +161,7 @@ export async function listLabNamespaces(id?: string): Promise<string[]> {
   return (await netnsList()).filter((n) => n.startsWith(prefix));
 }
 
-function validateOptions(opts: LabOptions): { backends: number; id: string; ipv6: boolean } {
+function validateOptions(opts: LabOptions): { backends: number; id: string; ipv6: boolean; middleHopMtu: number | null } {
   if (opts === null || typeof opts !== 'object') throw new TypeError('createLab options must be an object');
   const backends = opts.backends ?? 3;
   if (!Number.isInteger(backends) || backends < 1 || backends > MAX_BACKENDS) {
@@ -144,7 +176,12 @@ function validateOptions(opts: LabOptions): { backends: number; id: string; ipv6
   if (opts.onStep !== undefined && typeof opts.onStep !== 'function') {
     throw new TypeError(`onStep must be a function, got ${typeof opts.onStep}`);
   }
-  return { backends, id, ipv6 };
+  const mtu = opts.middleHopMtu ?? null;
+  const minMtu = ipv6 ? 1280 : 576;
+  if (mtu !== null && (!Number.isInteger(mtu) || mtu < minMtu || mtu > 1500)) {
+    throw new TypeError(`middleHopMtu must be an integer in ${minMtu}..1500${ipv6 ? ' (IPv6 needs 1280)' : ''}, got ${String(opts.middleHopMtu)}`);
+  }
+  return { backends, id, ipv6, middleHopMtu: mtu };
 }
 
 class LabImpl implements Lab {
@@ -153,6 +190,8 @@ class LabImpl implements Lab {
   readonly client: LabEndpoint;
   readonly lb: LabHost;
   readonly backends: readonly LabBackend[];
+  readonly routers: readonly LabRouter[];
+  readonly middleHopMtu: number | null;
   readonly vip4 = VIP4;
   readonly vip6: string | null;
   readonly namespaces: readonly string[];
@@ -165,9 +204,10 @@ class LabImpl implements Lab {
   private inflight: { ns: string; done: Promise<void> } | null = null;
   private readonly unregister: () => void;
 
-  constructor(id: string, backends: number, ipv6: boolean) {
+  constructor(id: string, backends: number, ipv6: boolean, middleHopMtu: number | null = null) {
     this.id = id;
     this.ipv6 = ipv6;
+    this.middleHopMtu = middleHopMtu;
     this.vip6 = ipv6 ? VIP6 : null;
     const nsName = (role: string): string => `${LAB_NS_PREFIX}${id}-${role}`;
     this.lb = { role: 'lb', ns: nsName('lb') };
@@ -198,8 +238,16 @@ class LabImpl implements Lab {
       });
     }
     this.backends = list;
-    for (const h of [this.client, this.lb, ...list]) this.byRole.set(h.role, h);
-    this.namespaces = [this.client.ns, this.lb.ns, ...list.map((b) => b.ns)];
+    const v6 = (a: string): string | null => (ipv6 ? normalizeAddress(a) : null);
+    this.routers =
+      middleHopMtu === null
+        ? []
+        : [
+            { role: 'r1', ns: nsName('r1'), upIpv4: '10.202.1.2', upIpv6: v6('fd4c:0:ff01::2'), downIpv4: '10.202.0.1', downIpv6: v6('fd4c:0:ff00::1') },
+            { role: 'r2', ns: nsName('r2'), upIpv4: '10.202.0.2', upIpv6: v6('fd4c:0:ff00::2'), downIpv4: '10.201.0.1', downIpv6: v6('fd4c::1') },
+          ];
+    for (const h of [this.client, this.lb, ...list, ...this.routers]) this.byRole.set(h.role, h);
+    this.namespaces = [this.client.ns, this.lb.ns, ...list.map((b) => b.ns), ...this.routers.map((r) => r.ns)];
     this.unregister = registerCleanup({
       name: `lab ${id}`,
       run: () => this.destroy(),
@@ -251,8 +299,10 @@ class LabImpl implements Lab {
 
   /** Builds the topology; any failure propagates (createLab() then destroys). */
   async build(onStep: (step: string) => Promise<void>): Promise<void> {
-    const hosts: LabHost[] = [this.client, this.lb, ...this.backends];
-    const endpoints: LabEndpoint[] = [this.client, ...this.backends];
+    const hosts: LabHost[] = [this.client, this.lb, ...this.backends, ...this.routers];
+    const routed = this.routers.length > 0;
+    // In a routed lab the client's link ends at r2, not at the lb (see the picture at the top).
+    const endpoints: LabEndpoint[] = routed ? [...this.backends] : [this.client, ...this.backends];
 
     await onStep('namespaces');
     for (const h of hosts) {
@@ -285,6 +335,7 @@ class LabImpl implements Lab {
     for (const e of endpoints) {
       await vethPair({ ns: this.lb.ns, name: e.lbDev }, { ns: e.ns, name: e.dev });
     }
+    if (routed) await this.buildRouterLinks();
 
     await onStep('addresses');
     await Promise.all(
@@ -300,12 +351,55 @@ class LabImpl implements Lab {
 
     await onStep('routes');
     await Promise.all(
-      endpoints.map(async (e) => {
+      [...endpoints, ...(routed ? [this.client] : [])].map(async (e) => {
         await routeAdd(e.ns, 'default', e.lbIpv4, { dev: e.dev });
         if (this.ipv6) await routeAdd(e.ns, 'default', e.lbIpv6!, { dev: e.dev });
       }),
     );
+    if (routed) await this.buildRouterRoutes();
     await onStep('done');
+  }
+
+  /** The client ⇄ r2 ⇄ r1 ⇄ lb chain: veths (the r2 ⇄ r1 one narrow), addresses, forwarding. */
+  private async buildRouterLinks(): Promise<void> {
+    const [r1, r2] = this.routers as [LabRouter, LabRouter];
+    const c = this.client;
+    await vethPair({ ns: r2.ns, name: c.lbDev }, { ns: c.ns, name: c.dev });
+    await vethPair({ ns: r2.ns, name: 'r1' }, { ns: r1.ns, name: 'r2' }, { mtu: this.middleHopMtu! });
+    await vethPair({ ns: this.lb.ns, name: c.lbDev }, { ns: r1.ns, name: 'lb' });
+    const v6 = this.ipv6;
+    await addrAdd(c.ns, c.dev, `${c.ipv4}/24`);
+    await addrAdd(r2.ns, c.lbDev, `${r2.downIpv4}/24`);
+    await addrAdd(r2.ns, 'r1', `${r2.upIpv4}/24`);
+    await addrAdd(r1.ns, 'r2', `${r1.downIpv4}/24`);
+    await addrAdd(r1.ns, 'lb', `${r1.upIpv4}/24`);
+    await addrAdd(this.lb.ns, c.lbDev, `${ROUTED_LB_IPV4}/24`);
+    if (v6) {
+      await addrAdd(c.ns, c.dev, `${c.ipv6}/64`);
+      await addrAdd(r2.ns, c.lbDev, `${r2.downIpv6}/64`);
+      await addrAdd(r2.ns, 'r1', `${r2.upIpv6}/64`);
+      await addrAdd(r1.ns, 'r2', `${r1.downIpv6}/64`);
+      await addrAdd(r1.ns, 'lb', `${r1.upIpv6}/64`);
+      await addrAdd(this.lb.ns, c.lbDev, `${ROUTED_LB_IPV6}/64`);
+    }
+    for (const r of this.routers) {
+      await sysctlSet(r.ns, { 'net.ipv4.ip_forward': 1, ...(v6 ? { 'net.ipv6.conf.all.forwarding': 1 } : {}) });
+    }
+  }
+
+  private async buildRouterRoutes(): Promise<void> {
+    const [r1, r2] = this.routers as [LabRouter, LabRouter];
+    const v6 = this.ipv6;
+    await routeAdd(r2.ns, 'default', r1.downIpv4, { dev: 'r1' });
+    await routeAdd(r1.ns, '10.201.0.0/24', r2.upIpv4, { dev: 'r2' });
+    await routeAdd(r1.ns, 'default', ROUTED_LB_IPV4, { dev: 'lb' });
+    await routeAdd(this.lb.ns, '10.201.0.0/24', r1.upIpv4, { dev: this.client.lbDev });
+    if (v6) {
+      await routeAdd(r2.ns, 'default', r1.downIpv6!, { dev: 'r1' });
+      await routeAdd(r1.ns, 'fd4c::/64', r2.upIpv6!, { dev: 'r2' });
+      await routeAdd(r1.ns, 'default', ROUTED_LB_IPV6, { dev: 'lb' });
+      await routeAdd(this.lb.ns, 'fd4c::/64', r1.upIpv6!, { dev: this.client.lbDev });
+    }
   }
 
   destroy(): Promise<void> {
@@ -370,12 +464,12 @@ class LabImpl implements Lab {
  * before the error propagates.
  */
 export async function createLab(opts: LabOptions = {}): Promise<Lab> {
-  const { backends, id, ipv6 } = validateOptions(opts);
+  const { backends, id, ipv6, middleHopMtu } = validateOptions(opts);
   const existing = await listLabNamespaces(id);
   if (existing.length > 0) {
     throw new Error(`lab id ${id} is in use: namespaces ${existing.join(', ')} exist`);
   }
-  const lab = new LabImpl(id, backends, ipv6);
+  const lab = new LabImpl(id, backends, ipv6, middleHopMtu);
   try {
     await lab.build(async (step) => {
       if (lab.destroyed) throw new Error(`lab ${id}: destroyed during set-up`);
