@@ -78,6 +78,8 @@ static enum l4_drop_reason parse_l4(struct l4_pkt *pkt, bool full) {
       if (n < 8) return L4_DROP_TRUNCATED;
       memcpy(&pkt->sport, l4, 2);
       memcpy(&pkt->dport, l4 + 2, 2);
+      /* RFC 8200 8.1: a zero UDP checksum is invalid over IPv6 (a partial one holds the pseudo-header sum). */
+      if (full && pkt->family == 6 && !pkt->csum_partial && load_u16(l4 + 6) == 0) return L4_DROP_BAD_L4_HEADER;
       if (full && pkt->gso_type != VNET_GSO_UDP_L4) {
         /* A GSO super-packet's UDP length is the segment's; otherwise it must fit the IP payload. */
         uint32_t ulen = load_be16(l4 + 4);

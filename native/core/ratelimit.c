@@ -27,7 +27,9 @@ bool l4_ratelimit_take(struct l4_ratelimit *rl, uint64_t hash, uint32_t rate, ui
     uint64_t tokens = (uint32_t)old;
     /* An untouched bucket (0) starts full. rate tokens/s = rate milli-tokens/ms. */
     uint32_t elapsed = old == 0 ? UINT32_MAX : now_ms - last;
-    if (elapsed > 0x7fffffffu && old != 0) elapsed = 0; /* another worker's clock ran ahead */
+    /* Slightly "negative": another worker read the clock a little later and stored first. Anything else is
+     * real time (the 32-bit clock wraps every 49.7 days; a long-idle bucket simply refills). */
+    if (elapsed > 0xffff0000u && old != 0) elapsed = 0;
     uint64_t refill = (uint64_t)elapsed * rate;
     tokens = tokens + refill > cap ? cap : tokens + refill;
     if (tokens < 1000) {

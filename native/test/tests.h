@@ -45,7 +45,12 @@
   /* core_test_mt.c */                                                                                        \
   X(mt_flow_table_one_bucket, "4 threads, one bucket: no lost pinning, no duplicate entries")                 \
   X(mt_flow_table_wide, "4 threads, 256 keys: no lost pinning")                                               \
-  X(mt_dataplane_pinning, "4 workers with different rings on one flow table: a flow keeps one backend")
+  X(mt_dataplane_pinning, "4 workers with different rings on one flow table: a flow keeps one backend")      \
+  /* core_test_protect.c */                                                                                   \
+  X(acl_allow_deny, "source CIDR lists: deny wins, allow entries restrict, other services unaffected")        \
+  X(acl_validation, "bad CIDR lists and limits are rejected with a clear message")                            \
+  X(rate_limit, "per-source new-flow token bucket: burst, refill, cap, clock wrap; live flows pass")         \
+  X(udp6_zero_csum_dropped, "UDP over IPv6 with checksum 0 is dropped as bad_l4_header")
 
 #define DECLARE_TEST(name, desc) void test_##name(void);
 CORE_TESTS(DECLARE_TEST)
