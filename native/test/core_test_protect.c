@@ -115,11 +115,15 @@ void test_rate_limit(void) {
   ok = 0;
   for (uint16_t p = 200; p < 210; p++) ok += syn_from(&e, C4, p) == L4_VERDICT_TX;
   CHECK(ok == 5, "refill capped at the burst, got %d", ok);
-  /* the clock wraps */
+  /* the 32-bit ms clock wraps: a client drains its bucket just before, and it refills just after */
   e.ctx.now_ms = 0xfffffff0u;
-  syn_from(&e, C4, 300);
-  e.ctx.now_ms = 0x00000100u; /* ~272 ms later */
-  CHECK(syn_from(&e, C4, 301) == L4_VERDICT_TX, "refilled across the wrap");
+  ok = 0;
+  for (uint16_t p = 300; p < 306; p++) ok += syn_from(&e, "198.51.100.50", p) == L4_VERDICT_TX;
+  CHECK(ok == 5, "a fresh bucket before the wrap gives the burst, got %d", ok);
+  e.ctx.now_ms = 0x00000100u; /* 272 ms later: 2 tokens */
+  ok = 0;
+  for (uint16_t p = 400; p < 404; p++) ok += syn_from(&e, "198.51.100.50", p) == L4_VERDICT_TX;
+  CHECK(ok == 2, "refilled across the wrap by 272 ms worth (2 tokens), got %d", ok);
   env_free(&e);
   l4_ratelimit_destroy(&rl);
 }
