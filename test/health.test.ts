@@ -58,9 +58,10 @@ test('http: expected status passes, another fails naming both; a hung server tim
 
 test('command: exit 0 passes with the backend in its environment; exit 2 fails with its stderr; a hung one is killed at the timeout', async () => {
   const node = process.execPath;
-  const ok = await probe(spec({ type: 'command', command: [node, '-e', 'process.exit(process.env.L4NAT_BACKEND_ADDR === "127.0.0.1" && process.env.L4NAT_BACKEND_PORT === "8080" ? 0 : 1)'] }), local(8080));
+  // Generous timeouts: starting node takes a while on a loaded machine.
+  const ok = await probe(spec({ type: 'command', interval: 10, timeout: 10, command: [node, '-e', 'process.exit(process.env.L4NAT_BACKEND_ADDR === "127.0.0.1" && process.env.L4NAT_BACKEND_PORT === "8080" ? 0 : 1)'] }), local(8080));
   assert.equal(ok.ok, true, ok.detail);
-  const bad = await probe(spec({ type: 'command', command: [node, '-e', 'console.error("disk full"); process.exit(2)'] }), local(8080));
+  const bad = await probe(spec({ type: 'command', interval: 10, timeout: 10, command: [node, '-e', 'console.error("disk full"); process.exit(2)'] }), local(8080));
   assert.deepEqual([bad.ok, bad.detail], [false, 'exit code 2: disk full']);
   const hung = await probe(spec({ type: 'command', timeout: 0.3, command: [node, '-e', 'setTimeout(() => {}, 60000)'] }), local(8080));
   assert.deepEqual([hung.ok, hung.detail], [false, 'timeout after 300 ms']);
