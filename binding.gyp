@@ -15,7 +15,7 @@
         "native/core/ratelimit.c"
       ],
       "include_dirs": ["native"],
-      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-fno-strict-aliasing"],
+      "cflags": ["-std=gnu11", "-O2", "-g", "-Wall", "-Wextra", "-fno-strict-aliasing"],
       "cflags!": ["-fno-exceptions"],
       "defines": ["NAPI_VERSION=8"],
       "libraries": ["-lpthread"]

@@ -18,10 +18,22 @@
     }                                                                 \
   } while (0)
 
+struct counters_owner;
+
 struct handle {
   struct l4_dp dp;
   int open;
   napi_ref counters_ref;
+  struct counters_owner *co;
+};
+
+/* The counters memory belongs to the ArrayBuffer JS sees. When the environment is torn down (process exit)
+ * Node may finalize that buffer before the handle, while workers still write to it: so the buffer's
+ * finalizer stops the workers first if the handle is still open. */
+struct counters_owner {
+  struct handle *h; /* NULL once the handle is finalized */
+  uint64_t *mem;
+  size_t bytes;
 };
 
 static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *what) {
@@ -88,12 +100,20 @@ static void finalize_handle(napi_env env, void *data, void *hint) {
   (void)hint;
   struct handle *h = data;
   if (h->open) l4_dp_destroy(&h->dp, 1); /* collected without close(): keep the device, as after a crash */
+  if (h->co) h->co->h = NULL;
   free(h);
 }
 
 static void finalize_counters(napi_env env, void *data, void *hint) {
   (void)env;
-  l4_dp_free_counters(data, (size_t)(uintptr_t)hint);
+  (void)data;
+  struct counters_owner *co = hint;
+  if (co->h) {
+    if (co->h->open) l4_dp_stop(&co->h->dp);
+    co->h->co = NULL;
+  }
+  l4_dp_free_counters(co->mem, co->bytes);
+  free(co);
 }
 
 /* open({ifname, queues, flowCapacity, maxServices, maxBackends}) -> handle */
@@ -125,9 +145,18 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     return throw_errno(env, -r, failed, "open TUN data plane");
   }
   h->open = 1;
+  h->co = calloc(1, sizeof(*h->co));
+  if (!h->co) {
+    l4_dp_destroy(&h->dp, 1);
+    l4_dp_free_counters(h->dp.counters, h->dp.counter_bytes);
+    free(h);
+    return throw_errno(env, ENOMEM, "calloc", "open");
+  }
+  h->co->h = h;
+  h->co->mem = h->dp.counters;
+  h->co->bytes = h->dp.counter_bytes;
   napi_value ab, ext;
-  CHECK(napi_create_external_arraybuffer(env, h->dp.counters, h->dp.counter_bytes, finalize_counters,
-                                         (void *)(uintptr_t)h->dp.counter_bytes, &ab));
+  CHECK(napi_create_external_arraybuffer(env, h->dp.counters, h->dp.counter_bytes, finalize_counters, h->co, &ab));
   CHECK(napi_create_reference(env, ab, 1, &h->counters_ref));
   CHECK(napi_create_external(env, h, finalize_handle, NULL, &ext));
   return ext;

@@ -119,6 +119,8 @@ export class Dataplane {
   readonly flowCapacity: number;
   readonly opts: DataplaneOptions;
   private handle: object | undefined;
+  /** An open data plane is a live resource, like a listening socket: it keeps the process running. */
+  private keepAlive: NodeJS.Timeout | undefined;
   private readonly words: BigUint64Array;
   private readonly counterWords: number;
   private readonly layout: ReturnType<Addon['layout']>;
@@ -157,6 +159,7 @@ export class Dataplane {
       this.handle = undefined;
       throw e;
     }
+    this.keepAlive = setInterval(() => undefined, 2 ** 31 - 1);
   }
 
   get flowEntryBytes(): number {
@@ -220,6 +223,7 @@ export class Dataplane {
     if (!this.handle) return;
     loadAddon().close(this.handle, keepDevice);
     this.handle = undefined;
+    clearInterval(this.keepAlive);
   }
 
   get closed(): boolean {

@@ -1,0 +1,71 @@
+// The addon wrapper (src/native.ts): argument validation without root; with root, in a throw-away network
+// namespace: open/publish/start/counters/flows/close, and a process that exits without close() must not
+// crash (Node may finalize the counters buffer before the handle at exit; the workers are stopped first).
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Dataplane } from '../src/native';
+
+const root = typeof process.getuid === 'function' && process.getuid() === 0 && existsSync('/dev/net/tun');
+const skip = root ? false : 'needs root and /dev/net/tun';
+
+test('bad options are rejected before anything is opened', () => {
+  const base = { ifname: 'l4x0', queues: 1, flowCapacity: 1024, maxServices: 4, maxBackends: 4 };
+  assert.throws(() => new Dataplane({ ...base, ifname: 'way-too-long-ifname' }), /ifname must be 1-15 characters/);
+  assert.throws(() => new Dataplane({ ...base, queues: 0 }), /queues must be an integer from 1 to 256, got 0/);
+  assert.throws(() => new Dataplane({ ...base, flowCapacity: 1.5 }), /flowCapacity must be an integer/);
+  assert.throws(() => new Dataplane({ ...base, maxBackends: -1 }), /maxBackends must be an integer/);
+});
+
+function inNetns(script: string): { status: number | null; stdout: string; stderr: string } {
+  const ns = `l4dp-${randomBytes(3).toString('hex')}`;
+  execFileSync('ip', ['netns', 'add', ns]);
+  try {
+    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  } finally {
+    execFileSync('ip', ['netns', 'del', ns]);
+  }
+}
+
+const native = JSON.stringify(join(__dirname, '..', 'src', 'native.js'));
+const tables = JSON.stringify(join(__dirname, '..', 'src', 'tables.js'));
+
+test('open, publish, start, read counters, list flows, close', { skip }, () => {
+  const r = inNetns(`
+    const { Dataplane } = require(${native});
+    const { buildTables, SlotAllocator } = require(${tables});
+    const dp = new Dataplane({ ifname: 'l4t0', queues: 2, flowCapacity: 4096, maxServices: 4, maxBackends: 8 });
+    const svc = [{ vip: '10.9.0.1', family: 4, port: 80, proto: 'tcp', hash: '5tuple',
+      backends: [{ addr: '10.9.1.1', family: 4, port: 8080, weight: 1 }], allowSources: ['10.0.0.0/8'], newFlowRate: { rate: 100, burst: 10 } }];
+    const t = buildTables(svc, new SlotAllocator(4), new SlotAllocator(8),
+      { hashKey: Buffer.alloc(16, 1), maglevSize: 13, timeouts: { tcpSyn: 30, tcpEstablished: 900, tcpFin: 120, tcpClose: 10, udp: 300 }, icmpEcho: true, icmpTranslate: true });
+    dp.publish(t.input);
+    let rejected = '';
+    try { dp.publish({ ...t.input, rings: new Uint32Array(13).fill(7) }); } catch (e) { rejected = e.message; }
+    dp.start();
+    const c = dp.counters();
+    dp.close(false);
+    console.log(JSON.stringify({ queues: c.perQueue.length, drops: Object.keys(c.drops).length, flows: 0, offloads: dp.offloads, rejected, beats: c.heartbeatsMs.length }));
+  `);
+  assert.equal(r.status, 0, r.stderr);
+  const o = JSON.parse(r.stdout.trim().split('\n').pop() as string);
+  assert.equal(o.queues, 2);
+  assert.equal(o.beats, 2);
+  assert.ok(o.drops >= 15, 'every drop reason is named');
+  assert.ok(o.offloads.includes('tso4') && o.offloads.includes('csum'), `offloads ${o.offloads}`);
+  assert.match(o.rejected, /rings\[0\]: backend slot 7 does not exist/);
+});
+
+test('a process that exits with the data plane still running exits cleanly (no crash at teardown)', { skip }, () => {
+  const r = inNetns(`
+    const { Dataplane } = require(${native});
+    const dp = new Dataplane({ ifname: 'l4t0', queues: 2, flowCapacity: 4096, maxServices: 4, maxBackends: 8 });
+    dp.start();
+    setTimeout(() => process.exit(0), 300);
+  `);
+  assert.equal(r.status, 0, `exit status ${r.status}: ${r.stderr}`);
+});
