@@ -16,6 +16,7 @@ import { configureTunSysctls, enableForwarding, SysctlChange } from './sysctl';
 export const DEFAULT_DEBOUNCE_MS = 200;
 export const MIN_MTU = 1280; // IPv6 minimum link MTU (RFC 8200)
 export const MAX_MTU = 65535;
+export const TUN_TXQUEUELEN = 10000;
 
 export interface HostSetupOptions {
   log: Logger;
@@ -121,6 +122,12 @@ export class HostSetup {
     this.ipv6Forwarding = opts.ipv6Forwarding ?? true;
   }
 
+  /** The TUN's own counters: packets the kernel could not queue to the workers show up as txDropped. */
+  async tunStats(): Promise<{ txDropped: number; txPackets: number; rxDropped: number }> {
+    const s = (await this.nl.getLinkByName(this.tunName)).attrs.stats64;
+    return { txDropped: Number(s?.txDropped ?? 0), txPackets: Number(s?.txPackets ?? 0), rxDropped: Number(s?.rxDropped ?? 0) };
+  }
+
   /** Index of the TUN, once configureLink() or apply() looked it up. */
   get tunIfindex(): number | undefined {
     return this.ifindex;
@@ -186,6 +193,12 @@ export class HostSetup {
     if (link.attrs.mtu !== mtu) {
       await this.nl.setLink(`${this.tunName} mtu ${mtu}`, { index }, { mtu });
       this.log.info({ ifname: this.tunName, from: link.attrs.mtu, to: mtu }, 'set TUN MTU');
+    }
+    // The TUN's transmit queue is what the kernel hands the workers; the default (500) overflows under
+    // bursts of new connections (seen as TX drops on the TUN and client retransmissions).
+    if ((link.attrs.txqlen ?? 0) < TUN_TXQUEUELEN) {
+      await this.nl.setLink(`${this.tunName} txqueuelen ${TUN_TXQUEUELEN}`, { index }, { txqlen: TUN_TXQUEUELEN });
+      this.log.info({ ifname: this.tunName, from: link.attrs.txqlen, to: TUN_TXQUEUELEN }, 'set TUN txqueuelen');
     }
     const sysctls = enableForwarding(this.log, { ipv6: this.ipv6Forwarding });
     sysctls.push(...configureTunSysctls(this.tunName, { log: this.log }));
