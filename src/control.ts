@@ -41,6 +41,7 @@ export class ControlError extends Error {
 
 /** A drain is reported done once the backend's packet counters have not moved for this long. */
 export const DRAIN_QUIET_MS = 5_000;
+const PASSIVE_SAMPLE_MS = 1_000;
 const DRAIN_SAMPLE_MS = 500;
 
 interface DrainState {
@@ -50,10 +51,17 @@ interface DrainState {
   doneAt?: number;
 }
 
+interface PassiveState {
+  samples: Array<{ t: number; newFlows: number; out: number }>;
+  heldUntil?: number; // out of the ring until then
+  reason?: string;
+}
+
 interface BackendRuntime {
   key: string;
   source: 'config' | 'api';
   drain?: DrainState;
+  passive?: PassiveState;
   checker?: HealthChecker;
   checkerIdent?: string;
 }
@@ -82,6 +90,7 @@ export class Controller extends EventEmitter {
   private stopping = false;
   private running = false; // start() done: checkers of backends added later start at once
   private drainTimer: NodeJS.Timeout | undefined;
+  private passiveTimer: NodeJS.Timeout | undefined;
   readonly startedAt = new Date();
   lastReload: { at: string; ok: boolean; error?: string } | undefined;
   reloads = { ok: 0, failed: 0 };
@@ -117,6 +126,7 @@ export class Controller extends EventEmitter {
     const r = await this.publish('start');
     this.running = true;
     for (const rt of this.runtime.values()) rt.checker?.start(this.firstDelay(rt.checker));
+    this.updatePassiveTimer();
     return r;
   }
 
@@ -128,7 +138,7 @@ export class Controller extends EventEmitter {
   // Effective table
 
   private healthy(rt: BackendRuntime | undefined): boolean {
-    return !rt?.checker || rt.checker.state === 'up';
+    return (!rt?.checker || rt.checker.state === 'up') && rt?.passive?.heldUntil === undefined;
   }
 
   /** The services as the data plane should see them now, and which have no healthy backend. */
@@ -202,6 +212,8 @@ export class Controller extends EventEmitter {
           rt.source = 'config';
         }
         this.syncChecker(rt, s, b);
+        if (s.passive) rt.passive ??= { samples: [] };
+        else rt.passive = undefined;
       }
     }
     for (const [key, rt] of this.runtime) {
@@ -210,6 +222,72 @@ export class Controller extends EventEmitter {
       this.runtime.delete(key);
     }
     this.updateDrainTimer();
+    this.updatePassiveTimer();
+  }
+
+  private updatePassiveTimer(): void {
+    const any = this.services.some((s) => s.passive);
+    if (any && !this.passiveTimer && this.running) {
+      this.passiveTimer = setInterval(() => this.samplePassive(), PASSIVE_SAMPLE_MS);
+      this.passiveTimer.unref();
+    } else if (!any && this.passiveTimer) {
+      clearInterval(this.passiveTimer);
+      this.passiveTimer = undefined;
+    }
+  }
+
+  /**
+   * The passive check: per backend, new flows and packets back over the window. Flows are counted up to the
+   * previous sample (so each has had at least one sample period to be answered), replies up to now.
+   */
+  samplePassive(now = Date.now()): void {
+    let c: CounterSnapshot;
+    try {
+      c = this.balancer.dp.counters();
+    } catch {
+      return;
+    }
+    const changes: string[] = [];
+    for (const s of this.services) {
+      const p = s.passive;
+      if (!p) continue;
+      for (const b of s.backends) {
+        const key = backendKey(s, b);
+        const st = this.runtime.get(key)?.passive;
+        if (!st) continue;
+        const bid = backendId(b, s.proto);
+        const sid = serviceId(s);
+        if (st.heldUntil !== undefined) {
+          if (now < st.heldUntil) continue;
+          st.heldUntil = undefined;
+          st.reason = undefined;
+          st.samples = [];
+          this.log.info({ event: 'backend_up', service: sid, backend: bid, name: b.name, reason: `passive hold of ${p.hold} s over` }, `backend ${bid} of ${sid} is back in the ring: passive hold of ${p.hold} s over`);
+          changes.push(`${bid} passive hold over`);
+          continue;
+        }
+        const slot = this.balancer.backendSlot(key);
+        const o = slot === undefined ? undefined : c.backends.get(slot);
+        st.samples.push({ t: now, newFlows: o?.new_flows ?? 0, out: o?.packets_out ?? 0 });
+        while (st.samples.length > 2 && st.samples[1].t <= now - p.window * 1000) st.samples.shift();
+        if (st.samples.length < 3) continue;
+        const base = st.samples[0];
+        const prev = st.samples[st.samples.length - 2];
+        const flows = prev.newFlows - base.newFlows;
+        const out = o ? o.packets_out - base.out : 0;
+        if (flows >= p.minNewFlows && out === 0) {
+          const secs = Math.round((prev.t - base.t) / 100) / 10;
+          st.heldUntil = now + p.hold * 1000;
+          st.reason = `passive: ${flows} new flows in ${secs} s and not one packet back through l4nat: its replies bypass this host (is l4nat its default gateway?) or it does not answer`;
+          st.samples = [];
+          this.log.error({ event: 'backend_down', service: sid, backend: bid, name: b.name, reason: st.reason, holdSeconds: p.hold }, `backend ${bid} of ${sid} is DOWN for ${p.hold} s: ${st.reason}`);
+          changes.push(`${bid} passive down`);
+        }
+      }
+    }
+    if (changes.length) {
+      this.publish(`passive: ${changes.join(', ')}`).catch((err: unknown) => this.log.error({ err }, 'publishing a passive health change failed'));
+    }
   }
 
   private syncChecker(rt: BackendRuntime, s: ServiceConfig, b: BackendConfig): void {
@@ -454,6 +532,8 @@ export class Controller extends EventEmitter {
     for (const rt of this.runtime.values()) rt.checker?.stop();
     if (this.drainTimer) clearInterval(this.drainTimer);
     this.drainTimer = undefined;
+    if (this.passiveTimer) clearInterval(this.passiveTimer);
+    this.passiveTimer = undefined;
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -506,6 +586,7 @@ export class Controller extends EventEmitter {
           health: ch
             ? { state: ch.state, consecutiveSuccesses: ch.successes, consecutiveFailures: ch.failures, checks: { ...ch.checks }, lastCheck: ch.history[ch.history.length - 1] ?? null }
             : null,
+          passive: rt?.passive?.heldUntil !== undefined ? { heldUntil: new Date(rt.passive.heldUntil).toISOString(), reason: rt.passive.reason ?? '' } : null,
           drain: rt?.drain
             ? { since: new Date(rt.drain.since).toISOString(), lastPacketAt: new Date(rt.drain.lastPacketAt).toISOString(), quietSeconds: Math.round((now - rt.drain.lastPacketAt) / 100) / 10, done: rt.drain.doneAt !== undefined }
             : null,
@@ -554,6 +635,7 @@ export interface BackendView {
   source: 'config' | 'api';
   health: { state: 'up' | 'down'; consecutiveSuccesses: number; consecutiveFailures: number; checks: { ok: number; failed: number }; lastCheck: ProbeRecord | null } | null;
   drain: { since: string; lastPacketAt: string; quietSeconds: number; done: boolean } | null;
+  passive: { heldUntil: string; reason: string } | null;
   counters: CounterMap;
   history?: { checks: ProbeRecord[]; transitions: Transition[] };
 }

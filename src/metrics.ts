@@ -80,7 +80,7 @@ export function createMetrics(src: MetricsSource): Registry {
     svcCounters.set(k, new Counter({ name: `l4nat_service_${suffix}`, help: `${help}, per service`, labelNames: svcLabels, registers: [reg] }));
     bkCounters.set(k, new Counter({ name: `l4nat_backend_${suffix}`, help: `${help}, per backend`, labelNames: bkLabels, registers: [reg] }));
   }
-  const bkUp = new Gauge({ name: 'l4nat_backend_up', help: '1 when the backend passes its health check (or has none), else 0', labelNames: bkLabels, registers: [reg] });
+  const bkUp = new Gauge({ name: 'l4nat_backend_up', help: '0 while the backend is down (active or passive check), else 1', labelNames: bkLabels, registers: [reg] });
   const bkState = new Gauge({ name: 'l4nat_backend_state', help: '1 for the backend\'s current state (up, down, draining, drained)', labelNames: [...bkLabels, 'state'], registers: [reg] });
   const bkWeight = new Gauge({ name: 'l4nat_backend_weight', help: 'Configured weight', labelNames: bkLabels, registers: [reg] });
   const bkEff = new Gauge({ name: 'l4nat_backend_effective_weight', help: 'Weight in the ring now (0 when down or draining)', labelNames: bkLabels, registers: [reg] });
@@ -109,7 +109,7 @@ export function createMetrics(src: MetricsSource): Registry {
         for (const b of s.backends) {
           const bl = { service: s.id, backend: b.id, backend_name: b.name ?? '' };
           for (const [k, m] of bkCounters) m.inc(bl, b.counters[k] ?? 0);
-          bkUp.set(bl, b.health?.state === 'down' ? 0 : 1);
+          bkUp.set(bl, b.state === 'down' ? 0 : 1);
           for (const st of ['up', 'down', 'draining', 'drained']) bkState.set({ ...bl, state: st }, b.state === st ? 1 : 0);
           bkWeight.set(bl, b.weight);
           bkEff.set(bl, b.effectiveWeight);

@@ -35,6 +35,19 @@ export interface HealthCheckSpec {
   command?: string[]; // command: argv, run without a shell; exit 0 = healthy
 }
 
+/**
+ * A passive check from the data plane's per-backend counters: a backend that got at least minNewFlows new
+ * flows within `window` seconds and sent not one packet back through l4nat is taken out for `hold` seconds.
+ * That is the classic LVS-NAT mistake (its replies bypass the LB host: wrong default gateway), or a backend
+ * that swallows SYNs; an active check from the LB host passes in the first case, so the hold is not cut
+ * short by active checks. For request/response protocols only (a one-way UDP service never answers).
+ */
+export interface PassiveCheckSpec {
+  window: number;
+  minNewFlows: number;
+  hold: number;
+}
+
 /** What a service does when none of its backends is healthy. */
 export type OnAllDown = 'drop' | 'keep-last';
 
@@ -42,6 +55,7 @@ export interface ServiceConfig extends ServiceSpec {
   name: string; // the config file's service name ("default" from flags)
   backends: BackendConfig[];
   health: HealthCheckSpec | null;
+  passive: PassiveCheckSpec | null;
   onAllDown: OnAllDown;
 }
 

@@ -336,3 +336,41 @@ describe('authentication', () => {
     }
   });
 });
+
+describe('passive check (controller)', () => {
+  test('new flows without a packet back take a backend out for the hold time; replies keep it in', async () => {
+    const text = `
+services:
+  - name: web
+    vips: [10.0.0.10]
+    ports: [80]
+    passive_check: {window: 5, min_new_flows: 3, hold: 20}
+    backends: ["10.0.1.11:8080", "10.0.1.12:8080"]
+`;
+    const { bal, ctrl, app } = await setup(text);
+    const s1 = bal.backendSlot('10.0.0.10:80/tcp|10.0.1.11:8080/tcp')!;
+    const s2 = bal.backendSlot('10.0.0.10:80/tcp|10.0.1.12:8080/tcp')!;
+    const set = (slot: number, flows: number, out: number): void => {
+      bal.backendCounters.set(slot, { packets_in: flows * 3, bytes_in: 0, packets_out: out, bytes_out: 0, new_flows: flows });
+    };
+    const t0 = 1_000_000;
+    set(s1, 0, 0);
+    set(s2, 0, 0);
+    ctrl.samplePassive(t0);
+    set(s1, 10, 0); // 10 new flows, nothing back
+    set(s2, 10, 25); // answered
+    ctrl.samplePassive(t0 + 1000);
+    ctrl.samplePassive(t0 + 2000);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(bal.weights()['10.0.1.11:8080'], 0);
+    assert.equal(bal.weights()['10.0.1.12:8080'], 1);
+    const v = (await app.inject({ method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).json();
+    assert.equal(v.state, 'down');
+    assert.match(v.passive.reason, /passive: 10 new flows in 1 s and not one packet back through l4nat: its replies bypass this host/);
+    ctrl.samplePassive(t0 + 21_000);
+    ctrl.samplePassive(t0 + 22_000);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(bal.weights()['10.0.1.11:8080'], 1, 'back after the hold');
+    ctrl.stop();
+  });
+});

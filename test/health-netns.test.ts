@@ -85,3 +85,55 @@ test('a killed backend leaves the ring within interval × fall + timeout; no con
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('passive check: a backend whose replies bypass the LB (the classic LVS-NAT mistake) passes its active check but is taken out; back after the hold', { skip: skipReason(), timeout: 180_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'l4nat-passive-'));
+  const lab = await createLab({ backends: 3, ipv6: false });
+  let l4: L4natProcess | null = null;
+  const HOLD = 6;
+  try {
+    await startBackendServers(lab);
+    const cfg = join(dir, 'l4nat.yaml');
+    writeFileSync(
+      cfg,
+      [
+        'global: {queues: 2, stats_interval: 0}',
+        'services:',
+        '  - name: web',
+        `    vips: [${lab.vip4}]`,
+        '    ports: [8080]',
+        '    health_check: {type: tcp, interval: 1, timeout: 0.5}',
+        `    passive_check: {window: 5, min_new_flows: 3, hold: ${HOLD}}`,
+        '    backends:',
+        ...lab.backends.map((b) => `      - {address: ${b.ipv4}, port: 8080, name: ${b.id}}`),
+        '',
+      ].join('\n'),
+    );
+    l4 = await startL4nat(lab, { vips: [], ports: [], backends: [], extraArgs: ['--config', cfg] });
+    await new Promise((r) => setTimeout(r, 1_500));
+    // b2 now answers clients by a route that does not go through the LB (here: nowhere). The LB's own
+    // active check still gets answers: the LB is on b2's link.
+    await lab.exec('b2', 'ip', ['route', 'add', 'blackhole', `${lab.client.ipv4}/32`]);
+    const brokenAt = Date.now();
+    const during = await runClient(lab, { target: lab.vip4, proto: 'tcp', count: 60, concurrency: 20, connTimeoutMs: 1_500, timeoutMs: 30_000 });
+    assert.ok(during.failed > 0, 'connections to b2 fail while its replies go astray');
+    const down = await l4.waitForLog((r) => r.event === 'backend_down', 15_000, 'passive backend_down');
+    t.diagnostic(`passive detection: b2 out ${(down.time as number) - brokenAt} ms after its replies started to bypass the LB; ${during.failed} of 60 connections failed meanwhile`);
+    assert.match(String(down.reason), /passive: \d+ new flows in .* not one packet back through l4nat/);
+    await new Promise((r) => setTimeout(r, 200));
+    const after = await runClient(lab, { target: lab.vip4, proto: 'tcp', count: 300, concurrency: 16, timeoutMs: 30_000 });
+    assert.equal(after.failed, 0, JSON.stringify(after.errors));
+    assert.deepEqual(Object.keys(after.perBackend).sort(), ['b1', 'b3']);
+    await lab.exec('b2', 'ip', ['route', 'del', 'blackhole', `${lab.client.ipv4}/32`]);
+    const up = await l4.waitForLog((r) => r.event === 'backend_up' && /passive hold/.test(String(r.reason)), (HOLD + 5) * 1000, 'passive hold over');
+    t.diagnostic(`back in the ring ${(up.time as number) - (down.time as number)} ms after it was taken out (hold ${HOLD} s)`);
+    const back = await runClient(lab, { target: lab.vip4, proto: 'tcp', count: 300, concurrency: 16, timeoutMs: 30_000 });
+    assert.equal(back.failed, 0);
+    assert.ok((back.perBackend.b2 ?? 0) > 30, JSON.stringify(back.perBackend));
+    assert.equal((await l4.stop()).code, 0);
+  } finally {
+    await l4?.stop();
+    await lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

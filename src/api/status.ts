@@ -69,6 +69,7 @@ export function formatStatus(view: ServicesView, st: StatusView): string {
       const h = b.health;
       let health = h ? (h.lastCheck ? (h.lastCheck.ok ? `ok ${h.lastCheck.ms} ms` : h.lastCheck.detail) : 'not checked yet') : '';
       if (h && h.consecutiveFailures > 0 && b.state !== 'down') health += ` (${h.consecutiveFailures} failed)`;
+      if (b.passive) health = `${b.passive.reason} (until ${b.passive.heldUntil})`;
       if (b.drain) health = `${health ? `${health}; ` : ''}${b.drain.done ? 'drained' : `draining, quiet ${b.drain.quietSeconds} s`}`;
       lines.push(
         row(

@@ -19,6 +19,7 @@ import {
   type HashMode,
   type HealthCheckSpec,
   type OnAllDown,
+  type PassiveCheckSpec,
   type Proto,
   type ServiceConfig,
 } from '../model';
@@ -149,6 +150,11 @@ interface RawHealth {
   tls_verify?: boolean;
   command?: string[];
 }
+interface RawPassive {
+  window?: number;
+  min_new_flows?: number;
+  hold?: number;
+}
 interface RawBackend {
   address: string;
   port?: number;
@@ -162,6 +168,7 @@ interface RawService {
   hash?: HashMode;
   on_all_down?: OnAllDown;
   health_check?: RawHealth;
+  passive_check?: RawPassive;
   backends?: Array<string | RawBackend>;
 }
 interface RawConfig {
@@ -182,7 +189,7 @@ interface RawConfig {
     timeouts?: { tcp?: number; tcp_syn?: number; tcp_fin?: number; tcp_close?: number; udp?: number };
   };
   admin?: { listen?: string; port?: number; token_file?: string; tls?: { cert: string; key: string; client_ca?: string } };
-  defaults?: { health_check?: RawHealth; on_all_down?: OnAllDown; hash?: HashMode };
+  defaults?: { health_check?: RawHealth; passive_check?: RawPassive; on_all_down?: OnAllDown; hash?: HashMode };
   services: RawService[];
 }
 
@@ -268,6 +275,13 @@ function healthOf(raw: RawHealth | undefined, path: PathSeg[], add: (p: PathSeg[
   return h;
 }
 
+export const PASSIVE_DEFAULTS: Readonly<PassiveCheckSpec> = { window: 10, minNewFlows: 5, hold: 30 };
+
+function passiveOf(raw: RawPassive | undefined): PassiveCheckSpec | null {
+  if (!raw) return null;
+  return { window: raw.window ?? PASSIVE_DEFAULTS.window, minNewFlows: raw.min_new_flows ?? PASSIVE_DEFAULTS.minNewFlows, hold: raw.hold ?? PASSIVE_DEFAULTS.hold };
+}
+
 function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOptions {
   const g = raw.global ?? {};
   const a = raw.admin ?? {};
@@ -349,6 +363,7 @@ function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOpt
       }
     }
     const health = rs.health_check ? healthOf(rs.health_check, [...sp, 'health_check'], add) : defaultHealth;
+    const passive = passiveOf(rs.passive_check ?? d.passive_check);
     for (const v of vips) {
       for (const p of ports) {
         const bs: BackendConfig[] = backends
@@ -363,6 +378,7 @@ function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOpt
           hash: rs.hash ?? d.hash ?? '5tuple',
           backends: bs,
           health,
+          passive,
           onAllDown: rs.on_all_down ?? d.on_all_down ?? 'drop',
         });
       }

@@ -42,6 +42,16 @@ export const healthCheckSchema = {
   },
 } as const;
 
+export const passiveCheckSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    window: seconds(1, 3600),
+    min_new_flows: int(1, 1_000_000),
+    hold: seconds(1, 86400),
+  },
+} as const;
+
 const backendSchema = {
   // Either "ADDR[:PORT][@WEIGHT]" or an object. No oneOf (its errors are unreadable): string keywords
   // apply to strings only, object keywords to objects only.
@@ -117,6 +127,7 @@ export const configSchema = {
       additionalProperties: false,
       properties: {
         health_check: healthCheckSchema,
+        passive_check: passiveCheckSchema,
         on_all_down: { enum: ['drop', 'keep-last'] },
         hash: { enum: ['5tuple', 'src'] },
       },
@@ -146,6 +157,7 @@ export const configSchema = {
           hash: { enum: ['5tuple', 'src'] },
           on_all_down: { enum: ['drop', 'keep-last'] },
           health_check: healthCheckSchema,
+          passive_check: passiveCheckSchema,
           backends: { type: 'array', items: backendSchema, 'x-expect': 'a list of backends' },
         },
       },
