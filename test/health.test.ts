@@ -117,3 +117,28 @@ test('jitter only shortens the wait: interval × (1 − jitter × random)', () =
     assert.ok(d <= 2000 && d >= 1600, `${d}`);
   }
 });
+
+test('https: a self-signed backend passes with tls_verify false (default) and fails, naming the reason, with tls_verify true', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { createServer } = await import('node:https');
+  const dir = mkdtempSync(join(tmpdir(), 'l4nat-https-'));
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'k.pem', '-out', 'c.pem', '-days', '1', '-subj', '/CN=backend'], { cwd: dir, stdio: 'ignore' });
+    const srv = createServer({ key: readFileSync(join(dir, 'k.pem')), cert: readFileSync(join(dir, 'c.pem')) }, (_req, res) => res.end('ok')).listen(0, '127.0.0.1');
+    await new Promise((r) => srv.once('listening', r));
+    const port = (srv.address() as AddressInfo).port;
+    try {
+      assert.equal((await probe(spec({ type: 'https', timeout: 5, interval: 5 }), local(port))).ok, true);
+      const v = await probe(spec({ type: 'https', tlsVerify: true, timeout: 5, interval: 5 }), local(port));
+      assert.equal(v.ok, false);
+      assert.match(v.detail, /^https (DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_TLS_CERT_ALTNAME_INVALID)/);
+    } finally {
+      srv.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
