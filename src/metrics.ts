@@ -56,6 +56,7 @@ export function createMetrics(src: MetricsSource): Registry {
     flow_insert_failed: ['l4nat_flow_insert_failures_total', 'Flow entries that could not be created'],
     flow_miss_nonsyn: ['l4nat_flow_miss_nonsyn_total', 'Non-SYN TCP packets without a flow entry, forwarded by the ring'],
     batches: ['l4nat_worker_batches_total', 'Worker read batches'],
+    busy_polls: ['l4nat_worker_busy_polls_total', 'Empty reads while busy polling'],
   };
   const queueCounters = new Map<string, Counter<string>>();
   for (const [k, [name, help]] of Object.entries(qNames)) {
