@@ -1,0 +1,33 @@
+// A private copy of the l4nat build (bin/, dist/src/, the addon) for the whole run, so that every round
+// measures the same data plane even when someone rebuilds the addon or the TypeScript meanwhile (a rebuild
+// removes build/Release/l4nat.node for a moment: an l4nat started then would not even start).
+// node_modules is linked, not copied. Layers: this file → run.ts, which hands the copy's root to startL4nat.
+import { createHash } from 'node:crypto';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+export interface L4natSnapshot {
+  root: string;
+  /** First 12 hex digits of the addon's SHA-256, and when it was built. */
+  addonSha256: string;
+  addonBuilt: string;
+}
+
+export function snapshotL4nat(root: string): L4natSnapshot {
+  const dir = mkdtempSync(path.join(tmpdir(), 'l4nat-bench-build-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const addon = path.join(root, 'build', 'Release', 'l4nat.node');
+  const bytes = readFileSync(addon);
+  mkdirSync(path.join(dir, 'build', 'Release'), { recursive: true });
+  cpSync(addon, path.join(dir, 'build', 'Release', 'l4nat.node'));
+  cpSync(path.join(root, 'bin'), path.join(dir, 'bin'), { recursive: true });
+  cpSync(path.join(root, 'dist', 'src'), path.join(dir, 'dist', 'src'), { recursive: true });
+  cpSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
+  symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+  return {
+    root: dir,
+    addonSha256: createHash('sha256').update(bytes).digest('hex').slice(0, 12),
+    addonBuilt: statSync(addon).mtime.toISOString().replace(/\.\d+Z$/, 'Z'),
+  };
+}

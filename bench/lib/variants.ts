@@ -1,0 +1,171 @@
+// The balancers under comparison, each set up in the lab's lb namespace and removed again before the next
+// one starts (they all claim the same VIP). Layers: src/lab (namespaces, l4nat process) → this file → run.ts.
+//
+//   direct    the client talks to b1's own address; the lb forwards by plain kernel routing (the ceiling).
+//   nft-dnat  nftables DNAT of the VIP in the lb's prerouting hook, backend chosen by a hash of the client
+//             address; no masquerade: backends answer the client's own address and their replies come back
+//             through the lb (their gateway), where conntrack undoes the translation.
+//   haproxy   HAProxy in TCP mode, bound to the VIP on the lb's loopback, `balance source`; it terminates
+//             TCP and opens its own connections to the backends (a proxy, the usual userspace choice).
+//   l4nat     `l4nat up` with its defaults except `--hash src` (iperf3's control and data connections must
+//             meet on one backend; all variants send one client to one backend), no periodic stats log.
+//   l4nat-1q  the same with `--queues 1`.
+//   X+nic     X with the client's and the backends' TSO/GSO off and GRO on at the lb's veths (see nic.ts).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Lab, LabBackend } from '../../src/lab/lab';
+import { startL4nat, type L4natProcess } from '../../src/lab/l4nat-process';
+import type { NsProcess } from '../../src/lab/netns';
+import { NIC_SUFFIX, type BaseVariant } from './options';
+import { applyRealNic, type NicRestore } from './nic';
+import { IPERF_PORT, RR_PORT, sleep, waitListening } from './tools';
+
+export const L4NAT_ADMIN_PORT = 9180;
+
+export interface RunningVariant {
+  name: string;
+  base: BaseVariant;
+  /** Address the client connects to. */
+  target: string;
+  /** Backends that may receive the traffic. */
+  backends: readonly LabBackend[];
+  /** The balancer process whose CPU is sampled (null: none, the kernel does the work). */
+  balancerPid: number | null;
+  l4nat: L4natProcess | null;
+  teardown(): Promise<void>;
+}
+
+/** A scratch directory for config files, removed at exit. */
+let scratch: string | null = null;
+function scratchDir(): string {
+  if (scratch === null) {
+    scratch = mkdtempSync(path.join(tmpdir(), 'l4nat-bench-'));
+    const dir = scratch;
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
+  return scratch;
+}
+
+export function nftRuleset(vip: string, backends: readonly LabBackend[]): string {
+  const map = backends.map((b, i) => `${i} : ${b.ipv4}`).join(', ');
+  return `table ip l4bench {
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    ip daddr ${vip} dnat to jhash ip saddr mod ${backends.length} map { ${map} }
+  }
+}
+`;
+}
+
+export function haproxyConfig(vip: string, backends: readonly LabBackend[]): string {
+  const lines = [
+    'global', // maxconn left to HAProxy: it derives it from the file-descriptor limit
+    'defaults',
+    '    mode tcp',
+    '    timeout connect 5s',
+    '    timeout client 60s',
+    '    timeout server 60s',
+  ];
+  for (const port of [RR_PORT, IPERF_PORT]) {
+    lines.push(`frontend fe_${port}`, `    bind ${vip}:${port}`, `    default_backend be_${port}`);
+    lines.push(`backend be_${port}`, '    balance source');
+    for (const b of backends) lines.push(`    server ${b.id} ${b.ipv4}:${port}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function setupBase(lab: Lab, base: BaseVariant, name: string, l4root: string | undefined): Promise<RunningVariant> {
+  const all = lab.backends;
+  switch (base) {
+    case 'direct': {
+      const b1 = lab.backends[0]!;
+      return { name, base, target: b1.ipv4, backends: [b1], balancerPid: null, l4nat: null, teardown: async () => undefined };
+    }
+    case 'nft-dnat': {
+      const file = path.join(scratchDir(), 'nft-dnat.nft');
+      writeFileSync(file, nftRuleset(lab.vip4, all));
+      await lab.exec('lb', 'nft', ['-f', file]);
+      return {
+        name, base, target: lab.vip4, backends: all, balancerPid: null, l4nat: null,
+        teardown: async () => {
+          await lab.exec('lb', 'nft', ['delete', 'table', 'ip', 'l4bench']);
+        },
+      };
+    }
+    case 'haproxy': {
+      const file = path.join(scratchDir(), 'haproxy.cfg');
+      writeFileSync(file, haproxyConfig(lab.vip4, all));
+      await lab.ip('lb', ['addr', 'add', `${lab.vip4}/32`, 'dev', 'lo']);
+      let proc: NsProcess | null = null;
+      const teardown = async (): Promise<void> => {
+        if (proc !== null) await proc.stop({ timeoutMs: 3_000 });
+        await lab.ip('lb', ['addr', 'del', `${lab.vip4}/32`, 'dev', 'lo']);
+      };
+      try {
+        // -db: foreground, no master process: the spawned pid is the one doing the work.
+        proc = lab.spawn('lb', 'haproxy', ['-db', '-f', file]);
+        await waitListening(lab, 'lb', RR_PORT, 5_000);
+        await waitListening(lab, 'lb', IPERF_PORT, 5_000);
+      } catch (err) {
+        await teardown().catch(() => undefined);
+        throw new Error(`haproxy did not start: ${String(err)}${proc ? `\n${proc.tail(10)}` : ''}`);
+      }
+      return { name, base, target: lab.vip4, backends: all, balancerPid: proc.pid ?? null, l4nat: null, teardown };
+    }
+    case 'l4nat':
+    case 'l4nat-1q': {
+      const l4 = await startL4nat(lab, {
+        ...(l4root !== undefined ? { root: l4root } : {}),
+        vips: [lab.vip4],
+        ports: [`${RR_PORT}/tcp`, `${RR_PORT}/udp`, `${IPERF_PORT}/tcp`],
+        // No port: each service's backends listen on the service port.
+        backends: all.map((b) => b.ipv4),
+        extraArgs: [
+          '--hash', 'src',
+          '--stats-interval', '0',
+          '--admin-port', String(L4NAT_ADMIN_PORT),
+          ...(base === 'l4nat-1q' ? ['--queues', '1'] : []),
+        ],
+      });
+      return {
+        name, base, target: lab.vip4, backends: all, balancerPid: l4.pid ?? null, l4nat: l4,
+        teardown: async () => {
+          const st = await l4.stop(10_000);
+          if (st.forced || st.code !== 0) throw new Error(`l4nat did not stop cleanly (code ${st.code}, signal ${st.signal}, forced ${st.forced})`);
+        },
+      };
+    }
+  }
+}
+
+/** Sets up a variant by name ("l4nat", "direct+nic", ...); l4nat runs from `l4root` (default: this checkout). */
+export async function setupVariant(lab: Lab, name: string, l4root?: string): Promise<RunningVariant> {
+  const nic = name.endsWith(NIC_SUFFIX);
+  const base = (nic ? name.slice(0, -NIC_SUFFIX.length) : name) as BaseVariant;
+  let restore: NicRestore | null = null;
+  if (nic) restore = await applyRealNic(lab);
+  try {
+    const v = await setupBase(lab, base, name, l4root);
+    if (restore === null) return v;
+    const r = restore;
+    return {
+      ...v,
+      teardown: async () => {
+        try {
+          await v.teardown();
+        } finally {
+          await r();
+        }
+      },
+    };
+  } catch (err) {
+    if (restore !== null) await restore().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Lets the previous variant's connections and timers settle before measuring the next one. */
+export function settle(): Promise<void> {
+  return sleep(300);
+}
