@@ -135,6 +135,10 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   cfg.nqueues = (int)queues;
+  if (has_prop(env, argv[0], "busyPollUs") && get_u32(env, argv[0], "busyPollUs", &cfg.busy_poll_us)) {
+    napi_throw_type_error(env, "EINVAL", "l4nat addon: busyPollUs must be a non-negative integer");
+    return NULL;
+  }
   cfg.flow_capacity = ((uint64_t)cap_hi << 32) | cap_lo;
   struct handle *h = calloc(1, sizeof(*h));
   if (!h) return throw_errno(env, ENOMEM, "calloc", "open");

@@ -15,6 +15,7 @@ struct l4_dp_config {
   int nqueues;
   uint64_t flow_capacity;
   uint32_t max_services, max_backends;
+  uint32_t busy_poll_us; /* after the queue drains, keep reading this long before sleeping (0 = never) */
 };
 
 struct l4_dp {

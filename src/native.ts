@@ -6,7 +6,7 @@ import { bufferToIp, ipToBuffer, type Family } from './host/addr';
 import type { TablesInput } from './tables';
 
 interface Addon {
-  open(o: { ifname: string; queues: number; flowCapacity: number; maxServices: number; maxBackends: number }): object;
+  open(o: DataplaneOptions): object;
   info(h: object): { ifname: string; queues: number; offloads: number; flowCapacity: number; counterWords: number; counters: ArrayBuffer };
   publish(h: object, t: TablesInput): void;
   start(h: object): void;
@@ -99,6 +99,18 @@ export interface DataplaneOptions {
   flowCapacity: number;
   maxServices: number;
   maxBackends: number;
+  /** After its queue drains, a worker keeps reading this many microseconds before it sleeps (0 = never).
+   * Default: $L4NAT_BUSY_POLL_US, else DEFAULT_BUSY_POLL_US. */
+  busyPollUs?: number;
+}
+
+export const DEFAULT_BUSY_POLL_US = 0;
+
+function defaultBusyPoll(): number {
+  const env = process.env.L4NAT_BUSY_POLL_US;
+  if (env === undefined || env === '') return DEFAULT_BUSY_POLL_US;
+  if (!/^\d+$/.test(env) || Number(env) > 100_000) throw new RangeError(`L4NAT_BUSY_POLL_US must be microseconds from 0 to 100000, got ${JSON.stringify(env)}`);
+  return Number(env);
 }
 
 export type CounterMap = Record<string, number>;
@@ -140,6 +152,8 @@ export class Dataplane {
     check('flowCapacity', 8, 2 ** 31);
     check('maxServices', 1, 65536);
     check('maxBackends', 1, 1 << 20);
+    opts = { ...opts, busyPollUs: opts.busyPollUs ?? defaultBusyPoll() };
+    check('busyPollUs', 0, 100_000);
     const a = loadAddon();
     this.layout = a.layout();
     this.opts = { ...opts };

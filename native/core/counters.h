@@ -25,7 +25,8 @@
   X(FLOW_INSERT_FAILED, "flow_insert_failed")                                                              \
   X(FLOW_MISS_NONSYN, "flow_miss_nonsyn")   /* TCP non-SYN without an entry: forwarded by the ring */     \
   X(HEARTBEAT_MS, "heartbeat_ms")           /* worker liveness: CLOCK_MONOTONIC ms at its last wake-up */ \
-  X(BATCHES, "batches")
+  X(BATCHES, "batches")                                                                                   \
+  X(BUSY_POLLS, "busy_polls")               /* empty reads while busy polling */
 
 #define L4_Q_ENUM(name, str) L4_Q_##name,
 enum l4_queue_counter { L4_QUEUE_COUNTERS(L4_Q_ENUM) L4_Q_MAX };
