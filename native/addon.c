@@ -95,6 +95,19 @@ static struct handle *get_handle(napi_env env, napi_value v) {
   return h;
 }
 
+/* Reads up to *argc arguments; the first must be an open handle. NULL (with an exception pending) if not. */
+static struct handle *handle_args(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
+  if (napi_get_cb_info(env, info, argc, argv, NULL, NULL) != napi_ok) {
+    napi_throw_error(env, "EINTERNAL", "l4nat addon: napi_get_cb_info failed");
+    return NULL;
+  }
+  if (*argc < 1) {
+    napi_throw_type_error(env, "EINVAL", "l4nat addon: first argument must be a data-plane handle");
+    return NULL;
+  }
+  return get_handle(env, argv[0]);
+}
+
 static void finalize_handle(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
@@ -170,8 +183,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
 static napi_value js_info(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], o, v;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct handle *h = get_handle(env, argv[0]);
+  struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
   CHECK(napi_create_object(env, &o));
   CHECK(napi_create_string_utf8(env, h->dp.ifname, NAPI_AUTO_LENGTH, &v));
@@ -193,8 +205,7 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
 static napi_value js_publish(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct handle *h = get_handle(env, argv[0]);
+  struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
   struct l4_tables_input in;
   memset(&in, 0, sizeof(in));
@@ -258,8 +269,7 @@ bad:
 static napi_value js_start(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct handle *h = get_handle(env, argv[0]);
+  struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
   const char *failed = "";
   int r = l4_dp_start(&h->dp, &failed);
@@ -270,8 +280,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
 static napi_value js_stop(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct handle *h = get_handle(env, argv[0]);
+  struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
   l4_dp_stop(&h->dp);
   return NULL;
@@ -282,8 +291,7 @@ static napi_value js_set_persist(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   bool persist = false;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct handle *h = get_handle(env, argv[0]);
+  struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
   if (argc < 2 || napi_get_value_bool(env, argv[1], &persist) != napi_ok) {
     napi_throw_type_error(env, "EINVAL", "l4nat addon: setPersist(handle, boolean)");
@@ -299,8 +307,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   bool keep = true;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct handle *h = get_handle(env, argv[0]);
+  struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
   if (argc >= 2) napi_get_value_bool(env, argv[1], &keep);
   l4_dp_destroy(&h->dp, keep);
@@ -314,8 +321,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
 static napi_value js_flow_count(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], v;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct handle *h = get_handle(env, argv[0]);
+  struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
   struct l4_tables *t = atomic_load(&h->dp.tables);
   struct l4_timeouts to = t ? t->timeouts : (struct l4_timeouts){0, 0, 0, 0, 0};
@@ -382,8 +388,7 @@ static int flow_visit(const struct l4_flow_view *v, void *arg) {
 static napi_value walk_flows(napi_env env, napi_callback_info info, int remove) {
   size_t argc = 2;
   napi_value argv[2], v;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  struct handle *h = get_handle(env, argv[0]);
+  struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
   struct flow_filter f = {env, NULL, L4_NO_BACKEND, NULL, UINT32_MAX, 0, remove, &h->dp.flows, 0};
   if (argc >= 2) {
