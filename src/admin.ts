@@ -12,7 +12,7 @@ import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import swagger from '@fastify/swagger';
 import { createHash, timingSafeEqual } from 'crypto';
 import { readFileSync } from 'fs';
-import type { AddressInfo } from 'net';
+import { isIP, type AddressInfo } from 'net';
 import type { TLSSocket } from 'tls';
 import { ControlError, type Controller } from './control';
 import type { Logger } from './log';
@@ -230,6 +230,59 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
     writeLog(req, 200);
     return r;
   });
+
+  const flowQuery = {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      service: { type: 'string', description: 'service id' },
+      backend: { type: 'string', description: 'backend id' },
+      client: { type: 'string', description: 'client IP address' },
+    },
+  } as const;
+  type FlowQs = { service?: string; backend?: string; client?: string; limit?: string };
+  const toQuery = (q: FlowQs): { service?: string; backend?: string; client?: string; limit?: number } => {
+    const out: { service?: string; backend?: string; client?: string; limit?: number } = {};
+    if (q.service !== undefined) out.service = q.service;
+    if (q.backend !== undefined) out.backend = q.backend;
+    if (q.client !== undefined) {
+      if (!isIP(q.client)) throw new ControlError(400, `querystring/client must be an IP address, got ${JSON.stringify(q.client)}`);
+      out.client = q.client;
+    }
+    if (q.limit !== undefined) {
+      if (!/^\d+$/.test(q.limit) || Number(q.limit) < 1 || Number(q.limit) > 100000) throw new ControlError(400, `querystring/limit must be a whole number from 1 to 100000, got ${JSON.stringify(q.limit)}`);
+      out.limit = Number(q.limit);
+    }
+    return out;
+  };
+
+  app.get<{ Querystring: FlowQs }>(
+    '/v1/flows',
+    {
+      schema: {
+        summary: 'Flow-table entries (like ipvsadm -Lnc), filtered by service, backend and/or client; at most limit (default 1000)',
+        querystring: { ...flowQuery, properties: { ...flowQuery.properties, limit: { type: 'string', pattern: '^[0-9]+$' } } },
+        response: { 200: obj('flows'), 400: errorResponse, 404: errorResponse },
+      },
+    },
+    async (req) => ctrl.listFlows(toQuery(req.query)),
+  );
+
+  app.delete<{ Querystring: FlowQs }>(
+    '/v1/flows',
+    {
+      schema: {
+        summary: 'Remove flow-table entries matching service, backend and/or client (at least one). Their next packets are forwarded by the current ring; TCP flows landing on another backend are reset by it',
+        querystring: flowQuery,
+        response: { 200: obj('{deleted}'), 400: errorResponse, 404: errorResponse },
+      },
+    },
+    async (req) => {
+      const deleted = ctrl.deleteFlows(toQuery(req.query));
+      writeLog(req, 200);
+      return { deleted };
+    },
+  );
 
   app.get('/v1/status', { schema: { summary: 'Summary: uptime, config file, last reload, backend states, worker liveness', response: { 200: obj('status') } } }, async () => {
     const c = ctrl.counters();

@@ -31,6 +31,8 @@ commands:
           remove|drain|undrain SERVICE BACKEND       drain [--wait S]: wait up to S s until the backend is quiet
           weight SERVICE BACKEND W
             SERVICE as VIP:PORT[/tcp|udp] ([V6]:PORT for IPv6), BACKEND as ADDR:PORT
+  flows   [delete] [--service SERVICE] [--backend ADDR:PORT] [--client IP] [--limit N]
+            list flow-table entries (like ipvsadm -Lnc), or remove them (at least one filter)
   API flags: --admin URL (default http://127.0.0.1:9180 or $L4NAT_ADMIN_URL), --token-file F ($L4NAT_ADMIN_TOKEN),
              --ca F, --cert F --key F (mTLS), or --config FILE to take all of them from its admin section
   demo    build a network-namespace lab, run l4nat in it and show it balancing (needs root)
@@ -71,6 +73,7 @@ export async function main(argv: string[]): Promise<void> {
       }
       case 'reload':
       case 'status':
+      case 'flows':
       case 'backend': {
         const { apiCommand } = await import('./api/commands');
         process.exitCode = await apiCommand(cmd, rest);
@@ -89,7 +92,7 @@ export async function main(argv: string[]): Promise<void> {
         if (cmd === undefined) process.exitCode = 2;
         return;
       default:
-        throw new UsageError(`unknown command "${cmd}": expected up, check, reload, status, backend, demo or help`);
+        throw new UsageError(`unknown command "${cmd}": expected up, check, reload, status, backend, flows, demo or help`);
     }
   } catch (e) {
     if ((e as Error).name === 'ConfigError') {

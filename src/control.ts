@@ -16,7 +16,7 @@ import { loadConfigFile, readToken, restartOnlyChanges, ConfigError } from './co
 import { HealthChecker, type ProbeFn, type ProbeRecord, type Transition } from './health/checker';
 import type { Logger } from './log';
 import { backendId, checkServices, serviceId, type BackendConfig, type ServiceConfig, type ServiceSpec } from './model';
-import type { CounterMap, CounterSnapshot } from './native';
+import type { CounterMap, CounterSnapshot, FlowEntry, FlowFilter } from './native';
 import { backendKey, type TableOptions } from './tables';
 import type { PublishResult } from './up';
 import type { UpOptions } from './up-args';
@@ -27,7 +27,12 @@ export interface BalancerLike {
   readonly tableOptions: Readonly<TableOptions>;
   backendSlot(key: string): number | undefined;
   serviceSlot(id: string): number | undefined;
-  readonly dp: { counters(): CounterSnapshot; flowCount(): number };
+  readonly dp: {
+    counters(): CounterSnapshot;
+    flowCount(): number;
+    flows?(filter: FlowFilter): FlowEntry[];
+    deleteFlows?(filter: FlowFilter): number;
+  };
 }
 
 export class ControlError extends Error {
@@ -52,7 +57,7 @@ interface DrainState {
 }
 
 interface PassiveState {
-  samples: Array<{ t: number; newFlows: number; out: number }>;
+  samples: Array<{ t: number; newFlows: number; answered: number; out: number; resets: number }>;
   heldUntil?: number; // out of the ring until then
   reason?: string;
 }
@@ -248,6 +253,7 @@ export class Controller extends EventEmitter {
       return;
     }
     const changes: string[] = [];
+    const downs: Array<{ s: ServiceConfig; key: string }> = [];
     for (const s of this.services) {
       const p = s.passive;
       if (!p) continue;
@@ -268,25 +274,54 @@ export class Controller extends EventEmitter {
         }
         const slot = this.balancer.backendSlot(key);
         const o = slot === undefined ? undefined : c.backends.get(slot);
-        st.samples.push({ t: now, newFlows: o?.new_flows ?? 0, out: o?.packets_out ?? 0 });
+        const cur = { t: now, newFlows: o?.new_flows ?? 0, answered: o?.flows_answered ?? 0, out: o?.packets_out ?? 0, resets: o?.resets ?? 0 };
+        st.samples.push(cur);
         while (st.samples.length > 2 && st.samples[1].t <= now - p.window * 1000) st.samples.shift();
-        if (st.samples.length < 3) continue;
+        if (st.samples.length < 2) continue;
         const base = st.samples[0];
         const prev = st.samples[st.samples.length - 2];
+        // Flows up to the previous sample (each had at least one sample period to be answered), answers up to
+        // now. Without the data plane's flows_answered counter: unanswered only if not one packet came back.
         const flows = prev.newFlows - base.newFlows;
-        const out = o ? o.packets_out - base.out : 0;
-        if (flows >= p.minNewFlows && out === 0) {
-          const secs = Math.round((prev.t - base.t) / 100) / 10;
+        const unanswered = o?.flows_answered !== undefined ? flows - (cur.answered - base.answered) : cur.out === base.out ? flows : 0;
+        const resets = cur.resets - base.resets;
+        const secs = Math.round((now - base.t) / 100) / 10;
+        let why: string | undefined;
+        if (p.maxUnanswered > 0 && st.samples.length >= 3 && unanswered >= p.maxUnanswered) {
+          why = `passive: ${unanswered} of ${flows} new flows in ${secs} s got no answer through l4nat: its replies bypass this host (is l4nat its default gateway?) or it does not answer`;
+        } else if (p.maxResets > 0 && resets >= p.maxResets) {
+          why = `passive: it sent ${resets} resets in ${secs} s (max_resets ${p.maxResets})`;
+        }
+        if (why) {
           st.heldUntil = now + p.hold * 1000;
-          st.reason = `passive: ${flows} new flows in ${secs} s and not one packet back through l4nat: its replies bypass this host (is l4nat its default gateway?) or it does not answer`;
+          st.reason = why;
           st.samples = [];
-          this.log.error({ event: 'backend_down', service: sid, backend: bid, name: b.name, reason: st.reason, holdSeconds: p.hold }, `backend ${bid} of ${sid} is DOWN for ${p.hold} s: ${st.reason}`);
+          this.log.error({ event: 'backend_down', service: sid, backend: bid, name: b.name, reason: why, holdSeconds: p.hold }, `backend ${bid} of ${sid} is DOWN for ${p.hold} s: ${why}`);
           changes.push(`${bid} passive down`);
+          downs.push({ s, key });
         }
       }
     }
     if (changes.length) {
-      this.publish(`passive: ${changes.join(', ')}`).catch((err: unknown) => this.log.error({ err }, 'publishing a passive health change failed'));
+      this.publish(`passive: ${changes.join(', ')}`)
+        .then(() => {
+          for (const d of downs) this.resetIfWanted(d.s, d.key);
+        })
+        .catch((err: unknown) => this.log.error({ err }, 'publishing a passive health change failed'));
+    }
+  }
+
+  /** on_down: reset — removes the flows of a backend that went down; their next packets meet the new ring. */
+  private resetIfWanted(s: ServiceConfig, key: string): void {
+    if (s.onDown !== 'reset' || !this.balancer.dp.deleteFlows) return;
+    const slot = this.balancer.backendSlot(key);
+    if (slot === undefined) return;
+    try {
+      const n = this.balancer.dp.deleteFlows({ backendSlot: slot });
+      const bid = key.split('|')[1];
+      this.log.warn({ event: 'backend_flows_reset', service: serviceId(s), backend: bid, flows: n }, `backend ${bid}: ${n} flow(s) removed (on_down: reset); their next packets go to another backend, which resets TCP`);
+    } catch (err) {
+      this.log.error({ err }, 'removing the flows of a down backend failed');
     }
   }
 
@@ -320,7 +355,11 @@ export class Controller extends EventEmitter {
     const fields = { event: t.to === 'up' ? 'backend_up' : 'backend_down', service: sid, backend: bid, name: b?.name, reason: t.reason, checkMs: last.ms };
     if (t.to === 'down') this.log.warn(fields, `backend ${bid} of ${sid} is DOWN: ${t.reason}`);
     else this.log.info(fields, `backend ${bid} of ${sid} is UP: ${t.reason}`);
-    this.publish(`health: ${bid} ${t.to}`).catch((err: unknown) => this.log.error({ err, service: sid, backend: bid }, 'publishing a health change failed'));
+    this.publish(`health: ${bid} ${t.to}`)
+      .then(() => {
+        if (t.to === 'down' && s) this.resetIfWanted(s, c.key);
+      })
+      .catch((err: unknown) => this.log.error({ err, service: sid, backend: bid }, 'publishing a health change failed'));
   }
 
   private updateDrainTimer(): void {
@@ -566,6 +605,7 @@ export class Controller extends EventEmitter {
       proto: s.proto,
       hash: s.hash,
       onAllDown: s.onAllDown,
+      onDown: s.onDown,
       allDown: this.allDown.has(sid),
       healthCheck: s.health,
       counters: (slot === undefined ? undefined : c.services.get(slot)) ?? zeroCounters(),
@@ -598,6 +638,78 @@ export class Controller extends EventEmitter {
     };
   }
 
+  // ---------------------------------------------------------------------------------------------------------
+  // Flow table (l4nat flows)
+
+  /** slot -> service and backend ids, for naming the backend of a flow entry. */
+  private slotNames(): Map<number, { service: string; backend: string; name?: string }> {
+    const m = new Map<number, { service: string; backend: string; name?: string }>();
+    for (const s of this.services) {
+      for (const b of s.backends) {
+        const slot = this.balancer.backendSlot(backendKey(s, b));
+        if (slot !== undefined) m.set(slot, { service: serviceId(s), backend: backendId(b, s.proto), name: b.name });
+      }
+    }
+    return m;
+  }
+
+  /** The backend slots a filter names: one backend (id, optionally within a service) or every backend of a service. */
+  private filterSlots(q: FlowQuery): number[] | undefined {
+    if (q.backend === undefined && q.service === undefined) return undefined;
+    const out: number[] = [];
+    for (const s of this.services) {
+      if (q.service !== undefined && serviceId(s) !== q.service) continue;
+      for (const b of s.backends) {
+        if (q.backend !== undefined && backendId(b, s.proto) !== q.backend) continue;
+        const slot = this.balancer.backendSlot(backendKey(s, b));
+        if (slot !== undefined) out.push(slot);
+      }
+    }
+    if (!out.length) {
+      if (q.service !== undefined) this.find(q.service, q.backend);
+      throw new ControlError(404, `no backend ${q.backend ?? ''} in any service`);
+    }
+    return out;
+  }
+
+  listFlows(q: FlowQuery): { flows: FlowView[]; truncated: boolean } {
+    const dp = this.balancer.dp;
+    if (!dp.flows) throw new ControlError(501, 'this data plane build cannot list flows');
+    const limit = q.limit ?? 1000;
+    const slots = this.filterSlots(q);
+    const names = this.slotNames();
+    const raw: FlowEntry[] = [];
+    let truncated = false;
+    for (const slot of slots ?? [undefined]) {
+      const got = dp.flows({ ...(slot !== undefined ? { backendSlot: slot } : {}), ...(q.client !== undefined ? { client: q.client } : {}), limit: limit + 1 - raw.length });
+      raw.push(...got);
+      if (raw.length > limit) {
+        truncated = true;
+        break;
+      }
+    }
+    const flows = raw.slice(0, limit).map((f) => {
+      const n = names.get(f.backendSlot);
+      return { ...f, service: n?.service ?? null, backend: n?.backend ?? null, backendName: n?.name ?? null };
+    });
+    return { flows, truncated };
+  }
+
+  deleteFlows(q: FlowQuery): number {
+    const dp = this.balancer.dp;
+    if (!dp.deleteFlows) throw new ControlError(501, 'this data plane build cannot delete flows');
+    if (q.backend === undefined && q.service === undefined && q.client === undefined) {
+      throw new ControlError(400, 'give service, backend and/or client: deleting every flow is refused');
+    }
+    const slots = this.filterSlots(q);
+    let n = 0;
+    for (const slot of slots ?? [undefined]) {
+      n += dp.deleteFlows({ ...(slot !== undefined ? { backendSlot: slot } : {}), ...(q.client !== undefined ? { client: q.client } : {}) });
+    }
+    this.log.warn({ event: 'flows_deleted', ...q, flows: n }, `${n} flow(s) removed from the flow table`);
+    return n;
+  }
+
   serviceById(sid: string): ServiceConfig {
     return this.services[this.find(sid).si];
   }
@@ -621,7 +733,7 @@ export class Controller extends EventEmitter {
 }
 
 function zeroCounters(): CounterMap {
-  return { packets_in: 0, bytes_in: 0, packets_out: 0, bytes_out: 0, new_flows: 0 };
+  return { packets_in: 0, bytes_in: 0, packets_out: 0, bytes_out: 0, new_flows: 0, flows_answered: 0, resets: 0 };
 }
 
 export interface BackendView {
@@ -648,6 +760,7 @@ export interface ServiceView {
   proto: string;
   hash: string;
   onAllDown: string;
+  onDown: string;
   allDown: boolean;
   healthCheck: ServiceConfig['health'];
   counters: CounterMap;
@@ -657,4 +770,17 @@ export interface ServiceView {
 export interface ServicesView {
   services: ServiceView[];
   dataplane: { counters: CounterMap; drops: CounterMap; heartbeatsMs: number[]; flows: number };
+}
+
+export interface FlowQuery {
+  service?: string;
+  backend?: string;
+  client?: string;
+  limit?: number;
+}
+
+export interface FlowView extends FlowEntry {
+  service: string | null;
+  backend: string | null;
+  backendName: string | null;
 }

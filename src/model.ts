@@ -36,17 +36,22 @@ export interface HealthCheckSpec {
 }
 
 /**
- * A passive check from the data plane's per-backend counters: a backend that got at least minNewFlows new
- * flows within `window` seconds and sent not one packet back through l4nat is taken out for `hold` seconds.
- * That is the classic LVS-NAT mistake (its replies bypass the LB host: wrong default gateway), or a backend
- * that swallows SYNs; an active check from the LB host passes in the first case, so the hold is not cut
- * short by active checks. For request/response protocols only (a one-way UDP service never answers).
+ * A passive check from the data plane's per-backend counters: a backend with at least maxUnanswered new flows
+ * it never answered (no packet back through l4nat), or maxResets resets sent, within `window` seconds is taken
+ * out for `hold` seconds. Unanswered flows are the classic LVS-NAT mistake (replies bypass the LB host: wrong
+ * default gateway) or a backend that swallows SYNs; an active check from the LB host passes in the first case,
+ * so the hold is not cut short by active checks. Unanswered counting suits request/response protocols only
+ * (a one-way UDP service never answers).
  */
 export interface PassiveCheckSpec {
   window: number;
-  minNewFlows: number;
+  maxUnanswered: number; // 0 = off
+  maxResets: number; // 0 = off
   hold: number;
 }
+
+/** What happens to a backend's established flows when it goes down: kept (default), or reset. */
+export type OnDown = 'keep' | 'reset';
 
 /** What a service does when none of its backends is healthy. */
 export type OnAllDown = 'drop' | 'keep-last';
@@ -57,6 +62,7 @@ export interface ServiceConfig extends ServiceSpec {
   health: HealthCheckSpec | null;
   passive: PassiveCheckSpec | null;
   onAllDown: OnAllDown;
+  onDown: OnDown;
 }
 
 export interface ServiceSpec {

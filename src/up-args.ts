@@ -223,7 +223,7 @@ export function parseUpArgs(argv: readonly string[]): UpOptions {
     if (!mine.length) throw new UsageError(`--vip ${v.addr} is IPv${v.family} but no --backend is IPv${v.family}`);
     for (const p of ports) {
       const bs: BackendConfig[] = mine.map((b) => ({ addr: b.addr, family: b.family, port: b.port ?? p.port, weight: b.weight }));
-      services.push({ name: 'default', vip: v.addr, family: v.family, port: p.port, proto: p.proto, hash, backends: bs, health: null, passive: null, onAllDown: 'drop' });
+      services.push({ name: 'default', vip: v.addr, family: v.family, port: p.port, proto: p.proto, hash, backends: bs, health: null, passive: null, onAllDown: 'drop', onDown: 'keep' });
     }
   }
   for (const b of backends) {

@@ -15,7 +15,7 @@ import { Controller, DRAIN_QUIET_MS, type BalancerLike } from '../src/control';
 import type { ProbeFn } from '../src/health/checker';
 import { createMetrics } from '../src/metrics';
 import { DEFAULT_TIMEOUTS, type ServiceSpec } from '../src/model';
-import type { CounterMap, CounterSnapshot } from '../src/native';
+import type { CounterMap, CounterSnapshot, FlowEntry, FlowFilter } from '../src/native';
 import { backendKey, type TableOptions } from '../src/tables';
 import type { PublishResult } from '../src/up';
 
@@ -29,9 +29,17 @@ class FakeBalancer implements BalancerLike {
   fail = false;
   private slots = new Map<string, number>();
   backendCounters = new Map<number, CounterMap>();
+  flowEntries: FlowEntry[] = [];
+  deleted: FlowFilter[] = [];
   readonly dp = {
     counters: (): CounterSnapshot => ({ total: { rx_packets: 1 }, drops: { no_backend: 0 }, perQueue: [{ rx_packets: 1 }], heartbeatsMs: [0], services: new Map(), backends: this.backendCounters }),
     flowCount: (): number => 0,
+    flows: (f: FlowFilter): FlowEntry[] =>
+      this.flowEntries.filter((e) => (f.backendSlot === undefined || e.backendSlot === f.backendSlot) && (f.client === undefined || e.client === f.client)).slice(0, f.limit ?? 1000),
+    deleteFlows: (f: FlowFilter): number => {
+      this.deleted.push(f);
+      return this.dp.flows(f).length;
+    },
   };
 
   async setServices(services: ServiceSpec[], t?: TableOptions): Promise<PublishResult> {
@@ -344,21 +352,21 @@ services:
   - name: web
     vips: [10.0.0.10]
     ports: [80]
-    passive_check: {window: 5, min_new_flows: 3, hold: 20}
+    passive_check: {window: 5, max_unanswered: 3, max_resets: 4, hold: 20}
     backends: ["10.0.1.11:8080", "10.0.1.12:8080"]
 `;
     const { bal, ctrl, app } = await setup(text);
     const s1 = bal.backendSlot('10.0.0.10:80/tcp|10.0.1.11:8080/tcp')!;
     const s2 = bal.backendSlot('10.0.0.10:80/tcp|10.0.1.12:8080/tcp')!;
-    const set = (slot: number, flows: number, out: number): void => {
-      bal.backendCounters.set(slot, { packets_in: flows * 3, bytes_in: 0, packets_out: out, bytes_out: 0, new_flows: flows });
+    const set = (slot: number, flows: number, answered: number, resets = 0): void => {
+      bal.backendCounters.set(slot, { packets_in: flows * 3, bytes_in: 0, packets_out: answered * 2, bytes_out: 0, new_flows: flows, flows_answered: answered, resets });
     };
     const t0 = 1_000_000;
     set(s1, 0, 0);
     set(s2, 0, 0);
     ctrl.samplePassive(t0);
-    set(s1, 10, 0); // 10 new flows, nothing back
-    set(s2, 10, 25); // answered
+    set(s1, 10, 0); // 10 new flows, none answered
+    set(s2, 10, 9); // one unanswered: under max_unanswered 3
     ctrl.samplePassive(t0 + 1000);
     ctrl.samplePassive(t0 + 2000);
     await new Promise((r) => setTimeout(r, 20));
@@ -366,11 +374,65 @@ services:
     assert.equal(bal.weights()['10.0.1.12:8080'], 1);
     const v = (await app.inject({ method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).json();
     assert.equal(v.state, 'down');
-    assert.match(v.passive.reason, /passive: 10 new flows in 1 s and not one packet back through l4nat: its replies bypass this host/);
+    assert.match(v.passive.reason, /passive: 10 of 10 new flows in 2 s got no answer through l4nat: its replies bypass this host/);
+    set(s2, 20, 19, 5); // 5 resets >= max_resets 4
+    ctrl.samplePassive(t0 + 3000);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(bal.weights()['10.0.1.12:8080'], 0, 'resets take it out too');
+    assert.match(ctrl.serviceView(ctrl.current[0], bal.dp.counters()).backends[1].passive?.reason ?? '', /it sent 5 resets in 3 s \(max_resets 4\)/);
     ctrl.samplePassive(t0 + 21_000);
-    ctrl.samplePassive(t0 + 22_000);
+    ctrl.samplePassive(t0 + 24_000);
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(bal.weights()['10.0.1.11:8080'], 1, 'back after the hold');
+    assert.equal(bal.weights()['10.0.1.12:8080'], 1, 'back after the hold');
     ctrl.stop();
+  });
+});
+
+describe('flows and on_down (controller, API)', () => {
+  test('GET /v1/flows names service and backend and filters; DELETE needs a filter and removes by backend slot', async () => {
+    const { app, bal, ctrl } = await setup();
+    const s1 = bal.backendSlot('10.0.0.10:80/tcp|10.0.1.11:8080/tcp')!;
+    const s2 = bal.backendSlot('10.0.0.10:80/tcp|10.0.1.12:8080/tcp')!;
+    const e = (client: string, port: number, slot: number): FlowEntry => ({ client, clientPort: port, vip: '10.0.0.10', vipPort: 80, proto: 'tcp', backendSlot: slot, state: 'ESTABLISHED', idleSeconds: 1 });
+    bal.flowEntries = [e('192.0.2.1', 1000, s1), e('192.0.2.2', 1001, s2), e('192.0.2.1', 1002, s2)];
+    let r = await app.inject({ method: 'GET', url: '/v1/flows' });
+    assert.equal(r.statusCode, 200);
+    assert.equal(r.json().flows.length, 3);
+    assert.deepEqual([r.json().flows[1].service, r.json().flows[1].backend, r.json().flows[1].backendName], ['10.0.0.10:80/tcp', '10.0.1.12:8080/tcp', 'two']);
+    r = await app.inject({ method: 'GET', url: `/v1/flows?backend=${encodeURIComponent('10.0.1.12:8080/tcp')}&client=192.0.2.1` });
+    assert.deepEqual(r.json().flows.map((f: FlowEntry) => f.clientPort), [1002]);
+    r = await app.inject({ method: 'GET', url: '/v1/flows?limit=2' });
+    assert.deepEqual([r.json().flows.length, r.json().truncated], [2, true]);
+    assert.equal((await app.inject({ method: 'GET', url: '/v1/flows?client=nope' })).statusCode, 400);
+    assert.equal((await app.inject({ method: 'GET', url: `/v1/flows?backend=${encodeURIComponent('10.9.9.9:1/tcp')}` })).statusCode, 404);
+    assert.equal((await app.inject({ method: 'DELETE', url: '/v1/flows' })).statusCode, 400);
+    r = await app.inject({ method: 'DELETE', url: `/v1/flows?service=${WEB}` });
+    assert.equal(r.statusCode, 200);
+    assert.deepEqual(r.json(), { deleted: 3 });
+    assert.deepEqual(bal.deleted, [{ backendSlot: s1 }, { backendSlot: s2 }]);
+    ctrl.stop();
+  });
+
+  test('on_down: reset removes the flows of a backend when its check fails; keep (default) leaves them', async () => {
+    for (const mode of ['keep', 'reset']) {
+      let ok = true;
+      const probe: ProbeFn = async (_s, t) => ({ ok: t.addr !== '10.0.1.11' || ok, ms: 1, detail: 'connect ECONNREFUSED' });
+      const { bal, ctrl } = await setup(`
+services:
+  - name: web
+    vips: [10.0.0.10]
+    ports: [80]
+    on_down: ${mode}
+    health_check: {type: tcp, interval: 0.1, timeout: 0.05, fall: 1, rise: 1, jitter: 0}
+    backends: ["10.0.1.11:8080", "10.0.1.12:8080"]
+`, probe);
+      ok = false;
+      const end = Date.now() + 3000;
+      while (bal.weights()['10.0.1.11:8080'] !== 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(bal.deleted, mode === 'reset' ? [{ backendSlot: bal.backendSlot('10.0.0.10:80/tcp|10.0.1.11:8080/tcp') }] : []);
+      ctrl.stop();
+    }
   });
 });

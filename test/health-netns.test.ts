@@ -103,7 +103,7 @@ test('passive check: a backend whose replies bypass the LB (the classic LVS-NAT 
         `    vips: [${lab.vip4}]`,
         '    ports: [8080]',
         '    health_check: {type: tcp, interval: 1, timeout: 0.5}',
-        `    passive_check: {window: 5, min_new_flows: 3, hold: ${HOLD}}`,
+        `    passive_check: {window: 5, max_unanswered: 3, hold: ${HOLD}}`,
         '    backends:',
         ...lab.backends.map((b) => `      - {address: ${b.ipv4}, port: 8080, name: ${b.id}}`),
         '',

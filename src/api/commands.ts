@@ -1,9 +1,9 @@
 // `l4nat reload | status | backend ...`: thin commands over the admin API (client.ts). Exit codes: 0 done,
 // 1 the API said no (message printed), 2 usage error.
 import { parseBackend, parseFlags, UsageError, type FlagSpec } from '../up-args';
-import type { ServicesView, BackendView, ReloadResult } from '../control';
+import type { BackendView, FlowView, ReloadResult, ServicesView } from '../control';
 import { apiRequest, ApiError, CLIENT_FLAGS, clientOptions, type ClientOptions } from './client';
-import { formatStatus, type StatusView } from './status';
+import { formatFlows, formatStatus, type StatusView } from './status';
 
 /** Splits positionals from --flags (flags per spec, in any position). */
 function split(argv: readonly string[], spec: Record<string, FlagSpec>): { pos: string[]; flags: Map<string, string[]> } {
@@ -48,8 +48,13 @@ function weightArg(text: string | undefined): number {
 
 const enc = encodeURIComponent;
 
-export async function apiCommand(cmd: 'reload' | 'status' | 'backend', argv: readonly string[]): Promise<number> {
-  const extra: Record<string, FlagSpec> = cmd === 'backend' ? { weight: { value: true }, name: { value: true }, wait: { value: true }, json: { value: false } } : { json: { value: false } };
+export async function apiCommand(cmd: 'reload' | 'status' | 'backend' | 'flows', argv: readonly string[]): Promise<number> {
+  const extra: Record<string, FlagSpec> =
+    cmd === 'backend'
+      ? { weight: { value: true }, name: { value: true }, wait: { value: true }, json: { value: false } }
+      : cmd === 'flows'
+        ? { service: { value: true }, backend: { value: true }, client: { value: true }, limit: { value: true }, json: { value: false } }
+        : { json: { value: false } };
   const { pos, flags } = split(argv, { ...CLIENT_FLAGS, ...extra });
   const o: ClientOptions = clientOptions(flags);
   const json = flags.has('json');
@@ -61,6 +66,29 @@ export async function apiCommand(cmd: 'reload' | 'status' | 'backend', argv: rea
       if (pos.length) throw new UsageError(`status takes no arguments, got "${pos[0]}"`);
       const [view, st] = await Promise.all([apiRequest<ServicesView>(o, 'GET', '/v1/services'), apiRequest<StatusView>(o, 'GET', '/v1/status')]);
       out({ ...view, status: st }, formatStatus(view, st));
+      return 0;
+    }
+    if (cmd === 'flows') {
+      if (pos.length > 1 || (pos.length === 1 && pos[0] !== 'delete')) throw new UsageError(`flows expects [delete] and --service/--backend/--client/--limit, got "${pos.join(' ')}"`);
+      const q = new URLSearchParams();
+      const svc = flags.get('service')?.[0];
+      const sid = svc === undefined ? undefined : serviceIdArg(svc);
+      if (sid) q.set('service', sid);
+      const bk = flags.get('backend')?.[0];
+      if (bk !== undefined) q.set('backend', backendIdArg(bk, sid ?? (bk.endsWith('/udp') ? '/udp' : '/tcp')));
+      const client = flags.get('client')?.[0];
+      if (client !== undefined) q.set('client', client);
+      const limit = flags.get('limit')?.[0];
+      if (limit !== undefined) q.set('limit', limit);
+      const qs = q.toString() ? `?${q.toString()}` : '';
+      if (pos[0] === 'delete') {
+        if (!qs) throw new UsageError('flows delete needs --service, --backend and/or --client (deleting every flow is refused)');
+        const r = await apiRequest<{ deleted: number }>(o, 'DELETE', `/v1/flows${qs}`);
+        out(r, `${r.deleted} flow(s) removed\n`);
+        return 0;
+      }
+      const r = await apiRequest<{ flows: FlowView[]; truncated: boolean }>(o, 'GET', `/v1/flows${qs}`);
+      out(r, formatFlows(r.flows, r.truncated));
       return 0;
     }
     if (cmd === 'reload') {

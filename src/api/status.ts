@@ -1,6 +1,6 @@
 // `l4nat status`: the services view as a table in the manner of `ipvsadm -Ln --stats` (service line, then
 // one "->" line per backend), plus state, weights (configured/in ring) and the last health check. Pure.
-import type { ServicesView } from '../control';
+import type { FlowView, ServicesView } from '../control';
 
 export interface StatusView {
   summary: { services: number; backends: number; up: number; down: number; draining: number; allDown: string[] };
@@ -80,5 +80,18 @@ export function formatStatus(view: ServicesView, st: StatusView): string {
     }
   }
   lines.push('Weight = configured/in ring; Conns = new flows since start; In = from clients, Out = from backends.');
+  return `${lines.join('\n')}\n`;
+}
+
+/** `l4nat flows`: one line per flow-table entry, like `ipvsadm -Lnc`. */
+export function formatFlows(flows: readonly FlowView[], truncated: boolean): string {
+  const lines = [`${pad('Pro', 4)}${pad('State', 12)}${pad('Idle', 8, true)}  ${pad('Source', 42)}${pad('Virtual', 42)}Destination`];
+  for (const f of flows) {
+    const dest = f.backend ? f.backend.replace(/\/(tcp|udp)$/, '') : `slot ${f.backendSlot}`;
+    lines.push(
+      `${pad(f.proto.toUpperCase(), 4)}${pad(f.state, 12)}${pad(`${f.idleSeconds}s`, 8, true)}  ${pad(hostPort(f.client, f.clientPort), 42)}${pad(hostPort(f.vip, f.vipPort), 42)}${dest}${f.backendName ? ` (${f.backendName})` : ''}`,
+    );
+  }
+  lines.push(`${flows.length} flow(s)${truncated ? ' (more exist: raise --limit or filter)' : ''}`);
   return `${lines.join('\n')}\n`;
 }

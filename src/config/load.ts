@@ -19,6 +19,7 @@ import {
   type HashMode,
   type HealthCheckSpec,
   type OnAllDown,
+  type OnDown,
   type PassiveCheckSpec,
   type Proto,
   type ServiceConfig,
@@ -152,7 +153,8 @@ interface RawHealth {
 }
 interface RawPassive {
   window?: number;
-  min_new_flows?: number;
+  max_unanswered?: number;
+  max_resets?: number;
   hold?: number;
 }
 interface RawBackend {
@@ -167,6 +169,7 @@ interface RawService {
   ports: Array<number | string>;
   hash?: HashMode;
   on_all_down?: OnAllDown;
+  on_down?: OnDown;
   health_check?: RawHealth;
   passive_check?: RawPassive;
   backends?: Array<string | RawBackend>;
@@ -189,7 +192,7 @@ interface RawConfig {
     timeouts?: { tcp?: number; tcp_syn?: number; tcp_fin?: number; tcp_close?: number; udp?: number };
   };
   admin?: { listen?: string; port?: number; token_file?: string; tls?: { cert: string; key: string; client_ca?: string } };
-  defaults?: { health_check?: RawHealth; passive_check?: RawPassive; on_all_down?: OnAllDown; hash?: HashMode };
+  defaults?: { health_check?: RawHealth; passive_check?: RawPassive; on_all_down?: OnAllDown; on_down?: OnDown; hash?: HashMode };
   services: RawService[];
 }
 
@@ -275,11 +278,16 @@ function healthOf(raw: RawHealth | undefined, path: PathSeg[], add: (p: PathSeg[
   return h;
 }
 
-export const PASSIVE_DEFAULTS: Readonly<PassiveCheckSpec> = { window: 10, minNewFlows: 5, hold: 30 };
+export const PASSIVE_DEFAULTS: Readonly<PassiveCheckSpec> = { window: 10, maxUnanswered: 5, maxResets: 0, hold: 30 };
 
 function passiveOf(raw: RawPassive | undefined): PassiveCheckSpec | null {
   if (!raw) return null;
-  return { window: raw.window ?? PASSIVE_DEFAULTS.window, minNewFlows: raw.min_new_flows ?? PASSIVE_DEFAULTS.minNewFlows, hold: raw.hold ?? PASSIVE_DEFAULTS.hold };
+  return {
+    window: raw.window ?? PASSIVE_DEFAULTS.window,
+    maxUnanswered: raw.max_unanswered ?? PASSIVE_DEFAULTS.maxUnanswered,
+    maxResets: raw.max_resets ?? PASSIVE_DEFAULTS.maxResets,
+    hold: raw.hold ?? PASSIVE_DEFAULTS.hold,
+  };
 }
 
 function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOptions {
@@ -380,6 +388,7 @@ function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOpt
           health,
           passive,
           onAllDown: rs.on_all_down ?? d.on_all_down ?? 'drop',
+          onDown: rs.on_down ?? d.on_down ?? 'keep',
         });
       }
     }

@@ -47,7 +47,8 @@ export const passiveCheckSchema = {
   additionalProperties: false,
   properties: {
     window: seconds(1, 3600),
-    min_new_flows: int(1, 1_000_000),
+    max_unanswered: int(0, 1_000_000),
+    max_resets: int(0, 1_000_000),
     hold: seconds(1, 86400),
   },
 } as const;
@@ -129,6 +130,7 @@ export const configSchema = {
         health_check: healthCheckSchema,
         passive_check: passiveCheckSchema,
         on_all_down: { enum: ['drop', 'keep-last'] },
+        on_down: { enum: ['keep', 'reset'] },
         hash: { enum: ['5tuple', 'src'] },
       },
     },
@@ -156,6 +158,7 @@ export const configSchema = {
           },
           hash: { enum: ['5tuple', 'src'] },
           on_all_down: { enum: ['drop', 'keep-last'] },
+        on_down: { enum: ['keep', 'reset'] },
           health_check: healthCheckSchema,
           passive_check: passiveCheckSchema,
           backends: { type: 'array', items: backendSchema, 'x-expect': 'a list of backends' },
