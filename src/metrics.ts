@@ -74,6 +74,8 @@ export function createMetrics(src: MetricsSource): Registry {
     packets_out: ['packets_out_total', 'Packets from backends'],
     bytes_out: ['bytes_out_total', 'Bytes from backends'],
     new_flows: ['flows_total', 'New flows'],
+    flows_answered: ['flows_answered_total', 'New flows the backend answered'],
+    resets: ['resets_total', 'TCP resets sent by the backend'],
   };
   const svcCounters = new Map<string, Counter<string>>();
   const bkCounters = new Map<string, Counter<string>>();

@@ -85,11 +85,11 @@ export function formatStatus(view: ServicesView, st: StatusView): string {
 
 /** `l4nat flows`: one line per flow-table entry, like `ipvsadm -Lnc`. */
 export function formatFlows(flows: readonly FlowView[], truncated: boolean): string {
-  const lines = [`${pad('Pro', 4)}${pad('State', 12)}${pad('Idle', 8, true)}  ${pad('Source', 42)}${pad('Virtual', 42)}Destination`];
+  const lines = [`${pad('Pro', 4)}${pad('State', 12)}${pad('Idle', 8, true)}  ${pad('Source', 24)}${pad('Virtual', 24)}Destination`];
   for (const f of flows) {
     const dest = f.backend ? f.backend.replace(/\/(tcp|udp)$/, '') : `slot ${f.backendSlot}`;
     lines.push(
-      `${pad(f.proto.toUpperCase(), 4)}${pad(f.state, 12)}${pad(`${f.idleSeconds}s`, 8, true)}  ${pad(hostPort(f.client, f.clientPort), 42)}${pad(hostPort(f.vip, f.vipPort), 42)}${dest}${f.backendName ? ` (${f.backendName})` : ''}`,
+      `${pad(f.proto.toUpperCase(), 4)}${pad(f.state, 12)}${pad(`${f.idleSeconds}s`, 8, true)}  ${pad(hostPort(f.client, f.clientPort), 24)}${pad(hostPort(f.vip, f.vipPort), 24)}${dest}${f.backendName ? ` (${f.backendName})` : ''}`,
     );
   }
   lines.push(`${flows.length} flow(s)${truncated ? ' (more exist: raise --limit or filter)' : ''}`);
