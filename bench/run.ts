@@ -6,10 +6,10 @@
 //
 //   node dist/bench/run.js [--rounds N] [--duration S] [--variants ...] [--tests ...] [--skip ...]   (root)
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createLab, type Lab } from '../src/lab/lab';
-import { repoRoot } from '../src/lab/l4nat-process';
+import { repoRoot, type L4natProcess } from '../src/lab/l4nat-process';
 import { maglevBuildTimes, measureMemory, swapUnderLoad } from './lib/extras';
 import { NIC_BASES, NIC_SUFFIX, NIC_TESTS, OptionError, parseOptions, USAGE, type BenchOptions, type TestId } from './lib/options';
 import { checkPrerequisites, formatMissing } from './lib/prereq';
@@ -19,7 +19,7 @@ import { formatSpread } from './lib/stats';
 import { snapshotL4nat } from './lib/snapshot';
 import { renderChart } from './lib/svg';
 import { commandLine, CpuMeter, machineInfo, netnsInodes, readMemory } from './lib/sys';
-import { adminCounters, buildBenchtool, counterDelta, prepareLab, runTest, startServers, type Figures } from './lib/tools';
+import { adminCounters, buildBenchtool, counterDelta, prepareLab, runTest, Servers, type Figures } from './lib/tools';
 import { L4NAT_ADMIN_PORT, settle, setupVariant } from './lib/variants';
 
 const t0 = Date.now();
@@ -90,13 +90,19 @@ function testsFor(variant: string, opts: BenchOptions): TestId[] {
   return opts.tests;
 }
 
-async function runRounds(lab: Lab, tool: string, l4root: string, opts: BenchOptions, variants: readonly string[], res: BenchResults): Promise<void> {
+async function runRounds(lab: Lab, tool: string, servers: Servers, l4root: string, opts: BenchOptions, variants: readonly string[], res: BenchResults): Promise<void> {
   const labNetns = netnsInodes(lab.namespaces);
   for (let round = 0; round < opts.rounds; round++) {
     for (const variant of rotate(variants, round)) {
       const tests = testsFor(variant, opts);
       if (tests.length === 0) continue;
       log(`round ${round + 1}/${opts.rounds}: ${variant}`);
+      const restarted = await servers.ensure();
+      if (restarted.length > 0) {
+        const msg = `round ${round + 1}, before ${variant}: restarted ${restarted.join(', ')} (it had died)`;
+        log(`  ${msg}`);
+        res.errors.push(msg);
+      }
       let rv;
       try {
         rv = await setupVariant(lab, variant, l4root).catch(async (err: unknown) => {
@@ -124,10 +130,13 @@ async function runRounds(lab: Lab, tool: string, l4root: string, opts: BenchOpti
             const other = cpu.foreignPct !== undefined && cpu.foreignPct >= 5 ? ` other ${cpu.foreignPct.toFixed(0)}%` : '';
             log(`  ${test.padEnd(6)} ${describe(test, figures)}   [${bal}sirq ${cpu.softirqPct.toFixed(0)}% busy ${cpu.busyPct.toFixed(0)}%${other}]`);
           } catch (err) {
-            const msg = `round ${round + 1}, ${variant}, ${test}: ${errText(err)}`;
+            const diag = await diagnose(lab, rv.l4nat);
+            const msg = `round ${round + 1}, ${variant}, ${test}: ${errText(err)}${diag}`;
             log(`  ${test.padEnd(6)} FAILED: ${errText(err).split('\n')[0]}`);
             res.errors.push(msg);
             res.results.push({ round, variant, test, error: errText(err) });
+            // An aborted iperf3 test can leave its server "busy" for the next one.
+            if (test.startsWith('tcp')) await servers.restartIperf().catch(() => undefined);
           }
         }
         if (rv.l4nat !== null) {
@@ -148,6 +157,20 @@ async function runRounds(lab: Lab, tool: string, l4root: string, opts: BenchOpti
       await settle();
     }
   }
+}
+
+/** What the lb looked like when a test failed: l4nat's last log lines, links and routes (kept in the JSON). */
+async function diagnose(lab: Lab, l4: L4natProcess | null): Promise<string> {
+  const parts: string[] = [];
+  if (l4 !== null) parts.push(`l4nat ${l4.running ? 'running' : `exited ${JSON.stringify(l4.proc.exitStatus)}`}\n${l4.proc.tail(15)}`);
+  for (const args of [['-br', 'link'], ['route', 'show', 'table', 'all']]) {
+    try {
+      parts.push(`lb: ip ${args.join(' ')}\n${await lab.ip('lb', args)}`);
+    } catch (err) {
+      parts.push(`lb: ip ${args.join(' ')}: ${errText(err)}`);
+    }
+  }
+  return `\n--- diagnostics ---\n${parts.join('\n')}`;
 }
 
 async function runExtras(lab: Lab, tool: string, l4root: string, opts: BenchOptions, res: BenchResults): Promise<void> {
@@ -207,6 +230,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  if (opts.render !== null) {
+    const res = JSON.parse(readFileSync(opts.render, 'utf8')) as BenchResults;
+    const base = opts.render.slice(0, -'.json'.length);
+    const files = { json: path.basename(opts.render), svg: `${path.basename(base)}.svg` };
+    writeFileSync(`${base}.svg`, renderChart(res));
+    writeFileSync(`${base}.md`, renderReport(res, files));
+    process.stdout.write(`${summary(res)}\n\nreport: ${base}.md\n`);
+    return 0;
+  }
   const notes: string[] = [];
   const missing = checkPrerequisites(opts, root);
   if (missing.length > 0) process.stderr.write(`bench: prerequisites:\n${formatMissing(missing)}\n`);
@@ -263,7 +295,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   log(`l4nat bench: ${opts.rounds} rounds × ${variants.length} variants, ${opts.duration} s per test; ${machine.cpuModel}, ${machine.cores} cores, kernel ${machine.kernel}`);
 
   if (opts.extras.has('maglev')) {
-    log('Maglev table build times (before the lab exists, nothing else running)');
+    log('Maglev table build times (before the lab exists)');
     try {
       res.maglev = await maglevBuildTimes(root, opts.maglevRuns);
     } catch (err) {
@@ -276,8 +308,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   const lab = await createLab({ backends: opts.backends, ipv6: false, ...(opts.labId !== null ? { id: opts.labId } : {}) });
   try {
     await prepareLab(lab);
-    await startServers(lab, tool);
-    await runRounds(lab, tool, snap.root, opts, variants, res);
+    const servers = new Servers(lab, tool);
+    await servers.ensure();
+    await runRounds(lab, tool, servers, snap.root, opts, variants, res);
     await runExtras(lab, tool, snap.root, opts, res);
   } finally {
     log('removing the lab');

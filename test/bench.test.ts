@@ -98,6 +98,8 @@ describe('bench harness (no root needed)', () => {
     assert.throws(() => parseOptions(['--duration'], '/out'), /--duration expects a number/);
     assert.throws(() => parseOptions(['--frobnicate'], '/out'), /unknown flag "--frobnicate"/);
     assert.throws(() => parseOptions(['--lab-id', 'Bad-Id'], '/out'), /--lab-id expects/);
+    assert.equal(parseOptions(['--render', 'bench/results/x.json'], '/out').render, 'bench/results/x.json');
+    assert.throws(() => parseOptions(['--render', 'x.md'], '/out'), /--render expects a results \.json file/);
   });
 
   test('statistics: medians, per-round ratios, spreads', () => {

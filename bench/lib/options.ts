@@ -40,6 +40,8 @@ export interface BenchOptions {
   maglevRuns: number;
   /** Lab id (namespace names l4-<id>-...); default random. */
   labId: string | null;
+  /** Re-render the report and chart of an earlier run's JSON instead of measuring. */
+  render: string | null;
   help: boolean;
 }
 
@@ -58,6 +60,7 @@ export const USAGE = `usage: npm run bench -- [flags]     (or: node dist/bench/r
   --out DIR           where the results go (default bench/results)
   --name NAME         results file name without extension (default <date>-<kernel>[-quick])
   --lab-id ID         lab namespace id, 1-12 lowercase letters or digits (default: random)
+  --render FILE.json  rewrite the .md and .svg of an earlier run from its .json (no root, nothing measured)
   --help              this text
 `;
 
@@ -111,6 +114,7 @@ export function parseOptions(argv: readonly string[], defaultOut: string): Bench
     swapSeconds: 0,
     maglevRuns: 5,
     labId: null,
+    render: null,
     help: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -167,6 +171,12 @@ export function parseOptions(argv: readonly string[], defaultOut: string): Bench
           throw new OptionError(`--lab-id expects 1-12 lowercase letters or digits, got ${JSON.stringify(v ?? null)}`);
         }
         o.labId = v;
+        break;
+      }
+      case '--render': {
+        const v = value();
+        if (v === undefined || !v.endsWith('.json')) throw new OptionError(`--render expects a results .json file, got ${JSON.stringify(v ?? null)}`);
+        o.render = v;
         break;
       }
       case '--help':

@@ -48,8 +48,8 @@ export function renderChart(r: BenchResults): string {
     groups.push({ label: [short[m.key]!, 'real NIC', 'vs direct+nic'], bars: nic.map((v) => ({ variant: v, s: f.ratio(v, directOf(v), m) })) });
   }
 
-  const barW = 16;
-  const gap = 28;
+  const barW = 18;
+  const gap = 40;
   const left = 56;
   const top = 70;
   const plotH = 300;

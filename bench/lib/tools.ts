@@ -48,17 +48,42 @@ export async function prepareLab(lab: Lab): Promise<void> {
   }
 }
 
-/** Long-running servers in every backend: iperf3 and benchtool's echo server. */
-export async function startServers(lab: Lab, tool: string): Promise<NsProcess[]> {
-  const procs: NsProcess[] = [];
-  for (const b of lab.backends) {
-    procs.push(lab.spawn(b.role, 'iperf3', ['-s', '-p', String(IPERF_PORT)]));
-    const echo = lab.spawn(b.role, tool, ['tcp-server', String(RR_PORT), '2']);
-    procs.push(echo);
-    await echo.waitForLine((l) => l === 'ready', { timeoutMs: 5_000, what: 'benchtool tcp-server ready', stream: 'stderr' });
-    await waitListening(lab, b.role, IPERF_PORT, 5_000);
+/**
+ * The long-running servers in every backend: iperf3 and benchtool's echo server. ensure() restarts any that
+ * died; restartIperf() replaces the iperf3 servers (one left "busy" by an aborted test refuses the next).
+ */
+export class Servers {
+  private readonly iperf = new Map<string, NsProcess>();
+  private readonly echo = new Map<string, NsProcess>();
+
+  constructor(
+    private readonly lab: Lab,
+    private readonly tool: string,
+  ) {}
+
+  /** Starts whatever is not running (everything, the first time) and waits until it listens. */
+  async ensure(): Promise<string[]> {
+    const restarted: string[] = [];
+    for (const b of this.lab.backends) {
+      if (!this.echo.get(b.role)?.running) {
+        if (this.echo.has(b.role)) restarted.push(`${b.role} echo server`);
+        const echo = this.lab.spawn(b.role, this.tool, ['tcp-server', String(RR_PORT), '2']);
+        this.echo.set(b.role, echo);
+        await echo.waitForLine((l) => l === 'ready', { timeoutMs: 5_000, what: 'benchtool tcp-server ready', stream: 'stderr' });
+      }
+      if (!this.iperf.get(b.role)?.running) {
+        if (this.iperf.has(b.role)) restarted.push(`${b.role} iperf3 server`);
+        this.iperf.set(b.role, this.lab.spawn(b.role, 'iperf3', ['-s', '-p', String(IPERF_PORT)]));
+        await waitListening(this.lab, b.role, IPERF_PORT, 5_000);
+      }
+    }
+    return restarted;
   }
-  return procs;
+
+  async restartIperf(): Promise<void> {
+    for (const p of this.iperf.values()) await p.stop({ timeoutMs: 2_000 });
+    await this.ensure();
+  }
 }
 
 /** Polls `ss` in a namespace until something listens on a TCP port. */

@@ -494,6 +494,8 @@ static int cmd_udp_sink(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   if (argc < 2) usage();
+  /* A peer that resets a connection must cost a failed write, not the server. */
+  signal(SIGPIPE, SIG_IGN);
   const char *mode = argv[1];
   argc -= 2;
   argv += 2;
