@@ -119,7 +119,7 @@ test('passive check: a backend whose replies bypass the LB (the classic LVS-NAT 
     assert.ok(during.failed > 0, 'connections to b2 fail while its replies go astray');
     const down = await l4.waitForLog((r) => r.event === 'backend_down', 15_000, 'passive backend_down');
     t.diagnostic(`passive detection: b2 out ${(down.time as number) - brokenAt} ms after its replies started to bypass the LB; ${during.failed} of 60 connections failed meanwhile`);
-    assert.match(String(down.reason), /passive: \d+ new flows in .* not one packet back through l4nat/);
+    assert.match(String(down.reason), /passive: \d+ of \d+ new flows in .* got no answer through l4nat/);
     await new Promise((r) => setTimeout(r, 200));
     const after = await runClient(lab, { target: lab.vip4, proto: 'tcp', count: 300, concurrency: 16, timeoutMs: 30_000 });
     assert.equal(after.failed, 0, JSON.stringify(after.errors));
