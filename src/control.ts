@@ -164,7 +164,18 @@ export class Controller extends EventEmitter {
       }
       if (this.stopping) w = w.map(() => 0);
       weights.set(sid, new Map(s.backends.map((b, i) => [backendId(b, s.proto), w[i]])));
-      return { vip: s.vip, family: s.family, port: s.port, proto: s.proto, hash: s.hash, backends: s.backends.map((b, i) => ({ addr: b.addr, family: b.family, port: b.port, weight: w[i] })) };
+      return {
+        vip: s.vip,
+        family: s.family,
+        port: s.port,
+        proto: s.proto,
+        hash: s.hash,
+        backends: s.backends.map((b, i) => ({ addr: b.addr, family: b.family, port: b.port, weight: w[i] })),
+        // Data-plane protections ride along with the spec (tables.ts ServiceProtections).
+        ...(s.newFlowRate ? { newFlowRate: s.newFlowRate } : {}),
+        ...(s.allowSources ? { allowSources: s.allowSources } : {}),
+        ...(s.denySources ? { denySources: s.denySources } : {}),
+      };
     });
     return { specs, weights, allDown };
   }
@@ -606,6 +617,7 @@ export class Controller extends EventEmitter {
       hash: s.hash,
       onAllDown: s.onAllDown,
       onDown: s.onDown,
+      protections: { newFlowRate: s.newFlowRate ?? null, allowSources: s.allowSources ?? [], denySources: s.denySources ?? [] },
       allDown: this.allDown.has(sid),
       healthCheck: s.health,
       counters: (slot === undefined ? undefined : c.services.get(slot)) ?? zeroCounters(),
@@ -761,6 +773,7 @@ export interface ServiceView {
   hash: string;
   onAllDown: string;
   onDown: string;
+  protections: { newFlowRate: { rate: number; burst: number } | null; allowSources: string[]; denySources: string[] };
   allDown: boolean;
   healthCheck: ServiceConfig['health'];
   counters: CounterMap;

@@ -58,6 +58,10 @@ export type OnAllDown = 'drop' | 'keep-last';
 
 export interface ServiceConfig extends ServiceSpec {
   name: string; // the config file's service name ("default" from flags)
+  // Data-plane protections (src/tables.ts ServiceProtections), already filtered to this service's family.
+  newFlowRate?: { rate: number; burst: number }; // per client address: new flows per second, burst
+  allowSources?: string[]; // CIDRs; when any is given, a source must match one
+  denySources?: string[]; // CIDRs; deny wins
   backends: BackendConfig[];
   health: HealthCheckSpec | null;
   passive: PassiveCheckSpec | null;

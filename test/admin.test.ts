@@ -436,3 +436,12 @@ services:
     }
   });
 });
+
+test('protections from the config reach the published table and the view', async () => {
+  const { bal, ctrl, app } = await setup('services:\n  - {name: a, vips: [10.0.0.10], ports: [80], new_flow_rate: {rate: 5, burst: 10}, deny_sources: [192.0.2.0/24], backends: ["10.0.1.11:8080"]}\n');
+  const s = bal.last[0] as ServiceSpec & { newFlowRate?: unknown; denySources?: unknown };
+  assert.deepEqual([s.newFlowRate, s.denySources], [{ rate: 5, burst: 10 }, ['192.0.2.0/24']]);
+  const v = (await app.inject({ method: 'GET', url: '/v1/services' })).json();
+  assert.deepEqual(v.services[0].protections, { newFlowRate: { rate: 5, burst: 10 }, allowSources: [], denySources: ['192.0.2.0/24'] });
+  ctrl.stop();
+});

@@ -146,3 +146,19 @@ test('the example config in systemd/ passes `l4nat check`', () => {
   const r = spawnSync(process.execPath, [bin, 'check', '--config', join(__dirname, '..', '..', 'systemd', 'l4nat.example.yaml')], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
 });
+
+test('source lists and new-flow rate: checked, split by family per VIP; an allow list missing a VIP family is refused', () => {
+  const o = parseConfig(
+    'services:\n  - name: a\n    vips: [10.0.0.1, "fd00::1"]\n    ports: [80]\n    new_flow_rate: {rate: 100}\n' +
+      '    allow_sources: [10.0.0.0/8, "2001:db8::/32"]\n    deny_sources: [10.6.6.0/24]\n',
+    'x.yaml',
+  );
+  assert.deepEqual(o.services.map((s) => [s.vip, s.newFlowRate, s.allowSources, s.denySources]), [
+    ['10.0.0.1', { rate: 100, burst: 100 }, ['10.0.0.0/8'], ['10.6.6.0/24']],
+    ['fd00::1', { rate: 100, burst: 100 }, ['2001:db8::/32'], undefined],
+  ]);
+  const list = issues('services:\n  - name: a\n    vips: [10.0.0.1, "fd00::1"]\n    ports: [80]\n    allow_sources: [10.0.0.0/8, 10.0.0.0/33, nonsense]\n');
+  assert.ok(list.some((i) => /^services\[0\]\.allow_sources\[1\]: got "10\.0\.0\.0\/33", expected an IPv4 or IPv6 CIDR/.test(i)), list.join('\n'));
+  assert.ok(list.some((i) => /^services\[0\]\.allow_sources\[2\]: got "nonsense"/.test(i)), list.join('\n'));
+  assert.ok(list.some((i) => /^services\[0\]\.allow_sources: has no IPv6 prefix but the service has an IPv6 VIP: add one \(::\/0/.test(i)), list.join('\n'));
+});

@@ -155,3 +155,35 @@ test('drain through the CLI: streams on the drained backend go on, new connectio
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('source deny list from the config, applied and lifted by reloads: denied clients are dropped and counted as acl_denied', { skip: skipReason(), timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'l4nat-acl-'));
+  const lab = await createLab({ backends: 2, ipv6: false });
+  let l4: L4natProcess | null = null;
+  try {
+    await startBackendServers(lab, { ports: [8080, 8081] });
+    const file = join(dir, 'l4nat.yaml');
+    const plain = config(lab, ['b1', 'b2'], ['b1']);
+    writeFileSync(file, plain);
+    l4 = await startL4nat(lab, { vips: [], ports: [], backends: [], extraArgs: ['--config', file] });
+    const ok = await runClient(lab, { target: lab.vip4, port: 8080, proto: 'tcp', count: 50, concurrency: 10, timeoutMs: 20_000 });
+    assert.equal(ok.failed, 0);
+    writeFileSync(file, plain.replace('    ports: [8080]\n', `    ports: [8080]\n    deny_sources: [${lab.client.ipv4}/32]\n`));
+    assert.equal((await cli(lab, ['reload'])).code, 0);
+    const denied = await runClient(lab, { target: lab.vip4, port: 8080, proto: 'tcp', count: 5, concurrency: 5, connTimeoutMs: 1_000, timeoutMs: 10_000 });
+    assert.equal(denied.ok, 0, 'the denied client gets nothing through');
+    const other = await runClient(lab, { target: lab.vip4, port: 8081, proto: 'tcp', count: 20, concurrency: 5, timeoutMs: 10_000 });
+    assert.equal(other.failed, 0, 'the other service has no deny list');
+    const counters = JSON.parse((await lab.exec('lb', process.execPath, ['-e', "fetch('http://127.0.0.1:9180/v1/counters').then(r=>r.text()).then(t=>console.log(t))"])).stdout) as { drops: Record<string, number> };
+    assert.ok((counters.drops.acl_denied ?? 0) >= 5, JSON.stringify(counters.drops));
+    writeFileSync(file, plain);
+    assert.equal((await cli(lab, ['reload'])).code, 0);
+    const again = await runClient(lab, { target: lab.vip4, port: 8080, proto: 'tcp', count: 50, concurrency: 10, timeoutMs: 20_000 });
+    assert.equal(again.failed, 0);
+    assert.equal((await l4.stop()).code, 0);
+  } finally {
+    await l4?.stop();
+    await lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

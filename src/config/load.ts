@@ -24,6 +24,7 @@ import {
   type Proto,
   type ServiceConfig,
 } from '../model';
+import { parseCidr } from '../tables';
 import { parseBackend, UP_DEFAULTS, type UpOptions } from '../up-args';
 import { configSchema } from './schema';
 
@@ -172,6 +173,9 @@ interface RawService {
   on_down?: OnDown;
   health_check?: RawHealth;
   passive_check?: RawPassive;
+  new_flow_rate?: { rate: number; burst?: number };
+  allow_sources?: string[];
+  deny_sources?: string[];
   backends?: Array<string | RawBackend>;
 }
 interface RawConfig {
@@ -372,6 +376,29 @@ function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOpt
     }
     const health = rs.health_check ? healthOf(rs.health_check, [...sp, 'health_check'], add) : defaultHealth;
     const passive = passiveOf(rs.passive_check ?? d.passive_check);
+    // Source lists: each CIDR is checked, then each expanded service takes those of its family. An allow list
+    // without a prefix of some VIP's family would let that family through unfiltered: refused.
+    const cidrs = (key: 'allow_sources' | 'deny_sources'): Array<{ text: string; family: Family }> =>
+      (rs[key] ?? []).flatMap((text, ci) => {
+        const addr = text.split('/')[0];
+        const fam = familyOf(addr);
+        try {
+          if (!fam || !text.includes('/')) throw new Error('x');
+          parseCidr(text, fam, 'x');
+          return [{ text, family: fam }];
+        } catch {
+          add([...sp, key, ci], `got ${show(text)}, expected an IPv4 or IPv6 CIDR (ADDR/LEN)`);
+          return [];
+        }
+      });
+    const allow = cidrs('allow_sources');
+    const deny = cidrs('deny_sources');
+    if (rs.allow_sources?.length) {
+      for (const f of new Set(vips.map((v) => v.family))) {
+        if (!allow.some((c) => c.family === f)) add([...sp, 'allow_sources'], `has no IPv${f} prefix but the service has an IPv${f} VIP: add one (${f === 4 ? '0.0.0.0/0' : '::/0'} to allow every IPv${f} source)`);
+      }
+    }
+    const rate = rs.new_flow_rate ? { rate: rs.new_flow_rate.rate, burst: rs.new_flow_rate.burst ?? rs.new_flow_rate.rate } : undefined;
     for (const v of vips) {
       for (const p of ports) {
         const bs: BackendConfig[] = backends
@@ -389,6 +416,9 @@ function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOpt
           passive,
           onAllDown: rs.on_all_down ?? d.on_all_down ?? 'drop',
           onDown: rs.on_down ?? d.on_down ?? 'keep',
+          ...(rate ? { newFlowRate: rate } : {}),
+          ...(allow.length ? { allowSources: allow.filter((c) => c.family === v.family).map((c) => c.text) } : {}),
+          ...(deny.some((c) => c.family === v.family) ? { denySources: deny.filter((c) => c.family === v.family).map((c) => c.text) } : {}),
         });
       }
     }
