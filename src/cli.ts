@@ -23,6 +23,7 @@ commands:
             --log-level LEVEL          trace|debug|info|warn|error
             --admin-port N             admin API on 127.0.0.1:N (default 9180, 0 = off)
             --shutdown-grace S         on SIGTERM admit no new flows, forward established ones for up to S s (default 0)
+            --proxy-neighbor IF        answer ARP/NDP for the VIPs on IF (clients on that segment, no upstream route)
           or: l4nat up --config FILE [--log-level LEVEL]   (YAML; see README "Operating l4nat")
   check   --config FILE              validate a config file; touches nothing; exit 0 if good, 1 if not
   reload  [API flags]                make the running l4nat re-read its config file (as SIGHUP), print what changed

@@ -30,6 +30,7 @@ export interface UpOptions {
   logLevel: string;
   admin: AdminConfig;
   shutdownGrace: number; // seconds of forwarding existing flows (and admitting none) after SIGTERM
+  proxyNeighbors: string[]; // interfaces on which to answer ARP/NDP for the VIPs
   configFile?: string; // set when the options came from a config file (reload re-reads it)
 }
 
@@ -75,6 +76,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'log-level': { value: true },
   'admin-port': { value: true },
   'shutdown-grace': { value: true },
+  'proxy-neighbor': { repeat: true, value: true },
   config: { value: true },
 };
 
@@ -275,5 +277,9 @@ export function parseUpArgs(argv: readonly string[]): UpOptions {
     logLevel,
     admin: { listen: '127.0.0.1', port: int('admin-port', UP_DEFAULTS.adminPort, 0, 65535) },
     shutdownGrace: int('shutdown-grace', UP_DEFAULTS.shutdownGrace, 0, 86400),
+    proxyNeighbors: (f.get('proxy-neighbor') ?? []).map((n) => {
+      if (!/^[A-Za-z0-9_.@-]{1,15}$/.test(n)) throw new UsageError(`--proxy-neighbor expects an interface name, got "${n}"`);
+      return n;
+    }),
   };
 }

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { createAdminServer, listenAdmin } from './admin';
 import { Controller } from './control';
 import { createMetrics, monotonicMs } from './metrics';
+import { ProxyNeighbors, vipsOf } from './proxy-neigh';
 import { SystemdNotifier, workersAlive } from './systemd';
 import { Dataplane } from './native';
 import { loadOrCreateHashKey } from './hash-key';
@@ -147,11 +148,15 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   let statsTimer: NodeJS.Timeout | undefined;
   let ctrl: Controller | undefined;
   let admin: FastifyInstance | undefined;
+  let proxy: ProxyNeighbors | undefined;
   const notifier = SystemdNotifier.fromEnv(log);
   const shutdown = async (): Promise<void> => {
     if (statsTimer) clearInterval(statsTimer);
     ctrl?.stop();
     notifier?.stopWatchdog();
+    // Stop answering ARP/NDP for the VIPs first: clients on the segment stop sending here.
+    await proxy?.clear().catch((err: unknown) => log.warn({ err }, 'removing proxy neighbour entries failed'));
+    proxy?.close();
     await admin?.close().catch((err: unknown) => log.warn({ err }, 'closing the admin API failed'));
     try {
       await host.teardown(); // VIP routes first, rules, blackholes last; workers still translate meanwhile
@@ -170,6 +175,16 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     ctrl = new Controller(balancer, opts, log);
     await ctrl.start();
     host.watch();
+    if (opts.proxyNeighbors.length) {
+      const pn = new ProxyNeighbors(opts.proxyNeighbors, log);
+      proxy = pn;
+      await pn.open();
+      await pn.sync(vipsOf(ctrl.current));
+      const cur = ctrl;
+      cur.on('reload', () => {
+        pn.sync(vipsOf(cur.current)).catch((err: unknown) => log.error({ err }, 'updating proxy neighbour entries failed'));
+      });
+    }
     if (opts.admin.port > 0) {
       const metrics = createMetrics({ ctrl, counters: () => dp.counters(), flowCount: () => dp.flowCount(), flowCapacity: dp.flowCapacity });
       admin = await createAdminServer({ ctrl, admin: opts.admin, log, metrics, info: () => ({ tun: dp.ifname, queues: dp.queues, flowCapacity: dp.flowCapacity }) });

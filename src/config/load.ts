@@ -193,6 +193,7 @@ interface RawConfig {
     stats_interval?: number;
     log_level?: string;
     shutdown_grace?: number;
+    proxy_neighbors?: string[];
     timeouts?: { tcp?: number; tcp_syn?: number; tcp_fin?: number; tcp_close?: number; udp?: number };
   };
   admin?: { listen?: string; port?: number; token_file?: string; tls?: { cert: string; key: string; client_ca?: string } };
@@ -453,6 +454,7 @@ function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOpt
     logLevel: g.log_level ?? 'info',
     admin,
     shutdownGrace: g.shutdown_grace ?? UP_DEFAULTS.shutdownGrace,
+    proxyNeighbors: g.proxy_neighbors ?? [],
   };
 }
 
@@ -476,5 +478,6 @@ export function restartOnlyChanges(cur: UpOptions, next: UpOptions): string[] {
   cmp('global.hash_key / hash_key_file', [cur.hashKey?.toString('hex'), cur.hashKeyFile], [next.hashKey?.toString('hex'), next.hashKeyFile]);
   cmp('admin (listen, port, tls)', [cur.admin.listen, cur.admin.port, cur.admin.tls], [next.admin.listen, next.admin.port, next.admin.tls]);
   cmp('admin.token_file', cur.admin.tokenFile, next.admin.tokenFile);
+  cmp('global.proxy_neighbors', cur.proxyNeighbors, next.proxyNeighbors);
   return out;
 }

@@ -91,6 +91,11 @@ export const configSchema = {
         stats_interval: seconds(0, 86400),
         log_level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] },
         shutdown_grace: seconds(0, 86400),
+        proxy_neighbors: {
+          type: 'array',
+          items: { type: 'string', pattern: '^[A-Za-z0-9_.@-]{1,15}$' },
+          'x-expect': 'a list of interface names on which to answer ARP/NDP for the VIPs',
+        },
         timeouts: {
           type: 'object',
           additionalProperties: false,

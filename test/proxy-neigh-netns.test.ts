@@ -1,0 +1,49 @@
+// Proxy ARP/NDP: VIPs inside the client's own subnet (no upstream route), so the client resolves them on its
+// link. Without --proxy-neighbor nobody answers and connections fail; with it l4nat answers ARP and NDP for the
+// VIPs on the LB's client-side interface, TCP over IPv4 and IPv6 works, and the entries are gone after stop.
+// Root-only.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { test } from 'node:test';
+import { createLab } from '../src/lab/lab';
+import { L4natProcess, l4natUnavailable, startL4nat } from '../src/lab/l4nat-process';
+import { runClient, startBackendServers } from '../src/lab/workload';
+
+function skipReason(): string | false {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, TUN)';
+  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
+  return l4natUnavailable() ?? false;
+}
+
+const VIP4 = '10.201.0.100';
+const VIP6 = 'fd4c::100';
+
+test('--proxy-neighbor answers ARP and NDP for VIPs on the clients\' segment; without it they are unreachable; entries removed at stop', { skip: skipReason(), timeout: 120_000 }, async () => {
+  const lab = await createLab({ backends: 2 });
+  let l4: L4natProcess | null = null;
+  try {
+    await startBackendServers(lab);
+    const dev = lab.client.lbDev;
+    l4 = await startL4nat(lab, { vips: [VIP4, VIP6], ports: ['8080/tcp'] });
+    const without = await runClient(lab, { target: VIP4, proto: 'tcp', count: 3, concurrency: 3, connTimeoutMs: 1_500, timeoutMs: 8_000 });
+    assert.equal(without.ok, 0, 'nobody answers ARP for the VIP');
+    assert.equal((await l4.stop()).code, 0);
+
+    l4 = await startL4nat(lab, { vips: [VIP4, VIP6], ports: ['8080/tcp'], extraArgs: ['--proxy-neighbor', dev] });
+    const proxies = await lab.exec('lb', 'ip', ['neigh', 'show', 'proxy']);
+    const proxies6 = await lab.exec('lb', 'ip', ['-6', 'neigh', 'show', 'proxy']);
+    assert.match(proxies.stdout, new RegExp(`${VIP4.replace(/\./g, '\\.')} dev ${dev} proxy`));
+    assert.match(proxies6.stdout, new RegExp(`${VIP6} dev ${dev} proxy`));
+    for (const target of [VIP4, VIP6]) {
+      const r = await runClient(lab, { target, proto: 'tcp', count: 200, concurrency: 16, timeoutMs: 30_000 });
+      assert.equal(r.failed, 0, `${target}: ${JSON.stringify(r.errors)}`);
+      assert.deepEqual(Object.keys(r.perBackend).sort(), ['b1', 'b2']);
+    }
+    assert.equal((await l4.stop()).code, 0);
+    assert.equal((await lab.exec('lb', 'ip', ['neigh', 'show', 'proxy'])).stdout.trim(), '');
+    assert.equal((await lab.exec('lb', 'ip', ['-6', 'neigh', 'show', 'proxy'])).stdout.trim(), '');
+  } finally {
+    await l4?.stop();
+    await lab.destroy();
+  }
+});
