@@ -203,7 +203,7 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
     '/v1/services/:service/backends/:backend/drain',
     {
       schema: {
-        summary: 'Drain: out of the ring, established flows go on. Poll the backend: drain.done turns true once its packet counters have been still for 5 s',
+        summary: 'Drain: out of the ring, established flows go on. Poll the backend: drain.done turns true once it has no live flow left (drain.liveFlows)',
         params: backendParams,
         response: { 202: obj('backend view'), 404: errorResponse },
       },

@@ -53,7 +53,9 @@ interface DrainState {
   since: number; // Date.now()
   lastPackets: number;
   lastPacketAt: number;
+  liveFlows?: number; // from the flow table, when the data plane can list flows
   doneAt?: number;
+  doneBy?: string;
 }
 
 interface PassiveState {
@@ -398,6 +400,7 @@ export class Controller extends EventEmitter {
     } catch {
       return; // data plane closed
     }
+    const dp = this.balancer.dp;
     for (const rt of this.runtime.values()) {
       const d = rt.drain;
       if (!d || d.doneAt !== undefined) continue;
@@ -405,12 +408,29 @@ export class Controller extends EventEmitter {
       if (p !== d.lastPackets) {
         d.lastPackets = p;
         d.lastPacketAt = now;
-      } else if (now - d.lastPacketAt >= DRAIN_QUIET_MS) {
+      }
+      // With the flow table: done when the backend has no live entry (TCP entries in CLOSE, after RST or both
+      // FINs, do not count; nor UDP entries idle for the quiet period, since UDP has no end but silence). An
+      // open but idle TCP connection is live until it closes or times out. Without it: packets quiet.
+      let done: string | undefined;
+      const slot = this.balancer.backendSlot(rt.key);
+      if (dp.flows && slot !== undefined) {
+        try {
+          const entries = dp.flows({ backendSlot: slot, limit: 100_000 });
+          d.liveFlows = entries.filter((e) => e.state !== 'CLOSE' && !(e.state === 'UDP' && e.idleSeconds * 1000 >= DRAIN_QUIET_MS)).length;
+          if (d.liveFlows === 0) done = 'no live flows left';
+        } catch {
+          d.liveFlows = undefined;
+        }
+      }
+      if (d.liveFlows === undefined && now - d.lastPacketAt >= DRAIN_QUIET_MS) done = `no packets for ${DRAIN_QUIET_MS / 1000} s`;
+      if (done) {
         d.doneAt = now;
+        d.doneBy = done;
         const [sid, bid] = rt.key.split('|');
         this.log.info(
-          { event: 'backend_drained', service: sid, backend: bid, drainSeconds: Math.round((now - d.since) / 100) / 10 },
-          `backend ${bid} of ${sid} is drained: no packets for ${DRAIN_QUIET_MS / 1000} s`,
+          { event: 'backend_drained', service: sid, backend: bid, drainSeconds: Math.round((now - d.since) / 100) / 10, by: done },
+          `backend ${bid} of ${sid} is drained: ${done}`,
         );
         this.emit('change');
       }
@@ -640,7 +660,14 @@ export class Controller extends EventEmitter {
             : null,
           passive: rt?.passive?.heldUntil !== undefined ? { heldUntil: new Date(rt.passive.heldUntil).toISOString(), reason: rt.passive.reason ?? '' } : null,
           drain: rt?.drain
-            ? { since: new Date(rt.drain.since).toISOString(), lastPacketAt: new Date(rt.drain.lastPacketAt).toISOString(), quietSeconds: Math.round((now - rt.drain.lastPacketAt) / 100) / 10, done: rt.drain.doneAt !== undefined }
+            ? {
+                since: new Date(rt.drain.since).toISOString(),
+                lastPacketAt: new Date(rt.drain.lastPacketAt).toISOString(),
+                quietSeconds: Math.round((now - rt.drain.lastPacketAt) / 100) / 10,
+                liveFlows: rt.drain.liveFlows ?? null,
+                done: rt.drain.doneAt !== undefined,
+                doneBy: rt.drain.doneBy ?? null,
+              }
             : null,
           counters: (slotB === undefined ? undefined : c.backends.get(slotB)) ?? zeroCounters(),
         };
@@ -758,7 +785,7 @@ export interface BackendView {
   state: BackendState;
   source: 'config' | 'api';
   health: { state: 'up' | 'down'; consecutiveSuccesses: number; consecutiveFailures: number; checks: { ok: number; failed: number }; lastCheck: ProbeRecord | null } | null;
-  drain: { since: string; lastPacketAt: string; quietSeconds: number; done: boolean } | null;
+  drain: { since: string; lastPacketAt: string; quietSeconds: number; liveFlows: number | null; done: boolean; doneBy: string | null } | null;
   passive: { heldUntil: string; reason: string } | null;
   counters: CounterMap;
   history?: { checks: ProbeRecord[]; transitions: Transition[] };

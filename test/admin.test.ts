@@ -158,15 +158,35 @@ describe('admin API (loopback, no auth configured)', () => {
     ctrl.stop();
   });
 
-  test('drain takes the backend out of the ring, reports done once its counters are still, undrain puts it back', async () => {
+  test('drain takes the backend out of the ring, reports done once it has no live flow, undrain puts it back', async () => {
     const { app, bal, ctrl } = await setup();
     const slot = bal.backendSlot(`10.0.0.10:80/tcp|10.0.1.11:8080/tcp`)!;
-    bal.backendCounters.set(slot, { packets_in: 10, bytes_in: 0, packets_out: 10, bytes_out: 0, new_flows: 1 });
+    const flow: FlowEntry = { client: '192.0.2.1', clientPort: 1000, vip: '10.0.0.10', vipPort: 80, proto: 'tcp', backendSlot: slot, state: 'ESTABLISHED', idleSeconds: 0 };
+    bal.flowEntries = [flow];
     const r = await app.inject({ method: 'POST', url: `/v1/services/${WEB}/backends/${B1}/drain` });
     assert.equal(r.statusCode, 202);
     assert.equal(r.json().state, 'draining');
     assert.equal(bal.weights()['10.0.1.11:8080'], 0);
     assert.equal(bal.weights()['10.0.1.12:8080'], 1);
+    ctrl.sampleDrains(Date.now() + 60_000); // an open connection keeps it draining, however quiet
+    let v = (await app.inject({ method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).json();
+    assert.deepEqual([v.state, v.drain.liveFlows, v.drain.done], ['draining', 1, false]);
+    bal.flowEntries = [{ ...flow, state: 'CLOSE' }]; // both FINs seen: ended, the entry lingers
+    ctrl.sampleDrains();
+    v = (await app.inject({ method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).json();
+    assert.deepEqual([v.state, v.drain.done, v.drain.doneBy], ['drained', true, 'no live flows left']);
+    const u = await app.inject({ method: 'POST', url: `/v1/services/${WEB}/backends/${B1}/undrain` });
+    assert.equal(u.json().state, 'up');
+    assert.equal(bal.weights()['10.0.1.11:8080'], 1);
+    ctrl.stop();
+  });
+
+  test('without flow listing in the data plane, a drain is done once the backend\'s packet counters are still for 5 s', async () => {
+    const { app, bal, ctrl } = await setup();
+    (bal.dp as { flows?: unknown }).flows = undefined;
+    const slot = bal.backendSlot(`10.0.0.10:80/tcp|10.0.1.11:8080/tcp`)!;
+    bal.backendCounters.set(slot, { packets_in: 10, bytes_in: 0, packets_out: 10, bytes_out: 0, new_flows: 1 });
+    await app.inject({ method: 'POST', url: `/v1/services/${WEB}/backends/${B1}/drain` });
     const t0 = Date.now();
     bal.backendCounters.set(slot, { packets_in: 12, bytes_in: 0, packets_out: 11, bytes_out: 0, new_flows: 1 });
     ctrl.sampleDrains(t0 + 1000); // traffic still moving
@@ -174,10 +194,7 @@ describe('admin API (loopback, no auth configured)', () => {
     assert.equal((await app.inject({ method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).json().drain.done, false);
     ctrl.sampleDrains(t0 + 1000 + DRAIN_QUIET_MS);
     const v = (await app.inject({ method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).json();
-    assert.deepEqual([v.state, v.drain.done], ['drained', true]);
-    const u = await app.inject({ method: 'POST', url: `/v1/services/${WEB}/backends/${B1}/undrain` });
-    assert.equal(u.json().state, 'up');
-    assert.equal(bal.weights()['10.0.1.11:8080'], 1);
+    assert.deepEqual([v.state, v.drain.done, v.drain.doneBy], ['drained', true, 'no packets for 5 s']);
     ctrl.stop();
   });
 

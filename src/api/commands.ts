@@ -148,7 +148,12 @@ export async function apiCommand(cmd: 'reload' | 'status' | 'backend' | 'flows',
             await new Promise((r) => setTimeout(r, 500));
             v = await apiRequest<BackendView>(o, 'GET', `${base}/${enc(bid)}`);
           }
-          out(v, v.drain?.done ? `${bid} of ${sid}: drained (no packets for ${v.drain.quietSeconds} s)\n` : `${bid} of ${sid}: still draining after ${waitText} s (last packet ${v.drain?.lastPacketAt})\n`);
+          out(
+            v,
+            v.drain?.done
+              ? `${bid} of ${sid}: drained (${v.drain.doneBy ?? 'done'})\n`
+              : `${bid} of ${sid}: still draining after ${waitText} s (${v.drain?.liveFlows ?? '?'} live flows, last packet ${v.drain?.lastPacketAt})\n`,
+          );
           return v.drain?.done ? 0 : 1;
         }
         out(v, `${bid} of ${sid}: draining (out of the ring, flows kept); \`l4nat backend drain ... --wait S\` waits until it is quiet\n`);

@@ -70,7 +70,10 @@ export function formatStatus(view: ServicesView, st: StatusView): string {
       let health = h ? (h.lastCheck ? (h.lastCheck.ok ? `ok ${h.lastCheck.ms} ms` : h.lastCheck.detail) : 'not checked yet') : '';
       if (h && h.consecutiveFailures > 0 && b.state !== 'down') health += ` (${h.consecutiveFailures} failed)`;
       if (b.passive) health = `${b.passive.reason} (until ${b.passive.heldUntil})`;
-      if (b.drain) health = `${health ? `${health}; ` : ''}${b.drain.done ? 'drained' : `draining, quiet ${b.drain.quietSeconds} s`}`;
+      if (b.drain) {
+        const prog = b.drain.liveFlows !== null ? `${b.drain.liveFlows} live flows` : `quiet ${b.drain.quietSeconds} s`;
+        health = `${health ? `${health}; ` : ''}${b.drain.done ? 'drained' : `draining, ${prog}`}`;
+      }
       lines.push(
         row(
           [`  -> ${hostPort(b.addr, b.port)}`, b.name ?? '', b.state, `${b.weight}/${b.effectiveWeight}`, n(bc.new_flows), n(bc.packets_in), n(bc.packets_out), n(bc.bytes_in), n(bc.bytes_out)],
