@@ -48,12 +48,15 @@ export class ControlError extends Error {
 export const DRAIN_QUIET_MS = 5_000;
 const PASSIVE_SAMPLE_MS = 1_000;
 const DRAIN_SAMPLE_MS = 500;
+const DRAIN_FLOWS_MS = 2_000;
+const DRAIN_FLOWS_LIMIT = 1_000;
 
 interface DrainState {
   since: number; // Date.now()
   lastPackets: number;
   lastPacketAt: number;
   liveFlows?: number; // from the flow table, when the data plane can list flows
+  flowsCheckedAt?: number;
   doneAt?: number;
   doneBy?: string;
 }
@@ -414,11 +417,14 @@ export class Controller extends EventEmitter {
       // open but idle TCP connection is live until it closes or times out. Without it: packets quiet.
       let done: string | undefined;
       const slot = this.balancer.backendSlot(rt.key);
-      if (dp.flows && slot !== undefined) {
+      // Listing walks the whole flow table: at most every DRAIN_FLOWS_MS per backend, at most LIMIT entries
+      // (a full page proves nothing about the rest, so it never counts as done).
+      if (dp.flows && slot !== undefined && (d.flowsCheckedAt === undefined || now - d.flowsCheckedAt >= DRAIN_FLOWS_MS || now < d.flowsCheckedAt)) {
+        d.flowsCheckedAt = now;
         try {
-          const entries = dp.flows({ backendSlot: slot, limit: 100_000 });
+          const entries = dp.flows({ backendSlot: slot, limit: DRAIN_FLOWS_LIMIT });
           d.liveFlows = entries.filter((e) => e.state !== 'CLOSE' && !(e.state === 'UDP' && e.idleSeconds * 1000 >= DRAIN_QUIET_MS)).length;
-          if (d.liveFlows === 0) done = 'no live flows left';
+          if (d.liveFlows === 0 && entries.length < DRAIN_FLOWS_LIMIT) done = 'no live flows left';
         } catch {
           d.liveFlows = undefined;
         }
