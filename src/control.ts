@@ -164,7 +164,7 @@ export class Controller extends EventEmitter {
         allDown.add(sid);
         if (s.onAllDown === 'keep-last') {
           const last = this.lastWeights.get(sid);
-          w = s.backends.map((b) => last?.get(backendId(b, s.proto)) ?? 0);
+          w = s.backends.map((b, i) => (rts[i]?.drain ? 0 : last?.get(backendId(b, s.proto)) ?? 0)); // a drain still wins
         }
       }
       if (this.stopping) w = w.map(() => 0);
