@@ -1,0 +1,165 @@
+// Least privilege (issue 7): l4nat run as an unprivileged user (a numeric uid with no passwd entry, so nothing on
+// the host changes) holding only CAP_NET_ADMIN, given as an ambient capability by setpriv the way the systemd unit
+// gives it (User=, AmbientCapabilities=CAP_NET_ADMIN, CapabilityBoundingSet=CAP_NET_ADMIN, NoNewPrivileges=yes).
+// Capabilities are per thread: /proc/PID/task/*/status of every thread is checked. Then it must work: TUN, routes,
+// rules and sysctls set up, TCP and UDP balanced, admin API up, a SIGTERM removes everything. Reported too: what
+// happens with the default hash key file (/var/lib/l4nat, root's), and what a command health check inherits.
+// Root-only (to start the lab and drop to the user); about 15 s.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { adminRequest } from '../src/lab/admin-client';
+import { createLab, type Lab } from '../src/lab/lab';
+import { L4natProcess, l4natArgs, READY_MSG, repoRoot } from '../src/lab/l4nat-process';
+import { runClient, startBackendServers, SERVICE_PORT } from '../src/lab/workload';
+import { CAP, capNames, labSkipReason, threadCaps } from '../src/reliability/tools';
+
+/** A uid/gid with no passwd entry (setpriv takes numbers). */
+const UID = 47_100;
+const NET_ADMIN = 1n << BigInt(CAP.NET_ADMIN);
+const SETPRIV = ['setpriv', `--reuid=${UID}`, `--regid=${UID}`, '--clear-groups', '--inh-caps=-all,+net_admin', '--ambient-caps=-all,+net_admin', '--bounding-set=-all,+net_admin', '--no-new-privs'];
+
+function skip(): string | false {
+  const r = labSkipReason();
+  if (r) return r;
+  if (!existsSync('/usr/bin/setpriv') && !existsSync('/bin/setpriv')) return 'needs setpriv (util-linux)';
+  return false;
+}
+
+/**
+ * The command line that runs l4nat as the user. Where /dev/net/tun is not world read-write (no udev: the kernel
+ * creates it 0600; udev's default rule makes it 0666), `tunNode` is a 0666 node of the same device bind-mounted over
+ * it in a private mount namespace of that process only.
+ */
+function unprivileged(args: readonly string[], tunNode: string | null): [string, string[]] {
+  const cmd = [...SETPRIV, process.execPath, join(repoRoot(), 'bin', 'l4nat.js'), ...args];
+  if (tunNode === null) return [cmd[0]!, cmd.slice(1)];
+  return ['unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /dev/net/tun && exec "$@"', tunNode, ...cmd]];
+}
+
+/** Starts l4nat as the user in the lb namespace; resolves once ready (or rejects with its output). */
+async function startUnprivileged(lab: Lab, args: string[], cwd: string, tunNode: string | null): Promise<L4natProcess> {
+  const [cmd, argv] = unprivileged(args, tunNode);
+  const proc = lab.spawn('lb', cmd, argv, { env: { ...process.env, L4NAT_LOG_LEVEL: 'info', HOME: cwd }, cwd });
+  const l4 = new L4natProcess(lab, proc, args);
+  try {
+    await l4.waitForLog((r) => r.msg === READY_MSG, 20_000, `"${READY_MSG}"`);
+  } catch (err) {
+    await l4.stop(3_000);
+    throw err;
+  }
+  return l4;
+}
+
+function config(lab: Lab, checkOut: string): string {
+  return [
+    `global: {queues: 2, stats_interval: 0, hash_key: 5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99}`,
+    'services:',
+    '  - name: web',
+    `    vips: [${lab.vip4}]`,
+    `    ports: [${SERVICE_PORT}, "${SERVICE_PORT}/udp"]`,
+    // What a command health check runs with: its own uid and capability sets, written where the user may write.
+    `    health_check: {type: command, command: ["/bin/sh", "-c", "grep -E '^(Uid|Cap|NoNewPrivs)' /proc/self/status > ${checkOut}.tmp && mv ${checkOut}.tmp ${checkOut}"], interval: 1, timeout: 1}`,
+    '    backends:',
+    ...lab.backends.map((b) => `      - {address: ${b.ipv4}, name: ${b.id}}`),
+    '',
+  ].join('\n');
+}
+
+test('unprivileged with only CAP_NET_ADMIN (setpriv, ambient): every thread holds exactly that, and l4nat sets up, balances and cleans up', { skip: skip(), timeout: 120_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'l4nat-priv-'));
+  chownSync(dir, UID, UID);
+  chmodSync(dir, 0o700);
+  const lab = await createLab({ backends: 2, ipv6: false });
+  let l4: L4natProcess | null = null;
+  try {
+    await startBackendServers(lab);
+    const tunMode = statSync('/dev/net/tun').mode & 0o777;
+    let tunNode: string | null = null;
+    if ((tunMode & 0o006) !== 0o006) {
+      tunNode = join(dir, 'tun');
+      execFileSync('mknod', ['-m', '0666', tunNode, 'c', '10', '200']);
+      t.diagnostic(`/dev/net/tun here is ${tunMode.toString(8)} (no udev rule): an unprivileged l4nat cannot open it (EACCES); standing in a 0666 node as udev makes it, in l4nat's own mount namespace`);
+    }
+
+    // 1. The default hash key lives in /var/lib/l4nat (systemd's StateDirectory= makes it the user's; here it is
+    //    whatever root left there). Report what the unprivileged process makes of it.
+    const plain = l4natArgs(lab, { ports: [`${SERVICE_PORT}/tcp`], extraArgs: ['--queues', '1', '--admin-port', '0', '--stats-interval', '0'] });
+    const [nkCmd, nkArgs] = unprivileged(plain, tunNode);
+    const noKey = lab.spawn('lb', nkCmd, nkArgs, { env: { ...process.env, HOME: dir }, cwd: dir });
+    const ready = noKey.waitForLine((l) => l.includes(READY_MSG), { timeoutMs: 20_000, what: 'ready' }).then(() => true, () => false);
+    const started = await ready;
+    if (started) await noKey.stop({ signal: 'SIGTERM', timeoutMs: 10_000 });
+    const st = await noKey.exited;
+    const why = [...noKey.stdoutLines, ...noKey.stderrLines].map((l) => {
+      try {
+        const o = JSON.parse(l) as { msg?: string; err?: { message?: string } };
+        return o.err?.message ?? o.msg ?? l;
+      } catch {
+        return l;
+      }
+    }).filter((l) => /hash|key|EACCES|permission|denied/i.test(l));
+    t.diagnostic(`without --hash-key (default /var/lib/l4nat/hash.key${existsSync('/var/lib/l4nat') ? ', directory owned by root' : ', directory absent'}): ${started ? 'started' : `did not start (exit ${st.code})`}${why.length ? `: ${why.slice(0, 2).join(' | ')}` : ''}`);
+
+    // 2. From a config file with the key in it: must start and work.
+    const checkOut = join(dir, 'check-status.txt');
+    const file = join(dir, 'l4nat.yaml');
+    writeFileSync(file, config(lab, checkOut));
+    chownSync(file, UID, UID);
+    const fwdBefore = (await lab.exec('lb', 'sysctl', ['-n', 'net.ipv4.ip_forward'])).stdout.trim();
+    l4 = await startUnprivileged(lab, ['up', '--config', file], dir, tunNode);
+    const pid = l4.pid!;
+    const threads = threadCaps(pid);
+    for (const th of threads) {
+      const where = `thread ${th.tid} (${th.name})`;
+      assert.match(th.uid, new RegExp(`^${UID}\\s+${UID}\\s+${UID}\\s+${UID}$`), `${where}: Uid ${th.uid}`);
+      assert.equal(th.capEff, NET_ADMIN, `${where}: CapEff ${capNames(th.capEff).join(',')}`);
+      assert.equal(th.capPrm, NET_ADMIN, `${where}: CapPrm ${capNames(th.capPrm).join(',')}`);
+      assert.equal(th.capBnd, NET_ADMIN, `${where}: CapBnd ${capNames(th.capBnd).join(',')}`);
+      assert.equal(th.noNewPrivs, true, `${where}: NoNewPrivs`);
+    }
+    t.diagnostic(`${threads.length} threads (${[...new Set(threads.map((x) => x.name))].join(', ')}): every one uid ${UID}, CapEff = CapPrm = CapBnd = net_admin, CapAmb = ${capNames(threads[0]!.capAmb).join(',') || 'none'}, NoNewPrivs`);
+
+    // Set-up done as that user: TUN, routes, rules, sysctls.
+    assert.match((await lab.exec('lb', 'ip', ['-br', 'link', 'show', 'dev', 'l4nat0'])).stdout, /^l4nat0/);
+    assert.match((await lab.exec('lb', 'ip', ['rule'])).stdout, /lookup 4400 proto 244/);
+    assert.equal((await lab.exec('lb', 'sysctl', ['-n', 'net.ipv4.ip_forward'])).stdout.trim(), '1', `ip_forward (was ${fwdBefore}) set by the unprivileged l4nat`);
+    assert.equal((await lab.exec('lb', 'sysctl', ['-n', 'net.ipv4.conf.l4nat0.rp_filter'])).stdout.trim(), '2');
+    const tcp = await runClient(lab, { target: lab.vip4, count: 200, concurrency: 16 });
+    const udp = await runClient(lab, { target: lab.vip4, proto: 'udp', count: 100, concurrency: 8 });
+    assert.equal(tcp.failed, 0, JSON.stringify(tcp.errors));
+    assert.equal(udp.failed, 0, JSON.stringify(udp.errors));
+    assert.deepEqual(Object.keys(tcp.perBackend).sort(), lab.backends.map((b) => b.id).sort());
+    const status = await adminRequest(lab, 'GET', '/v1/status');
+    assert.equal(status.status, 200);
+    t.diagnostic(`works: ${tcp.ok}/200 TCP connections and ${udp.ok}/100 UDP exchanges over both backends, admin API up, ip_forward ${fwdBefore} -> 1, rp_filter 2 on l4nat0`);
+
+    // What a command health check runs with (the unit file says: it inherits the ambient capability).
+    for (let i = 0; i < 50 && !existsSync(checkOut); i++) await new Promise((r) => setTimeout(r, 100));
+    const child = readFileSync(checkOut, 'utf8');
+    const hex = (n: string): bigint => BigInt(`0x${new RegExp(`^${n}:\\s+([0-9a-f]+)`, 'm').exec(child)?.[1] ?? '0'}`);
+    const childEff = hex('CapEff');
+    const childAmb = hex('CapAmb');
+    t.diagnostic(`command health check runs as: ${child.trim().split('\n').map((l) => l.replace(/\s+/g, ' ')).join('; ')}`);
+    await t.test('command health checks run without capabilities', {
+      todo: childEff !== 0n ? `product: the check's child inherits the ambient set (CapEff ${capNames(childEff).join(',')}, CapAmb ${capNames(childAmb).join(',')}); clear the ambient set of the thread that spawns checks` : false,
+    }, () => {
+      assert.equal(childEff, 0n);
+      assert.equal(childAmb, 0n);
+    });
+
+    // A stop as that user removes everything it added.
+    const stop = await l4.stop();
+    assert.equal(stop.code, 0, `exit ${stop.code} ${stop.signal}\n${l4.stderr.join('\n')}`);
+    assert.doesNotMatch((await lab.exec('lb', 'ip', ['-br', 'link'])).stdout, /l4nat0/, 'the TUN is gone');
+    assert.doesNotMatch((await lab.exec('lb', 'ip', ['rule'])).stdout, /proto 244|lookup 4400/, 'the rules are gone');
+    assert.equal((await lab.exec('lb', 'ip', ['route', 'show', 'table', 'all', 'proto', '244'])).stdout.trim(), '', 'the routes are gone');
+  } finally {
+    await l4?.stop();
+    await lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
