@@ -191,7 +191,10 @@ static enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, stru
       l4_flow_touch(&ref, set, clear, ctx->now);
     }
   } else if (!(is_tcp && (p->tcp_flags & TCP_RST))) {
-    uint8_t state = is_tcp ? (uint8_t)(FL_REPLY | FL_EST | tcp_state_bits(p->tcp_flags, 0)) : FL_REPLY;
+    /* A SYN-ACK without an entry answers a SYN whose entry was evicted (a SYN flood the backend answers):
+     * half-open, first to go again. Any other reply is a flow picked up mid-way: established. */
+    uint8_t est = (p->tcp_flags & TCP_SYN) ? FL_SYN : FL_EST;
+    uint8_t state = is_tcp ? (uint8_t)(FL_REPLY | est | tcp_state_bits(p->tcp_flags, 0)) : FL_REPLY;
     enum l4_flow_insert_result r =
         l4_flow_insert(ctx->flows, &key, hash, bk_slot, state, &t->timeouts, ctx->now, false, &ref);
     if (r == FLOW_INSERTED || r == FLOW_INSERTED_EVICTED) ctx->counters[L4_Q_FLOW_PICKUP]++;

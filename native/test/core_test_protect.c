@@ -143,3 +143,22 @@ void test_udp6_zero_csum_dropped(void) {
   CHECK(expect_drop(&e, "UDP/IPv6 with checksum 0", g_in, n, L4_DROP_BAD_L4_HEADER), "dropped as bad_l4_header");
   env_free(&e);
 }
+
+void test_synack_pickup_half_open(void) {
+  struct env e;
+  env_init(&e, 1024, FX_RING_A, 0);
+  struct pb_ip ip;
+  struct pb_l4 l4;
+  /* backend A answers a SYN l4nat has no entry for (evicted): the pick-up is half-open, not established */
+  spec_tcp(&ip, &l4, 4, FX_BACKENDS[FX_BK_V4T_A].addr, FX_BACKENDS[FX_BK_V4T_A].port, C4, 4242, PB_TCP_SYN | PB_TCP_ACK, 0);
+  uint32_t n = bld(g_in, NULL, &ip, &l4);
+  CHECK(run_raw(&e, g_in, n, g_out, &g_out_len) == L4_VERDICT_TX, "SYN-ACK translated");
+  struct l4_flow_ref r;
+  CHECK(flow_get(&e, 4, 6, C4, 4242, VIP4, 80, &r) && !(r.state & FL_EST) && (r.state & FL_SYN), "picked up half-open (state %#x)", r.state);
+  /* a mid-flow ACK from the backend is picked up established */
+  spec_tcp(&ip, &l4, 4, FX_BACKENDS[FX_BK_V4T_A].addr, FX_BACKENDS[FX_BK_V4T_A].port, C4, 4343, PB_TCP_ACK, 10);
+  n = bld(g_in, NULL, &ip, &l4);
+  CHECK(run_raw(&e, g_in, n, g_out, &g_out_len) == L4_VERDICT_TX, "ACK translated");
+  CHECK(flow_get(&e, 4, 6, C4, 4343, VIP4, 80, &r) && (r.state & FL_EST), "picked up established (state %#x)", r.state);
+  env_free(&e);
+}

@@ -50,7 +50,8 @@
   X(acl_allow_deny, "source CIDR lists: deny wins, allow entries restrict, other services unaffected")        \
   X(acl_validation, "bad CIDR lists and limits are rejected with a clear message")                            \
   X(rate_limit, "per-source new-flow token bucket: burst, refill, cap, clock wrap; live flows pass")         \
-  X(udp6_zero_csum_dropped, "UDP over IPv6 with checksum 0 is dropped as bad_l4_header")
+  X(udp6_zero_csum_dropped, "UDP over IPv6 with checksum 0 is dropped as bad_l4_header")                    \
+  X(synack_pickup_half_open, "a SYN-ACK without entry is picked up half-open; a mid-flow reply established")
 
 #define DECLARE_TEST(name, desc) void test_##name(void);
 CORE_TESTS(DECLARE_TEST)
