@@ -229,9 +229,14 @@ export function renderReport(r: BenchResults, files: { json: string; svg: string
   );
   for (const n of r.notes) out.push(`- ${n}`);
   if (drops.length > 0) {
+    const sums = new Map<string, Record<string, number>>();
     for (const d of drops) {
-      out.push(`- l4nat drop counters during ${d.variant}'s tests, round ${d.round + 1}: ${Object.entries(d.drops).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+      const acc = sums.get(d.variant) ?? {};
+      for (const [k, v] of Object.entries(d.drops)) acc[k] = (acc[k] ?? 0) + v;
+      sums.set(d.variant, acc);
     }
+    const text = [...sums].map(([v, acc]) => `${v}: ${Object.entries(acc).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+    out.push(`- l4nat drop counters that moved during its tests, summed over the rounds (admin API): ${text.join('; ')}.`);
   } else if (r.l4natDrops.length > 0) {
     out.push('- l4nat dropped nothing during its tests (drop counters from the admin API, every round).');
   }

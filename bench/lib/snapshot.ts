@@ -6,6 +6,18 @@ import { createHash } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { registerCleanup } from '../../src/lab/cleanup';
+
+/**
+ * A temporary directory removed when the process ends, also on SIGINT/SIGTERM (through the lab's cleanup
+ * registry, which runs before the signal ends the process).
+ */
+export function benchTempDir(prefix: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  const remove = (): void => rmSync(dir, { recursive: true, force: true });
+  registerCleanup({ name: `temporary directory ${dir}`, run: async () => remove(), sync: remove });
+  return dir;
+}
 
 export interface L4natSnapshot {
   root: string;
@@ -15,8 +27,7 @@ export interface L4natSnapshot {
 }
 
 export function snapshotL4nat(root: string): L4natSnapshot {
-  const dir = mkdtempSync(path.join(tmpdir(), 'l4nat-bench-build-'));
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const dir = benchTempDir('l4nat-bench-build-');
   const addon = path.join(root, 'build', 'Release', 'l4nat.node');
   const bytes = readFileSync(addon);
   mkdirSync(path.join(dir, 'build', 'Release'), { recursive: true });

@@ -11,14 +11,14 @@
 //             meet on one backend; all variants send one client to one backend), no periodic stats log.
 //   l4nat-1q  the same with `--queues 1`.
 //   X+nic     X with the client's and the backends' TSO/GSO off and GRO on at the lb's veths (see nic.ts).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Lab, LabBackend } from '../../src/lab/lab';
 import { startL4nat, type L4natProcess } from '../../src/lab/l4nat-process';
 import type { NsProcess } from '../../src/lab/netns';
 import { NIC_SUFFIX, type BaseVariant } from './options';
 import { applyRealNic, type NicRestore } from './nic';
+import { benchTempDir } from './snapshot';
 import { IPERF_PORT, RR_PORT, sleep, waitListening } from './tools';
 
 export const L4NAT_ADMIN_PORT = 9180;
@@ -39,11 +39,7 @@ export interface RunningVariant {
 /** A scratch directory for config files, removed at exit. */
 let scratch: string | null = null;
 function scratchDir(): string {
-  if (scratch === null) {
-    scratch = mkdtempSync(path.join(tmpdir(), 'l4nat-bench-'));
-    const dir = scratch;
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  }
+  scratch ??= benchTempDir('l4nat-bench-');
   return scratch;
 }
 
