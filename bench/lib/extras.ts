@@ -24,7 +24,6 @@ export async function measureMemory(lab: Lab, tool: string, flowCapacity: number
     vips: [lab.vip4],
     ports: [`${RR_PORT}/tcp`],
     backends: lab.backends.map((b) => b.ipv4),
-    // An admin port of its own (not 0): with the admin API off, l4nat f12e85f forwarded nothing in this lab.
     extraArgs: ['--flow-capacity', String(flowCapacity), '--stats-interval', '0', '--admin-port', '9182'],
   });
   try {
