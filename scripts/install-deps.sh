@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages l4nat's build, tests, demo and benchmark use. Run as root.
-#   libpcap-dev: builds the `cap` package (packet capture in tests and `l4nat trace`)
+#   libpcap-dev: builds the `cap` package (packet capture in the conformance tests)
 #   clang: libFuzzer for the packet-core fuzzer; iproute2: the namespace labs (tests only)
-#   iperf3, haproxy, nftables: the conformance suite and benchmark's references
+#   iperf3, haproxy, nftables: the conformance suite and benchmark's references; ethtool: the benchmark's real-NIC variant
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-  build-essential python3 libpcap-dev clang iproute2 procps iperf3 haproxy nftables tcpdump >/dev/null
+  build-essential python3 libpcap-dev clang iproute2 procps iperf3 haproxy nftables tcpdump ethtool >/dev/null
 echo "install-deps: system packages installed"
