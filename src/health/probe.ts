@@ -3,6 +3,7 @@
 // the log line and the API's health history show, so it names the cause as an operator would
 // ("connect ECONNREFUSED", "status 503, expected 200", "exit code 2", "timeout after 1000 ms").
 import { spawn } from 'child_process';
+import { readFileSync } from 'fs';
 import { request as httpRequest } from 'http';
 import { request as httpsRequest } from 'https';
 import { connect } from 'net';
@@ -83,6 +84,26 @@ export function probeHttp(t: ProbeTarget, spec: HealthCheckSpec, timeoutMs: numb
   });
 }
 
+/** The process's ambient capability set (non-zero when started as a user with ambient CAP_NET_ADMIN). */
+function ambientCaps(): bigint {
+  try {
+    const m = /^CapAmb:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m ? BigInt(`0x${m[1]}`) : 0n;
+  } catch {
+    return 0n;
+  }
+}
+
+/**
+ * Health-check commands must not inherit l4nat's capabilities: started as an unprivileged user with ambient
+ * CAP_NET_ADMIN, every child would get it too. setpriv (util-linux) clears the inheritable and ambient sets
+ * before it execs the command, which then runs with none.
+ */
+export function withoutCapabilities(argv: readonly string[]): string[] {
+  if (ambientCaps() === 0n) return [...argv];
+  return ['setpriv', '--inh-caps=-all', '--ambient-caps=-all', '--', ...argv];
+}
+
 /**
  * Runs the command without a shell, with the backend in its environment (L4NAT_BACKEND_ADDR,
  * L4NAT_BACKEND_PORT, L4NAT_BACKEND_FAMILY). Exit 0 is healthy. On timeout the whole process group is killed.
@@ -98,7 +119,8 @@ export function probeCommand(t: ProbeTarget, argv: readonly string[], timeoutMs:
       clearTimeout(timer);
       resolve({ ok, ms: elapsed(t0), detail });
     };
-    const child = spawn(argv[0], argv.slice(1), {
+    const cmd = withoutCapabilities(argv);
+    const child = spawn(cmd[0], cmd.slice(1), {
       stdio: ['ignore', 'ignore', 'pipe'],
       detached: true, // its own process group, so a timeout kills its children too
       env: { ...process.env, L4NAT_BACKEND_ADDR: t.addr, L4NAT_BACKEND_PORT: String(t.port), L4NAT_BACKEND_FAMILY: String(t.family) },
