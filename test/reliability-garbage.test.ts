@@ -76,6 +76,12 @@ test('garbage on the wire: each malformed kind is dropped where expected and cou
     const wantDrops: Record<string, number> = {};
     for (const c of cases) if (c.expect.kind === 'l4nat') wantDrops[c.expect.reason] = (wantDrops[c.expect.reason] ?? 0) + REPEAT;
     const gotDrops = nonZero(delta(c0.drops, c1.drops));
+    // The lab's own IPv6 control traffic (neighbour discovery, MLD) may add a stray icmp_unhandled or two
+    // from the backends' links: allow that much there, exact counts everywhere else.
+    const stray = (gotDrops.icmp_unhandled ?? 0) - (wantDrops.icmp_unhandled ?? 0);
+    assert.ok(stray >= 0 && stray <= 3, `icmp_unhandled ${gotDrops.icmp_unhandled ?? 0}, expected ${wantDrops.icmp_unhandled ?? 0} (+ at most 3 stray)`);
+    if (gotDrops.icmp_unhandled !== undefined) gotDrops.icmp_unhandled -= stray;
+    if (gotDrops.icmp_unhandled === 0) delete gotDrops.icmp_unhandled;
     assert.deepEqual(gotDrops, wantDrops, 'l4nat drop reasons (got vs expected)');
     const dq = delta(c0.total, c1.total);
     assert.equal(dq.icmp_echo_replied, REPEAT * cases.filter((c) => c.expect.kind === 'answered').length, 'echo requests answered');
