@@ -94,8 +94,7 @@ if (require.main === module) {
   const concurrency = Math.min(get('--concurrency', 50), 2000);
   storm(get('--port', 9180), requests, concurrency, get('--timeout-ms', 10_000)).then(
     (r) => {
-      process.stdout.write(`${JSON.stringify(r)}\n`);
-      process.exit(0);
+      process.stdout.write(`${JSON.stringify(r)}\n`, () => process.exit(0));
     },
     (e: Error) => {
       process.stderr.write(`api-storm: ${e.message}\n`);

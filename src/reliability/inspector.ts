@@ -151,8 +151,7 @@ if (require.main === module) {
   }
   evaluate(port, expression, timeoutMs).then(
     (r) => {
-      process.stdout.write(`${JSON.stringify(r)}\n`);
-      process.exit(0);
+      process.stdout.write(`${JSON.stringify(r)}\n`, () => process.exit(0));
     },
     (e: Error) => {
       process.stderr.write(`inspector: ${e.message}\n`);

@@ -386,8 +386,9 @@ export async function runProbe(o: ProbeOptions): Promise<void> {
   const rep = snapshot('report');
   for (const c of conns) c.close();
   udp?.sock.close();
-  write(rep);
-  process.exit(0);
+  // Exit only once the report is out: a large write to a pipe completes asynchronously, and process.exit() would
+  // cut it short.
+  process.stdout.write(`${JSON.stringify(rep)}\n`, () => process.exit(0));
 }
 
 if (require.main === module) {
