@@ -190,7 +190,9 @@ static enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, stru
       }
       l4_flow_touch(&ref, set, clear, ctx->now);
     }
-  } else if (!(is_tcp && (p->tcp_flags & TCP_RST))) {
+  } else if (!(is_tcp && (p->tcp_flags & TCP_RST)) && pick_backend(t, s, &key, hash) == bk_slot) {
+    /* Picked up only where the ring would send the flow anyway: a backend taken out of the ring (down,
+     * drained, its flows deleted to reset them) must not win its flows back by answering first. */
     /* A SYN-ACK without an entry answers a SYN whose entry was evicted (a SYN flood the backend answers):
      * half-open, first to go again. Any other reply is a flow picked up mid-way: established. */
     uint8_t est = (p->tcp_flags & TCP_SYN) ? FL_SYN : FL_EST;

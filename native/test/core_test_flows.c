@@ -119,6 +119,11 @@ void test_flow_pickup(void) {
   CHECK(env_q(&e, L4_Q_FLOW_PICKUP) == 1, "flow_pickup counted");
   env_publish(&e, fx_tables(FX_RING_B, 0));
   CHECK(c2s(&e, 42000, PB_TCP_ACK) == FX_BK_V4T_A, "the client's next packet follows the pick-up (A), not the ring");
+  /* the ring now sends new flows to B: A answering a flow without entry does not win it back */
+  CHECK(s2c(&e, FX_BK_V4T_A, 42100, PB_TCP_ACK), "reply from A translated");
+  CHECK(!ent(&e, 42100, &r), "not picked up: the ring would send this flow to B");
+  CHECK(env_q(&e, L4_Q_FLOW_PICKUP) == 1, "still one pick-up");
+  env_publish(&e, fx_tables(FX_RING_A, 0));
   /* a backend RST for an unknown flow creates nothing */
   CHECK(s2c(&e, FX_BK_V4T_A, 42001, PB_TCP_RST), "RST translated");
   CHECK(!ent(&e, 42001, &r), "RST created no entry");
