@@ -63,6 +63,7 @@ test(`soak ${SOAK_S} s: mixed load with backend changes every 3 s; RSS flat, fds
     writeFileSync(file, config(lab));
     l4 = await startL4nat(lab, { vips: [], ports: [], backends: [], extraArgs: ['--config', file] });
     const pid = l4.pid!;
+    const proc = l4;
     await sleep(1_000);
     const start = procStats(pid);
     const startFds = fdTargets(pid);
@@ -85,11 +86,16 @@ test(`soak ${SOAK_S} s: mixed load with backend changes every 3 s; RSS flat, fds
     let applied = 0;
     const t0 = Date.now();
     let nextChange = t0 + CHANGE_EVERY_MS;
+    const died = async (): Promise<never> => {
+      const st = await proc.proc.exited;
+      throw new Error(`l4nat exited during the soak (code ${st.code}, signal ${st.signal}) after ${((Date.now() - t0) / 1000).toFixed(0)} s\n${proc.proc.tail(40)}`);
+    };
     for (let k = 0; Date.now() - t0 < SOAK_S * 1000; ) {
+      if (!proc.running) await died();
       samples.push({ s: (Date.now() - t0) / 1000, ...procStats(pid) });
       if (Date.now() >= nextChange) {
         const [what, method, path, body] = changes[k++ % changes.length]!;
-        const r = await adminRequest(lab, method, path, body);
+        const r = await adminRequest(lab, method, path, body).catch(async (e: Error) => (proc.running ? { status: 0, body: e.message } : died()));
         if (r.status < 200 || r.status > 299) failures.push(`${what}: ${r.status} ${JSON.stringify(r.body)}`);
         else applied++;
         nextChange += CHANGE_EVERY_MS;
