@@ -11,6 +11,7 @@
         "native/core/siphash.c",
         "native/core/tables.c",
         "native/core/flow_table.c",
+        "native/core/probe.c",
         "native/core/dataplane.c",
         "native/core/ratelimit.c"
       ],

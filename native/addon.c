@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
+#include "core/probe.h"
 #include "worker.h"
 
 #define CHECK(call)                                                   \
@@ -250,6 +253,20 @@ static napi_value js_publish(napi_env env, napi_callback_info info) {
     if (get_typed(env, argv[1], "aclAddrs", napi_uint8_array, &p, &na) || na != (size_t)in.nacl * 16) goto bad;
     in.acl_addrs = p;
   }
+  /* optional: per-service idle timeouts and the data-plane probe source addresses */
+  if (has_prop(env, argv[1], "timeoutWords")) {
+    if (get_typed(env, argv[1], "timeoutWords", napi_uint32_array, &p, &n) || n % L4_TIMEOUT_WORDS) goto bad;
+    in.timeout_words = p;
+    in.ntimeouts = (uint32_t)(n / L4_TIMEOUT_WORDS);
+  }
+  if (has_prop(env, argv[1], "probeAddr4")) {
+    if (get_typed(env, argv[1], "probeAddr4", napi_uint8_array, &p, &n) || n != 4) goto bad;
+    in.probe_addr4 = p;
+  }
+  if (has_prop(env, argv[1], "probeAddr6")) {
+    if (get_typed(env, argv[1], "probeAddr6", napi_uint8_array, &p, &n) || n != 16) goto bad;
+    in.probe_addr6 = p;
+  }
   char err[256];
   struct l4_tables *t = l4_tables_build(&in, err, sizeof(err));
   if (!t) {
@@ -262,7 +279,8 @@ bad:
   napi_throw_type_error(env, "EINVAL",
                         "l4nat addon: publish() takes {svcWords: Uint32Array, svcAddrs: Uint8Array, bkWords: Uint32Array, "
                         "bkAddrs: Uint8Array, rings: Uint32Array, hashKey: Uint8Array(16), timeouts: Uint32Array(5), options, "
-                        "limitWords?: Uint32Array, aclWords?: Uint32Array, aclAddrs?: Uint8Array}");
+                        "limitWords?: Uint32Array, aclWords?: Uint32Array, aclAddrs?: Uint8Array, timeoutWords?: Uint32Array, "
+                        "probeAddr4?: Uint8Array(4), probeAddr6?: Uint8Array(16)}");
   return NULL;
 }
 
@@ -317,24 +335,33 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* The published table's timeouts (tables are only freed by publish, on this same JS thread, so the pointer
+ * stays valid for the call). No table yet: every entry counts as expired. */
+static const struct l4_flow_timeouts *current_timeouts(struct handle *h) {
+  static const struct l4_flow_timeouts none = {{0, 0, 0, 0, 0}, NULL, 0};
+  struct l4_tables *t = atomic_load(&h->dp.tables);
+  return t ? &t->timeouts : &none;
+}
+
 /* flowCount(handle) -> live entries (walks the table; for tests and the admin view, not per packet) */
 static napi_value js_flow_count(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], v;
   struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
-  struct l4_tables *t = atomic_load(&h->dp.tables);
-  struct l4_timeouts to = t ? t->timeouts : (struct l4_timeouts){0, 0, 0, 0, 0};
-  uint64_t c = l4_flow_count(&h->dp.flows, &to, (uint32_t)l4_dp_now_seconds());
+  uint64_t c = l4_flow_count(&h->dp.flows, current_timeouts(h), (uint32_t)l4_dp_now_seconds());
   CHECK(napi_create_double(env, (double)c, &v));
   return v;
 }
 
-/* Filter for flows()/deleteFlows(): {backend?: slot, client?: Uint8Array(16), limit?: n} */
+/* Filter for flows()/deleteFlows(): {backend?: slot, service?: slot, client?: Uint8Array(16),
+ * limit?: n, cursor?: entry index, maxScan?: entries}. Filtering by state is left to src/native.ts, which
+ * names the states from the FL_* bits. */
 struct flow_filter {
   napi_env env;
   napi_value out;
   uint32_t backend; /* L4_NO_BACKEND = any */
+  uint32_t service; /* L4_NO_BACKEND = any */
   const uint8_t *client;
   uint32_t limit, count;
   int remove;
@@ -344,6 +371,7 @@ struct flow_filter {
 
 static int flow_matches(const struct flow_filter *f, const struct l4_flow_view *v) {
   if (f->backend != L4_NO_BACKEND && v->backend != f->backend) return 0;
+  if (f->service != L4_NO_BACKEND && v->svc != f->service) return 0;
   if (f->client && memcmp(f->client, v->key.client, 16) != 0) return 0;
   return 1;
 }
@@ -379,21 +407,35 @@ static int flow_visit(const struct l4_flow_view *v, void *arg) {
   set_u32(f->env, o, "vport", (uint32_t)((v->key.vport >> 8) | ((v->key.vport & 0xff) << 8)));
   set_u32(f->env, o, "proto", v->key.proto);
   set_u32(f->env, o, "backend", v->backend);
+  set_u32(f->env, o, "service", v->svc);
   set_u32(f->env, o, "state", v->state);
   set_u32(f->env, o, "idle", v->idle);
   napi_set_element(f->env, f->out, f->count++, o);
   return f->count >= f->limit;
 }
 
+/* Returns {flows, next} (listing) or {deleted, next}; next = the cursor to continue from, or null at the end. */
 static napi_value walk_flows(napi_env env, napi_callback_info info, int remove) {
   size_t argc = 2;
-  napi_value argv[2], v;
+  napi_value argv[2], v, res;
   struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
-  struct flow_filter f = {env, NULL, L4_NO_BACKEND, NULL, UINT32_MAX, 0, remove, &h->dp.flows, 0};
+  struct flow_filter f = {env, NULL, L4_NO_BACKEND, L4_NO_BACKEND, NULL, UINT32_MAX, 0, remove, &h->dp.flows, 0};
+  double cursor = 0, max_scan = (double)h->dp.flows.capacity;
   if (argc >= 2) {
     if (has_prop(env, argv[1], "backend") && get_u32(env, argv[1], "backend", &f.backend)) goto bad;
-    if (has_prop(env, argv[1], "limit") && get_u32(env, argv[1], "limit", &f.limit)) goto bad;
+    if (has_prop(env, argv[1], "service") && get_u32(env, argv[1], "service", &f.service)) goto bad;
+    if (has_prop(env, argv[1], "limit") && (get_u32(env, argv[1], "limit", &f.limit) || f.limit == 0)) goto bad;
+    if (has_prop(env, argv[1], "cursor")) {
+      if (napi_get_named_property(env, argv[1], "cursor", &v) != napi_ok || napi_get_value_double(env, v, &cursor) != napi_ok ||
+          cursor < 0 || cursor > (double)h->dp.flows.capacity)
+        goto bad;
+    }
+    if (has_prop(env, argv[1], "maxScan")) {
+      if (napi_get_named_property(env, argv[1], "maxScan", &v) != napi_ok || napi_get_value_double(env, v, &max_scan) != napi_ok ||
+          max_scan < 1)
+        goto bad;
+    }
     if (has_prop(env, argv[1], "client")) {
       void *p;
       size_t n;
@@ -401,22 +443,103 @@ static napi_value walk_flows(napi_env env, napi_callback_info info, int remove) 
       f.client = p;
     }
   }
-  struct l4_tables *t = atomic_load(&h->dp.tables);
-  struct l4_timeouts to = t ? t->timeouts : (struct l4_timeouts){0, 0, 0, 0, 0};
   f.now = (uint32_t)l4_dp_now_seconds();
   if (!remove) CHECK(napi_create_array(env, &f.out));
-  l4_flow_walk(&h->dp.flows, &to, f.now, flow_visit, &f);
-  if (!remove) return f.out;
-  CHECK(napi_create_uint32(env, f.count, &v));
-  return v;
+  uint64_t next = l4_flow_walk(&h->dp.flows, current_timeouts(h), f.now, (uint64_t)cursor, (uint64_t)max_scan, flow_visit, &f);
+  CHECK(napi_create_object(env, &res));
+  if (remove) {
+    CHECK(napi_create_uint32(env, f.count, &v));
+    CHECK(napi_set_named_property(env, res, "deleted", v));
+  } else {
+    CHECK(napi_set_named_property(env, res, "flows", f.out));
+  }
+  if (next >= h->dp.flows.capacity) CHECK(napi_get_null(env, &v));
+  else CHECK(napi_create_double(env, (double)next, &v));
+  CHECK(napi_set_named_property(env, res, "next", v));
+  return res;
 bad:
-  napi_throw_type_error(env, "EINVAL", "l4nat addon: flow filter is {backend?: slot, client?: Uint8Array(16), limit?: number}");
+  napi_throw_type_error(env, "EINVAL",
+                        "l4nat addon: flow filter is {backend?: slot, service?: slot, client?: Uint8Array(16), limit?: number > 0, "
+                        "cursor?: number (0..capacity), maxScan?: number >= 1}");
   return NULL;
 }
 
-/* flows(handle, filter) -> [{client, vip, cport, vport, proto, backend, state, idle}] */
+/* Per-slot live-entry counts in one pass over the table (no objects): the control plane's "active flows". */
+struct flow_stats {
+  uint32_t *by_backend, *by_service, nb, ns;
+  double total, closed;
+};
+
+static int stats_visit(const struct l4_flow_view *v, void *arg) {
+  struct flow_stats *st = arg;
+  st->total++;
+  /* closed TCP entries (RST, or FIN both ways) linger for the close timeout but carry no connection */
+  int closed = v->key.proto == 6 && ((v->state & FL_RST) || (v->state & (FL_FIN_C | FL_FIN_B)) == (FL_FIN_C | FL_FIN_B));
+  if (closed) {
+    st->closed++;
+    return 0;
+  }
+  if (v->backend < st->nb) st->by_backend[v->backend]++;
+  if (v->svc < st->ns) st->by_service[v->svc]++;
+  return 0;
+}
+
+/* flowStats(handle) -> {total, closed, backends: Uint32Array(maxBackends), services: Uint32Array(maxServices)} */
+static napi_value js_flow_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], res, ab, arr, v;
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  struct flow_stats st = {NULL, NULL, h->dp.cfg.max_backends, h->dp.cfg.max_services, 0, 0};
+  void *data;
+  CHECK(napi_create_object(env, &res));
+  CHECK(napi_create_arraybuffer(env, sizeof(uint32_t) * st.nb, &data, &ab));
+  memset(data, 0, sizeof(uint32_t) * st.nb);
+  st.by_backend = data;
+  CHECK(napi_create_typedarray(env, napi_uint32_array, st.nb, ab, 0, &arr));
+  CHECK(napi_set_named_property(env, res, "backends", arr));
+  CHECK(napi_create_arraybuffer(env, sizeof(uint32_t) * st.ns, &data, &ab));
+  memset(data, 0, sizeof(uint32_t) * st.ns);
+  st.by_service = data;
+  CHECK(napi_create_typedarray(env, napi_uint32_array, st.ns, ab, 0, &arr));
+  CHECK(napi_set_named_property(env, res, "services", arr));
+  l4_flow_walk(&h->dp.flows, current_timeouts(h), (uint32_t)l4_dp_now_seconds(), 0, h->dp.flows.capacity, stats_visit, &st);
+  CHECK(napi_create_double(env, st.total, &v));
+  CHECK(napi_set_named_property(env, res, "total", v));
+  CHECK(napi_create_double(env, st.closed, &v));
+  CHECK(napi_set_named_property(env, res, "closed", v));
+  return res;
+}
+
+/* probe(handle, {family, src: Uint8Array(16), dst: Uint8Array(16), sport, dport, seq}): writes a data-plane
+ * health probe (a TCP SYN, see core/probe.h) into the first TUN queue. write() on a TUN queue is atomic per
+ * packet, so this thread and the workers can share the fd. */
+static napi_value js_probe(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  uint32_t family, sport, dport, seq;
+  void *src, *dst;
+  size_t n1, n2;
+  if (argc < 2 || get_u32(env, argv[1], "family", &family) || (family != 4 && family != 6) ||
+      get_typed(env, argv[1], "src", napi_uint8_array, &src, &n1) || n1 != 16 ||
+      get_typed(env, argv[1], "dst", napi_uint8_array, &dst, &n2) || n2 != 16 || get_u32(env, argv[1], "sport", &sport) ||
+      sport == 0 || sport > 65535 || get_u32(env, argv[1], "dport", &dport) || dport == 0 || dport > 65535 ||
+      get_u32(env, argv[1], "seq", &seq)) {
+    napi_throw_type_error(env, "EINVAL", "l4nat addon: probe(handle, {family: 4|6, src: Uint8Array(16), dst: Uint8Array(16), sport: 1-65535, dport: 1-65535, seq: uint32})");
+    return NULL;
+  }
+  uint8_t buf[L4_PROBE_MAX_LEN];
+  uint32_t len = l4_probe_syn(buf, sizeof(buf), (uint8_t)family, src, dst, (uint16_t)sport, (uint16_t)dport, seq);
+  ssize_t w = write(h->dp.fds[0], buf, len);
+  if (w < 0) return throw_errno(env, errno, "write", "probe");
+  return NULL;
+}
+
+/* flows(handle, filter) -> {flows: [{client, vip, cport, vport, proto, backend, service, state, idle}], next} */
 static napi_value js_flows(napi_env env, napi_callback_info info) { return walk_flows(env, info, 0); }
-/* deleteFlows(handle, filter) -> how many were removed */
+/* deleteFlows(handle, filter) -> {deleted, next} */
 static napi_value js_delete_flows(napi_env env, napi_callback_info info) { return walk_flows(env, info, 1); }
 
 static napi_value string_array(napi_env env, const char *const *names, uint32_t n) {
@@ -458,6 +581,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"flowCount", 0, js_flow_count, 0, 0, 0, napi_default, 0},
       {"flows", 0, js_flows, 0, 0, 0, napi_default, 0},
       {"deleteFlows", 0, js_delete_flows, 0, 0, 0, napi_default, 0},
+      {"flowStats", 0, js_flow_stats, 0, 0, 0, napi_default, 0},
+      {"probe", 0, js_probe, 0, 0, 0, napi_default, 0},
       {"layout", 0, js_layout, 0, 0, 0, napi_default, 0},
   };
   if (napi_define_properties(env, exports, sizeof(d) / sizeof(d[0]), d) != napi_ok) return NULL;

@@ -26,7 +26,8 @@
   X(FLOW_MISS_NONSYN, "flow_miss_nonsyn")   /* TCP non-SYN without an entry: forwarded by the ring */     \
   X(HEARTBEAT_MS, "heartbeat_ms")           /* worker liveness: CLOCK_MONOTONIC ms at its last wake-up */ \
   X(BATCHES, "batches")                                                                                   \
-  X(BUSY_POLLS, "busy_polls")               /* empty reads while busy polling */
+  X(BUSY_POLLS, "busy_polls")               /* empty reads while busy polling */                          \
+  X(PROBE_ANSWERS, "probe_answers")         /* packets to the data-plane probe address, consumed */
 
 #define L4_Q_ENUM(name, str) L4_Q_##name,
 enum l4_queue_counter { L4_QUEUE_COUNTERS(L4_Q_ENUM) L4_Q_MAX };
@@ -40,7 +41,9 @@ enum l4_queue_counter { L4_QUEUE_COUNTERS(L4_Q_ENUM) L4_Q_MAX };
   X(BYTES_OUT, "bytes_out")      \
   X(NEW_FLOWS, "new_flows")      \
   X(ANSWERED, "flows_answered")  /* flows whose backend answered (new_flows - answered = unanswered SYNs) */ \
-  X(RESETS, "resets")            /* RSTs the backend sent */
+  X(RESETS, "resets")            /* RSTs the backend sent */ \
+  X(PROBE_SYNACKS, "probe_synacks") /* SYN-ACKs answering data-plane probes: its replies come back through us */ \
+  X(PROBE_RESETS, "probe_resets")   /* RSTs answering data-plane probes: port closed */
 
 #define L4_O_ENUM(name, str) L4_O_##name,
 enum l4_obj_counter { L4_OBJ_COUNTERS(L4_O_ENUM) L4_O_MAX };

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "csum.h"
+#include "probe.h"
 
 #define L4_Q_NAME(name, str) str,
 const char *const L4_QUEUE_COUNTER_NAMES[L4_Q_MAX] = {L4_QUEUE_COUNTERS(L4_Q_NAME)};
@@ -143,7 +144,7 @@ static enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, st
           !l4_ratelimit_take(ctx->ratelimit, siphash24(&t->hash_key, key.client, 16) ^ svc_slot, s->rate, s->burst, ctx->now_ms))
         return drop(ctx, L4_DROP_RATE_LIMITED);
       uint8_t state = is_tcp ? FL_SYN : 0;
-      switch (l4_flow_insert(ctx->flows, &key, hash, b, state, &t->timeouts, ctx->now, found, &ref)) {
+      switch (l4_flow_insert(ctx->flows, &key, hash, b, svc_slot, state, &t->timeouts, ctx->now, found, &ref)) {
         case FLOW_INSERTED_EVICTED:
           ctx->counters[L4_Q_FLOW_EVICTED]++;
           /* fall through */
@@ -170,9 +171,33 @@ static enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, st
   return L4_VERDICT_TX;
 }
 
+/* Is this the backend's answer to a data-plane health probe (see probe.h)? */
+static bool to_probe_source(const struct l4_tables *t, const struct l4_pkt *p) {
+  if (p->proto != IPPROTO_TCP_) return false;
+  if (p->family == 4) return t->has_probe4 && memcmp(p->daddr, t->probe_addr4, 4) == 0;
+  return t->has_probe6 && memcmp(p->daddr, t->probe_addr6, 16) == 0;
+}
+
+/* Counts a probe answer for the backend and consumes it: a SYN-ACK is turned into the RST that closes the
+ * half-open connection; anything else (the backend's own RST: port closed) goes no further. Never a flow
+ * entry, never a client. */
+static enum l4_verdict probe_answer(struct l4_ctx *ctx, struct l4_pkt *p, uint32_t bk_slot, uint32_t *len) {
+  uint8_t f = p->tcp_flags;
+  ctx->counters[L4_Q_PROBE_ANSWERS]++;
+  if ((f & (TCP_SYN | TCP_ACK | TCP_RST)) == (TCP_SYN | TCP_ACK)) {
+    l4_ctr_backend(ctx, bk_slot)[L4_O_PROBE_SYNACKS]++;
+    *len = l4_probe_rst(p);
+    return L4_VERDICT_TX;
+  }
+  if (f & TCP_RST) l4_ctr_backend(ctx, bk_slot)[L4_O_PROBE_RESETS]++;
+  return L4_VERDICT_DROP;
+}
+
 /* backend -> client. Stateless: the source becomes the service's VIP:port. The flow entry (if any) only
  * learns the TCP state; a missing one is created so a flow picked up mid-way stays pinned. */
-static enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, struct l4_pkt *p, uint32_t bk_slot) {
+static enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, struct l4_pkt *p, uint32_t bk_slot,
+                             uint32_t *len) {
+  if (to_probe_source(t, p)) return probe_answer(ctx, p, bk_slot, len);
   const struct l4_backend *bk = &t->backends[bk_slot];
   const struct l4_service *s = &t->services[bk->service];
   struct l4_flow_key key;
@@ -198,7 +223,7 @@ static enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, stru
     uint8_t est = (p->tcp_flags & TCP_SYN) ? FL_SYN : FL_EST;
     uint8_t state = is_tcp ? (uint8_t)(FL_REPLY | est | tcp_state_bits(p->tcp_flags, 0)) : FL_REPLY;
     enum l4_flow_insert_result r =
-        l4_flow_insert(ctx->flows, &key, hash, bk_slot, state, &t->timeouts, ctx->now, false, &ref);
+        l4_flow_insert(ctx->flows, &key, hash, bk_slot, bk->service, state, &t->timeouts, ctx->now, false, &ref);
     if (r == FLOW_INSERTED || r == FLOW_INSERTED_EVICTED) ctx->counters[L4_Q_FLOW_PICKUP]++;
     if (r == FLOW_INSERTED_EVICTED) ctx->counters[L4_Q_FLOW_EVICTED]++;
     if (r == FLOW_INSERT_FAILED) ctx->counters[L4_Q_FLOW_INSERT_FAILED]++;
@@ -328,7 +353,7 @@ enum l4_verdict l4_process(struct l4_ctx *ctx, const struct l4_tables *t, uint8_
       l4_addr_key_set(&k, p.saddr, p.family, p.sport, p.proto);
       uint32_t b = l4_addr_map_get(&t->rev_map, &k);
       if (b != L4_NO_BACKEND) {
-        v = reply(ctx, t, &p, b);
+        v = reply(ctx, t, &p, b, len);
       } else {
         l4_addr_key_set(&k, p.daddr, p.family, 0, 0);
         v = drop(ctx, l4_addr_map_get(&t->vip_map, &k) != L4_NO_BACKEND ? L4_DROP_VIP_PORT_UNKNOWN : L4_DROP_NOT_SERVICE);

@@ -55,10 +55,10 @@ uint32_t l4_flow_timeout(const struct l4_timeouts *to, uint8_t proto, uint8_t st
   return to->tcp_syn;
 }
 
-static inline bool expired(const struct l4_flow *e, uint8_t state, const struct l4_timeouts *to, uint32_t now) {
+static inline bool expired(const struct l4_flow *e, uint8_t state, const struct l4_flow_timeouts *to, uint32_t now) {
   uint32_t last = atomic_load_explicit(&e->last_seen, memory_order_relaxed);
   /* last may be a second ahead of `now` when another worker's clock ticked first. */
-  return (int32_t)(now - last) > (int32_t)l4_flow_timeout(to, e->key.proto, state);
+  return (int32_t)(now - last) > (int32_t)l4_flow_timeout(l4_timeouts_of(to, e->svc), e->key.proto, state);
 }
 
 static inline struct l4_flow *bucket_of(struct l4_flow_table *ft, uint64_t hash) {
@@ -87,7 +87,7 @@ static bool read_entry(struct l4_flow *e, const struct l4_flow_key *key, uint32_
 }
 
 bool l4_flow_lookup(struct l4_flow_table *ft, const struct l4_flow_key *key, uint64_t hash,
-                    const struct l4_timeouts *to, uint32_t now, struct l4_flow_ref *out) {
+                    const struct l4_flow_timeouts *to, uint32_t now, struct l4_flow_ref *out) {
   struct l4_flow *b = bucket_of(ft, hash);
   uint32_t hash_hi = (uint32_t)(hash >> 32);
   for (int i = 0; i < L4_FLOW_BUCKET; i++) {
@@ -100,7 +100,7 @@ bool l4_flow_lookup(struct l4_flow_table *ft, const struct l4_flow_key *key, uin
 }
 
 /* How much an entry is worth keeping, lower = evict first. */
-static uint64_t keep_score(struct l4_flow *e, const struct l4_timeouts *to, uint32_t now) {
+static uint64_t keep_score(struct l4_flow *e, const struct l4_flow_timeouts *to, uint32_t now) {
   uint32_t s = atomic_load_explicit(&e->seq, memory_order_relaxed);
   if (s == 0) return 0;
   uint8_t state = atomic_load_explicit(&e->state, memory_order_relaxed);
@@ -114,10 +114,11 @@ static uint64_t keep_score(struct l4_flow *e, const struct l4_timeouts *to, uint
 }
 
 static void write_entry(struct l4_flow *e, uint32_t seq_odd, const struct l4_flow_key *key, uint32_t hash_hi,
-                        uint32_t backend, uint8_t state, uint32_t now) {
+                        uint32_t backend, uint32_t svc, uint8_t state, uint32_t now) {
   e->hash_hi = hash_hi;
   e->key = *key;
   e->backend = backend;
+  e->svc = svc;
   atomic_store_explicit(&e->state, state, memory_order_relaxed);
   atomic_store_explicit(&e->last_seen, now, memory_order_relaxed);
   /* next even value; skip 0, which means "never used" */
@@ -140,7 +141,7 @@ static inline void bucket_unlock(struct l4_flow_table *ft, uint64_t bucket) {
  * once cannot both insert it: the second finds the first's entry. A bucket lock is taken once per new flow,
  * never per packet; lookups never take it. */
 enum l4_flow_insert_result l4_flow_insert(struct l4_flow_table *ft, const struct l4_flow_key *key, uint64_t hash,
-                                          uint32_t backend, uint8_t state, const struct l4_timeouts *to,
+                                          uint32_t backend, uint32_t svc, uint8_t state, const struct l4_flow_timeouts *to,
                                           uint32_t now, bool replace, struct l4_flow_ref *out) {
   uint64_t bi = hash & (ft->nbuckets - 1);
   struct l4_flow *b = &ft->entries[bi * L4_FLOW_BUCKET];
@@ -170,7 +171,7 @@ enum l4_flow_insert_result l4_flow_insert(struct l4_flow_table *ft, const struct
   uint32_t s = atomic_load_explicit(&target->seq, memory_order_relaxed); /* even: we hold the lock */
   atomic_store_explicit(&target->seq, s + 1, memory_order_relaxed);
   atomic_thread_fence(memory_order_release);
-  write_entry(target, s + 1, key, hash_hi, backend, state, now);
+  write_entry(target, s + 1, key, hash_hi, backend, svc, state, now);
   bucket_unlock(ft, bi);
   out->e = target;
   out->seq = s + 2 == 0 ? 2 : s + 2;
@@ -180,7 +181,7 @@ enum l4_flow_insert_result l4_flow_insert(struct l4_flow_table *ft, const struct
   return victim_score > 1 ? FLOW_INSERTED_EVICTED : FLOW_INSERTED;
 }
 
-uint64_t l4_flow_count(struct l4_flow_table *ft, const struct l4_timeouts *to, uint32_t now) {
+uint64_t l4_flow_count(struct l4_flow_table *ft, const struct l4_flow_timeouts *to, uint32_t now) {
   uint64_t n = 0;
   for (uint64_t i = 0; i < ft->capacity; i++) {
     struct l4_flow *e = &ft->entries[i];
@@ -191,16 +192,17 @@ uint64_t l4_flow_count(struct l4_flow_table *ft, const struct l4_timeouts *to, u
   return n;
 }
 
-uint64_t l4_flow_walk(struct l4_flow_table *ft, const struct l4_timeouts *to, uint32_t now,
-                      int (*fn)(const struct l4_flow_view *v, void *arg), void *arg) {
-  uint64_t n = 0;
-  for (uint64_t i = 0; i < ft->capacity; i++) {
+uint64_t l4_flow_walk(struct l4_flow_table *ft, const struct l4_flow_timeouts *to, uint32_t now, uint64_t start,
+                      uint64_t max_scan, int (*fn)(const struct l4_flow_view *v, void *arg), void *arg) {
+  uint64_t end = start < ft->capacity && ft->capacity - start > max_scan ? start + max_scan : ft->capacity;
+  for (uint64_t i = start; i < end; i++) {
     struct l4_flow *e = &ft->entries[i];
     struct l4_flow_view v;
     uint32_t s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
     if (s1 == 0 || (s1 & 1)) continue;
     v.key = e->key;
     v.backend = e->backend;
+    v.svc = e->svc;
     v.state = atomic_load_explicit(&e->state, memory_order_relaxed);
     uint32_t last = atomic_load_explicit(&e->last_seen, memory_order_relaxed);
     atomic_thread_fence(memory_order_acquire);
@@ -209,10 +211,9 @@ uint64_t l4_flow_walk(struct l4_flow_table *ft, const struct l4_timeouts *to, ui
     v.idle = (int32_t)(now - last) > 0 ? now - last : 0;
     v.e = e;
     v.seq = s1;
-    n++;
-    if (fn(&v, arg)) break;
+    if (fn(&v, arg)) return i + 1;
   }
-  return n;
+  return end;
 }
 
 bool l4_flow_remove(struct l4_flow_table *ft, const struct l4_flow_view *v, uint32_t now) {

@@ -48,7 +48,8 @@ struct l4_flow {
   uint32_t backend;          /* backend slot */
   _Atomic uint32_t last_seen;/* seconds on the data plane's clock */
   _Atomic uint8_t state;     /* FL_* bits */
-  uint8_t pad[7];
+  uint8_t pad[3];
+  uint32_t svc;              /* service slot: whose idle timeouts apply */
 };
 
 struct l4_flow_table {
@@ -76,15 +77,21 @@ uint64_t l4_flow_hash(const struct siphash_key *k, const struct l4_flow_key *key
 /* Seconds a flow in `state` may stay idle. */
 uint32_t l4_flow_timeout(const struct l4_timeouts *to, uint8_t proto, uint8_t state);
 
+/* The idle timeouts that apply to an entry: its service's (entries remember their service slot), or the
+ * defaults for a slot beyond the list (a service removed since, or a table without per-service timeouts). */
+static inline const struct l4_timeouts *l4_timeouts_of(const struct l4_flow_timeouts *to, uint32_t svc) {
+  return svc < to->nsvc ? &to->svc[svc] : &to->def;
+}
+
 /* Finds a live (not expired) entry for key. */
 bool l4_flow_lookup(struct l4_flow_table *ft, const struct l4_flow_key *key, uint64_t hash,
-                    const struct l4_timeouts *to, uint32_t now, struct l4_flow_ref *out);
+                    const struct l4_flow_timeouts *to, uint32_t now, struct l4_flow_ref *out);
 
 /* Inserts (or, if `replace` is set and the key is present, re-pins) key -> backend with the given state.
  * When the bucket is full, evicts the least valuable entry: expired first, then not established, then the
  * longest idle. On FLOW_EXISTS, out holds the entry that was there (unless replace). */
 enum l4_flow_insert_result l4_flow_insert(struct l4_flow_table *ft, const struct l4_flow_key *key, uint64_t hash,
-                                          uint32_t backend, uint8_t state, const struct l4_timeouts *to,
+                                          uint32_t backend, uint32_t svc, uint8_t state, const struct l4_flow_timeouts *to,
                                           uint32_t now, bool replace, struct l4_flow_ref *out);
 
 /* Records activity on a looked-up entry: ORs `set` into the state, clears `clear`, refreshes last_seen. */
@@ -101,21 +108,24 @@ static inline void l4_flow_touch(struct l4_flow_ref *ref, uint8_t set, uint8_t c
 struct l4_flow_view {
   struct l4_flow_key key;
   uint32_t backend;
+  uint32_t svc;
   uint8_t state;
   uint32_t idle; /* seconds since the last packet */
   struct l4_flow *e;
   uint32_t seq;
 };
 
-/* Calls fn for every live entry (a consistent copy); stops early when fn returns non-zero. Walks the whole
- * table: for the admin view, never the packet path. Returns how many entries were visited. */
-uint64_t l4_flow_walk(struct l4_flow_table *ft, const struct l4_timeouts *to, uint32_t now,
-                      int (*fn)(const struct l4_flow_view *v, void *arg), void *arg);
+/* Calls fn for every live entry (a consistent copy) from entry index `start` on, looking at no more than
+ * `max_scan` entries; stops early when fn returns non-zero. For the admin view, never the packet path: a
+ * caller pages through a large table with the returned cursor instead of walking all of it at once.
+ * Returns the index to continue from (capacity when the walk reached the end). */
+uint64_t l4_flow_walk(struct l4_flow_table *ft, const struct l4_flow_timeouts *to, uint32_t now, uint64_t start,
+                      uint64_t max_scan, int (*fn)(const struct l4_flow_view *v, void *arg), void *arg);
 
 /* Removes the entry a view was taken from, if it has not changed since. Returns true if removed. */
 bool l4_flow_remove(struct l4_flow_table *ft, const struct l4_flow_view *v, uint32_t now);
 
 /* Counts live entries (for tests and the admin view; walks the whole table). */
-uint64_t l4_flow_count(struct l4_flow_table *ft, const struct l4_timeouts *to, uint32_t now);
+uint64_t l4_flow_count(struct l4_flow_table *ft, const struct l4_flow_timeouts *to, uint32_t now);
 
 #endif

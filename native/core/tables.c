@@ -68,6 +68,7 @@ void l4_tables_free(struct l4_tables *t) {
   free(t->vip_map.entries);
   free(t->rev_map.entries);
   free(t->acl);
+  free((void *)t->timeouts.svc);
   free(t);
 }
 
@@ -98,8 +99,16 @@ struct l4_tables *l4_tables_build(const struct l4_tables_input *in, char *err, i
       map_init(&t->rev_map, in->nbackends))
     FAIL("out of memory");
   siphash_key_from_bytes(&t->hash_key, in->hash_key);
-  t->timeouts = in->timeouts;
+  t->timeouts.def = in->timeouts;
   t->options = in->options;
+  if (in->probe_addr4) {
+    memcpy(t->probe_addr4, in->probe_addr4, 4);
+    t->has_probe4 = 1;
+  }
+  if (in->probe_addr6) {
+    memcpy(t->probe_addr6, in->probe_addr6, 16);
+    t->has_probe6 = 1;
+  }
 
   for (uint32_t i = 0; i < in->nservices; i++) {
     const uint32_t *w = in->svc_words + (size_t)i * L4_SVC_WORDS;
@@ -158,6 +167,25 @@ struct l4_tables *l4_tables_build(const struct l4_tables_input *in, char *err, i
     if (w[1] && !w[2]) FAIL("limit %u: a rate needs a burst of at least 1", i);
     t->services[w[0]].rate = w[1];
     t->services[w[0]].burst = w[2];
+  }
+
+  /* Every slot gets its own copy (the defaults unless the service sets some), so a lookup is one index. */
+  struct l4_timeouts *svc_to = malloc(sizeof(*svc_to) * in->max_services);
+  if (!svc_to) FAIL("out of memory");
+  for (uint32_t i = 0; i < in->max_services; i++) svc_to[i] = in->timeouts;
+  t->timeouts.svc = svc_to;
+  t->timeouts.nsvc = in->max_services;
+  for (uint32_t i = 0; i < in->ntimeouts; i++) {
+    const uint32_t *w = in->timeout_words + (size_t)i * L4_TIMEOUT_WORDS;
+    if (w[0] >= in->max_services || !(t->services[w[0]].flags & L4_SVC_PRESENT)) FAIL("timeouts %u: service slot %u does not exist", i, w[0]);
+    for (int k = 1; k < L4_TIMEOUT_WORDS; k++)
+      if (w[k] > 0x7fffffffu) FAIL("timeouts %u: value %u too large (seconds, at most 2147483647)", i, w[k]);
+    struct l4_timeouts *o = &svc_to[w[0]];
+    if (w[1]) o->tcp_syn = w[1];
+    if (w[2]) o->tcp_established = w[2];
+    if (w[3]) o->tcp_fin = w[3];
+    if (w[4]) o->tcp_close = w[4];
+    if (w[5]) o->udp = w[5];
   }
 
   if (in->nacl) {

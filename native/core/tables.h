@@ -69,6 +69,13 @@ struct l4_timeouts {
   uint32_t tcp_syn, tcp_established, tcp_fin, tcp_close, udp;
 };
 
+/* The defaults and each service slot's own (a copy of the defaults where the service sets none). */
+struct l4_flow_timeouts {
+  struct l4_timeouts def;
+  const struct l4_timeouts *svc; /* nsvc entries, indexed by service slot */
+  uint32_t nsvc;
+};
+
 /* Data-plane options that travel with the table, so one publish changes them atomically. */
 #define L4_OPT_ICMP_ECHO 1u          /* answer ICMP echo requests to a VIP */
 #define L4_OPT_NO_ICMP_TRANSLATE 2u  /* debug: drop ICMP errors instead of translating (tests show PMTUD breaking) */
@@ -82,9 +89,13 @@ struct l4_tables {
   struct l4_addr_map vip_map;  /* (VIP, 0, 0) -> any service slot: "this address is a VIP" */
   struct l4_addr_map rev_map;  /* (backend address, port, proto) -> backend slot */
   struct siphash_key hash_key;
-  struct l4_timeouts timeouts;
+  struct l4_flow_timeouts timeouts;
   uint32_t options;
   struct l4_acl_entry *acl;    /* grouped by service */
+  /* Data-plane health probes (src/health/dataplane-probe.ts): replies to this source address are the
+   * backends' answers to probes, consumed here and never forwarded. */
+  uint8_t probe_addr4[4], probe_addr6[16];
+  uint8_t has_probe4, has_probe6;
 };
 
 /* The layout TypeScript hands over (src/native.ts mirrors it). Integers are host-order uint32 words. */
@@ -92,6 +103,7 @@ struct l4_tables {
 #define L4_BK_WORDS 6   /* [slot, service_slot, family, proto, port, flags] */
 #define L4_LIMIT_WORDS 3 /* [service_slot, rate, burst] */
 #define L4_ACL_WORDS 3   /* [service_slot, deny (0 allow, 1 deny), prefix_len]; address in acl_addrs */
+#define L4_TIMEOUT_WORDS 6 /* [service_slot, tcp_syn, tcp_established, tcp_fin, tcp_close, udp]; 0 = the default */
 
 struct l4_tables_input {
   uint32_t max_services, max_backends;
@@ -104,6 +116,9 @@ struct l4_tables_input {
   /* optional (NULL / 0 = none) */
   const uint32_t *limit_words; uint32_t nlimits;
   const uint32_t *acl_words; uint32_t nacl; const uint8_t *acl_addrs; /* 16 bytes each */
+  const uint32_t *timeout_words; uint32_t ntimeouts;
+  const uint8_t *probe_addr4; /* 4 bytes, or NULL: no IPv4 probes */
+  const uint8_t *probe_addr6; /* 16 bytes, or NULL */
 };
 
 /* Validates and builds a table. On error returns NULL and writes a message naming the bad field. */

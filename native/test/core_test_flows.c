@@ -48,7 +48,7 @@ static void establish(struct env *e, uint16_t cport, int want_bk) {
 }
 
 static uint32_t timeout_of(struct env *e, const struct l4_flow_ref *r) {
-  return l4_flow_timeout(&e->t->timeouts, 6, r->state);
+  return l4_flow_timeout(l4_timeouts_of(&e->t->timeouts, r->e->svc), 6, r->state);
 }
 
 void test_flow_syn_pins(void) {

@@ -19,7 +19,7 @@
 
 struct mt_shared {
   struct l4_flow_table ft;
-  struct l4_timeouts to;
+  struct l4_flow_timeouts to;
   struct siphash_key hk;
   int nkeys, iters;
   struct l4_flow_key keys[MT_MAX_KEYS];
@@ -69,7 +69,7 @@ static void *mt_thread(void *p) {
       }
     } else {
       enum l4_flow_insert_result res =
-          l4_flow_insert(&s->ft, &s->keys[k], s->hashes[k], (uint32_t)a->tid, FL_SYN, &s->to, 1000, false, &ref);
+          l4_flow_insert(&s->ft, &s->keys[k], s->hashes[k], (uint32_t)a->tid, 0, FL_SYN, &s->to, 1000, false, &ref);
       switch (res) {
         case FLOW_INSERTED_EVICTED:
           atomic_fetch_add(&s->evictions, 1);
@@ -98,7 +98,7 @@ static void mt_run(uint64_t capacity, int nkeys, int iters, const char *label, b
     CHECK(false, "%s: flow table init", label);
     return;
   }
-  s.to = (struct l4_timeouts){3600, 3600, 3600, 3600, 3600};
+  s.to = (struct l4_flow_timeouts){{3600, 3600, 3600, 3600, 3600}, NULL, 0};
   uint8_t kb[16];
   for (int i = 0; i < 16; i++) kb[i] = (uint8_t)(i * 3);
   siphash_key_from_bytes(&s.hk, kb);

@@ -70,6 +70,11 @@ void fx_input_init(struct fx_input *fi, enum fx_ring ring, uint32_t options) {
   fi->in.hash_key = fi->key;
   fi->in.timeouts = (struct l4_timeouts){FX_TO_SYN, FX_TO_EST, FX_TO_FIN, FX_TO_CLOSE, FX_TO_UDP};
   fi->in.options = options;
+  /* data-plane probe sources (core/probe.h): documentation addresses no fixture client uses */
+  pb_addr(4, FX_PROBE4, fi->probe4);
+  pb_addr(6, FX_PROBE6, fi->probe6);
+  fi->in.probe_addr4 = fi->probe4;
+  fi->in.probe_addr6 = fi->probe6;
 }
 
 struct l4_tables *fx_tables(enum fx_ring ring, uint32_t options) {

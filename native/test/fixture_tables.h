@@ -30,6 +30,10 @@ enum {
 #define FX_MAX_SERVICES 8
 #define FX_MAX_BACKENDS 16
 
+/* data-plane probe source addresses, set in every fixture table */
+#define FX_PROBE4 "192.0.2.1"
+#define FX_PROBE6 "2001:db8::1"
+
 /* timeouts (seconds) */
 #define FX_TO_SYN 30
 #define FX_TO_EST 3600
@@ -63,6 +67,7 @@ struct fx_input {
   uint8_t bk_addrs[FX_MAX_BACKENDS * 16];
   uint32_t rings[FX_MAX_SERVICES * FX_RING_SIZE];
   uint8_t key[16];
+  uint8_t probe4[16], probe6[16];
 };
 void fx_input_init(struct fx_input *fi, enum fx_ring ring, uint32_t options);
 

@@ -51,7 +51,12 @@
   X(acl_validation, "bad CIDR lists and limits are rejected with a clear message")                            \
   X(rate_limit, "per-source new-flow token bucket: burst, refill, cap, clock wrap; live flows pass")         \
   X(udp6_zero_csum_dropped, "UDP over IPv6 with checksum 0 is dropped as bad_l4_header")                    \
-  X(synack_pickup_half_open, "a SYN-ACK without entry is picked up half-open; a mid-flow reply established")
+  X(synack_pickup_half_open, "a SYN-ACK without entry is picked up half-open; a mid-flow reply established")  \
+  /* core_test_probe.c */                                                                                     \
+  X(probe_syn_bytes, "the data-plane probe SYN, v4 and v6, byte for byte")                                    \
+  X(probe_answer, "a SYN-ACK to the probe address is counted and answered with a RST; a RST is consumed")     \
+  X(per_service_timeouts, "a service's own idle timeouts apply to its flows; others keep the defaults")      \
+  X(flow_walk_pages, "paging through the flow table with a cursor visits every entry once")
 
 #define DECLARE_TEST(name, desc) void test_##name(void);
 CORE_TESTS(DECLARE_TEST)
