@@ -148,7 +148,33 @@ export class Controller extends EventEmitter {
   // Effective table
 
   private healthy(rt: BackendRuntime | undefined): boolean {
+    const local = this.locallyHealthy(rt);
+    return rt && this.healthVote ? this.healthVote(rt.key, local) : local;
+  }
+
+  private locallyHealthy(rt: BackendRuntime | undefined): boolean {
     return (!rt?.checker || rt.checker.state === 'up') && rt?.passive?.heldUntil === undefined;
+  }
+
+  /**
+   * Scale-out (src/cluster/): the cluster's verdict on a backend given this host's own view, so that every host
+   * builds the same ring. null: this host's own checks decide alone.
+   */
+  healthVote: ((key: string, locallyHealthy: boolean) => boolean) | null = null;
+
+  /** This host's own view of every backend (backend key -> healthy), before any cluster vote. */
+  localHealth(): Map<string, boolean> {
+    return new Map([...this.runtime].map(([k, rt]) => [k, this.locallyHealthy(rt)]));
+  }
+
+  /** The weights last published, by service id and backend id (0: out of the ring). */
+  get publishedWeights(): ReadonlyMap<string, ReadonlyMap<string, number>> {
+    return this.lastWeights;
+  }
+
+  /** Publishes the table again (the cluster's health verdict changed). */
+  async republish(reason: string): Promise<PublishResult> {
+    return this.publish(reason);
   }
 
   /** The services as the data plane should see them now, and which have no healthy backend. */

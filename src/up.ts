@@ -15,6 +15,8 @@ import { checkServices, isLoopback, serviceId, type ServiceSpec } from './model'
 import { hasNetAdmin } from './privileges';
 import { buildTables, SlotAllocator, type TableOptions } from './tables';
 import type { UpOptions } from './up-args';
+import { Cluster } from './cluster';
+import { clusterOptionsOf } from './cluster/options';
 
 export class EnvironmentError extends Error {}
 
@@ -116,6 +118,11 @@ export class Balancer {
     return this.bkAlloc.get(key);
   }
 
+  /** The rings as last handed to the data plane, by service id (cluster hosts compare their digests). */
+  get publishedRings(): ReadonlyMap<string, Uint32Array> {
+    return this.rings;
+  }
+
   serviceSlot(id: string): number | undefined {
     return this.svcAlloc.get(id);
   }
@@ -127,6 +134,10 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   }
   const hashKey = opts.hashKey ?? loadOrCreateHashKey(opts.hashKeyFile, log);
   const nBackends = opts.services.reduce((n, s) => n + s.backends.length, 0);
+  // Scale-out: announce nothing before the TUN has a reader (which gives it carrier, see cluster/bird.ts).
+  const clusterOpts = clusterOptionsOf(opts);
+  const cluster = clusterOpts ? new Cluster(clusterOpts, log) : undefined;
+  await cluster?.prepare(opts.tun);
   const dp = new Dataplane({
     ifname: opts.tun,
     queues: opts.queues,
@@ -151,6 +162,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   let proxy: ProxyNeighbors | undefined;
   const notifier = SystemdNotifier.fromEnv(log);
   const shutdown = async (): Promise<void> => {
+    await cluster?.close().catch((err: unknown) => log.warn({ err }, 'stopping the cluster agent failed'));
     if (statsTimer) clearInterval(statsTimer);
     ctrl?.stop();
     notifier?.stopWatchdog();
@@ -195,6 +207,10 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
         { admin: `${scheme}://${host6}:${a.port}/v1/services`, auth: [opts.admin.tokenFile ? 'bearer token' : '', opts.admin.tls?.clientCa ? 'client certificate' : ''].filter(Boolean) },
         `admin API listening${isLoopback(opts.admin.listen) ? ' (loopback)' : ''}`,
       );
+    }
+    if (cluster) {
+      const d = dp;
+      await cluster.start({ ctrl, tun: d.ifname, rings: () => balancer.publishedRings, dataplaneProblem: () => (d.closed ? 'data plane closed' : workersAlive(d.counters().heartbeatsMs, monotonicMs())) });
     }
     if (signals.count > 0) throw new Error(`stopped by ${signals.first} during start-up`);
   } catch (e) {
@@ -249,6 +265,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   };
 
   const signal = await signals.next();
+  await cluster?.beginShutdown(); // routers move new flows away before the rings are emptied
   const grace = c.opts.shutdownGrace;
   notifier?.stopping(`stopping (${signal})${grace > 0 ? `: ${grace} s grace for established flows` : ''}`);
   if (grace > 0) {

@@ -27,6 +27,7 @@ import {
 import { parseCidr } from '../tables';
 import { parseBackend, UP_DEFAULTS, type UpOptions } from '../up-args';
 import { configSchema } from './schema';
+import { clusterOf, type RawCluster, type UpOptionsWithCluster } from '../cluster/options';
 
 export class ConfigError extends Error {
   constructor(
@@ -199,6 +200,7 @@ interface RawConfig {
   admin?: { listen?: string; port?: number; token_file?: string; tls?: { cert: string; key: string; client_ca?: string } };
   defaults?: { health_check?: RawHealth; passive_check?: RawPassive; on_all_down?: OnAllDown; on_down?: OnDown; hash?: HashMode };
   services: RawService[];
+  cluster?: RawCluster;
 }
 
 /** Parses and validates config text. Throws ConfigError listing every problem found. */
@@ -430,7 +432,8 @@ function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOpt
     add(['services'], (e as Error).message);
   }
   const t = g.timeouts ?? {};
-  return {
+  const cluster = clusterOf(raw.cluster, add);
+  const out: UpOptionsWithCluster = {
     services,
     queues: g.queues ?? Math.max(1, cpus().length),
     tun: g.tun ?? UP_DEFAULTS.tun,
@@ -456,6 +459,8 @@ function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOpt
     shutdownGrace: g.shutdown_grace ?? UP_DEFAULTS.shutdownGrace,
     proxyNeighbors: g.proxy_neighbors ?? [],
   };
+  if (cluster) out.cluster = cluster;
+  return out;
 }
 
 /**
@@ -479,5 +484,6 @@ export function restartOnlyChanges(cur: UpOptions, next: UpOptions): string[] {
   cmp('admin (listen, port, tls)', [cur.admin.listen, cur.admin.port, cur.admin.tls], [next.admin.listen, next.admin.port, next.admin.tls]);
   cmp('admin.token_file', cur.admin.tokenFile, next.admin.tokenFile);
   cmp('global.proxy_neighbors', cur.proxyNeighbors, next.proxyNeighbors);
+  cmp('cluster', (cur as UpOptionsWithCluster).cluster, (next as UpOptionsWithCluster).cluster);
   return out;
 }

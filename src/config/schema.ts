@@ -1,6 +1,7 @@
 // The config file's JSON schema (draft-07, checked with ajv). Shape only: what a schema cannot say well
 // (IP address syntax, families, cross-references, files) is checked in load.ts. "x-expect" is our own
 // annotation: the phrase an error message uses for "what is expected" where the keyword alone says too little.
+import { clusterSchema } from '../cluster/schema';
 
 const seconds = (min: number, max: number, what = 'seconds'): object => ({
   type: 'number',
@@ -139,6 +140,7 @@ export const configSchema = {
         hash: { enum: ['5tuple', 'src'] },
       },
     },
+    cluster: clusterSchema,
     services: {
       type: 'array',
       'x-expect': 'a list of services',

@@ -1,0 +1,180 @@
+// Health agreement between the l4nat hosts of a cluster. Each host serves its own view of every backend (from its
+// own active and passive checks) on a small read-only HTTP listener, and polls its peers' views. A backend leaves the
+// ring only when a strict majority of the fresh views (this host's included) see it down; a peer whose last answer
+// is older than peer_timeout (dead, cut off) does not vote. So one host whose path to a backend is broken does not
+// change anyone's table — its own included — and every host computes the same verdict from the same views.
+//
+// What is not agreed instantly: each host polls on its own clock, so when the majority flips, hosts adopt the new
+// verdict up to one poll interval (plus one HTTP round trip) apart. During that window their tables differ for the
+// flipped backend's slots; flows that stay on one host are unaffected (flow-table hits), only flows moving between
+// hosts in that window can be sent elsewhere. Layers: options.ts → this file → index.ts.
+import { createHash, timingSafeEqual } from 'crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'http';
+import { readFileSync } from 'fs';
+import type { ClusterOptions, PeerAddress } from './options';
+
+export interface PeerView {
+  peer: string;
+  /** Date.now() when the view arrived; undefined: never answered. */
+  at?: number;
+  health?: Map<string, boolean>;
+  error?: string;
+}
+
+export interface LocalState {
+  ready: boolean;
+  health: Map<string, boolean>;
+  agreed: Map<string, boolean>;
+  /** Per service id: sha256 of the ring as published to the data plane. */
+  rings: Record<string, string>;
+  announced: { vips: string[]; returnRoutes: string[] };
+}
+
+/** The verdict for one backend: down only when a strict majority of the votes say down. */
+export function majorityHealthy(votes: readonly boolean[]): boolean {
+  const down = votes.filter((v) => !v).length;
+  return !(down * 2 > votes.length);
+}
+
+/** sha256 of a ring's bytes (little-endian u32 backend slots, as handed to the data plane). */
+export function ringDigest(ring: Uint32Array): string {
+  return createHash('sha256').update(Buffer.from(ring.buffer, ring.byteOffset, ring.byteLength)).digest('hex');
+}
+
+function peerName(p: PeerAddress): string {
+  return p.addr.includes(':') ? `[${p.addr}]:${p.port}` : `${p.addr}:${p.port}`;
+}
+
+export class HealthAgreement {
+  readonly views = new Map<string, PeerView>();
+  private server: Server | undefined;
+  private token: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private polling = false;
+  private closed = false;
+
+  constructor(
+    readonly opts: ClusterOptions,
+    private readonly state: () => LocalState,
+  ) {
+    for (const p of opts.peers) this.views.set(peerName(p), { peer: peerName(p) });
+    if (opts.tokenFile) {
+      const t = readFileSync(opts.tokenFile, 'utf8').trim();
+      if (t.length < 16) throw new Error(`cluster.token_file: the token in ${opts.tokenFile} is shorter than 16 characters`);
+      this.token = t;
+    }
+  }
+
+  /** The views that vote now (answered within peer_timeout). */
+  freshViews(now = Date.now()): PeerView[] {
+    return [...this.views.values()].filter((v) => v.at !== undefined && now - v.at <= this.opts.peerTimeout * 1000);
+  }
+
+  /** Verdict per backend key from this host's view and the fresh peer views (peers that do not know a key abstain). */
+  agree(local: ReadonlyMap<string, boolean>, now = Date.now()): Map<string, boolean> {
+    const fresh = this.opts.health === 'local' ? [] : this.freshViews(now);
+    const out = new Map<string, boolean>();
+    for (const [key, mine] of local) {
+      const votes = [mine];
+      for (const v of fresh) {
+        const h = v.health?.get(key);
+        if (h !== undefined) votes.push(h);
+      }
+      out.set(key, majorityHealthy(votes));
+    }
+    return out;
+  }
+
+  async listen(): Promise<void> {
+    if (!this.opts.listen) return;
+    const server = createServer((req, res) => this.handle(req, res));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: this.opts.listen, port: this.opts.port }, () => {
+        server.removeListener('error', reject);
+        resolve();
+      });
+    });
+    this.server = server;
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    if (!this.token) return true;
+    const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+    const h = (s: string): Buffer => createHash('sha256').update(s).digest();
+    return m !== null && timingSafeEqual(h(m[1]), h(this.token));
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const send = (status: number, body: unknown): void => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    if (!this.authorized(req)) return send(401, { error: 'unauthorized' });
+    if (req.method !== 'GET' || req.url !== '/cluster/v1/state') return send(404, { error: 'not found: GET /cluster/v1/state' });
+    const s = this.state();
+    if (!s.ready) return send(503, { error: 'not ready' });
+    const now = Date.now();
+    send(200, {
+      host: `${this.opts.listen}:${this.opts.port}`,
+      health: Object.fromEntries(s.health),
+      agreed: Object.fromEntries(s.agreed),
+      rings: s.rings,
+      announced: s.announced,
+      peers: [...this.views.values()].map((v) => ({ peer: v.peer, ageMs: v.at === undefined ? null : now - v.at, error: v.error ?? null })),
+    });
+  }
+
+  /** Polls every peer every poll_interval; `onRound` runs after each round. */
+  startPolling(onRound: () => void): void {
+    const round = async (): Promise<void> => {
+      if (this.polling || this.closed) return;
+      this.polling = true;
+      try {
+        await Promise.all(this.opts.peers.map((p) => this.pollOne(p)));
+      } finally {
+        this.polling = false;
+      }
+      if (!this.closed) onRound();
+    };
+    void round();
+    this.timer = setInterval(() => void round(), this.opts.pollInterval * 1000);
+    this.timer.unref();
+  }
+
+  private async pollOne(p: PeerAddress): Promise<void> {
+    const name = peerName(p);
+    const v = this.views.get(name)!;
+    try {
+      const r = await fetch(`http://${name}/cluster/v1/state`, {
+        headers: this.token ? { authorization: `Bearer ${this.token}` } : {},
+        signal: AbortSignal.timeout(Math.max(200, Math.min(2_000, this.opts.peerTimeout * 500))),
+      });
+      if (r.status !== 200) {
+        v.error = `HTTP ${r.status}`;
+        await r.body?.cancel();
+        return;
+      }
+      const body = (await r.json()) as { health?: Record<string, unknown> };
+      const health = new Map<string, boolean>();
+      for (const [k, h] of Object.entries(body.health ?? {})) if (typeof h === 'boolean') health.set(k, h);
+      v.health = health;
+      v.at = Date.now();
+      v.error = undefined;
+    } catch (e) {
+      v.error = (e as Error).message;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    const s = this.server;
+    this.server = undefined;
+    if (s) {
+      s.closeAllConnections();
+      await new Promise<void>((r) => s.close(() => r()));
+    }
+  }
+}

@@ -1,0 +1,189 @@
+// Scale-out: one l4nat host among several behind an ECMP router (DESIGN.md "Scale-out"). This file decides what
+// the host announces and when, and feeds the cluster's health verdict into the controller:
+//
+//   VIP v announced        while l4nat runs, every worker's heartbeat is fresh, no stop has begun, and some service
+//                          of v has a non-empty ring (the agreed health leaves it a backend)
+//   return routes          while l4nat runs, its workers are alive, no stop has begun and (when upstream_protocols
+//                          are named) at least one of those BGP sessions is Established: a host cut off from its
+//                          router would translate replies into a dead link
+//   nothing                from the first stop signal on (then withdraw_delay seconds before the rest of the stop),
+//                          and before the data plane is up
+//
+// A dead l4nat is withdrawn by BIRD itself (`check link` on the TUN, see bird.ts). Every poll_interval the desired
+// announcement is recomputed and BIRD is reconfigured only when it changed (or the last birdc failed: a BIRD that
+// was down is brought up to date when it is back; it also reads the file at start). Layers: options.ts,
+// bird.ts, agreement.ts → this file → up.ts.
+import type { Controller } from '../control';
+import type { Logger } from '../log';
+import { serviceId } from '../model';
+import { HealthAgreement, ringDigest, type LocalState } from './agreement';
+import { BirdWriter, renderInclude, type Announcement } from './bird';
+import type { ClusterOptions } from './options';
+
+export interface ClusterDeps {
+  ctrl: Controller;
+  tun: string;
+  /** The rings as last published to the data plane, by service id. */
+  rings: () => ReadonlyMap<string, Uint32Array>;
+  /** Why the data plane cannot forward (e.g. a silent worker), or null. */
+  dataplaneProblem: () => string | null;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class Cluster {
+  readonly bird: BirdWriter | undefined;
+  readonly agreement: HealthAgreement;
+  private deps: ClusterDeps | undefined;
+  private agreed = new Map<string, boolean>();
+  private stopping = false;
+  private upstreamOk = true;
+  private upstreamSeen = false;
+  private announced: { vips: string[]; returnRoutes: string[] } = { vips: [], returnRoutes: [] };
+  private lastWhy = '';
+  private busy = false;
+
+  constructor(
+    readonly opts: ClusterOptions,
+    private readonly log: Logger,
+  ) {
+    this.bird = opts.bgp ? new BirdWriter(opts.bgp) : undefined;
+    this.agreement = new HealthAgreement(opts, () => this.localState());
+  }
+
+  /** Before the TUN is opened (which gives it carrier): announce nothing, so a restart re-announces only once ready. */
+  async prepare(tun: string): Promise<void> {
+    if (!this.bird) return;
+    const r = await this.bird.apply(renderInclude({ tun, vips: [], returnRoutes: [] }, { vips: 'starting', ret: 'starting' }), true);
+    if (!r.ok) this.log.warn({ event: 'bgp_unreachable', err: r.output }, `cluster: birdc configure failed (${r.output.split('\n').pop()}); the file is written and BIRD reads it when it starts; retrying`);
+  }
+
+  /** Starts serving this host's view, polling the peers and announcing. Call once the data plane forwards. */
+  async start(deps: ClusterDeps): Promise<void> {
+    this.deps = deps;
+    this.agreed = this.agreement.agree(deps.ctrl.localHealth());
+    if (this.opts.health === 'majority' && this.opts.peers.length > 0) {
+      deps.ctrl.healthVote = (key, local) => this.agreed.get(key) ?? local;
+    }
+    await this.agreement.listen();
+    this.agreement.startPolling(() => void this.tick()); // a round every poll_interval, peers or not
+    this.log.info(
+      { event: 'cluster_started', listen: this.opts.listen ? `${this.opts.listen}:${this.opts.port}` : null, peers: this.opts.peers.map((p) => `${p.addr}:${p.port}`), health: this.opts.health, bgp: this.opts.bgp?.includeFile ?? null },
+      `cluster: ${this.opts.peers.length} peer(s), health ${this.opts.health}${this.opts.bgp ? `, announcing through BIRD (${this.opts.bgp.includeFile})` : ''}`,
+    );
+    await this.tick();
+  }
+
+  private localState(): LocalState {
+    const d = this.deps;
+    if (!d) return { ready: false, health: new Map(), agreed: new Map(), rings: {}, announced: this.announced };
+    const rings: Record<string, string> = {};
+    for (const [sid, ring] of d.rings()) rings[sid] = ringDigest(ring);
+    return { ready: true, health: d.ctrl.localHealth(), agreed: this.agreed, rings, announced: this.announced };
+  }
+
+  /** One round: agree on health (republish if the verdict changed), then bring BIRD up to date. */
+  async tick(): Promise<void> {
+    const d = this.deps;
+    if (!d || this.busy) return;
+    this.busy = true;
+    try {
+      const local = d.ctrl.localHealth();
+      const next = this.agreement.agree(local);
+      const flipped = [...next].filter(([k, v]) => this.agreed.get(k) !== v).map(([k, v]) => `${k.split('|')[1]} ${v ? 'up' : 'down'}`);
+      this.agreed = next;
+      if (flipped.length && d.ctrl.healthVote && !this.stopping) {
+        const votes = 1 + this.agreement.freshViews().length;
+        this.log.warn({ event: 'cluster_health', changes: flipped, votes }, `cluster: agreed health changed (${votes} vote(s)): ${flipped.join(', ')}`);
+        await d.ctrl.republish(`cluster health: ${flipped.join(', ')}`).catch((err: unknown) => this.log.error({ err }, 'publishing the agreed health failed'));
+      }
+      await this.announce();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** The announcement wanted now, and why. */
+  desired(): { a: Announcement; why: { vips: string; ret: string } } {
+    const d = this.deps!;
+    const tun = d.tun;
+    const problem = this.stopping ? 'stopping' : d.dataplaneProblem();
+    if (problem) return { a: { tun, vips: [], returnRoutes: [] }, why: { vips: `withdrawn: ${problem}`, ret: `withdrawn: ${problem}` } };
+    const weights = d.ctrl.publishedWeights;
+    const allDown = new Set(d.ctrl.summary().allDown);
+    const byVip = new Map<string, { family: 4 | 6; serving: boolean }>();
+    for (const s of d.ctrl.current) {
+      const sid = serviceId(s);
+      const w = weights.get(sid);
+      const serving = !allDown.has(sid) && w !== undefined && [...w.values()].some((x) => x > 0);
+      const e = byVip.get(s.vip) ?? { family: s.family, serving: false };
+      e.serving ||= serving;
+      byVip.set(s.vip, e);
+    }
+    const vips = [...byVip].filter(([, e]) => e.serving).map(([addr, e]) => ({ addr, family: e.family }));
+    const dark = [...byVip].filter(([, e]) => !e.serving).map(([a]) => a);
+    const ret = this.upstreamOk ? (this.opts.bgp?.returnRoutes ?? []) : [];
+    return {
+      a: { tun, vips, returnRoutes: ret },
+      why: {
+        vips: dark.length ? `withdrawn (no healthy backend): ${dark.join(', ')}` : 'every VIP has a healthy backend',
+        ret: this.upstreamOk ? 'upstream reachable' : `withdrawn: no upstream session Established (${this.opts.bgp?.upstreamProtocols.join(', ')})`,
+      },
+    };
+  }
+
+  private async checkUpstream(): Promise<void> {
+    const b = this.bird;
+    if (!b || b.opts.upstreamProtocols.length === 0) return;
+    const protos = await b.protocols();
+    if (!protos) return; // BIRD unreachable: keep the last verdict
+    const ok = b.opts.upstreamProtocols.some((n) => protos.get(n)?.info.startsWith('Established'));
+    if (ok !== this.upstreamOk || !this.upstreamSeen) {
+      const states = Object.fromEntries(b.opts.upstreamProtocols.map((n) => [n, protos.get(n)?.info ?? 'missing']));
+      if (ok !== this.upstreamOk) {
+        this.log[ok ? 'info' : 'error']({ event: ok ? 'upstream_up' : 'upstream_down', sessions: states }, ok ? 'cluster: an upstream BGP session is Established again' : 'cluster: no upstream BGP session is Established: withdrawing the return routes');
+      }
+      this.upstreamOk = ok;
+      this.upstreamSeen = true;
+    }
+  }
+
+  private async announce(): Promise<void> {
+    if (!this.bird || !this.deps) return;
+    if (!this.stopping) await this.checkUpstream();
+    const { a, why } = this.desired();
+    const text = renderInclude(a, why);
+    const r = await this.bird.apply(text);
+    const now = { vips: a.vips.map((v) => v.addr), returnRoutes: a.returnRoutes.map((x) => x.prefix) };
+    const key = JSON.stringify(now);
+    if (r.ok && key !== JSON.stringify(this.announced)) {
+      this.log.info({ event: 'bgp_announce', vips: now.vips, returnRoutes: now.returnRoutes, why }, `cluster: announcing VIPs [${now.vips.join(', ')}] and return routes [${now.returnRoutes.join(', ')}] (${why.vips}; ${why.ret})`);
+      this.announced = now;
+    } else if (!r.ok && this.lastWhy !== r.output) {
+      this.log.error({ event: 'bgp_unreachable', err: r.output }, `cluster: birdc configure failed: ${r.output.split('\n').pop()} (retrying every ${this.opts.pollInterval} s)`);
+    }
+    this.lastWhy = r.ok ? '' : r.output;
+  }
+
+  /** First step of a stop: withdraw everything, then give the routers withdraw_delay seconds to move the flows. */
+  async beginShutdown(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (!this.bird || !this.deps) return;
+    while (this.busy) await sleep(20);
+    await this.announce();
+    const delay = this.bird.opts.withdrawDelay;
+    this.log.info({ event: 'bgp_withdrawn', delaySeconds: delay }, `cluster: stopping: everything withdrawn; waiting ${delay} s for the routers to move the flows`);
+    await sleep(delay * 1000);
+  }
+
+  async close(): Promise<void> {
+    this.stopping = true;
+    await this.agreement.close();
+    if (this.deps) this.deps.ctrl.healthVote = null;
+    if (this.bird && this.deps) {
+      while (this.busy) await sleep(20);
+      await this.announce();
+    }
+  }
+}
