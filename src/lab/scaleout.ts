@@ -1,0 +1,477 @@
+// The scale-out lab: several l4nat hosts behind one ECMP router that learns the VIP from each of them over BGP
+// (BIRD 2 everywhere), backends on a shared LAN whose return route is an ECMP default route learned over BGP from the
+// same hosts. Layers: netns.ts (commands), cleanup.ts (signal/exit hooks) → this file (topology, BIRD configs,
+// l4nat configs) → workload.ts (backend servers, client driver: this lab implements the Lab interface they use).
+//
+//   client 10.201.0.2 ── r (AS 65000; ECMP, fib_multipath_hash_policy=1) ─┬─ 10.203.1.0/24 ─ lb1 (AS 65001) ─┐
+//                                                                          ├─ 10.203.2.0/24 ─ lb2 (AS 65001) ─┤ sw: bridge,
+//                                                                          └─ 10.203.3.0/24 ─ lb3 (AS 65001) ─┤ 10.210.0.0/24
+//                                            b1 10.210.0.11, b2 .12, b3 .13 (AS 65010; ECMP default via lb1..3) ─┘
+//
+// lbN: uplink "up" 10.203.N.2 (router: 10.203.N.1), LAN "lan" 10.210.0.N. Every BGP session has BFD (100 ms × 5)
+// and short timers (hold 3 s, keepalive 1 s, reconnect after 1 s). Each lbN's BIRD includes the file its l4nat writes
+// (cluster.bgp.include_file): it exports l4nat_vip4 to the router and l4nat_ret4 (0.0.0.0/0) to the backends. The
+// router and the backends install the multipath routes with `merge paths on`.
+//
+// Namespaces are `l4-<id>-<role>` (roles client, r, sw, lb1.., b1..), files live in a temporary directory; destroy()
+// (also on signals and exit, through the cleanup registry) stops every process and removes both. Nothing is created
+// in or changed in the default namespace. IPv4 only.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { registerCleanup } from './cleanup';
+import { LAB_NS_PREFIX, listLabNamespaces, type Lab, type LabBackend, type LabEndpoint, type LabHost, type LabRouter } from './lab';
+import { L4natProcess, READY_MSG, repoRoot } from './l4nat-process';
+import {
+  addrAdd,
+  ipIn,
+  linkUp,
+  netnsAdd,
+  netnsDelete,
+  netnsDeleteSync,
+  netnsList,
+  netnsPids,
+  nsExec,
+  NsProcess,
+  ProcessGroup,
+  routeAdd,
+  RunOptions,
+  RunResult,
+  SpawnOptions,
+  sysctlSet,
+  vethPair,
+} from './netns';
+import { SERVICE_PORT } from './workload';
+
+export const SCALEOUT_VIP = '10.200.0.10';
+export const ROUTER_AS = 65001 - 1;
+export const HOST_AS = 65001;
+export const BACKEND_AS = 65010;
+export const CLUSTER_PORT = 9181;
+export const BFD_INTERVAL_MS = 100;
+export const BFD_MULTIPLIER = 5;
+
+export interface ScaleoutOptions {
+  /** l4nat hosts (2..3, default 3). */
+  hosts?: number;
+  /** Backends b1..bN on the LAN (1..8, default 3). */
+  backends?: number;
+  id?: string;
+}
+
+export interface ScaleoutHost extends LabHost {
+  /** 1-based. */
+  readonly index: number;
+  readonly upIpv4: string;
+  readonly routerIpv4: string;
+  readonly lanIpv4: string;
+  readonly birdConf: string;
+  readonly birdSocket: string;
+  /** The file this host's l4nat writes and its BIRD includes. */
+  readonly includeFile: string;
+  readonly l4natConf: string;
+}
+
+function validate(o: ScaleoutOptions): { hosts: number; backends: number; id: string } {
+  const hosts = o.hosts ?? 3;
+  if (!Number.isInteger(hosts) || hosts < 2 || hosts > 3) throw new TypeError(`hosts must be 2 or 3, got ${String(o.hosts)}`);
+  const backends = o.backends ?? 3;
+  if (!Number.isInteger(backends) || backends < 1 || backends > 8) throw new TypeError(`backends must be an integer in 1..8, got ${String(o.backends)}`);
+  const id = o.id ?? randomBytes(3).toString('hex');
+  if (!/^[0-9a-z]{1,12}$/.test(id)) throw new TypeError(`id must be 1-12 lowercase letters or digits, got ${JSON.stringify(o.id)}`);
+  return { hosts, backends, id };
+}
+
+const bgpTimers = `  hold time 3; keepalive time 1; connect delay time 1; connect retry time 1; error wait time 1, 3;
+  bfd on;`;
+const bfd = (ifs: string): string => `protocol bfd {\n  interface ${ifs} { interval ${BFD_INTERVAL_MS} ms; multiplier ${BFD_MULTIPLIER}; };\n}\n`;
+
+export class ScaleoutLab implements Lab {
+  readonly id: string;
+  readonly ipv6 = false;
+  readonly vip4 = SCALEOUT_VIP;
+  readonly vip6 = null;
+  readonly routers: readonly LabRouter[] = [];
+  readonly middleHopMtu = null;
+  readonly client: LabEndpoint;
+  readonly router: LabHost;
+  readonly sw: LabHost;
+  readonly hosts: readonly ScaleoutHost[];
+  readonly backends: readonly LabBackend[];
+  readonly namespaces: readonly string[];
+  readonly dir: string;
+  /** The hash key every host gets (same config, same key: same tables). */
+  readonly hashKey = randomBytes(16).toString('hex');
+  readonly created: string[] = [];
+  readonly l4nats = new Map<string, L4natProcess>();
+  private readonly birds = new Map<string, NsProcess>();
+  private readonly procs = new ProcessGroup();
+  private readonly byRole = new Map<string, LabHost>();
+  private teardown: Promise<void> | null = null;
+  private readonly unregister: () => void;
+
+  constructor(id: string, nHosts: number, nBackends: number) {
+    this.id = id;
+    this.dir = mkdtempSync(path.join(tmpdir(), `l4nat-scaleout-${id}-`));
+    const ns = (role: string): string => `${LAB_NS_PREFIX}${id}-${role}`;
+    this.client = { role: 'client', ns: ns('client'), ipv4: '10.201.0.2', ipv6: null, dev: 'eth0', lbIpv4: '10.201.0.1', lbIpv6: null, lbDev: 'c0' };
+    this.router = { role: 'r', ns: ns('r') };
+    this.sw = { role: 'sw', ns: ns('sw') };
+    this.hosts = Array.from({ length: nHosts }, (_, k) => {
+      const i = k + 1;
+      const role = `lb${i}`;
+      return {
+        role,
+        ns: ns(role),
+        index: i,
+        upIpv4: `10.203.${i}.2`,
+        routerIpv4: `10.203.${i}.1`,
+        lanIpv4: `10.210.0.${i}`,
+        birdConf: path.join(this.dir, `${role}-bird.conf`),
+        birdSocket: path.join(this.dir, `${role}.ctl`),
+        includeFile: path.join(this.dir, `${role}-l4nat-bird.conf`),
+        l4natConf: path.join(this.dir, `${role}-l4nat.yaml`),
+      };
+    });
+    this.backends = Array.from({ length: nBackends }, (_, k) => {
+      const i = k + 1;
+      const role = `b${i}`;
+      return { role, id: role, index: i, ns: ns(role), ipv4: `10.210.0.${10 + i}`, ipv6: null, dev: 'eth0', lbIpv4: '10.210.0.1', lbIpv6: null, lbDev: role };
+    });
+    for (const h of [this.client, this.router, this.sw, ...this.hosts, ...this.backends]) this.byRole.set(h.role, h);
+    this.namespaces = [...this.byRole.values()].map((h) => h.ns);
+    this.unregister = registerCleanup({ name: `scale-out lab ${id}`, run: () => this.destroy(), sync: () => this.destroySync() });
+  }
+
+  /** For the Lab interface: the first l4nat host. */
+  get lb(): LabHost {
+    return this.hosts[0]!;
+  }
+
+  get destroyed(): boolean {
+    return this.teardown !== null;
+  }
+
+  host(role: string): ScaleoutHost {
+    const h = this.hosts.find((x) => x.role === role);
+    if (!h) throw new RangeError(`lab ${this.id} has no l4nat host ${JSON.stringify(role)} (has ${this.hosts.map((x) => x.role).join(', ')})`);
+    return h;
+  }
+
+  backend(id: string): LabBackend {
+    const b = this.backends.find((x) => x.id === id);
+    if (!b) throw new RangeError(`lab ${this.id} has no backend ${JSON.stringify(id)}`);
+    return b;
+  }
+
+  nsOf(role: string): string {
+    const h = this.byRole.get(role);
+    if (!h) throw new RangeError(`lab ${this.id} has no role ${JSON.stringify(role)} (has ${[...this.byRole.keys()].join(', ')})`);
+    return h.ns;
+  }
+
+  private alive(): void {
+    if (this.teardown !== null) throw new Error(`lab ${this.id} is destroyed`);
+  }
+
+  exec(role: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    this.alive();
+    return nsExec(this.nsOf(role), cmd, args, opts);
+  }
+
+  ip(role: string, args: readonly string[]): Promise<string> {
+    this.alive();
+    return ipIn(this.nsOf(role), args);
+  }
+
+  spawn(role: string, cmd: string, args: readonly string[], opts?: SpawnOptions): NsProcess {
+    this.alive();
+    return this.procs.spawn(this.nsOf(role), cmd, args, opts);
+  }
+
+  async enableForwarding(): Promise<void> {
+    await Promise.all(this.hosts.map((h) => sysctlSet(h.ns, { 'net.ipv4.ip_forward': 1 })));
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Building
+
+  async build(): Promise<void> {
+    for (const ns of this.namespaces) {
+      if (this.teardown !== null) throw new Error(`lab ${this.id}: destroyed during set-up`);
+      await netnsAdd(ns);
+      this.created.push(ns);
+    }
+    await Promise.all(this.namespaces.map((ns) => linkUp(ns, 'lo')));
+    await Promise.all(
+      this.namespaces.map((ns) => sysctlSet(ns, { 'net.ipv4.conf.all.rp_filter': 1, 'net.ipv4.conf.default.rp_filter': 1 })),
+    );
+    // The router: forwards, hashes ports too, and checks sources loosely (a host that is not — or no longer — a
+    // next hop of the VIP may still send the VIP's replies for a moment).
+    await sysctlSet(this.router.ns, { 'net.ipv4.ip_forward': 1, 'net.ipv4.fib_multipath_hash_policy': 1, 'net.ipv4.conf.all.rp_filter': 2 });
+    for (const b of this.backends) await sysctlSet(b.ns, { 'net.ipv4.fib_multipath_hash_policy': 1 });
+
+    await vethPair({ ns: this.router.ns, name: 'c0' }, { ns: this.client.ns, name: 'eth0' });
+    await addrAdd(this.router.ns, 'c0', '10.201.0.1/24');
+    await addrAdd(this.client.ns, 'eth0', `${this.client.ipv4}/24`);
+    await routeAdd(this.client.ns, 'default', '10.201.0.1', { dev: 'eth0' });
+
+    await ipIn(this.sw.ns, ['link', 'add', 'br0', 'type', 'bridge']);
+    await linkUp(this.sw.ns, 'br0');
+    for (const h of this.hosts) {
+      await vethPair({ ns: this.router.ns, name: h.role }, { ns: h.ns, name: 'up' });
+      await addrAdd(this.router.ns, h.role, `${h.routerIpv4}/24`);
+      await addrAdd(h.ns, 'up', `${h.upIpv4}/24`);
+      await vethPair({ ns: this.sw.ns, name: h.role }, { ns: h.ns, name: 'lan' });
+      await ipIn(this.sw.ns, ['link', 'set', h.role, 'master', 'br0']);
+      await addrAdd(h.ns, 'lan', `${h.lanIpv4}/24`);
+      await routeAdd(h.ns, '10.201.0.0/24', h.routerIpv4, { dev: 'up' });
+    }
+    for (const b of this.backends) {
+      await vethPair({ ns: this.sw.ns, name: b.role }, { ns: b.ns, name: 'eth0' });
+      await ipIn(this.sw.ns, ['link', 'set', b.role, 'master', 'br0']);
+      await addrAdd(b.ns, 'eth0', `${b.ipv4}/24`);
+    }
+    this.writeBirdConfigs();
+    for (const h of this.hosts) this.writeL4natConfig(h);
+  }
+
+  private writeBirdConfigs(): void {
+    const r = [
+      `router id 10.201.0.1;`,
+      `log stderr all;`,
+      `protocol device { scan time 10; }`,
+      `protocol kernel { ipv4 { import none; export where source = RTS_BGP; }; merge paths on; }`,
+      bfd('"lb*"'),
+      `template bgp l4nat_host {\n  local as ${ROUTER_AS};\n${bgpTimers}\n  ipv4 { import where net ~ [ 10.200.0.0/24{32,32} ]; export none; };\n}`,
+      ...this.hosts.map((h) => `protocol bgp ${h.role} from l4nat_host { neighbor ${h.upIpv4} as ${HOST_AS}; }`),
+    ];
+    writeFileSync(this.birdConfOf('r'), `${r.join('\n')}\n`);
+    for (const h of this.hosts) {
+      const c = [
+        `router id ${h.upIpv4};`,
+        `log stderr all;`,
+        `protocol device { scan time 10; }`,
+        `# Written by l4nat (cluster.bgp.include_file): protocols l4nat_vip4/6 (VIPs) and l4nat_ret4/6 (return routes).`,
+        `include "${h.includeFile}";`,
+        bfd('"up", "lan"'),
+        `protocol bgp upstream {\n  local as ${HOST_AS};\n  neighbor ${h.routerIpv4} as ${ROUTER_AS};\n${bgpTimers}\n  ipv4 { import none; export where proto = "l4nat_vip4"; };\n}`,
+        `template bgp backend {\n  local as ${HOST_AS};\n${bgpTimers}\n  ipv4 { import none; export where proto = "l4nat_ret4"; };\n}`,
+        ...this.backends.map((b) => `protocol bgp ${b.role} from backend { neighbor ${b.ipv4} as ${BACKEND_AS}; }`),
+      ];
+      writeFileSync(h.birdConf, `${c.join('\n')}\n`);
+      // BIRD refuses to start on a missing include; l4nat rewrites it at its start.
+      writeFileSync(h.includeFile, '# l4nat has not run yet\n');
+    }
+    for (const b of this.backends) {
+      const c = [
+        `router id ${b.ipv4};`,
+        `log stderr all;`,
+        `protocol device { scan time 10; }`,
+        `protocol kernel { ipv4 { import none; export all; }; merge paths on; }`,
+        bfd('"eth0"'),
+        `template bgp lbhost {\n  local as ${BACKEND_AS};\n${bgpTimers}\n  ipv4 { import all; export none; };\n}`,
+        ...this.hosts.map((h) => `protocol bgp ${h.role} from lbhost { neighbor ${h.lanIpv4} as ${HOST_AS}; }`),
+      ];
+      writeFileSync(this.birdConfOf(b.role), `${c.join('\n')}\n`);
+    }
+  }
+
+  birdConfOf(role: string): string {
+    return path.join(this.dir, `${role}-bird.conf`);
+  }
+
+  birdSocketOf(role: string): string {
+    return path.join(this.dir, `${role}.ctl`);
+  }
+
+  /** The YAML every host runs (only `cluster.listen`, the peers and the BIRD files differ). */
+  l4natConfigText(h: ScaleoutHost, opts: { backends?: readonly string[]; healthMode?: 'majority' | 'local' } = {}): string {
+    const ids = opts.backends ?? this.backends.map((b) => b.id);
+    const peers = this.hosts.filter((x) => x !== h).map((x) => `"${x.lanIpv4}"`);
+    return [
+      `global:`,
+      `  queues: 1`,
+      `  flow_capacity: 65536`,
+      `  hash_key: "${this.hashKey}"`,
+      `  stats_interval: 0`,
+      `  shutdown_grace: 2`,
+      `defaults:`,
+      `  health_check: { type: tcp, interval: 0.5, timeout: 0.4, rise: 2, fall: 2, jitter: 0.1 }`,
+      `services:`,
+      `  - name: web`,
+      `    vips: ["${this.vip4}"]`,
+      `    ports: ["${SERVICE_PORT}/tcp"]`,
+      `    backends: [${ids.map((id) => `"${this.backend(id).ipv4}:${SERVICE_PORT}"`).join(', ')}]`,
+      `cluster:`,
+      `  listen: "${h.lanIpv4}"`,
+      `  port: ${CLUSTER_PORT}`,
+      `  peers: [${peers.join(', ')}]`,
+      `  health: ${opts.healthMode ?? 'majority'}`,
+      `  poll_interval: 0.5`,
+      `  peer_timeout: 2`,
+      `  bgp:`,
+      `    include_file: "${h.includeFile}"`,
+      `    socket: "${h.birdSocket}"`,
+      `    return_routes: ["0.0.0.0/0"]`,
+      `    upstream_protocols: [upstream]`,
+      `    withdraw_delay: 1`,
+      ``,
+    ].join('\n');
+  }
+
+  writeL4natConfig(h: ScaleoutHost, opts: { backends?: readonly string[]; healthMode?: 'majority' | 'local' } = {}): void {
+    writeFileSync(h.l4natConf, this.l4natConfigText(h, opts));
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Processes
+
+  /** Starts BIRD in a namespace (foreground, logging to stderr) and waits until birdc answers. */
+  async startBird(role: string): Promise<NsProcess> {
+    const conf = this.hosts.find((h) => h.role === role)?.birdConf ?? this.birdConfOf(role);
+    const sock = this.birdSocketOf(role);
+    const p = this.spawn(role, 'bird', ['-f', '-c', conf, '-s', sock, '-P', path.join(this.dir, `${role}.pid`)]);
+    this.birds.set(role, p);
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      if (!p.running) throw new Error(`bird in ${role} exited: ${p.tail()}`);
+      const r = await this.birdc(role, ['show', 'status']).catch(() => null);
+      if (r && /Daemon is up and running/.test(r)) return p;
+      if (Date.now() > deadline) throw new Error(`bird in ${role} does not answer: ${p.tail()}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  }
+
+  bird(role: string): NsProcess | undefined {
+    return this.birds.get(role);
+  }
+
+  async birdc(role: string, args: readonly string[]): Promise<string> {
+    return (await this.exec(role, 'birdc', ['-s', this.birdSocketOf(role), ...args], { timeoutMs: 5_000 })).stdout;
+  }
+
+  /** Starts `l4nat up --config` on a host and waits for "l4nat ready". */
+  async startL4nat(role: string, timeoutMs = 30_000): Promise<L4natProcess> {
+    const h = this.host(role);
+    const args = ['up', '--config', h.l4natConf];
+    const root = repoRoot();
+    const proc = this.spawn(role, process.execPath, [path.join(root, 'bin', 'l4nat.js'), ...args], {
+      env: { ...process.env, L4NAT_LOG_LEVEL: process.env.L4NAT_LOG_LEVEL ?? 'info' },
+      cwd: root,
+    });
+    const l4 = new L4natProcess(this, proc, args);
+    try {
+      await l4.waitForLog((r) => r.msg === READY_MSG, timeoutMs, `"${READY_MSG}" on ${role}`);
+    } catch (e) {
+      await l4.stop(3_000);
+      throw e;
+    }
+    this.l4nats.set(role, l4);
+    return l4;
+  }
+
+  /** A host's cluster view (GET /cluster/v1/state on its LAN address, asked from inside the host). */
+  async clusterState(role: string): Promise<ClusterStateView> {
+    const h = this.host(role);
+    const script = `fetch(process.argv[1]).then(async (r) => { process.stdout.write(JSON.stringify({ status: r.status, body: await r.json() })); }).catch((e) => { process.stderr.write(String(e)); process.exit(1); });`;
+    const { stdout } = await this.exec(role, process.execPath, ['-e', script, `http://${h.lanIpv4}:${CLUSTER_PORT}/cluster/v1/state`], { timeoutMs: 10_000 });
+    const r = JSON.parse(stdout) as { status: number; body: ClusterStateView };
+    if (r.status !== 200) throw new Error(`${role}: cluster state HTTP ${r.status}: ${JSON.stringify(r.body)}`);
+    return r.body;
+  }
+
+  /** Next hops of `prefix` in a namespace's main table (their gateways, sorted). */
+  async nexthops(role: string, prefix: string): Promise<string[]> {
+    const out = await this.ip(role, ['-4', 'route', 'show', prefix]);
+    return [...out.matchAll(/via (\d+\.\d+\.\d+\.\d+)/g)].map((m) => m[1]!).sort();
+  }
+
+  /** A silent cut of a host's uplink: every packet in or out of "up" is dropped; the links stay up (BFD must notice). */
+  async cutUplink(role: string): Promise<void> {
+    const h = this.host(role);
+    const rules = [
+      'table inet l4lab_cut {',
+      '  chain pre { type filter hook prerouting priority -400; policy accept; iifname "up" drop; }',
+      '  chain out { type filter hook output priority -400; policy accept; oifname "up" drop; }',
+      '  chain post { type filter hook postrouting priority -400; policy accept; oifname "up" drop; }',
+      '}',
+    ].join('\n');
+    const f = path.join(this.dir, `${role}-cut.nft`);
+    writeFileSync(f, `${rules}\n`);
+    await this.exec(h.role, 'nft', ['-f', f]);
+  }
+
+  async restoreUplink(role: string): Promise<void> {
+    await this.exec(role, 'nft', ['delete', 'table', 'inet', 'l4lab_cut']);
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Teardown
+
+  destroy(): Promise<void> {
+    if (this.teardown === null) this.teardown = this.doDestroy();
+    return this.teardown;
+  }
+
+  private async doDestroy(): Promise<void> {
+    try {
+      await this.procs.stopAll(3_000);
+    } catch {
+      // Forced below.
+    }
+    for (const ns of this.created) {
+      try {
+        for (const pid of await netnsPids(ns)) if (pid !== process.pid) process.kill(pid, 'SIGKILL');
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    for (const ns of [...this.created].reverse()) await netnsDelete(ns, { ifExists: true }).catch(() => undefined);
+    let left = (await netnsList()).filter((n) => this.created.includes(n));
+    for (const ns of left) netnsDeleteSync(ns);
+    left = (await netnsList()).filter((n) => this.created.includes(n));
+    rmSync(this.dir, { recursive: true, force: true });
+    this.unregister();
+    if (left.length) throw new Error(`scale-out lab ${this.id}: could not remove namespaces ${left.join(', ')}`);
+  }
+
+  private destroySync(): void {
+    this.teardown ??= Promise.resolve();
+    this.procs.killAllSync();
+    for (const ns of [...this.created].reverse()) netnsDeleteSync(ns);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export interface ClusterStateView {
+  host: string;
+  health: Record<string, boolean>;
+  agreed: Record<string, boolean>;
+  rings: Record<string, string>;
+  announced: { vips: string[]; returnRoutes: string[] };
+  peers: Array<{ peer: string; ageMs: number | null; error: string | null }>;
+}
+
+/** Builds the topology and writes the configs (no process started). On failure everything is removed. */
+export async function createScaleoutLab(opts: ScaleoutOptions = {}): Promise<ScaleoutLab> {
+  const { hosts, backends, id } = validate(opts);
+  const existing = await listLabNamespaces(id);
+  if (existing.length) throw new Error(`lab id ${id} is in use: namespaces ${existing.join(', ')} exist`);
+  const lab = new ScaleoutLab(id, hosts, backends);
+  try {
+    await lab.build();
+  } catch (e) {
+    await lab.destroy().catch(() => undefined);
+    throw e;
+  }
+  return lab;
+}
+
+/** Starts every BIRD (router, hosts, backends); l4nat is started separately. */
+export async function startRouting(lab: ScaleoutLab): Promise<void> {
+  await lab.startBird('r');
+  for (const h of lab.hosts) await lab.startBird(h.role);
+  for (const b of lab.backends) await lab.startBird(b.role);
+}
