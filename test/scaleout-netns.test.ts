@@ -1,0 +1,275 @@
+// Scale-out (issue 8): three l4nat hosts behind an ECMP router, VIPs announced through BIRD 2 with BFD, backends'
+// return route learned from the hosts over BGP (src/lab/scaleout.ts). One lab for the whole file, in order:
+//   1. the three processes publish byte-identical rings (same config, same hash key);
+//   2. one host alone sees a backend fail (its probes are dropped): the agreed health keeps every table identical;
+//      a real failure seen by all is agreed, and the window during which the tables differ is measured;
+//   3. 200 long-lived connections over the three hosts: SIGKILL one l4nat, add it back, cut another host's uplink
+//      silently, restore it — after each, ≥ 99% of the connections continue (router and return path reconverge);
+//   4. a backend set change coinciding with a host failure (Maglev's hard case), against the change alone.
+// Figures are printed as test diagnostics. Root-only; needs bird2 (scripts/install-deps.sh) and nft.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { l4natUnavailable } from '../src/lab/l4nat-process';
+import { createScaleoutLab, startRouting, type ClusterStateView, type ScaleoutLab } from '../src/lab/scaleout';
+import { startBackendServers, startStreams, type StreamRun, type StreamStatus } from '../src/lab/workload';
+
+function skipReason(): string | false {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, TUN)';
+  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
+  for (const bin of ['bird', 'birdc', 'nft']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' });
+    } catch {
+      return `${bin} is not installed (bash scripts/install-deps.sh)`;
+    }
+  }
+  return l4natUnavailable() ?? false;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const STREAMS = 200;
+const VIP = '10.200.0.10';
+const KEY = (b: string): string => `${VIP}:8080/tcp|${b}:8080/tcp`;
+
+/** Polls `fn` every `everyMs` until it returns true; resolves with the milliseconds it took. */
+async function waitUntil(what: string, fn: () => Promise<boolean>, timeoutMs: number, everyMs = 25): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    if (await fn()) return Date.now() - t0;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** Connections that made progress between two status snapshots (and have not failed). */
+function progressed(before: StreamStatus, now: StreamStatus): { ok: number; stalled: number[]; failed: Array<{ i: number; error: string }> } {
+  let ok = 0;
+  const stalled: number[] = [];
+  const failed: Array<{ i: number; error: string }> = [];
+  for (const c of now.conns) {
+    const was = before.conns.find((x) => x.i === c.i);
+    if (c.error !== null) failed.push({ i: c.i, error: c.error });
+    else if (was && c.bytesVerified > was.bytesVerified) ok++;
+    else stalled.push(c.i);
+  }
+  return { ok, stalled, failed };
+}
+
+describe('scale-out: three l4nat hosts behind ECMP, announced by BIRD', { skip: skipReason(), timeout: 600_000 }, () => {
+  let lab: ScaleoutLab;
+  const backendIp = (id: string): string => lab.backend(id).ipv4;
+  const live = new Set<string>(['lb1', 'lb2', 'lb3']);
+  const figures: Record<string, unknown> = {};
+
+  async function states(roles = [...live]): Promise<Map<string, ClusterStateView>> {
+    return new Map(await Promise.all(roles.map(async (r) => [r, await lab.clusterState(r)] as const)));
+  }
+
+  async function ringsEqual(roles = [...live]): Promise<{ equal: boolean; digests: Record<string, string> }> {
+    const st = await states(roles);
+    const digests = Object.fromEntries([...st].map(([r, s]) => [r, JSON.stringify(s.rings)]));
+    return { equal: new Set(Object.values(digests)).size === 1, digests };
+  }
+
+  async function admin(role: string, method: string, path: string): Promise<{ status: number; body: any }> {
+    const script = `fetch('http://127.0.0.1:9180' + process.argv[2], { method: process.argv[1] }).then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.json() }))).catch((e) => { process.stderr.write(String(e)); process.exit(1); });`;
+    const { stdout } = await lab.exec(role, process.execPath, ['-e', script, method, path], { timeoutMs: 10_000 });
+    return JSON.parse(stdout) as { status: number; body: any };
+  }
+
+  const routerHas = async (role: string): Promise<boolean> => (await lab.nexthops('r', VIP)).includes(lab.host(role).upIpv4);
+  const backendsHave = async (role: string): Promise<boolean[]> =>
+    Promise.all(lab.backends.map(async (b) => (await lab.nexthops(b.role, 'default')).includes(lab.host(role).lanIpv4)));
+
+  /** Waits until the router and every backend have (or no longer have) `role` as a next hop; times in ms from now. */
+  async function converge(role: string, present: boolean, timeoutMs = 20_000): Promise<{ routerMs: number; returnMs: number }> {
+    const [routerMs, returnMs] = await Promise.all([
+      waitUntil(`router ${present ? 'adding' : 'dropping'} ${role}`, async () => (await routerHas(role)) === present, timeoutMs),
+      waitUntil(`backends ${present ? 'adding' : 'dropping'} ${role}`, async () => (await backendsHave(role)).every((x) => x === present), timeoutMs),
+    ]);
+    return { routerMs, returnMs };
+  }
+
+  before(async () => {
+    lab = await createScaleoutLab({ hosts: 3, backends: 4 });
+    await startRouting(lab);
+    await startBackendServers(lab);
+    for (const h of lab.hosts) lab.writeL4natConfig(h, { backends: ['b1', 'b2', 'b3'] });
+    for (const h of lab.hosts) await lab.startL4nat(h.role);
+    await waitUntil('three ECMP next hops on the router and on the backends', async () => (await lab.nexthops('r', VIP)).length === 3 && (await lab.nexthops('b1', 'default')).length === 3, 30_000, 100);
+  });
+
+  after(async () => {
+    // eslint-disable-next-line no-console
+    console.log(`scale-out figures: ${JSON.stringify(figures)}`);
+    await lab?.destroy();
+  });
+
+  test('every host publishes byte-identical rings and announces the VIP and the return route', async (t) => {
+    await waitUntil('every peer answered', async () => [...(await states()).values()].every((s) => s.peers.every((p) => p.ageMs !== null && p.ageMs < 2_000)), 10_000, 200);
+    const st = await states();
+    const r = await ringsEqual();
+    assert.ok(r.equal, `rings differ: ${JSON.stringify(r.digests)}`);
+    for (const [role, s] of st) {
+      assert.deepEqual(s.announced, { vips: [VIP], returnRoutes: ['0.0.0.0/0'] }, role);
+      assert.equal(Object.keys(s.rings).length, 1);
+    }
+    assert.match(await lab.ip('r', ['-4', 'route', 'show', VIP]), /nexthop via 10\.203\.1\.2[\s\S]*nexthop via 10\.203\.2\.2[\s\S]*nexthop via 10\.203\.3\.2/);
+    t.diagnostic(`ring sha256 on all three hosts: ${[...st.values()][0]!.rings[`${VIP}:8080/tcp`]}`);
+  });
+
+  test('one host alone sees a backend fail: the agreed health keeps the tables identical; a failure all see is agreed', async (t) => {
+    const b2 = backendIp('b2');
+    // b2 drops lb1's probes only (data-plane packets carry the client's address and pass).
+    await lab.exec('b2', 'nft', ['add', 'table', 'inet', 'probe']);
+    await lab.exec('b2', 'nft', ['add', 'chain', 'inet', 'probe', 'in', '{ type filter hook input priority 0; policy accept; }']);
+    await lab.exec('b2', 'nft', ['add', 'rule', 'inet', 'probe', 'in', 'ip', 'saddr', lab.host('lb1').lanIpv4, 'tcp', 'dport', '8080', 'drop']);
+    const seenMs = await waitUntil('lb1 sees b2 down', async () => (await lab.clusterState('lb1')).health[KEY(b2)] === false, 15_000, 100);
+    t.diagnostic(`lb1's own checks see b2 down after ${seenMs} ms`);
+    let samples = 0;
+    const until = Date.now() + 5_000;
+    while (Date.now() < until) {
+      const st = await states();
+      assert.equal(st.get('lb1')!.health[KEY(b2)], false, 'lb1 still sees b2 down');
+      assert.equal(st.get('lb2')!.health[KEY(b2)], true);
+      for (const [role, s] of st) assert.equal(s.agreed[KEY(b2)], true, `${role}: b2 is agreed up (one vote of three)`);
+      const digests = new Set([...st.values()].map((s) => JSON.stringify(s.rings)));
+      assert.equal(digests.size, 1, `tables differ while only lb1 sees b2 down: ${JSON.stringify([...st].map(([r, s]) => [r, s.rings]))}`);
+      samples++;
+      await sleep(250);
+    }
+    t.diagnostic(`${samples} samples over 5 s: rings identical on the three hosts, b2 agreed up`);
+    figures.loneFailureSamplesIdentical = samples;
+
+    // A failure every host sees: agreed down everywhere; how long do the hosts' tables differ?
+    await lab.exec('b2', 'nft', ['add', 'rule', 'inet', 'probe', 'in', 'ip', 'saddr', '10.210.0.0/24', 'tcp', 'dport', '8080', 'drop', 'comment', '"all"']);
+    let firstDiff: number | null = null;
+    let lastDiff: number | null = null;
+    const t0 = Date.now();
+    await waitUntil('b2 agreed down on every host with identical rings', async () => {
+      const st = await states();
+      const same = new Set([...st.values()].map((s) => JSON.stringify(s.rings))).size === 1;
+      if (!same) {
+        firstDiff ??= Date.now() - t0;
+        lastDiff = Date.now() - t0;
+      }
+      return same && [...st.values()].every((s) => s.agreed[KEY(b2)] === false);
+    }, 20_000, 50);
+    const window = firstDiff === null ? 0 : lastDiff! - firstDiff + 50;
+    t.diagnostic(`b2 down for everyone: agreed down everywhere after ${Date.now() - t0} ms; tables differed for about ${window} ms (sampled every ~50 ms)`);
+    figures.agreedDownDisagreementMs = window;
+    // Back: drop the "everyone" rule, keep lb1's (the failure runs below go on with lb1 alone seeing b2 down).
+    const list = (await lab.exec('b2', 'nft', ['-a', 'list', 'chain', 'inet', 'probe', 'in'])).stdout;
+    const handle = /comment "all" # handle (\d+)/.exec(list)?.[1];
+    assert.ok(handle, list);
+    await lab.exec('b2', 'nft', ['delete', 'rule', 'inet', 'probe', 'in', 'handle', handle]);
+    await waitUntil('b2 agreed up again', async () => [...(await states()).values()].every((s) => s.agreed[KEY(b2)] === true), 20_000, 100);
+    const r = await ringsEqual();
+    assert.ok(r.equal, JSON.stringify(r.digests));
+  });
+
+  test(`${STREAMS} long-lived connections: SIGKILL one l4nat, add it back, cut another host's uplink, restore it: ≥ 99% continue each time`, async (t) => {
+    const streams: StreamRun = startStreams(lab, { target: VIP, streams: STREAMS, durationMs: 150_000, intervalMs: 100, chunkBytes: 512, stallMs: 25_000, connTimeoutMs: 10_000 });
+    try {
+      assert.deepEqual(await streams.streaming, { established: STREAMS, failed: 0 });
+      const spread: Record<string, number> = {};
+      for (const h of lab.hosts) spread[h.role] = (await admin(h.role, 'GET', '/v1/services')).body.dataplane.counters.flow_new ?? 0;
+      t.diagnostic(`new flows per host: ${JSON.stringify(spread)}`);
+      figures.newFlowsPerHost = spread;
+      for (const h of lab.hosts) assert.ok(spread[h.role]! >= STREAMS / 6, `ECMP spreads the connections: ${JSON.stringify(spread)}`);
+
+      const phase = async (name: string, act: () => Promise<{ routerMs: number; returnMs: number }>): Promise<void> => {
+        const conv = await act();
+        const atConv = await streams.status();
+        await sleep(5_000);
+        const later = await streams.status();
+        const p = progressed(atConv, later);
+        const rings = await ringsEqual();
+        t.diagnostic(`${name}: router ${conv.routerMs} ms, return path ${conv.returnMs} ms; ${p.ok}/${STREAMS} connections continue (failed ${JSON.stringify(p.failed.slice(0, 5))}, stalled ${p.stalled.length}); live hosts' rings identical: ${rings.equal}`);
+        figures[name] = { routerMs: conv.routerMs, returnMs: conv.returnMs, continuing: p.ok, of: STREAMS };
+        assert.ok(rings.equal, JSON.stringify(rings.digests));
+        assert.ok(p.ok >= Math.ceil(STREAMS * 0.99), `${name}: only ${p.ok}/${STREAMS} continue; failed ${JSON.stringify(p.failed)}, stalled ${p.stalled.join(',')}`);
+      };
+
+      await phase('sigkill', async () => {
+        const l4 = lab.l4nats.get('lb3')!;
+        const c = converge('lb3', false);
+        l4.proc.kill('SIGKILL');
+        live.delete('lb3');
+        const conv = await c;
+        assert.match(await lab.ip('lb3', ['link', 'show', 'l4nat0']), /NO-CARRIER/, 'the persistent TUN has no carrier without a reader');
+        return conv;
+      });
+      await phase('readd', async () => {
+        const c = converge('lb3', true, 40_000);
+        await lab.startL4nat('lb3');
+        live.add('lb3');
+        return c;
+      });
+      await phase('linkcut', async () => {
+        const c = converge('lb2', false);
+        await lab.cutUplink('lb2');
+        live.delete('lb2'); // still runs, but is out of the cluster's traffic
+        return c;
+      });
+      await phase('linkrestore', async () => {
+        const c = converge('lb2', true, 40_000);
+        await lab.restoreUplink('lb2');
+        live.add('lb2');
+        return c;
+      });
+    } finally {
+      streams.stop();
+    }
+    const rep = await streams.result;
+    t.diagnostic(`end of run: ${rep.ok}/${STREAMS} connections ok, errors ${JSON.stringify(rep.errors)}`);
+    figures.endOfRun = { ok: rep.ok, errors: rep.errors };
+    assert.ok(rep.ok >= Math.ceil(STREAMS * 0.99), JSON.stringify(rep.errors));
+  });
+
+  test('a backend set change coinciding with a host failure, against the change alone', async (t) => {
+    const reloadAll = async (roles: string[], backends: string[]): Promise<void> => {
+      for (const r of roles) lab.writeL4natConfig(lab.host(r), { backends });
+      await Promise.all(roles.map(async (r) => {
+        const res = await admin(r, 'POST', '/v1/reload');
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+      }));
+    };
+    const run = async (name: string, act: () => Promise<void>): Promise<number> => {
+      const streams = startStreams(lab, { target: VIP, streams: STREAMS, durationMs: 60_000, intervalMs: 100, chunkBytes: 512, stallMs: 25_000, connTimeoutMs: 10_000 });
+      try {
+        assert.deepEqual(await streams.streaming, { established: STREAMS, failed: 0 });
+        await sleep(1_000);
+        const before = await streams.status();
+        await act();
+        await sleep(6_000);
+        const p = progressed(before, await streams.status());
+        const broken = STREAMS - p.ok;
+        const errs: Record<string, number> = {};
+        for (const f of p.failed) errs[f.error] = (errs[f.error] ?? 0) + 1;
+        t.diagnostic(`${name}: ${broken}/${STREAMS} connections broken (${JSON.stringify(errs)}, stalled ${p.stalled.length})`);
+        figures[name] = { broken, of: STREAMS, errors: errs };
+        return broken;
+      } finally {
+        streams.stop();
+        await streams.result.catch(() => undefined);
+      }
+    };
+    const all = ['lb1', 'lb2', 'lb3'];
+    // The change alone: b4 joins on every host at once. Established flows are flow-table hits: none breaks.
+    const alone = await run('changeAlone', () => reloadAll(all, ['b1', 'b2', 'b3', 'b4']));
+    await reloadAll(all, ['b1', 'b2', 'b3']); // no streams run here: removing b4 breaks nothing
+    // The coincidence: lb1 dies while b4 joins on the survivors.
+    const both = await run('changeWithHostFailure', async () => {
+      const l4 = lab.l4nats.get('lb1')!;
+      l4.proc.kill('SIGKILL');
+      live.delete('lb1');
+      await reloadAll(['lb2', 'lb3'], ['b1', 'b2', 'b3', 'b4']);
+      await converge('lb1', false);
+    });
+    assert.ok(alone <= 1, `the change alone broke ${alone} connections`);
+    t.diagnostic(`broken: change alone ${alone}, change with a host failure ${both}`);
+  });
+});
