@@ -14,7 +14,8 @@ import { createHash, timingSafeEqual } from 'crypto';
 import { readFileSync } from 'fs';
 import { isIP, type AddressInfo } from 'net';
 import type { TLSSocket } from 'tls';
-import { ControlError, type Controller } from './control';
+import { ControlError, type Controller, type FlowQuery } from './control';
+import { FLOW_STATES, type FlowState } from './native';
 import type { Logger } from './log';
 import { monotonicMs } from './metrics';
 import type { AdminConfig } from './model';
@@ -240,9 +241,9 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
       client: { type: 'string', description: 'client IP address' },
     },
   } as const;
-  type FlowQs = { service?: string; backend?: string; client?: string; limit?: string };
-  const toQuery = (q: FlowQs): { service?: string; backend?: string; client?: string; limit?: number } => {
-    const out: { service?: string; backend?: string; client?: string; limit?: number } = {};
+  type FlowQs = { service?: string; backend?: string; client?: string; limit?: string; state?: string; cursor?: string };
+  const toQuery = (q: FlowQs): FlowQuery => {
+    const out: FlowQuery = {};
     if (q.service !== undefined) out.service = q.service;
     if (q.backend !== undefined) out.backend = q.backend;
     if (q.client !== undefined) {
@@ -253,6 +254,16 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
       if (!/^\d+$/.test(q.limit) || Number(q.limit) < 1 || Number(q.limit) > 100000) throw new ControlError(400, `querystring/limit must be a whole number from 1 to 100000, got ${JSON.stringify(q.limit)}`);
       out.limit = Number(q.limit);
     }
+    if (q.state !== undefined) {
+      const states = q.state.split(',');
+      const bad = states.find((st) => !(FLOW_STATES as readonly string[]).includes(st));
+      if (bad !== undefined) throw new ControlError(400, `querystring/state must be a comma-separated list of ${FLOW_STATES.join(', ')}, got ${JSON.stringify(bad)}`);
+      out.state = states as FlowState[];
+    }
+    if (q.cursor !== undefined) {
+      if (!/^\d{1,15}$/.test(q.cursor)) throw new ControlError(400, `querystring/cursor must be the "next" of a previous page (a whole number), got ${JSON.stringify(q.cursor)}`);
+      out.cursor = Number(q.cursor);
+    }
     return out;
   };
 
@@ -260,8 +271,17 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
     '/v1/flows',
     {
       schema: {
-        summary: 'Flow-table entries (like ipvsadm -Lnc), filtered by service, backend and/or client; at most limit (default 1000)',
-        querystring: { ...flowQuery, properties: { ...flowQuery.properties, limit: { type: 'string', pattern: '^[0-9]+$' } } },
+        summary:
+          'Flow-table entries (like ipvsadm -Lnc), filtered by service, backend, client and/or state; at most limit (default 1000). A page walks a bounded part of the table: when next is not null, ask again with cursor=next for more',
+        querystring: {
+          ...flowQuery,
+          properties: {
+            ...flowQuery.properties,
+            limit: { type: 'string', pattern: '^[0-9]+$' },
+            state: { type: 'string', description: `comma-separated: ${FLOW_STATES.join(', ')}` },
+            cursor: { type: 'string', pattern: '^[0-9]+$', description: 'the next of the previous page' },
+          },
+        },
         response: { 200: obj('flows'), 400: errorResponse, 404: errorResponse },
       },
     },

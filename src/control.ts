@@ -15,8 +15,9 @@ import { EventEmitter } from 'events';
 import { loadConfigFile, readToken, restartOnlyChanges, ConfigError } from './config/load';
 import { HealthChecker, type ProbeFn, type ProbeRecord, type Transition } from './health/checker';
 import type { Logger } from './log';
-import { backendId, checkServices, serviceId, type BackendConfig, type ServiceConfig, type ServiceSpec } from './model';
-import type { CounterMap, CounterSnapshot, FlowEntry, FlowFilter } from './native';
+import { backendId, checkServices, serviceId, type BackendConfig, type HealthCheckSpec, type ServiceConfig, type ServiceSpec } from './model';
+import type { CounterMap, CounterSnapshot, FlowEntry, FlowFilter, FlowPage, FlowState, FlowStats } from './native';
+import { probeDataplane, type ProbingDataplane } from './health/dataplane-probe';
 import { backendKey, type TableOptions } from './tables';
 import type { PublishResult } from './up';
 import type { UpOptions } from './up-args';
@@ -31,7 +32,10 @@ export interface BalancerLike {
     counters(): CounterSnapshot;
     flowCount(): number;
     flows?(filter: FlowFilter): FlowEntry[];
+    flowPage?(filter: FlowFilter): FlowPage;
+    flowStats?(): FlowStats;
     deleteFlows?(filter: FlowFilter): number;
+    probe?: ProbingDataplane['probe'];
   };
 }
 
@@ -367,6 +371,21 @@ export class Controller extends EventEmitter {
     }
   }
 
+  /** A dataplane check runs here: it needs the data plane and the backend's slot (src/health/dataplane-probe.ts). */
+  private dataplaneProbeFor(spec: HealthCheckSpec, key: string): ProbeFn | undefined {
+    if (spec.type !== 'dataplane') return undefined;
+    return (sp, t) => {
+      const dp = this.balancer.dp;
+      if (!dp.probe) return Promise.resolve({ ok: false, ms: 0, detail: 'this data plane build cannot send probes' });
+      const src = this.balancer.tableOptions.probeSource;
+      return probeDataplane(
+        { dp: { probe: (p) => dp.probe?.(p), counters: () => dp.counters() }, slot: this.balancer.backendSlot(key), source: t.family === 4 ? src?.ipv4 : src?.ipv6 },
+        { ...t, port: sp.port ?? t.port },
+        Math.round(sp.timeout * 1000),
+      );
+    };
+  }
+
   private syncChecker(rt: BackendRuntime, s: ServiceConfig, b: BackendConfig): void {
     if (!s.health) {
       rt.checker?.stop();
@@ -377,7 +396,7 @@ export class Controller extends EventEmitter {
     const target = { addr: b.addr, family: b.family, port: b.port };
     const ident = HealthChecker.identity(s.health, target);
     if (rt.checker && rt.checkerIdent === ident) return;
-    const c = new HealthChecker(rt.key, s.health, target, (ch, t, last) => this.onHealth(ch, t, last), this.probeFn);
+    const c = new HealthChecker(rt.key, s.health, target, (ch, t, last) => this.onHealth(ch, t, last), this.probeFn ?? this.dataplaneProbeFor(s.health, rt.key));
     const old = rt.checker;
     if (old) {
       c.inherit(old);
@@ -603,7 +622,7 @@ export class Controller extends EventEmitter {
       const changed = [...newById.keys()].filter((k) => oldById.has(k) && oldById.get(k) !== newById.get(k));
       const newKeys = new Set(next.services.flatMap((s) => s.backends.map((b) => backendKey(s, b))));
       const discarded = [...this.runtime.values()].filter((r) => r.source === 'api' && !newKeys.has(r.key)).map((r) => r.key);
-      const tableOpts: TableOptions = { ...this.balancer.tableOptions, timeouts: next.timeouts, icmpEcho: next.icmpEcho };
+      const tableOpts: TableOptions = { ...this.balancer.tableOptions, timeouts: next.timeouts, icmpEcho: next.icmpEcho, probeSource: next.probeSource };
       const r = await this.commit(clone(next.services), 'reload', { source: 'config', tableOpts, extra: { file, added, removed, changed } });
       this.opts = next;
       this.token = token;
@@ -659,6 +678,8 @@ export class Controller extends EventEmitter {
   serviceView(s: ServiceConfig, c: CounterSnapshot, now = Date.now(), withHistory = false): ServiceView {
     const sid = serviceId(s);
     const slot = this.balancer.serviceSlot(sid);
+    const fs = this.flowStats();
+    const active = (arr: Uint32Array | undefined, i: number | undefined): number | null => (arr && i !== undefined && i < arr.length ? arr[i] : null);
     const weights = this.lastWeights.get(sid);
     return {
       id: sid,
@@ -673,6 +694,7 @@ export class Controller extends EventEmitter {
       allDown: this.allDown.has(sid),
       healthCheck: s.health,
       counters: (slot === undefined ? undefined : c.services.get(slot)) ?? zeroCounters(),
+      activeFlows: active(fs?.services, slot),
       backends: s.backends.map((b) => {
         const { state, rt } = this.backendState(s, b);
         const bid = backendId(b, s.proto);
@@ -702,6 +724,7 @@ export class Controller extends EventEmitter {
               }
             : null,
           counters: (slotB === undefined ? undefined : c.backends.get(slotB)) ?? zeroCounters(),
+          activeFlows: active(fs?.backends, slotB),
         };
         if (withHistory && ch) v.history = { checks: [...ch.history], transitions: [...ch.transitions] };
         return v;
@@ -743,28 +766,77 @@ export class Controller extends EventEmitter {
     return out;
   }
 
-  listFlows(q: FlowQuery): { flows: FlowView[]; truncated: boolean } {
+  /**
+   * One page of flow-table entries. With a cursor (or a single backend or a service), the data plane pages
+   * through the table: each call looks at a bounded part of it, and `next` says where to go on. A backend id
+   * that several services share lists each one's flows in turn, without paging.
+   */
+  listFlows(q: FlowQuery): { flows: FlowView[]; truncated: boolean; next: number | null } {
     const dp = this.balancer.dp;
     if (!dp.flows) throw new ControlError(501, 'this data plane build cannot list flows');
     const limit = q.limit ?? 1000;
-    const slots = this.filterSlots(q);
     const names = this.slotNames();
-    const raw: FlowEntry[] = [];
-    let truncated = false;
-    for (const slot of slots ?? [undefined]) {
-      const got = dp.flows({ ...(slot !== undefined ? { backendSlot: slot } : {}), ...(q.client !== undefined ? { client: q.client } : {}), limit: limit + 1 - raw.length });
-      raw.push(...got);
-      if (raw.length > limit) {
-        truncated = true;
-        break;
+    const base: FlowFilter = {
+      ...(q.client !== undefined ? { client: q.client } : {}),
+      ...(q.state?.length ? { states: q.state } : {}),
+    };
+    let raw: FlowEntry[] = [];
+    let next: number | null = null;
+    const svcSlot = q.service !== undefined && q.backend === undefined ? this.serviceSlotOf(q.service) : undefined;
+    const slots = svcSlot === undefined ? this.filterSlots(q) : undefined;
+    if (slots && slots.length > 1) {
+      if (q.cursor !== undefined) throw new ControlError(400, `backend ${q.backend ?? ''} is in ${slots.length} services: give service too to page through its flows`);
+      for (const slot of slots) {
+        raw.push(...dp.flows({ ...base, backendSlot: slot, limit: limit + 1 - raw.length }));
+        if (raw.length > limit) break;
+      }
+    } else {
+      const filter: FlowFilter = {
+        ...base,
+        ...(slots ? { backendSlot: slots[0] } : {}),
+        ...(svcSlot !== undefined ? { serviceSlot: svcSlot } : {}),
+        limit: limit + 1,
+        cursor: q.cursor ?? 0,
+      };
+      if (dp.flowPage) {
+        const page = dp.flowPage(filter);
+        raw = page.flows;
+        next = page.next;
+      } else {
+        raw = dp.flows(filter);
       }
     }
+    const truncated = raw.length > limit || next !== null;
     const flows = raw.slice(0, limit).map((f) => {
       const n = names.get(f.backendSlot);
       return { ...f, service: n?.service ?? null, backend: n?.backend ?? null, backendName: n?.name ?? null };
     });
-    return { flows, truncated };
+    return { flows, truncated, next };
   }
+
+  private serviceSlotOf(sid: string): number {
+    this.find(sid);
+    const slot = this.balancer.serviceSlot(sid);
+    if (slot === undefined) throw new ControlError(404, `service ${sid} is not in the data plane table`);
+    return slot;
+  }
+
+  /** Live flow-table entries per backend and service slot: one walk of the table per second at most. */
+  private flowStats(): FlowStats | undefined {
+    const dp = this.balancer.dp;
+    if (!dp.flowStats) return undefined;
+    const now = Date.now();
+    if (!this.statsCache || now - this.statsCache.at >= 1000 || now < this.statsCache.at) {
+      try {
+        this.statsCache = { at: now, stats: dp.flowStats() };
+      } catch {
+        return undefined; // data plane closed
+      }
+    }
+    return this.statsCache.stats;
+  }
+
+  private statsCache: { at: number; stats: FlowStats } | undefined;
 
   deleteFlows(q: FlowQuery): number {
     const dp = this.balancer.dp;
@@ -820,6 +892,8 @@ export interface BackendView {
   drain: { since: string; lastPacketAt: string; quietSeconds: number; liveFlows: number | null; done: boolean; doneBy: string | null } | null;
   passive: { heldUntil: string; reason: string } | null;
   counters: CounterMap;
+  /** Live flow-table entries pinned to this backend, closed TCP entries not counted (null: unknown). */
+  activeFlows: number | null;
   history?: { checks: ProbeRecord[]; transitions: Transition[] };
 }
 
@@ -836,6 +910,7 @@ export interface ServiceView {
   allDown: boolean;
   healthCheck: ServiceConfig['health'];
   counters: CounterMap;
+  activeFlows: number | null;
   backends: BackendView[];
 }
 
@@ -848,7 +923,9 @@ export interface FlowQuery {
   service?: string;
   backend?: string;
   client?: string;
+  state?: FlowState[];
   limit?: number;
+  cursor?: number;
 }
 
 export interface FlowView extends FlowEntry {

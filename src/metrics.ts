@@ -76,6 +76,8 @@ export function createMetrics(src: MetricsSource): Registry {
     new_flows: ['flows_total', 'New flows'],
     flows_answered: ['flows_answered_total', 'New flows the backend answered'],
     resets: ['resets_total', 'TCP resets sent by the backend'],
+    probe_synacks: ['probe_synacks_total', 'Dataplane health probes answered through this host'],
+    probe_resets: ['probe_resets_total', 'Dataplane health probes refused (RST)'],
   };
   const svcCounters = new Map<string, Counter<string>>();
   const bkCounters = new Map<string, Counter<string>>();
@@ -86,6 +88,8 @@ export function createMetrics(src: MetricsSource): Registry {
   const bkUp = new Gauge({ name: 'l4nat_backend_up', help: '0 while the backend is down (active or passive check), else 1', labelNames: bkLabels, registers: [reg] });
   const bkState = new Gauge({ name: 'l4nat_backend_state', help: '1 for the backend\'s current state (up, down, draining, drained)', labelNames: [...bkLabels, 'state'], registers: [reg] });
   const bkWeight = new Gauge({ name: 'l4nat_backend_weight', help: 'Configured weight', labelNames: bkLabels, registers: [reg] });
+  const svcActive = new Gauge({ name: 'l4nat_service_active_flows', help: 'Live flow-table entries of the service (closed TCP entries not counted)', labelNames: svcLabels, registers: [reg] });
+  const bkActive = new Gauge({ name: 'l4nat_backend_active_flows', help: 'Live flow-table entries pinned to the backend (closed TCP entries not counted)', labelNames: bkLabels, registers: [reg] });
   const bkEff = new Gauge({ name: 'l4nat_backend_effective_weight', help: 'Weight in the ring now (0 when down or draining)', labelNames: bkLabels, registers: [reg] });
   const checks = new Counter({ name: 'l4nat_health_checks_total', help: 'Health-check probes, by result', labelNames: [...bkLabels, 'result'], registers: [reg] });
   const checkSeconds = new Gauge({ name: 'l4nat_health_check_last_duration_seconds', help: 'Duration of the last health-check probe', labelNames: bkLabels, registers: [reg] });
@@ -104,11 +108,12 @@ export function createMetrics(src: MetricsSource): Registry {
       flows.set(src.flowCount());
       flowCap.set(src.flowCapacity);
       const view = src.ctrl.view(c);
-      for (const m of [...svcCounters.values(), ...bkCounters.values(), bkUp, bkState, bkWeight, bkEff, checkSeconds, svcAllDown]) m.reset();
+      for (const m of [...svcCounters.values(), ...bkCounters.values(), bkUp, bkState, bkWeight, bkEff, checkSeconds, svcAllDown, svcActive, bkActive]) m.reset();
       for (const s of view.services) {
         const sl = { service: s.id, name: s.name };
         for (const [k, m] of svcCounters) m.inc(sl, s.counters[k] ?? 0);
         svcAllDown.set(sl, s.allDown ? 1 : 0);
+        if (s.activeFlows !== null) svcActive.set(sl, s.activeFlows);
         for (const b of s.backends) {
           const bl = { service: s.id, backend: b.id, backend_name: b.name ?? '' };
           for (const [k, m] of bkCounters) m.inc(bl, b.counters[k] ?? 0);
@@ -116,6 +121,7 @@ export function createMetrics(src: MetricsSource): Registry {
           for (const st of ['up', 'down', 'draining', 'drained']) bkState.set({ ...bl, state: st }, b.state === st ? 1 : 0);
           bkWeight.set(bl, b.weight);
           bkEff.set(bl, b.effectiveWeight);
+          if (b.activeFlows !== null) bkActive.set(bl, b.activeFlows);
           if (b.health) {
             setCounter(checks, { ...bl, result: 'ok' }, b.health.checks.ok);
             setCounter(checks, { ...bl, result: 'failed' }, b.health.checks.failed);

@@ -17,7 +17,7 @@ export interface BackendConfig extends BackendSpec {
   name?: string; // operator's label, shown in the API, status and metrics
 }
 
-export type HealthCheckType = 'tcp' | 'http' | 'https' | 'command';
+export type HealthCheckType = 'tcp' | 'http' | 'https' | 'command' | 'dataplane';
 
 /** An active health check (as keepalived's TCP_CHECK/HTTP_GET/MISC_CHECK, HAProxy's `check`). Seconds. */
 export interface HealthCheckSpec {
@@ -62,6 +62,7 @@ export interface ServiceConfig extends ServiceSpec {
   newFlowRate?: { rate: number; burst: number }; // per client address: new flows per second, burst
   allowSources?: string[]; // CIDRs; when any is given, a source must match one
   denySources?: string[]; // CIDRs; deny wins
+  timeouts?: Partial<Timeouts>; // the service's own idle timeouts; unset fields keep the global ones
   backends: BackendConfig[];
   health: HealthCheckSpec | null;
   passive: PassiveCheckSpec | null;

@@ -14,15 +14,20 @@ interface Addon {
   setPersist(h: object, persist: boolean): void;
   close(h: object, keepDevice: boolean): void;
   flowCount(h: object): number;
-  flows(h: object, f: NativeFlowFilter): NativeFlow[];
-  deleteFlows(h: object, f: NativeFlowFilter): number;
+  flows(h: object, f: NativeFlowFilter): { flows: NativeFlow[]; next: number | null };
+  deleteFlows(h: object, f: NativeFlowFilter): { deleted: number; next: number | null };
+  flowStats(h: object): FlowStats;
+  probe(h: object, p: { family: Family; src: Uint8Array; dst: Uint8Array; sport: number; dport: number; seq: number }): void;
   layout(): { queueCounters: string[]; dropReasons: string[]; objectCounters: string[]; svcWords: number; bkWords: number; flowEntryBytes: number };
 }
 
 interface NativeFlowFilter {
   backend?: number;
+  service?: number;
   client?: Uint8Array;
   limit?: number;
+  cursor?: number;
+  maxScan?: number;
 }
 interface NativeFlow {
   client: Uint8Array;
@@ -31,8 +36,17 @@ interface NativeFlow {
   vport: number;
   proto: number;
   backend: number;
+  service: number;
   state: number;
   idle: number;
+}
+
+/** Live flow-table entries counted in one pass: per backend and service slot, not counting closed TCP entries. */
+export interface FlowStats {
+  total: number; // live entries, closed ones included
+  closed: number; // TCP entries after RST or FIN both ways, lingering for the close timeout
+  backends: Uint32Array; // by backend slot
+  services: Uint32Array; // by service slot
 }
 
 /** A flow-table entry as the admin view shows it. */
@@ -43,18 +57,36 @@ export interface FlowEntry {
   vipPort: number;
   proto: 'tcp' | 'udp';
   backendSlot: number;
-  state: string; // e.g. "ESTABLISHED", "SYN", "FIN_WAIT", "CLOSE", "UDP"
+  serviceSlot: number;
+  state: FlowState;
   idleSeconds: number;
 }
 
+export const FLOW_STATES = ['SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'FIN_WAIT', 'CLOSE', 'UDP'] as const;
+export type FlowState = (typeof FLOW_STATES)[number];
+
 export interface FlowFilter {
   backendSlot?: number;
+  serviceSlot?: number;
   client?: string;
+  states?: readonly FlowState[];
+  /** At most this many entries are returned (default 1000). */
   limit?: number;
+  /** Where to start in the table: 0, or the `next` of the previous page. */
+  cursor?: number;
 }
 
+/** One page of a listing: `next` is the cursor for the following page, null when the walk reached the end. */
+export interface FlowPage {
+  flows: FlowEntry[];
+  next: number | null;
+}
+
+/** Entries one listing call looks at, at most: bounds the time a call holds the JS thread (~10 ms). */
+export const FLOW_SCAN_PER_CALL = 1 << 18;
+
 const FL = { SYN: 1, REPLY: 2, EST: 4, FIN_C: 8, FIN_B: 16, RST: 32 };
-function stateName(proto: number, s: number): string {
+function stateName(proto: number, s: number): FlowState {
   if (proto !== 6) return 'UDP';
   if (s & FL.RST || (s & (FL.FIN_C | FL.FIN_B)) === (FL.FIN_C | FL.FIN_B)) return 'CLOSE';
   if (s & (FL.FIN_C | FL.FIN_B)) return 'FIN_WAIT';
@@ -75,11 +107,36 @@ function nativeFilter(f: FlowFilter): NativeFlowFilter {
     ipToBuffer(f.client, fam as Family).copy(b);
     out.client = new Uint8Array(b);
   }
+  if (f.serviceSlot !== undefined) {
+    if (!Number.isInteger(f.serviceSlot) || f.serviceSlot < 0) throw new RangeError(`flows: serviceSlot must be a slot number, got ${String(f.serviceSlot)}`);
+    out.service = f.serviceSlot;
+  }
   if (f.limit !== undefined) {
     if (!Number.isInteger(f.limit) || f.limit < 1) throw new RangeError(`flows: limit must be a positive integer, got ${String(f.limit)}`);
     out.limit = f.limit;
   }
+  if (f.cursor !== undefined) {
+    if (!Number.isInteger(f.cursor) || f.cursor < 0) throw new RangeError(`flows: cursor must be a non-negative integer (the previous page's next), got ${String(f.cursor)}`);
+    out.cursor = f.cursor;
+  }
+  for (const st of f.states ?? []) {
+    if (!FLOW_STATES.includes(st)) throw new RangeError(`flows: state must be one of ${FLOW_STATES.join(', ')}, got ${JSON.stringify(st)}`);
+  }
   return out;
+}
+
+function flowEntry(f: NativeFlow): FlowEntry {
+  return {
+    client: bufferToIp(f.client),
+    clientPort: f.cport,
+    vip: bufferToIp(f.vip),
+    vipPort: f.vport,
+    proto: f.proto === 6 ? 'tcp' : 'udp',
+    backendSlot: f.backend,
+    serviceSlot: f.service,
+    state: stateName(f.proto, f.state),
+    idleSeconds: f.idle,
+  };
 }
 
 let addon: Addon | undefined;
@@ -207,20 +264,44 @@ export class Dataplane {
     return loadAddon().flowCount(this.h());
   }
 
-  /** Lists live flow-table entries (walks the whole table: an admin operation, not for hot paths). */
+  /**
+   * One page of live flow-table entries matching the filter, from filter.cursor on. Each native call looks
+   * at no more than FLOW_SCAN_PER_CALL entries, and the page stops after filter.limit matches or after
+   * maxCalls calls, so a listing never walks a large table in one go: follow `next` for more.
+   */
+  flowPage(filter: FlowFilter = {}, maxCalls = 4): FlowPage {
+    const limit = filter.limit ?? 1000;
+    const nf = nativeFilter({ ...filter, limit });
+    const states = filter.states?.length ? new Set(filter.states) : undefined;
+    const flows: FlowEntry[] = [];
+    let next: number | null = nf.cursor ?? 0;
+    for (let call = 0; call < maxCalls && next !== null && flows.length < limit; call++) {
+      const r = loadAddon().flows(this.h(), { ...nf, cursor: next, limit: limit - flows.length, maxScan: FLOW_SCAN_PER_CALL });
+      for (const f of r.flows) {
+        const e = flowEntry(f);
+        if (!states || states.has(e.state)) flows.push(e);
+      }
+      next = r.next;
+    }
+    return { flows, next };
+  }
+
+  /** Live entries matching the filter, up to filter.limit (default 1000), walking as much of the table as it takes. */
   flows(filter: FlowFilter = {}): FlowEntry[] {
-    return loadAddon()
-      .flows(this.h(), nativeFilter({ limit: 1000, ...filter }))
-      .map((f) => ({
-        client: bufferToIp(f.client),
-        clientPort: f.cport,
-        vip: bufferToIp(f.vip),
-        vipPort: f.vport,
-        proto: f.proto === 6 ? 'tcp' : 'udp',
-        backendSlot: f.backend,
-        state: stateName(f.proto, f.state),
-        idleSeconds: f.idle,
-      }));
+    const limit = filter.limit ?? 1000;
+    const out: FlowEntry[] = [];
+    let cursor: number | null = filter.cursor ?? 0;
+    while (cursor !== null && out.length < limit) {
+      const page = this.flowPage({ ...filter, cursor, limit: limit - out.length }, 1);
+      out.push(...page.flows);
+      cursor = page.next;
+    }
+    return out;
+  }
+
+  /** Per-backend and per-service live entries, in one pass over the table without building objects. */
+  flowStats(): FlowStats {
+    return loadAddon().flowStats(this.h());
   }
 
   /**
@@ -228,8 +309,30 @@ export class Dataplane {
    * that lands on another backend is reset by it (that is how a failed backend's flows are reset).
    */
   deleteFlows(filter: FlowFilter): number {
-    if (filter.backendSlot === undefined && filter.client === undefined) throw new TypeError('deleteFlows: give backendSlot and/or client (refusing to delete every flow)');
-    return loadAddon().deleteFlows(this.h(), nativeFilter(filter));
+    if (filter.backendSlot === undefined && filter.client === undefined && filter.serviceSlot === undefined) {
+      throw new TypeError('deleteFlows: give backendSlot, serviceSlot and/or client (refusing to delete every flow)');
+    }
+    if (filter.states?.length) throw new TypeError('deleteFlows: cannot filter by state');
+    return loadAddon().deleteFlows(this.h(), nativeFilter({ ...filter, limit: undefined, cursor: undefined })).deleted;
+  }
+
+  /**
+   * Sends one data-plane health probe: a TCP SYN from src:sport to the backend dst:dport, written into the
+   * TUN (see native/core/probe.h). The backend's SYN-ACK, if it comes back through this host, is counted in
+   * the backend's probe_synacks counter; a RST in probe_resets.
+   */
+  probe(p: { src: string; dst: string; sport: number; dport: number; seq: number }): void {
+    const fam = isIP(p.src);
+    if (!fam || isIP(p.dst) !== fam) throw new TypeError(`probe: src and dst must be addresses of one family, got ${p.src} and ${p.dst}`);
+    for (const [k, v, max] of [['sport', p.sport, 65535], ['dport', p.dport, 65535], ['seq', p.seq, 2 ** 32 - 1]] as const) {
+      if (!Number.isInteger(v) || v < (k === 'seq' ? 0 : 1) || v > max) throw new RangeError(`probe: ${k} must be an integer up to ${max}, got ${String(v)}`);
+    }
+    const addr = (a: string): Uint8Array => {
+      const b = Buffer.alloc(16);
+      ipToBuffer(a, fam as Family).copy(b);
+      return new Uint8Array(b);
+    };
+    loadAddon().probe(this.h(), { family: fam as Family, src: addr(p.src), dst: addr(p.dst), sport: p.sport, dport: p.dport, seq: p.seq });
   }
 
   /** Stops the workers and closes the queues; removes the device unless keepDevice. Idempotent. */

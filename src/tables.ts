@@ -18,6 +18,9 @@ export interface TablesInput {
   limitWords?: Uint32Array; // [service_slot, rate, burst]
   aclWords?: Uint32Array; // [service_slot, deny, prefix_len]
   aclAddrs?: Uint8Array;
+  timeoutWords?: Uint32Array; // [service_slot, tcp_syn, tcp_established, tcp_fin, tcp_close, udp], 0 = default
+  probeAddr4?: Uint8Array; // data-plane probe source addresses (native/core/probe.h)
+  probeAddr6?: Uint8Array;
 }
 
 /**
@@ -29,6 +32,8 @@ export interface ServiceProtections {
   newFlowRate?: { rate: number; burst: number };
   allowSources?: readonly string[]; // CIDRs, e.g. "10.0.0.0/8", "2001:db8::/32"
   denySources?: readonly string[];
+  /** The service's own idle timeouts (seconds); unset fields keep the global ones. */
+  timeouts?: Partial<Timeouts>;
 }
 
 export const SVC_WORDS = 8; // [slot, family, proto, hash_mode, port, ring_offset, ring_size, flags]
@@ -82,6 +87,8 @@ export interface TableOptions {
   timeouts: Timeouts;
   icmpEcho: boolean;
   icmpTranslate: boolean;
+  /** Source addresses of data-plane health probes (the backends' answers to them are consumed, not forwarded). */
+  probeSource?: { ipv4?: string; ipv6?: string };
 }
 
 export interface BuiltTables {
@@ -149,9 +156,19 @@ export function buildTables(services: readonly (ServiceSpec & ServiceProtections
   const limits: number[] = [];
   const acl: number[] = [];
   const aclAddrs: Buffer[] = [];
+  const timeoutWords: number[] = [];
   services.forEach((s, si) => {
     const slot = serviceSlots.get(svcIds[si]) as number;
     const where = `service ${svcIds[si]}`;
+    if (s.timeouts) {
+      const o = s.timeouts;
+      const w = [o.tcpSyn, o.tcpEstablished, o.tcpFin, o.tcpClose, o.udp].map((v, k) => {
+        if (v === undefined) return 0;
+        if (!Number.isInteger(v) || v < 1 || v > 2 ** 31 - 1) throw new RangeError(`${where}: timeout ${['tcpSyn', 'tcpEstablished', 'tcpFin', 'tcpClose', 'udp'][k]} must be whole seconds from 1 to 2147483647, got ${String(v)}`);
+        return v;
+      });
+      if (w.some((v) => v !== 0)) timeoutWords.push(slot, ...w);
+    }
     if (s.newFlowRate) {
       const { rate, burst } = s.newFlowRate;
       for (const [k, v] of Object.entries({ rate, burst })) {
@@ -180,6 +197,16 @@ export function buildTables(services: readonly (ServiceSpec & ServiceProtections
     limitWords: new Uint32Array(limits),
     aclWords: new Uint32Array(acl),
     aclAddrs: new Uint8Array(Buffer.concat(aclAddrs)),
+    timeoutWords: new Uint32Array(timeoutWords),
   };
+  const ps = opts.probeSource;
+  if (ps?.ipv4 !== undefined) {
+    if (!isIPv4(ps.ipv4)) throw new RangeError(`probe source ipv4: "${ps.ipv4}" is not an IPv4 address`);
+    input.probeAddr4 = new Uint8Array(ipToBuffer(ps.ipv4, 4));
+  }
+  if (ps?.ipv6 !== undefined) {
+    if (!isIPv6(ps.ipv6)) throw new RangeError(`probe source ipv6: "${ps.ipv6}" is not an IPv6 address`);
+    input.probeAddr6 = new Uint8Array(ipToBuffer(ps.ipv6, 6));
+  }
   return { input, serviceSlots, backendSlots };
 }

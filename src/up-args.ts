@@ -31,6 +31,8 @@ export interface UpOptions {
   admin: AdminConfig;
   shutdownGrace: number; // seconds of forwarding existing flows (and admitting none) after SIGTERM
   proxyNeighbors: string[]; // interfaces on which to answer ARP/NDP for the VIPs
+  /** Source addresses of dataplane health probes (src/health/dataplane-probe.ts), routed to the TUN. */
+  probeSource: { ipv4: string; ipv6: string };
   configFile?: string; // set when the options came from a config file (reload re-reads it)
 }
 
@@ -45,6 +47,13 @@ export const UP_DEFAULTS = {
   adminPort: 9180,
   shutdownGrace: 0,
 };
+
+/**
+ * Default probe sources: from the documentation ranges (RFC 5737 TEST-NET-1, RFC 3849), which no real client
+ * uses. The backends send their answers to them along their route to the clients (their default route), as
+ * they would to any client; the l4nat host routes these two addresses into its TUN.
+ */
+export const DEFAULT_PROBE_SOURCE: Readonly<{ ipv4: string; ipv6: string }> = { ipv4: '192.0.2.254', ipv6: '2001:db8:ffff::fe' };
 
 export interface FlagSpec {
   repeat?: boolean;
@@ -270,6 +279,7 @@ export function parseUpArgs(argv: readonly string[]): UpOptions {
     timeouts,
     icmpEcho: !f.has('no-icmp-echo'),
     icmpTranslate: !f.has('debug-no-icmp-translate'),
+    probeSource: { ...DEFAULT_PROBE_SOURCE },
     hashKey: hk === undefined ? undefined : parseHashKey(hk),
     hashKeyFile: one('hash-key-file') ?? UP_DEFAULTS.hashKeyFile,
     statsInterval: int('stats-interval', UP_DEFAULTS.statsInterval, 0, 86400),

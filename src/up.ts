@@ -23,13 +23,21 @@ export class EnvironmentError extends Error {}
 const MIN_MAX_SERVICES = 256;
 const MIN_MAX_BACKENDS = 4096;
 
-/** The host objects the services need: VIP routes, and rules catching the backends' replies. */
-export function hostStateFor(services: readonly ServiceSpec[]): Parameters<HostSetup['apply']>[0] {
+/**
+ * The host objects the services need: VIP routes, and rules catching the backends' replies. The probe source
+ * addresses (of the families in use) are routed to the TUN like VIPs: the probes enter the kernel from the TUN
+ * with that source (reverse-path check), and answers to a health-check port no rule covers still reach it.
+ */
+export function hostStateFor(services: readonly ServiceSpec[], probeSource?: TableOptions['probeSource']): Parameters<HostSetup['apply']>[0] {
   const vips = new Map<string, { family: 4 | 6; addr: string }>();
   const backends = new Map<string, { family: 4 | 6; addr: string; proto: 'tcp' | 'udp'; port: number }>();
   for (const s of services) {
     vips.set(s.vip, { family: s.family, addr: s.vip });
     for (const b of s.backends) backends.set(`${b.addr}|${b.port}|${s.proto}`, { family: b.family, addr: b.addr, proto: s.proto, port: b.port });
+  }
+  const families = new Set(services.map((s) => s.family));
+  for (const [fam, addr] of [[4, probeSource?.ipv4], [6, probeSource?.ipv6]] as const) {
+    if (addr !== undefined && families.has(fam)) vips.set(addr, { family: fam, addr });
   }
   return { vips: [...vips.values()], backends: [...backends.values()] };
 }
@@ -84,11 +92,11 @@ export class Balancer {
     const built = buildTables(services, this.svcAlloc, this.bkAlloc, tableOpts);
     // Routes and rules for new VIPs/backends go in before the table that uses them, so the first reply of a
     // new backend is already steered into the TUN; stale ones are removed after the switch.
-    await this.host.apply(hostStateFor([...services, ...this.services]));
+    await this.host.apply(hostStateFor([...services, ...this.services], tableOpts.probeSource));
     try {
       this.dp.publish(built.input);
     } catch (e) {
-      await this.host.apply(hostStateFor(this.services));
+      await this.host.apply(hostStateFor(this.services, this.tableOpts.probeSource));
       throw e;
     }
     this.svcAlloc.commit(built.serviceSlots);
@@ -109,7 +117,7 @@ export class Balancer {
       if (n > 0) changed[id] = n;
     });
     this.rings = rings;
-    await this.host.apply(hostStateFor(services));
+    await this.host.apply(hostStateFor(services, tableOpts.probeSource));
     this.log.debug({ services: services.length, changedSlots: changed }, 'service table published');
     return { changedSlots: changed };
   }
@@ -155,6 +163,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     timeouts: opts.timeouts,
     icmpEcho: opts.icmpEcho,
     icmpTranslate: opts.icmpTranslate,
+    probeSource: opts.probeSource,
   }, log);
   let statsTimer: NodeJS.Timeout | undefined;
   let ctrl: Controller | undefined;

@@ -35,7 +35,10 @@ class FakeBalancer implements BalancerLike {
     counters: (): CounterSnapshot => ({ total: { rx_packets: 1 }, drops: { no_backend: 0 }, perQueue: [{ rx_packets: 1 }], heartbeatsMs: [0], services: new Map(), backends: this.backendCounters }),
     flowCount: (): number => 0,
     flows: (f: FlowFilter): FlowEntry[] =>
-      this.flowEntries.filter((e) => (f.backendSlot === undefined || e.backendSlot === f.backendSlot) && (f.client === undefined || e.client === f.client)).slice(0, f.limit ?? 1000),
+      this.flowEntries
+        .filter((e) => (f.backendSlot === undefined || e.backendSlot === f.backendSlot) && (f.client === undefined || e.client === f.client))
+        .filter((e) => (f.serviceSlot === undefined || e.serviceSlot === f.serviceSlot) && (!f.states?.length || f.states.includes(e.state)))
+        .slice(0, f.limit ?? 1000),
     deleteFlows: (f: FlowFilter): number => {
       this.deleted.push(f);
       return this.dp.flows(f).length;
@@ -63,7 +66,7 @@ class FakeBalancer implements BalancerLike {
   }
 
   serviceSlot(): number | undefined {
-    return undefined;
+    return 0;
   }
 }
 
@@ -161,7 +164,7 @@ describe('admin API (loopback, no auth configured)', () => {
   test('drain takes the backend out of the ring, reports done once it has no live flow, undrain puts it back', async () => {
     const { app, bal, ctrl } = await setup();
     const slot = bal.backendSlot(`10.0.0.10:80/tcp|10.0.1.11:8080/tcp`)!;
-    const flow: FlowEntry = { client: '192.0.2.1', clientPort: 1000, vip: '10.0.0.10', vipPort: 80, proto: 'tcp', backendSlot: slot, state: 'ESTABLISHED', idleSeconds: 0 };
+    const flow: FlowEntry = { client: '192.0.2.1', clientPort: 1000, vip: '10.0.0.10', vipPort: 80, proto: 'tcp', backendSlot: slot, serviceSlot: 0, state: 'ESTABLISHED', idleSeconds: 0 };
     bal.flowEntries = [flow];
     const r = await app.inject({ method: 'POST', url: `/v1/services/${WEB}/backends/${B1}/drain` });
     assert.equal(r.statusCode, 202);
@@ -411,7 +414,7 @@ describe('flows and on_down (controller, API)', () => {
     const { app, bal, ctrl } = await setup();
     const s1 = bal.backendSlot('10.0.0.10:80/tcp|10.0.1.11:8080/tcp')!;
     const s2 = bal.backendSlot('10.0.0.10:80/tcp|10.0.1.12:8080/tcp')!;
-    const e = (client: string, port: number, slot: number): FlowEntry => ({ client, clientPort: port, vip: '10.0.0.10', vipPort: 80, proto: 'tcp', backendSlot: slot, state: 'ESTABLISHED', idleSeconds: 1 });
+    const e = (client: string, port: number, slot: number): FlowEntry => ({ client, clientPort: port, vip: '10.0.0.10', vipPort: 80, proto: 'tcp', backendSlot: slot, serviceSlot: 0, state: slot === s1 ? 'ESTABLISHED' : 'FIN_WAIT', idleSeconds: 1 });
     bal.flowEntries = [e('192.0.2.1', 1000, s1), e('192.0.2.2', 1001, s2), e('192.0.2.1', 1002, s2)];
     let r = await app.inject({ method: 'GET', url: '/v1/flows' });
     assert.equal(r.statusCode, 200);
@@ -421,6 +424,14 @@ describe('flows and on_down (controller, API)', () => {
     assert.deepEqual(r.json().flows.map((f: FlowEntry) => f.clientPort), [1002]);
     r = await app.inject({ method: 'GET', url: '/v1/flows?limit=2' });
     assert.deepEqual([r.json().flows.length, r.json().truncated], [2, true]);
+    r = await app.inject({ method: 'GET', url: `/v1/flows?service=${WEB}&state=FIN_WAIT` });
+    assert.deepEqual(r.json().flows.map((f: FlowEntry) => f.clientPort), [1001, 1002]);
+    r = await app.inject({ method: 'GET', url: '/v1/flows?state=ESTABLISHED,CLOSE' });
+    assert.deepEqual(r.json().flows.map((f: FlowEntry) => f.clientPort), [1000]);
+    r = await app.inject({ method: 'GET', url: '/v1/flows?state=OPEN' });
+    assert.equal(r.statusCode, 400);
+    assert.match(r.json().error, /state must be a comma-separated list of SYN_SENT, .*got "OPEN"/);
+    assert.equal((await app.inject({ method: 'GET', url: '/v1/flows?cursor=x' })).statusCode, 400);
     assert.equal((await app.inject({ method: 'GET', url: '/v1/flows?client=nope' })).statusCode, 400);
     assert.equal((await app.inject({ method: 'GET', url: `/v1/flows?backend=${encodeURIComponent('10.9.9.9:1/tcp')}` })).statusCode, 404);
     assert.equal((await app.inject({ method: 'DELETE', url: '/v1/flows' })).statusCode, 400);

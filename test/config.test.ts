@@ -71,13 +71,13 @@ test('a good file expands into one service per VIP × port, backends by family, 
 });
 
 const BAD: Array<[string, string, RegExp]> = [
-  ['unknown top-level key', 'servics: []\nservices: []', /^servics: unknown key; expected one of: global, admin, defaults, services \(line 1, column 10\)$/],
+  ['unknown top-level key', 'servics: []\nservices: []', /^servics: unknown key; expected one of: global, admin, defaults, cluster, services \(line 1, column 10\)$/],
   ['missing services', 'global: {}', /^\(top level\): missing required key "services"/],
   ['port out of range', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], backends: [{address: 10.0.1.1, port: 70000}]}', /^services\[0\]\.backends\[0\]\.port: got 70000, expected a whole number from 1 to 65535 \(line 2, column \d+\)$/],
   ['bad protocol', 'services:\n  - {name: a, vips: [10.0.0.1], ports: ["53/sctp"]}', /^services\[0\]\.ports\[0\]: got "53\/sctp", expected PORT or "PORT\/tcp" or "PORT\/udp"/],
   ['bad hash', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], hash: rr}', /^services\[0\]\.hash: got "rr", expected one of "5tuple", "src"/],
   ['wrong type', 'global: {queues: four}\nservices: []', /^global\.queues: got "four", expected a whole number from 1 to 256 \(line 1/],
-  ['bad health type', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: ping}}', /^services\[0\]\.health_check\.type: got "ping", expected one of "tcp", "http", "https", "command", "none"/],
+  ['bad health type', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: ping}}', /^services\[0\]\.health_check\.type: got "ping", expected one of "tcp", "http", "https", "command", "dataplane", "none"/],
   ['bad VIP', 'services:\n  - {name: a, vips: [10.0.0.300], ports: [80]}', /^services\[0\]\.vips\[0\]: got "10\.0\.0\.300", expected an IPv4 or IPv6 address/],
   ['backend hostname', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], backends: ["example.com:80"]}', /^services\[0\]\.backends\[0\]: expected ADDR\[:PORT\]\[@WEIGHT\].*not an IP address/],
   ['family mismatch', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], backends: ["[fd00::1]:80"]}', /backend fd00::1 is IPv6 but no VIP of this service is IPv6/],

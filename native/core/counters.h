@@ -27,7 +27,7 @@
   X(HEARTBEAT_MS, "heartbeat_ms")           /* worker liveness: CLOCK_MONOTONIC ms at its last wake-up */ \
   X(BATCHES, "batches")                                                                                   \
   X(BUSY_POLLS, "busy_polls")               /* empty reads while busy polling */                          \
-  X(PROBE_ANSWERS, "probe_answers")         /* packets to the data-plane probe address, consumed */
+  X(PROBE_RST_SENT, "probe_rst_sent")       /* backends' SYN-ACKs to data-plane probes, answered with RST */
 
 #define L4_Q_ENUM(name, str) L4_Q_##name,
 enum l4_queue_counter { L4_QUEUE_COUNTERS(L4_Q_ENUM) L4_Q_MAX };

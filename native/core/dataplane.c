@@ -179,18 +179,18 @@ static bool to_probe_source(const struct l4_tables *t, const struct l4_pkt *p) {
 }
 
 /* Counts a probe answer for the backend and consumes it: a SYN-ACK is turned into the RST that closes the
- * half-open connection; anything else (the backend's own RST: port closed) goes no further. Never a flow
- * entry, never a client. */
+ * half-open connection; anything else (the backend's own RST: port closed) is dropped as probe_answer.
+ * Never a flow entry, never a client. */
 static enum l4_verdict probe_answer(struct l4_ctx *ctx, struct l4_pkt *p, uint32_t bk_slot, uint32_t *len) {
   uint8_t f = p->tcp_flags;
-  ctx->counters[L4_Q_PROBE_ANSWERS]++;
   if ((f & (TCP_SYN | TCP_ACK | TCP_RST)) == (TCP_SYN | TCP_ACK)) {
     l4_ctr_backend(ctx, bk_slot)[L4_O_PROBE_SYNACKS]++;
+    ctx->counters[L4_Q_PROBE_RST_SENT]++;
     *len = l4_probe_rst(p);
     return L4_VERDICT_TX;
   }
   if (f & TCP_RST) l4_ctr_backend(ctx, bk_slot)[L4_O_PROBE_RESETS]++;
-  return L4_VERDICT_DROP;
+  return drop(ctx, L4_DROP_PROBE_ANSWER);
 }
 
 /* backend -> client. Stateless: the source becomes the service's VIP:port. The flow entry (if any) only

@@ -53,7 +53,7 @@ export async function apiCommand(cmd: 'reload' | 'status' | 'backend' | 'flows',
     cmd === 'backend'
       ? { weight: { value: true }, name: { value: true }, wait: { value: true }, json: { value: false } }
       : cmd === 'flows'
-        ? { service: { value: true }, backend: { value: true }, client: { value: true }, limit: { value: true }, json: { value: false } }
+        ? { service: { value: true }, backend: { value: true }, client: { value: true }, limit: { value: true }, state: { value: true }, cursor: { value: true }, json: { value: false } }
         : { json: { value: false } };
   const { pos, flags } = split(argv, { ...CLIENT_FLAGS, ...extra });
   const o: ClientOptions = clientOptions(flags);
@@ -69,7 +69,7 @@ export async function apiCommand(cmd: 'reload' | 'status' | 'backend' | 'flows',
       return 0;
     }
     if (cmd === 'flows') {
-      if (pos.length > 1 || (pos.length === 1 && pos[0] !== 'delete')) throw new UsageError(`flows expects [delete] and --service/--backend/--client/--limit, got "${pos.join(' ')}"`);
+      if (pos.length > 1 || (pos.length === 1 && pos[0] !== 'delete')) throw new UsageError(`flows expects [delete] and --service/--backend/--client/--state/--limit/--cursor, got "${pos.join(' ')}"`);
       const q = new URLSearchParams();
       const svc = flags.get('service')?.[0];
       const sid = svc === undefined ? undefined : serviceIdArg(svc);
@@ -78,17 +78,23 @@ export async function apiCommand(cmd: 'reload' | 'status' | 'backend' | 'flows',
       if (bk !== undefined) q.set('backend', backendIdArg(bk, sid ?? (bk.endsWith('/udp') ? '/udp' : '/tcp')));
       const client = flags.get('client')?.[0];
       if (client !== undefined) q.set('client', client);
+      const qs0 = q.toString();
+      const state = flags.get('state')?.[0];
       const limit = flags.get('limit')?.[0];
+      const cursor = flags.get('cursor')?.[0];
+      if (pos[0] === 'delete' && (state ?? limit ?? cursor) !== undefined) throw new UsageError('flows delete takes --service, --backend and --client only');
+      if (state !== undefined) q.set('state', state.toUpperCase());
       if (limit !== undefined) q.set('limit', limit);
+      if (cursor !== undefined) q.set('cursor', cursor);
       const qs = q.toString() ? `?${q.toString()}` : '';
       if (pos[0] === 'delete') {
-        if (!qs) throw new UsageError('flows delete needs --service, --backend and/or --client (deleting every flow is refused)');
+        if (!qs0) throw new UsageError('flows delete needs --service, --backend and/or --client (deleting every flow is refused)');
         const r = await apiRequest<{ deleted: number }>(o, 'DELETE', `/v1/flows${qs}`);
         out(r, `${r.deleted} flow(s) removed\n`);
         return 0;
       }
-      const r = await apiRequest<{ flows: FlowView[]; truncated: boolean }>(o, 'GET', `/v1/flows${qs}`);
-      out(r, formatFlows(r.flows, r.truncated));
+      const r = await apiRequest<{ flows: FlowView[]; truncated: boolean; next: number | null }>(o, 'GET', `/v1/flows${qs}`);
+      out(r, formatFlows(r.flows, r.truncated, r.next));
       return 0;
     }
     if (cmd === 'reload') {

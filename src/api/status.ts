@@ -46,6 +46,7 @@ export function formatStatus(view: ServicesView, st: StatusView): string {
     ['Name', 12, false],
     ['State', 9, false],
     ['Weight', 7, true],
+    ['ActConn', 8, true],
     ['Conns', 9, true],
     ['InPkts', 9, true],
     ['OutPkts', 9, true],
@@ -60,7 +61,7 @@ export function formatStatus(view: ServicesView, st: StatusView): string {
     const check = s.healthCheck ? `${s.healthCheck.type} every ${s.healthCheck.interval}s rise ${s.healthCheck.rise} fall ${s.healthCheck.fall}` : 'no check';
     lines.push(
       row(
-        [`${s.proto.toUpperCase()}  ${hostPort(s.vip, s.port)} ${s.hash}`, s.name, s.allDown ? 'ALL-DOWN' : '', '', n(c.new_flows), n(c.packets_in), n(c.packets_out), n(c.bytes_in), n(c.bytes_out)],
+        [`${s.proto.toUpperCase()}  ${hostPort(s.vip, s.port)} ${s.hash}`, s.name, s.allDown ? 'ALL-DOWN' : '', '', s.activeFlows === null ? '-' : n(s.activeFlows), n(c.new_flows), n(c.packets_in), n(c.packets_out), n(c.bytes_in), n(c.bytes_out)],
         `${check}${s.allDown ? `; on_all_down ${s.onAllDown}` : ''}`,
       ),
     );
@@ -76,18 +77,18 @@ export function formatStatus(view: ServicesView, st: StatusView): string {
       }
       lines.push(
         row(
-          [`  -> ${hostPort(b.addr, b.port)}`, b.name ?? '', b.state, `${b.weight}/${b.effectiveWeight}`, n(bc.new_flows), n(bc.packets_in), n(bc.packets_out), n(bc.bytes_in), n(bc.bytes_out)],
+          [`  -> ${hostPort(b.addr, b.port)}`, b.name ?? '', b.state, `${b.weight}/${b.effectiveWeight}`, b.activeFlows === null ? '-' : n(b.activeFlows), n(bc.new_flows), n(bc.packets_in), n(bc.packets_out), n(bc.bytes_in), n(bc.bytes_out)],
           health,
         ),
       );
     }
   }
-  lines.push('Weight = configured/in ring; Conns = new flows since start; In = from clients, Out = from backends.');
+  lines.push('Weight = configured/in ring; ActConn = live flow-table entries (closed ones not counted); Conns = new flows since start; In = from clients, Out = from backends.');
   return `${lines.join('\n')}\n`;
 }
 
 /** `l4nat flows`: one line per flow-table entry, like `ipvsadm -Lnc`. */
-export function formatFlows(flows: readonly FlowView[], truncated: boolean): string {
+export function formatFlows(flows: readonly FlowView[], truncated: boolean, next: number | null = null): string {
   const lines = [`${pad('Pro', 4)}${pad('State', 12)}${pad('Idle', 8, true)}  ${pad('Source', 24)}${pad('Virtual', 24)}Destination`];
   for (const f of flows) {
     const dest = f.backend ? f.backend.replace(/\/(tcp|udp)$/, '') : `slot ${f.backendSlot}`;
@@ -95,6 +96,7 @@ export function formatFlows(flows: readonly FlowView[], truncated: boolean): str
       `${pad(f.proto.toUpperCase(), 4)}${pad(f.state, 12)}${pad(`${f.idleSeconds}s`, 8, true)}  ${pad(hostPort(f.client, f.clientPort), 24)}${pad(hostPort(f.vip, f.vipPort), 24)}${dest}${f.backendName ? ` (${f.backendName})` : ''}`,
     );
   }
-  lines.push(`${flows.length} flow(s)${truncated ? ' (more exist: raise --limit or filter)' : ''}`);
+  const more = next !== null ? ` (more may exist: --cursor ${next} for the next page)` : truncated ? ' (more exist: raise --limit or filter)' : '';
+  lines.push(`${flows.length} flow(s)${more}`);
   return `${lines.join('\n')}\n`;
 }

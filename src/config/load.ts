@@ -23,9 +23,10 @@ import {
   type PassiveCheckSpec,
   type Proto,
   type ServiceConfig,
+  type Timeouts,
 } from '../model';
 import { parseCidr } from '../tables';
-import { parseBackend, UP_DEFAULTS, type UpOptions } from '../up-args';
+import { DEFAULT_PROBE_SOURCE, parseBackend, UP_DEFAULTS, type UpOptions } from '../up-args';
 import { configSchema } from './schema';
 import { clusterOf, type RawCluster, type UpOptionsWithCluster } from '../cluster/options';
 
@@ -175,10 +176,30 @@ interface RawService {
   health_check?: RawHealth;
   passive_check?: RawPassive;
   new_flow_rate?: { rate: number; burst?: number };
+  timeouts?: RawTimeouts;
   allow_sources?: string[];
   deny_sources?: string[];
   backends?: Array<string | RawBackend>;
 }
+interface RawTimeouts {
+  tcp?: number;
+  tcp_syn?: number;
+  tcp_fin?: number;
+  tcp_close?: number;
+  udp?: number;
+}
+
+/** A service's own timeouts: only the keys it sets (the data plane keeps the global value for the rest). */
+function serviceTimeouts(t: RawTimeouts): Partial<Timeouts> {
+  const out: Partial<Timeouts> = {};
+  if (t.tcp_syn !== undefined) out.tcpSyn = t.tcp_syn;
+  if (t.tcp !== undefined) out.tcpEstablished = t.tcp;
+  if (t.tcp_fin !== undefined) out.tcpFin = t.tcp_fin;
+  if (t.tcp_close !== undefined) out.tcpClose = t.tcp_close;
+  if (t.udp !== undefined) out.udp = t.udp;
+  return out;
+}
+
 interface RawConfig {
   global?: {
     queues?: number;
@@ -195,7 +216,8 @@ interface RawConfig {
     log_level?: string;
     shutdown_grace?: number;
     proxy_neighbors?: string[];
-    timeouts?: { tcp?: number; tcp_syn?: number; tcp_fin?: number; tcp_close?: number; udp?: number };
+    timeouts?: RawTimeouts;
+    probe_source?: { ipv4?: string; ipv6?: string };
   };
   admin?: { listen?: string; port?: number; token_file?: string; tls?: { cert: string; key: string; client_ca?: string } };
   defaults?: { health_check?: RawHealth; passive_check?: RawPassive; on_all_down?: OnAllDown; on_down?: OnDown; hash?: HashMode };
@@ -276,7 +298,7 @@ function healthOf(raw: RawHealth | undefined, path: PathSeg[], add: (p: PathSeg[
   if (h.timeout > h.interval) add([...path, 'timeout'], `got ${h.timeout}, expected at most the interval (${h.interval} s): checks must not overlap`);
   if (h.type === 'command' && !h.command) add(path, 'missing required key "command" for a check of type command');
   if (h.type !== 'command' && raw.command) add([...path, 'command'], `applies to type command only, this check is ${h.type}`);
-  if (h.type === 'tcp' || h.type === 'command') {
+  if (h.type === 'tcp' || h.type === 'command' || h.type === 'dataplane') {
     for (const k of ['path', 'host', 'expect_status', 'tls_verify'] as const) {
       if (raw[k] !== undefined) add([...path, k], `applies to http/https checks only, this check is ${h.type}`);
     }
@@ -295,6 +317,18 @@ function passiveOf(raw: RawPassive | undefined): PassiveCheckSpec | null {
     maxResets: raw.max_resets ?? PASSIVE_DEFAULTS.maxResets,
     hold: raw.hold ?? PASSIVE_DEFAULTS.hold,
   };
+}
+
+function probeSourceOf(raw: { ipv4?: string; ipv6?: string } | undefined, add: (p: PathSeg[], m: string) => void): { ipv4: string; ipv6: string } {
+  const out = { ...DEFAULT_PROBE_SOURCE };
+  for (const fam of [4, 6] as const) {
+    const k = fam === 4 ? 'ipv4' : 'ipv6';
+    const v = raw?.[k];
+    if (v === undefined) continue;
+    if (isIP(v) !== fam) add(['global', 'probe_source', k], `got ${JSON.stringify(v)}, expected an IPv${fam} address`);
+    else out[k] = canonicalIp(v, fam);
+  }
+  return out;
 }
 
 function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOptions {
@@ -420,6 +454,7 @@ function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOpt
           onAllDown: rs.on_all_down ?? d.on_all_down ?? 'drop',
           onDown: rs.on_down ?? d.on_down ?? 'keep',
           ...(rate ? { newFlowRate: rate } : {}),
+          ...(rs.timeouts ? { timeouts: serviceTimeouts(rs.timeouts) } : {}),
           ...(allow.length ? { allowSources: allow.filter((c) => c.family === v.family).map((c) => c.text) } : {}),
           ...(deny.some((c) => c.family === v.family) ? { denySources: deny.filter((c) => c.family === v.family).map((c) => c.text) } : {}),
         });
@@ -458,6 +493,7 @@ function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOpt
     admin,
     shutdownGrace: g.shutdown_grace ?? UP_DEFAULTS.shutdownGrace,
     proxyNeighbors: g.proxy_neighbors ?? [],
+    probeSource: probeSourceOf(g.probe_source, add),
   };
   if (cluster) out.cluster = cluster;
   return out;

@@ -18,7 +18,7 @@ export const healthCheckSchema = {
   additionalProperties: false,
   required: ['type'],
   properties: {
-    type: { enum: ['tcp', 'http', 'https', 'command', 'none'] },
+    type: { enum: ['tcp', 'http', 'https', 'command', 'dataplane', 'none'] },
     interval: seconds(0.1, 3600),
     timeout: seconds(0.05, 3600),
     rise: int(1, 100),
@@ -40,6 +40,19 @@ export const healthCheckSchema = {
       items: { type: 'string', minLength: 1 },
       'x-expect': 'a command as a list of strings, e.g. ["/usr/local/bin/check", "--quick"] (run without a shell)',
     },
+  },
+} as const;
+
+/** Idle timeouts in seconds, global (under "global") and per service. */
+const timeoutsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    tcp: int(1, 7 * 86400),
+    tcp_syn: int(1, 86400),
+    tcp_fin: int(1, 86400),
+    tcp_close: int(1, 86400),
+    udp: int(1, 86400),
   },
 } as const;
 
@@ -97,16 +110,12 @@ export const configSchema = {
           items: { type: 'string', pattern: '^[A-Za-z0-9_.@-]{1,15}$' },
           'x-expect': 'a list of interface names on which to answer ARP/NDP for the VIPs',
         },
-        timeouts: {
+        timeouts: timeoutsSchema,
+        probe_source: {
           type: 'object',
           additionalProperties: false,
-          properties: {
-            tcp: int(1, 7 * 86400),
-            tcp_syn: int(1, 86400),
-            tcp_fin: int(1, 86400),
-            tcp_close: int(1, 86400),
-            udp: int(1, 86400),
-          },
+          properties: { ipv4: address, ipv6: address },
+          'x-expect': '{ipv4, ipv6}: source addresses of dataplane health probes, routed towards the clients by the backends',
         },
       },
     },
@@ -174,6 +183,7 @@ export const configSchema = {
             required: ['rate'],
             properties: { rate: int(1, 4_000_000), burst: int(1, 4_000_000) },
           },
+          timeouts: timeoutsSchema,
           allow_sources: { type: 'array', items: { type: 'string', minLength: 1 }, 'x-expect': 'a list of CIDRs such as ["10.0.0.0/8", "2001:db8::/32"]' },
           deny_sources: { type: 'array', items: { type: 'string', minLength: 1 }, 'x-expect': 'a list of CIDRs such as ["192.0.2.0/24"]' },
           backends: { type: 'array', items: backendSchema, 'x-expect': 'a list of backends' },

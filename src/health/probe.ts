@@ -156,5 +156,7 @@ export function probe(spec: HealthCheckSpec, backend: ProbeTarget): Promise<Prob
       return probeHttp(t, spec, timeoutMs);
     case 'command':
       return probeCommand(t, spec.command ?? [], timeoutMs);
+    case 'dataplane': // needs the data plane: the controller runs it (src/health/dataplane-probe.ts)
+      return Promise.resolve({ ok: false, ms: 0, detail: 'a dataplane check needs the running data plane' });
   }
 }

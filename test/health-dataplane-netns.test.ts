@@ -1,0 +1,92 @@
+// The health check through the data plane (issue 5), end to end in the namespace lab: services with a
+// `dataplane` check over IPv4 and IPv6. b2 gets the classic LVS-NAT mistake — its default route no longer
+// goes through the l4nat host, so its replies bypass it, although the l4nat host still reaches it directly
+// on their shared link — and must be marked down with a log line that says its replies bypass the host.
+// b3's server is killed (port closed): down with "connection refused". b1 stays up; clients keep connecting
+// without a failure, and no probe answer ever reaches a client. Root-only.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { ServicesView } from '../src/control';
+import { adminRequest } from '../src/lab/admin-client';
+import { createLab } from '../src/lab/lab';
+import { L4natProcess, l4natUnavailable, startL4nat } from '../src/lab/l4nat-process';
+import { runClient, startBackendServers } from '../src/lab/workload';
+
+function skipReason(): string | false {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, TUN)';
+  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
+  return l4natUnavailable() ?? false;
+}
+
+const INTERVAL = 0.5;
+const TIMEOUT = 0.4;
+const FALL = 2;
+
+test('dataplane check: a backend whose replies bypass the l4nat host is marked down and the log says so', { skip: skipReason(), timeout: 180_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'l4nat-dpcheck-'));
+  const lab = await createLab({ backends: 3, ipv6: true });
+  let l4: L4natProcess | null = null;
+  try {
+    const servers = await startBackendServers(lab);
+    const cfg = join(dir, 'l4nat.yaml');
+    writeFileSync(
+      cfg,
+      [
+        'global: {queues: 2, stats_interval: 0}',
+        'services:',
+        '  - name: web',
+        `    vips: [${lab.vip4}, ${lab.vip6}]`,
+        '    ports: [8080]',
+        `    health_check: {type: dataplane, interval: ${INTERVAL}, timeout: ${TIMEOUT}, fall: ${FALL}, rise: 2, jitter: 0}`,
+        '    backends:',
+        ...lab.backends.flatMap((b) => [`      - {address: ${b.ipv4}, port: 8080, name: ${b.id}}`, `      - {address: "${b.ipv6}", port: 8080, name: ${b.id}}`]),
+        '',
+      ].join('\n'),
+    );
+    l4 = await startL4nat(lab, { vips: [], ports: [], backends: [], extraArgs: ['--config', cfg] });
+    await new Promise((r) => setTimeout(r, 2_000));
+    const services = async (): Promise<ServicesView> => (await adminRequest(lab, 'GET', '/v1/services')).body as ServicesView;
+    let view = (await services()).services;
+    const states = (): string[] => view.flatMap((s) => s.backends.map((b) => `${s.vip} ${b.name}:${b.state}`)).sort();
+    assert.ok(view.every((s) => s.backends.every((b) => b.state === 'up' && (b.health?.checks.ok ?? 0) >= 2)), `every backend passes the dataplane check: ${JSON.stringify(states())}`);
+    const synacks0 = view.flatMap((s) => s.backends.map((b) => b.counters.probe_synacks ?? 0));
+    assert.ok(synacks0.every((n) => n >= 2), `each backend answered probes through the data plane: ${synacks0.join(',')}`);
+
+    // b2: default route on-link instead of via the l4nat host (its replies to clients go nowhere near it).
+    const b2 = lab.backend('b2');
+    const brokenAt = Date.now();
+    await lab.ip('b2', ['-4', 'route', 'replace', 'default', 'dev', b2.dev]);
+    await lab.ip('b2', ['-6', 'route', 'replace', 'default', 'dev', b2.dev]);
+    // b3: the server dies, its port is closed.
+    servers[2]!.kill('SIGKILL');
+    await servers[2]!.exited;
+
+    const bypass = await l4.waitForLog((r) => r.event === 'backend_down' && String(r.backend).startsWith(`${b2.ipv4}:`), 10_000, 'b2 (v4) down');
+    t.diagnostic(`b2 down ${(bypass.time as number) - brokenAt} ms after its default route changed: ${String(bypass.msg)}`);
+    assert.match(String(bypass.reason), /replies bypass the l4nat host/);
+    const bypass6 = await l4.waitForLog((r) => r.event === 'backend_down' && String(r.backend).startsWith(`[${b2.ipv6}]:`), 10_000, 'b2 (v6) down');
+    assert.match(String(bypass6.reason), /replies bypass the l4nat host/);
+    const refused = await l4.waitForLog((r) => r.event === 'backend_down' && String(r.backend).startsWith(`${lab.backend('b3').ipv4}:`), 10_000, 'b3 down');
+    assert.match(String(refused.reason), /connection refused \(RST through the data plane\)/);
+    t.diagnostic(`b3: ${String(refused.msg)}`);
+
+    view = (await services()).services;
+    assert.deepEqual(states(), [`${lab.vip4} b1:up`, `${lab.vip4} b2:down`, `${lab.vip4} b3:down`, `${lab.vip6} b1:up`, `${lab.vip6} b2:down`, `${lab.vip6} b3:down`].sort());
+    for (const vip of [lab.vip4, lab.vip6!]) {
+      const r = await runClient(lab, { target: vip, proto: 'tcp', count: 200, concurrency: 8, timeoutMs: 30_000 });
+      assert.equal(r.failed, 0, `${vip}: ${JSON.stringify(r.errors)}`);
+      assert.deepEqual(Object.keys(r.perBackend), ['b1'], `${vip}: only b1 serves: ${JSON.stringify(r.perBackend)}`);
+    }
+    const dp = await services();
+    t.diagnostic(`probe answers: ${dp.dataplane.counters.probe_rst_sent} SYN-ACKs answered with RST, ${dp.dataplane.drops.probe_answer} RSTs consumed`);
+    assert.ok(dp.dataplane.counters.probe_rst_sent > 0 && dp.dataplane.drops.probe_answer > 0);
+    assert.equal(dp.dataplane.counters.flow_pickup, 0, 'no probe answer became a flow');
+  } finally {
+    await l4?.stop(5_000);
+    await lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
