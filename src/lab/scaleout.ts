@@ -382,6 +382,15 @@ export class ScaleoutLab implements Lab {
     return r.body;
   }
 
+  /** Several hosts' cluster views at once (one process in the first host's namespace asks them all). */
+  async clusterStates(roles: readonly string[]): Promise<Record<string, ClusterStateView>> {
+    const urls = roles.map((r) => `http://${this.host(r).lanIpv4}:${CLUSTER_PORT}/cluster/v1/state`);
+    const script = `Promise.all(process.argv.slice(1).map(async (u) => { const r = await fetch(u, { signal: AbortSignal.timeout(5000) }); if (r.status !== 200) throw new Error(u + ': HTTP ' + r.status); return r.json(); })).then((v) => process.stdout.write(JSON.stringify(v))).catch((e) => { process.stderr.write(String(e)); process.exit(1); });`;
+    const { stdout } = await this.exec(this.hosts[0]!.role, process.execPath, ['-e', script, ...urls], { timeoutMs: 10_000 });
+    const views = JSON.parse(stdout) as ClusterStateView[];
+    return Object.fromEntries(roles.map((r, i) => [r, views[i]!]));
+  }
+
   /** Next hops of `prefix` in a namespace's main table (their gateways, sorted). */
   async nexthops(role: string, prefix: string): Promise<string[]> {
     const out = await this.ip(role, ['-4', 'route', 'show', prefix]);
