@@ -3,9 +3,10 @@
 #   libpcap-dev: builds the `cap` package (packet capture in the conformance tests)
 #   clang: libFuzzer for the packet-core fuzzer; iproute2: the namespace labs (tests only)
 #   iperf3, haproxy, nftables: the conformance suite and benchmark's references; ethtool: the benchmark's real-NIC variant
+#   bird2: the BGP daemon of the scale-out lab (test/scaleout-netns.test.ts); its systemd service is not used
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-  build-essential python3 libpcap-dev clang iproute2 procps iperf3 haproxy nftables tcpdump ethtool >/dev/null
+  build-essential python3 libpcap-dev clang iproute2 procps iperf3 haproxy nftables tcpdump ethtool bird2 >/dev/null
 echo "install-deps: system packages installed"
