@@ -88,6 +88,10 @@ const BAD: Array<[string, string, RegExp]> = [
   ['duplicate service name', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80]}\n  - {name: a, vips: [10.0.0.2], ports: [80]}', /^services\[1\]\.name: got "a", expected a name no other service uses \(line 3/],
   ['non-loopback admin without TLS', 'admin: {listen: 0.0.0.0}\nservices: []', /^admin: listen 0\.0\.0\.0 is not a loopback address: it requires tls/],
   ['TLS files missing', 'admin: {listen: 0.0.0.0, tls: {cert: /nonexistent/c.pem, key: /nonexistent/k.pem}, token_file: /nonexistent/t}\nservices: []', /^admin\.tls\.cert: cannot read "\/nonexistent\/c\.pem": ENOENT/],
+  ['service timeout of 0', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], timeouts: {tcp: 0}}', /^services\[0\]\.timeouts\.tcp: got 0, expected a whole number from 1 to 604800/],
+  ['unknown service timeout', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], timeouts: {tcp_est: 5}}', /^services\[0\]\.timeouts\.tcp_est: unknown key; expected one of: tcp, tcp_syn, tcp_fin, tcp_close, udp/],
+  ['probe source of the wrong family', 'global: {probe_source: {ipv4: "2001:db8::1"}}\nservices: []', /^global\.probe_source\.ipv4: got "2001:db8::1", expected an IPv4 address/],
+  ['http option on a dataplane check', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: dataplane, path: /x}}', /^services\[0\]\.health_check\.path: applies to http\/https checks only, this check is dataplane/],
   ['YAML syntax error', 'services: [\n', /^YAML syntax:/],
   ['duplicate key', 'services: []\nservices: []', /^YAML syntax: Map keys must be unique/],
 ];
@@ -145,6 +149,17 @@ test('`l4nat check` prints ok and exits 0 for a good file; lists the problems an
 test('the example config in systemd/ passes `l4nat check`', () => {
   const r = spawnSync(process.execPath, [bin, 'check', '--config', join(__dirname, '..', '..', 'systemd', 'l4nat.example.yaml')], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
+});
+
+test('per-service timeouts keep only the keys given; probe sources default to documentation addresses and can be set', () => {
+  const o = parseConfig(
+    'global:\n  timeouts: {tcp: 600}\n  probe_source: {ipv6: "2001:DB8::99"}\nservices:\n  - name: a\n    vips: [10.0.0.1]\n    ports: [80, 53/udp]\n    timeouts: {tcp: 100, udp: 5}\n    health_check: {type: dataplane}\n  - {name: b, vips: [10.0.0.2], ports: [80]}\n',
+    'x.yaml',
+  );
+  assert.deepEqual(o.services.map((s) => s.timeouts), [{ tcpEstablished: 100, udp: 5 }, { tcpEstablished: 100, udp: 5 }, undefined]);
+  assert.equal(o.timeouts.tcpEstablished, 600);
+  assert.deepEqual(o.probeSource, { ipv4: '192.0.2.254', ipv6: '2001:db8::99' });
+  assert.equal(o.services[0].health?.type, 'dataplane');
 });
 
 test('source lists and new-flow rate: checked, split by family per VIP; an allow list missing a VIP family is refused', () => {

@@ -1,0 +1,74 @@
+// The dataplane health probe's verdicts (src/health/dataplane-probe.ts) against a fake data plane, and the
+// per-service timeouts and probe sources as buildTables lays them out for the addon. No root needed.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { BYPASS_DETAIL, probeDataplane, type ProbingDataplane } from '../src/health/dataplane-probe';
+import type { CounterSnapshot } from '../src/native';
+import { buildTables, SlotAllocator } from '../src/tables';
+import { DEFAULT_TIMEOUTS, type ServiceSpec, type Timeouts } from '../src/model';
+
+/** A data plane whose backend slot 3 answers each probe (after `delayMs`) with a SYN-ACK, a RST, or nothing. */
+function fakeDp(answer: 'synack' | 'rst' | 'none', delayMs = 30): ProbingDataplane & { sent: unknown[] } {
+  const c = { probe_synacks: 0, probe_resets: 0 };
+  const sent: unknown[] = [];
+  return {
+    sent,
+    probe(p) {
+      sent.push(p);
+      setTimeout(() => {
+        if (answer === 'synack') c.probe_synacks++;
+        if (answer === 'rst') c.probe_resets++;
+      }, delayMs);
+    },
+    counters: (): CounterSnapshot => ({ total: {}, drops: {}, perQueue: [], heartbeatsMs: [], services: new Map(), backends: new Map([[3, { ...c }]]) }),
+  };
+}
+
+const target = { addr: '10.0.1.11', family: 4 as const, port: 8080 };
+const directOk = async (): Promise<{ ok: boolean; ms: number; detail: string }> => ({ ok: true, ms: 1, detail: '' });
+const directDead = async (): Promise<{ ok: boolean; ms: number; detail: string }> => ({ ok: false, ms: 300, detail: 'timeout after 300 ms' });
+
+test('dataplane probe: SYN-ACK through the data plane = up; the probe goes from the probe source to the backend', async () => {
+  const dp = fakeDp('synack');
+  const r = await probeDataplane({ dp, slot: 3, source: '192.0.2.254', direct: directOk, pollMs: 5 }, target, 300);
+  assert.equal(r.ok, true, r.detail);
+  assert.ok(r.ms < 300);
+  const p = dp.sent[0] as { src: string; dst: string; dport: number; sport: number };
+  assert.deepEqual([p.src, p.dst, p.dport], ['192.0.2.254', '10.0.1.11', 8080]);
+  assert.ok(p.sport >= 32768 && p.sport < 61000);
+});
+
+test('dataplane probe: RST = refused; nothing back but a direct answer = replies bypass the host; nothing at all = both said', async () => {
+  let r = await probeDataplane({ dp: fakeDp('rst'), slot: 3, source: '192.0.2.254', direct: directOk, pollMs: 5 }, target, 300);
+  assert.deepEqual([r.ok, r.detail], [false, 'connection refused (RST through the data plane)']);
+  r = await probeDataplane({ dp: fakeDp('none'), slot: 3, source: '192.0.2.254', direct: directOk, pollMs: 5 }, target, 200);
+  assert.deepEqual([r.ok, r.detail], [false, BYPASS_DETAIL]);
+  assert.ok(r.ms >= 190, `waited the whole timeout (${r.ms} ms)`);
+  r = await probeDataplane({ dp: fakeDp('none'), slot: 3, source: '192.0.2.254', direct: directDead, pollMs: 5 }, target, 200);
+  assert.deepEqual([r.ok, r.detail], [false, 'no answer through the data plane, nor directly (timeout after 300 ms)']);
+  // An answer that comes after the timeout does not count.
+  r = await probeDataplane({ dp: fakeDp('synack', 300), slot: 3, source: '192.0.2.254', direct: directOk, pollMs: 5 }, target, 100);
+  assert.equal(r.ok, false);
+});
+
+test('dataplane probe: no slot or no probe source is a failure that says why, and sends nothing', async () => {
+  const dp = fakeDp('synack');
+  let r = await probeDataplane({ dp, slot: undefined, source: '192.0.2.254', direct: directOk }, target, 100);
+  assert.deepEqual([r.ok, r.detail], [false, 'the backend is not in the data plane table yet']);
+  r = await probeDataplane({ dp, slot: 3, source: undefined, direct: directOk }, target, 100);
+  assert.match(r.detail, /no IPv4 probe source address configured \(global\.probe_source\)/);
+  assert.equal(dp.sent.length, 0);
+});
+
+test('buildTables: per-service timeout words (0 = the global value), probe source addresses, bad values named', () => {
+  const svc = (vip: string, port: number, timeouts?: Partial<Timeouts>): ServiceSpec & { timeouts?: Partial<Timeouts> } => ({
+    vip, family: 4, port, proto: 'tcp', hash: '5tuple', backends: [{ addr: '10.0.1.1', family: 4, port: 8000 + port, weight: 1 }], ...(timeouts ? { timeouts } : {}),
+  });
+  const opts = { hashKey: Buffer.alloc(16, 1), maglevSize: 7, timeouts: { ...DEFAULT_TIMEOUTS }, icmpEcho: true, icmpTranslate: true, probeSource: { ipv4: '192.0.2.254', ipv6: '2001:db8::fe' } };
+  const t = buildTables([svc('10.0.0.1', 80, { tcpEstablished: 100 }), svc('10.0.0.1', 81), svc('10.0.0.1', 82, { udp: 5, tcpSyn: 7 })], new SlotAllocator(8), new SlotAllocator(8), opts);
+  assert.deepEqual([...(t.input.timeoutWords ?? [])], [0, 0, 100, 0, 0, 0, 2, 7, 0, 0, 0, 5]);
+  assert.deepEqual([...(t.input.probeAddr4 ?? [])], [192, 0, 2, 254]);
+  assert.equal(t.input.probeAddr6?.length, 16);
+  assert.throws(() => buildTables([svc('10.0.0.1', 80, { tcpFin: 1.5 })], new SlotAllocator(8), new SlotAllocator(8), opts), /service 10\.0\.0\.1:80\/tcp: timeout tcpFin must be whole seconds from 1 to 2147483647, got 1\.5/);
+  assert.throws(() => buildTables([svc('10.0.0.1', 80)], new SlotAllocator(8), new SlotAllocator(8), { ...opts, probeSource: { ipv4: '2001:db8::1' } }), /probe source ipv4: "2001:db8::1" is not an IPv4 address/);
+});
