@@ -10,3 +10,8 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   build-essential python3 libpcap-dev clang iproute2 procps iperf3 haproxy nftables tcpdump ethtool bird2 >/dev/null
 echo "install-deps: system packages installed"
+# The lab runs its own `bird -c CONF -s SOCK` per namespace; the distribution's bird.service (started by the package
+# where systemd is PID 1) would run BIRD in the default namespace: stop and disable it.
+if [ -d /run/systemd/system ]; then
+  systemctl disable --now bird.service >/dev/null 2>&1 || true
+fi
