@@ -103,10 +103,14 @@ export function clusterOf(raw: RawCluster | undefined, add: Add): ClusterOptions
   if (!raw) return undefined;
   const port = raw.port ?? CLUSTER_DEFAULTS.port;
   const peers: PeerAddress[] = [];
+  const peerIndex: number[] = []; // position in the file of each parsed peer
   (raw.peers ?? []).forEach((p, i) => {
     const r = parsePeer(p, port);
     if (typeof r === 'string') add(['cluster', 'peers', i], `got ${JSON.stringify(p)}, ${r}`);
-    else peers.push(r);
+    else {
+      peers.push(r);
+      peerIndex.push(i);
+    }
   });
   let listen = raw.listen ?? '';
   if (raw.listen === undefined) {
@@ -119,8 +123,8 @@ export function clusterOf(raw: RawCluster | undefined, add: Add): ClusterOptions
   const seen = new Set<string>();
   peers.forEach((p, i) => {
     const k = `${p.addr}|${p.port}`;
-    if (seen.has(k)) add(['cluster', 'peers', i], `got ${p.addr}:${p.port} twice, expected each peer once`);
-    if (p.addr === listen && p.port === port) add(['cluster', 'peers', i], `got ${p.addr}:${p.port}, which is this host's own listen address: list the other hosts only`);
+    if (seen.has(k)) add(['cluster', 'peers', peerIndex[i]], `got ${p.addr}:${p.port} twice, expected each peer once`);
+    if (p.addr === listen && p.port === port) add(['cluster', 'peers', peerIndex[i]], `got ${p.addr}:${p.port}, which is this host's own listen address: list the other hosts only`);
     seen.add(k);
   });
   const pollInterval = raw.poll_interval ?? CLUSTER_DEFAULTS.pollInterval;
