@@ -31,6 +31,8 @@ export interface AdminDeps {
   metrics?: Registry;
   /** Extra facts for GET /v1/status (queues, TUN name, ...). */
   info?: () => Record<string, unknown>;
+  /** Starts a handover restart (the running l4nat exits keeping TUN, routes and rules; see src/up.ts). */
+  restart?: () => void;
 }
 
 const sid = { type: 'string', description: 'service id, e.g. 10.0.0.10:80/tcp or [fd00::10]:80/tcp (URL-encoded)' };
@@ -223,6 +225,24 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
       await ctrl.undrain(req.params.service, req.params.backend);
       writeLog(req, 200);
       return backendOf(req.params.service, req.params.backend);
+    },
+  );
+
+  app.post(
+    '/v1/restart',
+    {
+      schema: {
+        summary:
+          'Handover restart (as SIGUSR2): l4nat exits with status 75 keeping its TUN, routes and rules; the next l4nat with the same configuration (systemd restarts it) takes over every flow',
+        response: { 202: obj('{restarting}'), 501: errorResponse },
+      },
+    },
+    async (req, reply) => {
+      if (!deps.restart) throw new ControlError(501, 'this l4nat cannot restart itself');
+      writeLog(req, 202);
+      const go = deps.restart;
+      setImmediate(go);
+      return reply.code(202).send({ restarting: true, exitCode: 75 });
     },
   );
 

@@ -27,13 +27,16 @@ commands:
           or: l4nat up --config FILE [--log-level LEVEL]   (YAML; see README "Operating l4nat")
   check   --config FILE              validate a config file; touches nothing; exit 0 if good, 1 if not
   reload  [API flags]                make the running l4nat re-read its config file (as SIGHUP), print what changed
+  restart [API flags]                handover restart (as SIGUSR2): the running l4nat exits (status 75) keeping its TUN,
+                                     routes and rules; the next one (systemd restarts it) takes over every flow
   status  [API flags]                services and backends with state, weights, counters and health (like ipvsadm -Ln --stats)
   backend add SERVICE ADDR[:PORT] [--weight W] [--name N]
           remove|drain|undrain SERVICE BACKEND       drain [--wait S]: wait up to S s until the backend is quiet
           weight SERVICE BACKEND W
             SERVICE as VIP:PORT[/tcp|udp] ([V6]:PORT for IPv6), BACKEND as ADDR:PORT
-  flows   [delete] [--service SERVICE] [--backend ADDR:PORT] [--client IP] [--limit N]
-            list flow-table entries (like ipvsadm -Lnc), or remove them (at least one filter)
+  flows   [delete] [--service SERVICE] [--backend ADDR:PORT] [--client IP] [--state S[,S]] [--limit N] [--cursor C]
+            list flow-table entries (like ipvsadm -Lnc), or remove them (at least one filter); states: SYN_SENT,
+            SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSE, UDP; a long listing comes in pages: --cursor as printed
   API flags: --admin URL (default http://127.0.0.1:9180 or $L4NAT_ADMIN_URL), --token-file F ($L4NAT_ADMIN_TOKEN),
              --ca F, --cert F --key F (mTLS), or --config FILE to take all of them from its admin section
   demo    build a network-namespace lab, run l4nat in it and show it balancing (needs root)
@@ -73,6 +76,7 @@ export async function main(argv: string[]): Promise<void> {
         return;
       }
       case 'reload':
+      case 'restart':
       case 'status':
       case 'flows':
       case 'backend': {
@@ -93,7 +97,7 @@ export async function main(argv: string[]): Promise<void> {
         if (cmd === undefined) process.exitCode = 2;
         return;
       default:
-        throw new UsageError(`unknown command "${cmd}": expected up, check, reload, status, backend, flows, demo or help`);
+        throw new UsageError(`unknown command "${cmd}": expected up, check, reload, restart, status, backend, flows, demo or help`);
     }
   } catch (e) {
     if ((e as Error).name === 'ConfigError') {

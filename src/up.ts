@@ -186,6 +186,19 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
       dp.close(false); // not persistent any more: the device goes with the last queue
     }
   };
+  // Handover (SIGUSR2, POST /v1/restart): stop like a crash would, but in order — the TUN (persistent), its
+  // routes, rules and blackholes and the proxy neighbour entries stay, so the next l4nat re-attaches to them
+  // and no reply leaks meanwhile (DESIGN.md item 6); same hash key and tables, so it forwards every flow on.
+  const handover = async (): Promise<void> => {
+    await cluster?.close().catch((err: unknown) => log.warn({ err }, 'stopping the cluster agent failed'));
+    if (statsTimer) clearInterval(statsTimer);
+    ctrl?.stop();
+    notifier?.stopWatchdog();
+    proxy?.close();
+    await admin?.close().catch((err: unknown) => log.warn({ err }, 'closing the admin API failed'));
+    host.close();
+    dp.close(true);
+  };
   // Signals are taken from the start, so a stop during start-up still cleans up.
   const signals = new SignalWatch();
   try {
@@ -208,7 +221,14 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     }
     if (opts.admin.port > 0) {
       const metrics = createMetrics({ ctrl, counters: () => dp.counters(), flowCount: () => dp.flowCount(), flowCapacity: dp.flowCapacity });
-      admin = await createAdminServer({ ctrl, admin: opts.admin, log, metrics, info: () => ({ tun: dp.ifname, queues: dp.queues, flowCapacity: dp.flowCapacity }) });
+      admin = await createAdminServer({
+        ctrl,
+        admin: opts.admin,
+        log,
+        metrics,
+        info: () => ({ tun: dp.ifname, queues: dp.queues, flowCapacity: dp.flowCapacity }),
+        restart: () => process.kill(process.pid, 'SIGUSR2'),
+      });
       const a = await listenAdmin(admin, opts.admin);
       const scheme = opts.admin.tls ? 'https' : 'http';
       const host6 = a.family === 'IPv6' ? `[${a.address}]` : a.address;
@@ -274,6 +294,19 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   };
 
   const signal = await signals.next();
+  if (signal === 'SIGUSR2') {
+    notifier?.stopping('handing over to the next l4nat: TUN, routes and rules kept');
+    const flows = dp.flowCount();
+    await handover();
+    signals.close();
+    notifier?.close();
+    logStats(dp, log, true);
+    log.info(
+      { signal, flows, exitCode: HANDOVER_EXIT_CODE },
+      `handed over: TUN ${dp.ifname}, its routes and rules stay; start l4nat again with the same configuration and it takes over every flow (the systemd unit does, on exit code ${HANDOVER_EXIT_CODE})`,
+    );
+    return HANDOVER_EXIT_CODE;
+  }
   await cluster?.beginShutdown(); // routers move new flows away before the rings are emptied
   const grace = c.opts.shutdownGrace;
   notifier?.stopping(`stopping (${signal})${grace > 0 ? `: ${grace} s grace for established flows` : ''}`);
@@ -293,7 +326,13 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   return 0;
 }
 
-/** SIGINT/SIGTERM (counted, so a second one is seen) and SIGHUP, installed once for the whole run. */
+/** Exit status of a handover (SIGUSR2): EX_TEMPFAIL, which the systemd unit restarts at once (RestartForceExitStatus). */
+export const HANDOVER_EXIT_CODE = 75;
+
+/**
+ * SIGINT/SIGTERM (counted, so a second one is seen), SIGUSR2 (handover: exit keeping the device, routes and
+ * rules) and SIGHUP, installed once for the whole run.
+ */
 class SignalWatch {
   count = 0;
   first: NodeJS.Signals | undefined;
@@ -311,6 +350,7 @@ class SignalWatch {
   constructor() {
     process.on('SIGINT', this.onStop);
     process.on('SIGTERM', this.onStop);
+    process.on('SIGUSR2', this.onStop);
     process.on('SIGHUP', this.onHupSignal);
   }
 
@@ -331,6 +371,7 @@ class SignalWatch {
   close(): void {
     process.off('SIGINT', this.onStop);
     process.off('SIGTERM', this.onStop);
+    process.off('SIGUSR2', this.onStop);
     process.off('SIGHUP', this.onHupSignal);
   }
 }

@@ -48,7 +48,7 @@ function weightArg(text: string | undefined): number {
 
 const enc = encodeURIComponent;
 
-export async function apiCommand(cmd: 'reload' | 'status' | 'backend' | 'flows', argv: readonly string[]): Promise<number> {
+export async function apiCommand(cmd: 'reload' | 'restart' | 'status' | 'backend' | 'flows', argv: readonly string[]): Promise<number> {
   const extra: Record<string, FlagSpec> =
     cmd === 'backend'
       ? { weight: { value: true }, name: { value: true }, wait: { value: true }, json: { value: false } }
@@ -95,6 +95,12 @@ export async function apiCommand(cmd: 'reload' | 'status' | 'backend' | 'flows',
       }
       const r = await apiRequest<{ flows: FlowView[]; truncated: boolean; next: number | null }>(o, 'GET', `/v1/flows${qs}`);
       out(r, formatFlows(r.flows, r.truncated, r.next));
+      return 0;
+    }
+    if (cmd === 'restart') {
+      if (pos.length) throw new UsageError(`restart takes no arguments, got "${pos[0]}"`);
+      const r = await apiRequest<{ restarting: boolean; exitCode: number }>(o, 'POST', '/v1/restart');
+      out(r, `l4nat is handing over: it exits with status ${r.exitCode} keeping its TUN, routes and rules; the next l4nat (systemd restarts it; else run l4nat up again) takes over every flow\n`);
       return 0;
     }
     if (cmd === 'reload') {
