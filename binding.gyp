@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.c",
         "native/worker.c",
+        "native/watchdog.c",
         "native/tun.c",
         "native/core/csum.h",
         "native/core/packet.c",

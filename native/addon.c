@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/probe.h"
+#include "watchdog.h"
 #include "worker.h"
 
 #define CHECK(call)                                                   \
@@ -25,6 +26,7 @@ struct counters_owner;
 
 struct handle {
   struct l4_dp dp;
+  struct l4_watchdog wd;
   int open;
   napi_ref counters_ref;
   struct counters_owner *co;
@@ -115,6 +117,7 @@ static void finalize_handle(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   struct handle *h = data;
+  l4_watchdog_stop(&h->wd);
   if (h->open) l4_dp_destroy(&h->dp, 1); /* collected without close(): keep the device, as after a crash */
   if (h->co) h->co->h = NULL;
   free(h);
@@ -125,6 +128,7 @@ static void finalize_counters(napi_env env, void *data, void *hint) {
   (void)data;
   struct counters_owner *co = hint;
   if (co->h) {
+    l4_watchdog_stop(&co->h->wd);
     if (co->h->open) l4_dp_stop(&co->h->dp);
     co->h->co = NULL;
   }
@@ -300,8 +304,48 @@ static napi_value js_stop(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
+  l4_watchdog_stop(&h->wd);
   l4_dp_stop(&h->dp);
   return NULL;
+}
+
+/* watchdogStart(handle, {path, everyMs, staleMs}): WATCHDOG=1 to path every everyMs while all workers are fresh */
+static napi_value js_watchdog_start(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], v;
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+  size_t n = 0;
+  uint32_t every, stale;
+  if (argc < 2 || napi_get_named_property(env, argv[1], "path", &v) != napi_ok ||
+      napi_get_value_string_utf8(env, v, path, sizeof(path), &n) != napi_ok || n == 0 || n >= sizeof(path) - 1 ||
+      get_u32(env, argv[1], "everyMs", &every) || every == 0 || get_u32(env, argv[1], "staleMs", &stale)) {
+    napi_throw_type_error(env, "EINVAL", "l4nat addon: watchdogStart(handle, {path: string (1-107 bytes), everyMs: > 0, staleMs})");
+    return NULL;
+  }
+  const char *failed = "";
+  int r = l4_watchdog_start(&h->wd, &h->dp, path, every, stale, &failed);
+  if (r < 0) return throw_errno(env, -r, failed, "start watchdog");
+  return NULL;
+}
+
+/* watchdogStats(handle) -> {running, pings, withheld, sendErrors} */
+static napi_value js_watchdog_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], o, v;
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  CHECK(napi_create_object(env, &o));
+  CHECK(napi_get_boolean(env, h->wd.running != 0, &v));
+  CHECK(napi_set_named_property(env, o, "running", v));
+  CHECK(napi_create_double(env, (double)atomic_load(&h->wd.pings), &v));
+  CHECK(napi_set_named_property(env, o, "pings", v));
+  CHECK(napi_create_double(env, (double)atomic_load(&h->wd.withheld), &v));
+  CHECK(napi_set_named_property(env, o, "withheld", v));
+  CHECK(napi_create_double(env, (double)atomic_load(&h->wd.send_errors), &v));
+  CHECK(napi_set_named_property(env, o, "sendErrors", v));
+  return o;
 }
 
 /* setPersist(handle, bool) */
@@ -328,6 +372,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
   if (argc >= 2) napi_get_value_bool(env, argv[1], &keep);
+  l4_watchdog_stop(&h->wd);
   l4_dp_destroy(&h->dp, keep);
   h->open = 0;
   napi_delete_reference(env, h->counters_ref); /* the counters live on until JS drops its views */
@@ -583,6 +628,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"deleteFlows", 0, js_delete_flows, 0, 0, 0, napi_default, 0},
       {"flowStats", 0, js_flow_stats, 0, 0, 0, napi_default, 0},
       {"probe", 0, js_probe, 0, 0, 0, napi_default, 0},
+      {"watchdogStart", 0, js_watchdog_start, 0, 0, 0, napi_default, 0},
+      {"watchdogStats", 0, js_watchdog_stats, 0, 0, 0, napi_default, 0},
       {"layout", 0, js_layout, 0, 0, 0, napi_default, 0},
   };
   if (napi_define_properties(env, exports, sizeof(d) / sizeof(d[0]), d) != napi_ok) return NULL;

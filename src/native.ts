@@ -17,6 +17,8 @@ interface Addon {
   flows(h: object, f: NativeFlowFilter): { flows: NativeFlow[]; next: number | null };
   deleteFlows(h: object, f: NativeFlowFilter): { deleted: number; next: number | null };
   flowStats(h: object): FlowStats;
+  watchdogStart(h: object, o: { path: string; everyMs: number; staleMs: number }): void;
+  watchdogStats(h: object): WatchdogStats;
   probe(h: object, p: { family: Family; src: Uint8Array; dst: Uint8Array; sport: number; dport: number; seq: number }): void;
   layout(): { queueCounters: string[]; dropReasons: string[]; objectCounters: string[]; svcWords: number; bkWords: number; flowEntryBytes: number };
 }
@@ -74,6 +76,14 @@ export interface FlowFilter {
   limit?: number;
   /** Where to start in the table: 0, or the `next` of the previous page. */
   cursor?: number;
+}
+
+/** The native watchdog thread's counts (native/watchdog.h). */
+export interface WatchdogStats {
+  running: boolean;
+  pings: number; // WATCHDOG=1 sent
+  withheld: number; // ticks at which a worker was stale: no ping
+  sendErrors: number;
 }
 
 /** One page of a listing: `next` is the cursor for the following page, null when the walk reached the end. */
@@ -314,6 +324,20 @@ export class Dataplane {
     }
     if (filter.states?.length) throw new TypeError('deleteFlows: cannot filter by state');
     return loadAddon().deleteFlows(this.h(), nativeFilter({ ...filter, limit: undefined, cursor: undefined })).deleted;
+  }
+
+  /**
+   * systemd's watchdog, fed by a native thread: WATCHDOG=1 to `path` (NOTIFY_SOCKET; "@name" = abstract) every
+   * everyMs while every worker's heartbeat is younger than staleMs. Independent of the JS event loop.
+   */
+  startWatchdog(path: string, everyMs: number, staleMs: number): void {
+    if (typeof path !== 'string' || path.length === 0 || Buffer.byteLength(path) > 107) throw new TypeError(`watchdog: path must be 1-107 bytes, got ${JSON.stringify(path)}`);
+    if (!Number.isInteger(everyMs) || everyMs < 1 || !Number.isInteger(staleMs) || staleMs < 1) throw new RangeError(`watchdog: everyMs and staleMs must be positive integers, got ${everyMs} and ${staleMs}`);
+    loadAddon().watchdogStart(this.h(), { path, everyMs, staleMs });
+  }
+
+  watchdogStats(): WatchdogStats {
+    return loadAddon().watchdogStats(this.h());
   }
 
   /**

@@ -2,7 +2,8 @@
 // $NOTIFY_SOCKET. Node's dgram has no AF_UNIX, hence unix-dgram. Messages: READY=1 once the data plane
 // forwards, STATUS=... with the health summary, WATCHDOG=1 every WATCHDOG_USEC/2 while every data-plane
 // worker's heartbeat is fresh (not merely while the JS loop runs: a wedged worker stops the pings and
-// systemd restarts l4nat), STOPPING=1 when a stop begins.
+// systemd restarts l4nat; and sent by a native thread, native/watchdog.c, so a blocked JS loop does not stop
+// them), STOPPING=1 when a stop begins.
 //
 // Like sd_notify's unset_environment, the variables are removed from process.env once read, so the
 // health-check commands l4nat runs do not talk to systemd in its name. An abstract socket ("@...") is not
@@ -88,17 +89,28 @@ export class SystemdNotifier {
 
   /**
    * Pings WATCHDOG=1 every WATCHDOG_USEC/2 while `alive()` returns null; when it returns a reason, the ping
-   * is skipped (and the reason logged once), so systemd's watchdog fires if it persists.
+   * is skipped (and the reason logged once), so systemd's watchdog fires if it persists. With `native` (the
+   * data plane's own watchdog thread, src/native.ts startWatchdog), that thread sends the pings under the same
+   * rule, so they go on while the JS event loop is blocked; this timer then only logs.
    */
-  startWatchdog(alive: () => string | null): void {
+  startWatchdog(alive: () => string | null, native?: (path: string, everyMs: number, staleMs: number) => void): void {
     if (!this.watchdogUsec || !this.sock) return;
     const every = Math.max(50, Math.floor(this.watchdogUsec / 2000));
+    let viaNative = false;
+    if (native) {
+      try {
+        native(this.path, every, WORKER_STALE_MS);
+        viaNative = true;
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'the data plane watchdog thread did not start: pinging from the JS loop');
+      }
+    }
     const tick = (): void => {
       const why = alive();
       if (why === null) {
         if (this.stalledLogged) this.log.warn('data plane workers alive again: watchdog pings resumed');
         this.stalledLogged = false;
-        this.send('WATCHDOG=1');
+        if (!viaNative) this.send('WATCHDOG=1');
       } else if (!this.stalledLogged) {
         this.stalledLogged = true;
         this.log.error({ reason: why }, 'data plane stalled: withholding systemd watchdog pings');

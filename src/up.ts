@@ -266,7 +266,10 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     return `${m.services} services; backends ${m.up} up, ${m.down} down, ${m.draining} draining; ${dp.closed ? 0 : dp.flowCount()} flows${down}`;
   };
   notifier?.ready(statusLine());
-  notifier?.startWatchdog(() => (dp.closed ? 'data plane closed' : workersAlive(dp.counters().heartbeatsMs, monotonicMs())));
+  notifier?.startWatchdog(
+    () => (dp.closed ? 'data plane closed' : workersAlive(dp.counters().heartbeatsMs, monotonicMs())),
+    (path, everyMs, staleMs) => dp.startWatchdog(path, everyMs, staleMs),
+  );
   c.on('change', () => notifier?.status(statusLine()));
   const startStats = (interval: number): void => {
     if (statsTimer) clearInterval(statsTimer);

@@ -69,3 +69,37 @@ test('a process that exits with the data plane still running exits cleanly (no c
   `);
   assert.equal(r.status, 0, `exit status ${r.status}: ${r.stderr}`);
 });
+
+test('the native watchdog pings NOTIFY_SOCKET only while every worker is fresh, and stops with the data plane', { skip }, () => {
+  const r = inNetns(`
+    const { Dataplane } = require(${native});
+    const unix = require('unix-dgram');
+    const path = require('path').join(require('os').tmpdir(), 'l4wd-' + process.pid + '.sock');
+    let got = 0;
+    const sock = unix.createSocket('unix_dgram', (buf) => { if (buf.toString() === 'WATCHDOG=1') got++; });
+    sock.bind(path);
+    const dp = new Dataplane({ ifname: 'l4wd0', queues: 2, flowCapacity: 1024, maxServices: 4, maxBackends: 4 });
+    const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+    (async () => {
+      dp.startWatchdog(path, 50, 2000);
+      await sleep(400);
+      const idle = { ...dp.watchdogStats(), got };           // workers not started: nothing sent
+      dp.start();
+      await sleep(600);
+      const running = { ...dp.watchdogStats(), got };
+      dp.close(false);
+      const n = got;
+      await sleep(300);
+      console.log(JSON.stringify({ idle, running, afterClose: got - n }));
+      sock.close();
+      require('fs').rmSync(path, { force: true });
+    })().catch((e) => { console.error(e); process.exit(1); });
+  `);
+  assert.equal(r.status, 0, r.stderr);
+  const o = JSON.parse(r.stdout.trim()) as { idle: { pings: number; withheld: number; got: number }; running: { pings: number; got: number; running: boolean }; afterClose: number };
+  assert.equal(o.idle.pings, 0, 'no ping before the workers run');
+  assert.ok(o.idle.withheld >= 4, `withheld ${o.idle.withheld}`);
+  assert.equal(o.idle.got, 0);
+  assert.ok(o.running.pings >= 5 && o.running.got >= 5 && o.running.running, JSON.stringify(o.running));
+  assert.ok(o.afterClose <= 1, `${o.afterClose} pings after close`);
+});
