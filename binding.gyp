@@ -6,6 +6,7 @@
         "native/addon.c",
         "native/worker.c",
         "native/watchdog.c",
+        "native/steering.c",
         "native/tun.c",
         "native/core/csum.h",
         "native/core/packet.c",

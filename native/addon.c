@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/probe.h"
+#include "steering.h"
 #include "watchdog.h"
 #include "worker.h"
 
@@ -306,6 +307,37 @@ static napi_value js_stop(napi_env env, napi_callback_info info) {
   if (!h) return NULL;
   l4_watchdog_stop(&h->wd);
   l4_dp_stop(&h->dp);
+  return NULL;
+}
+
+/* setSteering(handle, {vips4: Uint8Array(4n), vips6: Uint8Array(16n)} | null): attaches (or with null removes)
+ * the queue-steering program (steering.h). */
+static napi_value js_set_steering(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_valuetype t = napi_null;
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  if (argc >= 2) napi_typeof(env, argv[1], &t);
+  if (t == napi_null || t == napi_undefined) {
+    int r = l4_steering_detach(h->dp.fds[0]);
+    if (r < 0) return throw_errno(env, -r, "ioctl(TUNSETSTEERINGEBPF)", "remove steering");
+    return NULL;
+  }
+  void *v4, *v6;
+  size_t n4, n6;
+  if (get_typed(env, argv[1], "vips4", napi_uint8_array, &v4, &n4) || n4 % 4 ||
+      get_typed(env, argv[1], "vips6", napi_uint8_array, &v6, &n6) || n6 % 16) {
+    napi_throw_type_error(env, "EINVAL", "l4nat addon: setSteering(handle, {vips4: Uint8Array(4 x n), vips6: Uint8Array(16 x n)} | null)");
+    return NULL;
+  }
+  const char *failed = "";
+  char log[512];
+  int r = l4_steering_attach(h->dp.fds[0], v4, (uint32_t)(n4 / 4), v6, (uint32_t)(n6 / 16), &failed, log, sizeof(log));
+  if (r < 0) {
+    if (log[0]) fprintf(stderr, "l4nat: steering program rejected by the verifier:\n%s\n", log);
+    return throw_errno(env, -r, failed, "attach the steering program");
+  }
   return NULL;
 }
 
@@ -629,6 +661,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"flowStats", 0, js_flow_stats, 0, 0, 0, napi_default, 0},
       {"probe", 0, js_probe, 0, 0, 0, napi_default, 0},
       {"watchdogStart", 0, js_watchdog_start, 0, 0, 0, napi_default, 0},
+      {"setSteering", 0, js_set_steering, 0, 0, 0, napi_default, 0},
       {"watchdogStats", 0, js_watchdog_stats, 0, 0, 0, napi_default, 0},
       {"layout", 0, js_layout, 0, 0, 0, napi_default, 0},
   };

@@ -18,6 +18,7 @@ interface Addon {
   deleteFlows(h: object, f: NativeFlowFilter): { deleted: number; next: number | null };
   flowStats(h: object): FlowStats;
   watchdogStart(h: object, o: { path: string; everyMs: number; staleMs: number }): void;
+  setSteering(h: object, v: { vips4: Uint8Array; vips6: Uint8Array } | null): void;
   watchdogStats(h: object): WatchdogStats;
   probe(h: object, p: { family: Family; src: Uint8Array; dst: Uint8Array; sport: number; dport: number; seq: number }): void;
   layout(): { queueCounters: string[]; dropReasons: string[]; objectCounters: string[]; svcWords: number; bkWords: number; flowEntryBytes: number };
@@ -334,6 +335,25 @@ export class Dataplane {
     if (typeof path !== 'string' || path.length === 0 || Buffer.byteLength(path) > 107) throw new TypeError(`watchdog: path must be 1-107 bytes, got ${JSON.stringify(path)}`);
     if (!Number.isInteger(everyMs) || everyMs < 1 || !Number.isInteger(staleMs) || staleMs < 1) throw new RangeError(`watchdog: everyMs and staleMs must be positive integers, got ${everyMs} and ${staleMs}`);
     loadAddon().watchdogStart(this.h(), { path, everyMs, staleMs });
+  }
+
+  /**
+   * Steers both directions of every flow to one TUN queue (native/steering.h): the program hashes the client's
+   * address and port, taking a packet to one of `vips` as coming from the client. null removes it.
+   */
+  setSteering(vips: readonly string[] | null): void {
+    if (vips === null) {
+      loadAddon().setSteering(this.h(), null);
+      return;
+    }
+    const v4: Buffer[] = [];
+    const v6: Buffer[] = [];
+    for (const v of vips) {
+      const fam = isIP(v);
+      if (!fam) throw new TypeError(`steering: ${JSON.stringify(v)} is not an IP address`);
+      (fam === 4 ? v4 : v6).push(ipToBuffer(v, fam as Family));
+    }
+    loadAddon().setSteering(this.h(), { vips4: new Uint8Array(Buffer.concat(v4)), vips6: new Uint8Array(Buffer.concat(v6)) });
   }
 
   watchdogStats(): WatchdogStats {

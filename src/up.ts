@@ -99,6 +99,7 @@ export class Balancer {
       await this.host.apply(hostStateFor(this.services, this.tableOpts.probeSource));
       throw e;
     }
+    this.steer(services);
     this.svcAlloc.commit(built.serviceSlots);
     this.bkAlloc.commit(built.backendSlots);
     this.services = services;
@@ -120,6 +121,29 @@ export class Balancer {
     await this.host.apply(hostStateFor(services, tableOpts.probeSource));
     this.log.debug({ services: services.length, changedSlots: changed }, 'service table published');
     return { changedSlots: changed };
+  }
+
+  /** The VIP set the steering program was last built for ('' = none yet; 'failed' after a failure). */
+  private steeredFor = '';
+
+  /**
+   * With several queues, a steering program keeps both directions of a flow on one queue (and so in order);
+   * it holds the VIP addresses, so it is rebuilt when they change. Without it (an old kernel) l4nat still
+   * works — the flow table is shared — but packets of one flow can be reordered; that is logged once.
+   */
+  private steer(services: readonly ServiceSpec[]): void {
+    if (this.dp.queues < 2 || this.steeredFor === 'failed') return;
+    const vips = [...new Set(services.map((s) => s.vip))].sort();
+    const key = vips.join(',');
+    if (key === this.steeredFor) return;
+    try {
+      this.dp.setSteering(vips);
+      this.steeredFor = key;
+      this.log.info({ vips: vips.length, queues: this.dp.queues }, 'queue steering program attached: both directions of a flow on one queue');
+    } catch (err) {
+      this.steeredFor = 'failed';
+      this.log.warn({ err: (err as Error).message }, 'no queue steering program: packets of one flow may be reordered between the TUN queues');
+    }
   }
 
   backendSlot(key: string): number | undefined {

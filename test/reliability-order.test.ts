@@ -5,13 +5,15 @@
 // client (before the lb's kernel routes to the TUN), the TUN itself (packets the kernel hands to l4nat, and packets
 // l4nat writes back), and the backends. 60 short connections a second for 6 s, --queues 2. Checked: the
 // client's packets reach the lb and the TUN in order (so anything out of order later is l4nat's); packets
-// written by l4nat in order (todo until fixed; a late ACK or FIN reaching a backend after the connection closed
-// is answered with a reset — see reliability-faults). Root-only; about 12 s.
+// written by l4nat in order, thanks to the queue-steering program (before it, 8 of 2,076 segments were
+// overtaken: a late ACK or FIN reaching a backend after the connection closed is answered with a reset); both
+// queues carry traffic. Root-only; about 12 s.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { adminRequest } from '../src/lab/admin-client';
 import { createLab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { startBackendServers, SERVICE_PORT } from '../src/lab/workload';
@@ -91,11 +93,15 @@ test('packet order within a flow: in order into l4nat; out of l4nat with --queue
     const line = (x: OrderStats): string => `${x.overtaken} of ${x.segments} segments overtaken, in ${x.flowsHit} of ${x.flows} connections`;
     t.diagnostic(`client→VIP at the lb's link: ${line(a)}; handed to l4nat (TUN, to the VIP): ${line(b)}; written by l4nat (TUN, to a backend): ${line(c)}; at the backends: ${line(d)}`);
     assert.ok(a.segments > 1000 && d.segments > 1000, 'enough traffic was captured');
-    assert.equal(a.overtaken, 0, 'the client\'s packets reach the lb in order');
-    assert.equal(b.overtaken, 0, 'the lb\'s kernel hands them to the TUN in order');
-    await t.test('l4nat writes the packets of a flow in the order it read them', {
-      todo: c.overtaken > 0 ? `product: ${line(c)} — two workers read packets of one flow (multi-queue TUN without a steering program) and write them back in another order` : false,
-    }, () => assert.equal(c.overtaken, 0));
+    // What arrives out of order already (a client retransmission, seen once in a run) is not l4nat's doing.
+    assert.ok(a.overtaken <= 2 && b.overtaken <= a.overtaken, 'the client\'s packets reach the lb and the TUN (nearly) in order');
+    // The steering program (native/steering.h) keeps both directions of a flow on one queue, so one worker.
+    assert.ok(l4.logs().some((r) => String(r.msg).startsWith('queue steering program attached')), `the steering program was attached: ${l4.logs().map((r) => String(r.msg)).join(' | ').slice(0, 1500)}`);
+    assert.ok(c.overtaken <= b.overtaken, `l4nat writes the packets of a flow in the order it read them: read ${line(b)}, wrote ${line(c)}`);
+    assert.ok(d.overtaken <= b.overtaken, `and they reach the backends in that order: ${line(d)}`);
+    // Both queues carried traffic: steering spreads flows, it does not funnel them into one queue.
+    const perQueue = ((await adminRequest(lab, 'GET', '/v1/counters')).body as { perQueue: Array<Record<string, number>> }).perQueue;
+    assert.ok(perQueue.length === 2 && perQueue.every((q) => q.forward > 100), `per-queue forwards: ${perQueue.map((q) => q.forward).join(', ')}`);
   } finally {
     await l4?.stop();
     await lab.destroy();
