@@ -166,6 +166,12 @@ export class Controller extends EventEmitter {
    */
   healthVote: ((key: string, locallyHealthy: boolean) => boolean) | null = null;
 
+  /**
+   * Scale-out: awaited before a planned ring change (reload, API add/remove/weight, drain/undrain), so the cluster can
+   * hold it while flows that just moved between hosts are still unpinned (src/cluster/index.ts, "settle").
+   */
+  beforePlannedChange: ((reason: string) => Promise<void>) | null = null;
+
   /** This host's own view of every backend (backend key -> healthy), before any cluster vote. */
   localHealth(): Map<string, boolean> {
     return new Map([...this.runtime].map(([k, rt]) => [k, this.locallyHealthy(rt)]));
@@ -509,6 +515,7 @@ export class Controller extends EventEmitter {
     } catch (e) {
       throw new ControlError(400, (e as Error).message);
     }
+    await this.beforePlannedChange?.(reason);
     const prev = this.services;
     const prevRuntime = new Map([...this.runtime].map(([k, v]) => [k, { ...v }]));
     const keepDrain = new Map([...this.runtime].flatMap(([k, v]) => (v.drain ? [[k, v.drain] as const] : [])));
@@ -568,6 +575,7 @@ export class Controller extends EventEmitter {
     const s = this.services[si];
     const rt = this.runtime.get(backendKey(s, s.backends[bi]))!;
     if (rt.drain) return;
+    await this.beforePlannedChange?.(`api: drain ${bid}`);
     const now = Date.now();
     let packets = 0;
     try {
@@ -591,6 +599,7 @@ export class Controller extends EventEmitter {
     const s = this.services[si];
     const rt = this.runtime.get(backendKey(s, s.backends[bi]))!;
     if (!rt.drain) return;
+    await this.beforePlannedChange?.(`api: undrain ${bid}`);
     const d = rt.drain;
     rt.drain = undefined;
     try {

@@ -110,7 +110,7 @@ test('health majority: a lone dissenter does not move the verdict; stale peers d
   assert.equal(majorityHealthy([false, false, true]), false);
   assert.equal(majorityHealthy([false, true]), true, 'a tie keeps the backend');
   assert.equal(majorityHealthy([false]), false);
-  const opts = { listen: '10.9.0.1', port: 9181, peers: [{ addr: '10.9.0.2', port: 9181 }, { addr: '10.9.0.3', port: 9181 }], health: 'majority' as const, pollInterval: 0.5, peerTimeout: 2 };
+  const opts = { listen: '10.9.0.1', port: 9181, peers: [{ addr: '10.9.0.2', port: 9181 }, { addr: '10.9.0.3', port: 9181 }], health: 'majority' as const, pollInterval: 0.5, peerTimeout: 2, settle: 3 };
   const a = new HealthAgreement(opts, () => ({ ready: false, health: new Map(), agreed: new Map(), rings: {}, announced: { vips: [], returnRoutes: [] } }));
   const now = 1_000_000;
   a.views.get('10.9.0.2:9181')!.at = now - 500;

@@ -5,7 +5,7 @@
 //      a real failure seen by all is agreed, and the window during which the tables differ is measured;
 //   3. 200 long-lived connections over the three hosts: SIGKILL one l4nat, add it back, cut another host's uplink
 //      silently, restore it — after each, ≥ 99% of the connections continue (router and return path reconverge);
-//   4. a backend set change coinciding with a host failure (Maglev's hard case), against the change alone.
+// (test/scaleout-change-netns.test.ts: a backend set change coinciding with a host failure.)
 // Figures are printed as test diagnostics. Root-only; needs bird2 (scripts/install-deps.sh) and nft.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -100,10 +100,9 @@ describe('scale-out: three l4nat hosts behind ECMP, announced by BIRD', { skip: 
   }
 
   before(async () => {
-    lab = await createScaleoutLab({ hosts: 3, backends: 4 });
+    lab = await createScaleoutLab({ hosts: 3, backends: 3 });
     await startRouting(lab);
     await startBackendServers(lab);
-    for (const h of lab.hosts) lab.writeL4natConfig(h, { backends: ['b1', 'b2', 'b3'] });
     for (const h of lab.hosts) await lab.startL4nat(h.role);
     await waitUntil('three ECMP next hops on the router and on the backends', async () => (await lab.nexthops('r', VIP)).length === 3 && (await lab.nexthops('b1', 'default')).length === 3, 30_000, 100);
   });
@@ -272,49 +271,5 @@ describe('scale-out: three l4nat hosts behind ECMP, announced by BIRD', { skip: 
     t.diagnostic(`end of run: ${rep.ok}/${STREAMS} connections ok, errors ${JSON.stringify(rep.errors)}`);
     figures.endOfRun = { ok: rep.ok, errors: rep.errors };
     assert.ok(rep.ok >= Math.ceil(STREAMS * 0.99), JSON.stringify(rep.errors));
-  });
-
-  test('a backend set change coinciding with a host failure, against the change alone', async (t) => {
-    const reloadAll = async (roles: string[], backends: string[]): Promise<void> => {
-      for (const r of roles) lab.writeL4natConfig(lab.host(r), { backends });
-      await Promise.all(roles.map(async (r) => {
-        const res = await admin(r, 'POST', '/v1/reload');
-        assert.equal(res.status, 200, JSON.stringify(res.body));
-      }));
-    };
-    const run = async (name: string, act: () => Promise<void>): Promise<number> => {
-      const streams = startStreams(lab, { target: VIP, streams: STREAMS, durationMs: 60_000, intervalMs: 100, chunkBytes: 512, stallMs: 25_000, connTimeoutMs: 10_000 });
-      try {
-        assert.deepEqual(await streams.streaming, { established: STREAMS, failed: 0 });
-        await sleep(1_000);
-        const before = await streams.status();
-        await act();
-        await sleep(6_000);
-        const p = progressed(before, await streams.status());
-        const broken = STREAMS - p.ok;
-        const errs: Record<string, number> = {};
-        for (const f of p.failed) errs[f.error] = (errs[f.error] ?? 0) + 1;
-        t.diagnostic(`${name}: ${broken}/${STREAMS} connections broken (${JSON.stringify(errs)}, stalled ${p.stalled.length})`);
-        figures[name] = { broken, of: STREAMS, errors: errs };
-        return broken;
-      } finally {
-        streams.stop();
-        await streams.result.catch(() => undefined);
-      }
-    };
-    const all = ['lb1', 'lb2', 'lb3'];
-    // The change alone: b4 joins on every host at once. Established flows are flow-table hits: none breaks.
-    const alone = await run('changeAlone', () => reloadAll(all, ['b1', 'b2', 'b3', 'b4']));
-    await reloadAll(all, ['b1', 'b2', 'b3']); // no streams run here: removing b4 breaks nothing
-    // The coincidence: lb1 dies while b4 joins on the survivors.
-    const both = await run('changeWithHostFailure', async () => {
-      const l4 = lab.l4nats.get('lb1')!;
-      l4.proc.kill('SIGKILL');
-      live.delete('lb1');
-      await reloadAll(['lb2', 'lb3'], ['b1', 'b2', 'b3', 'b4']);
-      await converge('lb1', false);
-    });
-    assert.ok(alone <= 1, `the change alone broke ${alone} connections`);
-    t.diagnostic(`broken: change alone ${alone}, change with a host failure ${both}`);
   });
 });

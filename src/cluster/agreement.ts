@@ -18,6 +18,8 @@ export interface PeerView {
   /** Date.now() when the view arrived; undefined: never answered. */
   at?: number;
   health?: Map<string, boolean>;
+  /** VIPs the peer announced at its last answer. */
+  announcing?: boolean;
   error?: string;
 }
 
@@ -155,10 +157,11 @@ export class HealthAgreement {
         await r.body?.cancel();
         return;
       }
-      const body = (await r.json()) as { health?: Record<string, unknown> };
+      const body = (await r.json()) as { health?: Record<string, unknown>; announced?: { vips?: unknown[] } };
       const health = new Map<string, boolean>();
       for (const [k, h] of Object.entries(body.health ?? {})) if (typeof h === 'boolean') health.set(k, h);
       v.health = health;
+      v.announcing = Array.isArray(body.announced?.vips) && body.announced.vips.length > 0;
       v.at = Date.now();
       v.error = undefined;
     } catch (e) {

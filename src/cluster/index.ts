@@ -41,6 +41,9 @@ export class Cluster {
   private upstreamSeen = false;
   private announced: { vips: string[]; returnRoutes: string[] } = { vips: [], returnRoutes: [] };
   private lastWhy = '';
+  /** Hosts announcing VIPs (this one as "self", peers that answered their last poll), and when that set last changed. */
+  private members: string | undefined; // undefined until the first round (start-up is not a change)
+  private membersChangedAt = 0;
   private busy = false;
 
   constructor(
@@ -71,7 +74,36 @@ export class Cluster {
       { event: 'cluster_started', listen: this.opts.listen ? `${this.opts.listen}:${this.opts.port}` : null, peers: this.opts.peers.map((p) => `${p.addr}:${p.port}`), health: this.opts.health, bgp: this.opts.bgp?.includeFile ?? null },
       `cluster: ${this.opts.peers.length} peer(s), health ${this.opts.health}${this.opts.bgp ? `, announcing through BIRD (${this.opts.bgp.includeFile})` : ''}`,
     );
+    if (this.opts.settle > 0) deps.ctrl.beforePlannedChange = (reason) => this.settled(reason);
     await this.tick();
+  }
+
+  /** Who announces now: this host (if it announces a VIP) and the peers whose last poll answered and announce. */
+  private membership(): string {
+    const peers = [...this.agreement.views.values()].filter((v) => v.error === undefined && v.at !== undefined && v.announcing).map((v) => v.peer);
+    return [...(this.announced.vips.length ? ['self'] : []), ...peers.sort()].join(',');
+  }
+
+  /**
+   * Holds a planned ring change until the cluster has been stable for `settle` seconds. A flow that moved to another
+   * host (a host left or joined) has no entry there until a reply of its backend passes through that host; a ring
+   * change before that sends it to another backend if its slot moved. First two poll rounds (so a host failure that
+   * coincides with the change is seen), then until no host has joined or left for `settle` seconds.
+   */
+  async settled(reason: string): Promise<void> {
+    const t0 = Date.now();
+    await sleep(2 * this.opts.pollInterval * 1000 + 100);
+    const settleMs = this.opts.settle * 1000;
+    const limit = t0 + settleMs + 60_000; // never hold an operator's change for ever (a flapping host)
+    let logged = false;
+    while (!this.stopping && Date.now() - this.membersChangedAt < settleMs && Date.now() < limit) {
+      if (!logged) {
+        this.log.warn({ event: 'change_held', reason, members: this.members, settleSeconds: this.opts.settle }, `cluster: hosts joined or left ${Date.now() - this.membersChangedAt} ms ago; holding "${reason}" until the cluster has been stable for ${this.opts.settle} s`);
+        logged = true;
+      }
+      await sleep(100);
+    }
+    if (logged) this.log.info({ event: 'change_released', reason, heldMs: Date.now() - t0 }, `cluster: applying "${reason}" after ${Date.now() - t0} ms`);
   }
 
   private localState(): LocalState {
@@ -98,6 +130,13 @@ export class Cluster {
         await d.ctrl.republish(`cluster health: ${flipped.join(', ')}`).catch((err: unknown) => this.log.error({ err }, 'publishing the agreed health failed'));
       }
       await this.announce();
+      const m = this.membership();
+      if (this.members === undefined) this.members = m;
+      else if (m !== this.members) {
+        this.log.info({ event: 'cluster_members', members: m, before: this.members }, `cluster: hosts announcing: ${m || 'none'} (were ${this.members || 'none'})`);
+        this.members = m;
+        this.membersChangedAt = Date.now();
+      }
     } finally {
       this.busy = false;
     }
@@ -180,7 +219,10 @@ export class Cluster {
   async close(): Promise<void> {
     this.stopping = true;
     await this.agreement.close();
-    if (this.deps) this.deps.ctrl.healthVote = null;
+    if (this.deps) {
+      this.deps.ctrl.healthVote = null;
+      this.deps.ctrl.beforePlannedChange = null;
+    }
     if (this.bird && this.deps) {
       while (this.busy) await sleep(20);
       await this.announce();

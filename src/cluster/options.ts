@@ -37,6 +37,11 @@ export interface ClusterOptions {
   pollInterval: number;
   /** A peer view older than this many seconds no longer votes. */
   peerTimeout: number;
+  /**
+   * Planned ring changes wait until the set of hosts announcing the VIPs has been stable for this many seconds
+   * (0: no wait), so flows that moved between hosts are pinned on their new host first (index.ts).
+   */
+  settle: number;
   bgp?: BgpOptions;
 }
 
@@ -44,6 +49,7 @@ export const CLUSTER_DEFAULTS = {
   port: 9181,
   pollInterval: 0.5,
   peerTimeout: 3,
+  settle: 3,
   birdc: 'birdc',
   socket: '/run/bird/bird.ctl',
   withdrawDelay: 1,
@@ -61,6 +67,7 @@ export interface RawCluster {
   health?: HealthMode;
   poll_interval?: number;
   peer_timeout?: number;
+  settle?: number;
   bgp?: {
     include_file: string;
     birdc?: string;
@@ -139,6 +146,7 @@ export function clusterOf(raw: RawCluster | undefined, add: Add): ClusterOptions
     health: raw.health ?? 'majority',
     pollInterval,
     peerTimeout,
+    settle: raw.settle ?? CLUSTER_DEFAULTS.settle,
   };
   if (raw.token_file !== undefined) out.tokenFile = raw.token_file;
   const b = raw.bgp;

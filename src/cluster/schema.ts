@@ -17,6 +17,7 @@ export const clusterSchema = {
     health: { enum: ['majority', 'local'] },
     poll_interval: seconds(0.1, 60),
     peer_timeout: seconds(0.2, 600),
+    settle: seconds(0, 600),
     bgp: {
       type: 'object',
       additionalProperties: false,

@@ -264,12 +264,20 @@ export class ScaleoutLab implements Lab {
       // BIRD refuses to start on a missing include; l4nat rewrites it at its start.
       writeFileSync(h.includeFile, '# l4nat has not run yet\n');
     }
+    // Backends: the hosts' return routes are merged into an ECMP default in the main table; kernel table 100+N gets
+    // host N's path alone (merge paths, filtered by the announcing neighbour), which enableForwarderReturn() uses for
+    // replies via the host that forwarded the request (empty, so skipped, once host N withdraws its return route).
     for (const b of this.backends) {
       const c = [
         `router id ${b.ipv4};`,
         `log stderr all;`,
         `protocol device { scan time 10; }`,
         `protocol kernel { ipv4 { import none; export all; }; merge paths on; }`,
+        ...this.hosts.flatMap((h) => [
+          `ipv4 table t_${h.role};`,
+          `protocol pipe p_${h.role} { table master4; peer table t_${h.role}; import none; export where from = ${h.lanIpv4}; }`,
+          `protocol kernel k_${h.role} { kernel table ${100 + h.index}; ipv4 { table t_${h.role}; import none; export all; }; }`,
+        ]),
         bfd('"eth0"'),
         `template bgp lbhost {\n  local as ${BACKEND_AS};\n${bgpTimers}\n  ipv4 { import all; export none; };\n}`,
         ...this.hosts.map((h) => `protocol bgp ${h.role} from lbhost { neighbor ${h.lanIpv4} as ${HOST_AS}; }`),
@@ -287,7 +295,7 @@ export class ScaleoutLab implements Lab {
   }
 
   /** The YAML every host runs (only `cluster.listen`, the peers and the BIRD files differ). */
-  l4natConfigText(h: ScaleoutHost, opts: { backends?: readonly string[]; healthMode?: 'majority' | 'local' } = {}): string {
+  l4natConfigText(h: ScaleoutHost, opts: L4natConfigOptions = {}): string {
     const ids = opts.backends ?? this.backends.map((b) => b.id);
     const peers = this.hosts.filter((x) => x !== h).map((x) => `"${x.lanIpv4}"`);
     return [
@@ -311,6 +319,7 @@ export class ScaleoutLab implements Lab {
       `  health: ${opts.healthMode ?? 'majority'}`,
       `  poll_interval: 0.5`,
       `  peer_timeout: 2`,
+      `  settle: ${opts.settle ?? 3}`,
       `  bgp:`,
       `    include_file: "${h.includeFile}"`,
       `    socket: "${h.birdSocket}"`,
@@ -321,7 +330,7 @@ export class ScaleoutLab implements Lab {
     ].join('\n');
   }
 
-  writeL4natConfig(h: ScaleoutHost, opts: { backends?: readonly string[]; healthMode?: 'majority' | 'local' } = {}): void {
+  writeL4natConfig(h: ScaleoutHost, opts: L4natConfigOptions = {}): void {
     writeFileSync(h.l4natConf, this.l4natConfigText(h, opts));
   }
 
@@ -416,6 +425,44 @@ export class ScaleoutLab implements Lab {
     await this.exec(role, 'nft', ['delete', 'table', 'inet', 'l4lab_cut']);
   }
 
+  /**
+   * Backend routing option "reply via the host that forwarded": each backend marks a connection with the LAN MAC
+   * address its last forwarded packet came from (conntrack mark, nft) and routes the replies by that mark through
+   * kernel table 100+N, which BIRD fills with host N's return route while host N announces it; a withdrawn host's
+   * table is empty and the rule falls through to the ECMP default. A flow that moves to another host is re-marked
+   * by its next packet, so its replies follow it and the new host pins it at the first one.
+   */
+  async enableForwarderReturn(): Promise<void> {
+    const macs = await Promise.all(
+      this.hosts.map(async (h) => {
+        const m = /link\/ether ([0-9a-f:]{17})/.exec(await this.ip(h.role, ['link', 'show', 'lan']));
+        if (!m) throw new Error(`no MAC address on ${h.role}'s lan`);
+        return { h, mac: m[1]! };
+      }),
+    );
+    const rules = [
+      'table inet l4lab_ret {',
+      `  map hostmac { type ether_addr : mark; elements = { ${macs.map((x) => `${x.mac} : ${x.h.index}`).join(', ')} } }`,
+      '  chain pre { type filter hook prerouting priority mangle; policy accept; iifname "eth0" ip saddr != 10.210.0.0/24 ct mark set ether saddr map @hostmac; }',
+      '  chain out { type route hook output priority mangle; policy accept; ct mark != 0 meta mark set ct mark; }',
+      '}',
+    ].join('\n');
+    const f = path.join(this.dir, 'backend-return.nft');
+    writeFileSync(f, `${rules}\n`);
+    for (const b of this.backends) {
+      await this.exec(b.role, 'nft', ['-f', f]);
+      for (const h of this.hosts) await this.ip(b.role, ['rule', 'add', 'fwmark', String(h.index), 'lookup', String(100 + h.index), 'pref', String(100 + h.index)]);
+    }
+  }
+
+  /** Back to the ECMP default for replies (undoes enableForwarderReturn). */
+  async disableForwarderReturn(): Promise<void> {
+    for (const b of this.backends) {
+      await this.exec(b.role, 'nft', ['delete', 'table', 'inet', 'l4lab_ret']);
+      for (const h of this.hosts) await this.ip(b.role, ['rule', 'del', 'pref', String(100 + h.index)]);
+    }
+  }
+
   // -------------------------------------------------------------------------------------------------------------
   // Teardown
 
@@ -452,6 +499,14 @@ export class ScaleoutLab implements Lab {
     for (const ns of [...this.created].reverse()) netnsDeleteSync(ns);
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+export interface L4natConfigOptions {
+  /** Lab backends in the service (default: all). */
+  backends?: readonly string[];
+  healthMode?: 'majority' | 'local';
+  /** cluster.settle (default 3). */
+  settle?: number;
 }
 
 export interface ClusterStateView {
