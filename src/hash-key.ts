@@ -11,9 +11,13 @@ export function loadOrCreateHashKey(file: string, log: Logger): Buffer {
   try {
     return parseKeyFile(file, readFileSync(file, 'utf8'));
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw explain(e, file);
   }
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw explain(e, file);
+  }
   const key = randomBytes(16);
   try {
     writeFileSync(file, `${key.toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
@@ -21,8 +25,18 @@ export function loadOrCreateHashKey(file: string, log: Logger): Buffer {
     return key;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return parseKeyFile(file, readFileSync(file, 'utf8'));
-    throw e;
+    throw explain(e, file);
   }
+}
+
+/** A permission error says what to do: an unprivileged l4nat needs a key file it may read and write. */
+function explain(e: unknown, file: string): unknown {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code !== 'EACCES' && code !== 'EPERM') return e;
+  return new Error(
+    `hash key file ${file}: ${code} (l4nat runs as uid ${process.getuid?.() ?? '?'}): give the key with --hash-key HEX32 (config: global.hash_key), ` +
+      `point global.hash_key_file at a file this user may read, or let systemd's StateDirectory=l4nat make ${dirname(file)} its own`,
+  );
 }
 
 function parseKeyFile(file: string, text: string): Buffer {

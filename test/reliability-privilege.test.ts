@@ -103,6 +103,8 @@ test('unprivileged with only CAP_NET_ADMIN (setpriv, ambient): every thread hold
       }
     }).filter((l) => /hash|key|EACCES|permission|denied/i.test(l));
     t.diagnostic(`without --hash-key (default /var/lib/l4nat/hash.key${existsSync('/var/lib/l4nat') ? ', directory owned by root' : ', directory absent'}): ${started ? 'started' : `did not start (exit ${st.code})`}${why.length ? `: ${why.slice(0, 2).join(' | ')}` : ''}`);
+    // When it cannot use the key file, the error says what to do.
+    if (!started) assert.ok(why.some((l) => /give the key with --hash-key HEX32/.test(l) && /StateDirectory=l4nat/.test(l)), `the error names the remedies: ${why.join(' | ')}`);
 
     // 2. From a config file with the key in it: must start and work.
     const checkOut = join(dir, 'check-status.txt');

@@ -205,7 +205,12 @@ static enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, stru
   uint64_t hash = l4_flow_hash(&t->hash_key, &key);
   struct l4_flow_ref ref;
   bool is_tcp = p->proto == IPPROTO_TCP_;
+  bool rst = is_tcp && (p->tcp_flags & TCP_RST);
   if (l4_flow_lookup(ctx->flows, &key, hash, &t->timeouts, ctx->now, &ref)) {
+    /* A backend's RST counts against it (passive health) only on a live flow: one answering a late packet of
+     * a connection already closed (both FINs seen, or reset) is the normal end of TCP, not a fault. */
+    if (rst && ref.backend == bk_slot && !(ref.state & FL_RST) && (ref.state & (FL_FIN_C | FL_FIN_B)) != (FL_FIN_C | FL_FIN_B))
+      l4_ctr_backend(ctx, bk_slot)[L4_O_RESETS]++;
     if (ref.backend == bk_slot) {
       uint8_t set = FL_REPLY, clear = 0;
       if (!(ref.state & FL_REPLY)) l4_ctr_backend(ctx, bk_slot)[L4_O_ANSWERED]++;
@@ -215,7 +220,7 @@ static enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, stru
       }
       l4_flow_touch(&ref, set, clear, ctx->now);
     }
-  } else if (!(is_tcp && (p->tcp_flags & TCP_RST)) && pick_backend(t, s, &key, hash) == bk_slot) {
+  } else if (!rst && pick_backend(t, s, &key, hash) == bk_slot) {
     /* Picked up only where the ring would send the flow anyway: a backend taken out of the ring (down,
      * drained, its flows deleted to reset them) must not win its flows back by answering first. */
     /* A SYN-ACK without an entry answers a SYN whose entry was evicted (a SYN flood the backend answers):
@@ -228,7 +233,6 @@ static enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, stru
     if (r == FLOW_INSERTED_EVICTED) ctx->counters[L4_Q_FLOW_EVICTED]++;
     if (r == FLOW_INSERT_FAILED) ctx->counters[L4_Q_FLOW_INSERT_FAILED]++;
   }
-  if (is_tcp && (p->tcp_flags & TCP_RST)) l4_ctr_backend(ctx, bk_slot)[L4_O_RESETS]++;
   rewrite_addr(p, p->saddr, s->vip, p->l4_len);
   rewrite_port(p, p->l4, s->port, p->l4_len);
   ctx->counters[L4_Q_REPLY]++;

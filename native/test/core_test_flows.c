@@ -320,3 +320,37 @@ void test_flow_eviction(void) {
   for (uint16_t p = 2; p <= 9; p++) CHECK(p == 5 || ent(&e, p, &r), "established %u kept", p);
   env_free(&e);
 }
+
+/* The passive check counts a backend's resets: on a live flow yes; on a flow already closed (both FINs) or one
+ * without an entry no — a RST answering a late packet of a finished connection is not a fault. */
+void test_flow_backend_resets(void) {
+  struct env e;
+  env_init(&e, 1024, FX_RING_A, 0);
+  struct pb_ip ip;
+  struct pb_l4 l4;
+  uint64_t *bc = l4_ctr_backend(&e.ctx, FX_BK_V4T_A);
+  /* 1: SYN, then the backend resets it (port closed, app crashed): counted */
+  spec_tcp(&ip, &l4, 4, C4, 3001, VIP4, 80, PB_TCP_SYN, 0);
+  uint32_t n = bld(g_in, NULL, &ip, &l4);
+  run_raw(&e, g_in, n, g_out, &g_out_len);
+  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 3001, PB_TCP_RST | PB_TCP_ACK, 0);
+  n = bld(g_in, NULL, &ip, &l4);
+  CHECK(run_raw(&e, g_in, n, g_out, &g_out_len) == L4_VERDICT_TX, "the RST is forwarded to the client");
+  CHECK(bc[L4_O_RESETS] == 1, "a reset on a live flow counts (%llu)", (unsigned long long)bc[L4_O_RESETS]);
+  /* 2: a connection that ends with FIN both ways, then a RST for a late segment: not counted */
+  const uint8_t seq[][2] = {{0, PB_TCP_SYN}, {1, PB_TCP_SYN | PB_TCP_ACK}, {0, PB_TCP_ACK}, {0, PB_TCP_FIN | PB_TCP_ACK},
+                            {1, PB_TCP_FIN | PB_TCP_ACK}, {1, PB_TCP_RST}};
+  for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+    if (seq[i][0] == 0) spec_tcp(&ip, &l4, 4, C4, 3002, VIP4, 80, seq[i][1], 0);
+    else spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 3002, seq[i][1], 0);
+    n = bld(g_in, NULL, &ip, &l4);
+    run_raw(&e, g_in, n, g_out, &g_out_len);
+  }
+  CHECK(bc[L4_O_RESETS] == 1, "a reset after both FINs does not count (%llu)", (unsigned long long)bc[L4_O_RESETS]);
+  /* 3: a RST for a flow with no entry (after a restart, say): not counted */
+  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 3003, PB_TCP_RST, 0);
+  n = bld(g_in, NULL, &ip, &l4);
+  run_raw(&e, g_in, n, g_out, &g_out_len);
+  CHECK(bc[L4_O_RESETS] == 1, "a reset without an entry does not count (%llu)", (unsigned long long)bc[L4_O_RESETS]);
+  env_free(&e);
+}

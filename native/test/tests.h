@@ -28,6 +28,7 @@
   X(flow_backend_removed, "a pinned backend removed from the tables: ring fallback and re-pin")               \
   X(flow_udp, "UDP: the first datagram pins, the UDP timeout unpins")                                         \
   X(flow_eviction, "a full bucket evicts non-established entries first, and counts it")                       \
+  X(flow_backend_resets, "a backend RST counts for passive health on a live flow, not after both FINs")       \
   /* core_test_icmp.c */                                                                                      \
   X(icmp_frag_needed_v4, "frag-needed to the VIP quoting our reply goes to the pinned backend")                \
   X(icmp_port_unreach_v4, "port unreachable from a backend comes from the VIP, quote client->VIP")            \
