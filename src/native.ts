@@ -280,7 +280,7 @@ export class Dataplane {
    * at no more than FLOW_SCAN_PER_CALL entries, and the page stops after filter.limit matches or after
    * maxCalls calls, so a listing never walks a large table in one go: follow `next` for more.
    */
-  flowPage(filter: FlowFilter = {}, maxCalls = 4): FlowPage {
+  flowPage(filter: FlowFilter = {}, maxCalls = 1): FlowPage {
     const limit = filter.limit ?? 1000;
     const nf = nativeFilter({ ...filter, limit });
     const states = filter.states?.length ? new Set(filter.states) : undefined;
