@@ -62,6 +62,8 @@ test('cluster section: every problem names its path, the value and what is expec
   const r = problems(`cluster:\n  listen: 10.9.0.1\n  health: vote\n  bgp: { include_file: /x, upstream_protocols: ["bad name"] }\n`);
   assert.ok(r.some((x) => /^cluster\.health: got "vote", expected one of "majority", "local"/.test(x)), r.join('\n'));
   assert.ok(r.some((x) => /^cluster\.bgp\.upstream_protocols\[0\]: got "bad name", expected a BIRD protocol name/.test(x)), r.join('\n'));
+  const tk = problems(`cluster:\n  listen: 10.9.0.1\n  token_file: /nonexistent/l4nat-token\n`);
+  assert.ok(tk.some((x) => /^cluster\.token_file: cannot read "\/nonexistent\/l4nat-token": ENOENT/.test(x)), tk.join('\n'));
   const s = problems(`cluster:\n  listen: 10.9.0.1\n  peers: ["10.9.0.1"]\n`);
   assert.ok(s.some((x) => /^cluster\.peers\[0\]: got 10\.9\.0\.1:9181, which is this host's own listen address/.test(x)), s.join('\n'));
 });

@@ -190,6 +190,6 @@ test('a backend joining while a host dies: broken connections with each return p
 
   t.diagnostic(`broken of ${STREAMS}: change alone ${alone}; with a host failure: ECMP return ${ecmp0} (settle 0) / ${ecmp3} (settle 3 s), return via the forwarding host ${fwd0} (settle 0) / ${fwd3} (settle 3 s); host failure 4 s after the change: ${later}`);
   assert.ok(alone <= 1, `the change alone broke ${alone}`);
+  // The other cells are races between the ring change and the moved flows' first packets (README): reported only.
   assert.ok(fwd3 <= Math.floor(STREAMS * 0.01), `return via the forwarding host with the settle hold: ${fwd3} broke`);
-  assert.ok(fwd3 < ecmp0, `the combination (${fwd3}) must break fewer than the plain coincidence (${ecmp0})`);
 });

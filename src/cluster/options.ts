@@ -1,6 +1,7 @@
 // Scale-out settings (the config file's `cluster` section): the peers this host exchanges health views
 // with, and how it talks to the BGP daemon (BIRD 2) that announces its VIPs. Layers: config/schema.ts (shape)
 // → this file (meaning, defaults, the checks a schema cannot make) → cluster/index.ts (the running parts).
+import { readFileSync } from 'fs';
 import { isIP } from 'net';
 import { canonicalIp, type Family } from '../host/addr';
 import type { UpOptions } from '../up-args';
@@ -148,7 +149,15 @@ export function clusterOf(raw: RawCluster | undefined, add: Add): ClusterOptions
     peerTimeout,
     settle: raw.settle ?? CLUSTER_DEFAULTS.settle,
   };
-  if (raw.token_file !== undefined) out.tokenFile = raw.token_file;
+  if (raw.token_file !== undefined) {
+    out.tokenFile = raw.token_file;
+    try {
+      const t = readFileSync(raw.token_file, 'utf8').trim();
+      if (t.length < 16) add(['cluster', 'token_file'], `the token in ${JSON.stringify(raw.token_file)} has ${t.length} characters, expected at least 16`);
+    } catch (e) {
+      add(['cluster', 'token_file'], `cannot read ${JSON.stringify(raw.token_file)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
   const b = raw.bgp;
   if (b) {
     const returnRoutes: BgpOptions['returnRoutes'] = [];
