@@ -173,6 +173,27 @@ describe('scale-out: three l4nat hosts behind ECMP, announced by BIRD', { skip: 
     assert.ok(r.equal, JSON.stringify(r.digests));
   });
 
+  test('no healthy backend: every host withdraws the VIP (the router loses it) and announces it again on recovery', async (t) => {
+    // Every backend drops every host's probes (data-plane packets still pass): agreed down everywhere.
+    for (const b of lab.backends) {
+      await lab.exec(b.role, 'nft', ['add', 'table', 'inet', 'alldown']);
+      await lab.exec(b.role, 'nft', ['add', 'chain', 'inet', 'alldown', 'in', '{ type filter hook input priority 0; policy accept; }']);
+      await lab.exec(b.role, 'nft', ['add', 'rule', 'inet', 'alldown', 'in', 'ip', 'saddr', '10.210.0.0/24', 'tcp', 'dport', '8080', 'drop']);
+    }
+    const t0 = Date.now();
+    const goneMs = await waitUntil('the router without a route to the VIP', async () => (await lab.nexthops('r', VIP)).length === 0 && !/10\.200\.0\.10/.test(await lab.ip('r', ['-4', 'route'])), 20_000, 50);
+    for (const [role, s] of await states()) {
+      assert.deepEqual(s.announced.vips, [], `${role} withdrew the VIP`);
+      assert.deepEqual(s.announced.returnRoutes, ['0.0.0.0/0'], `${role} keeps its return route`);
+    }
+    for (const b of lab.backends) await lab.exec(b.role, 'nft', ['delete', 'table', 'inet', 'alldown']);
+    const backMs = await waitUntil('the VIP announced by the three hosts again', async () => (await lab.nexthops('r', VIP)).length === 3, 20_000, 50);
+    t.diagnostic(`all backends failing their checks: VIP gone from the router ${goneMs} ms after the probes were dropped; back on three next hops ${backMs} ms after they passed again (checks every 0.5 s, fall 2, rise 2)`);
+    figures.allDown = { withdrawnMs: goneMs, reannouncedMs: backMs, totalMs: Date.now() - t0 };
+    const r = await ringsEqual();
+    assert.ok(r.equal, JSON.stringify(r.digests));
+  });
+
   test(`${STREAMS} long-lived connections: SIGKILL one l4nat, add it back, cut another host's uplink, restore it: ≥ 99% continue each time`, async (t) => {
     const streams: StreamRun = startStreams(lab, { target: VIP, streams: STREAMS, durationMs: 150_000, intervalMs: 100, chunkBytes: 512, stallMs: 25_000, connTimeoutMs: 10_000 });
     try {
