@@ -93,7 +93,17 @@ export async function apiCommand(cmd: 'reload' | 'restart' | 'status' | 'backend
         out(r, `${r.deleted} flow(s) removed\n`);
         return 0;
       }
-      const r = await apiRequest<{ flows: FlowView[]; truncated: boolean; next: number | null }>(o, 'GET', `/v1/flows${qs}`);
+      // Each API request looks at a bounded part of the table; without --cursor the CLI follows the pages to
+      // the end (or to --limit), as ipvsadm -Lnc lists everything.
+      type Page = { flows: FlowView[]; truncated: boolean; next: number | null };
+      let r = await apiRequest<Page>(o, 'GET', `/v1/flows${qs}`);
+      const want = limit === undefined ? 1000 : Number(limit);
+      while (cursor === undefined && r.next !== null && r.flows.length < want) {
+        q.set('cursor', String(r.next));
+        q.set('limit', String(want - r.flows.length));
+        const more = await apiRequest<Page>(o, 'GET', `/v1/flows?${q.toString()}`);
+        r = { flows: [...r.flows, ...more.flows], truncated: more.truncated, next: more.next };
+      }
       out(r, formatFlows(r.flows, r.truncated, r.next));
       return 0;
     }
