@@ -264,6 +264,11 @@ static napi_value js_publish(napi_env env, napi_callback_info info) {
     in.timeout_words = p;
     in.ntimeouts = (uint32_t)(n / L4_TIMEOUT_WORDS);
   }
+  if (has_prop(env, argv[1], "prevRingWords")) {
+    if (get_typed(env, argv[1], "prevRingWords", napi_uint32_array, &p, &n) || n % L4_PREV_RING_WORDS) goto bad;
+    in.prev_ring_words = p;
+    in.nprev_rings = (uint32_t)(n / L4_PREV_RING_WORDS);
+  }
   if (has_prop(env, argv[1], "probeAddr4")) {
     if (get_typed(env, argv[1], "probeAddr4", napi_uint8_array, &p, &n) || n != 4) goto bad;
     in.probe_addr4 = p;
@@ -285,7 +290,7 @@ bad:
                         "l4nat addon: publish() takes {svcWords: Uint32Array, svcAddrs: Uint8Array, bkWords: Uint32Array, "
                         "bkAddrs: Uint8Array, rings: Uint32Array, hashKey: Uint8Array(16), timeouts: Uint32Array(5), options, "
                         "limitWords?: Uint32Array, aclWords?: Uint32Array, aclAddrs?: Uint8Array, timeoutWords?: Uint32Array, "
-                        "probeAddr4?: Uint8Array(4), probeAddr6?: Uint8Array(16)}");
+                        "prevRingWords?: Uint32Array, probeAddr4?: Uint8Array(4), probeAddr6?: Uint8Array(16)}");
   return NULL;
 }
 

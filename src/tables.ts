@@ -19,6 +19,7 @@ export interface TablesInput {
   aclWords?: Uint32Array; // [service_slot, deny, prefix_len]
   aclAddrs?: Uint8Array;
   timeoutWords?: Uint32Array; // [service_slot, tcp_syn, tcp_established, tcp_fin, tcp_close, udp], 0 = default
+  prevRingWords?: Uint32Array; // [service_slot, ring_offset, ring_size]: a service's ring before its last change
   probeAddr4?: Uint8Array; // data-plane probe source addresses (native/core/probe.h)
   probeAddr6?: Uint8Array;
 }
@@ -209,4 +210,67 @@ export function buildTables(services: readonly (ServiceSpec & ServiceProtections
     input.probeAddr6 = new Uint8Array(ipToBuffer(ps.ipv6, 6));
   }
   return { input, serviceSlots, backendSlots };
+}
+
+/**
+ * A service's ring as backend keys (`serviceId|backendId`), so it can be laid out again after slots moved on.
+ * `idx[i]` indexes `keys`, or is NO_BACKEND.
+ */
+export interface KeyedRing {
+  keys: string[];
+  idx: Uint32Array;
+}
+
+/** The ring of the service at `si` in `built`, as keys. */
+export function keyedRing(built: BuiltTables, si: number, size: number): KeyedRing {
+  const slotKey = new Map<number, string>();
+  for (const [k, slot] of built.backendSlots) slotKey.set(slot, k);
+  const keys: string[] = [];
+  const at = new Map<string, number>();
+  const idx = new Uint32Array(size);
+  for (let i = 0; i < size; i++) {
+    const slot = built.input.rings[si * size + i];
+    const k = slot === NO_BACKEND ? undefined : slotKey.get(slot);
+    if (k === undefined) {
+      idx[i] = NO_BACKEND;
+      continue;
+    }
+    let j = at.get(k);
+    if (j === undefined) {
+      j = keys.length;
+      keys.push(k);
+      at.set(k, j);
+    }
+    idx[i] = j;
+  }
+  return { keys, idx };
+}
+
+/**
+ * Adds each service's previous ring (the data plane's second chance, native/core/dataplane.c) to a built
+ * table: the rings are appended after the current ones, backends that no longer exist become NO_BACKEND.
+ */
+export function withPreviousRings(built: BuiltTables, previous: ReadonlyMap<string, KeyedRing>): TablesInput {
+  const parts: Uint32Array[] = [built.input.rings];
+  const words: number[] = [];
+  let off = built.input.rings.length;
+  for (const [sid, ring] of previous) {
+    const slot = built.serviceSlots.get(sid);
+    if (slot === undefined) continue;
+    const slotOf = ring.keys.map((k) => built.backendSlots.get(k) ?? NO_BACKEND);
+    if (slotOf.every((x) => x === NO_BACKEND)) continue;
+    const r = new Uint32Array(ring.idx.length);
+    for (let i = 0; i < r.length; i++) r[i] = ring.idx[i] === NO_BACKEND ? NO_BACKEND : slotOf[ring.idx[i]];
+    parts.push(r);
+    words.push(slot, off, r.length);
+    off += r.length;
+  }
+  if (!words.length) return built.input;
+  const rings = new Uint32Array(off);
+  let o = 0;
+  for (const p of parts) {
+    rings.set(p, o);
+    o += p.length;
+  }
+  return { ...built.input, rings, prevRingWords: new Uint32Array(words) };
 }

@@ -13,7 +13,7 @@ import { smallestLinkMtu } from './link-mtu';
 import type { Logger } from './log';
 import { checkServices, isLoopback, serviceId, type ServiceSpec } from './model';
 import { hasNetAdmin } from './privileges';
-import { buildTables, SlotAllocator, type TableOptions } from './tables';
+import { buildTables, keyedRing, SlotAllocator, withPreviousRings, type KeyedRing, type TableOptions } from './tables';
 import type { UpOptions } from './up-args';
 import { Cluster } from './cluster';
 import { clusterOptionsOf } from './cluster/options';
@@ -83,6 +83,10 @@ export class Balancer {
     return run;
   }
 
+  /** Rings as backend keys, as last published, and each service's ring before its last change. */
+  private keyedRings = new Map<string, KeyedRing>();
+  private previousRings = new Map<string, KeyedRing>();
+
   /** Ring contents by service id as last published (backend slots), for counting changed slots. */
   private rings = new Map<string, Uint32Array>();
 
@@ -90,11 +94,23 @@ export class Balancer {
     const tableOpts = opts ?? this.tableOpts; // read when this update runs, after any queued before it
     checkServices(services);
     const built = buildTables(services, this.svcAlloc, this.bkAlloc, tableOpts);
+    // Second chance (native/core/dataplane.c): each service also carries its ring from before its last change.
+    const m0 = tableOpts.maglevSize;
+    const previous = new Map<string, KeyedRing>();
+    const nowRings = new Map<string, KeyedRing>();
+    services.forEach((s, si) => {
+      const id = serviceId(s);
+      const cur = keyedRing(built, si, m0);
+      nowRings.set(id, cur);
+      const last = this.keyedRings.get(id);
+      const prev = last && !sameKeyedRing(last, cur) ? last : this.previousRings.get(id);
+      if (prev && prev.idx.length === m0) previous.set(id, prev);
+    });
     // Routes and rules for new VIPs/backends go in before the table that uses them, so the first reply of a
     // new backend is already steered into the TUN; stale ones are removed after the switch.
     await this.host.apply(hostStateFor([...services, ...this.services], tableOpts.probeSource));
     try {
-      this.dp.publish(built.input);
+      this.dp.publish(withPreviousRings(built, previous));
     } catch (e) {
       await this.host.apply(hostStateFor(this.services, this.tableOpts.probeSource));
       throw e;
@@ -118,6 +134,8 @@ export class Balancer {
       if (n > 0) changed[id] = n;
     });
     this.rings = rings;
+    this.keyedRings = nowRings;
+    this.previousRings = previous;
     await this.host.apply(hostStateFor(services, tableOpts.probeSource));
     this.log.debug({ services: services.length, changedSlots: changed }, 'service table published');
     return { changedSlots: changed };
@@ -352,6 +370,17 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   log.info('l4nat stopped');
   return 0;
 }
+
+function sameKeyedRing(a: KeyedRing, b: KeyedRing): boolean {
+  if (a.idx.length !== b.idx.length) return false;
+  for (let i = 0; i < a.idx.length; i++) {
+    const x = a.idx[i] === NO_BACKEND_SLOT ? undefined : a.keys[a.idx[i]];
+    const y = b.idx[i] === NO_BACKEND_SLOT ? undefined : b.keys[b.idx[i]];
+    if (x !== y) return false;
+  }
+  return true;
+}
+const NO_BACKEND_SLOT = 0xffffffff;
 
 /** Exit status of a handover (SIGUSR2): EX_TEMPFAIL, which the systemd unit restarts at once (RestartForceExitStatus). */
 export const HANDOVER_EXIT_CODE = 75;

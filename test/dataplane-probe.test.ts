@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BYPASS_DETAIL, probeDataplane, type ProbingDataplane } from '../src/health/dataplane-probe';
 import type { CounterSnapshot } from '../src/native';
-import { buildTables, SlotAllocator } from '../src/tables';
+import { buildTables, keyedRing, NO_BACKEND, SlotAllocator, withPreviousRings } from '../src/tables';
 import { DEFAULT_TIMEOUTS, type ServiceSpec, type Timeouts } from '../src/model';
 
 /** A data plane whose backend slot 3 answers each probe (after `delayMs`) with a SYN-ACK, a RST, or nothing. */
@@ -71,4 +71,30 @@ test('buildTables: per-service timeout words (0 = the global value), probe sourc
   assert.equal(t.input.probeAddr6?.length, 16);
   assert.throws(() => buildTables([svc('10.0.0.1', 80, { tcpFin: 1.5 })], new SlotAllocator(8), new SlotAllocator(8), opts), /service 10\.0\.0\.1:80\/tcp: timeout tcpFin must be whole seconds from 1 to 2147483647, got 1\.5/);
   assert.throws(() => buildTables([svc('10.0.0.1', 80)], new SlotAllocator(8), new SlotAllocator(8), { ...opts, probeSource: { ipv4: '2001:db8::1' } }), /probe source ipv4: "2001:db8::1" is not an IPv4 address/);
+});
+
+test('previous rings: a changed service carries its ring before the change, by backend, removed backends emptied', () => {
+  const svc = (backends: string[]): ServiceSpec => ({
+    vip: '10.0.0.1', family: 4, port: 80, proto: 'tcp', hash: '5tuple', backends: backends.map((a) => ({ addr: a, family: 4 as const, port: 8080, weight: 1 })),
+  });
+  const opts = { hashKey: Buffer.alloc(16, 1), maglevSize: 7, timeouts: { ...DEFAULT_TIMEOUTS }, icmpEcho: true, icmpTranslate: true };
+  const sa = new SlotAllocator(8);
+  const ba = new SlotAllocator(8);
+  const before = buildTables([svc(['10.0.1.1', '10.0.1.2'])], sa, ba, opts);
+  sa.commit(before.serviceSlots);
+  ba.commit(before.backendSlots);
+  const ring0 = keyedRing(before, 0, 7);
+  assert.deepEqual(new Set(ring0.keys), new Set(['10.0.0.1:80/tcp|10.0.1.1:8080/tcp', '10.0.0.1:80/tcp|10.0.1.2:8080/tcp']));
+  // 10.0.1.1 removed, 10.0.1.3 added: its slot may be 10.0.1.1's old one, so the previous ring is laid out by key
+  const after = buildTables([svc(['10.0.1.2', '10.0.1.3'])], sa, ba, opts);
+  const input = withPreviousRings(after, new Map([['10.0.0.1:80/tcp', ring0]]));
+  assert.equal(input.rings.length, 14);
+  assert.deepEqual([...(input.prevRingWords ?? [])], [after.serviceSlots.get('10.0.0.1:80/tcp'), 7, 7]);
+  const s2 = after.backendSlots.get('10.0.0.1:80/tcp|10.0.1.2:8080/tcp');
+  for (let i = 0; i < 7; i++) {
+    const k = ring0.keys[ring0.idx[i]];
+    assert.equal(input.rings[7 + i], k.endsWith('10.0.1.2:8080/tcp') ? s2 : NO_BACKEND, `slot ${i}: ${k}`);
+  }
+  // nothing to carry: the input is unchanged
+  assert.equal(withPreviousRings(after, new Map()), after.input);
 });

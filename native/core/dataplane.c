@@ -81,11 +81,21 @@ static void flow_key_set(struct l4_flow_key *k, uint8_t family, uint8_t proto, c
   k->family = family;
 }
 
+static uint64_t ring_hash(const struct l4_tables *t, const struct l4_service *s, const struct l4_flow_key *k, uint64_t hash) {
+  return s->hash_mode == L4_HASH_SRC ? siphash24(&t->hash_key, k->client, 16) : hash;
+}
+
 static uint32_t pick_backend(const struct l4_tables *t, const struct l4_service *s, const struct l4_flow_key *k,
                              uint64_t hash) {
   if (!s->ring_size) return L4_NO_BACKEND;
-  uint64_t h = s->hash_mode == L4_HASH_SRC ? siphash24(&t->hash_key, k->client, 16) : hash;
-  return s->ring[h % s->ring_size];
+  return s->ring[ring_hash(t, s, k, hash) % s->ring_size];
+}
+
+/* The backend the ring before the service's last change chose for this flow, or L4_NO_BACKEND. */
+static uint32_t pick_previous(const struct l4_tables *t, const struct l4_service *s, const struct l4_flow_key *k,
+                              uint64_t hash) {
+  if (!s->prev_ring_size) return L4_NO_BACKEND;
+  return s->prev_ring[ring_hash(t, s, k, hash) % s->prev_ring_size];
 }
 
 /* A flow entry's backend is usable if it still exists and still belongs to the same service. */
@@ -219,6 +229,21 @@ static enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, stru
         if (!(p->tcp_flags & TCP_RST)) clear = FL_RST;
       }
       l4_flow_touch(&ref, set, clear, ctx->now);
+    }
+  } else if (rst && pick_backend(t, s, &key, hash) == bk_slot) {
+    /* Second chance: a flow we have no entry for (it was decided on another host, or before a restart) went by
+     * the current ring to this backend, which does not know it. If the ring before the service's last change
+     * chose another backend that still exists, the flow most likely began before the change: pin it there and
+     * swallow the reset, so the client's next packet (its retransmission) reaches the backend that has the
+     * connection. Were we wrong, that backend resets it in turn, through the entry, and the client sees it. */
+    uint32_t prev = pick_previous(t, s, &key, hash);
+    if (prev != L4_NO_BACKEND && prev != bk_slot && backend_valid(t, prev, bk->service)) {
+      enum l4_flow_insert_result r =
+          l4_flow_insert(ctx->flows, &key, hash, prev, bk->service, FL_REPLY | FL_EST, &t->timeouts, ctx->now, false, &ref);
+      if (r == FLOW_INSERTED || r == FLOW_INSERTED_EVICTED) {
+        if (r == FLOW_INSERTED_EVICTED) ctx->counters[L4_Q_FLOW_EVICTED]++;
+        return drop(ctx, L4_DROP_SECOND_CHANCE);
+      }
     }
   } else if (!rst && pick_backend(t, s, &key, hash) == bk_slot) {
     /* Picked up only where the ring would send the flow anyway: a backend taken out of the ring (down,

@@ -214,6 +214,14 @@ struct l4_tables *l4_tables_build(const struct l4_tables_input *in, char *err, i
     svc->acl_n = n - svc->acl_off;
   }
 
+  for (uint32_t i = 0; i < in->nprev_rings; i++) {
+    const uint32_t *w = in->prev_ring_words + (size_t)i * L4_PREV_RING_WORDS;
+    if (w[0] >= in->max_services || !(t->services[w[0]].flags & L4_SVC_PRESENT)) FAIL("previous ring %u: service slot %u does not exist", i, w[0]);
+    if (!w[2] || (uint64_t)w[1] + w[2] > in->rings_len) FAIL("previous ring %u: [%u, +%u) outside rings (%u)", i, w[1], w[2], in->rings_len);
+    t->services[w[0]].prev_ring = t->rings + w[1];
+    t->services[w[0]].prev_ring_size = w[2];
+  }
+
   for (uint32_t i = 0; i < in->rings_len; i++) {
     uint32_t b = t->rings[i];
     if (b != L4_NO_BACKEND && (b >= in->max_backends || !(t->backends[b].flags & L4_BK_PRESENT)))
@@ -224,6 +232,10 @@ struct l4_tables *l4_tables_build(const struct l4_tables_input *in, char *err, i
     for (uint32_t j = 0; svc->ring && j < svc->ring_size; j++) {
       uint32_t b = svc->ring[j];
       if (b != L4_NO_BACKEND && t->backends[b].service != s) FAIL("service slot %u: ring holds backend slot %u of another service", s, b);
+    }
+    for (uint32_t j = 0; svc->prev_ring && j < svc->prev_ring_size; j++) {
+      uint32_t b = svc->prev_ring[j];
+      if (b != L4_NO_BACKEND && t->backends[b].service != s) FAIL("service slot %u: previous ring holds backend slot %u of another service", s, b);
     }
   }
   return t;

@@ -36,6 +36,8 @@ struct l4_service {
   uint8_t vip[16];
   uint32_t ring_size;    /* M, or 0 when the service has no backend in its ring */
   const uint32_t *ring;  /* M backend slots (L4_NO_BACKEND for none), inside l4_tables.rings */
+  uint32_t prev_ring_size; /* the ring before the last change (0 = none): for the second chance, dataplane.c */
+  const uint32_t *prev_ring;
   uint32_t rate, burst;  /* new flows per second per client address, and bucket size; 0 = no limit */
   uint32_t acl_off, acl_n; /* this service's source CIDR entries in l4_tables.acl */
 };
@@ -104,6 +106,7 @@ struct l4_tables {
 #define L4_LIMIT_WORDS 3 /* [service_slot, rate, burst] */
 #define L4_ACL_WORDS 3   /* [service_slot, deny (0 allow, 1 deny), prefix_len]; address in acl_addrs */
 #define L4_TIMEOUT_WORDS 6 /* [service_slot, tcp_syn, tcp_established, tcp_fin, tcp_close, udp]; 0 = the default */
+#define L4_PREV_RING_WORDS 3 /* [service_slot, ring_offset, ring_size]: the service's ring before its last change */
 
 struct l4_tables_input {
   uint32_t max_services, max_backends;
@@ -117,6 +120,7 @@ struct l4_tables_input {
   const uint32_t *limit_words; uint32_t nlimits;
   const uint32_t *acl_words; uint32_t nacl; const uint8_t *acl_addrs; /* 16 bytes each */
   const uint32_t *timeout_words; uint32_t ntimeouts;
+  const uint32_t *prev_ring_words; uint32_t nprev_rings;
   const uint8_t *probe_addr4; /* 4 bytes, or NULL: no IPv4 probes */
   const uint8_t *probe_addr6; /* 16 bytes, or NULL */
 };

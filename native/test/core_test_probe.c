@@ -224,3 +224,71 @@ void test_flow_walk_pages(void) {
   CHECK(l4_flow_walk(&e.ft, &e.t->timeouts, e.ctx.now, e.ft.capacity + 5, 10, page_visit, &ps) == e.ft.capacity, "a cursor past the end is the end");
   env_free(&e);
 }
+
+/* Tables whose v4 TCP service had every ring slot on backend B before its last change and has them on A now. */
+static struct l4_tables *tables_with_previous(int with_prev, uint32_t prev_backend) {
+  static struct fx_input fi;
+  static uint32_t words[L4_PREV_RING_WORDS];
+  fx_input_init(&fi, FX_RING_A, 0);
+  uint32_t off = FX_NSVC * FX_RING_SIZE;
+  for (uint32_t i = 0; i < FX_RING_SIZE; i++) fi.rings[off + i] = prev_backend;
+  fi.in.rings_len = off + FX_RING_SIZE;
+  if (with_prev) {
+    words[0] = FX_SVC_V4_TCP;
+    words[1] = off;
+    words[2] = FX_RING_SIZE;
+    fi.in.prev_ring_words = words;
+    fi.in.nprev_rings = 1;
+  }
+  char err[256];
+  struct l4_tables *t = l4_tables_build(&fi.in, err, sizeof(err));
+  if (!t) {
+    fprintf(stderr, "tables_with_previous: %s\n", err);
+    abort();
+  }
+  return t;
+}
+
+/* A mid-flow packet with no entry goes by the current ring to A; A does not know the flow and resets it: the
+ * reset is swallowed and the flow pinned to B, which the ring before the change chose; the client's next
+ * packet reaches B. Without a previous ring, or when it chose A too, the reset goes to the client. */
+void test_second_chance(void) {
+  struct pb_ip ip;
+  struct pb_l4 l4;
+  struct l4_flow_ref r;
+  struct env e;
+  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_B));
+  spec_tcp(&ip, &l4, 4, C4, 4001, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH, 100);
+  CHECK(fx_fwd(&e, "mid-flow data without an entry goes by the current ring", NULL, &ip, &l4, B4A, 8080), "to A");
+  CHECK(!flow_get(&e, 4, 6, C4, 4001, VIP4, 80, &r), "no entry yet");
+  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 4001, PB_TCP_RST, 0);
+  uint32_t n = bld(g_in, NULL, &ip, &l4);
+  CHECK(run_raw(&e, g_in, n, g_out, &g_out_len) == L4_VERDICT_DROP && e.ctx.last_drop == L4_DROP_SECOND_CHANCE, "A's reset is swallowed");
+  CHECK(flow_get(&e, 4, 6, C4, 4001, VIP4, 80, &r) && r.backend == FX_BK_V4T_B && (r.state & FL_EST), "the flow is pinned to B");
+  spec_tcp(&ip, &l4, 4, C4, 4001, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH, 100);
+  CHECK(fx_fwd(&e, "the retransmission reaches B", NULL, &ip, &l4, B4B, 8080), "to B");
+  /* B does not know it either: its reset goes through the entry to the client */
+  spec_tcp(&ip, &l4, 4, B4B, 8080, C4, 4001, PB_TCP_RST, 0);
+  CHECK(fx_rev(&e, "B's reset reaches the client", NULL, &ip, &l4, VIP4, 80), "translated");
+  CHECK(l4_ctr_backend(&e.ctx, FX_BK_V4T_A)[L4_O_RESETS] == 0, "the swallowed reset does not count against A");
+  env_free(&e);
+
+  /* no previous ring: the reset goes to the client */
+  env_init_tables(&e, 1024, tables_with_previous(0, FX_BK_V4T_B));
+  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 4002, PB_TCP_RST, 0);
+  CHECK(fx_rev(&e, "no previous ring: reset forwarded", NULL, &ip, &l4, VIP4, 80), "translated");
+  env_free(&e);
+  /* the previous ring chose A as well: the reset goes to the client */
+  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_A));
+  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 4003, PB_TCP_RST, 0);
+  CHECK(fx_rev(&e, "same backend before: reset forwarded", NULL, &ip, &l4, VIP4, 80), "translated");
+  env_free(&e);
+  /* a previous ring holding another service's backend is refused */
+  static struct fx_input fi;
+  static const uint32_t bad[] = {FX_SVC_V4_TCP, 0, FX_RING_SIZE * 2}; /* services 0 and 1: backend 2 is service 1's */
+  char err[256];
+  fx_input_init(&fi, FX_RING_A, 0);
+  fi.in.prev_ring_words = bad;
+  fi.in.nprev_rings = 1;
+  CHECK(l4_tables_build(&fi.in, err, sizeof(err)) == NULL && strstr(err, "previous ring holds backend slot"), "refused: %s", err);
+}

@@ -65,7 +65,7 @@ struct fx_input {
   uint8_t svc_addrs[FX_MAX_SERVICES * 16];
   uint32_t bk_words[FX_MAX_BACKENDS * L4_BK_WORDS];
   uint8_t bk_addrs[FX_MAX_BACKENDS * 16];
-  uint32_t rings[FX_MAX_SERVICES * FX_RING_SIZE];
+  uint32_t rings[2 * FX_MAX_SERVICES * FX_RING_SIZE]; /* room for previous rings after the current ones */
   uint8_t key[16];
   uint8_t probe4[16], probe6[16];
 };

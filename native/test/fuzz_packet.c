@@ -39,6 +39,29 @@ static void init_once(void) {
   for (int r = 0; r < 4; r++)
     for (int o = 0; o < 4; o++)
       g_tables[r][o] = fx_tables((enum fx_ring)r, ((o & 1) ? 0 : L4_OPT_ICMP_ECHO) | ((o & 2) ? L4_OPT_NO_ICMP_TRANSLATE : 0));
+  /* FX_RING_ALT with option bits 3 also carries a previous ring (FX_RING_B's) for every service, so the
+   * second-chance path (dataplane.c) is fuzzed too. */
+  static struct fx_input fb, fa;
+  static uint32_t prev_words[FX_NSVC * L4_PREV_RING_WORDS];
+  fx_input_init(&fb, FX_RING_B, 0);
+  fx_input_init(&fa, FX_RING_ALT, L4_OPT_NO_ICMP_TRANSLATE);
+  uint32_t base = FX_NSVC * FX_RING_SIZE;
+  for (uint32_t i = 0; i < base; i++) fa.rings[base + i] = fb.rings[i];
+  for (uint32_t sv = 0; sv < FX_NSVC; sv++) {
+    prev_words[sv * 3] = sv;
+    prev_words[sv * 3 + 1] = base + sv * FX_RING_SIZE;
+    prev_words[sv * 3 + 2] = FX_RING_SIZE;
+  }
+  fa.in.rings_len = 2 * base;
+  fa.in.prev_ring_words = prev_words;
+  fa.in.nprev_rings = FX_NSVC;
+  char err[256];
+  l4_tables_free(g_tables[FX_RING_ALT][3]);
+  g_tables[FX_RING_ALT][3] = l4_tables_build(&fa.in, err, sizeof(err));
+  if (!g_tables[FX_RING_ALT][3]) {
+    fprintf(stderr, "fuzz tables: %s\n", err);
+    abort();
+  }
   if (l4_flow_table_init(&g_ft, FUZZ_FLOWS) != 0) abort();
   g_counters = calloc(l4_counter_block_words(FX_MAX_SERVICES, FX_MAX_BACKENDS), sizeof(uint64_t));
   g_copy = malloc(PB_MAX + 64);

@@ -57,7 +57,8 @@
   X(probe_syn_bytes, "the data-plane probe SYN, v4 and v6, byte for byte")                                    \
   X(probe_answer, "a SYN-ACK to the probe address is counted and answered with a RST; a RST is consumed")     \
   X(per_service_timeouts, "a service's own idle timeouts apply to its flows; others keep the defaults")      \
-  X(flow_walk_pages, "paging through the flow table with a cursor visits every entry once")
+  X(flow_walk_pages, "paging through the flow table with a cursor visits every entry once")                  \
+  X(second_chance, "a backend's reset of a flow it never had re-pins it to the previous ring's choice")
 
 #define DECLARE_TEST(name, desc) void test_##name(void);
 CORE_TESTS(DECLARE_TEST)
