@@ -386,7 +386,7 @@ export class Controller extends EventEmitter {
       const src = this.balancer.tableOptions.probeSource;
       return probeDataplane(
         { dp: { probe: (p) => dp.probe?.(p), counters: () => dp.counters() }, slot: this.balancer.backendSlot(key), source: t.family === 4 ? src?.ipv4 : src?.ipv6 },
-        { ...t, port: sp.port ?? t.port },
+        t, // the service port: config refuses another one (the data plane knows answers by backend address and port)
         Math.round(sp.timeout * 1000),
       );
     };

@@ -91,6 +91,7 @@ const BAD: Array<[string, string, RegExp]> = [
   ['service timeout of 0', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], timeouts: {tcp: 0}}', /^services\[0\]\.timeouts\.tcp: got 0, expected a whole number from 1 to 604800/],
   ['unknown service timeout', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], timeouts: {tcp_est: 5}}', /^services\[0\]\.timeouts\.tcp_est: unknown key; expected one of: tcp, tcp_syn, tcp_fin, tcp_close, udp/],
   ['probe source of the wrong family', 'global: {probe_source: {ipv4: "2001:db8::1"}}\nservices: []', /^global\.probe_source\.ipv4: got "2001:db8::1", expected an IPv4 address/],
+  ['port on a dataplane check', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: dataplane, port: 81}}', /^services\[0\]\.health_check\.port: a dataplane check probes the service port itself/],
   ['http option on a dataplane check', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: dataplane, path: /x}}', /^services\[0\]\.health_check\.path: applies to http\/https checks only, this check is dataplane/],
   ['YAML syntax error', 'services: [\n', /^YAML syntax:/],
   ['duplicate key', 'services: []\nservices: []', /^YAML syntax: Map keys must be unique/],

@@ -5,27 +5,22 @@
 // b3's server is killed (port closed): down with "connection refused". b1 stays up; clients keep connecting
 // without a failure, and no probe answer ever reaches a client. Root-only.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { ServicesView } from '../src/control';
 import { adminRequest } from '../src/lab/admin-client';
 import { createLab } from '../src/lab/lab';
-import { L4natProcess, l4natUnavailable, startL4nat } from '../src/lab/l4nat-process';
+import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers } from '../src/lab/workload';
-
-function skipReason(): string | false {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, TUN)';
-  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
-  return l4natUnavailable() ?? false;
-}
+import { labSkipReason } from '../src/reliability/tools';
 
 const INTERVAL = 0.5;
 const TIMEOUT = 0.4;
 const FALL = 2;
 
-test('dataplane check: a backend whose replies bypass the l4nat host is marked down and the log says so', { skip: skipReason(), timeout: 180_000 }, async (t) => {
+test('dataplane check: a backend whose replies bypass the l4nat host is marked down and the log says so', { skip: labSkipReason(), timeout: 180_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-dpcheck-'));
   const lab = await createLab({ backends: 3, ipv6: true });
   let l4: L4natProcess | null = null;

@@ -304,6 +304,8 @@ function healthOf(raw: RawHealth | undefined, path: PathSeg[], add: (p: PathSeg[
     }
   }
   if (h.type === 'http' && raw.tls_verify !== undefined) add([...path, 'tls_verify'], 'applies to https checks only');
+  // The data plane knows a backend's answers by (address, port): a probe to another port would be dropped there.
+  if (h.type === 'dataplane' && raw.port !== undefined) add([...path, 'port'], 'a dataplane check probes the service port itself; remove port (or use a tcp check for another port)');
   return h;
 }
 

@@ -184,7 +184,43 @@ function validateOptions(opts: LabOptions): { backends: number; id: string; ipv6
   return { backends, id, ipv6, middleHopMtu: mtu };
 }
 
-class LabImpl implements Lab {
+/**
+ * What every lab shares (this one and src/lab/scaleout.ts): namespaces by role, commands and processes run in
+ * them (tracked, so destroy() can stop them), and a destroyed lab refusing further use.
+ */
+export abstract class RoleLab {
+  abstract readonly id: string;
+  protected readonly procs = new ProcessGroup();
+  protected readonly byRole = new Map<string, LabHost>();
+  protected teardown: Promise<void> | null = null;
+
+  nsOf(role: string): string {
+    const h = this.byRole.get(role);
+    if (!h) throw new RangeError(`lab ${this.id} has no role ${JSON.stringify(role)} (has ${[...this.byRole.keys()].join(', ')})`);
+    return h.ns;
+  }
+
+  protected assertAlive(): void {
+    if (this.teardown !== null) throw new Error(`lab ${this.id} is destroyed`);
+  }
+
+  exec(role: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    this.assertAlive();
+    return nsExec(this.nsOf(role), cmd, args, opts);
+  }
+
+  ip(role: string, args: readonly string[]): Promise<string> {
+    this.assertAlive();
+    return ipIn(this.nsOf(role), args);
+  }
+
+  spawn(role: string, cmd: string, args: readonly string[], opts?: SpawnOptions): NsProcess {
+    this.assertAlive();
+    return this.procs.spawn(this.nsOf(role), cmd, args, opts);
+  }
+}
+
+class LabImpl extends RoleLab implements Lab {
   readonly id: string;
   readonly ipv6: boolean;
   readonly client: LabEndpoint;
@@ -197,14 +233,12 @@ class LabImpl implements Lab {
   readonly namespaces: readonly string[];
   /** Namespaces this lab actually created (and so may delete). */
   readonly created: string[] = [];
-  private readonly procs = new ProcessGroup();
-  private readonly byRole = new Map<string, LabHost>();
-  private teardown: Promise<void> | null = null;
   /** The namespace being created right now, if any. */
   private inflight: { ns: string; done: Promise<void> } | null = null;
   private readonly unregister: () => void;
 
   constructor(id: string, backends: number, ipv6: boolean, middleHopMtu: number | null = null) {
+    super();
     this.id = id;
     this.ipv6 = ipv6;
     this.middleHopMtu = middleHopMtu;
@@ -263,31 +297,6 @@ class LabImpl implements Lab {
     const b = this.backends.find((x) => x.id === id);
     if (!b) throw new RangeError(`lab ${this.id} has no backend ${JSON.stringify(id)} (has ${this.backends.map((x) => x.id).join(', ')})`);
     return b;
-  }
-
-  nsOf(role: string): string {
-    const h = this.byRole.get(role);
-    if (!h) throw new RangeError(`lab ${this.id} has no role ${JSON.stringify(role)} (has ${[...this.byRole.keys()].join(', ')})`);
-    return h.ns;
-  }
-
-  private assertAlive(): void {
-    if (this.teardown !== null) throw new Error(`lab ${this.id} is destroyed`);
-  }
-
-  exec(role: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
-    this.assertAlive();
-    return nsExec(this.nsOf(role), cmd, args, opts);
-  }
-
-  ip(role: string, args: readonly string[]): Promise<string> {
-    this.assertAlive();
-    return ipIn(this.nsOf(role), args);
-  }
-
-  spawn(role: string, cmd: string, args: readonly string[], opts?: SpawnOptions): NsProcess {
-    this.assertAlive();
-    return this.procs.spawn(this.nsOf(role), cmd, args, opts);
   }
 
   async enableForwarding(): Promise<void> {

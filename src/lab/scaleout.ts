@@ -21,7 +21,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { registerCleanup } from './cleanup';
-import { LAB_NS_PREFIX, listLabNamespaces, type Lab, type LabBackend, type LabEndpoint, type LabHost, type LabRouter } from './lab';
+import { LAB_NS_PREFIX, listLabNamespaces, RoleLab, type Lab, type LabBackend, type LabEndpoint, type LabHost, type LabRouter } from './lab';
 import { L4natProcess, READY_MSG, repoRoot } from './l4nat-process';
 import {
   addrAdd,
@@ -32,13 +32,8 @@ import {
   netnsDeleteSync,
   netnsList,
   netnsPids,
-  nsExec,
   NsProcess,
-  ProcessGroup,
   routeAdd,
-  RunOptions,
-  RunResult,
-  SpawnOptions,
   sysctlSet,
   vethPair,
 } from './netns';
@@ -87,7 +82,7 @@ const bgpTimers = `  hold time 3; keepalive time 1; connect delay time 1; connec
   bfd on;`;
 const bfd = (ifs: string): string => `protocol bfd {\n  interface ${ifs} { interval ${BFD_INTERVAL_MS} ms; multiplier ${BFD_MULTIPLIER}; };\n}\n`;
 
-export class ScaleoutLab implements Lab {
+export class ScaleoutLab extends RoleLab implements Lab {
   readonly id: string;
   readonly ipv6 = false;
   readonly vip4 = SCALEOUT_VIP;
@@ -106,12 +101,10 @@ export class ScaleoutLab implements Lab {
   readonly created: string[] = [];
   readonly l4nats = new Map<string, L4natProcess>();
   private readonly birds = new Map<string, NsProcess>();
-  private readonly procs = new ProcessGroup();
-  private readonly byRole = new Map<string, LabHost>();
-  private teardown: Promise<void> | null = null;
   private readonly unregister: () => void;
 
   constructor(id: string, nHosts: number, nBackends: number) {
+    super();
     this.id = id;
     this.dir = mkdtempSync(path.join(tmpdir(), `l4nat-scaleout-${id}-`));
     const ns = (role: string): string => `${LAB_NS_PREFIX}${id}-${role}`;
@@ -163,31 +156,6 @@ export class ScaleoutLab implements Lab {
     const b = this.backends.find((x) => x.id === id);
     if (!b) throw new RangeError(`lab ${this.id} has no backend ${JSON.stringify(id)}`);
     return b;
-  }
-
-  nsOf(role: string): string {
-    const h = this.byRole.get(role);
-    if (!h) throw new RangeError(`lab ${this.id} has no role ${JSON.stringify(role)} (has ${[...this.byRole.keys()].join(', ')})`);
-    return h.ns;
-  }
-
-  private alive(): void {
-    if (this.teardown !== null) throw new Error(`lab ${this.id} is destroyed`);
-  }
-
-  exec(role: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
-    this.alive();
-    return nsExec(this.nsOf(role), cmd, args, opts);
-  }
-
-  ip(role: string, args: readonly string[]): Promise<string> {
-    this.alive();
-    return ipIn(this.nsOf(role), args);
-  }
-
-  spawn(role: string, cmd: string, args: readonly string[], opts?: SpawnOptions): NsProcess {
-    this.alive();
-    return this.procs.spawn(this.nsOf(role), cmd, args, opts);
   }
 
   async enableForwarding(): Promise<void> {
