@@ -211,8 +211,15 @@ export class Controller extends EventEmitter {
         port: s.port,
         proto: s.proto,
         hash: s.hash,
-        backends: s.backends.map((b, i) => ({ addr: b.addr, family: b.family, port: b.port, weight: w[i] })),
-        // Data-plane protections ride along with the spec (tables.ts ServiceProtections).
+        backends: s.backends.map((b, i) => ({
+          addr: b.addr,
+          family: b.family,
+          port: b.port,
+          weight: w[i],
+          ...(eligible[i] && !this.healthy(rts[i]) ? { down: true } : {}),
+        })),
+        // Data-plane protections and timeouts ride along with the spec (tables.ts ServiceProtections).
+        ...(s.timeouts ? { timeouts: s.timeouts } : {}),
         ...(s.newFlowRate ? { newFlowRate: s.newFlowRate } : {}),
         ...(s.allowSources ? { allowSources: s.allowSources } : {}),
         ...(s.denySources ? { denySources: s.denySources } : {}),

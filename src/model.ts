@@ -11,6 +11,8 @@ export interface BackendSpec {
   family: Family;
   port: number;
   weight: number;
+  /** Down by its health checks: the data plane's second chance never sends a flow to it. */
+  down?: boolean;
 }
 
 export interface BackendConfig extends BackendSpec {

@@ -40,6 +40,8 @@ export interface ServiceProtections {
 export const SVC_WORDS = 8; // [slot, family, proto, hash_mode, port, ring_offset, ring_size, flags]
 export const BK_WORDS = 6; // [slot, service_slot, family, proto, port, flags]
 export const NO_BACKEND = 0xffffffff;
+/** Backend flag (native/core/tables.h L4_BK_NO_SECOND_CHANCE): down, never a second-chance target. */
+const BK_NO_SECOND_CHANCE = 2;
 export const OPT_ICMP_ECHO = 1;
 export const OPT_NO_ICMP_TRANSLATE = 2;
 
@@ -149,7 +151,7 @@ export function buildTables(services: readonly (ServiceSpec & ServiceProtections
     svcWords.set([slot, s.family, PROTO_NUMBER[s.proto], s.hash === 'src' ? 1 : 0, s.port, ringOffset, any ? opts.maglevSize : 0, 0], si * SVC_WORDS);
     svcAddrs.set(ipToBuffer(s.vip, s.family), si * 16);
     s.backends.forEach((b, k) => {
-      bkWords.set([bSlots[k], slot, b.family, PROTO_NUMBER[s.proto], b.port, 0], bi * BK_WORDS);
+      bkWords.set([bSlots[k], slot, b.family, PROTO_NUMBER[s.proto], b.port, b.down ? BK_NO_SECOND_CHANCE : 0], bi * BK_WORDS);
       bkAddrs.set(ipToBuffer(b.addr, b.family), bi * 16);
       bi++;
     });

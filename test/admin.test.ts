@@ -16,7 +16,7 @@ import type { ProbeFn } from '../src/health/checker';
 import { createMetrics } from '../src/metrics';
 import { DEFAULT_TIMEOUTS, type ServiceSpec } from '../src/model';
 import type { CounterMap, CounterSnapshot, FlowEntry, FlowFilter } from '../src/native';
-import { backendKey, type TableOptions } from '../src/tables';
+import { backendKey, type ServiceProtections, type TableOptions } from '../src/tables';
 import type { PublishResult } from '../src/up';
 
 const log = pino({ level: 'silent' });
@@ -472,4 +472,28 @@ test('protections from the config reach the published table and the view', async
   const v = (await app.inject({ method: 'GET', url: '/v1/services' })).json();
   assert.deepEqual(v.services[0].protections, { newFlowRate: { rate: 5, burst: 10 }, allowSources: [], denySources: ['192.0.2.0/24'] });
   ctrl.stop();
+});
+
+test('the published table carries per-service timeouts, and marks a backend that is down (never a second-chance target) but not a drained one', async () => {
+  let ok = true;
+  const probe: ProbeFn = async (_s, t) => ({ ok: t.addr !== '10.0.1.11' || ok, ms: 1, detail: 'connect ECONNREFUSED' });
+  const { bal, ctrl, app } = await setup(`
+services:
+  - name: web
+    vips: [10.0.0.10]
+    ports: [80]
+    timeouts: {tcp: 120, udp: 9}
+    health_check: {type: tcp, interval: 0.1, timeout: 0.05, fall: 1, rise: 1, jitter: 0}
+    backends: ["10.0.1.11:8080", "10.0.1.12:8080", "10.0.1.13:8080"]
+`, probe);
+  assert.deepEqual((bal.last[0] as ServiceSpec & ServiceProtections).timeouts, { tcpEstablished: 120, udp: 9 });
+  ok = false;
+  const end = Date.now() + 3000;
+  while (!bal.last[0].backends[0].down && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(bal.last[0].backends.map((b) => [b.weight, b.down ?? false]), [[0, true], [1, false], [1, false]]);
+  const r = await app.inject({ method: 'POST', url: `/v1/services/${WEB}/backends/${encodeURIComponent('10.0.1.12:8080/tcp')}/drain` });
+  assert.equal(r.statusCode, 202);
+  assert.deepEqual(bal.last[0].backends.map((b) => [b.weight, b.down ?? false]), [[0, true], [0, false], [1, false]]);
+  ctrl.stop();
+  await app.close();
 });

@@ -237,7 +237,8 @@ static enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, stru
      * swallow the reset, so the client's next packet (its retransmission) reaches the backend that has the
      * connection. Were we wrong, that backend resets it in turn, through the entry, and the client sees it. */
     uint32_t prev = pick_previous(t, s, &key, hash);
-    if (prev != L4_NO_BACKEND && prev != bk_slot && backend_valid(t, prev, bk->service)) {
+    if (prev != L4_NO_BACKEND && prev != bk_slot && backend_valid(t, prev, bk->service) &&
+        !(t->backends[prev].flags & L4_BK_NO_SECOND_CHANCE)) {
       enum l4_flow_insert_result r =
           l4_flow_insert(ctx->flows, &key, hash, prev, bk->service, FL_REPLY | FL_EST, &t->timeouts, ctx->now, false, &ref);
       if (r == FLOW_INSERTED || r == FLOW_INSERTED_EVICTED) {

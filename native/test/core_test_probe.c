@@ -273,6 +273,29 @@ void test_second_chance(void) {
   CHECK(l4_ctr_backend(&e.ctx, FX_BK_V4T_A)[L4_O_RESETS] == 0, "the swallowed reset does not count against A");
   env_free(&e);
 
+  /* the previous ring's backend is down (flagged): the reset goes to the client, as on_down: reset wants */
+  {
+    static struct fx_input fi;
+    static uint32_t words[L4_PREV_RING_WORDS];
+    fx_input_init(&fi, FX_RING_A, 0);
+    uint32_t off = FX_NSVC * FX_RING_SIZE;
+    for (uint32_t i = 0; i < FX_RING_SIZE; i++) fi.rings[off + i] = FX_BK_V4T_B;
+    fi.in.rings_len = off + FX_RING_SIZE;
+    words[0] = FX_SVC_V4_TCP;
+    words[1] = off;
+    words[2] = FX_RING_SIZE;
+    fi.in.prev_ring_words = words;
+    fi.in.nprev_rings = 1;
+    fi.bk_words[FX_BK_V4T_B * L4_BK_WORDS + 5] = L4_BK_NO_SECOND_CHANCE;
+    char err2[256];
+    struct l4_tables *t = l4_tables_build(&fi.in, err2, sizeof(err2));
+    CHECK(t != NULL, "tables with a down backend: %s", err2);
+    env_init_tables(&e, 1024, t);
+    spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 4004, PB_TCP_RST, 0);
+    CHECK(fx_rev(&e, "previous backend down: reset forwarded", NULL, &ip, &l4, VIP4, 80), "translated");
+    CHECK(!flow_get(&e, 4, 6, C4, 4004, VIP4, 80, &r), "no entry");
+    env_free(&e);
+  }
   /* no previous ring: the reset goes to the client */
   env_init_tables(&e, 1024, tables_with_previous(0, FX_BK_V4T_B));
   spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 4002, PB_TCP_RST, 0);
