@@ -2,13 +2,8 @@
 // per network namespace: they show the counters of the namespace of the process that reads them), the
 // C helper (tcpkit) built on demand, and sysctls.
 // Layers: lab.ts (exec in namespaces) → this file → checks.ts.
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type { Lab } from '../lab/lab';
-import { repoRoot } from '../lab/l4nat-process';
+import { cTool } from '../lab/c-build';
 
 /** Counters by "Group.Name" (e.g. "TcpExt.TCPFastOpenPassive", "Icmp.InDestUnreachs", "Icmp6.InPktTooBigs"). */
 export type Counters = Record<string, number>;
@@ -62,41 +57,7 @@ export async function readCountersSum(lab: Lab, roles: readonly string[]): Promi
   return sum;
 }
 
-function compile(src: string, out: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const tmp = `${out}.${process.pid}.tmp`;
-    execFile('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', tmp, src], { timeout: 60_000 }, (err, _stdout, stderr) => {
-      if (err) {
-        reject(new Error(`gcc ${src} failed: ${stderr || err.message}`));
-        return;
-      }
-      renameSync(tmp, out); // atomic: a concurrent run sees the old binary or the new one, never half of it
-      resolve();
-    });
-  });
-}
-
-let tcpkitPath: Promise<string> | null = null;
-
-/**
- * Builds src/conformance/c/tcpkit.c once per content (cached in $TMPDIR/l4nat-conformance-<sha>/tcpkit) and returns
- * the binary's path.
- */
+/** Builds src/conformance/c/tcpkit.c once per content (cached in $TMPDIR/l4nat-conformance-<sha>/tcpkit); its path. */
 export function tcpkit(): Promise<string> {
-  tcpkitPath ??= (async () => {
-    const src = path.join(repoRoot(), 'src', 'conformance', 'c', 'tcpkit.c');
-    if (!existsSync(src)) throw new Error(`${src} is missing`);
-    const sha = createHash('sha256').update(readFileSync(src)).digest('hex').slice(0, 16);
-    const dir = path.join(tmpdir(), `l4nat-conformance-${sha}`);
-    const bin = path.join(dir, 'tcpkit');
-    if (!existsSync(bin)) {
-      mkdirSync(dir, { recursive: true });
-      await compile(src, bin);
-    }
-    return bin;
-  })();
-  tcpkitPath.catch(() => {
-    tcpkitPath = null;
-  });
-  return tcpkitPath;
+  return cTool('src/conformance/c/tcpkit.c', 'conformance', 'tcpkit');
 }

@@ -1,49 +1,16 @@
 // Shared helpers of the reliability tests (issue 7): the C packet sender built on demand, the lb's MAC address,
 // data-plane counters through the admin API, and /proc views of the l4nat process (memory, fds, capabilities).
 // Layers: lab/ (namespaces, l4nat process, admin client) → this file → test/reliability-*.test.ts.
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { adminRequest } from '../lab/admin-client';
 import type { Lab } from '../lab/lab';
-import { l4natUnavailable, repoRoot } from '../lab/l4nat-process';
-
-function compile(src: string, out: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const tmp = `${out}.${process.pid}.tmp`;
-    execFile('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', tmp, src], { timeout: 60_000 }, (err, _stdout, stderr) => {
-      if (err) {
-        reject(new Error(`gcc ${src} failed: ${stderr || err.message}`));
-        return;
-      }
-      renameSync(tmp, out); // atomic: a concurrent run sees the old binary or the new one
-      resolve();
-    });
-  });
-}
-
-let pktgenPath: Promise<string> | null = null;
+import { cTool } from '../lab/c-build';
+import { l4natUnavailable } from '../lab/l4nat-process';
 
 /** Builds src/reliability/c/pktgen.c once per content ($TMPDIR/l4nat-reliability-<sha>/pktgen); its path. */
 export function pktgen(): Promise<string> {
-  pktgenPath ??= (async () => {
-    const src = path.join(repoRoot(), 'src', 'reliability', 'c', 'pktgen.c');
-    if (!existsSync(src)) throw new Error(`${src} is missing`);
-    const sha = createHash('sha256').update(readFileSync(src)).digest('hex').slice(0, 16);
-    const dir = path.join(tmpdir(), `l4nat-reliability-${sha}`);
-    const bin = path.join(dir, 'pktgen');
-    if (!existsSync(bin)) {
-      mkdirSync(dir, { recursive: true });
-      await compile(src, bin);
-    }
-    return bin;
-  })();
-  pktgenPath.catch(() => {
-    pktgenPath = null;
-  });
-  return pktgenPath;
+  return cTool('src/reliability/c/pktgen.c', 'reliability', 'pktgen');
 }
 
 export interface PktgenReport {
