@@ -225,8 +225,9 @@ void test_flow_walk_pages(void) {
   env_free(&e);
 }
 
-/* Tables whose v4 TCP service had every ring slot on backend B before its last change and has them on A now. */
-static struct l4_tables *tables_with_previous(int with_prev, uint32_t prev_backend) {
+/* Tables whose v4 TCP service had every ring slot on `prev_backend` before its last change (none without
+ * with_prev) and has them on A now; bk_flags are set on prev_backend (e.g. L4_BK_NO_SECOND_CHANCE). */
+static struct l4_tables *tables_with_previous(int with_prev, uint32_t prev_backend, uint32_t bk_flags) {
   static struct fx_input fi;
   static uint32_t words[L4_PREV_RING_WORDS];
   fx_input_init(&fi, FX_RING_A, 0);
@@ -240,6 +241,7 @@ static struct l4_tables *tables_with_previous(int with_prev, uint32_t prev_backe
     fi.in.prev_ring_words = words;
     fi.in.nprev_rings = 1;
   }
+  fi.bk_words[prev_backend * L4_BK_WORDS + 5] = bk_flags;
   char err[256];
   struct l4_tables *t = l4_tables_build(&fi.in, err, sizeof(err));
   if (!t) {
@@ -257,7 +259,7 @@ void test_second_chance(void) {
   struct pb_l4 l4;
   struct l4_flow_ref r;
   struct env e;
-  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_B));
+  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_B, 0));
   spec_tcp(&ip, &l4, 4, C4, 4001, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH, 100);
   CHECK(fx_fwd(&e, "mid-flow data without an entry goes by the current ring", NULL, &ip, &l4, B4A, 8080), "to A");
   CHECK(!flow_get(&e, 4, 6, C4, 4001, VIP4, 80, &r), "no entry yet");
@@ -274,35 +276,18 @@ void test_second_chance(void) {
   env_free(&e);
 
   /* the previous ring's backend is down (flagged): the reset goes to the client, as on_down: reset wants */
-  {
-    static struct fx_input fi;
-    static uint32_t words[L4_PREV_RING_WORDS];
-    fx_input_init(&fi, FX_RING_A, 0);
-    uint32_t off = FX_NSVC * FX_RING_SIZE;
-    for (uint32_t i = 0; i < FX_RING_SIZE; i++) fi.rings[off + i] = FX_BK_V4T_B;
-    fi.in.rings_len = off + FX_RING_SIZE;
-    words[0] = FX_SVC_V4_TCP;
-    words[1] = off;
-    words[2] = FX_RING_SIZE;
-    fi.in.prev_ring_words = words;
-    fi.in.nprev_rings = 1;
-    fi.bk_words[FX_BK_V4T_B * L4_BK_WORDS + 5] = L4_BK_NO_SECOND_CHANCE;
-    char err2[256];
-    struct l4_tables *t = l4_tables_build(&fi.in, err2, sizeof(err2));
-    CHECK(t != NULL, "tables with a down backend: %s", err2);
-    env_init_tables(&e, 1024, t);
-    spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 4004, PB_TCP_RST, 0);
-    CHECK(fx_rev(&e, "previous backend down: reset forwarded", NULL, &ip, &l4, VIP4, 80), "translated");
-    CHECK(!flow_get(&e, 4, 6, C4, 4004, VIP4, 80, &r), "no entry");
-    env_free(&e);
-  }
+  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_B, L4_BK_NO_SECOND_CHANCE));
+  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 4004, PB_TCP_RST, 0);
+  CHECK(fx_rev(&e, "previous backend down: reset forwarded", NULL, &ip, &l4, VIP4, 80), "translated");
+  CHECK(!flow_get(&e, 4, 6, C4, 4004, VIP4, 80, &r), "no entry");
+  env_free(&e);
   /* no previous ring: the reset goes to the client */
-  env_init_tables(&e, 1024, tables_with_previous(0, FX_BK_V4T_B));
+  env_init_tables(&e, 1024, tables_with_previous(0, FX_BK_V4T_B, 0));
   spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 4002, PB_TCP_RST, 0);
   CHECK(fx_rev(&e, "no previous ring: reset forwarded", NULL, &ip, &l4, VIP4, 80), "translated");
   env_free(&e);
   /* the previous ring chose A as well: the reset goes to the client */
-  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_A));
+  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_A, 0));
   spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 4003, PB_TCP_RST, 0);
   CHECK(fx_rev(&e, "same backend before: reset forwarded", NULL, &ip, &l4, VIP4, 80), "translated");
   env_free(&e);
