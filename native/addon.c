@@ -556,7 +556,7 @@ static int stats_visit(const struct l4_flow_view *v, void *arg) {
   struct flow_stats *st = arg;
   st->total++;
   /* closed TCP entries (RST, or FIN both ways) linger for the close timeout but carry no connection */
-  int closed = v->key.proto == 6 && ((v->state & FL_RST) || (v->state & (FL_FIN_C | FL_FIN_B)) == (FL_FIN_C | FL_FIN_B));
+  int closed = v->key.proto == 6 && l4_flow_state_closed(v->state);
   if (closed) {
     st->closed++;
     return 0;

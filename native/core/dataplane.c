@@ -219,7 +219,7 @@ static enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, stru
   if (l4_flow_lookup(ctx->flows, &key, hash, &t->timeouts, ctx->now, &ref)) {
     /* A backend's RST counts against it (passive health) only on a live flow: one answering a late packet of
      * a connection already closed (both FINs seen, or reset) is the normal end of TCP, not a fault. */
-    if (rst && ref.backend == bk_slot && !(ref.state & FL_RST) && (ref.state & (FL_FIN_C | FL_FIN_B)) != (FL_FIN_C | FL_FIN_B))
+    if (rst && ref.backend == bk_slot && !l4_flow_state_closed(ref.state))
       l4_ctr_backend(ctx, bk_slot)[L4_O_RESETS]++;
     if (ref.backend == bk_slot) {
       uint8_t set = FL_REPLY, clear = 0;

@@ -48,8 +48,7 @@ uint64_t l4_flow_hash(const struct siphash_key *k, const struct l4_flow_key *key
 
 uint32_t l4_flow_timeout(const struct l4_timeouts *to, uint8_t proto, uint8_t state) {
   if (proto != 6) return to->udp;
-  if (state & FL_RST) return to->tcp_close;
-  if ((state & (FL_FIN_C | FL_FIN_B)) == (FL_FIN_C | FL_FIN_B)) return to->tcp_close;
+  if (l4_flow_state_closed(state)) return to->tcp_close;
   if (state & (FL_FIN_C | FL_FIN_B)) return to->tcp_fin;
   if (state & FL_EST) return to->tcp_established;
   return to->tcp_syn;

@@ -32,6 +32,11 @@
 #define FL_FIN_B 0x10     /* FIN from the backend */
 #define FL_RST 0x20       /* RST seen; cleared again by a later non-RST packet, so a forged RST cannot unpin a live flow */
 
+/* A TCP entry in CLOSE: reset, or FIN seen both ways (it lingers for the close timeout, but carries no connection). */
+static inline int l4_flow_state_closed(uint8_t state) {
+  return (state & FL_RST) || (state & (FL_FIN_C | FL_FIN_B)) == (FL_FIN_C | FL_FIN_B);
+}
+
 /* The flow key, hashed with SipHash: the forward direction's 5-tuple. */
 struct l4_flow_key {
   uint8_t client[16];
