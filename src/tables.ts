@@ -223,6 +223,17 @@ export interface KeyedRing {
   idx: Uint32Array;
 }
 
+/** Whether two keyed rings send every slot to the same backend. */
+export function sameKeyedRing(a: KeyedRing, b: KeyedRing): boolean {
+  if (a.idx.length !== b.idx.length) return false;
+  for (let i = 0; i < a.idx.length; i++) {
+    const x = a.idx[i] === NO_BACKEND ? undefined : a.keys[a.idx[i]];
+    const y = b.idx[i] === NO_BACKEND ? undefined : b.keys[b.idx[i]];
+    if (x !== y) return false;
+  }
+  return true;
+}
+
 /** The ring of the service at `si` in `built`, as keys. */
 export function keyedRing(built: BuiltTables, si: number, size: number): KeyedRing {
   const slotKey = new Map<number, string>();

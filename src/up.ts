@@ -13,7 +13,7 @@ import { smallestLinkMtu } from './link-mtu';
 import type { Logger } from './log';
 import { checkServices, isLoopback, serviceId, type ServiceSpec } from './model';
 import { hasNetAdmin } from './privileges';
-import { buildTables, keyedRing, SlotAllocator, withPreviousRings, type KeyedRing, type TableOptions } from './tables';
+import { buildTables, keyedRing, sameKeyedRing, SlotAllocator, withPreviousRings, type KeyedRing, type TableOptions } from './tables';
 import type { UpOptions } from './up-args';
 import { Cluster } from './cluster';
 import { clusterOptionsOf } from './cluster/options';
@@ -370,17 +370,6 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   log.info('l4nat stopped');
   return 0;
 }
-
-function sameKeyedRing(a: KeyedRing, b: KeyedRing): boolean {
-  if (a.idx.length !== b.idx.length) return false;
-  for (let i = 0; i < a.idx.length; i++) {
-    const x = a.idx[i] === NO_BACKEND_SLOT ? undefined : a.keys[a.idx[i]];
-    const y = b.idx[i] === NO_BACKEND_SLOT ? undefined : b.keys[b.idx[i]];
-    if (x !== y) return false;
-  }
-  return true;
-}
-const NO_BACKEND_SLOT = 0xffffffff;
 
 /** Exit status of a handover (SIGUSR2): EX_TEMPFAIL, which the systemd unit restarts at once (RestartForceExitStatus). */
 export const HANDOVER_EXIT_CODE = 75;
