@@ -219,6 +219,30 @@ void test_flow_syn_on_closed_repicks(void) {
   env_free(&e);
 }
 
+void test_flow_syn_unanswered_repicks(void) {
+  struct env e;
+  env_init(&e, 1024, FX_RING_A, 0);
+  struct l4_flow_ref r;
+  CHECK(c2s(&e, 45100, PB_TCP_SYN) == FX_BK_V4T_A, "SYN to A");
+  CHECK(c2s(&e, 45100, PB_TCP_SYN) == FX_BK_V4T_A, "its retransmission, ring unchanged: A again");
+  CHECK(env_q(&e, L4_Q_FLOW_REPIN) == 0, "no re-pin while the ring still says A");
+  establish(&e, 45101, FX_BK_V4T_A);
+  c2s(&e, 45102, PB_TCP_SYN);
+  CHECK(s2c(&e, FX_BK_V4T_A, 45102, PB_TCP_SYN | PB_TCP_ACK), "45102: A answered, the client has not ACKed yet");
+  env_publish(&e, fx_tables(FX_RING_B, 0)); /* A leaves the ring, e.g. black-holed and found down */
+  CHECK(c2s(&e, 45100, PB_TCP_SYN) == FX_BK_V4T_A, "a copy of the SYN within the same second keeps A");
+  e.ctx.now += 1;
+  CHECK(c2s(&e, 45100, PB_TCP_SYN) == FX_BK_V4T_B, "retransmitted SYN A never answered: re-picked (B)");
+  CHECK(ent(&e, 45100, &r) && r.backend == FX_BK_V4T_B && r.state == FL_SYN, "entry on B, state %#x", r.state);
+  CHECK(env_q(&e, L4_Q_FLOW_REPIN) == 1, "counted as a re-pin");
+  CHECK(c2s(&e, 45101, PB_TCP_SYN) == FX_BK_V4T_A, "SYN on an established entry keeps A");
+  CHECK(c2s(&e, 45102, PB_TCP_SYN) == FX_BK_V4T_A, "SYN on an entry A answered keeps A");
+  CHECK(c2s(&e, 45100, PB_TCP_ACK) == FX_BK_V4T_B, "the re-picked flow goes on to B");
+  CHECK(env_q(&e, L4_Q_FLOW_REPIN) == 1, "no other re-pin");
+  CHECK(l4_flow_count(&e.ft, &e.t->timeouts, e.ctx.now) == 3, "no duplicate entries");
+  env_free(&e);
+}
+
 void test_flow_backend_removed(void) {
   struct env e;
   env_init(&e, 1024, FX_RING_A, 0);

@@ -25,6 +25,7 @@
   X(flow_rst_close_revive, "RST -> close timeout; a later non-RST packet revives the flow")                    \
   X(flow_fin_both_ways, "FIN both ways -> close timeout")                                                     \
   X(flow_syn_on_closed_repicks, "a SYN on a closed entry re-picks; on a live one it keeps")                    \
+  X(flow_syn_unanswered_repicks, "a retransmitted SYN its backend never answered follows a moved ring")       \
   X(flow_backend_removed, "a pinned backend removed from the tables: ring fallback and re-pin")               \
   X(flow_udp, "UDP: the first datagram pins, the UDP timeout unpins")                                         \
   X(flow_eviction, "a full bucket evicts non-established entries first, and counts it")                       \
