@@ -15,7 +15,8 @@
         "native/core/flow_table.c",
         "native/core/probe.c",
         "native/core/dataplane.c",
-        "native/core/ratelimit.c"
+        "native/core/ratelimit.c",
+        "native/core/coalesce.c"
       ],
       "include_dirs": ["native"],
       "cflags": ["-std=gnu11", "-O2", "-g", "-Wall", "-Wextra", "-fno-strict-aliasing"],

@@ -2,7 +2,10 @@
  *
  * Each worker owns one TUN queue fd (non-blocking): it reads packets until EAGAIN, translating each in
  * place and writing it back, and only then sleeps in poll() on the queue and the stop eventfd. That is one
- * read and one write syscall per packet (a GSO super-packet counts once), no allocation, no lock.
+ * read and one write syscall per packet (a GSO super-packet counts once), no allocation, no lock. One
+ * exception to "one write per packet": consecutive UDP datagrams of one flow go out as one UDP GSO
+ * super-packet (core/coalesce.h), flushed before any other packet and at the end of every batch, so packet
+ * order is kept and nothing waits longer than the reads of one batch.
  *
  * Table publication uses quiescent-state based reclamation: at the start of every batch a worker records
  * the generation it runs under and loads the current table; while it sleeps in poll() it records 0
@@ -21,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/coalesce.h"
 #include "tun.h"
 
 #define L4_BUF_SIZE (VNET_HDR_LEN + 65536 + 64)
@@ -36,6 +40,7 @@ struct l4_queue {
   _Atomic uint64_t active_gen; /* 0 while sleeping */
   struct l4_ctx ctx;
   uint8_t *buf;
+  struct l4_coalescer co; /* co.buf NULL: not coalescing */
 };
 
 uint64_t l4_dp_now_seconds(void) {
@@ -56,6 +61,31 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Writes the run the coalescer holds, if any. */
+static void flush(struct l4_queue *q) {
+  uint32_t segs, n = l4_co_finish(&q->co, &segs);
+  if (!n) return;
+  if (write(q->fd, q->co.buf, n) != (ssize_t)n) {
+    l4_ctr_drops(&q->ctx)[L4_DROP_TX_ERROR] += segs;
+    return;
+  }
+  if (segs > 1) {
+    q->ctx.counters[L4_Q_UDP_SUPER_PACKETS]++;
+    q->ctx.counters[L4_Q_UDP_COALESCED] += segs;
+  }
+}
+
+/* Sends a translated packet: into the coalescer's run if it continues it or may start one, else (after
+ * writing the run, which came first) as it is. */
+static void transmit(struct l4_queue *q, uint32_t len) {
+  if (q->co.buf) {
+    if (l4_co_append(&q->co, q->buf, len)) return;
+    flush(q);
+    if (l4_co_start(&q->co, q->buf, len)) return;
+  }
+  if (write(q->fd, q->buf, len) != (ssize_t)len) l4_ctr_drops(&q->ctx)[L4_DROP_TX_ERROR]++;
+}
+
 /* Processes packets until the queue is empty (and, with busy polling, stays empty for busy_poll_us). */
 static void drain(struct l4_queue *q) {
   struct l4_dp *dp = q->dp;
@@ -74,10 +104,9 @@ static void drain(struct l4_queue *q) {
       got++;
       uint32_t len = (uint32_t)n;
       if (!t) continue; /* no table yet: nothing to translate with */
-      if (l4_process(&q->ctx, t, q->buf, &len) == L4_VERDICT_TX) {
-        if (write(q->fd, q->buf, len) != (ssize_t)len) l4_ctr_drops(&q->ctx)[L4_DROP_TX_ERROR]++;
-      }
+      if (l4_process(&q->ctx, t, q->buf, &len) == L4_VERDICT_TX) transmit(q, len);
     }
+    flush(q);
     if (i == L4_BATCH) {
       __atomic_store_n(&ctr[L4_Q_HEARTBEAT_MS], now_ms(), __ATOMIC_RELAXED);
       continue;
@@ -200,6 +229,11 @@ int l4_dp_start(struct l4_dp *dp, const char **failed_call) {
   for (int i = 0; i < dp->cfg.nqueues; i++) {
     struct l4_queue *q = &dp->queues[i];
     if (!q->buf) q->buf = malloc(L4_BUF_SIZE);
+    bool uso = (dp->offloads & (L4_TUN_F_USO4 | L4_TUN_F_USO6)) == (L4_TUN_F_USO4 | L4_TUN_F_USO6);
+    if (q->buf && dp->cfg.udp_coalesce && uso && !q->co.buf && l4_co_init(&q->co) < 0) {
+      free(q->buf);
+      q->buf = NULL;
+    }
     if (!q->buf) {
       *failed_call = "malloc";
       l4_dp_stop(dp);
@@ -240,6 +274,7 @@ void l4_dp_destroy(struct l4_dp *dp, int keep_device) {
   for (int i = 0; i < dp->cfg.nqueues; i++) {
     close(dp->fds[i]);
     free(dp->queues[i].buf);
+    l4_co_destroy(&dp->queues[i].co);
   }
   close(dp->stop_fd);
   l4_tables_free(atomic_exchange(&dp->tables, NULL));

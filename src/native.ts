@@ -6,7 +6,7 @@ import { bufferToIp, ipToBuffer, type Family } from './host/addr';
 import type { TablesInput } from './tables';
 
 interface Addon {
-  open(o: DataplaneOptions): object;
+  open(o: Omit<DataplaneOptions, 'udpCoalesce'> & { udpCoalesce: number }): object;
   info(h: object): { ifname: string; queues: number; offloads: number; flowCapacity: number; counterWords: number; counters: ArrayBuffer };
   publish(h: object, t: TablesInput): void;
   start(h: object): void;
@@ -170,6 +170,9 @@ export interface DataplaneOptions {
   /** After its queue drains, a worker keeps reading this many microseconds before it sleeps (0 = never).
    * Default: $L4NAT_BUSY_POLL_US, else DEFAULT_BUSY_POLL_US. */
   busyPollUs?: number;
+  /** Write runs of one flow's UDP datagrams as one UDP GSO super-packet (native/core/coalesce.h); used only
+   * where the kernel's TUN took the USO offloads (Linux 6.2+). Default: $L4NAT_UDP_COALESCE (0 or 1), else on. */
+  udpCoalesce?: boolean;
 }
 
 export const DEFAULT_BUSY_POLL_US = 0;
@@ -179,6 +182,13 @@ function defaultBusyPoll(): number {
   if (env === undefined || env === '') return DEFAULT_BUSY_POLL_US;
   if (!/^\d+$/.test(env) || Number(env) > 100_000) throw new RangeError(`L4NAT_BUSY_POLL_US must be microseconds from 0 to 100000, got ${JSON.stringify(env)}`);
   return Number(env);
+}
+
+function defaultUdpCoalesce(): boolean {
+  const env = process.env.L4NAT_UDP_COALESCE;
+  if (env === undefined || env === '') return true;
+  if (env !== '0' && env !== '1') throw new RangeError(`L4NAT_UDP_COALESCE must be 0 (off) or 1 (on), got ${JSON.stringify(env)}`);
+  return env === '1';
 }
 
 export type CounterMap = Record<string, number>;
@@ -222,10 +232,12 @@ export class Dataplane {
     check('maxBackends', 1, 1 << 20);
     opts = { ...opts, busyPollUs: opts.busyPollUs ?? defaultBusyPoll() };
     check('busyPollUs', 0, 100_000);
+    opts = { ...opts, udpCoalesce: opts.udpCoalesce ?? defaultUdpCoalesce() };
+    if (typeof opts.udpCoalesce !== 'boolean') throw new TypeError(`dataplane: udpCoalesce must be true or false, got ${String(opts.udpCoalesce)}`);
     const a = loadAddon();
     this.layout = a.layout();
     this.opts = { ...opts };
-    this.handle = a.open(opts);
+    this.handle = a.open({ ...opts, udpCoalesce: opts.udpCoalesce ? 1 : 0 });
     try {
       const info = a.info(this.handle);
       this.ifname = info.ifname;

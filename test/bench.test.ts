@@ -12,7 +12,7 @@ import { listLabNamespaces } from '../src/lab/lab';
 import { repoRoot } from '../src/lab/l4nat-process';
 import { parseFeatures } from '../bench/lib/nic';
 import { parseSoftnetDropped, parseUdpSnmp } from '../bench/lib/kdrops';
-import { EXTRAS, OptionError, parseOptions, TESTS, VARIANTS } from '../bench/lib/options';
+import { DEFAULT_VARIANTS, EXTRAS, OptionError, parseOptions, TESTS } from '../bench/lib/options';
 import { checkPrerequisites } from '../bench/lib/prereq';
 import { renderReport } from '../bench/lib/report';
 import { METRICS, type BenchResults, type TestResult } from '../bench/lib/results';
@@ -85,7 +85,7 @@ describe('bench harness (no root needed)', () => {
     const o = parseOptions([], '/out');
     assert.equal(o.rounds, 3);
     assert.equal(o.duration, 2);
-    assert.deepEqual(o.variants, [...VARIANTS]);
+    assert.deepEqual(o.variants, [...DEFAULT_VARIANTS]);
     assert.deepEqual([...o.extras].sort(), [...EXTRAS].sort());
     assert.equal(o.swapSeconds, 4);
     const p = parseOptions(['--rounds', '10', '--duration', '5', '--variants', 'l4nat,haproxy', '--skip', 'maglev,swap', '--tests', 'rr'], '/out');

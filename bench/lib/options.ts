@@ -2,8 +2,10 @@
 // it expects and nothing is built). Layers: this file → run.ts (the harness).
 
 /** The balancers compared. `direct` is the ceiling every ratio is taken against. */
-export const VARIANTS = ['direct', 'nft-dnat', 'haproxy', 'l4nat', 'l4nat-1q'] as const;
+export const VARIANTS = ['direct', 'nft-dnat', 'haproxy', 'l4nat', 'l4nat-1q', 'l4nat-nocoal'] as const;
 export type BaseVariant = (typeof VARIANTS)[number];
+/** Run by default: all but the ablations (variants that only switch one l4nat feature off, asked for by name). */
+export const DEFAULT_VARIANTS: readonly BaseVariant[] = ['direct', 'nft-dnat', 'haproxy', 'l4nat', 'l4nat-1q'];
 
 /**
  * The "real NIC" variants: the same balancer with the client's and backends' TSO/GSO off and GRO on at the
@@ -49,7 +51,7 @@ export const USAGE = `usage: npm run bench -- [flags]     (or: node dist/bench/r
 
   --rounds N          rounds; every round runs every variant (default 3; report figures with >= 10)
   --duration S        seconds per test (default 2)
-  --variants LIST     comma-separated subset of ${VARIANTS.join(',')} (default: all)
+  --variants LIST     comma-separated subset of ${VARIANTS.join(',')} (default: ${DEFAULT_VARIANTS.join(',')})
   --tests LIST        comma-separated subset of ${TESTS.join(',')} (default: all)
   --skip LIST         extras to leave out: ${EXTRAS.join(',')} (default: none)
   --only-variants     shorthand for --skip ${EXTRAS.join(',')}
@@ -104,7 +106,7 @@ export function parseOptions(argv: readonly string[], defaultOut: string): Bench
   const o: BenchOptions = {
     rounds: 3,
     duration: 2,
-    variants: [...VARIANTS],
+    variants: [...DEFAULT_VARIANTS],
     tests: [...TESTS],
     extras: new Set(EXTRAS),
     backends: 2,

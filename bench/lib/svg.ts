@@ -10,6 +10,7 @@ const COLORS: Record<string, string> = {
   haproxy: '#f28e2b',
   l4nat: '#59a14f',
   'l4nat-1q': '#8cd17d',
+  'l4nat-nocoal': '#b6992d',
   direct: '#bab0ac',
 };
 

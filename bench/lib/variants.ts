@@ -10,6 +10,7 @@
 //   l4nat     `l4nat up` with its defaults except `--hash src` (iperf3's control and data connections must
 //             meet on one backend; all variants send one client to one backend), no periodic stats log.
 //   l4nat-1q  the same with `--queues 1`.
+//   l4nat-nocoal  l4nat with UDP coalescing off (L4NAT_UDP_COALESCE=0): every datagram its own TUN write.
 //   X+nic     X with the client's and the backends' TSO/GSO off and GRO on at the lb's veths (see nic.ts).
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -110,8 +111,10 @@ async function setupBase(lab: Lab, base: BaseVariant, name: string, l4root: stri
       return { name, base, target: lab.vip4, backends: all, balancerPid: proc.pid ?? null, l4nat: null, teardown };
     }
     case 'l4nat':
-    case 'l4nat-1q': {
+    case 'l4nat-1q':
+    case 'l4nat-nocoal': {
       const l4 = await startL4nat(lab, {
+        ...(base === 'l4nat-nocoal' ? { env: { L4NAT_UDP_COALESCE: '0' } } : {}),
         ...(l4root !== undefined ? { root: l4root } : {}),
         vips: [lab.vip4],
         ports: [`${RR_PORT}/tcp`, `${RR_PORT}/udp`, `${IPERF_PORT}/tcp`],

@@ -16,13 +16,15 @@
 //       another per-destination offset, and PAWS would cost that SYN a 1-second retransmit.
 //       Prints connections completed and failed.
 //   benchtool udp-send HOST PORT SECONDS SIZE RATE RUNID [FLOWS [NEWFLOW_EVERY]]
-//       UDP datagrams of SIZE payload bytes carrying {magic, RUNID, sequence number}, RATE packets/s
+//       UDP datagrams of SIZE payload bytes carrying {magic, RUNID, sequence number} and then the byte
+//       pattern (sequence number + offset) mod 256, RATE packets/s
 //       (0 = as fast as possible, sendmmsg batches of 64), over FLOWS sockets (source ports); every
 //       NEWFLOW_EVERY packets one socket is replaced by a new one (a new flow). Prints packets sent.
 //   benchtool udp-sink PORT MAXSECONDS IDLE_MS RUNID [MAXSEQ]
 //       Counts datagrams of run RUNID (recvmmsg); with MAXSEQ, also distinct sequence numbers and
-//       duplicates. Exits IDLE_MS after the last datagram, after MAXSECONDS, or on SIGTERM/SIGINT,
-//       and prints its counts in every case.
+//       duplicates. Checks every datagram: its pattern (corrupt), its order (reordered: a lower sequence
+//       number than one before it on the same source port), its size (min/max). Exits IDLE_MS after the
+//       last datagram, after MAXSECONDS, or on SIGTERM/SIGINT, and prints its counts in every case.
 //
 // Timing uses CLOCK_MONOTONIC, shared by all namespaces of the machine, so times printed by a sink and
 // by a sender can be compared.
@@ -365,6 +367,7 @@ static int cmd_udp_send(int argc, char **argv) {
     for (size_t i = 0; i < n; i++) {
       struct udp_hdr h = {UDP_MAGIC, runid, seq + i};
       memcpy(bufs[i], &h, sizeof h);
+      for (size_t j = sizeof h; j < size; j++) bufs[i][j] = (char)(uint8_t)(h.seq + j);
     }
     size_t done = 0;
     while (done < n) {
@@ -436,9 +439,12 @@ static int cmd_udp_sink(int argc, char **argv) {
   fprintf(stderr, "ready\n");
 
   static char bufs[BATCH][2048];
+  static struct sockaddr_in6 from[BATCH];
   struct iovec iov[BATCH];
   struct mmsghdr msgs[BATCH];
   uint64_t received = 0, unique = 0, dups = 0, foreign = 0, out_of_range = 0, first = 0, last = 0;
+  uint64_t corrupt = 0, reordered = 0, min_len = UINT64_MAX, max_len = 0;
+  static uint64_t next_seq[65536]; /* by source port: the sequence number after the highest seen */
   uint64_t start = now_ns(), deadline = start + (uint64_t)(maxseconds * 1e9);
   for (;;) {
     for (int i = 0; i < BATCH; i++) {
@@ -447,6 +453,8 @@ static int cmd_udp_sink(int argc, char **argv) {
       memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
       msgs[i].msg_hdr.msg_iov = &iov[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_name = &from[i];
+      msgs[i].msg_hdr.msg_namelen = sizeof from[i];
     }
     int r = recvmmsg(fd, msgs, BATCH, MSG_WAITFORONE, NULL);
     uint64_t t = now_ns();
@@ -463,6 +471,18 @@ static int cmd_udp_sink(int argc, char **argv) {
           continue;
         }
         received++;
+        uint32_t n = msgs[i].msg_len;
+        if (n < min_len) min_len = n;
+        if (n > max_len) max_len = n;
+        for (uint32_t j = sizeof h; j < n; j++) {
+          if ((uint8_t)bufs[i][j] != (uint8_t)(h.seq + j)) {
+            corrupt++;
+            break;
+          }
+        }
+        uint16_t sport = ntohs(from[i].sin6_port);
+        if (h.seq + 1 < next_seq[sport]) reordered++;
+        else next_seq[sport] = h.seq + 1;
         if (seen != NULL) {
           if (h.seq >= maxseq) {
             out_of_range++;
@@ -484,10 +504,12 @@ static int cmd_udp_sink(int argc, char **argv) {
   }
   double span = received > 1 ? (double)(last - first) / 1e9 : 0;
   printf("{\"received\":%llu,\"unique\":%llu,\"duplicates\":%llu,\"out_of_range\":%llu,\"foreign\":%llu,"
+         "\"corrupt\":%llu,\"reordered\":%llu,\"min_len\":%llu,\"max_len\":%llu,"
          "\"first_ns\":%llu,\"last_ns\":%llu,\"span_seconds\":%.6f}\n",
          (unsigned long long)received, (unsigned long long)unique, (unsigned long long)dups,
-         (unsigned long long)out_of_range, (unsigned long long)foreign, (unsigned long long)first,
-         (unsigned long long)last, span);
+         (unsigned long long)out_of_range, (unsigned long long)foreign, (unsigned long long)corrupt,
+         (unsigned long long)reordered, (unsigned long long)(received ? min_len : 0), (unsigned long long)max_len,
+         (unsigned long long)first, (unsigned long long)last, span);
   fflush(stdout);
   return 0;
 }

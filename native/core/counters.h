@@ -20,14 +20,17 @@
   X(ICMP_ECHO_REPLIED, "icmp_echo_replied")                                                                \
   X(FLOW_NEW, "flow_new")                   /* entries created by a SYN or a first UDP datagram */        \
   X(FLOW_PICKUP, "flow_pickup")             /* entries created mid-flow from a backend reply */           \
-  X(FLOW_REPIN, "flow_repin")               /* a SYN on a closed entry re-chose the backend */             \
+  X(FLOW_REPIN, "flow_repin")               /* a SYN re-chose the backend: closed entry, or unanswered    \
+                                               SYN retransmitted after the ring moved */                     \
   X(FLOW_EVICTED, "flow_evicted")           /* a live entry was evicted because its bucket was full */    \
   X(FLOW_INSERT_FAILED, "flow_insert_failed")                                                              \
   X(FLOW_MISS_NONSYN, "flow_miss_nonsyn")   /* TCP non-SYN without an entry: forwarded by the ring */     \
   X(HEARTBEAT_MS, "heartbeat_ms")           /* worker liveness: CLOCK_MONOTONIC ms at its last wake-up */ \
   X(BATCHES, "batches")                                                                                   \
   X(BUSY_POLLS, "busy_polls")               /* empty reads while busy polling */                          \
-  X(PROBE_RST_SENT, "probe_rst_sent")       /* backends' SYN-ACKs to data-plane probes, answered with RST */
+  X(PROBE_RST_SENT, "probe_rst_sent")       /* backends' SYN-ACKs to data-plane probes, answered with RST */ \
+  X(UDP_SUPER_PACKETS, "udp_super_packets") /* UDP GSO super-packets written (worker.c, core/coalesce.h) */  \
+  X(UDP_COALESCED, "udp_coalesced")         /* datagrams that went out inside them */
 
 #define L4_Q_ENUM(name, str) L4_Q_##name,
 enum l4_queue_counter { L4_QUEUE_COUNTERS(L4_Q_ENUM) L4_Q_MAX };

@@ -4,7 +4,9 @@
  *   - a drop always names a reason;
  *   - on TX: the output is no longer than the input, the virtio_net_hdr is untouched, the output re-parses
  *     with l4_parse, its IPv4 header checksum is valid, and an L4 checksum that was valid on input (complete,
- *     or a correct CHECKSUM_PARTIAL seed) is valid on output.
+ *     or a correct CHECKSUM_PARTIAL seed) is valid on output;
+ *   - a TX output the UDP coalescer (core/coalesce.h) takes, merged with its successor (the next IPv4
+ *     identification), splits back, as the kernel cuts it, into exactly those two datagrams.
  *
  * Options byte: bits 0-1 ring (A, B, alternating, empty); bit 2 echo off; bit 3 L4_OPT_NO_ICMP_TRANSLATE;
  * bit 4 keep the flow table from the previous input; bit 5 process the packet twice (second time hits the
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/coalesce.h"
 #include "../core/dataplane.h"
 #include "fixture_tables.h"
 #include "pkt_builder.h"
@@ -26,6 +29,7 @@ static struct l4_tables *g_tables[4][4]; /* [ring][option bits 2-3] */
 static struct l4_flow_table g_ft;
 static uint64_t *g_counters;
 static uint8_t *g_copy;
+static struct l4_coalescer g_co;
 
 static void fail(const char *what, const uint8_t *pkt, uint32_t len) {
   fprintf(stderr, "fuzz_packet invariant violated: %s (len %u)\n", what, len);
@@ -65,7 +69,7 @@ static void init_once(void) {
   if (l4_flow_table_init(&g_ft, FUZZ_FLOWS) != 0) abort();
   g_counters = calloc(l4_counter_block_words(FX_MAX_SERVICES, FX_MAX_BACKENDS), sizeof(uint64_t));
   g_copy = malloc(PB_MAX + 64);
-  if (!g_counters || !g_copy) abort();
+  if (!g_counters || !g_copy || l4_co_init(&g_co) < 0) abort();
 }
 
 /* Is the L4 checksum of this (parsed) IP packet "good" in the sense the invariant needs? For a complete
@@ -82,6 +86,42 @@ static int l4_csum_good(const uint8_t *ip, uint32_t len, int partial) {
     return pb_be16(l4 + off) == pb_fold(pb_pseudo(in.family, in.src, in.dst, in.proto, l4_len));
   }
   return pb_l4_sum(ip, in.l3_len) == 0xffff;
+}
+
+/* The IP packet a TX output becomes on the wire (its offloaded checksum finished), at out. */
+static uint32_t on_wire(const uint8_t *pkt, uint32_t len, uint8_t *out) {
+  struct pb_vnet v;
+  pb_vnet_read(pkt, &v);
+  memcpy(out, pkt + VNET_HDR_LEN, len - VNET_HDR_LEN);
+  if (v.flags & PB_VNET_F_NEEDS_CSUM) pb_finish_partial(out, len - VNET_HDR_LEN, v.csum_start, v.csum_offset, true);
+  return len - VNET_HDR_LEN;
+}
+
+/* Merges the output with its successor (same datagram, next IPv4 identification) and splits the result. */
+static void check_coalesce(const uint8_t *out, uint32_t len, const uint8_t *data, uint32_t data_len) {
+  if (!l4_co_start(&g_co, out, len)) return;
+  static uint8_t next[PB_MAX + 64], segs[2 * 66000], want[66000];
+  memcpy(next, out, len);
+  uint8_t *ip = next + VNET_HDR_LEN;
+  if ((ip[0] >> 4) == 4) {
+    pb_put_be16(ip + 4, (uint16_t)(pb_be16(ip + 4) + 1));
+    pb_put_be16(ip + 10, 0);
+    pb_put_be16(ip + 10, (uint16_t)~pb_fold(pb_sum(0, ip, 20)));
+  }
+  uint32_t n;
+  if (!l4_co_append(&g_co, next, len)) fail("a datagram's successor was not merged", data, data_len);
+  uint32_t super = l4_co_finish(&g_co, &n);
+  uint32_t lens[3];
+  struct pb_info si; /* udp_rcv trims to the UDP length before the receiving socket cuts the run */
+  if (!pb_parse(g_co.buf + VNET_HDR_LEN, super - VNET_HDR_LEN, &si) ||
+      pb_be16(g_co.buf + VNET_HDR_LEN + si.l4_off + 4) != si.l3_len - si.l4_off)
+    fail("a merged pair's UDP length does not cover it", data, data_len);
+  if (n != 2 || pb_gso_split(g_co.buf, super, segs, 66000, lens, 3) != 2) fail("a merged pair does not split in two", data, data_len);
+  const uint8_t *pair[2] = {out, next};
+  for (int i = 0; i < 2; i++) {
+    uint32_t w = on_wire(pair[i], len, want);
+    if (lens[i] != w || memcmp(segs + (size_t)i * 66000, want, w) != 0) fail("a merged datagram changed", data, data_len);
+  }
 }
 
 static void run_one(struct l4_ctx *ctx, const struct l4_tables *t, const uint8_t *data, uint32_t len) {
@@ -122,6 +162,7 @@ static void run_one(struct l4_ctx *ctx, const struct l4_tables *t, const uint8_t
   }
   if (l4_csum_good(data + VNET_HDR_LEN, len - VNET_HDR_LEN, partial) == 1 && l4_csum_good(ip, iplen, partial) != 1)
     fail("a valid L4 checksum became invalid", data, len);
+  if (l4_csum_good(ip, iplen, partial) == 1) check_coalesce(buf, out_len, data, len);
   free(buf);
 }
 

@@ -59,7 +59,10 @@
   X(probe_answer, "a SYN-ACK to the probe address is counted and answered with a RST; a RST is consumed")     \
   X(per_service_timeouts, "a service's own idle timeouts apply to its flows; others keep the defaults")      \
   X(flow_walk_pages, "paging through the flow table with a cursor visits every entry once")                  \
-  X(second_chance, "a backend's reset of a flow it never had re-pins it to the previous ring's choice")
+  X(second_chance, "a backend's reset of a flow it never had re-pins it to the previous ring's choice")       \
+  /* core_test_coalesce.c */                                                                                  \
+  X(coalesce_udp_runs, "UDP runs merged into one GSO super-packet split back into the same datagrams")       \
+  X(coalesce_refusals, "datagrams the segmentation would not reproduce are never merged")
 
 #define DECLARE_TEST(name, desc) void test_##name(void);
 CORE_TESTS(DECLARE_TEST)
