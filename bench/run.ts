@@ -11,6 +11,7 @@ import path from 'node:path';
 import { createLab, type Lab } from '../src/lab/lab';
 import { repoRoot, type L4natProcess } from '../src/lab/l4nat-process';
 import { maglevBuildTimes, measureMemory, swapUnderLoad } from './lib/extras';
+import { roundOrder } from './lib/order';
 import { NIC_BASES, NIC_SUFFIX, NIC_TESTS, OptionError, parseOptions, USAGE, type BenchOptions, type TestId } from './lib/options';
 import { checkPrerequisites, formatMissing } from './lib/prereq';
 import { renderReport } from './lib/report';
@@ -78,11 +79,6 @@ function versions(root: string): Record<string, string | null> {
   };
 }
 
-/** Variants in run order for round `r`: rotated, so that no variant always runs first or right after another. */
-function rotate<T>(xs: readonly T[], r: number): T[] {
-  const k = r % xs.length;
-  return [...xs.slice(k), ...xs.slice(0, k)];
-}
 
 function testsFor(variant: string, opts: BenchOptions): TestId[] {
   if (variant.endsWith(NIC_SUFFIX)) return opts.tests.filter((t) => NIC_TESTS.includes(t));
@@ -93,7 +89,7 @@ function testsFor(variant: string, opts: BenchOptions): TestId[] {
 async function runRounds(lab: Lab, tool: string, servers: Servers, l4root: string, opts: BenchOptions, variants: readonly string[], res: BenchResults): Promise<void> {
   const labNetns = netnsInodes(lab.namespaces);
   for (let round = 0; round < opts.rounds; round++) {
-    for (const variant of rotate(variants, round)) {
+    for (const variant of roundOrder(variants, round)) {
       const tests = testsFor(variant, opts);
       if (tests.length === 0) continue;
       log(`round ${round + 1}/${opts.rounds}: ${variant}`);

@@ -67,6 +67,9 @@ static void flush(struct l4_queue *q) {
   if (!n) return;
   if (write(q->fd, q->co.buf, n) != (ssize_t)n) {
     l4_ctr_drops(&q->ctx)[L4_DROP_TX_ERROR] += segs;
+    /* A kernel that announced the USO offloads but refuses the super-packet: stop merging on this queue
+     * rather than lose every run. */
+    if (segs > 1 && errno == EINVAL) l4_co_destroy(&q->co);
     return;
   }
   if (segs > 1) {

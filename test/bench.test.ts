@@ -12,6 +12,7 @@ import { listLabNamespaces } from '../src/lab/lab';
 import { repoRoot } from '../src/lab/l4nat-process';
 import { parseFeatures } from '../bench/lib/nic';
 import { parseSoftnetDropped, parseUdpSnmp } from '../bench/lib/kdrops';
+import { roundOrder } from '../bench/lib/order';
 import { DEFAULT_VARIANTS, EXTRAS, OptionError, parseOptions, TESTS } from '../bench/lib/options';
 import { checkPrerequisites } from '../bench/lib/prereq';
 import { renderReport } from '../bench/lib/report';
@@ -81,6 +82,24 @@ function syntheticResults(): BenchResults {
 }
 
 describe('bench harness (no root needed)', () => {
+  test('variant order: every variant at every position and right after every other one equally often', () => {
+    for (const n of [2, 3, 5, 6, 9]) {
+      const xs = Array.from({ length: n }, (_, i) => `v${i}`);
+      const rounds = n % 2 === 1 ? 2 * n : n;
+      const follows = new Map<string, number>();
+      const at = new Map<string, number>();
+      for (let r = 0; r < rounds; r++) {
+        const o = roundOrder(xs, r);
+        assert.deepEqual([...o].sort(), [...xs].sort(), `round ${r} runs each variant once`);
+        o.forEach((v, i) => at.set(`${v}@${i}`, (at.get(`${v}@${i}`) ?? 0) + 1));
+        for (let i = 1; i < n; i++) follows.set(`${o[i - 1]}>${o[i]}`, (follows.get(`${o[i - 1]}>${o[i]}`) ?? 0) + 1);
+      }
+      assert.equal(follows.size, n * (n - 1), `n=${n}: every ordered pair occurs`);
+      assert.equal(new Set(follows.values()).size, 1, `n=${n}: every ordered pair equally often ${JSON.stringify([...follows])}`);
+      assert.equal(new Set(at.values()).size, 1, `n=${n}: every position equally often`);
+    }
+  });
+
   test('options: defaults, lists, and one-line errors naming what is expected', () => {
     const o = parseOptions([], '/out');
     assert.equal(o.rounds, 3);

@@ -117,7 +117,7 @@ export function renderReport(r: BenchResults, files: { json: string; svg: string
         ['date', `${r.startedAt} (run took ${Math.round(r.elapsedSeconds / 60)} min ${Math.round(r.elapsedSeconds % 60)} s)`],
         ['kernel', r.machine.kernel],
         ['CPU', `${r.machine.cpuModel}, ${r.machine.cores} cores (shared by client, lb and backends), ${r.machine.memoryGiB} GiB RAM`],
-        ['rounds', `${s.rounds}; in each round every variant runs every test, variant order rotated round by round`],
+        ['rounds', `${s.rounds}; in each round every variant runs every test, variant order from a Williams design (each variant at each position and right after each other one equally often)`],
         ['durations', `${s.durationSeconds} s per test`],
         ['lab', `client, lb, ${s.backends} backends in network namespaces, point-to-point veths, no bridge, IPv4`],
         ['versions', Object.entries(r.versions).map(([k, v]) => `${k}: ${v ?? 'n/a'}`).join('; ')],
