@@ -11,6 +11,8 @@
 //             meet on one backend; all variants send one client to one backend), no periodic stats log.
 //   l4nat-1q  the same with `--queues 1`.
 //   l4nat-nocoal  l4nat with UDP coalescing off (L4NAT_UDP_COALESCE=0): every datagram its own TUN write.
+//   l4nat-busypoll  l4nat with busy polling (L4NAT_BUSY_POLL_US=50): a worker keeps reading 50 µs after its
+//             queue drains before it sleeps.
 //   X+nic     X with the client's and the backends' TSO/GSO off and GRO on at the lb's veths (see nic.ts).
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -112,9 +114,11 @@ async function setupBase(lab: Lab, base: BaseVariant, name: string, l4root: stri
     }
     case 'l4nat':
     case 'l4nat-1q':
-    case 'l4nat-nocoal': {
+    case 'l4nat-nocoal':
+    case 'l4nat-busypoll': {
       const l4 = await startL4nat(lab, {
         ...(base === 'l4nat-nocoal' ? { env: { L4NAT_UDP_COALESCE: '0' } } : {}),
+        ...(base === 'l4nat-busypoll' ? { env: { L4NAT_BUSY_POLL_US: '50' } } : {}),
         ...(l4root !== undefined ? { root: l4root } : {}),
         vips: [lab.vip4],
         ports: [`${RR_PORT}/tcp`, `${RR_PORT}/udp`, `${IPERF_PORT}/tcp`],
