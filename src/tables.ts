@@ -234,10 +234,15 @@ export function sameKeyedRing(a: KeyedRing, b: KeyedRing): boolean {
   return true;
 }
 
-/** The ring of the service at `si` in `built`, as keys. */
-export function keyedRing(built: BuiltTables, si: number, size: number): KeyedRing {
+/** Backend keys by slot in `built` (built once for all of its services' keyedRing calls). */
+export function backendKeysBySlot(built: BuiltTables): Map<number, string> {
   const slotKey = new Map<number, string>();
   for (const [k, slot] of built.backendSlots) slotKey.set(slot, k);
+  return slotKey;
+}
+
+/** The ring of the service at `si` in `built`, as keys. */
+export function keyedRing(built: BuiltTables, si: number, size: number, slotKey = backendKeysBySlot(built)): KeyedRing {
   const keys: string[] = [];
   const at = new Map<string, number>();
   const idx = new Uint32Array(size);

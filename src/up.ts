@@ -13,7 +13,7 @@ import { smallestLinkMtu } from './link-mtu';
 import type { Logger } from './log';
 import { checkServices, isLoopback, serviceId, type ServiceSpec } from './model';
 import { hasNetAdmin } from './privileges';
-import { buildTables, keyedRing, sameKeyedRing, SlotAllocator, withPreviousRings, type KeyedRing, type TableOptions } from './tables';
+import { backendKeysBySlot, buildTables, keyedRing, sameKeyedRing, SlotAllocator, withPreviousRings, type KeyedRing, type TableOptions } from './tables';
 import type { UpOptions } from './up-args';
 import { Cluster } from './cluster';
 import { clusterOptionsOf } from './cluster/options';
@@ -94,17 +94,29 @@ export class Balancer {
     const tableOpts = opts ?? this.tableOpts; // read when this update runs, after any queued before it
     checkServices(services);
     const built = buildTables(services, this.svcAlloc, this.bkAlloc, tableOpts);
-    // Second chance (native/core/dataplane.c): each service also carries its ring from before its last change.
-    const m0 = tableOpts.maglevSize;
-    const previous = new Map<string, KeyedRing>();
+    // Each service's ring as it will be published: as slots (the changed-slot count, the cluster's digests) and as
+    // backend keys (the second chance, native/core/dataplane.c: each service also carries its ring from before
+    // its last change). Kept only once the data plane has taken the table.
+    const m = tableOpts.maglevSize;
+    const rings = new Map<string, Uint32Array>();
     const nowRings = new Map<string, KeyedRing>();
+    const previous = new Map<string, KeyedRing>();
+    const changed: Record<string, number> = {};
+    const keysBySlot = backendKeysBySlot(built);
     services.forEach((s, si) => {
       const id = serviceId(s);
-      const cur = keyedRing(built, si, m0);
+      const ring = built.input.rings.slice(si * m, (si + 1) * m);
+      rings.set(id, ring);
+      const old = this.rings.get(id);
+      let n = 0;
+      if (!old) n = m;
+      else for (let i = 0; i < m; i++) if (old[i] !== ring[i]) n++;
+      if (n > 0) changed[id] = n;
+      const cur = keyedRing(built, si, m, keysBySlot);
       nowRings.set(id, cur);
       const last = this.keyedRings.get(id);
       const prev = last && !sameKeyedRing(last, cur) ? last : this.previousRings.get(id);
-      if (prev && prev.idx.length === m0) previous.set(id, prev);
+      if (prev && prev.idx.length === m) previous.set(id, prev);
     });
     // Routes and rules for new VIPs/backends go in before the table that uses them, so the first reply of a
     // new backend is already steered into the TUN; stale ones are removed after the switch.
@@ -120,19 +132,6 @@ export class Balancer {
     this.bkAlloc.commit(built.backendSlots);
     this.services = services;
     this.tableOpts = tableOpts;
-    const changed: Record<string, number> = {};
-    const rings = new Map<string, Uint32Array>();
-    const m = tableOpts.maglevSize;
-    services.forEach((s, si) => {
-      const id = serviceId(s);
-      const ring = built.input.rings.slice(si * m, (si + 1) * m);
-      rings.set(id, ring);
-      const old = this.rings.get(id);
-      let n = 0;
-      if (!old) n = m;
-      else for (let i = 0; i < m; i++) if (old[i] !== ring[i]) n++;
-      if (n > 0) changed[id] = n;
-    });
     this.rings = rings;
     this.keyedRings = nowRings;
     this.previousRings = previous;

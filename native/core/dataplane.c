@@ -106,10 +106,11 @@ static int backend_valid(const struct l4_tables *t, uint32_t b, uint32_t svc) {
 /* A client's SYN retransmission (a second or more after the entry last saw a packet) for a connection its backend
  * never answered, while the ring now chooses another backend: the backend was taken out (found down, e.g.
  * black-holed), so the retransmission goes where the ring says instead of to the one that is not answering.
- * Two copies of one SYN within the same second (handled under two table generations) do not move it. */
+ * Two copies of one SYN within the same second (handled under two table generations) do not move it.
+ * Called for a SYN on an entry that is not closed (forward() decides closed ones first). */
 static bool retransmit_elsewhere(const struct l4_ctx *ctx, const struct l4_tables *t, const struct l4_service *s,
                                  const struct l4_flow_key *key, uint64_t hash, const struct l4_flow_ref *ref) {
-  if (ref->state & (FL_REPLY | FL_RST | FL_FIN_C | FL_FIN_B)) return false;
+  if (ref->state & FL_REPLY) return false;
   if (atomic_load_explicit(&ref->e->last_seen, memory_order_relaxed) == ctx->now) return false;
   return pick_backend(t, s, key, hash) != ref->backend;
 }
@@ -141,9 +142,11 @@ static enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, st
   uint8_t tflags = p->tcp_flags;
   bool is_tcp = p->proto == IPPROTO_TCP_;
   bool syn = is_tcp && (tflags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN;
-  /* A SYN on a closed entry is a new connection reusing the tuple: choose again. */
-  bool closed = hit && (ref.state & (FL_RST | FL_FIN_C | FL_FIN_B));
-  if (hit && !(syn && closed) && !(syn && retransmit_elsewhere(ctx, t, s, &key, hash, &ref))) {
+  /* A SYN on a closed entry is a new connection reusing the tuple: choose again. So is a SYN retransmission that
+   * should leave a backend taken out of the ring. */
+  bool choose_again = hit && syn &&
+                      ((ref.state & (FL_RST | FL_FIN_C | FL_FIN_B)) || retransmit_elsewhere(ctx, t, s, &key, hash, &ref));
+  if (hit && !choose_again) {
     b = ref.backend;
     uint8_t set = 0, clear = 0;
     if (is_tcp) {
