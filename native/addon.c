@@ -160,6 +160,10 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "EINVAL", "l4nat addon: busyPollUs must be a non-negative integer");
     return NULL;
   }
+  if (has_prop(env, argv[0], "busyPollAdaptive") && get_u32(env, argv[0], "busyPollAdaptive", &cfg.busy_poll_adaptive)) {
+    napi_throw_type_error(env, "EINVAL", "l4nat addon: busyPollAdaptive must be 0 or 1");
+    return NULL;
+  }
   if (has_prop(env, argv[0], "udpCoalesce") && get_u32(env, argv[0], "udpCoalesce", &cfg.udp_coalesce)) {
     napi_throw_type_error(env, "EINVAL", "l4nat addon: udpCoalesce must be 0 or 1");
     return NULL;

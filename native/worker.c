@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -24,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/busypoll.h"
 #include "core/coalesce.h"
 #include "tun.h"
 
@@ -41,6 +43,8 @@ struct l4_queue {
   struct l4_ctx ctx;
   uint8_t *buf;
   struct l4_coalescer co; /* co.buf NULL: not coalescing */
+  uint64_t idle_since;    /* CLOCK_MONOTONIC ns the queue was last found empty; 0 while packets come */
+  uint64_t spin_ns;       /* busy-polling window (core/busypoll.h); fixed at the maximum unless adaptive */
 };
 
 uint64_t l4_dp_now_seconds(void) {
@@ -89,39 +93,47 @@ static void transmit(struct l4_queue *q, uint32_t len) {
   if (write(q->fd, q->buf, len) != (ssize_t)len) l4_ctr_drops(&q->ctx)[L4_DROP_TX_ERROR]++;
 }
 
-/* Processes packets until the queue is empty (and, with busy polling, stays empty for busy_poll_us). */
+/* Processes packets until the queue is empty and, with busy polling, stays empty for the spin window.
+ * While spinning the worker yields after each empty read, so a thread that is runnable on this CPU (a
+ * client, a server, softirq work) runs first; spinning then takes only CPU nobody else wants. */
 static void drain(struct l4_queue *q) {
   struct l4_dp *dp = q->dp;
   uint64_t *ctr = q->ctx.counters;
-  uint64_t spin_ns = (uint64_t)dp->cfg.busy_poll_us * 1000u, spin_until = 0;
+  uint64_t max_ns = (uint64_t)dp->cfg.busy_poll_us * 1000u;
   while (!atomic_load_explicit(&dp->stopping, memory_order_relaxed)) {
     atomic_store(&q->active_gen, atomic_load(&dp->gen));
     const struct l4_tables *t = atomic_load(&dp->tables);
+    uint64_t now = now_ns();
     q->ctx.now = (uint32_t)l4_dp_now_seconds();
-    q->ctx.now_ms = (uint32_t)now_ms();
+    q->ctx.now_ms = (uint32_t)(now / 1000000u);
     ctr[L4_Q_BATCHES]++;
-    int i, got = 0;
+    int i;
     for (i = 0; i < L4_BATCH; i++) {
       ssize_t n = read(q->fd, q->buf, L4_BUF_SIZE);
       if (n <= 0) break; /* EAGAIN: the queue is empty */
-      got++;
       uint32_t len = (uint32_t)n;
       if (!t) continue; /* no table yet: nothing to translate with */
       if (l4_process(&q->ctx, t, q->buf, &len) == L4_VERDICT_TX) transmit(q, len);
     }
     flush(q);
+    if (i > 0 && q->idle_since) {
+      /* The queue had been empty since idle_since: that gap sizes the next window (core/busypoll.h). */
+      uint64_t gap = now - q->idle_since;
+      if (gap <= q->spin_ns) ctr[L4_Q_BUSY_POLL_HITS]++;
+      if (dp->cfg.busy_poll_adaptive) q->spin_ns = l4_spin_next_window(q->spin_ns, gap, max_ns);
+      q->idle_since = 0;
+    }
     if (i == L4_BATCH) {
-      __atomic_store_n(&ctr[L4_Q_HEARTBEAT_MS], now_ms(), __ATOMIC_RELAXED);
+      __atomic_store_n(&ctr[L4_Q_HEARTBEAT_MS], now / 1000000u, __ATOMIC_RELAXED);
       continue;
     }
-    /* Empty. Busy polling: the next packet of a request/response exchange usually comes within tens of
-     * microseconds; catching it here saves the sleep and wake-up of poll(). Bounded, and restarted only by
-     * packets, so an idle worker sleeps. Counted, so its CPU shows in the totals. */
-    if (!spin_ns) return;
-    uint64_t now = now_ns();
-    if (got) spin_until = now + spin_ns;
-    else if (now >= spin_until) return;
+    /* Empty. Busy polling: keep reading until the window since the queue drained is over. An idle worker
+     * sleeps: only packets restart the window. Counted, so its CPU shows in the totals. */
+    uint64_t empty_at = now_ns();
+    if (!q->idle_since) q->idle_since = empty_at;
+    if (empty_at - q->idle_since >= q->spin_ns) return;
     ctr[L4_Q_BUSY_POLLS]++;
+    sched_yield();
   }
 }
 
@@ -189,6 +201,7 @@ int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **
     q->dp = dp;
     q->index = i;
     q->fd = dp->fds[i];
+    q->spin_ns = cfg->busy_poll_adaptive ? 0 : (uint64_t)cfg->busy_poll_us * 1000u;
     q->ctx.counters = dp->counters + dp->counter_words * (uint64_t)i;
     q->ctx.max_services = cfg->max_services;
     q->ctx.max_backends = cfg->max_backends;

@@ -15,7 +15,9 @@ struct l4_dp_config {
   int nqueues;
   uint64_t flow_capacity;
   uint32_t max_services, max_backends;
-  uint32_t busy_poll_us; /* after the queue drains, keep reading this long before sleeping (0 = never) */
+  uint32_t busy_poll_us; /* after the queue drains, keep reading up to this long before sleeping (0 = never) */
+  uint32_t busy_poll_adaptive; /* size the window from the idle gaps seen (core/busypoll.h), else always
+                                  busy_poll_us */
   uint32_t udp_coalesce; /* write runs of one flow's UDP datagrams as GSO super-packets (core/coalesce.h);
                             used only where the kernel takes them (its TUN accepted the USO offloads) */
 };

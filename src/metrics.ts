@@ -57,6 +57,9 @@ export function createMetrics(src: MetricsSource): Registry {
     flow_miss_nonsyn: ['l4nat_flow_miss_nonsyn_total', 'Non-SYN TCP packets without a flow entry, forwarded by the ring'],
     batches: ['l4nat_worker_batches_total', 'Worker read batches'],
     busy_polls: ['l4nat_worker_busy_polls_total', 'Empty reads while busy polling'],
+    udp_super_packets: ['l4nat_udp_super_packets_total', 'UDP GSO super-packets written (runs of one flow merged)'],
+    udp_coalesced: ['l4nat_udp_coalesced_total', 'UDP datagrams that went out inside super-packets'],
+    busy_poll_hits: ['l4nat_worker_busy_poll_hits_total', 'Idle gaps a busy-polling worker caught before it slept (a wake-up saved)'],
   };
   const queueCounters = new Map<string, Counter<string>>();
   for (const [k, [name, help]] of Object.entries(qNames)) {

@@ -6,7 +6,7 @@ import { bufferToIp, ipToBuffer, type Family } from './host/addr';
 import type { TablesInput } from './tables';
 
 interface Addon {
-  open(o: Omit<DataplaneOptions, 'udpCoalesce'> & { udpCoalesce: number }): object;
+  open(o: Omit<DataplaneOptions, 'busyPollAdaptive' | 'udpCoalesce'> & { busyPollAdaptive: number; udpCoalesce: number }): object;
   info(h: object): { ifname: string; queues: number; offloads: number; flowCapacity: number; counterWords: number; counters: ArrayBuffer };
   publish(h: object, t: TablesInput): void;
   start(h: object): void;
@@ -170,12 +170,15 @@ export interface DataplaneOptions {
   /** After its queue drains, a worker keeps reading this many microseconds before it sleeps (0 = never).
    * Default: $L4NAT_BUSY_POLL_US, else DEFAULT_BUSY_POLL_US. */
   busyPollUs?: number;
+  /** Size the busy-polling window from the idle gaps each worker sees, up to busyPollUs
+   * (native/core/busypoll.h); false: always busyPollUs. Default: $L4NAT_BUSY_POLL_ADAPTIVE (0 or 1), else on. */
+  busyPollAdaptive?: boolean;
   /** Write runs of one flow's UDP datagrams as one UDP GSO super-packet (native/core/coalesce.h); used only
    * where the kernel's TUN took the USO offloads (Linux 6.2+). Default: $L4NAT_UDP_COALESCE (0 or 1), else on. */
   udpCoalesce?: boolean;
 }
 
-export const DEFAULT_BUSY_POLL_US = 0;
+export const DEFAULT_BUSY_POLL_US = 100;
 
 function defaultBusyPoll(): number {
   const env = process.env.L4NAT_BUSY_POLL_US;
@@ -184,10 +187,11 @@ function defaultBusyPoll(): number {
   return Number(env);
 }
 
-function defaultUdpCoalesce(): boolean {
-  const env = process.env.L4NAT_UDP_COALESCE;
-  if (env === undefined || env === '') return true;
-  if (env !== '0' && env !== '1') throw new RangeError(`L4NAT_UDP_COALESCE must be 0 (off) or 1 (on), got ${JSON.stringify(env)}`);
+/** An on/off environment setting: unset or empty gives the default, else exactly 0 or 1. */
+function envSwitch(name: string, dflt: boolean): boolean {
+  const env = process.env[name];
+  if (env === undefined || env === '') return dflt;
+  if (env !== '0' && env !== '1') throw new RangeError(`${name} must be 0 (off) or 1 (on), got ${JSON.stringify(env)}`);
   return env === '1';
 }
 
@@ -232,12 +236,18 @@ export class Dataplane {
     check('maxBackends', 1, 1 << 20);
     opts = { ...opts, busyPollUs: opts.busyPollUs ?? defaultBusyPoll() };
     check('busyPollUs', 0, 100_000);
-    opts = { ...opts, udpCoalesce: opts.udpCoalesce ?? defaultUdpCoalesce() };
-    if (typeof opts.udpCoalesce !== 'boolean') throw new TypeError(`dataplane: udpCoalesce must be true or false, got ${String(opts.udpCoalesce)}`);
+    opts = {
+      ...opts,
+      busyPollAdaptive: opts.busyPollAdaptive ?? envSwitch('L4NAT_BUSY_POLL_ADAPTIVE', true),
+      udpCoalesce: opts.udpCoalesce ?? envSwitch('L4NAT_UDP_COALESCE', true),
+    };
+    for (const name of ['busyPollAdaptive', 'udpCoalesce'] as const) {
+      if (typeof opts[name] !== 'boolean') throw new TypeError(`dataplane: ${name} must be true or false, got ${String(opts[name])}`);
+    }
     const a = loadAddon();
     this.layout = a.layout();
     this.opts = { ...opts };
-    this.handle = a.open({ ...opts, udpCoalesce: opts.udpCoalesce ? 1 : 0 });
+    this.handle = a.open({ ...opts, busyPollAdaptive: opts.busyPollAdaptive ? 1 : 0, udpCoalesce: opts.udpCoalesce ? 1 : 0 });
     try {
       const info = a.info(this.handle);
       this.ifname = info.ifname;

@@ -18,6 +18,27 @@ test('bad options are rejected before anything is opened', () => {
   assert.throws(() => new Dataplane({ ...base, queues: 0 }), /queues must be an integer from 1 to 256, got 0/);
   assert.throws(() => new Dataplane({ ...base, flowCapacity: 1.5 }), /flowCapacity must be an integer/);
   assert.throws(() => new Dataplane({ ...base, maxBackends: -1 }), /maxBackends must be an integer/);
+  assert.throws(() => new Dataplane({ ...base, busyPollUs: 100_001 }), /busyPollUs must be an integer from 0 to 100000/);
+  assert.throws(() => new Dataplane({ ...base, busyPollAdaptive: 1 as unknown as boolean }), /busyPollAdaptive must be true or false, got 1/);
+});
+
+test('bad data-plane environment settings are rejected by name, with what is expected', () => {
+  const base = { ifname: 'l4x0', queues: 1, flowCapacity: 1024, maxServices: 4, maxBackends: 4 };
+  const cases: [string, string, RegExp][] = [
+    ['L4NAT_BUSY_POLL_US', '50us', /L4NAT_BUSY_POLL_US must be microseconds from 0 to 100000, got "50us"/],
+    ['L4NAT_BUSY_POLL_ADAPTIVE', 'yes', /L4NAT_BUSY_POLL_ADAPTIVE must be 0 \(off\) or 1 \(on\), got "yes"/],
+    ['L4NAT_UDP_COALESCE', 'true', /L4NAT_UDP_COALESCE must be 0 \(off\) or 1 \(on\), got "true"/],
+  ];
+  for (const [name, value, expected] of cases) {
+    const saved = process.env[name];
+    process.env[name] = value;
+    try {
+      assert.throws(() => new Dataplane(base), expected);
+    } finally {
+      if (saved === undefined) delete process.env[name];
+      else process.env[name] = saved;
+    }
+  }
 });
 
 function inNetns(script: string): { status: number | null; stdout: string; stderr: string } {

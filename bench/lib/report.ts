@@ -227,6 +227,14 @@ export function renderReport(r: BenchResults, files: { json: string; svg: string
       (fl !== null ? `; processes outside the lab took a median ${fl.median.toFixed(1)} % (at most ${fl.max.toFixed(0)} %) of it during the tests.` : '.') +
       (fl !== null && fl.max >= 10 ? ' **Other work competed with the lab for the CPUs: treat single figures with care; the per-round ratios suffer less.**' : ''),
   );
+  const st = f.stealLoad();
+  if (st !== null) {
+    out.push(
+      `- Steal time (the hypervisor running something else on this machine's vCPUs, counted in "busy"): median` +
+        ` ${st.median.toFixed(0)} %, at most ${st.max.toFixed(0)} % of the machine during a test.` +
+        (st.max >= 10 ? ' Rounds with high steal slow every variant at random: read the per-round ratios with their spread.' : ''),
+    );
+  }
   for (const n of r.notes) out.push(`- ${n}`);
   if (drops.length > 0) {
     const sums = new Map<string, Record<string, number>>();

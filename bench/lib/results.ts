@@ -138,7 +138,16 @@ export class Figures2D {
 
   /** CPU taken by processes outside the lab during the tests, % of the machine: median and largest. */
   foreignLoad(): { median: number; max: number } | null {
-    const xs = this.r.results.map((t) => t.cpu?.foreignPct).filter((x): x is number => x !== undefined);
+    return this.loadOverTests((t) => t.cpu?.foreignPct);
+  }
+
+  /** Steal time during the tests (the hypervisor ran something else on our vCPUs), % of the machine. */
+  stealLoad(): { median: number; max: number } | null {
+    return this.loadOverTests((t) => t.cpu?.stealPct);
+  }
+
+  private loadOverTests(pick: (t: TestResult) => number | undefined): { median: number; max: number } | null {
+    const xs = this.r.results.map(pick).filter((x): x is number => x !== undefined);
     return xs.length > 0 ? { median: median(xs), max: Math.max(...xs) } : null;
   }
 

@@ -11,6 +11,7 @@ const COLORS: Record<string, string> = {
   l4nat: '#59a14f',
   'l4nat-1q': '#8cd17d',
   'l4nat-nocoal': '#b6992d',
+  'l4nat-nopoll': '#76b7b2',
   'l4nat-busypoll': '#e15759',
   direct: '#bab0ac',
 };

@@ -11,8 +11,10 @@
 //             meet on one backend; all variants send one client to one backend), no periodic stats log.
 //   l4nat-1q  the same with `--queues 1`.
 //   l4nat-nocoal  l4nat with UDP coalescing off (L4NAT_UDP_COALESCE=0): every datagram its own TUN write.
-//   l4nat-busypoll  l4nat with busy polling (L4NAT_BUSY_POLL_US=50): a worker keeps reading 50 µs after its
-//             queue drains before it sleeps.
+//   l4nat-nopoll  l4nat with busy polling off (L4NAT_BUSY_POLL_US=0): a worker sleeps as soon as its queue
+//             drains.
+//   l4nat-busypoll  l4nat with a fixed busy-polling window (L4NAT_BUSY_POLL_US=50, L4NAT_BUSY_POLL_ADAPTIVE=0):
+//             a worker always keeps reading 50 µs after its queue drains before it sleeps.
 //   X+nic     X with the client's and the backends' TSO/GSO off and GRO on at the lb's veths (see nic.ts).
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -25,6 +27,13 @@ import { benchTempDir } from './snapshot';
 import { IPERF_PORT, RR_PORT, sleep, waitListening } from './tools';
 
 export const L4NAT_ADMIN_PORT = 9180;
+
+/** The l4nat ablations: one setting changed from the defaults, through the environment. */
+const L4NAT_VARIANT_ENV: Partial<Record<BaseVariant, Record<string, string>>> = {
+  'l4nat-nocoal': { L4NAT_UDP_COALESCE: '0' },
+  'l4nat-nopoll': { L4NAT_BUSY_POLL_US: '0' },
+  'l4nat-busypoll': { L4NAT_BUSY_POLL_US: '50', L4NAT_BUSY_POLL_ADAPTIVE: '0' },
+};
 
 export interface RunningVariant {
   name: string;
@@ -115,10 +124,11 @@ async function setupBase(lab: Lab, base: BaseVariant, name: string, l4root: stri
     case 'l4nat':
     case 'l4nat-1q':
     case 'l4nat-nocoal':
+    case 'l4nat-nopoll':
     case 'l4nat-busypoll': {
+      const env = L4NAT_VARIANT_ENV[base];
       const l4 = await startL4nat(lab, {
-        ...(base === 'l4nat-nocoal' ? { env: { L4NAT_UDP_COALESCE: '0' } } : {}),
-        ...(base === 'l4nat-busypoll' ? { env: { L4NAT_BUSY_POLL_US: '50' } } : {}),
+        ...(env ? { env } : {}),
         ...(l4root !== undefined ? { root: l4root } : {}),
         vips: [lab.vip4],
         ports: [`${RR_PORT}/tcp`, `${RR_PORT}/udp`, `${IPERF_PORT}/tcp`],

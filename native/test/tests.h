@@ -62,7 +62,9 @@
   X(second_chance, "a backend's reset of a flow it never had re-pins it to the previous ring's choice")       \
   /* core_test_coalesce.c */                                                                                  \
   X(coalesce_udp_runs, "UDP runs merged into one GSO super-packet split back into the same datagrams")       \
-  X(coalesce_refusals, "datagrams the segmentation would not reproduce are never merged")
+  X(coalesce_refusals, "datagrams the segmentation would not reproduce are never merged")                  \
+  /* core_test_busypoll.c */                                                                                  \
+  X(busypoll_window, "the spin window grows on gaps it missed, holds on gaps it caught, halves on long ones")
 
 #define DECLARE_TEST(name, desc) void test_##name(void);
 CORE_TESTS(DECLARE_TEST)

@@ -1,0 +1,80 @@
+// Adaptive busy polling end to end (issue 6, native/core/busypoll.h): with the defaults, a request/response
+// exchange through the VIP must open the spin window, so that a good part of the idle gaps end while the worker is
+// still spinning (counted as busy_poll_hits: a sleep and a wake-up saved); once traffic stops the worker must
+// sleep, not spin (no empty busy-polling reads while idle). With L4NAT_BUSY_POLL_US=0 nothing spins at all.
+// Counters only: no timing is asserted. Root-only; about 15 s.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { buildBenchtool, waitListening } from '../bench/lib/tools';
+import { adminRequest } from '../src/lab/admin-client';
+import { createLab, type Lab } from '../src/lab/lab';
+import { L4natProcess, repoRoot, startL4nat } from '../src/lab/l4nat-process';
+import { labSkipReason, sleep } from '../src/reliability/tools';
+
+const PORT = 8080;
+const RR_SECONDS = 2;
+
+type Counters = Record<string, number>;
+
+async function counters(lab: Lab): Promise<Counters> {
+  return ((await adminRequest(lab, 'GET', '/v1/services')).body as { dataplane: { counters: Counters } }).dataplane.counters;
+}
+
+function delta(a: Counters, b: Counters, k: string): number {
+  return (b[k] ?? 0) - (a[k] ?? 0);
+}
+
+/** Runs benchtool's 1-byte request/response client through the VIP; returns the transactions done. */
+async function requestResponse(lab: Lab, tool: string): Promise<{ transactions: number; p50: number }> {
+  const { stdout } = await lab.exec('client', tool, ['rr-client', lab.vip4, String(PORT), String(RR_SECONDS)], { timeoutMs: (RR_SECONDS + 10) * 1000 });
+  const line = stdout.split('\n').filter((l) => l.startsWith('{')).pop();
+  assert.ok(line, `rr-client printed no result: ${stdout.slice(0, 300)}`);
+  const o = JSON.parse(line) as { tps: number; p50_us: number };
+  return { transactions: Math.round(o.tps * RR_SECONDS), p50: o.p50_us };
+}
+
+for (const setting of ['default', 'off'] as const) {
+  test(`busy polling (${setting === 'default' ? 'adaptive, the default' : 'L4NAT_BUSY_POLL_US=0'}): request/response ${setting === 'default' ? 'opens the window, idle closes it' : 'never spins'}`, { skip: labSkipReason(), timeout: 90_000 }, async (t) => {
+    const tool = buildBenchtool(repoRoot());
+    const lab = await createLab({ backends: 1 });
+    let l4: L4natProcess | null = null;
+    const server = lab.spawn('b1', tool, ['tcp-server', String(PORT), '1']);
+    try {
+      await waitListening(lab, 'b1', PORT, 5_000);
+      l4 = await startL4nat(lab, {
+        vips: [lab.vip4],
+        ports: [`${PORT}/tcp`],
+        ...(setting === 'off' ? { env: { L4NAT_BUSY_POLL_US: '0' } } : {}),
+      });
+      const c0 = await counters(lab);
+      const rr = await requestResponse(lab, tool);
+      const c1 = await counters(lab);
+      await sleep(500); // the last spin ends, the next packet would find the worker asleep
+      const c2 = await counters(lab);
+      await sleep(1_000);
+      const c3 = await counters(lab);
+      const hits = delta(c0, c1, 'busy_poll_hits');
+      const spins = delta(c0, c1, 'busy_polls');
+      t.diagnostic(
+        `${rr.transactions} transactions (p50 ${rr.p50} µs): ${hits} idle gaps caught while spinning (${(hits / Math.max(1, rr.transactions)).toFixed(2)} per transaction), ` +
+          `${spins} empty reads while spinning; idle 1 s: ${delta(c2, c3, 'busy_polls')} empty reads, ${delta(c2, c3, 'batches')} batches`,
+      );
+      assert.ok(rr.transactions > 100, `only ${rr.transactions} transactions: the exchange did not run`);
+      assert.equal(delta(c2, c3, 'busy_polls'), 0, 'an idle worker kept spinning');
+      if (setting === 'off') {
+        assert.equal(hits, 0, 'busy polling is off, yet gaps were caught spinning');
+        assert.equal(spins, 0, 'busy polling is off, yet the worker spun');
+      } else {
+        // Each transaction leaves the worker idle twice (waiting for the answer, then for the next request);
+        // a window that follows those gaps catches most of them. A fifth is far below what it does and far
+        // above a window that never opened (0).
+        assert.ok(hits >= rr.transactions / 5, `only ${hits} gaps caught in ${rr.transactions} transactions: the window did not open`);
+      }
+    } finally {
+      await l4?.stop();
+      server.kill('SIGTERM');
+      await server.exited;
+      await lab.destroy();
+    }
+  });
+}
