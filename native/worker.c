@@ -93,9 +93,14 @@ static void transmit(struct l4_queue *q, uint32_t len) {
   if (write(q->fd, q->buf, len) != (ssize_t)len) l4_ctr_drops(&q->ctx)[L4_DROP_TX_ERROR]++;
 }
 
+/* A sched_yield() that nobody took returns in about a microsecond here; one that took longer than this ran
+ * another thread. */
+#define L4_SPIN_CEDED_NS 20000u
+
 /* Processes packets until the queue is empty and, with busy polling, stays empty for the spin window.
  * While spinning the worker yields after each empty read, so a thread that is runnable on this CPU (a
- * client, a server, softirq work) runs first; spinning then takes only CPU nobody else wants. */
+ * client, a server, softirq work) runs first, and it stops spinning as soon as one did: spinning takes only
+ * CPU nobody else wants. */
 static void drain(struct l4_queue *q) {
   struct l4_dp *dp = q->dp;
   uint64_t *ctr = q->ctx.counters;
@@ -123,10 +128,11 @@ static void drain(struct l4_queue *q) {
       if (dp->cfg.busy_poll_adaptive) q->spin_ns = l4_spin_next_window(q->spin_ns, gap, max_ns);
       q->idle_since = 0;
     }
-    if (i == L4_BATCH) {
-      __atomic_store_n(&ctr[L4_Q_HEARTBEAT_MS], now / 1000000u, __ATOMIC_RELAXED);
-      continue;
-    }
+    /* Every batch, not only after a sleep: a worker kept busy (a full queue, or spinning through a steady
+     * request/response exchange) may not sleep for minutes, and a stale heartbeat would have the watchdog
+     * and /v1/status call it stuck. */
+    __atomic_store_n(&ctr[L4_Q_HEARTBEAT_MS], now / 1000000u, __ATOMIC_RELAXED);
+    if (i == L4_BATCH) continue;
     /* Empty. Busy polling: keep reading until the window since the queue drained is over. An idle worker
      * sleeps: only packets restart the window. Counted, so its CPU shows in the totals. */
     uint64_t empty_at = now_ns();
@@ -134,6 +140,13 @@ static void drain(struct l4_queue *q) {
     if (empty_at - q->idle_since >= q->spin_ns) return;
     ctr[L4_Q_BUSY_POLLS]++;
     sched_yield();
+    if (now_ns() - empty_at > L4_SPIN_CEDED_NS) {
+      /* The yield let another thread run: this CPU is wanted. Sleep now rather than spin on: a yielded
+       * thread that is still runnable waits behind the others for its turn when a packet comes, while a
+       * sleeping one is woken with wake-up preemption. */
+      ctr[L4_Q_BUSY_POLL_CEDED]++;
+      return;
+    }
   }
 }
 

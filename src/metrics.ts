@@ -60,6 +60,7 @@ export function createMetrics(src: MetricsSource): Registry {
     udp_super_packets: ['l4nat_udp_super_packets_total', 'UDP GSO super-packets written (runs of one flow merged)'],
     udp_coalesced: ['l4nat_udp_coalesced_total', 'UDP datagrams that went out inside super-packets'],
     busy_poll_hits: ['l4nat_worker_busy_poll_hits_total', 'Idle gaps a busy-polling worker caught before it slept (a wake-up saved)'],
+    busy_poll_ceded: ['l4nat_worker_busy_poll_ceded_total', 'Busy polls cut short because another thread wanted the CPU'],
   };
   const queueCounters = new Map<string, Counter<string>>();
   for (const [k, [name, help]] of Object.entries(qNames)) {

@@ -1,7 +1,8 @@
 // Adaptive busy polling end to end (issue 6, native/core/busypoll.h): with the defaults, a request/response
 // exchange through the VIP must open the spin window, so that a good part of the idle gaps end while the worker is
 // still spinning (counted as busy_poll_hits: a sleep and a wake-up saved); once traffic stops the worker must
-// sleep, not spin (no empty busy-polling reads while idle). With L4NAT_BUSY_POLL_US=0 nothing spins at all.
+// sleep, not spin (no empty busy-polling reads while idle), and a worker spinning through the exchange must keep
+// its heartbeat fresh (it never sleeps). With L4NAT_BUSY_POLL_US=0 nothing spins at all.
 // Counters only: no timing is asserted. Root-only; about 15 s.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -24,13 +25,18 @@ function delta(a: Counters, b: Counters, k: string): number {
   return (b[k] ?? 0) - (a[k] ?? 0);
 }
 
-/** Runs benchtool's 1-byte request/response client through the VIP; returns the transactions done. */
-async function requestResponse(lab: Lab, tool: string): Promise<{ transactions: number; p50: number }> {
-  const { stdout } = await lab.exec('client', tool, ['rr-client', lab.vip4, String(PORT), String(RR_SECONDS)], { timeoutMs: (RR_SECONDS + 10) * 1000 });
-  const line = stdout.split('\n').filter((l) => l.startsWith('{')).pop();
-  assert.ok(line, `rr-client printed no result: ${stdout.slice(0, 300)}`);
+/** Runs benchtool's 1-byte request/response client through the VIP. Halfway through it reads the workers'
+ * heartbeat ages: a worker that spins through a steady exchange never sleeps, and must still say it is alive. */
+async function requestResponse(lab: Lab, tool: string): Promise<{ transactions: number; p50: number; heartbeatAgesMs: number[] }> {
+  const client = lab.spawn('client', tool, ['rr-client', lab.vip4, String(PORT), String(RR_SECONDS)]);
+  await sleep((RR_SECONDS * 1000) / 2);
+  const status = (await adminRequest(lab, 'GET', '/v1/status')).body as { workers: { heartbeatAgeMs: number }[] };
+  const exit = await client.exited;
+  const stdout = client.stdoutLines.join('\n');
+  const line = client.stdoutLines.filter((l) => l.startsWith('{')).pop();
+  assert.ok(exit.code === 0 && line, `rr-client failed (${JSON.stringify(exit)}): ${stdout.slice(0, 300)}`);
   const o = JSON.parse(line) as { tps: number; p50_us: number };
-  return { transactions: Math.round(o.tps * RR_SECONDS), p50: o.p50_us };
+  return { transactions: Math.round(o.tps * RR_SECONDS), p50: o.p50_us, heartbeatAgesMs: status.workers.map((w) => w.heartbeatAgeMs) };
 }
 
 for (const setting of ['default', 'off'] as const) {
@@ -56,10 +62,12 @@ for (const setting of ['default', 'off'] as const) {
       const hits = delta(c0, c1, 'busy_poll_hits');
       const spins = delta(c0, c1, 'busy_polls');
       t.diagnostic(
-        `${rr.transactions} transactions (p50 ${rr.p50} µs): ${hits} idle gaps caught while spinning (${(hits / Math.max(1, rr.transactions)).toFixed(2)} per transaction), ` +
+        `${rr.transactions} transactions (p50 ${rr.p50} µs, heartbeat ages midway ${rr.heartbeatAgesMs.join('/')} ms): ${hits} idle gaps caught while spinning (${(hits / Math.max(1, rr.transactions)).toFixed(2)} per transaction), ` +
           `${spins} empty reads while spinning; idle 1 s: ${delta(c2, c3, 'busy_polls')} empty reads, ${delta(c2, c3, 'batches')} batches`,
       );
       assert.ok(rr.transactions > 100, `only ${rr.transactions} transactions: the exchange did not run`);
+      // Idle workers wake every 250 ms; a busy one stamps every batch. A second is far past either.
+      assert.ok(rr.heartbeatAgesMs.every((a) => a < 1_000), `worker heartbeat ages during the exchange: ${rr.heartbeatAgesMs.join(', ')} ms`);
       assert.equal(delta(c2, c3, 'busy_polls'), 0, 'an idle worker kept spinning');
       if (setting === 'off') {
         assert.equal(hits, 0, 'busy polling is off, yet gaps were caught spinning');

@@ -32,7 +32,9 @@
   X(UDP_SUPER_PACKETS, "udp_super_packets") /* UDP GSO super-packets written (worker.c, core/coalesce.h) */  \
   X(UDP_COALESCED, "udp_coalesced")         /* datagrams that went out inside them */                     \
   X(BUSY_POLL_HITS, "busy_poll_hits")       /* idle gaps ended by a packet within the spin window: a sleep   \
-                                               and wake-up saved (worker.c, core/busypoll.h) */
+                                               and wake-up saved (worker.c, core/busypoll.h) */            \
+  X(BUSY_POLL_CEDED, "busy_poll_ceded")     /* spins cut short because a yield ran another thread: the CPU \
+                                               is wanted, so the worker sleeps */
 
 #define L4_Q_ENUM(name, str) L4_Q_##name,
 enum l4_queue_counter { L4_QUEUE_COUNTERS(L4_Q_ENUM) L4_Q_MAX };
