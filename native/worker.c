@@ -45,6 +45,7 @@ struct l4_queue {
   struct l4_coalescer co; /* co.buf NULL: not coalescing */
   uint64_t idle_since;    /* CLOCK_MONOTONIC ns the queue was last found empty; 0 while packets come */
   uint64_t spin_ns;       /* busy-polling window (core/busypoll.h); fixed at the maximum unless adaptive */
+  int slept;              /* the current idle gap outlasted the spin (or the spin ceded): not a hit */
 };
 
 uint64_t l4_dp_now_seconds(void) {
@@ -124,9 +125,10 @@ static void drain(struct l4_queue *q) {
     if (i > 0 && q->idle_since) {
       /* The queue had been empty since idle_since: that gap sizes the next window (core/busypoll.h). */
       uint64_t gap = now - q->idle_since;
-      if (gap <= q->spin_ns) ctr[L4_Q_BUSY_POLL_HITS]++;
+      if (!q->slept) ctr[L4_Q_BUSY_POLL_HITS]++;
       if (dp->cfg.busy_poll_adaptive) q->spin_ns = l4_spin_next_window(q->spin_ns, gap, max_ns);
       q->idle_since = 0;
+      q->slept = 0;
     }
     /* Every batch, not only after a sleep: a worker kept busy (a full queue, or spinning through a steady
      * request/response exchange) may not sleep for minutes, and a stale heartbeat would have the watchdog
@@ -137,7 +139,10 @@ static void drain(struct l4_queue *q) {
      * sleeps: only packets restart the window. Counted, so its CPU shows in the totals. */
     uint64_t empty_at = now_ns();
     if (!q->idle_since) q->idle_since = empty_at;
-    if (empty_at - q->idle_since >= q->spin_ns) return;
+    if (empty_at - q->idle_since >= q->spin_ns) {
+      q->slept = 1;
+      return;
+    }
     ctr[L4_Q_BUSY_POLLS]++;
     sched_yield();
     if (now_ns() - empty_at > L4_SPIN_CEDED_NS) {
@@ -145,6 +150,7 @@ static void drain(struct l4_queue *q) {
        * thread that is still runnable waits behind the others for its turn when a packet comes, while a
        * sleeping one is woken with wake-up preemption. */
       ctr[L4_Q_BUSY_POLL_CEDED]++;
+      q->slept = 1;
       return;
     }
   }

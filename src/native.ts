@@ -167,8 +167,8 @@ export interface DataplaneOptions {
   flowCapacity: number;
   maxServices: number;
   maxBackends: number;
-  /** After its queue drains, a worker keeps reading this many microseconds before it sleeps (0 = never).
-   * Default: $L4NAT_BUSY_POLL_US, else DEFAULT_BUSY_POLL_US. */
+  /** After its queue drains, a worker keeps reading up to this many microseconds before it sleeps (0 = never
+   * spin). Default: $L4NAT_BUSY_POLL_US, else DEFAULT_BUSY_POLL_US. */
   busyPollUs?: number;
   /** Size the busy-polling window from the idle gaps each worker sees, up to busyPollUs
    * (native/core/busypoll.h); false: always busyPollUs. Default: $L4NAT_BUSY_POLL_ADAPTIVE (0 or 1), else on. */

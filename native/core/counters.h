@@ -31,7 +31,7 @@
   X(PROBE_RST_SENT, "probe_rst_sent")       /* backends' SYN-ACKs to data-plane probes, answered with RST */ \
   X(UDP_SUPER_PACKETS, "udp_super_packets") /* UDP GSO super-packets written (worker.c, core/coalesce.h) */  \
   X(UDP_COALESCED, "udp_coalesced")         /* datagrams that went out inside them */                     \
-  X(BUSY_POLL_HITS, "busy_poll_hits")       /* idle gaps ended by a packet within the spin window: a sleep   \
+  X(BUSY_POLL_HITS, "busy_poll_hits")       /* idle gaps ended by a packet while the worker still spun: a sleep \
                                                and wake-up saved (worker.c, core/busypoll.h) */            \
   X(BUSY_POLL_CEDED, "busy_poll_ceded")     /* spins cut short because a yield ran another thread: the CPU \
                                                is wanted, so the worker sleeps */
