@@ -79,7 +79,6 @@ function versions(root: string): Record<string, string | null> {
   };
 }
 
-
 function testsFor(variant: string, opts: BenchOptions): TestId[] {
   if (variant.endsWith(NIC_SUFFIX)) return opts.tests.filter((t) => NIC_TESTS.includes(t));
   if (variant === 'haproxy') return opts.tests.filter((t) => t !== 'udp64'); // HAProxy does not balance UDP

@@ -54,12 +54,6 @@ uint64_t l4_dp_now_seconds(void) {
   return (uint64_t)ts.tv_sec;
 }
 
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -160,12 +154,10 @@ static void *worker_main(void *arg) {
   struct l4_queue *q = arg;
   struct l4_dp *dp = q->dp;
   struct pollfd pfd[2] = {{.fd = q->fd, .events = POLLIN}, {.fd = dp->stop_fd, .events = POLLIN}};
-  uint64_t *ctr = q->ctx.counters;
   while (!atomic_load_explicit(&dp->stopping, memory_order_relaxed)) {
     atomic_store(&q->active_gen, 0);
-    /* The timeout keeps the heartbeat going while idle. */
+    /* The timeout keeps the heartbeat going while idle: drain() stamps it in every batch, empty or not. */
     if (poll(pfd, 2, 250) < 0 && errno != EINTR) break;
-    __atomic_store_n(&ctr[L4_Q_HEARTBEAT_MS], now_ms(), __ATOMIC_RELAXED);
     drain(q);
   }
   atomic_store(&q->active_gen, 0);
