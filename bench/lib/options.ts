@@ -2,9 +2,14 @@
 // it expects and nothing is built). Layers: this file → run.ts (the harness).
 
 /** The balancers compared. `direct` is the ceiling every ratio is taken against. */
-export const VARIANTS = ['direct', 'nft-dnat', 'haproxy', 'l4nat', 'l4nat-1q', 'l4nat-nocoal', 'l4nat-nopoll', 'l4nat-busypoll'] as const;
+export const VARIANTS = [
+  'direct', 'nft-dnat', 'haproxy', 'l4nat', 'l4nat-1q', 'l4nat-nocoal', 'l4nat-nopoll', 'l4nat-busypoll', 'tun-relay',
+] as const;
 export type BaseVariant = (typeof VARIANTS)[number];
-/** Run by default: all but the ablations (l4nat with one setting changed, run only when asked for by name). */
+/**
+ * Run by default: all but the ablations (l4nat with one setting changed) and the tun-relay reference, run
+ * only when asked for by name.
+ */
 export const DEFAULT_VARIANTS: readonly BaseVariant[] = ['direct', 'nft-dnat', 'haproxy', 'l4nat', 'l4nat-1q'];
 
 /**

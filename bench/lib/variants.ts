@@ -15,11 +15,15 @@
 //             drains.
 //   l4nat-busypoll  l4nat with a fixed busy-polling window (L4NAT_BUSY_POLL_US=50, L4NAT_BUSY_POLL_ADAPTIVE=0):
 //             a worker always keeps reading 50 µs after its queue drains before it sleeps.
+//   tun-relay the client talks to b1's own address, as in direct, but the lb's policy rules send the client's
+//             and b1's packets through a TUN device whose relay (bench/tools/tun-relay.c) writes each one back
+//             unchanged: the cost of the TUN path alone, with no balancer in user space.
 //   X+nic     X with the client's and the backends' TSO/GSO off and GRO on at the lb's veths (see nic.ts).
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Lab, LabBackend } from '../../src/lab/lab';
 import { startL4nat, type L4natProcess } from '../../src/lab/l4nat-process';
+import { cTool } from '../../src/lab/c-build';
 import type { NsProcess } from '../../src/lab/netns';
 import { NIC_SUFFIX, type BaseVariant } from './options';
 import { applyRealNic, type NicRestore } from './nic';
@@ -27,6 +31,12 @@ import { benchTempDir } from './snapshot';
 import { IPERF_PORT, RR_PORT, sleep, waitListening } from './tools';
 
 export const L4NAT_ADMIN_PORT = 9180;
+
+/** The tun-relay variant's device, its queues (l4nat's default on this machine), route table and rule preference. */
+const RELAY_DEV = 'l4relay0';
+const RELAY_QUEUES = 2;
+const RELAY_TABLE = '4243';
+const RELAY_PREF = '90';
 
 /** The l4nat ablations: one setting changed from the defaults, through the environment. */
 const L4NAT_VARIANT_ENV: Partial<Record<BaseVariant, Record<string, string>>> = {
@@ -121,6 +131,8 @@ async function setupBase(lab: Lab, base: BaseVariant, name: string, l4root: stri
       }
       return { name, base, target: lab.vip4, backends: all, balancerPid: proc.pid ?? null, l4nat: null, teardown };
     }
+    case 'tun-relay':
+      return setupTunRelay(lab, name);
     case 'l4nat':
     case 'l4nat-1q':
     case 'l4nat-nocoal':
@@ -150,6 +162,34 @@ async function setupBase(lab: Lab, base: BaseVariant, name: string, l4root: stri
       };
     }
   }
+}
+
+async function setupTunRelay(lab: Lab, name: string): Promise<RunningVariant> {
+  const b1 = lab.backends[0]!;
+  const bin = await cTool('bench/tools/tun-relay.c', 'bench', 'tun-relay');
+  // Everything arriving from the client or from b1 goes into the relay's device; what the relay writes back
+  // arrives on that device, matches neither rule and is forwarded by the main table as in direct.
+  const rules = [lab.client.lbDev, b1.lbDev].map((dev) => ['iif', dev, 'lookup', RELAY_TABLE, 'pref', RELAY_PREF]);
+  let proc: NsProcess | null = null;
+  const teardown = async (): Promise<void> => {
+    for (const r of rules) await lab.ip('lb', ['rule', 'del', ...r]).catch(() => undefined);
+    await lab.ip('lb', ['route', 'flush', 'table', RELAY_TABLE]).catch(() => undefined);
+    if (proc !== null) await proc.stop({ timeoutMs: 3_000 });
+  };
+  try {
+    proc = lab.spawn('lb', bin, [RELAY_DEV, String(RELAY_QUEUES)]);
+    await proc.waitForLine((l) => l === 'ready', { timeoutMs: 5_000, what: 'tun-relay ready', stream: 'stderr' });
+    // Written-back packets carry the client's (or b1's) source on a device with no route back to it: loose
+    // rp_filter, as l4nat sets on its own device.
+    await lab.exec('lb', 'sysctl', ['-q', '-w', `net.ipv4.conf.${RELAY_DEV}.rp_filter=2`]);
+    await lab.ip('lb', ['link', 'set', RELAY_DEV, 'up']);
+    await lab.ip('lb', ['route', 'add', 'default', 'dev', RELAY_DEV, 'table', RELAY_TABLE]);
+    for (const r of rules) await lab.ip('lb', ['rule', 'add', ...r]);
+  } catch (err) {
+    await teardown().catch(() => undefined);
+    throw new Error(`tun-relay did not start: ${String(err)}${proc ? `\n${proc.tail(10)}` : ''}`);
+  }
+  return { name, base: 'tun-relay', target: b1.ipv4, backends: [b1], balancerPid: proc.pid ?? null, l4nat: null, teardown };
 }
 
 /** Sets up a variant by name ("l4nat", "direct+nic", ...); l4nat runs from `l4root` (default: this checkout). */
