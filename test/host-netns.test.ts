@@ -254,6 +254,26 @@ if (process.env.L4NAT_HOST_NETNS_CHILD === '1') {
       assert.deepEqual([again.added, again.removed, again.existed], [[], [], []]);
     });
 
+    await t.test('apply: backends with the same ports share a prefix rule, and only they match it', async () => {
+      const wider = { ...desired, backends: [...desired.backends, { family: 4, addr: '10.0.0.3', proto: 'tcp', port: 80 }] };
+      await child.call('apply', { desired: wider });
+      // (rules of one preference are listed in the order they were added)
+      assert.deepEqual(ours(ipn('-4', 'rule', 'show')).sort(), [
+        '1000:\tfrom 10.0.0.1 ipproto icmp lookup 100 proto 244',
+        '1000:\tfrom 10.0.0.1 ipproto tcp sport 80-81 lookup 100 proto 244',
+        '1000:\tfrom 10.0.0.2/31 ipproto icmp lookup 100 proto 244',
+        '1000:\tfrom 10.0.0.2/31 ipproto tcp sport 80 lookup 100 proto 244',
+      ]);
+      assert.match(routeGet('-4', '198.51.100.7', '10.0.0.3', 'tcp', 'sport', '80'), new RegExp(`dev ${TUN} table ${TABLE}`));
+      assert.match(routeGet('-4', '198.51.100.7', '10.0.0.2', 'tcp', 'sport', '80'), new RegExp(`dev ${TUN} table ${TABLE}`));
+      assert.match(routeGet('-4', '198.51.100.7', '10.0.0.4', 'tcp', 'sport', '80'), /via 10\.0\.0\.253 dev b0/);
+      // Back to the first set: the /31 goes, the /32 comes back (added before the /31 is removed).
+      const back = (await child.call('apply', { desired })) as { added: string[]; removed: string[] };
+      assert.equal(back.added.length, 2);
+      assert.equal(back.removed.length, 2);
+      assert.equal(ours(ipn('-4', 'rule', 'show')).filter((l) => l.includes('/31')).length, 0);
+    });
+
     await t.test('watch: objects deleted by someone else come back', async () => {
       await child.call('watch');
       const rule = '1000:\tfrom 10.0.0.2 ipproto tcp sport 80 lookup 100 proto 244';

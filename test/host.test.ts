@@ -6,7 +6,7 @@ import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'fs'
 import { tmpdir } from 'os';
 import { join } from 'path';
 import type { Logger } from '../src/log';
-import { bufferToIp, canonicalIp, ipToBuffer } from '../src/host/addr';
+import { bufferToIp, canonicalIp, exactPrefixes, ipToBuffer } from '../src/host/addr';
 import {
   ADD_ORDER, BLACKHOLE_METRIC, Backend, HostObject, PlanInput, RTPROT_L4NAT, RouteObject, RuleObject, TEARDOWN_ORDER,
   checkParams, describe, diff, objectKey, planHost, portRuns, roleOf, teardownOrder,
@@ -49,23 +49,23 @@ test('addresses: parse and canonical form', () => {
   assert.throws(() => ipToBuffer('10.0.0.1/32', 4), /not an IPv4 address/);
 });
 
-test('plan: 3 backends on one port = 1 tcp + 1 icmp rule per address', () => {
+test('plan: 3 backends on one port share rules: .1/32 and .2/31, each for tcp port 80 and icmp', () => {
   const plan = planHost({
     ...base,
     vips: [{ family: 4, addr: '203.0.113.10' }],
     backends: ['10.0.0.1', '10.0.0.2', '10.0.0.3'].map((addr) => ({ family: 4 as const, addr, proto: 'tcp' as const, port: 80 })),
   });
   const r = rules(plan);
-  assert.equal(r.length, 6);
-  for (const addr of ['10.0.0.1', '10.0.0.2', '10.0.0.3']) {
-    const mine = r.filter((x) => x.src === addr);
-    assert.deepEqual(mine.map((x) => [x.ipProto, x.sport]), [[6, { start: 80, end: 80 }], [1, undefined]].map(([p, s]) => [p, s]));
-    for (const x of mine) {
-      assert.equal(x.srcLen, 32);
-      assert.equal(x.pref, 1000);
-      assert.equal(x.table, 100);
-      assert.equal(x.protocol, RTPROT_L4NAT);
-    }
+  assert.deepEqual(r.map((x) => [x.src, x.srcLen, x.ipProto, x.sport]), [
+    ['10.0.0.1', 32, 6, { start: 80, end: 80 }],
+    ['10.0.0.2', 31, 6, { start: 80, end: 80 }],
+    ['10.0.0.1', 32, 1, undefined],
+    ['10.0.0.2', 31, 1, undefined],
+  ]);
+  for (const x of r) {
+    assert.equal(x.pref, 1000);
+    assert.equal(x.table, 100);
+    assert.equal(x.protocol, RTPROT_L4NAT);
   }
   const rt = routes(plan);
   assert.deepEqual(rt.map((x) => [x.table, x.dst, x.dstLen, x.type, x.oif, x.metric]), [
@@ -76,6 +76,69 @@ test('plan: 3 backends on one port = 1 tcp + 1 icmp rule per address', () => {
   assert.ok(plan.every((o) => o.protocol === 0xf4));
   // No IPv6 in use: no IPv6 table routes.
   assert.ok(plan.every((o) => o.family === 4));
+});
+
+test('exactPrefixes: the fewest prefixes holding exactly the given addresses', () => {
+  const text = (f: 4 | 6, a: string[]): string[] => exactPrefixes(f, a).map((p) => `${p.addr}/${p.len}`);
+  assert.deepEqual(text(4, ['10.0.0.6', '10.0.0.1', '10.0.0.3', '10.0.0.2', '10.0.0.4', '10.0.0.5', '10.0.0.5']),
+    ['10.0.0.1/32', '10.0.0.2/31', '10.0.0.4/31', '10.0.0.6/32']);
+  assert.deepEqual(text(4, ['10.0.0.0', '10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.9']), ['10.0.0.0/30', '10.0.0.9/32']);
+  // A run across an octet boundary, and the ends of the address space.
+  assert.deepEqual(text(4, ['10.0.0.254', '10.0.0.255', '10.0.1.0', '10.0.1.1']), ['10.0.0.254/31', '10.0.1.0/31']);
+  assert.deepEqual(text(4, ['255.255.255.255', '0.0.0.0']), ['0.0.0.0/32', '255.255.255.255/32']);
+  assert.deepEqual(text(6, ['2001:db8::4', '2001:db8::5', '2001:db8::6', '2001:db8::7', '2001:db8::1:0']), ['2001:db8::4/126', '2001:db8::1:0/128']);
+  assert.deepEqual(text(4, []), []);
+  assert.throws(() => exactPrefixes(4, ['10.0.0.1/32']), /not an IPv4 address/);
+  // Exact: every address of every prefix is one of the inputs, and every input is in one prefix.
+  const rnd = mulberry(7);
+  for (let trial = 0; trial < 50; trial++) {
+    const set = new Set<number>();
+    for (let i = 0; i < 40; i++) set.add(Math.floor(rnd() * 256));
+    const got = exactPrefixes(4, [...set].map((n) => `192.0.2.${n}`));
+    const covered: number[] = [];
+    for (const p of got) {
+      const first = Number(p.addr.split('.')[3]);
+      assert.equal(first % 2 ** (32 - p.len), 0, `${p.addr}/${p.len} is aligned`);
+      for (let n = first; n < first + 2 ** (32 - p.len); n++) covered.push(n);
+    }
+    assert.deepEqual(covered, [...set].sort((a, b) => a - b));
+  }
+});
+
+function mulberry(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test('plan: 1,000 backends with the same ports get rules per prefix, not 3,000 rules', () => {
+  const backends: Backend[] = [];
+  for (let i = 0; i < 1000; i++) {
+    const addr = `10.1.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+    for (const proto of ['tcp', 'udp'] as const) backends.push({ family: 4, addr, proto, port: 8080 });
+  }
+  let r = rules(planHost({ ...base, vips: [], backends }));
+  // 10.1.0.1-250, 10.1.1.1-250, ...: four runs of 250 addresses, each 13 prefixes (.1/32, .2/31, .4/30, ...,
+  // .128/26, .192/27, ..., .248/31, .250/32), each with a tcp, a udp and an icmp rule.
+  assert.equal(r.length, 4 * 13 * 3);
+  // One run of 1,024 aligned addresses is one prefix.
+  const aligned: Backend[] = [];
+  for (let i = 0; i < 1024; i++) aligned.push({ family: 4, addr: `10.2.${i >> 8}.${i & 255}`, proto: 'tcp', port: 80 });
+  r = rules(planHost({ ...base, vips: [], backends: aligned }));
+  assert.deepEqual(r.map((x) => [x.src, x.srcLen, x.ipProto]), [['10.2.0.0', 22, 6], ['10.2.0.0', 22, 1]]);
+  // Backends with other ports get rules of their own; the icmp rule still covers all addresses.
+  aligned[1] = { family: 4, addr: '10.2.0.1', proto: 'tcp', port: 81 };
+  r = rules(planHost({ ...base, vips: [], backends: aligned }));
+  assert.ok(r.some((x) => x.src === '10.2.0.1' && x.srcLen === 32 && x.sport?.start === 81));
+  const v4 = (a: string): number => a.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+  const holds = (x: RuleObject, a: string): boolean => Math.floor(v4(a) / 2 ** (32 - x.srcLen)) === Math.floor(v4(x.src) / 2 ** (32 - x.srcLen));
+  assert.ok(!r.some((x) => x.ipProto === 6 && x.sport?.start === 80 && holds(x, '10.2.0.1')), 'no tcp/80 rule holds 10.2.0.1');
+  assert.ok(r.some((x) => x.ipProto === 6 && x.sport?.start === 80 && holds(x, '10.2.0.0')));
+  assert.deepEqual(r.filter((x) => x.ipProto === 1).map((x) => `${x.src}/${x.srcLen}`), ['10.2.0.0/22']);
 });
 
 test('plan: contiguous ports merge into ranges, per address and protocol', () => {

@@ -78,3 +78,52 @@ export function hostLen(family: Family): number {
 export function anyAddr(family: Family): string {
   return family === 4 ? '0.0.0.0' : '::';
 }
+
+function toBigInt(buf: Uint8Array): bigint {
+  let v = 0n;
+  for (const b of buf) v = (v << 8n) | BigInt(b);
+  return v;
+}
+
+function fromBigInt(v: bigint, family: Family): string {
+  const out = Buffer.alloc(family === 4 ? 4 : 16);
+  for (let i = out.length - 1; i >= 0; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return bufferToIp(out);
+}
+
+export interface Prefix {
+  /** Canonical text of the prefix's first address. */
+  addr: string;
+  len: number;
+}
+
+/**
+ * The fewest prefixes that together hold exactly the given addresses and nothing else: a run of consecutive
+ * addresses becomes the largest aligned blocks that fit in it (10.0.0.1-10.0.0.6 -> .1/32, .2/31, .4/31,
+ * .6/32). Exact, because a prefix that also held a host that is not a backend would send that host's
+ * traffic into the TUN. Sorted by address; duplicates are ignored.
+ */
+export function exactPrefixes(family: Family, addrs: readonly string[]): Prefix[] {
+  const bits = BigInt(hostLen(family));
+  const sorted = [...new Set(addrs.map((a) => toBigInt(ipToBuffer(a, family))))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const out: Prefix[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    // The run sorted[i..j] of consecutive addresses.
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1n) j++;
+    let lo = sorted[i];
+    const hi = sorted[j];
+    while (lo <= hi) {
+      // The largest block aligned at lo that ends within the run.
+      let k = 0n;
+      while (k < bits && (lo & ((1n << (k + 1n)) - 1n)) === 0n && lo + (1n << (k + 1n)) - 1n <= hi) k++;
+      out.push({ addr: fromBigInt(lo, family), len: Number(bits - k) });
+      lo += 1n << k;
+    }
+    i = j + 1;
+  }
+  return out;
+}

@@ -3,13 +3,16 @@
 //
 //   table T (per family in use)   default dev TUN           metric TUN_METRIC[family]
 //                                 blackhole default         metric BLACKHOLE_METRIC (behind it: drop, never leak)
-//   rules at preference P         from BACKEND/32|128 ipproto tcp|udp sport A-B lookup T   (one per contiguous
-//                                 port run of one address and protocol)
-//                                 from BACKEND/32|128 ipproto icmp|ipv6-icmp lookup T      (one per address)
+//   rules at preference P         from PREFIX ipproto tcp|udp sport A-B lookup T   (one per contiguous port run
+//                                 and prefix: backends with the same protocols and ports share rules, their
+//                                 addresses merged into the fewest prefixes that hold exactly them)
+//                                 from PREFIX ipproto icmp|ipv6-icmp lookup T      (all backend addresses merged)
+//   The kernel walks rules one by one for every packet it routes (DESIGN.md item 2), so the count should not
+//   grow with the number of backends where their addresses are contiguous.
 //   vipTable (main by default)    VIP/32|128 dev TUN
 //
 // Every object carries l4nat's rtnetlink protocol value: that is how l4nat finds exactly its own objects.
-import { Family, anyAddr, canonicalIp, hostLen } from './addr';
+import { Family, anyAddr, canonicalIp, exactPrefixes, hostLen, type Prefix } from './addr';
 
 /** rtnetlink protocol value on every route and rule l4nat installs (include/uapi/linux/rtnetlink.h RTPROT_*:
  * values >= RTPROT_STATIC are not interpreted by the kernel; 0xf4 is not assigned to a known daemon). */
@@ -199,16 +202,29 @@ export function planHost(input: PlanInput): HostObject[] {
     out.push({ kind: 'route', family, table: p.table, dst: anyAddr(family), dstLen: 0, type: 'blackhole', oif: 0, metric: BLACKHOLE_METRIC, ...base });
     out.push({ kind: 'route', family, table: p.table, dst: anyAddr(family), dstLen: 0, type: 'unicast', oif: p.tunIfindex, metric: TUN_METRIC[family], ...base });
   }
-  const rule = (family: Family, addr: string, ipProto: number, sport?: PortRange): RuleObject => ({
-    kind: 'rule', family, pref: p.rulePref, table: p.table, src: addr, srcLen: hostLen(family), ipProto,
+  const rule = (family: Family, prefix: Prefix, ipProto: number, sport?: PortRange): RuleObject => ({
+    kind: 'rule', family, pref: p.rulePref, table: p.table, src: prefix.addr, srcLen: prefix.len, ipProto,
     ...(sport ? { sport } : {}), ...base,
   });
-  for (const e of [...ports.values()].sort(byKey((x) => `${x.family}|${x.addr}|${x.proto}`))) {
-    for (const run of portRuns(e.ports)) out.push(rule(e.family, e.addr, IPPROTO[e.proto], run));
+  // Backends whose replies need the same rules (family, protocols, port runs) share them.
+  const groups = new Map<string, { family: Family; runs: { ipProto: number; run: PortRange }[]; addrs: string[] }>();
+  for (const b of backendAddrs.values()) {
+    const runs = (['tcp', 'udp'] as const).flatMap((proto) =>
+      portRuns(ports.get(`${b.family}|${b.addr}|${proto}`)?.ports ?? []).map((run) => ({ ipProto: IPPROTO[proto], run })));
+    const key = `${b.family}|${runs.map((r) => `${r.ipProto}:${r.run.start}-${r.run.end}`).join(',')}`;
+    const g = groups.get(key) ?? { family: b.family, runs, addrs: [] };
+    g.addrs.push(b.addr);
+    groups.set(key, g);
   }
-  for (const b of [...backendAddrs.values()].sort(byKey((x) => `${x.family}|${x.addr}`))) {
+  const ruled = [...groups.values()].map((g) => ({ ...g, prefixes: exactPrefixes(g.family, g.addrs) }));
+  ruled.sort(byKey((g) => `${g.family}|${g.prefixes[0]!.addr}`));
+  for (const g of ruled) {
+    for (const prefix of g.prefixes) for (const r of g.runs) out.push(rule(g.family, prefix, r.ipProto, r.run));
+  }
+  for (const family of [4, 6] as const) {
     // ICMP errors from a backend about a translated flow (e.g. port unreachable, packet too big).
-    out.push(rule(b.family, b.addr, b.family === 4 ? IPPROTO.icmp : IPPROTO.icmpv6));
+    const addrs = [...backendAddrs.values()].filter((b) => b.family === family).map((b) => b.addr);
+    for (const prefix of exactPrefixes(family, addrs)) out.push(rule(family, prefix, family === 4 ? IPPROTO.icmp : IPPROTO.icmpv6));
   }
   for (const v of [...vips.values()].sort(byKey((x) => `${x.family}|${x.addr}`))) {
     out.push({ kind: 'route', family: v.family, table: p.vipTable, dst: v.addr, dstLen: hostLen(v.family), type: 'unicast', oif: p.tunIfindex, metric: VIP_METRIC[v.family], ...base });
