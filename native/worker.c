@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -273,6 +274,10 @@ int l4_dp_start(struct l4_dp *dp, const char **failed_call) {
       return -r;
     }
     q->started = 1;
+    /* Named, so that top -H, perf and /proc/PID/task show which thread serves which queue. */
+    char name[16];
+    snprintf(name, sizeof(name), "l4nat-q%hu", (unsigned short)i);
+    pthread_setname_np(q->thread, name);
   }
   dp->running = 1;
   return 0;

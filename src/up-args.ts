@@ -3,6 +3,7 @@
 import { cpus } from 'os';
 import { isIPv4, isIPv6 } from 'net';
 import { canonicalIp, type Family } from './host/addr';
+import { DEFAULT_WORKER_NICE } from './worker-priority';
 import { checkServices, DEFAULT_TIMEOUTS, type AdminConfig, type BackendConfig, type HashMode, type Proto, type ServiceConfig, type Timeouts } from './model';
 
 export class UsageError extends Error {
@@ -26,6 +27,8 @@ export interface UpOptions {
   hashKey: Buffer | undefined;
   hashKeyFile: string;
   statsInterval: number;
+  /** Nice value of the data-plane worker threads (src/worker-priority.ts); 0 leaves them at the process's. */
+  workerNice: number;
   maglevSize: number;
   logLevel: string;
   admin: AdminConfig;
@@ -81,6 +84,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'hash-key': { value: true },
   'hash-key-file': { value: true },
   'stats-interval': { value: true },
+  'worker-nice': { value: true },
   'maglev-size': { value: true },
   'log-level': { value: true },
   'admin-port': { value: true },
@@ -145,7 +149,7 @@ export function parseFlags(argv: readonly string[], specs: Record<string, FlagSp
 }
 
 export function parseInteger(flag: string, text: string, min: number, max: number): number {
-  if (!/^\d+$/.test(text)) throw new UsageError(`--${flag} expects a whole number from ${min} to ${max}, got "${text}"`);
+  if (!(min < 0 ? /^-?\d+$/ : /^\d+$/).test(text)) throw new UsageError(`--${flag} expects a whole number from ${min} to ${max}, got "${text}"`);
   const n = Number(text);
   if (n < min || n > max) throw new UsageError(`--${flag} expects a whole number from ${min} to ${max}, got ${n}`);
   return n;
@@ -283,6 +287,7 @@ export function parseUpArgs(argv: readonly string[]): UpOptions {
     hashKey: hk === undefined ? undefined : parseHashKey(hk),
     hashKeyFile: one('hash-key-file') ?? UP_DEFAULTS.hashKeyFile,
     statsInterval: int('stats-interval', UP_DEFAULTS.statsInterval, 0, 86400),
+    workerNice: int('worker-nice', DEFAULT_WORKER_NICE, -20, 19),
     maglevSize: int('maglev-size', UP_DEFAULTS.maglevSize, 3, 16777213),
     logLevel,
     admin: { listen: '127.0.0.1', port: int('admin-port', UP_DEFAULTS.adminPort, 0, 65535) },

@@ -15,6 +15,7 @@ import { checkServices, isLoopback, serviceId, type ServiceSpec } from './model'
 import { hasNetAdmin } from './privileges';
 import { backendKeysBySlot, buildTables, keyedRing, sameKeyedRing, SlotAllocator, withPreviousRings, type KeyedRing, type TableOptions } from './tables';
 import type { UpOptions } from './up-args';
+import { setWorkerNice, WORKER_NICE_REMEDY } from './worker-priority';
 import { Cluster } from './cluster';
 import { clusterOptionsOf } from './cluster/options';
 
@@ -247,6 +248,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     const mtu = opts.mtu ?? (await smallestLinkMtu(dp.ifname));
     await host.configureLink(mtu);
     dp.start();
+    applyWorkerNice(opts.workerNice, log);
     ctrl = new Controller(balancer, opts, log);
     await ctrl.start();
     host.watch();
@@ -452,4 +454,15 @@ function logStats(dp: Dataplane, log: Logger, final = false): void {
     final ? 'final counters' : 'counters',
   );
   lastTotals = { ...t };
+}
+
+/** Workers ahead of ordinary threads (src/worker-priority.ts); refused, they forward at the process's priority. */
+function applyWorkerNice(nice: number, log: Logger): void {
+  if (nice === 0) return;
+  try {
+    const tids = setWorkerNice(nice);
+    log.info({ nice, threads: tids.length }, 'data-plane workers run at nice %d', nice);
+  } catch (err) {
+    log.warn({ err, nice }, `data-plane workers keep the process's priority: ${WORKER_NICE_REMEDY}`);
+  }
 }

@@ -10,6 +10,7 @@ import { buildBenchtool, waitListening } from '../bench/lib/tools';
 import { adminRequest } from '../src/lab/admin-client';
 import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, repoRoot, startL4nat } from '../src/lab/l4nat-process';
+import { DEFAULT_WORKER_NICE, niceOf, workerThreadIds } from '../src/worker-priority';
 import { labSkipReason, sleep } from '../src/reliability/tools';
 
 const PORT = 8080;
@@ -52,6 +53,14 @@ for (const setting of ['default', 'off'] as const) {
         ports: [`${PORT}/tcp`],
         ...(setting === 'off' ? { env: { L4NAT_BUSY_POLL_US: '0' } } : {}),
       });
+      if (setting === 'default') {
+        // The workers run ahead of ordinary threads (src/worker-priority.ts); the rest of the process does not.
+        const pid = l4.pid!;
+        const workers = workerThreadIds(`/proc/${pid}/task`);
+        assert.ok(workers.length >= 1, 'worker threads named l4nat-qN');
+        assert.deepEqual(workers.map((tid) => niceOf(pid, tid)), workers.map(() => DEFAULT_WORKER_NICE));
+        assert.equal(niceOf(pid, pid), 0, 'the JavaScript thread keeps nice 0');
+      }
       const c0 = await counters(lab);
       const rr = await requestResponse(lab, tool);
       const c1 = await counters(lab);

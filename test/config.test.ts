@@ -77,6 +77,7 @@ const BAD: Array<[string, string, RegExp]> = [
   ['bad protocol', 'services:\n  - {name: a, vips: [10.0.0.1], ports: ["53/sctp"]}', /^services\[0\]\.ports\[0\]: got "53\/sctp", expected PORT or "PORT\/tcp" or "PORT\/udp"/],
   ['bad hash', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], hash: rr}', /^services\[0\]\.hash: got "rr", expected one of "5tuple", "src"/],
   ['wrong type', 'global: {queues: four}\nservices: []', /^global\.queues: got "four", expected a whole number from 1 to 256 \(line 1/],
+  ['worker nice out of range', 'global: {worker_nice: -25}\nservices: []', /^global\.worker_nice: got -25, expected a whole number from -20 to 19 \(line 1/],
   ['bad health type', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: ping}}', /^services\[0\]\.health_check\.type: got "ping", expected one of "tcp", "http", "https", "command", "dataplane", "none"/],
   ['bad VIP', 'services:\n  - {name: a, vips: [10.0.0.300], ports: [80]}', /^services\[0\]\.vips\[0\]: got "10\.0\.0\.300", expected an IPv4 or IPv6 address/],
   ['backend hostname', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], backends: ["example.com:80"]}', /^services\[0\]\.backends\[0\]: expected ADDR\[:PORT\]\[@WEIGHT\].*not an IP address/],
@@ -126,6 +127,10 @@ test('restart-only settings are named when they change', () => {
   const a = parseConfig(GOOD, 'a.yaml');
   const b = parseConfig(GOOD.replace('queues: 2', 'queues: 4').replace('timeouts: {tcp: 600', 'timeouts: {tcp: 700'), 'b.yaml');
   assert.deepEqual(restartOnlyChanges(a, b), ['global.queues']);
+  const c = parseConfig(GOOD.replace('  queues: 2', '  queues: 2\n  worker_nice: -5'), 'c.yaml');
+  assert.equal(a.workerNice, -10);
+  assert.equal(c.workerNice, -5);
+  assert.deepEqual(restartOnlyChanges(a, c), ['global.worker_nice']);
   assert.deepEqual(restartOnlyChanges(a, a), []);
 });
 

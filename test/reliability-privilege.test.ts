@@ -16,6 +16,7 @@ import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, l4natArgs, READY_MSG, repoRoot } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers, SERVICE_PORT } from '../src/lab/workload';
 import { CAP, capNames, labSkipReason, threadCaps } from '../src/reliability/tools';
+import { niceOf, workerThreadIds } from '../src/worker-priority';
 
 /** A uid/gid with no passwd entry (setpriv takes numbers). */
 const UID = 47_100;
@@ -123,6 +124,12 @@ test('unprivileged with only CAP_NET_ADMIN (setpriv, ambient): every thread hold
       assert.equal(th.capBnd, NET_ADMIN, `${where}: CapBnd ${capNames(th.capBnd).join(',')}`);
       assert.equal(th.noNewPrivs, true, `${where}: NoNewPrivs`);
     }
+    // Lowering the workers' nice value (default -10) needs CAP_SYS_NICE or an RLIMIT_NICE for it, which this
+    // process lacks (systemd's unit gives LimitNICE=-10): they keep nice 0, forwarding goes on, the log says why.
+    const workers = workerThreadIds(`/proc/${pid}/task`);
+    assert.equal(workers.length, 2, `worker threads named l4nat-qN: ${threads.map((x) => x.name).join(', ')}`);
+    assert.deepEqual(workers.map((tid) => niceOf(pid, tid)), [0, 0]);
+    assert.ok(l4.logs().some((l) => l.level === 40 && /keep the process's priority: .*LimitNICE=/.test(String(l.msg))), 'a warning names what the nice value needs');
     t.diagnostic(`${threads.length} threads (${[...new Set(threads.map((x) => x.name))].join(', ')}): every one uid ${UID}, CapEff = CapPrm = CapBnd = net_admin, CapAmb = ${capNames(threads[0]!.capAmb).join(',') || 'none'}, NoNewPrivs`);
 
     // Set-up done as that user: TUN, routes, rules, sysctls.

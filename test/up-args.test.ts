@@ -16,6 +16,8 @@ test('the README example parses into one TCP service with two backends', () => {
   assert.equal(o.tun, 'l4nat0');
   assert.equal(o.flowCapacity, 1048576);
   assert.ok(o.queues >= 1);
+  assert.equal(o.workerNice, -10);
+  assert.equal(parseUpArgs([...base, '--worker-nice', '-5']).workerNice, -5);
 });
 
 test('IPv4 and IPv6 VIPs each get the backends of their family; ports default to the service port', () => {
@@ -54,6 +56,9 @@ const bad: Array<[string[], RegExp]> = [
   [[...base, '--queues', '0'], /^--queues expects a whole number from 1 to 256, got 0/],
   [[...base, '--queues', 'two'], /^--queues expects a whole number from 1 to 256, got "two"/],
   [[...base, '--mtu', '1000'], /^--mtu expects a whole number from 1280 to 65535, got 1000/],
+  [[...base, '--worker-nice', '-21'], /^--worker-nice expects a whole number from -20 to 19, got -21/],
+  [[...base, '--worker-nice', 'high'], /^--worker-nice expects a whole number from -20 to 19, got "high"/],
+  [[...base, '--queues', '-1'], /^--queues expects a whole number from 1 to 256, got "-1"/],
   [[...base, '--tun', 'this-name-is-too-long'], /^--tun expects an interface name/],
   [[...base, '--hash-key', 'abc'], /^--hash-key expects 32 hex digits/],
   [[...base, '--frobnicate'], /^unknown flag --frobnicate/],

@@ -14,6 +14,7 @@ const COLORS: Record<string, string> = {
   'l4nat-nopoll': '#76b7b2',
   'l4nat-busypoll': '#e15759',
   'tun-relay': '#9c755f',
+  'l4nat-nice0': '#b07aa1',
   direct: '#bab0ac',
 };
 

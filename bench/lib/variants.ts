@@ -10,6 +10,7 @@
 //   l4nat     `l4nat up` with its defaults except `--hash src` (iperf3's control and data connections must
 //             meet on one backend; all variants send one client to one backend), no periodic stats log.
 //   l4nat-1q  the same with `--queues 1`.
+//   l4nat-nice0  the same with `--worker-nice 0`: the workers at the process's nice value instead of -10.
 //   l4nat-nocoal  l4nat with UDP coalescing off (L4NAT_UDP_COALESCE=0): every datagram its own TUN write.
 //   l4nat-nopoll  l4nat with busy polling off (L4NAT_BUSY_POLL_US=0): a worker sleeps as soon as its queue
 //             drains.
@@ -137,7 +138,8 @@ async function setupBase(lab: Lab, base: BaseVariant, name: string, l4root: stri
     case 'l4nat-1q':
     case 'l4nat-nocoal':
     case 'l4nat-nopoll':
-    case 'l4nat-busypoll': {
+    case 'l4nat-busypoll':
+    case 'l4nat-nice0': {
       const env = L4NAT_VARIANT_ENV[base];
       const l4 = await startL4nat(lab, {
         ...(env ? { env } : {}),
@@ -151,6 +153,7 @@ async function setupBase(lab: Lab, base: BaseVariant, name: string, l4root: stri
           '--stats-interval', '0',
           '--admin-port', String(L4NAT_ADMIN_PORT),
           ...(base === 'l4nat-1q' ? ['--queues', '1'] : []),
+          ...(base === 'l4nat-nice0' ? ['--worker-nice', '0'] : []),
         ],
       });
       return {

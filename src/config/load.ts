@@ -28,6 +28,7 @@ import {
 import { parseCidr } from '../tables';
 import { DEFAULT_PROBE_SOURCE, parseBackend, UP_DEFAULTS, type UpOptions } from '../up-args';
 import { configSchema } from './schema';
+import { DEFAULT_WORKER_NICE } from '../worker-priority';
 import { clusterOf, type RawCluster, type UpOptionsWithCluster } from '../cluster/options';
 
 export class ConfigError extends Error {
@@ -213,6 +214,7 @@ interface RawConfig {
     hash_key_file?: string;
     icmp_echo?: boolean;
     stats_interval?: number;
+    worker_nice?: number;
     log_level?: string;
     shutdown_grace?: number;
     proxy_neighbors?: string[];
@@ -490,6 +492,7 @@ function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOpt
     hashKey: g.hash_key === undefined ? undefined : Buffer.from(g.hash_key, 'hex'),
     hashKeyFile: g.hash_key_file ?? UP_DEFAULTS.hashKeyFile,
     statsInterval: g.stats_interval ?? UP_DEFAULTS.statsInterval,
+    workerNice: g.worker_nice ?? DEFAULT_WORKER_NICE,
     maglevSize: g.maglev_size ?? UP_DEFAULTS.maglevSize,
     logLevel: g.log_level ?? 'info',
     admin,
@@ -502,7 +505,7 @@ function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOpt
 }
 
 /**
- * Settings that only take effect at start (the TUN, its queues, the flow table, routing table and rule
+ * Settings that only take effect at start (the TUN, its queues and their workers' nice value, the flow table, routing table and rule
  * preference, the admin listener): a reload that changes one of them is refused, naming them, so the
  * running config never silently differs from the file.
  */
@@ -512,6 +515,7 @@ export function restartOnlyChanges(cur: UpOptions, next: UpOptions): string[] {
     if (JSON.stringify(x) !== JSON.stringify(y)) out.push(name);
   };
   cmp('global.queues', cur.queues, next.queues);
+  cmp('global.worker_nice', cur.workerNice, next.workerNice);
   cmp('global.tun', cur.tun, next.tun);
   cmp('global.flow_capacity', cur.flowCapacity, next.flowCapacity);
   cmp('global.table', cur.table, next.table);

@@ -103,6 +103,7 @@ export const configSchema = {
         hash_key_file: { type: 'string', minLength: 1 },
         icmp_echo: { type: 'boolean' },
         stats_interval: seconds(0, 86400),
+        worker_nice: int(-20, 19),
         log_level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] },
         shutdown_grace: seconds(0, 86400),
         proxy_neighbors: {
