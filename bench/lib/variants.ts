@@ -18,13 +18,15 @@
 //             a worker always keeps reading 50 µs after its queue drains before it sleeps.
 //   tun-relay the client talks to b1's own address, as in direct, but the lb's policy rules send the client's
 //             and b1's packets through a TUN device whose relay (bench/tools/tun-relay.c) writes each one back
-//             unchanged: the cost of the TUN path alone, with no balancer in user space.
+//             unchanged (its threads at l4nat's workers' default nice value): the cost of the TUN path alone,
+//             with no balancer in user space.
 //   X+nic     X with the client's and the backends' TSO/GSO off and GRO on at the lb's veths (see nic.ts).
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Lab, LabBackend } from '../../src/lab/lab';
 import { startL4nat, type L4natProcess } from '../../src/lab/l4nat-process';
 import { cTool } from '../../src/lab/c-build';
+import { DEFAULT_WORKER_NICE } from '../../src/worker-priority';
 import type { NsProcess } from '../../src/lab/netns';
 import { NIC_SUFFIX, type BaseVariant } from './options';
 import { applyRealNic, type NicRestore } from './nic';
@@ -33,7 +35,8 @@ import { IPERF_PORT, RR_PORT, sleep, waitListening } from './tools';
 
 export const L4NAT_ADMIN_PORT = 9180;
 
-/** The tun-relay variant's device, its queues (l4nat's default on this machine), route table and rule preference. */
+/** The tun-relay variant's device, its queues (l4nat's default on this machine; its threads at l4nat's workers'
+ * default nice value), route table and rule preference. */
 const RELAY_DEV = 'l4relay0';
 const RELAY_QUEUES = 2;
 const RELAY_TABLE = '4243';
@@ -180,7 +183,7 @@ async function setupTunRelay(lab: Lab, name: string): Promise<RunningVariant> {
     if (proc !== null) await proc.stop({ timeoutMs: 3_000 });
   };
   try {
-    proc = lab.spawn('lb', bin, [RELAY_DEV, String(RELAY_QUEUES)]);
+    proc = lab.spawn('lb', bin, [RELAY_DEV, String(RELAY_QUEUES), String(DEFAULT_WORKER_NICE)]);
     await proc.waitForLine((l) => l === 'ready', { timeoutMs: 5_000, what: 'tun-relay ready', stream: 'stderr' });
     // Written-back packets carry the client's (or b1's) source on a device with no route back to it: loose
     // rp_filter, as l4nat sets on its own device.

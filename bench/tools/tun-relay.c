@@ -3,11 +3,11 @@
 // and routes the client's and b1's packets into its device with policy rules; each packet it reads it writes
 // back unchanged, and the kernel forwards it on as it would have without the detour.
 //
-//   tun-relay DEV QUEUES
+//   tun-relay DEV QUEUES [NICE]
 //       Creates TUN device DEV the way native/tun.c opens l4nat's (IFF_TUN | IFF_NO_PI | IFF_VNET_HDR |
 //       IFF_MULTI_QUEUE, the same offloads, so the same GSO super-packets), QUEUES queues, one thread per
 //       queue in a blocking read()/write() loop: one packet per syscall, no parsing, no flow table, no
-//       rewrite. Prints "ready" on stderr once all queues are open; on SIGTERM/SIGINT prints one JSON line
+//       rewrite. The relay threads run at nice NICE (default 0), as l4nat's workers run at --worker-nice. Prints "ready" on stderr once all queues are open; on SIGTERM/SIGINT prints one JSON line
 //       with its counts and exits (the device goes with its last file descriptor).
 //
 // Why: what is left between l4nat and direct forwarding is either what any TUN forwarder pays (two copies,
@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define MAX_QUEUES 16
@@ -34,6 +35,8 @@
 #define TUN_F_USO4 0x20
 #define TUN_F_USO6 0x40
 #endif
+
+static int relay_nice;
 
 struct queue {
   int fd;
@@ -68,6 +71,8 @@ static void *relay(void *p) {
   struct queue *q = p;
   unsigned char *buf = malloc(BUF_SIZE);
   if (buf == NULL) die("malloc");
+  /* PRIO_PROCESS with 0 is the calling thread on Linux: nice is per thread. */
+  if (relay_nice != 0 && setpriority(PRIO_PROCESS, 0, relay_nice) < 0) die("setpriority");
   for (;;) {
     ssize_t n = read(q->fd, buf, BUF_SIZE);
     if (n <= 0) {
@@ -83,8 +88,8 @@ static void *relay(void *p) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 3) {
-    fprintf(stderr, "usage: tun-relay DEV QUEUES\n");
+  if (argc != 3 && argc != 4) {
+    fprintf(stderr, "usage: tun-relay DEV QUEUES [NICE]\n");
     return 2;
   }
   const char *dev = argv[1];
@@ -97,6 +102,14 @@ int main(int argc, char **argv) {
   if (*end != '\0' || nq < 1 || nq > MAX_QUEUES) {
     fprintf(stderr, "tun-relay: QUEUES must be an integer from 1 to %d, got \"%s\"\n", MAX_QUEUES, argv[2]);
     return 2;
+  }
+  if (argc == 4) {
+    long nice = strtol(argv[3], &end, 10);
+    if (*end != '\0' || nice < -20 || nice > 19) {
+      fprintf(stderr, "tun-relay: NICE must be an integer from -20 to 19, got \"%s\"\n", argv[3]);
+      return 2;
+    }
+    relay_nice = (int)nice;
   }
   /* The relay threads never see the stop signals: main waits for them with sigwait(). */
   sigset_t stop;
