@@ -248,7 +248,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     const mtu = opts.mtu ?? (await smallestLinkMtu(dp.ifname));
     await host.configureLink(mtu);
     dp.start();
-    applyWorkerNice(opts.workerNice, log);
+    applyWorkerNice(opts.workerNice, dp.queues, log);
     ctrl = new Controller(balancer, opts, log);
     await ctrl.start();
     host.watch();
@@ -457,11 +457,12 @@ function logStats(dp: Dataplane, log: Logger, final = false): void {
 }
 
 /** Workers ahead of ordinary threads (src/worker-priority.ts); refused, they forward at the process's priority. */
-function applyWorkerNice(nice: number, log: Logger): void {
+function applyWorkerNice(nice: number, queues: number, log: Logger): void {
   if (nice === 0) return;
   try {
     const tids = setWorkerNice(nice);
-    log.info({ nice, threads: tids.length }, 'data-plane workers run at nice %d', nice);
+    if (tids.length !== queues) log.warn({ nice, found: tids.length, queues }, 'not every data-plane worker thread was found by its name (l4nat-qN): some keep the process\'s priority');
+    else log.info({ nice, threads: tids.length }, 'data-plane workers run at nice %d', nice);
   } catch (err) {
     log.warn({ err, nice }, `data-plane workers keep the process's priority: ${WORKER_NICE_REMEDY}`);
   }

@@ -38,11 +38,12 @@ export function workerThreadIds(taskDir = '/proc/self/task'): number[] {
  * Node-style error (code EACCES or EPERM), after setting none or some: the caller logs it and forwarding goes
  * on at the default priority.
  */
-export function setWorkerNice(nice: number, tids: readonly number[] = workerThreadIds()): number[] {
+export function setWorkerNice(nice: number, tids?: readonly number[]): number[] {
   if (!Number.isInteger(nice) || nice < -20 || nice > 19) throw new RangeError(`worker nice must be an integer from -20 to 19, got ${String(nice)}`);
   if (nice === 0) return [];
-  for (const tid of tids) setPriority(tid, nice);
-  return [...tids];
+  const list = tids ?? workerThreadIds();
+  for (const tid of list) setPriority(tid, nice);
+  return [...list];
 }
 
 /** A thread's nice value, from /proc/PID/task/TID/stat (field 19; the name in field 2 may hold spaces). */
