@@ -7,8 +7,9 @@
 //       Creates TUN device DEV the way native/tun.c opens l4nat's (IFF_TUN | IFF_NO_PI | IFF_VNET_HDR |
 //       IFF_MULTI_QUEUE, the same offloads, so the same GSO super-packets), QUEUES queues, one thread per
 //       queue in a blocking read()/write() loop: one packet per syscall, no parsing, no flow table, no
-//       rewrite. The relay threads run at nice NICE (default 0), as l4nat's workers run at --worker-nice. Prints "ready" on stderr once all queues are open; on SIGTERM/SIGINT prints one JSON line
-//       with its counts and exits (the device goes with its last file descriptor).
+//       rewrite. The relay threads run at nice NICE (default 0), as l4nat's workers run at --worker-nice.
+//       Prints "ready" on stderr once all queues are open; on SIGTERM/SIGINT prints one JSON line with its
+//       counts and exits (the device goes with its last file descriptor).
 //
 // Why: what is left between l4nat and direct forwarding is either what any TUN forwarder pays (two copies,
 // a second pass through the stack, a wake-up per read) or l4nat's own work. This relay pays only the first.

@@ -505,9 +505,9 @@ function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOpt
 }
 
 /**
- * Settings that only take effect at start (the TUN, its queues and their workers' nice value, the flow table, routing table and rule
- * preference, the admin listener): a reload that changes one of them is refused, naming them, so the
- * running config never silently differs from the file.
+ * Settings that only take effect at start (the TUN, its queues and their workers' nice value, the flow
+ * table, routing table and rule preference, the admin listener): a reload that changes one of them is
+ * refused, naming them, so the running config never silently differs from the file.
  */
 export function restartOnlyChanges(cur: UpOptions, next: UpOptions): string[] {
   const out: string[] = [];
