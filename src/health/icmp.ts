@@ -101,7 +101,8 @@ interface Pending {
   finish: (r: EchoResult) => void;
 }
 
-const round = (ms: number): number => Math.round(ms * 10) / 10;
+// Two decimals: an echo across a LAN takes tens of microseconds.
+const round = (ms: number): number => Math.round(ms * 100) / 100;
 
 /** One family's socket and the probes in flight on it. */
 export class EchoMultiplexer {
