@@ -7,18 +7,21 @@
 //   b5 the same responder, replies with the sequence number + 1      -> goes down: not counted
 // While l4nat runs, its policy rules send ICMP *from* the backends into the TUN (errors about translated flows):
 // the echo replies to the lb's own address are still delivered locally, because the kernel's `lookup local` rule
-// (preference 0) comes first — the test checks both rules are there and that the replies arrived. Root-only.
+// (preference 0) comes first — the test checks both rules are there and that the replies arrived.
+// Then without CAP_NET_RAW (an unprivileged l4nat holding CAP_NET_ADMIN only): `up` with an icmp check refuses to
+// start, and a reload that adds one is rejected; both say what is missing. Root-only.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path, { join } from 'node:path';
 import { test } from 'node:test';
 import { adminRequest } from '../src/lab/admin-client';
 import { createLab, type Lab } from '../src/lab/lab';
-import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
+import { L4natProcess, READY_MSG, startL4nat } from '../src/lab/l4nat-process';
 import type { NsProcess } from '../src/lab/netns';
 import { labScript, runClient, startBackendServers } from '../src/lab/workload';
 import { labSkipReason } from '../src/reliability/tools';
+import { startUnprivileged, tunStandIn, UNPRIVILEGED_UID, unprivileged } from '../src/reliability/unprivileged';
 
 function skipReason(): string | false {
   const r = labSkipReason();
@@ -134,6 +137,59 @@ test('icmp checks through l4nat up: a backend that answers stays up, one that dr
       assert.equal(rep.failed, 0, JSON.stringify(rep.errors));
       assert.deepEqual(Object.keys(rep.perBackend).sort(), ['b1', 'b3'], `${target}: ${JSON.stringify(rep.perBackend)}`);
     }
+    assert.equal((await l4.stop()).code, 0);
+  } finally {
+    await l4?.stop();
+    await lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('without CAP_NET_RAW: up with an icmp check refuses to start, a reload adding one is rejected; both name the capability', { skip: labSkipReason() || (existsSync('/usr/bin/setpriv') || existsSync('/bin/setpriv') ? false : 'needs setpriv (util-linux)'), timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'l4nat-icmp-priv-'));
+  chownSync(dir, UNPRIVILEGED_UID, UNPRIVILEGED_UID);
+  chmodSync(dir, 0o700);
+  const lab = await createLab({ backends: 1, ipv6: false });
+  let l4: L4natProcess | null = null;
+  const NET_ADMIN_ONLY = ['net_admin'];
+  try {
+    const tunNode = tunStandIn(dir);
+    const cfg = join(dir, 'l4nat.yaml');
+    const config = (check: string): void => {
+      writeFileSync(cfg, [
+        'global: {queues: 1, stats_interval: 0, hash_key: 5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99}',
+        'services:',
+        '  - name: web',
+        `    vips: [${lab.vip4}]`,
+        '    ports: [8080]',
+        `    health_check: {type: ${check}, interval: 1, timeout: 0.5}`,
+        `    backends: [{address: ${lab.backends[0]!.ipv4}}]`,
+        '',
+      ].join('\n'));
+      chownSync(cfg, UNPRIVILEGED_UID, UNPRIVILEGED_UID);
+    };
+    const WHY = /service web has an icmp health check \(IPv4\), but cannot open a raw ICMP socket: Operation not permitted \(an icmp check needs CAP_NET_RAW\): grant CAP_NET_RAW/;
+
+    config('icmp');
+    const [cmd, argv] = unprivileged(['up', '--config', cfg], tunNode, NET_ADMIN_ONLY);
+    const refused = lab.spawn('lb', cmd, argv, { env: { ...process.env, HOME: dir }, cwd: dir });
+    const started = await refused.waitForLine((l) => l.includes(READY_MSG), { timeoutMs: 20_000, what: 'ready' }).then(() => true, () => false);
+    if (started) await refused.stop({ signal: 'SIGTERM', timeoutMs: 10_000 });
+    const st = await refused.exited;
+    assert.equal(started, false, 'l4nat started with icmp checks it cannot run');
+    assert.equal(st.code, 1, refused.stderrLines.join('\n'));
+    assert.match(refused.stderrLines.join('\n'), WHY);
+    assert.doesNotMatch((await lab.exec('lb', 'ip', ['-br', 'link'])).stdout, /l4nat0/, 'nothing was set up');
+
+    config('tcp');
+    l4 = await startUnprivileged(lab, ['up', '--config', cfg], dir, tunNode, NET_ADMIN_ONLY);
+    config('icmp');
+    const r = await adminRequest(lab, 'POST', '/v1/reload');
+    assert.equal(r.status, 400, JSON.stringify(r.body));
+    assert.match(JSON.stringify(r.body), WHY);
+    assert.match(JSON.stringify(r.body), /the reload changed nothing/);
+    const view = await adminRequest(lab, 'GET', `/v1/services/${encodeURIComponent(`${lab.vip4}:8080/tcp`)}`);
+    assert.equal((view.body as { healthCheck: { type: string } }).healthCheck.type, 'tcp', 'the running check is unchanged');
     assert.equal((await l4.stop()).code, 0);
   } finally {
     await l4?.stop();

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
-import { EchoMultiplexer, icmpUnavailable, type RawIcmpSocket } from '../src/health/icmp';
+import { EchoMultiplexer, icmpChecksUnavailable, icmpUnavailable, type RawIcmpSocket } from '../src/health/icmp';
 import { probe } from '../src/health/probe';
 import type { HealthCheckSpec } from '../src/model';
 import { icmp, ip, PROTO } from '../src/reliability/craft';
@@ -224,4 +224,28 @@ test('probe() dispatches type icmp to the echo check (the port plays no part)', 
   const r = await probe(spec, { addr: 'fd00::1', family: 4, port: 80 });
   assert.equal(r.ok, false);
   assert.match(r.detail, /"fd00::1" is not an IPv4 address/);
+});
+
+test('icmpChecksUnavailable names the services whose icmp checks cannot run, per family, and only when a socket cannot open', () => {
+  const icmpSpec: HealthCheckSpec = { type: 'icmp', interval: 1, timeout: 0.5, rise: 1, fall: 1, jitter: 0, path: '/', expectStatus: [], tlsVerify: false };
+  const services = [
+    { name: 'web', family: 4 as const, health: icmpSpec },
+    { name: 'web', family: 6 as const, health: icmpSpec },
+    { name: 'dns', family: 4 as const, health: icmpSpec },
+    { name: 'api', family: 6 as const, health: { ...icmpSpec, type: 'tcp' as const } },
+  ];
+  const opened: number[] = [];
+  const denyV6 = (family: 4 | 6): RawIcmpSocket => {
+    opened.push(family);
+    if (family === 6) throw new Error('Operation not permitted');
+    return new FakeSocket();
+  };
+  assert.equal(icmpChecksUnavailable(services, denyV6),
+    'service web has an icmp health check (IPv6), but cannot open a raw ICMPv6 socket: Operation not permitted (an icmp check needs CAP_NET_RAW): grant CAP_NET_RAW (systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW, as the shipped unit does) or use another check type');
+  assert.deepEqual(opened, [4, 6]);
+  assert.match(icmpChecksUnavailable(services, () => { throw new Error('Operation not permitted'); }) ?? '', /^services web, dns have an icmp health check \(IPv4\)/);
+  opened.length = 0;
+  assert.equal(icmpChecksUnavailable(services.slice(2), denyV6), undefined, 'no IPv6 icmp check: no IPv6 socket needed');
+  assert.deepEqual(opened, [4]);
+  assert.equal(icmpChecksUnavailable([{ name: 'x', family: 6, health: null }], denyV6), undefined);
 });

@@ -22,6 +22,7 @@ import { randomBytes, randomInt } from 'crypto';
 import { endianness } from 'os';
 import { performance } from 'perf_hooks';
 import { canonicalIp, type Family } from '../host/addr';
+import type { ServiceConfig } from '../model';
 import { echoRequest, ICMP4, ICMP6, parseEchoMessage } from './icmp-echo';
 
 /** What raw-socket's Socket offers that the checks use (a fake in unit tests). */
@@ -260,4 +261,22 @@ export function icmpUnavailable(family: Family, open: OpenRawIcmp = openRawIcmp)
   } catch (e) {
     return openErrorDetail(family, e as Error);
   }
+}
+
+/**
+ * Why the icmp checks of these services cannot run in this process (no raw socket of a family they need), or
+ * undefined. `l4nat up` refuses to start and a reload is rejected on it: every such check would fail and take
+ * every backend of those services down.
+ */
+export function icmpChecksUnavailable(services: readonly Pick<ServiceConfig, 'name' | 'family' | 'health'>[], open: OpenRawIcmp = openRawIcmp): string | undefined {
+  for (const family of [4, 6] as const) {
+    const names = [...new Set(services.filter((s) => s.family === family && s.health?.type === 'icmp').map((s) => s.name))];
+    if (names.length === 0) continue;
+    const why = icmpUnavailable(family, open);
+    if (why) {
+      return `service${names.length > 1 ? 's' : ''} ${names.join(', ')} ha${names.length > 1 ? 've' : 's'} an icmp health check (IPv${family}), but ${why}: ` +
+        'grant CAP_NET_RAW (systemd: AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW, as the shipped unit does) or use another check type';
+    }
+  }
+  return undefined;
 }
