@@ -7,7 +7,8 @@
 //   b5 the same responder, replies with the sequence number + 1      -> goes down: not counted
 // While l4nat runs, its policy rules send ICMP *from* the backends into the TUN (errors about translated flows):
 // the echo replies to the lb's own address are still delivered locally, because the kernel's `lookup local` rule
-// (preference 0) comes first — the test checks both rules are there and that the replies arrived.
+// (preference 0) comes first — the test checks both rules are there and that the replies arrived (a packet is
+// routed once: delivered locally, or into the TUN, where the data plane would drop an echo reply as icmp_unhandled).
 // Then without CAP_NET_RAW (an unprivileged l4nat holding CAP_NET_ADMIN only): `up` with an icmp check refuses to
 // start, and a reload that adds one is rejected; both say what is missing. Root-only.
 import assert from 'node:assert/strict';

@@ -6,14 +6,13 @@
 // packet before icmp_rcv() has checked it. ICMPv6's covers a pseudo-header (RFC 4443 section 2.3) the kernel
 // computes on send and verifies on receipt for every raw IPPROTO_ICMPV6 socket (IPV6_CHECKSUM is implied, RFC 3542
 // section 3.1), so the field is sent as 0 and never checked here.
-import { bufferToIp } from '../host/addr';
-import type { Family } from '../host/addr';
+import { bufferToIp, type Family } from '../host/addr';
 
 export const ICMP4 = { ECHO_REPLY: 0, DEST_UNREACH: 3, ECHO_REQUEST: 8, TIME_EXCEEDED: 11 } as const;
 export const ICMP6 = { DEST_UNREACH: 1, TIME_EXCEEDED: 3, ECHO_REQUEST: 128, ECHO_REPLY: 129 } as const;
 
 /** Byte offsets in an ICMP/ICMPv6 header (RFC 792, RFC 4443 section 4.1: echo's identifier and sequence). */
-export const ICMP_OFF = { TYPE: 0, CODE: 1, CSUM: 2, IDENT: 4, SEQ: 6, DATA: 8 } as const;
+const ICMP_OFF = { TYPE: 0, CODE: 1, CSUM: 2, IDENT: 4, SEQ: 6, DATA: 8 } as const;
 const IP4_MIN_HDR = 20;
 const IP4_PROTO = 9;
 const IP4_DADDR = 16;

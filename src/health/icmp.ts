@@ -38,7 +38,7 @@ export interface RawIcmpSocket {
 export type OpenRawIcmp = (family: Family) => RawIcmpSocket;
 
 interface RawSocketModule {
-  createSocket(o: { protocol: number; addressFamily: number; bufferSize?: number }): RawIcmpSocket & {
+  createSocket(o: { protocol: number; addressFamily: number }): RawIcmpSocket & {
     setOption(level: number, option: number, value: number | Buffer, length?: number): void;
   };
   AddressFamily: { IPv4: number; IPv6: number };
