@@ -16,6 +16,7 @@ import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import path, { join } from 'node:path';
 import { test } from 'node:test';
+import { IDLE_CLOSE_MS } from '../src/health/icmp';
 import { adminRequest } from '../src/lab/admin-client';
 import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, READY_MSG, startL4nat } from '../src/lab/l4nat-process';
@@ -138,7 +139,13 @@ test('icmp checks through l4nat up: a backend that answers stays up, one that dr
       assert.equal(rep.failed, 0, JSON.stringify(rep.errors));
       assert.deepEqual(Object.keys(rep.perBackend).sort(), ['b1', 'b3'], `${target}: ${JSON.stringify(rep.perBackend)}`);
     }
+    // The shared sockets do not hold the process: it exits on SIGTERM well before they would close by themselves
+    // (IDLE_CLOSE_MS after the last probe), had their receive side kept the event loop alive.
+    const stopAt = Date.now();
     assert.equal((await l4.stop()).code, 0);
+    const stopMs = Date.now() - stopAt;
+    t.diagnostic(`l4nat exited ${stopMs} ms after SIGTERM`);
+    assert.ok(stopMs < IDLE_CLOSE_MS / 2, `exited ${stopMs} ms after SIGTERM`);
   } finally {
     await l4?.stop();
     await lab.destroy();
