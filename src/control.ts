@@ -18,6 +18,7 @@ import type { Logger } from './log';
 import { backendId, checkServices, serviceId, type BackendConfig, type HealthCheckSpec, type ServiceConfig, type ServiceSpec } from './model';
 import type { CounterMap, CounterSnapshot, FlowEntry, FlowFilter, FlowPage, FlowState, FlowStats } from './native';
 import { probeDataplane, type ProbingDataplane } from './health/dataplane-probe';
+import { icmpChecksUnavailable } from './health/icmp';
 import { backendKey, type TableOptions } from './tables';
 import type { PublishResult } from './up';
 import type { UpOptions } from './up-args';
@@ -630,6 +631,8 @@ export class Controller extends EventEmitter {
       if (restart.length) {
         throw new ConfigError(file, [`these settings take effect only at start: ${restart.join(', ')}; restart l4nat to change them (the reload changed nothing)`]);
       }
+      const noIcmp = icmpChecksUnavailable(next.services);
+      if (noIcmp) throw new ConfigError(file, [`${noIcmp} (the reload changed nothing)`]);
       const token = next.admin.tokenFile ? readToken(next.admin.tokenFile) : undefined;
       const oldById = new Map(this.opts.services.map((s) => [serviceId(s), JSON.stringify(s)]));
       const newById = new Map(next.services.map((s) => [serviceId(s), JSON.stringify(s)]));

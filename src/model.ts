@@ -19,9 +19,9 @@ export interface BackendConfig extends BackendSpec {
   name?: string; // operator's label, shown in the API, status and metrics
 }
 
-export type HealthCheckType = 'tcp' | 'http' | 'https' | 'command' | 'dataplane';
+export type HealthCheckType = 'tcp' | 'http' | 'https' | 'command' | 'dataplane' | 'icmp';
 
-/** An active health check (as keepalived's TCP_CHECK/HTTP_GET/MISC_CHECK, HAProxy's `check`). Seconds. */
+/** An active health check (as keepalived's TCP_CHECK/HTTP_GET/MISC_CHECK/PING_CHECK, HAProxy's `check`). Seconds. */
 export interface HealthCheckSpec {
   type: HealthCheckType;
   interval: number;

@@ -13,6 +13,7 @@ import { smallestLinkMtu } from './link-mtu';
 import type { Logger } from './log';
 import { checkServices, isLoopback, serviceId, type ServiceSpec } from './model';
 import { hasNetAdmin } from './privileges';
+import { icmpChecksUnavailable } from './health/icmp';
 import { backendKeysBySlot, buildTables, keyedRing, sameKeyedRing, SlotAllocator, withPreviousRings, type KeyedRing, type TableOptions } from './tables';
 import type { UpOptions } from './up-args';
 import { setWorkerNice, WORKER_NICE_REMEDY } from './worker-priority';
@@ -182,6 +183,8 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   if (!hasNetAdmin()) {
     throw new EnvironmentError('l4nat up needs CAP_NET_ADMIN to create the TUN device, routes and rules: run it as root (sudo) or grant the capability');
   }
+  const noIcmp = icmpChecksUnavailable(opts.services);
+  if (noIcmp) throw new EnvironmentError(noIcmp);
   const hashKey = opts.hashKey ?? loadOrCreateHashKey(opts.hashKeyFile, log);
   const nBackends = opts.services.reduce((n, s) => n + s.backends.length, 0);
   // Scale-out: announce nothing before the TUN has a reader (which gives it carrier, see cluster/bird.ts).

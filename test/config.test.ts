@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ConfigError, parseConfig, restartOnlyChanges } from '../src/config/load';
+import type { HealthCheckSpec } from '../src/model';
 
 const dir = mkdtempSync(join(tmpdir(), 'l4nat-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -78,7 +79,7 @@ const BAD: Array<[string, string, RegExp]> = [
   ['bad hash', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], hash: rr}', /^services\[0\]\.hash: got "rr", expected one of "5tuple", "src"/],
   ['wrong type', 'global: {queues: four}\nservices: []', /^global\.queues: got "four", expected a whole number from 1 to 256 \(line 1/],
   ['worker nice out of range', 'global: {worker_nice: -25}\nservices: []', /^global\.worker_nice: got -25, expected a whole number from -20 to 19 \(line 1/],
-  ['bad health type', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: ping}}', /^services\[0\]\.health_check\.type: got "ping", expected one of "tcp", "http", "https", "command", "dataplane", "none"/],
+  ['bad health type', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: ping}}', /^services\[0\]\.health_check\.type: got "ping", expected one of "tcp", "http", "https", "command", "dataplane", "icmp", "none"/],
   ['bad VIP', 'services:\n  - {name: a, vips: [10.0.0.300], ports: [80]}', /^services\[0\]\.vips\[0\]: got "10\.0\.0\.300", expected an IPv4 or IPv6 address/],
   ['backend hostname', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], backends: ["example.com:80"]}', /^services\[0\]\.backends\[0\]: expected ADDR\[:PORT\]\[@WEIGHT\].*not an IP address/],
   ['family mismatch', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], backends: ["[fd00::1]:80"]}', /backend fd00::1 is IPv6 but no VIP of this service is IPv6/],
@@ -94,6 +95,8 @@ const BAD: Array<[string, string, RegExp]> = [
   ['probe source of the wrong family', 'global: {probe_source: {ipv4: "2001:db8::1"}}\nservices: []', /^global\.probe_source\.ipv4: got "2001:db8::1", expected an IPv4 address/],
   ['port on a dataplane check', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: dataplane, port: 81}}', /^services\[0\]\.health_check\.port: a dataplane check probes the service port itself/],
   ['http option on a dataplane check', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: dataplane, path: /x}}', /^services\[0\]\.health_check\.path: applies to http\/https checks only, this check is dataplane/],
+  ['port on an icmp check', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: icmp, port: 81}}', /^services\[0\]\.health_check\.port: an icmp check pings the backend's address and has no port; remove port/],
+  ['http option on an icmp check', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: icmp, expect_status: [200]}}', /^services\[0\]\.health_check\.expect_status: applies to http\/https checks only, this check is icmp/],
   ['YAML syntax error', 'services: [\n', /^YAML syntax:/],
   ['duplicate key', 'services: []\nservices: []', /^YAML syntax: Map keys must be unique/],
 ];
@@ -166,6 +169,12 @@ test('per-service timeouts keep only the keys given; probe sources default to do
   assert.equal(o.timeouts.tcpEstablished, 600);
   assert.deepEqual(o.probeSource, { ipv4: '192.0.2.254', ipv6: '2001:db8::99' });
   assert.equal(o.services[0].health?.type, 'dataplane');
+});
+
+test('an icmp check: interval, timeout, rise, fall and jitter as for the other types, for IPv4 and IPv6 services', () => {
+  const o = parseConfig('services:\n  - name: a\n    vips: [10.0.0.1, "fd00::1"]\n    ports: [80]\n    health_check: {type: icmp, interval: 0.5, timeout: 0.2, rise: 3, fall: 2, jitter: 0.1}\n', 'x.yaml');
+  const timing = (h: HealthCheckSpec | null): unknown => h && { type: h.type, interval: h.interval, timeout: h.timeout, rise: h.rise, fall: h.fall, jitter: h.jitter, port: h.port };
+  assert.deepEqual(o.services.map((s) => [s.family, timing(s.health)]), [4, 6].map((f) => [f, { type: 'icmp', interval: 0.5, timeout: 0.2, rise: 3, fall: 2, jitter: 0.1, port: undefined }]));
 });
 
 test('source lists and new-flow rate: checked, split by family per VIP; an allow list missing a VIP family is refused', () => {

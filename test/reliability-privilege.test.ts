@@ -1,58 +1,34 @@
 // Least privilege (issue 7): l4nat run as an unprivileged user (a numeric uid with no passwd entry, so nothing on
-// the host changes) holding only CAP_NET_ADMIN, given as an ambient capability by setpriv the way the systemd unit
-// gives it (User=, AmbientCapabilities=CAP_NET_ADMIN, CapabilityBoundingSet=CAP_NET_ADMIN, NoNewPrivileges=yes).
+// the host changes) holding only the systemd unit's capabilities — CAP_NET_ADMIN, and CAP_NET_RAW for icmp health
+// checks — given as ambient capabilities by setpriv the way the unit gives them (User=, AmbientCapabilities=,
+// CapabilityBoundingSet=, NoNewPrivileges=yes; src/reliability/unprivileged.ts).
 // Capabilities are per thread: /proc/PID/task/*/status of every thread is checked. Then it must work: TUN, routes,
-// rules and sysctls set up, TCP and UDP balanced, admin API up, a SIGTERM removes everything. Reported too: what
-// happens with the default hash key file (/var/lib/l4nat, root's), and what a command health check inherits.
+// rules and sysctls set up, TCP and UDP balanced, icmp checks passing, admin API up, a SIGTERM removes everything.
+// Reported too: what happens with the default hash key file (/var/lib/l4nat, root's), and what a command health
+// check inherits.
 // Root-only (to start the lab and drop to the user); about 15 s.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { adminRequest } from '../src/lab/admin-client';
 import { createLab, type Lab } from '../src/lab/lab';
-import { L4natProcess, l4natArgs, READY_MSG, repoRoot } from '../src/lab/l4nat-process';
+import { L4natProcess, l4natArgs, READY_MSG } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers, SERVICE_PORT } from '../src/lab/workload';
 import { CAP, capNames, labSkipReason, threadCaps } from '../src/reliability/tools';
+import { startUnprivileged, tunStandIn, UNPRIVILEGED_UID, unprivileged } from '../src/reliability/unprivileged';
 import { niceOf, workerThreadIds } from '../src/worker-priority';
 
-/** A uid/gid with no passwd entry (setpriv takes numbers). */
-const UID = 47_100;
-const NET_ADMIN = 1n << BigInt(CAP.NET_ADMIN);
-const SETPRIV = ['setpriv', `--reuid=${UID}`, `--regid=${UID}`, '--clear-groups', '--inh-caps=-all,+net_admin', '--ambient-caps=-all,+net_admin', '--bounding-set=-all,+net_admin', '--no-new-privs'];
+const UID = UNPRIVILEGED_UID;
+/** What the systemd unit grants (UNIT_CAPS): CAP_NET_ADMIN, and CAP_NET_RAW for icmp health checks. */
+const UNIT_MASK = (1n << BigInt(CAP.NET_ADMIN)) | (1n << BigInt(CAP.NET_RAW));
 
 function skip(): string | false {
   const r = labSkipReason();
   if (r) return r;
   if (!existsSync('/usr/bin/setpriv') && !existsSync('/bin/setpriv')) return 'needs setpriv (util-linux)';
   return false;
-}
-
-/**
- * The command line that runs l4nat as the user. Where /dev/net/tun is not world read-write (no udev: the kernel
- * creates it 0600; udev's default rule makes it 0666), `tunNode` is a 0666 node of the same device bind-mounted over
- * it in a private mount namespace of that process only.
- */
-function unprivileged(args: readonly string[], tunNode: string | null): [string, string[]] {
-  const cmd = [...SETPRIV, process.execPath, join(repoRoot(), 'bin', 'l4nat.js'), ...args];
-  if (tunNode === null) return [cmd[0]!, cmd.slice(1)];
-  return ['unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /dev/net/tun && exec "$@"', tunNode, ...cmd]];
-}
-
-/** Starts l4nat as the user in the lb namespace; resolves once ready (or rejects with its output). */
-async function startUnprivileged(lab: Lab, args: string[], cwd: string, tunNode: string | null): Promise<L4natProcess> {
-  const [cmd, argv] = unprivileged(args, tunNode);
-  const proc = lab.spawn('lb', cmd, argv, { env: { ...process.env, L4NAT_LOG_LEVEL: 'info', HOME: cwd }, cwd });
-  const l4 = new L4natProcess(lab, proc, args);
-  try {
-    await l4.waitForLog((r) => r.msg === READY_MSG, 20_000, `"${READY_MSG}"`);
-  } catch (err) {
-    await l4.stop(3_000);
-    throw err;
-  }
-  return l4;
 }
 
 function config(lab: Lab, checkOut: string): string {
@@ -66,11 +42,18 @@ function config(lab: Lab, checkOut: string): string {
     `    health_check: {type: command, command: ["/bin/sh", "-c", "grep -E '^(Uid|Cap|NoNewPrivs)' /proc/self/status > ${checkOut}.tmp && mv ${checkOut}.tmp ${checkOut}"], interval: 1, timeout: 1}`,
     '    backends:',
     ...lab.backends.map((b) => `      - {address: ${b.ipv4}, name: ${b.id}}`),
+    // An icmp check: the raw ICMP socket it needs is what CAP_NET_RAW is in the unit for.
+    '  - name: ping',
+    `    vips: [${lab.vip4}]`,
+    `    ports: [${SERVICE_PORT + 1}]`,
+    '    health_check: {type: icmp, interval: 0.5, timeout: 0.3}',
+    '    backends:',
+    ...lab.backends.map((b) => `      - {address: ${b.ipv4}, name: ${b.id}}`),
     '',
   ].join('\n');
 }
 
-test('unprivileged with only CAP_NET_ADMIN (setpriv, ambient): every thread holds exactly that, and l4nat sets up, balances and cleans up', { skip: skip(), timeout: 120_000 }, async (t) => {
+test('unprivileged with only the unit\'s CAP_NET_ADMIN and CAP_NET_RAW (setpriv, ambient): every thread holds exactly those, and l4nat sets up, balances, checks and cleans up', { skip: skip(), timeout: 120_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-priv-'));
   chownSync(dir, UID, UID);
   chmodSync(dir, 0o700);
@@ -79,10 +62,8 @@ test('unprivileged with only CAP_NET_ADMIN (setpriv, ambient): every thread hold
   try {
     await startBackendServers(lab);
     const tunMode = statSync('/dev/net/tun').mode & 0o777;
-    let tunNode: string | null = null;
-    if ((tunMode & 0o006) !== 0o006) {
-      tunNode = join(dir, 'tun');
-      execFileSync('mknod', ['-m', '0666', tunNode, 'c', '10', '200']);
+    const tunNode = tunStandIn(dir);
+    if (tunNode !== null) {
       t.diagnostic(`/dev/net/tun here is ${tunMode.toString(8)} (no udev rule): an unprivileged l4nat cannot open it (EACCES); standing in a 0666 node as udev makes it, in l4nat's own mount namespace`);
     }
 
@@ -119,9 +100,9 @@ test('unprivileged with only CAP_NET_ADMIN (setpriv, ambient): every thread hold
     for (const th of threads) {
       const where = `thread ${th.tid} (${th.name})`;
       assert.match(th.uid, new RegExp(`^${UID}\\s+${UID}\\s+${UID}\\s+${UID}$`), `${where}: Uid ${th.uid}`);
-      assert.equal(th.capEff, NET_ADMIN, `${where}: CapEff ${capNames(th.capEff).join(',')}`);
-      assert.equal(th.capPrm, NET_ADMIN, `${where}: CapPrm ${capNames(th.capPrm).join(',')}`);
-      assert.equal(th.capBnd, NET_ADMIN, `${where}: CapBnd ${capNames(th.capBnd).join(',')}`);
+      assert.equal(th.capEff, UNIT_MASK, `${where}: CapEff ${capNames(th.capEff).join(',')}`);
+      assert.equal(th.capPrm, UNIT_MASK, `${where}: CapPrm ${capNames(th.capPrm).join(',')}`);
+      assert.equal(th.capBnd, UNIT_MASK, `${where}: CapBnd ${capNames(th.capBnd).join(',')}`);
       assert.equal(th.noNewPrivs, true, `${where}: NoNewPrivs`);
     }
     // Lowering the workers' nice value (default -10) needs CAP_SYS_NICE or an RLIMIT_NICE for it, which this
@@ -130,7 +111,7 @@ test('unprivileged with only CAP_NET_ADMIN (setpriv, ambient): every thread hold
     assert.equal(workers.length, 2, `worker threads named l4nat-qN: ${threads.map((x) => x.name).join(', ')}`);
     assert.deepEqual(workers.map((tid) => niceOf(pid, tid)), [0, 0]);
     assert.ok(l4.logs().some((l) => l.level === 40 && /keep the process's priority: .*LimitNICE=/.test(String(l.msg))), 'a warning names what the nice value needs');
-    t.diagnostic(`${threads.length} threads (${[...new Set(threads.map((x) => x.name))].join(', ')}): every one uid ${UID}, CapEff = CapPrm = CapBnd = net_admin, CapAmb = ${capNames(threads[0]!.capAmb).join(',') || 'none'}, NoNewPrivs`);
+    t.diagnostic(`${threads.length} threads (${[...new Set(threads.map((x) => x.name))].join(', ')}): every one uid ${UID}, CapEff = CapPrm = CapBnd = ${capNames(UNIT_MASK).join(',')}, CapAmb = ${capNames(threads[0]!.capAmb).join(',') || 'none'}, NoNewPrivs`);
 
     // Set-up done as that user: TUN, routes, rules, sysctls.
     assert.match((await lab.exec('lb', 'ip', ['-br', 'link', 'show', 'dev', 'l4nat0'])).stdout, /^l4nat0/);
@@ -144,6 +125,10 @@ test('unprivileged with only CAP_NET_ADMIN (setpriv, ambient): every thread hold
     assert.deepEqual(Object.keys(tcp.perBackend).sort(), lab.backends.map((b) => b.id).sort());
     const status = await adminRequest(lab, 'GET', '/v1/status');
     assert.equal(status.status, 200);
+    // The icmp checks pass: the raw ICMP socket opened with the unit's CAP_NET_RAW.
+    const ping = await adminRequest(lab, 'GET', `/v1/services/${encodeURIComponent(`${lab.vip4}:${SERVICE_PORT + 1}/tcp`)}`);
+    const pinged = (ping.body as { backends: { name: string; state: string; health: { checks: { ok: number; failed: number } } | null }[] }).backends;
+    for (const b of pinged) assert.ok(b.state === 'up' && (b.health?.checks.ok ?? 0) > 0 && b.health?.checks.failed === 0, `icmp check of ${b.name}: ${JSON.stringify(b)}`);
     t.diagnostic(`works: ${tcp.ok}/200 TCP connections and ${udp.ok}/100 UDP exchanges over both backends, admin API up, ip_forward ${fwdBefore} -> 1, rp_filter 2 on l4nat0`);
 
     // What a command health check runs with (the unit file says: it inherits the ambient capability).

@@ -300,7 +300,7 @@ function healthOf(raw: RawHealth | undefined, path: PathSeg[], add: (p: PathSeg[
   if (h.timeout > h.interval) add([...path, 'timeout'], `got ${h.timeout}, expected at most the interval (${h.interval} s): checks must not overlap`);
   if (h.type === 'command' && !h.command) add(path, 'missing required key "command" for a check of type command');
   if (h.type !== 'command' && raw.command) add([...path, 'command'], `applies to type command only, this check is ${h.type}`);
-  if (h.type === 'tcp' || h.type === 'command' || h.type === 'dataplane') {
+  if (h.type === 'tcp' || h.type === 'command' || h.type === 'dataplane' || h.type === 'icmp') {
     for (const k of ['path', 'host', 'expect_status', 'tls_verify'] as const) {
       if (raw[k] !== undefined) add([...path, k], `applies to http/https checks only, this check is ${h.type}`);
     }
@@ -308,6 +308,7 @@ function healthOf(raw: RawHealth | undefined, path: PathSeg[], add: (p: PathSeg[
   if (h.type === 'http' && raw.tls_verify !== undefined) add([...path, 'tls_verify'], 'applies to https checks only');
   // The data plane knows a backend's answers by (address, port): a probe to another port would be dropped there.
   if (h.type === 'dataplane' && raw.port !== undefined) add([...path, 'port'], 'a dataplane check probes the service port itself; remove port (or use a tcp check for another port)');
+  if (h.type === 'icmp' && raw.port !== undefined) add([...path, 'port'], 'an icmp check pings the backend\'s address and has no port; remove port');
   return h;
 }
 

@@ -18,7 +18,7 @@ export const healthCheckSchema = {
   additionalProperties: false,
   required: ['type'],
   properties: {
-    type: { enum: ['tcp', 'http', 'https', 'command', 'dataplane', 'none'] },
+    type: { enum: ['tcp', 'http', 'https', 'command', 'dataplane', 'icmp', 'none'] },
     interval: seconds(0.1, 3600),
     timeout: seconds(0.05, 3600),
     rise: int(1, 100),

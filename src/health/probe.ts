@@ -1,4 +1,5 @@
-// One health probe against one backend: TCP connect, HTTP(S) GET with an expected status, or a command.
+// One health probe against one backend: TCP connect, HTTP(S) GET with an expected status, a command, or an ICMP
+// echo (src/health/icmp.ts).
 // Each resolves (never rejects) with the verdict, how long it took and, on failure, why — the "why" is what
 // the log line and the API's health history show, so it names the cause as an operator would
 // ("connect ECONNREFUSED", "status 503, expected 200", "exit code 2", "timeout after 1000 ms").
@@ -8,6 +9,7 @@ import { request as httpRequest } from 'http';
 import { request as httpsRequest } from 'https';
 import { connect } from 'net';
 import type { HealthCheckSpec } from '../model';
+import { probeIcmp } from './icmp';
 
 export interface ProbeTarget {
   addr: string;
@@ -156,6 +158,8 @@ export function probe(spec: HealthCheckSpec, backend: ProbeTarget): Promise<Prob
       return probeHttp(t, spec, timeoutMs);
     case 'command':
       return probeCommand(t, spec.command ?? [], timeoutMs);
+    case 'icmp':
+      return probeIcmp(t, timeoutMs);
     case 'dataplane': // needs the data plane: the controller runs it (src/health/dataplane-probe.ts)
       return Promise.resolve({ ok: false, ms: 0, detail: 'a dataplane check needs the running data plane' });
   }
