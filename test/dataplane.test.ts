@@ -4,13 +4,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Dataplane } from '../src/native';
+import { skipUnless } from '../src/lab/requirements';
 
-const root = typeof process.getuid === 'function' && process.getuid() === 0 && existsSync('/dev/net/tun');
-const skip = root ? false : 'needs root and /dev/net/tun';
+const skip = skipUnless({ commands: ['ip'] });
 
 test('bad options are rejected before anything is opened', () => {
   const base = { ifname: 'l4x0', queues: 1, flowCapacity: 1024, maxServices: 4, maxBackends: 4 };

@@ -22,7 +22,8 @@ import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { startBackendServers, SERVICE_PORT } from '../src/lab/workload';
 import { startProbe, summarizeAttempts, type AttemptSummary } from '../src/reliability/probe-run';
-import { labSkipReason, sleep } from '../src/reliability/tools';
+import { sleep } from '../src/reliability/tools';
+import { skipUnless } from '../src/lab/requirements';
 
 const MAGLEV_M = 65537;
 const FAULTY = 'b3';
@@ -57,7 +58,7 @@ interface Transition {
   reason: string;
 }
 
-test('backend faults (black hole, resets, flapping) with active and passive checks: new connections during and after each, no whole-ring flapping', { skip: labSkipReason(), timeout: 180_000 }, async (t) => {
+test('backend faults (black hole, resets, flapping) with active and passive checks: new connections during and after each, no whole-ring flapping', { skip: skipUnless(), timeout: 180_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-faults-'));
   const lab = await createLab({ backends: 3, ipv6: false });
   let l4: L4natProcess | null = null;

@@ -15,20 +15,15 @@ import { adminRequest } from '../src/lab/admin-client';
 import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, l4natArgs, READY_MSG, repoRoot } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers, SERVICE_PORT } from '../src/lab/workload';
-import { CAP, capNames, labSkipReason, threadCaps } from '../src/reliability/tools';
+import { CAP, capNames, threadCaps } from '../src/reliability/tools';
 import { niceOf, workerThreadIds } from '../src/worker-priority';
+import { skipUnless } from '../src/lab/requirements';
 
 /** A uid/gid with no passwd entry (setpriv takes numbers). */
 const UID = 47_100;
 const NET_ADMIN = 1n << BigInt(CAP.NET_ADMIN);
 const SETPRIV = ['setpriv', `--reuid=${UID}`, `--regid=${UID}`, '--clear-groups', '--inh-caps=-all,+net_admin', '--ambient-caps=-all,+net_admin', '--bounding-set=-all,+net_admin', '--no-new-privs'];
 
-function skip(): string | false {
-  const r = labSkipReason();
-  if (r) return r;
-  if (!existsSync('/usr/bin/setpriv') && !existsSync('/bin/setpriv')) return 'needs setpriv (util-linux)';
-  return false;
-}
 
 /**
  * The command line that runs l4nat as the user. Where /dev/net/tun is not world read-write (no udev: the kernel
@@ -70,7 +65,7 @@ function config(lab: Lab, checkOut: string): string {
   ].join('\n');
 }
 
-test('unprivileged with only CAP_NET_ADMIN (setpriv, ambient): every thread holds exactly that, and l4nat sets up, balances and cleans up', { skip: skip(), timeout: 120_000 }, async (t) => {
+test('unprivileged with only CAP_NET_ADMIN (setpriv, ambient): every thread holds exactly that, and l4nat sets up, balances and cleans up', { skip: skipUnless({ commands: ['setpriv'] }), timeout: 120_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-priv-'));
   chownSync(dir, UID, UID);
   chmodSync(dir, 0o700);

@@ -8,25 +8,12 @@
 //   - cluster.settle 0 (the change applies at once) or 3 (held until the set of announcing hosts has been stable 3 s).
 // The change alone (no host failure) is the baseline. Root-only; needs bird2 and nft.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { l4natUnavailable } from '../src/lab/l4nat-process';
 import { createScaleoutLab, startRouting, type ScaleoutLab } from '../src/lab/scaleout';
 import { startBackendServers, startStreams, type StreamStatus } from '../src/lab/workload';
+import { skipUnless } from '../src/lab/requirements';
 
-function skipReason(): string | false {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, TUN)';
-  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
-  for (const bin of ['bird', 'birdc', 'nft']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' });
-    } catch {
-      return `${bin} is not installed (bash scripts/install-deps.sh)`;
-    }
-  }
-  return l4natUnavailable() ?? false;
-}
+const skip = skipUnless({ commands: ['bird', 'birdc', 'nft'] });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const STREAMS = 200;
@@ -140,7 +127,7 @@ async function restore(settle: number): Promise<void> {
 }
 
 before(async () => {
-  if (skipReason()) return;
+  if (skip) return;
   lab = await createScaleoutLab({ hosts: 3, backends: 4 });
   await startRouting(lab);
   await startBackendServers(lab);
@@ -155,7 +142,7 @@ after(async () => {
   await lab?.destroy();
 });
 
-test('a backend joining while a host dies: broken connections with each return path, with and without the settle hold', { skip: skipReason(), timeout: 300_000 }, async (t) => {
+test('a backend joining while a host dies: broken connections with each return path, with and without the settle hold', { skip, timeout: 300_000 }, async (t) => {
   const alone = await measure('changeAlone', () => reload(ALL, B4, 0), t);
   await reload(ALL, B3, 0);
 
