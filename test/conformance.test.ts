@@ -5,7 +5,7 @@
 // Sizes: L4NAT_CONFORMANCE_BULK_MIB (default 256) bytes each way on the bulk connection.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { createLab, Lab } from '../src/lab/lab';
+import { createLab, Lab, listLabNamespaces } from '../src/lab/lab';
 import { CHECKS, CheckContext, DEFAULT_CONTEXT, runCheck } from '../src/conformance/checks';
 import { haproxyConfig } from '../src/conformance/haproxy';
 import { counterDelta, parsePairedCounters, parseSnmp6 } from '../src/conformance/kernel';
@@ -201,7 +201,14 @@ describe('TCP conformance: l4nat and HAProxy', { skip, timeout: 20 * 60_000 }, (
 
   test('the lab for the suite builds and goes away (sanity)', async () => {
     const lab = await createLab({ backends: 1, middleHopMtu: 1280 });
-    await lab.destroy();
+    try {
+      assert.deepEqual((await listLabNamespaces(lab.id)).sort(), [...lab.namespaces].sort(), 'every namespace of the lab exists');
+      assert.equal(lab.namespaces.length, 5, 'client, two routers, lb, one backend');
+      assert.match(await lab.ip('r1', ['link', 'show']), /mtu 1280/, 'the narrow hop has MTU 1280');
+    } finally {
+      await lab.destroy();
+    }
+    assert.deepEqual(await listLabNamespaces(lab.id), [], 'no namespace of the lab is left');
   });
 
   for (const check of CHECKS) {
