@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages l4nat's build, tests, demo and benchmark use. Run as root.
 #   libpcap-dev: builds the `cap` package (packet capture in the conformance tests)
 #   clang: libFuzzer for the packet-core fuzzer; iproute2: the namespace labs (tests only)
-#   iperf3, haproxy, nftables: the conformance suite and benchmark's references; ethtool: the benchmark's real-NIC variant
+#   iperf3, haproxy, nftables: the conformance suite and benchmark's references (iperf3 also test/affinity-netns.test.ts); ethtool: the benchmark's real-NIC variant
 #   bird2: the BGP daemon of the scale-out lab (test/scaleout-netns.test.ts); its systemd service is not used
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive

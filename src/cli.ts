@@ -72,6 +72,8 @@ export async function main(argv: string[]): Promise<void> {
         const o = loadConfigFile(c.configFile);
         const backends = o.services.reduce((n, x) => n + x.backends.length, 0);
         const checked = o.services.filter((x) => x.health).length;
+        const { affinityWarnings } = await import('./affinity');
+        for (const w of affinityWarnings(o.services)) process.stderr.write(`${c.configFile}: warning: ${w}\n`);
         process.stdout.write(`${c.configFile}: ok: ${o.services.length} services (VIP × port), ${backends} backends, ${checked} services with health checks\n`);
         return;
       }

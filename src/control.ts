@@ -11,6 +11,7 @@
 // A reload re-reads the file and applies all of it or none of it. Run-time changes are not written back:
 // backends added through the API are dropped by a reload (logged), a drain survives it (as HAProxy's
 // server-state-file keeps MAINT) as long as the backend is still in the file.
+import { affinityWarnings } from './affinity';
 import { EventEmitter } from 'events';
 import { loadConfigFile, readToken, restartOnlyChanges, ConfigError } from './config/load';
 import { HealthChecker, type ProbeFn, type ProbeRecord, type Transition } from './health/checker';
@@ -649,6 +650,7 @@ export class Controller extends EventEmitter {
       this.lastReload = { at, ok: true };
       this.reloads.ok++;
       if (discarded.length) this.log.warn({ event: 'reload_discarded', backends: discarded }, `reload: ${discarded.length} backend(s) added through the API are not in the file and were removed`);
+      for (const w of affinityWarnings(next.services)) this.log.warn({ event: 'affinity_warning' }, w);
       this.log.info({ event: 'reload', file, added, removed, changed, changedSlots: r.changedSlots }, `reloaded ${file}: ${added.length} service(s) added, ${removed.length} removed, ${changed.length} changed`);
       this.emit('reload', next);
       return { file, added, removed, changed, unchanged: newById.size - added.length - changed.length, changedSlots: r.changedSlots, discardedApiBackends: discarded };

@@ -3,6 +3,7 @@
 // the typed arrays native/core/tables.h documents. Pure: the result is handed to Dataplane.publish().
 import { isIPv4, isIPv6 } from 'net';
 import { ipToBuffer, type Family } from './host/addr';
+import { legacyRingIds, ringIds } from './affinity';
 import { buildMaglev } from './maglev';
 import { backendId, serviceId, type ServiceSpec, type Timeouts } from './model';
 
@@ -138,8 +139,9 @@ export function buildTables(services: readonly (ServiceSpec & ServiceProtections
     const slot = serviceSlots.get(svcIds[si]) as number;
     const ringOffset = si * opts.maglevSize;
     const bSlots = s.backends.map((b) => backendSlots.get(backendKey(s, b)) as number);
+    const ids = ringIds(s);
     const table = buildMaglev(
-      s.backends.map((b) => ({ id: backendId(b, s.proto), weight: b.weight })),
+      s.backends.map((b, k) => ({ id: ids[k], weight: b.weight })),
       { size: opts.maglevSize, key: opts.hashKey },
     );
     let any = false;
@@ -262,6 +264,19 @@ export function keyedRing(built: BuiltTables, si: number, size: number, slotKey 
     idx[i] = j;
   }
   return { keys, idx };
+}
+
+/**
+ * The ring a source-hashed service had before backends were named by their host alone in such rings
+ * (src/affinity.ts), as keys; undefined for a 5-tuple service (its ring never changed). l4nat starts with it as
+ * the service's previous ring, so the second chance finds the backend of a TCP flow begun under an older
+ * l4nat (an upgrade by graceful restart, or a cluster peer not yet upgraded).
+ */
+export function legacyKeyedRing(s: ServiceSpec, opts: Pick<TableOptions, 'hashKey' | 'maglevSize'>): KeyedRing | undefined {
+  if (s.hash !== 'src') return undefined;
+  const ids = legacyRingIds(s);
+  const table = buildMaglev(s.backends.map((b, k) => ({ id: ids[k], weight: b.weight })), { size: opts.maglevSize, key: opts.hashKey });
+  return { keys: s.backends.map((b) => backendKey(s, b)), idx: Uint32Array.from(table, (i) => (i < 0 ? NO_BACKEND : i)) };
 }
 
 /**

@@ -7,6 +7,7 @@ import { createMetrics, monotonicMs } from './metrics';
 import { ProxyNeighbors, vipsOf } from './proxy-neigh';
 import { SystemdNotifier, workersAlive } from './systemd';
 import { Dataplane } from './native';
+import { affinityWarnings } from './affinity';
 import { loadOrCreateHashKey } from './hash-key';
 import { HostSetup } from './host/setup';
 import { smallestLinkMtu } from './link-mtu';
@@ -14,7 +15,7 @@ import type { Logger } from './log';
 import { checkServices, isLoopback, serviceId, type ServiceSpec } from './model';
 import { hasNetAdmin } from './privileges';
 import { icmpChecksUnavailable } from './health/icmp';
-import { backendKeysBySlot, buildTables, keyedRing, sameKeyedRing, SlotAllocator, withPreviousRings, type KeyedRing, type TableOptions } from './tables';
+import { backendKeysBySlot, buildTables, keyedRing, legacyKeyedRing, sameKeyedRing, SlotAllocator, withPreviousRings, type KeyedRing, type TableOptions } from './tables';
 import type { UpOptions } from './up-args';
 import { setWorkerNice, WORKER_NICE_REMEDY } from './worker-priority';
 import { Cluster } from './cluster';
@@ -117,7 +118,9 @@ export class Balancer {
       const cur = keyedRing(built, si, m, keysBySlot);
       nowRings.set(id, cur);
       const last = this.keyedRings.get(id);
-      const prev = last && !sameKeyedRing(last, cur) ? last : this.previousRings.get(id);
+      // A service new to this process starts with the ring older l4nat versions built for it, if that differs.
+      const legacy = last ? undefined : legacyKeyedRing(s, tableOpts);
+      const prev = last && !sameKeyedRing(last, cur) ? last : this.previousRings.get(id) ?? (legacy && !sameKeyedRing(legacy, cur) ? legacy : undefined);
       if (prev && prev.idx.length === m) previous.set(id, prev);
     });
     // Routes and rules for new VIPs/backends go in before the table that uses them, so the first reply of a
@@ -186,6 +189,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   const noIcmp = icmpChecksUnavailable(opts.services);
   if (noIcmp) throw new EnvironmentError(noIcmp);
   const hashKey = opts.hashKey ?? loadOrCreateHashKey(opts.hashKeyFile, log);
+  for (const w of affinityWarnings(opts.services)) log.warn({ event: 'affinity_warning' }, w);
   const nBackends = opts.services.reduce((n, s) => n + s.backends.length, 0);
   // Scale-out: announce nothing before the TUN has a reader (which gives it carrier, see cluster/bird.ts).
   const clusterOpts = clusterOptionsOf(opts);

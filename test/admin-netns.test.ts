@@ -3,19 +3,14 @@
 // plain HTTP fails, HTTPS without the token gets 401 and no backend detail, with the token 200. Root-only.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createLab, type Lab } from '../src/lab/lab';
-import { L4natProcess, l4natUnavailable, startL4nat } from '../src/lab/l4nat-process';
+import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { startBackendServers } from '../src/lab/workload';
-
-function skipReason(): string | false {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, TUN)';
-  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
-  return l4natUnavailable() ?? false;
-}
+import { skipUnless } from '../src/lab/requirements';
 
 const SCRIPT = `
   const [url, ca, token] = process.argv.slice(1);
@@ -34,7 +29,7 @@ async function fromClient(lab: Lab, url: string, ca = '', token = ''): Promise<{
   return JSON.parse(r.stdout.trim()) as { status?: number; body?: string; error?: string };
 }
 
-test('admin API: loopback only by default; on another address TLS + bearer token, 401 without it, nothing leaked', { skip: skipReason(), timeout: 120_000 }, async () => {
+test('admin API: loopback only by default; on another address TLS + bearer token, 401 without it, nothing leaked', { skip: skipUnless(), timeout: 120_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-adm-'));
   const lab = await createLab({ backends: 1, ipv6: false });
   let l4: L4natProcess | null = null;

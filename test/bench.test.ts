@@ -21,8 +21,8 @@ import { formatSpread, median, perRoundRatios, spread } from '../bench/lib/stats
 import { renderChart } from '../bench/lib/svg';
 import { parsePidStat, parseProcStat } from '../bench/lib/sys';
 import { haproxyConfig, nftRuleset } from '../bench/lib/variants';
+import { skipUnlessCI } from '../src/lab/requirements';
 
-const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
 /** The rows of the first Markdown table after `heading`, split into cells. */
 function tableAfter(md: string, heading: string): string[][] {
@@ -184,8 +184,8 @@ describe('bench harness (no root needed)', () => {
 
 describe('bench smoke run (root)', () => {
   const root = repoRoot();
-  const missing = isRoot ? checkPrerequisites(parseOptions(['--variants', 'direct,l4nat', '--only-variants'], '/tmp'), root).filter((m) => m.required) : [];
-  const skip = !isRoot ? 'needs root (network namespaces)' : missing.length > 0 ? `missing: ${missing.map((m) => m.what).join('; ')}` : false;
+  const missing = checkPrerequisites(parseOptions(['--variants', 'direct,l4nat', '--only-variants'], '/tmp'), root).filter((m) => m.required);
+  const skip = skipUnlessCI(missing.length > 0 ? `needs ${missing.map((m) => `${m.what} (${m.fix})`).join('; ')}` : false);
 
   test('1 round of 1-second tests, direct and l4nat: a well-formed table of non-zero figures, no namespace left', { skip, timeout: 120_000 }, async () => {
     const out = mkdtempSync(path.join(tmpdir(), 'l4nat-bench-test-'));

@@ -11,7 +11,8 @@ import { adminRequest } from '../src/lab/admin-client';
 import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, repoRoot, startL4nat } from '../src/lab/l4nat-process';
 import { DEFAULT_WORKER_NICE, niceOf, workerThreadIds } from '../src/worker-priority';
-import { labSkipReason, sleep } from '../src/reliability/tools';
+import { sleep } from '../src/reliability/tools';
+import { skipUnless } from '../src/lab/requirements';
 
 const PORT = 8080;
 const RR_SECONDS = 2;
@@ -41,7 +42,7 @@ async function requestResponse(lab: Lab, tool: string): Promise<{ transactions: 
 }
 
 for (const setting of ['default', 'off'] as const) {
-  test(`busy polling (${setting === 'default' ? 'adaptive, the default' : 'L4NAT_BUSY_POLL_US=0'}): request/response ${setting === 'default' ? 'opens the window, idle closes it' : 'never spins'}`, { skip: labSkipReason(), timeout: 90_000 }, async (t) => {
+  test(`busy polling (${setting === 'default' ? 'adaptive, the default' : 'L4NAT_BUSY_POLL_US=0'}): request/response ${setting === 'default' ? 'opens the window, idle closes it' : 'never spins'}`, { skip: skipUnless(), timeout: 90_000 }, async (t) => {
     const tool = buildBenchtool(repoRoot());
     const lab = await createLab({ backends: 1 });
     let l4: L4natProcess | null = null;

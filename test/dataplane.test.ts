@@ -4,13 +4,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Dataplane } from '../src/native';
+import { skipUnless } from '../src/lab/requirements';
 
-const root = typeof process.getuid === 'function' && process.getuid() === 0 && existsSync('/dev/net/tun');
-const skip = root ? false : 'needs root and /dev/net/tun';
+const skip = skipUnless({ commands: ['ip'] });
 
 test('bad options are rejected before anything is opened', () => {
   const base = { ifname: 'l4x0', queues: 1, flowCapacity: 1024, maxServices: 4, maxBackends: 4 };
@@ -69,8 +68,26 @@ test('open, publish, start, read counters, list flows, close', { skip }, () => {
     try { dp.publish({ ...t.input, rings: new Uint32Array(13).fill(7) }); } catch (e) { rejected = e.message; }
     dp.start();
     const c = dp.counters();
-    dp.close(false);
-    console.log(JSON.stringify({ queues: c.perQueue.length, drops: Object.keys(c.drops).length, flows: 0, offloads: dp.offloads, rejected, beats: c.heartbeatsMs.length }));
+    // A flow: a SYN from this namespace to the VIP, routed into the TUN (the rewritten SYN the worker writes back
+    // has a local source and goes nowhere; the entry is made when the worker forwards it).
+    const { execFileSync } = require('node:child_process');
+    const ip = (...a) => execFileSync('ip', a);
+    ip('link', 'set', 'l4t0', 'up');
+    ip('addr', 'add', '10.9.2.1/24', 'dev', 'l4t0');
+    ip('route', 'add', '10.9.0.1/32', 'dev', 'l4t0', 'src', '10.9.2.1');
+    const before = dp.flows();
+    const sock = require('node:net').connect({ host: '10.9.0.1', port: 80, localPort: 40123 });
+    sock.on('error', () => {});
+    (async () => {
+      let flows = [];
+      for (let i = 0; i < 100 && flows.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        flows = dp.flows();
+      }
+      sock.destroy();
+      dp.close(false);
+      console.log(JSON.stringify({ queues: c.perQueue.length, drops: Object.keys(c.drops).length, before: before.length, flows, bk: t.backendSlots.get('10.9.0.1:80/tcp|10.9.1.1:8080/tcp'), svc: t.serviceSlots.get('10.9.0.1:80/tcp'), offloads: dp.offloads, rejected, beats: c.heartbeatsMs.length }));
+    })();
   `);
   assert.equal(r.status, 0, r.stderr);
   const o = JSON.parse(r.stdout.trim().split('\n').pop() as string);
@@ -79,6 +96,12 @@ test('open, publish, start, read counters, list flows, close', { skip }, () => {
   assert.ok(o.drops >= 15, 'every drop reason is named');
   assert.ok(o.offloads.includes('tso4') && o.offloads.includes('csum'), `offloads ${o.offloads}`);
   assert.match(o.rejected, /rings\[0\]: backend slot 7 does not exist/);
+  assert.equal(o.before, 0, 'no flow before the SYN');
+  const [f, ...more] = o.flows as Array<Record<string, unknown>>;
+  assert.deepEqual(more, [], 'one flow');
+  const { idleSeconds, ...entry } = f;
+  assert.deepEqual(entry, { client: '10.9.2.1', clientPort: 40123, vip: '10.9.0.1', vipPort: 80, proto: 'tcp', backendSlot: o.bk, serviceSlot: o.svc, state: 'SYN_SENT' });
+  assert.ok((idleSeconds as number) <= 1, `idle ${String(idleSeconds)} s`);
 });
 
 test('a process that exits with the data plane still running exits cleanly (no crash at teardown)', { skip }, () => {

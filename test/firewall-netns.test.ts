@@ -3,24 +3,14 @@
 // untracked packets, so if the exemption failed, traffic would hit the drop policy and this test would fail.
 // A direct connection from the client to a backend (not through l4nat) must be dropped. Root-only.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createLab, type Lab } from '../src/lab/lab';
-import { L4natProcess, l4natUnavailable, startL4nat } from '../src/lab/l4nat-process';
+import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers } from '../src/lab/workload';
-
-function skipReason(): string | false {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, TUN)';
-  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
-  try {
-    require('node:child_process').execFileSync('nft', ['--version'], { stdio: 'ignore' });
-  } catch {
-    return 'no nft';
-  }
-  return l4natUnavailable() ?? false;
-}
+import { skipUnless } from '../src/lab/requirements';
 
 /** The README's ruleset, filled in for the lab. */
 function ruleset(lab: Lab, tun = 'l4nat0'): string {
@@ -58,7 +48,7 @@ table inet l4nat_fw {
 `;
 }
 
-test('l4nat behind an nftables FORWARD drop policy with its traffic exempt from conntrack: TCP and UDP, IPv4 and IPv6 all pass; direct client→backend is dropped', { skip: skipReason(), timeout: 120_000 }, async () => {
+test('l4nat behind an nftables FORWARD drop policy with its traffic exempt from conntrack: TCP and UDP, IPv4 and IPv6 all pass; direct client→backend is dropped', { skip: skipUnless({ commands: ['nft'] }), timeout: 120_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-fw-'));
   const lab = await createLab({ backends: 2 });
   let l4: L4natProcess | null = null;

@@ -6,20 +6,15 @@
 //  - on_down: reset: its flows are removed and its streams end (the next packet lands on another backend,
 //    which resets it), while the other backends' streams go on. Root-only.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createLab, type Lab } from '../src/lab/lab';
-import { L4natProcess, l4natUnavailable, repoRoot, startL4nat } from '../src/lab/l4nat-process';
+import { L4natProcess, repoRoot, startL4nat } from '../src/lab/l4nat-process';
 import type { NsProcess } from '../src/lab/netns';
 import { labScript, startBackendServers, startStreams } from '../src/lab/workload';
-
-function skipReason(): string | false {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, TUN)';
-  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
-  return l4natUnavailable() ?? false;
-}
+import { skipUnless } from '../src/lab/requirements';
 
 async function cli(lab: Lab, args: string[]): Promise<string> {
   return (await lab.exec('lb', process.execPath, [join(repoRoot(), 'bin', 'l4nat.js'), ...args])).stdout;
@@ -44,7 +39,7 @@ function config(lab: Lab, onDown: string): string {
   ].join('\n');
 }
 
-test('l4nat flows lists and deletes entries; a down backend keeps its streams with on_down keep and loses them with reset', { skip: skipReason(), timeout: 180_000 }, async (t) => {
+test('l4nat flows lists and deletes entries; a down backend keeps its streams with on_down keep and loses them with reset', { skip: skipUnless(), timeout: 180_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-flows-'));
   const lab = await createLab({ backends: 2, ipv6: false });
   let l4: L4natProcess | null = null;

@@ -14,13 +14,13 @@ import { adminRequest } from '../src/lab/admin-client';
 import { createLab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers } from '../src/lab/workload';
-import { labSkipReason } from '../src/reliability/tools';
+import { skipUnless } from '../src/lab/requirements';
 
 const INTERVAL = 0.5;
 const TIMEOUT = 0.4;
 const FALL = 2;
 
-test('dataplane check: a backend whose replies bypass the l4nat host is marked down and the log says so', { skip: labSkipReason(), timeout: 180_000 }, async (t) => {
+test('dataplane check: a backend whose replies bypass the l4nat host is marked down and the log says so', { skip: skipUnless(), timeout: 180_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-dpcheck-'));
   const lab = await createLab({ backends: 3, ipv6: true });
   let l4: L4natProcess | null = null;

@@ -12,9 +12,9 @@
 // Then without CAP_NET_RAW (an unprivileged l4nat holding CAP_NET_ADMIN only): `up` with an icmp check refuses to
 // start, and a reload that adds one is rejected; both say what is missing. Root-only.
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import path, { join } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { IDLE_CLOSE_MS } from '../src/health/icmp';
 import { adminRequest } from '../src/lab/admin-client';
@@ -22,16 +22,8 @@ import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, READY_MSG, startL4nat } from '../src/lab/l4nat-process';
 import type { NsProcess } from '../src/lab/netns';
 import { labScript, runClient, startBackendServers } from '../src/lab/workload';
-import { labSkipReason } from '../src/reliability/tools';
+import { skipUnless } from '../src/lab/requirements';
 import { startUnprivileged, tunStandIn, UNPRIVILEGED_UID, unprivileged } from '../src/reliability/unprivileged';
-
-function skipReason(): string | false {
-  const r = labSkipReason();
-  if (r) return r;
-  const onPath = (cmd: string): boolean => (process.env.PATH ?? '').split(':').some((d) => d !== '' && existsSync(path.join(d, cmd)));
-  if (!onPath('nft') && process.env.CI !== 'true') return 'needs nft (nftables)';
-  return false;
-}
 
 const INTERVAL = 0.5;
 const TIMEOUT = 0.3;
@@ -60,7 +52,7 @@ function startResponder(lab: Lab, id: string, mode: string): Promise<NsProcess> 
   return p.waitForLine((l) => l.includes('"ready":true'), { timeoutMs: 10_000, what: `${id} responder ready`, stream: 'stdout' }).then(() => p);
 }
 
-test('icmp checks through l4nat up: a backend that answers stays up, one that drops ICMP goes down, replies with a wrong identifier or sequence are not counted (IPv4 and IPv6)', { skip: skipReason(), timeout: 180_000 }, async (t) => {
+test('icmp checks through l4nat up: a backend that answers stays up, one that drops ICMP goes down, replies with a wrong identifier or sequence are not counted (IPv4 and IPv6)', { skip: skipUnless({ commands: ['nft'] }), timeout: 180_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-icmp-'));
   const lab = await createLab({ backends: 5, ipv6: true });
   let l4: L4natProcess | null = null;
@@ -153,7 +145,7 @@ test('icmp checks through l4nat up: a backend that answers stays up, one that dr
   }
 });
 
-test('without CAP_NET_RAW: up with an icmp check refuses to start, a reload adding one is rejected; both name the capability', { skip: labSkipReason() || (existsSync('/usr/bin/setpriv') || existsSync('/bin/setpriv') ? false : 'needs setpriv (util-linux)'), timeout: 120_000 }, async () => {
+test('without CAP_NET_RAW: up with an icmp check refuses to start, a reload adding one is rejected; both name the capability', { skip: skipUnless({ commands: ['setpriv'] }), timeout: 120_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-icmp-priv-'));
   chownSync(dir, UNPRIVILEGED_UID, UNPRIVILEGED_UID);
   chmodSync(dir, 0o700);

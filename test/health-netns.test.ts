@@ -3,26 +3,21 @@
 // without it (bound: interval × fall + timeout), checks that no new connection goes to it or fails after
 // that, then restarts it and sees it come back after `rise` checks. Root-only.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createLab } from '../src/lab/lab';
-import { L4natProcess, l4natUnavailable, startL4nat } from '../src/lab/l4nat-process';
+import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { labScript, runClient, startBackendServers } from '../src/lab/workload';
-
-function skipReason(): string | false {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, TUN)';
-  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
-  return l4natUnavailable() ?? false;
-}
+import { skipUnless } from '../src/lab/requirements';
 
 const INTERVAL = 1;
 const TIMEOUT = 0.5;
 const FALL = 2;
 const RISE = 2;
 
-test('a killed backend leaves the ring within interval × fall + timeout; no connection fails after; it comes back after rise checks', { skip: skipReason(), timeout: 180_000 }, async (t) => {
+test('a killed backend leaves the ring within interval × fall + timeout; no connection fails after; it comes back after rise checks', { skip: skipUnless(), timeout: 180_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-health-'));
   const lab = await createLab({ backends: 3, ipv6: false });
   let l4: L4natProcess | null = null;
@@ -86,7 +81,7 @@ test('a killed backend leaves the ring within interval × fall + timeout; no con
   }
 });
 
-test('passive check: a backend whose replies bypass the LB (the classic LVS-NAT mistake) passes its active check but is taken out; back after the hold', { skip: skipReason(), timeout: 180_000 }, async (t) => {
+test('passive check: a backend whose replies bypass the LB (the classic LVS-NAT mistake) passes its active check but is taken out; back after the hold', { skip: skipUnless(), timeout: 180_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-passive-'));
   const lab = await createLab({ backends: 3, ipv6: false });
   let l4: L4natProcess | null = null;

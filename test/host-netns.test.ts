@@ -1,4 +1,4 @@
-// Integration test of HostSetup in a throw-away network namespace (root and /dev/net/tun needed, else skipped).
+// Integration test of HostSetup in a throw-away network namespace (root, /dev/net/tun and ip needed: skipped without them, failed under CI=true).
 // The parent creates the namespace and a persistent multiqueue TUN in it, then drives a child process running
 // INSIDE the namespace (this same file, started with L4NAT_HOST_NETNS_CHILD=1 under `ip netns exec`) through a
 // line-based JSON protocol on stdin/stdout, and checks the result with `ip -n NS ...`. The default namespace's
@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from 'fs';
 import { randomBytes } from 'crypto';
 import { createInterface } from 'readline';
 import pino from 'pino';
+import { skipUnless } from '../src/lab/requirements';
 
 const TUN = 'l4nat0';
 const TABLE = 100;
@@ -101,13 +102,6 @@ function sh(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-function canRun(): string | false {
-  if (process.getuid?.() !== 0) return 'needs root';
-  if (!existsSync('/dev/net/tun')) return 'needs /dev/net/tun';
-  try { sh('ip', ['-V']); } catch { return 'needs iproute2 (ip)'; }
-  return false;
-}
-
 function snapshotDefaultNamespace(): string {
   const parts = [
     sh('ip', ['-4', 'rule', 'show']), sh('ip', ['-6', 'rule', 'show']),
@@ -131,7 +125,7 @@ async function waitFor(what: string, check: () => boolean, ms = 3000): Promise<v
 if (process.env.L4NAT_HOST_NETNS_CHILD === '1') {
   runChild().catch((err) => { process.stderr.write(`${(err as Error).stack}\n`); process.exit(1); });
 } else {
-  const skip = canRun();
+  const skip = skipUnless({ l4nat: false, commands: ['ip'] });
   const ns = `l4h-${randomBytes(4).toString('hex')}`;
   let nsCreated = false;
   let defaultBefore = '';

@@ -1,21 +1,16 @@
 // End to end: the real l4nat (bin/l4nat.js up) in the lab's lb namespace, real TCP/UDP traffic from the client
-// namespace to the VIPs, real backend servers. Root-only; skipped when l4nat is not built or there is no TUN.
+// namespace to the VIPs, real backend servers. Root-only; without root, TUN or a built l4nat skipped (failed under CI=true).
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { RequestReport } from '../src/lab/client-driver';
 import { NetSnapshot, snapshotMentions, snapshotNetns } from '../src/lab/inspect';
 import { createLab, Lab, listLabNamespaces, normalizeAddress } from '../src/lab/lab';
-import { addBackend, L4natProcess, l4natUnavailable, startL4nat } from '../src/lab/l4nat-process';
+import { addBackend, L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { run } from '../src/lab/netns';
 import { runClient, startBackendServers, startStreams } from '../src/lab/workload';
+import { skipUnless } from '../src/lab/requirements';
 
-function skipReason(): string | false {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, TUN)';
-  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
-  return l4natUnavailable() ?? false;
-}
-const skip = skipReason();
+const skip = skipUnless();
 const LAB_NEEDLES = ['10.200.', '10.201.', 'fd4c:'];
 const TCP_CONNECTIONS = 3_000;
 

@@ -5,8 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import { createLab, Lab, listLabNamespaces, ROUTED_LB_IPV4 } from '../src/lab/lab';
 import { sysctlGet } from '../src/lab/netns';
 import { runClient, startBackendServers, startStreams } from '../src/lab/workload';
+import { skipUnless } from '../src/lab/requirements';
 
-const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
 describe('routed lab options (no root needed)', () => {
   test('middleHopMtu is validated before anything is created', async () => {
@@ -17,7 +17,7 @@ describe('routed lab options (no root needed)', () => {
   });
 });
 
-describe('routed lab', { skip: isRoot ? false : 'needs root (network namespaces)', timeout: 120_000 }, () => {
+describe('routed lab', { skip: skipUnless({ tun: false, l4nat: false, commands: ['ip'] }), timeout: 120_000 }, () => {
   let lab: Lab;
 
   before(async () => {

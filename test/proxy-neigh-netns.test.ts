@@ -3,22 +3,16 @@
 // VIPs on the LB's client-side interface, TCP over IPv4 and IPv6 works, and the entries are gone after stop.
 // Root-only.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { createLab } from '../src/lab/lab';
-import { L4natProcess, l4natUnavailable, startL4nat } from '../src/lab/l4nat-process';
+import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers } from '../src/lab/workload';
-
-function skipReason(): string | false {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, TUN)';
-  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
-  return l4natUnavailable() ?? false;
-}
+import { skipUnless } from '../src/lab/requirements';
 
 const VIP4 = '10.201.0.100';
 const VIP6 = 'fd4c::100';
 
-test('--proxy-neighbor answers ARP and NDP for VIPs on the clients\' segment; without it they are unreachable; entries removed at stop', { skip: skipReason(), timeout: 120_000 }, async () => {
+test('--proxy-neighbor answers ARP and NDP for VIPs on the clients\' segment; without it they are unreachable; entries removed at stop', { skip: skipUnless(), timeout: 120_000 }, async () => {
   const lab = await createLab({ backends: 2 });
   let l4: L4natProcess | null = null;
   try {

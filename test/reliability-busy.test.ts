@@ -17,12 +17,13 @@ import { createLab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { startBackendServers } from '../src/lab/workload';
 import { startProbe } from '../src/reliability/probe-run';
-import { counters, labSkipReason, monotonicMs, sleep } from '../src/reliability/tools';
+import { counters, monotonicMs, sleep } from '../src/reliability/tools';
+import { skipUnless } from '../src/lab/requirements';
 
 const BLOCK_MS = 5_000;
 const WATCHDOG_USEC = 2_000_000;
 
-test('JS event loop blocked 5 s (inspector Runtime.evaluate): forwarding goes on, workers stay fresh, watchdog gap reported', { skip: labSkipReason(), timeout: 120_000 }, async (t) => {
+test('JS event loop blocked 5 s (inspector Runtime.evaluate): forwarding goes on, workers stay fresh, watchdog gap reported', { skip: skipUnless(), timeout: 120_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-busy-'));
   const notifyPath = join(dir, 'notify.sock');
   const pings: number[] = [];

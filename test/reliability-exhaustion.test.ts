@@ -14,12 +14,13 @@ import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { startBackendServers } from '../src/lab/workload';
 import type { StormReport } from '../src/reliability/api-storm';
 import { startProbe, summarizeAttempts } from '../src/reliability/probe-run';
-import { labSkipReason, procStats, sleep } from '../src/reliability/tools';
+import { procStats, sleep } from '../src/reliability/tools';
+import { skipUnless } from '../src/lab/requirements';
 
 const REQUESTS = 1500;
 const CONCURRENCY = 100;
 
-test(`admin API storm (${REQUESTS} requests, ${CONCURRENCY} at a time): forwarding unaffected, no 5xx, state unchanged, recovers`, { skip: labSkipReason(), timeout: 120_000 }, async (t) => {
+test(`admin API storm (${REQUESTS} requests, ${CONCURRENCY} at a time): forwarding unaffected, no 5xx, state unchanged, recovers`, { skip: skipUnless(), timeout: 120_000 }, async (t) => {
   const lab = await createLab({ backends: 2, ipv6: false });
   let l4: L4natProcess | null = null;
   try {

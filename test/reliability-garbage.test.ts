@@ -22,13 +22,14 @@ import { runClient, startBackendServers, SERVICE_PORT } from '../src/lab/workloa
 import { ipv4HeaderOk, l4CsumError, parseIp, PROTO, UDP_OFF } from '../src/reliability/craft';
 import { garbageCases, isGarbage } from '../src/reliability/garbage';
 import { startPcap } from '../src/reliability/pcap';
-import { counters, delta, labSkipReason, lbMac, monotonicMs, nonZero, packetFile, parsePktgen, pktgen, sleep } from '../src/reliability/tools';
+import { counters, delta, lbMac, monotonicMs, nonZero, packetFile, parsePktgen, pktgen, sleep } from '../src/reliability/tools';
+import { skipUnless } from '../src/lab/requirements';
 
 const HASH_KEY = ['--hash-key', '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99'];
 /** Copies of each kind of packet. */
 const REPEAT = 20;
 
-test('garbage on the wire: each malformed kind is dropped where expected and counted, forwarded ones arrive translated with their checksum as bad as sent, real clients unaffected', { skip: labSkipReason({ gcc: true, tcpdump: true }), timeout: 120_000 }, async (t) => {
+test('garbage on the wire: each malformed kind is dropped where expected and counted, forwarded ones arrive translated with their checksum as bad as sent, real clients unaffected', { skip: skipUnless({ commands: ['gcc', 'tcpdump'] }), timeout: 120_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-garbage-'));
   const lab = await createLab({ backends: 2 });
   let l4: L4natProcess | null = null;

@@ -20,7 +20,7 @@ import { startBackendServers, SERVICE_PORT } from '../src/lab/workload';
 import { parseIp, PROTO } from '../src/reliability/craft';
 import { startPcap, type RawPacket } from '../src/reliability/pcap';
 import { startProbe } from '../src/reliability/probe-run';
-import { labSkipReason } from '../src/reliability/tools';
+import { skipUnless } from '../src/lab/requirements';
 
 /** The TCP timestamp option's TSval of a segment, or null. */
 function tsval(p: Buffer, l4off: number): number | null {
@@ -70,7 +70,7 @@ function orderStats(pkts: readonly RawPacket[], pick: (src: string, dst: string)
   return { segments, overtaken, flows: last.size, flowsHit: hit.size };
 }
 
-test('packet order within a flow: in order into l4nat; out of l4nat with --queues 2', { skip: labSkipReason({ tcpdump: true }), timeout: 90_000 }, async (t) => {
+test('packet order within a flow: in order into l4nat; out of l4nat with --queues 2', { skip: skipUnless({ commands: ['tcpdump'] }), timeout: 90_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-order-'));
   const lab = await createLab({ backends: 3, ipv6: false });
   let l4: L4natProcess | null = null;

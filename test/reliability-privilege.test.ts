@@ -16,20 +16,15 @@ import { adminRequest } from '../src/lab/admin-client';
 import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, l4natArgs, READY_MSG } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers, SERVICE_PORT } from '../src/lab/workload';
-import { CAP, capNames, labSkipReason, threadCaps } from '../src/reliability/tools';
+import { CAP, capNames, threadCaps } from '../src/reliability/tools';
 import { startUnprivileged, tunStandIn, UNPRIVILEGED_UID, unprivileged } from '../src/reliability/unprivileged';
 import { niceOf, workerThreadIds } from '../src/worker-priority';
+import { skipUnless } from '../src/lab/requirements';
 
 const UID = UNPRIVILEGED_UID;
 /** What the systemd unit grants (UNIT_CAPS): CAP_NET_ADMIN, and CAP_NET_RAW for icmp health checks. */
 const UNIT_MASK = (1n << BigInt(CAP.NET_ADMIN)) | (1n << BigInt(CAP.NET_RAW));
 
-function skip(): string | false {
-  const r = labSkipReason();
-  if (r) return r;
-  if (!existsSync('/usr/bin/setpriv') && !existsSync('/bin/setpriv')) return 'needs setpriv (util-linux)';
-  return false;
-}
 
 function config(lab: Lab, checkOut: string): string {
   return [
@@ -53,7 +48,7 @@ function config(lab: Lab, checkOut: string): string {
   ].join('\n');
 }
 
-test('unprivileged with only the unit\'s CAP_NET_ADMIN and CAP_NET_RAW (setpriv, ambient): every thread holds exactly those, and l4nat sets up, balances, checks and cleans up', { skip: skip(), timeout: 120_000 }, async (t) => {
+test('unprivileged with only the unit\'s CAP_NET_ADMIN and CAP_NET_RAW (setpriv, ambient): every thread holds exactly those, and l4nat sets up, balances, checks and cleans up', { skip: skipUnless({ commands: ['setpriv'] }), timeout: 120_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-priv-'));
   chownSync(dir, UID, UID);
   chmodSync(dir, 0o700);

@@ -13,7 +13,8 @@ import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import type { ExitStatus } from '../src/lab/netns';
 import { startBackendServers } from '../src/lab/workload';
 import { startProbe } from '../src/reliability/probe-run';
-import { labSkipReason, sleep } from '../src/reliability/tools';
+import { sleep } from '../src/reliability/tools';
+import { skipUnless } from '../src/lab/requirements';
 
 const ARGS = ['--hash-key', '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99', '--queues', '2'];
 const STREAMS = 100;
@@ -58,14 +59,14 @@ async function restartDuringStreams(t: { diagnostic(m: string): void }, how: str
   }
 }
 
-test(`kill -9 during ${STREAMS} streams, then start again: every stream continues; longest stall measured`, { skip: labSkipReason(), timeout: 120_000 }, async (t) => {
+test(`kill -9 during ${STREAMS} streams, then start again: every stream continues; longest stall measured`, { skip: skipUnless(), timeout: 120_000 }, async (t) => {
   await restartDuringStreams(t, 'kill -9', async (l4) => {
     l4.proc.kill('SIGKILL');
     return l4.proc.exited;
   }, null);
 });
 
-test(`graceful restart (SIGUSR2: exit 75 keeping TUN, routes, rules) during ${STREAMS} streams, then start again: every stream continues`, { skip: labSkipReason(), timeout: 120_000 }, async (t) => {
+test(`graceful restart (SIGUSR2: exit 75 keeping TUN, routes, rules) during ${STREAMS} streams, then start again: every stream continues`, { skip: skipUnless(), timeout: 120_000 }, async (t) => {
   await restartDuringStreams(t, 'SIGUSR2 handover', async (l4) => {
     l4.proc.kill('SIGUSR2');
     const st = await l4.proc.exited;

@@ -16,7 +16,8 @@ import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { startBackendServers, SERVICE_PORT } from '../src/lab/workload';
 import { startProbe, summarizeAttempts } from '../src/reliability/probe-run';
-import { fdTargets, labSkipReason, procStats, sleep, type ProcStats } from '../src/reliability/tools';
+import { fdTargets, procStats, sleep, type ProcStats } from '../src/reliability/tools';
+import { skipUnless } from '../src/lab/requirements';
 
 const SOAK_S = Number(process.env.L4NAT_SOAK_SECONDS ?? 30);
 const CHANGE_EVERY_MS = 3_000;
@@ -52,7 +53,7 @@ function slope(xs: readonly number[], ys: readonly number[]): number {
 
 const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-test(`soak ${SOAK_S} s: mixed load with backend changes every 3 s; RSS flat, fds stable, no errors`, { skip: labSkipReason(), timeout: (SOAK_S + 120) * 1000 }, async (t) => {
+test(`soak ${SOAK_S} s: mixed load with backend changes every 3 s; RSS flat, fds stable, no errors`, { skip: skipUnless(), timeout: (SOAK_S + 120) * 1000 }, async (t) => {
   assert.ok(Number.isInteger(SOAK_S) && SOAK_S >= 20 && SOAK_S <= 3600, 'L4NAT_SOAK_SECONDS must be a whole number from 20 to 3600');
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-soak-'));
   const lab = await createLab({ backends: 4, ipv6: false });

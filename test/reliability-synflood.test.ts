@@ -21,7 +21,8 @@ import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers, SERVICE_PORT } from '../src/lab/workload';
 import { startProbe, summarizeAttempts } from '../src/reliability/probe-run';
-import { counters, delta, labSkipReason, lbMac, nonZero, parsePktgen, pktgen, procStats, sleep } from '../src/reliability/tools';
+import { counters, delta, lbMac, nonZero, parsePktgen, pktgen, procStats, sleep } from '../src/reliability/tools';
+import { skipUnless } from '../src/lab/requirements';
 
 const HASH_KEY = ['--hash-key', '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99'];
 const CAPACITY = 4096;
@@ -55,7 +56,7 @@ async function flood(lab: Lab, args: string[], seconds: number): Promise<ReturnT
 /** nft commands (one argument) that make a backend drop the spoofed SYNs. */
 const BACKEND_DROP = `add table inet rel_flood; add chain inet rel_flood in { type filter hook input priority 0; }; add rule inet rel_flood in ip saddr ${SPOOF_NET} drop`;
 
-test('SYN flood with a 4096-entry flow table: fixed memory, evictions counted, streams and idle connections survive, new connections keep succeeding, established entries outlive half-open ones', { skip: labSkipReason({ gcc: true }), timeout: 180_000 }, async (t) => {
+test('SYN flood with a 4096-entry flow table: fixed memory, evictions counted, streams and idle connections survive, new connections keep succeeding, established entries outlive half-open ones', { skip: skipUnless({ commands: ['gcc'] }), timeout: 180_000 }, async (t) => {
   const lab = await createLab({ backends: 2, ipv6: false });
   let l4: L4natProcess | null = null;
   try {
@@ -176,7 +177,7 @@ function protectedConfig(lab: Lab): string {
   ].join('\n');
 }
 
-test('per-service protections: a flooding source is held to its new-flow rate while another source connects freely; denied and not-allowed sources are dropped and counted', { skip: labSkipReason({ gcc: true }), timeout: 120_000 }, async (t) => {
+test('per-service protections: a flooding source is held to its new-flow rate while another source connects freely; denied and not-allowed sources are dropped and counted', { skip: skipUnless({ commands: ['gcc'] }), timeout: 120_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-protect-'));
   const lab = await createLab({ backends: 2, ipv6: false });
   let l4: L4natProcess | null = null;

@@ -5,19 +5,14 @@
 //  - drain: the drained backend's streams go on, new connections avoid it, and `drain --wait` reports it
 //    drained once its last flow has closed (flow-table entries of the backend all closed).
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createLab, type Lab } from '../src/lab/lab';
-import { L4natProcess, l4natUnavailable, repoRoot, startL4nat } from '../src/lab/l4nat-process';
+import { L4natProcess, repoRoot, startL4nat } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers, startStreams } from '../src/lab/workload';
-
-function skipReason(): string | false {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, TUN)';
-  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
-  return l4natUnavailable() ?? false;
-}
+import { skipUnless } from '../src/lab/requirements';
 
 function config(lab: Lab, a: string[], b: string[], extra = ''): string {
   const bk = (ids: string[], port: number): string[] => ids.map((id) => `      - {address: ${lab.backend(id).ipv4}, port: ${port}, name: ${id}}`);
@@ -49,7 +44,7 @@ async function cli(lab: Lab, args: string[]): Promise<{ code: number; stdout: st
   }
 }
 
-test('reload: only the changed service moves; streams of both services go on; a bad file changes nothing', { skip: skipReason(), timeout: 180_000 }, async (t) => {
+test('reload: only the changed service moves; streams of both services go on; a bad file changes nothing', { skip: skipUnless(), timeout: 180_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-reload-'));
   const lab = await createLab({ backends: 3, ipv6: false });
   let l4: L4natProcess | null = null;
@@ -107,7 +102,7 @@ test('reload: only the changed service moves; streams of both services go on; a 
   }
 });
 
-test('drain through the CLI: streams on the drained backend go on, new connections avoid it, drain --wait reports it drained; status shows it', { skip: skipReason(), timeout: 180_000 }, async (t) => {
+test('drain through the CLI: streams on the drained backend go on, new connections avoid it, drain --wait reports it drained; status shows it', { skip: skipUnless(), timeout: 180_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-drain-'));
   const lab = await createLab({ backends: 2, ipv6: false });
   let l4: L4natProcess | null = null;
@@ -156,7 +151,7 @@ test('drain through the CLI: streams on the drained backend go on, new connectio
   }
 });
 
-test('source deny list from the config, applied and lifted by reloads: denied clients are dropped and counted as acl_denied', { skip: skipReason(), timeout: 120_000 }, async () => {
+test('source deny list from the config, applied and lifted by reloads: denied clients are dropped and counted as acl_denied', { skip: skipUnless(), timeout: 120_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-acl-'));
   const lab = await createLab({ backends: 2, ipv6: false });
   let l4: L4natProcess | null = null;

@@ -3,21 +3,15 @@
 // connection carries on (flows it has no entry for are forwarded by the same Maglev table). A full stop
 // then removes the device, routes and rules. Root-only.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { createLab } from '../src/lab/lab';
-import { L4natProcess, l4natUnavailable, startL4nat } from '../src/lab/l4nat-process';
+import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { startBackendServers, startStreams } from '../src/lab/workload';
-
-function skipReason(): string | false {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, TUN)';
-  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
-  return l4natUnavailable() ?? false;
-}
+import { skipUnless } from '../src/lab/requirements';
 
 const HASH_KEY = ['--hash-key', '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99'];
 
-test('kill -9 during 20 streams: device, routes and rules stay; a restarted l4nat re-attaches and every stream continues', { skip: skipReason(), timeout: 180_000 }, async (t) => {
+test('kill -9 during 20 streams: device, routes and rules stay; a restarted l4nat re-attaches and every stream continues', { skip: skipUnless(), timeout: 180_000 }, async (t) => {
   const lab = await createLab({ backends: 3 });
   let l4: L4natProcess | null = null;
   try {

@@ -8,25 +8,13 @@
 // (test/scaleout-change-netns.test.ts: a backend set change coinciding with a host failure.)
 // Figures are printed as test diagnostics. Root-only; needs bird2 (scripts/install-deps.sh) and nft.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { l4natUnavailable } from '../src/lab/l4nat-process';
 import { createScaleoutLab, startRouting, type ClusterStateView, type ScaleoutLab } from '../src/lab/scaleout';
 import { startBackendServers, startStreams, type StreamRun, type StreamStatus } from '../src/lab/workload';
+import { skipUnless } from '../src/lab/requirements';
 
-function skipReason(): string | false {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, TUN)';
-  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
-  for (const bin of ['bird', 'birdc', 'nft']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' });
-    } catch {
-      return `${bin} is not installed (bash scripts/install-deps.sh)`;
-    }
-  }
-  return l4natUnavailable() ?? false;
-}
+const skip = skipUnless({ commands: ['bird', 'birdc', 'nft'] });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const STREAMS = 200;
@@ -57,7 +45,7 @@ function progressed(before: StreamStatus, now: StreamStatus): { ok: number; stal
   return { ok, stalled, failed };
 }
 
-describe('scale-out: three l4nat hosts behind ECMP, announced by BIRD', { skip: skipReason(), timeout: 600_000 }, () => {
+describe('scale-out: three l4nat hosts behind ECMP, announced by BIRD', { skip, timeout: 600_000 }, () => {
   let lab: ScaleoutLab;
   const backendIp = (id: string): string => lab.backend(id).ipv4;
   const live = new Set<string>(['lb1', 'lb2', 'lb3']);

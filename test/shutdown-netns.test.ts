@@ -2,18 +2,12 @@
 // for the grace period, then removes everything and exits 0; a second signal ends the grace at once (still
 // removing routes and rules). Root-only.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { snapshotNetns, type NetSnapshot } from '../src/lab/inspect';
 import { createLab } from '../src/lab/lab';
-import { L4natProcess, l4natUnavailable, startL4nat } from '../src/lab/l4nat-process';
+import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers, startStreams } from '../src/lab/workload';
-
-function skipReason(): string | false {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, TUN)';
-  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
-  return l4natUnavailable() ?? false;
-}
+import { skipUnless } from '../src/lab/requirements';
 
 const GRACE = 4;
 
@@ -23,7 +17,7 @@ async function lbState(ns: string): Promise<NetSnapshot> {
   return { ...s, routes6: s.routes6.filter((l) => !/fe80::/.test(l)) };
 }
 
-test(`SIGTERM with --shutdown-grace ${GRACE}: established streams keep flowing, new connections are not admitted, exit 0 after the grace, nothing left`, { skip: skipReason(), timeout: 120_000 }, async (t) => {
+test(`SIGTERM with --shutdown-grace ${GRACE}: established streams keep flowing, new connections are not admitted, exit 0 after the grace, nothing left`, { skip: skipUnless(), timeout: 120_000 }, async (t) => {
   const lab = await createLab({ backends: 2, ipv6: false });
   let l4: L4natProcess | null = null;
   try {
@@ -60,7 +54,7 @@ test(`SIGTERM with --shutdown-grace ${GRACE}: established streams keep flowing, 
   }
 });
 
-test('a second signal during the grace period stops at once, still removing routes and rules', { skip: skipReason(), timeout: 60_000 }, async (t) => {
+test('a second signal during the grace period stops at once, still removing routes and rules', { skip: skipUnless(), timeout: 60_000 }, async (t) => {
   const lab = await createLab({ backends: 2, ipv6: false });
   let l4: L4natProcess | null = null;
   try {

@@ -2,15 +2,16 @@
 // STATUS= updates, WATCHDOG=1 only while the workers' heartbeats are fresh, STOPPING=1; the variables are
 // removed from the environment. The second part runs the real l4nat in a lab (root only).
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import pino from 'pino';
 import { SystemdNotifier, workersAlive } from '../src/systemd';
 import { createLab } from '../src/lab/lab';
-import { L4natProcess, l4natUnavailable, startL4nat } from '../src/lab/l4nat-process';
+import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { startBackendServers } from '../src/lab/workload';
+import { skipUnless } from '../src/lab/requirements';
 
 const log = pino({ level: 'silent' });
 const dir = mkdtempSync(join(tmpdir(), 'l4nat-sd-'));
@@ -104,13 +105,7 @@ test('workersAlive: fresh heartbeats pass, a stale one is named', () => {
   assert.equal(workersAlive([], 1), 'no workers');
 });
 
-function skipReason(): string | false {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, TUN)';
-  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
-  return l4natUnavailable() ?? false;
-}
-
-test('the real l4nat: READY=1 once forwarding, WATCHDOG=1 from worker heartbeats, STOPPING=1 on SIGTERM', { skip: skipReason(), timeout: 60_000 }, async () => {
+test('the real l4nat: READY=1 once forwarding, WATCHDOG=1 from worker heartbeats, STOPPING=1 on SIGTERM', { skip: skipUnless(), timeout: 60_000 }, async () => {
   const path = join(dir, 'l4nat-notify.sock');
   const l = listen(path);
   const lab = await createLab({ backends: 2, ipv6: false });

@@ -9,7 +9,8 @@ import { buildBenchtool } from '../bench/lib/tools';
 import { adminRequest } from '../src/lab/admin-client';
 import { createLab } from '../src/lab/lab';
 import { L4natProcess, repoRoot, startL4nat } from '../src/lab/l4nat-process';
-import { labSkipReason, sleep } from '../src/reliability/tools';
+import { sleep } from '../src/reliability/tools';
+import { skipUnless } from '../src/lab/requirements';
 
 const PORT = 8080;
 const MAXSEQ = 4_000_000;
@@ -20,7 +21,7 @@ function lastJson(lines: string): Record<string, number> {
   return JSON.parse(l) as Record<string, number>;
 }
 
-test('UDP runs written as GSO super-packets reach the backend as exactly the datagrams the client sent', { skip: labSkipReason(), timeout: 120_000 }, async (t) => {
+test('UDP runs written as GSO super-packets reach the backend as exactly the datagrams the client sent', { skip: skipUnless(), timeout: 120_000 }, async (t) => {
   const tool = buildBenchtool(repoRoot());
   const lab = await createLab({ backends: 1, ipv6: true });
   let l4: L4natProcess | null = null;

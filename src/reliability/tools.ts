@@ -1,12 +1,10 @@
 // Shared helpers of the reliability tests (issue 7): the C packet sender built on demand, the lb's MAC address,
 // data-plane counters through the admin API, and /proc views of the l4nat process (memory, fds, capabilities).
 // Layers: lab/ (namespaces, l4nat process, admin client) → this file → test/reliability-*.test.ts.
-import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { adminRequest } from '../lab/admin-client';
 import type { Lab } from '../lab/lab';
 import { cTool } from '../lab/c-build';
-import { l4natUnavailable } from '../lab/l4nat-process';
 
 /** Builds src/reliability/c/pktgen.c once per content ($TMPDIR/l4nat-reliability-<sha>/pktgen); its path. */
 export function pktgen(): Promise<string> {
@@ -154,18 +152,6 @@ export function percentile(xs: readonly number[], p: number): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
-}
-
-/** Why the namespace tests cannot run here, or false (root, /dev/net/tun, a built l4nat, gcc for pktgen). */
-export function labSkipReason(opts: { gcc?: boolean; tcpdump?: boolean } = {}): string | false {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, TUN)';
-  if (!existsSync('/dev/net/tun')) return 'no /dev/net/tun';
-  const missing = l4natUnavailable();
-  if (missing !== null) return missing;
-  const onPath = (cmd: string): boolean => (process.env.PATH ?? '').split(':').some((d) => d !== '' && existsSync(path.join(d, cmd)));
-  if (opts.gcc && !onPath('gcc')) return 'needs gcc (builds src/reliability/c/pktgen.c)';
-  if (opts.tcpdump && !onPath('tcpdump')) return 'needs tcpdump';
-  return false;
 }
 
 /** CLOCK_MONOTONIC in ms, the clock of the workers' heartbeat_ms (libuv's hrtime reads CLOCK_MONOTONIC too). */

@@ -1,0 +1,198 @@
+// Scale-out (issue 8): a backend set change coinciding with a host failure, the case Maglev's paper calls out. A flow
+// that moves to another host has no flow entry there; the data plane pins it when its backend's reply passes through
+// that host. A ring change before that sends it to another backend if its slot moved (the new backend resets it).
+// Measured with 200 long-lived connections over three hosts (scaleout.ts): a fourth backend joins on the survivors at
+// the moment one l4nat is SIGKILLed, with
+//   - the backends' return route: ECMP over the hosts (replies may return through any host), or "via the host that
+//     forwarded" (conntrack mark from the forwarding host's MAC address, per-host tables fed by BIRD);
+//   - cluster.settle 0 (the change applies at once) or 3 (held until the set of announcing hosts has been stable 3 s).
+// The cells whose outcome the README states are asserted by test/scaleout-change-netns.test.ts; the others are races
+// between the ring change and each moved flow's first packets, measured by `npm run report:scaleout-change`
+// (scaleout-change-report.ts). Layers: scaleout.ts, workload.ts → this file → the test and the report.
+import { createScaleoutLab, startRouting, type ScaleoutLab } from './scaleout';
+import { startBackendServers, startStreams, type StreamStatus } from './workload';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export const STREAMS = 200;
+const VIP = '10.200.0.10';
+const ALL = ['lb1', 'lb2', 'lb3'];
+const B3 = ['b1', 'b2', 'b3'];
+const B4 = ['b1', 'b2', 'b3', 'b4'];
+
+async function waitUntil(what: string, fn: () => Promise<boolean>, timeoutMs: number, everyMs = 50): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    if (await fn()) return Date.now() - t0;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+function progressed(before: StreamStatus, now: StreamStatus): { ok: number; errors: Record<string, number>; stalled: number } {
+  let ok = 0;
+  let stalled = 0;
+  const errors: Record<string, number> = {};
+  for (const c of now.conns) {
+    const was = before.conns.find((x) => x.i === c.i);
+    if (c.error !== null) errors[c.error] = (errors[c.error] ?? 0) + 1;
+    else if (was && c.bytesVerified > was.bytesVerified) ok++;
+    else stalled++;
+  }
+  return { ok, errors, stalled };
+}
+
+/** One measured cell: connections (of STREAMS) that broke in the 6 s after the event, and what b4 got. */
+export interface Cell {
+  name: string;
+  broken: number;
+  errors: Record<string, number>;
+  stalled: number;
+  applyMs: number;
+  b4: string[];
+}
+
+/** Three l4nat hosts behind ECMP announced by BIRD, four backends (b4 not in the ring at first). */
+export class ChangeBench {
+  private constructor(readonly lab: ScaleoutLab) {}
+
+  static async create(): Promise<ChangeBench> {
+    const lab = await createScaleoutLab({ hosts: 3, backends: 4 });
+    const b = new ChangeBench(lab);
+    try {
+      await startRouting(lab);
+      await startBackendServers(lab);
+      for (const h of lab.hosts) lab.writeL4natConfig(h, { backends: B3, settle: 0 });
+      for (const h of lab.hosts) await lab.startL4nat(h.role);
+      await waitUntil('three ECMP next hops on the router and the backends', async () => (await lab.nexthops('r', VIP)).length === 3 && (await lab.nexthops('b1', 'default')).length === 3, 30_000, 100);
+    } catch (e) {
+      await lab.destroy();
+      throw e;
+    }
+    return b;
+  }
+
+  destroy(): Promise<void> {
+    return this.lab.destroy();
+  }
+
+  private async admin(role: string, method: string, path: string): Promise<{ status: number; body: any }> {
+    const script = `fetch('http://127.0.0.1:9180' + process.argv[2], { method: process.argv[1] }).then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.json() }))).catch((e) => { process.stderr.write(String(e)); process.exit(1); });`;
+    const { stdout } = await this.lab.exec(role, process.execPath, ['-e', script, method, path], { timeoutMs: 30_000 });
+    return JSON.parse(stdout) as { status: number; body: any };
+  }
+
+  /** Every host in `roles` reloads (POST /v1/reload) with `backends`; throws unless each answers 200. */
+  private async reload(roles: string[], backends: string[], settle: number): Promise<void> {
+    for (const r of roles) this.lab.writeL4natConfig(this.lab.host(r), { backends, settle });
+    await Promise.all(
+      roles.map(async (r) => {
+        const res = await this.admin(r, 'POST', '/v1/reload');
+        if (res.status !== 200) throw new Error(`reload on ${r}: ${res.status} ${JSON.stringify(res.body)}`);
+      }),
+    );
+  }
+
+  private async converge(role: string, present: boolean): Promise<void> {
+    const h = this.lab.host(role);
+    await waitUntil(`router and backends ${present ? 'adding' : 'dropping'} ${role}`, async () => {
+      const r = (await this.lab.nexthops('r', VIP)).includes(h.upIpv4);
+      const b = await Promise.all(this.lab.backends.map(async (x) => (await this.lab.nexthops(x.role, 'default')).includes(h.lanIpv4)));
+      return r === present && b.every((x) => x === present);
+    }, 40_000);
+  }
+
+  /** STREAMS streams; `act` during them; connections broken in the 6 s after it. */
+  private async measure(name: string, act: () => Promise<void>): Promise<Cell> {
+    const streams = startStreams(this.lab, { target: VIP, streams: STREAMS, durationMs: 60_000, intervalMs: 100, chunkBytes: 512, stallMs: 25_000, connTimeoutMs: 10_000 });
+    try {
+      const up = await streams.streaming;
+      if (up.established !== STREAMS || up.failed !== 0) throw new Error(`${name}: ${up.established} of ${STREAMS} streams established, ${up.failed} failed, before the event`);
+      await sleep(1_000);
+      const before = await streams.status();
+      const t0 = Date.now();
+      await act();
+      const applyMs = Date.now() - t0;
+      await sleep(6_000);
+      const p = progressed(before, await streams.status());
+      // What b4 got on the surviving hosts: its state, ring weight and packets forwarded to it.
+      const b4 = await Promise.all(['lb2', 'lb3'].map(async (r) => {
+        const svc = (await this.admin(r, 'GET', '/v1/services')).body.services[0];
+        const b = svc.backends.find((x: { addr: string }) => x.addr === this.lab.backend('b4').ipv4);
+        return b ? `${r}: ${b.state} w${b.effectiveWeight} ${b.counters.packets_in} pkts in, ${b.counters.new_flows} new flows` : `${r}: no b4`;
+      }));
+      return { name, broken: STREAMS - p.ok, errors: p.errors, stalled: p.stalled, applyMs, b4 };
+    } finally {
+      streams.stop();
+      await streams.result.catch(() => undefined);
+    }
+  }
+
+  /** SIGHUP (a reload from the file, applied in milliseconds); resolves once each host logged the reload. */
+  private async hup(roles: string[], backends: string[], settle: number): Promise<void> {
+    for (const r of roles) this.lab.writeL4natConfig(this.lab.host(r), { backends, settle });
+    const count = (r: string): number => this.lab.l4nats.get(r)!.logs().filter((x) => x.event === 'reload').length;
+    const before = new Map(roles.map((r) => [r, count(r)]));
+    for (const r of roles) this.lab.l4nats.get(r)!.proc.kill('SIGHUP');
+    await waitUntil('the reloads', async () => roles.every((r) => count(r) > before.get(r)!), 30_000, 20);
+  }
+
+  /** lb1 back, b4 out again everywhere (no streams run: removing b4 breaks nothing). */
+  private async restore(): Promise<void> {
+    this.lab.writeL4natConfig(this.lab.host('lb1'), { backends: B3, settle: this.settle });
+    await this.lab.startL4nat('lb1');
+    await this.converge('lb1', true);
+    await this.reload(ALL, B3, this.settle);
+  }
+
+  private settle = 0;
+
+  /** Every host restarts with cluster.settle `s` (a restart-only setting). */
+  async setSettle(s: number): Promise<void> {
+    for (const r of ALL) {
+      await this.lab.l4nats.get(r)!.stop();
+      this.lab.writeL4natConfig(this.lab.host(r), { backends: B3, settle: s });
+      await this.lab.startL4nat(r);
+      await this.converge(r, true);
+    }
+    this.settle = s;
+    await sleep(s * 1000 + 500); // the restarts themselves are membership changes
+  }
+
+  /** Backends' return path: via the host that forwarded (true) or ECMP over the hosts (false). */
+  async setForwarderReturn(on: boolean): Promise<void> {
+    if (on) await this.lab.enableForwarderReturn();
+    else await this.lab.disableForwarderReturn();
+  }
+
+  /** b4 joins on all three hosts; no host fails. Then back to three backends. */
+  async changeAlone(): Promise<Cell> {
+    const c = await this.measure('changeAlone', () => this.reload(ALL, B4, this.settle));
+    await this.reload(ALL, B3, this.settle);
+    return c;
+  }
+
+  /** lb1 is SIGKILLed and, in the same instant, the survivors reload with b4 added (SIGHUP). Then restored. */
+  async coinciding(name: string): Promise<Cell> {
+    const c = await this.measure(name, async () => {
+      this.lab.l4nats.get('lb1')!.proc.kill('SIGKILL');
+      await this.hup(['lb2', 'lb3'], B4, this.settle);
+      await this.converge('lb1', false);
+    });
+    await this.restore();
+    return c;
+  }
+
+  /**
+   * Flows established before a change keep their old backend through their entries; b4 joins, and 4 s later lb1
+   * dies: its flows move, are looked up in the new ring and break where their slot moved, unless the second chance
+   * (previous ring) finds their backend. Leaves lb1 down.
+   */
+  async failureAfterChange(): Promise<Cell> {
+    return this.measure('failure4sAfterChange', async () => {
+      await this.hup(ALL, B4, this.settle);
+      await sleep(4_000);
+      this.lab.l4nats.get('lb1')!.proc.kill('SIGKILL');
+      await this.converge('lb1', false);
+    });
+  }
+}
