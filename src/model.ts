@@ -133,14 +133,30 @@ export function checkServices(services: readonly ServiceSpec[]): void {
 }
 
 /**
- * The admin API's listener. Loopback needs nothing else; any other address needs TLS and at least one of a
- * bearer token or client certificates (checked by the config validation, so it cannot be started open).
+ * The admin API's listener and how it authenticates. Something always does: a bearer token (by default one
+ * l4nat creates at first start in its state directory, owner-only, read by the CLI run as root or as the l4nat
+ * user), client certificates (mTLS against a configured CA), or, as an explicit opt-in on loopback only,
+ * nothing (insecureNoAuth). Any address other than loopback needs TLS as well (checked by the config
+ * validation, so it cannot be started open).
  */
 export interface AdminConfig {
   listen: string; // address
   port: number; // 0 = no admin API
   tls?: { cert: string; key: string; clientCa?: string }; // file paths
   tokenFile?: string;
+  /** tokenFile is the default one: `l4nat up` creates it (random, mode 0600) when it does not exist. */
+  createToken?: boolean;
+  /** No authentication at all (loopback only; warned at start). */
+  insecureNoAuth?: boolean;
+}
+
+/**
+ * Fills in the default authentication: with no token file, no client CA and no explicit opt-out, the token in
+ * `defaultTokenFile` (created at start). Nothing when the API is off (port 0).
+ */
+export function withDefaultAuth(a: AdminConfig, defaultTokenFile: string): AdminConfig {
+  if (a.port === 0 || a.tokenFile !== undefined || a.tls?.clientCa || a.insecureNoAuth) return a;
+  return { ...a, tokenFile: defaultTokenFile, createToken: true };
 }
 
 export function isLoopback(addr: string): boolean {

@@ -4,7 +4,7 @@ import { cpus } from 'os';
 import { isIPv4, isIPv6 } from 'net';
 import { canonicalIp, type Family } from './host/addr';
 import { DEFAULT_WORKER_NICE } from './worker-priority';
-import { checkServices, DEFAULT_TIMEOUTS, type AdminConfig, type BackendConfig, type HashMode, type Proto, type ServiceConfig, type Timeouts } from './model';
+import { checkServices, DEFAULT_TIMEOUTS, withDefaultAuth, type AdminConfig, type BackendConfig, type HashMode, type Proto, type ServiceConfig, type Timeouts } from './model';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -45,6 +45,8 @@ export const UP_DEFAULTS = {
   table: 4400,
   rulePref: 4400,
   hashKeyFile: '/var/lib/l4nat/hash.key',
+  /** The admin API's bearer token, created at first start (owner-only) when no other authentication is set. */
+  adminTokenFile: '/var/lib/l4nat/admin.token',
   statsInterval: 10,
   maglevSize: 65537,
   adminPort: 9180,
@@ -88,6 +90,8 @@ const FLAGS: Record<string, FlagSpec> = {
   'maglev-size': { value: true },
   'log-level': { value: true },
   'admin-port': { value: true },
+  'admin-token-file': { value: true },
+  'admin-insecure-no-auth': { value: false },
   'shutdown-grace': { value: true },
   'proxy-neighbor': { repeat: true, value: true },
   config: { value: true },
@@ -272,6 +276,9 @@ export function parseUpArgs(argv: readonly string[]): UpOptions {
   const hk = one('hash-key');
   const logLevel = one('log-level') ?? 'info';
   checkLogLevel(logLevel);
+  const adminTokenFile = one('admin-token-file');
+  const insecureNoAuth = f.has('admin-insecure-no-auth');
+  if (insecureNoAuth && adminTokenFile !== undefined) throw new UsageError('--admin-insecure-no-auth contradicts --admin-token-file: give one of them');
   return {
     services,
     queues: int('queues', Math.max(1, cpus().length), 1, 256),
@@ -290,7 +297,15 @@ export function parseUpArgs(argv: readonly string[]): UpOptions {
     workerNice: int('worker-nice', DEFAULT_WORKER_NICE, -20, 19),
     maglevSize: int('maglev-size', UP_DEFAULTS.maglevSize, 3, 16777213),
     logLevel,
-    admin: { listen: '127.0.0.1', port: int('admin-port', UP_DEFAULTS.adminPort, 0, 65535) },
+    admin: withDefaultAuth(
+      {
+        listen: '127.0.0.1',
+        port: int('admin-port', UP_DEFAULTS.adminPort, 0, 65535),
+        ...(adminTokenFile !== undefined ? { tokenFile: adminTokenFile } : {}),
+        ...(insecureNoAuth ? { insecureNoAuth } : {}),
+      },
+      UP_DEFAULTS.adminTokenFile,
+    ),
     shutdownGrace: int('shutdown-grace', UP_DEFAULTS.shutdownGrace, 0, 86400),
     proxyNeighbors: (f.get('proxy-neighbor') ?? []).map((n) => {
       if (!/^[A-Za-z0-9_.@-]{1,15}$/.test(n)) throw new UsageError(`--proxy-neighbor expects an interface name, got "${n}"`);

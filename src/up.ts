@@ -1,7 +1,7 @@
 // `l4nat up`: open the data plane, set up the host, publish the tables, forward until a signal, then
 // remove everything in an order that never leaks an untranslated reply.
 import type { FastifyInstance } from 'fastify';
-import { createAdminServer, listenAdmin } from './admin';
+import { authDescription, createAdminServer, listenAdmin, prepareAdminAuth } from './admin';
 import { Controller } from './control';
 import { createMetrics, monotonicMs } from './metrics';
 import { ProxyNeighbors, vipsOf } from './proxy-neigh';
@@ -249,6 +249,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     await host.configureLink(mtu);
     dp.start();
     applyWorkerNice(opts.workerNice, dp.queues, log);
+    prepareAdminAuth(opts.admin, log); // the default token exists before the controller reads it
     ctrl = new Controller(balancer, opts, log);
     await ctrl.start();
     host.watch();
@@ -276,7 +277,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
       const scheme = opts.admin.tls ? 'https' : 'http';
       const host6 = a.family === 'IPv6' ? `[${a.address}]` : a.address;
       log.info(
-        { admin: `${scheme}://${host6}:${a.port}/v1/services`, auth: [opts.admin.tokenFile ? 'bearer token' : '', opts.admin.tls?.clientCa ? 'client certificate' : ''].filter(Boolean) },
+        { admin: `${scheme}://${host6}:${a.port}/v1/services`, auth: authDescription(opts.admin) },
         `admin API listening${isLoopback(opts.admin.listen) ? ' (loopback)' : ''}`,
       );
     }
