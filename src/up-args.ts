@@ -4,6 +4,7 @@ import { cpus } from 'os';
 import { isIPv4, isIPv6 } from 'net';
 import { canonicalIp, type Family } from './host/addr';
 import { DEFAULT_WORKER_NICE } from './worker-priority';
+import { isPrime, nextPrime } from './maglev';
 import { checkServices, DEFAULT_TIMEOUTS, withDefaultAuth, type AdminConfig, type BackendConfig, type HashMode, type Proto, type ServiceConfig, type Timeouts } from './model';
 
 export class UsageError extends Error {
@@ -217,6 +218,12 @@ export function parseBackend(text: string): { addr: string; family: Family; port
   return { addr: canonicalIp(addr, family as Family), family: family as Family, port, weight };
 }
 
+/** Maglev's table size must be prime (src/maglev.ts); checked here so a bad one never reaches the first publish. */
+function primeSize(n: number): number {
+  if (!isPrime(n)) throw new UsageError(`--maglev-size expects a prime number, got ${n} (the next prime is ${nextPrime(n)})`);
+  return n;
+}
+
 function parseHashKey(text: string): Buffer {
   if (!/^[0-9a-fA-F]{32}$/.test(text)) throw new UsageError(`--hash-key expects 32 hex digits (16 bytes), got "${text}"`);
   return Buffer.from(text, 'hex');
@@ -255,7 +262,7 @@ export function parseUpArgs(argv: readonly string[]): UpOptions {
     dupBackends.add(k);
   }
   try {
-    checkServices(services);
+    checkServices(services, { probeSource: DEFAULT_PROBE_SOURCE });
   } catch (e) {
     throw new UsageError(`--vip/--port/--backend: ${(e as Error).message}`);
   }
@@ -295,7 +302,7 @@ export function parseUpArgs(argv: readonly string[]): UpOptions {
     hashKeyFile: one('hash-key-file') ?? UP_DEFAULTS.hashKeyFile,
     statsInterval: int('stats-interval', UP_DEFAULTS.statsInterval, 0, 86400),
     workerNice: int('worker-nice', DEFAULT_WORKER_NICE, -20, 19),
-    maglevSize: int('maglev-size', UP_DEFAULTS.maglevSize, 3, 16777213),
+    maglevSize: primeSize(int('maglev-size', UP_DEFAULTS.maglevSize, 3, 16777213)),
     logLevel,
     admin: withDefaultAuth(
       {

@@ -93,7 +93,7 @@ export class Balancer {
 
   private async apply(services: ServiceSpec[], opts: TableOptions | undefined): Promise<PublishResult> {
     const tableOpts = opts ?? this.tableOpts; // read when this update runs, after any queued before it
-    checkServices(services);
+    checkServices(services, tableOpts);
     const built = buildTables(services, this.svcAlloc, this.bkAlloc, tableOpts);
     // Each service's ring as it will be published: as slots (the changed-slot count, the cluster's digests) and as
     // backend keys (the second chance, native/core/dataplane.c: each service also carries its ring from before

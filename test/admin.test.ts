@@ -150,6 +150,28 @@ describe('admin API (loopback, bearer token)', () => {
     ctrl.stop();
   });
 
+  test('POST refuses, naming it, a backend that is a VIP, an address packets cannot be forwarded to, or the probe source; nothing is published', async () => {
+    const { app, bal, ctrl } = await setup();
+    bal.tableOptions = { ...bal.tableOptions, probeSource: { ipv4: '192.0.2.254', ipv6: '2001:db8:ffff::fe' } };
+    const n = bal.published.length;
+    for (const [backend, re] of [
+      ['10.0.0.53:8080', /backend 10\.0\.0\.53 of service 10\.0\.0\.10:80\/tcp is the VIP of service 10\.0\.0\.53:53\/udp: packets to it would come back into l4nat's TUN/],
+      ['10.0.0.10:8080', /is the VIP of service 10\.0\.0\.10:80\/tcp/],
+      ['127.0.0.1:8080', /backend 127\.0\.0\.1 of service 10\.0\.0\.10:80\/tcp is a loopback address/],
+      ['0.0.0.0:8080', /is an unspecified/],
+      ['255.255.255.255:8080', /is the broadcast address/],
+      ['224.0.0.1:8080', /is a multicast address/],
+      ['192.0.2.254:8080', /is the source address of l4nat's dataplane health probes/],
+    ] as Array<[string, RegExp]>) {
+      const r = await app.inject({ headers: AUTH, method: 'POST', url: `/v1/services/${WEB}/backends`, payload: { backend } });
+      assert.equal(r.statusCode, 400, `${backend} -> ${r.statusCode} ${r.body}`);
+      assert.match(r.json().error, re);
+    }
+    assert.equal(bal.published.length, n, 'nothing published');
+    assert.equal(ctrl.current[0].backends.length, 2);
+    ctrl.stop();
+  });
+
   test('PATCH weight, DELETE, and a publish failure that changes nothing', async () => {
     const { app, bal, ctrl } = await setup();
     let r = await app.inject({ headers: AUTH, method: 'PATCH', url: `/v1/services/${WEB}/backends/${B1}`, payload: { weight: 5 } });

@@ -94,6 +94,33 @@ const BAD: Array<[string, string, RegExp]> = [
   ['probe source of the wrong family', 'global: {probe_source: {ipv4: "2001:db8::1"}}\nservices: []', /^global\.probe_source\.ipv4: got "2001:db8::1", expected an IPv4 address/],
   ['port on a dataplane check', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: dataplane, port: 81}}', /^services\[0\]\.health_check\.port: a dataplane check probes the service port itself/],
   ['http option on a dataplane check', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: dataplane, path: /x}}', /^services\[0\]\.health_check\.path: applies to http\/https checks only, this check is dataplane/],
+  ['maglev size not prime', 'global: {maglev_size: 65536}\nservices: []', /^global\.maglev_size: got 65536, expected a prime number \(Maglev's table size; the next prime is 65537\)/],
+  ['backend = a VIP', 'services:\n  - {name: a, vips: [10.0.0.1, 10.0.0.2], ports: [80], backends: ["10.0.0.2:8080"]}', /^services: backend 10\.0\.0\.2 of service 10\.0\.0\.1:80\/tcp is the VIP of service 10\.0\.0\.2:80\/tcp: packets to it would come back into l4nat's TUN until their TTL ran out/],
+  ['backend = its own VIP', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], backends: ["10.0.0.1:8080"]}', /^services: backend 10\.0\.0\.1 of service 10\.0\.0\.1:80\/tcp is the VIP of service 10\.0\.0\.1:80\/tcp/],
+  ['backend = the probe source', 'global: {probe_source: {ipv4: 10.0.9.9}}\nservices:\n  - {name: a, vips: [10.0.0.1], ports: [80], backends: ["10.0.9.9:8080"]}', /^services: backend 10\.0\.9\.9 of service 10\.0\.0\.1:80\/tcp is the source address of l4nat's dataplane health probes \(global\.probe_source\)/],
+  ...(
+    [
+      ['0.0.0.0', 'an unspecified'],
+      ['0.1.2.3', 'an unspecified'],
+      ['255.255.255.255', 'the broadcast address'],
+      ['127.0.0.1', 'a loopback address'],
+      ['127.8.9.10', 'a loopback address'],
+      ['224.0.0.5', 'a multicast address'],
+      ['239.1.1.1', 'a multicast address'],
+      ['::', 'the unspecified address'],
+      ['::1', 'the loopback address'],
+      ['ff02::1', 'a multicast address'],
+      ['fe80::1', 'a link-local address'],
+      ['::ffff:a00:1', 'an IPv4-mapped address'],
+    ] as const
+  ).map(([addr, what]): [string, string, RegExp] => {
+    const v6 = addr.includes(':');
+    return [
+      `backend ${addr}`,
+      `services:\n  - {name: a, vips: [${v6 ? 'fd00::10' : '10.0.0.1'}], ports: [80], backends: [{address: "${addr}"}]}`,
+      new RegExp(`^services\\[0\\]\\.backends\\[0\\]: backend ${addr.replace(/\./g, '\\.')} is ${what}.*: it cannot be a backend \\(line 2`),
+    ];
+  }),
   ['YAML syntax error', 'services: [\n', /^YAML syntax:/],
   ['duplicate key', 'services: []\nservices: []', /^YAML syntax: Map keys must be unique/],
 ];
@@ -182,6 +209,12 @@ test('`l4nat check` prints ok and exits 0 for a good file; lists the problems an
   assert.match(r2.stderr, /2 problems/);
   assert.match(r2.stderr, /services\[0\]\.hash: got "rr"/);
   assert.match(r2.stderr, /services\[0\]\.backends\[0\]\.port: got 0/);
+  // What `up` would refuse (or loop on), `check` refuses first: the unit's ExecStartPre stops there.
+  writeFileSync(bad, 'global: {maglev_size: 65536}\nservices:\n  - {name: a, vips: [10.0.0.1], ports: [80], backends: ["10.0.0.1:8080"]}\n');
+  const r4 = spawnSync(process.execPath, [bin, 'check', '--config', bad], { encoding: 'utf8' });
+  assert.equal(r4.status, 1);
+  assert.match(r4.stderr, /global\.maglev_size: got 65536, expected a prime number/);
+  assert.match(r4.stderr, /backend 10\.0\.0\.1 of service 10\.0\.0\.1:80\/tcp is the VIP of service 10\.0\.0\.1:80\/tcp/);
   const r3 = spawnSync(process.execPath, [bin, 'up', '--config', good, '--vip', '10.0.0.1'], { encoding: 'utf8' });
   assert.equal(r3.status, 2);
   assert.match(r3.stderr, /unknown flag --vip: with --config, l4nat up takes only --log-level/);

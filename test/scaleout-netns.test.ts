@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
+import { AUTH_HEADER_JS, DEFAULT_ADMIN_TOKEN_FILE } from '../src/lab/admin-client';
 import { l4natUnavailable } from '../src/lab/l4nat-process';
 import { createScaleoutLab, startRouting, type ClusterStateView, type ScaleoutLab } from '../src/lab/scaleout';
 import { startBackendServers, startStreams, type StreamRun, type StreamStatus } from '../src/lab/workload';
@@ -81,8 +82,8 @@ describe('scale-out: three l4nat hosts behind ECMP, announced by BIRD', { skip: 
   }
 
   async function admin(role: string, method: string, path: string): Promise<{ status: number; body: any }> {
-    const script = `fetch('http://127.0.0.1:9180' + process.argv[2], { method: process.argv[1] }).then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.json() }))).catch((e) => { process.stderr.write(String(e)); process.exit(1); });`;
-    const { stdout } = await lab.exec(role, process.execPath, ['-e', script, method, path], { timeoutMs: 10_000 });
+    const script = `${AUTH_HEADER_JS} fetch('http://127.0.0.1:9180' + process.argv[2], { method: process.argv[1], headers: authHeader(process.argv[3]) }).then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.json() }))).catch((e) => { process.stderr.write(String(e)); process.exit(1); });`;
+    const { stdout } = await lab.exec(role, process.execPath, ['-e', script, method, path, DEFAULT_ADMIN_TOKEN_FILE], { timeoutMs: 10_000 });
     return JSON.parse(stdout) as { status: number; body: any };
   }
 

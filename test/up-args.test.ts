@@ -67,6 +67,11 @@ const bad: Array<[string[], RegExp]> = [
   [[...base, 'extra'], /^unexpected argument "extra"/],
   [['--vip', '10.0.0.10', '--port', '80', '--port', '81', '--backend', '10.0.1.1:8080'], /backend 10\.0\.1\.1:8080\/tcp is used by services 10\.0\.0\.10:80\/tcp and 10\.0\.0\.10:81\/tcp: replies from it would be ambiguous/],
   [['--vip', '10.0.0.10', '--port', '80', '--backend', '10.0.1.1', '--backend', '10.0.1.1'], /is given twice/],
+  [[...base, '--maglev-size', '65536'], /^--maglev-size expects a prime number, got 65536 \(the next prime is 65537\)$/],
+  [['--vip', '10.0.0.10', '--port', '80', '--backend', '127.0.0.1:8080'], /^--vip\/--port\/--backend: backend 127\.0\.0\.1 of service 10\.0\.0\.10:80\/tcp is a loopback address/],
+  [['--vip', '10.0.0.10', '--vip', '10.0.0.11', '--port', '80', '--backend', '10.0.0.11:8080'], /backend 10\.0\.0\.11 of service 10\.0\.0\.10:80\/tcp is the VIP of service 10\.0\.0\.11:80\/tcp: packets to it would come back into l4nat's TUN/],
+  [['--vip', '10.0.0.10', '--port', '80', '--backend', '192.0.2.254'], /backend 192\.0\.2\.254 of service 10\.0\.0\.10:80\/tcp is the source address of l4nat's dataplane health probes/],
+  [[...base, '--admin-insecure-no-auth', '--admin-token-file', '/x'], /^--admin-insecure-no-auth contradicts --admin-token-file/],
 ];
 
 for (const [argv, re] of bad) {

@@ -11,6 +11,7 @@ import { resolve } from 'path';
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import { canonicalIp, type Family } from '../host/addr';
 import {
+  backendAddressProblem,
   checkServices,
   DEFAULT_TIMEOUTS,
   isLoopback,
@@ -32,6 +33,7 @@ import { configSchema } from './schema';
 import { DEFAULT_WORKER_NICE } from '../worker-priority';
 import { clusterOf, type RawCluster, type UpOptionsWithCluster } from '../cluster/options';
 import { readHashKeyFile } from '../hash-key';
+import { isPrime, nextPrime } from '../maglev';
 import { readTokenFile, SecretFileError } from '../secret-file';
 
 export class ConfigError extends Error {
@@ -431,6 +433,11 @@ function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOpt
         b = { addr: canonicalIp(rb.address, f), family: f, port: rb.port, weight: rb.weight ?? 1 };
         if (rb.name !== undefined) b.name = rb.name;
       }
+      const unusable = backendAddressProblem(b.addr, b.family);
+      if (unusable) {
+        add(bp, `backend ${b.addr} is ${unusable}: it cannot be a backend`);
+        return;
+      }
       const k = `${b.addr}|${b.port ?? ''}`;
       if (seen.has(k)) add(bp, `backend ${b.addr}${b.port ? ` port ${b.port}` : ''} is listed twice in this service`);
       seen.add(k);
@@ -492,8 +499,11 @@ function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOpt
       }
     }
   });
+  const probeSource = probeSourceOf(g.probe_source, add);
+  const maglevSize = g.maglev_size ?? UP_DEFAULTS.maglevSize;
+  if (!isPrime(maglevSize)) add(['global', 'maglev_size'], `got ${maglevSize}, expected a prime number (Maglev's table size; the next prime is ${nextPrime(maglevSize)})`);
   try {
-    checkServices(services);
+    checkServices(services, { probeSource });
   } catch (e) {
     add(['services'], (e as Error).message);
   }
@@ -520,12 +530,12 @@ function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOpt
     hashKeyFile: g.hash_key_file ?? UP_DEFAULTS.hashKeyFile,
     statsInterval: g.stats_interval ?? UP_DEFAULTS.statsInterval,
     workerNice: g.worker_nice ?? DEFAULT_WORKER_NICE,
-    maglevSize: g.maglev_size ?? UP_DEFAULTS.maglevSize,
+    maglevSize,
     logLevel: g.log_level ?? 'info',
     admin: adminAuth,
     shutdownGrace: g.shutdown_grace ?? UP_DEFAULTS.shutdownGrace,
     proxyNeighbors: g.proxy_neighbors ?? [],
-    probeSource: probeSourceOf(g.probe_source, add),
+    probeSource,
   };
   if (cluster) out.cluster = cluster;
   return out;
