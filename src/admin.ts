@@ -14,11 +14,10 @@
 // nor whether its URL parses). Bodies are JSON only: a browser's cross-site form or text/plain POST gets 415.
 import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
-import { createHash, timingSafeEqual } from 'crypto';
+import { createHash, timingSafeEqual, X509Certificate } from 'crypto';
 import { readFileSync } from 'fs';
 import { isIP, type AddressInfo } from 'net';
 import { hostname } from 'os';
-import { X509Certificate } from 'crypto';
 import type { TLSSocket } from 'tls';
 import { ControlError, type Controller, type FlowQuery } from './control';
 import { FLOW_STATES, type FlowState } from './native';

@@ -183,6 +183,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     throw new EnvironmentError('l4nat up needs CAP_NET_ADMIN to create the TUN device, routes and rules: run it as root (sudo) or grant the capability');
   }
   const hashKey = opts.hashKey ?? loadOrCreateHashKey(opts.hashKeyFile, log);
+  prepareAdminAuth(opts.admin, log); // before anything is set up; the default token exists before the controller reads it
   const nBackends = opts.services.reduce((n, s) => n + s.backends.length, 0);
   // Scale-out: announce nothing before the TUN has a reader (which gives it carrier, see cluster/bird.ts).
   const clusterOpts = clusterOptionsOf(opts);
@@ -249,7 +250,6 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     await host.configureLink(mtu);
     dp.start();
     applyWorkerNice(opts.workerNice, dp.queues, log);
-    prepareAdminAuth(opts.admin, log); // the default token exists before the controller reads it
     ctrl = new Controller(balancer, opts, log);
     await ctrl.start();
     host.watch();

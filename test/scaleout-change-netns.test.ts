@@ -60,17 +60,11 @@ function progressed(before: StreamStatus, now: StreamStatus): { ok: number; erro
 let lab: ScaleoutLab;
 const figures: Record<string, unknown> = {};
 
-async function admin(role: string, method: string, path: string): Promise<{ status: number; body: any }> {
-  const script = `fetch('http://127.0.0.1:9180' + process.argv[2], { method: process.argv[1] }).then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.json() }))).catch((e) => { process.stderr.write(String(e)); process.exit(1); });`;
-  const { stdout } = await lab.exec(role, process.execPath, ['-e', script, method, path], { timeoutMs: 30_000 });
-  return JSON.parse(stdout) as { status: number; body: any };
-}
-
 async function reload(roles: string[], backends: string[], settle: number): Promise<void> {
   for (const r of roles) lab.writeL4natConfig(lab.host(r), { backends, settle });
   await Promise.all(
     roles.map(async (r) => {
-      const res = await admin(r, 'POST', '/v1/reload');
+      const res = await lab.admin(r, 'POST', '/v1/reload');
       assert.equal(res.status, 200, JSON.stringify(res.body));
     }),
   );
@@ -100,7 +94,7 @@ async function measure(name: string, act: () => Promise<void>, t: { diagnostic(s
     const broken = STREAMS - p.ok;
     // What b4 got on the surviving hosts: its state, ring weight and packets forwarded to it.
     const b4 = await Promise.all(['lb2', 'lb3'].map(async (r) => {
-      const svc = (await admin(r, 'GET', '/v1/services')).body.services[0];
+      const svc = (await lab.admin(r, 'GET', '/v1/services')).body.services[0];
       const b = svc.backends.find((x: { addr: string }) => x.addr === lab.backend('b4').ipv4);
       return b ? `${r}: ${b.state} w${b.effectiveWeight} ${b.counters.packets_in} pkts in, ${b.counters.new_flows} new flows` : `${r}: no b4`;
     }));

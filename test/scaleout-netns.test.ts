@@ -11,7 +11,6 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { AUTH_HEADER_JS, DEFAULT_ADMIN_TOKEN_FILE } from '../src/lab/admin-client';
 import { l4natUnavailable } from '../src/lab/l4nat-process';
 import { createScaleoutLab, startRouting, type ClusterStateView, type ScaleoutLab } from '../src/lab/scaleout';
 import { startBackendServers, startStreams, type StreamRun, type StreamStatus } from '../src/lab/workload';
@@ -79,12 +78,6 @@ describe('scale-out: three l4nat hosts behind ECMP, announced by BIRD', { skip: 
     const st = await states(roles);
     const digests = Object.fromEntries([...st].map(([r, s]) => [r, JSON.stringify(s.rings)]));
     return { equal: new Set(Object.values(digests)).size === 1, digests };
-  }
-
-  async function admin(role: string, method: string, path: string): Promise<{ status: number; body: any }> {
-    const script = `${AUTH_HEADER_JS} fetch('http://127.0.0.1:9180' + process.argv[2], { method: process.argv[1], headers: authHeader(process.argv[3]) }).then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.json() }))).catch((e) => { process.stderr.write(String(e)); process.exit(1); });`;
-    const { stdout } = await lab.exec(role, process.execPath, ['-e', script, method, path, DEFAULT_ADMIN_TOKEN_FILE], { timeoutMs: 10_000 });
-    return JSON.parse(stdout) as { status: number; body: any };
   }
 
   const routerHas = async (role: string): Promise<boolean> => (await lab.nexthops('r', VIP)).includes(lab.host(role).upIpv4);
@@ -208,7 +201,7 @@ describe('scale-out: three l4nat hosts behind ECMP, announced by BIRD', { skip: 
     try {
       assert.deepEqual(await streams.streaming, { established: STREAMS, failed: 0 });
       const spread: Record<string, number> = {};
-      for (const h of lab.hosts) spread[h.role] = (await admin(h.role, 'GET', '/v1/services')).body.dataplane.counters.flow_new ?? 0;
+      for (const h of lab.hosts) spread[h.role] = (await lab.admin(h.role, 'GET', '/v1/services')).body.dataplane.counters.flow_new ?? 0;
       t.diagnostic(`new flows per host: ${JSON.stringify(spread)}`);
       figures.newFlowsPerHost = spread;
       for (const h of lab.hosts) assert.ok(spread[h.role]! >= STREAMS / 6, `ECMP spreads the connections: ${JSON.stringify(spread)}`);

@@ -20,6 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { AUTH_HEADER_JS, DEFAULT_ADMIN_TOKEN_FILE } from './admin-client';
 import { issueCert, makeCa, type CertFiles } from './certs';
 import { registerCleanup } from './cleanup';
 import { LAB_NS_PREFIX, listLabNamespaces, RoleLab, type Lab, type LabBackend, type LabEndpoint, type LabHost, type LabRouter } from './lab';
@@ -376,6 +377,13 @@ export class ScaleoutLab extends RoleLab implements Lab {
     }
     this.l4nats.set(role, l4);
     return l4;
+  }
+
+  /** One request to a host's admin API (loopback inside the host, with the token l4nat created): status and JSON body. */
+  async admin(role: string, method: string, path: string): Promise<{ status: number; body: any }> {
+    const script = `${AUTH_HEADER_JS} fetch('http://127.0.0.1:9180' + process.argv[2], { method: process.argv[1], headers: authHeader(process.argv[3]) }).then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.json() }))).catch((e) => { process.stderr.write(String(e)); process.exit(1); });`;
+    const { stdout } = await this.exec(role, process.execPath, ['-e', script, method, path, DEFAULT_ADMIN_TOKEN_FILE], { timeoutMs: 30_000 });
+    return JSON.parse(stdout) as { status: number; body: any };
   }
 
   /** A host's cluster view (GET /cluster/v1/state on its LAN address, asked from inside the host). */
