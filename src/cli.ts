@@ -1,6 +1,6 @@
 // The `l4nat` command line. Usage errors print one line naming the flag and exit 2; nothing is touched.
 import { createLogger } from './log';
-import { parseConfigArgs, parseUpArgs, UsageError, type UpOptions } from './up-args';
+import { hashKeyFlagWarning, parseConfigArgs, parseUpArgs, UsageError, type UpOptions } from './up-args';
 
 const USAGE = `usage: l4nat <command> [flags]
 
@@ -68,9 +68,8 @@ export async function main(argv: string[]): Promise<void> {
           opts = parseUpArgs(rest);
         }
         const log = createLogger({ level: opts.logLevel });
-        if (rest.some((a) => a === '--hash-key' || a.startsWith('--hash-key='))) {
-          log.warn('--hash-key puts the key on the command line, which every local user can read in /proc: use a key file (--hash-key-file, mode 0600)');
-        }
+        const keyWarning = hashKeyFlagWarning(rest);
+        if (keyWarning) log.warn(keyWarning);
         const { runUp } = await import('./up');
         process.exitCode = await runUp(opts, log);
         return;

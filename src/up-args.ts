@@ -218,6 +218,12 @@ export function parseBackend(text: string): { addr: string; family: Family; port
   return { addr: canonicalIp(addr, family as Family), family: family as Family, port, weight };
 }
 
+/** The warning for a hash key given on the command line (every local user can read it in /proc), or undefined. */
+export function hashKeyFlagWarning(argv: readonly string[]): string | undefined {
+  if (!argv.some((a) => a === '--hash-key' || a.startsWith('--hash-key='))) return undefined;
+  return '--hash-key puts the key on the command line, which every local user can read in /proc/PID/cmdline: use a key file (--hash-key-file, mode 0600)';
+}
+
 /** Maglev's table size must be prime (src/maglev.ts); checked here so a bad one never reaches the first publish. */
 function primeSize(n: number): number {
   if (!isPrime(n)) throw new UsageError(`--maglev-size expects a prime number, got ${n} (the next prime is ${nextPrime(n)})`);

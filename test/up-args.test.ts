@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { parseBackend, parseUpArgs, UsageError } from '../src/up-args';
+import { hashKeyFlagWarning, parseBackend, parseUpArgs, UsageError } from '../src/up-args';
 
 const base = ['--vip', '10.0.0.10', '--port', '80', '--backend', '10.0.1.11:8080', '--backend', '10.0.1.12:8080'];
 
@@ -105,4 +105,10 @@ test('as an unprivileged user `up` says it needs CAP_NET_ADMIN and exits 1', { s
   const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, bin, 'up', ...base], { encoding: 'utf8' });
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /needs CAP_NET_ADMIN/);
+});
+
+test('a hash key on the command line (readable in /proc) is warned about; a key file is not', () => {
+  assert.match(hashKeyFlagWarning(['--vip', '10.0.0.10', '--hash-key', '00112233445566778899aabbccddeeff']) ?? '', /every local user can read in \/proc\/PID\/cmdline: use a key file \(--hash-key-file, mode 0600\)/);
+  assert.ok(hashKeyFlagWarning(['--hash-key=00112233445566778899aabbccddeeff']));
+  assert.equal(hashKeyFlagWarning(['--vip', '10.0.0.10', '--hash-key-file', '/var/lib/l4nat/hash.key']), undefined);
 });
