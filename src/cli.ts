@@ -1,6 +1,6 @@
 // The `l4nat` command line. Usage errors print one line naming the flag and exit 2; nothing is touched.
 import { createLogger } from './log';
-import { parseConfigArgs, parseUpArgs, UsageError, type UpOptions } from './up-args';
+import { hashKeyFlagWarning, parseConfigArgs, parseUpArgs, UsageError, type UpOptions } from './up-args';
 
 const USAGE = `usage: l4nat <command> [flags]
 
@@ -18,10 +18,15 @@ commands:
             --mtu N                    TUN MTU (default: smallest MTU of the other links, at least 1280)
             --tcp-timeout S --tcp-syn-timeout S --tcp-fin-timeout S --tcp-close-timeout S --udp-timeout S
             --no-icmp-echo             do not answer pings to the VIPs
-            --hash-key HEX32           hash key (same on every host of a cluster; default: /var/lib/l4nat/hash.key)
+            --hash-key-file F          hash key file, created at first start (default /var/lib/l4nat/hash.key, mode 0600;
+                                       copy it to every host of a cluster). (--hash-key HEX32 also exists, but every
+                                       local user can read a command line in /proc: use the file.)
             --stats-interval S         log a counter summary every S seconds (default 10, 0 = off)
             --log-level LEVEL          trace|debug|info|warn|error
             --admin-port N             admin API on 127.0.0.1:N (default 9180, 0 = off)
+            --admin-token-file F       its bearer token (default /var/lib/l4nat/admin.token, created at first start,
+                                       mode 0600: the CLI run as root or as l4nat's user reads it)
+            --admin-insecure-no-auth   no authentication at all (any local user may change backends): not advised
             --shutdown-grace S         on SIGTERM admit no new flows, forward established ones for up to S s (default 0)
             --proxy-neighbor IF        answer ARP/NDP for the VIPs on IF (clients on that segment, no upstream route)
           or: l4nat up --config FILE [--log-level LEVEL]   (YAML; see README "Operating l4nat")
@@ -37,7 +42,8 @@ commands:
   flows   [delete] [--service SERVICE] [--backend ADDR:PORT] [--client IP] [--state S[,S]] [--limit N] [--cursor C]
             list flow-table entries (like ipvsadm -Lnc), or remove them (at least one filter); states: SYN_SENT,
             SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSE, UDP; a long listing comes in pages: --cursor as printed
-  API flags: --admin URL (default http://127.0.0.1:9180 or $L4NAT_ADMIN_URL), --token-file F ($L4NAT_ADMIN_TOKEN),
+  API flags: --admin URL (default http://127.0.0.1:9180 or $L4NAT_ADMIN_URL), --token-file F ($L4NAT_ADMIN_TOKEN;
+             default for a loopback URL: /var/lib/l4nat/admin.token, so run as root or l4nat's user),
              --ca F, --cert F --key F (mTLS), or --config FILE to take all of them from its admin section
   demo    build a network-namespace lab, run l4nat in it and show it balancing (needs root)
   help    this text
@@ -62,6 +68,8 @@ export async function main(argv: string[]): Promise<void> {
           opts = parseUpArgs(rest);
         }
         const log = createLogger({ level: opts.logLevel });
+        const keyWarning = hashKeyFlagWarning(rest);
+        if (keyWarning) log.warn(keyWarning);
         const { runUp } = await import('./up');
         process.exitCode = await runUp(opts, log);
         return;

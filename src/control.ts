@@ -520,7 +520,7 @@ export class Controller extends EventEmitter {
   /** Applies a new service set (validated first); on failure the old one stays, in memory and in the data plane. */
   private async commit(next: ServiceConfig[], reason: string, opts: { apiKeys?: Set<string>; source: 'config' | 'api'; tableOpts?: TableOptions; extra?: Record<string, unknown> }): Promise<PublishResult> {
     try {
-      checkServices(next);
+      checkServices(next, opts.tableOpts ?? this.balancer.tableOptions);
     } catch (e) {
       throw new ControlError(400, (e as Error).message);
     }

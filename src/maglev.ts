@@ -41,6 +41,13 @@ export function isPrime(n: number): boolean {
   return true;
 }
 
+/** The smallest prime at least n (for error messages that suggest a table size). */
+export function nextPrime(n: number): number {
+  let p = Math.max(2, Math.ceil(n));
+  while (!isPrime(p)) p++;
+  return p;
+}
+
 function gcd(a: number, b: number): number {
   while (b !== 0) {
     const t = a % b;

@@ -1,7 +1,7 @@
 // The service model shared by the CLI, the config file, the table builder and the admin API.
 // ServiceSpec is what the data plane sees; ServiceConfig adds what only the control plane needs
 // (names, health checks, what to do when no backend is healthy).
-import type { Family } from './host/addr';
+import { ipToBuffer, type Family } from './host/addr';
 
 export type Proto = 'tcp' | 'udp';
 export type HashMode = '5tuple' | 'src';
@@ -107,18 +107,57 @@ export function backendId(b: Pick<BackendSpec, 'addr' | 'port'>, proto: Proto): 
 }
 
 /**
- * Reverse translation is stateless: a reply from (backend address, port, proto) is translated back to the
- * one service that owns that triple. Two services sharing one would make replies ambiguous, so reject it.
+ * Why an address cannot be a backend, or undefined. l4nat sends the client's packet on with only its destination
+ * rewritten, and the kernel routes it: to these it would go nowhere useful, or come back into the TUN.
  */
-export function checkServices(services: readonly ServiceSpec[]): void {
+export function backendAddressProblem(addr: string, family: Family): string | undefined {
+  const b = ipToBuffer(addr, family);
+  if (family === 4) {
+    if (b[0] === 0) return 'an unspecified ("this network", 0.0.0.0/8) address';
+    if (b[0] === 127) return 'a loopback address (127.0.0.0/8): the packet would be delivered to this host, not forwarded';
+    if (b[0] >= 224 && b[0] <= 239) return 'a multicast address (224.0.0.0/4)';
+    if (b.every((x) => x === 255)) return 'the broadcast address';
+    return undefined;
+  }
+  const zeroUpTo = (n: number): boolean => b.subarray(0, n).every((x) => x === 0);
+  if (zeroUpTo(16)) return 'the unspecified address (::)';
+  if (zeroUpTo(15) && b[15] === 1) return 'the loopback address (::1): the packet would be delivered to this host, not forwarded';
+  if (b[0] === 0xff) return 'a multicast address (ff00::/8)';
+  if (b[0] === 0xfe && (b[1] & 0xc0) === 0x80) return 'a link-local address (fe80::/10): it has no route without an interface, and is never forwarded';
+  if (zeroUpTo(10) && b[10] === 0xff && b[11] === 0xff) return 'an IPv4-mapped address (::ffff:0:0/96): give the IPv4 address to an IPv4 service';
+  return undefined;
+}
+
+/** Addresses that are l4nat's own besides the VIPs: the dataplane health probes' sources. */
+export interface ReservedAddresses {
+  probeSource?: { ipv4?: string; ipv6?: string };
+}
+
+/**
+ * Checks a whole service set (the config, the flags and every API change go through it): each service once, each
+ * backend of its service's family and an address packets can be forwarded to, neither a VIP (the packet would
+ * leave unchanged and the kernel route it back into the TUN until its TTL ran out) nor a probe source address.
+ * Reverse translation is stateless: a reply from (backend address, port, proto) is translated back to the one
+ * service that owns that triple, so two services sharing one would make replies ambiguous: rejected too.
+ */
+export function checkServices(services: readonly ServiceSpec[], reserved: ReservedAddresses = {}): void {
   const seen = new Map<string, string>();
   const svcSeen = new Set<string>();
+  const vips = new Map(services.map((s) => [s.vip, serviceId(s)]));
+  const probe = new Set([reserved.probeSource?.ipv4, reserved.probeSource?.ipv6].filter((x): x is string => x !== undefined));
   for (const s of services) {
     const sid = serviceId(s);
     if (svcSeen.has(sid)) throw new Error(`service ${sid} is defined twice`);
     svcSeen.add(sid);
     for (const b of s.backends) {
       if (b.family !== s.family) throw new Error(`backend ${b.addr} is IPv${b.family} but service ${sid} is IPv${s.family}`);
+      const problem = backendAddressProblem(b.addr, b.family);
+      if (problem) throw new Error(`backend ${b.addr} of service ${sid} is ${problem}: it cannot be a backend`);
+      const vipOf = vips.get(b.addr);
+      if (vipOf !== undefined) {
+        throw new Error(`backend ${b.addr} of service ${sid} is the VIP of service ${vipOf}: packets to it would come back into l4nat's TUN until their TTL ran out`);
+      }
+      if (probe.has(b.addr)) throw new Error(`backend ${b.addr} of service ${sid} is the source address of l4nat's dataplane health probes (global.probe_source): choose another probe source or backend`);
       const id = backendId(b, s.proto);
       const other = seen.get(id);
       if (other !== undefined) {
@@ -133,14 +172,30 @@ export function checkServices(services: readonly ServiceSpec[]): void {
 }
 
 /**
- * The admin API's listener. Loopback needs nothing else; any other address needs TLS and at least one of a
- * bearer token or client certificates (checked by the config validation, so it cannot be started open).
+ * The admin API's listener and how it authenticates. Something always does: a bearer token (by default one
+ * l4nat creates at first start in its state directory, owner-only, read by the CLI run as root or as the l4nat
+ * user), client certificates (mTLS against a configured CA), or, as an explicit opt-in on loopback only,
+ * nothing (insecureNoAuth). Any address other than loopback needs TLS as well (checked by the config
+ * validation, so it cannot be started open).
  */
 export interface AdminConfig {
   listen: string; // address
   port: number; // 0 = no admin API
   tls?: { cert: string; key: string; clientCa?: string }; // file paths
   tokenFile?: string;
+  /** tokenFile is the default one: `l4nat up` creates it (random, mode 0600) when it does not exist. */
+  createToken?: boolean;
+  /** No authentication at all (loopback only; warned at start). */
+  insecureNoAuth?: boolean;
+}
+
+/**
+ * Fills in the default authentication: with no token file, no client CA and no explicit opt-out, the token in
+ * `defaultTokenFile` (created at start). Nothing when the API is off (port 0).
+ */
+export function withDefaultAuth(a: AdminConfig, defaultTokenFile: string): AdminConfig {
+  if (a.port === 0 || a.tokenFile !== undefined || a.tls?.clientCa || a.insecureNoAuth) return a;
+  return { ...a, tokenFile: defaultTokenFile, createToken: true };
 }
 
 export function isLoopback(addr: string): boolean {

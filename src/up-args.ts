@@ -4,7 +4,8 @@ import { cpus } from 'os';
 import { isIPv4, isIPv6 } from 'net';
 import { canonicalIp, type Family } from './host/addr';
 import { DEFAULT_WORKER_NICE } from './worker-priority';
-import { checkServices, DEFAULT_TIMEOUTS, type AdminConfig, type BackendConfig, type HashMode, type Proto, type ServiceConfig, type Timeouts } from './model';
+import { isPrime, nextPrime } from './maglev';
+import { checkServices, DEFAULT_TIMEOUTS, withDefaultAuth, type AdminConfig, type BackendConfig, type HashMode, type Proto, type ServiceConfig, type Timeouts } from './model';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -45,6 +46,8 @@ export const UP_DEFAULTS = {
   table: 4400,
   rulePref: 4400,
   hashKeyFile: '/var/lib/l4nat/hash.key',
+  /** The admin API's bearer token, created at first start (owner-only) when no other authentication is set. */
+  adminTokenFile: '/var/lib/l4nat/admin.token',
   statsInterval: 10,
   maglevSize: 65537,
   adminPort: 9180,
@@ -88,6 +91,8 @@ const FLAGS: Record<string, FlagSpec> = {
   'maglev-size': { value: true },
   'log-level': { value: true },
   'admin-port': { value: true },
+  'admin-token-file': { value: true },
+  'admin-insecure-no-auth': { value: false },
   'shutdown-grace': { value: true },
   'proxy-neighbor': { repeat: true, value: true },
   config: { value: true },
@@ -213,6 +218,18 @@ export function parseBackend(text: string): { addr: string; family: Family; port
   return { addr: canonicalIp(addr, family as Family), family: family as Family, port, weight };
 }
 
+/** The warning for a hash key given on the command line (every local user can read it in /proc), or undefined. */
+export function hashKeyFlagWarning(argv: readonly string[]): string | undefined {
+  if (!argv.some((a) => a === '--hash-key' || a.startsWith('--hash-key='))) return undefined;
+  return '--hash-key puts the key on the command line, which every local user can read in /proc/PID/cmdline: use a key file (--hash-key-file, mode 0600)';
+}
+
+/** Maglev's table size must be prime (src/maglev.ts); checked here so a bad one never reaches the first publish. */
+function primeSize(n: number): number {
+  if (!isPrime(n)) throw new UsageError(`--maglev-size expects a prime number, got ${n} (the next prime is ${nextPrime(n)})`);
+  return n;
+}
+
 function parseHashKey(text: string): Buffer {
   if (!/^[0-9a-fA-F]{32}$/.test(text)) throw new UsageError(`--hash-key expects 32 hex digits (16 bytes), got "${text}"`);
   return Buffer.from(text, 'hex');
@@ -251,7 +268,7 @@ export function parseUpArgs(argv: readonly string[]): UpOptions {
     dupBackends.add(k);
   }
   try {
-    checkServices(services);
+    checkServices(services, { probeSource: DEFAULT_PROBE_SOURCE });
   } catch (e) {
     throw new UsageError(`--vip/--port/--backend: ${(e as Error).message}`);
   }
@@ -272,6 +289,9 @@ export function parseUpArgs(argv: readonly string[]): UpOptions {
   const hk = one('hash-key');
   const logLevel = one('log-level') ?? 'info';
   checkLogLevel(logLevel);
+  const adminTokenFile = one('admin-token-file');
+  const insecureNoAuth = f.has('admin-insecure-no-auth');
+  if (insecureNoAuth && adminTokenFile !== undefined) throw new UsageError('--admin-insecure-no-auth contradicts --admin-token-file: give one of them');
   return {
     services,
     queues: int('queues', Math.max(1, cpus().length), 1, 256),
@@ -288,9 +308,17 @@ export function parseUpArgs(argv: readonly string[]): UpOptions {
     hashKeyFile: one('hash-key-file') ?? UP_DEFAULTS.hashKeyFile,
     statsInterval: int('stats-interval', UP_DEFAULTS.statsInterval, 0, 86400),
     workerNice: int('worker-nice', DEFAULT_WORKER_NICE, -20, 19),
-    maglevSize: int('maglev-size', UP_DEFAULTS.maglevSize, 3, 16777213),
+    maglevSize: primeSize(int('maglev-size', UP_DEFAULTS.maglevSize, 3, 16777213)),
     logLevel,
-    admin: { listen: '127.0.0.1', port: int('admin-port', UP_DEFAULTS.adminPort, 0, 65535) },
+    admin: withDefaultAuth(
+      {
+        listen: '127.0.0.1',
+        port: int('admin-port', UP_DEFAULTS.adminPort, 0, 65535),
+        ...(adminTokenFile !== undefined ? { tokenFile: adminTokenFile } : {}),
+        ...(insecureNoAuth ? { insecureNoAuth } : {}),
+      },
+      UP_DEFAULTS.adminTokenFile,
+    ),
     shutdownGrace: int('shutdown-grace', UP_DEFAULTS.shutdownGrace, 0, 86400),
     proxyNeighbors: (f.get('proxy-neighbor') ?? []).map((n) => {
       if (!/^[A-Za-z0-9_.@-]{1,15}$/.test(n)) throw new UsageError(`--proxy-neighbor expects an interface name, got "${n}"`);

@@ -1,7 +1,7 @@
 // `l4nat up`: open the data plane, set up the host, publish the tables, forward until a signal, then
 // remove everything in an order that never leaks an untranslated reply.
 import type { FastifyInstance } from 'fastify';
-import { createAdminServer, listenAdmin } from './admin';
+import { authDescription, createAdminServer, listenAdmin, prepareAdminAuth } from './admin';
 import { Controller } from './control';
 import { createMetrics, monotonicMs } from './metrics';
 import { ProxyNeighbors, vipsOf } from './proxy-neigh';
@@ -95,7 +95,7 @@ export class Balancer {
 
   private async apply(services: ServiceSpec[], opts: TableOptions | undefined): Promise<PublishResult> {
     const tableOpts = opts ?? this.tableOpts; // read when this update runs, after any queued before it
-    checkServices(services);
+    checkServices(services, tableOpts);
     const built = buildTables(services, this.svcAlloc, this.bkAlloc, tableOpts);
     // Each service's ring as it will be published: as slots (the changed-slot count, the cluster's digests) and as
     // backend keys (the second chance, native/core/dataplane.c: each service also carries its ring from before
@@ -189,6 +189,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   const noIcmp = icmpChecksUnavailable(opts.services);
   if (noIcmp) throw new EnvironmentError(noIcmp);
   const hashKey = opts.hashKey ?? loadOrCreateHashKey(opts.hashKeyFile, log);
+  prepareAdminAuth(opts.admin, log); // before anything is set up; the default token exists before the controller reads it
   for (const w of affinityWarnings(opts.services)) log.warn({ event: 'affinity_warning' }, w);
   const nBackends = opts.services.reduce((n, s) => n + s.backends.length, 0);
   // Scale-out: announce nothing before the TUN has a reader (which gives it carrier, see cluster/bird.ts).
@@ -283,7 +284,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
       const scheme = opts.admin.tls ? 'https' : 'http';
       const host6 = a.family === 'IPv6' ? `[${a.address}]` : a.address;
       log.info(
-        { admin: `${scheme}://${host6}:${a.port}/v1/services`, auth: [opts.admin.tokenFile ? 'bearer token' : '', opts.admin.tls?.clientCa ? 'client certificate' : ''].filter(Boolean) },
+        { admin: `${scheme}://${host6}:${a.port}/v1/services`, auth: authDescription(opts.admin) },
         `admin API listening${isLoopback(opts.admin.listen) ? ' (loopback)' : ''}`,
       );
     }

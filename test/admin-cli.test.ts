@@ -2,12 +2,13 @@
 // argument forms, the ipvsadm-like table, exit codes, and the 401 message with a token. No root needed.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { createAdminServer, listenAdmin } from '../src/admin';
+import { clientOptions } from '../src/api/client';
 import { backendIdArg, serviceIdArg } from '../src/api/commands';
 import { parseConfig } from '../src/config/load';
 import { Controller, type BalancerLike } from '../src/control';
@@ -66,17 +67,20 @@ describe('CLI against a running admin API', () => {
   let ctrl2: Controller;
   const apps: Array<{ close(): Promise<unknown> }> = [];
   const tokenFile = join(dir, 'token');
+  const tokenFile1 = join(dir, 'token1');
+  const api = (): string[] => ['--admin', url, '--token-file', tokenFile1];
 
   before(async () => {
     const text = `services:\n  - name: web\n    vips: [10.0.0.10]\n    ports: [80]\n    health_check: {type: tcp, interval: 60, timeout: 1}\n    backends: [{address: 10.0.1.11, port: 8080, name: web1}, "10.0.1.12:8080"]\n`;
     const log = pino({ level: 'silent' });
-    const opts = parseConfig(`admin: {port: 0}\n${text}`, 'x.yaml');
+    writeFileSync(tokenFile1, 'first-servers-token-0123456789\n', { mode: 0o600 });
+    const opts = parseConfig(`admin: {port: 0, token_file: ${tokenFile1}}\n${text}`, 'x.yaml');
     ctrl = new Controller(fake(), opts, log, async () => ({ ok: true, ms: 0.4, detail: '' }));
     await ctrl.start();
     const app = await createAdminServer({ ctrl, admin: opts.admin, log });
     url = `http://127.0.0.1:${(await listenAdmin(app, opts.admin)).port}`;
     apps.push(app);
-    writeFileSync(tokenFile, 'sixteen-chars-or-more-token\n');
+    writeFileSync(tokenFile, 'sixteen-chars-or-more-token\n', { mode: 0o600 });
     const opts2 = parseConfig(`admin: {port: 0, token_file: ${tokenFile}}\n${text}`, 'y.yaml');
     ctrl2 = new Controller(fake(), opts2, log);
     await ctrl2.start();
@@ -92,7 +96,7 @@ describe('CLI against a running admin API', () => {
 
   test('status prints one line per service and per backend, like ipvsadm -Ln --stats', async () => {
     await new Promise((r) => setTimeout(r, 1200)); // first checks (spread over up to 1 s)
-    const r = await run(['status', '--admin', url]);
+    const r = await run(['status', ...api()]);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.split('\n');
     assert.match(lines[0], /^l4nat: 1 services; backends 2 up, 0 down, 0 draining\/drained; 7 flows; workers 1\/1 alive/);
@@ -100,33 +104,33 @@ describe('CLI against a running admin API', () => {
     assert.ok(lines.some((l) => /^TCP  10\.0\.0\.10:80 5tuple\s+web\s+.*tcp every 60s rise 2 fall 3/.test(l)), r.stdout);
     // ActConn "-": this fake data plane cannot count live entries
     assert.ok(lines.some((l) => /^  -> 10\.0\.1\.11:8080\s+web1\s+up\s+1\/1\s+-\s+42\s+123K\s+5\s+9000M\s+6\s+ok 0\.4 ms$/.test(l)), r.stdout);
-    const j = await run(['status', '--admin', url, '--json']);
+    const j = await run(['status', ...api(), '--json']);
     assert.equal(JSON.parse(j.stdout).services[0].backends.length, 2);
   });
 
   test('backend add / weight / drain / undrain / remove', async () => {
-    let r = await run(['backend', 'add', '10.0.0.10:80', '10.0.1.13:8080', '--weight', '3', '--name', 'web3', '--admin', url]);
+    let r = await run(['backend', 'add', '10.0.0.10:80', '10.0.1.13:8080', '--weight', '3', '--name', 'web3', ...api()]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(ctrl.current[0].backends.length, 3);
-    r = await run(['backend', 'add', '10.0.0.10:80', '10.0.1.13:8080', '--admin', url]);
+    r = await run(['backend', 'add', '10.0.0.10:80', '10.0.1.13:8080', ...api()]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /already serves/);
-    r = await run(['backend', 'weight', '10.0.0.10:80', '10.0.1.13:8080', '5', '--admin', url]);
+    r = await run(['backend', 'weight', '10.0.0.10:80', '10.0.1.13:8080', '5', ...api()]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(ctrl.current[0].backends[2].weight, 5);
-    r = await run(['backend', 'drain', '10.0.0.10:80', '10.0.1.13:8080', '--admin', url]);
+    r = await run(['backend', 'drain', '10.0.0.10:80', '10.0.1.13:8080', ...api()]);
     assert.match(r.stdout, /draining/);
-    r = await run(['backend', 'undrain', '10.0.0.10:80', '10.0.1.13:8080', '--admin', url]);
+    r = await run(['backend', 'undrain', '10.0.0.10:80', '10.0.1.13:8080', ...api()]);
     assert.match(r.stdout, /back in the ring/);
-    r = await run(['backend', 'remove', '10.0.0.10:80', '10.0.1.13:8080', '--admin', url]);
+    r = await run(['backend', 'remove', '10.0.0.10:80', '10.0.1.13:8080', ...api()]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(ctrl.current[0].backends.length, 2);
-    r = await run(['backend', 'remove', '10.0.0.10:80', '10.0.1.99:8080', '--admin', url]);
+    r = await run(['backend', 'remove', '10.0.0.10:80', '10.0.1.99:8080', ...api()]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /no backend 10\.0\.1\.99:8080\/tcp/);
-    r = await run(['backend', 'frob', '10.0.0.10:80', 'x', '--admin', url]);
+    r = await run(['backend', 'frob', '10.0.0.10:80', 'x', ...api()]);
     assert.equal(r.code, 2);
-    r = await run(['reload', '--admin', url]);
+    r = await run(['reload', ...api()]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /nothing to reload|not from a config file|x\.yaml/);
   });
@@ -137,6 +141,22 @@ describe('CLI against a running admin API', () => {
     assert.match(no.stderr, /admin API: unauthorized/);
     assert.equal((await run(['status', '--admin', url2, '--token-file', tokenFile])).code, 0);
     assert.equal((await run(['status', '--admin', url2], { L4NAT_ADMIN_TOKEN: 'sixteen-chars-or-more-token' })).code, 0);
+  });
+
+  test('without a token given, a loopback URL gets l4nat\'s own token file (never another host); when it cannot be read, a 401 says why', async () => {
+    const own = join(dir, 'own.token');
+    const flags = (u: string): Map<string, string[]> => new Map([['admin', [u]]]);
+    assert.equal(clientOptions(flags(url2), {}, own).token, undefined);
+    assert.match(clientOptions(flags(url2), {}, own).tokenHint ?? '', /no token in .*own\.token: give --token-file/);
+    writeFileSync(own, 'sixteen-chars-or-more-token\n', { mode: 0o644 });
+    const open = clientOptions(flags(url2), {}, own);
+    assert.equal(open.token, undefined, 'a token file others may read is not used');
+    assert.match(open.tokenHint ?? '', /has mode 0644: .*chmod 600/);
+    chmodSync(own, 0o600);
+    assert.equal(clientOptions(flags(url2), {}, own).token, 'sixteen-chars-or-more-token');
+    assert.equal(clientOptions(flags(url2.replace('127.0.0.1', 'localhost')), {}, own).token, 'sixteen-chars-or-more-token');
+    assert.equal(clientOptions(flags('https://10.9.9.9:9443'), {}, own).token, undefined, 'not sent to another host');
+    assert.equal(clientOptions(flags(url2), { L4NAT_ADMIN_TOKEN: 'from-the-environment-0123' }, own).token, 'from-the-environment-0123');
   });
 
   test('an unreachable API is said so', async () => {

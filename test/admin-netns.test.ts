@@ -1,12 +1,13 @@
 // The admin API seen from another host (the lab's client namespace). Default (flags): it listens on loopback
-// only, so the client cannot connect at all. From a config with a non-loopback address, TLS and a bearer token:
+// only, so the client cannot connect at all, and even on loopback it wants the token l4nat created. From a config with a non-loopback address, TLS and a bearer token:
 // plain HTTP fails, HTTPS without the token gets 401 and no backend detail, with the token 200. Root-only.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { adminRequest, DEFAULT_ADMIN_TOKEN_FILE } from '../src/lab/admin-client';
 import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { startBackendServers } from '../src/lab/workload';
@@ -38,14 +39,17 @@ test('admin API: loopback only by default; on another address TLS + bearer token
     const lbAddr = lab.client.lbIpv4;
     // Default: flags, loopback. The client cannot reach it through the LB's address.
     l4 = await startL4nat(lab, { ports: ['8080/tcp'] });
+    // Even there, only with the token l4nat created (owner-only) in its state directory.
     const local = await lab.exec('lb', process.execPath, ['-e', SCRIPT, 'http://127.0.0.1:9180/v1/services', '', '']);
-    assert.equal(JSON.parse(local.stdout).status, 200);
+    assert.equal(JSON.parse(local.stdout).status, 401);
+    assert.equal(statSync(DEFAULT_ADMIN_TOKEN_FILE).mode & 0o777, 0o600);
+    assert.equal((await adminRequest(lab, 'GET', '/v1/services')).status, 200);
     assert.deepEqual(await fromClient(lab, `http://${lbAddr}:9180/v1/services`), { error: 'ECONNREFUSED' });
     assert.equal((await l4.stop()).code, 0);
 
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'srv.key', '-out', 'srv.pem', '-days', '1', '-subj', `/CN=${lbAddr}`, '-addext', `subjectAltName=IP:${lbAddr}`], { cwd: dir, stdio: 'ignore' });
     const token = 'a-long-enough-admin-token-0123456789';
-    writeFileSync(join(dir, 'token'), `${token}\n`);
+    writeFileSync(join(dir, 'token'), `${token}\n`, { mode: 0o600 });
     const cfg = join(dir, 'l4nat.yaml');
     writeFileSync(
       cfg,

@@ -3,13 +3,13 @@
 // restart-only), on_all_down, OpenAPI, /metrics, and authentication (bearer token, TLS, mTLS).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import pino from 'pino';
-import { createAdminServer, listenAdmin } from '../src/admin';
+import { createAdminServer, listenAdmin, prepareAdminAuth } from '../src/admin';
 import { loadConfigFile, parseConfig } from '../src/config/load';
 import { Controller, DRAIN_QUIET_MS, type BalancerLike } from '../src/control';
 import type { ProbeFn } from '../src/health/checker';
@@ -70,7 +70,13 @@ class FakeBalancer implements BalancerLike {
   }
 }
 
-const CONFIG = `
+// Every API has authentication (the default is a token l4nat creates; here one in the test's directory).
+const TOKEN = 'admin-test-token-0123456789';
+const TOKEN_FILE = join(dir, 'admin.token');
+writeFileSync(TOKEN_FILE, `${TOKEN}\n`, { mode: 0o600 });
+const AUTH = { authorization: `Bearer ${TOKEN}` };
+
+const SERVICES = `
 services:
   - name: web
     vips: [10.0.0.10]
@@ -81,12 +87,13 @@ services:
     ports: ["53/udp"]
     backends: ["10.0.2.1:53"]
 `;
+const CONFIG = `admin: {token_file: ${TOKEN_FILE}}\n${SERVICES}`;
 const WEB = encodeURIComponent('10.0.0.10:80/tcp');
 const B1 = encodeURIComponent('10.0.1.11:8080/tcp');
 
 async function setup(text = CONFIG, probeFn?: ProbeFn): Promise<{ bal: FakeBalancer; ctrl: Controller; app: Awaited<ReturnType<typeof createAdminServer>>; file: string }> {
   const file = join(dir, `c${Math.random().toString(16).slice(2)}.yaml`);
-  writeFileSync(file, text);
+  writeFileSync(file, /^admin:/m.test(text) ? text : `admin: {token_file: ${TOKEN_FILE}}\n${text}`);
   const opts = loadConfigFile(file);
   const bal = new FakeBalancer();
   const ctrl = new Controller(bal, opts, log, probeFn);
@@ -96,10 +103,10 @@ async function setup(text = CONFIG, probeFn?: ProbeFn): Promise<{ bal: FakeBalan
   return { bal, ctrl, app, file };
 }
 
-describe('admin API (loopback, no auth configured)', () => {
+describe('admin API (loopback, bearer token)', () => {
   test('GET /v1/services lists services, backends with state, weights and counters', async () => {
     const { app, ctrl } = await setup();
-    const r = await app.inject({ method: 'GET', url: '/v1/services' });
+    const r = await app.inject({ headers: AUTH, method: 'GET', url: '/v1/services' });
     assert.equal(r.statusCode, 200);
     const v = r.json();
     assert.deepEqual(v.services.map((s: { id: string }) => s.id), ['10.0.0.10:80/tcp', '10.0.0.53:53/udp']);
@@ -107,10 +114,10 @@ describe('admin API (loopback, no auth configured)', () => {
     assert.deepEqual([b.id, b.name, b.state, b.weight, b.effectiveWeight, b.source], ['10.0.1.12:8080/tcp', 'two', 'up', 1, 1, 'config']);
     assert.ok('packets_in' in b.counters);
     assert.ok('drops' in v.dataplane);
-    const one = await app.inject({ method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` });
+    const one = await app.inject({ headers: AUTH, method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` });
     assert.equal(one.statusCode, 200);
     assert.equal(one.json().id, '10.0.1.11:8080/tcp');
-    assert.equal((await app.inject({ method: 'GET', url: `/v1/services/${encodeURIComponent('10.9.9.9:1/tcp')}` })).statusCode, 404);
+    assert.equal((await app.inject({ headers: AUTH, method: 'GET', url: `/v1/services/${encodeURIComponent('10.9.9.9:1/tcp')}` })).statusCode, 404);
     ctrl.stop();
   });
 
@@ -126,16 +133,16 @@ describe('admin API (loopback, no auth configured)', () => {
       [{ backend: '[fd00::1]:8080' }, /is IPv6 but service 10\.0\.0\.10:80\/tcp is IPv4/],
       [{ backend: '10.0.2.1:53' }, null],
     ] as Array<[object, RegExp | null]>) {
-      const r = await app.inject({ method: 'POST', url: `/v1/services/${WEB}/backends`, payload: body });
+      const r = await app.inject({ headers: AUTH, method: 'POST', url: `/v1/services/${WEB}/backends`, payload: body });
       if (re === null) continue;
       assert.equal(r.statusCode, 400, `${JSON.stringify(body)} -> ${r.statusCode} ${r.body}`);
       assert.match(r.json().error, re);
     }
     // 10.0.2.1:53 is tcp here and udp in dns: allowed (different protocol), so one publish happened.
     assert.equal(bal.published.length, n + 1);
-    const dup = await app.inject({ method: 'POST', url: `/v1/services/${WEB}/backends`, payload: { backend: '10.0.1.11:8080' } });
+    const dup = await app.inject({ headers: AUTH, method: 'POST', url: `/v1/services/${WEB}/backends`, payload: { backend: '10.0.1.11:8080' } });
     assert.equal(dup.statusCode, 409);
-    const ok = await app.inject({ method: 'POST', url: `/v1/services/${WEB}/backends`, payload: { backend: '10.0.1.13', weight: 3, name: 'three' } });
+    const ok = await app.inject({ headers: AUTH, method: 'POST', url: `/v1/services/${WEB}/backends`, payload: { backend: '10.0.1.13', weight: 3, name: 'three' } });
     assert.equal(ok.statusCode, 201, ok.body);
     assert.equal(bal.weights()['10.0.1.13:80'], 3, 'port defaults to the service port');
     const added = ok.json().services[0].backends.find((b: { id: string }) => b.id === '10.0.1.13:80/tcp');
@@ -143,19 +150,41 @@ describe('admin API (loopback, no auth configured)', () => {
     ctrl.stop();
   });
 
+  test('POST refuses, naming it, a backend that is a VIP, an address packets cannot be forwarded to, or the probe source; nothing is published', async () => {
+    const { app, bal, ctrl } = await setup();
+    bal.tableOptions = { ...bal.tableOptions, probeSource: { ipv4: '192.0.2.254', ipv6: '2001:db8:ffff::fe' } };
+    const n = bal.published.length;
+    for (const [backend, re] of [
+      ['10.0.0.53:8080', /backend 10\.0\.0\.53 of service 10\.0\.0\.10:80\/tcp is the VIP of service 10\.0\.0\.53:53\/udp: packets to it would come back into l4nat's TUN/],
+      ['10.0.0.10:8080', /is the VIP of service 10\.0\.0\.10:80\/tcp/],
+      ['127.0.0.1:8080', /backend 127\.0\.0\.1 of service 10\.0\.0\.10:80\/tcp is a loopback address/],
+      ['0.0.0.0:8080', /is an unspecified/],
+      ['255.255.255.255:8080', /is the broadcast address/],
+      ['224.0.0.1:8080', /is a multicast address/],
+      ['192.0.2.254:8080', /is the source address of l4nat's dataplane health probes/],
+    ] as Array<[string, RegExp]>) {
+      const r = await app.inject({ headers: AUTH, method: 'POST', url: `/v1/services/${WEB}/backends`, payload: { backend } });
+      assert.equal(r.statusCode, 400, `${backend} -> ${r.statusCode} ${r.body}`);
+      assert.match(r.json().error, re);
+    }
+    assert.equal(bal.published.length, n, 'nothing published');
+    assert.equal(ctrl.current[0].backends.length, 2);
+    ctrl.stop();
+  });
+
   test('PATCH weight, DELETE, and a publish failure that changes nothing', async () => {
     const { app, bal, ctrl } = await setup();
-    let r = await app.inject({ method: 'PATCH', url: `/v1/services/${WEB}/backends/${B1}`, payload: { weight: 5 } });
+    let r = await app.inject({ headers: AUTH, method: 'PATCH', url: `/v1/services/${WEB}/backends/${B1}`, payload: { weight: 5 } });
     assert.equal(r.statusCode, 200);
     assert.equal(bal.weights()['10.0.1.11:8080'], 5);
-    r = await app.inject({ method: 'PATCH', url: `/v1/services/${WEB}/backends/${B1}`, payload: { weight: '5' } });
+    r = await app.inject({ headers: AUTH, method: 'PATCH', url: `/v1/services/${WEB}/backends/${B1}`, payload: { weight: '5' } });
     assert.equal(r.statusCode, 400, 'no type coercion');
     bal.fail = true;
-    r = await app.inject({ method: 'DELETE', url: `/v1/services/${WEB}/backends/${B1}` });
+    r = await app.inject({ headers: AUTH, method: 'DELETE', url: `/v1/services/${WEB}/backends/${B1}` });
     assert.equal(r.statusCode, 500);
     bal.fail = false;
     assert.equal(ctrl.current[0].backends.length, 2, 'the failed delete changed nothing');
-    r = await app.inject({ method: 'DELETE', url: `/v1/services/${WEB}/backends/${B1}` });
+    r = await app.inject({ headers: AUTH, method: 'DELETE', url: `/v1/services/${WEB}/backends/${B1}` });
     assert.equal(r.statusCode, 200);
     assert.deepEqual(Object.keys(bal.weights()).sort(), ['10.0.1.12:8080', '10.0.2.1:53']);
     ctrl.stop();
@@ -166,19 +195,19 @@ describe('admin API (loopback, no auth configured)', () => {
     const slot = bal.backendSlot(`10.0.0.10:80/tcp|10.0.1.11:8080/tcp`)!;
     const flow: FlowEntry = { client: '192.0.2.1', clientPort: 1000, vip: '10.0.0.10', vipPort: 80, proto: 'tcp', backendSlot: slot, serviceSlot: 0, state: 'ESTABLISHED', idleSeconds: 0 };
     bal.flowEntries = [flow];
-    const r = await app.inject({ method: 'POST', url: `/v1/services/${WEB}/backends/${B1}/drain` });
+    const r = await app.inject({ headers: AUTH, method: 'POST', url: `/v1/services/${WEB}/backends/${B1}/drain` });
     assert.equal(r.statusCode, 202);
     assert.equal(r.json().state, 'draining');
     assert.equal(bal.weights()['10.0.1.11:8080'], 0);
     assert.equal(bal.weights()['10.0.1.12:8080'], 1);
     ctrl.sampleDrains(Date.now() + 60_000); // an open connection keeps it draining, however quiet
-    let v = (await app.inject({ method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).json();
+    let v = (await app.inject({ headers: AUTH, method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).json();
     assert.deepEqual([v.state, v.drain.liveFlows, v.drain.done], ['draining', 1, false]);
     bal.flowEntries = [{ ...flow, state: 'CLOSE' }]; // both FINs seen: ended, the entry lingers
     ctrl.sampleDrains();
-    v = (await app.inject({ method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).json();
+    v = (await app.inject({ headers: AUTH, method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).json();
     assert.deepEqual([v.state, v.drain.done, v.drain.doneBy], ['drained', true, 'no live flows left']);
-    const u = await app.inject({ method: 'POST', url: `/v1/services/${WEB}/backends/${B1}/undrain` });
+    const u = await app.inject({ headers: AUTH, method: 'POST', url: `/v1/services/${WEB}/backends/${B1}/undrain` });
     assert.equal(u.json().state, 'up');
     assert.equal(bal.weights()['10.0.1.11:8080'], 1);
     ctrl.stop();
@@ -189,36 +218,36 @@ describe('admin API (loopback, no auth configured)', () => {
     (bal.dp as { flows?: unknown }).flows = undefined;
     const slot = bal.backendSlot(`10.0.0.10:80/tcp|10.0.1.11:8080/tcp`)!;
     bal.backendCounters.set(slot, { packets_in: 10, bytes_in: 0, packets_out: 10, bytes_out: 0, new_flows: 1 });
-    await app.inject({ method: 'POST', url: `/v1/services/${WEB}/backends/${B1}/drain` });
+    await app.inject({ headers: AUTH, method: 'POST', url: `/v1/services/${WEB}/backends/${B1}/drain` });
     const t0 = Date.now();
     bal.backendCounters.set(slot, { packets_in: 12, bytes_in: 0, packets_out: 11, bytes_out: 0, new_flows: 1 });
     ctrl.sampleDrains(t0 + 1000); // traffic still moving
     ctrl.sampleDrains(t0 + 1000 + DRAIN_QUIET_MS - 1);
-    assert.equal((await app.inject({ method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).json().drain.done, false);
+    assert.equal((await app.inject({ headers: AUTH, method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).json().drain.done, false);
     ctrl.sampleDrains(t0 + 1000 + DRAIN_QUIET_MS);
-    const v = (await app.inject({ method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).json();
+    const v = (await app.inject({ headers: AUTH, method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).json();
     assert.deepEqual([v.state, v.drain.done, v.drain.doneBy], ['drained', true, 'no packets for 5 s']);
     ctrl.stop();
   });
 
   test('reload: a good file applies (only the changed service), a bad one is rejected and changes nothing, restart-only settings are refused', async () => {
     const { app, bal, ctrl, file } = await setup();
-    await app.inject({ method: 'POST', url: `/v1/services/${WEB}/backends/${B1}/drain` });
+    await app.inject({ headers: AUTH, method: 'POST', url: `/v1/services/${WEB}/backends/${B1}/drain` });
     writeFileSync(file, CONFIG.replace('"10.0.2.1:53"', '"10.0.2.1:53", "10.0.2.2:53"'));
-    let r = await app.inject({ method: 'POST', url: '/v1/reload' });
+    let r = await app.inject({ headers: AUTH, method: 'POST', url: '/v1/reload' });
     assert.equal(r.statusCode, 200, r.body);
     assert.deepEqual([r.json().added, r.json().removed, r.json().changed], [[], [], ['10.0.0.53:53/udp']]);
     assert.equal(bal.weights()['10.0.2.2:53'], 1);
     assert.equal(bal.weights()['10.0.1.11:8080'], 0, 'a drain survives a reload');
     const before = bal.published.length;
     writeFileSync(file, CONFIG.replace('ports: [80]', 'ports: [99999]'));
-    r = await app.inject({ method: 'POST', url: '/v1/reload' });
+    r = await app.inject({ headers: AUTH, method: 'POST', url: '/v1/reload' });
     assert.equal(r.statusCode, 400);
     assert.match(r.json().error, /services\[0\]\.ports\[0\]: got 99999/);
     assert.equal(bal.published.length, before, 'nothing published');
     assert.equal(ctrl.current[1].backends.length, 2);
     writeFileSync(file, `global: {queues: 3}\n${CONFIG}`);
-    r = await app.inject({ method: 'POST', url: '/v1/reload' });
+    r = await app.inject({ headers: AUTH, method: 'POST', url: '/v1/reload' });
     assert.equal(r.statusCode, 400);
     assert.match(r.json().error, /take effect only at start: global\.queues/);
     assert.deepEqual(ctrl.reloads, { ok: 1, failed: 2 });
@@ -227,7 +256,7 @@ describe('admin API (loopback, no auth configured)', () => {
 
   test('OpenAPI description is served and names the write routes', async () => {
     const { app, ctrl } = await setup();
-    const r = await app.inject({ method: 'GET', url: '/openapi.json' });
+    const r = await app.inject({ headers: AUTH, method: 'GET', url: '/openapi.json' });
     assert.equal(r.statusCode, 200);
     const doc = r.json();
     assert.equal(doc.openapi, '3.0.3');
@@ -240,7 +269,7 @@ describe('admin API (loopback, no auth configured)', () => {
 
   test('/metrics: Prometheus text with backend state, weights and data-plane counters', async () => {
     const { app, ctrl } = await setup();
-    const r = await app.inject({ method: 'GET', url: '/metrics' });
+    const r = await app.inject({ headers: AUTH, method: 'GET', url: '/metrics' });
     assert.equal(r.statusCode, 200);
     assert.match(r.headers['content-type'] as string, /text\/plain/);
     assert.match(r.body, /^l4nat_up 1$/m);
@@ -279,7 +308,7 @@ services:
       healthy.set('10.0.1.11', false);
       await until(() => bal.weights()['10.0.1.11:8080'] === 0);
       assert.equal(bal.weights()['10.0.1.12:8080'], 1);
-      const v = (await app.inject({ method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).json();
+      const v = (await app.inject({ headers: AUTH, method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).json();
       assert.equal(v.state, 'down');
       assert.equal(v.history.transitions.at(-1).to, 'down');
       assert.match(v.history.transitions.at(-1).reason, /ECONNREFUSED/);
@@ -300,8 +329,8 @@ services:
 describe('authentication', () => {
   test('with a bearer token: 401 without it or with a wrong one, and nothing about backends leaks', async () => {
     const tokenFile = join(dir, 'token');
-    writeFileSync(tokenFile, 'correct-horse-battery-staple\n');
-    const { app, ctrl } = await setup(`admin: {token_file: ${tokenFile}}\n${CONFIG}`);
+    writeFileSync(tokenFile, 'correct-horse-battery-staple\n', { mode: 0o600 });
+    const { app, ctrl } = await setup(`admin: {token_file: ${tokenFile}}\n${SERVICES}`);
     for (const headers of [{}, { authorization: 'Bearer wrong-token-wrong-token' }, { authorization: 'Basic Y29ycmVjdA==' }]) {
       for (const url of ['/v1/services', '/metrics', '/openapi.json', '/v1/nonexistent']) {
         const r = await app.inject({ method: 'GET', url, headers });
@@ -328,7 +357,7 @@ describe('authentication', () => {
     ssl(['x509', '-req', '-in', 'cli.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'cli.pem', '-days', '1']);
     ssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'rogue.key', '-out', 'rogue.pem', '-days', '1', '-subj', '/CN=rogue']);
     const f = (n: string): string => join(dir, n);
-    const text = `admin: {listen: 127.0.0.1, port: 0, tls: {cert: ${f('srv.pem')}, key: ${f('srv.key')}, client_ca: ${f('ca.pem')}}}\n${CONFIG}`;
+    const text = `admin: {listen: 127.0.0.1, port: 0, tls: {cert: ${f('srv.pem')}, key: ${f('srv.key')}, client_ca: ${f('ca.pem')}}}\n${SERVICES}`;
     const opts = parseConfig(text, 'x.yaml');
     const { app, ctrl } = await (async () => {
       const bal = new FakeBalancer();
@@ -363,6 +392,110 @@ describe('authentication', () => {
       ctrl.stop();
     }
   });
+
+  test('by default a token is created at first start (0600, random) and then required; an existing one is kept', async () => {
+    const file = join(dir, 'state', 'admin.token');
+    const opts = parseConfig(SERVICES, 'd.yaml');
+    assert.deepEqual(opts.admin, { listen: '127.0.0.1', port: 9180, tokenFile: '/var/lib/l4nat/admin.token', createToken: true }, 'the default');
+    const admin = { ...opts.admin, tokenFile: file };
+    prepareAdminAuth(admin, log);
+    const st = statSync(file);
+    assert.equal(st.mode & 0o777, 0o600);
+    const token = readFileSync(file, 'utf8').trim();
+    assert.match(token, /^[A-Za-z0-9_-]{43}$/, '32 random bytes, base64url');
+    prepareAdminAuth(admin, log);
+    assert.equal(readFileSync(file, 'utf8').trim(), token, 'created once, then kept');
+    const ctrl = new Controller(new FakeBalancer(), { ...opts, admin }, log);
+    await ctrl.start();
+    const app = await createAdminServer({ ctrl, admin, log });
+    assert.equal((await app.inject({ method: 'GET', url: '/v1/services' })).statusCode, 401);
+    assert.equal((await app.inject({ method: 'POST', url: '/v1/restart' })).statusCode, 401);
+    assert.equal((await app.inject({ method: 'GET', url: '/v1/services', headers: { authorization: `Bearer ${token}` } })).statusCode, 200);
+    ctrl.stop();
+    await assert.rejects(createAdminServer({ ctrl, admin: { listen: '127.0.0.1', port: 9180 }, log }), /needs authentication/);
+  });
+
+  test('insecure_no_auth (explicit, loopback only): open, and warned at start', async () => {
+    const lines: string[] = [];
+    const warnLog = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
+    const { app, ctrl } = await setup(`admin: {insecure_no_auth: true}\n${SERVICES}`);
+    assert.equal((await app.inject({ method: 'GET', url: '/v1/services' })).statusCode, 200);
+    prepareAdminAuth({ listen: '127.0.0.1', port: 9180, insecureNoAuth: true }, warnLog);
+    assert.ok(lines.some((l) => /"level":40/.test(l) && /WITHOUT AUTHENTICATION/.test(l)), lines.join(''));
+    ctrl.stop();
+  });
+
+  test('browsers: a foreign Host (DNS rebinding), Origin or Sec-Fetch-Site gets 403, a non-JSON body 415; nothing happens', async () => {
+    for (const auth of [AUTH, {}]) {
+      // With the token (a page cannot have it) and without authentication at all (the opt-in): the same refusals.
+      let restarts = 0;
+      const text = auth === AUTH ? CONFIG : `admin: {insecure_no_auth: true}\n${SERVICES}`;
+      const file = join(dir, `b${Math.random().toString(16).slice(2)}.yaml`);
+      writeFileSync(file, text);
+      const opts = loadConfigFile(file);
+      const ctrl = new Controller(new FakeBalancer(), opts, log);
+      await ctrl.start();
+      const app = await createAdminServer({ ctrl, admin: opts.admin, log, restart: () => void restarts++ });
+      const req = (method: 'GET' | 'POST', url: string, headers: Record<string, string>, payload?: string) => app.inject({ method, url, headers: { ...auth, ...headers }, ...(payload !== undefined ? { payload } : {}) });
+      const rebind = await req('GET', '/v1/services', { host: 'attacker.example:9180' });
+      assert.equal(rebind.statusCode, 403, rebind.body);
+      assert.doesNotMatch(rebind.body, /10\.0\./);
+      assert.equal((await req('GET', '/v1/services', { host: 'localhost.attacker.example' })).statusCode, 403);
+      for (const host of ['127.0.0.1:9180', 'localhost:9180', '[::1]:9180', `${hostname()}:9180`, '10.1.2.3']) {
+        assert.equal((await req('GET', '/v1/services', { host })).statusCode, 200, host);
+      }
+      const plain = await req('POST', '/v1/restart', { 'content-type': 'text/plain' }, 'x');
+      assert.equal(plain.statusCode, 415, plain.body);
+      assert.match(plain.json().error, /request bodies must be application\/json, got "text\/plain"/);
+      assert.equal((await req('POST', '/v1/restart', { 'content-type': 'text/plain' }, '')).statusCode, 415);
+      assert.equal((await req('POST', `/v1/services/${WEB}/backends/${B1}/drain`, { 'content-type': 'application/x-www-form-urlencoded' }, 'a=b')).statusCode, 415);
+      assert.equal((await req('POST', '/v1/restart', { host: '127.0.0.1:9180', origin: 'https://attacker.example' })).statusCode, 403);
+      assert.equal((await req('POST', '/v1/restart', { host: '127.0.0.1:9180', origin: 'null' })).statusCode, 403);
+      assert.equal((await req('POST', `/v1/services/${WEB}/backends/${B1}/drain`, { 'sec-fetch-site': 'cross-site' })).statusCode, 403);
+      assert.equal((await req('POST', `/v1/services/${WEB}/backends/${B1}/drain`, { 'sec-fetch-site': 'same-site' })).statusCode, 403);
+      await new Promise((r) => setImmediate(r));
+      assert.equal(restarts, 0, 'no restart');
+      assert.equal(ctrl.view().services[0].backends[0].state, 'up', 'not drained');
+      // The API's own origin, and the CLI (no Origin at all), are fine.
+      assert.equal((await req('GET', '/v1/services', { host: '127.0.0.1:9180', origin: 'http://127.0.0.1:9180', 'sec-fetch-site': 'same-origin' })).statusCode, 200);
+      assert.equal((await req('POST', '/v1/restart', {})).statusCode, 202);
+      ctrl.stop();
+    }
+  });
+
+  test('authentication runs before URL parsing: a malformed URL gets 401 without the token, 400 with it', async () => {
+    const { app, ctrl } = await setup();
+    for (const url of ['/v1/services/%', '/v1/services/%E0%A4%A/backends', '/%%']) {
+      const no = await app.inject({ method: 'GET', url });
+      assert.equal(no.statusCode, 401, `${url}: ${no.body}`);
+      assert.doesNotMatch(no.body, /url|FST_/i);
+      const yes = await app.inject({ method: 'GET', url, headers: AUTH });
+      assert.equal(yes.statusCode, 400, `${url}: ${yes.body}`);
+      assert.match(yes.json().error, /^bad request: /);
+    }
+    ctrl.stop();
+  });
+
+  test('a 500 says "internal error" with a request id; the detail goes to the log only', async () => {
+    const lines: string[] = [];
+    const errLog = pino({ level: 'error' }, { write: (l: string) => void lines.push(l) });
+    const file = join(dir, `e${Math.random().toString(16).slice(2)}.yaml`);
+    writeFileSync(file, CONFIG);
+    const opts = loadConfigFile(file);
+    const bal = new FakeBalancer();
+    const ctrl = new Controller(bal, opts, log);
+    await ctrl.start();
+    const app = await createAdminServer({ ctrl, admin: opts.admin, log: errLog });
+    bal.dp.counters = () => {
+      throw new Error('EIO: reading /opt/l4nat/secret/internal-path failed');
+    };
+    const r = await app.inject({ method: 'GET', url: '/v1/counters', headers: AUTH });
+    assert.equal(r.statusCode, 500);
+    assert.match(r.json().error, /^internal error \(request \S+; the l4nat log has the details\)$/);
+    assert.doesNotMatch(r.body, /opt|secret|EIO/);
+    assert.ok(lines.some((l) => /internal-path/.test(l) && /admin request failed/.test(l)), lines.join(''));
+    ctrl.stop();
+  });
 });
 
 describe('passive check (controller)', () => {
@@ -392,7 +525,7 @@ services:
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(bal.weights()['10.0.1.11:8080'], 0);
     assert.equal(bal.weights()['10.0.1.12:8080'], 1);
-    const v = (await app.inject({ method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).json();
+    const v = (await app.inject({ headers: AUTH, method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).json();
     assert.equal(v.state, 'down');
     assert.match(v.passive.reason, /passive: 10 of 10 new flows in 2 s got no answer through l4nat: its replies bypass this host/);
     set(s2, 20, 19, 5); // 5 resets >= max_resets 4
@@ -416,26 +549,26 @@ describe('flows and on_down (controller, API)', () => {
     const s2 = bal.backendSlot('10.0.0.10:80/tcp|10.0.1.12:8080/tcp')!;
     const e = (client: string, port: number, slot: number): FlowEntry => ({ client, clientPort: port, vip: '10.0.0.10', vipPort: 80, proto: 'tcp', backendSlot: slot, serviceSlot: 0, state: slot === s1 ? 'ESTABLISHED' : 'FIN_WAIT', idleSeconds: 1 });
     bal.flowEntries = [e('192.0.2.1', 1000, s1), e('192.0.2.2', 1001, s2), e('192.0.2.1', 1002, s2)];
-    let r = await app.inject({ method: 'GET', url: '/v1/flows' });
+    let r = await app.inject({ headers: AUTH, method: 'GET', url: '/v1/flows' });
     assert.equal(r.statusCode, 200);
     assert.equal(r.json().flows.length, 3);
     assert.deepEqual([r.json().flows[1].service, r.json().flows[1].backend, r.json().flows[1].backendName], ['10.0.0.10:80/tcp', '10.0.1.12:8080/tcp', 'two']);
-    r = await app.inject({ method: 'GET', url: `/v1/flows?backend=${encodeURIComponent('10.0.1.12:8080/tcp')}&client=192.0.2.1` });
+    r = await app.inject({ headers: AUTH, method: 'GET', url: `/v1/flows?backend=${encodeURIComponent('10.0.1.12:8080/tcp')}&client=192.0.2.1` });
     assert.deepEqual(r.json().flows.map((f: FlowEntry) => f.clientPort), [1002]);
-    r = await app.inject({ method: 'GET', url: '/v1/flows?limit=2' });
+    r = await app.inject({ headers: AUTH, method: 'GET', url: '/v1/flows?limit=2' });
     assert.deepEqual([r.json().flows.length, r.json().truncated], [2, true]);
-    r = await app.inject({ method: 'GET', url: `/v1/flows?service=${WEB}&state=FIN_WAIT` });
+    r = await app.inject({ headers: AUTH, method: 'GET', url: `/v1/flows?service=${WEB}&state=FIN_WAIT` });
     assert.deepEqual(r.json().flows.map((f: FlowEntry) => f.clientPort), [1001, 1002]);
-    r = await app.inject({ method: 'GET', url: '/v1/flows?state=ESTABLISHED,CLOSE' });
+    r = await app.inject({ headers: AUTH, method: 'GET', url: '/v1/flows?state=ESTABLISHED,CLOSE' });
     assert.deepEqual(r.json().flows.map((f: FlowEntry) => f.clientPort), [1000]);
-    r = await app.inject({ method: 'GET', url: '/v1/flows?state=OPEN' });
+    r = await app.inject({ headers: AUTH, method: 'GET', url: '/v1/flows?state=OPEN' });
     assert.equal(r.statusCode, 400);
     assert.match(r.json().error, /state must be a comma-separated list of SYN_SENT, .*got "OPEN"/);
-    assert.equal((await app.inject({ method: 'GET', url: '/v1/flows?cursor=x' })).statusCode, 400);
-    assert.equal((await app.inject({ method: 'GET', url: '/v1/flows?client=nope' })).statusCode, 400);
-    assert.equal((await app.inject({ method: 'GET', url: `/v1/flows?backend=${encodeURIComponent('10.9.9.9:1/tcp')}` })).statusCode, 404);
-    assert.equal((await app.inject({ method: 'DELETE', url: '/v1/flows' })).statusCode, 400);
-    r = await app.inject({ method: 'DELETE', url: `/v1/flows?service=${WEB}` });
+    assert.equal((await app.inject({ headers: AUTH, method: 'GET', url: '/v1/flows?cursor=x' })).statusCode, 400);
+    assert.equal((await app.inject({ headers: AUTH, method: 'GET', url: '/v1/flows?client=nope' })).statusCode, 400);
+    assert.equal((await app.inject({ headers: AUTH, method: 'GET', url: `/v1/flows?backend=${encodeURIComponent('10.9.9.9:1/tcp')}` })).statusCode, 404);
+    assert.equal((await app.inject({ headers: AUTH, method: 'DELETE', url: '/v1/flows' })).statusCode, 400);
+    r = await app.inject({ headers: AUTH, method: 'DELETE', url: `/v1/flows?service=${WEB}` });
     assert.equal(r.statusCode, 200);
     assert.deepEqual(r.json(), { deleted: 3 });
     assert.deepEqual(bal.deleted, [{ backendSlot: s1 }, { backendSlot: s2 }]);
@@ -469,7 +602,7 @@ test('protections from the config reach the published table and the view', async
   const { bal, ctrl, app } = await setup('services:\n  - {name: a, vips: [10.0.0.10], ports: [80], new_flow_rate: {rate: 5, burst: 10}, deny_sources: [192.0.2.0/24], backends: ["10.0.1.11:8080"]}\n');
   const s = bal.last[0] as ServiceSpec & { newFlowRate?: unknown; denySources?: unknown };
   assert.deepEqual([s.newFlowRate, s.denySources], [{ rate: 5, burst: 10 }, ['192.0.2.0/24']]);
-  const v = (await app.inject({ method: 'GET', url: '/v1/services' })).json();
+  const v = (await app.inject({ headers: AUTH, method: 'GET', url: '/v1/services' })).json();
   assert.deepEqual(v.services[0].protections, { newFlowRate: { rate: 5, burst: 10 }, allowSources: [], denySources: ['192.0.2.0/24'] });
   ctrl.stop();
 });
@@ -491,7 +624,7 @@ services:
   const end = Date.now() + 3000;
   while (!bal.last[0].backends[0].down && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(bal.last[0].backends.map((b) => [b.weight, b.down ?? false]), [[0, true], [1, false], [1, false]]);
-  const r = await app.inject({ method: 'POST', url: `/v1/services/${WEB}/backends/${encodeURIComponent('10.0.1.12:8080/tcp')}/drain` });
+  const r = await app.inject({ headers: AUTH, method: 'POST', url: `/v1/services/${WEB}/backends/${encodeURIComponent('10.0.1.12:8080/tcp')}/drain` });
   assert.equal(r.statusCode, 202);
   assert.deepEqual(bal.last[0].backends.map((b) => [b.weight, b.down ?? false]), [[0, true], [0, false], [1, false]]);
   ctrl.stop();

@@ -1,11 +1,26 @@
 // Scale-out pieces that need no root: the `cluster` config section (errors name the path, the value and what is
-// expected), the BIRD include l4nat writes, `birdc show protocols` parsing, and the health majority.
+// expected), the BIRD include l4nat writes, `birdc show protocols` parsing, the health majority, and the health
+// views' channel (mutual TLS, token, reply cap) against real and forged peers on 127.0.0.1.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import { HealthAgreement, majorityHealthy } from '../src/cluster/agreement';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createTlsServer, request as httpsRequest } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { HealthAgreement, majorityHealthy, MAX_PEER_REPLY_BYTES, type LocalState } from '../src/cluster/agreement';
 import { configureSucceeded, parseProtocols, renderInclude } from '../src/cluster/bird';
-import { clusterOptionsOf } from '../src/cluster/options';
+import { clusterOptionsOf, type ClusterOptions } from '../src/cluster/options';
 import { ConfigError, parseConfig } from '../src/config/load';
+import { issueCert, makeCa, selfSignedCert } from '../src/lab/certs';
+
+const dir = mkdtempSync(join(tmpdir(), 'l4nat-cluster-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+// Readable files stand in for TLS material where only the config is checked.
+const pem = join(dir, 'any.pem');
+writeFileSync(pem, 'x');
+const TLS = `  tls: {cert: ${pem}, key: ${pem}, ca: ${pem}}\n`;
 
 const BASE = `
 global: { hash_key: "00112233445566778899aabbccddeeff" }
@@ -27,7 +42,7 @@ function problems(yaml: string): string[] {
 }
 
 test('cluster section: defaults and peers', () => {
-  const o = parseConfig(`${BASE}cluster:\n  listen: 10.9.0.1\n  peers: ["10.9.0.2", "10.9.0.3:9999", "[fd00::3]:9181"]\n  bgp:\n    include_file: /run/l4nat/bird.conf\n    return_routes: ["0.0.0.0/0", "fd00::/8"]\n    upstream_protocols: [upstream]\n`, 'l4nat.yaml');
+  const o = parseConfig(`${BASE}cluster:\n  listen: 10.9.0.1\n${TLS}  peers: ["10.9.0.2", "10.9.0.3:9999", "[fd00::3]:9181"]\n  bgp:\n    include_file: /run/l4nat/bird.conf\n    return_routes: ["0.0.0.0/0", "fd00::/8"]\n    upstream_protocols: [upstream]\n`, 'l4nat.yaml');
   const c = clusterOptionsOf(o)!;
   assert.equal(c.port, 9181);
   assert.equal(c.health, 'majority');
@@ -42,7 +57,23 @@ test('cluster section: defaults and peers', () => {
   ]);
   assert.equal(c.bgp?.socket, '/run/bird/bird.ctl');
   assert.equal(c.bgp?.withdrawDelay, 1);
+  assert.deepEqual(c.tls, { cert: pem, key: pem, ca: pem });
   assert.equal(clusterOptionsOf(parseConfig(BASE, 'l4nat.yaml')), undefined);
+});
+
+test('cluster section: off loopback the health views need mutual TLS; the token file must be owner-only', () => {
+  const open = problems('cluster:\n  listen: 0.0.0.0\n');
+  assert.ok(open.some((x) => /^cluster: listen 0\.0\.0\.0 is not a loopback address: the health views need tls \{cert, key, ca\}/.test(x)), open.join('\n'));
+  const peer = problems('cluster:\n  listen: 127.0.0.1\n  peers: ["127.0.0.2", "10.9.0.2"]\n');
+  assert.ok(peer.some((x) => /^cluster: peer 10\.9\.0\.2 is not a loopback address: the health views need tls/.test(x)), peer.join('\n'));
+  assert.deepEqual(problems('cluster:\n  listen: 127.0.0.1\n  peers: ["127.0.0.2"]\n'), [], 'one host\'s loopback: plain HTTP allowed');
+  const files = problems('cluster:\n  listen: 10.9.0.1\n  tls: {cert: /nonexistent/c.pem, key: /nonexistent/k.pem, ca: /nonexistent/ca.pem}\n');
+  for (const k of ['cert', 'key', 'ca']) assert.ok(files.some((x) => new RegExp(`^cluster\\.tls\\.${k}: cannot read ".*": ENOENT`).test(x)), files.join('\n'));
+  assert.ok(problems('cluster:\n  listen: 10.9.0.1\n  tls: {cert: /x}\n').some((x) => /^cluster\.tls: missing required key "key"/.test(x)));
+  const token = join(dir, 'cluster.token');
+  writeFileSync(token, 'a-cluster-token-of-some-length\n', { mode: 0o644 });
+  const tk = problems(`cluster:\n  listen: 10.9.0.1\n${TLS}  token_file: ${token}\n`);
+  assert.ok(tk.some((x) => x.startsWith(`cluster.token_file: cluster token file ${token} has mode 0644: its group and other users may access it; make it private (chmod 600 ${token})`)), tk.join('\n'));
 });
 
 test('cluster section: every problem names its path, the value and what is expected', () => {
@@ -59,7 +90,7 @@ test('cluster section: every problem names its path, the value and what is expec
   ];
   for (const w of want) assert.ok(q.some((x) => w.test(x)), `${w} not in:\n${q.join('\n')}`);
   assert.ok(q.every((x) => /\(line \d+, column \d+\)$/.test(x)), q.join('\n'));
-  const r = problems(`cluster:\n  listen: 10.9.0.1\n  health: vote\n  bgp: { include_file: /x, upstream_protocols: ["bad name"] }\n`);
+  const r = problems(`cluster:\n  listen: 10.9.0.1\n${TLS}  health: vote\n  bgp: { include_file: /x, upstream_protocols: ["bad name"] }\n`);
   assert.ok(r.some((x) => /^cluster\.health: got "vote", expected one of "majority", "local"/.test(x)), r.join('\n'));
   assert.ok(r.some((x) => /^cluster\.bgp\.upstream_protocols\[0\]: got "bad name", expected a BIRD protocol name/.test(x)), r.join('\n'));
   const tk = problems(`cluster:\n  listen: 10.9.0.1\n  token_file: /nonexistent/l4nat-token\n`);
@@ -70,8 +101,8 @@ test('cluster section: every problem names its path, the value and what is expec
 
 test('a reload may not change the cluster section', async () => {
   const { restartOnlyChanges } = await import('../src/config/load');
-  const a = parseConfig(`${BASE}cluster: { listen: 10.9.0.1, peers: [10.9.0.2] }\n`, 'x');
-  const b = parseConfig(`${BASE}cluster: { listen: 10.9.0.1, peers: [10.9.0.3] }\n`, 'x');
+  const a = parseConfig(`${BASE}cluster:\n  listen: 10.9.0.1\n  peers: [10.9.0.2]\n${TLS}`, 'x');
+  const b = parseConfig(`${BASE}cluster:\n  listen: 10.9.0.1\n  peers: [10.9.0.3]\n${TLS}`, 'x');
   assert.deepEqual(restartOnlyChanges(a, b), ['cluster']);
   assert.deepEqual(restartOnlyChanges(a, a), []);
 });
@@ -123,4 +154,96 @@ test('health majority: a lone dissenter does not move the verdict; stale peers d
   assert.deepEqual([...v], [['s|b1', false], ['s|b2', true], ['s|b3', false]]);
   const local = new HealthAgreement({ ...opts, health: 'local' }, () => ({ ready: false, health: new Map(), agreed: new Map(), rings: {}, announced: { vips: [], returnRoutes: [] } }));
   assert.deepEqual([...local.agree(new Map([['s|b2', false]]), now)], [['s|b2', false]]);
+});
+
+async function freePort(): Promise<number> {
+  const s = createHttpServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function listening(s: Server): Promise<number> {
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  return (s.address() as AddressInfo).port;
+}
+
+test('health views: mutual TLS with the cluster CA and a token; forged peers (another CA, plain HTTP), an oversized reply and unknown clients get no say', async () => {
+  const ca = makeCa(dir);
+  const hostA = issueCert(dir, ca, 'host-a', ['127.0.0.1']);
+  const hostB = issueCert(dir, ca, 'host-b', ['127.0.0.1']);
+  const rogue = selfSignedCert(dir, 'rogue', ['127.0.0.1']);
+  const tokenFile = join(dir, 'peers.token');
+  const TOKEN = 'the-cluster-token-0123456789';
+  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+  const everythingDown = JSON.stringify({ health: { 's|b1': false, 's|b2': false }, announced: { vips: ['10.0.0.10'] } });
+  const state = (health: Array<[string, boolean]>) => (): LocalState => ({ ready: true, health: new Map(health), agreed: new Map(), rings: {}, announced: { vips: ['10.0.0.10'], returnRoutes: [] } });
+
+  // Three forged peers, all claiming every backend is down: a majority of the votes if they counted.
+  const servers: Server[] = [];
+  const forgedTls = createTlsServer({ cert: readFileSync(rogue.cert), key: readFileSync(rogue.key) }, (_q, r) => r.end(everythingDown));
+  const forgedPlain = createHttpServer((_q, r) => r.end(everythingDown));
+  // An insider (a certificate from the CA) whose reply never ends: read up to the cap, then dropped.
+  const huge = createTlsServer({ cert: readFileSync(hostB.cert), key: readFileSync(hostB.key) }, (_q, r) => {
+    r.write(`{"health":{"s|b2":false},"pad":"`);
+    const chunk = 'x'.repeat(64 * 1024);
+    let sent = 0;
+    const more = (): void => {
+      while (sent <= MAX_PEER_REPLY_BYTES && r.write(chunk)) sent += chunk.length;
+      if (sent <= MAX_PEER_REPLY_BYTES) r.once('drain', more);
+      else r.end('"}');
+    };
+    more();
+  });
+  servers.push(forgedTls, forgedPlain, huge);
+  const [pTls, pPlain, pHuge] = [await listening(forgedTls), await listening(forgedPlain), await listening(huge)];
+
+  const base: Omit<ClusterOptions, 'port' | 'peers'> = { listen: '127.0.0.1', health: 'majority', pollInterval: 0.5, peerTimeout: 4, settle: 0, tokenFile };
+  const portA = await freePort();
+  const portB = await freePort();
+  const b = new HealthAgreement({ ...base, port: portB, peers: [], tls: { ...hostB, ca: ca.cert } }, state([['s|b1', false], ['s|b2', true]]));
+  const a = new HealthAgreement(
+    { ...base, port: portA, peers: [portB, pTls, pPlain, pHuge].map((port) => ({ addr: '127.0.0.1', port })), tls: { ...hostA, ca: ca.cert } },
+    state([['s|b1', true], ['s|b2', true]]),
+  );
+  try {
+    await b.listen();
+    await a.listen();
+    await new Promise<void>((r) => a.startPolling(r));
+    const view = (port: number) => a.views.get(`127.0.0.1:${port}`)!;
+    assert.equal(view(portB).error, undefined, 'the real peer answers');
+    assert.deepEqual([...view(portB).health!], [['s|b1', false], ['s|b2', true]]);
+    assert.match(view(pTls).error ?? '', /self[- ]signed|unable to verify|certificate/i, 'a certificate from another CA');
+    assert.ok(view(pTls).at === undefined && view(pPlain).at === undefined && view(pHuge).at === undefined, 'no forged view is fresh');
+    assert.ok(view(pPlain).error !== undefined, 'plain HTTP');
+    assert.match(view(pHuge).error ?? '', new RegExp(`reply larger than ${MAX_PEER_REPLY_BYTES} bytes`));
+    // Votes: this host (up, up) and the real peer (down, up): b1 is a tie (kept), b2 up. The forged "down"s count for nothing.
+    assert.deepEqual([...a.agree(new Map([['s|b1', true], ['s|b2', true]]))], [['s|b1', true], ['s|b2', true]]);
+
+    // This host's own listener: only clients with a certificate from the CA, and then only with the token.
+    const ask = (cert?: { cert: string; key: string }, token?: string): Promise<string> =>
+      new Promise((resolve) => {
+        const req = httpsRequest(
+          { host: '127.0.0.1', port: portA, path: '/cluster/v1/state', ca: readFileSync(ca.cert), agent: false, headers: token ? { authorization: `Bearer ${token}` } : {}, ...(cert ? { cert: readFileSync(cert.cert), key: readFileSync(cert.key) } : {}) },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(String(res.statusCode)));
+          },
+        );
+        req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+        req.end();
+      });
+    assert.doesNotMatch(await ask(), /^\d+$/, 'no client certificate: no TLS session');
+    assert.doesNotMatch(await ask(rogue, TOKEN), /^\d+$/, 'a certificate from another CA: no TLS session');
+    assert.equal(await ask(hostB), '401', 'a host of the cluster without the token');
+    assert.equal(await ask(hostB, TOKEN), '200');
+  } finally {
+    await a.close();
+    await b.close();
+    for (const s of servers) {
+      s.closeAllConnections();
+      await new Promise<void>((r) => s.close(() => r()));
+    }
+  }
 });

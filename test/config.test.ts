@@ -2,7 +2,7 @@
 // a good file gives the same options `l4nat up` flags would. No root needed.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -55,7 +55,7 @@ test('a good file expands into one service per VIP × port, backends by family, 
   assert.equal(o.timeouts.tcpEstablished, 600);
   assert.equal(o.timeouts.udp, 60);
   assert.equal(o.timeouts.tcpSyn, 30);
-  assert.deepEqual(o.admin, { listen: '127.0.0.1', port: 9180 });
+  assert.deepEqual(o.admin, { listen: '127.0.0.1', port: 9180, tokenFile: '/var/lib/l4nat/admin.token', createToken: true }, 'authenticated by default');
   assert.deepEqual(
     o.services.map((s) => `${s.name} ${s.vip}:${s.port}/${s.proto} ${s.hash} ${s.onAllDown}`),
     ['web 10.0.0.10:80/tcp src keep-last', 'web 10.0.0.10:443/tcp src keep-last', 'web fd00::10:80/tcp src keep-last', 'web fd00::10:443/tcp src keep-last', 'dns 10.0.0.53:53/udp 5tuple drop'],
@@ -97,6 +97,33 @@ const BAD: Array<[string, string, RegExp]> = [
   ['http option on a dataplane check', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: dataplane, path: /x}}', /^services\[0\]\.health_check\.path: applies to http\/https checks only, this check is dataplane/],
   ['port on an icmp check', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: icmp, port: 81}}', /^services\[0\]\.health_check\.port: an icmp check pings the backend's address and has no port; remove port/],
   ['http option on an icmp check', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: icmp, expect_status: [200]}}', /^services\[0\]\.health_check\.expect_status: applies to http\/https checks only, this check is icmp/],
+  ['maglev size not prime', 'global: {maglev_size: 65536}\nservices: []', /^global\.maglev_size: got 65536, expected a prime number \(Maglev's table size; the next prime is 65537\)/],
+  ['backend = a VIP', 'services:\n  - {name: a, vips: [10.0.0.1, 10.0.0.2], ports: [80], backends: ["10.0.0.2:8080"]}', /^services: backend 10\.0\.0\.2 of service 10\.0\.0\.1:80\/tcp is the VIP of service 10\.0\.0\.2:80\/tcp: packets to it would come back into l4nat's TUN until their TTL ran out/],
+  ['backend = its own VIP', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], backends: ["10.0.0.1:8080"]}', /^services: backend 10\.0\.0\.1 of service 10\.0\.0\.1:80\/tcp is the VIP of service 10\.0\.0\.1:80\/tcp/],
+  ['backend = the probe source', 'global: {probe_source: {ipv4: 10.0.9.9}}\nservices:\n  - {name: a, vips: [10.0.0.1], ports: [80], backends: ["10.0.9.9:8080"]}', /^services: backend 10\.0\.9\.9 of service 10\.0\.0\.1:80\/tcp is the source address of l4nat's dataplane health probes \(global\.probe_source\)/],
+  ...(
+    [
+      ['0.0.0.0', 'an unspecified'],
+      ['0.1.2.3', 'an unspecified'],
+      ['255.255.255.255', 'the broadcast address'],
+      ['127.0.0.1', 'a loopback address'],
+      ['127.8.9.10', 'a loopback address'],
+      ['224.0.0.5', 'a multicast address'],
+      ['239.1.1.1', 'a multicast address'],
+      ['::', 'the unspecified address'],
+      ['::1', 'the loopback address'],
+      ['ff02::1', 'a multicast address'],
+      ['fe80::1', 'a link-local address'],
+      ['::ffff:a00:1', 'an IPv4-mapped address'],
+    ] as const
+  ).map(([addr, what]): [string, string, RegExp] => {
+    const v6 = addr.includes(':');
+    return [
+      `backend ${addr}`,
+      `services:\n  - {name: a, vips: [${v6 ? 'fd00::10' : '10.0.0.1'}], ports: [80], backends: [{address: "${addr}"}]}`,
+      new RegExp(`^services\\[0\\]\\.backends\\[0\\]: backend ${addr.replace(/\./g, '\\.')} is ${what}.*: it cannot be a backend \\(line 2`),
+    ];
+  }),
   ['YAML syntax error', 'services: [\n', /^YAML syntax:/],
   ['duplicate key', 'services: []\nservices: []', /^YAML syntax: Map keys must be unique/],
 ];
@@ -119,11 +146,46 @@ test('a non-loopback admin listener with TLS and a token file is accepted', () =
   const token = join(dir, 'token');
   writeFileSync(cert, 'x');
   writeFileSync(key, 'x');
-  writeFileSync(token, 'abcdefghijklmnopqrstuvwxyz\n');
+  writeFileSync(token, 'abcdefghijklmnopqrstuvwxyz\n', { mode: 0o600 });
   const o = parseConfig(`admin: {listen: 0.0.0.0, port: 9443, tls: {cert: ${cert}, key: ${key}}, token_file: ${token}}\nservices: []`, 'a.yaml');
   assert.deepEqual(o.admin, { listen: '0.0.0.0', port: 9443, tls: { cert, key, clientCa: undefined }, tokenFile: token });
   writeFileSync(token, 'short');
   assert.ok(issues(`admin: {listen: 0.0.0.0, tls: {cert: ${cert}, key: ${key}}, token_file: ${token}}\nservices: []`).some((i) => /shorter than 16/.test(i)));
+});
+
+test('admin authentication: insecure_no_auth only explicitly and on loopback; a token file others may read is refused', () => {
+  assert.deepEqual(parseConfig('admin: {insecure_no_auth: true}\nservices: []', 'a.yaml').admin, { listen: '127.0.0.1', port: 9180, insecureNoAuth: true });
+  assert.deepEqual(parseConfig('admin: {port: 0}\nservices: []', 'a.yaml').admin, { listen: '127.0.0.1', port: 0 }, 'no API, no token');
+  const cert = join(dir, 'c2.pem');
+  writeFileSync(cert, 'x');
+  assert.ok(issues(`admin: {listen: 10.0.0.1, insecure_no_auth: true, tls: {cert: ${cert}, key: ${cert}}}\nservices: []`).some((i) => /^admin\.insecure_no_auth: is allowed on a loopback listen address only, got 10\.0\.0\.1/.test(i)));
+  const token = join(dir, 'open.token');
+  writeFileSync(token, 'abcdefghijklmnopqrstuvwxyz\n', { mode: 0o644 });
+  assert.ok(issues(`admin: {token_file: ${token}, insecure_no_auth: true}\nservices: []`).some((i) => /^admin\.insecure_no_auth: contradicts token_file/.test(i)));
+  const list = issues(`admin: {token_file: ${token}}\nservices: []`);
+  assert.ok(list.some((i) => i.startsWith(`admin.token_file: admin token file ${token} has mode 0644: its group and other users may access it; make it private (chmod 600 ${token}) or use another file`)), list.join('\n'));
+  writeFileSync(token, 'abcdefghijklmnopqrstuvwxyz\n', { mode: 0o640 });
+  chmodSync(token, 0o640);
+  assert.ok(issues(`admin: {token_file: ${token}}\nservices: []`).some((i) => /has mode 0640: its group may access it/.test(i)));
+});
+
+test('hash_key_file is checked as l4nat up would use it: owner-only, 32 hex digits, never echoed; a missing one is created at start', () => {
+  const key = join(dir, 'hash.key');
+  const cfg = `global: {hash_key_file: ${key}}\nservices: []`;
+  assert.equal(parseConfig(cfg, 'a.yaml').hashKeyFile, key, 'not there yet: fine, up creates it');
+  writeFileSync(key, 'root:x:0:0:root:/root:/bin/bash\n', { mode: 0o600 });
+  let list = issues(cfg);
+  assert.ok(list.some((i) => i.startsWith(`global.hash_key_file: hash key file ${key} must hold 32 hex digits (16 bytes), and it does not (31 characters)`)), list.join('\n'));
+  assert.ok(!list.some((i) => /root/.test(i)), 'the contents are never quoted');
+  chmodSync(key, 0o644);
+  list = issues(cfg);
+  assert.ok(list.some((i) => /^global\.hash_key_file: hash key file .* has mode 0644: its group and other users may access it; make it private \(chmod 600 /.test(i)), list.join('\n'));
+  writeFileSync(key, '00112233445566778899aabbccddeeff\n');
+  chmodSync(key, 0o600);
+  assert.equal(parseConfig(cfg, 'a.yaml').hashKeyFile, key);
+  assert.deepEqual(issues(`global: {hash_key_file: ${dir}}\nservices: []`), [`global.hash_key_file: hash key file ${dir} is not a regular file (line 1, column 25)`]);
+  // With the key itself in the file, the key file is not read.
+  assert.equal(parseConfig(`global: {hash_key: 00112233445566778899aabbccddeeff, hash_key_file: ${dir}}\nservices: []`, 'a.yaml').hashKey?.length, 16);
 });
 
 test('restart-only settings are named when they change', () => {
@@ -150,6 +212,12 @@ test('`l4nat check` prints ok and exits 0 for a good file; lists the problems an
   assert.match(r2.stderr, /2 problems/);
   assert.match(r2.stderr, /services\[0\]\.hash: got "rr"/);
   assert.match(r2.stderr, /services\[0\]\.backends\[0\]\.port: got 0/);
+  // What `up` would refuse (or loop on), `check` refuses first: the unit's ExecStartPre stops there.
+  writeFileSync(bad, 'global: {maglev_size: 65536}\nservices:\n  - {name: a, vips: [10.0.0.1], ports: [80], backends: ["10.0.0.1:8080"]}\n');
+  const r4 = spawnSync(process.execPath, [bin, 'check', '--config', bad], { encoding: 'utf8' });
+  assert.equal(r4.status, 1);
+  assert.match(r4.stderr, /global\.maglev_size: got 65536, expected a prime number/);
+  assert.match(r4.stderr, /backend 10\.0\.0\.1 of service 10\.0\.0\.1:80\/tcp is the VIP of service 10\.0\.0\.1:80\/tcp/);
   const r3 = spawnSync(process.execPath, [bin, 'up', '--config', good, '--vip', '10.0.0.1'], { encoding: 'utf8' });
   assert.equal(r3.status, 2);
   assert.match(r3.stderr, /unknown flag --vip: with --config, l4nat up takes only --log-level/);

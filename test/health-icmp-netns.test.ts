@@ -155,9 +155,14 @@ test('without CAP_NET_RAW: up with an icmp check refuses to start, a reload addi
   try {
     const tunNode = tunStandIn(dir);
     const cfg = join(dir, 'l4nat.yaml');
+    // The default token file (/var/lib/l4nat/admin.token) is root's: this user's l4nat gets its own.
+    const tokenFile = join(dir, 'admin.token');
+    writeFileSync(tokenFile, 'unprivileged-l4nat-admin-token\n', { mode: 0o600 });
+    chownSync(tokenFile, UNPRIVILEGED_UID, UNPRIVILEGED_UID);
     const config = (check: string): void => {
       writeFileSync(cfg, [
         'global: {queues: 1, stats_interval: 0, hash_key: 5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99}',
+        `admin: {token_file: ${tokenFile}}`,
         'services:',
         '  - name: web',
         `    vips: [${lab.vip4}]`,
@@ -184,11 +189,11 @@ test('without CAP_NET_RAW: up with an icmp check refuses to start, a reload addi
     config('tcp');
     l4 = await startUnprivileged(lab, ['up', '--config', cfg], dir, tunNode, NET_ADMIN_ONLY);
     config('icmp');
-    const r = await adminRequest(lab, 'POST', '/v1/reload');
+    const r = await adminRequest(lab, 'POST', '/v1/reload', undefined, undefined, tokenFile);
     assert.equal(r.status, 400, JSON.stringify(r.body));
     assert.match(JSON.stringify(r.body), WHY);
     assert.match(JSON.stringify(r.body), /the reload changed nothing/);
-    const view = await adminRequest(lab, 'GET', `/v1/services/${encodeURIComponent(`${lab.vip4}:8080/tcp`)}`);
+    const view = await adminRequest(lab, 'GET', `/v1/services/${encodeURIComponent(`${lab.vip4}:8080/tcp`)}`, undefined, undefined, tokenFile);
     assert.equal((view.body as { healthCheck: { type: string } }).healthCheck.type, 'tcp', 'the running check is unchanged');
     assert.equal((await l4.stop()).code, 0);
   } finally {

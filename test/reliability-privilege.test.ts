@@ -26,9 +26,11 @@ const UID = UNPRIVILEGED_UID;
 const UNIT_MASK = (1n << BigInt(CAP.NET_ADMIN)) | (1n << BigInt(CAP.NET_RAW));
 
 
-function config(lab: Lab, checkOut: string): string {
+function config(lab: Lab, checkOut: string, tokenFile: string): string {
   return [
     `global: {queues: 2, stats_interval: 0, hash_key: 5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99}`,
+    // The default token file is in /var/lib/l4nat, root's here (systemd's StateDirectory= would make it l4nat's).
+    `admin: {token_file: ${tokenFile}}`,
     'services:',
     '  - name: web',
     `    vips: [${lab.vip4}]`,
@@ -81,12 +83,15 @@ test('unprivileged with only the unit\'s CAP_NET_ADMIN and CAP_NET_RAW (setpriv,
     }).filter((l) => /hash|key|EACCES|permission|denied/i.test(l));
     t.diagnostic(`without --hash-key (default /var/lib/l4nat/hash.key${existsSync('/var/lib/l4nat') ? ', directory owned by root' : ', directory absent'}): ${started ? 'started' : `did not start (exit ${st.code})`}${why.length ? `: ${why.slice(0, 2).join(' | ')}` : ''}`);
     // When it cannot use the key file, the error says what to do.
-    if (!started) assert.ok(why.some((l) => /give the key with --hash-key HEX32/.test(l) && /StateDirectory=l4nat/.test(l)), `the error names the remedies: ${why.join(' | ')}`);
+    if (!started) assert.ok(why.some((l) => /point global\.hash_key_file \(--hash-key-file\) at a file this user may read/.test(l) && /StateDirectory=l4nat/.test(l)), `the error names the remedies: ${why.join(' | ')}`);
 
     // 2. From a config file with the key in it: must start and work.
     const checkOut = join(dir, 'check-status.txt');
     const file = join(dir, 'l4nat.yaml');
-    writeFileSync(file, config(lab, checkOut));
+    const tokenFile = join(dir, 'admin.token');
+    writeFileSync(tokenFile, 'unprivileged-l4nat-admin-token\n', { mode: 0o600 });
+    chownSync(tokenFile, UID, UID);
+    writeFileSync(file, config(lab, checkOut, tokenFile));
     chownSync(file, UID, UID);
     const fwdBefore = (await lab.exec('lb', 'sysctl', ['-n', 'net.ipv4.ip_forward'])).stdout.trim();
     l4 = await startUnprivileged(lab, ['up', '--config', file], dir, tunNode);
@@ -118,7 +123,7 @@ test('unprivileged with only the unit\'s CAP_NET_ADMIN and CAP_NET_RAW (setpriv,
     assert.equal(tcp.failed, 0, JSON.stringify(tcp.errors));
     assert.equal(udp.failed, 0, JSON.stringify(udp.errors));
     assert.deepEqual(Object.keys(tcp.perBackend).sort(), lab.backends.map((b) => b.id).sort());
-    const status = await adminRequest(lab, 'GET', '/v1/status');
+    const status = await adminRequest(lab, 'GET', '/v1/status', undefined, undefined, tokenFile);
     assert.equal(status.status, 200);
     // The icmp checks pass: the raw ICMP socket opened with the unit's CAP_NET_RAW.
     const ping = await adminRequest(lab, 'GET', `/v1/services/${encodeURIComponent(`${lab.vip4}:${SERVICE_PORT + 1}/tcp`)}`);

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { adminRequest } from '../src/lab/admin-client';
 import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, repoRoot, startL4nat } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers, startStreams } from '../src/lab/workload';
@@ -169,7 +170,7 @@ test('source deny list from the config, applied and lifted by reloads: denied cl
     assert.equal(denied.ok, 0, 'the denied client gets nothing through');
     const other = await runClient(lab, { target: lab.vip4, port: 8081, proto: 'tcp', count: 20, concurrency: 5, timeoutMs: 10_000 });
     assert.equal(other.failed, 0, 'the other service has no deny list');
-    const counters = JSON.parse((await lab.exec('lb', process.execPath, ['-e', "fetch('http://127.0.0.1:9180/v1/counters').then(r=>r.text()).then(t=>console.log(t))"])).stdout) as { drops: Record<string, number> };
+    const counters = (await adminRequest(lab, 'GET', '/v1/counters')).body as { drops: Record<string, number> };
     assert.ok((counters.drops.acl_denied ?? 0) >= 5, JSON.stringify(counters.drops));
     writeFileSync(file, plain);
     assert.equal((await cli(lab, ['reload'])).code, 0);

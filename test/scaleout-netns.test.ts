@@ -68,12 +68,6 @@ describe('scale-out: three l4nat hosts behind ECMP, announced by BIRD', { skip, 
     return { equal: new Set(Object.values(digests)).size === 1, digests };
   }
 
-  async function admin(role: string, method: string, path: string): Promise<{ status: number; body: any }> {
-    const script = `fetch('http://127.0.0.1:9180' + process.argv[2], { method: process.argv[1] }).then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.json() }))).catch((e) => { process.stderr.write(String(e)); process.exit(1); });`;
-    const { stdout } = await lab.exec(role, process.execPath, ['-e', script, method, path], { timeoutMs: 10_000 });
-    return JSON.parse(stdout) as { status: number; body: any };
-  }
-
   const routerHas = async (role: string): Promise<boolean> => (await lab.nexthops('r', VIP)).includes(lab.host(role).upIpv4);
   const backendsHave = async (role: string): Promise<boolean[]> =>
     Promise.all(lab.backends.map(async (b) => (await lab.nexthops(b.role, 'default')).includes(lab.host(role).lanIpv4)));
@@ -195,7 +189,7 @@ describe('scale-out: three l4nat hosts behind ECMP, announced by BIRD', { skip, 
     try {
       assert.deepEqual(await streams.streaming, { established: STREAMS, failed: 0 });
       const spread: Record<string, number> = {};
-      for (const h of lab.hosts) spread[h.role] = (await admin(h.role, 'GET', '/v1/services')).body.dataplane.counters.flow_new ?? 0;
+      for (const h of lab.hosts) spread[h.role] = (await lab.admin(h.role, 'GET', '/v1/services')).body.dataplane.counters.flow_new ?? 0;
       t.diagnostic(`new flows per host: ${JSON.stringify(spread)}`);
       figures.newFlowsPerHost = spread;
       for (const h of lab.hosts) assert.ok(spread[h.role]! >= STREAMS / 6, `ECMP spreads the connections: ${JSON.stringify(spread)}`);

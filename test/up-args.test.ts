@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { parseBackend, parseUpArgs, UsageError } from '../src/up-args';
+import { hashKeyFlagWarning, parseBackend, parseUpArgs, UsageError } from '../src/up-args';
 
 const base = ['--vip', '10.0.0.10', '--port', '80', '--backend', '10.0.1.11:8080', '--backend', '10.0.1.12:8080'];
 
@@ -67,6 +67,11 @@ const bad: Array<[string[], RegExp]> = [
   [[...base, 'extra'], /^unexpected argument "extra"/],
   [['--vip', '10.0.0.10', '--port', '80', '--port', '81', '--backend', '10.0.1.1:8080'], /backend 10\.0\.1\.1:8080\/tcp is used by services 10\.0\.0\.10:80\/tcp and 10\.0\.0\.10:81\/tcp: replies from it would be ambiguous/],
   [['--vip', '10.0.0.10', '--port', '80', '--backend', '10.0.1.1', '--backend', '10.0.1.1'], /is given twice/],
+  [[...base, '--maglev-size', '65536'], /^--maglev-size expects a prime number, got 65536 \(the next prime is 65537\)$/],
+  [['--vip', '10.0.0.10', '--port', '80', '--backend', '127.0.0.1:8080'], /^--vip\/--port\/--backend: backend 127\.0\.0\.1 of service 10\.0\.0\.10:80\/tcp is a loopback address/],
+  [['--vip', '10.0.0.10', '--vip', '10.0.0.11', '--port', '80', '--backend', '10.0.0.11:8080'], /backend 10\.0\.0\.11 of service 10\.0\.0\.10:80\/tcp is the VIP of service 10\.0\.0\.11:80\/tcp: packets to it would come back into l4nat's TUN/],
+  [['--vip', '10.0.0.10', '--port', '80', '--backend', '192.0.2.254'], /backend 192\.0\.2\.254 of service 10\.0\.0\.10:80\/tcp is the source address of l4nat's dataplane health probes/],
+  [[...base, '--admin-insecure-no-auth', '--admin-token-file', '/x'], /^--admin-insecure-no-auth contradicts --admin-token-file/],
 ];
 
 for (const [argv, re] of bad) {
@@ -100,4 +105,10 @@ test('as an unprivileged user `up` says it needs CAP_NET_ADMIN and exits 1', { s
   const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, bin, 'up', ...base], { encoding: 'utf8' });
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /needs CAP_NET_ADMIN/);
+});
+
+test('a hash key on the command line (readable in /proc) is warned about; a key file is not', () => {
+  assert.match(hashKeyFlagWarning(['--vip', '10.0.0.10', '--hash-key', '00112233445566778899aabbccddeeff']) ?? '', /every local user can read in \/proc\/PID\/cmdline: use a key file \(--hash-key-file, mode 0600\)/);
+  assert.ok(hashKeyFlagWarning(['--hash-key=00112233445566778899aabbccddeeff']));
+  assert.equal(hashKeyFlagWarning(['--vip', '10.0.0.10', '--hash-key-file', '/var/lib/l4nat/hash.key']), undefined);
 });

@@ -3,6 +3,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { AUTH_HEADER_JS, DEFAULT_ADMIN_TOKEN_FILE } from '../../src/lab/admin-client';
 import type { Lab } from '../../src/lab/lab';
 import { startL4nat } from '../../src/lab/l4nat-process';
 import { readDrops } from './kdrops';
@@ -65,8 +66,9 @@ export interface SwapPhase {
  * "patch" changes backend weights (each change rebuilds and publishes the tables); mode "get" reads the
  * services view at the same pace (the same HTTP and JSON work, no table change).
  */
-const ADMIN_LOOP = `
-  const [mode, port, service, b1, b2, ms, gap] = process.argv.slice(1);
+const ADMIN_LOOP = `${AUTH_HEADER_JS}
+  const [mode, port, service, b1, b2, ms, gap, tokenFile] = process.argv.slice(1);
+  const auth = authHeader(tokenFile);
   const base = 'http://127.0.0.1:' + port + '/v1/services';
   // b1 cycles through 1, 3, 0 (drained), 2; b2 through 2, 1, 3, 2: never both drained.
   const w1 = [1, 3, 0, 2], w2 = [2, 1, 3, 2];
@@ -80,10 +82,10 @@ const ADMIN_LOOP = `
           const b = i % 2 === 0 ? b1 : b2;
           const weight = (i % 2 === 0 ? w1 : w2)[(i >> 1) % 4];
           r = await fetch(base + '/' + encodeURIComponent(service) + '/backends/' + encodeURIComponent(b), {
-            method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ weight }),
+            method: 'PATCH', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ weight }),
           });
         } else {
-          r = await fetch(base);
+          r = await fetch(base, { headers: auth });
         }
         const text = await r.text();
         if (r.status === 200) ok++; else { failed++; lastError = r.status + ' ' + text; }
@@ -136,7 +138,7 @@ export async function swapUnderLoad(lab: Lab, tool: string, rate: number, second
             nodeInLb(
               lab,
               ADMIN_LOOP,
-              [phase === 'swaps' ? 'patch' : 'get', String(adminPort), `${lab.vip4}:${SWAP_PORT}/udp`, `${b1.ipv4}:${SWAP_PORT}/udp`, `${b2.ipv4}:${SWAP_PORT}/udp`, String(Math.max(200, seconds * 1000 - 800)), String(gapMs)],
+              [phase === 'swaps' ? 'patch' : 'get', String(adminPort), `${lab.vip4}:${SWAP_PORT}/udp`, `${b1.ipv4}:${SWAP_PORT}/udp`, `${b2.ipv4}:${SWAP_PORT}/udp`, String(Math.max(200, seconds * 1000 - 800)), String(gapMs), DEFAULT_ADMIN_TOKEN_FILE],
               (seconds + 20) * 1000,
             ),
           );

@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { AUTH_HEADER_JS, DEFAULT_ADMIN_TOKEN_FILE } from '../../src/lab/admin-client';
 import type { Lab, LabBackend } from '../../src/lab/lab';
 import type { NsProcess } from '../../src/lab/netns';
 import type { TestId } from './options';
@@ -212,21 +213,22 @@ export async function nodeInLb(lab: Lab, script: string, args: readonly string[]
  * `dataplane` part of GET /v1/services where the admin API has no /v1/counters.
  */
 export async function adminCounters(lab: Lab, adminPort: number): Promise<{ counters: Record<string, number>; drops: Record<string, number> }> {
-  const script = `
+  const script = `${AUTH_HEADER_JS}
     const base = 'http://127.0.0.1:' + process.argv[1];
+    const headers = authHeader(process.argv[2]);
     (async () => {
-      let r = await fetch(base + '/v1/counters');
+      let r = await fetch(base + '/v1/counters', { headers });
       if (r.status === 200) {
         const c = await r.json();
         console.log(JSON.stringify({ counters: c.total, drops: c.drops }));
         return;
       }
-      r = await fetch(base + '/v1/services');
+      r = await fetch(base + '/v1/services', { headers });
       const v = await r.json();
       if (!v.dataplane) throw new Error('GET /v1/services has no dataplane counters: ' + r.status);
       console.log(JSON.stringify({ counters: v.dataplane.counters, drops: v.dataplane.drops }));
     })().catch((e) => { console.error(e.message); process.exit(1); });`;
-  const o = await nodeInLb(lab, script, [String(adminPort)], 10_000);
+  const o = await nodeInLb(lab, script, [String(adminPort), DEFAULT_ADMIN_TOKEN_FILE], 10_000);
   return { counters: (o.counters ?? {}) as Record<string, number>, drops: (o.drops ?? {}) as Record<string, number> };
 }
 

@@ -1,11 +1,15 @@
 // A small client for the admin API, used by `l4nat status|reload|backend`. Where to connect and how to
 // authenticate: --admin URL, --token-file, --ca, --cert/--key, or --config FILE (its admin section: address,
-// port, TLS, token file), or $L4NAT_ADMIN_URL / $L4NAT_ADMIN_TOKEN; default http://127.0.0.1:9180.
+// port, TLS, token file), or $L4NAT_ADMIN_URL / $L4NAT_ADMIN_TOKEN; default http://127.0.0.1:9180 with the
+// token l4nat created in its state directory (readable by root and the l4nat user), for a loopback URL only:
+// that token is never sent to another host.
 import { readFileSync } from 'fs';
 import { request as httpRequest } from 'http';
 import { request as httpsRequest } from 'https';
 import { loadConfigFile, readToken } from '../config/load';
-import { UsageError } from '../up-args';
+import { isLoopback } from '../model';
+import { SecretFileError } from '../secret-file';
+import { UP_DEFAULTS, UsageError } from '../up-args';
 
 export interface ClientOptions {
   url: string;
@@ -14,6 +18,8 @@ export interface ClientOptions {
   cert?: Buffer;
   key?: Buffer;
   timeoutMs?: number;
+  /** Why no token is sent although one may be needed (the default token file could not be read): said on a 401. */
+  tokenHint?: string;
 }
 
 export class ApiError extends Error {
@@ -34,18 +40,32 @@ export const CLIENT_FLAGS = {
   config: { value: true },
 } as const;
 
-export function clientOptions(f: Map<string, string[]>, env: NodeJS.ProcessEnv = process.env): ClientOptions {
+/** The token l4nat created, or why it cannot be read (said with a 401). */
+function defaultToken(file: string): { token?: string; hint?: string } {
+  try {
+    return { token: readToken(file) };
+  } catch (e) {
+    const code = e instanceof SecretFileError ? e.code : undefined;
+    if (code === 'ENOENT') return { hint: `no token in ${file}: give --token-file (or $L4NAT_ADMIN_TOKEN) if l4nat uses another one` };
+    if (code === 'EACCES' || code === 'EPERM') return { hint: `the token in ${file} is readable by root and the l4nat user only: run this as one of them (sudo), or give --token-file` };
+    return { hint: (e as Error).message };
+  }
+}
+
+export function clientOptions(f: Map<string, string[]>, env: NodeJS.ProcessEnv = process.env, l4natTokenFile = UP_DEFAULTS.adminTokenFile): ClientOptions {
   const one = (k: string): string | undefined => f.get(k)?.[0];
   let url = one('admin') ?? env.L4NAT_ADMIN_URL;
   let token: string | undefined;
   let ca: Buffer | undefined;
+  let defaultTokenFile: string | undefined;
   const cfgFile = one('config');
   if (cfgFile) {
     const cfg = loadConfigFile(cfgFile);
     const a = cfg.admin;
     const host = a.listen === '0.0.0.0' ? '127.0.0.1' : a.listen === '::' ? '::1' : a.listen;
     url ??= `${a.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${a.port}`;
-    if (a.tokenFile) token = readToken(a.tokenFile);
+    if (a.createToken) defaultTokenFile = a.tokenFile; // l4nat's own: perhaps not readable by this user
+    else if (a.tokenFile) token = readToken(a.tokenFile);
     if (a.tls) ca = readFileSync(a.tls.cert); // a self-signed server certificate is its own CA
   }
   const tf = one('token-file');
@@ -56,8 +76,14 @@ export function clientOptions(f: Map<string, string[]>, env: NodeJS.ProcessEnv =
   const key = one('key') ? readFileSync(one('key') as string) : undefined;
   if ((cert === undefined) !== (key === undefined)) throw new UsageError('--cert and --key go together (client certificate for mTLS)');
   url ??= 'http://127.0.0.1:9180';
-  if (!/^https?:\/\/[^/]+\/?$/.test(url)) throw new UsageError(`--admin expects http(s)://HOST:PORT, got "${url}"`);
-  return { url: url.replace(/\/$/, ''), token, ca, cert, key };
+  const m = /^https?:\/\/(\[[^\]]+\]|[^/:]+)(?::\d+)?\/?$/.exec(url);
+  if (!m) throw new UsageError(`--admin expects http(s)://HOST:PORT, got "${url}"`);
+  if (token === undefined && defaultTokenFile === undefined && !cfgFile && cert === undefined && isLoopback(m[1].replace(/^\[|\]$/g, ''))) {
+    defaultTokenFile = l4natTokenFile;
+  }
+  let tokenHint: string | undefined;
+  if (token === undefined && defaultTokenFile !== undefined) ({ token, hint: tokenHint } = defaultToken(defaultTokenFile));
+  return { url: url.replace(/\/$/, ''), token, ca, cert, key, ...(tokenHint ? { tokenHint } : {}) };
 }
 
 export function apiRequest<T = unknown>(o: ClientOptions, method: string, path: string, body?: unknown): Promise<T> {
@@ -94,7 +120,7 @@ export function apiRequest<T = unknown>(o: ClientOptions, method: string, path: 
           const status = res.statusCode ?? 0;
           if (status >= 400) {
             const msg = (json as { error?: string } | undefined)?.error ?? (text.trim() || `HTTP ${status}`);
-            reject(new ApiError(status, msg));
+            reject(new ApiError(status, status === 401 && o.tokenHint ? `${msg} (${o.tokenHint})` : msg));
           } else resolve((json ?? text) as T);
         });
       },

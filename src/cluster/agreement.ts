@@ -7,11 +7,22 @@
 // What is not agreed instantly: each host polls on its own clock, so when the majority flips, hosts adopt the new
 // verdict up to one poll interval (plus one HTTP round trip) apart. During that window their tables differ for the
 // flipped backend's slots; flows that stay on one host are unaffected (flow-table hits), only flows moving between
-// hosts in that window can be sent elsewhere. Layers: options.ts → this file → index.ts.
+// hosts in that window can be sent elsewhere.
+//
+// Trust: a host's view can take backends out of every ring, so peers must be the cluster's own hosts. Off loopback
+// the channel is mutual TLS against the cluster's CA (cluster.tls: each side proves it holds a certificate from it;
+// the config refuses anything else), and a bearer token (token_file) may be required on top. A reply is read up to
+// MAX_PEER_REPLY_BYTES and no further. Plain HTTP is for a cluster on one host's loopback (tests) only.
+// Layers: options.ts → this file → index.ts.
 import { createHash, timingSafeEqual } from 'crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'http';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'http';
+import { createServer as createTlsServer, request as httpsRequest } from 'https';
 import { readFileSync } from 'fs';
+import { readTokenFile } from '../secret-file';
 import type { ClusterOptions, PeerAddress } from './options';
+
+/** A peer's view is a few dozen bytes per backend: 4 MiB holds tens of thousands; a larger reply is not read. */
+export const MAX_PEER_REPLY_BYTES = 4 * 1024 * 1024;
 
 export interface PeerView {
   peer: string;
@@ -51,6 +62,7 @@ export class HealthAgreement {
   readonly views = new Map<string, PeerView>();
   private server: Server | undefined;
   private token: string | undefined;
+  private readonly tls: { cert: Buffer; key: Buffer; ca: Buffer } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private polling = false;
   private closed = false;
@@ -60,11 +72,8 @@ export class HealthAgreement {
     private readonly state: () => LocalState,
   ) {
     for (const p of opts.peers) this.views.set(peerName(p), { peer: peerName(p) });
-    if (opts.tokenFile) {
-      const t = readFileSync(opts.tokenFile, 'utf8').trim();
-      if (t.length < 16) throw new Error(`cluster.token_file: the token in ${opts.tokenFile} is shorter than 16 characters`);
-      this.token = t;
-    }
+    if (opts.tokenFile) this.token = readTokenFile(opts.tokenFile, 'cluster token file');
+    if (opts.tls) this.tls = { cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key), ca: readFileSync(opts.tls.ca) };
   }
 
   /** The views that vote now (answered within peer_timeout). */
@@ -89,7 +98,9 @@ export class HealthAgreement {
 
   async listen(): Promise<void> {
     if (!this.opts.listen) return;
-    const server = createServer((req, res) => this.handle(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse): void => this.handle(req, res);
+    // With TLS, a client without a certificate from the cluster CA does not get past the handshake.
+    const server = this.tls ? createTlsServer({ ...this.tls, requestCert: true, rejectUnauthorized: true }, handler) : createServer(handler);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host: this.opts.listen, port: this.opts.port }, () => {
@@ -148,16 +159,7 @@ export class HealthAgreement {
     const name = peerName(p);
     const v = this.views.get(name)!;
     try {
-      const r = await fetch(`http://${name}/cluster/v1/state`, {
-        headers: this.token ? { authorization: `Bearer ${this.token}` } : {},
-        signal: AbortSignal.timeout(Math.max(200, Math.min(2_000, this.opts.peerTimeout * 500))),
-      });
-      if (r.status !== 200) {
-        v.error = `HTTP ${r.status}`;
-        await r.body?.cancel();
-        return;
-      }
-      const body = (await r.json()) as { health?: Record<string, unknown>; announced?: { vips?: unknown[] } };
+      const body = JSON.parse(await this.fetchState(p)) as { health?: Record<string, unknown>; announced?: { vips?: unknown[] } };
       const health = new Map<string, boolean>();
       for (const [k, h] of Object.entries(body.health ?? {})) if (typeof h === 'boolean') health.set(k, h);
       v.health = health;
@@ -167,6 +169,47 @@ export class HealthAgreement {
     } catch (e) {
       v.error = (e as Error).message;
     }
+  }
+
+  /** GET /cluster/v1/state of a peer: its body (at most MAX_PEER_REPLY_BYTES), or an error. */
+  private fetchState(p: PeerAddress): Promise<string> {
+    const timeoutMs = Math.max(200, Math.min(2_000, this.opts.peerTimeout * 500));
+    return new Promise((resolve, reject) => {
+      const req = (this.tls ? httpsRequest : httpRequest)(
+        {
+          host: p.addr,
+          port: p.port,
+          path: '/cluster/v1/state',
+          headers: this.token ? { authorization: `Bearer ${this.token}` } : {},
+          agent: false,
+          // The peer must show a certificate from the cluster CA for its address; this host shows its own.
+          ...(this.tls ?? {}),
+        },
+        (res) => {
+          if (res.statusCode !== 200) {
+            res.resume();
+            reject(new Error(`HTTP ${res.statusCode}`));
+            return;
+          }
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > MAX_PEER_REPLY_BYTES) {
+              req.destroy(new Error(`reply larger than ${MAX_PEER_REPLY_BYTES} bytes: not read`));
+              return;
+            }
+            chunks.push(c);
+          });
+          res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+          res.on('error', reject);
+        },
+      );
+      const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      req.on('close', () => clearTimeout(timer));
+      req.on('error', reject);
+      req.end();
+    });
   }
 
   async close(): Promise<void> {

@@ -4,6 +4,8 @@
 import { readFileSync } from 'fs';
 import { isIP } from 'net';
 import { canonicalIp, type Family } from '../host/addr';
+import { isLoopback } from '../model';
+import { readTokenFile, SecretFileError } from '../secret-file';
 import type { UpOptions } from '../up-args';
 
 export type HealthMode = 'majority' | 'local';
@@ -33,6 +35,8 @@ export interface ClusterOptions {
   port: number;
   peers: PeerAddress[];
   tokenFile?: string;
+  /** Mutual TLS between the hosts: this host's certificate and key, and the cluster CA that signs every host's. */
+  tls?: { cert: string; key: string; ca: string };
   health: HealthMode;
   /** Seconds between two polls of the peers (and between two reconciliations with BIRD). */
   pollInterval: number;
@@ -65,6 +69,7 @@ export interface RawCluster {
   port?: number;
   peers?: string[];
   token_file?: string;
+  tls?: { cert: string; key: string; ca: string };
   health?: HealthMode;
   poll_interval?: number;
   peer_timeout?: number;
@@ -152,10 +157,26 @@ export function clusterOf(raw: RawCluster | undefined, add: Add): ClusterOptions
   if (raw.token_file !== undefined) {
     out.tokenFile = raw.token_file;
     try {
-      const t = readFileSync(raw.token_file, 'utf8').trim();
-      if (t.length < 16) add(['cluster', 'token_file'], `the token in ${JSON.stringify(raw.token_file)} has ${t.length} characters, expected at least 16`);
+      readTokenFile(raw.token_file, 'cluster token file');
     } catch (e) {
-      add(['cluster', 'token_file'], `cannot read ${JSON.stringify(raw.token_file)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      const code = e instanceof SecretFileError ? e.code : undefined;
+      add(['cluster', 'token_file'], code ? `cannot read ${JSON.stringify(raw.token_file)}: ${code}` : (e as Error).message);
+    }
+  }
+  if (raw.tls) {
+    out.tls = { ...raw.tls };
+    for (const k of ['cert', 'key', 'ca'] as const) {
+      try {
+        readFileSync(raw.tls[k]);
+      } catch (e) {
+        add(['cluster', 'tls', k], `cannot read ${JSON.stringify(raw.tls[k])}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+    }
+  } else {
+    // A peer's view can take backends out of every ring: off loopback, only over mutual TLS (as the admin API).
+    const remote = [...(raw.listen !== undefined && listen && !isLoopback(listen) ? [`listen ${listen}`] : []), ...peers.filter((p) => !isLoopback(p.addr)).map((p) => `peer ${p.addr}`)];
+    if (remote.length) {
+      add(['cluster'], `${remote.join(', ')} is not a loopback address: the health views need tls {cert, key, ca} (mutual TLS with the cluster's CA; token_file may be added)`);
     }
   }
   const b = raw.bgp;

@@ -14,6 +14,13 @@ export const clusterSchema = {
       'x-expect': 'a list of the other l4nat hosts, e.g. ["10.0.0.2", "10.0.0.3:9181"]',
     },
     token_file: { type: 'string', minLength: 1 },
+    tls: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['cert', 'key', 'ca'],
+      properties: { cert: { type: 'string', minLength: 1 }, key: { type: 'string', minLength: 1 }, ca: { type: 'string', minLength: 1 } },
+      'x-expect': '{cert, key, ca}: this host\'s certificate and key, and the CA that signs every host\'s (mutual TLS)',
+    },
     health: { enum: ['majority', 'local'] },
     poll_interval: seconds(0.1, 60),
     peer_timeout: seconds(0.2, 600),

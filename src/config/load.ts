@@ -11,9 +11,11 @@ import { resolve } from 'path';
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import { canonicalIp, type Family } from '../host/addr';
 import {
+  backendAddressProblem,
   checkServices,
   DEFAULT_TIMEOUTS,
   isLoopback,
+  withDefaultAuth,
   type AdminConfig,
   type BackendConfig,
   type HashMode,
@@ -30,6 +32,9 @@ import { DEFAULT_PROBE_SOURCE, parseBackend, UP_DEFAULTS, type UpOptions } from 
 import { configSchema } from './schema';
 import { DEFAULT_WORKER_NICE } from '../worker-priority';
 import { clusterOf, type RawCluster, type UpOptionsWithCluster } from '../cluster/options';
+import { readHashKeyFile } from '../hash-key';
+import { isPrime, nextPrime } from '../maglev';
+import { readTokenFile, SecretFileError } from '../secret-file';
 
 export class ConfigError extends Error {
   constructor(
@@ -221,7 +226,7 @@ interface RawConfig {
     timeouts?: RawTimeouts;
     probe_source?: { ipv4?: string; ipv6?: string };
   };
-  admin?: { listen?: string; port?: number; token_file?: string; tls?: { cert: string; key: string; client_ca?: string } };
+  admin?: { listen?: string; port?: number; token_file?: string; insecure_no_auth?: boolean; tls?: { cert: string; key: string; client_ca?: string } };
   defaults?: { health_check?: RawHealth; passive_check?: RawPassive; on_all_down?: OnAllDown; on_down?: OnDown; hash?: HashMode };
   services: RawService[];
   cluster?: RawCluster;
@@ -273,12 +278,23 @@ function readable(path: PathSeg[], file: string, add: (p: PathSeg[], m: string) 
   }
 }
 
-/** Reads the admin bearer token from its file (trimmed). */
+/** Reads the admin bearer token from its file (owner-only, trimmed, at least 16 characters). */
 export function readToken(file: string): string {
-  const t = readFileSync(file, 'utf8').trim();
-  if (t.length < 16) throw new Error(`the admin token in ${file} is shorter than 16 characters`);
-  return t;
+  return readTokenFile(file, 'admin token file');
 }
+
+/**
+ * A secret file's problem for the config report: its own message (mode, contents), or "cannot read" with the
+ * errno code, unless that code is in `fine`: a file l4nat up creates may not exist yet, and a default one (not
+ * named in the config) may be unreadable to this user, since `check` may run as another user than l4nat.
+ */
+function secretFileIssue(e: unknown, file: string, fine: readonly string[]): string | undefined {
+  const code = e instanceof SecretFileError ? e.code : undefined;
+  if (code !== undefined && fine.includes(code)) return undefined;
+  return code !== undefined ? `cannot read ${JSON.stringify(file)}: ${code}` : (e as Error).message;
+}
+
+const UNREADABLE = ['EACCES', 'EPERM'];
 
 function healthOf(raw: RawHealth | undefined, path: PathSeg[], add: (p: PathSeg[], m: string) => void): HealthCheckSpec | null {
   if (!raw || raw.type === 'none') return null;
@@ -348,19 +364,32 @@ function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOpt
     readable(['admin', 'tls', 'key'], a.tls.key, add);
     if (a.tls.client_ca) readable(['admin', 'tls', 'client_ca'], a.tls.client_ca, add);
   }
-  if (a.token_file) {
-    admin.tokenFile = a.token_file;
-    if (readable(['admin', 'token_file'], a.token_file, add) !== undefined) {
-      try {
-        readToken(a.token_file);
-      } catch (e) {
-        add(['admin', 'token_file'], (e as Error).message);
-      }
+  if (a.token_file) admin.tokenFile = a.token_file;
+  if (a.insecure_no_auth) {
+    if (a.token_file || a.tls?.client_ca) add(['admin', 'insecure_no_auth'], 'contradicts token_file and tls.client_ca: remove it, or them');
+    else if (listenFamily && !isLoopback(admin.listen)) add(['admin', 'insecure_no_auth'], `is allowed on a loopback listen address only, got ${admin.listen}`);
+    else admin.insecureNoAuth = true;
+  }
+  if (listenFamily && !isLoopback(admin.listen) && admin.port > 0 && !a.tls) {
+    add(['admin'], `listen ${admin.listen} is not a loopback address: it requires tls {cert, key} (authentication: the bearer token, token_file, and/or tls.client_ca)`);
+  }
+  const adminAuth = withDefaultAuth(admin, UP_DEFAULTS.adminTokenFile);
+  if (adminAuth.tokenFile !== undefined) {
+    try {
+      readToken(adminAuth.tokenFile);
+    } catch (e) {
+      const issue = secretFileIssue(e, adminAuth.tokenFile, adminAuth.createToken ? ['ENOENT', ...UNREADABLE] : []);
+      if (issue) add(['admin', 'token_file'], issue);
     }
   }
-  if (listenFamily && !isLoopback(admin.listen) && admin.port > 0) {
-    if (!a.tls) add(['admin'], `listen ${admin.listen} is not a loopback address: it requires tls {cert, key} (and token_file or tls.client_ca)`);
-    else if (!a.token_file && !a.tls.client_ca) add(['admin'], `listen ${admin.listen} is not a loopback address: it requires token_file or tls.client_ca (client certificates)`);
+  if (g.hash_key === undefined) {
+    const file = g.hash_key_file ?? UP_DEFAULTS.hashKeyFile;
+    try {
+      readHashKeyFile(file);
+    } catch (e) {
+      const issue = secretFileIssue(e, file, g.hash_key_file === undefined ? ['ENOENT', ...UNREADABLE] : ['ENOENT']);
+      if (issue) add(['global', 'hash_key_file'], issue);
+    }
   }
 
   const d = raw.defaults ?? {};
@@ -404,6 +433,11 @@ function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOpt
         }
         b = { addr: canonicalIp(rb.address, f), family: f, port: rb.port, weight: rb.weight ?? 1 };
         if (rb.name !== undefined) b.name = rb.name;
+      }
+      const unusable = backendAddressProblem(b.addr, b.family);
+      if (unusable) {
+        add(bp, `backend ${b.addr} is ${unusable}: it cannot be a backend`);
+        return;
       }
       const k = `${b.addr}|${b.port ?? ''}`;
       if (seen.has(k)) add(bp, `backend ${b.addr}${b.port ? ` port ${b.port}` : ''} is listed twice in this service`);
@@ -466,8 +500,11 @@ function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOpt
       }
     }
   });
+  const probeSource = probeSourceOf(g.probe_source, add);
+  const maglevSize = g.maglev_size ?? UP_DEFAULTS.maglevSize;
+  if (!isPrime(maglevSize)) add(['global', 'maglev_size'], `got ${maglevSize}, expected a prime number (Maglev's table size; the next prime is ${nextPrime(maglevSize)})`);
   try {
-    checkServices(services);
+    checkServices(services, { probeSource });
   } catch (e) {
     add(['services'], (e as Error).message);
   }
@@ -494,12 +531,12 @@ function semantic(raw: RawConfig, add: (p: PathSeg[], m: string) => void): UpOpt
     hashKeyFile: g.hash_key_file ?? UP_DEFAULTS.hashKeyFile,
     statsInterval: g.stats_interval ?? UP_DEFAULTS.statsInterval,
     workerNice: g.worker_nice ?? DEFAULT_WORKER_NICE,
-    maglevSize: g.maglev_size ?? UP_DEFAULTS.maglevSize,
+    maglevSize,
     logLevel: g.log_level ?? 'info',
-    admin,
+    admin: adminAuth,
     shutdownGrace: g.shutdown_grace ?? UP_DEFAULTS.shutdownGrace,
     proxyNeighbors: g.proxy_neighbors ?? [],
-    probeSource: probeSourceOf(g.probe_source, add),
+    probeSource,
   };
   if (cluster) out.cluster = cluster;
   return out;

@@ -127,6 +127,7 @@ export const configSchema = {
         listen: address,
         port: int(0, 65535),
         token_file: { type: 'string', minLength: 1 },
+        insecure_no_auth: { type: 'boolean' },
         tls: {
           type: 'object',
           additionalProperties: false,

@@ -1,22 +1,30 @@
 // The l4nat admin API from the test side: HTTP requests to 127.0.0.1:PORT *inside* the lb namespace (the API
-// listens on loopback only), made by a short node process started there with `ip netns exec`.
+// listens on loopback only), made by a short node process started there with `ip netns exec`, with the bearer
+// token l4nat created (default /var/lib/l4nat/admin.token; the file is read by that process, the token never
+// appears on a command line).
 // Layers: lab.ts (exec in a namespace) → this file → tests, conformance checks.
 import net from 'node:net';
 import type { Lab } from './lab';
+import { UP_DEFAULTS } from '../up-args';
 import { SERVICE_PORT } from './workload';
 
 export const DEFAULT_ADMIN_PORT = 9180;
+/** The token file an l4nat started without --admin-token-file uses (and creates). */
+export const DEFAULT_ADMIN_TOKEN_FILE = UP_DEFAULTS.adminTokenFile;
+
+/** JavaScript for a `node -e` script: `authHeader(file)` gives the Authorization header from a token file. */
+export const AUTH_HEADER_JS = `const authHeader = (f) => ({ authorization: 'Bearer ' + require('fs').readFileSync(f, 'utf8').trim() });`;
 
 export interface AdminResponse {
   status: number;
   body: unknown;
 }
 
-const SCRIPT = `
-  const [port, method, path, body] = process.argv.slice(1);
+const SCRIPT = `${AUTH_HEADER_JS}
+  const [port, method, path, body, tokenFile] = process.argv.slice(1);
   fetch('http://127.0.0.1:' + port + path, {
     method,
-    headers: body ? { 'content-type': 'application/json' } : {},
+    headers: { ...authHeader(tokenFile), ...(body ? { 'content-type': 'application/json' } : {}) },
     body: body || undefined,
   }).then(async (r) => {
     const text = await r.text();
@@ -26,10 +34,10 @@ const SCRIPT = `
   }).catch((e) => { process.stderr.write(String(e && e.message || e)); process.exit(1); });`;
 
 /** One admin API request (path like "/v1/services"); resolves with the status and the parsed JSON body. */
-export async function adminRequest(lab: Lab, method: string, path: string, body?: unknown, port = DEFAULT_ADMIN_PORT): Promise<AdminResponse> {
+export async function adminRequest(lab: Lab, method: string, path: string, body?: unknown, port = DEFAULT_ADMIN_PORT, tokenFile = DEFAULT_ADMIN_TOKEN_FILE): Promise<AdminResponse> {
   if (!/^(GET|POST|PATCH|DELETE)$/.test(method)) throw new TypeError(`method must be GET, POST, PATCH or DELETE, got ${method}`);
   if (!path.startsWith('/')) throw new TypeError(`path must start with "/", got ${JSON.stringify(path)}`);
-  const { stdout } = await lab.exec('lb', process.execPath, ['-e', SCRIPT, String(port), method, path, body === undefined ? '' : JSON.stringify(body)]);
+  const { stdout } = await lab.exec('lb', process.execPath, ['-e', SCRIPT, String(port), method, path, body === undefined ? '' : JSON.stringify(body), tokenFile]);
   return JSON.parse(stdout) as AdminResponse;
 }
 

@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Lab } from './lab';
+import { AUTH_HEADER_JS, DEFAULT_ADMIN_TOKEN_FILE } from './admin-client';
 import type { ExitStatus, NsProcess } from './netns';
 import { SERVICE_PORT } from './workload';
 
@@ -181,25 +182,26 @@ export async function startL4nat(lab: Lab, opts: L4natOptions = {}): Promise<L4n
 
 /**
  * Adds a lab backend to a running l4nat without restarting it, through its admin API (loopback inside the
- * lb namespace): the backend joins every service of its address families.
+ * lb namespace, with the token l4nat created): the backend joins every service of its address families.
  */
 export async function addBackend(lab: Lab, l4nat: L4natProcess, backendId: string, port = SERVICE_PORT): Promise<void> {
   const b = lab.backend(backendId);
   void l4nat;
-  const script = `
-    const [b4, b6, port] = process.argv.slice(1);
+  const script = `${AUTH_HEADER_JS}
+    const [b4, b6, port, tokenFile] = process.argv.slice(1);
     (async () => {
       const base = 'http://127.0.0.1:9180/v1/services';
-      const view = await (await fetch(base)).json();
+      const auth = authHeader(tokenFile);
+      const view = await (await fetch(base, { headers: auth })).json();
       for (const s of view.services) {
         const addr = s.vip.includes(':') ? (b6 ? '[' + b6 + ']' : '') : b4;
         if (!addr) continue;
         const r = await fetch(base + '/' + encodeURIComponent(s.id) + '/backends', {
-          method: 'POST', headers: { 'content-type': 'application/json' },
+          method: 'POST', headers: { ...auth, 'content-type': 'application/json' },
           body: JSON.stringify({ backend: addr + ':' + port }),
         });
         if (r.status !== 201) throw new Error(s.id + ': ' + r.status + ' ' + (await r.text()));
       }
     })().catch((e) => { console.error(e.message); process.exit(1); });`;
-  await lab.exec('lb', process.execPath, ['-e', script, b.ipv4, b.ipv6 ?? '', String(port)]);
+  await lab.exec('lb', process.execPath, ['-e', script, b.ipv4, b.ipv6 ?? '', String(port), DEFAULT_ADMIN_TOKEN_FILE]);
 }

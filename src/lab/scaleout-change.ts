@@ -75,18 +75,12 @@ export class ChangeBench {
     return this.lab.destroy();
   }
 
-  private async admin(role: string, method: string, path: string): Promise<{ status: number; body: any }> {
-    const script = `fetch('http://127.0.0.1:9180' + process.argv[2], { method: process.argv[1] }).then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.json() }))).catch((e) => { process.stderr.write(String(e)); process.exit(1); });`;
-    const { stdout } = await this.lab.exec(role, process.execPath, ['-e', script, method, path], { timeoutMs: 30_000 });
-    return JSON.parse(stdout) as { status: number; body: any };
-  }
-
   /** Every host in `roles` reloads (POST /v1/reload) with `backends`; throws unless each answers 200. */
   private async reload(roles: string[], backends: string[], settle: number): Promise<void> {
     for (const r of roles) this.lab.writeL4natConfig(this.lab.host(r), { backends, settle });
     await Promise.all(
       roles.map(async (r) => {
-        const res = await this.admin(r, 'POST', '/v1/reload');
+        const res = await this.lab.admin(r, 'POST', '/v1/reload');
         if (res.status !== 200) throw new Error(`reload on ${r}: ${res.status} ${JSON.stringify(res.body)}`);
       }),
     );
@@ -116,7 +110,7 @@ export class ChangeBench {
       const p = progressed(before, await streams.status());
       // What b4 got on the surviving hosts: its state, ring weight and packets forwarded to it.
       const b4 = await Promise.all(['lb2', 'lb3'].map(async (r) => {
-        const svc = (await this.admin(r, 'GET', '/v1/services')).body.services[0];
+        const svc = (await this.lab.admin(r, 'GET', '/v1/services')).body.services[0];
         const b = svc.backends.find((x: { addr: string }) => x.addr === this.lab.backend('b4').ipv4);
         return b ? `${r}: ${b.state} w${b.effectiveWeight} ${b.counters.packets_in} pkts in, ${b.counters.new_flows} new flows` : `${r}: no b4`;
       }));

@@ -20,6 +20,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { AUTH_HEADER_JS, DEFAULT_ADMIN_TOKEN_FILE } from './admin-client';
+import { issueCert, makeCa, type CertFiles } from './certs';
 import { registerCleanup } from './cleanup';
 import { LAB_NS_PREFIX, listLabNamespaces, RoleLab, type Lab, type LabBackend, type LabEndpoint, type LabHost, type LabRouter } from './lab';
 import { L4natProcess, READY_MSG, repoRoot } from './l4nat-process';
@@ -44,6 +46,24 @@ export const ROUTER_AS = 65001 - 1;
 export const HOST_AS = 65001;
 export const BACKEND_AS = 65010;
 export const CLUSTER_PORT = 9181;
+
+/** node -e: GET each URL over mutual TLS with the bearer token; prints the JSON bodies, fails on any non-200. */
+const CLUSTER_STATE_SCRIPT = `
+  const fs = require('fs');
+  const [ca, cert, key, tokenFile, ...urls] = process.argv.slice(1);
+  const tls = { ca: fs.readFileSync(ca), cert: fs.readFileSync(cert), key: fs.readFileSync(key) };
+  const headers = { authorization: 'Bearer ' + fs.readFileSync(tokenFile, 'utf8').trim() };
+  const get = (u) => new Promise((resolve, reject) => {
+    const req = require('https').request(u, { ...tls, headers, agent: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(body)) : reject(new Error(u + ': HTTP ' + res.statusCode + ' ' + body))));
+    });
+    req.on('timeout', () => req.destroy(new Error(u + ': timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+  Promise.all(urls.map(get)).then((v) => process.stdout.write(JSON.stringify(v))).catch((e) => { process.stderr.write(String(e)); process.exit(1); });`;
 export const BFD_INTERVAL_MS = 100;
 export const BFD_MULTIPLIER = 5;
 
@@ -98,6 +118,10 @@ export class ScaleoutLab extends RoleLab implements Lab {
   readonly dir: string;
   /** The hash key every host gets (same config, same key: same tables). */
   readonly hashKey = randomBytes(16).toString('hex');
+  /** The hosts' health views go over mutual TLS (the cluster's CA, a certificate per host) with a token, as in production. */
+  readonly clusterCa: CertFiles;
+  readonly clusterCerts = new Map<string, CertFiles>();
+  readonly clusterTokenFile: string;
   readonly created: string[] = [];
   readonly l4nats = new Map<string, L4natProcess>();
   private readonly birds = new Map<string, NsProcess>();
@@ -133,6 +157,10 @@ export class ScaleoutLab extends RoleLab implements Lab {
       return { role, id: role, index: i, ns: ns(role), ipv4: `10.210.0.${10 + i}`, ipv6: null, dev: 'eth0', lbIpv4: '10.210.0.1', lbIpv6: null, lbDev: role };
     });
     for (const h of [this.client, this.router, this.sw, ...this.hosts, ...this.backends]) this.byRole.set(h.role, h);
+    this.clusterCa = makeCa(this.dir, 'cluster-ca');
+    for (const h of this.hosts) this.clusterCerts.set(h.role, issueCert(this.dir, this.clusterCa, `${h.role}-cluster`, [h.lanIpv4]));
+    this.clusterTokenFile = path.join(this.dir, 'cluster.token');
+    writeFileSync(this.clusterTokenFile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
     this.namespaces = [...this.byRole.values()].map((h) => h.ns);
     this.unregister = registerCleanup({ name: `scale-out lab ${id}`, run: () => this.destroy(), sync: () => this.destroySync() });
   }
@@ -283,6 +311,8 @@ export class ScaleoutLab extends RoleLab implements Lab {
       `cluster:`,
       `  listen: "${h.lanIpv4}"`,
       `  port: ${CLUSTER_PORT}`,
+      `  tls: { cert: "${this.clusterCerts.get(h.role)!.cert}", key: "${this.clusterCerts.get(h.role)!.key}", ca: "${this.clusterCa.cert}" }`,
+      `  token_file: "${this.clusterTokenFile}"`,
       `  peers: [${peers.join(', ')}]`,
       `  health: ${opts.healthMode ?? 'majority'}`,
       `  poll_interval: 0.5`,
@@ -349,21 +379,28 @@ export class ScaleoutLab extends RoleLab implements Lab {
     return l4;
   }
 
+  /** One request to a host's admin API (loopback inside the host, with the token l4nat created): status and JSON body. */
+  async admin(role: string, method: string, path: string): Promise<{ status: number; body: any }> {
+    const script = `${AUTH_HEADER_JS} fetch('http://127.0.0.1:9180' + process.argv[2], { method: process.argv[1], headers: authHeader(process.argv[3]) }).then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.json() }))).catch((e) => { process.stderr.write(String(e)); process.exit(1); });`;
+    const { stdout } = await this.exec(role, process.execPath, ['-e', script, method, path, DEFAULT_ADMIN_TOKEN_FILE], { timeoutMs: 30_000 });
+    return JSON.parse(stdout) as { status: number; body: any };
+  }
+
   /** A host's cluster view (GET /cluster/v1/state on its LAN address, asked from inside the host). */
   async clusterState(role: string): Promise<ClusterStateView> {
-    const h = this.host(role);
-    const script = `fetch(process.argv[1]).then(async (r) => { process.stdout.write(JSON.stringify({ status: r.status, body: await r.json() })); }).catch((e) => { process.stderr.write(String(e)); process.exit(1); });`;
-    const { stdout } = await this.exec(role, process.execPath, ['-e', script, `http://${h.lanIpv4}:${CLUSTER_PORT}/cluster/v1/state`], { timeoutMs: 10_000 });
-    const r = JSON.parse(stdout) as { status: number; body: ClusterStateView };
-    if (r.status !== 200) throw new Error(`${role}: cluster state HTTP ${r.status}: ${JSON.stringify(r.body)}`);
-    return r.body;
+    return (await this.clusterStatesFrom(role, [role]))[role]!;
   }
 
   /** Several hosts' cluster views at once (one process in the first host's namespace asks them all). */
   async clusterStates(roles: readonly string[]): Promise<Record<string, ClusterStateView>> {
-    const urls = roles.map((r) => `http://${this.host(r).lanIpv4}:${CLUSTER_PORT}/cluster/v1/state`);
-    const script = `Promise.all(process.argv.slice(1).map(async (u) => { const r = await fetch(u, { signal: AbortSignal.timeout(5000) }); if (r.status !== 200) throw new Error(u + ': HTTP ' + r.status); return r.json(); })).then((v) => process.stdout.write(JSON.stringify(v))).catch((e) => { process.stderr.write(String(e)); process.exit(1); });`;
-    const { stdout } = await this.exec(this.hosts[0]!.role, process.execPath, ['-e', script, ...urls], { timeoutMs: 10_000 });
+    return this.clusterStatesFrom(this.hosts[0]!.role, roles);
+  }
+
+  /** Asks `roles`' views from inside host `from`, with its cluster certificate and the token, as a peer would. */
+  private async clusterStatesFrom(from: string, roles: readonly string[]): Promise<Record<string, ClusterStateView>> {
+    const urls = roles.map((r) => `https://${this.host(r).lanIpv4}:${CLUSTER_PORT}/cluster/v1/state`);
+    const cert = this.clusterCerts.get(from)!;
+    const { stdout } = await this.exec(from, process.execPath, ['-e', CLUSTER_STATE_SCRIPT, this.clusterCa.cert, cert.cert, cert.key, this.clusterTokenFile, ...urls], { timeoutMs: 10_000 });
     const views = JSON.parse(stdout) as ClusterStateView[];
     return Object.fromEntries(roles.map((r, i) => [r, views[i]!]));
   }

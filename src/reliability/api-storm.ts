@@ -1,12 +1,16 @@
 // Admin API request storm, run inside the lb namespace (the API listens on loopback there):
 //
-//   node api-storm.js [--port 9180] [--requests N] [--concurrency C] [--timeout-ms 10000]
+//   node api-storm.js [--port 9180] [--requests N] [--concurrency C] [--timeout-ms 10000] [--token-file F]
 //
+// Requests carry the bearer token from F (default: the one l4nat creates, /var/lib/l4nat/admin.token), so they
+// reach the routes.
 // N requests, C at a time, cycling through a mix: the heavy reads (GET /v1/services, /metrics, /v1/flows),
 // cheap ones (/v1/status), rejected writes (unknown service, malformed JSON, a body over 1 MiB) and unknown paths.
 // Prints one JSON line: status counts, connection errors, latency percentiles, elapsed time. Bounded by N and by
 // the per-request timeout; a fresh connection per request (no keep-alive), as a flood of clients would.
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import { UP_DEFAULTS } from '../up-args';
 
 export interface StormReport {
   requests: number;
@@ -31,7 +35,7 @@ const MIX: Array<{ method: string; path: string; body?: string; type?: string }>
   { method: 'GET', path: '/v1/services' },
 ];
 
-function one(port: number, r: (typeof MIX)[number], timeoutMs: number, big: boolean): Promise<{ status: string; ms: number }> {
+function one(port: number, r: (typeof MIX)[number], timeoutMs: number, big: boolean, token: string): Promise<{ status: string; ms: number }> {
   const t0 = Date.now();
   return new Promise((resolve) => {
     const body = big ? BIG : r.body;
@@ -43,7 +47,7 @@ function one(port: number, r: (typeof MIX)[number], timeoutMs: number, big: bool
         path: big ? '/v1/reload' : r.path,
         agent: false,
         timeout: timeoutMs,
-        headers: body !== undefined ? { 'content-type': r.type ?? 'application/json', 'content-length': Buffer.byteLength(body) } : {},
+        headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': r.type ?? 'application/json', 'content-length': Buffer.byteLength(body) } : {}) },
       },
       (res) => {
         res.resume();
@@ -57,7 +61,7 @@ function one(port: number, r: (typeof MIX)[number], timeoutMs: number, big: bool
   });
 }
 
-export async function storm(port: number, requests: number, concurrency: number, timeoutMs: number): Promise<StormReport> {
+export async function storm(port: number, requests: number, concurrency: number, timeoutMs: number, token: string): Promise<StormReport> {
   const statuses: Record<string, number> = {};
   const errors: Record<string, number> = {};
   const ms: number[] = [];
@@ -66,7 +70,7 @@ export async function storm(port: number, requests: number, concurrency: number,
   const worker = async (): Promise<void> => {
     for (let i = next++; i < requests; i = next++) {
       // Every 100th request carries a 2 MiB body.
-      const r = await one(port, MIX[i % MIX.length]!, timeoutMs, i % 100 === 99);
+      const r = await one(port, MIX[i % MIX.length]!, timeoutMs, i % 100 === 99, token);
       if (/^\d+$/.test(r.status)) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
       else errors[r.status] = (errors[r.status] ?? 0) + 1;
       ms.push(r.ms);
@@ -92,7 +96,9 @@ if (require.main === module) {
   };
   const requests = Math.min(get('--requests', 2000), 1_000_000);
   const concurrency = Math.min(get('--concurrency', 50), 2000);
-  storm(get('--port', 9180), requests, concurrency, get('--timeout-ms', 10_000)).then(
+  const tf = a.indexOf('--token-file');
+  const token = readFileSync(tf >= 0 ? a[tf + 1]! : UP_DEFAULTS.adminTokenFile, 'utf8').trim();
+  storm(get('--port', 9180), requests, concurrency, get('--timeout-ms', 10_000), token).then(
     (r) => {
       process.stdout.write(`${JSON.stringify(r)}\n`, () => process.exit(0));
     },
