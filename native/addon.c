@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 
+#include "core/layout.h"
 #include "core/probe.h"
 #include "steering.h"
 #include "watchdog.h"
@@ -642,20 +643,43 @@ static napi_value string_array(napi_env env, const char *const *names, uint32_t 
   return arr;
 }
 
-/* layout() -> names and sizes that src/native.ts mirrors */
+struct named_u32 {
+  const char *name;
+  uint32_t value;
+};
+#define NAMED_U32(name, value) {name, (uint32_t)(value)},
+
+static napi_value named_object(napi_env env, const struct named_u32 *p, size_t n) {
+  napi_value o, v;
+  if (napi_create_object(env, &o) != napi_ok) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    if (napi_create_uint32(env, p[i].value, &v) != napi_ok || napi_set_named_property(env, o, p[i].name, v) != napi_ok) return NULL;
+  }
+  return o;
+}
+
+/* layout() -> the numbers, bits and names src/addon-layout.ts checks at load (core/layout.h, counters.h) */
 static napi_value js_layout(napi_env env, napi_callback_info info) {
   (void)info;
-  napi_value o, v;
-  CHECK(napi_create_object(env, &o));
+  static const struct named_u32 numbers[] = {L4_LAYOUT_NUMBERS(NAMED_U32)};
+  static const struct named_u32 flow_states[] = {L4_LAYOUT_FLOW_STATES(NAMED_U32)};
+  static const struct named_u32 bk_flags[] = {L4_LAYOUT_BK_FLAGS(NAMED_U32)};
+  static const struct named_u32 opt_flags[] = {L4_LAYOUT_OPT_FLAGS(NAMED_U32)};
+  static const struct named_u32 hash_modes[] = {L4_LAYOUT_HASH_MODES(NAMED_U32)};
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+  napi_value o = named_object(env, numbers, N(numbers));
+  if (!o) {
+    napi_throw_error(env, "EINTERNAL", "l4nat addon: layout() failed");
+    return NULL;
+  }
+  CHECK(napi_set_named_property(env, o, "flowStates", named_object(env, flow_states, N(flow_states))));
+  CHECK(napi_set_named_property(env, o, "bkFlags", named_object(env, bk_flags, N(bk_flags))));
+  CHECK(napi_set_named_property(env, o, "optFlags", named_object(env, opt_flags, N(opt_flags))));
+  CHECK(napi_set_named_property(env, o, "hashModes", named_object(env, hash_modes, N(hash_modes))));
+#undef N
   CHECK(napi_set_named_property(env, o, "queueCounters", string_array(env, L4_QUEUE_COUNTER_NAMES, L4_Q_MAX)));
   CHECK(napi_set_named_property(env, o, "dropReasons", string_array(env, L4_DROP_REASON_NAMES, L4_DROP_MAX)));
   CHECK(napi_set_named_property(env, o, "objectCounters", string_array(env, L4_OBJ_COUNTER_NAMES, L4_O_MAX)));
-  CHECK(napi_create_uint32(env, L4_SVC_WORDS, &v));
-  CHECK(napi_set_named_property(env, o, "svcWords", v));
-  CHECK(napi_create_uint32(env, L4_BK_WORDS, &v));
-  CHECK(napi_set_named_property(env, o, "bkWords", v));
-  CHECK(napi_create_uint32(env, (uint32_t)sizeof(struct l4_flow), &v));
-  CHECK(napi_set_named_property(env, o, "flowEntryBytes", v));
   return o;
 }
 

@@ -17,7 +17,7 @@ import { loadConfigFile, readToken, restartOnlyChanges, ConfigError } from './co
 import { HealthChecker, type ProbeFn, type ProbeRecord, type Transition } from './health/checker';
 import type { Logger } from './log';
 import { backendId, checkServices, serviceId, type BackendConfig, type HealthCheckSpec, type ServiceConfig, type ServiceSpec } from './model';
-import type { CounterMap, CounterSnapshot, FlowEntry, FlowFilter, FlowPage, FlowState, FlowStats } from './native';
+import { zeroObjectCounters, type CounterMap, type CounterSnapshot, type FlowEntry, type FlowFilter, type FlowPage, type FlowState, type FlowStats } from './native';
 import { probeDataplane, type ProbingDataplane } from './health/dataplane-probe';
 import { icmpChecksUnavailable } from './health/icmp';
 import { backendKey, type TableOptions } from './tables';
@@ -714,7 +714,7 @@ export class Controller extends EventEmitter {
       protections: { newFlowRate: s.newFlowRate ?? null, allowSources: s.allowSources ?? [], denySources: s.denySources ?? [] },
       allDown: this.allDown.has(sid),
       healthCheck: s.health,
-      counters: (slot === undefined ? undefined : c.services.get(slot)) ?? zeroCounters(),
+      counters: (slot === undefined ? undefined : c.services.get(slot)) ?? zeroObjectCounters(),
       activeFlows: active(fs?.services, slot),
       backends: s.backends.map((b) => {
         const { state, rt } = this.backendState(s, b);
@@ -744,7 +744,7 @@ export class Controller extends EventEmitter {
                 doneBy: rt.drain.doneBy ?? null,
               }
             : null,
-          counters: (slotB === undefined ? undefined : c.backends.get(slotB)) ?? zeroCounters(),
+          counters: (slotB === undefined ? undefined : c.backends.get(slotB)) ?? zeroObjectCounters(),
           activeFlows: active(fs?.backends, slotB),
         };
         if (withHistory && ch) v.history = { checks: [...ch.history], transitions: [...ch.transitions] };
@@ -894,10 +894,6 @@ export class Controller extends EventEmitter {
     }
     return { services: this.services.length, backends: n, up, down, draining, allDown: [...this.allDown] };
   }
-}
-
-function zeroCounters(): CounterMap {
-  return { packets_in: 0, bytes_in: 0, packets_out: 0, bytes_out: 0, new_flows: 0, flows_answered: 0, resets: 0 };
 }
 
 export interface BackendView {

@@ -3,6 +3,7 @@
 // Names follow the Prometheus conventions: l4nat_ prefix, base units, _total for counters.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Controller } from './control';
+import { OBJECT_COUNTER_METRICS, QUEUE_COUNTER_METRICS } from './counter-names';
 import type { CounterSnapshot } from './native';
 
 /** CLOCK_MONOTONIC in ms, the clock of the workers' heartbeats (libuv's hrtime is CLOCK_MONOTONIC on Linux). */
@@ -39,31 +40,8 @@ export function createMetrics(src: MetricsSource): Registry {
     },
   });
   collectDefaultMetrics({ register: reg, prefix: 'l4nat_process_' });
-  const qNames: Record<string, [string, string]> = {
-    rx_packets: ['l4nat_rx_packets_total', 'Packets read from the TUN'],
-    rx_bytes: ['l4nat_rx_bytes_total', 'Bytes read from the TUN'],
-    tx_packets: ['l4nat_tx_packets_total', 'Packets written back to the TUN'],
-    tx_bytes: ['l4nat_tx_bytes_total', 'Bytes written back to the TUN'],
-    forward: ['l4nat_forwarded_packets_total', 'Client-to-backend packets translated'],
-    reply: ['l4nat_reply_packets_total', 'Backend-to-client packets translated'],
-    gso_packets: ['l4nat_gso_packets_total', 'GSO super-packets translated as one'],
-    icmp_translated: ['l4nat_icmp_translated_total', 'ICMP errors about translated flows, translated'],
-    icmp_echo_replied: ['l4nat_icmp_echo_replies_total', 'Echo requests to a VIP answered'],
-    flow_new: ['l4nat_flows_created_total', 'Flow entries created'],
-    flow_pickup: ['l4nat_flows_picked_up_total', 'Flows without an entry pinned again at their first reply'],
-    flow_repin: ['l4nat_flows_repinned_total', 'SYNs on closed entries that chose a backend again'],
-    flow_evicted: ['l4nat_flows_evicted_total', 'Flow entries evicted because their bucket was full'],
-    flow_insert_failed: ['l4nat_flow_insert_failures_total', 'Flow entries that could not be created'],
-    flow_miss_nonsyn: ['l4nat_flow_miss_nonsyn_total', 'Non-SYN TCP packets without a flow entry, forwarded by the ring'],
-    batches: ['l4nat_worker_batches_total', 'Worker read batches'],
-    busy_polls: ['l4nat_worker_busy_polls_total', 'Empty reads while busy polling'],
-    udp_super_packets: ['l4nat_udp_super_packets_total', 'UDP GSO super-packets written (runs of one flow merged)'],
-    udp_coalesced: ['l4nat_udp_coalesced_total', 'UDP datagrams that went out inside super-packets'],
-    busy_poll_hits: ['l4nat_worker_busy_poll_hits_total', 'Idle gaps a busy-polling worker caught before it slept (a wake-up saved)'],
-    busy_poll_ceded: ['l4nat_worker_busy_poll_ceded_total', 'Busy polls cut short because another thread wanted the CPU'],
-  };
   const queueCounters = new Map<string, Counter<string>>();
-  for (const [k, [name, help]] of Object.entries(qNames)) {
+  for (const [k, [name, help]] of Object.entries(QUEUE_COUNTER_METRICS)) {
     queueCounters.set(k, new Counter({ name, help, labelNames: ['queue'], registers: [reg] }));
   }
   const drops = new Counter({ name: 'l4nat_dropped_packets_total', help: 'Packets dropped, by reason', labelNames: ['reason'], registers: [reg] });
@@ -72,20 +50,9 @@ export function createMetrics(src: MetricsSource): Registry {
   const flowCap = new Gauge({ name: 'l4nat_flow_table_capacity', help: 'Flow-table capacity (fixed at start)', registers: [reg] });
   const svcLabels = ['service', 'name'];
   const bkLabels = ['service', 'backend', 'backend_name'];
-  const objNames: Record<string, [string, string]> = {
-    packets_in: ['packets_in_total', 'Packets from clients'],
-    bytes_in: ['bytes_in_total', 'Bytes from clients'],
-    packets_out: ['packets_out_total', 'Packets from backends'],
-    bytes_out: ['bytes_out_total', 'Bytes from backends'],
-    new_flows: ['flows_total', 'New flows'],
-    flows_answered: ['flows_answered_total', 'New flows the backend answered'],
-    resets: ['resets_total', 'TCP resets sent by the backend'],
-    probe_synacks: ['probe_synacks_total', 'Dataplane health probes answered through this host'],
-    probe_resets: ['probe_resets_total', 'Dataplane health probes refused (RST)'],
-  };
   const svcCounters = new Map<string, Counter<string>>();
   const bkCounters = new Map<string, Counter<string>>();
-  for (const [k, [suffix, help]] of Object.entries(objNames)) {
+  for (const [k, [suffix, help]] of Object.entries(OBJECT_COUNTER_METRICS)) {
     svcCounters.set(k, new Counter({ name: `l4nat_service_${suffix}`, help: `${help}, per service`, labelNames: svcLabels, registers: [reg] }));
     bkCounters.set(k, new Counter({ name: `l4nat_backend_${suffix}`, help: `${help}, per backend`, labelNames: bkLabels, registers: [reg] }));
   }

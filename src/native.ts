@@ -2,8 +2,13 @@
 // thin) -> this file, which validates arguments, owns the handle's lifetime and gives counters names.
 import { join } from 'path';
 import { isIP } from 'net';
+import { checkLayout, type AddonLayout } from './addon-layout';
+import { HEARTBEAT_COUNTER, NO_DROP_REASON } from './counter-names';
+import { FLOW_STATES, flowStateName, type FlowState } from './flow-state';
 import { bufferToIp, ipToBuffer, type Family } from './host/addr';
 import type { TablesInput } from './tables';
+
+export { FLOW_STATES, type FlowState };
 
 interface Addon {
   open(o: Omit<DataplaneOptions, 'busyPollAdaptive' | 'udpCoalesce'> & { busyPollAdaptive: number; udpCoalesce: number }): object;
@@ -21,7 +26,7 @@ interface Addon {
   setSteering(h: object, v: { vips4: Uint8Array; vips6: Uint8Array } | null): void;
   watchdogStats(h: object): WatchdogStats;
   probe(h: object, p: { family: Family; src: Uint8Array; dst: Uint8Array; sport: number; dport: number; seq: number }): void;
-  layout(): { queueCounters: string[]; dropReasons: string[]; objectCounters: string[]; svcWords: number; bkWords: number; flowEntryBytes: number };
+  layout(): unknown; // checked by checkLayout (src/addon-layout.ts)
 }
 
 interface NativeFlowFilter {
@@ -65,9 +70,6 @@ export interface FlowEntry {
   idleSeconds: number;
 }
 
-export const FLOW_STATES = ['SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'FIN_WAIT', 'CLOSE', 'UDP'] as const;
-export type FlowState = (typeof FLOW_STATES)[number];
-
 export interface FlowFilter {
   backendSlot?: number;
   serviceSlot?: number;
@@ -95,15 +97,6 @@ export interface FlowPage {
 
 /** Entries one listing call looks at, at most: bounds the time a call holds the JS thread (~10 ms). */
 export const FLOW_SCAN_PER_CALL = 1 << 18;
-
-const FL = { SYN: 1, REPLY: 2, EST: 4, FIN_C: 8, FIN_B: 16, RST: 32 };
-function stateName(proto: number, s: number): FlowState {
-  if (proto !== 6) return 'UDP';
-  if (s & FL.RST || (s & (FL.FIN_C | FL.FIN_B)) === (FL.FIN_C | FL.FIN_B)) return 'CLOSE';
-  if (s & (FL.FIN_C | FL.FIN_B)) return 'FIN_WAIT';
-  if (s & FL.EST) return 'ESTABLISHED';
-  return s & FL.REPLY ? 'SYN_RECV' : 'SYN_SENT';
-}
 
 function nativeFilter(f: FlowFilter): NativeFlowFilter {
   const out: NativeFlowFilter = {};
@@ -145,18 +138,38 @@ function flowEntry(f: NativeFlow): FlowEntry {
     proto: f.proto === 6 ? 'tcp' : 'udp',
     backendSlot: f.backend,
     serviceSlot: f.service,
-    state: stateName(f.proto, f.state),
+    state: flowStateName(f.proto, f.state),
     idleSeconds: f.idle,
   };
 }
 
-let addon: Addon | undefined;
-export function loadAddon(): Addon {
+let addon: { a: Addon; layout: AddonLayout } | undefined;
+/** Loads the addon once, refusing one whose layout is not the one src/ expects (src/addon-layout.ts). */
+function loaded(): { a: Addon; layout: AddonLayout } {
   if (!addon) {
     // dist/src/native.js -> build/Release/l4nat.node at the package root
-    addon = require(join(__dirname, '..', '..', 'build', 'Release', 'l4nat.node')) as Addon;
+    const a = require(join(__dirname, '..', '..', 'build', 'Release', 'l4nat.node')) as Addon;
+    addon = { a, layout: checkLayout(a.layout()) };
   }
   return addon;
+}
+
+export function loadAddon(): Addon {
+  return loaded().a;
+}
+
+/** The addon's layout, checked: counter names in block order, drop reasons, word counts. */
+export function addonLayout(): AddonLayout {
+  return loaded().layout;
+}
+
+/** A service's or backend's counters before it counted anything: every counter the addon has, at 0. */
+export function zeroObjectCounters(): CounterMap {
+  return zeros(addonLayout().objectCounters);
+}
+
+function zeros(names: readonly string[]): CounterMap {
+  return Object.fromEntries(names.map((n) => [n, 0]));
 }
 
 export const TUN_OFFLOADS: Record<string, number> = { csum: 0x01, tso4: 0x02, tso6: 0x04, tso_ecn: 0x08, uso4: 0x20, uso6: 0x40 };
@@ -217,7 +230,7 @@ export class Dataplane {
   private keepAlive: NodeJS.Timeout | undefined;
   private readonly words: BigUint64Array;
   private readonly counterWords: number;
-  private readonly layout: ReturnType<Addon['layout']>;
+  private readonly layout: AddonLayout;
 
   /** Opens (or re-attaches to) the TUN queues and allocates the flow table and counters. */
   constructor(opts: DataplaneOptions) {
@@ -245,7 +258,7 @@ export class Dataplane {
       if (typeof opts[name] !== 'boolean') throw new TypeError(`dataplane: ${name} must be true or false, got ${String(opts[name])}`);
     }
     const a = loadAddon();
-    this.layout = a.layout();
+    this.layout = addonLayout();
     this.opts = { ...opts };
     this.handle = a.open({ ...opts, busyPollAdaptive: opts.busyPollAdaptive ? 1 : 0, udpCoalesce: opts.udpCoalesce ? 1 : 0 });
     try {
@@ -254,6 +267,8 @@ export class Dataplane {
       this.queues = info.queues;
       this.flowCapacity = info.flowCapacity;
       this.counterWords = info.counterWords;
+      const need = counterBlockWords(this.layout, opts);
+      if (this.counterWords < need) throw new Error(`dataplane: the addon's counter blocks have ${this.counterWords} words, its layout needs ${need}: rebuild it (npx node-gyp rebuild)`);
       this.words = new BigUint64Array(info.counters);
       this.offloads = Object.entries(TUN_OFFLOADS)
         .filter(([, bit]) => (info.offloads & bit) !== 0)
@@ -415,46 +430,64 @@ export class Dataplane {
 
   /** Reads every counter without stopping the workers. */
   counters(): CounterSnapshot {
-    const { queueCounters, dropReasons, objectCounters } = this.layout;
-    const nq = queueCounters.length;
-    const nd = dropReasons.length;
-    const no = objectCounters.length;
-    const total: CounterMap = {};
-    const drops: CounterMap = {};
-    const perQueue: CounterMap[] = [];
-    const heartbeatsMs: number[] = [];
-    const services = new Map<number, CounterMap>();
-    const backends = new Map<number, CounterMap>();
-    const addObj = (m: Map<number, CounterMap>, slot: number, base: number): void => {
-      let nonzero = false;
-      for (let k = 0; k < no; k++) if (this.words[base + k] !== 0n) nonzero = true;
-      if (!nonzero) return;
-      const o = m.get(slot) ?? Object.fromEntries(objectCounters.map((n) => [n, 0]));
-      for (let k = 0; k < no; k++) o[objectCounters[k]] += Number(this.words[base + k]);
-      m.set(slot, o);
-    };
-    for (let q = 0; q < this.queues; q++) {
-      const base = q * this.counterWords;
-      const mine: CounterMap = {};
-      queueCounters.forEach((name, i) => {
-        const v = Number(this.words[base + i]);
-        if (name === 'heartbeat_ms') {
-          heartbeatsMs.push(v);
-          return;
-        }
-        mine[name] = v;
-        total[name] = (total[name] ?? 0) + v;
-      });
-      perQueue.push(mine);
-      dropReasons.forEach((name, i) => {
-        if (name === 'none') return;
-        drops[name] = (drops[name] ?? 0) + Number(this.words[base + nq + i]);
-      });
-      const objBase = base + nq + nd;
-      for (let s = 0; s < this.opts.maxServices; s++) addObj(services, s, objBase + s * no);
-      const bkBase = objBase + this.opts.maxServices * no;
-      for (let b = 0; b < this.opts.maxBackends; b++) addObj(backends, b, bkBase + b * no);
-    }
-    return { total, drops, perQueue, heartbeatsMs, services, backends };
+    return readCounters(this.words, this.layout, { queues: this.queues, counterWords: this.counterWords, maxServices: this.opts.maxServices, maxBackends: this.opts.maxBackends });
   }
+}
+
+/** How the counter memory is cut up: one block of counterWords per queue, each laid out as in native/core/counters.h. */
+export interface CounterBlocks {
+  queues: number;
+  counterWords: number;
+  maxServices: number;
+  maxBackends: number;
+}
+
+/** Words a queue's block needs: [queue counters][drop reasons][services x object counters][backends x object counters]. */
+export function counterBlockWords(layout: AddonLayout, b: Omit<CounterBlocks, 'queues' | 'counterWords'>): number {
+  return layout.queueCounters.length + layout.dropReasons.length + (b.maxServices + b.maxBackends) * layout.objectCounters.length;
+}
+
+/** Names the words of the counter memory and sums them over queues. */
+export function readCounters(words: BigUint64Array, layout: AddonLayout, b: CounterBlocks): CounterSnapshot {
+  const { queueCounters, dropReasons, objectCounters } = layout;
+  const nq = queueCounters.length;
+  const nd = dropReasons.length;
+  const no = objectCounters.length;
+  const total: CounterMap = {};
+  const drops: CounterMap = {};
+  const perQueue: CounterMap[] = [];
+  const heartbeatsMs: number[] = [];
+  const services = new Map<number, CounterMap>();
+  const backends = new Map<number, CounterMap>();
+  const addObj = (m: Map<number, CounterMap>, slot: number, base: number): void => {
+    let nonzero = false;
+    for (let k = 0; k < no; k++) if (words[base + k] !== 0n) nonzero = true;
+    if (!nonzero) return;
+    const o = m.get(slot) ?? zeros(objectCounters);
+    for (let k = 0; k < no; k++) o[objectCounters[k]] += Number(words[base + k]);
+    m.set(slot, o);
+  };
+  for (let q = 0; q < b.queues; q++) {
+    const base = q * b.counterWords;
+    const mine: CounterMap = {};
+    queueCounters.forEach((name, i) => {
+      const v = Number(words[base + i]);
+      if (name === HEARTBEAT_COUNTER) {
+        heartbeatsMs.push(v);
+        return;
+      }
+      mine[name] = v;
+      total[name] = (total[name] ?? 0) + v;
+    });
+    perQueue.push(mine);
+    dropReasons.forEach((name, i) => {
+      if (name === NO_DROP_REASON) return;
+      drops[name] = (drops[name] ?? 0) + Number(words[base + nq + i]);
+    });
+    const objBase = base + nq + nd;
+    for (let s = 0; s < b.maxServices; s++) addObj(services, s, objBase + s * no);
+    const bkBase = objBase + b.maxServices * no;
+    for (let k = 0; k < b.maxBackends; k++) addObj(backends, k, bkBase + k * no);
+  }
+  return { total, drops, perQueue, heartbeatsMs, services, backends };
 }

@@ -5,7 +5,7 @@ import { isIPv4, isIPv6 } from 'net';
 import { ipToBuffer, type Family } from './host/addr';
 import { legacyRingIds, ringIds } from './affinity';
 import { buildMaglev } from './maglev';
-import { backendId, serviceId, type ServiceSpec, type Timeouts } from './model';
+import { backendId, serviceId, type HashMode, type ServiceSpec, type Timeouts } from './model';
 
 export interface TablesInput {
   svcWords: Uint32Array;
@@ -38,13 +38,21 @@ export interface ServiceProtections {
   timeouts?: Partial<Timeouts>;
 }
 
+// The word layouts of native/core/tables.h, checked against the addon at load (src/addon-layout.ts).
 export const SVC_WORDS = 8; // [slot, family, proto, hash_mode, port, ring_offset, ring_size, flags]
 export const BK_WORDS = 6; // [slot, service_slot, family, proto, port, flags]
+// The rows of the optional arrays, as buildTables and withPreviousRings push them (see TablesInput).
+export const LIMIT_WORDS = 3;
+export const ACL_WORDS = 3;
+export const TIMEOUT_WORDS = 6;
+export const PREV_RING_WORDS = 3;
 export const NO_BACKEND = 0xffffffff;
-/** Backend flag (native/core/tables.h L4_BK_NO_SECOND_CHANCE): down, never a second-chance target. */
-const BK_NO_SECOND_CHANCE = 2;
-export const OPT_ICMP_ECHO = 1;
-export const OPT_NO_ICMP_TRANSLATE = 2;
+/** A service's hash_mode word. */
+export const HASH_MODES: Readonly<Record<HashMode, number>> = { '5tuple': 0, src: 1 };
+/** A backend's flags word. NO_SECOND_CHANCE: down, never a second-chance target (native/core/dataplane.c). */
+export const BK_FLAGS = { NO_SECOND_CHANCE: 2 } as const;
+/** The table's options word. */
+export const OPT_FLAGS = { ICMP_ECHO: 1, NO_ICMP_TRANSLATE: 2 } as const;
 
 const PROTO_NUMBER = { tcp: 6, udp: 17 } as const;
 
@@ -150,10 +158,10 @@ export function buildTables(services: readonly (ServiceSpec & ServiceProtections
       rings[ringOffset + i] = idx < 0 ? NO_BACKEND : bSlots[idx];
       if (idx >= 0) any = true;
     }
-    svcWords.set([slot, s.family, PROTO_NUMBER[s.proto], s.hash === 'src' ? 1 : 0, s.port, ringOffset, any ? opts.maglevSize : 0, 0], si * SVC_WORDS);
+    svcWords.set([slot, s.family, PROTO_NUMBER[s.proto], HASH_MODES[s.hash], s.port, ringOffset, any ? opts.maglevSize : 0, 0], si * SVC_WORDS);
     svcAddrs.set(ipToBuffer(s.vip, s.family), si * 16);
     s.backends.forEach((b, k) => {
-      bkWords.set([bSlots[k], slot, b.family, PROTO_NUMBER[s.proto], b.port, b.down ? BK_NO_SECOND_CHANCE : 0], bi * BK_WORDS);
+      bkWords.set([bSlots[k], slot, b.family, PROTO_NUMBER[s.proto], b.port, b.down ? BK_FLAGS.NO_SECOND_CHANCE : 0], bi * BK_WORDS);
       bkAddrs.set(ipToBuffer(b.addr, b.family), bi * 16);
       bi++;
     });
@@ -198,7 +206,7 @@ export function buildTables(services: readonly (ServiceSpec & ServiceProtections
     rings,
     hashKey: new Uint8Array(opts.hashKey),
     timeouts: new Uint32Array([t.tcpSyn, t.tcpEstablished, t.tcpFin, t.tcpClose, t.udp]),
-    options: (opts.icmpEcho ? OPT_ICMP_ECHO : 0) | (opts.icmpTranslate ? 0 : OPT_NO_ICMP_TRANSLATE),
+    options: (opts.icmpEcho ? OPT_FLAGS.ICMP_ECHO : 0) | (opts.icmpTranslate ? 0 : OPT_FLAGS.NO_ICMP_TRANSLATE),
     limitWords: new Uint32Array(limits),
     aclWords: new Uint32Array(acl),
     aclAddrs: new Uint8Array(Buffer.concat(aclAddrs)),

@@ -1,0 +1,45 @@
+/* The layout TypeScript relies on, as name/value lists built from the constants the C code itself uses. The
+ * addon exports them (layout() in addon.c) and src/addon-layout.ts compares them with its own constants
+ * when the addon is loaded, so an addon built from other headers than src/ was written against is refused
+ * at load instead of misreading tables, flow states or counters. Counter and drop-reason names come from
+ * counters.h and drop_reasons.h. Add here whatever src/ writes or decodes by number. */
+#ifndef L4NAT_LAYOUT_H
+#define L4NAT_LAYOUT_H
+
+#include "flow_table.h"
+#include "tables.h"
+
+/* Word counts of the typed arrays handed to l4_tables_build, and other sizes and sentinels. */
+#define L4_LAYOUT_NUMBERS(X)                 \
+  X("svcWords", L4_SVC_WORDS)                \
+  X("bkWords", L4_BK_WORDS)                  \
+  X("limitWords", L4_LIMIT_WORDS)            \
+  X("aclWords", L4_ACL_WORDS)                \
+  X("timeoutWords", L4_TIMEOUT_WORDS)        \
+  X("prevRingWords", L4_PREV_RING_WORDS)     \
+  X("noBackend", L4_NO_BACKEND)              \
+  X("flowEntryBytes", sizeof(struct l4_flow))
+
+/* An entry's state bits (the flow listing decodes them into TCP states). */
+#define L4_LAYOUT_FLOW_STATES(X) \
+  X("SYN", FL_SYN)               \
+  X("REPLY", FL_REPLY)           \
+  X("EST", FL_EST)               \
+  X("FIN_C", FL_FIN_C)           \
+  X("FIN_B", FL_FIN_B)           \
+  X("RST", FL_RST)
+
+/* The flags word of a backend ([5] of its bkWords) as TypeScript may set it; L4_BK_PRESENT is set here. */
+#define L4_LAYOUT_BK_FLAGS(X) X("NO_SECOND_CHANCE", L4_BK_NO_SECOND_CHANCE)
+
+/* The options word of a table. */
+#define L4_LAYOUT_OPT_FLAGS(X)       \
+  X("ICMP_ECHO", L4_OPT_ICMP_ECHO) \
+  X("NO_ICMP_TRANSLATE", L4_OPT_NO_ICMP_TRANSLATE)
+
+/* A service's hash_mode word ([3] of its svcWords), by the config's names for it. */
+#define L4_LAYOUT_HASH_MODES(X) \
+  X("5tuple", L4_HASH_5TUPLE)   \
+  X("src", L4_HASH_SRC)
+
+#endif
