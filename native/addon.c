@@ -345,7 +345,7 @@ static napi_value js_set_steering(napi_env env, napi_callback_info info) {
     return NULL;
   }
   const char *failed = "";
-  char log[512];
+  char log[512] = "";
   int r = l4_steering_attach(h->dp.fds[0], v4, (uint32_t)(n4 / 4), v6, (uint32_t)(n6 / 16), &failed, log, sizeof(log));
   if (r < 0) {
     if (log[0]) fprintf(stderr, "l4nat: steering program rejected by the verifier:\n%s\n", log);
