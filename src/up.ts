@@ -19,7 +19,22 @@ import { setWorkerNice, WORKER_NICE_REMEDY } from './worker-priority';
 import { Cluster } from './cluster';
 import { clusterOptionsOf } from './cluster/options';
 
-export class EnvironmentError extends Error {}
+export class EnvironmentError extends Error {
+  code?: string;
+}
+
+/** Why the steering program could not be attached, what that means with `queues` queues, and the remedies. */
+export function steeringError(err: NodeJS.ErrnoException, queues: number): EnvironmentError {
+  const denied = err.code === 'EPERM' || err.code === 'EACCES';
+  const grant = denied
+    ? 'grant CAP_BPF and allow the bpf() system call (systemd unit: CAP_BPF in AmbientCapabilities= and CapabilityBoundingSet=, SystemCallFilter=@system-service bpf), or '
+    : '';
+  const e = new EnvironmentError(
+    `queue steering: ${err.message}. With ${queues} queues l4nat needs its steering program, or the kernel spreads each flow's packets over the workers and they leave reordered: ${grant}run with one queue (--queues 1, global.queues: 1)`,
+  );
+  e.code = err.code;
+  return e;
+}
 
 const MIN_MAX_SERVICES = 256;
 const MIN_MAX_BACKENDS = 4096;
@@ -122,13 +137,17 @@ export class Balancer {
     // Routes and rules for new VIPs/backends go in before the table that uses them, so the first reply of a
     // new backend is already steered into the TUN; stale ones are removed after the switch.
     await this.host.apply(hostStateFor([...services, ...this.services], tableOpts.probeSource));
+    // The steering program for the new VIP set goes in before the table: the flows of VIPs kept hash as before,
+    // new VIPs have no flows yet. If either step fails the update changes nothing.
+    const steeredBefore = this.steered;
     try {
+      this.steer(services);
       this.dp.publish(withPreviousRings(built, previous));
     } catch (e) {
+      this.restoreSteering(steeredBefore);
       await this.host.apply(hostStateFor(this.services, this.tableOpts.probeSource));
       throw e;
     }
-    this.steer(services);
     this.svcAlloc.commit(built.serviceSlots);
     this.bkAlloc.commit(built.backendSlots);
     this.services = services;
@@ -141,26 +160,38 @@ export class Balancer {
     return { changedSlots: changed };
   }
 
-  /** The VIP set the steering program was last built for ('' = none yet; 'failed' after a failure). */
-  private steeredFor = '';
+  /** The VIPs of the attached steering program (sorted); null while none is attached. */
+  private steered: readonly string[] | null = null;
 
   /**
-   * With several queues, a steering program keeps both directions of a flow on one queue (and so in order);
-   * it holds the VIP addresses, so it is rebuilt when they change. Without it (an old kernel) l4nat still
-   * works — the flow table is shared — but packets of one flow can be reordered; that is logged once.
+   * With several queues, a steering program keeps both directions of a flow on one queue, so one worker handles
+   * the flow in order (native/steering.h). It holds the VIP addresses, so it is rebuilt when they change. Without
+   * it the kernel spreads a flow's packets over the workers and they leave reordered (and a passive max_resets then
+   * takes healthy backends out), so l4nat does not run that way: the error says what the kernel refused and the
+   * remedies, l4nat up refuses to start, and a later change that needs a new program is rejected (the next one
+   * tries again).
    */
   private steer(services: readonly ServiceSpec[]): void {
-    if (this.dp.queues < 2 || this.steeredFor === 'failed') return;
+    if (this.dp.queues < 2) return;
     const vips = [...new Set(services.map((s) => s.vip))].sort();
-    const key = vips.join(',');
-    if (key === this.steeredFor) return;
+    if (this.steered !== null && vips.join(',') === this.steered.join(',')) return;
     try {
       this.dp.setSteering(vips);
-      this.steeredFor = key;
-      this.log.info({ vips: vips.length, queues: this.dp.queues }, 'queue steering program attached: both directions of a flow on one queue');
     } catch (err) {
-      this.steeredFor = 'failed';
-      this.log.warn({ err: (err as Error).message }, 'no queue steering program: packets of one flow may be reordered between the TUN queues');
+      throw steeringError(err as NodeJS.ErrnoException, this.dp.queues);
+    }
+    this.steered = vips;
+    this.log.info({ vips: vips.length, queues: this.dp.queues }, 'queue steering program attached: both directions of a flow on one queue');
+  }
+
+  /** After a rejected update: the program for the VIPs of the table that stays. */
+  private restoreSteering(vips: readonly string[] | null): void {
+    if (this.steered === vips) return;
+    try {
+      this.dp.setSteering(vips === null ? null : [...vips]);
+      this.steered = vips;
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'restoring the previous queue steering program failed: flows of VIPs it no longer lists may be reordered');
     }
   }
 

@@ -1,6 +1,8 @@
 // Least privilege (issue 7): l4nat run as an unprivileged user (a numeric uid with no passwd entry, so nothing on
-// the host changes) holding only CAP_NET_ADMIN, given as an ambient capability by setpriv the way the systemd unit
-// gives it (User=, AmbientCapabilities=CAP_NET_ADMIN, CapabilityBoundingSet=CAP_NET_ADMIN, NoNewPrivileges=yes).
+// the host changes) holding only the systemd unit's capabilities (read from the unit: CAP_NET_ADMIN, and CAP_BPF for
+// the queue-steering program), given as ambient capabilities by setpriv the way the unit gives them (User=,
+// AmbientCapabilities=, CapabilityBoundingSet=, NoNewPrivileges=yes). The unit's system-call filter on top:
+// test/systemd-sandbox-netns.test.ts.
 // Capabilities are per thread: /proc/PID/task/*/status of every thread is checked. Then it must work: TUN, routes,
 // rules and sysctls set up, TCP and UDP balanced, admin API up, a SIGTERM removes everything. Reported too: what
 // happens with the default hash key file (/var/lib/l4nat, root's), and what a command health check inherits.
@@ -15,13 +17,16 @@ import { adminRequest } from '../src/lab/admin-client';
 import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, l4natArgs, READY_MSG, repoRoot } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers, SERVICE_PORT } from '../src/lab/workload';
-import { CAP, capNames, labSkipReason, threadCaps } from '../src/reliability/tools';
+import { capMask, capNames, labSkipReason, threadCaps } from '../src/reliability/tools';
+import { readUnitSandbox } from '../src/reliability/unit-sandbox';
 import { niceOf, workerThreadIds } from '../src/worker-priority';
 
 /** A uid/gid with no passwd entry (setpriv takes numbers). */
 const UID = 47_100;
-const NET_ADMIN = 1n << BigInt(CAP.NET_ADMIN);
-const SETPRIV = ['setpriv', `--reuid=${UID}`, `--regid=${UID}`, '--clear-groups', '--inh-caps=-all,+net_admin', '--ambient-caps=-all,+net_admin', '--bounding-set=-all,+net_admin', '--no-new-privs'];
+const UNIT_CAPS = readUnitSandbox().capabilities;
+const UNIT_MASK = capMask(UNIT_CAPS);
+const CAP_SET = ['-all', ...UNIT_CAPS.map((c) => `+${c}`)].join(',');
+const SETPRIV = ['setpriv', `--reuid=${UID}`, `--regid=${UID}`, '--clear-groups', `--inh-caps=${CAP_SET}`, `--ambient-caps=${CAP_SET}`, `--bounding-set=${CAP_SET}`, '--no-new-privs'];
 
 function skip(): string | false {
   const r = labSkipReason();
@@ -70,7 +75,7 @@ function config(lab: Lab, checkOut: string): string {
   ].join('\n');
 }
 
-test('unprivileged with only CAP_NET_ADMIN (setpriv, ambient): every thread holds exactly that, and l4nat sets up, balances and cleans up', { skip: skip(), timeout: 120_000 }, async (t) => {
+test('unprivileged with only the unit\'s capabilities (setpriv, ambient): every thread holds exactly those, and l4nat sets up, steers, balances and cleans up', { skip: skip(), timeout: 120_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-priv-'));
   chownSync(dir, UID, UID);
   chmodSync(dir, 0o700);
@@ -119,9 +124,9 @@ test('unprivileged with only CAP_NET_ADMIN (setpriv, ambient): every thread hold
     for (const th of threads) {
       const where = `thread ${th.tid} (${th.name})`;
       assert.match(th.uid, new RegExp(`^${UID}\\s+${UID}\\s+${UID}\\s+${UID}$`), `${where}: Uid ${th.uid}`);
-      assert.equal(th.capEff, NET_ADMIN, `${where}: CapEff ${capNames(th.capEff).join(',')}`);
-      assert.equal(th.capPrm, NET_ADMIN, `${where}: CapPrm ${capNames(th.capPrm).join(',')}`);
-      assert.equal(th.capBnd, NET_ADMIN, `${where}: CapBnd ${capNames(th.capBnd).join(',')}`);
+      assert.equal(th.capEff, UNIT_MASK, `${where}: CapEff ${capNames(th.capEff).join(',')}`);
+      assert.equal(th.capPrm, UNIT_MASK, `${where}: CapPrm ${capNames(th.capPrm).join(',')}`);
+      assert.equal(th.capBnd, UNIT_MASK, `${where}: CapBnd ${capNames(th.capBnd).join(',')}`);
       assert.equal(th.noNewPrivs, true, `${where}: NoNewPrivs`);
     }
     // Lowering the workers' nice value (default -10) needs CAP_SYS_NICE or an RLIMIT_NICE for it, which this
@@ -130,7 +135,10 @@ test('unprivileged with only CAP_NET_ADMIN (setpriv, ambient): every thread hold
     assert.equal(workers.length, 2, `worker threads named l4nat-qN: ${threads.map((x) => x.name).join(', ')}`);
     assert.deepEqual(workers.map((tid) => niceOf(pid, tid)), [0, 0]);
     assert.ok(l4.logs().some((l) => l.level === 40 && /keep the process's priority: .*LimitNICE=/.test(String(l.msg))), 'a warning names what the nice value needs');
-    t.diagnostic(`${threads.length} threads (${[...new Set(threads.map((x) => x.name))].join(', ')}): every one uid ${UID}, CapEff = CapPrm = CapBnd = net_admin, CapAmb = ${capNames(threads[0]!.capAmb).join(',') || 'none'}, NoNewPrivs`);
+    t.diagnostic(`${threads.length} threads (${[...new Set(threads.map((x) => x.name))].join(', ')}): every one uid ${UID}, CapEff = CapPrm = CapBnd = ${UNIT_CAPS.join(',')}, CapAmb = ${capNames(threads[0]!.capAmb).join(',') || 'none'}, NoNewPrivs`);
+
+    // Two queues: the steering program loaded with the unit's CAP_BPF (without it l4nat refuses to start).
+    assert.ok(l4.logs().some((l) => l.msg === 'queue steering program attached: both directions of a flow on one queue'), 'the steering program is attached');
 
     // Set-up done as that user: TUN, routes, rules, sysctls.
     assert.match((await lab.exec('lb', 'ip', ['-br', 'link', 'show', 'dev', 'l4nat0'])).stdout, /^l4nat0/);
@@ -146,7 +154,7 @@ test('unprivileged with only CAP_NET_ADMIN (setpriv, ambient): every thread hold
     assert.equal(status.status, 200);
     t.diagnostic(`works: ${tcp.ok}/200 TCP connections and ${udp.ok}/100 UDP exchanges over both backends, admin API up, ip_forward ${fwdBefore} -> 1, rp_filter 2 on l4nat0`);
 
-    // What a command health check runs with (the unit file says: it inherits the ambient capability).
+    // What a command health check runs with (the unit file says: none of l4nat's capabilities, through setpriv).
     for (let i = 0; i < 50 && !existsSync(checkOut); i++) await new Promise((r) => setTimeout(r, 100));
     const child = readFileSync(checkOut, 'utf8');
     const hex = (n: string): bigint => BigInt(`0x${new RegExp(`^${n}:\\s+([0-9a-f]+)`, 'm').exec(child)?.[1] ?? '0'}`);
