@@ -6,7 +6,7 @@ import { Controller } from './control';
 import { createMetrics, monotonicMs } from './metrics';
 import { ProxyNeighbors, vipsOf } from './proxy-neigh';
 import { SystemdNotifier, workersAlive } from './systemd';
-import { Dataplane } from './native';
+import { Dataplane, type QueueFailure } from './native';
 import { loadOrCreateHashKey } from './hash-key';
 import { HostSetup } from './host/setup';
 import { smallestLinkMtu } from './link-mtu';
@@ -259,10 +259,11 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
       dp.close(false); // not persistent any more: the device goes with the last queue
     }
   };
-  // Handover (SIGUSR2, POST /v1/restart): stop like a crash would, but in order — the TUN (persistent), its
-  // routes, rules and blackholes and the proxy neighbour entries stay, so the next l4nat re-attaches to them
-  // and no reply leaks meanwhile (DESIGN.md item 6); same hash key and tables, so it forwards every flow on.
-  const handover = async (): Promise<void> => {
+  // Handover (SIGUSR2, POST /v1/restart), and a data plane whose TUN cannot be read any more: stop like a crash
+  // would, but in order — the TUN (persistent), its routes, rules and blackholes and the proxy neighbour entries
+  // stay, so the next l4nat re-attaches to them (or creates the TUN again) and no reply leaks meanwhile (DESIGN.md
+  // item 6); same hash key and tables, so it forwards every flow on.
+  const closeKeepingHost = async (): Promise<void> => {
     await cluster?.close().catch((err: unknown) => log.warn({ err }, 'stopping the cluster agent failed'));
     if (statsTimer) clearInterval(statsTimer);
     ctrl?.stop();
@@ -311,10 +312,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
         `admin API listening${isLoopback(opts.admin.listen) ? ' (loopback)' : ''}`,
       );
     }
-    if (cluster) {
-      const d = dp;
-      await cluster.start({ ctrl, tun: d.ifname, rings: () => balancer.publishedRings, dataplaneProblem: () => (d.closed ? 'data plane closed' : workersAlive(d.counters().heartbeatsMs, monotonicMs())) });
-    }
+    if (cluster) await cluster.start({ ctrl, tun: dp.ifname, rings: () => balancer.publishedRings, dataplaneProblem: () => dataplaneProblem(dp) });
     if (signals.count > 0) throw new Error(`stopped by ${signals.first} during start-up`);
   } catch (e) {
     await shutdown().catch((err) => log.error({ err }, 'clean-up after a failed start failed'));
@@ -341,7 +339,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   };
   notifier?.ready(statusLine());
   notifier?.startWatchdog(
-    () => (dp.closed ? 'data plane closed' : workersAlive(dp.counters().heartbeatsMs, monotonicMs())),
+    () => dataplaneProblem(dp),
     (path, everyMs, staleMs) => dp.startWatchdog(path, everyMs, staleMs),
   );
   c.on('change', () => notifier?.status(statusLine()));
@@ -370,11 +368,29 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
       .finally(() => notifier?.send(`READY=1\nSTATUS=${statusLine()}`));
   };
 
-  const signal = await signals.next();
+  const queues = new QueueWatch(dp);
+  const ended = await Promise.race([signals.next(), queues.failed]);
+  queues.stop();
+  if (typeof ended !== 'string') {
+    // Every later read fails the same way and no worker forwards: exit, and let the service manager start l4nat
+    // again, which creates the TUN again and re-attaches to the routes and rules left in place meanwhile.
+    const why = `TUN ${dp.ifname}: reading ${ended.length === 1 ? `queue ${ended[0]!.queue}` : `queues ${ended.map((f) => f.queue).join(', ')}`} failed with ${ended[0]!.code} (${ended[0]!.message})${ended[0]!.code === 'EBADFD' ? ': the device was deleted' : ''}`;
+    notifier?.status(`data plane failed: ${why}`);
+    log.error(
+      { tun: dp.ifname, failedQueues: ended, exitCode: DATAPLANE_FAILED_EXIT_CODE },
+      `${why}. The data plane cannot forward: exiting with status ${DATAPLANE_FAILED_EXIT_CODE} so that the service manager starts l4nat again (the systemd unit does), which creates the TUN again; routes and rules stay meanwhile, so no reply leaks untranslated`,
+    );
+    await closeKeepingHost();
+    signals.close();
+    notifier?.close();
+    logStats(dp, log, true);
+    return DATAPLANE_FAILED_EXIT_CODE;
+  }
+  const signal = ended;
   if (signal === 'SIGUSR2') {
     notifier?.stopping('handing over to the next l4nat: TUN, routes and rules kept');
     const flows = dp.flowCount();
-    await handover();
+    await closeKeepingHost();
     signals.close();
     notifier?.close();
     logStats(dp, log, true);
@@ -405,6 +421,40 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
 
 /** Exit status of a handover (SIGUSR2): EX_TEMPFAIL, which the systemd unit restarts at once (RestartForceExitStatus). */
 export const HANDOVER_EXIT_CODE = 75;
+
+/** Exit status when the TUN cannot be read any more (deleted): EX_IOERR, a failure the systemd unit restarts. */
+export const DATAPLANE_FAILED_EXIT_CODE = 74;
+
+/** null while the data plane forwards; else why not (for the watchdog pings and the cluster's announcements). */
+function dataplaneProblem(dp: Dataplane): string | null {
+  if (dp.closed) return 'data plane closed';
+  const failed = dp.queueFailures();
+  if (failed.length) return `TUN ${dp.ifname}: ${failed.map((f) => `queue ${f.queue} ${f.code}`).join(', ')}`;
+  return workersAlive(dp.counters().heartbeatsMs, monotonicMs());
+}
+
+/**
+ * Resolves `failed` with the queues whose worker stopped because its TUN queue cannot be read any more
+ * (native/worker.c), checked every `everyMs`.
+ */
+class QueueWatch {
+  readonly failed: Promise<QueueFailure[]>;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(dp: Dataplane, everyMs = 250) {
+    this.failed = new Promise((resolve) => {
+      this.timer = setInterval(() => {
+        const f = dp.closed ? [] : dp.queueFailures();
+        if (f.length) resolve(f);
+      }, everyMs);
+      this.timer.unref();
+    });
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
 
 /**
  * SIGINT/SIGTERM (counted, so a second one is seen), SIGUSR2 (handover: exit keeping the device, routes and

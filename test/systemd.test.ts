@@ -10,49 +10,12 @@ import pino from 'pino';
 import { SystemdNotifier, workersAlive } from '../src/systemd';
 import { createLab } from '../src/lab/lab';
 import { L4natProcess, l4natUnavailable, startL4nat } from '../src/lab/l4nat-process';
+import { listenNotify as listen } from '../src/lab/notify-listener';
 import { startBackendServers } from '../src/lab/workload';
 
 const log = pino({ level: 'silent' });
 const dir = mkdtempSync(join(tmpdir(), 'l4nat-sd-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-interface Listener {
-  messages: string[];
-  waitFor(pred: (m: string) => boolean, ms?: number): Promise<string>;
-  close(): void;
-}
-
-function listen(path: string): Listener {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const unix = require('unix-dgram') as { createSocket(t: string, cb: (buf: Buffer) => void): { bind(p: string): void; close(): void } };
-  const messages: string[] = [];
-  const waiters: Array<() => void> = [];
-  const sock = unix.createSocket('unix_dgram', (buf) => {
-    messages.push(buf.toString());
-    for (const w of waiters.splice(0)) w();
-  });
-  sock.bind(path);
-  return {
-    messages,
-    close: () => sock.close(),
-    async waitFor(pred, ms = 5000) {
-      const end = Date.now() + ms;
-      for (;;) {
-        const m = messages.find(pred);
-        if (m !== undefined) return m;
-        const left = end - Date.now();
-        if (left <= 0) throw new Error(`no matching notification in ${ms} ms; got ${JSON.stringify(messages)}`);
-        await new Promise<void>((r) => {
-          const t = setTimeout(r, left);
-          waiters.push(() => {
-            clearTimeout(t);
-            r();
-          });
-        });
-      }
-    },
-  };
-}
 
 test('READY=1, STATUS=, WATCHDOG=1 only while workers are alive, STOPPING=1; environment cleared', async () => {
   const path = join(dir, 'notify.sock');
