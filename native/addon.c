@@ -346,7 +346,7 @@ static napi_value js_set_steering(napi_env env, napi_callback_info info) {
     return NULL;
   }
   const char *failed = "";
-  char log[512];
+  char log[512] = "";
   int r = l4_steering_attach(h->dp.fds[0], v4, (uint32_t)(n4 / 4), v6, (uint32_t)(n6 / 16), &failed, log, sizeof(log));
   if (r < 0) {
     if (log[0]) fprintf(stderr, "l4nat: steering program rejected by the verifier:\n%s\n", log);
@@ -392,6 +392,34 @@ static napi_value js_watchdog_stats(napi_env env, napi_callback_info info) {
   CHECK(napi_create_double(env, (double)atomic_load(&h->wd.send_errors), &v));
   CHECK(napi_set_named_property(env, o, "sendErrors", v));
   return o;
+}
+
+/* queueErrors(handle) -> [null | {errno, code, message} per queue]: null while the queue's worker reads it, else
+ * why reading failed for good (the worker has ended; worker.c). Named here: Node knows no name for some of these
+ * errno values (EBADFD). */
+static napi_value js_queue_errors(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], arr, o, v;
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  CHECK(napi_create_array_with_length(env, (size_t)h->dp.cfg.nqueues, &arr));
+  for (int q = 0; q < h->dp.cfg.nqueues; q++) {
+    int err = l4_dp_queue_error(&h->dp, q);
+    if (!err) {
+      CHECK(napi_get_null(env, &o));
+    } else {
+      const char *code = strerrorname_np(err);
+      CHECK(napi_create_object(env, &o));
+      CHECK(napi_create_int32(env, err, &v));
+      CHECK(napi_set_named_property(env, o, "errno", v));
+      CHECK(napi_create_string_utf8(env, code ? code : "EUNKNOWN", NAPI_AUTO_LENGTH, &v));
+      CHECK(napi_set_named_property(env, o, "code", v));
+      CHECK(napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &v));
+      CHECK(napi_set_named_property(env, o, "message", v));
+    }
+    CHECK(napi_set_element(env, arr, (uint32_t)q, o));
+  }
+  return arr;
 }
 
 /* setPersist(handle, bool) */
@@ -700,6 +728,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"watchdogStart", 0, js_watchdog_start, 0, 0, 0, napi_default, 0},
       {"setSteering", 0, js_set_steering, 0, 0, 0, napi_default, 0},
       {"watchdogStats", 0, js_watchdog_stats, 0, 0, 0, napi_default, 0},
+      {"queueErrors", 0, js_queue_errors, 0, 0, 0, napi_default, 0},
       {"layout", 0, js_layout, 0, 0, 0, napi_default, 0},
   };
   if (napi_define_properties(env, exports, sizeof(d) / sizeof(d[0]), d) != napi_ok) return NULL;

@@ -84,6 +84,8 @@ static void fold6(struct prog *p, int off) {
 
 int l4_steering_attach(int tun_fd, const uint8_t *vips4, uint32_t n4, const uint8_t *vips6, uint32_t n6,
                        const char **failed_call, char *log, uint32_t loglen) {
+  /* Before any return: the caller prints log when it is not empty, whichever step failed. */
+  if (log && loglen) log[0] = 0;
   if (n4 > L4_STEERING_MAX_VIPS || n6 > L4_STEERING_MAX_VIPS) {
     *failed_call = "steering program (too many VIPs)";
     return -E2BIG;
@@ -167,7 +169,6 @@ int l4_steering_attach(int tun_fd, const uint8_t *vips4, uint32_t n4, const uint
   attr.insns = (uint64_t)(uintptr_t)pr.ins;
   attr.insn_cnt = (uint32_t)pr.n;
   attr.license = (uint64_t)(uintptr_t) "GPL";
-  if (log && loglen) log[0] = 0;
   int prog_fd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
   int err = errno;
   if (prog_fd < 0 && log && loglen > 1) {

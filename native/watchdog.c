@@ -16,12 +16,14 @@ static uint64_t mono_ms(void) {
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Every worker woke up within stale_ms (heartbeat_ms is CLOCK_MONOTONIC ms, written by the worker). */
+/* Every worker reads its queue and woke up within stale_ms (heartbeat_ms is CLOCK_MONOTONIC ms, written by the
+ * worker). A worker whose queue failed has ended: no need to wait for its heartbeat to go stale. */
 static int workers_fresh(const struct l4_watchdog *w) {
   const struct l4_dp *dp = w->dp;
   if (!dp->running || atomic_load(&dp->stopping)) return 0;
   uint64_t now = mono_ms();
   for (int q = 0; q < dp->cfg.nqueues; q++) {
+    if (l4_dp_queue_error(dp, q)) return 0;
     const volatile uint64_t *hb = dp->counters + dp->counter_words * (uint64_t)q + L4_Q_HEARTBEAT_MS;
     uint64_t v = *hb;
     if (v == 0 || (now > v && now - v > w->stale_ms)) return 0;

@@ -7,6 +7,11 @@
  * super-packet (core/coalesce.h), flushed before any other packet and at the end of every batch, so packet
  * order is kept and nothing waits longer than the reads of one batch.
  *
+ * A read that fails with anything but EAGAIN (EBADFD: the device was deleted, or the queue detached) will fail
+ * again on every wake-up, and poll() reports POLLERR at once: the worker records the errno and ends, so its
+ * heartbeat stops, the watchdog withholds its pings and the control plane (l4_dp_queue_error) says what happened
+ * instead of a worker spinning at full CPU while it looks healthy.
+ *
  * Table publication uses quiescent-state based reclamation: at the start of every batch a worker records
  * the generation it runs under and loads the current table; while it sleeps in poll() it records 0
  * ("holds no table"). The publisher swaps the pointer, bumps the generation and frees the old table once
@@ -47,6 +52,7 @@ struct l4_queue {
   uint64_t idle_since;    /* CLOCK_MONOTONIC ns the queue was last found empty; 0 while packets come */
   uint64_t spin_ns;       /* busy-polling window (core/busypoll.h); fixed at the maximum unless adaptive */
   int slept;              /* the current idle gap outlasted the spin (or the spin ceded): not a hit */
+  _Atomic int read_errno; /* why reading the queue failed for good (the worker has ended); 0 while it reads */
 };
 
 uint64_t l4_dp_now_seconds(void) {
@@ -108,15 +114,22 @@ static void drain(struct l4_queue *q) {
     q->ctx.now = (uint32_t)l4_dp_now_seconds();
     q->ctx.now_ms = (uint32_t)(now / 1000000u);
     ctr[L4_Q_BATCHES]++;
-    int i;
+    int i, failed = 0;
     for (i = 0; i < L4_BATCH; i++) {
       ssize_t n = read(q->fd, q->buf, L4_BUF_SIZE);
-      if (n <= 0) break; /* EAGAIN: the queue is empty */
+      if (n <= 0) { /* EAGAIN: the queue is empty */
+        if (n < 0 && errno != EAGAIN && errno != EINTR) failed = errno;
+        break;
+      }
       uint32_t len = (uint32_t)n;
       if (!t) continue; /* no table yet: nothing to translate with */
       if (l4_process(&q->ctx, t, q->buf, &len) == L4_VERDICT_TX) transmit(q, len);
     }
     flush(q);
+    if (failed) {
+      atomic_store(&q->read_errno, failed);
+      return;
+    }
     if (i > 0 && q->idle_since) {
       /* The queue had been empty since idle_since: that gap sizes the next window (core/busypoll.h). */
       uint64_t gap = now - q->idle_since;
@@ -155,7 +168,7 @@ static void *worker_main(void *arg) {
   struct l4_queue *q = arg;
   struct l4_dp *dp = q->dp;
   struct pollfd pfd[2] = {{.fd = q->fd, .events = POLLIN}, {.fd = dp->stop_fd, .events = POLLIN}};
-  while (!atomic_load_explicit(&dp->stopping, memory_order_relaxed)) {
+  while (!atomic_load_explicit(&dp->stopping, memory_order_relaxed) && !atomic_load(&q->read_errno)) {
     atomic_store(&q->active_gen, 0);
     /* The timeout keeps the heartbeat going while idle: drain() stamps it in every batch, empty or not. */
     if (poll(pfd, 2, 250) < 0 && errno != EINTR) break;
@@ -256,6 +269,7 @@ int l4_dp_start(struct l4_dp *dp, const char **failed_call) {
   atomic_store(&dp->stopping, 0);
   for (int i = 0; i < dp->cfg.nqueues; i++) {
     struct l4_queue *q = &dp->queues[i];
+    atomic_store(&q->read_errno, 0);
     if (!q->buf) q->buf = malloc(L4_BUF_SIZE);
     bool uso = (dp->offloads & (L4_TUN_F_USO4 | L4_TUN_F_USO6)) == (L4_TUN_F_USO4 | L4_TUN_F_USO6);
     if (q->buf && dp->cfg.udp_coalesce && uso && !q->co.buf && l4_co_init(&q->co) < 0) {
@@ -296,6 +310,8 @@ void l4_dp_stop(struct l4_dp *dp) {
   if (read(dp->stop_fd, &v, sizeof(v)) < 0) { /* nothing pending */ }
   dp->running = 0;
 }
+
+int l4_dp_queue_error(const struct l4_dp *dp, int queue) { return atomic_load(&dp->queues[queue].read_errno); }
 
 int l4_dp_set_persist(struct l4_dp *dp, int persist) { return l4_tun_set_persist(dp->fds[0], persist); }
 

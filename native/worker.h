@@ -51,6 +51,8 @@ void l4_dp_stop(struct l4_dp *dp);
 void l4_dp_destroy(struct l4_dp *dp, int keep_device);
 void l4_dp_free_counters(uint64_t *counters, size_t bytes);
 int l4_dp_set_persist(struct l4_dp *dp, int persist);
+/* The errno with which reading this queue failed for good (its worker has ended), or 0 while it reads. */
+int l4_dp_queue_error(const struct l4_dp *dp, int queue);
 uint64_t l4_dp_now_seconds(void);
 
 #endif

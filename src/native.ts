@@ -25,6 +25,7 @@ interface Addon {
   watchdogStart(h: object, o: { path: string; everyMs: number; staleMs: number }): void;
   setSteering(h: object, v: { vips4: Uint8Array; vips6: Uint8Array } | null): void;
   watchdogStats(h: object): WatchdogStats;
+  queueErrors(h: object): Array<Omit<QueueFailure, 'queue'> | null>;
   probe(h: object, p: { family: Family; src: Uint8Array; dst: Uint8Array; sport: number; dport: number; seq: number }): void;
   layout(): unknown; // checked by checkLayout (src/addon-layout.ts)
 }
@@ -87,6 +88,14 @@ export interface WatchdogStats {
   pings: number; // WATCHDOG=1 sent
   withheld: number; // ticks at which a worker was stale: no ping
   sendErrors: number;
+}
+
+/** A TUN queue its worker could not read any more (native/worker.c): the worker has ended. */
+export interface QueueFailure {
+  queue: number;
+  errno: number;
+  code: string; // EBADFD: the device was deleted (or the queue detached)
+  message: string; // strerror
 }
 
 /** One page of a listing: `next` is the cursor for the following page, null when the walk reached the end. */
@@ -395,6 +404,13 @@ export class Dataplane {
 
   watchdogStats(): WatchdogStats {
     return loadAddon().watchdogStats(this.h());
+  }
+
+  /** The queues whose worker stopped because reading failed for good; empty while every worker reads. */
+  queueFailures(): QueueFailure[] {
+    return loadAddon()
+      .queueErrors(this.h())
+      .flatMap((e, queue) => (e ? [{ queue, ...e }] : []));
   }
 
   /**

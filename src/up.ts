@@ -6,7 +6,7 @@ import { Controller } from './control';
 import { createMetrics, monotonicMs } from './metrics';
 import { ProxyNeighbors, vipsOf } from './proxy-neigh';
 import { SystemdNotifier, workersAlive } from './systemd';
-import { Dataplane } from './native';
+import { Dataplane, type QueueFailure } from './native';
 import { affinityWarnings } from './affinity';
 import { loadOrCreateHashKey } from './hash-key';
 import { HostSetup } from './host/setup';
@@ -21,7 +21,22 @@ import { setWorkerNice, WORKER_NICE_REMEDY } from './worker-priority';
 import { Cluster } from './cluster';
 import { clusterOptionsOf } from './cluster/options';
 
-export class EnvironmentError extends Error {}
+export class EnvironmentError extends Error {
+  code?: string;
+}
+
+/** Why the steering program could not be attached, what that means with `queues` queues, and the remedies. */
+export function steeringError(err: NodeJS.ErrnoException, queues: number): EnvironmentError {
+  const denied = err.code === 'EPERM' || err.code === 'EACCES';
+  const grant = denied
+    ? 'grant CAP_BPF and allow the bpf() system call (systemd unit: CAP_BPF in AmbientCapabilities= and CapabilityBoundingSet=, SystemCallFilter=@system-service bpf), or '
+    : '';
+  const e = new EnvironmentError(
+    `queue steering: ${err.message}. With ${queues} queues l4nat needs its steering program, or the kernel spreads each flow's packets over the workers and they leave reordered: ${grant}run with one queue (--queues 1, global.queues: 1)`,
+  );
+  e.code = err.code;
+  return e;
+}
 
 const MIN_MAX_SERVICES = 256;
 const MIN_MAX_BACKENDS = 4096;
@@ -126,13 +141,17 @@ export class Balancer {
     // Routes and rules for new VIPs/backends go in before the table that uses them, so the first reply of a
     // new backend is already steered into the TUN; stale ones are removed after the switch.
     await this.host.apply(hostStateFor([...services, ...this.services], tableOpts.probeSource));
+    // The steering program for the new VIP set goes in before the table: the flows of VIPs kept hash as before,
+    // new VIPs have no flows yet. If either step fails the update changes nothing.
+    const steeredBefore = this.steered;
     try {
+      this.steer(services);
       this.dp.publish(withPreviousRings(built, previous));
     } catch (e) {
+      this.restoreSteering(steeredBefore);
       await this.host.apply(hostStateFor(this.services, this.tableOpts.probeSource));
       throw e;
     }
-    this.steer(services);
     this.svcAlloc.commit(built.serviceSlots);
     this.bkAlloc.commit(built.backendSlots);
     this.services = services;
@@ -145,26 +164,38 @@ export class Balancer {
     return { changedSlots: changed };
   }
 
-  /** The VIP set the steering program was last built for ('' = none yet; 'failed' after a failure). */
-  private steeredFor = '';
+  /** The VIPs of the attached steering program (sorted); null while none is attached. */
+  private steered: readonly string[] | null = null;
 
   /**
-   * With several queues, a steering program keeps both directions of a flow on one queue (and so in order);
-   * it holds the VIP addresses, so it is rebuilt when they change. Without it (an old kernel) l4nat still
-   * works — the flow table is shared — but packets of one flow can be reordered; that is logged once.
+   * With several queues, a steering program keeps both directions of a flow on one queue, so one worker handles
+   * the flow in order (native/steering.h). It holds the VIP addresses, so it is rebuilt when they change. Without
+   * it the kernel spreads a flow's packets over the workers and they leave reordered (and a passive max_resets then
+   * takes healthy backends out), so l4nat does not run that way: the error says what the kernel refused and the
+   * remedies, l4nat up refuses to start, and a later change that needs a new program is rejected (the next one
+   * tries again).
    */
   private steer(services: readonly ServiceSpec[]): void {
-    if (this.dp.queues < 2 || this.steeredFor === 'failed') return;
+    if (this.dp.queues < 2) return;
     const vips = [...new Set(services.map((s) => s.vip))].sort();
-    const key = vips.join(',');
-    if (key === this.steeredFor) return;
+    if (this.steered !== null && vips.join(',') === this.steered.join(',')) return;
     try {
       this.dp.setSteering(vips);
-      this.steeredFor = key;
-      this.log.info({ vips: vips.length, queues: this.dp.queues }, 'queue steering program attached: both directions of a flow on one queue');
     } catch (err) {
-      this.steeredFor = 'failed';
-      this.log.warn({ err: (err as Error).message }, 'no queue steering program: packets of one flow may be reordered between the TUN queues');
+      throw steeringError(err as NodeJS.ErrnoException, this.dp.queues);
+    }
+    this.steered = vips;
+    this.log.info({ vips: vips.length, queues: this.dp.queues }, 'queue steering program attached: both directions of a flow on one queue');
+  }
+
+  /** After a rejected update: the program for the VIPs of the table that stays. */
+  private restoreSteering(vips: readonly string[] | null): void {
+    if (this.steered === vips) return;
+    try {
+      this.dp.setSteering(vips === null ? null : [...vips]);
+      this.steered = vips;
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'restoring the previous queue steering program failed: flows of VIPs it no longer lists may be reordered');
     }
   }
 
@@ -236,10 +267,11 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
       dp.close(false); // not persistent any more: the device goes with the last queue
     }
   };
-  // Handover (SIGUSR2, POST /v1/restart): stop like a crash would, but in order — the TUN (persistent), its
-  // routes, rules and blackholes and the proxy neighbour entries stay, so the next l4nat re-attaches to them
-  // and no reply leaks meanwhile (DESIGN.md item 6); same hash key and tables, so it forwards every flow on.
-  const handover = async (): Promise<void> => {
+  // Handover (SIGUSR2, POST /v1/restart), and a data plane whose TUN cannot be read any more: stop like a crash
+  // would, but in order — the TUN (persistent), its routes, rules and blackholes and the proxy neighbour entries
+  // stay, so the next l4nat re-attaches to them (or creates the TUN again) and no reply leaks meanwhile (DESIGN.md
+  // item 6); same hash key and tables, so it forwards every flow on.
+  const closeKeepingHost = async (): Promise<void> => {
     await cluster?.close().catch((err: unknown) => log.warn({ err }, 'stopping the cluster agent failed'));
     if (statsTimer) clearInterval(statsTimer);
     ctrl?.stop();
@@ -288,10 +320,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
         `admin API listening${isLoopback(opts.admin.listen) ? ' (loopback)' : ''}`,
       );
     }
-    if (cluster) {
-      const d = dp;
-      await cluster.start({ ctrl, tun: d.ifname, rings: () => balancer.publishedRings, dataplaneProblem: () => (d.closed ? 'data plane closed' : workersAlive(d.counters().heartbeatsMs, monotonicMs())) });
-    }
+    if (cluster) await cluster.start({ ctrl, tun: dp.ifname, rings: () => balancer.publishedRings, dataplaneProblem: () => dataplaneProblem(dp) });
     if (signals.count > 0) throw new Error(`stopped by ${signals.first} during start-up`);
   } catch (e) {
     await shutdown().catch((err) => log.error({ err }, 'clean-up after a failed start failed'));
@@ -318,7 +347,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   };
   notifier?.ready(statusLine());
   notifier?.startWatchdog(
-    () => (dp.closed ? 'data plane closed' : workersAlive(dp.counters().heartbeatsMs, monotonicMs())),
+    () => dataplaneProblem(dp),
     (path, everyMs, staleMs) => dp.startWatchdog(path, everyMs, staleMs),
   );
   c.on('change', () => notifier?.status(statusLine()));
@@ -347,11 +376,29 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
       .finally(() => notifier?.send(`READY=1\nSTATUS=${statusLine()}`));
   };
 
-  const signal = await signals.next();
+  const queues = new QueueWatch(dp);
+  const ended = await Promise.race([signals.next(), queues.failed]);
+  queues.stop();
+  if (typeof ended !== 'string') {
+    // Every later read fails the same way and no worker forwards: exit, and let the service manager start l4nat
+    // again, which creates the TUN again and re-attaches to the routes and rules left in place meanwhile.
+    const why = `TUN ${dp.ifname}: reading ${ended.length === 1 ? `queue ${ended[0]!.queue}` : `queues ${ended.map((f) => f.queue).join(', ')}`} failed with ${ended[0]!.code} (${ended[0]!.message})${ended[0]!.code === 'EBADFD' ? ': the device was deleted' : ''}`;
+    notifier?.status(`data plane failed: ${why}`);
+    log.error(
+      { tun: dp.ifname, failedQueues: ended, exitCode: DATAPLANE_FAILED_EXIT_CODE },
+      `${why}. The data plane cannot forward: exiting with status ${DATAPLANE_FAILED_EXIT_CODE} so that the service manager starts l4nat again (the systemd unit does), which creates the TUN again; routes and rules stay meanwhile, so no reply leaks untranslated`,
+    );
+    await closeKeepingHost();
+    signals.close();
+    notifier?.close();
+    logStats(dp, log, true);
+    return DATAPLANE_FAILED_EXIT_CODE;
+  }
+  const signal = ended;
   if (signal === 'SIGUSR2') {
     notifier?.stopping('handing over to the next l4nat: TUN, routes and rules kept');
     const flows = dp.flowCount();
-    await handover();
+    await closeKeepingHost();
     signals.close();
     notifier?.close();
     logStats(dp, log, true);
@@ -382,6 +429,40 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
 
 /** Exit status of a handover (SIGUSR2): EX_TEMPFAIL, which the systemd unit restarts at once (RestartForceExitStatus). */
 export const HANDOVER_EXIT_CODE = 75;
+
+/** Exit status when the TUN cannot be read any more (deleted): EX_IOERR, a failure the systemd unit restarts. */
+export const DATAPLANE_FAILED_EXIT_CODE = 74;
+
+/** null while the data plane forwards; else why not (for the watchdog pings and the cluster's announcements). */
+function dataplaneProblem(dp: Dataplane): string | null {
+  if (dp.closed) return 'data plane closed';
+  const failed = dp.queueFailures();
+  if (failed.length) return `TUN ${dp.ifname}: ${failed.map((f) => `queue ${f.queue} ${f.code}`).join(', ')}`;
+  return workersAlive(dp.counters().heartbeatsMs, monotonicMs());
+}
+
+/**
+ * Resolves `failed` with the queues whose worker stopped because its TUN queue cannot be read any more
+ * (native/worker.c), checked every `everyMs`.
+ */
+class QueueWatch {
+  readonly failed: Promise<QueueFailure[]>;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(dp: Dataplane, everyMs = 250) {
+    this.failed = new Promise((resolve) => {
+      this.timer = setInterval(() => {
+        const f = dp.closed ? [] : dp.queueFailures();
+        if (f.length) resolve(f);
+      }, everyMs);
+      this.timer.unref();
+    });
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
 
 /**
  * SIGINT/SIGTERM (counted, so a second one is seen), SIGUSR2 (handover: exit keeping the device, routes and

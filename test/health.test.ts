@@ -6,7 +6,10 @@ import { createServer as createTcp } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { HealthChecker, type ProbeFn } from '../src/health/checker';
-import { probe } from '../src/health/probe';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { probe, probeCommand } from '../src/health/probe';
 import type { HealthCheckSpec } from '../src/model';
 
 const spec = (o: Partial<HealthCheckSpec>): HealthCheckSpec => ({
@@ -67,6 +70,52 @@ test('command: exit 0 passes with the backend in its environment; exit 2 fails w
   assert.deepEqual([hung.ok, hung.detail], [false, 'timeout after 300 ms']);
   const missing = await probe(spec({ type: 'command', command: ['/nonexistent/check'] }), local(8080));
   assert.deepEqual([missing.ok, missing.detail], [false, 'cannot run /nonexistent/check: ENOENT']);
+});
+
+/** A process is gone once it is reaped, or a zombie where nobody reaps orphans (state Z). */
+function gone(pid: number): boolean {
+  if (!existsSync(`/proc/${pid}`)) return true;
+  try {
+    return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+test('command: what a check leaves running in the background is killed when it exits (its process group)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'l4nat-check-'));
+  const pidFile = join(dir, 'pid');
+  try {
+    const r = await probe(spec({ type: 'command', interval: 10, timeout: 10, command: ['/bin/sh', '-c', `sleep 60 & echo $! > ${pidFile}; exit 0`] }), local(8080));
+    assert.equal(r.ok, true, r.detail);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    assert.ok(pid > 0);
+    for (let i = 0; i < 40 && !gone(pid); i++) await new Promise((res) => setTimeout(res, 50));
+    assert.ok(gone(pid), `the background sleep (pid ${pid}) outlived the check`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('command with ambient capabilities: run through setpriv; without setpriv the error names setpriv, not the check', async () => {
+  const node = process.execPath;
+  // Through setpriv (clearing sets that are empty here needs no privilege): the check runs and passes.
+  const ok = await probeCommand(local(8080), [node, '-e', 'process.exit(0)'], 10_000, 1n << 12n);
+  assert.deepEqual([ok.ok, ok.detail], [true, '']);
+  // A check setpriv cannot start: setpriv says which (exit 127).
+  const missing = await probeCommand(local(8080), ['/nonexistent/check'], 10_000, 1n << 12n);
+  assert.equal(missing.ok, false);
+  assert.match(missing.detail, /^exit code 127: setpriv: failed to execute \/nonexistent\/check/);
+  const path = process.env.PATH;
+  const empty = mkdtempSync(join(tmpdir(), 'l4nat-nopath-'));
+  process.env.PATH = empty; // no setpriv to be found
+  try {
+    const r = await probeCommand(local(8080), [node, '-e', 'process.exit(0)'], 10_000, 1n << 12n);
+    assert.deepEqual([r.ok, r.detail], [false, "cannot run setpriv (util-linux), which runs command checks without l4nat's capabilities: ENOENT"]);
+  } finally {
+    process.env.PATH = path;
+    rmSync(empty, { recursive: true, force: true });
+  }
 });
 
 test('rise/fall: starts up with fall−1 failures counted, goes down after fall failures, up after rise successes', async () => {

@@ -1,7 +1,8 @@
 // Least privilege (issue 7): l4nat run as an unprivileged user (a numeric uid with no passwd entry, so nothing on
-// the host changes) holding only the systemd unit's capabilities — CAP_NET_ADMIN, and CAP_NET_RAW for icmp health
-// checks — given as ambient capabilities by setpriv the way the unit gives them (User=, AmbientCapabilities=,
-// CapabilityBoundingSet=, NoNewPrivileges=yes; src/reliability/unprivileged.ts).
+// the host changes) holding only the systemd unit's capabilities (read from the unit: CAP_NET_ADMIN, and CAP_BPF for
+// the queue-steering program), given as ambient capabilities by setpriv the way the unit gives them (User=,
+// AmbientCapabilities=, CapabilityBoundingSet=, NoNewPrivileges=yes). The unit's system-call filter on top:
+// test/systemd-sandbox-netns.test.ts.
 // Capabilities are per thread: /proc/PID/task/*/status of every thread is checked. Then it must work: TUN, routes,
 // rules and sysctls set up, TCP and UDP balanced, icmp checks passing, admin API up, a SIGTERM removes everything.
 // Reported too: what happens with the default hash key file (/var/lib/l4nat, root's), and what a command health
@@ -16,14 +17,14 @@ import { adminRequest } from '../src/lab/admin-client';
 import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, l4natArgs, READY_MSG } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers, SERVICE_PORT } from '../src/lab/workload';
-import { CAP, capNames, threadCaps } from '../src/reliability/tools';
-import { startUnprivileged, tunStandIn, UNPRIVILEGED_UID, unprivileged } from '../src/reliability/unprivileged';
+import { capMask, capNames, threadCaps } from '../src/reliability/tools';
+import { startUnprivileged, tunStandIn, UNIT_CAPS, UNPRIVILEGED_UID, unprivileged } from '../src/reliability/unprivileged';
 import { niceOf, workerThreadIds } from '../src/worker-priority';
 import { skipUnless } from '../src/lab/requirements';
 
 const UID = UNPRIVILEGED_UID;
-/** What the systemd unit grants (UNIT_CAPS): CAP_NET_ADMIN, and CAP_NET_RAW for icmp health checks. */
-const UNIT_MASK = (1n << BigInt(CAP.NET_ADMIN)) | (1n << BigInt(CAP.NET_RAW));
+/** What the systemd unit grants, read from the unit file (UNIT_CAPS). */
+const UNIT_MASK = capMask(UNIT_CAPS);
 
 
 function config(lab: Lab, checkOut: string, tokenFile: string): string {
@@ -50,7 +51,7 @@ function config(lab: Lab, checkOut: string, tokenFile: string): string {
   ].join('\n');
 }
 
-test('unprivileged with only the unit\'s CAP_NET_ADMIN and CAP_NET_RAW (setpriv, ambient): every thread holds exactly those, and l4nat sets up, balances, checks and cleans up', { skip: skipUnless({ commands: ['setpriv'] }), timeout: 120_000 }, async (t) => {
+test('unprivileged with only the unit\'s capabilities (setpriv, ambient): every thread holds exactly those, and l4nat sets up, steers, balances and cleans up', { skip: skipUnless({ commands: ['setpriv'] }), timeout: 120_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-priv-'));
   chownSync(dir, UID, UID);
   chmodSync(dir, 0o700);
@@ -111,7 +112,10 @@ test('unprivileged with only the unit\'s CAP_NET_ADMIN and CAP_NET_RAW (setpriv,
     assert.equal(workers.length, 2, `worker threads named l4nat-qN: ${threads.map((x) => x.name).join(', ')}`);
     assert.deepEqual(workers.map((tid) => niceOf(pid, tid)), [0, 0]);
     assert.ok(l4.logs().some((l) => l.level === 40 && /keep the process's priority: .*LimitNICE=/.test(String(l.msg))), 'a warning names what the nice value needs');
-    t.diagnostic(`${threads.length} threads (${[...new Set(threads.map((x) => x.name))].join(', ')}): every one uid ${UID}, CapEff = CapPrm = CapBnd = ${capNames(UNIT_MASK).join(',')}, CapAmb = ${capNames(threads[0]!.capAmb).join(',') || 'none'}, NoNewPrivs`);
+    t.diagnostic(`${threads.length} threads (${[...new Set(threads.map((x) => x.name))].join(', ')}): every one uid ${UID}, CapEff = CapPrm = CapBnd = ${UNIT_CAPS.join(',')}, CapAmb = ${capNames(threads[0]!.capAmb).join(',') || 'none'}, NoNewPrivs`);
+
+    // Two queues: the steering program loaded with the unit's CAP_BPF (without it l4nat refuses to start).
+    assert.ok(l4.logs().some((l) => l.msg === 'queue steering program attached: both directions of a flow on one queue'), 'the steering program is attached');
 
     // Set-up done as that user: TUN, routes, rules, sysctls.
     assert.match((await lab.exec('lb', 'ip', ['-br', 'link', 'show', 'dev', 'l4nat0'])).stdout, /^l4nat0/);
@@ -126,12 +130,12 @@ test('unprivileged with only the unit\'s CAP_NET_ADMIN and CAP_NET_RAW (setpriv,
     const status = await adminRequest(lab, 'GET', '/v1/status', undefined, undefined, tokenFile);
     assert.equal(status.status, 200);
     // The icmp checks pass: the raw ICMP socket opened with the unit's CAP_NET_RAW.
-    const ping = await adminRequest(lab, 'GET', `/v1/services/${encodeURIComponent(`${lab.vip4}:${SERVICE_PORT + 1}/tcp`)}`);
+    const ping = await adminRequest(lab, 'GET', `/v1/services/${encodeURIComponent(`${lab.vip4}:${SERVICE_PORT + 1}/tcp`)}`, undefined, undefined, tokenFile);
     const pinged = (ping.body as { backends: { name: string; state: string; health: { checks: { ok: number; failed: number } } | null }[] }).backends;
     for (const b of pinged) assert.ok(b.state === 'up' && (b.health?.checks.ok ?? 0) > 0 && b.health?.checks.failed === 0, `icmp check of ${b.name}: ${JSON.stringify(b)}`);
     t.diagnostic(`works: ${tcp.ok}/200 TCP connections and ${udp.ok}/100 UDP exchanges over both backends, admin API up, ip_forward ${fwdBefore} -> 1, rp_filter 2 on l4nat0`);
 
-    // What a command health check runs with (the unit file says: it inherits the ambient capability).
+    // What a command health check runs with (the unit file says: none of l4nat's capabilities, through setpriv).
     for (let i = 0; i < 50 && !existsSync(checkOut); i++) await new Promise((r) => setTimeout(r, 100));
     const child = readFileSync(checkOut, 'utf8');
     const hex = (n: string): bigint => BigInt(`0x${new RegExp(`^${n}:\\s+([0-9a-f]+)`, 'm').exec(child)?.[1] ?? '0'}`);

@@ -10,50 +10,13 @@ import pino from 'pino';
 import { SystemdNotifier, workersAlive } from '../src/systemd';
 import { createLab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
+import { listenNotify as listen } from '../src/lab/notify-listener';
 import { startBackendServers } from '../src/lab/workload';
 import { skipUnless } from '../src/lab/requirements';
 
 const log = pino({ level: 'silent' });
 const dir = mkdtempSync(join(tmpdir(), 'l4nat-sd-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-interface Listener {
-  messages: string[];
-  waitFor(pred: (m: string) => boolean, ms?: number): Promise<string>;
-  close(): void;
-}
-
-function listen(path: string): Listener {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const unix = require('unix-dgram') as { createSocket(t: string, cb: (buf: Buffer) => void): { bind(p: string): void; close(): void } };
-  const messages: string[] = [];
-  const waiters: Array<() => void> = [];
-  const sock = unix.createSocket('unix_dgram', (buf) => {
-    messages.push(buf.toString());
-    for (const w of waiters.splice(0)) w();
-  });
-  sock.bind(path);
-  return {
-    messages,
-    close: () => sock.close(),
-    async waitFor(pred, ms = 5000) {
-      const end = Date.now() + ms;
-      for (;;) {
-        const m = messages.find(pred);
-        if (m !== undefined) return m;
-        const left = end - Date.now();
-        if (left <= 0) throw new Error(`no matching notification in ${ms} ms; got ${JSON.stringify(messages)}`);
-        await new Promise<void>((r) => {
-          const t = setTimeout(r, left);
-          waiters.push(() => {
-            clearTimeout(t);
-            r();
-          });
-        });
-      }
-    },
-  };
-}
 
 test('READY=1, STATUS=, WATCHDOG=1 only while workers are alive, STOPPING=1; environment cleared', async () => {
   const path = join(dir, 'notify.sock');
@@ -127,10 +90,10 @@ test('the real l4nat: READY=1 once forwarding, WATCHDOG=1 from worker heartbeats
   }
 });
 
-test('the unit file: Type=notify with a watchdog, unprivileged with ambient CAP_NET_ADMIN and CAP_NET_RAW (icmp checks) only, hardened; systemd-analyze accepts it', () => {
+test('the unit file: Type=notify with a watchdog, unprivileged with ambient CAP_NET_ADMIN, CAP_NET_RAW (icmp checks) and CAP_BPF only, bpf() allowed, hardened; systemd-analyze accepts it', () => {
   const unit = join(__dirname, '..', '..', 'systemd', 'l4nat.service');
   const text = require('node:fs').readFileSync(unit, 'utf8') as string;
-  for (const line of ['Type=notify', 'NotifyAccess=main', 'WatchdogSec=10', 'ExecReload=/bin/kill -HUP $MAINPID', 'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW', 'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'DeviceAllow=/dev/net/tun rw', 'KillMode=mixed', 'User=l4nat', 'LimitNICE=-10']) {
+  for (const line of ['Type=notify', 'NotifyAccess=main', 'WatchdogSec=10', 'ExecReload=/bin/kill -HUP $MAINPID', 'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF', 'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF', 'SystemCallFilter=@system-service bpf', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'DeviceAllow=/dev/net/tun rw', 'KillMode=mixed', 'User=l4nat', 'LimitNICE=-10']) {
     assert.ok(text.split('\n').includes(line), `missing ${line}`);
   }
   const r = require('node:child_process').spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' }) as { error?: Error; status: number; stderr: string };

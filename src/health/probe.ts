@@ -86,7 +86,8 @@ export function probeHttp(t: ProbeTarget, spec: HealthCheckSpec, timeoutMs: numb
   });
 }
 
-/** The process's ambient capability set (non-zero when started as a user with ambient CAP_NET_ADMIN). */
+/** The process's ambient capability set (non-zero when started as a user with ambient capabilities, as the
+ * systemd unit starts l4nat). */
 function ambientCaps(): bigint {
   try {
     const m = /^CapAmb:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
@@ -96,21 +97,37 @@ function ambientCaps(): bigint {
   }
 }
 
+/** util-linux's setpriv: how a command check sheds l4nat's capabilities (see withoutCapabilities). */
+export const SETPRIV = 'setpriv';
+
 /**
  * Health-check commands must not inherit l4nat's capabilities: started as an unprivileged user with ambient
- * CAP_NET_ADMIN, every child would get it too. setpriv (util-linux) clears the inheritable and ambient sets
- * before it execs the command, which then runs with none.
+ * capabilities (the systemd unit), every child would get them too. setpriv clears the inheritable and ambient
+ * sets before it execs the command, which then runs with none (NoNewPrivileges keeps file capabilities from
+ * granting any). Without ambient capabilities (root, or a plain user) the command runs as it is.
  */
-export function withoutCapabilities(argv: readonly string[]): string[] {
-  if (ambientCaps() === 0n) return [...argv];
-  return ['setpriv', '--inh-caps=-all', '--ambient-caps=-all', '--', ...argv];
+export function withoutCapabilities(argv: readonly string[], ambient = ambientCaps()): string[] {
+  if (ambient === 0n) return [...argv];
+  return [SETPRIV, '--inh-caps=-all', '--ambient-caps=-all', '--', ...argv];
+}
+
+/** Kills what is left of a check's process group (its background children); nothing left is not an error. */
+function killGroup(pid: number | undefined): void {
+  if (!pid) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // the group is empty
+  }
 }
 
 /**
  * Runs the command without a shell, with the backend in its environment (L4NAT_BACKEND_ADDR,
- * L4NAT_BACKEND_PORT, L4NAT_BACKEND_FAMILY). Exit 0 is healthy. On timeout the whole process group is killed.
+ * L4NAT_BACKEND_PORT, L4NAT_BACKEND_FAMILY). Exit 0 is healthy. The command runs in a process group of its own,
+ * which is killed when the command exits (whatever it left running in the background) or times out.
+ * `ambient` is l4nat's ambient capability set (read from /proc unless given).
  */
-export function probeCommand(t: ProbeTarget, argv: readonly string[], timeoutMs: number): Promise<ProbeResult> {
+export function probeCommand(t: ProbeTarget, argv: readonly string[], timeoutMs: number, ambient = ambientCaps()): Promise<ProbeResult> {
   const t0 = now();
   return new Promise((resolve) => {
     let done = false;
@@ -121,25 +138,28 @@ export function probeCommand(t: ProbeTarget, argv: readonly string[], timeoutMs:
       clearTimeout(timer);
       resolve({ ok, ms: elapsed(t0), detail });
     };
-    const cmd = withoutCapabilities(argv);
+    const cmd = withoutCapabilities(argv, ambient);
+    const viaSetpriv = cmd.length !== argv.length;
     const child = spawn(cmd[0], cmd.slice(1), {
       stdio: ['ignore', 'ignore', 'pipe'],
-      detached: true, // its own process group, so a timeout kills its children too
+      detached: true, // its own process group, so that its children can be killed with it
       env: { ...process.env, L4NAT_BACKEND_ADDR: t.addr, L4NAT_BACKEND_PORT: String(t.port), L4NAT_BACKEND_FAMILY: String(t.family) },
     });
     child.stderr?.on('data', (c: Buffer) => {
       if (stderr.length < 200) stderr += c.toString('utf8');
     });
     const timer = setTimeout(() => {
-      try {
-        if (child.pid) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
+      killGroup(child.pid);
       finish(false, `timeout after ${timeoutMs} ms`);
     }, timeoutMs);
-    child.once('error', (e: NodeJS.ErrnoException) => finish(false, `cannot run ${argv[0]}: ${e.code ?? e.message}`));
+    // spawn() fails only on cmd[0]: with setpriv in front that is setpriv, not the check (setpriv reports a
+    // check it cannot exec itself, "failed to execute", exit 126/127).
+    child.once('error', (e: NodeJS.ErrnoException) => {
+      const code = e.code ?? e.message;
+      finish(false, viaSetpriv ? `cannot run ${SETPRIV} (util-linux), which runs command checks without l4nat's capabilities: ${code}` : `cannot run ${argv[0]}: ${code}`);
+    });
     child.once('exit', (code, signal) => {
+      killGroup(child.pid);
       const why = signal ? `killed by ${signal}` : `exit code ${String(code)}`;
       const tail = stderr.trim().split('\n').pop()?.slice(0, 120);
       finish(code === 0, code === 0 ? '' : tail ? `${why}: ${tail}` : why);

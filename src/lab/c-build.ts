@@ -1,4 +1,5 @@
-// Small C test tools (src/conformance/c/tcpkit.c, src/reliability/c/pktgen.c) compiled with gcc on first use.
+// Small C test tools (src/conformance/c/tcpkit.c, src/reliability/c/pktgen.c, src/reliability/c/seccomp-exec.c)
+// compiled with gcc on first use.
 // Layers: this file → src/conformance/kernel.ts, src/reliability/tools.ts.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -7,10 +8,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { repoRoot } from './l4nat-process';
 
-function compile(src: string, out: string): Promise<void> {
+function compile(src: string, out: string, libs: readonly string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const tmp = `${out}.${process.pid}.tmp`;
-    execFile('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', tmp, src], { timeout: 60_000 }, (err, _stdout, stderr) => {
+    execFile('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', tmp, src, ...libs.map((l) => `-l${l}`)], { timeout: 60_000 }, (err, _stdout, stderr) => {
       if (err) {
         reject(new Error(`gcc ${src} failed: ${stderr || err.message}`));
         return;
@@ -26,8 +27,9 @@ const built = new Map<string, Promise<string>>();
 /**
  * Builds the C file at `relSrc` (from the repository root) once per content, cached as
  * $TMPDIR/l4nat-<tag>-<sha>/<name>, and resolves with the binary's path. A failed build is retried next time.
+ * `libs` are linked in (-lNAME).
  */
-export function cTool(relSrc: string, tag: string, name: string): Promise<string> {
+export function cTool(relSrc: string, tag: string, name: string, libs: readonly string[] = []): Promise<string> {
   let p = built.get(relSrc);
   if (!p) {
     p = (async () => {
@@ -38,7 +40,7 @@ export function cTool(relSrc: string, tag: string, name: string): Promise<string
       const bin = path.join(dir, name);
       if (!existsSync(bin)) {
         mkdirSync(dir, { recursive: true });
-        await compile(src, bin);
+        await compile(src, bin, libs);
       }
       return bin;
     })();

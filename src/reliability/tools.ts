@@ -135,14 +135,27 @@ export function threadCaps(pid: number): ThreadCaps[] {
   });
 }
 
-export const CAP = { NET_ADMIN: 12, NET_RAW: 13, SYS_ADMIN: 21, DAC_OVERRIDE: 1 } as const;
+export const CAP = { NET_ADMIN: 12, NET_RAW: 13, SYS_ADMIN: 21, DAC_OVERRIDE: 1, BPF: 39 } as const;
 
-/** Names of the capabilities in a mask (the ones we care to name; others as cap_N). */
+/** The capabilities we care to name, by number (setpriv's names: no cap_ prefix, lower case). */
+const CAP_NAMES: Record<number, string> = { 0: 'chown', 1: 'dac_override', 2: 'dac_read_search', 3: 'fowner', 5: 'kill', 6: 'setgid', 7: 'setuid', 10: 'net_bind_service', 12: 'net_admin', 13: 'net_raw', 21: 'sys_admin', 23: 'sys_nice', 24: 'sys_resource', 38: 'perfmon', 39: 'bpf' };
+
+/** Names of the capabilities in a mask (others as cap_N). */
 export function capNames(mask: bigint): string[] {
-  const names: Record<number, string> = { 0: 'chown', 1: 'dac_override', 2: 'dac_read_search', 3: 'fowner', 5: 'kill', 6: 'setgid', 7: 'setuid', 10: 'net_bind_service', 12: 'net_admin', 13: 'net_raw', 21: 'sys_admin', 24: 'sys_resource' };
   const out: string[] = [];
-  for (let i = 0; i < 64; i++) if ((mask >> BigInt(i)) & 1n) out.push(names[i] ?? `cap_${i}`);
+  for (let i = 0; i < 64; i++) if ((mask >> BigInt(i)) & 1n) out.push(CAP_NAMES[i] ?? `cap_${i}`);
   return out;
+}
+
+/** The mask of capabilities named as capNames names them. */
+export function capMask(names: readonly string[]): bigint {
+  let m = 0n;
+  for (const n of names) {
+    const bit = Object.entries(CAP_NAMES).find(([, v]) => v === n)?.[0];
+    if (bit === undefined) throw new Error(`capMask: unknown capability ${JSON.stringify(n)}`);
+    m |= 1n << BigInt(bit);
+  }
+  return m;
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

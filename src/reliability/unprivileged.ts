@@ -1,33 +1,21 @@
 // l4nat run as an unprivileged user in the lab, holding only the capabilities given: setpriv makes them ambient the
 // way the systemd unit's AmbientCapabilities= does (User=, CapabilityBoundingSet=, NoNewPrivileges=yes), for a
 // numeric uid with no passwd entry (nothing on the host changes). Used by the least-privilege tests.
-import { execFileSync } from 'node:child_process';
-import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lab } from '../lab/lab';
 import { L4natProcess, READY_MSG, repoRoot } from '../lab/l4nat-process';
+import { readUnitSandbox, SANDBOX_UID, tunStandIn } from './unit-sandbox';
 
-/** A uid/gid with no passwd entry (setpriv takes numbers). */
-export const UNPRIVILEGED_UID = 47_100;
+/** A uid/gid with no passwd entry (setpriv takes numbers): the sandbox's. */
+export const UNPRIVILEGED_UID = SANDBOX_UID;
+export { tunStandIn };
 
 /** The systemd unit's capabilities (systemd/l4nat.service AmbientCapabilities=), as setpriv names them. */
-export const UNIT_CAPS = ['net_admin', 'net_raw'] as const;
+export const UNIT_CAPS: readonly string[] = readUnitSandbox().capabilities;
 
 export function setprivArgs(caps: readonly string[]): string[] {
   const set = ['-all', ...caps.map((c) => `+${c}`)].join(',');
   return ['setpriv', `--reuid=${UNPRIVILEGED_UID}`, `--regid=${UNPRIVILEGED_UID}`, '--clear-groups', `--inh-caps=${set}`, `--ambient-caps=${set}`, `--bounding-set=${set}`, '--no-new-privs'];
-}
-
-/**
- * Where /dev/net/tun is not world read-write (no udev: the kernel creates it 0600; udev's default rule makes it
- * 0666), a 0666 node of the same device in `dir`, to bind-mount over it in the process's own mount namespace; else
- * null.
- */
-export function tunStandIn(dir: string): string | null {
-  if ((statSync('/dev/net/tun').mode & 0o006) === 0o006) return null;
-  const node = join(dir, 'tun');
-  execFileSync('mknod', ['-m', '0666', node, 'c', '10', '200']);
-  return node;
 }
 
 /** The command line that runs l4nat (with `args`) as the user with `caps`. */
