@@ -225,71 +225,73 @@ void test_flow_walk_pages(void) {
   env_free(&e);
 }
 
-/* Tables whose v4 TCP service had every ring slot on `prev_backend` before its last change (none without
- * with_prev) and has them on A now; bk_flags are set on prev_backend (e.g. L4_BK_NO_SECOND_CHANCE). */
-static struct l4_tables *tables_with_previous(int with_prev, uint32_t prev_backend, uint32_t bk_flags) {
-  static struct fx_input fi;
-  static uint32_t words[L4_PREV_RING_WORDS];
-  fx_input_init(&fi, FX_RING_A, 0);
-  uint32_t off = FX_NSVC * FX_RING_SIZE;
-  for (uint32_t i = 0; i < FX_RING_SIZE; i++) fi.rings[off + i] = prev_backend;
-  fi.in.rings_len = off + FX_RING_SIZE;
-  if (with_prev) {
-    words[0] = FX_SVC_V4_TCP;
-    words[1] = off;
-    words[2] = FX_RING_SIZE;
-    fi.in.prev_ring_words = words;
-    fi.in.nprev_rings = 1;
-  }
-  fi.bk_words[prev_backend * L4_BK_WORDS + 5] = bk_flags;
-  char err[256];
-  struct l4_tables *t = l4_tables_build(&fi.in, err, sizeof(err));
-  if (!t) {
-    fprintf(stderr, "tables_with_previous: %s\n", err);
-    abort();
-  }
-  return t;
-}
-
 /* A mid-flow packet with no entry goes by the current ring to A; A does not know the flow and resets it: the
  * reset is swallowed and the flow pinned to B, which the ring before the change chose; the client's next
- * packet reaches B. Without a previous ring, or when it chose A too, the reset goes to the client. */
+ * packet reaches B. The entry is a guess until B answers through it and the client acknowledges: half-open
+ * until then. Without a previous ring, when it chose A too, or when B is down or drained (out of the current
+ * ring), the reset goes to the client. */
 void test_second_chance(void) {
   struct pb_ip ip;
   struct pb_l4 l4;
   struct l4_flow_ref r;
   struct env e;
-  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_B, 0));
-  spec_tcp(&ip, &l4, 4, C4, 4001, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH, 100);
+  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_B, 0, true, 0));
+  uint16_t port = port_to(&e, C4, 4001, FX_BK_V4T_A);
+  spec_tcp(&ip, &l4, 4, C4, port, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH, 100);
   CHECK(fx_fwd(&e, "mid-flow data without an entry goes by the current ring", NULL, &ip, &l4, B4A, 8080), "to A");
-  CHECK(!flow_get(&e, 4, 6, C4, 4001, VIP4, 80, &r), "no entry yet");
-  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 4001, PB_TCP_RST, 0);
+  CHECK(!flow_get(&e, 4, 6, C4, port, VIP4, 80, &r), "no entry yet");
+  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, port, PB_TCP_RST, 0);
   uint32_t n = bld(g_in, NULL, &ip, &l4);
   CHECK(run_raw(&e, g_in, n, g_out, &g_out_len) == L4_VERDICT_DROP && e.ctx.last_drop == L4_DROP_SECOND_CHANCE, "A's reset is swallowed");
-  CHECK(flow_get(&e, 4, 6, C4, 4001, VIP4, 80, &r) && r.backend == FX_BK_V4T_B && (r.state & FL_EST), "the flow is pinned to B");
-  spec_tcp(&ip, &l4, 4, C4, 4001, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH, 100);
+  CHECK(flow_get(&e, 4, 6, C4, port, VIP4, 80, &r) && r.backend == FX_BK_V4T_B && r.state == 0, "the flow is pinned to B, unconfirmed (%#x)", r.state);
+  CHECK(l4_flow_timeout(l4_timeouts_of(&e.t->timeouts, FX_SVC_V4_TCP), 6, r.state) == FX_TO_SYN, "with the SYN timeout");
+  spec_tcp(&ip, &l4, 4, C4, port, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH, 100);
   CHECK(fx_fwd(&e, "the retransmission reaches B", NULL, &ip, &l4, B4B, 8080), "to B");
-  /* B does not know it either: its reset goes through the entry to the client */
-  spec_tcp(&ip, &l4, 4, B4B, 8080, C4, 4001, PB_TCP_RST, 0);
+  CHECK(flow_get(&e, 4, 6, C4, port, VIP4, 80, &r) && !(r.state & FL_EST), "the client alone does not confirm it (%#x)", r.state);
+  spec_tcp(&ip, &l4, 4, B4B, 8080, C4, port, PB_TCP_ACK, 0);
+  CHECK(fx_rev(&e, "B answers through the entry", NULL, &ip, &l4, VIP4, 80), "translated");
+  spec_tcp(&ip, &l4, 4, C4, port, VIP4, 80, PB_TCP_ACK, 0);
+  CHECK(fx_fwd(&e, "the client acknowledges", NULL, &ip, &l4, B4B, 8080), "to B");
+  CHECK(flow_get(&e, 4, 6, C4, port, VIP4, 80, &r) && (r.state & FL_EST), "now established (%#x)", r.state);
+  /* a guess B does not confirm: its reset goes through the entry to the client */
+  port = port_to(&e, C4, (uint16_t)(port + 1), FX_BK_V4T_A);
+  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, port, PB_TCP_RST, 0);
+  n = bld(g_in, NULL, &ip, &l4);
+  CHECK(run_raw(&e, g_in, n, g_out, &g_out_len) == L4_VERDICT_DROP && e.ctx.last_drop == L4_DROP_SECOND_CHANCE, "A's reset is swallowed");
+  spec_tcp(&ip, &l4, 4, B4B, 8080, C4, port, PB_TCP_RST, 0);
   CHECK(fx_rev(&e, "B's reset reaches the client", NULL, &ip, &l4, VIP4, 80), "translated");
-  CHECK(l4_ctr_backend(&e.ctx, FX_BK_V4T_A)[L4_O_RESETS] == 0, "the swallowed reset does not count against A");
+  CHECK(l4_ctr_backend(&e.ctx, FX_BK_V4T_A)[L4_O_RESETS] == 0, "the swallowed resets do not count against A");
   env_free(&e);
 
   /* the previous ring's backend is down (flagged): the reset goes to the client, as on_down: reset wants */
-  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_B, L4_BK_NO_SECOND_CHANCE));
-  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 4004, PB_TCP_RST, 0);
+  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_B, L4_BK_NO_SECOND_CHANCE, true, 0));
+  port = port_to(&e, C4, 4004, FX_BK_V4T_A);
+  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, port, PB_TCP_RST, 0);
   CHECK(fx_rev(&e, "previous backend down: reset forwarded", NULL, &ip, &l4, VIP4, 80), "translated");
-  CHECK(!flow_get(&e, 4, 6, C4, 4004, VIP4, 80, &r), "no entry");
+  CHECK(!flow_get(&e, 4, 6, C4, port, VIP4, 80, &r), "no entry");
+  env_free(&e);
+  /* the previous ring's backend is drained (weight 0: no slot in the current ring): the same */
+  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_B, 0, false, 0));
+  CHECK(!(e.t->backends[FX_BK_V4T_B].flags & L4_BK_IN_RING) && (e.t->backends[FX_BK_V4T_A].flags & L4_BK_IN_RING), "in-ring flags");
+  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 4005, PB_TCP_RST, 0);
+  CHECK(fx_rev(&e, "previous backend drained: reset forwarded", NULL, &ip, &l4, VIP4, 80), "translated");
+  CHECK(!flow_get(&e, 4, 6, C4, 4005, VIP4, 80, &r), "no entry");
   env_free(&e);
   /* no previous ring: the reset goes to the client */
-  env_init_tables(&e, 1024, tables_with_previous(0, FX_BK_V4T_B, 0));
-  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 4002, PB_TCP_RST, 0);
+  env_init_tables(&e, 1024, tables_with_previous(0, FX_BK_V4T_B, 0, true, 0));
+  port = port_to(&e, C4, 4002, FX_BK_V4T_A);
+  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, port, PB_TCP_RST, 0);
   CHECK(fx_rev(&e, "no previous ring: reset forwarded", NULL, &ip, &l4, VIP4, 80), "translated");
   env_free(&e);
   /* the previous ring chose A as well: the reset goes to the client */
-  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_A, 0));
-  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 4003, PB_TCP_RST, 0);
+  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_A, 0, true, 0));
+  port = port_to(&e, C4, 4003, FX_BK_V4T_A);
+  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, port, PB_TCP_RST, 0);
   CHECK(fx_rev(&e, "same backend before: reset forwarded", NULL, &ip, &l4, VIP4, 80), "translated");
+  env_free(&e);
+  /* an input flag cannot claim a place in the ring */
+  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_B, L4_BK_IN_RING, false, 0));
+  CHECK(!(e.t->backends[FX_BK_V4T_B].flags & L4_BK_IN_RING), "L4_BK_IN_RING is computed, not taken from the input");
   env_free(&e);
   /* a previous ring holding another service's backend is refused */
   static struct fx_input fi;
