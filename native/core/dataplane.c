@@ -210,18 +210,25 @@ static bool to_probe_source(const struct l4_tables *t, const struct l4_pkt *p) {
   return t->has_probe6 && memcmp(p->daddr, t->probe_addr6, 16) == 0;
 }
 
-/* Counts a probe answer for the backend and consumes it: a SYN-ACK is turned into the RST that closes the
- * half-open connection; anything else (the backend's own RST: port closed) is dropped as probe_answer.
- * Never a flow entry, never a client. */
+/* A backend's packet to the probe address. Only the answer to the backend's outstanding probe counts (see
+ * probe.h): its SYN-ACK is counted and turned into the RST that closes the half-open connection (a repeat,
+ * the backend retransmitting it, is answered again but not counted), its RST is counted and dropped as
+ * probe_answer. Anything else (a forged answer, one to an earlier probe, stray packets) is dropped as
+ * probe_unmatched and changes nothing. Never a flow entry, never a client. */
 static enum l4_verdict probe_answer(struct l4_ctx *ctx, struct l4_pkt *p, uint32_t bk_slot, uint32_t *len) {
-  uint8_t f = p->tcp_flags;
-  if ((f & (TCP_SYN | TCP_ACK | TCP_RST)) == (TCP_SYN | TCP_ACK)) {
-    l4_ctr_backend(ctx, bk_slot)[L4_O_PROBE_SYNACKS]++;
+  uint8_t f = p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST);
+  bool synack = f == (TCP_SYN | TCP_ACK);
+  enum l4_probe_match m = L4_PROBE_UNMATCHED;
+  if (ctx->probes && (synack || f == (TCP_RST | TCP_ACK)))
+    m = l4_probe_match(ctx->probes, bk_slot, load_be16(p->l4 + 2), load_be32(p->l4 + 8), synack);
+  if (m == L4_PROBE_UNMATCHED) return drop(ctx, L4_DROP_PROBE_UNMATCHED);
+  if (synack) {
+    if (m == L4_PROBE_FIRST_ANSWER) l4_ctr_backend(ctx, bk_slot)[L4_O_PROBE_SYNACKS]++;
     ctx->counters[L4_Q_PROBE_RST_SENT]++;
     *len = l4_probe_rst(p);
     return L4_VERDICT_TX;
   }
-  if (f & TCP_RST) l4_ctr_backend(ctx, bk_slot)[L4_O_PROBE_RESETS]++;
+  if (m == L4_PROBE_FIRST_ANSWER) l4_ctr_backend(ctx, bk_slot)[L4_O_PROBE_RESETS]++;
   return drop(ctx, L4_DROP_PROBE_ANSWER);
 }
 

@@ -58,6 +58,7 @@
   /* core_test_probe.c */                                                                                     \
   X(probe_syn_bytes, "the data-plane probe SYN, v4 and v6, byte for byte")                                    \
   X(probe_answer, "a SYN-ACK to the probe address is counted and answered with a RST; a RST is consumed")     \
+  X(probe_forged_answers, "answers not matching the backend's outstanding probe (port, ack) count for nothing") \
   X(per_service_timeouts, "a service's own idle timeouts apply to its flows; others keep the defaults")      \
   X(flow_walk_pages, "paging through the flow table with a cursor visits every entry once")                  \
   X(second_chance, "a backend's reset of a flow it never had re-pins it to the previous ring's choice")       \
