@@ -630,30 +630,49 @@ static napi_value js_flow_stats(napi_env env, napi_callback_info info) {
   return res;
 }
 
-/* probe(handle, {family, src: Uint8Array(16), dst: Uint8Array(16), sport, dport, seq}): writes a data-plane
- * health probe (a TCP SYN, see core/probe.h) into the first TUN queue. write() on a TUN queue is atomic per
- * packet, so this thread and the workers can share the fd. */
+/* probe(handle, {slot, family, src: Uint8Array(16), dst: Uint8Array(16), sport, dport, seq}): records the probe
+ * as backend `slot`'s outstanding one (only its answer counts, core/probe.h) and writes the data-plane health
+ * probe (a TCP SYN) into the first TUN queue. write() on a TUN queue is atomic per packet, so this thread and
+ * the workers can share the fd. */
 static napi_value js_probe(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
-  uint32_t family, sport, dport, seq;
+  uint32_t slot, family, sport, dport, seq;
   void *src, *dst;
   size_t n1, n2;
-  if (argc < 2 || get_u32(env, argv[1], "family", &family) || (family != 4 && family != 6) ||
+  if (argc < 2 || get_u32(env, argv[1], "slot", &slot) || slot >= h->dp.probes.n ||
+      get_u32(env, argv[1], "family", &family) || (family != 4 && family != 6) ||
       get_typed(env, argv[1], "src", napi_uint8_array, &src, &n1) || n1 != 16 ||
       get_typed(env, argv[1], "dst", napi_uint8_array, &dst, &n2) || n2 != 16 || get_u32(env, argv[1], "sport", &sport) ||
       sport == 0 || sport > 65535 || get_u32(env, argv[1], "dport", &dport) || dport == 0 || dport > 65535 ||
       get_u32(env, argv[1], "seq", &seq)) {
-    napi_throw_type_error(env, "EINVAL", "l4nat addon: probe(handle, {family: 4|6, src: Uint8Array(16), dst: Uint8Array(16), sport: 1-65535, dport: 1-65535, seq: uint32})");
+    napi_throw_type_error(env, "EINVAL", "l4nat addon: probe(handle, {slot: backend slot below maxBackends, family: 4|6, src: Uint8Array(16), dst: Uint8Array(16), sport: 1-65535, dport: 1-65535, seq: uint32})");
     return NULL;
   }
   uint8_t buf[L4_PROBE_MAX_LEN];
   uint32_t len = l4_probe_syn(buf, sizeof(buf), (uint8_t)family, src, dst, (uint16_t)sport, (uint16_t)dport, seq);
+  l4_probe_arm(&h->dp.probes, slot, (uint16_t)sport, seq); /* before the write: the answer may come at once */
   ssize_t w = write(h->dp.fds[0], buf, len);
   if (w < 0) return throw_errno(env, errno, "write", "probe");
   return NULL;
+}
+
+/* probeState(handle, {slot, sport, seq}) -> 0 none (replaced, or never sent), 1 pending, 2 SYN-ACK, 3 RST */
+static napi_value js_probe_state(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], v;
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  uint32_t slot, sport, seq;
+  if (argc < 2 || get_u32(env, argv[1], "slot", &slot) || get_u32(env, argv[1], "sport", &sport) || sport > 65535 ||
+      get_u32(env, argv[1], "seq", &seq)) {
+    napi_throw_type_error(env, "EINVAL", "l4nat addon: probeState(handle, {slot: uint32, sport: 1-65535, seq: uint32})");
+    return NULL;
+  }
+  CHECK(napi_create_uint32(env, (uint32_t)l4_probe_state(&h->dp.probes, slot, (uint16_t)sport, seq), &v));
+  return v;
 }
 
 /* flows(handle, filter) -> {flows: [{client, vip, cport, vport, proto, backend, service, state, idle}], next} */
@@ -725,6 +744,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"deleteFlows", 0, js_delete_flows, 0, 0, 0, napi_default, 0},
       {"flowStats", 0, js_flow_stats, 0, 0, 0, napi_default, 0},
       {"probe", 0, js_probe, 0, 0, 0, napi_default, 0},
+      {"probeState", 0, js_probe_state, 0, 0, 0, napi_default, 0},
       {"watchdogStart", 0, js_watchdog_start, 0, 0, 0, napi_default, 0},
       {"setSteering", 0, js_set_steering, 0, 0, 0, napi_default, 0},
       {"watchdogStats", 0, js_watchdog_stats, 0, 0, 0, napi_default, 0},

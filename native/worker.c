@@ -211,6 +211,12 @@ int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **
     l4_flow_table_destroy(&dp->flows);
     goto fail_fds;
   }
+  if (l4_probes_init(&dp->probes, cfg->max_backends) < 0) {
+    r = -ENOMEM;
+    *failed_call = "calloc probe slots";
+    l4_ratelimit_destroy(&dp->ratelimit);
+    goto fail_flows;
+  }
   dp->counter_words = l4_counter_block_words(cfg->max_services, cfg->max_backends);
   dp->counter_bytes = (size_t)(dp->counter_words * (uint64_t)n * sizeof(uint64_t));
   void *c = mmap(NULL, dp->counter_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -218,6 +224,7 @@ int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **
     r = -errno;
     *failed_call = "mmap counters";
     l4_ratelimit_destroy(&dp->ratelimit);
+    l4_probes_destroy(&dp->probes);
     goto fail_flows;
   }
   dp->counters = c;
@@ -232,6 +239,7 @@ int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **
     q->ctx.max_backends = cfg->max_backends;
     q->ctx.flows = &dp->flows;
     q->ctx.ratelimit = &dp->ratelimit;
+    q->ctx.probes = &dp->probes;
   }
   return 0;
 fail_flows:
@@ -328,6 +336,7 @@ void l4_dp_destroy(struct l4_dp *dp, int keep_device) {
   l4_tables_free(atomic_exchange(&dp->tables, NULL));
   l4_flow_table_destroy(&dp->flows);
   l4_ratelimit_destroy(&dp->ratelimit);
+  l4_probes_destroy(&dp->probes);
   free(dp->fds);
   free(dp->queues);
   dp->fds = NULL;

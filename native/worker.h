@@ -30,6 +30,7 @@ struct l4_dp {
   struct l4_queue *queues;
   struct l4_flow_table flows;
   struct l4_ratelimit ratelimit;
+  struct l4_probes probes;   /* data-plane health probes outstanding, one per backend slot (core/probe.h) */
   _Atomic(struct l4_tables *) tables;
   _Atomic uint64_t gen;      /* bumped on each publish (quiescent-state based reclamation) */
   _Atomic int stopping;

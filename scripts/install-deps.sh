@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages l4nat's build, tests, demo and benchmark use. Run as root.
 #   libpcap-dev: builds the `cap` package (packet capture in the conformance tests)
-#   clang: libFuzzer for the packet-core fuzzer; iproute2: the namespace labs (tests only)
+#   clang, libclang-rt-14-dev: the packet-core fuzzers (Debian 12's clang 14 ships libFuzzer's runtime in
+#     libclang-rt-14-dev; without it native/test builds no fuzzer and test/native.test.ts fails under CI=true)
+#   iproute2: the namespace labs (tests only)
 #   iperf3, haproxy, nftables: the conformance suite and benchmark's references (iperf3 also test/affinity-netns.test.ts); ethtool: the benchmark's real-NIC variant
 #   bird2: the BGP daemon of the scale-out lab (test/scaleout-netns.test.ts); its systemd service is not used
 #   openssl: certificates for the TLS tests (admin API, cluster views, https health checks, scale-out lab)
@@ -11,7 +13,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-  build-essential python3 libpcap-dev clang iproute2 procps iperf3 haproxy nftables tcpdump ethtool bird2 openssl systemd libseccomp-dev >/dev/null
+  build-essential python3 libpcap-dev clang libclang-rt-14-dev iproute2 procps iperf3 haproxy nftables tcpdump ethtool bird2 openssl systemd libseccomp-dev >/dev/null
 echo "install-deps: system packages installed"
 # The lab runs its own `bird -c CONF -s SOCK` per namespace; the distribution's bird.service (started by the package
 # where systemd is PID 1) would run BIRD in the default namespace: stop and disable it.

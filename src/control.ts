@@ -38,6 +38,7 @@ export interface BalancerLike {
     flowStats?(): FlowStats;
     deleteFlows?(filter: FlowFilter): number;
     probe?: ProbingDataplane['probe'];
+    probeState?: ProbingDataplane['probeState'];
   };
 }
 
@@ -391,10 +392,11 @@ export class Controller extends EventEmitter {
     if (spec.type !== 'dataplane') return undefined;
     return (sp, t) => {
       const dp = this.balancer.dp;
-      if (!dp.probe) return Promise.resolve({ ok: false, ms: 0, detail: 'this data plane build cannot send probes' });
+      const { probe, probeState } = dp;
+      if (!probe || !probeState) return Promise.resolve({ ok: false, ms: 0, detail: 'this data plane build cannot send probes' });
       const src = this.balancer.tableOptions.probeSource;
       return probeDataplane(
-        { dp: { probe: (p) => dp.probe?.(p), counters: () => dp.counters() }, slot: this.balancer.backendSlot(key), source: t.family === 4 ? src?.ipv4 : src?.ipv6 },
+        { dp: { probe: (p) => probe.call(dp, p), probeState: (p) => probeState.call(dp, p) }, slot: this.balancer.backendSlot(key), source: t.family === 4 ? src?.ipv4 : src?.ipv6 },
         t, // the service port: config refuses another one (the data plane knows answers by backend address and port)
         Math.round(sp.timeout * 1000),
       );

@@ -26,7 +26,8 @@ interface Addon {
   setSteering(h: object, v: { vips4: Uint8Array; vips6: Uint8Array } | null): void;
   watchdogStats(h: object): WatchdogStats;
   queueErrors(h: object): Array<Omit<QueueFailure, 'queue'> | null>;
-  probe(h: object, p: { family: Family; src: Uint8Array; dst: Uint8Array; sport: number; dport: number; seq: number }): void;
+  probe(h: object, p: { slot: number; family: Family; src: Uint8Array; dst: Uint8Array; sport: number; dport: number; seq: number }): void;
+  probeState(h: object, p: { slot: number; sport: number; seq: number }): number;
   layout(): unknown; // checked by checkLayout (src/addon-layout.ts)
 }
 
@@ -69,6 +70,27 @@ export interface FlowEntry {
   serviceSlot: number;
   state: FlowState;
   idleSeconds: number;
+}
+
+/** Which probe: the backend slot it was sent for, its source port and sequence number. */
+export interface ProbeId {
+  slot: number;
+  sport: number;
+  seq: number;
+}
+export interface ProbeSpec extends ProbeId {
+  src: string;
+  dst: string;
+  dport: number;
+}
+/** native/core/probe.h enum l4_probe_state, in order. */
+const PROBE_STATES = ['none', 'pending', 'synack', 'rst'] as const;
+export type ProbeState = (typeof PROBE_STATES)[number];
+
+function checkProbeNumbers(what: string, p: ProbeId): void {
+  for (const [k, v, min, max] of [['slot', p.slot, 0, 2 ** 32 - 1], ['sport', p.sport, 1, 65535], ['seq', p.seq, 0, 2 ** 32 - 1]] as const) {
+    if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`${what}: ${k} must be an integer from ${min} to ${max}, got ${String(v)}`);
+  }
 }
 
 export interface FlowFilter {
@@ -415,21 +437,26 @@ export class Dataplane {
 
   /**
    * Sends one data-plane health probe: a TCP SYN from src:sport to the backend dst:dport, written into the
-   * TUN (see native/core/probe.h). The backend's SYN-ACK, if it comes back through this host, is counted in
-   * the backend's probe_synacks counter; a RST in probe_resets.
+   * TUN (see native/core/probe.h), recorded as backend `slot`'s outstanding probe (it replaces the one before).
+   * Only the backend's answer to this probe (to sport, acknowledging seq + 1) counts; probeState() tells it.
    */
-  probe(p: { src: string; dst: string; sport: number; dport: number; seq: number }): void {
+  probe(p: ProbeSpec): void {
     const fam = isIP(p.src);
     if (!fam || isIP(p.dst) !== fam) throw new TypeError(`probe: src and dst must be addresses of one family, got ${p.src} and ${p.dst}`);
-    for (const [k, v, max] of [['sport', p.sport, 65535], ['dport', p.dport, 65535], ['seq', p.seq, 2 ** 32 - 1]] as const) {
-      if (!Number.isInteger(v) || v < (k === 'seq' ? 0 : 1) || v > max) throw new RangeError(`probe: ${k} must be an integer up to ${max}, got ${String(v)}`);
-    }
+    checkProbeNumbers('probe', p);
+    if (!Number.isInteger(p.dport) || p.dport < 1 || p.dport > 65535) throw new RangeError(`probe: dport must be an integer from 1 to 65535, got ${String(p.dport)}`);
     const addr = (a: string): Uint8Array => {
       const b = Buffer.alloc(16);
       ipToBuffer(a, fam as Family).copy(b);
       return new Uint8Array(b);
     };
-    loadAddon().probe(this.h(), { family: fam as Family, src: addr(p.src), dst: addr(p.dst), sport: p.sport, dport: p.dport, seq: p.seq });
+    loadAddon().probe(this.h(), { slot: p.slot, family: fam as Family, src: addr(p.src), dst: addr(p.dst), sport: p.sport, dport: p.dport, seq: p.seq });
+  }
+
+  /** What became of a probe sent with probe(): 'none' when a newer probe for the slot replaced it. */
+  probeState(p: ProbeId): ProbeState {
+    checkProbeNumbers('probeState', p);
+    return PROBE_STATES[loadAddon().probeState(this.h(), { slot: p.slot, sport: p.sport, seq: p.seq })] ?? 'none';
   }
 
   /** Stops the workers and closes the queues; removes the device unless keepDevice. Idempotent. */

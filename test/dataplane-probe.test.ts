@@ -3,25 +3,40 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BYPASS_DETAIL, probeDataplane, type ProbingDataplane } from '../src/health/dataplane-probe';
-import type { CounterSnapshot } from '../src/native';
+import type { ProbeId, ProbeState } from '../src/native';
 import { buildTables, keyedRing, NO_BACKEND, SlotAllocator, withPreviousRings } from '../src/tables';
 import { DEFAULT_TIMEOUTS, type ServiceSpec, type Timeouts } from '../src/model';
 
-/** A data plane whose backend slot 3 answers each probe (after `delayMs`) with a SYN-ACK, a RST, or nothing. */
-function fakeDp(answer: 'synack' | 'rst' | 'none', delayMs = 30): ProbingDataplane & { sent: unknown[] } {
+/**
+ * A data plane whose backend slot 3 answers each probe (after `delayMs`) with a SYN-ACK, a RST, or nothing, the
+ * way native/core/probe.h records answers: one outstanding probe per slot, a new one replaces the old, an answer
+ * counts only for the probe it answers. `forge` adds a SYN-ACK from the backend's address every 10 ms that
+ * answers no probe (the old data plane counted those in probe_synacks: the counters below still do).
+ */
+function fakeDp(answer: 'synack' | 'rst' | 'none', delayMs = 30, forge = false): ProbingDataplane & { sent: unknown[]; stop(): void } {
   const c = { probe_synacks: 0, probe_resets: 0 };
   const sent: unknown[] = [];
+  let outstanding: { id: ProbeId; state: ProbeState } | undefined;
+  const forger = forge ? setInterval(() => c.probe_synacks++, 10) : undefined;
   return {
     sent,
+    stop: () => clearInterval(forger),
     probe(p) {
       sent.push(p);
+      const mine = { id: { slot: p.slot, sport: p.sport, seq: p.seq }, state: 'pending' as ProbeState };
+      outstanding = mine;
       setTimeout(() => {
-        if (answer === 'synack') c.probe_synacks++;
-        if (answer === 'rst') c.probe_resets++;
+        if (answer === 'none') return;
+        c[answer === 'synack' ? 'probe_synacks' : 'probe_resets']++;
+        if (outstanding === mine) mine.state = answer;
       }, delayMs);
     },
-    counters: (): CounterSnapshot => ({ total: {}, drops: {}, perQueue: [], heartbeatsMs: [], services: new Map(), backends: new Map([[3, { ...c }]]) }),
-  };
+    probeState(id) {
+      const o = outstanding;
+      return o && o.id.slot === id.slot && o.id.sport === id.sport && o.id.seq === id.seq ? o.state : 'none';
+    },
+    counters: () => ({ total: {}, drops: {}, perQueue: [], heartbeatsMs: [], services: new Map(), backends: new Map([[3, { ...c }]]) }),
+  } as ProbingDataplane & { sent: unknown[]; stop(): void };
 }
 
 const target = { addr: '10.0.1.11', family: 4 as const, port: 8080 };
@@ -33,8 +48,8 @@ test('dataplane probe: SYN-ACK through the data plane = up; the probe goes from 
   const r = await probeDataplane({ dp, slot: 3, source: '192.0.2.254', direct: directOk, pollMs: 5 }, target, 300);
   assert.equal(r.ok, true, r.detail);
   assert.ok(r.ms < 300);
-  const p = dp.sent[0] as { src: string; dst: string; dport: number; sport: number };
-  assert.deepEqual([p.src, p.dst, p.dport], ['192.0.2.254', '10.0.1.11', 8080]);
+  const p = dp.sent[0] as { src: string; dst: string; dport: number; sport: number; slot: number };
+  assert.deepEqual([p.src, p.dst, p.dport, p.slot], ['192.0.2.254', '10.0.1.11', 8080, 3]);
   assert.ok(p.sport >= 32768 && p.sport < 61000);
 });
 
@@ -49,6 +64,22 @@ test('dataplane probe: RST = refused; nothing back but a direct answer = replies
   // An answer that comes after the timeout does not count.
   r = await probeDataplane({ dp: fakeDp('synack', 300), slot: 3, source: '192.0.2.254', direct: directOk, pollMs: 5 }, target, 100);
   assert.equal(r.ok, false);
+});
+
+test('dataplane probe: only the answer to this probe counts — not forged SYN-ACKs, not a late answer to the previous probe', async () => {
+  // A dead backend (no answer) while SYN-ACKs from its address that answer no probe keep arriving.
+  const forged = fakeDp('none', 30, true);
+  let r = await probeDataplane({ dp: forged, slot: 3, source: '192.0.2.254', direct: directDead, pollMs: 5 }, target, 150);
+  forged.stop();
+  assert.equal(r.ok, false, 'forged SYN-ACKs do not make a dead backend up');
+  // The previous probe's answer arrives (at 150 ms) while the next probe is waiting for its own (due at 300 ms).
+  const late = fakeDp('synack', 150);
+  r = await probeDataplane({ dp: late, slot: 3, source: '192.0.2.254', direct: directOk, pollMs: 5 }, target, 100);
+  assert.equal(r.ok, false, 'the first probe timed out');
+  r = await probeDataplane({ dp: late, slot: 3, source: '192.0.2.254', direct: directOk, pollMs: 5 }, target, 100);
+  assert.equal(r.ok, false, 'the previous probe\'s late SYN-ACK does not pass the next probe');
+  r = await probeDataplane({ dp: fakeDp('synack', 150), slot: 3, source: '192.0.2.254', direct: directOk, pollMs: 5 }, target, 300);
+  assert.equal(r.ok, true, 'its own answer does');
 });
 
 test('dataplane probe: no slot or no probe source is a failure that says why, and sends nothing', async () => {

@@ -2,8 +2,10 @@
 // `dataplane` check over IPv4 and IPv6. b2 gets the classic LVS-NAT mistake — its default route no longer
 // goes through the l4nat host, so its replies bypass it, although the l4nat host still reaches it directly
 // on their shared link — and must be marked down with a log line that says its replies bypass the host.
-// b3's server is killed (port closed): down with "connection refused". b1 stays up; clients keep connecting
-// without a failure, and no probe answer ever reaches a client. Root-only.
+// b3's server is killed (port closed): down with "connection refused". Then b3's namespace forges SYN-ACKs from
+// b3's address and port to the probe address (any port, any acknowledgment: not answers to a probe) for 4 s:
+// b3 must stay down, every forgery dropped as probe_unmatched. b1 stays up; clients keep connecting without a
+// failure, and no probe answer ever reaches a client. Root-only.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,12 +17,18 @@ import { createLab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers } from '../src/lab/workload';
 import { skipUnless } from '../src/lab/requirements';
+import { ip, PROTO, TCP, tcp } from '../src/reliability/craft';
+import { packetFile, parsePktgen, pktgen } from '../src/reliability/tools';
 
 const INTERVAL = 0.5;
 const TIMEOUT = 0.4;
 const FALL = 2;
 
-test('dataplane check: a backend whose replies bypass the l4nat host is marked down and the log says so', { skip: skipUnless(), timeout: 180_000 }, async (t) => {
+const PROBE_SOURCE4 = '192.0.2.254'; // global.probe_source's default
+const FORGED = 100;
+const FORGE_REPEAT = 40; // 4,000 forged SYN-ACKs, one a millisecond
+
+test('dataplane check: a backend whose replies bypass the l4nat host is marked down and the log says so; forged probe answers mark nothing up', { skip: skipUnless({ commands: ['gcc'] }), timeout: 180_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-dpcheck-'));
   const lab = await createLab({ backends: 3, ipv6: true });
   let l4: L4natProcess | null = null;
@@ -67,6 +75,25 @@ test('dataplane check: a backend whose replies bypass the l4nat host is marked d
     const refused = await l4.waitForLog((r) => r.event === 'backend_down' && String(r.backend).startsWith(`${lab.backend('b3').ipv4}:`), 10_000, 'b3 down');
     assert.match(String(refused.reason), /connection refused \(RST through the data plane\)/);
     t.diagnostic(`b3: ${String(refused.msg)}`);
+
+    // Forged answers: SYN-ACKs from b3 (down, port closed) to the probe address that answer no probe.
+    const b3 = lab.backend('b3');
+    const lbMacB3 = (JSON.parse(await lab.ip('lb', ['-j', 'link', 'show', 'dev', b3.lbDev])) as Array<{ address: string }>)[0]!.address;
+    const forged = Array.from({ length: FORGED }, (_, i) => ({
+      family: 4 as const,
+      pkt: ip({ src: b3.ipv4, dst: PROBE_SOURCE4, proto: PROTO.TCP }, tcp(b3.ipv4, PROBE_SOURCE4, { sport: 8080, dport: 32768 + ((i * 283) % 28232), seq: 0x5000 + i, ack: (0x9e3779b9 * (i + 1)) >>> 0, flags: TCP.SYN | TCP.ACK })),
+    }));
+    const file = join(dir, 'forged.bin');
+    writeFileSync(file, packetFile(forged));
+    const unmatched0 = (await services()).dataplane.drops.probe_unmatched ?? 0;
+    const forgedAt = Date.now();
+    const sent = parsePktgen((await lab.exec('b3', await pktgen(), ['send', '--dev', b3.dev, '--dst-mac', lbMacB3, '--file', file, '--repeat', String(FORGE_REPEAT), '--gap-us', '1000'], { timeoutMs: 60_000 })).stdout);
+    await new Promise((r) => setTimeout(r, 2 * INTERVAL * 1000));
+    const unmatched = ((await services()).dataplane.drops.probe_unmatched ?? 0) - unmatched0;
+    t.diagnostic(`forged: ${sent.sent} SYN-ACKs from b3 to the probe address in ${sent.elapsedMs} ms; probe_unmatched +${unmatched}`);
+    assert.equal(sent.sent, FORGED * FORGE_REPEAT);
+    assert.ok(unmatched >= sent.sent, `every forgery dropped as probe_unmatched (${unmatched} of ${sent.sent})`);
+    assert.equal(l4.logs().filter((r) => r.event === 'backend_up' && String(r.backend).startsWith(`${b3.ipv4}:`) && (r.time as number) >= forgedAt).length, 0, 'b3 was not marked up by forged answers');
 
     view = (await services()).services;
     assert.deepEqual(states(), [`${lab.vip4} b1:up`, `${lab.vip4} b2:down`, `${lab.vip4} b3:down`, `${lab.vip6} b1:up`, `${lab.vip6} b2:down`, `${lab.vip6} b3:down`].sort());

@@ -4,7 +4,11 @@
 // connections, 10 streams and 50 new connections a second going. Three floods of 4 s:
 //   A. as fast as pktgen can, the backends drop the spoofed SYNs (nft): the table fills with half-open entries only;
 //   B. 20,000 SYNs/s, the backends answer them with SYN-ACKs (the realistic case), within what the lab forwards;
-//   C. as fast as pktgen can, the backends answering: the TUN queue overflows (the kernel's l4nat0 tx drops).
+//   C. as fast as pktgen can, the backends answering: the TUN queue overflows (the kernel's l4nat0 tx drops);
+//   D. after a ring change (b2 re-weighted 1 -> 3), spoofed ACKs as fast as pktgen can: the backends reset them,
+//      and the ones the new ring moved to b2 get a second chance on b1 (native/core/dataplane.c reply()). Those
+//      entries are guesses: half-open, so the idle established connections must keep theirs, and none of the
+//      spoofed entries may be ESTABLISHED.
 // Checked: the flow count never exceeds the capacity and RSS stays flat (the table is fixed at start), evictions
 // are counted, l4nat keeps running, streams and idle connections survive, new connections keep succeeding (rate
 // reported) and all succeed promptly once a flood stops (recovery needs nothing), and the idle established
@@ -75,6 +79,7 @@ test('SYN flood with a 4096-entry flow table: fixed memory, evictions counted, s
 
     interface Phase {
       name: string;
+      packets: string;
       pps: number;
       sent: number;
       rxPps: number;
@@ -88,13 +93,13 @@ test('SYN flood with a 4096-entry flow table: fixed memory, evictions counted, s
       window: [number, number];
       recovery: [number, number];
     }
-    const runPhase = async (name: string, rate: number): Promise<Phase> => {
+    const runPhase = async (name: string, rate: number, flags = 'syn'): Promise<Phase> => {
       const c0 = await counters(lab);
       const tun0 = await tunStats(lab);
       const from = Date.now();
       let rssMax = 0;
       const sampler = setInterval(() => (rssMax = Math.max(rssMax, procStats(pid).rssKiB)), 250);
-      const f = await flood(lab, ['--src-net', SPOOF_NET, '--rate', String(rate)], FLOOD_SECONDS);
+      const f = await flood(lab, ['--src-net', SPOOF_NET, '--rate', String(rate), '--flags', flags], FLOOD_SECONDS);
       clearInterval(sampler);
       const to = Date.now();
       await sleep(1_700); // the next 1.5 s of new connections show the recovery
@@ -109,6 +114,7 @@ test('SYN flood with a 4096-entry flow table: fixed memory, evictions counted, s
       assert.ok(l4!.running, `${name}: l4nat is running`);
       return {
         name,
+        packets: flags === 'ack' ? 'ACKs' : 'SYNs',
         pps: f.pps,
         sent: f.sent,
         rxPps: Math.round((d.rx_packets! * 1000) / (to - from)),
@@ -131,12 +137,21 @@ test('SYN flood with a 4096-entry flow table: fixed memory, evictions counted, s
     const b = await runPhase('B: 20k SYN/s, backends answer with SYN-ACKs', 20_000);
     await sleep(2_000);
     const c = await runPhase('C: max rate, backends answer with SYN-ACKs', 0);
+    await sleep(2_000);
+    const sid = encodeURIComponent(`${lab.vip4}:${SERVICE_PORT}/tcp`);
+    const rw = await adminRequest(lab, 'PATCH', `/v1/services/${sid}/backends/${encodeURIComponent(`${lab.backend('b2').ipv4}:${SERVICE_PORT}/tcp`)}`, { weight: 3 });
+    assert.equal(rw.status, 200, `re-weight b2: ${JSON.stringify(rw.body)}`);
+    await sleep(500);
+    const drops0 = (await counters(lab)).drops;
+    const d = await runPhase('D: ring change, then spoofed ACKs at max rate, backends reset them', 0, 'ack');
+    const chances = delta(drops0, (await counters(lab)).drops).second_chance ?? 0;
+    const spoofedEstablished = ((await adminRequest(lab, 'GET', `/v1/flows?state=ESTABLISHED&limit=${CAPACITY}`)).body as { flows: FlowView[] }).flows.filter((e) => e.client.startsWith('10.203.')).length;
     probe.stop();
     const rep = await probe.report;
 
-    for (const p of [a, b, c]) {
+    for (const p of [a, b, c, d]) {
       const s = summarizeAttempts(rep, p.window[0], p.window[1]);
-      t.diagnostic(`${p.name}: flood ${p.sent} SYNs at ${Math.round(p.pps)} pps offered, l4nat received ${p.rxPps} pkt/s (TUN queue full: ${p.tunDropped} dropped by the kernel); flows created ${p.newFlows}, evicted ${p.evicted}, picked up from replies ${p.pickups}; table ${p.flowsAfter}/${CAPACITY}; idle established entries kept ${p.idleKept}/${idlePorts.length}; RSS max ${(p.rssKiB / 1024).toFixed(1)} MiB (before ${(rss0 / 1024).toFixed(1)}); new connections ${s.ok}/${s.attempts} ok (${(100 * s.rate).toFixed(1)}%, p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms${s.failed ? `, ${JSON.stringify(s.errors)}` : ''})`);
+      t.diagnostic(`${p.name}: flood ${p.sent} ${p.packets} at ${Math.round(p.pps)} pps offered, l4nat received ${p.rxPps} pkt/s (TUN queue full: ${p.tunDropped} dropped by the kernel); flows created ${p.newFlows}, evicted ${p.evicted}, picked up from replies ${p.pickups}; table ${p.flowsAfter}/${CAPACITY}; idle established entries kept ${p.idleKept}/${idlePorts.length}; RSS max ${(p.rssKiB / 1024).toFixed(1)} MiB (before ${(rss0 / 1024).toFixed(1)}); new connections ${s.ok}/${s.attempts} ok (${(100 * s.rate).toFixed(1)}%, p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms${s.failed ? `, ${JSON.stringify(s.errors)}` : ''})`);
       assert.ok(p.evicted > 0, `${p.name}: evictions are counted`);
       assert.ok(p.rssKiB - rss0 < 16 * 1024, `${p.name}: RSS grew by ${p.rssKiB - rss0} KiB`);
       assert.ok(s.attempts > 0 && s.rate >= 0.9, `${p.name}: new connections ${s.ok}/${s.attempts} (${JSON.stringify(s.errors)})`);
@@ -155,6 +170,11 @@ test('SYN flood with a 4096-entry flow table: fixed memory, evictions counted, s
     // B, C: the backends answer the flood; SYN-ACKs without an entry are picked up half-open (reply() in
     // native/core/dataplane.c), so established entries still outlive them.
     for (const p of [b, c]) assert.equal(p.idleKept, idlePorts.length, `${p.name}: ${p.idleKept}/${idlePorts.length} idle established entries kept after ${p.pickups} pickups`);
+    // D: the second chances the ACK flood earned are half-open: they evict one another, never an established entry.
+    t.diagnostic(`D: ${chances} second chances from spoofed ACKs, ${spoofedEstablished} spoofed entries ESTABLISHED, idle established entries kept ${d.idleKept}/${idlePorts.length}`);
+    assert.ok(chances > 0, 'D: the ACK flood after the ring change earned second chances');
+    assert.equal(spoofedEstablished, 0, 'D: no spoofed entry is ESTABLISHED');
+    assert.equal(d.idleKept, idlePorts.length, `D: ${d.idleKept}/${idlePorts.length} idle established entries kept after ${chances} second chances`);
   } finally {
     await l4?.stop();
     await lab.destroy();

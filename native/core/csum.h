@@ -97,6 +97,9 @@ static inline void store_be16(uint8_t *p, uint16_t v) {
   p[0] = (uint8_t)(v >> 8);
   p[1] = (uint8_t)v;
 }
+static inline uint32_t load_be32(const uint8_t *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
 static inline uint16_t load_u16(const uint8_t *p) {
   uint16_t v;
   memcpy(&v, p, 2);

@@ -98,6 +98,15 @@ static uint32_t pick_previous(const struct l4_tables *t, const struct l4_service
   return s->prev_ring[ring_hash(t, s, k, hash) % s->prev_ring_size];
 }
 
+/* The service's per-client-address new-flow rate limit (if any) lets one more new entry in. Every entry the
+ * data plane creates for a client address passes here: a SYN's, and a second chance's (reply()). */
+static bool new_flow_allowed(struct l4_ctx *ctx, const struct l4_tables *t, const struct l4_service *s,
+                             const struct l4_flow_key *key, uint32_t svc_slot) {
+  if (!s->rate || !ctx->ratelimit) return true;
+  return l4_ratelimit_take(ctx->ratelimit, siphash24(&t->hash_key, key->client, 16) ^ svc_slot, s->rate, s->burst,
+                           ctx->now_ms);
+}
+
 /* A flow entry's backend is usable if it still exists and still belongs to the same service. */
 static int backend_valid(const struct l4_tables *t, uint32_t b, uint32_t svc) {
   return b < t->max_backends && (t->backends[b].flags & L4_BK_PRESENT) && t->backends[b].service == svc;
@@ -161,12 +170,11 @@ static enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, st
     if (is_tcp && !syn) {
       /* No entry for a mid-flow packet (after a restart, or a flow moved from another host): forward it by
        * the ring, but do not create an entry. The entry is created when the backend answers (see reply()),
-       * so an ACK flood from spoofed sources cannot fill the table. */
+       * and then unconfirmed (half-open) until both ends have spoken through it, so a flood of spoofed ACKs
+       * cannot displace established flows. */
       ctx->counters[L4_Q_FLOW_MISS_NONSYN]++;
     } else {
-      if (s->rate && ctx->ratelimit &&
-          !l4_ratelimit_take(ctx->ratelimit, siphash24(&t->hash_key, key.client, 16) ^ svc_slot, s->rate, s->burst, ctx->now_ms))
-        return drop(ctx, L4_DROP_RATE_LIMITED);
+      if (!new_flow_allowed(ctx, t, s, &key, svc_slot)) return drop(ctx, L4_DROP_RATE_LIMITED);
       uint8_t state = is_tcp ? FL_SYN : 0;
       switch (l4_flow_insert(ctx->flows, &key, hash, b, svc_slot, state, &t->timeouts, ctx->now, found, &ref)) {
         case FLOW_INSERTED_EVICTED:
@@ -202,18 +210,25 @@ static bool to_probe_source(const struct l4_tables *t, const struct l4_pkt *p) {
   return t->has_probe6 && memcmp(p->daddr, t->probe_addr6, 16) == 0;
 }
 
-/* Counts a probe answer for the backend and consumes it: a SYN-ACK is turned into the RST that closes the
- * half-open connection; anything else (the backend's own RST: port closed) is dropped as probe_answer.
- * Never a flow entry, never a client. */
+/* A backend's packet to the probe address. Only the answer to the backend's outstanding probe counts (see
+ * probe.h): its SYN-ACK is counted and turned into the RST that closes the half-open connection (a repeat,
+ * the backend retransmitting it, is answered again but not counted), its RST is counted and dropped as
+ * probe_answer. Anything else (a forged answer, one to an earlier probe, stray packets) is dropped as
+ * probe_unmatched and changes nothing. Never a flow entry, never a client. */
 static enum l4_verdict probe_answer(struct l4_ctx *ctx, struct l4_pkt *p, uint32_t bk_slot, uint32_t *len) {
-  uint8_t f = p->tcp_flags;
-  if ((f & (TCP_SYN | TCP_ACK | TCP_RST)) == (TCP_SYN | TCP_ACK)) {
-    l4_ctr_backend(ctx, bk_slot)[L4_O_PROBE_SYNACKS]++;
+  uint8_t f = p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST);
+  bool synack = f == (TCP_SYN | TCP_ACK);
+  enum l4_probe_match m = L4_PROBE_UNMATCHED;
+  if (ctx->probes && (synack || f == (TCP_RST | TCP_ACK)))
+    m = l4_probe_match(ctx->probes, bk_slot, load_be16(p->l4 + 2), load_be32(p->l4 + 8), synack);
+  if (m == L4_PROBE_UNMATCHED) return drop(ctx, L4_DROP_PROBE_UNMATCHED);
+  if (synack) {
+    if (m == L4_PROBE_FIRST_ANSWER) l4_ctr_backend(ctx, bk_slot)[L4_O_PROBE_SYNACKS]++;
     ctx->counters[L4_Q_PROBE_RST_SENT]++;
     *len = l4_probe_rst(p);
     return L4_VERDICT_TX;
   }
-  if (f & TCP_RST) l4_ctr_backend(ctx, bk_slot)[L4_O_PROBE_RESETS]++;
+  if (m == L4_PROBE_FIRST_ANSWER) l4_ctr_backend(ctx, bk_slot)[L4_O_PROBE_RESETS]++;
   return drop(ctx, L4_DROP_PROBE_ANSWER);
 }
 
@@ -247,14 +262,21 @@ static enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, stru
   } else if (rst && pick_backend(t, s, &key, hash) == bk_slot) {
     /* Second chance: a flow we have no entry for (it was decided on another host, or before a restart) went by
      * the current ring to this backend, which does not know it. If the ring before the service's last change
-     * chose another backend that still exists, the flow most likely began before the change: pin it there and
-     * swallow the reset, so the client's next packet (its retransmission) reaches the backend that has the
-     * connection. Were we wrong, that backend resets it in turn, through the entry, and the client sees it. */
+     * chose another backend that still takes flows, the flow most likely began before the change: pin it
+     * there and swallow the reset, so the client's next packet (its retransmission) reaches the backend that
+     * has the connection. Were we wrong, that backend resets it in turn, through the entry, and the client
+     * sees it.
+     * Anyone can make a backend send such a reset (a spoofed ACK), so the entry is a guess, not a flow: it
+     * starts with no state bits (half-open: SYN timeout, evicted before established flows) and becomes
+     * established only once the pinned backend has answered through it and the client acknowledged
+     * (forward()); it passes the service's new-flow rate limit like a SYN's; and a target out of the current
+     * ring (drained: weight 0) or down gets none, so such entries cannot hold a drain open. */
     uint32_t prev = pick_previous(t, s, &key, hash);
     if (prev != L4_NO_BACKEND && prev != bk_slot && backend_valid(t, prev, bk->service) &&
-        !(t->backends[prev].flags & L4_BK_NO_SECOND_CHANCE)) {
+        (t->backends[prev].flags & (L4_BK_NO_SECOND_CHANCE | L4_BK_IN_RING)) == L4_BK_IN_RING &&
+        new_flow_allowed(ctx, t, s, &key, bk->service)) {
       enum l4_flow_insert_result r =
-          l4_flow_insert(ctx->flows, &key, hash, prev, bk->service, FL_REPLY | FL_EST, &t->timeouts, ctx->now, false, &ref);
+          l4_flow_insert(ctx->flows, &key, hash, prev, bk->service, 0, &t->timeouts, ctx->now, false, &ref);
       if (r == FLOW_INSERTED || r == FLOW_INSERTED_EVICTED) {
         if (r == FLOW_INSERTED_EVICTED) ctx->counters[L4_Q_FLOW_EVICTED]++;
         return drop(ctx, L4_DROP_SECOND_CHANCE);
@@ -262,11 +284,14 @@ static enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, stru
     }
   } else if (!rst && pick_backend(t, s, &key, hash) == bk_slot) {
     /* Picked up only where the ring would send the flow anyway: a backend taken out of the ring (down,
-     * drained, its flows deleted to reset them) must not win its flows back by answering first. */
-    /* A SYN-ACK without an entry answers a SYN whose entry was evicted (a SYN flood the backend answers):
-     * half-open, first to go again. Any other reply is a flow picked up mid-way: established. */
-    uint8_t est = (p->tcp_flags & TCP_SYN) ? FL_SYN : FL_EST;
-    uint8_t state = is_tcp ? (uint8_t)(FL_REPLY | est | tcp_state_bits(p->tcp_flags, 0)) : FL_REPLY;
+     * drained, its flows deleted to reset them) must not win its flows back by answering first.
+     * The entry starts unconfirmed (FL_REPLY without FL_EST: half-open, SYN timeout, evicted before
+     * established flows) and becomes established with the client's next packet through it (forward()). A
+     * backend's address can be spoofed wherever the TUN's routes reach past the backends; were picked-up
+     * entries established at once, a flood of such packets would displace real idle flows. A SYN-ACK without
+     * an entry answers a SYN whose entry was evicted (a SYN flood the backend answers): half-open as well. */
+    uint8_t state = FL_REPLY;
+    if (is_tcp) state |= (uint8_t)(((p->tcp_flags & TCP_SYN) ? FL_SYN : 0) | tcp_state_bits(p->tcp_flags, 0));
     enum l4_flow_insert_result r =
         l4_flow_insert(ctx->flows, &key, hash, bk_slot, bk->service, state, &t->timeouts, ctx->now, false, &ref);
     if (r == FLOW_INSERTED || r == FLOW_INSERTED_EVICTED) ctx->counters[L4_Q_FLOW_PICKUP]++;

@@ -8,6 +8,7 @@
 #include "counters.h"
 #include "flow_table.h"
 #include "packet.h"
+#include "probe.h"
 #include "ratelimit.h"
 #include "tables.h"
 
@@ -21,6 +22,7 @@ struct l4_ctx {
   uint32_t now;                  /* seconds, updated by the worker loop */
   uint32_t now_ms;               /* wrapping milliseconds, for rate limits */
   struct l4_ratelimit *ratelimit;/* shared; NULL = no per-source limits */
+  struct l4_probes *probes;      /* shared: the outstanding data-plane probes; NULL = none (every answer unmatched) */
   enum l4_drop_reason last_drop; /* for tests */
 };
 

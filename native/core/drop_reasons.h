@@ -23,7 +23,8 @@
   X(ACL_DENIED, "acl_denied")               /* source not allowed by the service's CIDR lists */          \
   X(RATE_LIMITED, "rate_limited")           /* new flow over the client's per-source rate */              \
   X(PROBE_ANSWER, "probe_answer")           /* a backend's RST to a data-plane probe: counted, consumed */ \
-  X(SECOND_CHANCE, "second_chance")         /* a backend reset a flow it never had: re-pinned, see dataplane.c */
+  X(SECOND_CHANCE, "second_chance")         /* a backend reset a flow it never had: re-pinned, see dataplane.c */ \
+  X(PROBE_UNMATCHED, "probe_unmatched")     /* to the probe address, but no answer to an outstanding probe (forged, late) */
 
 #define L4_DROP_ENUM(name, str) L4_DROP_##name,
 enum l4_drop_reason { L4_DROP_REASONS(L4_DROP_ENUM) L4_DROP_MAX };

@@ -54,32 +54,48 @@ uint32_t l4_flow_timeout(const struct l4_timeouts *to, uint8_t proto, uint8_t st
   return to->tcp_syn;
 }
 
-static inline bool expired(const struct l4_flow *e, uint8_t state, const struct l4_flow_timeouts *to, uint32_t now) {
-  uint32_t last = atomic_load_explicit(&e->last_seen, memory_order_relaxed);
+/* Has an entry of this protocol and state, last seen at `last`, timed out? */
+static inline bool expired_at(const struct l4_flow *e, uint8_t proto, uint8_t state, uint32_t last,
+                              const struct l4_flow_timeouts *to, uint32_t now) {
+  uint32_t svc = atomic_load_explicit(&e->svc, memory_order_relaxed);
   /* last may be a second ahead of `now` when another worker's clock ticked first. */
-  return (int32_t)(now - last) > (int32_t)l4_flow_timeout(l4_timeouts_of(to, e->svc), e->key.proto, state);
+  return (int32_t)(now - last) > (int32_t)l4_flow_timeout(l4_timeouts_of(to, svc), proto, state);
+}
+
+static inline bool expired(const struct l4_flow *e, uint8_t proto, uint8_t state, const struct l4_flow_timeouts *to,
+                           uint32_t now) {
+  return expired_at(e, proto, state, atomic_load_explicit(&e->last_seen, memory_order_relaxed), to, now);
+}
+
+/* An entry that holds a flow (maybe expired): used, not being written, not removed. */
+static inline bool holds_flow(uint64_t v) {
+  return L4_VER_SEQ(v) != 0 && !(L4_VER_SEQ(v) & 1) && !(L4_VER_STATE(v) & FL_FREE);
 }
 
 static inline struct l4_flow *bucket_of(struct l4_flow_table *ft, uint64_t hash) {
   return &ft->entries[(hash & (ft->nbuckets - 1)) * L4_FLOW_BUCKET];
 }
 
-/* Reads entry e consistently; returns false if it is empty, being written, or not `key`. */
-static bool read_entry(struct l4_flow *e, const struct l4_flow_key *key, uint32_t hash_hi, struct l4_flow_ref *out) {
+static inline void key_words(const struct l4_flow_key *key, uint64_t w[L4_KEY_WORDS]) { memcpy(w, key, sizeof(*key)); }
+
+/* Reads entry e consistently; returns false if it is empty, being written, or not the key (as words). */
+static bool read_entry(struct l4_flow *e, const uint64_t kw[L4_KEY_WORDS], uint32_t hash_hi, struct l4_flow_ref *out) {
   for (int tries = 0; tries < 4; tries++) {
-    uint32_t s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
+    uint64_t v1 = atomic_load_explicit(&e->ver, memory_order_acquire);
+    uint32_t s1 = L4_VER_SEQ(v1);
     if (s1 == 0) return false;
     if (s1 & 1) continue; /* a writer is in the middle of it */
-    bool match = e->hash_hi == hash_hi && memcmp(&e->key, key, sizeof(*key)) == 0;
-    uint32_t backend = e->backend;
-    uint8_t state = atomic_load_explicit(&e->state, memory_order_relaxed);
+    bool match = atomic_load_explicit(&e->hash_hi, memory_order_relaxed) == hash_hi;
+    for (size_t i = 0; i < L4_KEY_WORDS && match; i++) match = atomic_load_explicit(&e->key[i], memory_order_relaxed) == kw[i];
+    uint32_t backend = atomic_load_explicit(&e->backend, memory_order_relaxed);
     atomic_thread_fence(memory_order_acquire);
-    if (atomic_load_explicit(&e->seq, memory_order_relaxed) != s1) continue;
-    if (!match) return false;
+    uint64_t v2 = atomic_load_explicit(&e->ver, memory_order_relaxed);
+    if (L4_VER_SEQ(v2) != s1) continue;
+    if (!match) return false; /* a removed entry's key is zero: it never matches */
     out->e = e;
     out->seq = s1;
     out->backend = backend;
-    out->state = state;
+    out->state = L4_VER_STATE(v2); /* state bits change without a new sequence: take the latest */
     return true;
   }
   return false;
@@ -89,9 +105,11 @@ bool l4_flow_lookup(struct l4_flow_table *ft, const struct l4_flow_key *key, uin
                     const struct l4_flow_timeouts *to, uint32_t now, struct l4_flow_ref *out) {
   struct l4_flow *b = bucket_of(ft, hash);
   uint32_t hash_hi = (uint32_t)(hash >> 32);
+  uint64_t kw[L4_KEY_WORDS];
+  key_words(key, kw);
   for (int i = 0; i < L4_FLOW_BUCKET; i++) {
-    if (read_entry(&b[i], key, hash_hi, out)) {
-      if (expired(out->e, out->state, to, now)) return false;
+    if (read_entry(&b[i], kw, hash_hi, out)) {
+      if (expired(out->e, key->proto, out->state, to, now)) return false;
       return true;
     }
   }
@@ -100,30 +118,45 @@ bool l4_flow_lookup(struct l4_flow_table *ft, const struct l4_flow_key *key, uin
 
 /* How much an entry is worth keeping, lower = evict first. */
 static uint64_t keep_score(struct l4_flow *e, const struct l4_flow_timeouts *to, uint32_t now) {
-  uint32_t s = atomic_load_explicit(&e->seq, memory_order_relaxed);
-  if (s == 0) return 0;
-  uint8_t state = atomic_load_explicit(&e->state, memory_order_relaxed);
-  if (expired(e, state, to, now)) return 1;
+  uint64_t v = atomic_load_explicit(&e->ver, memory_order_relaxed);
+  if (!holds_flow(v)) return 0; /* never used or removed (we hold the bucket lock: nobody is writing it) */
   uint32_t last = atomic_load_explicit(&e->last_seen, memory_order_relaxed);
+  if (expired_at(e, L4_VER_PROTO(v), L4_VER_STATE(v), last, to, now)) return 1;
   uint32_t idle = now - last;
   if (idle > 0x7fffffff) idle = 0;
-  /* established flows outrank half-open and closing ones, whatever their idle time (SYN floods) */
+  /* Established flows outrank half-open and closing ones, whatever their idle time (SYN floods). Entries the
+   * data plane created without a client's confirmation (a second chance, a reply picked up: dataplane.c) are
+   * not established until it comes, so a flood of them competes only with other unconfirmed entries. */
+  uint8_t state = L4_VER_STATE(v);
   uint64_t tier = ((state & FL_EST) && !(state & (FL_RST | FL_FIN_C | FL_FIN_B))) ? 3 : 2;
   return (tier << 32) | (uint32_t)(0xffffffffu - idle);
 }
 
-static void write_entry(struct l4_flow *e, uint32_t seq_odd, const struct l4_flow_key *key, uint32_t hash_hi,
-                        uint32_t backend, uint32_t svc, uint8_t state, uint32_t now) {
-  e->hash_hi = hash_hi;
-  e->key = *key;
-  e->backend = backend;
-  e->svc = svc;
-  atomic_store_explicit(&e->state, state, memory_order_relaxed);
+/* Writes an entry whose version word the caller holds odd at sequence seq_odd (bucket lock held), then
+ * publishes it with the next even sequence and `state`. Returns that sequence. */
+static uint32_t write_entry(struct l4_flow *e, uint32_t seq_odd, const struct l4_flow_key *key, uint32_t hash_hi,
+                            uint32_t backend, uint32_t svc, uint8_t state, uint32_t now) {
+  uint64_t kw[L4_KEY_WORDS];
+  key_words(key, kw);
+  atomic_store_explicit(&e->hash_hi, hash_hi, memory_order_relaxed);
+  for (size_t i = 0; i < L4_KEY_WORDS; i++) atomic_store_explicit(&e->key[i], kw[i], memory_order_relaxed);
+  atomic_store_explicit(&e->backend, backend, memory_order_relaxed);
+  atomic_store_explicit(&e->svc, svc, memory_order_relaxed);
   atomic_store_explicit(&e->last_seen, now, memory_order_relaxed);
   /* next even value; skip 0, which means "never used" */
   uint32_t next = seq_odd + 1;
   if (next == 0) next = 2;
-  atomic_store_explicit(&e->seq, next, memory_order_release);
+  atomic_store_explicit(&e->ver, L4_VER(next, key->proto, state), memory_order_release);
+  return next;
+}
+
+/* Marks an entry as being written (odd sequence); the caller holds the bucket lock. A state change a worker
+ * makes in the meantime fails its compare-and-swap, because the sequence moved. Returns the odd sequence. */
+static uint32_t begin_write(struct l4_flow *e) {
+  uint32_t s = L4_VER_SEQ(atomic_load_explicit(&e->ver, memory_order_relaxed)); /* even: we hold the lock */
+  atomic_store_explicit(&e->ver, L4_VER(s + 1, 0, 0), memory_order_relaxed);
+  atomic_thread_fence(memory_order_release);
+  return s + 1;
 }
 
 static inline void bucket_lock(struct l4_flow_table *ft, uint64_t bucket) {
@@ -149,11 +182,13 @@ enum l4_flow_insert_result l4_flow_insert(struct l4_flow_table *ft, const struct
   struct l4_flow *victim = NULL;
   uint64_t victim_score = UINT64_MAX;
   struct l4_flow *existing = NULL;
+  uint64_t kw[L4_KEY_WORDS];
+  key_words(key, kw);
   for (int i = 0; i < L4_FLOW_BUCKET; i++) {
     struct l4_flow_ref ref;
-    if (read_entry(&b[i], key, hash_hi, &ref)) {
+    if (read_entry(&b[i], kw, hash_hi, &ref)) {
       existing = &b[i];
-      if (!replace && !expired(ref.e, ref.state, to, now)) {
+      if (!replace && !expired(ref.e, key->proto, ref.state, to, now)) {
         bucket_unlock(ft, bi);
         *out = ref;
         return FLOW_EXISTS;
@@ -167,13 +202,10 @@ enum l4_flow_insert_result l4_flow_insert(struct l4_flow_table *ft, const struct
     }
   }
   struct l4_flow *target = existing ? existing : victim;
-  uint32_t s = atomic_load_explicit(&target->seq, memory_order_relaxed); /* even: we hold the lock */
-  atomic_store_explicit(&target->seq, s + 1, memory_order_relaxed);
-  atomic_thread_fence(memory_order_release);
-  write_entry(target, s + 1, key, hash_hi, backend, svc, state, now);
+  uint32_t seq = write_entry(target, begin_write(target), key, hash_hi, backend, svc, state, now);
   bucket_unlock(ft, bi);
   out->e = target;
-  out->seq = s + 2 == 0 ? 2 : s + 2;
+  out->seq = seq;
   out->backend = backend;
   out->state = state;
   if (existing) return FLOW_INSERTED;
@@ -184,9 +216,8 @@ uint64_t l4_flow_count(struct l4_flow_table *ft, const struct l4_flow_timeouts *
   uint64_t n = 0;
   for (uint64_t i = 0; i < ft->capacity; i++) {
     struct l4_flow *e = &ft->entries[i];
-    uint32_t s = atomic_load_explicit(&e->seq, memory_order_acquire);
-    if (s == 0 || (s & 1)) continue;
-    if (!expired(e, atomic_load_explicit(&e->state, memory_order_relaxed), to, now)) n++;
+    uint64_t v = atomic_load_explicit(&e->ver, memory_order_acquire);
+    if (holds_flow(v) && !expired(e, L4_VER_PROTO(v), L4_VER_STATE(v), to, now)) n++;
   }
   return n;
 }
@@ -197,19 +228,22 @@ uint64_t l4_flow_walk(struct l4_flow_table *ft, const struct l4_flow_timeouts *t
   for (uint64_t i = start; i < end; i++) {
     struct l4_flow *e = &ft->entries[i];
     struct l4_flow_view v;
-    uint32_t s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
-    if (s1 == 0 || (s1 & 1)) continue;
-    v.key = e->key;
-    v.backend = e->backend;
-    v.svc = e->svc;
-    v.state = atomic_load_explicit(&e->state, memory_order_relaxed);
+    uint64_t v1 = atomic_load_explicit(&e->ver, memory_order_acquire);
+    if (!holds_flow(v1)) continue;
+    uint64_t kw[L4_KEY_WORDS];
+    for (size_t k = 0; k < L4_KEY_WORDS; k++) kw[k] = atomic_load_explicit(&e->key[k], memory_order_relaxed);
+    v.backend = atomic_load_explicit(&e->backend, memory_order_relaxed);
+    v.svc = atomic_load_explicit(&e->svc, memory_order_relaxed);
     uint32_t last = atomic_load_explicit(&e->last_seen, memory_order_relaxed);
     atomic_thread_fence(memory_order_acquire);
-    if (atomic_load_explicit(&e->seq, memory_order_relaxed) != s1) continue; /* changing: skip */
-    if (expired(e, v.state, to, now)) continue;
+    uint64_t v2 = atomic_load_explicit(&e->ver, memory_order_relaxed);
+    if (L4_VER_SEQ(v2) != L4_VER_SEQ(v1)) continue; /* changing: skip */
+    if (expired_at(e, L4_VER_PROTO(v2), L4_VER_STATE(v2), last, to, now)) continue;
+    memcpy(&v.key, kw, sizeof(v.key));
+    v.state = L4_VER_STATE(v2);
     v.idle = (int32_t)(now - last) > 0 ? now - last : 0;
     v.e = e;
-    v.seq = s1;
+    v.seq = L4_VER_SEQ(v1);
     if (fn(&v, arg)) return i + 1;
   }
   return end;
@@ -217,15 +251,17 @@ uint64_t l4_flow_walk(struct l4_flow_table *ft, const struct l4_flow_timeouts *t
 
 bool l4_flow_remove(struct l4_flow_table *ft, const struct l4_flow_view *v, uint32_t now) {
   uint64_t bi = (uint64_t)(v->e - ft->entries) / L4_FLOW_BUCKET;
+  struct l4_flow *e = v->e;
   bucket_lock(ft, bi);
-  uint32_t s = atomic_load_explicit(&v->e->seq, memory_order_relaxed);
-  bool same = s == v->seq;
+  bool same = L4_VER_SEQ(atomic_load_explicit(&e->ver, memory_order_relaxed)) == v->seq;
   if (same) {
-    atomic_store_explicit(&v->e->seq, s + 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
-    memset(&v->e->key, 0, sizeof(v->e->key));
-    atomic_store_explicit(&v->e->last_seen, now - 0x40000000u, memory_order_relaxed); /* expired: free to reuse */
-    atomic_store_explicit(&v->e->seq, s + 2 == 0 ? 2 : s + 2, memory_order_release);
+    uint32_t odd = begin_write(e);
+    for (size_t i = 0; i < L4_KEY_WORDS; i++) atomic_store_explicit(&e->key[i], 0, memory_order_relaxed);
+    atomic_store_explicit(&e->last_seen, now - 0x40000000u, memory_order_relaxed);
+    uint32_t next = odd + 1;
+    if (next == 0) next = 2;
+    /* free: not counted, not listed, the first choice to reuse, whatever a late l4_flow_touch stores */
+    atomic_store_explicit(&e->ver, L4_VER(next, 0, FL_FREE), memory_order_release);
   }
   bucket_unlock(ft, bi);
   return same;

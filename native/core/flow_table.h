@@ -4,12 +4,17 @@
  * so the forward packets (client -> VIP) and the replies (backend -> client) of one flow land on different
  * workers, and a flow can move between queues. Every worker must see every entry.
  *
- * Concurrency: buckets of 8 entries (one 512-byte block, 8 cache lines); each entry has its own sequence
- * word used as a seqlock: even = stable, odd = being written, 0 = never used. Lookups take no lock and
- * retry an entry whose sequence changed under them. Writers (a new flow, an admin removal) take a
- * per-bucket spinlock, so two workers that see the first packets of one flow at once cannot both insert
- * it; that is once per new flow, never per packet. State bits and last_seen are per-entry atomics that
- * any worker updates without the lock.
+ * Concurrency: buckets of 8 entries (one 512-byte block, 8 cache lines); each entry has a version word used
+ * as a seqlock: its upper 32 bits are the sequence (even = stable, odd = being written, 0 = never used), its
+ * low bits the TCP state bits and the protocol. Lookups take no lock and retry an entry whose sequence
+ * changed under them; every field is an atomic read with relaxed order (plain loads on x86 and arm64), so
+ * the optimistic copy is not a data race in C11's sense (Boehm, "Can seqlocks get along with programming
+ * language memory models?", 2012). Writers (a new flow, an admin removal) take a per-bucket spinlock, so two
+ * workers that see the first packets of one flow at once cannot both insert it; that is once per new flow,
+ * never per packet. A state change (rare: a handful per connection) is a compare-and-swap on the version
+ * word, so it lands only on the entry the worker looked up: never on one removed or reused for another flow
+ * since. last_seen is a plain atomic any worker stores; a removed entry is marked free in its version word,
+ * so a late store there cannot bring it back.
  *
  * Memory is allocated once at start (capacity rounded up to a power of two); nothing is allocated later.
  * An entry is 64 bytes. */
@@ -31,6 +36,7 @@
 #define FL_FIN_C 0x08     /* FIN from the client */
 #define FL_FIN_B 0x10     /* FIN from the backend */
 #define FL_RST 0x20       /* RST seen; cleared again by a later non-RST packet, so a forged RST cannot unpin a live flow */
+#define FL_FREE 0x80      /* removed by the admin: an empty slot (only l4_flow_remove sets it) */
 
 /* A TCP entry in CLOSE: reset, or FIN seen both ways (it lingers for the close timeout, but carries no connection). */
 static inline int l4_flow_state_closed(uint8_t state) {
@@ -46,17 +52,21 @@ struct l4_flow_key {
   uint8_t pad[2];
 };
 
-struct l4_flow {
-  _Atomic uint32_t seq;
-  uint32_t hash_hi;          /* upper bits of the key's hash, for a quick reject */
-  struct l4_flow_key key;    /* 40 bytes */
-  uint32_t backend;          /* backend slot */
-  _Atomic uint32_t last_seen;/* seconds on the data plane's clock */
-  _Atomic uint8_t state;     /* FL_* bits */
-  uint8_t pad[3];
-  uint32_t svc;              /* service slot: whose idle timeouts apply */
-};
+/* The version word: sequence << 32 | protocol << 8 | state bits. */
+#define L4_VER_SEQ(v) ((uint32_t)((v) >> 32))
+#define L4_VER_STATE(v) ((uint8_t)(v))
+#define L4_VER_PROTO(v) ((uint8_t)((v) >> 8))
+#define L4_VER(seq, proto, state) (((uint64_t)(seq) << 32) | ((uint64_t)(proto) << 8) | (uint64_t)(state))
+#define L4_KEY_WORDS (sizeof(struct l4_flow_key) / 8)
 
+struct l4_flow {
+  _Atomic uint64_t ver;         /* see L4_VER: sequence, protocol, FL_* bits */
+  _Atomic uint64_t key[5];      /* struct l4_flow_key, as 5 words (read with relaxed atomics under the seqlock) */
+  _Atomic uint32_t hash_hi;     /* upper bits of the key's hash, for a quick reject */
+  _Atomic uint32_t backend;     /* backend slot */
+  _Atomic uint32_t last_seen;   /* seconds on the data plane's clock */
+  _Atomic uint32_t svc;         /* service slot: whose idle timeouts apply */
+};
 struct l4_flow_table {
   struct l4_flow *entries;
   _Atomic uint8_t *locks;  /* one per bucket, taken by writers only (new flows, removals) */
@@ -99,12 +109,24 @@ enum l4_flow_insert_result l4_flow_insert(struct l4_flow_table *ft, const struct
                                           uint32_t backend, uint32_t svc, uint8_t state, const struct l4_flow_timeouts *to,
                                           uint32_t now, bool replace, struct l4_flow_ref *out);
 
-/* Records activity on a looked-up entry: ORs `set` into the state, clears `clear`, refreshes last_seen. */
+/* Records activity on a looked-up entry: ORs `set` into the state, clears `clear`, refreshes last_seen.
+ * Bits the lookup already saw as wanted cost nothing: an established flow's packets do no atomic
+ * read-modify-write here. A change is a compare-and-swap that gives up when the entry's sequence moved
+ * (removed, or evicted and reused for another flow since the lookup). */
 static inline void l4_flow_touch(struct l4_flow_ref *ref, uint8_t set, uint8_t clear, uint32_t now) {
   struct l4_flow *e = ref->e;
-  if (set) atomic_fetch_or_explicit(&e->state, set, memory_order_relaxed);
-  if (clear && (ref->state & clear)) atomic_fetch_and_explicit(&e->state, (uint8_t)~clear, memory_order_relaxed);
-  /* Only write when the second changes, so busy flows do not bounce the cache line between workers. */
+  if ((set & ~ref->state) || (clear & ref->state)) {
+    uint64_t cur = atomic_load_explicit(&e->ver, memory_order_relaxed);
+    for (;;) {
+      if (L4_VER_SEQ(cur) != ref->seq) return; /* not the entry we looked up any more */
+      uint64_t next = (cur | set) & ~(uint64_t)clear;
+      if (next == cur || atomic_compare_exchange_weak_explicit(&e->ver, &cur, next, memory_order_relaxed,
+                                                               memory_order_relaxed))
+        break;
+    }
+  }
+  /* Only write when the second changes, so busy flows do not bounce the cache line between workers. A store
+   * that lands after the entry was removed is harmless (FL_FREE); after it was reused, it only refreshes it. */
   if (atomic_load_explicit(&e->last_seen, memory_order_relaxed) != now)
     atomic_store_explicit(&e->last_seen, now, memory_order_relaxed);
 }

@@ -1,6 +1,7 @@
 /* Data-plane health probe packets; see probe.h. */
 #include "probe.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "csum.h"
@@ -14,10 +15,6 @@ static void store_be32(uint8_t *p, uint32_t v) {
   p[1] = (uint8_t)(v >> 16);
   p[2] = (uint8_t)(v >> 8);
   p[3] = (uint8_t)v;
-}
-
-static uint32_t load_be32(const uint8_t *p) {
-  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
 /* Writes a fresh IP header and a TCP header (with the MSS option when `mss` is set) at buf, after a zeroed
@@ -80,4 +77,49 @@ uint32_t l4_probe_rst(struct l4_pkt *p) {
   uint32_t ack = load_be32(p->l4 + 8);
   /* The answer goes back the way it came: from the probe address (its destination) to the backend. */
   return write_tcp(p->vnet, p->family, p->daddr, p->saddr, dport, sport, ack, 0, TCP_RST, 0);
+}
+
+/* A slot word: state << 62 | sport << 32 | seq. */
+static inline uint64_t probe_word(enum l4_probe_state st, uint16_t sport, uint32_t seq) {
+  return ((uint64_t)st << 62) | ((uint64_t)sport << 32) | seq;
+}
+#define PROBE_ID_MASK ((1ull << 48) - 1) /* sport and seq: which probe */
+
+int l4_probes_init(struct l4_probes *pr, uint32_t nslots) {
+  pr->slots = calloc(nslots ? nslots : 1, sizeof(*pr->slots));
+  pr->n = pr->slots ? nslots : 0;
+  return pr->slots ? 0 : -1;
+}
+
+void l4_probes_destroy(struct l4_probes *pr) {
+  free((void *)pr->slots);
+  pr->slots = NULL;
+  pr->n = 0;
+}
+
+bool l4_probe_arm(struct l4_probes *pr, uint32_t slot, uint16_t sport, uint32_t seq) {
+  if (slot >= pr->n) return false;
+  atomic_store_explicit(&pr->slots[slot], probe_word(L4_PROBE_PENDING, sport, seq), memory_order_release);
+  return true;
+}
+
+enum l4_probe_state l4_probe_state(const struct l4_probes *pr, uint32_t slot, uint16_t sport, uint32_t seq) {
+  if (slot >= pr->n) return L4_PROBE_NONE;
+  uint64_t w = atomic_load_explicit(&pr->slots[slot], memory_order_acquire);
+  if ((w & PROBE_ID_MASK) != (probe_word(L4_PROBE_NONE, sport, seq) & PROBE_ID_MASK)) return L4_PROBE_NONE;
+  return (enum l4_probe_state)(w >> 62);
+}
+
+enum l4_probe_match l4_probe_match(struct l4_probes *pr, uint32_t slot, uint16_t dport, uint32_t ack, bool synack) {
+  if (slot >= pr->n) return L4_PROBE_UNMATCHED;
+  uint64_t w = atomic_load_explicit(&pr->slots[slot], memory_order_acquire);
+  /* The answer acknowledges the probe's SYN: ack = seq + 1 (RFC 9293 3.5; a RST answering a SYN does too). */
+  uint64_t id = probe_word(L4_PROBE_NONE, dport, ack - 1u);
+  if ((w >> 62) == L4_PROBE_NONE || (w & PROBE_ID_MASK) != id) return L4_PROBE_UNMATCHED;
+  if ((w >> 62) != L4_PROBE_PENDING) return L4_PROBE_REPEATED_ANSWER;
+  uint64_t answered = probe_word(synack ? L4_PROBE_SYNACK : L4_PROBE_RST, dport, ack - 1u);
+  /* Two workers may see copies of one answer: one records it. A new probe armed meanwhile wins. */
+  if (atomic_compare_exchange_strong_explicit(&pr->slots[slot], &w, answered, memory_order_acq_rel, memory_order_acquire))
+    return L4_PROBE_FIRST_ANSWER;
+  return (w & PROBE_ID_MASK) == id ? L4_PROBE_REPEATED_ANSWER : L4_PROBE_UNMATCHED;
 }

@@ -8,10 +8,17 @@
  * turns it into the RST that closes the half-open connection, so the probe never reaches a client and
  * the backend does not keep retransmitting the SYN-ACK. A backend whose replies bypass the LB host answers
  * the probe somewhere else: the count does not move and the control plane marks it down.
+ *
+ * Only the answer to the probe outstanding for that backend counts: its destination port must be the probe's
+ * source port and its acknowledgment number the probe's sequence + 1 (struct l4_probes). Anyone who can send
+ * to the probe address could otherwise forge a SYN-ACK from a dead backend's address and port, and an answer
+ * to an earlier probe that arrives late would mark a backend up that no longer answers.
  * Pure C over buffers: no syscalls. */
 #ifndef L4NAT_PROBE_H
 #define L4NAT_PROBE_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "packet.h"
@@ -24,6 +31,34 @@
  * small or family is neither 4 nor 6. */
 uint32_t l4_probe_syn(uint8_t *buf, uint32_t cap, uint8_t family, const uint8_t *src, const uint8_t *dst,
                       uint16_t sport, uint16_t dport, uint32_t seq);
+
+/* The probes outstanding: one per backend slot (a new probe for a slot replaces the one before), written by the
+ * control thread, matched and answered by the workers, lock-free. Each word holds the probe's state, its source
+ * port and sequence number. Allocated once. */
+struct l4_probes {
+  _Atomic uint64_t *slots;
+  uint32_t n;
+};
+
+enum l4_probe_state { L4_PROBE_NONE = 0, L4_PROBE_PENDING = 1, L4_PROBE_SYNACK = 2, L4_PROBE_RST = 3 };
+
+/* 0, or -1 when the allocation fails. */
+int l4_probes_init(struct l4_probes *pr, uint32_t nslots);
+void l4_probes_destroy(struct l4_probes *pr);
+
+/* Records a probe about to be sent to backend `slot` from source port `sport` (host order) with sequence `seq`;
+ * it replaces the slot's previous one, whose answer no longer counts. Returns false for a slot out of range. */
+bool l4_probe_arm(struct l4_probes *pr, uint32_t slot, uint16_t sport, uint32_t seq);
+
+/* The state of that probe: NONE when another probe replaced it (or there was none), else PENDING or its answer. */
+enum l4_probe_state l4_probe_state(const struct l4_probes *pr, uint32_t slot, uint16_t sport, uint32_t seq);
+
+enum l4_probe_match { L4_PROBE_UNMATCHED, L4_PROBE_FIRST_ANSWER, L4_PROBE_REPEATED_ANSWER };
+
+/* The data path: does a SYN-ACK (`synack`) or RST from backend `slot` to the probe address, to destination
+ * port `dport` (host order) with acknowledgment number `ack`, answer the slot's outstanding probe? The first
+ * answer records its kind; a repeat (the backend retransmitting its SYN-ACK) matches but changes nothing. */
+enum l4_probe_match l4_probe_match(struct l4_probes *pr, uint32_t slot, uint16_t dport, uint32_t ack, bool synack);
 
 /* Rewrites a parsed TCP packet from a backend to the probe source (a SYN-ACK) in place into the RST that
  * answers it: addresses and ports swapped, sequence number = its acknowledgment number (RFC 793, "Reset

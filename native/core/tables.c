@@ -147,7 +147,7 @@ struct l4_tables *l4_tables_build(const struct l4_tables_input *in, char *err, i
     if (proto != t->services[svc].proto) FAIL("backend %u: proto %u differs from its service's", i, proto);
     if (port == 0 || port > 65535) FAIL("backend %u: port must be 1-65535, got %u", i, port);
     struct l4_backend *b = &t->backends[slot];
-    b->flags = L4_BK_PRESENT | (flags & ~L4_BK_PRESENT);
+    b->flags = L4_BK_PRESENT | (flags & ~(L4_BK_PRESENT | L4_BK_IN_RING));
     b->service = svc;
     b->family = (uint8_t)family;
     b->proto = (uint8_t)proto;
@@ -232,6 +232,7 @@ struct l4_tables *l4_tables_build(const struct l4_tables_input *in, char *err, i
     for (uint32_t j = 0; svc->ring && j < svc->ring_size; j++) {
       uint32_t b = svc->ring[j];
       if (b != L4_NO_BACKEND && t->backends[b].service != s) FAIL("service slot %u: ring holds backend slot %u of another service", s, b);
+      if (b != L4_NO_BACKEND) t->backends[b].flags |= L4_BK_IN_RING;
     }
     for (uint32_t j = 0; svc->prev_ring && j < svc->prev_ring_size; j++) {
       uint32_t b = svc->prev_ring[j];

@@ -21,6 +21,8 @@ enum l4_hash_mode { L4_HASH_5TUPLE = 0, L4_HASH_SRC = 1 };
 /* Per-backend flag bits */
 #define L4_BK_PRESENT 1u
 #define L4_BK_NO_SECOND_CHANCE 2u /* down: not a target of the second chance (dataplane.c), e.g. on_down reset */
+#define L4_BK_IN_RING 4u /* set by l4_tables_build, not taken from the input: the backend holds a slot of its service's
+                          * current ring (weight above 0). A drained backend has none: no second chance pins to it */
 
 /* A lookup key: address (v4 in the first 4 bytes, rest zero), port in network order, protocol, family. */
 struct l4_addr_key {

@@ -114,11 +114,12 @@ void test_flow_pickup(void) {
   struct l4_flow_ref r;
   CHECK(s2c(&e, FX_BK_V4T_A, 42000, PB_TCP_ACK | PB_TCP_PSH), "mid-flow reply translated");
   CHECK(ent(&e, 42000, &r), "the reply created an entry");
-  CHECK(r.backend == FX_BK_V4T_A && (r.state & FL_REPLY) && (r.state & FL_EST), "picked up on A, established (%#x)",
-        r.state);
+  CHECK(r.backend == FX_BK_V4T_A && r.state == FL_REPLY, "picked up on A, unconfirmed (%#x)", r.state);
+  CHECK(timeout_of(&e, &r) == FX_TO_SYN, "half-open until the client confirms it");
   CHECK(env_q(&e, L4_Q_FLOW_PICKUP) == 1, "flow_pickup counted");
   env_publish(&e, fx_tables(FX_RING_B, 0));
   CHECK(c2s(&e, 42000, PB_TCP_ACK) == FX_BK_V4T_A, "the client's next packet follows the pick-up (A), not the ring");
+  CHECK(ent(&e, 42000, &r) && (r.state & FL_EST) && timeout_of(&e, &r) == FX_TO_EST, "and confirms it (%#x)", r.state);
   /* the ring now sends new flows to B: A answering a flow without entry does not win it back */
   CHECK(s2c(&e, FX_BK_V4T_A, 42100, PB_TCP_ACK), "reply from A translated");
   CHECK(!ent(&e, 42100, &r), "not picked up: the ring would send this flow to B");
@@ -376,5 +377,48 @@ void test_flow_backend_resets(void) {
   n = bld(g_in, NULL, &ip, &l4);
   run_raw(&e, g_in, n, g_out, &g_out_len);
   CHECK(bc[L4_O_RESETS] == 1, "a reset without an entry does not count (%llu)", (unsigned long long)bc[L4_O_RESETS]);
+  env_free(&e);
+}
+
+/* The interleavings of a worker's state update with a removal or a reuse, replayed in one thread: worker 1
+ * looks an entry up; the admin removes it (or worker 2 evicts it for a new flow); then worker 1 records the
+ * packet it had looked the entry up for. The update must not land: a removed entry must stay gone (not
+ * counted, not listed), and another flow's entry must not take the first flow's state bits. */
+static int first_view(const struct l4_flow_view *v, void *arg) {
+  *(struct l4_flow_view *)arg = *v;
+  return 1;
+}
+
+void test_flow_touch_stale_ref(void) {
+  struct env e;
+  env_init(&e, 8, FX_RING_A, 0); /* one bucket of 8 */
+  struct l4_flow_ref stale, r;
+  establish(&e, 1, FX_BK_V4T_A);
+  CHECK(ent(&e, 1, &stale), "looked up");
+  struct l4_flow_view v;
+  memset(&v, 0, sizeof(v));
+  l4_flow_walk(&e.ft, &e.t->timeouts, e.ctx.now, 0, e.ft.capacity, first_view, &v);
+  CHECK(l4_flow_remove(&e.ft, &v, e.ctx.now), "removed");
+  e.ctx.now += 1;
+  l4_flow_touch(&stale, FL_FIN_C, FL_RST, e.ctx.now); /* the client's FIN, processed with the old lookup */
+  CHECK(l4_flow_count(&e.ft, &e.t->timeouts, e.ctx.now) == 0, "a removed entry stays removed (count %llu)",
+        (unsigned long long)l4_flow_count(&e.ft, &e.t->timeouts, e.ctx.now));
+  memset(&v, 0, sizeof(v));
+  bool listed = l4_flow_walk(&e.ft, &e.t->timeouts, e.ctx.now, 0, e.ft.capacity, first_view, &v) != e.ft.capacity;
+  CHECK(!listed, "a removed entry is not listed (backend %u, state %#x)", v.backend, v.state);
+  CHECK(!ent(&e, 1, &r), "nor found");
+
+  /* reuse: 7 established flows and one half-open (8); a new SYN (9) evicts 8, then 8's late update arrives */
+  for (uint16_t p = 2; p <= 7; p++) establish(&e, p, FX_BK_V4T_A);
+  CHECK(c2s(&e, 10, PB_TCP_SYN) == FX_BK_V4T_A, "SYN 10");
+  establish(&e, 11, FX_BK_V4T_A);
+  CHECK(c2s(&e, 8, PB_TCP_SYN) == FX_BK_V4T_A, "SYN 8");
+  CHECK(ent(&e, 8, &stale) && stale.state == FL_SYN, "8 looked up, half-open");
+  e.ctx.now += 1;
+  c2s(&e, 10, PB_TCP_ACK); /* 10 busier than 8: 8 is the victim */
+  CHECK(c2s(&e, 9, PB_TCP_SYN) == FX_BK_V4T_A, "SYN 9 into the full bucket");
+  CHECK(!ent(&e, 8, &r) && ent(&e, 9, &r) && r.e == stale.e, "9 took 8's entry");
+  l4_flow_touch(&stale, FL_REPLY | FL_EST, FL_RST, e.ctx.now); /* 8's late update */
+  CHECK(ent(&e, 9, &r) && r.state == FL_SYN, "9 keeps its own state (%#x, want %#x)", r.state, FL_SYN);
   env_free(&e);
 }

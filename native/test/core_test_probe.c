@@ -63,20 +63,31 @@ void test_probe_syn_bytes(void) {
   CHECK(l4_probe_syn(buf, sizeof(buf), 5, z, z, 1, 1, 0) == 0, "family 5 is refused");
 }
 
-/* A backend's SYN-ACK to the probe address: counted, answered with a RST to the backend, no flow entry,
- * nothing towards a client. The backend's own RST (port closed) is counted and consumed. */
+/* A packet from backend `bk` (its port 8080) to the probe address, to port dport, with ack and flags. */
+static enum l4_verdict to_probe(struct env *e, int fam, const char *bk, uint16_t dport, uint32_t ack, uint8_t flags) {
+  struct pb_ip ip;
+  struct pb_l4 l4;
+  spec_tcp(&ip, &l4, (uint8_t)fam, bk, 8080, fam == 4 ? PROBE4 : PROBE6, dport, flags, 0);
+  l4.ack = ack;
+  uint32_t n = bld(g_in, NULL, &ip, &l4);
+  return run_raw(e, g_in, n, g_out, &g_out_len);
+}
+
+/* The answer to a backend's outstanding probe (SYN-ACK: ack = seq + 1, to the probe's source port) is counted,
+ * answered with a RST to the backend, creates no flow entry and sends nothing towards a client; a RST answering
+ * it (port closed) is counted and consumed. */
 void test_probe_answer(void) {
   struct env e;
+  struct l4_probes pr;
+  CHECK(l4_probes_init(&pr, FX_MAX_BACKENDS) == 0, "probes init");
   env_init_tables(&e, 1024, tables_with(NULL, 0, 1));
+  e.ctx.probes = &pr;
   for (int fam = 4; fam <= 6; fam += 2) {
     const char *probe = fam == 4 ? PROBE4 : PROBE6, *bk = fam == 4 ? B4A : B6A;
     uint32_t slot = fam == 4 ? FX_BK_V4T_A : FX_BK_V6T_A;
-    struct pb_ip ip;
-    struct pb_l4 l4;
-    spec_tcp(&ip, &l4, (uint8_t)fam, bk, 8080, probe, 40001, PB_TCP_SYN | PB_TCP_ACK, 0);
-    l4.ack = 0xa1b2c3d5;
-    uint32_t n = bld(g_in, NULL, &ip, &l4);
-    CHECK(run_raw(&e, g_in, n, g_out, &g_out_len) == L4_VERDICT_TX, "v%d SYN-ACK to the probe address is answered", fam);
+    CHECK(l4_probe_arm(&pr, slot, 40001, 0xa1b2c3d4), "armed");
+    CHECK(l4_probe_state(&pr, slot, 40001, 0xa1b2c3d4) == L4_PROBE_PENDING, "pending");
+    CHECK(to_probe(&e, fam, bk, 40001, 0xa1b2c3d5, PB_TCP_SYN | PB_TCP_ACK) == L4_VERDICT_TX, "v%d SYN-ACK to the probe address is answered", fam);
     struct pb_ip wip;
     struct pb_l4 wl4;
     if (fam == 4) {
@@ -96,17 +107,21 @@ void test_probe_answer(void) {
     if (g_out_len != wn || memcmp(g_out, g_want, wn) != 0) pb_hexdump_diff("probe rst", g_out, g_out_len, g_want, wn);
     uint64_t *bc = l4_ctr_backend(&e.ctx, slot);
     CHECK(bc[L4_O_PROBE_SYNACKS] == 1, "v%d: probe_synacks counted for the backend", fam);
+    CHECK(l4_probe_state(&pr, slot, 40001, 0xa1b2c3d4) == L4_PROBE_SYNACK, "v%d: the probe's state says SYN-ACK", fam);
     CHECK(bc[L4_O_PACKETS_OUT] == 0 && bc[L4_O_ANSWERED] == 0, "v%d: not counted as client traffic", fam);
     struct l4_flow_ref r;
     CHECK(!flow_get(&e, (uint8_t)fam, 6, probe, 40001, fam == 4 ? VIP4 : VIP6, 80, &r), "v%d: no flow entry", fam);
+    /* the backend retransmits its SYN-ACK (our RST was lost): answered again, counted once */
+    CHECK(to_probe(&e, fam, bk, 40001, 0xa1b2c3d5, PB_TCP_SYN | PB_TCP_ACK) == L4_VERDICT_TX, "v%d: a repeat is answered", fam);
+    CHECK(bc[L4_O_PROBE_SYNACKS] == 1, "v%d: a repeat is not counted again", fam);
 
-    spec_tcp(&ip, &l4, (uint8_t)fam, bk, 8080, probe, 40002, PB_TCP_RST | PB_TCP_ACK, 0);
-    n = bld(g_in, NULL, &ip, &l4);
-    CHECK(run_raw(&e, g_in, n, g_out, &g_out_len) == L4_VERDICT_DROP && e.ctx.last_drop == L4_DROP_PROBE_ANSWER,
+    CHECK(l4_probe_arm(&pr, slot, 40002, 7), "armed");
+    CHECK(l4_probe_state(&pr, slot, 40001, 0xa1b2c3d4) == L4_PROBE_NONE, "v%d: a new probe replaces the old one", fam);
+    CHECK(to_probe(&e, fam, bk, 40002, 8, PB_TCP_RST | PB_TCP_ACK) == L4_VERDICT_DROP && e.ctx.last_drop == L4_DROP_PROBE_ANSWER,
           "v%d: the backend's RST goes no further (probe_answer)", fam);
-    CHECK(bc[L4_O_PROBE_RESETS] == 1, "v%d: counted as probe_resets", fam);
+    CHECK(bc[L4_O_PROBE_RESETS] == 1 && l4_probe_state(&pr, slot, 40002, 7) == L4_PROBE_RST, "v%d: counted as probe_resets", fam);
   }
-  CHECK(env_q(&e, L4_Q_PROBE_RST_SENT) == 2 && env_drops(&e, L4_DROP_PROBE_ANSWER) == 2, "two RSTs sent, two answers dropped");
+  CHECK(env_q(&e, L4_Q_PROBE_RST_SENT) == 4 && env_drops(&e, L4_DROP_PROBE_ANSWER) == 2, "four RSTs sent, two answers dropped");
   CHECK(env_q(&e, L4_Q_FLOW_PICKUP) == 0 && env_q(&e, L4_Q_REPLY) == 0, "no pick-up, no reply translated");
   env_free(&e);
 
@@ -117,6 +132,56 @@ void test_probe_answer(void) {
   spec_tcp(&ip, &l4, 4, B4A, 8080, PROBE4, 40001, PB_TCP_SYN | PB_TCP_ACK, 0);
   CHECK(fx_rev(&e, "no probe address: an ordinary reply", NULL, &ip, &l4, VIP4, 80), "translated");
   env_free(&e);
+  l4_probes_destroy(&pr);
+}
+
+/* A dead backend must not be marked up by a SYN-ACK anyone can send from its address and port: only the answer
+ * to its outstanding probe counts. A forged one (wrong acknowledgment, wrong port, another backend's probe), a
+ * late one (to a probe a newer one replaced) and any answer while none is outstanding are dropped as
+ * probe_unmatched, answered with nothing, and counted nowhere. */
+void test_probe_forged_answers(void) {
+  struct env e;
+  struct l4_probes pr;
+  CHECK(l4_probes_init(&pr, FX_MAX_BACKENDS) == 0, "probes init");
+  env_init_tables(&e, 1024, tables_with(NULL, 0, 1));
+  e.ctx.probes = &pr;
+  uint64_t *bc = l4_ctr_backend(&e.ctx, FX_BK_V4T_A);
+  const uint8_t sa = PB_TCP_SYN | PB_TCP_ACK, ra = PB_TCP_RST | PB_TCP_ACK;
+  struct {
+    const char *what;
+    uint16_t dport;
+    uint32_t ack;
+    uint8_t flags;
+  } forged[] = {
+      {"no probe outstanding", 40001, 1001, sa},
+      {"wrong acknowledgment (seq, not seq + 1)", 40001, 1000, sa},
+      {"wrong acknowledgment (random)", 40001, 0xdeadbeef, sa},
+      {"wrong destination port", 40002, 1001, sa},
+      {"the answer to the replaced probe", 40001, 1001, sa},
+      {"a RST with the wrong acknowledgment", 40005, 6, ra},
+      {"a bare SYN with the right numbers", 40005, 5001, PB_TCP_SYN},
+  };
+  for (size_t i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
+    if (i == 1) CHECK(l4_probe_arm(&pr, FX_BK_V4T_A, 40001, 1000), "armed");
+    if (i == 4) CHECK(l4_probe_arm(&pr, FX_BK_V4T_A, 40005, 5000), "a newer probe");
+    CHECK(to_probe(&e, 4, B4A, forged[i].dport, forged[i].ack, forged[i].flags) == L4_VERDICT_DROP &&
+              e.ctx.last_drop == L4_DROP_PROBE_UNMATCHED,
+          "%s: dropped as probe_unmatched (%s)", forged[i].what, L4_DROP_REASON_NAMES[e.ctx.last_drop]);
+  }
+  /* another backend's outstanding probe does not make A's forged answer count */
+  CHECK(l4_probe_arm(&pr, FX_BK_V4T_B, 40009, 9000), "B armed");
+  CHECK(to_probe(&e, 4, B4A, 40009, 9001, sa) == L4_VERDICT_DROP && e.ctx.last_drop == L4_DROP_PROBE_UNMATCHED, "B's numbers from A");
+  CHECK(bc[L4_O_PROBE_SYNACKS] == 0 && bc[L4_O_PROBE_RESETS] == 0, "nothing counted for A");
+  CHECK(l4_probe_state(&pr, FX_BK_V4T_A, 40005, 5000) == L4_PROBE_PENDING, "A's probe still pending");
+  CHECK(env_q(&e, L4_Q_PROBE_RST_SENT) == 0, "no RST sent for a forged answer");
+  /* the real answer still counts afterwards */
+  CHECK(to_probe(&e, 4, B4A, 40005, 5001, sa) == L4_VERDICT_TX && bc[L4_O_PROBE_SYNACKS] == 1, "the real answer counts");
+  /* without the outstanding-probe table (NULL) nothing matches */
+  e.ctx.probes = NULL;
+  CHECK(to_probe(&e, 4, B4A, 40005, 5001, sa) == L4_VERDICT_DROP && e.ctx.last_drop == L4_DROP_PROBE_UNMATCHED, "no table: unmatched");
+  CHECK(!l4_probe_arm(&pr, FX_MAX_BACKENDS, 1, 1) && l4_probe_state(&pr, FX_MAX_BACKENDS, 1, 1) == L4_PROBE_NONE, "slot out of range");
+  env_free(&e);
+  l4_probes_destroy(&pr);
 }
 
 /* Service 0 (v4 TCP) has its own established timeout (100 s), service 1 (v4 UDP) its own UDP timeout (5 s);
@@ -225,71 +290,73 @@ void test_flow_walk_pages(void) {
   env_free(&e);
 }
 
-/* Tables whose v4 TCP service had every ring slot on `prev_backend` before its last change (none without
- * with_prev) and has them on A now; bk_flags are set on prev_backend (e.g. L4_BK_NO_SECOND_CHANCE). */
-static struct l4_tables *tables_with_previous(int with_prev, uint32_t prev_backend, uint32_t bk_flags) {
-  static struct fx_input fi;
-  static uint32_t words[L4_PREV_RING_WORDS];
-  fx_input_init(&fi, FX_RING_A, 0);
-  uint32_t off = FX_NSVC * FX_RING_SIZE;
-  for (uint32_t i = 0; i < FX_RING_SIZE; i++) fi.rings[off + i] = prev_backend;
-  fi.in.rings_len = off + FX_RING_SIZE;
-  if (with_prev) {
-    words[0] = FX_SVC_V4_TCP;
-    words[1] = off;
-    words[2] = FX_RING_SIZE;
-    fi.in.prev_ring_words = words;
-    fi.in.nprev_rings = 1;
-  }
-  fi.bk_words[prev_backend * L4_BK_WORDS + 5] = bk_flags;
-  char err[256];
-  struct l4_tables *t = l4_tables_build(&fi.in, err, sizeof(err));
-  if (!t) {
-    fprintf(stderr, "tables_with_previous: %s\n", err);
-    abort();
-  }
-  return t;
-}
-
 /* A mid-flow packet with no entry goes by the current ring to A; A does not know the flow and resets it: the
  * reset is swallowed and the flow pinned to B, which the ring before the change chose; the client's next
- * packet reaches B. Without a previous ring, or when it chose A too, the reset goes to the client. */
+ * packet reaches B. The entry is a guess until B answers through it and the client acknowledges: half-open
+ * until then. Without a previous ring, when it chose A too, or when B is down or drained (out of the current
+ * ring), the reset goes to the client. */
 void test_second_chance(void) {
   struct pb_ip ip;
   struct pb_l4 l4;
   struct l4_flow_ref r;
   struct env e;
-  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_B, 0));
-  spec_tcp(&ip, &l4, 4, C4, 4001, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH, 100);
+  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_B, 0, true, 0));
+  uint16_t port = port_to(&e, C4, 4001, FX_BK_V4T_A);
+  spec_tcp(&ip, &l4, 4, C4, port, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH, 100);
   CHECK(fx_fwd(&e, "mid-flow data without an entry goes by the current ring", NULL, &ip, &l4, B4A, 8080), "to A");
-  CHECK(!flow_get(&e, 4, 6, C4, 4001, VIP4, 80, &r), "no entry yet");
-  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 4001, PB_TCP_RST, 0);
+  CHECK(!flow_get(&e, 4, 6, C4, port, VIP4, 80, &r), "no entry yet");
+  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, port, PB_TCP_RST, 0);
   uint32_t n = bld(g_in, NULL, &ip, &l4);
   CHECK(run_raw(&e, g_in, n, g_out, &g_out_len) == L4_VERDICT_DROP && e.ctx.last_drop == L4_DROP_SECOND_CHANCE, "A's reset is swallowed");
-  CHECK(flow_get(&e, 4, 6, C4, 4001, VIP4, 80, &r) && r.backend == FX_BK_V4T_B && (r.state & FL_EST), "the flow is pinned to B");
-  spec_tcp(&ip, &l4, 4, C4, 4001, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH, 100);
+  CHECK(flow_get(&e, 4, 6, C4, port, VIP4, 80, &r) && r.backend == FX_BK_V4T_B && r.state == 0, "the flow is pinned to B, unconfirmed (%#x)", r.state);
+  CHECK(l4_flow_timeout(l4_timeouts_of(&e.t->timeouts, FX_SVC_V4_TCP), 6, r.state) == FX_TO_SYN, "with the SYN timeout");
+  spec_tcp(&ip, &l4, 4, C4, port, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH, 100);
   CHECK(fx_fwd(&e, "the retransmission reaches B", NULL, &ip, &l4, B4B, 8080), "to B");
-  /* B does not know it either: its reset goes through the entry to the client */
-  spec_tcp(&ip, &l4, 4, B4B, 8080, C4, 4001, PB_TCP_RST, 0);
+  CHECK(flow_get(&e, 4, 6, C4, port, VIP4, 80, &r) && !(r.state & FL_EST), "the client alone does not confirm it (%#x)", r.state);
+  spec_tcp(&ip, &l4, 4, B4B, 8080, C4, port, PB_TCP_ACK, 0);
+  CHECK(fx_rev(&e, "B answers through the entry", NULL, &ip, &l4, VIP4, 80), "translated");
+  spec_tcp(&ip, &l4, 4, C4, port, VIP4, 80, PB_TCP_ACK, 0);
+  CHECK(fx_fwd(&e, "the client acknowledges", NULL, &ip, &l4, B4B, 8080), "to B");
+  CHECK(flow_get(&e, 4, 6, C4, port, VIP4, 80, &r) && (r.state & FL_EST), "now established (%#x)", r.state);
+  /* a guess B does not confirm: its reset goes through the entry to the client */
+  port = port_to(&e, C4, (uint16_t)(port + 1), FX_BK_V4T_A);
+  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, port, PB_TCP_RST, 0);
+  n = bld(g_in, NULL, &ip, &l4);
+  CHECK(run_raw(&e, g_in, n, g_out, &g_out_len) == L4_VERDICT_DROP && e.ctx.last_drop == L4_DROP_SECOND_CHANCE, "A's reset is swallowed");
+  spec_tcp(&ip, &l4, 4, B4B, 8080, C4, port, PB_TCP_RST, 0);
   CHECK(fx_rev(&e, "B's reset reaches the client", NULL, &ip, &l4, VIP4, 80), "translated");
-  CHECK(l4_ctr_backend(&e.ctx, FX_BK_V4T_A)[L4_O_RESETS] == 0, "the swallowed reset does not count against A");
+  CHECK(l4_ctr_backend(&e.ctx, FX_BK_V4T_A)[L4_O_RESETS] == 0, "the swallowed resets do not count against A");
   env_free(&e);
 
   /* the previous ring's backend is down (flagged): the reset goes to the client, as on_down: reset wants */
-  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_B, L4_BK_NO_SECOND_CHANCE));
-  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 4004, PB_TCP_RST, 0);
+  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_B, L4_BK_NO_SECOND_CHANCE, true, 0));
+  port = port_to(&e, C4, 4004, FX_BK_V4T_A);
+  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, port, PB_TCP_RST, 0);
   CHECK(fx_rev(&e, "previous backend down: reset forwarded", NULL, &ip, &l4, VIP4, 80), "translated");
-  CHECK(!flow_get(&e, 4, 6, C4, 4004, VIP4, 80, &r), "no entry");
+  CHECK(!flow_get(&e, 4, 6, C4, port, VIP4, 80, &r), "no entry");
+  env_free(&e);
+  /* the previous ring's backend is drained (weight 0: no slot in the current ring): the same */
+  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_B, 0, false, 0));
+  CHECK(!(e.t->backends[FX_BK_V4T_B].flags & L4_BK_IN_RING) && (e.t->backends[FX_BK_V4T_A].flags & L4_BK_IN_RING), "in-ring flags");
+  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 4005, PB_TCP_RST, 0);
+  CHECK(fx_rev(&e, "previous backend drained: reset forwarded", NULL, &ip, &l4, VIP4, 80), "translated");
+  CHECK(!flow_get(&e, 4, 6, C4, 4005, VIP4, 80, &r), "no entry");
   env_free(&e);
   /* no previous ring: the reset goes to the client */
-  env_init_tables(&e, 1024, tables_with_previous(0, FX_BK_V4T_B, 0));
-  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 4002, PB_TCP_RST, 0);
+  env_init_tables(&e, 1024, tables_with_previous(0, FX_BK_V4T_B, 0, true, 0));
+  port = port_to(&e, C4, 4002, FX_BK_V4T_A);
+  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, port, PB_TCP_RST, 0);
   CHECK(fx_rev(&e, "no previous ring: reset forwarded", NULL, &ip, &l4, VIP4, 80), "translated");
   env_free(&e);
   /* the previous ring chose A as well: the reset goes to the client */
-  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_A, 0));
-  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, 4003, PB_TCP_RST, 0);
+  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_A, 0, true, 0));
+  port = port_to(&e, C4, 4003, FX_BK_V4T_A);
+  spec_tcp(&ip, &l4, 4, B4A, 8080, C4, port, PB_TCP_RST, 0);
   CHECK(fx_rev(&e, "same backend before: reset forwarded", NULL, &ip, &l4, VIP4, 80), "translated");
+  env_free(&e);
+  /* an input flag cannot claim a place in the ring */
+  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_B, L4_BK_IN_RING, false, 0));
+  CHECK(!(e.t->backends[FX_BK_V4T_B].flags & L4_BK_IN_RING), "L4_BK_IN_RING is computed, not taken from the input");
   env_free(&e);
   /* a previous ring holding another service's backend is refused */
   static struct fx_input fi;

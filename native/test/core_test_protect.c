@@ -155,10 +155,14 @@ void test_synack_pickup_half_open(void) {
   CHECK(run_raw(&e, g_in, n, g_out, &g_out_len) == L4_VERDICT_TX, "SYN-ACK translated");
   struct l4_flow_ref r;
   CHECK(flow_get(&e, 4, 6, C4, 4242, VIP4, 80, &r) && !(r.state & FL_EST) && (r.state & FL_SYN), "picked up half-open (state %#x)", r.state);
-  /* a mid-flow ACK from the backend is picked up established */
+  /* a mid-flow ACK from the backend is picked up unconfirmed: established only with the client's answer */
   spec_tcp(&ip, &l4, 4, FX_BACKENDS[FX_BK_V4T_A].addr, FX_BACKENDS[FX_BK_V4T_A].port, C4, 4343, PB_TCP_ACK, 10);
   n = bld(g_in, NULL, &ip, &l4);
   CHECK(run_raw(&e, g_in, n, g_out, &g_out_len) == L4_VERDICT_TX, "ACK translated");
-  CHECK(flow_get(&e, 4, 6, C4, 4343, VIP4, 80, &r) && (r.state & FL_EST), "picked up established (state %#x)", r.state);
+  CHECK(flow_get(&e, 4, 6, C4, 4343, VIP4, 80, &r) && r.state == FL_REPLY, "picked up unconfirmed (state %#x)", r.state);
+  spec_tcp(&ip, &l4, 4, C4, 4343, VIP4, 80, PB_TCP_ACK, 0);
+  n = bld(g_in, NULL, &ip, &l4);
+  CHECK(run_raw(&e, g_in, n, g_out, &g_out_len) == L4_VERDICT_TX, "the client's ACK forwarded");
+  CHECK(flow_get(&e, 4, 6, C4, 4343, VIP4, 80, &r) && (r.state & FL_EST), "confirmed: established (state %#x)", r.state);
   env_free(&e);
 }

@@ -30,6 +30,7 @@ static struct l4_flow_table g_ft;
 static uint64_t *g_counters;
 static uint8_t *g_copy;
 static struct l4_coalescer g_co;
+static struct l4_probes g_probes; /* every backend slot has a probe outstanding: sport 40001, seq 0xa1b2c3d4 */
 
 static void fail(const char *what, const uint8_t *pkt, uint32_t len) {
   fprintf(stderr, "fuzz_packet invariant violated: %s (len %u)\n", what, len);
@@ -69,7 +70,7 @@ static void init_once(void) {
   if (l4_flow_table_init(&g_ft, FUZZ_FLOWS) != 0) abort();
   g_counters = calloc(l4_counter_block_words(FX_MAX_SERVICES, FX_MAX_BACKENDS), sizeof(uint64_t));
   g_copy = malloc(PB_MAX + 64);
-  if (!g_counters || !g_copy || l4_co_init(&g_co) < 0) abort();
+  if (!g_counters || !g_copy || l4_co_init(&g_co) < 0 || l4_probes_init(&g_probes, FX_MAX_BACKENDS) < 0) abort();
 }
 
 /* Is the L4 checksum of this (parsed) IP packet "good" in the sense the invariant needs? For a complete
@@ -174,8 +175,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint32_t len = (uint32_t)(size - 1);
   const struct l4_tables *t = g_tables[opt & 3][(opt >> 2) & 3];
   if (!(opt & 0x10)) memset(g_ft.entries, 0, (size_t)(g_ft.capacity * sizeof(struct l4_flow)));
+  for (uint32_t b = 0; b < FX_MAX_BACKENDS; b++) l4_probe_arm(&g_probes, b, 40001, 0xa1b2c3d4);
   struct l4_ctx ctx = {.counters = g_counters, .max_services = FX_MAX_SERVICES, .max_backends = FX_MAX_BACKENDS,
-                       .flows = &g_ft, .now = 100000};
+                       .flows = &g_ft, .now = 100000, .probes = &g_probes};
   run_one(&ctx, t, pkt, len);
   if (opt & 0x20) {
     static const uint32_t advance[4] = {0, 11, 61, 3601};

@@ -239,3 +239,52 @@ int out_backend(void) {
   }
   return -1;
 }
+
+struct l4_tables *tables_with_previous(int with_prev, uint32_t prev_backend, uint32_t bk_flags, bool b_in_ring,
+                                      uint32_t rate) {
+  static struct fx_input fi;
+  static uint32_t words[L4_PREV_RING_WORDS];
+  fx_input_init(&fi, FX_RING_A, 0);
+  if (b_in_ring) fi.rings[FX_SVC_V4_TCP * FX_RING_SIZE + FX_RING_SIZE - 1] = FX_BK_V4T_B;
+  uint32_t off = FX_NSVC * FX_RING_SIZE;
+  for (uint32_t i = 0; i < FX_RING_SIZE; i++) fi.rings[off + i] = prev_backend;
+  fi.in.rings_len = off + FX_RING_SIZE;
+  if (with_prev) {
+    words[0] = FX_SVC_V4_TCP;
+    words[1] = off;
+    words[2] = FX_RING_SIZE;
+    fi.in.prev_ring_words = words;
+    fi.in.nprev_rings = 1;
+  }
+  fi.bk_words[prev_backend * L4_BK_WORDS + 5] = bk_flags;
+  static uint32_t limit[L4_LIMIT_WORDS];
+  if (rate) {
+    limit[0] = FX_SVC_V4_TCP;
+    limit[1] = limit[2] = rate;
+    fi.in.limit_words = limit;
+    fi.in.nlimits = 1;
+  }
+  char err[256];
+  struct l4_tables *t = l4_tables_build(&fi.in, err, sizeof(err));
+  if (!t) {
+    fprintf(stderr, "tables_with_previous: %s\n", err);
+    abort();
+  }
+  return t;
+}
+
+uint16_t port_to(struct env *e, const char *client, uint16_t from, uint32_t bk) {
+  const struct l4_service *s = &e->t->services[FX_SVC_V4_TCP];
+  for (uint32_t p = from; p <= 0xffff; p++) {
+    struct l4_flow_key k;
+    memset(&k, 0, sizeof(k));
+    pb_addr(4, client, k.client);
+    pb_addr(4, VIP4, k.vip);
+    k.cport = (uint16_t)((p >> 8) | (p << 8));
+    k.vport = (uint16_t)(80 << 8);
+    k.proto = 6;
+    k.family = 4;
+    if (s->ring_size && s->ring[l4_flow_hash(&e->t->hash_key, &k) % s->ring_size] == bk) return (uint16_t)p;
+  }
+  abort();
+}

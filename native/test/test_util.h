@@ -85,6 +85,15 @@ bool fx_rev(struct env *e, const char *desc, const struct pb_vnet *v, const stru
 /* The fixture backend slot g_out is addressed to (destination address and port), or -1. */
 int out_backend(void);
 
+/* Tables whose v4 TCP service had every ring slot on `prev_backend` before its last change (no previous ring
+ * without with_prev) and has them on A now, except the last slot, which holds B when `b_in_ring` (B keeps a
+ * weight; without it B is drained). bk_flags are set on prev_backend (e.g. L4_BK_NO_SECOND_CHANCE); `rate`: the
+ * service's new-flow rate limit (rate = burst), 0 for none. */
+struct l4_tables *tables_with_previous(int with_prev, uint32_t prev_backend, uint32_t bk_flags, bool b_in_ring,
+                                      uint32_t rate);
+/* The first client port from `from` on whose flow client:port -> VIP4:80 (TCP) e's current ring sends to bk. */
+uint16_t port_to(struct env *e, const char *client, uint16_t from, uint32_t bk);
+
 /* Seed corpus recording (core_test --write-corpus DIR). */
 void corpus_record(const char *desc, const uint8_t *in, uint32_t len);
 void corpus_record_sample(const char *desc, const uint8_t *in, uint32_t len);

@@ -21,7 +21,7 @@
   /* core_test_flows.c */                                                                                     \
   X(flow_syn_pins, "a SYN creates an entry; the flow keeps its backend after a republish")                    \
   X(flow_nonsyn_miss, "a non-SYN without entry is forwarded by the ring and creates no entry")                \
-  X(flow_pickup, "a backend reply without entry creates one (pick-up)")                                       \
+  X(flow_pickup, "a backend reply without entry creates one (pick-up), established once the client answers")   \
   X(flow_rst_close_revive, "RST -> close timeout; a later non-RST packet revives the flow")                    \
   X(flow_fin_both_ways, "FIN both ways -> close timeout")                                                     \
   X(flow_syn_on_closed_repicks, "a SYN on a closed entry re-picks; on a live one it keeps")                    \
@@ -30,6 +30,7 @@
   X(flow_udp, "UDP: the first datagram pins, the UDP timeout unpins")                                         \
   X(flow_eviction, "a full bucket evicts non-established entries first, and counts it")                       \
   X(flow_backend_resets, "a backend RST counts for passive health on a live flow, not after both FINs")       \
+  X(flow_touch_stale_ref, "a state update after a removal or a reuse of the entry changes nothing")           \
   /* core_test_icmp.c */                                                                                      \
   X(icmp_frag_needed_v4, "frag-needed to the VIP quoting our reply goes to the pinned backend")                \
   X(icmp_port_unreach_v4, "port unreachable from a backend comes from the VIP, quote client->VIP")            \
@@ -53,13 +54,17 @@
   X(acl_validation, "bad CIDR lists and limits are rejected with a clear message")                            \
   X(rate_limit, "per-source new-flow token bucket: burst, refill, cap, clock wrap; live flows pass")         \
   X(udp6_zero_csum_dropped, "UDP over IPv6 with checksum 0 is dropped as bad_l4_header")                    \
-  X(synack_pickup_half_open, "a SYN-ACK without entry is picked up half-open; a mid-flow reply established")  \
+  X(synack_pickup_half_open, "a SYN-ACK without entry is picked up half-open; a mid-flow reply until the client answers") \
   /* core_test_probe.c */                                                                                     \
   X(probe_syn_bytes, "the data-plane probe SYN, v4 and v6, byte for byte")                                    \
   X(probe_answer, "a SYN-ACK to the probe address is counted and answered with a RST; a RST is consumed")     \
+  X(probe_forged_answers, "answers not matching the backend's outstanding probe (port, ack) count for nothing") \
   X(per_service_timeouts, "a service's own idle timeouts apply to its flows; others keep the defaults")      \
   X(flow_walk_pages, "paging through the flow table with a cursor visits every entry once")                  \
   X(second_chance, "a backend's reset of a flow it never had re-pins it to the previous ring's choice")       \
+  /* core_test_spoof.c */                                                                                     \
+  X(ack_flood_after_ring_change, "spoofed ACK+RST pairs after a ring change: no real flow evicted, none pinned to a drained backend") \
+  X(reply_pickup_flood, "spoofed backend-sourced replies: picked up unconfirmed, no real flow evicted")      \
   /* core_test_coalesce.c */                                                                                  \
   X(coalesce_udp_runs, "UDP runs merged into one GSO super-packet split back into the same datagrams")       \
   X(coalesce_refusals, "datagrams the segmentation would not reproduce are never merged")                  \

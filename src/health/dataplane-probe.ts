@@ -6,16 +6,18 @@
 // How: the addon writes a TCP SYN into the TUN from the probe source address (never a real client) to the
 // backend's address and port (native/core/probe.h). The kernel routes it to the backend like a translated
 // client packet; the backend's SYN-ACK comes back through this host only if the backend routes replies here,
-// and then the data plane counts it (the backend's probe_synacks counter) and answers it with a RST. A direct
-// TCP connect runs alongside, so a failure can say which of the two cases it is.
+// and then the data plane records it as the answer to this probe (and counts it in the backend's probe_synacks)
+// and answers it with a RST. A direct TCP connect runs alongside, so a failure can say which of the two cases it
+// is. Only the answer to this very probe counts (its source port, its sequence number + 1, native/core/probe.h):
+// a SYN-ACK forged from the backend's address, or one answering an earlier probe late, leaves it pending.
 import { randomInt } from 'crypto';
 import { probeTcp, type ProbeResult, type ProbeTarget } from './probe';
-import type { CounterSnapshot } from '../native';
+import type { ProbeId, ProbeSpec, ProbeState } from '../native';
 
 /** What the probe needs of the data plane (src/native.ts Dataplane; a fake in unit tests). */
 export interface ProbingDataplane {
-  probe(p: { src: string; dst: string; sport: number; dport: number; seq: number }): void;
-  counters(): CounterSnapshot;
+  probe(p: ProbeSpec): void;
+  probeState(p: ProbeId): ProbeState;
 }
 
 export interface DataplaneProbeContext {
@@ -40,24 +42,20 @@ export async function probeDataplane(ctx: DataplaneProbeContext, t: ProbeTarget,
   const ms = (): number => Math.round((now() - t0) * 10) / 10;
   if (ctx.slot === undefined) return { ok: false, ms: 0, detail: 'the backend is not in the data plane table yet' };
   if (ctx.source === undefined) return { ok: false, ms: 0, detail: `no IPv${t.family} probe source address configured (global.probe_source)` };
-  const slot = ctx.slot;
-  const read = (): { synacks: number; resets: number } => {
-    const c = ctx.dp.counters().backends.get(slot);
-    return { synacks: c?.probe_synacks ?? 0, resets: c?.probe_resets ?? 0 };
-  };
-  const before = read();
+  const id: ProbeId = { slot: ctx.slot, sport: randomInt(32768, 61000), seq: randomInt(0, 2 ** 32 - 1) };
   const direct = (ctx.direct ?? probeTcp)(t, timeoutMs);
   try {
-    ctx.dp.probe({ src: ctx.source, dst: t.addr, sport: randomInt(32768, 61000), dport: t.port, seq: randomInt(0, 2 ** 32 - 1) });
+    ctx.dp.probe({ ...id, src: ctx.source, dst: t.addr, dport: t.port });
   } catch (e) {
     await direct;
     return { ok: false, ms: ms(), detail: `cannot send the probe: ${(e as Error).message}` };
   }
   const deadline = t0 + timeoutMs;
   for (;;) {
-    const c = read();
-    if (c.synacks > before.synacks) return { ok: true, ms: ms(), detail: '' };
-    if (c.resets > before.resets) return { ok: false, ms: ms(), detail: 'connection refused (RST through the data plane)' };
+    const st = ctx.dp.probeState(id);
+    if (st === 'synack') return { ok: true, ms: ms(), detail: '' };
+    if (st === 'rst') return { ok: false, ms: ms(), detail: 'connection refused (RST through the data plane)' };
+    if (st === 'none') break; // another probe for this backend replaced ours (a check restarted): no verdict from it
     const left = deadline - now();
     if (left <= 0) break;
     await new Promise((r) => setTimeout(r, Math.min(ctx.pollMs ?? 20, left)));

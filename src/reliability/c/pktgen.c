@@ -8,10 +8,11 @@
  *       F holds packets as [u16 big-endian length][u16 big-endian EtherType][IP packet bytes]...; the whole list
  *       is sent N times (default 1) with U microseconds between packets.
  *   pktgen flood --dev IF --dst-mac MAC --dst A.B.C.D --dport P --seconds S
- *                (--src-net A.B.C.D/LEN | --src A.B.C.D) [--rate PPS] [--batch B]
+ *                (--src-net A.B.C.D/LEN | --src A.B.C.D) [--rate PPS] [--batch B] [--flags syn|ack]
  *       TCP SYNs (MSS option, valid checksums) from random sources of --src-net (or one --src) and random source
  *       ports, in sendmmsg() batches of B (default 256), at PPS packets/s (default 0 = as fast as it can) for S
- *       seconds (at most 600).
+ *       seconds (at most 600). --flags ack sends bare ACKs (random acknowledgment number) instead: mid-flow
+ *       packets of connections nobody has, which a backend answers with a RST.
  *
  * Both print one JSON line: {"mode":..., "sent":N, "errors":N, "firstError":"...", "elapsedMs":N, "pps":N}.
  * Exit status 0 unless the arguments are bad or the socket cannot be opened (2 and 1). Bounded: `send` by the
@@ -162,7 +163,7 @@ static inline uint64_t rng(void) { /* xorshift64* */
 
 #define SYN_LEN 44 /* IPv4 20 + TCP 20 + MSS option 4 */
 
-static void build_syn(uint8_t *p, uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport, uint32_t seq) {
+static void build_syn(uint8_t *p, uint32_t saddr, uint32_t daddr, uint16_t sport, uint16_t dport, uint32_t seq, int ack) {
   memset(p, 0, SYN_LEN);
   p[0] = 0x45;
   p[2] = 0;
@@ -187,8 +188,15 @@ static void build_syn(uint8_t *p, uint32_t saddr, uint32_t daddr, uint16_t sport
   t[5] = (uint8_t)(seq >> 16);
   t[6] = (uint8_t)(seq >> 8);
   t[7] = (uint8_t)seq;
-  t[12] = 6 << 4; /* data offset 24 bytes */
-  t[13] = 0x02;   /* SYN */
+  if (ack) {
+    uint32_t a = (uint32_t)rng();
+    t[8] = (uint8_t)(a >> 24);
+    t[9] = (uint8_t)(a >> 16);
+    t[10] = (uint8_t)(a >> 8);
+    t[11] = (uint8_t)a;
+  }
+  t[12] = 6 << 4;            /* data offset 24 bytes */
+  t[13] = ack ? 0x10 : 0x02; /* ACK or SYN */
   t[14] = 0xfa;   /* window 64240 */
   t[15] = 0xf0;
   t[20] = 2; /* MSS 1460 */
@@ -215,6 +223,9 @@ static int cmd_flood(int argc, char **argv) {
   long seconds = num_arg(argc, argv, "--seconds", 1, 1, 600);
   long rate = num_arg(argc, argv, "--rate", 0, 0, 100000000);
   long batch = num_arg(argc, argv, "--batch", 256, 1, MAX_BATCH);
+  const char *flags = arg(argc, argv, "--flags");
+  if (flags && strcmp(flags, "syn") != 0 && strcmp(flags, "ack") != 0) die(2, "--flags must be syn or ack");
+  int ack = flags && strcmp(flags, "ack") == 0;
   struct in_addr d, s;
   if (inet_pton(AF_INET, dst, &d) != 1) die(2, "--dst must be an IPv4 address");
   uint32_t base, mask;
@@ -267,7 +278,7 @@ static int cmd_flood(int argc, char **argv) {
     for (long i = 0; i < want; i++) {
       uint32_t sa = htonl(base | ((uint32_t)rng() & mask));
       uint16_t sport = (uint16_t)(1024 + rng() % 64000);
-      build_syn(bufs[i], sa, d.s_addr, sport, (uint16_t)dport, (uint32_t)rng());
+      build_syn(bufs[i], sa, d.s_addr, sport, (uint16_t)dport, (uint32_t)rng(), ack);
     }
     int r = sendmmsg(fd, msgs, (unsigned)want, 0);
     if (r < 0) {
