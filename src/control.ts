@@ -37,7 +37,9 @@ export interface BalancerLike {
     flows?(filter: FlowFilter): FlowEntry[];
     flowPage?(filter: FlowFilter): FlowPage;
     flowStats?(): FlowStats;
-    deleteFlows?(filter: FlowFilter): number;
+    /** Flow-table entries: cursors run from 0 to this. */
+    readonly flowCapacity?: number;
+    deleteFlows?(filter: FlowFilter): number | Promise<number>;
     probe?: ProbingDataplane['probe'];
   };
 }
@@ -57,13 +59,15 @@ const PASSIVE_SAMPLE_MS = 1_000;
 const DRAIN_SAMPLE_MS = 500;
 const DRAIN_FLOWS_MS = 2_000;
 const DRAIN_FLOWS_LIMIT = 1_000;
+const FLOW_STATS_MAX_AGE_MS = 1_000;
 
 interface DrainState {
   since: number; // Date.now()
   lastPackets: number;
   lastPacketAt: number;
-  liveFlows?: number; // from the flow table, when the data plane can list flows
-  flowsCheckedAt?: number;
+  liveFlows?: number; // from the flow table's last complete count, when the data plane can list flows
+  flowsCheckedAt?: number; // when the last count started
+  count?: { cursor: number; live: number }; // a count under way: one page of the table per sample
   doneAt?: number;
   doneBy?: string;
 }
@@ -157,8 +161,9 @@ export class Controller extends EventEmitter {
     return this.balancer.dp.counters();
   }
 
+  /** Live flow-table entries, from the per-slot statistics (one walk of the table per second at most). */
   flowCount(): number {
-    return this.balancer.dp.flowCount();
+    return this.flowStats()?.total ?? this.balancer.dp.flowCount();
   }
 
   /** Publishes the configured services and starts their health checks. */
@@ -464,20 +469,18 @@ export class Controller extends EventEmitter {
     }
     if (changes.length) {
       this.republishQueued(`passive: ${changes.join(', ')}`)
-        .then(() => {
-          for (const d of downs) this.resetIfWanted(d.s, d.key);
-        })
+        .then(() => Promise.all(downs.map((d) => this.resetIfWanted(d.s, d.key))))
         .catch((err: unknown) => this.log.error({ err }, 'publishing a passive health change failed'));
     }
   }
 
   /** on_down: reset — removes the flows of a backend that went down; their next packets meet the new ring. */
-  private resetIfWanted(s: ServiceConfig, key: string): void {
+  private async resetIfWanted(s: ServiceConfig, key: string): Promise<void> {
     if (s.onDown !== 'reset' || !this.balancer.dp.deleteFlows) return;
     const slot = this.balancer.backendSlot(key);
     if (slot === undefined) return;
     try {
-      const n = this.balancer.dp.deleteFlows({ backendSlot: slot });
+      const n = await this.balancer.dp.deleteFlows({ backendSlot: slot });
       const bid = key.split('|')[1];
       this.log.warn({ event: 'backend_flows_reset', service: serviceId(s), backend: bid, flows: n }, `backend ${bid}: ${n} flow(s) removed (on_down: reset); their next packets go to another backend, which resets TCP`);
     } catch (err) {
@@ -529,9 +532,7 @@ export class Controller extends EventEmitter {
     if (t.to === 'down') this.log.warn(fields, `backend ${bid} of ${sid} is DOWN: ${t.reason}`);
     else this.log.info(fields, `backend ${bid} of ${sid} is UP: ${t.reason}`);
     this.republishQueued(`health: ${bid} ${t.to}`)
-      .then(() => {
-        if (t.to === 'down' && s) this.resetIfWanted(s, c.key);
-      })
+      .then(() => (t.to === 'down' && s ? this.resetIfWanted(s, c.key) : undefined))
       .catch((err: unknown) => this.log.error({ err, service: sid, backend: bid }, 'publishing a health change failed'));
   }
 
@@ -574,19 +575,34 @@ export class Controller extends EventEmitter {
       // open but idle TCP connection is live until it closes or times out. Without it: packets quiet.
       let done: string | undefined;
       const slot = this.balancer.backendSlot(rt.key);
-      // Listing walks the whole flow table: at most every DRAIN_FLOWS_MS per backend, at most LIMIT entries
-      // (a full page proves nothing about the rest, so it never counts as done).
-      if (dp.flows && slot !== undefined && (d.flowsCheckedAt === undefined || now - d.flowsCheckedAt >= DRAIN_FLOWS_MS || now < d.flowsCheckedAt)) {
-        d.flowsCheckedAt = now;
-        try {
-          const entries = dp.flows({ backendSlot: slot, limit: DRAIN_FLOWS_LIMIT });
-          d.liveFlows = entries.filter((e) => e.state !== 'CLOSE' && !(e.state === 'UDP' && e.idleSeconds * 1000 >= DRAIN_QUIET_MS)).length;
-          if (d.liveFlows === 0 && entries.length < DRAIN_FLOWS_LIMIT) done = 'no live flows left';
-        } catch {
-          d.liveFlows = undefined;
+      // Counting pages through the flow table, one bounded page per sample (a large table is never walked at
+      // once); a new count starts DRAIN_FLOWS_MS after the last one started.
+      let counting = false; // else: done once the backend's packet counters are still
+      if (dp.flows && slot !== undefined) {
+        counting = true;
+        if (!d.count && (d.flowsCheckedAt === undefined || now - d.flowsCheckedAt >= DRAIN_FLOWS_MS || now < d.flowsCheckedAt)) {
+          d.flowsCheckedAt = now;
+          d.count = { cursor: 0, live: 0 };
+        }
+        if (d.count) {
+          try {
+            const page = this.flowPage({ backendSlot: slot, limit: DRAIN_FLOWS_LIMIT, cursor: d.count.cursor });
+            d.count.live += page.flows.filter((e) => e.state !== 'CLOSE' && !(e.state === 'UDP' && e.idleSeconds * 1000 >= DRAIN_QUIET_MS)).length;
+            if (page.next === null) {
+              d.liveFlows = d.count.live;
+              d.count = undefined;
+              if (d.liveFlows === 0) done = 'no live flows left';
+            } else {
+              d.count.cursor = page.next;
+            }
+          } catch {
+            d.liveFlows = undefined;
+            d.count = undefined;
+            counting = false;
+          }
         }
       }
-      if (d.liveFlows === undefined && now - d.lastPacketAt >= DRAIN_QUIET_MS) done = `no packets for ${DRAIN_QUIET_MS / 1000} s`;
+      if (!counting && now - d.lastPacketAt >= DRAIN_QUIET_MS) done = `no packets for ${DRAIN_QUIET_MS / 1000} s`;
       if (done) {
         d.doneAt = now;
         d.doneBy = done;
@@ -774,7 +790,7 @@ export class Controller extends EventEmitter {
     const now = Date.now();
     return {
       services: this.services.map((s) => this.serviceView(s, c, now)),
-      dataplane: { counters: c.total, drops: c.drops, heartbeatsMs: c.heartbeatsMs, flows: this.balancer.dp.flowCount() },
+      dataplane: { counters: c.total, drops: c.drops, heartbeatsMs: c.heartbeatsMs, flows: this.flowCount() },
     };
   }
 
@@ -870,13 +886,16 @@ export class Controller extends EventEmitter {
   }
 
   /**
-   * One page of flow-table entries. With a cursor (or a single backend or a service), the data plane pages
-   * through the table: each call looks at a bounded part of it, and `next` says where to go on. A backend id
-   * that several services share lists each one's flows in turn, without paging.
+   * One page of flow-table entries: the data plane looks at a bounded part of the table, and `next` says where
+   * to go on. A backend id that several services share lists one page of each one's flows (truncated: there
+   * may be more; give the service too to page through them).
    */
   listFlows(q: FlowQuery): { flows: FlowView[]; truncated: boolean; next: number | null } {
     const dp = this.balancer.dp;
     if (!dp.flows) throw new ControlError(501, 'this data plane build cannot list flows');
+    if (q.cursor !== undefined && dp.flowCapacity !== undefined && q.cursor > dp.flowCapacity) {
+      throw new ControlError(400, `cursor must be the next of a previous page, from 0 to the flow table's capacity ${dp.flowCapacity}, got ${q.cursor}`);
+    }
     const limit = q.limit ?? 1000;
     const names = this.slotNames();
     const base: FlowFilter = {
@@ -885,12 +904,15 @@ export class Controller extends EventEmitter {
     };
     let raw: FlowEntry[] = [];
     let next: number | null = null;
+    let more = false; // a page that did not reach the end of the table
     const svcSlot = q.service !== undefined && q.backend === undefined ? this.serviceSlotOf(q.service) : undefined;
     const slots = svcSlot === undefined ? this.filterSlots(q) : undefined;
     if (slots && slots.length > 1) {
       if (q.cursor !== undefined) throw new ControlError(400, `backend ${q.backend ?? ''} is in ${slots.length} services: give service too to page through its flows`);
       for (const slot of slots) {
-        raw.push(...dp.flows({ ...base, backendSlot: slot, limit: limit + 1 - raw.length }));
+        const page = this.flowPage({ ...base, backendSlot: slot, limit: limit + 1 - raw.length });
+        raw.push(...page.flows);
+        more ||= page.next !== null;
         if (raw.length > limit) break;
       }
     } else {
@@ -901,20 +923,24 @@ export class Controller extends EventEmitter {
         limit: limit + 1,
         cursor: q.cursor ?? 0,
       };
-      if (dp.flowPage) {
-        const page = dp.flowPage(filter);
-        raw = page.flows;
-        next = page.next;
-      } else {
-        raw = dp.flows(filter);
-      }
+      const page = this.flowPage(filter);
+      raw = page.flows;
+      next = page.next;
     }
-    const truncated = raw.length > limit || next !== null;
+    const truncated = raw.length > limit || next !== null || more;
     const flows = raw.slice(0, limit).map((f) => {
       const n = names.get(f.backendSlot);
       return { ...f, service: n?.service ?? null, backend: n?.backend ?? null, backendName: n?.name ?? null };
     });
     return { flows, truncated, next };
+  }
+
+  /** One bounded page of the flow table (a data plane that cannot page lists what matches in one go). */
+  private flowPage(filter: FlowFilter): FlowPage {
+    const dp = this.balancer.dp;
+    if (dp.flowPage) return dp.flowPage(filter);
+    if (!dp.flows) throw new ControlError(501, 'this data plane build cannot list flows');
+    return { flows: dp.flows(filter), next: null };
   }
 
   private serviceSlotOf(sid: string): number {
@@ -941,7 +967,8 @@ export class Controller extends EventEmitter {
 
   private statsCache: { at: number; stats: FlowStats } | undefined;
 
-  deleteFlows(q: FlowQuery): number {
+  /** Removes matching entries; the data plane pages through the table (src/native.ts). */
+  async deleteFlows(q: FlowQuery): Promise<number> {
     const dp = this.balancer.dp;
     if (!dp.deleteFlows) throw new ControlError(501, 'this data plane build cannot delete flows');
     if (q.backend === undefined && q.service === undefined && q.client === undefined) {
@@ -950,7 +977,7 @@ export class Controller extends EventEmitter {
     const slots = this.filterSlots(q);
     let n = 0;
     for (const slot of slots ?? [undefined]) {
-      n += dp.deleteFlows({ ...(slot !== undefined ? { backendSlot: slot } : {}), ...(q.client !== undefined ? { client: q.client } : {}) });
+      n += await dp.deleteFlows({ ...(slot !== undefined ? { backendSlot: slot } : {}), ...(q.client !== undefined ? { client: q.client } : {}) });
     }
     this.log.warn({ event: 'flows_deleted', ...q, flows: n }, `${n} flow(s) removed from the flow table`);
     return n;

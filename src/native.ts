@@ -105,7 +105,7 @@ function stateName(proto: number, s: number): FlowState {
   return s & FL.REPLY ? 'SYN_RECV' : 'SYN_SENT';
 }
 
-function nativeFilter(f: FlowFilter): NativeFlowFilter {
+function nativeFilter(f: FlowFilter, capacity: number): NativeFlowFilter {
   const out: NativeFlowFilter = {};
   if (f.backendSlot !== undefined) {
     if (!Number.isInteger(f.backendSlot) || f.backendSlot < 0) throw new RangeError(`flows: backendSlot must be a slot number, got ${String(f.backendSlot)}`);
@@ -127,7 +127,9 @@ function nativeFilter(f: FlowFilter): NativeFlowFilter {
     out.limit = f.limit;
   }
   if (f.cursor !== undefined) {
-    if (!Number.isInteger(f.cursor) || f.cursor < 0) throw new RangeError(`flows: cursor must be a non-negative integer (the previous page's next), got ${String(f.cursor)}`);
+    if (!Number.isInteger(f.cursor) || f.cursor < 0 || f.cursor > capacity) {
+      throw new RangeError(`flows: cursor must be the previous page's next, an integer from 0 to the flow table's capacity (${capacity}), got ${String(f.cursor)}`);
+    }
     out.cursor = f.cursor;
   }
   for (const st of f.states ?? []) {
@@ -278,9 +280,18 @@ export class Dataplane {
   /** Hands a new table to the workers; they switch at their next batch. Throws (changing nothing) if invalid. */
   publish(t: TablesInput): void {
     loadAddon().publish(this.h(), t);
+    this.hasTable = true;
   }
 
+  private hasTable = false;
+
+  /**
+   * Starts the workers; only once a table is published. A worker without a table has nothing to translate with
+   * and would drop what it reads, uncounted; before they start, packets wait in the TUN queues (after a
+   * handover the routes feed them already), and the kernel counts what does not fit as the device's drops.
+   */
   start(): void {
+    if (!this.hasTable) throw new Error('dataplane: publish a table before starting the workers (they would drop every packet read before it, uncounted)');
     loadAddon().start(this.h());
   }
 
@@ -304,7 +315,7 @@ export class Dataplane {
    */
   flowPage(filter: FlowFilter = {}, maxCalls = 1): FlowPage {
     const limit = filter.limit ?? 1000;
-    const nf = nativeFilter({ ...filter, limit });
+    const nf = nativeFilter({ ...filter, limit }, this.flowCapacity);
     const states = filter.states?.length ? new Set(filter.states) : undefined;
     const flows: FlowEntry[] = [];
     let next: number | null = nf.cursor ?? 0;
@@ -338,15 +349,25 @@ export class Dataplane {
   }
 
   /**
-   * Removes matching entries. Their next packets are forwarded by the current Maglev table; a TCP flow
-   * that lands on another backend is reset by it (that is how a failed backend's flows are reset).
+   * Removes matching entries, looking at FLOW_SCAN_PER_CALL entries per native call with the event loop free
+   * between calls. Their next packets are forwarded by the current Maglev table; a TCP flow that lands on
+   * another backend is reset by it (that is how a failed backend's flows are reset).
    */
-  deleteFlows(filter: FlowFilter): number {
+  async deleteFlows(filter: FlowFilter): Promise<number> {
     if (filter.backendSlot === undefined && filter.client === undefined && filter.serviceSlot === undefined) {
       throw new TypeError('deleteFlows: give backendSlot, serviceSlot and/or client (refusing to delete every flow)');
     }
     if (filter.states?.length) throw new TypeError('deleteFlows: cannot filter by state');
-    return loadAddon().deleteFlows(this.h(), nativeFilter({ ...filter, limit: undefined, cursor: undefined })).deleted;
+    const nf = nativeFilter({ ...filter, limit: undefined, cursor: undefined }, this.flowCapacity);
+    // A page of the table per native call, the event loop free between pages: a large table is never walked in one go.
+    let deleted = 0;
+    for (let cursor: number | null = 0; cursor !== null; ) {
+      if (cursor > 0) await new Promise((r) => setImmediate(r));
+      const r = loadAddon().deleteFlows(this.h(), { ...nf, cursor, maxScan: FLOW_SCAN_PER_CALL });
+      deleted += r.deleted;
+      cursor = r.next;
+    }
+    return deleted;
   }
 
   /**

@@ -9,10 +9,11 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import pino from 'pino';
 import { loadConfigFile } from '../src/config/load';
-import { ControlError, Controller, type BalancerLike } from '../src/control';
+import { createAdminServer } from '../src/admin';
+import { ControlError, Controller, type BackendView, type BalancerLike } from '../src/control';
 import type { ProbeFn } from '../src/health/checker';
 import { DEFAULT_TIMEOUTS, type BackendConfig, type ServiceSpec } from '../src/model';
-import type { CounterSnapshot } from '../src/native';
+import type { CounterSnapshot, FlowEntry, FlowFilter, FlowPage, FlowStats } from '../src/native';
 import { backendKey, type TableOptions } from '../src/tables';
 import type { PublishResult } from '../src/up';
 
@@ -275,6 +276,130 @@ describe('concurrent changes', () => {
       await add;
       await until('the dead backend is out of the ring, the added one in', () => bal.table()[0]['10.0.1.12:8080'] === 0 && bal.table()[0]['10.0.1.13:8080'] === 1);
       assert.equal(stateOf(ctrl, '10.0.1.12'), 'down');
+    } finally {
+      ctrl.stop();
+    }
+  });
+});
+
+describe('the flow table is read in bounded pieces', () => {
+  /** A flow table of `entries` slots, paged like the addon: each call looks at no more than `perCall` of them. */
+  class PagedTable {
+    entries: Array<FlowEntry | undefined>;
+    scans: number[] = []; // entries each call looked at
+    wholeWalks = 0;
+    statsWalks = 0;
+    constructor(
+      size: number,
+      readonly perCall: number,
+    ) {
+      this.entries = new Array<FlowEntry | undefined>(size).fill(undefined);
+    }
+
+    attach(bal: FakeBalancer): void {
+      const dp = bal.dp as BalancerLike['dp'];
+      Object.assign(dp, {
+        flowCapacity: this.entries.length,
+        flowCount: (): number => {
+          this.wholeWalks++;
+          return this.entries.filter(Boolean).length;
+        },
+        flows: (f: FlowFilter): FlowEntry[] => {
+          this.wholeWalks++;
+          return this.entries.filter((e): e is FlowEntry => !!e && (f.backendSlot === undefined || e.backendSlot === f.backendSlot)).slice(0, f.limit ?? 1000);
+        },
+        flowPage: (f: FlowFilter): FlowPage => {
+          const start = f.cursor ?? 0;
+          const end = Math.min(this.entries.length, start + this.perCall);
+          this.scans.push(end - start);
+          const flows = this.entries.slice(start, end).filter((e): e is FlowEntry => !!e && (f.backendSlot === undefined || e.backendSlot === f.backendSlot));
+          return { flows, next: end >= this.entries.length ? null : end };
+        },
+        flowStats: (): FlowStats => {
+          this.statsWalks++;
+          const live = this.entries.filter((e): e is FlowEntry => !!e);
+          const backends = new Uint32Array(8);
+          for (const e of live) if (e.state !== 'CLOSE') backends[e.backendSlot]++;
+          return { total: live.length, closed: live.filter((e) => e.state === 'CLOSE').length, backends, services: new Uint32Array(4) };
+        },
+        deleteFlows: async (f: FlowFilter): Promise<number> => {
+          await sleep(5);
+          const before = this.entries.filter(Boolean).length;
+          this.entries = this.entries.map((e) => (e && e.backendSlot === f.backendSlot ? undefined : e));
+          return before - this.entries.filter(Boolean).length;
+        },
+      });
+    }
+  }
+
+  const flow = (backendSlot: number, clientPort: number, state: FlowEntry['state'] = 'ESTABLISHED'): FlowEntry => ({
+    client: '192.0.2.1', clientPort, vip: '10.0.0.10', vipPort: 80, proto: 'tcp', backendSlot, serviceSlot: 0, state, idleSeconds: 0,
+  });
+
+  test('a drain counts its backend\'s flows one page per sample, and is done only when a whole pass found none live', async () => {
+    const { bal, ctrl } = await setup(config(0.1, ['10.0.1.11:8080', '10.0.1.12:8080']), ['10.0.1.11', '10.0.1.12']);
+    try {
+      const table = new PagedTable(40, 10);
+      table.attach(bal);
+      const slot = bal.backendSlot(`${WEB}|10.0.1.11:8080/tcp`)!;
+      table.entries[35] = flow(slot, 1000); // in the last page
+      await ctrl.drain(WEB, '10.0.1.11:8080/tcp');
+      const t0 = Date.now() + 60_000;
+      for (let i = 0; i < 4; i++) ctrl.sampleDrains(t0 + i * 500);
+      const view = (): NonNullable<BackendView['drain']> => ctrl.serviceView(ctrl.current[0], bal.dp.counters()).backends[0].drain!;
+      assert.deepEqual(table.scans, [10, 10, 10, 10], 'one page per sample');
+      assert.deepEqual([view().liveFlows, view().done], [1, false], 'the open connection in the last page keeps it draining');
+      table.entries[35] = flow(slot, 1000, 'CLOSE');
+      table.entries[3] = undefined;
+      for (let i = 0; i < 3; i++) ctrl.sampleDrains(t0 + 2000 + i * 500);
+      assert.equal(view().done, false, 'not done before the pass reached the end of the table');
+      ctrl.sampleDrains(t0 + 3500);
+      assert.deepEqual([view().liveFlows, view().done, view().doneBy], [0, true, 'no live flows left']);
+      assert.ok(table.scans.every((n) => n <= table.perCall));
+      assert.equal(table.wholeWalks, 0, 'no call walked the whole table');
+    } finally {
+      ctrl.stop();
+    }
+  });
+
+  test('status, services and the flow count read the per-slot statistics, walked once a second at most', async () => {
+    const { bal, ctrl } = await setup(config(0.1, ['10.0.1.11:8080']), ['10.0.1.11']);
+    try {
+      const table = new PagedTable(40, 10);
+      table.attach(bal);
+      table.entries[7] = flow(0, 1000);
+      table.entries[8] = flow(0, 1001, 'CLOSE');
+      for (let i = 0; i < 5; i++) {
+        assert.equal(ctrl.flowCount(), 2);
+        assert.equal(ctrl.view().dataplane.flows, 2);
+        ctrl.summary();
+      }
+      assert.equal(table.statsWalks, 1);
+      assert.equal(table.wholeWalks, 0, 'no separate count of the table');
+    } finally {
+      ctrl.stop();
+    }
+  });
+
+  test('the API: a cursor past the end of the table is a 400 naming the range; a delete waits for the paged walk', async () => {
+    const { bal, ctrl } = await setup(config(0.1, ['10.0.1.11:8080']), ['10.0.1.11']);
+    try {
+      const table = new PagedTable(40, 10);
+      table.attach(bal);
+      const slot = bal.backendSlot(`${WEB}|10.0.1.11:8080/tcp`)!;
+      table.entries[1] = flow(slot, 1000);
+      table.entries[30] = flow(slot, 1001);
+      const app = await createAdminServer({ ctrl, admin: ctrl.opts.admin, log: pino({ level: 'silent' }) });
+      let r = await app.inject({ method: 'GET', url: '/v1/flows?cursor=99999999999' });
+      assert.equal(r.statusCode, 400, r.body);
+      assert.match(r.json().error, /cursor must be the next of a previous page, from 0 to the flow table's capacity 40, got 99999999999/);
+      r = await app.inject({ method: 'GET', url: '/v1/flows?cursor=40' });
+      assert.equal(r.statusCode, 200, r.body);
+      assert.deepEqual([r.json().flows, r.json().next], [[], null]);
+      r = await app.inject({ method: 'DELETE', url: `/v1/flows?backend=${encodeURIComponent('10.0.1.11:8080/tcp')}` });
+      assert.equal(r.statusCode, 200, r.body);
+      assert.deepEqual(r.json(), { deleted: 2 });
+      await app.close();
     } finally {
       ctrl.stop();
     }
