@@ -3,6 +3,7 @@
 import { join } from 'path';
 import { isIP } from 'net';
 import { bufferToIp, ipToBuffer, type Family } from './host/addr';
+import { checkFlowTableFits } from './flow-memory';
 import type { TablesInput } from './tables';
 
 interface Addon {
@@ -248,6 +249,7 @@ export class Dataplane {
     }
     const a = loadAddon();
     this.layout = a.layout();
+    checkFlowTableFits(opts.flowCapacity, this.layout.flowEntryBytes);
     this.opts = { ...opts };
     this.handle = a.open({ ...opts, busyPollAdaptive: opts.busyPollAdaptive ? 1 : 0, udpCoalesce: opts.udpCoalesce ? 1 : 0 });
     try {
