@@ -21,6 +21,7 @@ import type { Logger } from './log';
 import { backendId, checkServices, serviceId, type BackendConfig, type HealthCheckSpec, type ServiceConfig, type ServiceSpec } from './model';
 import type { CounterMap, CounterSnapshot, FlowEntry, FlowFilter, FlowPage, FlowState, FlowStats } from './native';
 import { probeDataplane, type ProbingDataplane } from './health/dataplane-probe';
+import { FlowStatsSweep, type FlowStatsPage } from './flow-stats';
 import { backendKey, type TableOptions } from './tables';
 import type { PublishResult } from './up';
 import type { UpOptions } from './up-args';
@@ -37,6 +38,8 @@ export interface BalancerLike {
     flows?(filter: FlowFilter): FlowEntry[];
     flowPage?(filter: FlowFilter): FlowPage;
     flowStats?(): FlowStats;
+    /** One page of flowStats (src/flow-stats.ts): preferred, so no reader walks the whole table at once. */
+    flowStatsPage?(cursor: number): FlowStatsPage;
     /** Flow-table entries: cursors run from 0 to this. */
     readonly flowCapacity?: number;
     deleteFlows?(filter: FlowFilter): number | Promise<number>;
@@ -151,7 +154,13 @@ export class Controller extends EventEmitter {
   ) {
     super();
     if (opts.admin.tokenFile) this.token = readToken(opts.admin.tokenFile);
+    const dp = balancer.dp;
+    const page = dp.flowStatsPage ? (c: number) => dp.flowStatsPage!(c) : dp.flowStats ? () => ({ ...dp.flowStats!(), next: null }) : undefined;
+    this.stats = page && new FlowStatsSweep(page, FLOW_STATS_MAX_AGE_MS);
   }
+
+  /** Live flow-table entries per slot, the last complete paged pass (one a second at most). */
+  private readonly stats: FlowStatsSweep | undefined;
 
   get current(): readonly ServiceConfig[] {
     return this.services;
@@ -161,7 +170,7 @@ export class Controller extends EventEmitter {
     return this.balancer.dp.counters();
   }
 
-  /** Live flow-table entries, from the per-slot statistics (one walk of the table per second at most). */
+  /** Live flow-table entries, from the per-slot statistics. */
   flowCount(): number {
     return this.flowStats()?.total ?? this.balancer.dp.flowCount();
   }
@@ -170,6 +179,7 @@ export class Controller extends EventEmitter {
   async start(): Promise<PublishResult> {
     return this.serialized(async () => {
       const r = await this.publish(this.plan(clone(this.opts.services), 'config'), 'start');
+      this.flowStats(); // the first count, whole, now: later ones page through the table in the background
       this.running = true;
       for (const rt of this.runtime.values()) rt.checker?.start(this.firstDelay(rt.checker));
       this.updatePassiveTimer();
@@ -950,22 +960,9 @@ export class Controller extends EventEmitter {
     return slot;
   }
 
-  /** Live flow-table entries per backend and service slot: one walk of the table per second at most. */
   private flowStats(): FlowStats | undefined {
-    const dp = this.balancer.dp;
-    if (!dp.flowStats) return undefined;
-    const now = Date.now();
-    if (!this.statsCache || now - this.statsCache.at >= 1000 || now < this.statsCache.at) {
-      try {
-        this.statsCache = { at: now, stats: dp.flowStats() };
-      } catch {
-        return undefined; // data plane closed
-      }
-    }
-    return this.statsCache.stats;
+    return this.stats?.get();
   }
-
-  private statsCache: { at: number; stats: FlowStats } | undefined;
 
   /** Removes matching entries; the data plane pages through the table (src/native.ts). */
   async deleteFlows(q: FlowQuery): Promise<number> {

@@ -4,6 +4,9 @@ import { join } from 'path';
 import { isIP } from 'net';
 import { bufferToIp, ipToBuffer, type Family } from './host/addr';
 import { checkFlowTableFits } from './flow-memory';
+import { addStats, type FlowStats, type FlowStatsPage } from './flow-stats';
+
+export type { FlowStats } from './flow-stats';
 import type { TablesInput } from './tables';
 
 interface Addon {
@@ -17,7 +20,7 @@ interface Addon {
   flowCount(h: object): number;
   flows(h: object, f: NativeFlowFilter): { flows: NativeFlow[]; next: number | null };
   deleteFlows(h: object, f: NativeFlowFilter): { deleted: number; next: number | null };
-  flowStats(h: object): FlowStats;
+  flowStats(h: object, f: { cursor: number; maxScan: number }): FlowStatsPage;
   watchdogStart(h: object, o: { path: string; everyMs: number; staleMs: number }): void;
   setSteering(h: object, v: { vips4: Uint8Array; vips6: Uint8Array } | null): void;
   watchdogStats(h: object): WatchdogStats;
@@ -45,13 +48,6 @@ interface NativeFlow {
   idle: number;
 }
 
-/** Live flow-table entries counted in one pass: per backend and service slot, not counting closed TCP entries. */
-export interface FlowStats {
-  total: number; // live entries, closed ones included
-  closed: number; // TCP entries after RST or FIN both ways, lingering for the close timeout
-  backends: Uint32Array; // by backend slot
-  services: Uint32Array; // by service slot
-}
 
 /** A flow-table entry as the admin view shows it. */
 export interface FlowEntry {
@@ -345,9 +341,21 @@ export class Dataplane {
     return out;
   }
 
-  /** Per-backend and per-service live entries, in one pass over the table without building objects. */
+  /** Per-backend and per-service live entries of one page of the table (FLOW_SCAN_PER_CALL entries from cursor). */
+  flowStatsPage(cursor = 0): FlowStatsPage {
+    if (!Number.isInteger(cursor) || cursor < 0 || cursor > this.flowCapacity) throw new RangeError(`flowStats: cursor must be an integer from 0 to ${this.flowCapacity}, got ${String(cursor)}`);
+    return loadAddon().flowStats(this.h(), { cursor, maxScan: FLOW_SCAN_PER_CALL });
+  }
+
+  /** Per-backend and per-service live entries of the whole table, page by page in one go (src/flow-stats.ts pages it). */
   flowStats(): FlowStats {
-    return loadAddon().flowStats(this.h());
+    let p = this.flowStatsPage(0);
+    let acc: FlowStats = p;
+    while (p.next !== null) {
+      p = this.flowStatsPage(p.next);
+      acc = addStats(acc, p);
+    }
+    return { total: acc.total, closed: acc.closed, backends: acc.backends, services: acc.services };
   }
 
   /**

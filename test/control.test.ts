@@ -13,6 +13,7 @@ import { createAdminServer } from '../src/admin';
 import { ControlError, Controller, type BackendView, type BalancerLike } from '../src/control';
 import type { ProbeFn } from '../src/health/checker';
 import { DEFAULT_TIMEOUTS, type BackendConfig, type ServiceSpec } from '../src/model';
+import type { FlowStatsPage } from '../src/flow-stats';
 import type { CounterSnapshot, FlowEntry, FlowFilter, FlowPage, FlowStats } from '../src/native';
 import { backendKey, type TableOptions } from '../src/tables';
 import type { PublishResult } from '../src/up';
@@ -110,7 +111,7 @@ interface Setup {
   publishedReasons: string[];
 }
 
-async function setup(text: string, hostsUp: string[] = []): Promise<Setup> {
+async function setup(text: string, hostsUp: string[] = [], prepare?: (bal: FakeBalancer) => void): Promise<Setup> {
   const file = join(dir, `c${Math.random().toString(16).slice(2)}.yaml`);
   writeFileSync(file, text);
   const publishedReasons: string[] = [];
@@ -123,6 +124,7 @@ async function setup(text: string, hostsUp: string[] = []): Promise<Setup> {
   const bal = new FakeBalancer();
   const hosts = new FakeBackends();
   for (const h of hostsUp) hosts.alive.add(h);
+  prepare?.(bal);
   const ctrl = new Controller(bal, loadConfigFile(file), log, hosts.probe);
   await ctrl.start();
   return { bal, ctrl, hosts, file, publishedReasons };
@@ -288,7 +290,7 @@ describe('the flow table is read in bounded pieces', () => {
     entries: Array<FlowEntry | undefined>;
     scans: number[] = []; // entries each call looked at
     wholeWalks = 0;
-    statsWalks = 0;
+    statsPages: number[] = []; // entries each statistics call looked at
     constructor(
       size: number,
       readonly perCall: number,
@@ -316,11 +318,13 @@ describe('the flow table is read in bounded pieces', () => {
           return { flows, next: end >= this.entries.length ? null : end };
         },
         flowStats: (): FlowStats => {
-          this.statsWalks++;
-          const live = this.entries.filter((e): e is FlowEntry => !!e);
-          const backends = new Uint32Array(8);
-          for (const e of live) if (e.state !== 'CLOSE') backends[e.backendSlot]++;
-          return { total: live.length, closed: live.filter((e) => e.state === 'CLOSE').length, backends, services: new Uint32Array(4) };
+          this.wholeWalks++;
+          return this.statsOf(0, this.entries.length);
+        },
+        flowStatsPage: (cursor: number): FlowStatsPage => {
+          const end = Math.min(this.entries.length, cursor + this.perCall);
+          this.statsPages.push(end - cursor);
+          return { ...this.statsOf(cursor, end), next: end >= this.entries.length ? null : end };
         },
         deleteFlows: async (f: FlowFilter): Promise<number> => {
           await sleep(5);
@@ -329,6 +333,13 @@ describe('the flow table is read in bounded pieces', () => {
           return before - this.entries.filter(Boolean).length;
         },
       });
+    }
+
+    private statsOf(start: number, end: number): FlowStats {
+      const live = this.entries.slice(start, end).filter((e): e is FlowEntry => !!e);
+      const backends = new Uint32Array(8);
+      for (const e of live) if (e.state !== 'CLOSE') backends[e.backendSlot]++;
+      return { total: live.length, closed: live.filter((e) => e.state === 'CLOSE').length, backends, services: new Uint32Array(4) };
     }
   }
 
@@ -362,20 +373,27 @@ describe('the flow table is read in bounded pieces', () => {
     }
   });
 
-  test('status, services and the flow count read the per-slot statistics, walked once a second at most', async () => {
-    const { bal, ctrl } = await setup(config(0.1, ['10.0.1.11:8080']), ['10.0.1.11']);
+  test('status, services and the flow count read per-slot statistics gathered a page at a time, at most once a second', async () => {
+    const table = new PagedTable(40, 10);
+    table.entries[7] = flow(0, 1000);
+    table.entries[8] = flow(0, 1001, 'CLOSE');
+    const { ctrl } = await setup(config(0.1, ['10.0.1.11:8080']), ['10.0.1.11'], (bal) => table.attach(bal));
     try {
-      const table = new PagedTable(40, 10);
-      table.attach(bal);
-      table.entries[7] = flow(0, 1000);
-      table.entries[8] = flow(0, 1001, 'CLOSE');
+      assert.deepEqual(table.statsPages, [10, 10, 10, 10], 'the first count, at start, is whole');
       for (let i = 0; i < 5; i++) {
         assert.equal(ctrl.flowCount(), 2);
         assert.equal(ctrl.view().dataplane.flows, 2);
+        assert.equal(ctrl.serviceView(ctrl.current[0], ctrl.counters()).backends[0].activeFlows, 1, 'the closed entry is not active');
         ctrl.summary();
       }
-      assert.equal(table.statsWalks, 1);
-      assert.equal(table.wholeWalks, 0, 'no separate count of the table');
+      assert.equal(table.statsPages.length, 4, 'read from the last count');
+      table.entries[30] = flow(0, 1002);
+      await sleep(1100);
+      assert.equal(ctrl.flowCount(), 2, 'a new count has started; until it is whole, the last one stands');
+      assert.equal(table.statsPages.length, 5, 'one page now, the rest later');
+      await until('the new count is whole', () => ctrl.flowCount() === 3);
+      assert.equal(table.statsPages.length, 8);
+      assert.equal(table.wholeWalks, 0, 'no call walked the whole table');
     } finally {
       ctrl.stop();
     }

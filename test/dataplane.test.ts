@@ -170,7 +170,7 @@ test('workers start only once a table is in; packets that came before wait in th
   assert.equal(o.forward, 20, 'every datagram sent before the table was forwarded once it was in');
 });
 
-test('deleting flows pages through the table with the event loop free between pages; a cursor past the table is refused by name', { skip }, () => {
+test('deleting flows and counting them page through the table; a cursor past the table is refused by name', { skip }, () => {
   const r = inNetns(`
     const { Dataplane, FLOW_SCAN_PER_CALL } = require(${native});
     const dp = new Dataplane({ ifname: 'l4t0', queues: 1, flowCapacity: 4 * FLOW_SCAN_PER_CALL, maxServices: 4, maxBackends: 8 });
@@ -182,14 +182,19 @@ test('deleting flows pages through the table with the event loop free between pa
       let cursorError = '';
       try { dp.flowPage({ cursor: dp.flowCapacity + 1 }); } catch (e) { cursorError = e.message; }
       const last = dp.flowPage({ cursor: dp.flowCapacity });
+      const page = dp.flowStatsPage(0);
+      const lastStats = dp.flowStatsPage(3 * FLOW_SCAN_PER_CALL);
+      const whole = dp.flowStats();
       dp.close(false);
-      console.log(JSON.stringify({ deleted, between, cursorError, last, capacity: dp.flowCapacity }));
+      console.log(JSON.stringify({ deleted, between, cursorError, last, capacity: dp.flowCapacity, statsNext: [page.next, lastStats.next], whole: [whole.total, whole.backends.length] }));
     })().catch((e) => { console.error(e); process.exit(1); });
   `);
   assert.equal(r.status, 0, r.stderr);
-  const o = JSON.parse(r.stdout.trim()) as { deleted: number; between: boolean; cursorError: string; last: { flows: unknown[]; next: number | null }; capacity: number };
+  const o = JSON.parse(r.stdout.trim()) as { deleted: number; between: boolean; cursorError: string; last: { flows: unknown[]; next: number | null }; capacity: number; statsNext: Array<number | null>; whole: number[] };
   assert.equal(o.deleted, 0);
   assert.equal(o.between, true, 'other callbacks ran while the delete walked the table');
   assert.match(o.cursorError, new RegExp(`cursor must be the previous page's next, an integer from 0 to the flow table's capacity \\(${o.capacity}\\), got ${o.capacity + 1}`));
   assert.deepEqual(o.last, { flows: [], next: null }, 'the capacity itself is the end of the table');
+  assert.deepEqual(o.statsNext, [o.capacity / 4, null], 'statistics come a page at a time');
+  assert.deepEqual(o.whole, [0, 8]);
 });
