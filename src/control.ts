@@ -170,9 +170,14 @@ export class Controller extends EventEmitter {
     return this.balancer.dp.counters();
   }
 
-  /** Live flow-table entries, from the per-slot statistics. */
+  /** Live flow-table entries, from the per-slot statistics (the last complete count). */
   flowCount(): number {
     return this.flowStats()?.total ?? this.balancer.dp.flowCount();
+  }
+
+  /** Live flow-table entries as a count that starts now finds them. */
+  async countFlows(): Promise<number> {
+    return (await this.stats?.fresh())?.total ?? this.balancer.dp.flowCount();
   }
 
   /** Publishes the configured services and starts their health checks. */

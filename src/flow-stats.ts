@@ -1,8 +1,8 @@
-// Per-slot flow-table statistics for the views (status, services, metrics, systemd STATUS, the shutdown grace),
-// gathered page by page: each native call looks at no more than FLOW_SCAN_PER_CALL entries and the event loop
-// runs between pages, so no reader walks a large table on the JS thread. Readers get the last complete pass,
-// and a new pass starts when it is older than maxAgeMs. The first pass runs at once (at start: the table is
-// committed then anyway), so there is always a figure.
+// Per-slot flow-table statistics for the views (status, services, metrics, systemd STATUS, the shutdown grace).
+// A table of a few pages (FLOW_SCAN_PER_CALL entries each; the default capacity is four) is counted whole
+// when asked, at most once per maxAgeMs. A larger one is counted page by page, the event loop running between
+// pages, so no reader walks it on the JS thread: readers get the last complete pass while the next one runs.
+// The first pass runs whole (at start: the table is committed then anyway), so there is always a figure.
 
 /** Live flow-table entries counted in one pass: per backend and service slot, not counting closed TCP entries. */
 export interface FlowStats {
@@ -16,9 +16,14 @@ export interface FlowStatsPage extends FlowStats {
   next: number | null; // where the next page starts; null: the pass reached the end of the table
 }
 
+/** Passes of at most this many pages run at once; longer ones a page per event-loop turn. */
+export const WHOLE_PASS_PAGES = 4;
+
 export class FlowStatsSweep {
   private last: { at: number; stats: FlowStats } | undefined;
   private sweeping = false;
+  private pages = 0; // pages in the last complete pass
+  private waiters: Array<{ after: number; resolve: (s: FlowStats | undefined) => void }> = [];
 
   constructor(
     private readonly page: (cursor: number) => FlowStatsPage,
@@ -26,36 +31,54 @@ export class FlowStatsSweep {
     private readonly later: (fn: () => void) => void = (fn) => setImmediate(fn),
   ) {}
 
-  /** The last complete pass (undefined only if the data plane could not be read at all). */
+  /** The last complete pass, starting a new one if it is older than maxAgeMs (undefined: the table cannot be read). */
   get(now = Date.now()): FlowStats | undefined {
-    if (!this.sweeping && (!this.last || now - this.last.at >= this.maxAgeMs || now < this.last.at)) this.sweep(now, this.last === undefined);
+    if (!this.sweeping && (!this.last || now - this.last.at >= this.maxAgeMs || now < this.last.at)) this.sweep(now);
     return this.last?.stats;
   }
 
-  private sweep(startedAt: number, atOnce: boolean): void {
+  /** The figures of a pass that starts now or later (the shutdown grace waits for the last flow to go). */
+  fresh(now = Date.now()): Promise<FlowStats | undefined> {
+    return new Promise((resolve) => {
+      this.waiters.push({ after: now, resolve });
+      if (!this.sweeping) this.sweep(now);
+    });
+  }
+
+  private sweep(startedAt: number): void {
     this.sweeping = true;
+    const atOnce = !this.last || this.pages <= WHOLE_PASS_PAGES;
     let acc: FlowStats | undefined;
+    let pages = 0;
     const step = (cursor: number): void => {
       for (;;) {
         let p: FlowStatsPage;
         try {
           p = this.page(cursor);
         } catch {
-          this.sweeping = false; // data plane closed: keep the last figures
+          this.sweeping = false; // data plane closed: the last figures stand
+          for (const w of this.waiters.splice(0)) w.resolve(undefined);
           return;
         }
+        pages++;
         acc = acc ? addStats(acc, p) : { total: p.total, closed: p.closed, backends: p.backends, services: p.services };
-        if (p.next === null) {
-          this.last = { at: startedAt, stats: acc };
-          this.sweeping = false;
-          return;
-        }
+        if (p.next === null) return this.done(startedAt, acc, pages);
         const next = p.next;
         if (!atOnce) return this.later(() => step(next));
         cursor = next;
       }
     };
     step(0);
+  }
+
+  private done(startedAt: number, stats: FlowStats, pages: number): void {
+    this.last = { at: startedAt, stats };
+    this.pages = pages;
+    this.sweeping = false;
+    const waiting = this.waiters;
+    this.waiters = waiting.filter((w) => w.after > startedAt);
+    for (const w of waiting) if (w.after <= startedAt) w.resolve(stats);
+    if (this.waiters.length) this.sweep(Date.now());
   }
 }
 

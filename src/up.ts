@@ -363,7 +363,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     log.info({ signal, graceSeconds: grace, flows: c.flowCount() }, `stopping: admitting no new flows; established flows are forwarded for up to ${grace} s (a second signal stops at once)`);
     const t0 = Date.now();
     await c.quiesce().catch((err: unknown) => log.error({ err }, 'emptying the rings failed; stopping at once'));
-    const why = await waitGrace(grace * 1000, () => c.flowCount() === 0, signals);
+    const why = await waitGrace(grace * 1000, async () => (await c.countFlows()) === 0, signals);
     log.info({ reason: why, waitedSeconds: Math.round((Date.now() - t0) / 100) / 10, flowsLeft: c.flowCount() }, `grace period over (${why})`);
   }
   log.info({ signal }, 'stopping: removing VIP routes, rules and the TUN');
@@ -426,7 +426,7 @@ class SignalWatch {
 }
 
 /** Waits up to ms, or until done() holds (checked every 200 ms), or until another stop signal. */
-async function waitGrace(ms: number, done: () => boolean, signals: SignalWatch): Promise<string> {
+async function waitGrace(ms: number, done: () => Promise<boolean>, signals: SignalWatch): Promise<string> {
   const deadline = Date.now() + ms;
   let second = false;
   void signals.next().then((s) => {
@@ -434,7 +434,7 @@ async function waitGrace(ms: number, done: () => boolean, signals: SignalWatch):
     return s;
   });
   while (!second) {
-    if (done()) return 'no flows left';
+    if (await done()) return 'no flows left';
     const left = deadline - Date.now();
     if (left <= 0) return 'grace period elapsed';
     await new Promise((r) => setTimeout(r, Math.min(200, left)));

@@ -374,25 +374,29 @@ describe('the flow table is read in bounded pieces', () => {
   });
 
   test('status, services and the flow count read per-slot statistics gathered a page at a time, at most once a second', async () => {
-    const table = new PagedTable(40, 10);
+    const table = new PagedTable(60, 10); // more pages than a pass runs at once
     table.entries[7] = flow(0, 1000);
     table.entries[8] = flow(0, 1001, 'CLOSE');
     const { ctrl } = await setup(config(0.1, ['10.0.1.11:8080']), ['10.0.1.11'], (bal) => table.attach(bal));
     try {
-      assert.deepEqual(table.statsPages, [10, 10, 10, 10], 'the first count, at start, is whole');
+      assert.deepEqual(table.statsPages, [10, 10, 10, 10, 10, 10], 'the first count, at start, is whole');
       for (let i = 0; i < 5; i++) {
         assert.equal(ctrl.flowCount(), 2);
         assert.equal(ctrl.view().dataplane.flows, 2);
         assert.equal(ctrl.serviceView(ctrl.current[0], ctrl.counters()).backends[0].activeFlows, 1, 'the closed entry is not active');
         ctrl.summary();
       }
-      assert.equal(table.statsPages.length, 4, 'read from the last count');
-      table.entries[30] = flow(0, 1002);
+      assert.equal(table.statsPages.length, 6, 'read from the last count');
+      table.entries[50] = flow(0, 1002);
       await sleep(1100);
       assert.equal(ctrl.flowCount(), 2, 'a new count has started; until it is whole, the last one stands');
-      assert.equal(table.statsPages.length, 5, 'one page now, the rest later');
+      assert.equal(table.statsPages.length, 7, 'one page now, the rest later');
       await until('the new count is whole', () => ctrl.flowCount() === 3);
-      assert.equal(table.statsPages.length, 8);
+      assert.equal(table.statsPages.length, 12);
+      table.entries[50] = undefined;
+      assert.equal(await ctrl.countFlows(), 2, 'a count asked for now (the shutdown grace) sees the entry gone');
+      assert.equal(table.statsPages.length, 18);
+      assert.ok(table.statsPages.every((n) => n <= table.perCall));
       assert.equal(table.wholeWalks, 0, 'no call walked the whole table');
     } finally {
       ctrl.stop();
