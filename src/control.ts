@@ -36,7 +36,7 @@ export interface BalancerLike {
     counters(): CounterSnapshot;
     flowCount(): number;
     flows?(filter: FlowFilter): FlowEntry[];
-    flowPage?(filter: FlowFilter): FlowPage;
+    flowPage?(filter: FlowFilter, maxCalls?: number): FlowPage;
     flowStats?(): FlowStats;
     /** One page of flowStats (src/flow-stats.ts): preferred, so no reader walks the whole table at once. */
     flowStatsPage?(cursor: number): FlowStatsPage;
@@ -62,6 +62,7 @@ const PASSIVE_SAMPLE_MS = 1_000;
 const DRAIN_SAMPLE_MS = 500;
 const DRAIN_FLOWS_MS = 2_000;
 const DRAIN_FLOWS_LIMIT = 1_000;
+const DRAIN_PAGES_PER_SAMPLE = 4; // native calls of FLOW_SCAN_PER_CALL entries: the default table is counted each sample
 const FLOW_STATS_MAX_AGE_MS = 1_000;
 
 interface DrainState {
@@ -590,8 +591,8 @@ export class Controller extends EventEmitter {
       // open but idle TCP connection is live until it closes or times out. Without it: packets quiet.
       let done: string | undefined;
       const slot = this.balancer.backendSlot(rt.key);
-      // Counting pages through the flow table, one bounded page per sample (a large table is never walked at
-      // once); a new count starts DRAIN_FLOWS_MS after the last one started.
+      // Counting pages through the flow table, a bounded part of it per sample (a large table is never walked
+      // at once); a new count starts DRAIN_FLOWS_MS after the last one started.
       let counting = false; // else: done once the backend's packet counters are still
       if (dp.flows && slot !== undefined) {
         counting = true;
@@ -601,7 +602,7 @@ export class Controller extends EventEmitter {
         }
         if (d.count) {
           try {
-            const page = this.flowPage({ backendSlot: slot, limit: DRAIN_FLOWS_LIMIT, cursor: d.count.cursor });
+            const page = this.flowPage({ backendSlot: slot, limit: DRAIN_FLOWS_LIMIT, cursor: d.count.cursor }, DRAIN_PAGES_PER_SAMPLE);
             d.count.live += page.flows.filter((e) => e.state !== 'CLOSE' && !(e.state === 'UDP' && e.idleSeconds * 1000 >= DRAIN_QUIET_MS)).length;
             if (page.next === null) {
               d.liveFlows = d.count.live;
@@ -951,9 +952,9 @@ export class Controller extends EventEmitter {
   }
 
   /** One bounded page of the flow table (a data plane that cannot page lists what matches in one go). */
-  private flowPage(filter: FlowFilter): FlowPage {
+  private flowPage(filter: FlowFilter, maxCalls = 1): FlowPage {
     const dp = this.balancer.dp;
-    if (dp.flowPage) return dp.flowPage(filter);
+    if (dp.flowPage) return dp.flowPage(filter, maxCalls);
     if (!dp.flows) throw new ControlError(501, 'this data plane build cannot list flows');
     return { flows: dp.flows(filter), next: null };
   }
