@@ -71,7 +71,7 @@ interface DrainState {
   lastPacketAt: number;
   liveFlows?: number; // from the flow table's last complete count, when the data plane can list flows
   flowsCheckedAt?: number; // when the last count started
-  count?: { cursor: number; live: number }; // a count under way: one page of the table per sample
+  count?: { cursor: number; live: number }; // a count under way: a bounded part of the table per sample
   doneAt?: number;
   doneBy?: string;
 }
@@ -319,7 +319,6 @@ export class Controller extends EventEmitter {
     });
     return { specs, weights, allDown };
   }
-
 
   /**
    * Publishes the table a plan makes and, once the data plane took it, makes the plan current. Runs in the queue.
@@ -792,6 +791,7 @@ export class Controller extends EventEmitter {
     if (this.passiveTimer) clearInterval(this.passiveTimer);
     this.passiveTimer = undefined;
   }
+
   // ---------------------------------------------------------------------------------------------------------
   // Views (API, CLI, metrics, systemd status)
 
