@@ -603,12 +603,26 @@ static int stats_visit(const struct l4_flow_view *v, void *arg) {
   return 0;
 }
 
-/* flowStats(handle) -> {total, closed, backends: Uint32Array(maxBackends), services: Uint32Array(maxServices)} */
+/* flowStats(handle, {cursor?, maxScan?}) -> {total, closed, backends: Uint32Array(maxBackends),
+ * services: Uint32Array(maxServices), next}: the counts of entries cursor .. cursor + maxScan (default: the
+ * whole table); next = where to go on, null at the end. src/native.ts adds the pages up. */
 static napi_value js_flow_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], res, ab, arr, v;
+  size_t argc = 2;
+  napi_value argv[2], res, ab, arr, v;
   struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
+  double cursor = 0, max_scan = (double)h->dp.flows.capacity;
+  if (argc >= 2) {
+    if ((has_prop(env, argv[1], "cursor") &&
+         (napi_get_named_property(env, argv[1], "cursor", &v) != napi_ok || napi_get_value_double(env, v, &cursor) != napi_ok ||
+          !(cursor >= 0 && cursor <= (double)h->dp.flows.capacity))) ||
+        (has_prop(env, argv[1], "maxScan") &&
+         (napi_get_named_property(env, argv[1], "maxScan", &v) != napi_ok || napi_get_value_double(env, v, &max_scan) != napi_ok ||
+          !(max_scan >= 1)))) {
+      napi_throw_type_error(env, "EINVAL", "l4nat addon: flowStats(handle, {cursor?: number (0..capacity), maxScan?: number >= 1})");
+      return NULL;
+    }
+  }
   struct flow_stats st = {NULL, NULL, h->dp.cfg.max_backends, h->dp.cfg.max_services, 0, 0};
   void *data;
   CHECK(napi_create_object(env, &res));
@@ -622,11 +636,14 @@ static napi_value js_flow_stats(napi_env env, napi_callback_info info) {
   st.by_service = data;
   CHECK(napi_create_typedarray(env, napi_uint32_array, st.ns, ab, 0, &arr));
   CHECK(napi_set_named_property(env, res, "services", arr));
-  l4_flow_walk(&h->dp.flows, current_timeouts(h), (uint32_t)l4_dp_now_seconds(), 0, h->dp.flows.capacity, stats_visit, &st);
+  uint64_t next = l4_flow_walk(&h->dp.flows, current_timeouts(h), (uint32_t)l4_dp_now_seconds(), (uint64_t)cursor, (uint64_t)max_scan, stats_visit, &st);
   CHECK(napi_create_double(env, st.total, &v));
   CHECK(napi_set_named_property(env, res, "total", v));
   CHECK(napi_create_double(env, st.closed, &v));
   CHECK(napi_set_named_property(env, res, "closed", v));
+  if (next >= h->dp.flows.capacity) CHECK(napi_get_null(env, &v));
+  else CHECK(napi_create_double(env, (double)next, &v));
+  CHECK(napi_set_named_property(env, res, "next", v));
   return res;
 }
 

@@ -414,7 +414,7 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
       },
     },
     async (req) => {
-      const deleted = ctrl.deleteFlows(toQuery(req.query));
+      const deleted = await ctrl.deleteFlows(toQuery(req.query));
       writeLog(req, 200);
       return { deleted };
     },

@@ -1,7 +1,10 @@
 // The control plane's state: the services as configured (file or flags) plus the operator's run-time
 // changes (admin API), each backend's health and drain state, and what that makes of the data plane's
-// table. Every change goes through one path — compute the effective services, publish them through the
-// Balancer (atomic, serialized) — and logs one structured event with the ring slots it moved.
+// table. Every change goes through one path, one change at a time (API writes, reloads, health verdicts,
+// drains): plan the next services and run-time state without touching the running ones, publish the table
+// they make through the Balancer (atomic), and only once the data plane took it make the plan current (start,
+// replace or stop health checkers). A rejected table leaves everything as it was. Each change logs one
+// structured event with the ring slots it moved.
 //
 // Effective weight of a backend = its configured weight, or 0 (out of the ring, established flows kept)
 // when it is draining or its health check says down. A service whose eligible backends are all down does
@@ -20,6 +23,7 @@ import { backendId, checkServices, serviceId, type BackendConfig, type HealthChe
 import { zeroObjectCounters, type CounterMap, type CounterSnapshot, type FlowEntry, type FlowFilter, type FlowPage, type FlowState, type FlowStats } from './native';
 import { probeDataplane, type ProbingDataplane } from './health/dataplane-probe';
 import { icmpChecksUnavailable } from './health/icmp';
+import { FlowStatsSweep, type FlowStatsPage } from './flow-stats';
 import { backendKey, type TableOptions } from './tables';
 import type { PublishResult } from './up';
 import type { UpOptions } from './up-args';
@@ -34,9 +38,13 @@ export interface BalancerLike {
     counters(): CounterSnapshot;
     flowCount(): number;
     flows?(filter: FlowFilter): FlowEntry[];
-    flowPage?(filter: FlowFilter): FlowPage;
+    flowPage?(filter: FlowFilter, maxCalls?: number): FlowPage;
     flowStats?(): FlowStats;
-    deleteFlows?(filter: FlowFilter): number;
+    /** One page of flowStats (src/flow-stats.ts): preferred, so no reader walks the whole table at once. */
+    flowStatsPage?(cursor: number): FlowStatsPage;
+    /** Flow-table entries: cursors run from 0 to this. */
+    readonly flowCapacity?: number;
+    deleteFlows?(filter: FlowFilter): number | Promise<number>;
     probe?: ProbingDataplane['probe'];
     probeState?: ProbingDataplane['probeState'];
   };
@@ -57,13 +65,16 @@ const PASSIVE_SAMPLE_MS = 1_000;
 const DRAIN_SAMPLE_MS = 500;
 const DRAIN_FLOWS_MS = 2_000;
 const DRAIN_FLOWS_LIMIT = 1_000;
+const DRAIN_PAGES_PER_SAMPLE = 4; // native calls of FLOW_SCAN_PER_CALL entries: the default table is counted each sample
+const FLOW_STATS_MAX_AGE_MS = 1_000;
 
 interface DrainState {
   since: number; // Date.now()
   lastPackets: number;
   lastPacketAt: number;
-  liveFlows?: number; // from the flow table, when the data plane can list flows
-  flowsCheckedAt?: number;
+  liveFlows?: number; // from the flow table's last complete count, when the data plane can list flows
+  flowsCheckedAt?: number; // when the last count started
+  count?: { cursor: number; live: number }; // a count under way: a bounded part of the table per sample
   doneAt?: number;
   doneBy?: string;
 }
@@ -99,6 +110,28 @@ function clone(services: readonly ServiceConfig[]): ServiceConfig[] {
   return services.map((s) => ({ ...s, backends: s.backends.map((b) => ({ ...b })) }));
 }
 
+/**
+ * A change before it is applied: the services as they will be, and each of their backends' run-time state as it
+ * will be (copies; drain and passive state objects are shared with the running ones, which go on sampling them).
+ * A copied entry keeps its current checker even when the check changes: the replacement inherits its state, and
+ * is made only once the table is in (applyPlan).
+ */
+interface Plan {
+  services: ServiceConfig[];
+  runtime: Map<string, BackendRuntime>;
+}
+
+/** A planned change as built from the state it will apply to: undefined plan = nothing to do. */
+interface Change {
+  plan: Plan | undefined;
+  /** What the published table's log line says, when the plan knows more than the request (a weight's old value). */
+  reason?: string;
+  tableOpts?: TableOptions;
+  extra?: Record<string, unknown>;
+  /** Runs in the queue once the table is in, before the next change is built (a reload's new options). */
+  applied?: () => void;
+}
+
 export class Controller extends EventEmitter {
   private services: ServiceConfig[] = [];
   private readonly runtime = new Map<string, BackendRuntime>();
@@ -108,6 +141,10 @@ export class Controller extends EventEmitter {
   private running = false; // start() done: checkers of backends added later start at once
   private drainTimer: NodeJS.Timeout | undefined;
   private passiveTimer: NodeJS.Timeout | undefined;
+  /** The tail of the change queue: every change (write, reload, health verdict, drain) runs after the one before. */
+  private queue: Promise<unknown> = Promise.resolve();
+  /** A republish waiting in the queue: health verdicts that come meanwhile ride along with it. */
+  private pendingRepublish: { reasons: string[]; done: Promise<PublishResult> } | undefined;
   readonly startedAt = new Date();
   lastReload: { at: string; ok: boolean; error?: string } | undefined;
   reloads = { ok: 0, failed: 0 };
@@ -121,7 +158,13 @@ export class Controller extends EventEmitter {
   ) {
     super();
     if (opts.admin.tokenFile) this.token = readToken(opts.admin.tokenFile);
+    const dp = balancer.dp;
+    const page = dp.flowStatsPage ? (c: number) => dp.flowStatsPage!(c) : dp.flowStats ? () => ({ ...dp.flowStats!(), next: null }) : undefined;
+    this.stats = page && new FlowStatsSweep(page, FLOW_STATS_MAX_AGE_MS);
   }
+
+  /** Live flow-table entries per slot, the last complete paged pass (one a second at most). */
+  private readonly stats: FlowStatsSweep | undefined;
 
   get current(): readonly ServiceConfig[] {
     return this.services;
@@ -131,24 +174,72 @@ export class Controller extends EventEmitter {
     return this.balancer.dp.counters();
   }
 
+  /** Live flow-table entries, from the per-slot statistics (the last complete count). */
   flowCount(): number {
-    return this.balancer.dp.flowCount();
+    return this.flowStats()?.total ?? this.balancer.dp.flowCount();
+  }
+
+  /** Live flow-table entries as a count that starts now finds them. */
+  async countFlows(): Promise<number> {
+    return (await this.stats?.fresh())?.total ?? this.balancer.dp.flowCount();
   }
 
   /** Publishes the configured services and starts their health checks. */
   async start(): Promise<PublishResult> {
-    const next = clone(this.opts.services);
-    this.syncRuntime(next, new Map(), 'config');
-    this.services = next;
-    const r = await this.publish('start');
-    this.running = true;
-    for (const rt of this.runtime.values()) rt.checker?.start(this.firstDelay(rt.checker));
-    this.updatePassiveTimer();
-    return r;
+    return this.serialized(async () => {
+      const r = await this.publish(this.plan(clone(this.opts.services), 'config'), 'start');
+      this.flowStats(); // the first count, whole, now: later ones page through the table in the background
+      this.running = true;
+      for (const rt of this.runtime.values()) rt.checker?.start(this.firstDelay(rt.checker));
+      this.updatePassiveTimer();
+      return r;
+    });
   }
 
   private firstDelay(c: HealthChecker): number {
     return Math.random() * Math.min(1000, c.spec.interval * 1000);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // One change at a time
+
+  /** Runs fn after every change queued before it; a failed change does not stop the ones after it. */
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * A planned change (API write, drain, reload). `build` validates the request against the current state and
+   * plans it; it runs once before the cluster's hold (a bad request fails at once) and again in the queue after
+   * it, where the plan is published: changes that landed while this one waited are part of what it builds on.
+   */
+  private async planned(reason: string, build: () => Change): Promise<PublishResult | undefined> {
+    if (!build().plan) return undefined;
+    await this.beforePlannedChange?.(reason);
+    return this.serialized(async () => {
+      const c = build();
+      if (!c.plan) return undefined;
+      const r = await this.publish(c.plan, c.reason ?? reason, c.tableOpts, c.extra);
+      c.applied?.();
+      return r;
+    });
+  }
+
+  /** Publishes the current state again (health verdicts); requests made while one waits in the queue share it. */
+  private republishQueued(reason: string): Promise<PublishResult> {
+    if (this.pendingRepublish) {
+      this.pendingRepublish.reasons.push(reason);
+      return this.pendingRepublish.done;
+    }
+    const pending: { reasons: string[]; done: Promise<PublishResult> } = { reasons: [reason], done: Promise.resolve({ changedSlots: {} }) };
+    pending.done = this.serialized(() => {
+      this.pendingRepublish = undefined;
+      return this.publish(this.plan(this.services, 'api'), pending.reasons.join('; '));
+    });
+    this.pendingRepublish = pending;
+    return pending.done;
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -171,7 +262,8 @@ export class Controller extends EventEmitter {
 
   /**
    * Scale-out: awaited before a planned ring change (reload, API add/remove/weight, drain/undrain), so the cluster can
-   * hold it while flows that just moved between hosts are still unpinned (src/cluster/index.ts, "settle").
+   * hold it while flows that just moved between hosts are still unpinned (src/cluster/index.ts, "settle"). Awaited
+   * outside the change queue: a held change holds up neither health verdicts nor other changes' holds.
    */
   beforePlannedChange: ((reason: string) => Promise<void>) | null = null;
 
@@ -187,16 +279,16 @@ export class Controller extends EventEmitter {
 
   /** Publishes the table again (the cluster's health verdict changed). */
   async republish(reason: string): Promise<PublishResult> {
-    return this.publish(reason);
+    return this.republishQueued(reason);
   }
 
-  /** The services as the data plane should see them now, and which have no healthy backend. */
-  effective(): { specs: ServiceSpec[]; weights: Map<string, Map<string, number>>; allDown: Set<string> } {
+  /** The services as the data plane should see them (now, or after a planned change), and which have no healthy backend. */
+  effective(p: Plan = { services: this.services, runtime: this.runtime }): { specs: ServiceSpec[]; weights: Map<string, Map<string, number>>; allDown: Set<string> } {
     const weights = new Map<string, Map<string, number>>();
     const allDown = new Set<string>();
-    const specs = this.services.map((s) => {
+    const specs = p.services.map((s) => {
       const sid = serviceId(s);
-      const rts = s.backends.map((b) => this.runtime.get(backendKey(s, b)));
+      const rts = s.backends.map((b) => p.runtime.get(backendKey(s, b)));
       const eligible = s.backends.map((b, i) => b.weight > 0 && !rts[i]?.drain);
       let w = s.backends.map((b, i) => (eligible[i] && this.healthy(rts[i]) ? b.weight : 0));
       if (eligible.some(Boolean) && w.every((x) => x === 0)) {
@@ -231,11 +323,24 @@ export class Controller extends EventEmitter {
     return { specs, weights, allDown };
   }
 
-  private async publish(reason: string, tableOpts?: TableOptions, extra: Record<string, unknown> = {}): Promise<PublishResult> {
-    const eff = this.effective();
-    const prevWeights = this.lastWeights;
+  /**
+   * Publishes the table a plan makes and, once the data plane took it, makes the plan current. Runs in the queue.
+   * If the data plane refuses the table, nothing here has changed: services, checkers, drains, weights.
+   */
+  private async publish(p: Plan, reason: string, tableOpts?: TableOptions, extra: Record<string, unknown> = {}): Promise<PublishResult> {
+    const eff = this.effective(p);
+    const r = await this.balancer.setServices(eff.specs, tableOpts);
+    this.applyPlan(p);
     this.lastWeights = eff.weights;
-    for (const sid of eff.allDown) {
+    this.noteAllDown(eff.allDown);
+    this.log.info({ event: 'table_published', reason, changedSlots: r.changedSlots, ...extra }, `table published (${reason}): ${Object.keys(r.changedSlots).length} service ring(s) changed`);
+    this.emit('change');
+    return r;
+  }
+
+  /** Logs services that lost their last healthy backend, or got one back, with the table just published. */
+  private noteAllDown(now: ReadonlySet<string>): void {
+    for (const sid of now) {
       if (this.allDown.has(sid)) continue;
       const s = this.services.find((x) => serviceId(x) === sid)!;
       this.log.error(
@@ -246,47 +351,63 @@ export class Controller extends EventEmitter {
       );
     }
     for (const sid of this.allDown) {
-      if (!eff.allDown.has(sid) && eff.weights.has(sid)) this.log.warn({ event: 'service_recovered', service: sid }, `service ${sid}: has a healthy backend again`);
+      if (!now.has(sid) && this.lastWeights.has(sid)) this.log.warn({ event: 'service_recovered', service: sid }, `service ${sid}: has a healthy backend again`);
     }
     this.allDown.clear();
-    for (const sid of eff.allDown) this.allDown.add(sid);
-    try {
-      const r = await this.balancer.setServices(eff.specs, tableOpts);
-      this.log.info({ event: 'table_published', reason, changedSlots: r.changedSlots, ...extra }, `table published (${reason}): ${Object.keys(r.changedSlots).length} service ring(s) changed`);
-      this.emit('change');
-      return r;
-    } catch (e) {
-      this.lastWeights = prevWeights;
-      throw e;
-    }
+    for (const sid of now) this.allDown.add(sid);
   }
 
   // ---------------------------------------------------------------------------------------------------------
   // Runtime state per backend (health checkers, drain)
 
-  private syncRuntime(services: readonly ServiceConfig[], keepDrain: Map<string, DrainState>, source: 'config' | 'api', apiKeys: Set<string> = new Set()): void {
-    const wanted = new Set<string>();
+  /**
+   * The run-time state the services would have, without touching the running one. Backends new to the
+   * controller take `origin` as their source; a config plan (start, reload) makes every backend in the file a
+   * config backend again. A backend whose check goes away has none in the plan (up); one whose check changes
+   * keeps its current checker's state (the replacement inherits it); a new check starts up.
+   */
+  private plan(services: ServiceConfig[], origin: 'config' | 'api'): Plan {
+    const runtime = new Map<string, BackendRuntime>();
     for (const s of services) {
       for (const b of s.backends) {
         const key = backendKey(s, b);
-        wanted.add(key);
-        let rt = this.runtime.get(key);
-        if (!rt) {
-          rt = { key, source: apiKeys.has(key) ? 'api' : source };
-          if (keepDrain.has(key)) rt.drain = keepDrain.get(key);
-          this.runtime.set(key, rt);
-        } else if (source === 'config' && !apiKeys.has(key)) {
-          rt.source = 'config';
+        const cur = this.runtime.get(key);
+        const rt: BackendRuntime = cur ? { ...cur } : { key, source: origin };
+        if (origin === 'config') rt.source = 'config';
+        if (!s.health) {
+          rt.checker = undefined;
+          rt.checkerIdent = undefined;
         }
-        this.syncChecker(rt, s, b);
-        if (s.passive) rt.passive ??= { samples: [] };
-        else rt.passive = undefined;
+        rt.passive = s.passive ? (cur?.passive ?? { samples: [] }) : undefined;
+        runtime.set(key, rt);
       }
     }
+    return { services, runtime };
+  }
+
+  /** Makes a published plan current: backends gone lose their checker, changed checks get a new one. */
+  private applyPlan(p: Plan): void {
     for (const [key, rt] of this.runtime) {
-      if (wanted.has(key)) continue;
+      if (p.runtime.has(key)) continue;
       rt.checker?.stop();
       this.runtime.delete(key);
+    }
+    this.services = p.services;
+    for (const s of p.services) {
+      for (const b of s.backends) {
+        const key = backendKey(s, b);
+        const next = p.runtime.get(key)!;
+        let rt = this.runtime.get(key);
+        if (rt) {
+          rt.source = next.source;
+          rt.drain = next.drain;
+          rt.passive = next.passive;
+        } else {
+          rt = { key, source: next.source, drain: next.drain, passive: next.passive };
+          this.runtime.set(key, rt);
+        }
+        this.syncChecker(rt, s, b);
+      }
     }
     this.updateDrainTimer();
     this.updatePassiveTimer();
@@ -365,21 +486,19 @@ export class Controller extends EventEmitter {
       }
     }
     if (changes.length) {
-      this.publish(`passive: ${changes.join(', ')}`)
-        .then(() => {
-          for (const d of downs) this.resetIfWanted(d.s, d.key);
-        })
+      this.republishQueued(`passive: ${changes.join(', ')}`)
+        .then(() => Promise.all(downs.map((d) => this.resetIfWanted(d.s, d.key))))
         .catch((err: unknown) => this.log.error({ err }, 'publishing a passive health change failed'));
     }
   }
 
   /** on_down: reset — removes the flows of a backend that went down; their next packets meet the new ring. */
-  private resetIfWanted(s: ServiceConfig, key: string): void {
+  private async resetIfWanted(s: ServiceConfig, key: string): Promise<void> {
     if (s.onDown !== 'reset' || !this.balancer.dp.deleteFlows) return;
     const slot = this.balancer.backendSlot(key);
     if (slot === undefined) return;
     try {
-      const n = this.balancer.dp.deleteFlows({ backendSlot: slot });
+      const n = await this.balancer.dp.deleteFlows({ backendSlot: slot });
       const bid = key.split('|')[1];
       this.log.warn({ event: 'backend_flows_reset', service: serviceId(s), backend: bid, flows: n }, `backend ${bid}: ${n} flow(s) removed (on_down: reset); their next packets go to another backend, which resets TCP`);
     } catch (err) {
@@ -418,10 +537,8 @@ export class Controller extends EventEmitter {
     if (old) {
       c.inherit(old);
       old.stop();
-      c.start(this.firstDelay(c));
-    } else if (this.running) {
-      c.start(this.firstDelay(c)); // added while running; at start, start() starts them after the first publish
     }
+    if (this.running) c.start(this.firstDelay(c)); // at start, start() starts them after the first publish
     rt.checker = c;
     rt.checkerIdent = ident;
   }
@@ -433,10 +550,8 @@ export class Controller extends EventEmitter {
     const fields = { event: t.to === 'up' ? 'backend_up' : 'backend_down', service: sid, backend: bid, name: b?.name, reason: t.reason, checkMs: last.ms };
     if (t.to === 'down') this.log.warn(fields, `backend ${bid} of ${sid} is DOWN: ${t.reason}`);
     else this.log.info(fields, `backend ${bid} of ${sid} is UP: ${t.reason}`);
-    this.publish(`health: ${bid} ${t.to}`)
-      .then(() => {
-        if (t.to === 'down' && s) this.resetIfWanted(s, c.key);
-      })
+    this.republishQueued(`health: ${bid} ${t.to}`)
+      .then(() => (t.to === 'down' && s ? this.resetIfWanted(s, c.key) : undefined))
       .catch((err: unknown) => this.log.error({ err, service: sid, backend: bid }, 'publishing a health change failed'));
   }
 
@@ -479,19 +594,34 @@ export class Controller extends EventEmitter {
       // open but idle TCP connection is live until it closes or times out. Without it: packets quiet.
       let done: string | undefined;
       const slot = this.balancer.backendSlot(rt.key);
-      // Listing walks the whole flow table: at most every DRAIN_FLOWS_MS per backend, at most LIMIT entries
-      // (a full page proves nothing about the rest, so it never counts as done).
-      if (dp.flows && slot !== undefined && (d.flowsCheckedAt === undefined || now - d.flowsCheckedAt >= DRAIN_FLOWS_MS || now < d.flowsCheckedAt)) {
-        d.flowsCheckedAt = now;
-        try {
-          const entries = dp.flows({ backendSlot: slot, limit: DRAIN_FLOWS_LIMIT });
-          d.liveFlows = entries.filter((e) => e.state !== 'CLOSE' && !(e.state === 'UDP' && e.idleSeconds * 1000 >= DRAIN_QUIET_MS)).length;
-          if (d.liveFlows === 0 && entries.length < DRAIN_FLOWS_LIMIT) done = 'no live flows left';
-        } catch {
-          d.liveFlows = undefined;
+      // Counting pages through the flow table, a bounded part of it per sample (a large table is never walked
+      // at once); a new count starts DRAIN_FLOWS_MS after the last one started.
+      let counting = false; // else: done once the backend's packet counters are still
+      if (dp.flows && slot !== undefined) {
+        counting = true;
+        if (!d.count && (d.flowsCheckedAt === undefined || now - d.flowsCheckedAt >= DRAIN_FLOWS_MS || now < d.flowsCheckedAt)) {
+          d.flowsCheckedAt = now;
+          d.count = { cursor: 0, live: 0 };
+        }
+        if (d.count) {
+          try {
+            const page = this.flowPage({ backendSlot: slot, limit: DRAIN_FLOWS_LIMIT, cursor: d.count.cursor }, DRAIN_PAGES_PER_SAMPLE);
+            d.count.live += page.flows.filter((e) => e.state !== 'CLOSE' && !(e.state === 'UDP' && e.idleSeconds * 1000 >= DRAIN_QUIET_MS)).length;
+            if (page.next === null) {
+              d.liveFlows = d.count.live;
+              d.count = undefined;
+              if (d.liveFlows === 0) done = 'no live flows left';
+            } else {
+              d.count.cursor = page.next;
+            }
+          } catch {
+            d.liveFlows = undefined;
+            d.count = undefined;
+            counting = false;
+          }
         }
       }
-      if (d.liveFlows === undefined && now - d.lastPacketAt >= DRAIN_QUIET_MS) done = `no packets for ${DRAIN_QUIET_MS / 1000} s`;
+      if (!counting && now - d.lastPacketAt >= DRAIN_QUIET_MS) done = `no packets for ${DRAIN_QUIET_MS / 1000} s`;
       if (done) {
         d.doneAt = now;
         d.doneBy = done;
@@ -519,107 +649,84 @@ export class Controller extends EventEmitter {
     return { si, bi };
   }
 
-  /** Applies a new service set (validated first); on failure the old one stays, in memory and in the data plane. */
-  private async commit(next: ServiceConfig[], reason: string, opts: { apiKeys?: Set<string>; source: 'config' | 'api'; tableOpts?: TableOptions; extra?: Record<string, unknown> }): Promise<PublishResult> {
+  /** A plan for a new service set, validated first (400 with the reason). */
+  private planServices(next: ServiceConfig[], origin: 'config' | 'api', tableOpts: TableOptions = this.balancer.tableOptions): Plan {
     try {
-      checkServices(next, opts.tableOpts ?? this.balancer.tableOptions);
+      checkServices(next, tableOpts);
     } catch (e) {
       throw new ControlError(400, (e as Error).message);
     }
-    await this.beforePlannedChange?.(reason);
-    const prev = this.services;
-    const prevRuntime = new Map([...this.runtime].map(([k, v]) => [k, { ...v }]));
-    const keepDrain = new Map([...this.runtime].flatMap(([k, v]) => (v.drain ? [[k, v.drain] as const] : [])));
-    this.services = next;
-    this.syncRuntime(next, keepDrain, opts.source, opts.apiKeys);
-    try {
-      return await this.publish(reason, opts.tableOpts, opts.extra);
-    } catch (e) {
-      this.services = prev;
-      for (const [k, rt] of this.runtime) if (!prevRuntime.has(k)) rt.checker?.stop();
-      this.runtime.clear();
-      for (const [k, v] of prevRuntime) this.runtime.set(k, v);
-      throw e;
-    }
+    return this.plan(next, origin);
   }
 
   async addBackend(sid: string, b: BackendConfig): Promise<{ service: string; backend: string }> {
-    const { si } = this.find(sid);
-    const next = clone(this.services);
-    const s = next[si];
-    if (b.family !== s.family) throw new ControlError(400, `backend ${b.addr} is IPv${b.family} but service ${sid} is IPv${s.family}`);
-    const bid = backendId(b, s.proto);
-    if (s.backends.some((x) => backendId(x, s.proto) === bid)) throw new ControlError(409, `backend ${bid} already serves ${sid}`);
-    s.backends.push(b);
-    const key = backendKey(s, b);
-    const apiKeys = new Set([...this.runtime.values()].filter((r) => r.source === 'api').map((r) => r.key));
-    apiKeys.add(key);
-    await this.commit(next, `api: add ${bid} to ${sid}`, { source: 'api', apiKeys });
+    const bid = backendId(b, this.services[this.find(sid).si].proto);
+    await this.planned(`api: add ${bid} to ${sid}`, () => {
+      const { si } = this.find(sid);
+      const next = clone(this.services);
+      const s = next[si];
+      if (b.family !== s.family) throw new ControlError(400, `backend ${b.addr} is IPv${b.family} but service ${sid} is IPv${s.family}`);
+      if (s.backends.some((x) => backendId(x, s.proto) === bid)) throw new ControlError(409, `backend ${bid} already serves ${sid}`);
+      s.backends.push({ ...b });
+      return { plan: this.planServices(next, 'api') };
+    });
     this.log.info({ event: 'backend_added', service: sid, backend: bid, weight: b.weight, name: b.name }, `backend ${bid} added to ${sid}`);
     return { service: sid, backend: bid };
   }
 
   async removeBackend(sid: string, bid: string): Promise<void> {
-    const { si, bi } = this.find(sid, bid);
-    const next = clone(this.services);
-    next[si].backends.splice(bi, 1);
-    await this.commit(next, `api: remove ${bid} from ${sid}`, { source: 'api', apiKeys: this.apiKeys() });
+    await this.planned(`api: remove ${bid} from ${sid}`, () => {
+      const { si, bi } = this.find(sid, bid);
+      const next = clone(this.services);
+      next[si].backends.splice(bi, 1);
+      return { plan: this.planServices(next, 'api') };
+    });
     this.log.info({ event: 'backend_removed', service: sid, backend: bid }, `backend ${bid} removed from ${sid}`);
   }
 
   async setWeight(sid: string, bid: string, weight: number): Promise<void> {
-    const { si, bi } = this.find(sid, bid);
-    const next = clone(this.services);
-    const old = next[si].backends[bi].weight;
-    next[si].backends[bi].weight = weight;
-    await this.commit(next, `api: weight ${bid} ${old}->${weight}`, { source: 'api', apiKeys: this.apiKeys() });
+    let old = 0;
+    await this.planned(`api: weight ${bid} ${weight}`, () => {
+      const { si, bi } = this.find(sid, bid);
+      const next = clone(this.services);
+      old = next[si].backends[bi].weight;
+      next[si].backends[bi].weight = weight;
+      return { plan: this.planServices(next, 'api'), reason: `api: weight ${bid} ${old}->${weight}` };
+    });
     this.log.info({ event: 'backend_weight', service: sid, backend: bid, from: old, to: weight }, `backend ${bid} of ${sid}: weight ${old} -> ${weight}`);
   }
 
-  private apiKeys(): Set<string> {
-    return new Set([...this.runtime.values()].filter((r) => r.source === 'api').map((r) => r.key));
-  }
-
-  /** Takes the backend out of the ring; its flows go on. Idempotent. */
-  async drain(sid: string, bid: string): Promise<void> {
+  /** A plan that changes one backend's drain state; undefined if it is already in that state. */
+  private planDrain(sid: string, bid: string, draining: boolean): Change {
     const { si, bi } = this.find(sid, bid);
     const s = this.services[si];
-    const rt = this.runtime.get(backendKey(s, s.backends[bi]))!;
-    if (rt.drain) return;
-    await this.beforePlannedChange?.(`api: drain ${bid}`);
+    const key = backendKey(s, s.backends[bi]);
+    if (Boolean(this.runtime.get(key)?.drain) === draining) return { plan: undefined };
+    const plan = this.plan(this.services, 'api');
+    const rt = plan.runtime.get(key)!;
+    if (!draining) {
+      rt.drain = undefined;
+      return { plan };
+    }
     const now = Date.now();
     let packets = 0;
     try {
-      packets = this.packetsOf(this.balancer.dp.counters(), rt.key);
+      packets = this.packetsOf(this.balancer.dp.counters(), key);
     } catch {
       // closed
     }
     rt.drain = { since: now, lastPackets: packets, lastPacketAt: now };
-    try {
-      await this.publish(`api: drain ${bid}`);
-    } catch (e) {
-      rt.drain = undefined;
-      throw e;
-    }
-    this.updateDrainTimer();
+    return { plan };
+  }
+
+  /** Takes the backend out of the ring; its flows go on. Idempotent. */
+  async drain(sid: string, bid: string): Promise<void> {
+    if (!(await this.planned(`api: drain ${bid}`, () => this.planDrain(sid, bid, true)))) return;
     this.log.info({ event: 'backend_draining', service: sid, backend: bid }, `backend ${bid} of ${sid} is draining: out of the ring, its flows go on`);
   }
 
   async undrain(sid: string, bid: string): Promise<void> {
-    const { si, bi } = this.find(sid, bid);
-    const s = this.services[si];
-    const rt = this.runtime.get(backendKey(s, s.backends[bi]))!;
-    if (!rt.drain) return;
-    await this.beforePlannedChange?.(`api: undrain ${bid}`);
-    const d = rt.drain;
-    rt.drain = undefined;
-    try {
-      await this.publish(`api: undrain ${bid}`);
-    } catch (e) {
-      rt.drain = d;
-      throw e;
-    }
-    this.updateDrainTimer();
+    if (!(await this.planned(`api: undrain ${bid}`, () => this.planDrain(sid, bid, false)))) return;
     this.log.info({ event: 'backend_undrained', service: sid, backend: bid }, `backend ${bid} of ${sid} is back in the ring`);
   }
 
@@ -630,32 +737,42 @@ export class Controller extends EventEmitter {
     const at = new Date().toISOString();
     try {
       const next = loadConfigFile(file);
-      const restart = restartOnlyChanges(this.opts, next);
-      if (restart.length) {
-        throw new ConfigError(file, [`these settings take effect only at start: ${restart.join(', ')}; restart l4nat to change them (the reload changed nothing)`]);
-      }
-      const noIcmp = icmpChecksUnavailable(next.services);
-      if (noIcmp) throw new ConfigError(file, [`${noIcmp} (the reload changed nothing)`]);
       const token = next.admin.tokenFile ? readToken(next.admin.tokenFile) : undefined;
-      const oldById = new Map(this.opts.services.map((s) => [serviceId(s), JSON.stringify(s)]));
-      const newById = new Map(next.services.map((s) => [serviceId(s), JSON.stringify(s)]));
-      const added = [...newById.keys()].filter((k) => !oldById.has(k));
-      const removed = [...oldById.keys()].filter((k) => !newById.has(k));
-      const changed = [...newById.keys()].filter((k) => oldById.has(k) && oldById.get(k) !== newById.get(k));
-      const newKeys = new Set(next.services.flatMap((s) => s.backends.map((b) => backendKey(s, b))));
-      const discarded = [...this.runtime.values()].filter((r) => r.source === 'api' && !newKeys.has(r.key)).map((r) => r.key);
-      const tableOpts: TableOptions = { ...this.balancer.tableOptions, timeouts: next.timeouts, icmpEcho: next.icmpEcho, probeSource: next.probeSource };
-      const r = await this.commit(clone(next.services), 'reload', { source: 'config', tableOpts, extra: { file, added, removed, changed } });
-      this.opts = next;
-      this.token = token;
-      this.log.level = next.logLevel;
+      let result: Omit<ReloadResult, 'changedSlots'> | undefined;
+      // Compared with the running config when it applies (after any reload or write queued before it).
+      const r = await this.planned('reload', () => {
+        const restart = restartOnlyChanges(this.opts, next);
+        if (restart.length) {
+          throw new ConfigError(file, [`these settings take effect only at start: ${restart.join(', ')}; restart l4nat to change them (the reload changed nothing)`]);
+        }
+        const noIcmp = icmpChecksUnavailable(next.services);
+        if (noIcmp) throw new ConfigError(file, [`${noIcmp} (the reload changed nothing)`]);
+        const oldById = new Map(this.opts.services.map((s) => [serviceId(s), JSON.stringify(s)]));
+        const newById = new Map(next.services.map((s) => [serviceId(s), JSON.stringify(s)]));
+        const added = [...newById.keys()].filter((k) => !oldById.has(k));
+        const removed = [...oldById.keys()].filter((k) => !newById.has(k));
+        const changed = [...newById.keys()].filter((k) => oldById.has(k) && oldById.get(k) !== newById.get(k));
+        const newKeys = new Set(next.services.flatMap((s) => s.backends.map((b) => backendKey(s, b))));
+        const discarded = [...this.runtime.values()].filter((rt) => rt.source === 'api' && !newKeys.has(rt.key)).map((rt) => rt.key);
+        result = { file, added, removed, changed, unchanged: newById.size - added.length - changed.length, discardedApiBackends: discarded };
+        const tableOpts: TableOptions = { ...this.balancer.tableOptions, timeouts: next.timeouts, icmpEcho: next.icmpEcho, probeSource: next.probeSource };
+        const applied = (): void => {
+          this.opts = next;
+          this.token = token;
+          this.log.level = next.logLevel;
+        };
+        return { plan: this.planServices(clone(next.services), 'config', tableOpts), tableOpts, extra: { file, added, removed, changed }, applied };
+      });
+      const res = { ...result!, changedSlots: r!.changedSlots };
       this.lastReload = { at, ok: true };
       this.reloads.ok++;
-      if (discarded.length) this.log.warn({ event: 'reload_discarded', backends: discarded }, `reload: ${discarded.length} backend(s) added through the API are not in the file and were removed`);
+      if (res.discardedApiBackends.length) {
+        this.log.warn({ event: 'reload_discarded', backends: res.discardedApiBackends }, `reload: ${res.discardedApiBackends.length} backend(s) added through the API are not in the file and were removed`);
+      }
       for (const w of affinityWarnings(next.services)) this.log.warn({ event: 'affinity_warning' }, w);
-      this.log.info({ event: 'reload', file, added, removed, changed, changedSlots: r.changedSlots }, `reloaded ${file}: ${added.length} service(s) added, ${removed.length} removed, ${changed.length} changed`);
+      this.log.info({ event: 'reload', file, added: res.added, removed: res.removed, changed: res.changed, changedSlots: res.changedSlots }, `reloaded ${file}: ${res.added.length} service(s) added, ${res.removed.length} removed, ${res.changed.length} changed`);
       this.emit('reload', next);
-      return { file, added, removed, changed, unchanged: newById.size - added.length - changed.length, changedSlots: r.changedSlots, discardedApiBackends: discarded };
+      return res;
     } catch (e) {
       this.reloads.failed++;
       this.lastReload = { at, ok: false, error: (e as Error).message };
@@ -667,8 +784,10 @@ export class Controller extends EventEmitter {
 
   /** Graceful stop, step 1: empty rings (no new flows decided here), established flows keep going. */
   async quiesce(): Promise<void> {
-    this.stopping = true;
-    await this.publish('shutdown: admitting no new flows');
+    await this.serialized(() => {
+      this.stopping = true;
+      return this.publish(this.plan(this.services, 'api'), 'shutdown: admitting no new flows');
+    });
   }
 
   stop(): void {
@@ -694,7 +813,7 @@ export class Controller extends EventEmitter {
     const now = Date.now();
     return {
       services: this.services.map((s) => this.serviceView(s, c, now)),
-      dataplane: { counters: c.total, drops: c.drops, heartbeatsMs: c.heartbeatsMs, flows: this.balancer.dp.flowCount() },
+      dataplane: { counters: c.total, drops: c.drops, heartbeatsMs: c.heartbeatsMs, flows: this.flowCount() },
     };
   }
 
@@ -790,13 +909,16 @@ export class Controller extends EventEmitter {
   }
 
   /**
-   * One page of flow-table entries. With a cursor (or a single backend or a service), the data plane pages
-   * through the table: each call looks at a bounded part of it, and `next` says where to go on. A backend id
-   * that several services share lists each one's flows in turn, without paging.
+   * One page of flow-table entries: the data plane looks at a bounded part of the table, and `next` says where
+   * to go on. A backend id that several services share lists one page of each one's flows (truncated: there
+   * may be more; give the service too to page through them).
    */
   listFlows(q: FlowQuery): { flows: FlowView[]; truncated: boolean; next: number | null } {
     const dp = this.balancer.dp;
     if (!dp.flows) throw new ControlError(501, 'this data plane build cannot list flows');
+    if (q.cursor !== undefined && dp.flowCapacity !== undefined && q.cursor > dp.flowCapacity) {
+      throw new ControlError(400, `cursor must be the next of a previous page, from 0 to the flow table's capacity ${dp.flowCapacity}, got ${q.cursor}`);
+    }
     const limit = q.limit ?? 1000;
     const names = this.slotNames();
     const base: FlowFilter = {
@@ -805,12 +927,15 @@ export class Controller extends EventEmitter {
     };
     let raw: FlowEntry[] = [];
     let next: number | null = null;
+    let more = false; // a page that did not reach the end of the table
     const svcSlot = q.service !== undefined && q.backend === undefined ? this.serviceSlotOf(q.service) : undefined;
     const slots = svcSlot === undefined ? this.filterSlots(q) : undefined;
     if (slots && slots.length > 1) {
       if (q.cursor !== undefined) throw new ControlError(400, `backend ${q.backend ?? ''} is in ${slots.length} services: give service too to page through its flows`);
       for (const slot of slots) {
-        raw.push(...dp.flows({ ...base, backendSlot: slot, limit: limit + 1 - raw.length }));
+        const page = this.flowPage({ ...base, backendSlot: slot, limit: limit + 1 - raw.length });
+        raw.push(...page.flows);
+        more ||= page.next !== null;
         if (raw.length > limit) break;
       }
     } else {
@@ -821,20 +946,24 @@ export class Controller extends EventEmitter {
         limit: limit + 1,
         cursor: q.cursor ?? 0,
       };
-      if (dp.flowPage) {
-        const page = dp.flowPage(filter);
-        raw = page.flows;
-        next = page.next;
-      } else {
-        raw = dp.flows(filter);
-      }
+      const page = this.flowPage(filter);
+      raw = page.flows;
+      next = page.next;
     }
-    const truncated = raw.length > limit || next !== null;
+    const truncated = raw.length > limit || next !== null || more;
     const flows = raw.slice(0, limit).map((f) => {
       const n = names.get(f.backendSlot);
       return { ...f, service: n?.service ?? null, backend: n?.backend ?? null, backendName: n?.name ?? null };
     });
     return { flows, truncated, next };
+  }
+
+  /** One bounded page of the flow table (a data plane that cannot page lists what matches in one go). */
+  private flowPage(filter: FlowFilter, maxCalls = 1): FlowPage {
+    const dp = this.balancer.dp;
+    if (dp.flowPage) return dp.flowPage(filter, maxCalls);
+    if (!dp.flows) throw new ControlError(501, 'this data plane build cannot list flows');
+    return { flows: dp.flows(filter), next: null };
   }
 
   private serviceSlotOf(sid: string): number {
@@ -844,24 +973,12 @@ export class Controller extends EventEmitter {
     return slot;
   }
 
-  /** Live flow-table entries per backend and service slot: one walk of the table per second at most. */
   private flowStats(): FlowStats | undefined {
-    const dp = this.balancer.dp;
-    if (!dp.flowStats) return undefined;
-    const now = Date.now();
-    if (!this.statsCache || now - this.statsCache.at >= 1000 || now < this.statsCache.at) {
-      try {
-        this.statsCache = { at: now, stats: dp.flowStats() };
-      } catch {
-        return undefined; // data plane closed
-      }
-    }
-    return this.statsCache.stats;
+    return this.stats?.get();
   }
 
-  private statsCache: { at: number; stats: FlowStats } | undefined;
-
-  deleteFlows(q: FlowQuery): number {
+  /** Removes matching entries; the data plane pages through the table (src/native.ts). */
+  async deleteFlows(q: FlowQuery): Promise<number> {
     const dp = this.balancer.dp;
     if (!dp.deleteFlows) throw new ControlError(501, 'this data plane build cannot delete flows');
     if (q.backend === undefined && q.service === undefined && q.client === undefined) {
@@ -870,7 +987,7 @@ export class Controller extends EventEmitter {
     const slots = this.filterSlots(q);
     let n = 0;
     for (const slot of slots ?? [undefined]) {
-      n += dp.deleteFlows({ ...(slot !== undefined ? { backendSlot: slot } : {}), ...(q.client !== undefined ? { client: q.client } : {}) });
+      n += await dp.deleteFlows({ ...(slot !== undefined ? { backendSlot: slot } : {}), ...(q.client !== undefined ? { client: q.client } : {}) });
     }
     this.log.warn({ event: 'flows_deleted', ...q, flows: n }, `${n} flow(s) removed from the flow table`);
     return n;

@@ -6,6 +6,10 @@ import { checkLayout, type AddonLayout } from './addon-layout';
 import { HEARTBEAT_COUNTER, NO_DROP_REASON } from './counter-names';
 import { FLOW_STATES, flowStateName, type FlowState } from './flow-state';
 import { bufferToIp, ipToBuffer, type Family } from './host/addr';
+import { checkFlowTableFits } from './flow-memory';
+import { addStats, type FlowStats, type FlowStatsPage } from './flow-stats';
+
+export type { FlowStats } from './flow-stats';
 import type { TablesInput } from './tables';
 
 export { FLOW_STATES, type FlowState };
@@ -21,7 +25,7 @@ interface Addon {
   flowCount(h: object): number;
   flows(h: object, f: NativeFlowFilter): { flows: NativeFlow[]; next: number | null };
   deleteFlows(h: object, f: NativeFlowFilter): { deleted: number; next: number | null };
-  flowStats(h: object): FlowStats;
+  flowStats(h: object, f: { cursor: number; maxScan: number }): FlowStatsPage;
   watchdogStart(h: object, o: { path: string; everyMs: number; staleMs: number }): void;
   setSteering(h: object, v: { vips4: Uint8Array; vips6: Uint8Array } | null): void;
   watchdogStats(h: object): WatchdogStats;
@@ -51,13 +55,6 @@ interface NativeFlow {
   idle: number;
 }
 
-/** Live flow-table entries counted in one pass: per backend and service slot, not counting closed TCP entries. */
-export interface FlowStats {
-  total: number; // live entries, closed ones included
-  closed: number; // TCP entries after RST or FIN both ways, lingering for the close timeout
-  backends: Uint32Array; // by backend slot
-  services: Uint32Array; // by service slot
-}
 
 /** A flow-table entry as the admin view shows it. */
 export interface FlowEntry {
@@ -129,7 +126,7 @@ export interface FlowPage {
 /** Entries one listing call looks at, at most: bounds the time a call holds the JS thread (~10 ms). */
 export const FLOW_SCAN_PER_CALL = 1 << 18;
 
-function nativeFilter(f: FlowFilter): NativeFlowFilter {
+function nativeFilter(f: FlowFilter, capacity: number): NativeFlowFilter {
   const out: NativeFlowFilter = {};
   if (f.backendSlot !== undefined) {
     if (!Number.isInteger(f.backendSlot) || f.backendSlot < 0) throw new RangeError(`flows: backendSlot must be a slot number, got ${String(f.backendSlot)}`);
@@ -151,7 +148,9 @@ function nativeFilter(f: FlowFilter): NativeFlowFilter {
     out.limit = f.limit;
   }
   if (f.cursor !== undefined) {
-    if (!Number.isInteger(f.cursor) || f.cursor < 0) throw new RangeError(`flows: cursor must be a non-negative integer (the previous page's next), got ${String(f.cursor)}`);
+    if (!Number.isInteger(f.cursor) || f.cursor < 0 || f.cursor > capacity) {
+      throw new RangeError(`flows: cursor must be the previous page's next, an integer from 0 to the flow table's capacity (${capacity}), got ${String(f.cursor)}`);
+    }
     out.cursor = f.cursor;
   }
   for (const st of f.states ?? []) {
@@ -290,6 +289,7 @@ export class Dataplane {
     }
     const a = loadAddon();
     this.layout = addonLayout();
+    checkFlowTableFits(opts.flowCapacity, this.layout.flowEntryBytes);
     this.opts = { ...opts };
     this.handle = a.open({ ...opts, busyPollAdaptive: opts.busyPollAdaptive ? 1 : 0, udpCoalesce: opts.udpCoalesce ? 1 : 0 });
     try {
@@ -324,9 +324,18 @@ export class Dataplane {
   /** Hands a new table to the workers; they switch at their next batch. Throws (changing nothing) if invalid. */
   publish(t: TablesInput): void {
     loadAddon().publish(this.h(), t);
+    this.hasTable = true;
   }
 
+  private hasTable = false;
+
+  /**
+   * Starts the workers; only once a table is published. A worker without a table has nothing to translate with
+   * and would drop what it reads, uncounted; before they start, packets wait in the TUN queues (after a
+   * handover the routes feed them already), and the kernel counts what does not fit as the device's drops.
+   */
   start(): void {
+    if (!this.hasTable) throw new Error('dataplane: publish a table before starting the workers (they would drop every packet read before it, uncounted)');
     loadAddon().start(this.h());
   }
 
@@ -350,7 +359,7 @@ export class Dataplane {
    */
   flowPage(filter: FlowFilter = {}, maxCalls = 1): FlowPage {
     const limit = filter.limit ?? 1000;
-    const nf = nativeFilter({ ...filter, limit });
+    const nf = nativeFilter({ ...filter, limit }, this.flowCapacity);
     const states = filter.states?.length ? new Set(filter.states) : undefined;
     const flows: FlowEntry[] = [];
     let next: number | null = nf.cursor ?? 0;
@@ -378,21 +387,43 @@ export class Dataplane {
     return out;
   }
 
-  /** Per-backend and per-service live entries, in one pass over the table without building objects. */
+  /** Per-backend and per-service live entries of one page of the table (FLOW_SCAN_PER_CALL entries from cursor). */
+  flowStatsPage(cursor = 0): FlowStatsPage {
+    if (!Number.isInteger(cursor) || cursor < 0 || cursor > this.flowCapacity) throw new RangeError(`flowStats: cursor must be an integer from 0 to ${this.flowCapacity}, got ${String(cursor)}`);
+    return loadAddon().flowStats(this.h(), { cursor, maxScan: FLOW_SCAN_PER_CALL });
+  }
+
+  /** Per-backend and per-service live entries of the whole table, page by page in one go (src/flow-stats.ts pages it). */
   flowStats(): FlowStats {
-    return loadAddon().flowStats(this.h());
+    let p = this.flowStatsPage(0);
+    let acc: FlowStats = p;
+    while (p.next !== null) {
+      p = this.flowStatsPage(p.next);
+      acc = addStats(acc, p);
+    }
+    return { total: acc.total, closed: acc.closed, backends: acc.backends, services: acc.services };
   }
 
   /**
-   * Removes matching entries. Their next packets are forwarded by the current Maglev table; a TCP flow
-   * that lands on another backend is reset by it (that is how a failed backend's flows are reset).
+   * Removes matching entries, looking at FLOW_SCAN_PER_CALL entries per native call with the event loop free
+   * between calls. Their next packets are forwarded by the current Maglev table; a TCP flow that lands on
+   * another backend is reset by it (that is how a failed backend's flows are reset).
    */
-  deleteFlows(filter: FlowFilter): number {
+  async deleteFlows(filter: FlowFilter): Promise<number> {
     if (filter.backendSlot === undefined && filter.client === undefined && filter.serviceSlot === undefined) {
       throw new TypeError('deleteFlows: give backendSlot, serviceSlot and/or client (refusing to delete every flow)');
     }
     if (filter.states?.length) throw new TypeError('deleteFlows: cannot filter by state');
-    return loadAddon().deleteFlows(this.h(), nativeFilter({ ...filter, limit: undefined, cursor: undefined })).deleted;
+    const nf = nativeFilter({ ...filter, limit: undefined, cursor: undefined }, this.flowCapacity);
+    // A page of the table per native call, the event loop free between pages: a large table is never walked in one go.
+    let deleted = 0;
+    for (let cursor: number | null = 0; cursor !== null; ) {
+      if (cursor > 0) await new Promise((r) => setImmediate(r));
+      const r = loadAddon().deleteFlows(this.h(), { ...nf, cursor, maxScan: FLOW_SCAN_PER_CALL });
+      deleted += r.deleted;
+      cursor = r.next;
+    }
+    return deleted;
   }
 
   /**

@@ -287,10 +287,12 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     await host.open();
     const mtu = opts.mtu ?? (await smallestLinkMtu(dp.ifname));
     await host.configureLink(mtu);
-    dp.start();
-    applyWorkerNice(opts.workerNice, dp.queues, log);
     ctrl = new Controller(balancer, opts, log);
     await ctrl.start();
+    // Workers only once the first table is in: what arrived before (a handover's routes feed the TUN already)
+    // waited in the TUN queues instead of being read and dropped uncounted.
+    dp.start();
+    applyWorkerNice(opts.workerNice, dp.queues, log);
     host.watch();
     if (opts.proxyNeighbors.length) {
       const pn = new ProxyNeighbors(opts.proxyNeighbors, log);
@@ -303,7 +305,8 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
       });
     }
     if (opts.admin.port > 0) {
-      const metrics = createMetrics({ ctrl, counters: () => dp.counters(), flowCount: () => dp.flowCount(), flowCapacity: dp.flowCapacity });
+      const cur = ctrl;
+      const metrics = createMetrics({ ctrl, counters: () => dp.counters(), flowCount: () => cur.flowCount(), flowCapacity: dp.flowCapacity });
       admin = await createAdminServer({
         ctrl,
         admin: opts.admin,
@@ -343,7 +346,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   const statusLine = (): string => {
     const m = c.summary();
     const down = m.allDown.length ? `; NO HEALTHY BACKEND: ${m.allDown.join(', ')}` : '';
-    return `${m.services} services; backends ${m.up} up, ${m.down} down, ${m.draining} draining; ${dp.closed ? 0 : dp.flowCount()} flows${down}`;
+    return `${m.services} services; backends ${m.up} up, ${m.down} down, ${m.draining} draining; ${dp.closed ? 0 : c.flowCount()} flows${down}`;
   };
   notifier?.ready(statusLine());
   notifier?.startWatchdog(
@@ -397,7 +400,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   const signal = ended;
   if (signal === 'SIGUSR2') {
     notifier?.stopping('handing over to the next l4nat: TUN, routes and rules kept');
-    const flows = dp.flowCount();
+    const flows = c.flowCount();
     await closeKeepingHost();
     signals.close();
     notifier?.close();
@@ -412,11 +415,11 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   const grace = c.opts.shutdownGrace;
   notifier?.stopping(`stopping (${signal})${grace > 0 ? `: ${grace} s grace for established flows` : ''}`);
   if (grace > 0) {
-    log.info({ signal, graceSeconds: grace, flows: dp.flowCount() }, `stopping: admitting no new flows; established flows are forwarded for up to ${grace} s (a second signal stops at once)`);
+    log.info({ signal, graceSeconds: grace, flows: c.flowCount() }, `stopping: admitting no new flows; established flows are forwarded for up to ${grace} s (a second signal stops at once)`);
     const t0 = Date.now();
     await c.quiesce().catch((err: unknown) => log.error({ err }, 'emptying the rings failed; stopping at once'));
-    const why = await waitGrace(grace * 1000, () => dp.flowCount() === 0, signals);
-    log.info({ reason: why, waitedSeconds: Math.round((Date.now() - t0) / 100) / 10, flowsLeft: dp.flowCount() }, `grace period over (${why})`);
+    const why = await waitGrace(grace * 1000, async () => (await c.countFlows()) === 0, signals);
+    log.info({ reason: why, waitedSeconds: Math.round((Date.now() - t0) / 100) / 10, flowsLeft: c.flowCount() }, `grace period over (${why})`);
   }
   log.info({ signal }, 'stopping: removing VIP routes, rules and the TUN');
   await shutdown();
@@ -512,7 +515,7 @@ class SignalWatch {
 }
 
 /** Waits up to ms, or until done() holds (checked every 200 ms), or until another stop signal. */
-async function waitGrace(ms: number, done: () => boolean, signals: SignalWatch): Promise<string> {
+async function waitGrace(ms: number, done: () => Promise<boolean>, signals: SignalWatch): Promise<string> {
   const deadline = Date.now() + ms;
   let second = false;
   void signals.next().then((s) => {
@@ -520,7 +523,7 @@ async function waitGrace(ms: number, done: () => boolean, signals: SignalWatch):
     return s;
   });
   while (!second) {
-    if (done()) return 'no flows left';
+    if (await done()) return 'no flows left';
     const left = deadline - Date.now();
     if (left <= 0) return 'grace period elapsed';
     await new Promise((r) => setTimeout(r, Math.min(200, left)));

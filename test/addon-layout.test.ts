@@ -84,7 +84,7 @@ test('every counter and drop reason the addon exports reaches /metrics with its 
     backendSlot: (k) => slots.get(k),
     serviceSlot: () => 0,
   };
-  const opts = parseConfig('services:\n  - name: web\n    vips: [10.0.0.10]\n    ports: [80]\n    backends: ["10.0.1.11:8080", "10.0.1.12:8080"]\n', 'x.yaml');
+  const opts = parseConfig('admin: {port: 0}\nservices:\n  - name: web\n    vips: [10.0.0.10]\n    ports: [80]\n    backends: ["10.0.1.11:8080", "10.0.1.12:8080"]\n', 'x.yaml');
   const ctrl = new Controller(bal, opts, pino({ level: 'silent' }));
   await ctrl.start();
   try {

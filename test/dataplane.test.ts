@@ -104,10 +104,16 @@ test('open, publish, start, read counters, list flows, close', { skip }, () => {
   assert.ok((idleSeconds as number) <= 1, `idle ${String(idleSeconds)} s`);
 });
 
+/** A script line: publishes an empty table on dp (workers start only once one is in). */
+const EMPTY_TABLE = `
+    const { buildTables: bt0, SlotAllocator: sa0 } = require(${tables});
+    dp.publish(bt0([], new sa0(4), new sa0(4), { hashKey: Buffer.alloc(16, 1), maglevSize: 13, timeouts: { tcpSyn: 30, tcpEstablished: 900, tcpFin: 120, tcpClose: 10, udp: 300 }, icmpEcho: true, icmpTranslate: true }).input);`;
+
 test('a process that exits with the data plane still running exits cleanly (no crash at teardown)', { skip }, () => {
   const r = inNetns(`
     const { Dataplane } = require(${native});
     const dp = new Dataplane({ ifname: 'l4t0', queues: 2, flowCapacity: 4096, maxServices: 4, maxBackends: 8 });
+    ${EMPTY_TABLE}
     dp.start();
     setTimeout(() => process.exit(0), 300);
   `);
@@ -128,6 +134,7 @@ test('the native watchdog pings NOTIFY_SOCKET only while every worker is fresh, 
       dp.startWatchdog(path, 50, 2000);
       await sleep(400);
       const idle = { ...dp.watchdogStats(), got };           // workers not started: nothing sent
+      ${EMPTY_TABLE}
       dp.start();
       await sleep(600);
       const running = { ...dp.watchdogStats(), got };
@@ -146,4 +153,71 @@ test('the native watchdog pings NOTIFY_SOCKET only while every worker is fresh, 
   assert.equal(o.idle.got, 0);
   assert.ok(o.running.pings >= 5 && o.running.got >= 5 && o.running.running, JSON.stringify(o.running));
   assert.ok(o.afterClose <= 1, `${o.afterClose} pings after close`);
+});
+
+test('workers start only once a table is in; packets that came before wait in the TUN and are forwarded with it', { skip }, () => {
+  const r = inNetns(`
+    const { execFileSync } = require('child_process');
+    const dgram = require('dgram');
+    const { Dataplane } = require(${native});
+    const { buildTables, SlotAllocator } = require(${tables});
+    const ip = (...a) => execFileSync('ip', a);
+    const dp = new Dataplane({ ifname: 'l4t0', queues: 2, flowCapacity: 4096, maxServices: 4, maxBackends: 8 });
+    let refused = '';
+    try { dp.start(); } catch (e) { refused = e.message; }
+    ip('link', 'set', 'lo', 'up');
+    ip('addr', 'add', '10.9.9.1/32', 'dev', 'lo');
+    ip('link', 'set', 'l4t0', 'up');
+    ip('route', 'add', '10.9.0.1/32', 'dev', 'l4t0', 'src', '10.9.9.1');
+    const sock = dgram.createSocket('udp4');
+    (async () => {
+      for (let i = 0; i < 20; i++) await new Promise((res, rej) => sock.send(Buffer.from('x' + i), 80, '10.9.0.1', (e) => (e ? rej(e) : res())));
+      sock.close();
+      await new Promise((res) => setTimeout(res, 200)); // nobody reads yet
+      const before = dp.counters().total;
+      const svc = [{ vip: '10.9.0.1', family: 4, port: 80, proto: 'udp', hash: '5tuple', backends: [{ addr: '10.9.1.1', family: 4, port: 8080, weight: 1 }] }];
+      dp.publish(buildTables(svc, new SlotAllocator(4), new SlotAllocator(8),
+        { hashKey: Buffer.alloc(16, 1), maglevSize: 13, timeouts: { tcpSyn: 30, tcpEstablished: 900, tcpFin: 120, tcpClose: 10, udp: 300 }, icmpEcho: true, icmpTranslate: true }).input);
+      dp.start();
+      const t0 = Date.now();
+      while (dp.counters().total.forward < 20 && Date.now() - t0 < 5000) await new Promise((res) => setTimeout(res, 50));
+      const after = dp.counters().total;
+      dp.close(false);
+      console.log(JSON.stringify({ refused, before: before.rx_packets, rx: after.rx_packets, forward: after.forward }));
+    })().catch((e) => { console.error(e); process.exit(1); });
+  `);
+  assert.equal(r.status, 0, r.stderr);
+  const o = JSON.parse(r.stdout.trim()) as { refused: string; before: number; rx: number; forward: number };
+  assert.match(o.refused, /publish a table before starting the workers/);
+  assert.equal(o.before, 0, 'nothing read before the workers start');
+  assert.equal(o.forward, 20, 'every datagram sent before the table was forwarded once it was in');
+});
+
+test('deleting flows and counting them page through the table; a cursor past the table is refused by name', { skip }, () => {
+  const r = inNetns(`
+    const { Dataplane, FLOW_SCAN_PER_CALL } = require(${native});
+    const dp = new Dataplane({ ifname: 'l4t0', queues: 1, flowCapacity: 4 * FLOW_SCAN_PER_CALL, maxServices: 4, maxBackends: 8 });
+    (async () => {
+      let between = false;
+      const p = dp.deleteFlows({ backendSlot: 0 });
+      setImmediate(() => { between = true; });
+      const deleted = await p;
+      let cursorError = '';
+      try { dp.flowPage({ cursor: dp.flowCapacity + 1 }); } catch (e) { cursorError = e.message; }
+      const last = dp.flowPage({ cursor: dp.flowCapacity });
+      const page = dp.flowStatsPage(0);
+      const lastStats = dp.flowStatsPage(3 * FLOW_SCAN_PER_CALL);
+      const whole = dp.flowStats();
+      dp.close(false);
+      console.log(JSON.stringify({ deleted, between, cursorError, last, capacity: dp.flowCapacity, statsNext: [page.next, lastStats.next], whole: [whole.total, whole.backends.length] }));
+    })().catch((e) => { console.error(e); process.exit(1); });
+  `);
+  assert.equal(r.status, 0, r.stderr);
+  const o = JSON.parse(r.stdout.trim()) as { deleted: number; between: boolean; cursorError: string; last: { flows: unknown[]; next: number | null }; capacity: number; statsNext: Array<number | null>; whole: number[] };
+  assert.equal(o.deleted, 0);
+  assert.equal(o.between, true, 'other callbacks ran while the delete walked the table');
+  assert.match(o.cursorError, new RegExp(`cursor must be the previous page's next, an integer from 0 to the flow table's capacity \\(${o.capacity}\\), got ${o.capacity + 1}`));
+  assert.deepEqual(o.last, { flows: [], next: null }, 'the capacity itself is the end of the table');
+  assert.deepEqual(o.statsNext, [o.capacity / 4, null], 'statistics come a page at a time');
+  assert.deepEqual(o.whole, [0, 8]);
 });
