@@ -88,7 +88,7 @@ if out=$(docker run --rm --privileged --network none "$L4NAT_BASE" true 2>&1); t
   echo "privileged containers: allowed (docker/compose.yaml as it is)"
 else
   files+=(-f docker/compose.unprivileged.yaml)
-  echo "privileged containers: refused ($(echo "$out" | tail -1)); with docker/compose.unprivileged.yaml"
+  echo "privileged containers: refused ($(echo "$out" | head -1)); with docker/compose.unprivileged.yaml"
 fi
 
 fail=0
