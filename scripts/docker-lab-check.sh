@@ -113,7 +113,7 @@ run_with() {
   shift
   local compose=("$@" -p "$project" "${files[@]}") id code
   echo "$tag: ${compose[*]} up --build"
-  if check "$tag up --build" "$logs/$tag-up.log" '[|] demo OK' "${compose[@]}" up --build; then
+  if check "$tag up --build" "$logs/$tag-up.log" 'demo OK: ' "${compose[@]}" up --build; then
     # `up` returns 0 whatever the demo did: its exit code is the container's.
     id=$("${compose[@]}" ps -a -q demo)
     code=$(docker inspect -f '{{.State.ExitCode}}' "$id")
