@@ -3,7 +3,8 @@
 # (docker-compose) and, where installed, v2 (docker compose), and fails unless the demo prints `demo OK` and exits
 # 0 in each (with --conformance, also the conformance suite). Minutes, not part of `npm test`; figures: README.
 #   bash scripts/docker-lab-check.sh [--conformance] [--cold]     as root; docker.io, docker-compose, debootstrap
-# --cold first removes the images this script builds (l4nat-demo:local, the base, their build stages).
+# --cold first removes the images this script builds (l4nat-demo:local, the base, their build stages) and the
+# engine's BuildKit cache.
 # L4NAT_BASE names the base image; unset, scripts/docker-base.sh builds l4nat-base:bookworm from Debian's packages
 # (no image registry needed) if it is not there yet. npm inside the build gets this machine's npm settings.
 # Without a running engine, starts dockerd itself without touching the host's network (no bridge, no iptables,
@@ -62,7 +63,9 @@ if [ "$cold" = 1 ]; then
   docker rmi l4nat-demo:local >/dev/null 2>&1 || true
   docker image prune -f --filter label=io.l4nat.lab >/dev/null
   if [ -z "${L4NAT_BASE:-}" ]; then docker rmi l4nat-base:bookworm >/dev/null 2>&1 || true; fi
-  echo "cold: removed l4nat-demo:local and its build stages${L4NAT_BASE:+ (kept $L4NAT_BASE)}"
+  # Compose v2 builds with BuildKit, whose cache is the engine's own: all of it goes.
+  docker builder prune -af >/dev/null 2>&1 || true
+  echo "cold: removed l4nat-demo:local, its build stages${L4NAT_BASE:+ (kept $L4NAT_BASE)} and the BuildKit cache"
 fi
 
 if [ -z "${L4NAT_BASE:-}" ]; then
