@@ -85,7 +85,13 @@ function testsFor(variant: string, opts: BenchOptions): TestId[] {
   return opts.tests;
 }
 
-async function runRounds(lab: Lab, tool: string, servers: Servers, l4root: string, opts: BenchOptions, variants: readonly string[], res: BenchResults): Promise<void> {
+/** Where each l4nat variant runs from: this checkout's build, and --baseline's. */
+interface L4natRoots {
+  current: string;
+  baseline: string | null;
+}
+
+async function runRounds(lab: Lab, tool: string, servers: Servers, roots: L4natRoots, opts: BenchOptions, variants: readonly string[], res: BenchResults): Promise<void> {
   const labNetns = netnsInodes(lab.namespaces);
   for (let round = 0; round < opts.rounds; round++) {
     for (const variant of roundOrder(variants, round)) {
@@ -98,6 +104,7 @@ async function runRounds(lab: Lab, tool: string, servers: Servers, l4root: strin
         log(`  ${msg}`);
         res.errors.push(msg);
       }
+      const l4root = variant.startsWith('l4nat-baseline') ? roots.baseline! : roots.current;
       let rv;
       try {
         rv = await setupVariant(lab, variant, l4root).catch(async (err: unknown) => {
@@ -248,8 +255,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   for (const m of missing.filter((x) => !x.what.includes('ethtool'))) notes.push(`Warning: ${m.what} (fix: ${m.fix}).`);
 
   const tool = buildBenchtool(root);
-  // One l4nat build for the whole run, whatever is rebuilt meanwhile.
+  // One l4nat build for the whole run, whatever is rebuilt meanwhile (and one of the baseline's).
   const snap = snapshotL4nat(root);
+  const baseSnap = opts.baseline !== null ? snapshotL4nat(opts.baseline) : null;
   const machine = machineInfo();
   const nicVariants =
     opts.extras.has('real-nic') && opts.tests.some((t) => NIC_TESTS.includes(t))
@@ -267,7 +275,11 @@ export async function main(argv: readonly string[]): Promise<number> {
       tests: opts.tests,
       extras: [...opts.extras],
     },
-    versions: { ...versions(root), 'l4nat addon': `sha256 ${snap.addonSha256}…, built ${snap.addonBuilt}` },
+    versions: {
+      ...versions(root),
+      'l4nat addon': `sha256 ${snap.addonSha256}…, built ${snap.addonBuilt}`,
+      ...(baseSnap !== null ? { 'l4nat-baseline addon': `sha256 ${baseSnap.addonSha256}…, built ${baseSnap.addonBuilt} (${opts.baseline})` } : {}),
+    },
     startedAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     elapsedSeconds: 0,
     background: { beforePct: null, afterPct: null },
@@ -305,7 +317,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     await prepareLab(lab);
     const servers = new Servers(lab, tool);
     await servers.ensure();
-    await runRounds(lab, tool, servers, snap.root, opts, variants, res);
+    await runRounds(lab, tool, servers, { current: snap.root, baseline: baseSnap?.root ?? null }, opts, variants, res);
     await runExtras(lab, tool, snap.root, opts, res);
   } finally {
     log('removing the lab');

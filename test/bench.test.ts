@@ -119,6 +119,11 @@ describe('bench harness (no root needed)', () => {
     assert.throws(() => parseOptions(['--lab-id', 'Bad-Id'], '/out'), /--lab-id expects/);
     assert.equal(parseOptions(['--render', 'bench/results/x.json'], '/out').render, 'bench/results/x.json');
     assert.throws(() => parseOptions(['--render', 'x.md'], '/out'), /--render expects a results \.json file/);
+    // A build-against-build A/B: --baseline runs l4nat-baseline from another checkout, in the same rounds.
+    const b = parseOptions(['--variants', 'l4nat', '--baseline', '/tmp/old'], '/out');
+    assert.deepEqual([b.baseline, b.variants], ['/tmp/old', ['direct', 'l4nat', 'l4nat-baseline']]);
+    assert.throws(() => parseOptions(['--variants', 'l4nat-baseline'], '/out'), /variant l4nat-baseline needs --baseline DIR/);
+    assert.throws(() => parseOptions(['--baseline'], '/out'), /--baseline expects the directory of a built l4nat checkout/);
   });
 
   test('statistics: medians, per-round ratios, spreads', () => {

@@ -4,6 +4,7 @@
 /** The balancers compared. `direct` is the ceiling every ratio is taken against. */
 export const VARIANTS = [
   'direct', 'nft-dnat', 'haproxy', 'l4nat', 'l4nat-1q', 'l4nat-nocoal', 'l4nat-nopoll', 'l4nat-busypoll', 'tun-relay', 'l4nat-nice0',
+  'l4nat-baseline',
 ] as const;
 export type BaseVariant = (typeof VARIANTS)[number];
 /**
@@ -49,6 +50,8 @@ export interface BenchOptions {
   labId: string | null;
   /** Re-render the report and chart of an earlier run's JSON instead of measuring. */
   render: string | null;
+  /** A built checkout of another l4nat version, run as the l4nat-baseline variant (a build-against-build A/B). */
+  baseline: string | null;
   help: boolean;
 }
 
@@ -67,6 +70,8 @@ export const USAGE = `usage: npm run bench -- [flags]     (or: node dist/bench/r
   --out DIR           where the results go (default bench/results)
   --name NAME         results file name without extension (default <date>-<kernel>[-quick])
   --lab-id ID         lab namespace id, 1-12 lowercase letters or digits (default: random)
+  --baseline DIR      run l4nat also from DIR, a built checkout of another version (npm install done there), as
+                      variant l4nat-baseline: the same settings as l4nat, interleaved in the same rounds
   --render FILE.json  rewrite the .md and .svg of an earlier run from its .json (no root, nothing measured)
   --help              this text
 `;
@@ -122,6 +127,7 @@ export function parseOptions(argv: readonly string[], defaultOut: string): Bench
     maglevRuns: 5,
     labId: null,
     render: null,
+    baseline: null,
     help: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -186,6 +192,12 @@ export function parseOptions(argv: readonly string[], defaultOut: string): Bench
         o.render = v;
         break;
       }
+      case '--baseline': {
+        const v = value();
+        if (v === undefined || v === '') throw new OptionError('--baseline expects the directory of a built l4nat checkout');
+        o.baseline = v;
+        break;
+      }
       case '--help':
       case '-h':
         o.help = true;
@@ -195,6 +207,8 @@ export function parseOptions(argv: readonly string[], defaultOut: string): Bench
     }
   }
   if (!o.variants.includes('direct')) o.variants.unshift('direct'); // every ratio needs it
+  if (o.baseline !== null && !o.variants.includes('l4nat-baseline')) o.variants.push('l4nat-baseline');
+  if (o.baseline === null && o.variants.includes('l4nat-baseline')) throw new OptionError('variant l4nat-baseline needs --baseline DIR (the built checkout it runs)');
   if (o.swapSeconds === 0) o.swapSeconds = Math.max(4, 2 * o.duration);
   return o;
 }

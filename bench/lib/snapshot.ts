@@ -3,7 +3,7 @@
 // removes build/Release/l4nat.node for a moment: an l4nat started then would not even start).
 // node_modules is linked, not copied. Layers: this file → run.ts, which hands the copy's root to startL4nat.
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { registerCleanup } from '../../src/lab/cleanup';
@@ -29,6 +29,9 @@ export interface L4natSnapshot {
 export function snapshotL4nat(root: string): L4natSnapshot {
   const dir = benchTempDir('l4nat-bench-build-');
   const addon = path.join(root, 'build', 'Release', 'l4nat.node');
+  for (const f of [addon, path.join(root, 'dist', 'src'), path.join(root, 'bin', 'l4nat.js')]) {
+    if (!existsSync(f)) throw new Error(`${root} is not a built l4nat checkout: ${f} is missing (run npm install there)`);
+  }
   const bytes = readFileSync(addon);
   mkdirSync(path.join(dir, 'build', 'Release'), { recursive: true });
   cpSync(addon, path.join(dir, 'build', 'Release', 'l4nat.node'));

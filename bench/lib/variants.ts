@@ -11,6 +11,7 @@
 //             meet on one backend; all variants send one client to one backend), no periodic stats log.
 //   l4nat-1q  the same with `--queues 1`.
 //   l4nat-nice0  the same with `--worker-nice 0`: the workers at the process's nice value instead of -10.
+//   l4nat-baseline  l4nat's settings, run from another built checkout (--baseline DIR): a build-against-build A/B.
 //   l4nat-nocoal  l4nat with UDP coalescing off (L4NAT_UDP_COALESCE=0): every datagram its own TUN write.
 //   l4nat-nopoll  l4nat with busy polling off (L4NAT_BUSY_POLL_US=0): a worker sleeps as soon as its queue
 //             drains.
@@ -142,6 +143,7 @@ async function setupBase(lab: Lab, base: BaseVariant, name: string, l4root: stri
     case 'l4nat-nocoal':
     case 'l4nat-nopoll':
     case 'l4nat-busypoll':
+    case 'l4nat-baseline':
     case 'l4nat-nice0': {
       const env = L4NAT_VARIANT_ENV[base];
       const l4 = await startL4nat(lab, {
