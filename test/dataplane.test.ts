@@ -67,10 +67,13 @@ test('open, publish, start, read counters, list flows, close', { skip }, () => {
     dp.publish(t.input);
     let rejected = '';
     try { dp.publish({ ...t.input, rings: new Uint32Array(13).fill(7) }); } catch (e) { rejected = e.message; }
+    let badLocal = '';
+    try { dp.publish({ ...t.input, localAddrs4: new Uint8Array(5) }); } catch (e) { badLocal = e.message; }
+    dp.publish({ ...t.input, localAddrs4: new Uint8Array([10, 9, 0, 254]), localAddrs6: new Uint8Array(16) });
     dp.start();
     const c = dp.counters();
     dp.close(false);
-    console.log(JSON.stringify({ queues: c.perQueue.length, drops: Object.keys(c.drops).length, flows: 0, offloads: dp.offloads, rejected, beats: c.heartbeatsMs.length }));
+    console.log(JSON.stringify({ queues: c.perQueue.length, drops: Object.keys(c.drops).length, flows: 0, offloads: dp.offloads, rejected, badLocal, beats: c.heartbeatsMs.length }));
   `);
   assert.equal(r.status, 0, r.stderr);
   const o = JSON.parse(r.stdout.trim().split('\n').pop() as string);
@@ -79,6 +82,7 @@ test('open, publish, start, read counters, list flows, close', { skip }, () => {
   assert.ok(o.drops >= 15, 'every drop reason is named');
   assert.ok(o.offloads.includes('tso4') && o.offloads.includes('csum'), `offloads ${o.offloads}`);
   assert.match(o.rejected, /rings\[0\]: backend slot 7 does not exist/);
+  assert.match(o.badLocal, /localAddrs4\?: Uint8Array\(4 each\)/, 'the host addresses must be whole addresses');
 });
 
 test('a process that exits with the data plane still running exits cleanly (no crash at teardown)', { skip }, () => {
