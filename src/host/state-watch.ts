@@ -41,8 +41,10 @@ export class StateWatch<T> {
     try {
       this.monitor = new RtnlMonitor(this.opts.groups, () => this.schedule(), (err) => this.onMonitorError(err));
       this.nl = nl;
-      this.value = await this.opts.read(nl);
-      return this.value;
+      // On the chain: a notification that arrives meanwhile reads again after this first read.
+      const first = this.opts.read(nl).then((v) => (this.value = v));
+      this.chain = first.catch(() => undefined);
+      return await first;
     } catch (err) {
       this.close();
       nl.close();
