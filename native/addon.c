@@ -286,6 +286,17 @@ static napi_value js_publish(napi_env env, napi_callback_info info) {
     if (get_typed(env, argv[1], "probeAddr6", napi_uint8_array, &p, &n) || n != 16) goto bad;
     in.probe_addr6 = p;
   }
+  /* optional: this host's own addresses (ICMP errors it sends itself) */
+  if (has_prop(env, argv[1], "localAddrs4")) {
+    if (get_typed(env, argv[1], "localAddrs4", napi_uint8_array, &p, &n) || n % 4) goto bad;
+    in.local_addrs4 = p;
+    in.nlocal4 = (uint32_t)(n / 4);
+  }
+  if (has_prop(env, argv[1], "localAddrs6")) {
+    if (get_typed(env, argv[1], "localAddrs6", napi_uint8_array, &p, &n) || n % 16) goto bad;
+    in.local_addrs6 = p;
+    in.nlocal6 = (uint32_t)(n / 16);
+  }
   char err[256];
   struct l4_tables *t = l4_tables_build(&in, err, sizeof(err));
   if (!t) {
@@ -299,7 +310,8 @@ bad:
                         "l4nat addon: publish() takes {svcWords: Uint32Array, svcAddrs: Uint8Array, bkWords: Uint32Array, "
                         "bkAddrs: Uint8Array, rings: Uint32Array, hashKey: Uint8Array(16), timeouts: Uint32Array(5), options, "
                         "limitWords?: Uint32Array, aclWords?: Uint32Array, aclAddrs?: Uint8Array, timeoutWords?: Uint32Array, "
-                        "prevRingWords?: Uint32Array, probeAddr4?: Uint8Array(4), probeAddr6?: Uint8Array(16)}");
+                        "prevRingWords?: Uint32Array, probeAddr4?: Uint8Array(4), probeAddr6?: Uint8Array(16), "
+                        "localAddrs4?: Uint8Array(4 each), localAddrs6?: Uint8Array(16 each)}");
   return NULL;
 }
 

@@ -15,7 +15,8 @@ commands:
             --tun NAME                 TUN device name (default l4nat0)
             --flow-capacity N          flow table entries (default 1048576, 64 bytes each)
             --table N --rule-pref N    routing table and rule preference for reply steering (default 4400)
-            --mtu N                    TUN MTU (default: smallest MTU of the other links, at least 1280)
+            --mtu N                    TUN MTU, pinned (default: smallest MTU of the other links, at least 1280,
+                                       followed while l4nat runs)
             --tcp-timeout S --tcp-syn-timeout S --tcp-fin-timeout S --tcp-close-timeout S --udp-timeout S
             --no-icmp-echo             do not answer pings to the VIPs
             --hash-key-file F          hash key file, created at first start (default /var/lib/l4nat/hash.key, mode 0600;

@@ -4,6 +4,7 @@
 import { isIPv4, isIPv6 } from 'net';
 import { ipToBuffer, type Family } from './host/addr';
 import { legacyRingIds, ringIds } from './affinity';
+import type { LocalAddresses } from './host/local-addrs';
 import { buildMaglev } from './maglev';
 import { backendId, serviceId, type HashMode, type ServiceSpec, type Timeouts } from './model';
 
@@ -23,6 +24,8 @@ export interface TablesInput {
   prevRingWords?: Uint32Array; // [service_slot, ring_offset, ring_size]: a service's ring before its last change
   probeAddr4?: Uint8Array; // data-plane probe source addresses (native/core/probe.h)
   probeAddr6?: Uint8Array;
+  localAddrs4?: Uint8Array; // this host's own addresses, 4 bytes each (src/host/local-addrs.ts)
+  localAddrs6?: Uint8Array; // 16 bytes each
 }
 
 /**
@@ -222,6 +225,13 @@ export function buildTables(services: readonly (ServiceSpec & ServiceProtections
     input.probeAddr6 = new Uint8Array(ipToBuffer(ps.ipv6, 6));
   }
   return { input, serviceSlots, backendSlots };
+}
+
+/** The host's own addresses as a table carries them: an ICMP error from one of them about a reply comes out of
+ * the TUN from the VIP (native/core/dataplane.c icmp_error). */
+export function localAddressInput(l: LocalAddresses): Pick<TablesInput, 'localAddrs4' | 'localAddrs6'> {
+  const bytes = (addrs: readonly string[], family: Family): Uint8Array => new Uint8Array(Buffer.concat(addrs.map((a) => ipToBuffer(a, family))));
+  return { localAddrs4: bytes(l.v4, 4), localAddrs6: bytes(l.v6, 6) };
 }
 
 /**

@@ -10,12 +10,17 @@ import { Dataplane, type QueueFailure } from './native';
 import { affinityWarnings } from './affinity';
 import { loadOrCreateHashKey } from './hash-key';
 import { HostSetup } from './host/setup';
-import { smallestLinkMtu } from './link-mtu';
+import { watchLinkMtu } from './link-mtu';
+import { watchLocalAddresses, type LocalAddresses } from './host/local-addrs';
+import type { StateWatch } from './host/state-watch';
 import type { Logger } from './log';
 import { checkServices, isLoopback, serviceId, type ServiceSpec } from './model';
 import { hasNetAdmin } from './privileges';
 import { icmpChecksUnavailable } from './health/icmp';
-import { backendKeysBySlot, buildTables, keyedRing, legacyKeyedRing, sameKeyedRing, SlotAllocator, withPreviousRings, type KeyedRing, type TableOptions } from './tables';
+import {
+  backendKeysBySlot, buildTables, keyedRing, legacyKeyedRing, localAddressInput, sameKeyedRing, SlotAllocator, withPreviousRings,
+  type KeyedRing, type TableOptions, type TablesInput,
+} from './tables';
 import type { UpOptions } from './up-args';
 import { setWorkerNice, WORKER_NICE_REMEDY } from './worker-priority';
 import { Cluster } from './cluster';
@@ -40,6 +45,8 @@ export function steeringError(err: NodeJS.ErrnoException, queues: number): Envir
 
 const MIN_MAX_SERVICES = 256;
 const MIN_MAX_BACKENDS = 4096;
+/** Link and address changes come in bursts (a link going up brings its addresses): one read after a short wait. */
+const HOST_FOLLOW_DEBOUNCE_MS = 50;
 
 /**
  * The host objects the services need: VIP routes, and rules catching the backends' replies. The probe source
@@ -101,6 +108,28 @@ export class Balancer {
     return run;
   }
 
+  /** This host's own addresses as every table carries them, and the table as last handed to the data plane. */
+  private local: Pick<TablesInput, 'localAddrs4' | 'localAddrs6'> = {};
+  private published?: TablesInput;
+
+  /**
+   * The host's addresses changed: the current table is published again with them (an ICMP error the host sends
+   * itself comes out from the VIP, native/core/dataplane.c icmp_error). Queued behind pending updates.
+   */
+  setLocalAddresses(addrs: LocalAddresses): Promise<void> {
+    const run = this.chain.then(() => {
+      const local = localAddressInput(addrs);
+      if (this.published) {
+        const input = { ...this.published, ...local };
+        this.dp.publish(input);
+        this.published = input;
+      }
+      this.local = local;
+    });
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
   /** Rings as backend keys, as last published, and each service's ring before its last change. */
   private keyedRings = new Map<string, KeyedRing>();
   private previousRings = new Map<string, KeyedRing>();
@@ -144,14 +173,16 @@ export class Balancer {
     // The steering program for the new VIP set goes in before the table: the flows of VIPs kept hash as before,
     // new VIPs have no flows yet. If either step fails the update changes nothing.
     const steeredBefore = this.steered;
+    const input = { ...withPreviousRings(built, previous), ...this.local };
     try {
       this.steer(services);
-      this.dp.publish(withPreviousRings(built, previous));
+      this.dp.publish(input);
     } catch (e) {
       this.restoreSteering(steeredBefore);
       await this.host.apply(hostStateFor(this.services, this.tableOpts.probeSource));
       throw e;
     }
+    this.published = input;
     this.svcAlloc.commit(built.serviceSlots);
     this.bkAlloc.commit(built.backendSlots);
     this.services = services;
@@ -250,6 +281,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   let ctrl: Controller | undefined;
   let admin: FastifyInstance | undefined;
   let proxy: ProxyNeighbors | undefined;
+  const watches: Pick<StateWatch<unknown>, 'close'>[] = []; // the links' MTUs, the host's addresses
   const notifier = SystemdNotifier.fromEnv(log);
   const shutdown = async (): Promise<void> => {
     await cluster?.close().catch((err: unknown) => log.warn({ err }, 'stopping the cluster agent failed'));
@@ -259,6 +291,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     // Stop answering ARP/NDP for the VIPs first: clients on the segment stop sending here.
     await proxy?.clear().catch((err: unknown) => log.warn({ err }, 'removing proxy neighbour entries failed'));
     proxy?.close();
+    for (const w of watches) w.close();
     await admin?.close().catch((err: unknown) => log.warn({ err }, 'closing the admin API failed'));
     try {
       await host.teardown(); // VIP routes first, rules, blackholes last; workers still translate meanwhile
@@ -277,6 +310,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     ctrl?.stop();
     notifier?.stopWatchdog();
     proxy?.close();
+    for (const w of watches) w.close();
     await admin?.close().catch((err: unknown) => log.warn({ err }, 'closing the admin API failed'));
     host.close();
     dp.close(true);
@@ -285,8 +319,12 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   const signals = new SignalWatch();
   try {
     await host.open();
-    const mtu = opts.mtu ?? (await smallestLinkMtu(dp.ifname));
-    await host.configureLink(mtu);
+    const linkMtu = await watchLinkMtu({ log, host, pinned: opts.mtu, debounceMs: HOST_FOLLOW_DEBOUNCE_MS });
+    watches.push(linkMtu);
+    await host.configureLink(opts.mtu ?? linkMtu.current!.mtu);
+    const local = await watchLocalAddresses(log, HOST_FOLLOW_DEBOUNCE_MS, (next) => balancer.setLocalAddresses(next));
+    watches.push(local);
+    await balancer.setLocalAddresses(local.current!);
     ctrl = new Controller(balancer, opts, log);
     await ctrl.start();
     // Workers only once the first table is in: what arrived before (a handover's routes feed the TUN already)

@@ -66,6 +66,9 @@ test('open, publish, start, read counters, list flows, close', { skip }, () => {
     dp.publish(t.input);
     let rejected = '';
     try { dp.publish({ ...t.input, rings: new Uint32Array(13).fill(7) }); } catch (e) { rejected = e.message; }
+    let badLocal = '';
+    try { dp.publish({ ...t.input, localAddrs4: new Uint8Array(5) }); } catch (e) { badLocal = e.message; }
+    dp.publish({ ...t.input, localAddrs4: new Uint8Array([10, 9, 0, 254]), localAddrs6: new Uint8Array(16) });
     dp.start();
     const c = dp.counters();
     // A flow: a SYN from this namespace to the VIP, routed into the TUN (the rewritten SYN the worker writes back
@@ -86,7 +89,7 @@ test('open, publish, start, read counters, list flows, close', { skip }, () => {
       }
       sock.destroy();
       dp.close(false);
-      console.log(JSON.stringify({ queues: c.perQueue.length, drops: Object.keys(c.drops).length, before: before.length, flows, bk: t.backendSlots.get('10.9.0.1:80/tcp|10.9.1.1:8080/tcp'), svc: t.serviceSlots.get('10.9.0.1:80/tcp'), offloads: dp.offloads, rejected, beats: c.heartbeatsMs.length }));
+      console.log(JSON.stringify({ queues: c.perQueue.length, drops: Object.keys(c.drops).length, before: before.length, flows, bk: t.backendSlots.get('10.9.0.1:80/tcp|10.9.1.1:8080/tcp'), svc: t.serviceSlots.get('10.9.0.1:80/tcp'), offloads: dp.offloads, rejected, badLocal, beats: c.heartbeatsMs.length }));
     })();
   `);
   assert.equal(r.status, 0, r.stderr);
@@ -102,6 +105,7 @@ test('open, publish, start, read counters, list flows, close', { skip }, () => {
   const { idleSeconds, ...entry } = f;
   assert.deepEqual(entry, { client: '10.9.2.1', clientPort: 40123, vip: '10.9.0.1', vipPort: 80, proto: 'tcp', backendSlot: o.bk, serviceSlot: o.svc, state: 'SYN_SENT' });
   assert.ok((idleSeconds as number) <= 1, `idle ${String(idleSeconds)} s`);
+  assert.match(o.badLocal, /localAddrs4\?: Uint8Array\(4 each\)/, 'the host addresses must be whole addresses');
 });
 
 /** A script line: publishes an empty table on dp (workers start only once one is in). */

@@ -318,6 +318,13 @@ static void icmp_recompute(struct l4_pkt *p) {
   store_u16(ck, csum_finish(csum_add_buf(sum, p->l4, p->l4_len)));
 }
 
+/* Is `addr` (of p's family) one of this host's own addresses? */
+static bool is_local_addr(const struct l4_tables *t, const struct l4_pkt *p, const uint8_t *addr) {
+  struct l4_addr_key k;
+  l4_addr_key_set(&k, addr, p->family, 0, 0);
+  return l4_addr_map_get(&t->local_map, &k) != L4_NO_BACKEND;
+}
+
 /* ICMP errors about a translated flow get their outer and quoted headers translated, so that path-MTU
  * discovery and unreachables work through l4nat. The quote is the packet as the complaining node saw it. */
 static enum l4_verdict icmp_error(struct l4_ctx *ctx, const struct l4_tables *t, struct l4_pkt *p) {
@@ -348,6 +355,14 @@ static enum l4_verdict icmp_error(struct l4_ctx *ctx, const struct l4_tables *t,
     rewrite_addr(&q, q.saddr, bk->addr, q.l4_len);
     rewrite_port(&q, q.l4, bk->port, q.l4_len);
     rewrite_addr(p, p->daddr, bk->addr, 0);
+    /* Sent by this host itself (its own link or route to the client is narrower than what we wrote): its
+     * source is one of the host's addresses, and the kernel takes the translated error coming back from the
+     * TUN for a martian and drops it (IPv4: fib_validate_source, a local source on a device without
+     * addresses; IPv6 does not forward a link-local source). The VIP is the one address of this host the
+     * kernel accepts from the TUN, so the error speaks as the VIP. The backend loses nothing: Linux finds the
+     * socket and the new path MTU in the quote, not in the outer source. Errors from other hosts (a router
+     * further on) keep their source, which is routable and names who complained. */
+    if (is_local_addr(t, p, p->saddr)) rewrite_addr(p, p->saddr, s->vip, 0);
   } else {
     /* B: about a packet we forwarded (client -> backend:port); the error goes to the client. Make the quote
      * read client -> VIP:port, and if the backend itself complains, let it speak as the VIP. */

@@ -67,6 +67,7 @@ void l4_tables_free(struct l4_tables *t) {
   free(t->svc_map.entries);
   free(t->vip_map.entries);
   free(t->rev_map.entries);
+  free(t->local_map.entries);
   free(t->acl);
   free((void *)t->timeouts.svc);
   free(t);
@@ -88,6 +89,8 @@ struct l4_tables *l4_tables_build(const struct l4_tables_input *in, char *err, i
   if (in->max_services == 0 || in->max_backends == 0) FAIL("max_services and max_backends must be > 0");
   if (in->nservices > in->max_services) FAIL("%u services exceed max_services %u", in->nservices, in->max_services);
   if (in->nbackends > in->max_backends) FAIL("%u backends exceed max_backends %u", in->nbackends, in->max_backends);
+  if ((uint64_t)in->nlocal4 + in->nlocal6 > L4_MAX_LOCAL_ADDRS)
+    FAIL("%u IPv4 and %u IPv6 local addresses: at most %u together", in->nlocal4, in->nlocal6, L4_MAX_LOCAL_ADDRS);
   t->max_services = in->max_services;
   t->max_backends = in->max_backends;
   t->services = calloc(in->max_services, sizeof(*t->services));
@@ -96,7 +99,7 @@ struct l4_tables *l4_tables_build(const struct l4_tables_input *in, char *err, i
   if (!t->services || !t->backends || !t->rings) FAIL("out of memory");
   if (in->rings_len) memcpy(t->rings, in->rings, sizeof(uint32_t) * in->rings_len);
   if (map_init(&t->svc_map, in->nservices) || map_init(&t->vip_map, in->nservices) ||
-      map_init(&t->rev_map, in->nbackends))
+      map_init(&t->rev_map, in->nbackends) || map_init(&t->local_map, in->nlocal4 + in->nlocal6))
     FAIL("out of memory");
   siphash_key_from_bytes(&t->hash_key, in->hash_key);
   t->timeouts.def = in->timeouts;
@@ -108,6 +111,14 @@ struct l4_tables *l4_tables_build(const struct l4_tables_input *in, char *err, i
   if (in->probe_addr6) {
     memcpy(t->probe_addr6, in->probe_addr6, 16);
     t->has_probe6 = 1;
+  }
+
+  /* One address on several links is one entry: map_put keeps the first. */
+  for (uint32_t i = 0; i < in->nlocal4 + in->nlocal6; i++) {
+    struct l4_addr_key k;
+    if (i < in->nlocal4) l4_addr_key_set(&k, in->local_addrs4 + (size_t)i * 4, 4, 0, 0);
+    else l4_addr_key_set(&k, in->local_addrs6 + (size_t)(i - in->nlocal4) * 16, 6, 0, 0);
+    map_put(&t->local_map, &k, 0);
   }
 
   for (uint32_t i = 0; i < in->nservices; i++) {

@@ -93,6 +93,7 @@ struct l4_tables {
   struct l4_addr_map svc_map;  /* (VIP, port, proto) -> service slot */
   struct l4_addr_map vip_map;  /* (VIP, 0, 0) -> any service slot: "this address is a VIP" */
   struct l4_addr_map rev_map;  /* (backend address, port, proto) -> backend slot */
+  struct l4_addr_map local_map; /* (address, 0, 0) -> 0: this host's own addresses (ICMP errors it sent itself) */
   struct siphash_key hash_key;
   struct l4_flow_timeouts timeouts;
   uint32_t options;
@@ -109,6 +110,7 @@ struct l4_tables {
 #define L4_LIMIT_WORDS 3 /* [service_slot, rate, burst] */
 #define L4_ACL_WORDS 3   /* [service_slot, deny (0 allow, 1 deny), prefix_len]; address in acl_addrs */
 #define L4_TIMEOUT_WORDS 6 /* [service_slot, tcp_syn, tcp_established, tcp_fin, tcp_close, udp]; 0 = the default */
+#define L4_MAX_LOCAL_ADDRS 65536 /* this host's own addresses, both families together */
 #define L4_PREV_RING_WORDS 3 /* [service_slot, ring_offset, ring_size]: the service's ring before its last change */
 
 struct l4_tables_input {
@@ -126,6 +128,9 @@ struct l4_tables_input {
   const uint32_t *prev_ring_words; uint32_t nprev_rings;
   const uint8_t *probe_addr4; /* 4 bytes, or NULL: no IPv4 probes */
   const uint8_t *probe_addr6; /* 16 bytes, or NULL */
+  /* this host's own addresses (src/host/local-addrs.ts): 4 bytes each, 16 bytes each */
+  const uint8_t *local_addrs4; uint32_t nlocal4;
+  const uint8_t *local_addrs6; uint32_t nlocal6;
 };
 
 /* Validates and builds a table. On error returns NULL and writes a message naming the bad field. */

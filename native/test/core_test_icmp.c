@@ -209,6 +209,65 @@ void test_icmp_not_ours(void) {
   env_free(&e);
 }
 
+/* Errors the LB host sends itself about our replies: its own link or route to the client is narrower than what
+ * we wrote. Their source is one of the host's addresses (the table's local addresses), which the kernel would
+ * drop coming back from the TUN, so they come out from the VIP; the quote is translated as always. */
+void test_icmp_from_this_host(void) {
+  struct env e;
+  env_init(&e, 1024, FX_RING_A, 0);
+  struct pb_ip qip, wqip;
+  struct pb_l4 ql4, wql4;
+  spec_tcp(&qip, &ql4, 4, VIP4, 80, C4, 40000, PB_TCP_ACK | PB_TCP_PSH, 1448);
+  qip.ttl = 64;
+  spec_tcp(&wqip, &wql4, 4, B4A, 8080, C4, 40000, PB_TCP_ACK | PB_TCP_PSH, 1448);
+  wqip.ttl = 64;
+  icmp_case(&e, "frag-needed from the host's client-side address => from the VIP to the backend", 4, FX_LOCAL4, VIP4,
+            3, 4, 1280, &qip, &ql4, 548, VIP4, B4A, &wqip, &wql4);
+  icmp_case(&e, "frag-needed from another of the host's addresses => from the VIP", 4, FX_LOCAL4_B, VIP4, 3, 4,
+            1280, &qip, &ql4, 28, VIP4, B4A, &wqip, &wql4);
+  icmp_case(&e, "frag-needed from the client-side neighbour (not the host's) keeps its source", 4, "10.201.0.2", VIP4,
+            3, 4, 1280, &qip, &ql4, 548, "10.201.0.2", B4A, &wqip, &wql4);
+  spec_udp(&qip, &ql4, 4, VIP4, 53, C4, 5000, 1400);
+  spec_udp(&wqip, &wql4, 4, B4A, 5353, C4, 5000, 1400);
+  icmp_case(&e, "host unreachable from the host about a UDP reply => from the VIP", 4, FX_LOCAL4, VIP4, 3, 1, 0, &qip,
+            &ql4, 0, VIP4, B4A, &wqip, &wql4);
+  spec_tcp(&qip, &ql4, 6, VIP6, 80, C6, 40000, PB_TCP_ACK, 1348);
+  spec_tcp(&wqip, &wql4, 6, B6A, 8080, C6, 40000, PB_TCP_ACK, 1348);
+  icmp_case(&e, "PTB from the host's own IPv6 address => from the VIP", 6, FX_LOCAL6, VIP6, 2, 0, 1280, &qip, &ql4,
+            1232, VIP6, B6A, &wqip, &wql4);
+  icmp_case(&e, "PTB from the host's link-local address (never forwarded) => from the VIP", 6, FX_LOCAL6_LL, VIP6, 2,
+            0, 1280, &qip, &ql4, 48, VIP6, B6A, &wqip, &wql4);
+  /* an IPv4 local address is no IPv6 address: the families are separate keys */
+  icmp_case(&e, "PTB from ::ffff:10.201.0.1 (not one of the host's) keeps its source", 6, "::ffff:10.201.0.1", VIP6,
+            2, 0, 1280, &qip, &ql4, 48, "::ffff:10.201.0.1", B6A, &wqip, &wql4);
+  env_free(&e);
+
+  /* the same error with tables that list no local address keeps its source: the table decides */
+  static struct fx_input fi;
+  char err[256];
+  fx_input_init(&fi, FX_RING_A, 0);
+  fi.in.nlocal4 = fi.in.nlocal6 = 0;
+  struct l4_tables *t = l4_tables_build(&fi.in, err, sizeof(err));
+  CHECK(t != NULL, "tables without local addresses build: %s", err);
+  if (t) {
+    env_init_tables(&e, 1024, t);
+    spec_tcp(&qip, &ql4, 4, VIP4, 80, C4, 40000, PB_TCP_ACK, 1448);
+    spec_tcp(&wqip, &wql4, 4, B4A, 8080, C4, 40000, PB_TCP_ACK, 1448);
+    icmp_case(&e, "no local addresses in the table: the source stays", 4, FX_LOCAL4, VIP4, 3, 4, 1280, &qip, &ql4, 548,
+              FX_LOCAL4, B4A, &wqip, &wql4);
+    env_free(&e);
+  }
+
+  /* validation: the count is bounded */
+  fx_input_init(&fi, FX_RING_A, 0);
+  fi.in.nlocal4 = L4_MAX_LOCAL_ADDRS;
+  fi.in.nlocal6 = 1;
+  t = l4_tables_build(&fi.in, err, sizeof(err));
+  CHECK(t == NULL && strstr(err, "local addresses: at most 65536") != NULL, "too many local addresses rejected: %s",
+        t ? "(built)" : err);
+  l4_tables_free(t);
+}
+
 static void echo_case_id(struct env *e, const char *desc, uint8_t fam, const char *src, const char *dst,
                          uint32_t paylen, uint32_t idseq) {
   struct pb_ip ip;

@@ -75,6 +75,17 @@ void fx_input_init(struct fx_input *fi, enum fx_ring ring, uint32_t options) {
   pb_addr(6, FX_PROBE6, fi->probe6);
   fi->in.probe_addr4 = fi->probe4;
   fi->in.probe_addr6 = fi->probe6;
+  uint8_t a[16];
+  pb_addr(4, FX_LOCAL4, a);
+  memcpy(fi->local4, a, 4);
+  pb_addr(4, FX_LOCAL4_B, a);
+  memcpy(fi->local4 + 4, a, 4);
+  pb_addr(6, FX_LOCAL6, fi->local6);
+  pb_addr(6, FX_LOCAL6_LL, fi->local6 + 16);
+  fi->in.local_addrs4 = fi->local4;
+  fi->in.nlocal4 = 2;
+  fi->in.local_addrs6 = fi->local6;
+  fi->in.nlocal6 = 2;
 }
 
 struct l4_tables *fx_tables(enum fx_ring ring, uint32_t options) {

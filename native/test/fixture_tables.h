@@ -34,6 +34,12 @@ enum {
 #define FX_PROBE4 "192.0.2.1"
 #define FX_PROBE6 "2001:db8::1"
 
+/* this host's own addresses, set in every fixture table: an ICMP error from one of them speaks as the VIP */
+#define FX_LOCAL4 "10.201.0.1"
+#define FX_LOCAL4_B "10.0.1.100"
+#define FX_LOCAL6 "fd4c:0:ff::1"
+#define FX_LOCAL6_LL "fe80::1"
+
 /* timeouts (seconds) */
 #define FX_TO_SYN 30
 #define FX_TO_EST 3600
@@ -68,6 +74,7 @@ struct fx_input {
   uint32_t rings[2 * FX_MAX_SERVICES * FX_RING_SIZE]; /* room for previous rings after the current ones */
   uint8_t key[16];
   uint8_t probe4[16], probe6[16];
+  uint8_t local4[2 * 4], local6[2 * 16];
 };
 void fx_input_init(struct fx_input *fi, enum fx_ring ring, uint32_t options);
 

@@ -37,6 +37,7 @@
   X(icmp_ptb_v6, "ICMPv6 packet too big, both directions")                                                    \
   X(icmp_not_ours, "an error quoting a foreign flow is dropped icmp_not_ours")                                \
   X(icmp_echo, "echo requests to a VIP are answered (v4/v6), others dropped")                                 \
+  X(icmp_from_this_host, "an error the LB host sent itself (a local source) comes out from the VIP")          \
   /* core_test_malformed.c */                                                                                 \
   X(classify_drops, "not_service, vip_port_unknown, unsupported_proto, no_backend")                           \
   X(fragments, "IPv4 MF / offset and the IPv6 fragment header are dropped as fragment")                       \

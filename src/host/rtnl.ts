@@ -150,13 +150,22 @@ export class Rtnl {
     return res[0];
   }
 
+  async dumpLinks(): Promise<rt.LinkMessage[]> {
+    return this.call('dump links', undefined, (s, timeout) => s.getLinks({}, {}, { timeout }));
+  }
+
   async setLink(what: string, data: rt.Link, attrs: ifla.LinkAttrs = {}): Promise<void> {
     await this.call('set link', what, (s, timeout) => s.setLink(data, attrs, { timeout }));
   }
 
   async getAddresses(family: Family, index: number): Promise<rt.AddressMessage[]> {
+    return (await this.dumpAddresses(family)).filter((a) => a.data.index === index);
+  }
+
+  /** Every address of a family, on every link. */
+  async dumpAddresses(family: Family): Promise<rt.AddressMessage[]> {
     const res = await this.call('dump addresses', `ipv${family}`, (s, timeout) => s.getAddresses({ family: afOf(family) }, {}, { timeout }));
-    return res.filter((a) => a.data.family === afOf(family) && a.data.index === index);
+    return res.filter((a) => a.data.family === afOf(family));
   }
 
   async delAddress(what: string, data: rt.Address, attrs: rt.AddressAttrs): Promise<void> {
@@ -200,7 +209,9 @@ export type RtnlEvent =
   | { type: 'newrule'; msg: rt.RuleMessage }
   | { type: 'delrule'; msg: rt.RuleMessage }
   | { type: 'newlink'; msg: rt.LinkMessage }
-  | { type: 'dellink'; msg: rt.LinkMessage };
+  | { type: 'dellink'; msg: rt.LinkMessage }
+  | { type: 'newaddr'; msg: rt.AddressMessage }
+  | { type: 'deladdr'; msg: rt.AddressMessage };
 
 const EVENT_TYPES: Record<number, RtnlEvent['type']> = {
   [rt.MessageType.NEWROUTE]: 'newroute',
@@ -209,6 +220,8 @@ const EVENT_TYPES: Record<number, RtnlEvent['type']> = {
   [rt.MessageType.DELRULE]: 'delrule',
   [rt.MessageType.NEWLINK]: 'newlink',
   [rt.MessageType.DELLINK]: 'dellink',
+  [rt.MessageType.NEWADDR]: 'newaddr',
+  [rt.MessageType.DELADDR]: 'deladdr',
 };
 
 export type MonitorGroup = keyof typeof rt.MulticastGroups;

@@ -178,16 +178,12 @@ export class HostSetup {
   /** Looks the TUN up by name, sets its MTU, turns on forwarding, sets the TUN's sysctls (before the link goes
    * up: addr_gen_mode) and sets it up. Safe to repeat on a TUN that a previous run left configured. */
   async configureLink(mtu: number): Promise<LinkResult> {
-    if (!Number.isInteger(mtu) || mtu < MIN_MTU || mtu > MAX_MTU) {
-      throw new TypeError(`mtu must be an integer in ${MIN_MTU}..${MAX_MTU} (IPv6 needs at least ${MIN_MTU}), got ${JSON.stringify(mtu)}`);
-    }
+    checkMtu(mtu);
     const link = await this.nl.getLinkByName(this.tunName);
     const index = link.data.index;
     if (!index) throw new Error(`link ${this.tunName} reported no index`);
     if (!isTunLinkInfo(link.attrs.linkinfo)) throw new Error(`${this.tunName} is not a TUN device`);
-    if (link.attrs.maxMtu !== undefined && mtu > link.attrs.maxMtu) {
-      throw new RangeError(`mtu ${mtu} is above ${this.tunName}'s maximum of ${link.attrs.maxMtu}`);
-    }
+    this.checkMaxMtu(mtu, link);
     this.ifindex = index;
     this.mtu = mtu;
     if (link.attrs.mtu !== mtu) {
@@ -211,6 +207,25 @@ export class HostSetup {
       this.log.info({ ifname: this.tunName, ifindex: index }, 'set TUN up');
     }
     return { ifindex: index, mtu, sysctls };
+  }
+
+  private checkMaxMtu(mtu: number, link: { attrs: { maxMtu?: number } }): void {
+    if (link.attrs.maxMtu !== undefined && mtu > link.attrs.maxMtu) {
+      throw new RangeError(`mtu ${mtu} is above ${this.tunName}'s maximum of ${link.attrs.maxMtu}`);
+    }
+  }
+
+  /** Changes the TUN's MTU while l4nat runs (src/link-mtu.ts: the links' smallest MTU changed); a TUN re-created
+   * later gets it too. Resolves with the MTU the TUN had. */
+  setMtu(mtu: number): Promise<number | undefined> {
+    checkMtu(mtu);
+    return this.serialize(async () => {
+      const link = await this.nl.getLinkByName(this.tunName);
+      this.checkMaxMtu(mtu, link);
+      this.mtu = mtu;
+      if (link.attrs.mtu !== mtu) await this.nl.setLink(`${this.tunName} mtu ${mtu}`, { index: link.data.index }, { mtu });
+      return link.attrs.mtu;
+    });
   }
 
   private async removeLinkLocal(index: number): Promise<void> {
@@ -483,6 +498,12 @@ export class HostSetup {
       }
       throw err;
     }
+  }
+}
+
+function checkMtu(mtu: number): void {
+  if (!Number.isInteger(mtu) || mtu < MIN_MTU || mtu > MAX_MTU) {
+    throw new TypeError(`mtu must be an integer in ${MIN_MTU}..${MAX_MTU} (IPv6 needs at least ${MIN_MTU}), got ${JSON.stringify(mtu)}`);
   }
 }
 
