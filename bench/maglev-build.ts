@@ -1,9 +1,9 @@
-// Benchmark: Maglev table build time (src/maglev.ts) for M = 65537 and 655373, N = 10, 100, 1000, with equal,
+// Benchmark: Maglev table build time (src/dataplane/maglev.ts) for M = 65537 and 655373, N = 10, 100, 1000, with equal,
 // mixed (1..10 cycling) and skewed (one of weight 65535, the rest 1) weights; median of several runs after a
 // warm-up. Also the disruption when one backend is removed. Prints a Markdown table on stdout.
 //
 //   node dist/bench/maglev-build.js [--runs 9]
-import { buildMaglev, maglevDisruption, MaglevBackend } from '../src/maglev';
+import { buildMaglev, maglevDisruption, MaglevBackend } from '../src/dataplane/maglev';
 
 const SIZES = [65537, 655373];
 const COUNTS = [10, 100, 1000];

@@ -1,5 +1,5 @@
 /* Node-API binding of the data-plane runtime. Thin by design: it converts arguments, calls worker.c and
- * turns errno into Node-style errors ({code, errno, syscall}); src/native.ts validates, owns lifetimes and
+ * turns errno into Node-style errors ({code, errno, syscall}); src/dataplane/native.ts validates, owns lifetimes and
  * gives the API its shape. No packet ever reaches JavaScript. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -486,7 +486,7 @@ static napi_value js_flow_count(napi_env env, napi_callback_info info) {
 }
 
 /* Filter for flows()/deleteFlows(): {backend?: slot, service?: slot, client?: Uint8Array(16),
- * limit?: n, cursor?: entry index, maxScan?: entries}. Filtering by state is left to src/native.ts, which
+ * limit?: n, cursor?: entry index, maxScan?: entries}. Filtering by state is left to src/dataplane/native.ts, which
  * names the states from the FL_* bits. */
 struct flow_filter {
   napi_env env;
@@ -617,7 +617,7 @@ static int stats_visit(const struct l4_flow_view *v, void *arg) {
 
 /* flowStats(handle, {cursor?, maxScan?}) -> {total, closed, backends: Uint32Array(maxBackends),
  * services: Uint32Array(maxServices), next}: the counts of entries cursor .. cursor + maxScan (default: the
- * whole table); next = where to go on, null at the end. src/native.ts adds the pages up. */
+ * whole table); next = where to go on, null at the end. src/dataplane/native.ts adds the pages up. */
 static napi_value js_flow_stats(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2], res, ab, arr, v;
@@ -734,7 +734,7 @@ static napi_value named_object(napi_env env, const struct named_u32 *p, size_t n
   return o;
 }
 
-/* layout() -> the numbers, bits and names src/addon-layout.ts checks at load (core/layout.h, counters.h) */
+/* layout() -> the numbers, bits and names src/dataplane/addon-layout.ts checks at load (core/layout.h, counters.h) */
 static napi_value js_layout(napi_env env, napi_callback_info info) {
   (void)info;
   static const struct named_u32 numbers[] = {L4_LAYOUT_NUMBERS(NAMED_U32)};

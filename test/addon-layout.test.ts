@@ -6,13 +6,13 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
-import { checkLayout, layoutMismatch, type AddonLayout } from '../src/addon-layout';
+import { checkLayout, layoutMismatch, type AddonLayout } from '../src/dataplane/addon-layout';
 import { parseConfig } from '../src/config/load';
-import { Controller, type BalancerLike } from '../src/control';
-import { createMetrics } from '../src/metrics';
-import { DEFAULT_TIMEOUTS, type ServiceSpec } from '../src/model';
-import { addonLayout, counterBlockWords, readCounters, type CounterSnapshot } from '../src/native';
-import { backendKey, type TableOptions } from '../src/tables';
+import { Controller, type BalancerLike } from '../src/control/controller';
+import { createMetrics } from '../src/admin/metrics';
+import { DEFAULT_TIMEOUTS, type ServiceSpec } from '../src/config/model';
+import { addonLayout, counterBlockWords, readCounters, type CounterSnapshot } from '../src/dataplane/native';
+import { backendKey, type TableOptions } from '../src/dataplane/tables';
 
 const rawLayout = (): Record<string, unknown> => (require(join(__dirname, '..', '..', 'build', 'Release', 'l4nat.node')) as { layout(): Record<string, unknown> }).layout();
 
@@ -37,8 +37,8 @@ test('a layout that differs from what src/ expects is refused, naming the first 
     ['a hash mode', (l) => ((l.hashModes as Record<string, number>).src = 2), /hashModes\.src: src\/ expects 1, the addon has 2/],
     ['the flow entry size', (l) => (l.flowEntryBytes = 128), /flowEntryBytes: src\/ expects 64, the addon has 128/],
     ['a queue counter src/ reads, gone', (l) => (l.queueCounters = (l.queueCounters as string[]).filter((n) => n !== 'heartbeat_ms')), /queueCounters: src\/ expects "heartbeat_ms" .*the addon has no such counter/],
-    ['a queue counter without a metric', (l) => (l.queueCounters as string[]).push('flow_teleported'), /queueCounters: the addon has "flow_teleported", which src\/counter-names\.ts QUEUE_COUNTER_METRICS does not name/],
-    ['an object counter without a metric', (l) => (l.objectCounters as string[]).push('retransmits'), /objectCounters: the addon has "retransmits", which src\/counter-names\.ts OBJECT_COUNTER_METRICS does not name/],
+    ['a queue counter without a metric', (l) => (l.queueCounters as string[]).push('flow_teleported'), /queueCounters: the addon has "flow_teleported", which src\/dataplane\/counter-names\.ts QUEUE_COUNTER_METRICS does not name/],
+    ['an object counter without a metric', (l) => (l.objectCounters as string[]).push('retransmits'), /objectCounters: the addon has "retransmits", which src\/dataplane\/counter-names\.ts OBJECT_COUNTER_METRICS does not name/],
     ['a counter twice', (l) => (l.objectCounters as string[]).push('resets'), /objectCounters: the addon has "resets" twice/],
     ['drop reason 0', (l) => (l.dropReasons as string[]).shift(), /dropReasons\[0\]: src\/ expects "none", the addon has "bad_vnet_hdr"/],
     ['no drop reasons', (l) => (l.dropReasons = []), /dropReasons: src\/ expects a list of names, the addon has \[\]/],

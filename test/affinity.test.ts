@@ -1,4 +1,4 @@
-// Source hashing across a VIP's services (src/affinity.ts): the rings of source-hashed services with the same
+// Source hashing across a VIP's services (src/dataplane/affinity.ts): the rings of source-hashed services with the same
 // hosts agree slot for slot, whatever their ports and protocols; 5-tuple rings are what they always were; the
 // ring older versions built is carried as the previous ring at start; `l4nat check` warns where rings cannot
 // agree. No root needed.
@@ -8,12 +8,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { affinityWarnings, ringIds } from '../src/affinity';
-import { buildMaglev } from '../src/maglev';
-import { backendId, DEFAULT_TIMEOUTS, type BackendSpec, type ServiceSpec } from '../src/model';
-import { buildTables, legacyKeyedRing, NO_BACKEND, SlotAllocator, type TableOptions, type TablesInput } from '../src/tables';
-import { Balancer } from '../src/up';
-import type { Dataplane } from '../src/native';
+import { affinityWarnings, ringIds } from '../src/dataplane/affinity';
+import { buildMaglev } from '../src/dataplane/maglev';
+import { backendId, DEFAULT_TIMEOUTS, type BackendSpec, type ServiceSpec } from '../src/config/model';
+import { buildTables, legacyKeyedRing, NO_BACKEND, SlotAllocator, type TableOptions, type TablesInput } from '../src/dataplane/tables';
+import { Balancer } from '../src/daemon/up';
+import type { Dataplane } from '../src/dataplane/native';
 import type { HostSetup } from '../src/host/setup';
 
 const M = 1021;

@@ -10,7 +10,7 @@ import { buildBenchtool, waitListening } from '../bench/lib/tools';
 import { adminRequest } from '../src/lab/admin-client';
 import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, repoRoot, startL4nat } from '../src/lab/l4nat-process';
-import { DEFAULT_WORKER_NICE, niceOf, workerThreadIds } from '../src/worker-priority';
+import { DEFAULT_WORKER_NICE, niceOf, workerThreadIds } from '../src/dataplane/worker-priority';
 import { sleep } from '../src/reliability/tools';
 import { skipUnless } from '../src/lab/requirements';
 
@@ -55,7 +55,7 @@ for (const setting of ['default', 'off'] as const) {
         ...(setting === 'off' ? { env: { L4NAT_BUSY_POLL_US: '0' } } : {}),
       });
       if (setting === 'default') {
-        // The workers run ahead of ordinary threads (src/worker-priority.ts); the rest of the process does not.
+        // The workers run ahead of ordinary threads (src/dataplane/worker-priority.ts); the rest of the process does not.
         const pid = l4.pid!;
         const workers = workerThreadIds(`/proc/${pid}/task`);
         assert.ok(workers.length >= 1, 'worker threads named l4nat-qN');

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ConfigError, parseConfig, restartOnlyChanges } from '../src/config/load';
-import type { HealthCheckSpec } from '../src/model';
+import type { HealthCheckSpec } from '../src/config/model';
 
 const dir = mkdtempSync(join(tmpdir(), 'l4nat-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

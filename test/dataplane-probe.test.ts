@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BYPASS_DETAIL, probeDataplane, type ProbingDataplane } from '../src/health/dataplane-probe';
-import type { ProbeId, ProbeState } from '../src/native';
-import { buildTables, keyedRing, NO_BACKEND, SlotAllocator, withPreviousRings } from '../src/tables';
-import { DEFAULT_TIMEOUTS, type ServiceSpec, type Timeouts } from '../src/model';
+import type { ProbeId, ProbeState } from '../src/dataplane/native';
+import { buildTables, keyedRing, NO_BACKEND, SlotAllocator, withPreviousRings } from '../src/dataplane/tables';
+import { DEFAULT_TIMEOUTS, type ServiceSpec, type Timeouts } from '../src/config/model';
 
 /**
  * A data plane whose backend slot 3 answers each probe (after `delayMs`) with a SYN-ACK, a RST, or nothing, the

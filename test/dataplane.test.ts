@@ -1,4 +1,4 @@
-// The addon wrapper (src/native.ts): argument validation without root; with root, in a throw-away network
+// The addon wrapper (src/dataplane/native.ts): argument validation without root; with root, in a throw-away network
 // namespace: open/publish/start/counters/flows/close, and a process that exits without close() must not
 // crash (Node may finalize the counters buffer before the handle at exit; the workers are stopped first).
 import assert from 'node:assert/strict';
@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Dataplane } from '../src/native';
+import { Dataplane } from '../src/dataplane/native';
 import { skipUnless } from '../src/lab/requirements';
 
 const skip = skipUnless({ commands: ['ip'] });
@@ -51,8 +51,8 @@ function inNetns(script: string): { status: number | null; stdout: string; stder
   }
 }
 
-const native = JSON.stringify(join(__dirname, '..', 'src', 'native.js'));
-const tables = JSON.stringify(join(__dirname, '..', 'src', 'tables.js'));
+const native = JSON.stringify(join(__dirname, '..', 'src', 'dataplane', 'native.js'));
+const tables = JSON.stringify(join(__dirname, '..', 'src', 'dataplane', 'tables.js'));
 
 test('open, publish, start, read counters, list flows, close', { skip }, () => {
   const r = inNetns(`

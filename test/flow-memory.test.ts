@@ -1,9 +1,9 @@
-// The flow table's size against the memory left (src/flow-memory.ts): /proc and cgroup files are faked, so
+// The flow table's size against the memory left (src/dataplane/flow-memory.ts): /proc and cgroup files are faked, so
 // no table is allocated; a table that would not fit is refused with the figures, before anything is opened.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { availableMemory, checkFlowTableFits, flowTableBytes } from '../src/flow-memory';
-import { Dataplane } from '../src/native';
+import { availableMemory, checkFlowTableFits, flowTableBytes } from '../src/dataplane/flow-memory';
+import { Dataplane } from '../src/dataplane/native';
 
 const GiB = 2 ** 30;
 const files = (m: Record<string, string>) => (p: string): string => {

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { ServicesView } from '../src/control';
+import type { ServicesView } from '../src/control/controller';
 import { adminRequest } from '../src/lab/admin-client';
 import { createLab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
 import { EchoMultiplexer, icmpChecksUnavailable, icmpUnavailable, type RawIcmpSocket } from '../src/health/icmp';
 import { probe } from '../src/health/probe';
-import type { HealthCheckSpec } from '../src/model';
+import type { HealthCheckSpec } from '../src/config/model';
 import { icmp, ip, PROTO } from '../src/reliability/craft';
 
 interface Sent {

@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { probe, probeCommand } from '../src/health/probe';
-import type { HealthCheckSpec } from '../src/model';
+import type { HealthCheckSpec } from '../src/config/model';
 
 const spec = (o: Partial<HealthCheckSpec>): HealthCheckSpec => ({
   type: 'tcp', interval: 1, timeout: 0.5, rise: 2, fall: 3, jitter: 0, path: '/', expectStatus: [], tlsVerify: false, ...o,

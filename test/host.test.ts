@@ -5,7 +5,7 @@ import * as assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import type { Logger } from '../src/log';
+import type { Logger } from '../src/util/log';
 import { bufferToIp, canonicalIp, exactPrefixes, ipToBuffer } from '../src/host/addr';
 import {
   ADD_ORDER, BLACKHOLE_METRIC, Backend, HostObject, PlanInput, RTPROT_L4NAT, RouteObject, RuleObject, TEARDOWN_ORDER,

@@ -147,7 +147,7 @@ test('the containers run `l4nat demo` and the conformance runner, i.e. the same 
   assert.ok(Array.isArray(command), 'command is an exec-form sequence');
   assert.deepEqual(command, ['node', 'bin/l4nat.js', 'demo']);
   assert.ok(existsSync(path.join(context, command[1] as string)), `${String(command[1])} exists`);
-  assert.ok(existsSync(path.join(ROOT, 'src', 'demo.ts')), 'src/demo.ts (runDemo) exists');
+  assert.ok(existsSync(path.join(ROOT, 'src', 'lab', 'demo.ts')), 'src/lab/demo.ts (runDemo) exists');
   assert.ok(existsSync(path.join(ROOT, 'src', 'lab', 'lab.ts')), 'src/lab/lab.ts exists');
 
   const run = conformance.command;

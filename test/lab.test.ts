@@ -19,12 +19,12 @@ const needsRoot = skipUnless({ tun: false, l4nat: false, commands: ['ip'] });
 /** Addresses and names that must never show up in the default namespace. */
 const LAB_NEEDLES = ['10.200.', '10.201.', 'fd4c:'];
 
-/** A stand-in l4nat checkout (bin/l4nat.js + dist/src/cli.js) whose behaviour FAKE_MODE picks. */
+/** A stand-in l4nat checkout (bin/l4nat.js + dist/src/cli/main.js) whose behaviour FAKE_MODE picks. */
 function fakeL4natRoot(): string {
   const root = mkdtempSync(path.join(tmpdir(), 'l4nat-fake-'));
   mkdirSync(path.join(root, 'bin'));
-  mkdirSync(path.join(root, 'dist', 'src'), { recursive: true });
-  writeFileSync(path.join(root, 'dist', 'src', 'cli.js'), '');
+  mkdirSync(path.join(root, 'dist', 'src', 'cli'), { recursive: true });
+  writeFileSync(path.join(root, 'dist', 'src', 'cli', 'main.js'), '');
   writeFileSync(
     path.join(root, 'bin', 'l4nat.js'),
     `const log = (msg, o = {}) => process.stdout.write(JSON.stringify({ level: 30, time: Date.now(), msg, ...o }) + '\\n');

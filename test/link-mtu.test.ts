@@ -1,13 +1,13 @@
-// The TUN MTU rule (src/link-mtu.ts) and the host's own addresses as the data plane gets them
-// (src/host/local-addrs.ts, src/tables.ts localAddressInput). Pure functions over rtnetlink messages; no root.
+// The TUN MTU rule (src/host/link-mtu.ts) and the host's own addresses as the data plane gets them
+// (src/host/local-addrs.ts, src/dataplane/tables.ts localAddressInput). Pure functions over rtnetlink messages; no root.
 // The run-time following is tested in test/pmtu-netns.test.ts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { rt } from 'netlink';
 import { AF_INET, AF_INET6 } from '../src/host/addr';
 import { addressChanges, localAddressesOf, sameLocalAddresses } from '../src/host/local-addrs';
-import { smallestMtu } from '../src/link-mtu';
-import { localAddressInput } from '../src/tables';
+import { smallestMtu } from '../src/host/link-mtu';
+import { localAddressInput } from '../src/dataplane/tables';
 
 function link(ifname: string, mtu: number, flags: { up?: boolean; loopback?: boolean } = { up: true }): rt.LinkMessage {
   return { kind: 'link', data: { index: 1, flags }, attrs: { ifname, mtu } } as unknown as rt.LinkMessage;

@@ -1,4 +1,4 @@
-// Maglev table (src/maglev.ts): balance, determinism (input order, process), pinned outputs, disruption on
+// Maglev table (src/dataplane/maglev.ts): balance, determinism (input order, process), pinned outputs, disruption on
 // backend removal/addition, and argument validation. Pure functions: no root, no devices, no timing assertions.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,10 +12,10 @@ import {
   isPrime,
   maglevDisruption,
   slotCounts,
-} from '../src/maglev';
+} from '../src/dataplane/maglev';
 
 const KEY = Buffer.from([0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f]);
-const MAGLEV_JS = path.join(__dirname, '..', 'src', 'maglev.js');
+const MAGLEV_JS = path.join(__dirname, '..', 'src', 'dataplane', 'maglev.js');
 
 function backendId(i: number): string {
   return `10.0.${i >> 8}.${i & 255}:8080/tcp`;

@@ -19,7 +19,7 @@ import { L4natProcess, l4natArgs, READY_MSG } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers, SERVICE_PORT } from '../src/lab/workload';
 import { capMask, capNames, threadCaps } from '../src/reliability/tools';
 import { startUnprivileged, tunStandIn, UNIT_CAPS, UNPRIVILEGED_UID, unprivileged } from '../src/reliability/unprivileged';
-import { niceOf, workerThreadIds } from '../src/worker-priority';
+import { niceOf, workerThreadIds } from '../src/dataplane/worker-priority';
 import { skipUnless } from '../src/lab/requirements';
 
 const UID = UNPRIVILEGED_UID;

@@ -1,4 +1,4 @@
-// The queue-steering policy of the Balancer (src/up.ts), with a fake data plane and host set-up (no root): with more
+// The queue-steering policy of the Balancer (src/daemon/up.ts), with a fake data plane and host set-up (no root): with more
 // than one queue a steering program that cannot be attached is an error — it rejects the update, changing nothing,
 // and the next update tries again (it used to be a warning, after which l4nat never tried again) — and the program
 // for a new VIP set goes in before the table that uses it. One queue needs no program.
@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pino from 'pino';
 import type { HostSetup } from '../src/host/setup';
-import { DEFAULT_TIMEOUTS, type ServiceSpec } from '../src/model';
-import type { Dataplane } from '../src/native';
-import type { TablesInput } from '../src/tables';
-import { Balancer, EnvironmentError } from '../src/up';
+import { DEFAULT_TIMEOUTS, type ServiceSpec } from '../src/config/model';
+import type { Dataplane } from '../src/dataplane/native';
+import type { TablesInput } from '../src/dataplane/tables';
+import { Balancer, EnvironmentError } from '../src/daemon/up';
 
 const log = pino({ level: 'silent' });
 const opts = { hashKey: Buffer.alloc(16, 1), maglevSize: 7, timeouts: { ...DEFAULT_TIMEOUTS }, icmpEcho: true, icmpTranslate: true };

@@ -24,7 +24,7 @@ test('l4_steering_attach: every early error leaves the log an empty string (bin/
 
 // In a namespace of its own: a 2-queue TUN, and setSteering with one VIP more than L4_STEERING_MAX_VIPS (1024).
 const SCRIPT = `
-const { loadAddon, Dataplane } = require(${JSON.stringify(join(ROOT, 'dist', 'src', 'native.js'))});
+const { loadAddon, Dataplane } = require(${JSON.stringify(join(ROOT, 'dist', 'src', 'dataplane', 'native.js'))});
 const dp = new Dataplane({ ifname: 'st0', queues: 2, flowCapacity: 64, maxServices: 4, maxBackends: 4 });
 const h = dp['handle'];
 let out;

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import pino from 'pino';
-import { SystemdNotifier, workersAlive } from '../src/systemd';
+import { SystemdNotifier, workersAlive } from '../src/host/systemd';
 import { createLab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { listenNotify as listen } from '../src/lab/notify-listener';

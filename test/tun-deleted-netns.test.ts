@@ -15,7 +15,7 @@ import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { listenNotify } from '../src/lab/notify-listener';
 import { runClient, startBackendServers } from '../src/lab/workload';
 import { skipUnless } from '../src/lab/requirements';
-import { DATAPLANE_FAILED_EXIT_CODE } from '../src/up';
+import { DATAPLANE_FAILED_EXIT_CODE } from '../src/daemon/up';
 
 /** CPU time (user + system, in clock ticks) a process has used. */
 function cpuTicks(pid: number): number {

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { hashKeyFlagWarning, parseBackend, parseUpArgs, UsageError } from '../src/up-args';
+import { hashKeyFlagWarning, parseBackend, parseUpArgs, UsageError } from '../src/cli/up-args';
 
 const base = ['--vip', '10.0.0.10', '--port', '80', '--backend', '10.0.1.11:8080', '--backend', '10.0.1.12:8080'];
 

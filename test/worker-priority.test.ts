@@ -1,4 +1,4 @@
-// The workers' nice value (src/worker-priority.ts): finding the worker threads by name, the range check,
+// The workers' nice value (src/dataplane/worker-priority.ts): finding the worker threads by name, the range check,
 // and setting a thread's nice value (a real thread of this process: raising nice needs no privilege).
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { niceOf, setWorkerNice, workerThreadIds } from '../src/worker-priority';
+import { niceOf, setWorkerNice, workerThreadIds } from '../src/dataplane/worker-priority';
 
 test('workerThreadIds: the threads named l4nat-qN, and only those', () => {
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-tasks-'));

@@ -210,7 +210,7 @@ export function renderReport(r: BenchResults, files: { json: string; svg: string
     out.push('');
     out.push('## Maglev table build times');
     out.push('');
-    out.push('`node dist/bench/maglev-build.js` (src/maglev.ts, run before the lab is built):');
+    out.push('`node dist/bench/maglev-build.js` (src/dataplane/maglev.ts, run before the lab is built):');
     out.push('');
     out.push(r.maglev);
   }

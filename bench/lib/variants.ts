@@ -27,7 +27,7 @@ import path from 'node:path';
 import type { Lab, LabBackend } from '../../src/lab/lab';
 import { startL4nat, type L4natProcess } from '../../src/lab/l4nat-process';
 import { cTool } from '../../src/lab/c-build';
-import { DEFAULT_WORKER_NICE } from '../../src/worker-priority';
+import { DEFAULT_WORKER_NICE } from '../../src/dataplane/worker-priority';
 import type { NsProcess } from '../../src/lab/netns';
 import { NIC_SUFFIX, type BaseVariant } from './options';
 import { applyRealNic, type NicRestore } from './nic';

@@ -1,6 +1,6 @@
 /* Counter layout. Each worker owns one block of uint64 words (single writer, no atomics needed for
  * increments; stores are naturally atomic on 64-bit words, so TypeScript may read them at any time and
- * sums the blocks). src/native.ts reads this layout from the names the addon exports; src/counter-names.ts
+ * sums the blocks). src/dataplane/native.ts reads this layout from the names the addon exports; src/dataplane/counter-names.ts
  * gives each counter its metric, and the addon is refused at load while the two lists differ. */
 #ifndef L4NAT_COUNTERS_H
 #define L4NAT_COUNTERS_H

@@ -1,5 +1,5 @@
 /* The layout TypeScript relies on, as name/value lists built from the constants the C code itself uses. The
- * addon exports them (layout() in addon.c) and src/addon-layout.ts compares them with its own constants
+ * addon exports them (layout() in addon.c) and src/dataplane/addon-layout.ts compares them with its own constants
  * when the addon is loaded, so an addon built from other headers than src/ was written against is refused
  * at load instead of misreading tables, flow states or counters. Counter and drop-reason names come from
  * counters.h and drop_reasons.h. Add here whatever src/ writes or decodes by number. */

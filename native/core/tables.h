@@ -104,7 +104,7 @@ struct l4_tables {
   uint8_t has_probe4, has_probe6;
 };
 
-/* The layout TypeScript hands over (src/tables.ts; checked at load through layout.h). Integers are host-order uint32 words. */
+/* The layout TypeScript hands over (src/dataplane/tables.ts; checked at load through layout.h). Integers are host-order uint32 words. */
 #define L4_SVC_WORDS 8  /* [slot, family, proto, hash_mode, port, ring_offset, ring_size, flags] */
 #define L4_BK_WORDS 6   /* [slot, service_slot, family, proto, port, flags] */
 #define L4_LIMIT_WORDS 3 /* [service_slot, rate, burst] */

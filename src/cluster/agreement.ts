@@ -18,7 +18,7 @@ import { createHash, timingSafeEqual } from 'crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'http';
 import { createServer as createTlsServer, request as httpsRequest } from 'https';
 import { readFileSync } from 'fs';
-import { readTokenFile } from '../secret-file';
+import { readTokenFile } from '../config/secret-file';
 import type { ClusterOptions, PeerAddress } from './options';
 
 /** A peer's view is a few dozen bytes per backend: 4 MiB holds tens of thousands; a larger reply is not read. */

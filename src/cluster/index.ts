@@ -13,9 +13,9 @@
 // announcement is recomputed and BIRD is reconfigured only when it changed (or the last birdc failed: a BIRD that
 // was down is brought up to date when it is back; it also reads the file at start). Layers: options.ts,
 // bird.ts, agreement.ts → this file → up.ts.
-import type { Controller } from '../control';
-import type { Logger } from '../log';
-import { serviceId } from '../model';
+import type { Controller } from '../control/controller';
+import type { Logger } from '../util/log';
+import { serviceId } from '../config/model';
 import { HealthAgreement, ringDigest, type LocalState } from './agreement';
 import { BirdWriter, renderInclude, type Announcement } from './bird';
 import type { ClusterOptions } from './options';

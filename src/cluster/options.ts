@@ -4,9 +4,9 @@
 import { readFileSync } from 'fs';
 import { isIP } from 'net';
 import { canonicalIp, type Family } from '../host/addr';
-import { isLoopback } from '../model';
-import { readTokenFile, SecretFileError } from '../secret-file';
-import type { UpOptions } from '../up-args';
+import { isLoopback } from '../config/model';
+import { readTokenFile, SecretFileError } from '../config/secret-file';
+import type { UpOptions } from '../cli/up-args';
 
 export type HealthMode = 'majority' | 'local';
 

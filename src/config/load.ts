@@ -26,15 +26,15 @@ import {
   type Proto,
   type ServiceConfig,
   type Timeouts,
-} from '../model';
-import { parseCidr } from '../tables';
-import { DEFAULT_PROBE_SOURCE, parseBackend, UP_DEFAULTS, type UpOptions } from '../up-args';
+} from './model';
+import { parseCidr } from '../dataplane/tables';
+import { DEFAULT_PROBE_SOURCE, parseBackend, UP_DEFAULTS, type UpOptions } from '../cli/up-args';
 import { configSchema } from './schema';
-import { DEFAULT_WORKER_NICE } from '../worker-priority';
+import { DEFAULT_WORKER_NICE } from '../dataplane/worker-priority';
 import { clusterOf, type RawCluster, type UpOptionsWithCluster } from '../cluster/options';
-import { readHashKeyFile } from '../hash-key';
-import { isPrime, nextPrime } from '../maglev';
-import { readTokenFile, SecretFileError } from '../secret-file';
+import { readHashKeyFile } from './hash-key';
+import { isPrime, nextPrime } from '../dataplane/maglev';
+import { readTokenFile, SecretFileError } from './secret-file';
 
 export class ConfigError extends Error {
   constructor(

@@ -9,7 +9,7 @@
 // takes traffic at once and the first failed probe takes it out. A replaced checker (config reload that
 // changed the check) inherits the old one's state, so a reload does not flap backends.
 import { probe, type ProbeResult, type ProbeTarget } from './probe';
-import type { HealthCheckSpec } from '../model';
+import type { HealthCheckSpec } from '../config/model';
 
 export type HealthState = 'up' | 'down';
 

@@ -12,9 +12,9 @@
 // a SYN-ACK forged from the backend's address, or one answering an earlier probe late, leaves it pending.
 import { randomInt } from 'crypto';
 import { probeTcp, type ProbeResult, type ProbeTarget } from './probe';
-import type { ProbeId, ProbeSpec, ProbeState } from '../native';
+import type { ProbeId, ProbeSpec, ProbeState } from '../dataplane/native';
 
-/** What the probe needs of the data plane (src/native.ts Dataplane; a fake in unit tests). */
+/** What the probe needs of the data plane (src/dataplane/native.ts Dataplane; a fake in unit tests). */
 export interface ProbingDataplane {
   probe(p: ProbeSpec): void;
   probeState(p: ProbeId): ProbeState;

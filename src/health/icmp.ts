@@ -22,7 +22,7 @@ import { randomBytes, randomInt } from 'crypto';
 import { endianness } from 'os';
 import { performance } from 'perf_hooks';
 import { canonicalIp, type Family } from '../host/addr';
-import type { ServiceConfig } from '../model';
+import type { ServiceConfig } from '../config/model';
 import { echoRequest, ICMP4, ICMP6, parseEchoMessage } from './icmp-echo';
 
 /** What raw-socket's Socket offers that the checks use (a fake in unit tests). */

@@ -8,7 +8,7 @@ import { readFileSync } from 'fs';
 import { request as httpRequest } from 'http';
 import { request as httpsRequest } from 'https';
 import { connect } from 'net';
-import type { HealthCheckSpec } from '../model';
+import type { HealthCheckSpec } from '../config/model';
 import { probeIcmp } from './icmp';
 
 export interface ProbeTarget {

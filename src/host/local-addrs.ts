@@ -2,7 +2,7 @@
 // (its own link or route to the client is narrower than the packet) carries one of them as its source, and
 // must come out of the TUN from the VIP instead (native/core/dataplane.c icmp_error, README "Path MTU").
 import type { rt } from 'netlink';
-import type { Logger } from '../log';
+import type { Logger } from '../util/log';
 import { AF_INET, AF_INET6, bufferToIp } from './addr';
 import { isErrCode, type Rtnl } from './rtnl';
 import { StateWatch } from './state-watch';

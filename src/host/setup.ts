@@ -3,7 +3,7 @@
 // l4nat's protocol value. It keeps them there while l4nat runs (watch) and removes exactly them, in an order
 // that never leaks, on a full stop (teardown). Plans and diffs come from plan.ts; messages from messages.ts.
 import { endianness } from 'os';
-import type { Logger } from '../log';
+import type { Logger } from '../util/log';
 import { bufferToIp, AF_INET6 } from './addr';
 import {
   ADD_ORDER, TEARDOWN_ORDER, DesiredHostState, HostObject, PlanParams, RouteObject, checkParams, describe, diff,
@@ -215,7 +215,7 @@ export class HostSetup {
     }
   }
 
-  /** Changes the TUN's MTU while l4nat runs (src/link-mtu.ts: the links' smallest MTU changed); a TUN re-created
+  /** Changes the TUN's MTU while l4nat runs (src/host/link-mtu.ts: the links' smallest MTU changed); a TUN re-created
    * later gets it too. Resolves with the MTU the TUN had. */
   setMtu(mtu: number): Promise<number | undefined> {
     checkMtu(mtu);

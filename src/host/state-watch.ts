@@ -2,7 +2,7 @@
 // addresses) current while l4nat runs. It reads the state, then reads it again whenever rtnetlink announces a
 // change in its groups, and reports a value that differs from the last one. Reading again instead of applying
 // each notification keeps it right through bursts and through lost notifications (ENOBUFS) alike.
-import type { Logger } from '../log';
+import type { Logger } from '../util/log';
 import { Rtnl, RtnlError, RtnlMonitor, type MonitorGroup } from './rtnl';
 
 export interface StateWatchOptions<T> {

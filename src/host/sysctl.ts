@@ -3,7 +3,7 @@
 // a test namespace (`ip netns exec`) without knowing which.
 import { readFileSync, writeFileSync, existsSync } from 'fs';
 import { join } from 'path';
-import type { Logger } from '../log';
+import type { Logger } from '../util/log';
 
 export const PROC_SYS = '/proc/sys';
 

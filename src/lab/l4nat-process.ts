@@ -30,7 +30,7 @@ export function repoRoot(): string {
 export function l4natUnavailable(root = repoRoot()): string | null {
   const bin = path.join(root, 'bin', 'l4nat.js');
   if (!existsSync(bin)) return `${bin} is missing`;
-  const cli = path.join(root, 'dist', 'src', 'cli.js');
+  const cli = path.join(root, 'dist', 'src', 'cli', 'main.js');
   if (!existsSync(cli)) return `${cli} is missing (l4nat CLI not built)`;
   return null;
 }

@@ -28,7 +28,7 @@ export interface Needs {
   root?: boolean;
   /** /dev/net/tun. Default: what `root` is. */
   tun?: boolean;
-  /** A built l4nat: bin/l4nat.js, dist/src/cli.js and the addon build/Release/l4nat.node. Default: what `root` is. */
+  /** A built l4nat: bin/l4nat.js, dist/src/cli/main.js and the addon build/Release/l4nat.node. Default: what `root` is. */
   l4nat?: boolean;
   /** Commands that must be on PATH (keys of the package list above, or any other). */
   commands?: readonly string[];

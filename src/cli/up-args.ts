@@ -2,10 +2,10 @@
 // so a bad flag changes nothing. Every error names the flag and what it expects.
 import { cpus } from 'os';
 import { isIPv4, isIPv6 } from 'net';
-import { canonicalIp, type Family } from './host/addr';
-import { DEFAULT_WORKER_NICE } from './worker-priority';
-import { isPrime, nextPrime } from './maglev';
-import { checkServices, DEFAULT_TIMEOUTS, withDefaultAuth, type AdminConfig, type BackendConfig, type HashMode, type Proto, type ServiceConfig, type Timeouts } from './model';
+import { canonicalIp, type Family } from '../host/addr';
+import { DEFAULT_WORKER_NICE } from '../dataplane/worker-priority';
+import { isPrime, nextPrime } from '../dataplane/maglev';
+import { checkServices, DEFAULT_TIMEOUTS, withDefaultAuth, type AdminConfig, type BackendConfig, type HashMode, type Proto, type ServiceConfig, type Timeouts } from '../config/model';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -28,7 +28,7 @@ export interface UpOptions {
   hashKey: Buffer | undefined;
   hashKeyFile: string;
   statsInterval: number;
-  /** Nice value of the data-plane worker threads (src/worker-priority.ts); 0 leaves them at the process's. */
+  /** Nice value of the data-plane worker threads (src/dataplane/worker-priority.ts); 0 leaves them at the process's. */
   workerNice: number;
   maglevSize: number;
   logLevel: string;
@@ -224,7 +224,7 @@ export function hashKeyFlagWarning(argv: readonly string[]): string | undefined 
   return '--hash-key puts the key on the command line, which every local user can read in /proc/PID/cmdline: use a key file (--hash-key-file, mode 0600)';
 }
 
-/** Maglev's table size must be prime (src/maglev.ts); checked here so a bad one never reaches the first publish. */
+/** Maglev's table size must be prime (src/dataplane/maglev.ts); checked here so a bad one never reaches the first publish. */
 function primeSize(n: number): number {
   if (!isPrime(n)) throw new UsageError(`--maglev-size expects a prime number, got ${n} (the next prime is ${nextPrime(n)})`);
   return n;

@@ -2,11 +2,11 @@
 // entries keep meaning across updates), each service gets its Maglev ring, and everything is laid out as
 // the typed arrays native/core/tables.h documents. Pure: the result is handed to Dataplane.publish().
 import { isIPv4, isIPv6 } from 'net';
-import { ipToBuffer, type Family } from './host/addr';
+import { ipToBuffer, type Family } from '../host/addr';
 import { legacyRingIds, ringIds } from './affinity';
-import type { LocalAddresses } from './host/local-addrs';
+import type { LocalAddresses } from '../host/local-addrs';
 import { buildMaglev } from './maglev';
-import { backendId, serviceId, type HashMode, type ServiceSpec, type Timeouts } from './model';
+import { backendId, serviceId, type HashMode, type ServiceSpec, type Timeouts } from '../config/model';
 
 export interface TablesInput {
   svcWords: Uint32Array;
@@ -41,7 +41,7 @@ export interface ServiceProtections {
   timeouts?: Partial<Timeouts>;
 }
 
-// The word layouts of native/core/tables.h, checked against the addon at load (src/addon-layout.ts).
+// The word layouts of native/core/tables.h, checked against the addon at load (src/dataplane/addon-layout.ts).
 export const SVC_WORDS = 8; // [slot, family, proto, hash_mode, port, ring_offset, ring_size, flags]
 export const BK_WORDS = 6; // [slot, service_slot, family, proto, port, flags]
 // The rows of the optional arrays, as buildTables and withPreviousRings push them (see TablesInput).
@@ -286,7 +286,7 @@ export function keyedRing(built: BuiltTables, si: number, size: number, slotKey 
 
 /**
  * The ring a source-hashed service had before backends were named by their host alone in such rings
- * (src/affinity.ts), as keys; undefined for a 5-tuple service (its ring never changed). l4nat starts with it as
+ * (src/dataplane/affinity.ts), as keys; undefined for a 5-tuple service (its ring never changed). l4nat starts with it as
  * the service's previous ring, so the second chance finds the backend of a TCP flow begun under an older
  * l4nat (an upgrade by graceful restart, or a cluster peer not yet upgraded).
  */

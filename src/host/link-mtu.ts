@@ -4,9 +4,9 @@
 // least 1280. Links change while l4nat runs (a VPN or PPPoE uplink comes up, someone lowers an MTU), so the rule
 // is followed through rtnetlink link notifications, not computed once; --mtu (global.mtu) pins the TUN's MTU.
 import type { rt } from 'netlink';
-import { MIN_MTU, type HostSetup } from './host/setup';
-import { StateWatch } from './host/state-watch';
-import type { Logger } from './log';
+import { MIN_MTU, type HostSetup } from './setup';
+import { StateWatch } from './state-watch';
+import type { Logger } from '../util/log';
 
 const NO_LINK_MTU = 1500; // no other link is up: the usual Ethernet MTU
 

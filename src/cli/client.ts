@@ -7,9 +7,9 @@ import { readFileSync } from 'fs';
 import { request as httpRequest } from 'http';
 import { request as httpsRequest } from 'https';
 import { loadConfigFile, readToken } from '../config/load';
-import { isLoopback } from '../model';
-import { SecretFileError } from '../secret-file';
-import { UP_DEFAULTS, UsageError } from '../up-args';
+import { isLoopback } from '../config/model';
+import { SecretFileError } from '../config/secret-file';
+import { UP_DEFAULTS, UsageError } from './up-args';
 
 export interface ClientOptions {
   url: string;

@@ -1,5 +1,5 @@
 // The data plane's counters that src/ knows by name (native/core/counters.h lists them in C), each with the
-// Prometheus metric it is published as. The addon exports its own lists; src/addon-layout.ts refuses an addon
+// Prometheus metric it is published as. The addon exports its own lists; src/dataplane/addon-layout.ts refuses an addon
 // whose lists differ from these, so a counter added in C cannot go unpublished, and a metric here cannot
 // silently read a counter the addon no longer has. The order and the drop reasons come from the addon.
 

@@ -1,5 +1,5 @@
 // A flow-table entry's state: the bits the data plane keeps (native/core/flow_table.h FL_*, checked against
-// the addon at load by src/addon-layout.ts) and the TCP state names the flow listing shows for them.
+// the addon at load by src/dataplane/addon-layout.ts) and the TCP state names the flow listing shows for them.
 
 export const FLOW_BITS = { SYN: 1, REPLY: 2, EST: 4, FIN_C: 8, FIN_B: 16, RST: 32 } as const;
 

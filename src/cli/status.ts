@@ -1,6 +1,6 @@
 // `l4nat status`: the services view as a table in the manner of `ipvsadm -Ln --stats` (service line, then
 // one "->" line per backend), plus state, weights (configured/in ring) and the last health check. Pure.
-import type { FlowView, ServicesView } from '../control';
+import type { FlowView, ServicesView } from '../control/controller';
 
 export interface StatusView {
   summary: { services: number; backends: number; up: number; down: number; draining: number; allDown: string[] };

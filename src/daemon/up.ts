@@ -1,30 +1,30 @@
 // `l4nat up`: open the data plane, set up the host, publish the tables, forward until a signal, then
 // remove everything in an order that never leaks an untranslated reply.
 import type { FastifyInstance } from 'fastify';
-import { authDescription, createAdminServer, listenAdmin, prepareAdminAuth } from './admin';
-import { Controller } from './control';
-import { createMetrics, monotonicMs } from './metrics';
-import { ProxyNeighbors, vipsOf } from './proxy-neigh';
-import { SystemdNotifier, workersAlive } from './systemd';
-import { Dataplane, type QueueFailure } from './native';
-import { affinityWarnings } from './affinity';
-import { loadOrCreateHashKey } from './hash-key';
-import { HostSetup } from './host/setup';
-import { watchLinkMtu } from './link-mtu';
-import { watchLocalAddresses, type LocalAddresses } from './host/local-addrs';
-import type { StateWatch } from './host/state-watch';
-import type { Logger } from './log';
-import { checkServices, isLoopback, serviceId, type ServiceSpec } from './model';
-import { hasNetAdmin } from './privileges';
-import { icmpChecksUnavailable } from './health/icmp';
+import { authDescription, createAdminServer, listenAdmin, prepareAdminAuth } from '../admin/server';
+import { Controller } from '../control/controller';
+import { createMetrics, monotonicMs } from '../admin/metrics';
+import { ProxyNeighbors, vipsOf } from '../host/proxy-neigh';
+import { SystemdNotifier, workersAlive } from '../host/systemd';
+import { Dataplane, type QueueFailure } from '../dataplane/native';
+import { affinityWarnings } from '../dataplane/affinity';
+import { loadOrCreateHashKey } from '../config/hash-key';
+import { HostSetup } from '../host/setup';
+import { watchLinkMtu } from '../host/link-mtu';
+import { watchLocalAddresses, type LocalAddresses } from '../host/local-addrs';
+import type { StateWatch } from '../host/state-watch';
+import type { Logger } from '../util/log';
+import { checkServices, isLoopback, serviceId, type ServiceSpec } from '../config/model';
+import { hasNetAdmin } from '../host/privileges';
+import { icmpChecksUnavailable } from '../health/icmp';
 import {
   backendKeysBySlot, buildTables, keyedRing, legacyKeyedRing, localAddressInput, sameKeyedRing, SlotAllocator, withPreviousRings,
   type KeyedRing, type TableOptions, type TablesInput,
-} from './tables';
-import type { UpOptions } from './up-args';
-import { setWorkerNice, WORKER_NICE_REMEDY } from './worker-priority';
-import { Cluster } from './cluster';
-import { clusterOptionsOf } from './cluster/options';
+} from '../dataplane/tables';
+import type { UpOptions } from '../cli/up-args';
+import { setWorkerNice, WORKER_NICE_REMEDY } from '../dataplane/worker-priority';
+import { Cluster } from '../cluster';
+import { clusterOptionsOf } from '../cluster/options';
 
 export class EnvironmentError extends Error {
   code?: string;
@@ -586,7 +586,7 @@ function logStats(dp: Dataplane, log: Logger, final = false): void {
   lastTotals = { ...t };
 }
 
-/** Workers ahead of ordinary threads (src/worker-priority.ts); refused, they forward at the process's priority. */
+/** Workers ahead of ordinary threads (src/dataplane/worker-priority.ts); refused, they forward at the process's priority. */
 function applyWorkerNice(nice: number, queues: number, log: Logger): void {
   if (nice === 0) return;
   try {

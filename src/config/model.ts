@@ -1,7 +1,7 @@
 // The service model shared by the CLI, the config file, the table builder and the admin API.
 // ServiceSpec is what the data plane sees; ServiceConfig adds what only the control plane needs
 // (names, health checks, what to do when no backend is healthy).
-import { ipToBuffer, type Family } from './host/addr';
+import { ipToBuffer, type Family } from '../host/addr';
 
 export type Proto = 'tcp' | 'udp';
 export type HashMode = '5tuple' | 'src';
@@ -60,7 +60,7 @@ export type OnAllDown = 'drop' | 'keep-last';
 
 export interface ServiceConfig extends ServiceSpec {
   name: string; // the config file's service name ("default" from flags)
-  // Data-plane protections (src/tables.ts ServiceProtections), already filtered to this service's family.
+  // Data-plane protections (src/dataplane/tables.ts ServiceProtections), already filtered to this service's family.
   newFlowRate?: { rate: number; burst: number }; // per client address: new flows per second, burst
   allowSources?: string[]; // CIDRs; when any is given, a source must match one
   denySources?: string[]; // CIDRs; deny wins

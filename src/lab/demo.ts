@@ -3,10 +3,10 @@
 // every backend saw the client's real address (the point of a NAT load balancer that keeps the source).
 // Everything is torn down at the end, on failure, and on Ctrl-C (the lab's cleanup registry).
 // Layers: src/lab/* (lab, workload, l4nat-process) → this file → the CLI's `demo` command.
-import { createLab, Lab, normalizeAddress } from './lab/lab';
-import type { RequestReport } from './lab/client-driver';
-import { L4natProcess, l4natUnavailable, startL4nat } from './lab/l4nat-process';
-import { runClient, startBackendServers } from './lab/workload';
+import { createLab, Lab, normalizeAddress } from './lab';
+import type { RequestReport } from './client-driver';
+import { L4natProcess, l4natUnavailable, startL4nat } from './l4nat-process';
+import { runClient, startBackendServers } from './workload';
 
 export interface DemoOptions {
   /** Backends (default 3). */

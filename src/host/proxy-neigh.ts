@@ -7,9 +7,9 @@
 // net.ipv6.conf.IF.proxy_ndp=1, which l4nat sets (and, like forwarding, leaves set; it logs it).
 import { createRtNetlink, FlagsNew } from 'netlink';
 import type { RtNetlinkSocket } from 'netlink';
-import { afOf, ipToBuffer, type Family } from './host/addr';
-import { ensureSysctl } from './host/sysctl';
-import type { Logger } from './log';
+import { afOf, ipToBuffer, type Family } from './addr';
+import { ensureSysctl } from './sysctl';
+import type { Logger } from '../util/log';
 
 export interface Vip {
   addr: string;

@@ -1,10 +1,10 @@
 // The Maglev/flow hash key. It must be the same on every l4nat of a cluster and across restarts (a
 // restarted l4nat forwards flows it has no entry for by the ring, so the ring must not change), and
 // unpredictable to clients (so nobody can aim flows at one backend). Default: a random key created once
-// in a file (owner-only, src/secret-file.ts); to share it across hosts, copy that file (hash_key_file).
+// in a file (owner-only, src/config/secret-file.ts); to share it across hosts, copy that file (hash_key_file).
 import { randomBytes } from 'crypto';
 import { dirname } from 'path';
-import type { Logger } from './log';
+import type { Logger } from '../util/log';
 import { loadOrCreateSecret, readSecretFile, SecretFileError } from './secret-file';
 
 const WHAT = 'hash key file';

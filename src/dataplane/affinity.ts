@@ -4,12 +4,12 @@
 // The data plane indexes a source-hashed service's ring by SipHash of the client address alone (not of the
 // service: native/core/dataplane.c ring_hash), and every ring has the same size. So two services whose rings
 // hold the same hosts in the same slots send a client to the same host. The ring is built from the backends'
-// ids (src/maglev.ts), so for source hashing the id is the host's address: port and protocol stay out of it,
+// ids (src/dataplane/maglev.ts), so for source hashing the id is the host's address: port and protocol stay out of it,
 // and iperf3's TCP control connection and its UDP data flow meet on one server. 5-tuple services keep their
 // address:port/protocol ids: their rings must stay bit for bit what every l4nat version builds (cluster hosts
 // of different versions compare ring digests, and flows moved between them are looked up by the ring).
-import type { ServiceSpec } from './model';
-import { backendId, serviceId } from './model';
+import type { ServiceSpec } from '../config/model';
+import { backendId, serviceId } from '../config/model';
 
 /** The host part of an id: IPv6 in brackets, as in backend ids. */
 function hostText(addr: string): string {
@@ -36,7 +36,7 @@ export function legacyRingIds(s: Pick<ServiceSpec, 'proto' | 'backends'>): strin
 
 /**
  * host -> weight, for what a service's ring is built from: hosts of weight > 0 (lowest port of a host listed
- * twice), weights divided by their gcd (the ring depends on their ratios only, as src/maglev.ts reduces them).
+ * twice), weights divided by their gcd (the ring depends on their ratios only, as src/dataplane/maglev.ts reduces them).
  */
 function ringHosts(s: ServiceSpec): Map<string, number> {
   const ids = ringIds(s);

@@ -2,9 +2,9 @@
 // sampled in between, so a scrape costs one counters() read and the numbers are exactly the data plane's.
 // Names follow the Prometheus conventions: l4nat_ prefix, base units, _total for counters.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Controller } from './control';
-import { OBJECT_COUNTER_METRICS, QUEUE_COUNTER_METRICS } from './counter-names';
-import type { CounterSnapshot } from './native';
+import type { Controller } from '../control/controller';
+import { OBJECT_COUNTER_METRICS, QUEUE_COUNTER_METRICS } from '../dataplane/counter-names';
+import type { CounterSnapshot } from '../dataplane/native';
 
 /** CLOCK_MONOTONIC in ms, the clock of the workers' heartbeats (libuv's hrtime is CLOCK_MONOTONIC on Linux). */
 export function monotonicMs(): number {

@@ -1,5 +1,5 @@
 // The `l4nat` command line. Usage errors print one line naming the flag and exit 2; nothing is touched.
-import { createLogger } from './log';
+import { createLogger } from '../util/log';
 import { hashKeyFlagWarning, parseConfigArgs, parseUpArgs, UsageError, type UpOptions } from './up-args';
 
 const USAGE = `usage: l4nat <command> [flags]
@@ -62,7 +62,7 @@ export async function main(argv: string[]): Promise<void> {
         let opts: UpOptions;
         if (rest.some((a) => a === '--config' || a.startsWith('--config='))) {
           const c = parseConfigArgs(rest, 'up');
-          const { loadConfigFile } = await import('./config/load');
+          const { loadConfigFile } = await import('../config/load');
           opts = loadConfigFile(c.configFile);
           if (c.logLevel) opts.logLevel = c.logLevel;
         } else {
@@ -71,17 +71,17 @@ export async function main(argv: string[]): Promise<void> {
         const log = createLogger({ level: opts.logLevel });
         const keyWarning = hashKeyFlagWarning(rest);
         if (keyWarning) log.warn(keyWarning);
-        const { runUp } = await import('./up');
+        const { runUp } = await import('../daemon/up');
         process.exitCode = await runUp(opts, log);
         return;
       }
       case 'check': {
         const c = parseConfigArgs(rest, 'check');
-        const { loadConfigFile } = await import('./config/load');
+        const { loadConfigFile } = await import('../config/load');
         const o = loadConfigFile(c.configFile);
         const backends = o.services.reduce((n, x) => n + x.backends.length, 0);
         const checked = o.services.filter((x) => x.health).length;
-        const { affinityWarnings } = await import('./affinity');
+        const { affinityWarnings } = await import('../dataplane/affinity');
         for (const w of affinityWarnings(o.services)) process.stderr.write(`${c.configFile}: warning: ${w}\n`);
         process.stdout.write(`${c.configFile}: ok: ${o.services.length} services (VIP × port), ${backends} backends, ${checked} services with health checks\n`);
         return;
@@ -91,12 +91,12 @@ export async function main(argv: string[]): Promise<void> {
       case 'status':
       case 'flows':
       case 'backend': {
-        const { apiCommand } = await import('./api/commands');
+        const { apiCommand } = await import('./commands');
         process.exitCode = await apiCommand(cmd, rest);
         return;
       }
       case 'demo': {
-        const { demoMain } = await import('./demo');
+        const { demoMain } = await import('../lab/demo');
         process.exitCode = await demoMain(rest);
         return;
       }

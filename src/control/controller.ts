@@ -14,19 +14,19 @@
 // A reload re-reads the file and applies all of it or none of it. Run-time changes are not written back:
 // backends added through the API are dropped by a reload (logged), a drain survives it (as HAProxy's
 // server-state-file keeps MAINT) as long as the backend is still in the file.
-import { affinityWarnings } from './affinity';
+import { affinityWarnings } from '../dataplane/affinity';
 import { EventEmitter } from 'events';
-import { loadConfigFile, readToken, restartOnlyChanges, ConfigError } from './config/load';
-import { HealthChecker, type ProbeFn, type ProbeRecord, type Transition } from './health/checker';
-import type { Logger } from './log';
-import { backendId, checkServices, serviceId, type BackendConfig, type HealthCheckSpec, type ServiceConfig, type ServiceSpec } from './model';
-import { zeroObjectCounters, type CounterMap, type CounterSnapshot, type FlowEntry, type FlowFilter, type FlowPage, type FlowState, type FlowStats } from './native';
-import { probeDataplane, type ProbingDataplane } from './health/dataplane-probe';
-import { icmpChecksUnavailable } from './health/icmp';
-import { FlowStatsSweep, type FlowStatsPage } from './flow-stats';
-import { backendKey, type TableOptions } from './tables';
-import type { PublishResult } from './up';
-import type { UpOptions } from './up-args';
+import { loadConfigFile, readToken, restartOnlyChanges, ConfigError } from '../config/load';
+import { HealthChecker, type ProbeFn, type ProbeRecord, type Transition } from '../health/checker';
+import type { Logger } from '../util/log';
+import { backendId, checkServices, serviceId, type BackendConfig, type HealthCheckSpec, type ServiceConfig, type ServiceSpec } from '../config/model';
+import { zeroObjectCounters, type CounterMap, type CounterSnapshot, type FlowEntry, type FlowFilter, type FlowPage, type FlowState, type FlowStats } from '../dataplane/native';
+import { probeDataplane, type ProbingDataplane } from '../health/dataplane-probe';
+import { icmpChecksUnavailable } from '../health/icmp';
+import { FlowStatsSweep, type FlowStatsPage } from '../dataplane/flow-stats';
+import { backendKey, type TableOptions } from '../dataplane/tables';
+import type { PublishResult } from '../daemon/up';
+import type { UpOptions } from '../cli/up-args';
 
 /** What the controller needs of the Balancer (a fake in unit tests). */
 export interface BalancerLike {
@@ -40,7 +40,7 @@ export interface BalancerLike {
     flows?(filter: FlowFilter): FlowEntry[];
     flowPage?(filter: FlowFilter, maxCalls?: number): FlowPage;
     flowStats?(): FlowStats;
-    /** One page of flowStats (src/flow-stats.ts): preferred, so no reader walks the whole table at once. */
+    /** One page of flowStats (src/dataplane/flow-stats.ts): preferred, so no reader walks the whole table at once. */
     flowStatsPage?(cursor: number): FlowStatsPage;
     /** Flow-table entries: cursors run from 0 to this. */
     readonly flowCapacity?: number;
@@ -977,7 +977,7 @@ export class Controller extends EventEmitter {
     return this.stats?.get();
   }
 
-  /** Removes matching entries; the data plane pages through the table (src/native.ts). */
+  /** Removes matching entries; the data plane pages through the table (src/dataplane/native.ts). */
   async deleteFlows(q: FlowQuery): Promise<number> {
     const dp = this.balancer.dp;
     if (!dp.deleteFlows) throw new ControlError(501, 'this data plane build cannot delete flows');

@@ -19,14 +19,14 @@ import { readFileSync } from 'fs';
 import { isIP, type AddressInfo } from 'net';
 import { hostname } from 'os';
 import type { TLSSocket } from 'tls';
-import { ControlError, type Controller, type FlowQuery } from './control';
-import { FLOW_STATES, type FlowState } from './native';
-import type { Logger } from './log';
+import { ControlError, type Controller, type FlowQuery } from '../control/controller';
+import { FLOW_STATES, type FlowState } from '../dataplane/native';
+import type { Logger } from '../util/log';
 import { monotonicMs } from './metrics';
-import { isLoopback, type AdminConfig } from './model';
-import { loadOrCreateSecret, newToken, parseToken } from './secret-file';
+import { isLoopback, type AdminConfig } from '../config/model';
+import { loadOrCreateSecret, newToken, parseToken } from '../config/secret-file';
 import type { Registry } from 'prom-client';
-import { parseBackend, UsageError } from './up-args';
+import { parseBackend, UsageError } from '../cli/up-args';
 
 export const API_VERSION = '1';
 
@@ -37,7 +37,7 @@ export interface AdminDeps {
   metrics?: Registry;
   /** Extra facts for GET /v1/status (queues, TUN name, ...). */
   info?: () => Record<string, unknown>;
-  /** Starts a handover restart (the running l4nat exits keeping TUN, routes and rules; see src/up.ts). */
+  /** Starts a handover restart (the running l4nat exits keeping TUN, routes and rules; see src/daemon/up.ts). */
   restart?: () => void;
 }
 

@@ -1,7 +1,7 @@
 // The contract between src/ and the addon, checked once when the addon is loaded. The addon exports its layout
 // (native/core/layout.h, counters.h, drop_reasons.h: word counts, flag bits, counter names, drop reasons);
-// src/ has its own copies where it must know them at compile time (src/tables.ts, src/flow-state.ts,
-// src/counter-names.ts). An addon built from other headers than this src/ was written against would misread
+// src/ has its own copies where it must know them at compile time (src/dataplane/tables.ts, src/dataplane/flow-state.ts,
+// src/dataplane/counter-names.ts). An addon built from other headers than this src/ was written against would misread
 // tables and flow states or publish counters under the wrong names, so it is refused with the first difference.
 import { FLOW_BITS } from './flow-state';
 import { HEARTBEAT_COUNTER, NO_DROP_REASON, OBJECT_COUNTER_METRICS, QUEUE_COUNTER_METRICS } from './counter-names';
@@ -55,8 +55,8 @@ export const EXPECTED_LAYOUT: ExpectedLayout = {
 };
 
 const WHERE = {
-  queueCounters: 'src/counter-names.ts QUEUE_COUNTER_METRICS',
-  objectCounters: 'src/counter-names.ts OBJECT_COUNTER_METRICS',
+  queueCounters: 'src/dataplane/counter-names.ts QUEUE_COUNTER_METRICS',
+  objectCounters: 'src/dataplane/counter-names.ts OBJECT_COUNTER_METRICS',
 } as const;
 
 const show = (v: unknown): string => (v === undefined ? 'nothing' : JSON.stringify(v));
@@ -115,7 +115,7 @@ export function checkLayout(actual: unknown, expected: ExpectedLayout = EXPECTED
   if (m !== null) {
     throw new Error(
       `l4nat addon layout: ${m}. The addon does not match this src/: rebuild it (npx node-gyp rebuild); if it is freshly built, ` +
-        'native/core and src/ disagree: bring src/tables.ts, src/flow-state.ts and src/counter-names.ts in line with native/core/layout.h and counters.h',
+        'native/core and src/ disagree: bring src/dataplane/tables.ts, src/dataplane/flow-state.ts and src/dataplane/counter-names.ts in line with native/core/layout.h and counters.h',
     );
   }
   const a = actual as unknown as AddonLayout;

@@ -5,7 +5,7 @@ import { isIP } from 'net';
 import { checkLayout, type AddonLayout } from './addon-layout';
 import { HEARTBEAT_COUNTER, NO_DROP_REASON } from './counter-names';
 import { FLOW_STATES, flowStateName, type FlowState } from './flow-state';
-import { bufferToIp, ipToBuffer, type Family } from './host/addr';
+import { bufferToIp, ipToBuffer, type Family } from '../host/addr';
 import { checkFlowTableFits } from './flow-memory';
 import { addStats, type FlowStats, type FlowStatsPage } from './flow-stats';
 
@@ -32,7 +32,7 @@ interface Addon {
   queueErrors(h: object): Array<Omit<QueueFailure, 'queue'> | null>;
   probe(h: object, p: { slot: number; family: Family; src: Uint8Array; dst: Uint8Array; sport: number; dport: number; seq: number }): void;
   probeState(h: object, p: { slot: number; sport: number; seq: number }): number;
-  layout(): unknown; // checked by checkLayout (src/addon-layout.ts)
+  layout(): unknown; // checked by checkLayout (src/dataplane/addon-layout.ts)
 }
 
 interface NativeFlowFilter {
@@ -174,11 +174,11 @@ function flowEntry(f: NativeFlow): FlowEntry {
 }
 
 let addon: { a: Addon; layout: AddonLayout } | undefined;
-/** Loads the addon once, refusing one whose layout is not the one src/ expects (src/addon-layout.ts). */
+/** Loads the addon once, refusing one whose layout is not the one src/ expects (src/dataplane/addon-layout.ts). */
 function loaded(): { a: Addon; layout: AddonLayout } {
   if (!addon) {
-    // dist/src/native.js -> build/Release/l4nat.node at the package root
-    const a = require(join(__dirname, '..', '..', 'build', 'Release', 'l4nat.node')) as Addon;
+    // dist/src/dataplane/native.js -> build/Release/l4nat.node at the package root
+    const a = require(join(__dirname, '..', '..', '..', 'build', 'Release', 'l4nat.node')) as Addon;
     addon = { a, layout: checkLayout(a.layout()) };
   }
   return addon;
@@ -393,7 +393,7 @@ export class Dataplane {
     return loadAddon().flowStats(this.h(), { cursor, maxScan: FLOW_SCAN_PER_CALL });
   }
 
-  /** Per-backend and per-service live entries of the whole table, page by page in one go (src/flow-stats.ts pages it). */
+  /** Per-backend and per-service live entries of the whole table, page by page in one go (src/dataplane/flow-stats.ts pages it). */
   flowStats(): FlowStats {
     let p = this.flowStatsPage(0);
     let acc: FlowStats = p;

@@ -1,7 +1,7 @@
 // `l4nat reload | status | backend ...`: thin commands over the admin API (client.ts). Exit codes: 0 done,
 // 1 the API said no (message printed), 2 usage error.
-import { parseBackend, parseFlags, UsageError, type FlagSpec } from '../up-args';
-import type { BackendView, FlowView, ReloadResult, ServicesView } from '../control';
+import { parseBackend, parseFlags, UsageError, type FlagSpec } from './up-args';
+import type { BackendView, FlowView, ReloadResult, ServicesView } from '../control/controller';
 import { apiRequest, ApiError, CLIENT_FLAGS, clientOptions, type ClientOptions } from './client';
 import { formatFlows, formatStatus, type StatusView } from './status';
 

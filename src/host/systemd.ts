@@ -8,7 +8,7 @@
 // Like sd_notify's unset_environment, the variables are removed from process.env once read, so the
 // health-check commands l4nat runs do not talk to systemd in its name. An abstract socket ("@...") is not
 // supported by unix-dgram: l4nat logs that and carries on without notifications.
-import type { Logger } from './log';
+import type { Logger } from '../util/log';
 
 interface UnixDgramSocket {
   send(buf: Buffer, offset: number, length: number, path: string, cb?: (err?: Error) => void): void;
@@ -90,7 +90,7 @@ export class SystemdNotifier {
   /**
    * Pings WATCHDOG=1 every WATCHDOG_USEC/2 while `alive()` returns null; when it returns a reason, the ping
    * is skipped (and the reason logged once), so systemd's watchdog fires if it persists. With `native` (the
-   * data plane's own watchdog thread, src/native.ts startWatchdog), that thread sends the pings under the same
+   * data plane's own watchdog thread, src/dataplane/native.ts startWatchdog), that thread sends the pings under the same
    * rule, so they go on while the JS event loop is blocked; this timer then only logs.
    */
   startWatchdog(alive: () => string | null, native?: (path: string, everyMs: number, staleMs: number) => void): void {
