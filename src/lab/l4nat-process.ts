@@ -30,8 +30,10 @@ export function repoRoot(): string {
 export function l4natUnavailable(root = repoRoot()): string | null {
   const bin = path.join(root, 'bin', 'l4nat.js');
   if (!existsSync(bin)) return `${bin} is missing`;
+  // The compiled CLI that bin/l4nat.js loads: dist/src/cli/main.js, or dist/src/cli.js in a checkout from before the
+  // src/ folders (the benchmark's --baseline may run one).
   const cli = path.join(root, 'dist', 'src', 'cli', 'main.js');
-  if (!existsSync(cli)) return `${cli} is missing (l4nat CLI not built)`;
+  if (!existsSync(cli) && !existsSync(path.join(root, 'dist', 'src', 'cli.js'))) return `${cli} is missing (l4nat CLI not built)`;
   return null;
 }
 
