@@ -11,7 +11,7 @@ import { adminRequest, DEFAULT_ADMIN_TOKEN_FILE } from '../src/lab/admin-client'
 import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { startBackendServers } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { skipUnless } from './rigs/requirements';
 
 const SCRIPT = `
   const [url, ca, token] = process.argv.slice(1);

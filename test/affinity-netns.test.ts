@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { adminRequest } from '../src/lab/admin-client';
 import { startL4nat, type L4natProcess } from '../src/lab/l4nat-process';
 import { createLab, type Lab } from '../src/lab/lab';
-import { skipUnless } from '../src/lab/requirements';
+import { skipUnless } from './rigs/requirements';
 
 const PORT = 5201;
 const HASH_KEY = ['--hash-key', '0f1e2d3c4b5a69788796a5b4c3d2e1f0'];

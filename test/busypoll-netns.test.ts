@@ -11,8 +11,8 @@ import { adminRequest } from '../src/lab/admin-client';
 import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, repoRoot, startL4nat } from '../src/lab/l4nat-process';
 import { DEFAULT_WORKER_NICE, niceOf, workerThreadIds } from '../src/dataplane/worker-priority';
-import { sleep } from '../src/reliability/tools';
-import { skipUnless } from '../src/lab/requirements';
+import { sleep } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
 
 const PORT = 8080;
 const RR_SECONDS = 2;

@@ -12,7 +12,7 @@ import { counterDelta, parsePairedCounters, parseSnmp6 } from '../src/conformanc
 import { CapturedPacket, decodeFrame, flagNames, keepaliveProbes, parseTcpOptions, seqDiff, TCP_FLAGS } from '../src/conformance/packet';
 import { markdownTable, Row, textTable, violations } from '../src/conformance/report';
 import { parseRunArgs } from '../src/conformance/run';
-import { missingFor, skipUnless, skipUnlessCI } from '../src/lab/requirements';
+import { missingFor, skipUnless, skipUnlessCI } from './rigs/requirements';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Frames for the decoder, built by hand

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { skipUnless } from './rigs/requirements';
 
 /** The README's ruleset, filled in for the lab. */
 function ruleset(lab: Lab, tun = 'l4nat0'): string {

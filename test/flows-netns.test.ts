@@ -14,7 +14,7 @@ import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, repoRoot, startL4nat } from '../src/lab/l4nat-process';
 import type { NsProcess } from '../src/lab/netns';
 import { labScript, startBackendServers, startStreams } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { skipUnless } from './rigs/requirements';
 
 async function cli(lab: Lab, args: string[]): Promise<string> {
   return (await lab.exec('lb', process.execPath, [join(repoRoot(), 'bin', 'l4nat.js'), ...args])).stdout;

@@ -16,9 +16,9 @@ import { adminRequest } from '../src/lab/admin-client';
 import { createLab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
-import { ip, PROTO, TCP, tcp } from '../src/reliability/craft';
-import { packetFile, parsePktgen, pktgen } from '../src/reliability/tools';
+import { skipUnless } from './rigs/requirements';
+import { ip, PROTO, TCP, tcp } from './rigs/craft';
+import { packetFile, parsePktgen, pktgen } from './rigs/pktgen';
 
 const INTERVAL = 0.5;
 const TIMEOUT = 0.4;

@@ -21,9 +21,10 @@ import { adminRequest } from '../src/lab/admin-client';
 import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, READY_MSG, startL4nat } from '../src/lab/l4nat-process';
 import type { NsProcess } from '../src/lab/netns';
-import { labScript, runClient, startBackendServers } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
-import { startUnprivileged, tunStandIn, UNPRIVILEGED_UID, unprivileged } from '../src/reliability/unprivileged';
+import { runClient, startBackendServers } from '../src/lab/workload';
+import { rigScript } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
+import { startUnprivileged, tunStandIn, UNPRIVILEGED_UID, unprivileged } from './rigs/unprivileged';
 
 const INTERVAL = 0.5;
 const TIMEOUT = 0.3;
@@ -48,7 +49,7 @@ async function backendsOf(lab: Lab, sid: string): Promise<Map<string, BackendVie
 }
 
 function startResponder(lab: Lab, id: string, mode: string): Promise<NsProcess> {
-  const p = lab.spawn(id, process.execPath, [labScript('icmp-responder'), '--mode', mode]);
+  const p = lab.spawn(id, process.execPath, [rigScript('icmp-responder'), '--mode', mode]);
   return p.waitForLine((l) => l.includes('"ready":true'), { timeoutMs: 10_000, what: `${id} responder ready`, stream: 'stdout' }).then(() => p);
 }
 

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { createLab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { labScript, runClient, startBackendServers } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { skipUnless } from './rigs/requirements';
 
 const INTERVAL = 1;
 const TIMEOUT = 0.5;

@@ -3,12 +3,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { RequestReport } from '../src/lab/client-driver';
-import { NetSnapshot, snapshotMentions, snapshotNetns } from '../src/lab/inspect';
+import { NetSnapshot, snapshotMentions, snapshotNetns } from './rigs/inspect';
 import { createLab, Lab, listLabNamespaces, normalizeAddress } from '../src/lab/lab';
 import { addBackend, L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { run } from '../src/lab/netns';
 import { runClient, startBackendServers, startStreams } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { skipUnless } from './rigs/requirements';
 
 const skip = skipUnless();
 const LAB_NEEDLES = ['10.200.', '10.201.', 'fd4c:'];

@@ -8,12 +8,12 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseDriverArgs, streamByte } from '../src/lab/client-driver';
 import { parseBackendArgs, peerAddress } from '../src/lab/backend-server';
-import { snapshotMentions, snapshotNetns } from '../src/lab/inspect';
+import { snapshotMentions, snapshotNetns } from './rigs/inspect';
 import { createLab, Lab, listLabNamespaces, normalizeAddress } from '../src/lab/lab';
 import { formatBackend, l4natArgs, startL4nat } from '../src/lab/l4nat-process';
 import { CommandError, netnsAdd, netnsDelete, netnsExists, netnsPids, run, sysctlGet } from '../src/lab/netns';
 import { runClient, startBackendServers, startStreams } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { skipUnless } from './rigs/requirements';
 
 const needsRoot = skipUnless({ tun: false, l4nat: false, commands: ['ip'] });
 /** Addresses and names that must never show up in the default namespace. */

@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { createLab, type Lab } from '../src/lab/lab';
 import { type L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { sysctlSet } from '../src/lab/netns';
-import { skipUnless } from '../src/lab/requirements';
+import { skipUnless } from './rigs/requirements';
 
 const BYTES = 4 * 1024 * 1024;
 const STALL_MS = 5_000;

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { createLab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { skipUnless } from './rigs/requirements';
 
 const VIP4 = '10.201.0.100';
 const VIP6 = 'fd4c::100';

@@ -1,5 +1,5 @@
 // Busy control plane (issue 7): l4nat's JavaScript event loop blocked for 5 s with no product hook — SIGUSR1 makes
-// Node open its inspector on 127.0.0.1:9229 (inside the lb namespace), and src/reliability/inspector.ts sends a
+// Node open its inspector on 127.0.0.1:9229 (inside the lb namespace), and test/rigs/inspector.ts sends a
 // Runtime.evaluate of a 5-second busy loop. Meanwhile 20 streams and a UDP flow (200 datagrams/s) go through the
 // VIP; the probe counts echoed bytes and UDP replies per 100 ms. Checked: every 100 ms of the block saw stream
 // and UDP traffic forwarded, no stream stalled, the admin API did not answer during the block (so it was real) and
@@ -16,9 +16,10 @@ import { adminRequest } from '../src/lab/admin-client';
 import { createLab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { startBackendServers } from '../src/lab/workload';
-import { startProbe } from '../src/reliability/probe-run';
-import { counters, monotonicMs, sleep } from '../src/reliability/tools';
-import { skipUnless } from '../src/lab/requirements';
+import { startProbe } from './rigs/probe-run';
+import { counters, monotonicMs } from './rigs/admin';
+import { rigScript, sleep } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
 
 const BLOCK_MS = 5_000;
 const WATCHDOG_USEC = 2_000_000;
@@ -50,7 +51,7 @@ test('JS event loop blocked 5 s (inspector Runtime.evaluate): forwarding goes on
     l4.proc.kill('SIGUSR1');
     await l4.proc.waitForLine((l) => /Debugger listening on ws:\/\/127\.0\.0\.1:9229\//.test(l), { timeoutMs: 10_000, what: 'inspector listening', stream: 'stderr' });
     const expression = `(() => { const end = Date.now() + ${BLOCK_MS}; let n = 0; while (Date.now() < end) n++; return n; })()`;
-    const evaluating = lab.exec('lb', process.execPath, [join(__dirname, '..', 'src', 'reliability', 'inspector.js'), '--port', '9229', '--expression', expression, '--timeout-ms', '30000'], { timeoutMs: 40_000 });
+    const evaluating = lab.exec('lb', process.execPath, [rigScript('inspector'), '--port', '9229', '--expression', expression, '--timeout-ms', '30000'], { timeoutMs: 40_000 });
     // An admin request made one second into the block must wait for its end.
     await sleep(1_000);
     const askedAt = Date.now();

@@ -1,21 +1,21 @@
 // Resource exhaustion, the admin API (issue 7): a storm of 1500 requests, 100 at a time, each on a fresh
 // connection, mixing the heavy reads (/v1/services, /metrics, /v1/flows), rejected writes, malformed JSON, 2 MiB
-// bodies and unknown paths (src/reliability/api-storm.ts), while 20 streams and 30 new connections a second go
+// bodies and unknown paths (test/rigs/api-storm.ts), while 20 streams and 30 new connections a second go
 // through the VIP. Checked: forwarding does not notice (no stream stalls over 1 s, every new connection succeeds),
 // no 5xx and no refused connection, rejected requests change nothing (same services and backends before and
 // after), the API answers promptly right after, RSS and fds come back. The flow table and the TUN queue filling
 // up are in test/reliability-synflood.test.ts. Root-only; about 25 s.
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { adminRequest } from '../src/lab/admin-client';
 import { createLab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { startBackendServers } from '../src/lab/workload';
-import type { StormReport } from '../src/reliability/api-storm';
-import { startProbe, summarizeAttempts } from '../src/reliability/probe-run';
-import { procStats, sleep } from '../src/reliability/tools';
-import { skipUnless } from '../src/lab/requirements';
+import type { StormReport } from './rigs/api-storm';
+import { startProbe, summarizeAttempts } from './rigs/probe-run';
+import { rigScript, sleep } from './rigs/fixture';
+import { procStats } from './rigs/proc';
+import { skipUnless } from './rigs/requirements';
 
 const REQUESTS = 1500;
 const CONCURRENCY = 100;
@@ -45,7 +45,7 @@ test(`admin API storm (${REQUESTS} requests, ${CONCURRENCY} at a time): forwardi
       fdMax = Math.max(fdMax, s.fds);
     }, 200);
     const stormFrom = Date.now();
-    const out = await lab.exec('lb', process.execPath, [join(__dirname, '..', 'src', 'reliability', 'api-storm.js'), '--requests', String(REQUESTS), '--concurrency', String(CONCURRENCY), '--timeout-ms', '20000'], { timeoutMs: 90_000 });
+    const out = await lab.exec('lb', process.execPath, [rigScript('api-storm'), '--requests', String(REQUESTS), '--concurrency', String(CONCURRENCY), '--timeout-ms', '20000'], { timeoutMs: 90_000 });
     const stormTo = Date.now();
     clearInterval(sampler);
     const r = JSON.parse(out.stdout) as StormReport;

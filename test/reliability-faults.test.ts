@@ -21,9 +21,9 @@ import { adminRequest } from '../src/lab/admin-client';
 import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { startBackendServers, SERVICE_PORT } from '../src/lab/workload';
-import { startProbe, summarizeAttempts, type AttemptSummary } from '../src/reliability/probe-run';
-import { sleep } from '../src/reliability/tools';
-import { skipUnless } from '../src/lab/requirements';
+import { startProbe, summarizeAttempts, type AttemptSummary } from './rigs/probe-run';
+import { sleep } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
 
 const MAGLEV_M = 65537;
 const FAULTY = 'b3';

@@ -1,5 +1,5 @@
 // Garbage on the wire (issue 7): from the client namespace, malformed and hostile packets at the VIPs
-// (src/reliability/garbage.ts: bad IPv4 headers, IP options, fragments, truncated and inconsistent TCP/UDP
+// (test/rigs/garbage.ts: bad IPv4 headers, IP options, fragments, truncated and inconsistent TCP/UDP
 // headers, TCP flag nonsense, IPv6 extension-header abuse, ICMP errors quoting foreign flows, bad L4 checksums),
 // sent raw through AF_PACKET (pktgen) while real TCP and UDP clients run. Checked:
 //  - every kind ends where the catalogue says: dropped by the LB host's kernel (its SNMP counters rise by
@@ -19,11 +19,13 @@ import { readCounters, readCountersSum } from '../src/conformance/kernel';
 import { createLab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers, SERVICE_PORT } from '../src/lab/workload';
-import { ipv4HeaderOk, l4CsumError, parseIp, PROTO, UDP_OFF } from '../src/reliability/craft';
-import { garbageCases, isGarbage } from '../src/reliability/garbage';
-import { startPcap } from '../src/reliability/pcap';
-import { counters, delta, lbMac, monotonicMs, nonZero, packetFile, parsePktgen, pktgen, sleep } from '../src/reliability/tools';
-import { skipUnless } from '../src/lab/requirements';
+import { ipv4HeaderOk, l4CsumError, parseIp, PROTO, UDP_OFF } from './rigs/craft';
+import { garbageCases, isGarbage } from './rigs/garbage';
+import { startPcap } from './rigs/pcap';
+import { counters, delta, monotonicMs, nonZero } from './rigs/admin';
+import { sleep } from './rigs/fixture';
+import { lbMac, packetFile, parsePktgen, pktgen } from './rigs/pktgen';
+import { skipUnless } from './rigs/requirements';
 
 const HASH_KEY = ['--hash-key', '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99'];
 /** Copies of each kind of packet. */

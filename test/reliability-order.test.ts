@@ -17,10 +17,10 @@ import { adminRequest } from '../src/lab/admin-client';
 import { createLab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { startBackendServers, SERVICE_PORT } from '../src/lab/workload';
-import { parseIp, PROTO } from '../src/reliability/craft';
-import { startPcap, type RawPacket } from '../src/reliability/pcap';
-import { startProbe } from '../src/reliability/probe-run';
-import { skipUnless } from '../src/lab/requirements';
+import { parseIp, PROTO } from './rigs/craft';
+import { startPcap, type RawPacket } from './rigs/pcap';
+import { startProbe } from './rigs/probe-run';
+import { skipUnless } from './rigs/requirements';
 
 /** The TCP timestamp option's TSval of a segment, or null. */
 function tsval(p: Buffer, l4off: number): number | null {

@@ -17,10 +17,10 @@ import { adminRequest } from '../src/lab/admin-client';
 import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, l4natArgs, READY_MSG } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers, SERVICE_PORT } from '../src/lab/workload';
-import { capMask, capNames, threadCaps } from '../src/reliability/tools';
-import { startUnprivileged, tunStandIn, UNIT_CAPS, UNPRIVILEGED_UID, unprivileged } from '../src/reliability/unprivileged';
+import { capMask, capNames, threadCaps } from './rigs/proc';
+import { startUnprivileged, tunStandIn, UNIT_CAPS, UNPRIVILEGED_UID, unprivileged } from './rigs/unprivileged';
 import { niceOf, workerThreadIds } from '../src/dataplane/worker-priority';
-import { skipUnless } from '../src/lab/requirements';
+import { skipUnless } from './rigs/requirements';
 
 const UID = UNPRIVILEGED_UID;
 /** What the systemd unit grants, read from the unit file (UNIT_CAPS). */

@@ -12,9 +12,9 @@ import { createLab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import type { ExitStatus } from '../src/lab/netns';
 import { startBackendServers } from '../src/lab/workload';
-import { startProbe } from '../src/reliability/probe-run';
-import { sleep } from '../src/reliability/tools';
-import { skipUnless } from '../src/lab/requirements';
+import { startProbe } from './rigs/probe-run';
+import { sleep } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
 
 const ARGS = ['--hash-key', '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99', '--queues', '2'];
 const STREAMS = 100;

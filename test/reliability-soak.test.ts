@@ -15,9 +15,10 @@ import { adminRequest } from '../src/lab/admin-client';
 import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { startBackendServers, SERVICE_PORT } from '../src/lab/workload';
-import { startProbe, summarizeAttempts } from '../src/reliability/probe-run';
-import { fdTargets, procStats, sleep, type ProcStats } from '../src/reliability/tools';
-import { skipUnless } from '../src/lab/requirements';
+import { startProbe, summarizeAttempts } from './rigs/probe-run';
+import { sleep } from './rigs/fixture';
+import { fdTargets, procStats, type ProcStats } from './rigs/proc';
+import { skipUnless } from './rigs/requirements';
 
 const SOAK_S = Number(process.env.L4NAT_SOAK_SECONDS ?? 30);
 const CHANGE_EVERY_MS = 3_000;

@@ -24,9 +24,12 @@ import { adminRequest } from '../src/lab/admin-client';
 import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers, SERVICE_PORT } from '../src/lab/workload';
-import { startProbe, summarizeAttempts } from '../src/reliability/probe-run';
-import { counters, delta, lbMac, nonZero, parsePktgen, pktgen, procStats, sleep } from '../src/reliability/tools';
-import { skipUnless } from '../src/lab/requirements';
+import { startProbe, summarizeAttempts } from './rigs/probe-run';
+import { counters, delta, nonZero } from './rigs/admin';
+import { sleep } from './rigs/fixture';
+import { lbMac, parsePktgen, pktgen } from './rigs/pktgen';
+import { procStats } from './rigs/proc';
+import { skipUnless } from './rigs/requirements';
 
 const HASH_KEY = ['--hash-key', '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99'];
 const CAPACITY = 4096;

@@ -13,7 +13,7 @@ import { adminRequest } from '../src/lab/admin-client';
 import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, repoRoot, startL4nat } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers, startStreams } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { skipUnless } from './rigs/requirements';
 
 function config(lab: Lab, a: string[], b: string[], extra = ''): string {
   const bk = (ids: string[], port: number): string[] => ids.map((id) => `      - {address: ${lab.backend(id).ipv4}, port: ${port}, name: ${id}}`);

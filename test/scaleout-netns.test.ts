@@ -1,5 +1,5 @@
 // Scale-out (issue 8): three l4nat hosts behind an ECMP router, VIPs announced through BIRD 2 with BFD, backends'
-// return route learned from the hosts over BGP (src/lab/scaleout.ts). One lab for the whole file, in order:
+// return route learned from the hosts over BGP (test/rigs/scaleout.ts). One lab for the whole file, in order:
 //   1. the three processes publish byte-identical rings (same config, same hash key);
 //   2. one host alone sees a backend fail (its probes are dropped): the agreed health keeps every table identical;
 //      a real failure seen by all is agreed, and the window during which the tables differ is measured;
@@ -10,9 +10,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { createScaleoutLab, startRouting, type ClusterStateView, type ScaleoutLab } from '../src/lab/scaleout';
+import { createScaleoutLab, startRouting, type ClusterStateView, type ScaleoutLab } from './rigs/scaleout';
 import { startBackendServers, startStreams, type StreamRun, type StreamStatus } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { skipUnless } from './rigs/requirements';
 
 const skip = skipUnless({ commands: ['bird', 'birdc', 'nft'] });
 

@@ -3,11 +3,11 @@
 // removing routes and rules). Root-only.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { snapshotNetns, type NetSnapshot } from '../src/lab/inspect';
+import { snapshotNetns, type NetSnapshot } from './rigs/inspect';
 import { createLab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers, startStreams } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { skipUnless } from './rigs/requirements';
 
 const GRACE = 4;
 

@@ -1,7 +1,7 @@
 // l4nat under its systemd unit's sandbox (issue 19, item 5). The unit's SystemCallFilter=@system-service left out
 // bpf() and its capabilities left out CAP_BPF, so with kernel.unprivileged_bpf_disabled set the queue-steering
 // program never loaded and l4nat ran multi-queue without it (a warning; flows reordered between workers).
-// systemd is not PID 1 here, so the sandbox is reproduced from the unit file itself (src/reliability/unit-sandbox.ts:
+// systemd is not PID 1 here, so the sandbox is reproduced from the unit file itself (test/rigs/unit-sandbox.ts:
 // user, capabilities, bounding set, no-new-privs, the system-call filter with this host's systemd's groups and
 // errno, the address families; what is not reproduced is listed there). Checked: with the unit as shipped, 2 queues
 // start with the steering program attached and traffic is balanced, every thread holds exactly the unit's
@@ -16,8 +16,8 @@ import { test } from 'node:test';
 import { createLab, type Lab } from '../src/lab/lab';
 import { L4natProcess, READY_MSG, repoRoot } from '../src/lab/l4nat-process';
 import { runClient, startBackendServers, SERVICE_PORT } from '../src/lab/workload';
-import { capMask, capNames, threadCaps } from '../src/reliability/tools';
-import { missingFor, skipUnlessCI } from '../src/lab/requirements';
+import { capMask, capNames, threadCaps } from './rigs/proc';
+import { missingFor, skipUnlessCI } from './rigs/requirements';
 import {
   canRaiseLimits,
   expandSyscalls,
@@ -29,7 +29,7 @@ import {
   tunStandIn,
   unitSettings,
   type UnitSandbox,
-} from '../src/reliability/unit-sandbox';
+} from './rigs/unit-sandbox';
 
 const STEERING_MSG = 'queue steering program attached: both directions of a flow on one queue';
 

@@ -10,9 +10,9 @@ import pino from 'pino';
 import { SystemdNotifier, workersAlive } from '../src/host/systemd';
 import { createLab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
-import { listenNotify as listen } from '../src/lab/notify-listener';
+import { listenNotify as listen } from './rigs/notify-listener';
 import { startBackendServers } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { skipUnless } from './rigs/requirements';
 
 const log = pino({ level: 'silent' });
 const dir = mkdtempSync(join(tmpdir(), 'l4nat-sd-'));

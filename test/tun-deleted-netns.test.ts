@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { createLab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
-import { listenNotify } from '../src/lab/notify-listener';
+import { listenNotify } from './rigs/notify-listener';
 import { runClient, startBackendServers } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { skipUnless } from './rigs/requirements';
 import { DATAPLANE_FAILED_EXIT_CODE } from '../src/daemon/up';
 
 /** CPU time (user + system, in clock ticks) a process has used. */

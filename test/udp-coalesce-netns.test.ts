@@ -9,8 +9,8 @@ import { buildBenchtool } from '../bench/lib/tools';
 import { adminRequest } from '../src/lab/admin-client';
 import { createLab } from '../src/lab/lab';
 import { L4natProcess, repoRoot, startL4nat } from '../src/lab/l4nat-process';
-import { sleep } from '../src/reliability/tools';
-import { skipUnless } from '../src/lab/requirements';
+import { sleep } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
 
 const PORT = 8080;
 const MAXSEQ = 4_000_000;

@@ -8,9 +8,9 @@
 //   - cluster.settle 0 (the change applies at once) or 3 (held until the set of announcing hosts has been stable 3 s).
 // The cells whose outcome the README states are asserted by test/scaleout-change-netns.test.ts; the others are races
 // between the ring change and each moved flow's first packets, measured by `npm run report:scaleout-change`
-// (scaleout-change-report.ts). Layers: scaleout.ts, workload.ts → this file → the test and the report.
+// (scaleout-change-report.ts). Layers: scaleout.ts, src/lab/workload.ts → this file → the test and the report.
 import { createScaleoutLab, startRouting, type ScaleoutLab } from './scaleout';
-import { startBackendServers, startStreams, type StreamStatus } from './workload';
+import { startBackendServers, startStreams, type StreamStatus } from '../../src/lab/workload';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 export const STREAMS = 200;

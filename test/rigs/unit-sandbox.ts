@@ -1,6 +1,6 @@
 // l4nat in its systemd unit's sandbox where systemd is not PID 1: the settings are read from systemd/l4nat.service
 // itself and reproduced with util-linux tools and a seccomp helper, so a test of this sandbox tests the shipped unit.
-// Layers: lab/ (namespaces, l4nat process) → this file (+ c/seccomp-exec.c) → test/systemd-sandbox-netns.test.ts.
+// Layers: src/lab (namespaces, l4nat process) → this file (+ c/seccomp-exec.c) → test/systemd-sandbox-netns.test.ts.
 //
 // Reproduced, from the unit:
 //   User=/Group=               a numeric uid/gid with no passwd entry (setpriv --reuid/--regid --clear-groups)
@@ -9,7 +9,7 @@
 //   NoNewPrivileges=yes        setpriv --no-new-privs
 //   SystemCallFilter=          seccomp allow list, the @groups expanded by this host's `systemd-analyze
 //   SystemCallErrorNumber=       syscall-filter` (the systemd that would run the unit), other calls fail with
-//   SystemCallArchitectures=     that errno; native architecture only (src/reliability/c/seccomp-exec.c)
+//   SystemCallArchitectures=     that errno; native architecture only (test/rigs/c/seccomp-exec.c)
 //   RestrictAddressFamilies=   a second seccomp filter: socket() of another family fails with EAFNOSUPPORT
 //   LimitNICE=, LimitNOFILE=   prlimit, where this process may raise a hard limit (CAP_SYS_RESOURCE; systemd as
 //                              PID 1 has it, a container's root may not)
@@ -22,8 +22,8 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
-import { cTool } from '../lab/c-build';
-import { repoRoot } from '../lab/l4nat-process';
+import { cTool } from '../../src/lab/c-build';
+import { repoRoot } from '../../src/lab/l4nat-process';
 
 /** A uid/gid with no passwd entry (setpriv takes numbers): nothing on the host changes. */
 export const SANDBOX_UID = 47_100;
@@ -152,9 +152,9 @@ export function expandSyscalls(entries: readonly string[], groups: ReadonlyMap<s
   return [...out].sort();
 }
 
-/** Builds src/reliability/c/seccomp-exec.c (needs libseccomp's header: Debian libseccomp-dev). */
+/** Builds test/rigs/c/seccomp-exec.c (needs libseccomp's header: Debian libseccomp-dev). */
 export function seccompExec(): Promise<string> {
-  return cTool('src/reliability/c/seccomp-exec.c', 'reliability', 'seccomp-exec', ['seccomp']);
+  return cTool('test/rigs/c/seccomp-exec.c', 'reliability', 'seccomp-exec', ['seccomp']);
 }
 
 /**

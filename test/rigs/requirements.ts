@@ -2,10 +2,10 @@
 // happens when something is missing: on a developer's machine the test is skipped with the reason; under CI=true
 // it fails, because CI installs everything (scripts/install-deps.sh, then `npm test` builds l4nat), so a skip
 // there would hide a missing install step. Every test that skips for a missing tool goes through here.
-// Layers: l4nat-process.ts (repoRoot, l4natUnavailable) → this file → test/*.test.ts.
+// Layers: src/lab/l4nat-process.ts (repoRoot, l4natUnavailable) → this file → test/*.test.ts.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { l4natUnavailable, repoRoot } from './l4nat-process';
+import { l4natUnavailable, repoRoot } from '../../src/lab/l4nat-process';
 
 /** The Debian package that brings each command the tests run (all in scripts/install-deps.sh). */
 const PACKAGE_OF: Readonly<Record<string, string>> = {
