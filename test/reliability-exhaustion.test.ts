@@ -8,12 +8,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { adminRequest } from '../src/lab/admin-client';
-import { createLab } from '../src/lab/lab';
-import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
-import { startBackendServers } from '../src/lab/workload';
+import { servicesView } from './rigs/admin';
 import type { StormReport } from './rigs/api-storm';
+import { rigScript, sleep, withLab } from './rigs/fixture';
 import { startProbe, summarizeAttempts } from './rigs/probe-run';
-import { rigScript, sleep } from './rigs/fixture';
 import { procStats } from './rigs/proc';
 import { skipUnless } from './rigs/requirements';
 
@@ -21,20 +19,13 @@ const REQUESTS = 1500;
 const CONCURRENCY = 100;
 
 test(`admin API storm (${REQUESTS} requests, ${CONCURRENCY} at a time): forwarding unaffected, no 5xx, state unchanged, recovers`, { skip: skipUnless(), timeout: 120_000 }, async (t) => {
-  const lab = await createLab({ backends: 2, ipv6: false });
-  let l4: L4natProcess | null = null;
-  try {
-    await startBackendServers(lab);
-    l4 = await startL4nat(lab, { extraArgs: ['--hash-key', '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99', '--queues', '2'] });
+  await withLab({ backends: 2, ipv6: false, l4nat: { extraArgs: ['--hash-key', '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99', '--queues', '2'] } }, async ({ lab, l4 }) => {
     const pid = l4.pid!;
     const probe = startProbe(lab, { target: lab.vip4, streams: 20, intervalMs: 20, chunkBytes: 256, connRate: 30, connTimeoutMs: 3_000, durationMs: 90_000 });
     assert.equal((await probe.ready).failed, 0);
     await sleep(1_000);
     const before = procStats(pid);
-    const view = async (): Promise<unknown> => {
-      const r = await adminRequest(lab, 'GET', '/v1/services');
-      return (r.body as { services: Array<{ id: string; backends: Array<{ id: string; weight: number; state: string }> }> }).services.map((s) => ({ id: s.id, backends: s.backends.map((b) => [b.id, b.weight, b.state]) }));
-    };
+    const view = async (): Promise<unknown> => (await servicesView(lab)).services.map((s) => ({ id: s.id, backends: s.backends.map((b) => [b.id, b.weight, b.state]) }));
     const stateBefore = await view();
 
     let rssMax = 0;
@@ -74,8 +65,5 @@ test(`admin API storm (${REQUESTS} requests, ${CONCURRENCY} at a time): forwardi
     assert.equal(s.rate, 1, `new connections during the storm: ${JSON.stringify(s.errors)}`);
     assert.ok(after.fds <= before.fds + 2, `fds ${before.fds} → ${after.fds}`);
     assert.ok(after.rssKiB - before.rssKiB < 64 * 1024, `RSS ${before.rssKiB} → ${after.rssKiB} KiB`);
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-  }
+  });
 });

@@ -21,6 +21,11 @@ test('a missing command is named with its Debian package; present ones are not',
   }
 });
 
+test('a missing C header is named with its package, after the missing commands', () => {
+  assert.equal(missingFor({ root: false, headers: ['stdio.h'] }), null);
+  assert.equal(missingFor({ root: false, commands: ['l4nat-no-such-tool'], headers: ['l4nat-no-such-header.h'] }), 'needs l4nat-no-such-tool, l4nat-no-such-header.h (Debian packages l4nat-no-such-tool, l4nat-no-such-header.h: bash scripts/install-deps.sh)');
+});
+
 test('skipUnlessCI: the reason skips, except under CI=true, where it throws naming what is missing', () => {
   assert.equal(skipUnlessCI('needs haproxy', {}), 'needs haproxy');
   assert.equal(skipUnlessCI('needs haproxy', { CI: 'false' }), 'needs haproxy');

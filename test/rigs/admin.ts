@@ -1,7 +1,7 @@
 // What the integration tests read from l4nat's admin API (through src/lab/admin-client.ts, inside the lb namespace):
 // the data plane's counters and the services view, and the clock the workers' heartbeats are stamped with.
 // Layers: src/lab/admin-client.ts → this file → test/*.test.ts.
-import { adminRequest, DEFAULT_ADMIN_PORT } from '../../src/lab/admin-client';
+import { adminRequest } from '../../src/lab/admin-client';
 import type { Lab } from '../../src/lab/lab';
 import type { ServicesView } from '../../src/control/controller';
 
@@ -21,8 +21,8 @@ export async function counters(lab: Lab): Promise<DataplaneCounters> {
 }
 
 /** GET /v1/services: every service with its backends, and the data plane's counters. */
-export async function servicesView(lab: Lab, tokenFile?: string): Promise<ServicesView> {
-  const r = await adminRequest(lab, 'GET', '/v1/services', undefined, DEFAULT_ADMIN_PORT, tokenFile);
+export async function servicesView(lab: Lab): Promise<ServicesView> {
+  const r = await adminRequest(lab, 'GET', '/v1/services');
   if (r.status !== 200) throw new Error(`GET /v1/services: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body as ServicesView;
 }

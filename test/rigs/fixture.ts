@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { createLab, type Lab, type LabOptions } from '../../src/lab/lab';
+import { createLab, VIP4, VIP6, type Lab, type LabBackend, type LabOptions } from '../../src/lab/lab';
 import { startL4nat, type L4natOptions, type L4natProcess } from '../../src/lab/l4nat-process';
 import type { NsProcess } from '../../src/lab/netns';
 import { startBackendServers, type BackendServersOptions } from '../../src/lab/workload';
@@ -20,8 +20,6 @@ export interface WithLabOptions extends LabOptions {
   l4nat?: L4natOptions;
   /** Start l4nat before the test body from this config file (written to `configFile`), `l4nat`'s options added. */
   config?: (lab: Lab, dir: string) => string;
-  /** Prefix of the scratch directory's name (default "l4nat-lab-"). */
-  tmp?: string;
 }
 
 /** Something the fixture stops at the end (an l4nat, however it was started). */
@@ -59,8 +57,8 @@ function fromConfig(file: string, opts: L4natOptions = {}): L4natOptions {
  * body fails.
  */
 export async function withLab<T>(opts: WithLabOptions, body: (fx: LabFixture) => Promise<T>): Promise<T> {
-  const { servers, l4nat, config, tmp, ...labOpts } = opts;
-  const dir = mkdtempSync(path.join(tmpdir(), tmp ?? 'l4nat-lab-'));
+  const { servers, l4nat, config, ...labOpts } = opts;
+  const dir = mkdtempSync(path.join(tmpdir(), 'l4nat-lab-'));
   const configFile = path.join(dir, 'l4nat.yaml');
   const stoppable: Stoppable[] = [];
   const deferred: Array<() => void | Promise<void>> = [];
@@ -127,6 +125,11 @@ export function labBackends(lab: Lab, opts: { ids?: readonly string[]; port?: nu
     const addrs = opts.v6 ? [b.ipv4, b.ipv6!] : [b.ipv4];
     return addrs.map((address) => ({ address, ...(opts.port !== undefined ? { port: opts.port } : {}), name: id }));
   });
+}
+
+/** A Lab with only its VIPs and these backends, for unit tests of functions that read nothing else (no namespaces). */
+export function paperLab(backends: ReadonlyArray<Partial<LabBackend> & { id: string }>): Lab {
+  return { vip4: VIP4, vip6: VIP6, backends, backend: (id: string) => backends.find((b) => b.id === id)! } as unknown as Lab;
 }
 
 /** Absolute path of a compiled rig script that tests run as a child process (e.g. dist/test/rigs/api-storm.js). */

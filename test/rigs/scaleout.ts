@@ -39,7 +39,8 @@ import {
   sysctlSet,
   vethPair,
 } from '../../src/lab/netns';
-import { SERVICE_PORT } from '../../src/lab/workload';
+import { SERVICE_PORT, startBackendServers } from '../../src/lab/workload';
+import { waitUntil } from './fixture';
 
 export const SCALEOUT_VIP = '10.200.0.10';
 export const ROUTER_AS = 65001 - 1;
@@ -543,4 +544,25 @@ export async function startRouting(lab: ScaleoutLab): Promise<void> {
   await lab.startBird('r');
   for (const h of lab.hosts) await lab.startBird(h.role);
   for (const b of lab.backends) await lab.startBird(b.role);
+}
+
+/**
+ * A running scale-out lab: topology, BIRD everywhere, backend servers, an l4nat on every host (`configure` may
+ * rewrite the hosts' configs first), and the router and the backends routing over every host. On failure
+ * everything is removed.
+ */
+export async function startScaleout(opts: ScaleoutOptions, configure: (lab: ScaleoutLab) => void = () => undefined): Promise<ScaleoutLab> {
+  const lab = await createScaleoutLab(opts);
+  try {
+    await startRouting(lab);
+    await startBackendServers(lab);
+    configure(lab);
+    for (const h of lab.hosts) await lab.startL4nat(h.role);
+    const n = lab.hosts.length;
+    await waitUntil(`${n} ECMP next hops on the router and on the backends`, async () => (await lab.nexthops('r', SCALEOUT_VIP)).length === n && (await lab.nexthops('b1', 'default')).length === n, 30_000, 100);
+  } catch (e) {
+    await lab.destroy();
+    throw e;
+  }
+  return lab;
 }

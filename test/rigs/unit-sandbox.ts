@@ -19,11 +19,12 @@
 // RestrictRealtime=, RestrictSUIDSGID=, LockPersonality= (argument filters on calls l4nat never makes),
 // StateDirectory=, UMask= and the notify handshake (test/systemd.test.ts).
 import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { cTool } from '../../src/lab/c-build';
 import { repoRoot } from '../../src/lab/l4nat-process';
+import { waitUntil } from './fixture';
 
 /** A uid/gid with no passwd entry (setpriv takes numbers): nothing on the host changes. */
 export const SANDBOX_UID = 47_100;
@@ -167,6 +168,39 @@ export function tunStandIn(dir: string): string | null {
   const node = join(dir, 'tun');
   execFileSync('mknod', ['-m', '0666', node, 'c', '10', '200']);
   return node;
+}
+
+/**
+ * Hands a scratch directory to the sandbox user (owner, mode 0700) with an admin token file of the user's own in it:
+ * the default one (/var/lib/l4nat/admin.token) is root's here, where under the unit StateDirectory= makes it the
+ * user's. Returns the token file's path.
+ */
+export function handOverDir(dir: string): string {
+  chownSync(dir, SANDBOX_UID, SANDBOX_UID);
+  chmodSync(dir, 0o700);
+  const tokenFile = join(dir, 'admin.token');
+  writeUserFile(tokenFile, 'sandbox-user-l4nat-admin-token\n', 0o600);
+  return tokenFile;
+}
+
+/** Writes a file the sandbox user owns (a config it is started with or reloads). */
+export function writeUserFile(file: string, text: string, mode = 0o644): void {
+  writeFileSync(file, text, { mode });
+  chownSync(file, SANDBOX_UID, SANDBOX_UID);
+}
+
+/**
+ * A command health check (config form) that copies what it runs with — ids, capabilities, no-new-privs, seccomp mode
+ * from /proc/self/status — to `out`, a file the user may write, at every check.
+ */
+export function statusCheck(out: string): Record<string, unknown> {
+  return { type: 'command', command: ['/bin/sh', '-c', `grep -E '^(Uid|Cap[A-Za-z]+|NoNewPrivs|Seccomp):' /proc/self/status > ${out}.tmp && mv ${out}.tmp ${out}`], interval: 1, timeout: 1 };
+}
+
+/** What statusCheck(out) wrote, once its first check has run (within 5 s). */
+export async function readStatusCheck(out: string): Promise<string> {
+  await waitUntil(`the command check's ${out}`, () => existsSync(out), 5_000, 100);
+  return readFileSync(out, 'utf8');
 }
 
 /** Whether this process may raise a hard resource limit (CAP_SYS_RESOURCE), as prlimit must for LimitNICE=-10. */
