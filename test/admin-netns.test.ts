@@ -29,10 +29,10 @@ async function fromClient(lab: Lab, url: string, ca = '', token = ''): Promise<{
 }
 
 test('admin API: loopback only by default; on another address TLS + bearer token, 401 without it, nothing leaked', { skip: skipUnless(), timeout: 120_000 }, async () => {
-  // Default: flags, loopback. The client cannot reach it through the LB's address.
-  await withLab({ backends: 1, ipv6: false, l4nat: { ports: ['8080/tcp'] } }, async ({ lab, l4: flags, dir, startFromConfig }) => {
-    let l4 = flags;
+  await withLab({ backends: 1, ipv6: false }, async ({ lab, dir, start, startFromConfig }) => {
     const lbAddr = lab.client.lbIpv4;
+    // Default: flags, loopback. The client cannot reach it through the LB's address.
+    let l4 = await start({ ports: ['8080/tcp'] });
     // Even there, only with the token l4nat created (owner-only) in its state directory.
     const local = await lab.exec('lb', process.execPath, ['-e', SCRIPT, 'http://127.0.0.1:9180/v1/services', '', '']);
     assert.equal(JSON.parse(local.stdout).status, 401);

@@ -12,9 +12,9 @@ const VIP4 = '10.201.0.100';
 const VIP6 = 'fd4c::100';
 
 test('--proxy-neighbor answers ARP and NDP for VIPs on the clients\' segment; without it they are unreachable; entries removed at stop', { skip: skipUnless(), timeout: 120_000 }, async () => {
-  await withLab({ backends: 2, l4nat: { vips: [VIP4, VIP6], ports: ['8080/tcp'] } }, async ({ lab, l4: unproxied, start }) => {
-    let l4 = unproxied;
+  await withLab({ backends: 2 }, async ({ lab, start }) => {
     const dev = lab.client.lbDev;
+    let l4 = await start({ vips: [VIP4, VIP6], ports: ['8080/tcp'] });
     const without = await runClient(lab, { target: VIP4, proto: 'tcp', count: 3, concurrency: 3, connTimeoutMs: 1_500, timeoutMs: 8_000 });
     assert.equal(without.ok, 0, 'nobody answers ARP for the VIP');
     assert.equal((await l4.stop()).code, 0);

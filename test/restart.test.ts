@@ -11,8 +11,8 @@ import { skipUnless } from './rigs/requirements';
 const HASH_KEY = ['--hash-key', '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99'];
 
 test('kill -9 during 20 streams: device, routes and rules stay; a restarted l4nat re-attaches and every stream continues', { skip: skipUnless(), timeout: 180_000 }, async (t) => {
-  await withLab({ backends: 3, l4nat: { extraArgs: HASH_KEY } }, async ({ lab, l4: crashed, start }) => {
-    let l4 = crashed;
+  await withLab({ backends: 3 }, async ({ lab, start }) => {
+    let l4 = await start({ extraArgs: HASH_KEY });
     const streams = startStreams(lab, { target: lab.vip4, streams: 20, durationMs: 60_000, intervalMs: 20, stallMs: 30_000 });
     assert.deepEqual(await streams.streaming, { established: 20, failed: 0 });
     try {

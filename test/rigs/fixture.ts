@@ -19,7 +19,7 @@ export interface WithLabOptions extends LabOptions {
   /** Start l4nat before the test body, with these options (or with `config`). */
   l4nat?: L4natOptions;
   /** Start l4nat before the test body from this config file (written to `configFile`), `l4nat`'s options added. */
-  config?: (lab: Lab, dir: string) => string;
+  config?: (lab: Lab) => string;
 }
 
 /** Something the fixture stops at the end (an l4nat, however it was started). */
@@ -62,21 +62,21 @@ export async function withLab<T>(opts: WithLabOptions, body: (fx: LabFixture) =>
   const configFile = path.join(dir, 'l4nat.yaml');
   const stoppable: Stoppable[] = [];
   const deferred: Array<() => void | Promise<void>> = [];
-  let lab: Lab | null = null;
+  let created: Lab | null = null;
   try {
-    lab = await createLab(labOpts);
-    const lab0 = lab;
+    const lab = await createLab(labOpts);
+    created = lab;
     const started = servers === false ? [] : await startBackendServers(lab, servers === true || servers === undefined ? {} : servers);
     const track = <P extends Stoppable>(p: P): P => {
       stoppable.push(p);
       return p;
     };
-    const start = async (o: L4natOptions = {}): Promise<L4natProcess> => track(await startL4nat(lab0, o));
+    const start = async (o: L4natOptions = {}): Promise<L4natProcess> => track(await startL4nat(lab, o));
     const startFromConfig = (text: string, o: L4natOptions = {}): Promise<L4natProcess> => {
       writeFileSync(configFile, text);
       return start(fromConfig(configFile, o));
     };
-    const first = config !== undefined ? await startFromConfig(config(lab, dir), l4nat) : l4nat !== undefined ? await start(l4nat) : null;
+    const first = config !== undefined ? await startFromConfig(config(lab), l4nat) : l4nat !== undefined ? await start(l4nat) : null;
     const fx: LabFixture = {
       lab,
       dir,
@@ -94,7 +94,7 @@ export async function withLab<T>(opts: WithLabOptions, body: (fx: LabFixture) =>
     return await body(fx);
   } finally {
     for (const p of stoppable.reverse()) await p.stop();
-    await lab?.destroy();
+    await created?.destroy();
     for (const fn of deferred) await fn();
     rmSync(dir, { recursive: true, force: true });
   }
