@@ -56,10 +56,10 @@ test('a test file whose tool is missing: skipped without CI, failed under CI=tru
   }
 });
 
-test('no test file checks root, /dev/net/tun or installed commands on its own (they all go through test/rigs/requirements.ts)', () => {
+test('no test file checks root, /dev/net/tun, installed commands or CI on its own (they all go through test/rigs/requirements.ts)', () => {
   const dir = join(__dirname, '..', '..', 'test');
   // up-args.test.ts runs one test as root and its counterpart as another user: not a missing tool.
-  const own = /process\.getuid\(\) !== 0|process\.getuid\?\.\(\) !== 0|existsSync\('\/dev\/net\/tun'\)|command -v|labSkipReason|l4natUnavailable\(\)/;
+  const own = /process\.getuid\(\) !== 0|process\.getuid\?\.\(\) !== 0|existsSync\('\/dev\/net\/tun'\)|command -v|labSkipReason|l4natUnavailable\(\)|process\.env\.CI\b/;
   const offenders = readdirSync(dir)
     .filter((f) => f.endsWith('.test.ts') && f !== 'up-args.test.ts' && f !== 'requirements.test.ts')
     .filter((f) => own.test(readFileSync(join(dir, f), 'utf8')));

@@ -81,13 +81,16 @@ test('the real l4nat: READY=1 once forwarding, WATCHDOG=1 from worker heartbeats
   });
 });
 
-test('the unit file: Type=notify with a watchdog, unprivileged with ambient CAP_NET_ADMIN, CAP_NET_RAW (icmp checks) and CAP_BPF only, bpf() allowed, hardened; systemd-analyze accepts it', () => {
-  const unit = join(__dirname, '..', '..', 'systemd', 'l4nat.service');
+const unit = join(__dirname, '..', '..', 'systemd', 'l4nat.service');
+
+test('the unit file: Type=notify with a watchdog, unprivileged with ambient CAP_NET_ADMIN, CAP_NET_RAW (icmp checks) and CAP_BPF only, bpf() allowed, hardened', () => {
   const text = require('node:fs').readFileSync(unit, 'utf8') as string;
   for (const line of ['Type=notify', 'NotifyAccess=main', 'WatchdogSec=10', 'ExecReload=/bin/kill -HUP $MAINPID', 'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF', 'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF', 'SystemCallFilter=@system-service bpf', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'DeviceAllow=/dev/net/tun rw', 'KillMode=mixed', 'User=l4nat', 'LimitNICE=-10']) {
     assert.ok(text.split('\n').includes(line), `missing ${line}`);
   }
+});
+
+test('systemd-analyze accepts the unit file', { skip: skipUnless({ root: false, commands: ['systemd-analyze'] }) }, () => {
   const r = require('node:child_process').spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' }) as { error?: Error; status: number; stderr: string };
-  if (r.error) return; // no systemd-analyze here
   assert.doesNotMatch(r.stderr, /Unknown key|Invalid|Failed to parse/i, r.stderr);
 });
