@@ -3,15 +3,13 @@
 // plain HTTP fails, HTTPS without the token gets 401 and no backend detail, with the token 200. Root-only.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { adminRequest, DEFAULT_ADMIN_TOKEN_FILE } from '../src/lab/admin-client';
-import { createLab, type Lab } from '../src/lab/lab';
-import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
-import { startBackendServers } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import type { Lab } from '../src/lab/lab';
+import { configText, withLab } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
 
 const SCRIPT = `
   const [url, ca, token] = process.argv.slice(1);
@@ -31,14 +29,10 @@ async function fromClient(lab: Lab, url: string, ca = '', token = ''): Promise<{
 }
 
 test('admin API: loopback only by default; on another address TLS + bearer token, 401 without it, nothing leaked', { skip: skipUnless(), timeout: 120_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'l4nat-adm-'));
-  const lab = await createLab({ backends: 1, ipv6: false });
-  let l4: L4natProcess | null = null;
-  try {
-    await startBackendServers(lab);
+  await withLab({ backends: 1, ipv6: false }, async ({ lab, dir, start, startFromConfig }) => {
     const lbAddr = lab.client.lbIpv4;
     // Default: flags, loopback. The client cannot reach it through the LB's address.
-    l4 = await startL4nat(lab, { ports: ['8080/tcp'] });
+    let l4 = await start({ ports: ['8080/tcp'] });
     // Even there, only with the token l4nat created (owner-only) in its state directory.
     const local = await lab.exec('lb', process.execPath, ['-e', SCRIPT, 'http://127.0.0.1:9180/v1/services', '', '']);
     assert.equal(JSON.parse(local.stdout).status, 401);
@@ -50,17 +44,10 @@ test('admin API: loopback only by default; on another address TLS + bearer token
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'srv.key', '-out', 'srv.pem', '-days', '1', '-subj', `/CN=${lbAddr}`, '-addext', `subjectAltName=IP:${lbAddr}`], { cwd: dir, stdio: 'ignore' });
     const token = 'a-long-enough-admin-token-0123456789';
     writeFileSync(join(dir, 'token'), `${token}\n`, { mode: 0o600 });
-    const cfg = join(dir, 'l4nat.yaml');
-    writeFileSync(
-      cfg,
-      [
-        `admin: {listen: ${lbAddr}, port: 9443, token_file: ${join(dir, 'token')}, tls: {cert: ${join(dir, 'srv.pem')}, key: ${join(dir, 'srv.key')}}}`,
-        'services:',
-        `  - {name: web, vips: [${lab.vip4}], ports: [8080], backends: ["${lab.backend('b1').ipv4}:8080"]}`,
-        '',
-      ].join('\n'),
-    );
-    l4 = await startL4nat(lab, { vips: [], ports: [], backends: [], extraArgs: ['--config', cfg] });
+    l4 = await startFromConfig(configText({
+      admin: { listen: lbAddr, port: 9443, token_file: join(dir, 'token'), tls: { cert: join(dir, 'srv.pem'), key: join(dir, 'srv.key') } },
+      services: [{ name: 'web', vips: [lab.vip4], ports: [8080], backends: [`${lab.backend('b1').ipv4}:8080`] }],
+    }));
     const plain = await fromClient(lab, `http://${lbAddr}:9443/v1/services`);
     assert.ok(plain.error !== undefined || plain.status === 400, `plain HTTP: ${JSON.stringify(plain)}`);
     for (const path of ['/v1/services', '/metrics', '/openapi.json']) {
@@ -74,9 +61,5 @@ test('admin API: loopback only by default; on another address TLS + bearer token
     assert.equal(ok.status, 200);
     assert.match(ok.body ?? '', new RegExp(lab.backend('b1').ipv4.replace(/\./g, '\\.')));
     assert.equal((await l4.stop()).code, 0);
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

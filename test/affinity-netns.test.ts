@@ -5,16 +5,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { adminRequest } from '../src/lab/admin-client';
-import { startL4nat, type L4natProcess } from '../src/lab/l4nat-process';
-import { createLab, type Lab } from '../src/lab/lab';
-import { skipUnless } from '../src/lab/requirements';
+import type { Lab } from '../src/lab/lab';
+import { sleep, withLab } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
 
 const PORT = 5201;
 const HASH_KEY = ['--hash-key', '0f1e2d3c4b5a69788796a5b4c3d2e1f0'];
 const CLIENTS4 = ['10.201.0.11', '10.201.0.12', '10.201.0.13', '10.201.0.14', '10.201.0.15', '10.201.0.16'];
 const CLIENTS6 = ['fd4c::11', 'fd4c::12'];
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function waitListening(lab: Lab, role: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
@@ -52,14 +50,12 @@ async function flowsOf(lab: Lab, client: string): Promise<{ hosts: Set<string>; 
 }
 
 test('--hash src: iperf3 TCP and UDP from several client addresses through l4nat with 3 backends all succeed; each client\'s flows are on one backend', { skip: skipUnless({ commands: ['iperf3', 'ss'] }), timeout: 180_000 }, async () => {
-  const lab = await createLab({ backends: 3 });
-  let l4: L4natProcess | null = null;
-  try {
+  await withLab({ backends: 3, servers: false }, async ({ lab, start }) => {
     for (const c of CLIENTS4) await lab.ip('client', ['addr', 'add', `${c}/24`, 'dev', lab.client.dev]);
     for (const c of CLIENTS6) await lab.ip('client', ['-6', 'addr', 'add', `${c}/64`, 'dev', lab.client.dev, 'nodad']);
     for (const b of lab.backends) lab.spawn(b.role, 'iperf3', ['-s', '-p', String(PORT)]);
     for (const b of lab.backends) await waitListening(lab, b.role);
-    l4 = await startL4nat(lab, { ports: [`${PORT}/tcp`, `${PORT}/udp`], backendPort: PORT, extraArgs: ['--hash', 'src', ...HASH_KEY] });
+    const l4 = await start({ ports: [`${PORT}/tcp`, `${PORT}/udp`], backendPort: PORT, extraArgs: ['--hash', 'src', ...HASH_KEY] });
 
     const used = new Set<string>();
     const clients: Array<[string, string]> = [...CLIENTS4.map((c): [string, string] => [c, lab.vip4]), ...CLIENTS6.map((c): [string, string] => [c, lab.vip6!])];
@@ -73,8 +69,5 @@ test('--hash src: iperf3 TCP and UDP from several client addresses through l4nat
     }
     assert.ok(used.size >= 2, `the clients spread over more than one backend: ${[...used].join(', ')}`);
     assert.equal((await l4.stop()).code, 0);
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-  }
+  });
 });

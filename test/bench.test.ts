@@ -21,7 +21,7 @@ import { formatSpread, median, perRoundRatios, spread } from '../bench/lib/stats
 import { renderChart } from '../bench/lib/svg';
 import { parsePidStat, parseProcStat } from '../bench/lib/sys';
 import { haproxyConfig, nftRuleset } from '../bench/lib/variants';
-import { skipUnlessCI } from '../src/lab/requirements';
+import { skipUnlessCI } from './rigs/requirements';
 
 
 /** The rows of the first Markdown table after `heading`, split into cells. */

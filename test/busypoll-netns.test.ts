@@ -8,11 +8,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildBenchtool, waitListening } from '../bench/lib/tools';
 import { adminRequest } from '../src/lab/admin-client';
-import { createLab, type Lab } from '../src/lab/lab';
-import { L4natProcess, repoRoot, startL4nat } from '../src/lab/l4nat-process';
+import type { Lab } from '../src/lab/lab';
+import { repoRoot } from '../src/lab/l4nat-process';
 import { DEFAULT_WORKER_NICE, niceOf, workerThreadIds } from '../src/dataplane/worker-priority';
-import { sleep } from '../src/reliability/tools';
-import { skipUnless } from '../src/lab/requirements';
+import { servicesView } from './rigs/admin';
+import { sleep, withLab } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
 
 const PORT = 8080;
 const RR_SECONDS = 2;
@@ -20,7 +21,7 @@ const RR_SECONDS = 2;
 type Counters = Record<string, number>;
 
 async function counters(lab: Lab): Promise<Counters> {
-  return ((await adminRequest(lab, 'GET', '/v1/services')).body as { dataplane: { counters: Counters } }).dataplane.counters;
+  return (await servicesView(lab)).dataplane.counters;
 }
 
 function delta(a: Counters, b: Counters, k: string): number {
@@ -44,12 +45,10 @@ async function requestResponse(lab: Lab, tool: string): Promise<{ transactions: 
 for (const setting of ['default', 'off'] as const) {
   test(`busy polling (${setting === 'default' ? 'adaptive, the default' : 'L4NAT_BUSY_POLL_US=0'}): request/response ${setting === 'default' ? 'opens the window, idle closes it' : 'never spins'}`, { skip: skipUnless(), timeout: 90_000 }, async (t) => {
     const tool = buildBenchtool(repoRoot());
-    const lab = await createLab({ backends: 1 });
-    let l4: L4natProcess | null = null;
-    const server = lab.spawn('b1', tool, ['tcp-server', String(PORT), '1']);
-    try {
+    await withLab({ backends: 1, servers: false }, async ({ lab, start }) => {
+      lab.spawn('b1', tool, ['tcp-server', String(PORT), '1']);
       await waitListening(lab, 'b1', PORT, 5_000);
-      l4 = await startL4nat(lab, {
+      const l4 = await start({
         vips: [lab.vip4],
         ports: [`${PORT}/tcp`],
         ...(setting === 'off' ? { env: { L4NAT_BUSY_POLL_US: '0' } } : {}),
@@ -89,11 +88,6 @@ for (const setting of ['default', 'off'] as const) {
         // and far above a window that never opened (0).
         assert.ok(hits >= rr.transactions / 10, `only ${hits} gaps caught in ${rr.transactions} transactions: the window did not open`);
       }
-    } finally {
-      await l4?.stop();
-      server.kill('SIGTERM');
-      await server.exited;
-      await lab.destroy();
-    }
+    });
   });
 }

@@ -13,7 +13,7 @@ import { HealthAgreement, majorityHealthy, MAX_PEER_REPLY_BYTES, type LocalState
 import { configureSucceeded, parseProtocols, renderInclude } from '../src/cluster/bird';
 import { clusterOptionsOf, type ClusterOptions } from '../src/cluster/options';
 import { ConfigError, parseConfig } from '../src/config/load';
-import { issueCert, makeCa, selfSignedCert } from '../src/lab/certs';
+import { issueCert, makeCa, selfSignedCert } from './rigs/certs';
 
 const dir = mkdtempSync(join(tmpdir(), 'l4nat-cluster-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -5,14 +5,15 @@
 // Sizes: L4NAT_CONFORMANCE_BULK_MIB (default 256) bytes each way on the bulk connection.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { createLab, Lab, listLabNamespaces } from '../src/lab/lab';
+import { createLab, listLabNamespaces } from '../src/lab/lab';
 import { CHECKS, CheckContext, DEFAULT_CONTEXT, runCheck } from '../src/conformance/checks';
 import { haproxyConfig } from '../src/conformance/haproxy';
 import { counterDelta, parsePairedCounters, parseSnmp6 } from '../src/conformance/kernel';
 import { CapturedPacket, decodeFrame, flagNames, keepaliveProbes, parseTcpOptions, seqDiff, TCP_FLAGS } from '../src/conformance/packet';
 import { markdownTable, Row, textTable, violations } from '../src/conformance/report';
 import { parseRunArgs } from '../src/conformance/run';
-import { missingFor, skipUnless, skipUnlessCI } from '../src/lab/requirements';
+import { paperLab } from './rigs/fixture';
+import { missingFor, skipUnless, skipUnlessCI } from './rigs/requirements';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Frames for the decoder, built by hand
@@ -129,13 +130,7 @@ describe('conformance helpers (no root needed)', () => {
   });
 
   test('haproxy configuration: TCP mode on the VIPs, the lab backends, tfo and timeouts when asked', () => {
-    const backends = [{ id: 'b1', ipv4: '10.201.1.2' }, { id: 'b2', ipv4: '10.201.2.2' }];
-    const lab = {
-      vip4: '10.200.0.10',
-      vip6: 'fd4c:ffff::10',
-      backends,
-      backend: (id: string) => backends.find((b) => b.id === id)!,
-    } as unknown as Lab;
+    const lab = paperLab([{ id: 'b1', ipv4: '10.201.1.2' }, { id: 'b2', ipv4: '10.201.2.2' }]);
     const cfg = haproxyConfig(lab, { tfo: true, timeoutClientMs: 3_000, balance: 'source' }, '/tmp/x.sock');
     assert.match(cfg, /mode tcp/);
     assert.match(cfg, /bind 10\.200\.0\.10:8080 tfo/);

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Dataplane } from '../src/dataplane/native';
-import { skipUnless } from '../src/lab/requirements';
+import { skipUnless } from './rigs/requirements';
 
 const skip = skipUnless({ commands: ['ip'] });
 

@@ -3,14 +3,13 @@
 // untracked packets, so if the exemption failed, traffic would hit the drop policy and this test would fail.
 // A direct connection from the client to a backend (not through l4nat) must be dropped. Root-only.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { createLab, type Lab } from '../src/lab/lab';
-import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
-import { runClient, startBackendServers } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import type { Lab } from '../src/lab/lab';
+import { runClient } from '../src/lab/workload';
+import { withLab } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
 
 /** The README's ruleset, filled in for the lab. */
 function ruleset(lab: Lab, tun = 'l4nat0'): string {
@@ -49,15 +48,11 @@ table inet l4nat_fw {
 }
 
 test('l4nat behind an nftables FORWARD drop policy with its traffic exempt from conntrack: TCP and UDP, IPv4 and IPv6 all pass; direct client→backend is dropped', { skip: skipUnless({ commands: ['nft'] }), timeout: 120_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'l4nat-fw-'));
-  const lab = await createLab({ backends: 2 });
-  let l4: L4natProcess | null = null;
-  try {
-    await startBackendServers(lab);
+  await withLab({ backends: 2 }, async ({ lab, dir, start }) => {
     const file = join(dir, 'fw.nft');
     writeFileSync(file, ruleset(lab));
     await lab.exec('lb', 'nft', ['-f', file]);
-    l4 = await startL4nat(lab, { extraArgs: ['--queues', '2'] });
+    const l4 = await start({ extraArgs: ['--queues', '2'] });
     for (const [target, proto] of [[lab.vip4, 'tcp'], [lab.vip6!, 'tcp'], [lab.vip4, 'udp'], [lab.vip6!, 'udp']] as const) {
       const r = await runClient(lab, { target, proto, count: 200, concurrency: 16, timeoutMs: 30_000 });
       assert.equal(r.failed, 0, `${proto} ${target}: ${JSON.stringify(r.errors)}`);
@@ -71,9 +66,5 @@ test('l4nat behind an nftables FORWARD drop policy with its traffic exempt from 
     const direct = await runClient(lab, { target: lab.backend('b1').ipv4, proto: 'tcp', count: 3, concurrency: 3, connTimeoutMs: 1_000, timeoutMs: 5_000 });
     assert.equal(direct.ok, 0);
     assert.equal((await l4.stop()).code, 0);
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

@@ -6,15 +6,15 @@
 //  - on_down: reset: its flows are removed and its streams end (the next packet lands on another backend,
 //    which resets it), while the other backends' streams go on. Root-only.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { createLab, type Lab } from '../src/lab/lab';
-import { L4natProcess, repoRoot, startL4nat } from '../src/lab/l4nat-process';
+import type { Lab } from '../src/lab/lab';
+import { repoRoot } from '../src/lab/l4nat-process';
 import type { NsProcess } from '../src/lab/netns';
-import { labScript, startBackendServers, startStreams } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { labScript, startStreams } from '../src/lab/workload';
+import { configText, labBackends, withLab } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
 
 async function cli(lab: Lab, args: string[]): Promise<string> {
   return (await lab.exec('lb', process.execPath, [join(repoRoot(), 'bin', 'l4nat.js'), ...args])).stdout;
@@ -25,30 +25,16 @@ function checkServer(lab: Lab, id: string): NsProcess {
 }
 
 function config(lab: Lab, onDown: string): string {
-  return [
-    'global: {queues: 2, stats_interval: 0}',
-    'services:',
-    '  - name: web',
-    `    vips: [${lab.vip4}]`,
-    '    ports: [8080]',
-    `    on_down: ${onDown}`,
-    '    health_check: {type: tcp, port: 9090, interval: 0.5, timeout: 0.25, fall: 1, rise: 1}',
-    '    backends:',
-    ...lab.backends.map((b) => `      - {address: ${b.ipv4}, port: 8080, name: ${b.id}}`),
-    '',
-  ].join('\n');
+  return configText({
+    global: { queues: 2, stats_interval: 0 },
+    services: [{ name: 'web', vips: [lab.vip4], ports: [8080], on_down: onDown, health_check: { type: 'tcp', port: 9090, interval: 0.5, timeout: 0.25, fall: 1, rise: 1 }, backends: labBackends(lab, { port: 8080 }) }],
+  });
 }
 
 test('l4nat flows lists and deletes entries; a down backend keeps its streams with on_down keep and loses them with reset', { skip: skipUnless(), timeout: 180_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'l4nat-flows-'));
-  const lab = await createLab({ backends: 2, ipv6: false });
-  let l4: L4natProcess | null = null;
-  try {
-    await startBackendServers(lab);
+  await withLab({ backends: 2, ipv6: false }, async ({ lab, configFile: file, startFromConfig }) => {
     let checks = lab.backends.map((b) => checkServer(lab, b.id));
-    const file = join(dir, 'l4nat.yaml');
-    writeFileSync(file, config(lab, 'keep'));
-    l4 = await startL4nat(lab, { vips: [], ports: [], backends: [], extraArgs: ['--config', file] });
+    const l4 = await startFromConfig(config(lab, 'keep'));
     await new Promise((r) => setTimeout(r, 1_000));
     const streams = startStreams(lab, { target: lab.vip4, streams: 12, durationMs: 60_000, intervalMs: 20, stallMs: 30_000 });
     try {
@@ -106,9 +92,5 @@ test('l4nat flows lists and deletes entries; a down backend keeps its streams wi
     await streams.result.catch(() => undefined);
     checks = [];
     assert.equal((await l4.stop()).code, 0);
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

@@ -7,18 +7,16 @@
 // b3 must stay down, every forgery dropped as probe_unmatched. b1 stays up; clients keep connecting without a
 // failure, and no probe answer ever reaches a client. Root-only.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { ServicesView } from '../src/control/controller';
-import { adminRequest } from '../src/lab/admin-client';
-import { createLab } from '../src/lab/lab';
-import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
-import { runClient, startBackendServers } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
-import { ip, PROTO, TCP, tcp } from '../src/reliability/craft';
-import { packetFile, parsePktgen, pktgen } from '../src/reliability/tools';
+import type { Lab } from '../src/lab/lab';
+import { runClient } from '../src/lab/workload';
+import { skipUnless } from './rigs/requirements';
+import { servicesView } from './rigs/admin';
+import { ip, PROTO, TCP, tcp } from './rigs/craft';
+import { configText, labBackends, withLab } from './rigs/fixture';
+import { lbMac, packetFile, parsePktgen, pktgen } from './rigs/pktgen';
 
 const INTERVAL = 0.5;
 const TIMEOUT = 0.4;
@@ -29,29 +27,13 @@ const FORGED = 100;
 const FORGE_REPEAT = 40; // 4,000 forged SYN-ACKs, one a millisecond
 
 test('dataplane check: a backend whose replies bypass the l4nat host is marked down and the log says so; forged probe answers mark nothing up', { skip: skipUnless({ commands: ['gcc'] }), timeout: 180_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'l4nat-dpcheck-'));
-  const lab = await createLab({ backends: 3, ipv6: true });
-  let l4: L4natProcess | null = null;
-  try {
-    const servers = await startBackendServers(lab);
-    const cfg = join(dir, 'l4nat.yaml');
-    writeFileSync(
-      cfg,
-      [
-        'global: {queues: 2, stats_interval: 0}',
-        'services:',
-        '  - name: web',
-        `    vips: [${lab.vip4}, ${lab.vip6}]`,
-        '    ports: [8080]',
-        `    health_check: {type: dataplane, interval: ${INTERVAL}, timeout: ${TIMEOUT}, fall: ${FALL}, rise: 2, jitter: 0}`,
-        '    backends:',
-        ...lab.backends.flatMap((b) => [`      - {address: ${b.ipv4}, port: 8080, name: ${b.id}}`, `      - {address: "${b.ipv6}", port: 8080, name: ${b.id}}`]),
-        '',
-      ].join('\n'),
-    );
-    l4 = await startL4nat(lab, { vips: [], ports: [], backends: [], extraArgs: ['--config', cfg] });
+  const config = (lab: Lab): string => configText({
+    global: { queues: 2, stats_interval: 0 },
+    services: [{ name: 'web', vips: [lab.vip4, lab.vip6], ports: [8080], health_check: { type: 'dataplane', interval: INTERVAL, timeout: TIMEOUT, fall: FALL, rise: 2, jitter: 0 }, backends: labBackends(lab, { port: 8080, v6: true }) }],
+  });
+  await withLab({ backends: 3, ipv6: true, config }, async ({ lab, l4, servers, dir }) => {
     await new Promise((r) => setTimeout(r, 2_000));
-    const services = async (): Promise<ServicesView> => (await adminRequest(lab, 'GET', '/v1/services')).body as ServicesView;
+    const services = () => servicesView(lab);
     let view = (await services()).services;
     const states = (): string[] => view.flatMap((s) => s.backends.map((b) => `${s.vip} ${b.name}:${b.state}`)).sort();
     assert.ok(view.every((s) => s.backends.every((b) => b.state === 'up' && (b.health?.checks.ok ?? 0) >= 2)), `every backend passes the dataplane check: ${JSON.stringify(states())}`);
@@ -78,7 +60,7 @@ test('dataplane check: a backend whose replies bypass the l4nat host is marked d
 
     // Forged answers: SYN-ACKs from b3 (down, port closed) to the probe address that answer no probe.
     const b3 = lab.backend('b3');
-    const lbMacB3 = (JSON.parse(await lab.ip('lb', ['-j', 'link', 'show', 'dev', b3.lbDev])) as Array<{ address: string }>)[0]!.address;
+    const lbMacB3 = await lbMac(lab, b3.lbDev);
     const forged = Array.from({ length: FORGED }, (_, i) => ({
       family: 4 as const,
       pkt: ip({ src: b3.ipv4, dst: PROBE_SOURCE4, proto: PROTO.TCP }, tcp(b3.ipv4, PROBE_SOURCE4, { sport: 8080, dport: 32768 + ((i * 283) % 28232), seq: 0x5000 + i, ack: (0x9e3779b9 * (i + 1)) >>> 0, flags: TCP.SYN | TCP.ACK })),
@@ -106,9 +88,5 @@ test('dataplane check: a backend whose replies bypass the l4nat host is marked d
     t.diagnostic(`probe answers: ${dp.dataplane.counters.probe_rst_sent} SYN-ACKs answered with RST, ${dp.dataplane.drops.probe_answer} RSTs consumed`);
     assert.ok(dp.dataplane.counters.probe_rst_sent > 0 && dp.dataplane.drops.probe_answer > 0);
     assert.equal(dp.dataplane.counters.flow_pickup, 0, 'no probe answer became a flow');
-  } finally {
-    await l4?.stop(5_000);
-    await lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

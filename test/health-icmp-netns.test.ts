@@ -12,18 +12,18 @@
 // Then without CAP_NET_RAW (an unprivileged l4nat holding CAP_NET_ADMIN only): `up` with an icmp check refuses to
 // start, and a reload that adds one is rejected; both say what is missing. Root-only.
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { IDLE_CLOSE_MS } from '../src/health/icmp';
 import { adminRequest } from '../src/lab/admin-client';
-import { createLab, type Lab } from '../src/lab/lab';
-import { L4natProcess, READY_MSG, startL4nat } from '../src/lab/l4nat-process';
+import type { Lab } from '../src/lab/lab';
+import { READY_MSG } from '../src/lab/l4nat-process';
 import type { NsProcess } from '../src/lab/netns';
-import { labScript, runClient, startBackendServers } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
-import { startUnprivileged, tunStandIn, UNPRIVILEGED_UID, unprivileged } from '../src/reliability/unprivileged';
+import { runClient } from '../src/lab/workload';
+import { configText, labBackends, rigScript, withLab } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
+import { handOverDir, startUnprivileged, tunStandIn, unprivileged, writeUserFile } from './rigs/unprivileged';
 
 const INTERVAL = 0.5;
 const TIMEOUT = 0.3;
@@ -48,16 +48,12 @@ async function backendsOf(lab: Lab, sid: string): Promise<Map<string, BackendVie
 }
 
 function startResponder(lab: Lab, id: string, mode: string): Promise<NsProcess> {
-  const p = lab.spawn(id, process.execPath, [labScript('icmp-responder'), '--mode', mode]);
+  const p = lab.spawn(id, process.execPath, [rigScript('icmp-responder'), '--mode', mode]);
   return p.waitForLine((l) => l.includes('"ready":true'), { timeoutMs: 10_000, what: `${id} responder ready`, stream: 'stdout' }).then(() => p);
 }
 
 test('icmp checks through l4nat up: a backend that answers stays up, one that drops ICMP goes down, replies with a wrong identifier or sequence are not counted (IPv4 and IPv6)', { skip: skipUnless({ commands: ['nft'] }), timeout: 180_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'l4nat-icmp-'));
-  const lab = await createLab({ backends: 5, ipv6: true });
-  let l4: L4natProcess | null = null;
-  try {
-    await startBackendServers(lab);
+  await withLab({ backends: 5, ipv6: true }, async ({ lab, dir, startFromConfig }) => {
     const fw = join(dir, 'drop-echo.nft');
     writeFileSync(fw, 'table inet drop_echo {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    icmp type echo-request drop\n    icmpv6 type echo-request drop\n  }\n}\n');
     await lab.exec('b2', 'nft', ['-f', fw]);
@@ -67,22 +63,10 @@ test('icmp checks through l4nat up: a backend that answers stays up, one that dr
       responders.set(id, await startResponder(lab, id, mode));
     }
 
-    const cfg = join(dir, 'l4nat.yaml');
-    writeFileSync(
-      cfg,
-      [
-        'global: {queues: 2, stats_interval: 0}',
-        'services:',
-        '  - name: web',
-        `    vips: [${lab.vip4}, "${lab.vip6!}"]`,
-        '    ports: [8080]',
-        `    health_check: {type: icmp, interval: ${INTERVAL}, timeout: ${TIMEOUT}, fall: 2, rise: 2, jitter: 0.2}`,
-        '    backends:',
-        ...lab.backends.flatMap((b) => [`      - {address: ${b.ipv4}, port: 8080, name: ${b.id}}`, `      - {address: "${b.ipv6!}", port: 8080, name: ${b.id}}`]),
-        '',
-      ].join('\n'),
-    );
-    l4 = await startL4nat(lab, { vips: [], ports: [], backends: [], extraArgs: ['--config', cfg] });
+    const l4 = await startFromConfig(configText({
+      global: { queues: 2, stats_interval: 0 },
+      services: [{ name: 'web', vips: [lab.vip4, lab.vip6!], ports: [8080], health_check: { type: 'icmp', interval: INTERVAL, timeout: TIMEOUT, fall: 2, rise: 2, jitter: 0.2 }, backends: labBackends(lab, { port: 8080, v6: true }) }],
+    }));
     const proc = l4;
     const bad = ['b2', 'b4', 'b5'].flatMap((id) => [lab.backend(id).ipv4, lab.backend(id).ipv6!]);
     const downs = await Promise.all(bad.map((addr) => proc.waitForLog((r) => r.event === 'backend_down' && r.backend === (addr.includes(':') ? `[${addr}]:8080/tcp` : `${addr}:8080/tcp`), 10_000, `${addr} down`)));
@@ -138,41 +122,20 @@ test('icmp checks through l4nat up: a backend that answers stays up, one that dr
     const stopMs = Date.now() - stopAt;
     t.diagnostic(`l4nat exited ${stopMs} ms after SIGTERM`);
     assert.ok(stopMs < IDLE_CLOSE_MS / 2, `exited ${stopMs} ms after SIGTERM`);
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('without CAP_NET_RAW: up with an icmp check refuses to start, a reload adding one is rejected; both name the capability', { skip: skipUnless({ commands: ['setpriv'] }), timeout: 120_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'l4nat-icmp-priv-'));
-  chownSync(dir, UNPRIVILEGED_UID, UNPRIVILEGED_UID);
-  chmodSync(dir, 0o700);
-  const lab = await createLab({ backends: 1, ipv6: false });
-  let l4: L4natProcess | null = null;
   const NET_ADMIN_ONLY = ['net_admin'];
-  try {
-    const tunNode = tunStandIn(dir);
-    const cfg = join(dir, 'l4nat.yaml');
+  await withLab({ backends: 1, ipv6: false, servers: false }, async ({ lab, dir, configFile: cfg, track }) => {
     // The default token file (/var/lib/l4nat/admin.token) is root's: this user's l4nat gets its own.
-    const tokenFile = join(dir, 'admin.token');
-    writeFileSync(tokenFile, 'unprivileged-l4nat-admin-token\n', { mode: 0o600 });
-    chownSync(tokenFile, UNPRIVILEGED_UID, UNPRIVILEGED_UID);
-    const config = (check: string): void => {
-      writeFileSync(cfg, [
-        'global: {queues: 1, stats_interval: 0, hash_key: 5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99}',
-        `admin: {token_file: ${tokenFile}}`,
-        'services:',
-        '  - name: web',
-        `    vips: [${lab.vip4}]`,
-        '    ports: [8080]',
-        `    health_check: {type: ${check}, interval: 1, timeout: 0.5}`,
-        `    backends: [{address: ${lab.backends[0]!.ipv4}}]`,
-        '',
-      ].join('\n'));
-      chownSync(cfg, UNPRIVILEGED_UID, UNPRIVILEGED_UID);
-    };
+    const tokenFile = handOverDir(dir);
+    const tunNode = tunStandIn(dir);
+    const config = (check: string): void => writeUserFile(cfg, configText({
+      global: { queues: 1, stats_interval: 0, hash_key: '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99' },
+      admin: { token_file: tokenFile },
+      services: [{ name: 'web', vips: [lab.vip4], ports: [8080], health_check: { type: check, interval: 1, timeout: 0.5 }, backends: [{ address: lab.backends[0]!.ipv4 }] }],
+    }));
     const WHY = /service web has an icmp health check \(IPv4\), but cannot open a raw ICMP socket: Operation not permitted \(an icmp check needs CAP_NET_RAW\): grant CAP_NET_RAW/;
 
     config('icmp');
@@ -187,7 +150,7 @@ test('without CAP_NET_RAW: up with an icmp check refuses to start, a reload addi
     assert.doesNotMatch((await lab.exec('lb', 'ip', ['-br', 'link'])).stdout, /l4nat0/, 'nothing was set up');
 
     config('tcp');
-    l4 = await startUnprivileged(lab, ['up', '--config', cfg], dir, tunNode, NET_ADMIN_ONLY);
+    const l4 = track(await startUnprivileged(lab, ['up', '--config', cfg], dir, tunNode, NET_ADMIN_ONLY));
     config('icmp');
     const r = await adminRequest(lab, 'POST', '/v1/reload', undefined, undefined, tokenFile);
     assert.equal(r.status, 400, JSON.stringify(r.body));
@@ -196,9 +159,5 @@ test('without CAP_NET_RAW: up with an icmp check refuses to start, a reload addi
     const view = await adminRequest(lab, 'GET', `/v1/services/${encodeURIComponent(`${lab.vip4}:8080/tcp`)}`, undefined, undefined, tokenFile);
     assert.equal((view.body as { healthCheck: { type: string } }).healthCheck.type, 'tcp', 'the running check is unchanged');
     assert.equal((await l4.stop()).code, 0);
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { EchoMultiplexer, icmpChecksUnavailable, icmpUnavailable, type RawIcmpSocket } from '../src/health/icmp';
 import { probe } from '../src/health/probe';
 import type { HealthCheckSpec } from '../src/config/model';
-import { icmp, ip, PROTO } from '../src/reliability/craft';
+import { icmp, ip, PROTO } from './rigs/craft';
 
 interface Sent {
   packet: Buffer;

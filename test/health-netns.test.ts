@@ -3,14 +3,11 @@
 // without it (bound: interval × fall + timeout), checks that no new connection goes to it or fails after
 // that, then restarts it and sees it come back after `rise` checks. Root-only.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { createLab } from '../src/lab/lab';
-import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
-import { labScript, runClient, startBackendServers } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import type { Lab } from '../src/lab/lab';
+import { labScript, runClient } from '../src/lab/workload';
+import { configText, labBackends, withLab } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
 
 const INTERVAL = 1;
 const TIMEOUT = 0.5;
@@ -18,27 +15,11 @@ const FALL = 2;
 const RISE = 2;
 
 test('a killed backend leaves the ring within interval × fall + timeout; no connection fails after; it comes back after rise checks', { skip: skipUnless(), timeout: 180_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'l4nat-health-'));
-  const lab = await createLab({ backends: 3, ipv6: false });
-  let l4: L4natProcess | null = null;
-  try {
-    const servers = await startBackendServers(lab);
-    const cfg = join(dir, 'l4nat.yaml');
-    writeFileSync(
-      cfg,
-      [
-        'global: {queues: 2, stats_interval: 0}',
-        'services:',
-        '  - name: web',
-        `    vips: [${lab.vip4}]`,
-        '    ports: [8080]',
-        `    health_check: {type: tcp, interval: ${INTERVAL}, timeout: ${TIMEOUT}, fall: ${FALL}, rise: ${RISE}, jitter: 0.2}`,
-        '    backends:',
-        ...lab.backends.map((b) => `      - {address: ${b.ipv4}, port: 8080, name: ${b.id}}`),
-        '',
-      ].join('\n'),
-    );
-    l4 = await startL4nat(lab, { vips: [], ports: [], backends: [], extraArgs: ['--config', cfg] });
+  const config = (lab: Lab): string => configText({
+    global: { queues: 2, stats_interval: 0 },
+    services: [{ name: 'web', vips: [lab.vip4], ports: [8080], health_check: { type: 'tcp', interval: INTERVAL, timeout: TIMEOUT, fall: FALL, rise: RISE, jitter: 0.2 }, backends: labBackends(lab, { port: 8080 }) }],
+  });
+  await withLab({ backends: 3, ipv6: false, config }, async ({ lab, l4, servers }) => {
     // Let every backend pass a first check.
     await new Promise((r) => setTimeout(r, 2_000));
     const warm = await runClient(lab, { target: lab.vip4, proto: 'tcp', count: 300, concurrency: 16, timeoutMs: 30_000 });
@@ -74,37 +55,16 @@ test('a killed backend leaves the ring within interval × fall + timeout; no con
     assert.ok((back.perBackend.b2 ?? 0) > 30, JSON.stringify(back.perBackend));
     const st = await l4.stop();
     assert.equal(st.code, 0);
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('passive check: a backend whose replies bypass the LB (the classic LVS-NAT mistake) passes its active check but is taken out; back after the hold', { skip: skipUnless(), timeout: 180_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'l4nat-passive-'));
-  const lab = await createLab({ backends: 3, ipv6: false });
-  let l4: L4natProcess | null = null;
   const HOLD = 6;
-  try {
-    await startBackendServers(lab);
-    const cfg = join(dir, 'l4nat.yaml');
-    writeFileSync(
-      cfg,
-      [
-        'global: {queues: 2, stats_interval: 0}',
-        'services:',
-        '  - name: web',
-        `    vips: [${lab.vip4}]`,
-        '    ports: [8080]',
-        '    health_check: {type: tcp, interval: 1, timeout: 0.5}',
-        `    passive_check: {window: 5, max_unanswered: 3, hold: ${HOLD}}`,
-        '    backends:',
-        ...lab.backends.map((b) => `      - {address: ${b.ipv4}, port: 8080, name: ${b.id}}`),
-        '',
-      ].join('\n'),
-    );
-    l4 = await startL4nat(lab, { vips: [], ports: [], backends: [], extraArgs: ['--config', cfg] });
+  const config = (lab: Lab): string => configText({
+    global: { queues: 2, stats_interval: 0 },
+    services: [{ name: 'web', vips: [lab.vip4], ports: [8080], health_check: { type: 'tcp', interval: 1, timeout: 0.5 }, passive_check: { window: 5, max_unanswered: 3, hold: HOLD }, backends: labBackends(lab, { port: 8080 }) }],
+  });
+  await withLab({ backends: 3, ipv6: false, config }, async ({ lab, l4 }) => {
     await new Promise((r) => setTimeout(r, 1_500));
     // b2 now answers clients by a route that does not go through the LB (here: nowhere). The LB's own
     // active check still gets answers: the LB is on b2's link.
@@ -126,9 +86,5 @@ test('passive check: a backend whose replies bypass the LB (the classic LVS-NAT 
     assert.equal(back.failed, 0);
     assert.ok((back.perBackend.b2 ?? 0) > 30, JSON.stringify(back.perBackend));
     assert.equal((await l4.stop()).code, 0);
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'fs';
 import { randomBytes } from 'crypto';
 import { createInterface } from 'readline';
 import pino from 'pino';
-import { skipUnless } from '../src/lab/requirements';
+import { skipUnless } from './rigs/requirements';
 
 const TUN = 'l4nat0';
 const TABLE = 100;

@@ -1,12 +1,12 @@
 // ICMP/ICMPv6 echo messages of the icmp health check (src/health/icmp-echo.ts): requests built byte for byte,
 // replies and errors parsed as raw sockets deliver them. Fixtures: bytes a real kernel sent back (captured with a raw
-// socket in a namespace), and packets from the reliability tests' independent builder (src/reliability/craft.ts);
+// socket in a namespace), and packets from the reliability tests' independent builder (test/rigs/craft.ts);
 // checksums cross-checked with raw-socket's own. No root needed.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { echoRequest, inetChecksum, parseEchoMessage } from '../src/health/icmp-echo';
-import { icmp, ip, PROTO, tcp } from '../src/reliability/craft';
+import { icmp, ip, PROTO, tcp } from './rigs/craft';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const raw = require('raw-socket') as { createChecksum(...b: Buffer[]): number };

@@ -3,12 +3,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { RequestReport } from '../src/lab/client-driver';
-import { NetSnapshot, snapshotMentions, snapshotNetns } from '../src/lab/inspect';
+import { NetSnapshot, snapshotMentions, snapshotNetns } from './rigs/inspect';
 import { createLab, Lab, listLabNamespaces, normalizeAddress } from '../src/lab/lab';
 import { addBackend, L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { run } from '../src/lab/netns';
 import { runClient, startBackendServers, startStreams } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { withLab } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
 
 const skip = skipUnless();
 const LAB_NEEDLES = ['10.200.', '10.201.', 'fd4c:'];
@@ -117,11 +118,7 @@ describe('l4nat: changing backends at run time', { skip, timeout: 300_000 }, () 
     'adding a fourth backend while 50 long-lived connections stream breaks none of them; new connections reach it',
     {},
     async () => {
-      const lab = await createLab({ backends: 4 });
-      let l4: L4natProcess | null = null;
-      try {
-        await startBackendServers(lab);
-        l4 = await startL4nat(lab, { backendIds: ['b1', 'b2', 'b3'] });
+      await withLab({ backends: 4, l4nat: { backendIds: ['b1', 'b2', 'b3'] } }, async ({ lab, l4 }) => {
         const streams = startStreams(lab, { target: lab.vip4, streams: 50, durationMs: 10_000, intervalMs: 20 });
         assert.deepEqual(await streams.streaming, { established: 50, failed: 0 });
         try {
@@ -146,10 +143,7 @@ describe('l4nat: changing backends at run time', { skip, timeout: 300_000 }, () 
         assert.equal(rep.failed, 0, `broken streams: ${JSON.stringify(rep.errors)}`);
         assert.equal(rep.ok, 50);
         for (const c of rep.conns) assert.ok(['b1', 'b2', 'b3'].includes(c.backend ?? ''), `stream ${c.i} on ${c.backend}`);
-      } finally {
-        await l4?.stop();
-        await lab.destroy();
-      }
+      });
     },
   );
 });

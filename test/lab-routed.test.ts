@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { createLab, Lab, listLabNamespaces, ROUTED_LB_IPV4 } from '../src/lab/lab';
 import { sysctlGet } from '../src/lab/netns';
 import { runClient, startBackendServers, startStreams } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { skipUnless } from './rigs/requirements';
 
 
 describe('routed lab options (no root needed)', () => {

@@ -8,12 +8,13 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseDriverArgs, streamByte } from '../src/lab/client-driver';
 import { parseBackendArgs, peerAddress } from '../src/lab/backend-server';
-import { snapshotMentions, snapshotNetns } from '../src/lab/inspect';
+import { snapshotMentions, snapshotNetns } from './rigs/inspect';
 import { createLab, Lab, listLabNamespaces, normalizeAddress } from '../src/lab/lab';
 import { formatBackend, l4natArgs, startL4nat } from '../src/lab/l4nat-process';
 import { CommandError, netnsAdd, netnsDelete, netnsExists, netnsPids, run, sysctlGet } from '../src/lab/netns';
 import { runClient, startBackendServers, startStreams } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { paperLab } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
 
 const needsRoot = skipUnless({ tun: false, l4nat: false, commands: ['ip'] });
 /** Addresses and names that must never show up in the default namespace. */
@@ -93,16 +94,10 @@ describe('lab helpers (no root needed)', () => {
   });
 
   test('l4nat arguments follow the CLI contract', () => {
-    const backends = [
+    const lab = paperLab([
       { id: 'b1', ipv4: '10.201.1.2', ipv6: 'fd4c:0:1::2' },
       { id: 'b2', ipv4: '10.201.2.2', ipv6: 'fd4c:0:2::2' },
-    ];
-    const lab = {
-      vip4: '10.200.0.10',
-      vip6: 'fd4c:ffff::10',
-      backends,
-      backend: (id: string) => backends.find((b) => b.id === id)!,
-    } as unknown as Lab;
+    ]);
     assert.equal(formatBackend('fd4c:0:1::2', 8080, 2), '[fd4c:0:1::2]:8080@2');
     assert.deepEqual(l4natArgs(lab, { extraArgs: ['--hash', 'src'] }), [
       'up',

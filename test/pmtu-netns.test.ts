@@ -9,10 +9,11 @@
 //      kernel gives its errors, and the backend still gets them (from the VIP).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createLab, type Lab } from '../src/lab/lab';
-import { type L4natProcess, startL4nat } from '../src/lab/l4nat-process';
+import type { Lab } from '../src/lab/lab';
+import type { L4natProcess } from '../src/lab/l4nat-process';
 import { sysctlSet } from '../src/lab/netns';
-import { skipUnless } from '../src/lab/requirements';
+import { withLab, type LabFixture } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
 
 const BYTES = 4 * 1024 * 1024;
 const STALL_MS = 5_000;
@@ -46,13 +47,15 @@ async function setClientLinkMtu(lab: Lab, mtu: number): Promise<void> {
   await lab.ip('lb', ['link', 'set', lab.client.lbDev, 'mtu', String(mtu)]);
 }
 
-async function startLab(): Promise<Lab> {
-  const lab = await createLab({ backends: 1 });
-  // Path-MTU discovery only, no probing around a black hole (which would hide one).
-  await sysctlSet(lab.nsOf('b1'), { 'net.ipv4.tcp_mtu_probing': 0 });
-  const server = lab.spawn('b1', process.execPath, ['-e', SERVER]);
-  await server.waitForLine((l) => l === 'ready', { timeoutMs: 10_000, what: 'server ready', stream: 'stdout' });
-  return lab;
+/** A lab whose b1 runs the bulk server (no backend servers of the lab's own); `body` runs with it. */
+function withPmtuLab(body: (fx: LabFixture) => Promise<void>): Promise<void> {
+  return withLab({ backends: 1, servers: false }, async (fx) => {
+    // Path-MTU discovery only, no probing around a black hole (which would hide one).
+    await sysctlSet(fx.lab.nsOf('b1'), { 'net.ipv4.tcp_mtu_probing': 0 });
+    const server = fx.lab.spawn('b1', process.execPath, ['-e', SERVER]);
+    await server.waitForLine((l) => l === 'ready', { timeoutMs: 10_000, what: 'server ready', stream: 'stdout' });
+    await body(fx);
+  });
 }
 
 /** The first log record at or after `from` matching pred. */
@@ -63,13 +66,11 @@ function logFrom(l4: L4natProcess, from: number, pred: (r: Record<string, unknow
 const FOLLOWS = "TUN MTU follows the links' smallest MTU";
 
 test('the TUN MTU follows the lb\'s links at run time, logged; with --mtu pinned, the host\'s own error about a translated reply carries the MTU', { skip: skipUnless(), timeout: 180_000 }, async () => {
-  const lab = await startLab();
-  let l4: L4natProcess | null = null;
-  try {
+  await withPmtuLab(async ({ lab, start }) => {
     // Narrowed before start: the TUN starts at 1400; the backend's full-size segments are too big for the TUN
     // and the host's error goes straight to the backend (before translation).
     await setClientLinkMtu(lab, 1400);
-    l4 = await startL4nat(lab, { ports: ['8080/tcp'] });
+    let l4 = await start({ ports: ['8080/tcp'] });
     assert.equal(await tunMtu(lab), 1400);
     let r = await download(lab, 4);
     assert.deepEqual(r, { got: BYTES }, 'IPv4 with the link narrowed before start');
@@ -95,7 +96,7 @@ test('the TUN MTU follows the lb\'s links at run time, logged; with --mtu pinned
     // learns the MTU from the host's own error about the translated reply (re-sourced from the VIP).
     await setClientLinkMtu(lab, 1500);
     await lab.ip('b1', ['-4', 'route', 'flush', 'cache']);
-    l4 = await startL4nat(lab, { ports: ['8080/tcp'], extraArgs: ['--mtu', '1500'] });
+    l4 = await start({ ports: ['8080/tcp'], extraArgs: ['--mtu', '1500'] });
     t0 = Date.now();
     await setClientLinkMtu(lab, 1300);
     rec = await logFrom(l4, t0, (x) => x.pinned === 1500 && x.smallest === 1300, 'the pinned-MTU warning');
@@ -106,17 +107,12 @@ test('the TUN MTU follows the lb\'s links at run time, logged; with --mtu pinned
     r = await download(lab, 4);
     assert.deepEqual(r, { got: BYTES }, 'IPv4, TUN pinned above the narrowed link');
     assert.equal(await cachedMtu(lab, 4), '1300');
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-  }
+  });
 });
 
 test('an address the lb gets after start is the source of its errors; the backend still gets them, from the VIP (v4 and v6, a route with mtu 1280)', { skip: skipUnless({ commands: ['tcpdump'] }), timeout: 120_000 }, async () => {
-  const lab = await startLab();
-  let l4: L4natProcess | null = null;
-  try {
-    l4 = await startL4nat(lab, { ports: ['8080/tcp'] });
+  await withPmtuLab(async ({ lab, start }) => {
+    const l4 = await start({ ports: ['8080/tcp'] });
     // A global address on lo: the kernel prefers it as the source of what it sends through the TUN, which has
     // no address of its own (inet_select_addr: lo first).
     const t0 = Date.now();
@@ -145,8 +141,5 @@ test('an address the lb gets after start is the source of its errors; the backen
     assert.match(atB1, /IP 10\.200\.0\.10 > 10\.201\.1\.2: ICMP .* need to frag \(mtu 1280\)/, `b1 gets it from the VIP:\n${atB1}`);
     assert.match(atB1, /IP6 fd4c:ffff::10 > fd4c:0:1::2: ICMP6, packet too big, mtu 1280/, `b1 gets the IPv6 one from the VIP:\n${atB1}`);
     assert.doesNotMatch(atB1, /IP 10\.77\.1\.1 >/, 'no error reaches b1 from the lb\'s own address');
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-  }
+  });
 });

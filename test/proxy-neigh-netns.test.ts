@@ -4,21 +4,17 @@
 // Root-only.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createLab } from '../src/lab/lab';
-import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
-import { runClient, startBackendServers } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { runClient } from '../src/lab/workload';
+import { withLab } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
 
 const VIP4 = '10.201.0.100';
 const VIP6 = 'fd4c::100';
 
 test('--proxy-neighbor answers ARP and NDP for VIPs on the clients\' segment; without it they are unreachable; entries removed at stop', { skip: skipUnless(), timeout: 120_000 }, async () => {
-  const lab = await createLab({ backends: 2 });
-  let l4: L4natProcess | null = null;
-  try {
-    await startBackendServers(lab);
+  await withLab({ backends: 2 }, async ({ lab, start }) => {
     const dev = lab.client.lbDev;
-    l4 = await startL4nat(lab, { vips: [VIP4, VIP6], ports: ['8080/tcp'] });
+    let l4 = await start({ vips: [VIP4, VIP6], ports: ['8080/tcp'] });
     const without = await runClient(lab, { target: VIP4, proto: 'tcp', count: 3, concurrency: 3, connTimeoutMs: 1_500, timeoutMs: 8_000 });
     assert.equal(without.ok, 0, 'nobody answers ARP for the VIP');
     assert.equal((await l4.stop()).code, 0);
@@ -27,7 +23,7 @@ test('--proxy-neighbor answers ARP and NDP for VIPs on the clients\' segment; wi
     await lab.exec('client', 'ip', ['neigh', 'flush', 'to', VIP4]);
     await lab.exec('client', 'ip', ['-6', 'neigh', 'flush', 'to', VIP6]);
 
-    l4 = await startL4nat(lab, { vips: [VIP4, VIP6], ports: ['8080/tcp'], extraArgs: ['--proxy-neighbor', dev] });
+    l4 = await start({ vips: [VIP4, VIP6], ports: ['8080/tcp'], extraArgs: ['--proxy-neighbor', dev] });
     const proxies = await lab.exec('lb', 'ip', ['neigh', 'show', 'proxy']);
     const proxies6 = await lab.exec('lb', 'ip', ['-6', 'neigh', 'show', 'proxy']);
     assert.match(proxies.stdout, new RegExp(`${VIP4.replace(/\./g, '\\.')} dev ${dev} proxy`));
@@ -40,8 +36,5 @@ test('--proxy-neighbor answers ARP and NDP for VIPs on the clients\' segment; wi
     assert.equal((await l4.stop()).code, 0);
     assert.equal((await lab.exec('lb', 'ip', ['neigh', 'show', 'proxy'])).stdout.trim(), '');
     assert.equal((await lab.exec('lb', 'ip', ['-6', 'neigh', 'show', 'proxy'])).stdout.trim(), '');
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-  }
+  });
 });

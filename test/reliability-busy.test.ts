@@ -1,5 +1,5 @@
 // Busy control plane (issue 7): l4nat's JavaScript event loop blocked for 5 s with no product hook — SIGUSR1 makes
-// Node open its inspector on 127.0.0.1:9229 (inside the lb namespace), and src/reliability/inspector.ts sends a
+// Node open its inspector on 127.0.0.1:9229 (inside the lb namespace), and test/rigs/inspector.ts sends a
 // Runtime.evaluate of a 5-second busy loop. Meanwhile 20 streams and a UDP flow (200 datagrams/s) go through the
 // VIP; the probe counts echoed bytes and UDP replies per 100 ms. Checked: every 100 ms of the block saw stream
 // and UDP traffic forwarded, no stream stalled, the admin API did not answer during the block (so it was real) and
@@ -8,36 +8,24 @@
 // the workers are fresh, so they must go on through the block — the longest gap between two of them stays under
 // the 2 s after which systemd would restart l4nat. Root-only; about 20 s.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { adminRequest } from '../src/lab/admin-client';
-import { createLab } from '../src/lab/lab';
-import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
-import { startBackendServers } from '../src/lab/workload';
-import { startProbe } from '../src/reliability/probe-run';
-import { counters, monotonicMs, sleep } from '../src/reliability/tools';
-import { skipUnless } from '../src/lab/requirements';
+import { counters, monotonicMs } from './rigs/admin';
+import { rigScript, sleep, withLab } from './rigs/fixture';
+import { listenNotify } from './rigs/notify-listener';
+import { startProbe } from './rigs/probe-run';
+import { skipUnless } from './rigs/requirements';
 
 const BLOCK_MS = 5_000;
 const WATCHDOG_USEC = 2_000_000;
 
 test('JS event loop blocked 5 s (inspector Runtime.evaluate): forwarding goes on, workers stay fresh, watchdog gap reported', { skip: skipUnless(), timeout: 120_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'l4nat-busy-'));
-  const notifyPath = join(dir, 'notify.sock');
-  const pings: number[] = [];
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const unix = require('unix-dgram') as { createSocket(t: string, cb: (buf: Buffer) => void): { bind(p: string): void; close(): void } };
-  const notify = unix.createSocket('unix_dgram', (buf) => {
-    if (/^WATCHDOG=1$/m.test(buf.toString())) pings.push(Date.now());
-  });
-  notify.bind(notifyPath);
-  const lab = await createLab({ backends: 2, ipv6: false });
-  let l4: L4natProcess | null = null;
-  try {
-    await startBackendServers(lab);
-    l4 = await startL4nat(lab, {
+  await withLab({ backends: 2, ipv6: false }, async ({ lab, dir, start, defer }) => {
+    const notifyPath = join(dir, 'notify.sock');
+    const notify = listenNotify(notifyPath);
+    defer(() => notify.close());
+    const l4 = await start({
       extraArgs: ['--hash-key', '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99', '--queues', '2'],
       env: { NOTIFY_SOCKET: notifyPath, WATCHDOG_USEC: String(WATCHDOG_USEC) },
     });
@@ -50,7 +38,7 @@ test('JS event loop blocked 5 s (inspector Runtime.evaluate): forwarding goes on
     l4.proc.kill('SIGUSR1');
     await l4.proc.waitForLine((l) => /Debugger listening on ws:\/\/127\.0\.0\.1:9229\//.test(l), { timeoutMs: 10_000, what: 'inspector listening', stream: 'stderr' });
     const expression = `(() => { const end = Date.now() + ${BLOCK_MS}; let n = 0; while (Date.now() < end) n++; return n; })()`;
-    const evaluating = lab.exec('lb', process.execPath, [join(__dirname, '..', 'src', 'reliability', 'inspector.js'), '--port', '9229', '--expression', expression, '--timeout-ms', '30000'], { timeoutMs: 40_000 });
+    const evaluating = lab.exec('lb', process.execPath, [rigScript('inspector'), '--port', '9229', '--expression', expression, '--timeout-ms', '30000'], { timeoutMs: 40_000 });
     // An admin request made one second into the block must wait for its end.
     await sleep(1_000);
     const askedAt = Date.now();
@@ -87,6 +75,7 @@ test('JS event loop blocked 5 s (inspector Runtime.evaluate): forwarding goes on
     const fwd = c1.total.forward! - c0.total.forward!;
 
     // The watchdog: pings every WATCHDOG_USEC/2 from the native thread, only while the workers are fresh.
+    const pings = notify.arrivedAt.filter((_, i) => /^WATCHDOG=1$/m.test(notify.messages[i]!));
     const gaps = pings.slice(1).map((p, i) => p - pings[i]!);
     const maxGap = Math.max(...gaps);
     const afterBlock = pings.filter((p) => p > ev.doneAt).length;
@@ -96,10 +85,5 @@ test('JS event loop blocked 5 s (inspector Runtime.evaluate): forwarding goes on
     t.diagnostic(`event loop blocked ${blocked} ms (admin request during it answered after ${answeredAt - askedAt} ms); inside the block (${inside.length} × 100 ms bins, every one with traffic): ${(echoed / 1024).toFixed(0)} KiB echoed over 20 streams, UDP ${udpReplies}/${udpSent} replies; longest stream stall over the whole run ${worstGap} ms; l4nat forwarded ${fwd} client→backend packets between a counter read 1.5 s before the block and one right after it`);
     t.diagnostic(`worker heartbeats right after the block: ${hbAges.join(', ')} ms old; WATCHDOG=1 pings (WATCHDOG_USEC=${WATCHDOG_USEC}): ${pings.length}, longest gap ${maxGap} ms (systemd would restart at ${WATCHDOG_USEC / 1000} ms), ${afterBlock} after the block`);
     assert.ok(maxGap < WATCHDOG_USEC / 1000, `watchdog gap ${maxGap} ms reached WatchdogSec`);
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-    notify.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

@@ -1,40 +1,31 @@
 // Resource exhaustion, the admin API (issue 7): a storm of 1500 requests, 100 at a time, each on a fresh
 // connection, mixing the heavy reads (/v1/services, /metrics, /v1/flows), rejected writes, malformed JSON, 2 MiB
-// bodies and unknown paths (src/reliability/api-storm.ts), while 20 streams and 30 new connections a second go
+// bodies and unknown paths (test/rigs/api-storm.ts), while 20 streams and 30 new connections a second go
 // through the VIP. Checked: forwarding does not notice (no stream stalls over 1 s, every new connection succeeds),
 // no 5xx and no refused connection, rejected requests change nothing (same services and backends before and
 // after), the API answers promptly right after, RSS and fds come back. The flow table and the TUN queue filling
 // up are in test/reliability-synflood.test.ts. Root-only; about 25 s.
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { adminRequest } from '../src/lab/admin-client';
-import { createLab } from '../src/lab/lab';
-import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
-import { startBackendServers } from '../src/lab/workload';
-import type { StormReport } from '../src/reliability/api-storm';
-import { startProbe, summarizeAttempts } from '../src/reliability/probe-run';
-import { procStats, sleep } from '../src/reliability/tools';
-import { skipUnless } from '../src/lab/requirements';
+import { servicesView } from './rigs/admin';
+import type { StormReport } from './rigs/api-storm';
+import { rigScript, sleep, withLab } from './rigs/fixture';
+import { startProbe, summarizeAttempts } from './rigs/probe-run';
+import { procStats } from './rigs/proc';
+import { skipUnless } from './rigs/requirements';
 
 const REQUESTS = 1500;
 const CONCURRENCY = 100;
 
 test(`admin API storm (${REQUESTS} requests, ${CONCURRENCY} at a time): forwarding unaffected, no 5xx, state unchanged, recovers`, { skip: skipUnless(), timeout: 120_000 }, async (t) => {
-  const lab = await createLab({ backends: 2, ipv6: false });
-  let l4: L4natProcess | null = null;
-  try {
-    await startBackendServers(lab);
-    l4 = await startL4nat(lab, { extraArgs: ['--hash-key', '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99', '--queues', '2'] });
+  await withLab({ backends: 2, ipv6: false, l4nat: { extraArgs: ['--hash-key', '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99', '--queues', '2'] } }, async ({ lab, l4 }) => {
     const pid = l4.pid!;
     const probe = startProbe(lab, { target: lab.vip4, streams: 20, intervalMs: 20, chunkBytes: 256, connRate: 30, connTimeoutMs: 3_000, durationMs: 90_000 });
     assert.equal((await probe.ready).failed, 0);
     await sleep(1_000);
     const before = procStats(pid);
-    const view = async (): Promise<unknown> => {
-      const r = await adminRequest(lab, 'GET', '/v1/services');
-      return (r.body as { services: Array<{ id: string; backends: Array<{ id: string; weight: number; state: string }> }> }).services.map((s) => ({ id: s.id, backends: s.backends.map((b) => [b.id, b.weight, b.state]) }));
-    };
+    const view = async (): Promise<unknown> => (await servicesView(lab)).services.map((s) => ({ id: s.id, backends: s.backends.map((b) => [b.id, b.weight, b.state]) }));
     const stateBefore = await view();
 
     let rssMax = 0;
@@ -45,7 +36,7 @@ test(`admin API storm (${REQUESTS} requests, ${CONCURRENCY} at a time): forwardi
       fdMax = Math.max(fdMax, s.fds);
     }, 200);
     const stormFrom = Date.now();
-    const out = await lab.exec('lb', process.execPath, [join(__dirname, '..', 'src', 'reliability', 'api-storm.js'), '--requests', String(REQUESTS), '--concurrency', String(CONCURRENCY), '--timeout-ms', '20000'], { timeoutMs: 90_000 });
+    const out = await lab.exec('lb', process.execPath, [rigScript('api-storm'), '--requests', String(REQUESTS), '--concurrency', String(CONCURRENCY), '--timeout-ms', '20000'], { timeoutMs: 90_000 });
     const stormTo = Date.now();
     clearInterval(sampler);
     const r = JSON.parse(out.stdout) as StormReport;
@@ -74,8 +65,5 @@ test(`admin API storm (${REQUESTS} requests, ${CONCURRENCY} at a time): forwardi
     assert.equal(s.rate, 1, `new connections during the storm: ${JSON.stringify(s.errors)}`);
     assert.ok(after.fds <= before.fds + 2, `fds ${before.fds} → ${after.fds}`);
     assert.ok(after.rssKiB - before.rssKiB < 64 * 1024, `RSS ${before.rssKiB} → ${after.rssKiB} KiB`);
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-  }
+  });
 });

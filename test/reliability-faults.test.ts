@@ -13,34 +13,22 @@
 // passive check's max_resets would take healthy backends out.
 // Root-only; about 45 s.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { adminRequest } from '../src/lab/admin-client';
-import { createLab, type Lab } from '../src/lab/lab';
-import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
-import { startBackendServers, SERVICE_PORT } from '../src/lab/workload';
-import { startProbe, summarizeAttempts, type AttemptSummary } from '../src/reliability/probe-run';
-import { sleep } from '../src/reliability/tools';
-import { skipUnless } from '../src/lab/requirements';
+import type { Lab } from '../src/lab/lab';
+import { SERVICE_PORT } from '../src/lab/workload';
+import { servicesView } from './rigs/admin';
+import { configText, labBackends, sleep, waitUntil, withLab } from './rigs/fixture';
+import { startProbe, summarizeAttempts, type AttemptSummary } from './rigs/probe-run';
+import { skipUnless } from './rigs/requirements';
 
 const MAGLEV_M = 65537;
 const FAULTY = 'b3';
 
 function config(lab: Lab): string {
-  return [
-    'global: {queues: 2, stats_interval: 0, hash_key: 5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99}',
-    'services:',
-    '  - name: web',
-    `    vips: [${lab.vip4}]`,
-    `    ports: [${SERVICE_PORT}]`,
-    '    health_check: {type: tcp, interval: 1, timeout: 0.5, rise: 2, fall: 2, jitter: 0.1}',
-    '    passive_check: {window: 3, max_unanswered: 3, hold: 4}',
-    '    backends:',
-    ...lab.backends.map((b) => `      - {address: ${b.ipv4}, name: ${b.id}}`),
-    '',
-  ].join('\n');
+  return configText({
+    global: { queues: 2, stats_interval: 0, hash_key: '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99' },
+    services: [{ name: 'web', vips: [lab.vip4], ports: [SERVICE_PORT], health_check: { type: 'tcp', interval: 1, timeout: 0.5, rise: 2, fall: 2, jitter: 0.1 }, passive_check: { window: 3, max_unanswered: 3, hold: 4 }, backends: labBackends(lab) }],
+  });
 }
 
 const nft = (lab: Lab, cmd: string): Promise<unknown> => lab.exec(FAULTY, 'nft', [cmd]);
@@ -59,15 +47,7 @@ interface Transition {
 }
 
 test('backend faults (black hole, resets, flapping) with active and passive checks: new connections during and after each, no whole-ring flapping', { skip: skipUnless(), timeout: 180_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'l4nat-faults-'));
-  const lab = await createLab({ backends: 3, ipv6: false });
-  let l4: L4natProcess | null = null;
-  try {
-    await startBackendServers(lab);
-    const file = join(dir, 'l4nat.yaml');
-    writeFileSync(file, config(lab));
-    l4 = await startL4nat(lab, { vips: [], ports: [], backends: [], extraArgs: ['--config', file] });
-    const proc = l4;
+  await withLab({ backends: 3, ipv6: false, config }, async ({ lab, l4: proc }) => {
     const probe = startProbe(lab, { target: lab.vip4, connRate: 60, connTimeoutMs: 2_000, durationMs: 170_000 });
     await probe.ready;
     const transitions = (): Transition[] =>
@@ -75,17 +55,12 @@ test('backend faults (black hole, resets, flapping) with active and passive chec
     const isFaulty = (x: Transition): boolean => x.name === FAULTY || x.backend.startsWith(lab.backend(FAULTY).ipv4);
     /** Polls the API until b3 is up again; when it is. */
     const waitUp = async (): Promise<number> => {
-      for (const end = Date.now() + 20_000; Date.now() < end; await sleep(200)) {
-        const r = await adminRequest(lab, 'GET', '/v1/services');
-        const b = (r.body as { services: Array<{ backends: Array<{ name?: string; addr: string; state: string }> }> }).services[0]!.backends.find((x) => x.addr === lab.backend(FAULTY).ipv4);
-        if (b?.state === 'up') return Date.now();
-      }
-      throw new Error(`${FAULTY} not back up within 20 s`);
+      await waitUntil(`${FAULTY} back up`, async () => (await servicesView(lab)).services[0]!.backends.find((x) => x.addr === lab.backend(FAULTY).ipv4)?.state === 'up', 20_000, 200);
+      return Date.now();
     };
     // Baseline: what healthy backends send back as resets under 60 short connections a second.
     const perBackend = async (): Promise<Map<string, { resets: number; newFlows: number }>> => {
-      const r = await adminRequest(lab, 'GET', '/v1/services');
-      const bs = (r.body as { services: Array<{ backends: Array<{ addr: string; counters: { resets: number; new_flows: number } }> }> }).services[0]!.backends;
+      const bs = (await servicesView(lab)).services[0]!.backends;
       return new Map(bs.map((b) => [b.addr, { resets: Number(b.counters.resets), newFlows: Number(b.counters.new_flows) }]));
     };
     const base0 = await perBackend();
@@ -191,9 +166,5 @@ test('backend faults (black hole, resets, flapping) with active and passive chec
     assert.equal(baseResets, 0, `resets from healthy backends in 3 s: ${baseline.map((b) => `${b.id} ${b.resets}/${b.newFlows}`).join(', ')}`);
     const total = summarizeAttempts(rep);
     t.diagnostic(`whole run: ${total.ok}/${total.attempts} new connections ok; ${all.length} transitions, all of ${FAULTY}; ${publishes.length} ring publications, the largest moved ${maxMoved} of ${MAGLEV_M} slots (b3's third is ${Math.ceil(MAGLEV_M / 3)})`);
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

@@ -1,5 +1,5 @@
 // Garbage on the wire (issue 7): from the client namespace, malformed and hostile packets at the VIPs
-// (src/reliability/garbage.ts: bad IPv4 headers, IP options, fragments, truncated and inconsistent TCP/UDP
+// (test/rigs/garbage.ts: bad IPv4 headers, IP options, fragments, truncated and inconsistent TCP/UDP
 // headers, TCP flag nonsense, IPv6 extension-header abuse, ICMP errors quoting foreign flows, bad L4 checksums),
 // sent raw through AF_PACKET (pktgen) while real TCP and UDP clients run. Checked:
 //  - every kind ends where the catalogue says: dropped by the LB host's kernel (its SNMP counters rise by
@@ -11,32 +11,26 @@
 //  - real clients: every connection and exchange succeeds; l4nat keeps running with fresh worker heartbeats.
 // Root-only; about 15 s.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { readCounters, readCountersSum } from '../src/conformance/kernel';
-import { createLab } from '../src/lab/lab';
-import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
-import { runClient, startBackendServers, SERVICE_PORT } from '../src/lab/workload';
-import { ipv4HeaderOk, l4CsumError, parseIp, PROTO, UDP_OFF } from '../src/reliability/craft';
-import { garbageCases, isGarbage } from '../src/reliability/garbage';
-import { startPcap } from '../src/reliability/pcap';
-import { counters, delta, lbMac, monotonicMs, nonZero, packetFile, parsePktgen, pktgen, sleep } from '../src/reliability/tools';
-import { skipUnless } from '../src/lab/requirements';
+import { runClient, SERVICE_PORT } from '../src/lab/workload';
+import { ipv4HeaderOk, l4CsumError, parseIp, PROTO, UDP_OFF } from './rigs/craft';
+import { garbageCases, isGarbage } from './rigs/garbage';
+import { startPcap } from './rigs/pcap';
+import { counters, delta, monotonicMs, nonZero } from './rigs/admin';
+import { sleep, withLab } from './rigs/fixture';
+import { lbMac, packetFile, parsePktgen, pktgen } from './rigs/pktgen';
+import { skipUnless } from './rigs/requirements';
 
 const HASH_KEY = ['--hash-key', '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99'];
 /** Copies of each kind of packet. */
 const REPEAT = 20;
 
 test('garbage on the wire: each malformed kind is dropped where expected and counted, forwarded ones arrive translated with their checksum as bad as sent, real clients unaffected', { skip: skipUnless({ commands: ['gcc', 'tcpdump'] }), timeout: 120_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'l4nat-garbage-'));
-  const lab = await createLab({ backends: 2 });
-  let l4: L4natProcess | null = null;
-  try {
-    const bin = await pktgen();
-    await startBackendServers(lab);
-    l4 = await startL4nat(lab, { extraArgs: [...HASH_KEY, '--queues', '2'] });
+  const bin = await pktgen();
+  await withLab({ backends: 2, l4nat: { extraArgs: [...HASH_KEY, '--queues', '2'] } }, async ({ lab, l4, dir }) => {
     const cases = garbageCases({ client4: lab.client.ipv4, client6: lab.client.ipv6, vip4: lab.vip4, vip6: lab.vip6, port: SERVICE_PORT });
     const file = join(dir, 'garbage.bin');
     writeFileSync(file, packetFile(cases));
@@ -144,9 +138,5 @@ test('garbage on the wire: each malformed kind is dropped where expected and cou
     t.diagnostic(`l4nat dropped ${byKind('l4nat')} kinds: ${Object.entries(wantDrops).map(([r, v]) => `${r} ${v}`).join(', ')}`);
     t.diagnostic(`forwarded ${forwarded.length} kinds (${forwarded.length * REPEAT} packets, each kind to one backend); bad L4 checksums arrived exactly as bad (backends: Tcp.InCsumErrors +${badTcp}, Udp.InCsumErrors +${badUdp}); ${fromClient} client packets checked at the backends; echo answered ${dq.icmp_echo_replied}`);
     for (const c of cases) t.diagnostic(`  ${c.family === 4 ? 'v4' : 'v6'} ${c.name}: ${c.expect.kind === 'l4nat' ? `l4nat ${c.expect.reason}` : c.expect.kind === 'kernel' ? `kernel ${c.expect.counters.join('+') || '(no SNMP counter)'}` : c.expect.kind === 'forward' ? `forwarded${c.expect.csumDelta ? ` (checksum still off by 0x${c.expect.csumDelta.toString(16)})` : ''}` : 'answered'}`);
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

@@ -9,18 +9,14 @@
 // overtaken: a late ACK or FIN reaching a backend after the connection closed is answered with a reset); both
 // queues carry traffic. Root-only; about 12 s.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { adminRequest } from '../src/lab/admin-client';
-import { createLab } from '../src/lab/lab';
-import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
-import { startBackendServers, SERVICE_PORT } from '../src/lab/workload';
-import { parseIp, PROTO } from '../src/reliability/craft';
-import { startPcap, type RawPacket } from '../src/reliability/pcap';
-import { startProbe } from '../src/reliability/probe-run';
-import { skipUnless } from '../src/lab/requirements';
+import { SERVICE_PORT } from '../src/lab/workload';
+import { parseIp, PROTO } from './rigs/craft';
+import { withLab } from './rigs/fixture';
+import { startPcap, type RawPacket } from './rigs/pcap';
+import { startProbe } from './rigs/probe-run';
+import { skipUnless } from './rigs/requirements';
 
 /** The TCP timestamp option's TSval of a segment, or null. */
 function tsval(p: Buffer, l4off: number): number | null {
@@ -71,12 +67,7 @@ function orderStats(pkts: readonly RawPacket[], pick: (src: string, dst: string)
 }
 
 test('packet order within a flow: in order into l4nat; out of l4nat with --queues 2', { skip: skipUnless({ commands: ['tcpdump'] }), timeout: 90_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'l4nat-order-'));
-  const lab = await createLab({ backends: 3, ipv6: false });
-  let l4: L4natProcess | null = null;
-  try {
-    await startBackendServers(lab);
-    l4 = await startL4nat(lab, { ports: [`${SERVICE_PORT}/tcp`], extraArgs: ['--hash-key', '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99', '--queues', '2'] });
+  await withLab({ backends: 3, ipv6: false, l4nat: { ports: [`${SERVICE_PORT}/tcp`], extraArgs: ['--hash-key', '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99', '--queues', '2'] } }, async ({ lab, l4, dir }) => {
     const ingress = await startPcap(lab, 'lb', lab.client.lbDev, `tcp port ${SERVICE_PORT}`, dir);
     const tun = await startPcap(lab, 'lb', 'l4nat0', 'tcp', dir);
     const backs = await Promise.all(lab.backends.map((b) => startPcap(lab, b.role, b.dev, `tcp port ${SERVICE_PORT}`, dir)));
@@ -102,9 +93,5 @@ test('packet order within a flow: in order into l4nat; out of l4nat with --queue
     // Both queues carried traffic: steering spreads flows, it does not funnel them into one queue.
     const perQueue = ((await adminRequest(lab, 'GET', '/v1/counters')).body as { perQueue: Array<Record<string, number>> }).perQueue;
     assert.ok(perQueue.length === 2 && perQueue.every((q) => q.forward > 100), `per-queue forwards: ${perQueue.map((q) => q.forward).join(', ')}`);
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

@@ -9,56 +9,40 @@
 // check inherits.
 // Root-only (to start the lab and drop to the user); about 15 s.
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { adminRequest } from '../src/lab/admin-client';
-import { createLab, type Lab } from '../src/lab/lab';
-import { L4natProcess, l4natArgs, READY_MSG } from '../src/lab/l4nat-process';
-import { runClient, startBackendServers, SERVICE_PORT } from '../src/lab/workload';
-import { capMask, capNames, threadCaps } from '../src/reliability/tools';
-import { startUnprivileged, tunStandIn, UNIT_CAPS, UNPRIVILEGED_UID, unprivileged } from '../src/reliability/unprivileged';
+import type { Lab } from '../src/lab/lab';
+import { l4natArgs, READY_MSG } from '../src/lab/l4nat-process';
+import { runClient, SERVICE_PORT } from '../src/lab/workload';
+import { configText, labBackends, withLab } from './rigs/fixture';
+import { capMask, capNames, threadCaps } from './rigs/proc';
+import { handOverDir, readStatusCheck, startUnprivileged, statusCheck, tunStandIn, UNIT_CAPS, UNPRIVILEGED_UID, unprivileged, writeUserFile } from './rigs/unprivileged';
 import { niceOf, workerThreadIds } from '../src/dataplane/worker-priority';
-import { skipUnless } from '../src/lab/requirements';
+import { skipUnless } from './rigs/requirements';
 
 const UID = UNPRIVILEGED_UID;
 /** What the systemd unit grants, read from the unit file (UNIT_CAPS). */
 const UNIT_MASK = capMask(UNIT_CAPS);
 
-
 function config(lab: Lab, checkOut: string, tokenFile: string): string {
-  return [
-    `global: {queues: 2, stats_interval: 0, hash_key: 5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99}`,
-    // The default token file is in /var/lib/l4nat, root's here (systemd's StateDirectory= would make it l4nat's).
-    `admin: {token_file: ${tokenFile}}`,
-    'services:',
-    '  - name: web',
-    `    vips: [${lab.vip4}]`,
-    `    ports: [${SERVICE_PORT}, "${SERVICE_PORT}/udp"]`,
-    // What a command health check runs with: its own uid and capability sets, written where the user may write.
-    `    health_check: {type: command, command: ["/bin/sh", "-c", "grep -E '^(Uid|Cap|NoNewPrivs)' /proc/self/status > ${checkOut}.tmp && mv ${checkOut}.tmp ${checkOut}"], interval: 1, timeout: 1}`,
-    '    backends:',
-    ...lab.backends.map((b) => `      - {address: ${b.ipv4}, name: ${b.id}}`),
-    // An icmp check: the raw ICMP socket it needs is what CAP_NET_RAW is in the unit for.
-    '  - name: ping',
-    `    vips: [${lab.vip4}]`,
-    `    ports: [${SERVICE_PORT + 1}]`,
-    '    health_check: {type: icmp, interval: 0.5, timeout: 0.3}',
-    '    backends:',
-    ...lab.backends.map((b) => `      - {address: ${b.ipv4}, name: ${b.id}}`),
-    '',
-  ].join('\n');
+  return configText({
+    global: { queues: 2, stats_interval: 0, hash_key: '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99' },
+    admin: { token_file: tokenFile },
+    services: [
+      // What a command health check runs with: its own uid and capability sets.
+      { name: 'web', vips: [lab.vip4], ports: [SERVICE_PORT, `${SERVICE_PORT}/udp`], health_check: statusCheck(checkOut), backends: labBackends(lab) },
+      // An icmp check: the raw ICMP socket it needs is what CAP_NET_RAW is in the unit for.
+      { name: 'ping', vips: [lab.vip4], ports: [SERVICE_PORT + 1], health_check: { type: 'icmp', interval: 0.5, timeout: 0.3 }, backends: labBackends(lab) },
+    ],
+  });
 }
 
 test('unprivileged with only the unit\'s capabilities (setpriv, ambient): every thread holds exactly those, and l4nat sets up, steers, balances and cleans up', { skip: skipUnless({ commands: ['setpriv'] }), timeout: 120_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'l4nat-priv-'));
-  chownSync(dir, UID, UID);
-  chmodSync(dir, 0o700);
-  const lab = await createLab({ backends: 2, ipv6: false });
-  let l4: L4natProcess | null = null;
-  try {
-    await startBackendServers(lab);
+  await withLab({ backends: 2, ipv6: false }, async ({ lab, dir, track }) => {
+    // The default token file is in /var/lib/l4nat, root's here (systemd's StateDirectory= would make it l4nat's).
+    const tokenFile = handOverDir(dir);
     const tunMode = statSync('/dev/net/tun').mode & 0o777;
     const tunNode = tunStandIn(dir);
     if (tunNode !== null) {
@@ -89,13 +73,9 @@ test('unprivileged with only the unit\'s capabilities (setpriv, ambient): every 
     // 2. From a config file with the key in it: must start and work.
     const checkOut = join(dir, 'check-status.txt');
     const file = join(dir, 'l4nat.yaml');
-    const tokenFile = join(dir, 'admin.token');
-    writeFileSync(tokenFile, 'unprivileged-l4nat-admin-token\n', { mode: 0o600 });
-    chownSync(tokenFile, UID, UID);
-    writeFileSync(file, config(lab, checkOut, tokenFile));
-    chownSync(file, UID, UID);
+    writeUserFile(file, config(lab, checkOut, tokenFile));
     const fwdBefore = (await lab.exec('lb', 'sysctl', ['-n', 'net.ipv4.ip_forward'])).stdout.trim();
-    l4 = await startUnprivileged(lab, ['up', '--config', file], dir, tunNode);
+    const l4 = track(await startUnprivileged(lab, ['up', '--config', file], dir, tunNode));
     const pid = l4.pid!;
     const threads = threadCaps(pid);
     for (const th of threads) {
@@ -136,8 +116,7 @@ test('unprivileged with only the unit\'s capabilities (setpriv, ambient): every 
     t.diagnostic(`works: ${tcp.ok}/200 TCP connections and ${udp.ok}/100 UDP exchanges over both backends, admin API up, ip_forward ${fwdBefore} -> 1, rp_filter 2 on l4nat0`);
 
     // What a command health check runs with (the unit file says: none of l4nat's capabilities, through setpriv).
-    for (let i = 0; i < 50 && !existsSync(checkOut); i++) await new Promise((r) => setTimeout(r, 100));
-    const child = readFileSync(checkOut, 'utf8');
+    const child = await readStatusCheck(checkOut);
     const hex = (n: string): bigint => BigInt(`0x${new RegExp(`^${n}:\\s+([0-9a-f]+)`, 'm').exec(child)?.[1] ?? '0'}`);
     const childEff = hex('CapEff');
     const childAmb = hex('CapAmb');
@@ -154,9 +133,5 @@ test('unprivileged with only the unit\'s capabilities (setpriv, ambient): every 
     assert.doesNotMatch((await lab.exec('lb', 'ip', ['-br', 'link'])).stdout, /l4nat0/, 'the TUN is gone');
     assert.doesNotMatch((await lab.exec('lb', 'ip', ['rule'])).stdout, /proto 244|lookup 4400/, 'the rules are gone');
     assert.equal((await lab.exec('lb', 'ip', ['route', 'show', 'table', 'all', 'proto', '244'])).stdout.trim(), '', 'the routes are gone');
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

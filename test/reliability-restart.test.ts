@@ -8,24 +8,18 @@
 // Root-only; about 30 s.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createLab } from '../src/lab/lab';
-import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
+import type { L4natProcess } from '../src/lab/l4nat-process';
 import type { ExitStatus } from '../src/lab/netns';
-import { startBackendServers } from '../src/lab/workload';
-import { startProbe } from '../src/reliability/probe-run';
-import { sleep } from '../src/reliability/tools';
-import { skipUnless } from '../src/lab/requirements';
+import { sleep, withLab } from './rigs/fixture';
+import { startProbe } from './rigs/probe-run';
+import { skipUnless } from './rigs/requirements';
 
 const ARGS = ['--hash-key', '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99', '--queues', '2'];
 const STREAMS = 100;
 
 /** 100 streams through l4nat; `restart` ends the running l4nat; a new one starts; every stream must go on. */
 async function restartDuringStreams(t: { diagnostic(m: string): void }, how: string, end: (l4: L4natProcess) => Promise<ExitStatus>, wantCode: number | null): Promise<void> {
-  const lab = await createLab({ backends: 3, ipv6: false });
-  let l4: L4natProcess | null = null;
-  try {
-    await startBackendServers(lab);
-    l4 = await startL4nat(lab, { extraArgs: ARGS });
+  await withLab({ backends: 3, ipv6: false, l4nat: { extraArgs: ARGS } }, async ({ lab, l4, start }) => {
     const probe = startProbe(lab, { target: lab.vip4, streams: STREAMS, intervalMs: 20, chunkBytes: 512, durationMs: 60_000 });
     assert.equal((await probe.ready).failed, 0, 'all streams set up');
     await sleep(1_000);
@@ -36,7 +30,7 @@ async function restartDuringStreams(t: { diagnostic(m: string): void }, how: str
     assert.match((await lab.exec('lb', 'ip', ['-br', 'link', 'show', 'dev', 'l4nat0'])).stdout, /^l4nat0/);
     assert.match((await lab.exec('lb', 'ip', ['route', 'show', 'table', '4400'])).stdout, /blackhole default/);
     assert.match((await lab.exec('lb', 'ip', ['rule', 'show'])).stdout, /lookup 4400/);
-    l4 = await startL4nat(lab, { extraArgs: ARGS });
+    await start({ extraArgs: ARGS });
     const readyAt = Date.now();
     await sleep(4_000);
     probe.stop();
@@ -53,10 +47,7 @@ async function restartDuringStreams(t: { diagnostic(m: string): void }, how: str
     t.diagnostic(`${how}: ${STREAMS - failed.length}/${STREAMS} streams survived (${JSON.stringify(perBackend)}); no l4nat for ${readyAt - killedAt} ms (signal to ready); longest stall ${worst.maxGapMs} ms (stream ${worst.i}), median stall ${stalls[Math.floor(stalls.length / 2)]} ms; ${resumed} streams' longest gap was the restart; ${(rep.conns.reduce((a, c) => a + c.bytesEchoed, 0) / 1e6).toFixed(1)} MB echoed and verified`);
     assert.ok(worst.maxGapMs < 15_000, `longest stall ${worst.maxGapMs} ms`);
     for (const c of rep.conns) assert.ok(c.bytesEchoed === c.bytesSent && c.bytesSent > 0, `stream ${c.i}: ${c.bytesEchoed}/${c.bytesSent}`);
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-  }
+  });
 }
 
 test(`kill -9 during ${STREAMS} streams, then start again: every stream continues; longest stall measured`, { skip: skipUnless(), timeout: 120_000 }, async (t) => {

@@ -7,34 +7,24 @@
 //   npm test: 30 s.   The 10-minute version:  L4NAT_SOAK_SECONDS=600 node --test dist/test/reliability-soak.test.js
 // Root-only.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { adminRequest } from '../src/lab/admin-client';
-import { createLab, type Lab } from '../src/lab/lab';
-import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
-import { startBackendServers, SERVICE_PORT } from '../src/lab/workload';
-import { startProbe, summarizeAttempts } from '../src/reliability/probe-run';
-import { fdTargets, procStats, sleep, type ProcStats } from '../src/reliability/tools';
-import { skipUnless } from '../src/lab/requirements';
+import type { Lab } from '../src/lab/lab';
+import { SERVICE_PORT } from '../src/lab/workload';
+import { configText, labBackends, sleep, withLab } from './rigs/fixture';
+import { startProbe, summarizeAttempts } from './rigs/probe-run';
+import { fdTargets, procStats, type ProcStats } from './rigs/proc';
+import { skipUnless } from './rigs/requirements';
 
 const SOAK_S = Number(process.env.L4NAT_SOAK_SECONDS ?? 30);
 const CHANGE_EVERY_MS = 3_000;
 const WARMUP_S = Math.min(10, Math.max(5, Math.round(SOAK_S / 6)));
 
 function config(lab: Lab): string {
-  return [
-    'global: {queues: 2, stats_interval: 0, hash_key: 5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99}',
-    'services:',
-    '  - name: web',
-    `    vips: [${lab.vip4}]`,
-    `    ports: [${SERVICE_PORT}, "${SERVICE_PORT}/udp"]`,
-    '    health_check: {type: tcp, interval: 1, timeout: 0.5, rise: 2, fall: 3}',
-    '    backends:',
-    ...lab.backends.filter((b) => b.id !== 'b4').map((b) => `      - {address: ${b.ipv4}, name: ${b.id}}`),
-    '',
-  ].join('\n');
+  return configText({
+    global: { queues: 2, stats_interval: 0, hash_key: '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99' },
+    services: [{ name: 'web', vips: [lab.vip4], ports: [SERVICE_PORT, `${SERVICE_PORT}/udp`], health_check: { type: 'tcp', interval: 1, timeout: 0.5, rise: 2, fall: 3 }, backends: labBackends(lab, { ids: ['b1', 'b2', 'b3'] }) }],
+  });
 }
 
 /** Least-squares slope of y over x. */
@@ -55,14 +45,7 @@ const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[
 
 test(`soak ${SOAK_S} s: mixed load with backend changes every 3 s; RSS flat, fds stable, no errors`, { skip: skipUnless(), timeout: (SOAK_S + 120) * 1000 }, async (t) => {
   assert.ok(Number.isInteger(SOAK_S) && SOAK_S >= 20 && SOAK_S <= 3600, 'L4NAT_SOAK_SECONDS must be a whole number from 20 to 3600');
-  const dir = mkdtempSync(join(tmpdir(), 'l4nat-soak-'));
-  const lab = await createLab({ backends: 4, ipv6: false });
-  let l4: L4natProcess | null = null;
-  try {
-    await startBackendServers(lab);
-    const file = join(dir, 'l4nat.yaml');
-    writeFileSync(file, config(lab));
-    l4 = await startL4nat(lab, { vips: [], ports: [], backends: [], extraArgs: ['--config', file] });
+  await withLab({ backends: 4, ipv6: false, config }, async ({ lab, l4 }) => {
     const pid = l4.pid!;
     const proc = l4;
     await sleep(1_000);
@@ -131,9 +114,5 @@ test(`soak ${SOAK_S} s: mixed load with backend changes every 3 s; RSS flat, fds
     assert.ok(late - early < 8 * 1024, `RSS grew from ${early} to ${late} KiB`);
     assert.ok(end.fds <= start.fds + 2, `fds ${start.fds} → ${end.fds}: new ${JSON.stringify(endFds.filter((f) => !startFds.includes(f)))}`);
     assert.equal(end.threads, start.threads, 'thread count');
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

@@ -16,17 +16,16 @@
 // Then the per-service protections from a config file: new_flow_rate (a token bucket per client address) and
 // allow_sources/deny_sources. Root-only; about 45 s.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { adminRequest } from '../src/lab/admin-client';
-import { createLab, type Lab } from '../src/lab/lab';
-import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
-import { runClient, startBackendServers, SERVICE_PORT } from '../src/lab/workload';
-import { startProbe, summarizeAttempts } from '../src/reliability/probe-run';
-import { counters, delta, lbMac, nonZero, parsePktgen, pktgen, procStats, sleep } from '../src/reliability/tools';
-import { skipUnless } from '../src/lab/requirements';
+import type { Lab } from '../src/lab/lab';
+import { runClient, SERVICE_PORT } from '../src/lab/workload';
+import { startProbe, summarizeAttempts } from './rigs/probe-run';
+import { counters, delta, nonZero } from './rigs/admin';
+import { configText, labBackends, sleep, withLab } from './rigs/fixture';
+import { lbMac, parsePktgen, pktgen } from './rigs/pktgen';
+import { procStats } from './rigs/proc';
+import { skipUnless } from './rigs/requirements';
 
 const HASH_KEY = ['--hash-key', '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99'];
 const CAPACITY = 4096;
@@ -61,12 +60,8 @@ async function flood(lab: Lab, args: string[], seconds: number): Promise<ReturnT
 const BACKEND_DROP = `add table inet rel_flood; add chain inet rel_flood in { type filter hook input priority 0; }; add rule inet rel_flood in ip saddr ${SPOOF_NET} drop`;
 
 test('SYN flood with a 4096-entry flow table: fixed memory, evictions counted, streams and idle connections survive, new connections keep succeeding, established entries outlive half-open ones', { skip: skipUnless({ commands: ['gcc'] }), timeout: 180_000 }, async (t) => {
-  const lab = await createLab({ backends: 2, ipv6: false });
-  let l4: L4natProcess | null = null;
-  try {
-    await pktgen();
-    await startBackendServers(lab);
-    l4 = await startL4nat(lab, { extraArgs: [...HASH_KEY, '--queues', '2', '--flow-capacity', String(CAPACITY)] });
+  await pktgen();
+  await withLab({ backends: 2, ipv6: false, l4nat: { extraArgs: [...HASH_KEY, '--queues', '2', '--flow-capacity', String(CAPACITY)] } }, async ({ lab, l4 }) => {
     const pid = l4.pid!;
     // Spoofed sources: the lb routes them towards the client's link (a next hop nobody answers for), so the lb's
     // strict rp_filter accepts them and the backends' SYN-ACKs die there instead of reaching a real host.
@@ -175,38 +170,19 @@ test('SYN flood with a 4096-entry flow table: fixed memory, evictions counted, s
     assert.ok(chances > 0, 'D: the ACK flood after the ring change earned second chances');
     assert.equal(spoofedEstablished, 0, 'D: no spoofed entry is ESTABLISHED');
     assert.equal(d.idleKept, idlePorts.length, `D: ${d.idleKept}/${idlePorts.length} idle established entries kept after ${chances} second chances`);
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-  }
+  });
 });
 
 function protectedConfig(lab: Lab): string {
-  return [
-    'global: {queues: 2, stats_interval: 0, hash_key: 5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99}',
-    'services:',
-    '  - name: web',
-    `    vips: [${lab.vip4}]`,
-    `    ports: [${SERVICE_PORT}]`,
-    '    new_flow_rate: {rate: 100, burst: 100}',
-    '    allow_sources: [10.201.0.0/24]',
-    '    deny_sources: [10.201.0.128/25]',
-    '    backends:',
-    ...lab.backends.map((b) => `      - {address: ${b.ipv4}, name: ${b.id}}`),
-    '',
-  ].join('\n');
+  return configText({
+    global: { queues: 2, stats_interval: 0, hash_key: '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99' },
+    services: [{ name: 'web', vips: [lab.vip4], ports: [SERVICE_PORT], new_flow_rate: { rate: 100, burst: 100 }, allow_sources: ['10.201.0.0/24'], deny_sources: ['10.201.0.128/25'], backends: labBackends(lab) }],
+  });
 }
 
 test('per-service protections: a flooding source is held to its new-flow rate while another source connects freely; denied and not-allowed sources are dropped and counted', { skip: skipUnless({ commands: ['gcc'] }), timeout: 120_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'l4nat-protect-'));
-  const lab = await createLab({ backends: 2, ipv6: false });
-  let l4: L4natProcess | null = null;
-  try {
-    await pktgen();
-    await startBackendServers(lab);
-    const file = join(dir, 'l4nat.yaml');
-    writeFileSync(file, protectedConfig(lab));
-    l4 = await startL4nat(lab, { vips: [], ports: [], backends: [], extraArgs: ['--config', file] });
+  await pktgen();
+  await withLab({ backends: 2, ipv6: false, config: protectedConfig }, async ({ lab }) => {
     await lab.ip('lb', ['route', 'add', SPOOF_NET, 'via', '10.201.0.254', 'dev', lab.client.lbDev]);
 
     // Rate limit: one spoofed source (allowed, not denied) sends 2000 SYNs/s for 3 s; the real client connects 100
@@ -247,9 +223,5 @@ test('per-service protections: a flooding source is held to its new-flow rate wh
     }
     const after = await runClient(lab, { target: lab.vip4, count: 50, concurrency: 4 });
     assert.equal(after.failed, 0, 'the allowed client still connects');
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

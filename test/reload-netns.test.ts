@@ -5,35 +5,29 @@
 //  - drain: the drained backend's streams go on, new connections avoid it, and `drain --wait` reports it
 //    drained once its last flow has closed (flow-table entries of the backend all closed).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { adminRequest } from '../src/lab/admin-client';
-import { createLab, type Lab } from '../src/lab/lab';
-import { L4natProcess, repoRoot, startL4nat } from '../src/lab/l4nat-process';
-import { runClient, startBackendServers, startStreams } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import type { Lab } from '../src/lab/lab';
+import { repoRoot } from '../src/lab/l4nat-process';
+import { runClient, startStreams } from '../src/lab/workload';
+import { configText, labBackends, withLab } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
 
-function config(lab: Lab, a: string[], b: string[], extra = ''): string {
-  const bk = (ids: string[], port: number): string[] => ids.map((id) => `      - {address: ${lab.backend(id).ipv4}, port: ${port}, name: ${id}}`);
-  return [
-    'global: {queues: 2, stats_interval: 0}',
-    'services:',
-    '  - name: a',
-    `    vips: [${lab.vip4}]`,
-    '    ports: [8080]',
-    '    backends:',
-    ...bk(a, 8080),
-    '  - name: b',
-    `    vips: [${lab.vip4}]`,
-    '    ports: [8081]',
-    '    backends:',
-    ...bk(b, 8081),
-    extra,
-    '',
-  ].join('\n');
+/** Two services on the VIP: a (port 8080) with backends `a`, b (8081) with backends `b`; `overA` replaces fields of a. */
+function config(lab: Lab, a: string[], b: string[], overA: Record<string, unknown> = {}): string {
+  return configText({
+    global: { queues: 2, stats_interval: 0 },
+    services: [
+      { name: 'a', vips: [lab.vip4], ports: [8080], backends: labBackends(lab, { ids: a, port: 8080 }), ...overA },
+      { name: 'b', vips: [lab.vip4], ports: [8081], backends: labBackends(lab, { ids: b, port: 8081 }) },
+    ],
+  });
 }
+
+/** Every lab backend serves both services' ports. */
+const servers = { ports: [8080, 8081] };
 
 async function cli(lab: Lab, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -46,14 +40,7 @@ async function cli(lab: Lab, args: string[]): Promise<{ code: number; stdout: st
 }
 
 test('reload: only the changed service moves; streams of both services go on; a bad file changes nothing', { skip: skipUnless(), timeout: 180_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'l4nat-reload-'));
-  const lab = await createLab({ backends: 3, ipv6: false });
-  let l4: L4natProcess | null = null;
-  try {
-    await startBackendServers(lab, { ports: [8080, 8081] });
-    const file = join(dir, 'l4nat.yaml');
-    writeFileSync(file, config(lab, ['b1', 'b2'], ['b1', 'b2']));
-    l4 = await startL4nat(lab, { vips: [], ports: [], backends: [], extraArgs: ['--config', file] });
+  await withLab({ backends: 3, ipv6: false, servers, config: (lab) => config(lab, ['b1', 'b2'], ['b1', 'b2']) }, async ({ lab, l4, configFile: file }) => {
     const sa = startStreams(lab, { target: lab.vip4, port: 8080, streams: 10, durationMs: 60_000, intervalMs: 20, stallMs: 30_000 });
     const sb = startStreams(lab, { target: lab.vip4, port: 8081, streams: 10, durationMs: 60_000, intervalMs: 20, stallMs: 30_000 });
     try {
@@ -62,7 +49,7 @@ test('reload: only the changed service moves; streams of both services go on; a 
       const [a0, b0] = [await sa.status(), await sb.status()];
 
       // A bad file through SIGHUP: rejected, logged, nothing changes.
-      writeFileSync(file, config(lab, ['b1', 'b2', 'b3'], ['b1', 'b2']).replace('ports: [8080]', 'ports: [80800]'));
+      writeFileSync(file, config(lab, ['b1', 'b2', 'b3'], ['b1', 'b2'], { ports: [80800] }));
       l4.proc.kill('SIGHUP');
       const failed = await l4.waitForLog((r) => r.event === 'reload_failed', 5_000, 'reload_failed');
       assert.match(String(failed.err), /services\[0\]\.ports\[0\]: got 80800, expected PORT/);
@@ -71,7 +58,8 @@ test('reload: only the changed service moves; streams of both services go on; a 
       assert.match(bad.stderr, /services\[0\]\.ports\[0\]: got 80800/);
 
       // A good one through `l4nat reload`: b3 joins service a, b1's weight doubles; service b is untouched.
-      writeFileSync(file, config(lab, ['b1', 'b2', 'b3'], ['b1', 'b2']).replace(`address: ${lab.backend('b1').ipv4}, port: 8080, name: b1}`, `address: ${lab.backend('b1').ipv4}, port: 8080, name: b1, weight: 2}`));
+      const heavierB1 = labBackends(lab, { ids: ['b1', 'b2', 'b3'], port: 8080 }).map((x) => (x.name === 'b1' ? { ...x, weight: 2 } : x));
+      writeFileSync(file, config(lab, ['b1', 'b2', 'b3'], ['b1', 'b2'], { backends: heavierB1 }));
       const ok = await cli(lab, ['reload']);
       assert.equal(ok.code, 0, ok.stderr);
       assert.match(ok.stdout, /changed 10\.200\.0\.10:8080\/tcp; 1 unchanged/);
@@ -96,22 +84,11 @@ test('reload: only the changed service moves; streams of both services go on; a 
     const [ra, rb] = [await sa.result, await sb.result];
     assert.equal(ra.failed + rb.failed, 0, JSON.stringify([ra.errors, rb.errors]));
     assert.equal((await l4.stop()).code, 0);
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('drain through the CLI: streams on the drained backend go on, new connections avoid it, drain --wait reports it drained; status shows it', { skip: skipUnless(), timeout: 180_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'l4nat-drain-'));
-  const lab = await createLab({ backends: 2, ipv6: false });
-  let l4: L4natProcess | null = null;
-  try {
-    await startBackendServers(lab, { ports: [8080, 8081] });
-    const file = join(dir, 'l4nat.yaml');
-    writeFileSync(file, config(lab, ['b1', 'b2'], ['b1']));
-    l4 = await startL4nat(lab, { vips: [], ports: [], backends: [], extraArgs: ['--config', file] });
+  await withLab({ backends: 2, ipv6: false, servers, config: (lab) => config(lab, ['b1', 'b2'], ['b1']) }, async ({ lab, l4 }) => {
     const streams = startStreams(lab, { target: lab.vip4, port: 8080, streams: 12, durationMs: 60_000, intervalMs: 20, stallMs: 30_000 });
     assert.deepEqual(await streams.streaming, { established: 12, failed: 0 });
     const s0 = await streams.status();
@@ -145,26 +122,15 @@ test('drain through the CLI: streams on the drained backend go on, new connectio
     const r2 = await runClient(lab, { target: lab.vip4, port: 8080, proto: 'tcp', count: 300, concurrency: 16, timeoutMs: 30_000 });
     assert.ok((r2.perBackend.b1 ?? 0) > 50, JSON.stringify(r2.perBackend));
     assert.equal((await l4.stop()).code, 0);
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('source deny list from the config, applied and lifted by reloads: denied clients are dropped and counted as acl_denied', { skip: skipUnless(), timeout: 120_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'l4nat-acl-'));
-  const lab = await createLab({ backends: 2, ipv6: false });
-  let l4: L4natProcess | null = null;
-  try {
-    await startBackendServers(lab, { ports: [8080, 8081] });
-    const file = join(dir, 'l4nat.yaml');
+  await withLab({ backends: 2, ipv6: false, servers, config: (lab) => config(lab, ['b1', 'b2'], ['b1']) }, async ({ lab, l4, configFile: file }) => {
     const plain = config(lab, ['b1', 'b2'], ['b1']);
-    writeFileSync(file, plain);
-    l4 = await startL4nat(lab, { vips: [], ports: [], backends: [], extraArgs: ['--config', file] });
     const ok = await runClient(lab, { target: lab.vip4, port: 8080, proto: 'tcp', count: 50, concurrency: 10, timeoutMs: 20_000 });
     assert.equal(ok.failed, 0);
-    writeFileSync(file, plain.replace('    ports: [8080]\n', `    ports: [8080]\n    deny_sources: [${lab.client.ipv4}/32]\n`));
+    writeFileSync(file, config(lab, ['b1', 'b2'], ['b1'], { deny_sources: [`${lab.client.ipv4}/32`] }));
     assert.equal((await cli(lab, ['reload'])).code, 0);
     const denied = await runClient(lab, { target: lab.vip4, port: 8080, proto: 'tcp', count: 5, concurrency: 5, connTimeoutMs: 1_000, timeoutMs: 10_000 });
     assert.equal(denied.ok, 0, 'the denied client gets nothing through');
@@ -177,9 +143,5 @@ test('source deny list from the config, applied and lifted by reloads: denied cl
     const again = await runClient(lab, { target: lab.vip4, port: 8080, proto: 'tcp', count: 50, concurrency: 10, timeoutMs: 20_000 });
     assert.equal(again.failed, 0);
     assert.equal((await l4.stop()).code, 0);
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

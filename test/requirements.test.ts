@@ -1,4 +1,4 @@
-// The shared test requirements (src/lab/requirements.ts): a missing tool skips a test on a developer's machine and
+// The shared test requirements (test/rigs/requirements.ts): a missing tool skips a test on a developer's machine and
 // fails it under CI=true; and no test file decides on its own whether the machine has what it needs. No root needed.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { missingFor, skipUnlessCI, underCI } from '../src/lab/requirements';
+import { missingFor, skipUnlessCI, underCI } from './rigs/requirements';
 
 test('a missing command is named with its Debian package; present ones are not', () => {
   assert.equal(missingFor({ root: false, commands: ['sh'] }), null);
@@ -19,6 +19,11 @@ test('a missing command is named with its Debian package; present ones are not',
   } finally {
     process.env.PATH = saved;
   }
+});
+
+test('a missing C header is named with its package, after the missing commands', () => {
+  assert.equal(missingFor({ root: false, headers: ['stdio.h'] }), null);
+  assert.equal(missingFor({ root: false, commands: ['l4nat-no-such-tool'], headers: ['l4nat-no-such-header.h'] }), 'needs l4nat-no-such-tool, l4nat-no-such-header.h (Debian packages l4nat-no-such-tool, l4nat-no-such-header.h: bash scripts/install-deps.sh)');
 });
 
 test('skipUnlessCI: the reason skips, except under CI=true, where it throws naming what is missing', () => {
@@ -35,7 +40,7 @@ test('a test file whose tool is missing: skipped without CI, failed under CI=tru
   const dir = mkdtempSync(join(tmpdir(), 'l4nat-req-'));
   try {
     const file = join(dir, 'needs.test.js');
-    const req = JSON.stringify(join(__dirname, '..', 'src', 'lab', 'requirements.js'));
+    const req = JSON.stringify(join(__dirname, 'rigs', 'requirements.js'));
     writeFileSync(file, `const { test } = require('node:test');\nconst { skipUnless } = require(${req});\ntest('uses a tool', { skip: skipUnless({ root: false, commands: ['l4nat-no-such-tool'] }) }, () => {});\n`);
     const env = { ...process.env };
     delete env.CI;
@@ -51,10 +56,10 @@ test('a test file whose tool is missing: skipped without CI, failed under CI=tru
   }
 });
 
-test('no test file checks root, /dev/net/tun or installed commands on its own (they all go through src/lab/requirements.ts)', () => {
+test('no test file checks root, /dev/net/tun, installed commands or CI on its own (they all go through test/rigs/requirements.ts)', () => {
   const dir = join(__dirname, '..', '..', 'test');
   // up-args.test.ts runs one test as root and its counterpart as another user: not a missing tool.
-  const own = /process\.getuid\(\) !== 0|process\.getuid\?\.\(\) !== 0|existsSync\('\/dev\/net\/tun'\)|command -v|labSkipReason|l4natUnavailable\(\)/;
+  const own = /process\.getuid\(\) !== 0|process\.getuid\?\.\(\) !== 0|existsSync\('\/dev\/net\/tun'\)|command -v|labSkipReason|l4natUnavailable\(\)|process\.env\.CI\b/;
   const offenders = readdirSync(dir)
     .filter((f) => f.endsWith('.test.ts') && f !== 'up-args.test.ts' && f !== 'requirements.test.ts')
     .filter((f) => own.test(readFileSync(join(dir, f), 'utf8')));

@@ -4,19 +4,15 @@
 // then removes the device, routes and rules. Root-only.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createLab } from '../src/lab/lab';
-import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
-import { startBackendServers, startStreams } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { startStreams } from '../src/lab/workload';
+import { withLab } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
 
 const HASH_KEY = ['--hash-key', '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99'];
 
 test('kill -9 during 20 streams: device, routes and rules stay; a restarted l4nat re-attaches and every stream continues', { skip: skipUnless(), timeout: 180_000 }, async (t) => {
-  const lab = await createLab({ backends: 3 });
-  let l4: L4natProcess | null = null;
-  try {
-    await startBackendServers(lab);
-    l4 = await startL4nat(lab, { extraArgs: HASH_KEY });
+  await withLab({ backends: 3 }, async ({ lab, start }) => {
+    let l4 = await start({ extraArgs: HASH_KEY });
     const streams = startStreams(lab, { target: lab.vip4, streams: 20, durationMs: 60_000, intervalMs: 20, stallMs: 30_000 });
     assert.deepEqual(await streams.streaming, { established: 20, failed: 0 });
     try {
@@ -32,7 +28,7 @@ test('kill -9 during 20 streams: device, routes and rules stay; a restarted l4na
       assert.match(table, /default dev l4nat0/);
 
       const started = Date.now();
-      l4 = await startL4nat(lab, { extraArgs: HASH_KEY });
+      l4 = await start({ extraArgs: HASH_KEY });
       t.diagnostic(`restart took ${Date.now() - started} ms`);
       await new Promise((r) => setTimeout(r, 3_000));
       const afterRestart = await streams.status();
@@ -56,8 +52,5 @@ test('kill -9 during 20 streams: device, routes and rules stay; a restarted l4na
     assert.doesNotMatch((await lab.exec('lb', 'ip', ['rule'])).stdout, /proto 244|lookup 4400/);
     assert.doesNotMatch((await lab.exec('lb', 'ip', ['-6', 'rule'])).stdout, /proto 244|lookup 4400/);
     assert.equal((await lab.exec('lb', 'ip', ['route', 'show', 'table', 'all', 'proto', '244'])).stdout.trim(), '');
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-  }
+  });
 });

@@ -1,12 +1,12 @@
-// Scale-out (issue 8): a backend set change coinciding with a host failure (src/lab/scaleout-change.ts says how it
+// Scale-out (issue 8): a backend set change coinciding with a host failure (test/rigs/scaleout-change.ts says how it
 // is measured). Asserted here are the cells whose outcome the README states: the change alone breaks nothing; with
 // the settle hold and replies via the host that forwarded, a change coinciding with a host failure breaks nothing;
 // flows established before a change survive their host dying 4 s later (the second chance). The other cells (ECMP
 // return path, settle 0) are races, measured by `npm run report:scaleout-change`. Root-only; needs bird2 and nft.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { ChangeBench, STREAMS, type Cell } from '../src/lab/scaleout-change';
-import { skipUnless } from '../src/lab/requirements';
+import { ChangeBench, STREAMS, type Cell } from './rigs/scaleout-change';
+import { skipUnless } from './rigs/requirements';
 
 const skip = skipUnless({ commands: ['bird', 'birdc', 'nft'] });
 /** At most 1% of the connections: a SIGKILLed host can take a flow with it mid-write. */

@@ -1,5 +1,5 @@
 // Scale-out (issue 8): three l4nat hosts behind an ECMP router, VIPs announced through BIRD 2 with BFD, backends'
-// return route learned from the hosts over BGP (src/lab/scaleout.ts). One lab for the whole file, in order:
+// return route learned from the hosts over BGP (test/rigs/scaleout.ts). One lab for the whole file, in order:
 //   1. the three processes publish byte-identical rings (same config, same hash key);
 //   2. one host alone sees a backend fail (its probes are dropped): the agreed health keeps every table identical;
 //      a real failure seen by all is agreed, and the window during which the tables differ is measured;
@@ -10,26 +10,16 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { createScaleoutLab, startRouting, type ClusterStateView, type ScaleoutLab } from '../src/lab/scaleout';
-import { startBackendServers, startStreams, type StreamRun, type StreamStatus } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { startStreams, type StreamRun, type StreamStatus } from '../src/lab/workload';
+import { sleep, waitUntil } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
+import { startScaleout, type ClusterStateView, type ScaleoutLab } from './rigs/scaleout';
 
 const skip = skipUnless({ commands: ['bird', 'birdc', 'nft'] });
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const STREAMS = 200;
 const VIP = '10.200.0.10';
 const KEY = (b: string): string => `${VIP}:8080/tcp|${b}:8080/tcp`;
-
-/** Polls `fn` every `everyMs` until it returns true; resolves with the milliseconds it took. */
-async function waitUntil(what: string, fn: () => Promise<boolean>, timeoutMs: number, everyMs = 25): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    if (await fn()) return Date.now() - t0;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 /** Connections that made progress between two status snapshots (and have not failed). */
 function progressed(before: StreamStatus, now: StreamStatus): { ok: number; stalled: number[]; failed: Array<{ i: number; error: string }> } {
@@ -75,18 +65,14 @@ describe('scale-out: three l4nat hosts behind ECMP, announced by BIRD', { skip, 
   /** Waits until the router and every backend have (or no longer have) `role` as a next hop; times in ms from now. */
   async function converge(role: string, present: boolean, timeoutMs = 20_000): Promise<{ routerMs: number; returnMs: number }> {
     const [routerMs, returnMs] = await Promise.all([
-      waitUntil(`router ${present ? 'adding' : 'dropping'} ${role}`, async () => (await routerHas(role)) === present, timeoutMs),
-      waitUntil(`backends ${present ? 'adding' : 'dropping'} ${role}`, async () => (await backendsHave(role)).every((x) => x === present), timeoutMs),
+      waitUntil(`router ${present ? 'adding' : 'dropping'} ${role}`, async () => (await routerHas(role)) === present, timeoutMs, 25),
+      waitUntil(`backends ${present ? 'adding' : 'dropping'} ${role}`, async () => (await backendsHave(role)).every((x) => x === present), timeoutMs, 25),
     ]);
     return { routerMs, returnMs };
   }
 
   before(async () => {
-    lab = await createScaleoutLab({ hosts: 3, backends: 3 });
-    await startRouting(lab);
-    await startBackendServers(lab);
-    for (const h of lab.hosts) await lab.startL4nat(h.role);
-    await waitUntil('three ECMP next hops on the router and on the backends', async () => (await lab.nexthops('r', VIP)).length === 3 && (await lab.nexthops('b1', 'default')).length === 3, 30_000, 100);
+    lab = await startScaleout({ hosts: 3, backends: 3 });
   });
 
   after(async () => {

@@ -3,11 +3,10 @@
 // removing routes and rules). Root-only.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { snapshotNetns, type NetSnapshot } from '../src/lab/inspect';
-import { createLab } from '../src/lab/lab';
-import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
-import { runClient, startBackendServers, startStreams } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { snapshotNetns, type NetSnapshot } from './rigs/inspect';
+import { runClient, startStreams } from '../src/lab/workload';
+import { withLab } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
 
 const GRACE = 4;
 
@@ -18,12 +17,9 @@ async function lbState(ns: string): Promise<NetSnapshot> {
 }
 
 test(`SIGTERM with --shutdown-grace ${GRACE}: established streams keep flowing, new connections are not admitted, exit 0 after the grace, nothing left`, { skip: skipUnless(), timeout: 120_000 }, async (t) => {
-  const lab = await createLab({ backends: 2, ipv6: false });
-  let l4: L4natProcess | null = null;
-  try {
-    await startBackendServers(lab);
+  await withLab({ backends: 2, ipv6: false }, async ({ lab, start }) => {
     const before = await lbState(lab.lb.ns);
-    l4 = await startL4nat(lab, { ports: ['8080/tcp'], extraArgs: ['--shutdown-grace', String(GRACE), '--queues', '2'] });
+    const l4 = await start({ ports: ['8080/tcp'], extraArgs: ['--shutdown-grace', String(GRACE), '--queues', '2'] });
     const streams = startStreams(lab, { target: lab.vip4, streams: 10, durationMs: 30_000, intervalMs: 20, stallMs: 30_000 });
     assert.deepEqual(await streams.streaming, { established: 10, failed: 0 });
     const s0 = await streams.status();
@@ -48,19 +44,13 @@ test(`SIGTERM with --shutdown-grace ${GRACE}: established streams keep flowing, 
     streams.stop();
     await streams.result.catch(() => undefined);
     assert.deepEqual(await lbState(lab.lb.ns), before, 'TUN, routes and rules are gone');
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-  }
+  });
 });
 
 test('a second signal during the grace period stops at once, still removing routes and rules', { skip: skipUnless(), timeout: 60_000 }, async (t) => {
-  const lab = await createLab({ backends: 2, ipv6: false });
-  let l4: L4natProcess | null = null;
-  try {
-    await startBackendServers(lab);
+  await withLab({ backends: 2, ipv6: false }, async ({ lab, start }) => {
     const before = await lbState(lab.lb.ns);
-    l4 = await startL4nat(lab, { ports: ['8080/tcp'], extraArgs: ['--shutdown-grace', '60', '--queues', '2'] });
+    const l4 = await start({ ports: ['8080/tcp'], extraArgs: ['--shutdown-grace', '60', '--queues', '2'] });
     const streams = startStreams(lab, { target: lab.vip4, streams: 4, durationMs: 20_000, intervalMs: 50 });
     await streams.streaming;
     l4.proc.kill('SIGTERM');
@@ -76,8 +66,5 @@ test('a second signal during the grace period stops at once, still removing rout
     streams.stop();
     await streams.result.catch(() => undefined);
     assert.deepEqual(await lbState(lab.lb.ns), before, 'TUN, routes and rules are gone');
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-  }
+  });
 });

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { LAB_NS_PREFIX } from '../src/lab/lab';
 import { netnsAdd, netnsDelete, nsExec } from '../src/lab/netns';
-import { skipUnless } from '../src/lab/requirements';
+import { skipUnless } from './rigs/requirements';
 
 const ROOT = resolve(__dirname, '..', '..');
 const DIR = join(ROOT, 'native', 'test');

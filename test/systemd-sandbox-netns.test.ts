@@ -1,7 +1,7 @@
 // l4nat under its systemd unit's sandbox (issue 19, item 5). The unit's SystemCallFilter=@system-service left out
 // bpf() and its capabilities left out CAP_BPF, so with kernel.unprivileged_bpf_disabled set the queue-steering
 // program never loaded and l4nat ran multi-queue without it (a warning; flows reordered between workers).
-// systemd is not PID 1 here, so the sandbox is reproduced from the unit file itself (src/reliability/unit-sandbox.ts:
+// systemd is not PID 1 here, so the sandbox is reproduced from the unit file itself (test/rigs/unit-sandbox.ts:
 // user, capabilities, bounding set, no-new-privs, the system-call filter with this host's systemd's groups and
 // errno, the address families; what is not reproduced is listed there). Checked: with the unit as shipped, 2 queues
 // start with the steering program attached and traffic is balanced, every thread holds exactly the unit's
@@ -9,27 +9,31 @@
 // without CAP_BPF, l4nat refuses to start and says why and what to do; with one queue it needs neither.
 // Root-only (lab, setpriv), about 30 s.
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { createLab, type Lab } from '../src/lab/lab';
+import type { Lab } from '../src/lab/lab';
 import { L4natProcess, READY_MSG, repoRoot } from '../src/lab/l4nat-process';
-import { runClient, startBackendServers, SERVICE_PORT } from '../src/lab/workload';
-import { capMask, capNames, threadCaps } from '../src/reliability/tools';
-import { missingFor, skipUnlessCI } from '../src/lab/requirements';
+import { runClient, SERVICE_PORT } from '../src/lab/workload';
+import { configText, labBackends, withLab } from './rigs/fixture';
+import { capMask, capNames, threadCaps } from './rigs/proc';
+import { skipUnless } from './rigs/requirements';
 import {
   canRaiseLimits,
   expandSyscalls,
+  handOverDir,
+  readStatusCheck,
   readUnitSandbox,
   SANDBOX_UID,
   sandboxCommand,
   seccompExec,
+  statusCheck,
   syscallGroups,
   tunStandIn,
   unitSettings,
+  writeUserFile,
   type UnitSandbox,
-} from '../src/reliability/unit-sandbox';
+} from './rigs/unit-sandbox';
 
 const STEERING_MSG = 'queue steering program attached: both directions of a flow on one queue';
 
@@ -49,49 +53,26 @@ test('unit sandbox settings: read from the unit file (lists merged, an empty ass
   assert.equal(sb.noNewPrivileges, true);
 });
 
-/** A missing tool: a skip here, a failure under CI (where scripts/install-deps.sh installs them). */
-function skip(): string | false {
-  const missing = missingFor({ commands: ['systemd-analyze', 'setpriv', 'prlimit', 'unshare', 'gcc'] });
-  return skipUnlessCI(missing ?? (existsSync('/usr/include/seccomp.h') ? null : 'needs libseccomp-dev (seccomp.h): bash scripts/install-deps.sh'));
-}
-
 function config(lab: Lab, queues: number, checkOut: string, tokenFile: string): string {
-  return [
-    `global: {queues: ${queues}, stats_interval: 0, hash_key: 5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99}`,
-    // The default token file (/var/lib/l4nat/admin.token) is root's here; under the unit StateDirectory= makes it the user's.
-    `admin: {token_file: ${tokenFile}}`,
-    'services:',
-    '  - name: web',
-    `    vips: [${lab.vip4}]`,
-    `    ports: [${SERVICE_PORT}]`,
-    // What a command check runs with under the sandbox (written where the user may write).
-    `    health_check: {type: command, command: ["/bin/sh", "-c", "grep -E '^(Uid|Cap[A-Za-z]+|NoNewPrivs|Seccomp):' /proc/self/status > ${checkOut}.tmp && mv ${checkOut}.tmp ${checkOut}"], interval: 1, timeout: 1}`,
-    '    backends:',
-    ...lab.backends.map((b) => `      - {address: ${b.ipv4}, name: ${b.id}}`),
-    '',
-  ].join('\n');
+  return configText({
+    global: { queues, stats_interval: 0, hash_key: '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99' },
+    admin: { token_file: tokenFile },
+    // What a command check runs with under the sandbox.
+    services: [{ name: 'web', vips: [lab.vip4], ports: [SERVICE_PORT], health_check: statusCheck(checkOut), backends: labBackends(lab) }],
+  });
 }
 
-test('l4nat in the unit\'s sandbox: steering attached with 2 queues; without bpf() or CAP_BPF it refuses to start; 1 queue needs neither', { skip: skip(), timeout: 180_000 }, async (t) => {
+test('l4nat in the unit\'s sandbox: steering attached with 2 queues; without bpf() or CAP_BPF it refuses to start; 1 queue needs neither', { skip: skipUnless({ commands: ['systemd-analyze', 'setpriv', 'prlimit', 'unshare', 'gcc'], headers: ['seccomp.h'] }), timeout: 180_000 }, async (t) => {
   const unit = readUnitSandbox();
   const groups = syscallGroups();
   const seccomp = await seccompExec();
   const limits = canRaiseLimits();
-  const dir = mkdtempSync(join(tmpdir(), 'l4nat-sandbox-'));
-  chownSync(dir, SANDBOX_UID, SANDBOX_UID);
-  chmodSync(dir, 0o700);
-  const lab = await createLab({ backends: 2, ipv6: false });
-  const running: L4natProcess[] = [];
-  try {
-    await startBackendServers(lab);
+  await withLab({ backends: 2, ipv6: false }, async ({ lab, dir, track }) => {
+    const tokenFile = handOverDir(dir);
     const tunNode = tunStandIn(dir);
-    const tokenFile = join(dir, 'admin.token');
-    writeFileSync(tokenFile, 'sandboxed-l4nat-admin-token\n', { mode: 0o600 });
-    chownSync(tokenFile, SANDBOX_UID, SANDBOX_UID);
     const file = (name: string, queues: number): string => {
       const f = join(dir, name);
-      writeFileSync(f, config(lab, queues, join(dir, `${name}.check`), tokenFile));
-      chownSync(f, SANDBOX_UID, SANDBOX_UID);
+      writeUserFile(f, config(lab, queues, join(dir, `${name}.check`), tokenFile));
       return f;
     };
     const two = file('two.yaml', 2);
@@ -99,9 +80,7 @@ test('l4nat in the unit\'s sandbox: steering attached with 2 queues; without bpf
     const spawnIn = (sb: UnitSandbox, configFile: string): L4natProcess => {
       const args = ['up', '--config', configFile];
       const [cmd, argv] = sandboxCommand(sb, expandSyscalls(sb.syscallFilter, groups), seccomp, [process.execPath, join(repoRoot(), 'bin', 'l4nat.js'), ...args], { tunNode, limits });
-      const l4 = new L4natProcess(lab, lab.spawn('lb', cmd, argv, { env: { ...process.env, L4NAT_LOG_LEVEL: 'info', HOME: dir }, cwd: dir }), args);
-      running.push(l4);
-      return l4;
+      return track(new L4natProcess(lab, lab.spawn('lb', cmd, argv, { env: { ...process.env, L4NAT_LOG_LEVEL: 'info', HOME: dir }, cwd: dir }), args));
     };
     const ready = (l4: L4natProcess): Promise<unknown> => l4.waitForLog((r) => r.msg === READY_MSG, 30_000, `"${READY_MSG}"`);
     /** Waits for an l4nat that must not start: its exit status and what it printed. */
@@ -131,8 +110,7 @@ test('l4nat in the unit\'s sandbox: steering attached with 2 queues; without bpf
     assert.equal(tcp.failed, 0, JSON.stringify(tcp.errors));
     assert.deepEqual(Object.keys(tcp.perBackend).sort(), lab.backends.map((b) => b.id).sort());
     const checkOut = join(dir, 'two.yaml.check');
-    for (let i = 0; i < 50 && !existsSync(checkOut); i++) await new Promise((r) => setTimeout(r, 100));
-    const child = readFileSync(checkOut, 'utf8');
+    const child = await readStatusCheck(checkOut);
     assert.match(child, /^CapEff:\s+0+$/m, `the command check holds no capability: ${child}`);
     assert.match(child, /^CapAmb:\s+0+$/m, child);
     assert.match(child, /^Seccomp:\s+2$/m, 'the check runs under the same filter (setpriv worked inside it)');
@@ -163,9 +141,5 @@ test('l4nat in the unit\'s sandbox: steering attached with 2 queues; without bpf
     const tcp1 = await runClient(lab, { target: lab.vip4, count: 50, concurrency: 8 });
     assert.equal(tcp1.failed, 0, JSON.stringify(tcp1.errors));
     assert.equal((await single.stop()).code, 0);
-  } finally {
-    for (const l of running) await l.stop(3_000);
-    await lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

@@ -8,11 +8,9 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import pino from 'pino';
 import { SystemdNotifier, workersAlive } from '../src/host/systemd';
-import { createLab } from '../src/lab/lab';
-import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
-import { listenNotify as listen } from '../src/lab/notify-listener';
-import { startBackendServers } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { withLab } from './rigs/fixture';
+import { listenNotify as listen } from './rigs/notify-listener';
+import { skipUnless } from './rigs/requirements';
 
 const log = pino({ level: 'silent' });
 const dir = mkdtempSync(join(tmpdir(), 'l4nat-sd-'));
@@ -71,11 +69,8 @@ test('workersAlive: fresh heartbeats pass, a stale one is named', () => {
 test('the real l4nat: READY=1 once forwarding, WATCHDOG=1 from worker heartbeats, STOPPING=1 on SIGTERM', { skip: skipUnless(), timeout: 60_000 }, async () => {
   const path = join(dir, 'l4nat-notify.sock');
   const l = listen(path);
-  const lab = await createLab({ backends: 2, ipv6: false });
-  let l4: L4natProcess | null = null;
-  try {
-    await startBackendServers(lab);
-    l4 = await startL4nat(lab, { ports: ['8080/tcp'], extraArgs: ['--queues', '2'], env: { NOTIFY_SOCKET: path, WATCHDOG_USEC: '400000' } });
+  await withLab({ backends: 2, ipv6: false, l4nat: { ports: ['8080/tcp'], extraArgs: ['--queues', '2'], env: { NOTIFY_SOCKET: path, WATCHDOG_USEC: '400000' } } }, async ({ l4, defer }) => {
+    defer(() => l.close());
     const ready = await l.waitFor((m) => m.startsWith('READY=1'));
     assert.match(ready, /STATUS=1 services; backends 2 up, 0 down, 0 draining; \d+ flows/);
     await new Promise((r) => setTimeout(r, 700));
@@ -83,20 +78,19 @@ test('the real l4nat: READY=1 once forwarding, WATCHDOG=1 from worker heartbeats
     const st = await l4.stop();
     assert.equal(st.code, 0);
     await l.waitFor((m) => m.startsWith('STOPPING=1'));
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-    l.close();
-  }
+  });
 });
 
-test('the unit file: Type=notify with a watchdog, unprivileged with ambient CAP_NET_ADMIN, CAP_NET_RAW (icmp checks) and CAP_BPF only, bpf() allowed, hardened; systemd-analyze accepts it', () => {
-  const unit = join(__dirname, '..', '..', 'systemd', 'l4nat.service');
+const unit = join(__dirname, '..', '..', 'systemd', 'l4nat.service');
+
+test('the unit file: Type=notify with a watchdog, unprivileged with ambient CAP_NET_ADMIN, CAP_NET_RAW (icmp checks) and CAP_BPF only, bpf() allowed, hardened', () => {
   const text = require('node:fs').readFileSync(unit, 'utf8') as string;
   for (const line of ['Type=notify', 'NotifyAccess=main', 'WatchdogSec=10', 'ExecReload=/bin/kill -HUP $MAINPID', 'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF', 'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF', 'SystemCallFilter=@system-service bpf', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'DeviceAllow=/dev/net/tun rw', 'KillMode=mixed', 'User=l4nat', 'LimitNICE=-10']) {
     assert.ok(text.split('\n').includes(line), `missing ${line}`);
   }
+});
+
+test('systemd-analyze accepts the unit file', { skip: skipUnless({ root: false, commands: ['systemd-analyze'] }) }, () => {
   const r = require('node:child_process').spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' }) as { error?: Error; status: number; stderr: string };
-  if (r.error) return; // no systemd-analyze here
   assert.doesNotMatch(r.stderr, /Unknown key|Invalid|Failed to parse/i, r.stderr);
 });

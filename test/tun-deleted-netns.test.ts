@@ -6,15 +6,12 @@
 // TUN again. Checked against a notification socket like systemd's, then the restart systemd would do.
 // Root-only (lab), about 15 s.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { createLab } from '../src/lab/lab';
-import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
-import { listenNotify } from '../src/lab/notify-listener';
-import { runClient, startBackendServers } from '../src/lab/workload';
-import { skipUnless } from '../src/lab/requirements';
+import { runClient } from '../src/lab/workload';
+import { withLab } from './rigs/fixture';
+import { listenNotify } from './rigs/notify-listener';
+import { skipUnless } from './rigs/requirements';
 import { DATAPLANE_FAILED_EXIT_CODE } from '../src/daemon/up';
 
 /** CPU time (user + system, in clock ticks) a process has used. */
@@ -24,15 +21,11 @@ function cpuTicks(pid: number): number {
 }
 
 test('TUN deleted under l4nat: the error names the device, the watchdog pings stop, exit 74 keeping routes and rules; started again it forwards', { skip: skipUnless(), timeout: 120_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'l4nat-tundel-'));
-  const notify = listenNotify(join(dir, 'notify.sock'));
-  const lab = await createLab({ backends: 2, ipv6: false });
-  const procs: L4natProcess[] = [];
-  try {
-    await startBackendServers(lab);
+  await withLab({ backends: 2, ipv6: false }, async ({ lab, dir, start, defer }) => {
+    const notify = listenNotify(join(dir, 'notify.sock'));
+    defer(() => notify.close());
     const opts = { ports: ['8080/tcp'], extraArgs: ['--queues', '2'], env: { NOTIFY_SOCKET: join(dir, 'notify.sock'), WATCHDOG_USEC: '400000' } };
-    const l4 = await startL4nat(lab, opts);
-    procs.push(l4);
+    const l4 = await start(opts);
     await notify.waitFor((m) => m === 'WATCHDOG=1');
     const before = await runClient(lab, { target: lab.vip4, count: 50, concurrency: 8 });
     assert.equal(before.failed, 0, JSON.stringify(before.errors));
@@ -62,15 +55,9 @@ test('TUN deleted under l4nat: the error names the device, the watchdog pings st
     t.diagnostic(`deleted -> exit ${st.code} after ${exitedAfterMs} ms (error: ${String(err.msg).slice(0, 110)}...); rules kept`);
 
     // What systemd's Restart=on-failure does next: the new l4nat creates the TUN again and forwards.
-    const again = await startL4nat(lab, { ports: opts.ports, extraArgs: opts.extraArgs });
-    procs.push(again);
+    const again = await start({ ports: opts.ports, extraArgs: opts.extraArgs });
     const after = await runClient(lab, { target: lab.vip4, count: 50, concurrency: 8 });
     assert.equal(after.failed, 0, JSON.stringify(after.errors));
     assert.equal((await again.stop()).code, 0);
-  } finally {
-    for (const p of procs) await p.stop(3_000);
-    await lab.destroy();
-    notify.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

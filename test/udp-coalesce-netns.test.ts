@@ -6,11 +6,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildBenchtool } from '../bench/lib/tools';
-import { adminRequest } from '../src/lab/admin-client';
-import { createLab } from '../src/lab/lab';
-import { L4natProcess, repoRoot, startL4nat } from '../src/lab/l4nat-process';
-import { sleep } from '../src/reliability/tools';
-import { skipUnless } from '../src/lab/requirements';
+import { repoRoot } from '../src/lab/l4nat-process';
+import { servicesView } from './rigs/admin';
+import { sleep, withLab } from './rigs/fixture';
+import { skipUnless } from './rigs/requirements';
 
 const PORT = 8080;
 const MAXSEQ = 4_000_000;
@@ -23,12 +22,9 @@ function lastJson(lines: string): Record<string, number> {
 
 test('UDP runs written as GSO super-packets reach the backend as exactly the datagrams the client sent', { skip: skipUnless(), timeout: 120_000 }, async (t) => {
   const tool = buildBenchtool(repoRoot());
-  const lab = await createLab({ backends: 1, ipv6: true });
-  let l4: L4natProcess | null = null;
-  try {
-    l4 = await startL4nat(lab, { vips: [lab.vip4, lab.vip6!], ports: [`${PORT}/udp`], extraArgs: ['--queues', '2'] });
-    const counters = async (): Promise<Record<string, number>> =>
-      ((await adminRequest(lab, 'GET', '/v1/services')).body as { dataplane: { counters: Record<string, number> } }).dataplane.counters;
+  await withLab({ backends: 1, ipv6: true, servers: false }, async ({ lab, start }) => {
+    await start({ vips: [lab.vip4, lab.vip6!], ports: [`${PORT}/udp`], extraArgs: ['--queues', '2'] });
+    const counters = async (): Promise<Record<string, number>> => (await servicesView(lab)).dataplane.counters;
     assert.ok(lab.vip6, 'the lab has IPv6');
     for (const vip of [lab.vip4, lab.vip6]) {
       for (const size of [64, 1000]) {
@@ -55,8 +51,5 @@ test('UDP runs written as GSO super-packets reach the backend as exactly the dat
         assert.ok(supers > 0 && merged > supers, `${what}: no UDP super-packet was written (${supers}, ${merged} datagrams): the test did not exercise coalescing`);
       }
     }
-  } finally {
-    await l4?.stop();
-    await lab.destroy();
-  }
+  });
 });

@@ -1,6 +1,6 @@
-// Small C test tools (src/conformance/c/tcpkit.c, src/reliability/c/pktgen.c, src/reliability/c/seccomp-exec.c)
+// Small C test tools (src/conformance/c/tcpkit.c, test/rigs/c/pktgen.c, test/rigs/c/seccomp-exec.c, bench's tools)
 // compiled with gcc on first use.
-// Layers: this file → src/conformance/kernel.ts, src/reliability/tools.ts.
+// Layers: this file → src/conformance/kernel.ts, bench/lib/variants.ts, test/rigs/pktgen.ts, test/rigs/unit-sandbox.ts.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';

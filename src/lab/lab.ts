@@ -185,7 +185,7 @@ function validateOptions(opts: LabOptions): { backends: number; id: string; ipv6
 }
 
 /**
- * What every lab shares (this one and src/lab/scaleout.ts): namespaces by role, commands and processes run in
+ * What every lab shares (this one and test/rigs/scaleout.ts): namespaces by role, commands and processes run in
  * them (tracked, so destroy() can stop them), and a destroyed lab refusing further use.
  */
 export abstract class RoleLab {

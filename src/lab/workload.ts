@@ -11,7 +11,7 @@ import type { NsProcess } from './netns';
 export const SERVICE_PORT = 8080;
 
 /** Absolute path of a compiled lab script (this directory, e.g. dist/src/lab/backend-server.js). */
-export function labScript(name: 'backend-server' | 'client-driver' | 'icmp-responder'): string {
+export function labScript(name: 'backend-server' | 'client-driver'): string {
   const p = path.join(__dirname, `${name}.js`);
   if (!existsSync(p)) throw new Error(`${p} is missing: build with \`npx tsc -p tsconfig.json\``);
   return p;

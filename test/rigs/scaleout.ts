@@ -1,6 +1,6 @@
 // The scale-out lab: several l4nat hosts behind one ECMP router that learns the VIP from each of them over BGP
 // (BIRD 2 everywhere), backends on a shared LAN whose return route is an ECMP default route learned over BGP from the
-// same hosts. Layers: netns.ts (commands), cleanup.ts (signal/exit hooks) → this file (topology, BIRD configs,
+// same hosts. Layers: src/lab (netns.ts commands, cleanup.ts signal/exit hooks) → this file (topology, BIRD configs,
 // l4nat configs) → workload.ts (backend servers, client driver: this lab implements the Lab interface they use).
 //
 //   client 10.201.0.2 ── r (AS 65000; ECMP, fib_multipath_hash_policy=1) ─┬─ 10.203.1.0/24 ─ lb1 (AS 65001) ─┐
@@ -20,11 +20,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { AUTH_HEADER_JS, DEFAULT_ADMIN_TOKEN_FILE } from './admin-client';
+import { AUTH_HEADER_JS, DEFAULT_ADMIN_TOKEN_FILE } from '../../src/lab/admin-client';
 import { issueCert, makeCa, type CertFiles } from './certs';
-import { registerCleanup } from './cleanup';
-import { LAB_NS_PREFIX, listLabNamespaces, RoleLab, type Lab, type LabBackend, type LabEndpoint, type LabHost, type LabRouter } from './lab';
-import { L4natProcess, READY_MSG, repoRoot } from './l4nat-process';
+import { registerCleanup } from '../../src/lab/cleanup';
+import { LAB_NS_PREFIX, listLabNamespaces, RoleLab, type Lab, type LabBackend, type LabEndpoint, type LabHost, type LabRouter } from '../../src/lab/lab';
+import { L4natProcess, READY_MSG, repoRoot } from '../../src/lab/l4nat-process';
 import {
   addrAdd,
   ipIn,
@@ -38,8 +38,9 @@ import {
   routeAdd,
   sysctlSet,
   vethPair,
-} from './netns';
-import { SERVICE_PORT } from './workload';
+} from '../../src/lab/netns';
+import { SERVICE_PORT, startBackendServers } from '../../src/lab/workload';
+import { waitUntil } from './fixture';
 
 export const SCALEOUT_VIP = '10.200.0.10';
 export const ROUTER_AS = 65001 - 1;
@@ -543,4 +544,25 @@ export async function startRouting(lab: ScaleoutLab): Promise<void> {
   await lab.startBird('r');
   for (const h of lab.hosts) await lab.startBird(h.role);
   for (const b of lab.backends) await lab.startBird(b.role);
+}
+
+/**
+ * A running scale-out lab: topology, BIRD everywhere, backend servers, an l4nat on every host (`configure` may
+ * rewrite the hosts' configs first), and the router and the backends routing over every host. On failure
+ * everything is removed.
+ */
+export async function startScaleout(opts: ScaleoutOptions, configure: (lab: ScaleoutLab) => void = () => undefined): Promise<ScaleoutLab> {
+  const lab = await createScaleoutLab(opts);
+  try {
+    await startRouting(lab);
+    await startBackendServers(lab);
+    configure(lab);
+    for (const h of lab.hosts) await lab.startL4nat(h.role);
+    const n = lab.hosts.length;
+    await waitUntil(`${n} ECMP next hops on the router and on the backends`, async () => (await lab.nexthops('r', SCALEOUT_VIP)).length === n && (await lab.nexthops('b1', 'default')).length === n, 30_000, 100);
+  } catch (e) {
+    await lab.destroy();
+    throw e;
+  }
+  return lab;
 }

@@ -1,14 +1,14 @@
 // Lab backend for icmp health-check tests: answers echo requests itself, on raw ICMP and ICMPv6 sockets, the way a
 // broken or foreign responder might. Run inside a backend namespace whose kernel does not answer echo itself
 // (net.ipv4.icmp_echo_ignore_all / net.ipv6.icmp.echo_ignore_all = 1; raw sockets still get the requests).
-//   node dist/src/lab/icmp-responder.js --mode echo|wrong-ident|wrong-seq
+//   node dist/test/rigs/icmp-responder.js --mode echo|wrong-ident|wrong-seq
 //   echo:        a correct reply (the positive control: the check must count it)
 //   wrong-ident: the reply carries the request's identifier with its low bit flipped
 //   wrong-seq:   the reply carries the request's sequence number plus one
-// Replies are built with the reliability tests' packet builder (src/reliability/craft.ts), not with the checker's
+// Replies are built with the reliability tests' packet builder (craft.ts), not with the checker's
 // own code. Prints {"ready":true} once both sockets are open, then {"answered":FAMILY,"ident":N,"seq":N} per reply
 // sent. SIGTERM/SIGINT close the sockets and exit 0.
-import { icmp } from '../reliability/craft';
+import { icmp } from './craft';
 
 type Mode = 'echo' | 'wrong-ident' | 'wrong-seq';
 

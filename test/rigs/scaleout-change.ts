@@ -8,25 +8,16 @@
 //   - cluster.settle 0 (the change applies at once) or 3 (held until the set of announcing hosts has been stable 3 s).
 // The cells whose outcome the README states are asserted by test/scaleout-change-netns.test.ts; the others are races
 // between the ring change and each moved flow's first packets, measured by `npm run report:scaleout-change`
-// (scaleout-change-report.ts). Layers: scaleout.ts, workload.ts → this file → the test and the report.
-import { createScaleoutLab, startRouting, type ScaleoutLab } from './scaleout';
-import { startBackendServers, startStreams, type StreamStatus } from './workload';
+// (scaleout-change-report.ts). Layers: scaleout.ts, src/lab/workload.ts → this file → the test and the report.
+import { startStreams, type StreamStatus } from '../../src/lab/workload';
+import { sleep, waitUntil } from './fixture';
+import { startScaleout, type ScaleoutLab } from './scaleout';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 export const STREAMS = 200;
 const VIP = '10.200.0.10';
 const ALL = ['lb1', 'lb2', 'lb3'];
 const B3 = ['b1', 'b2', 'b3'];
 const B4 = ['b1', 'b2', 'b3', 'b4'];
-
-async function waitUntil(what: string, fn: () => Promise<boolean>, timeoutMs: number, everyMs = 50): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    if (await fn()) return Date.now() - t0;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 function progressed(before: StreamStatus, now: StreamStatus): { ok: number; errors: Record<string, number>; stalled: number } {
   let ok = 0;
@@ -56,19 +47,10 @@ export class ChangeBench {
   private constructor(readonly lab: ScaleoutLab) {}
 
   static async create(): Promise<ChangeBench> {
-    const lab = await createScaleoutLab({ hosts: 3, backends: 4 });
-    const b = new ChangeBench(lab);
-    try {
-      await startRouting(lab);
-      await startBackendServers(lab);
-      for (const h of lab.hosts) lab.writeL4natConfig(h, { backends: B3, settle: 0 });
-      for (const h of lab.hosts) await lab.startL4nat(h.role);
-      await waitUntil('three ECMP next hops on the router and the backends', async () => (await lab.nexthops('r', VIP)).length === 3 && (await lab.nexthops('b1', 'default')).length === 3, 30_000, 100);
-    } catch (e) {
-      await lab.destroy();
-      throw e;
-    }
-    return b;
+    const lab = await startScaleout({ hosts: 3, backends: 4 }, (l) => {
+      for (const h of l.hosts) l.writeL4natConfig(h, { backends: B3, settle: 0 });
+    });
+    return new ChangeBench(lab);
   }
 
   destroy(): Promise<void> {

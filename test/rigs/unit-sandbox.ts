@@ -1,6 +1,6 @@
 // l4nat in its systemd unit's sandbox where systemd is not PID 1: the settings are read from systemd/l4nat.service
 // itself and reproduced with util-linux tools and a seccomp helper, so a test of this sandbox tests the shipped unit.
-// Layers: lab/ (namespaces, l4nat process) → this file (+ c/seccomp-exec.c) → test/systemd-sandbox-netns.test.ts.
+// Layers: src/lab (namespaces, l4nat process) → this file (+ c/seccomp-exec.c) → test/systemd-sandbox-netns.test.ts.
 //
 // Reproduced, from the unit:
 //   User=/Group=               a numeric uid/gid with no passwd entry (setpriv --reuid/--regid --clear-groups)
@@ -9,7 +9,7 @@
 //   NoNewPrivileges=yes        setpriv --no-new-privs
 //   SystemCallFilter=          seccomp allow list, the @groups expanded by this host's `systemd-analyze
 //   SystemCallErrorNumber=       syscall-filter` (the systemd that would run the unit), other calls fail with
-//   SystemCallArchitectures=     that errno; native architecture only (src/reliability/c/seccomp-exec.c)
+//   SystemCallArchitectures=     that errno; native architecture only (test/rigs/c/seccomp-exec.c)
 //   RestrictAddressFamilies=   a second seccomp filter: socket() of another family fails with EAFNOSUPPORT
 //   LimitNICE=, LimitNOFILE=   prlimit, where this process may raise a hard limit (CAP_SYS_RESOURCE; systemd as
 //                              PID 1 has it, a container's root may not)
@@ -19,11 +19,12 @@
 // RestrictRealtime=, RestrictSUIDSGID=, LockPersonality= (argument filters on calls l4nat never makes),
 // StateDirectory=, UMask= and the notify handshake (test/systemd.test.ts).
 import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
-import { cTool } from '../lab/c-build';
-import { repoRoot } from '../lab/l4nat-process';
+import { cTool } from '../../src/lab/c-build';
+import { repoRoot } from '../../src/lab/l4nat-process';
+import { waitUntil } from './fixture';
 
 /** A uid/gid with no passwd entry (setpriv takes numbers): nothing on the host changes. */
 export const SANDBOX_UID = 47_100;
@@ -152,9 +153,9 @@ export function expandSyscalls(entries: readonly string[], groups: ReadonlyMap<s
   return [...out].sort();
 }
 
-/** Builds src/reliability/c/seccomp-exec.c (needs libseccomp's header: Debian libseccomp-dev). */
+/** Builds test/rigs/c/seccomp-exec.c (needs libseccomp's header: Debian libseccomp-dev). */
 export function seccompExec(): Promise<string> {
-  return cTool('src/reliability/c/seccomp-exec.c', 'reliability', 'seccomp-exec', ['seccomp']);
+  return cTool('test/rigs/c/seccomp-exec.c', 'reliability', 'seccomp-exec', ['seccomp']);
 }
 
 /**
@@ -167,6 +168,39 @@ export function tunStandIn(dir: string): string | null {
   const node = join(dir, 'tun');
   execFileSync('mknod', ['-m', '0666', node, 'c', '10', '200']);
   return node;
+}
+
+/**
+ * Hands a scratch directory to the sandbox user (owner, mode 0700) with an admin token file of the user's own in it:
+ * the default one (/var/lib/l4nat/admin.token) is root's here, where under the unit StateDirectory= makes it the
+ * user's. Returns the token file's path.
+ */
+export function handOverDir(dir: string): string {
+  chownSync(dir, SANDBOX_UID, SANDBOX_UID);
+  chmodSync(dir, 0o700);
+  const tokenFile = join(dir, 'admin.token');
+  writeUserFile(tokenFile, 'sandbox-user-l4nat-admin-token\n', 0o600);
+  return tokenFile;
+}
+
+/** Writes a file the sandbox user owns (a config it is started with or reloads). */
+export function writeUserFile(file: string, text: string, mode = 0o644): void {
+  writeFileSync(file, text, { mode });
+  chownSync(file, SANDBOX_UID, SANDBOX_UID);
+}
+
+/**
+ * A command health check (config form) that copies what it runs with — ids, capabilities, no-new-privs, seccomp mode
+ * from /proc/self/status — to `out`, a file the user may write, at every check.
+ */
+export function statusCheck(out: string): Record<string, unknown> {
+  return { type: 'command', command: ['/bin/sh', '-c', `grep -E '^(Uid|Cap[A-Za-z]+|NoNewPrivs|Seccomp):' /proc/self/status > ${out}.tmp && mv ${out}.tmp ${out}`], interval: 1, timeout: 1 };
+}
+
+/** What statusCheck(out) wrote, once its first check has run (within 5 s). */
+export async function readStatusCheck(out: string): Promise<string> {
+  await waitUntil(`the command check's ${out}`, () => existsSync(out), 5_000, 100);
+  return readFileSync(out, 'utf8');
 }
 
 /** Whether this process may raise a hard resource limit (CAP_SYS_RESOURCE), as prlimit must for LimitNICE=-10. */

@@ -2,10 +2,10 @@
 // happens when something is missing: on a developer's machine the test is skipped with the reason; under CI=true
 // it fails, because CI installs everything (scripts/install-deps.sh, then `npm test` builds l4nat), so a skip
 // there would hide a missing install step. Every test that skips for a missing tool goes through here.
-// Layers: l4nat-process.ts (repoRoot, l4natUnavailable) → this file → test/*.test.ts.
+// Layers: src/lab/l4nat-process.ts (repoRoot, l4natUnavailable) → this file → test/*.test.ts.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { l4natUnavailable, repoRoot } from './l4nat-process';
+import { l4natUnavailable, repoRoot } from '../../src/lab/l4nat-process';
 
 /** The Debian package that brings each command the tests run (all in scripts/install-deps.sh). */
 const PACKAGE_OF: Readonly<Record<string, string>> = {
@@ -23,6 +23,11 @@ const PACKAGE_OF: Readonly<Record<string, string>> = {
   setpriv: 'util-linux',
 };
 
+/** The Debian package that brings each C header the tests compile against. */
+const HEADER_PACKAGE: Readonly<Record<string, string>> = {
+  'seccomp.h': 'libseccomp-dev',
+};
+
 export interface Needs {
   /** Root (network namespaces, TUN, captures). Default true. */
   root?: boolean;
@@ -32,6 +37,8 @@ export interface Needs {
   l4nat?: boolean;
   /** Commands that must be on PATH (keys of the package list above, or any other). */
   commands?: readonly string[];
+  /** C headers that must be in /usr/include (keys of the header list above, or any other). */
+  headers?: readonly string[];
 }
 
 function onPath(cmd: string): boolean {
@@ -50,10 +57,13 @@ export function missingFor(needs: Needs = {}): string | null {
     const addon = path.join(repoRoot(), 'build', 'Release', 'l4nat.node');
     if (!existsSync(addon)) return `needs the data-plane addon: ${addon} is missing (npx node-gyp rebuild)`;
   }
-  const absent = (needs.commands ?? []).filter((c) => !onPath(c));
+  const absent = [
+    ...(needs.commands ?? []).filter((c) => !onPath(c)).map((c) => [c, PACKAGE_OF[c] ?? c]),
+    ...(needs.headers ?? []).filter((h) => !existsSync(path.join('/usr/include', h))).map((h) => [h, HEADER_PACKAGE[h] ?? h]),
+  ];
   if (absent.length > 0) {
-    const pkgs = [...new Set(absent.map((c) => PACKAGE_OF[c] ?? c))];
-    return `needs ${absent.join(', ')} (Debian ${pkgs.length > 1 ? 'packages' : 'package'} ${pkgs.join(', ')}: bash scripts/install-deps.sh)`;
+    const pkgs = [...new Set(absent.map(([, pkg]) => pkg))];
+    return `needs ${absent.map(([what]) => what).join(', ')} (Debian ${pkgs.length > 1 ? 'packages' : 'package'} ${pkgs.join(', ')}: bash scripts/install-deps.sh)`;
   }
   return null;
 }

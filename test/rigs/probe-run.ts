@@ -1,9 +1,9 @@
 // The reliability probe (probe.ts) from the orchestrator's side: started in the lab's client namespace as a lab
 // process (lab.destroy() stops it), with its ready line, SIGUSR1 status and final report parsed.
-// Layers: lab.ts (processes in namespaces) → this file → tests.
-import path from 'node:path';
-import type { Lab } from '../lab/lab';
-import type { NsProcess } from '../lab/netns';
+// Layers: src/lab/lab.ts (processes in namespaces) → this file → tests.
+import type { Lab } from '../../src/lab/lab';
+import type { NsProcess } from '../../src/lab/netns';
+import { rigScript } from './fixture';
 import type { ProbeReport } from './probe';
 
 export interface ProbeRunOptions {
@@ -81,7 +81,7 @@ export function startProbe(lab: Lab, o: ProbeRunOptions, role = 'client'): Probe
   opt('conn-rate', o.connRate);
   opt('bin-ms', o.binMs);
   opt('conn-timeout-ms', o.connTimeoutMs);
-  const proc = lab.spawn(role, process.execPath, [path.join(__dirname, 'probe.js'), ...args], { maxLines: 100 });
+  const proc = lab.spawn(role, process.execPath, [rigScript('probe'), ...args], { maxLines: 100 });
   const isEvent = (ev: string) => (l: string): boolean => l.startsWith(`{"event":"${ev}"`);
   const ready = proc
     .waitForLine(isEvent('ready'), { timeoutMs: (o.connTimeoutMs ?? 5_000) * 2 + 20_000, what: 'probe ready line', stream: 'stdout' })

@@ -1,6 +1,6 @@
 // Read-only views of a namespace's network state, to prove that something left nothing behind.
-// Layers: netns.ts (commands) → this file → tests (lab, integration).
-import { run } from './netns';
+// Layers: src/lab/netns.ts (commands) → this file → tests (lab, integration, shutdown).
+import { run } from '../../src/lab/netns';
 
 export interface NetSnapshot {
   /** Interface names. */

@@ -1,9 +1,9 @@
 // Captures with raw bytes kept: tcpdump -w in a lab namespace, then the classic pcap file read back here, so a
 // test can check checksums byte for byte (the conformance capture decodes fields and drops the bytes).
-// Layers: lab.ts (processes in namespaces) → this file → tests.
+// Layers: src/lab/lab.ts (processes in namespaces) → this file → tests.
 import { readFileSync, rmSync } from 'node:fs';
-import type { Lab } from '../lab/lab';
-import type { NsProcess } from '../lab/netns';
+import type { Lab } from '../../src/lab/lab';
+import type { NsProcess } from '../../src/lab/netns';
 
 export interface RawPacket {
   /** Capture time, ms since the epoch. */

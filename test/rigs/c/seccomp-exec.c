@@ -1,5 +1,5 @@
 /* seccomp-exec: runs a command under the system-call filters a systemd unit's settings install, for testing
- * l4nat in its unit's sandbox where systemd is not PID 1 (src/reliability/unit-sandbox.ts builds the lists).
+ * l4nat in its unit's sandbox where systemd is not PID 1 (test/rigs/unit-sandbox.ts builds the lists).
  *
  *   seccomp-exec --errno N --allow NAME[,NAME...] [--families N[,N...]] -- CMD [ARGS...]
  *

@@ -2,13 +2,13 @@
 // way the systemd unit's AmbientCapabilities= does (User=, CapabilityBoundingSet=, NoNewPrivileges=yes), for a
 // numeric uid with no passwd entry (nothing on the host changes). Used by the least-privilege tests.
 import { join } from 'node:path';
-import type { Lab } from '../lab/lab';
-import { L4natProcess, READY_MSG, repoRoot } from '../lab/l4nat-process';
-import { readUnitSandbox, SANDBOX_UID, tunStandIn } from './unit-sandbox';
+import type { Lab } from '../../src/lab/lab';
+import { L4natProcess, READY_MSG, repoRoot } from '../../src/lab/l4nat-process';
+import { handOverDir, readStatusCheck, readUnitSandbox, SANDBOX_UID, statusCheck, tunStandIn, writeUserFile } from './unit-sandbox';
 
 /** A uid/gid with no passwd entry (setpriv takes numbers): the sandbox's. */
 export const UNPRIVILEGED_UID = SANDBOX_UID;
-export { tunStandIn };
+export { handOverDir, readStatusCheck, statusCheck, tunStandIn, writeUserFile };
 
 /** The systemd unit's capabilities (systemd/l4nat.service AmbientCapabilities=), as setpriv names them. */
 export const UNIT_CAPS: readonly string[] = readUnitSandbox().capabilities;

@@ -1,6 +1,6 @@
 // Throw-away certificates for tests and labs (openssl): a CA, certificates it signs for IP addresses, and
 // self-signed ones that no CA vouches for (a forged peer). EC P-256, valid one day. Files go into `dir`.
-// Layers: nothing below (runs openssl) → this file → lab/scaleout.ts, tests.
+// Layers: nothing below (runs openssl) → this file → scaleout.ts, tests.
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
