@@ -1,7 +1,7 @@
-// The documentation holds together: every relative link in README.md and docs/*.md names a file that exists, and
-// every #anchor a heading of the page it points into (GitHub's heading ids); the README stays a front door (at most
-// 200 lines, the set-up commands at the very top, one of them the line .ci/run runs, a link to every docs page);
-// and both conformance tables list exactly the suite's checks. No root needed: files only.
+// The documentation holds together: every relative link in README.md, docs/*.md and bench/README.md names a file
+// that exists, and every #anchor a heading of the page it points into (GitHub's heading ids); the README stays a
+// front door (at most 200 lines, the set-up commands at the very top, one of them the line .ci/run runs, a link to
+// every docs page); and both conformance tables list exactly the suite's checks. No root needed: files only.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -113,8 +113,8 @@ test('the link checker finds a missing file, a missing anchor and an anchor on t
   assert.deepEqual(broken.map((b) => b.replace(/^.*?: /, '').split(':')[0]), ['z.md', 'y.md#nope', '#nope']);
 });
 
-test('every relative link and #anchor in README.md and docs/*.md resolves', () => {
-  const broken = [path.join(ROOT, 'README.md'), ...docFiles].flatMap((f) => brokenLinks(f, readFileSync(f, 'utf8'), readIfFile));
+test('every relative link and #anchor in README.md, docs/*.md and bench/README.md resolves', () => {
+  const broken = [path.join(ROOT, 'README.md'), path.join(ROOT, 'bench', 'README.md'), ...docFiles].flatMap((f) => brokenLinks(f, readFileSync(f, 'utf8'), readIfFile));
   assert.deepEqual(broken, []);
 });
 
