@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs the README's container commands ("In a container") against a real Docker engine, with Compose v1
+# Runs the documented container commands (docs/developer.md) against a real Docker engine, with Compose v1
 # (docker-compose) and, where installed, v2 (docker compose), and fails unless the demo prints `demo OK` and exits
-# 0 in each (with --conformance, also the conformance suite). Minutes, not part of `npm test`; figures: README.
+# 0 in each (with --conformance, also the conformance suite). Minutes, not part of `npm test`; figures: docs/developer.md.
 #   bash scripts/docker-lab-check.sh [--conformance] [--cold]     as root; docker.io, docker-compose, debootstrap
 # --cold first removes the images this script builds (l4nat-demo:local, the base, their build stages) and the
 # engine's BuildKit cache.
@@ -86,7 +86,7 @@ export L4NAT_NPM_HTTPS_PROXY=${L4NAT_NPM_HTTPS_PROXY-$(npm_setting https-proxy)}
 export L4NAT_NPM_NOPROXY=${L4NAT_NPM_NOPROXY-$(npm_setting noproxy)}
 echo "base $L4NAT_BASE; npm registry ${L4NAT_NPM_REGISTRY:-(default)}, cafile ${L4NAT_NPM_CAFILE:-(default)}"
 
-# compose.yaml's privileged container, or the README's fallback where the engine refuses it.
+# compose.yaml's privileged container, or the documented fallback where the engine refuses it.
 if out=$(docker run --rm --privileged --network none "$L4NAT_BASE" true 2>&1); then
   echo "privileged containers: allowed (docker/compose.yaml as it is)"
 else

@@ -1,4 +1,4 @@
-// l4nat behind the nftables ruleset the README gives: l4nat's traffic exempt from conntrack (each flow
+// l4nat behind the nftables ruleset docs/operating.md gives: l4nat's traffic exempt from conntrack (each flow
 // crosses the LB's stack twice) and accepted under a FORWARD drop policy. The accept rules match only
 // untracked packets, so if the exemption failed, traffic would hit the drop policy and this test would fail.
 // A direct connection from the client to a backend (not through l4nat) must be dropped. Root-only.
@@ -11,7 +11,7 @@ import { runClient } from '../src/lab/workload';
 import { withLab } from './rigs/fixture';
 import { skipUnless } from './rigs/requirements';
 
-/** The README's ruleset, filled in for the lab. */
+/** The ruleset of docs/operating.md ("The host around it"), filled in for the lab. */
 function ruleset(lab: Lab, tun = 'l4nat0'): string {
   const b4 = lab.backends.map((b) => b.ipv4);
   const b6 = lab.backends.flatMap((b) => (b.ipv6 ? [b.ipv6] : []));

@@ -1,7 +1,7 @@
 // docker/: one container that runs the same lab code (`l4nat demo`, and on request the conformance suite), a
 // compose file that Compose v1 (docker-compose 1.29, Debian 12's) and v2 both accept, the fallback for engines that
 // refuse privileged containers, and every file they refer to exists.
-// No Docker needed: the real-engine run is scripts/docker-lab-check.sh (minutes; README "In a container"). The
+// No Docker needed: the real-engine run is scripts/docker-lab-check.sh (minutes; docs/developer.md, "The lab in a container"). The
 // compose files are read with the `yaml` package with merge keys on (both Compose versions read `<<:`), the
 // Dockerfile line by line.
 import assert from 'node:assert/strict';
@@ -181,16 +181,18 @@ test('the Dockerfile copies files that exist, installs what the lab, node-gyp an
   assert.ok(lines.some((l) => /npx tsc -p tsconfig\.json/.test(l)), 'the TypeScript (dist/src/...) is built in the image');
 });
 
-test("the README's compose commands name files that exist and are the ones scripts/docker-lab-check.sh runs", () => {
-  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-  const commands = readme
+test("the docs' compose commands name files that exist and are the ones scripts/docker-lab-check.sh runs", () => {
+  // The README and every page under docs/ (the container's page is docs/developer.md, "The lab in a container").
+  const docs = ['README.md', ...readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => path.join('docs', f))];
+  const text = docs.map((f) => readFileSync(path.join(ROOT, f), 'utf8')).join('\n');
+  const commands = text
     .split('\n')
     .map((l) => l.replace(/\s+#.*$/, '').trim())
     .filter((l) => /^(L4NAT_BASE=\S+ )?(docker-compose|docker compose) /.test(l));
   const seen = new Set<string>();
   for (const c of commands) {
     const m = /^(?:L4NAT_BASE=\S+ )?(?:docker-compose|docker compose) -p l4nat((?: -f \S+)+) (up --build|run --rm conformance)$/.exec(c);
-    assert.ok(m, `README command in the expected form: ${c}`);
+    assert.ok(m, `docs command in the expected form: ${c}`);
     const files = m[1]!.trim().split(/\s*-f\s+/).filter(Boolean);
     assert.equal(files[0], 'docker/compose.yaml', c);
     for (const f of files) assert.ok(existsSync(path.join(ROOT, f)), `${f} exists (${c})`);
@@ -201,10 +203,10 @@ test("the README's compose commands name files that exist and are the ones scrip
     'docker/compose.yaml run --rm conformance',
     'docker/compose.yaml docker/compose.unprivileged.yaml up --build',
   ]) {
-    assert.ok(seen.has(expected), `the README shows ${expected}`);
+    assert.ok(seen.has(expected), `the docs show ${expected}`);
   }
   for (const compose of ['docker-compose', 'docker compose']) {
-    assert.ok(commands.some((c) => c.includes(`${compose} -p`)), `the README shows ${compose}`);
+    assert.ok(commands.some((c) => c.includes(`${compose} -p`)), `the docs show ${compose}`);
   }
   const script = readFileSync(path.join(ROOT, 'scripts', 'docker-lab-check.sh'), 'utf8');
   for (const piece of ['project=l4nat\n', 'files=(-f docker/compose.yaml)', 'files+=(-f docker/compose.unprivileged.yaml)', ' up --build', ' run --rm conformance', 'compose_v1=(docker-compose)', 'compose_v2=(docker compose)']) {

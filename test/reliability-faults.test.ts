@@ -162,7 +162,7 @@ test('backend faults (black hole, resets, flapping) with active and passive chec
     const maxMoved = Math.max(0, ...moved);
     assert.ok(maxMoved <= Math.ceil(MAGLEV_M / 3) + 200, `a ring change moved ${maxMoved} of ${MAGLEV_M} slots`);
     // Healthy backends send no resets under plain short connections (else the passive check's max_resets would take
-    // them out): resets answering late packets of closed connections are not counted (README, passive check).
+    // them out): resets answering late packets of closed connections are not counted (docs/operating.md, passive check).
     assert.equal(baseResets, 0, `resets from healthy backends in 3 s: ${baseline.map((b) => `${b.id} ${b.resets}/${b.newFlows}`).join(', ')}`);
     const total = summarizeAttempts(rep);
     t.diagnostic(`whole run: ${total.ok}/${total.attempts} new connections ok; ${all.length} transitions, all of ${FAULTY}; ${publishes.length} ring publications, the largest moved ${maxMoved} of ${MAGLEV_M} slots (b3's third is ${Math.ceil(MAGLEV_M / 3)})`);

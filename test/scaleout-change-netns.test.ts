@@ -1,5 +1,5 @@
 // Scale-out (issue 8): a backend set change coinciding with a host failure (test/rigs/scaleout-change.ts says how it
-// is measured). Asserted here are the cells whose outcome the README states: the change alone breaks nothing; with
+// is measured). Asserted here are the cells whose outcome docs/scale-out.md states: the change alone breaks nothing; with
 // the settle hold and replies via the host that forwarded, a change coinciding with a host failure breaks nothing;
 // flows established before a change survive their host dying 4 s later (the second chance). The other cells (ECMP
 // return path, settle 0) are races, measured by `npm run report:scaleout-change`. Root-only; needs bird2 and nft.
@@ -12,7 +12,7 @@ const skip = skipUnless({ commands: ['bird', 'birdc', 'nft'] });
 /** At most 1% of the connections: a SIGKILLed host can take a flow with it mid-write. */
 const BOUND = Math.floor(STREAMS * 0.01);
 /**
- * A host failure 4 s after the change: without the second chance 24, 32 and 34 of 200 broke (three runs, README);
+ * A host failure 4 s after the change: without the second chance 24, 32 and 34 of 200 broke (three runs, docs/scale-out.md);
  * with it 0 and 3 in two runs of this test. 5% tells the two apart.
  */
 const LATER_BOUND = Math.floor(STREAMS * 0.05);

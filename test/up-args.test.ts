@@ -7,7 +7,7 @@ import { hashKeyFlagWarning, parseBackend, parseUpArgs, UsageError } from '../sr
 
 const base = ['--vip', '10.0.0.10', '--port', '80', '--backend', '10.0.1.11:8080', '--backend', '10.0.1.12:8080'];
 
-test('the README example parses into one TCP service with two backends', () => {
+test('the example in docs/operating.md parses into one TCP service with two backends', () => {
   const o = parseUpArgs(base);
   assert.equal(o.services.length, 1);
   const s = o.services[0];

@@ -1,4 +1,4 @@
-/* The packet path; see dataplane.h and the data-plane contract in DESIGN.md. */
+/* The packet path; see dataplane.h and the data-plane contract, docs/design.md items 7-16. */
 #include "dataplane.h"
 
 #include <string.h>

@@ -10,7 +10,7 @@
   X(BAD_IP_HEADER, "bad_ip_header")         /* version, IHL, total length, payload length */              \
   X(BAD_IP_CSUM, "bad_ip_csum")             /* IPv4 header checksum wrong */                              \
   X(BAD_L4_HEADER, "bad_l4_header")         /* TCP data offset, UDP length */                             \
-  X(FRAGMENT, "fragment")                   /* IPv4 fragment or IPv6 fragment header: see README */       \
+  X(FRAGMENT, "fragment")                   /* IPv4 fragment or IPv6 fragment header (docs/dataplane.md) */ \
   X(IPV6_EXT, "ipv6_ext_header")            /* too many, truncated, or a routing header in use */         \
   X(UNSUPPORTED_PROTO, "unsupported_proto") /* not TCP, UDP, ICMP, ICMPv6 */                              \
   X(UNSUPPORTED_GSO, "unsupported_gso")     /* UFO, or GSO type not matching the packet */                \

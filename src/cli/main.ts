@@ -30,7 +30,7 @@ commands:
             --admin-insecure-no-auth   no authentication at all (any local user may change backends): not advised
             --shutdown-grace S         on SIGTERM admit no new flows, forward established ones for up to S s (default 0)
             --proxy-neighbor IF        answer ARP/NDP for the VIPs on IF (clients on that segment, no upstream route)
-          or: l4nat up --config FILE [--log-level LEVEL]   (YAML; see README "Operating l4nat")
+          or: l4nat up --config FILE [--log-level LEVEL]   (YAML; see docs/operating.md)
   check   --config FILE              validate a config file; touches nothing; exit 0 if good, 1 if not
   reload  [API flags]                make the running l4nat re-read its config file (as SIGHUP), print what changed
   restart [API flags]                handover restart (as SIGUSR2): the running l4nat exits (status 75) keeping its TUN,

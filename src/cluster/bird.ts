@@ -11,7 +11,7 @@
 // worker, the start of a stop, an upstream session down) is l4nat rewriting the file. The file outlives both
 // processes: a restarted BIRD reads the last state l4nat wrote, and a restarted l4nat rewrites it first thing.
 // The operator's bird.conf includes the file and exports `proto = "l4nat_vip4"` to the routers and
-// `proto = "l4nat_ret4"` to the backends (README, "Running several l4nat hosts").
+// `proto = "l4nat_ret4"` to the backends (docs/scale-out.md).
 import { execFile } from 'child_process';
 import { mkdirSync, renameSync, writeFileSync, readFileSync } from 'fs';
 import { dirname } from 'path';

@@ -1,4 +1,4 @@
-// Scale-out: one l4nat host among several behind an ECMP router (DESIGN.md "Scale-out"). This file decides what
+// Scale-out: one l4nat host among several behind an ECMP router (docs/scale-out.md). This file decides what
 // the host announces and when, and feeds the cluster's health verdict into the controller:
 //
 //   VIP v announced        while l4nat runs, every worker's heartbeat is fresh, no stop has begun, and some service

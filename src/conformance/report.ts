@@ -1,5 +1,5 @@
 // The conformance table: check × {l4nat, haproxy} with the outcome and its evidence, as plain text (terminal) and
-// Markdown (README, results file).
+// Markdown (docs/conformance.md, results file).
 // Layers: checks.ts (results) → this file → run.ts.
 import type { Check, CheckResult } from './checks';
 import type { TargetKind } from './target';

@@ -266,7 +266,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     maxBackends: Math.max(MIN_MAX_BACKENDS, nBackends * 2),
   });
   // Persistent: if this process dies, the device and its routes stay, so backend replies are dropped
-  // (no reader) rather than leaked, and the next run re-attaches (DESIGN.md item 6).
+  // (no reader) rather than leaked, and the next run re-attaches (docs/design.md item 6).
   dp.setPersist(true);
   const host = new HostSetup({ log, tunName: dp.ifname, table: opts.table, rulePref: opts.rulePref });
   const balancer = new Balancer(dp, host, {
@@ -302,7 +302,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   };
   // Handover (SIGUSR2, POST /v1/restart), and a data plane whose TUN cannot be read any more: stop like a crash
   // would, but in order — the TUN (persistent), its routes, rules and blackholes and the proxy neighbour entries
-  // stay, so the next l4nat re-attaches to them (or creates the TUN again) and no reply leaks meanwhile (DESIGN.md
+  // stay, so the next l4nat re-attaches to them (or creates the TUN again) and no reply leaks meanwhile (docs/design.md
   // item 6); same hash key and tables, so it forwards every flow on.
   const closeKeepingHost = async (): Promise<void> => {
     await cluster?.close().catch((err: unknown) => log.warn({ err }, 'stopping the cluster agent failed'));

@@ -7,7 +7,7 @@ import { FLOW_BITS } from './flow-state';
 import { HEARTBEAT_COUNTER, NO_DROP_REASON, OBJECT_COUNTER_METRICS, QUEUE_COUNTER_METRICS } from './counter-names';
 import { ACL_WORDS, BK_FLAGS, BK_WORDS, HASH_MODES, LIMIT_WORDS, NO_BACKEND, OPT_FLAGS, PREV_RING_WORDS, SVC_WORDS, TIMEOUT_WORDS } from './tables';
 
-/** The flow-table entry size (DESIGN.md: one cache line); sizes the flow table's memory in the start-up log. */
+/** The flow-table entry size (docs/design.md item 13: one cache line); sizes the flow table's memory in the start-up log. */
 export const FLOW_ENTRY_BYTES = 64;
 
 export interface AddonLayout {

@@ -343,7 +343,7 @@ export class Dataplane {
     loadAddon().stop(this.h());
   }
 
-  /** A persistent TUN outlives the process, so a restarted l4nat re-attaches to it (DESIGN.md item 6). */
+  /** A persistent TUN outlives the process, so a restarted l4nat re-attaches to it (docs/design.md item 6). */
   setPersist(persist: boolean): void {
     loadAddon().setPersist(this.h(), persist);
   }

@@ -1,4 +1,4 @@
-// Host set-up (DESIGN.md "Where packets go"): routes, rules, sysctls and the TUN link over rtnetlink.
+// Host set-up (docs/design.md "Where packets go"): routes, rules, sysctls and the TUN link over rtnetlink.
 export * from './addr';
 export * from './plan';
 export * from './sysctl';

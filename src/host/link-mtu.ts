@@ -1,4 +1,4 @@
-// The TUN's MTU must not exceed the smallest egress MTU towards backends and clients (DESIGN.md item 4): a packet
+// The TUN's MTU must not exceed the smallest egress MTU towards backends and clients (docs/design.md item 4): a packet
 // too big for the TUN is bounced by the kernel before translation, with an error that reaches its sender directly,
 // while one too big for a link after translation needs l4nat to translate the host's own error. IPv6 needs at
 // least 1280. Links change while l4nat runs (a VPN or PPPoE uplink comes up, someone lowers an MTU), so the rule

@@ -1,6 +1,6 @@
 // The host's own addresses, for the data plane: an ICMP error this host sends itself about a reply l4nat wrote
 // (its own link or route to the client is narrower than the packet) carries one of them as its source, and
-// must come out of the TUN from the VIP instead (native/core/dataplane.c icmp_error, README "Path MTU").
+// must come out of the TUN from the VIP instead (native/core/dataplane.c icmp_error, docs/dataplane.md "Path MTU").
 import type { rt } from 'netlink';
 import type { Logger } from '../util/log';
 import { AF_INET, AF_INET6, bufferToIp } from './addr';

@@ -1,4 +1,4 @@
-// Host set-up, layer 1: which routes and rules l4nat wants (DESIGN.md "Where packets go", items 1, 2, 5, 6),
+// Host set-up, layer 1: which routes and rules l4nat wants (docs/design.md "Where packets go", items 1, 2, 5, 6),
 // and the difference to what is installed. Pure: no netlink, no root, unit-tested in test/host.test.ts.
 //
 //   table T (per family in use)   default dev TUN           metric TUN_METRIC[family]
@@ -7,7 +7,7 @@
 //                                 and prefix: backends with the same protocols and ports share rules, their
 //                                 addresses merged into the fewest prefixes that hold exactly them)
 //                                 from PREFIX ipproto icmp|ipv6-icmp lookup T      (all backend addresses merged)
-//   The kernel walks rules one by one for every packet it routes (DESIGN.md item 2), so the count should not
+//   The kernel walks rules one by one for every packet it routes (docs/design.md item 2), so the count should not
 //   grow with the number of backends where their addresses are contiguous.
 //   vipTable (main by default)    VIP/32|128 dev TUN
 //

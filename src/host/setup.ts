@@ -1,4 +1,4 @@
-// Host set-up, layer 3: HostSetup puts the host in the shape DESIGN.md "Where packets go" describes (items
+// Host set-up, layer 3: HostSetup puts the host in the shape docs/design.md "Where packets go" describes (items
 // 1-6) over rtnetlink: the TUN link and its sysctls, table T, the backend rules and the VIP routes, all carrying
 // l4nat's protocol value. It keeps them there while l4nat runs (watch) and removes exactly them, in an order
 // that never leaks, on a full stop (teardown). Plans and diffs come from plan.ts; messages from messages.ts.

@@ -1,4 +1,4 @@
-// Host set-up: kernel parameters under /proc/sys (DESIGN.md "Where packets go", item 4).
+// Host set-up: kernel parameters under /proc/sys (docs/design.md "Where packets go", item 4).
 // /proc/sys/net reflects the network namespace of the calling process, so the same code configures the host or
 // a test namespace (`ip netns exec`) without knowing which.
 import { readFileSync, writeFileSync, existsSync } from 'fs';

@@ -124,7 +124,7 @@ export function garbageCases(t: GarbageTargets): GarbageCase[] {
   add4('ipv4 options NOP NOP NOP EOL', (id, sp) => syn4(id, sp, {}, { options: Buffer.from([1, 1, 1, 0]) }), { kind: 'forward' });
   add4('ipv4 record-route option', (id, sp) => syn4(id, sp, {}, { options: Buffer.from([7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]) }), { kind: 'forward' });
   add4('ipv4 trailing bytes after total length', (id, sp) => Buffer.concat([syn4(id, sp), Buffer.from('trailing garbage')]), { kind: 'forward' });
-  // --- Fragments: l4nat does not reassemble (README: dropped and counted).
+  // --- Fragments: l4nat does not reassemble (docs/dataplane.md: dropped and counted).
   add4('ipv4 first fragment (MF)', (id, sp) => syn4(id, sp, {}, { frag: 0x2000 }), { kind: 'l4nat', reason: 'fragment' });
   add4('ipv4 later fragment (offset 1480)', (id) => ip({ src: c4, dst: v4, proto: PROTO.TCP, id, frag: 185 }, Buffer.alloc(64, 0xab)), { kind: 'l4nat', reason: 'fragment' });
   // --- TCP header

@@ -1,4 +1,4 @@
-// `npm run report:scaleout-change [-- --runs N]`: the six cells of the README's "A backend change coinciding with a
+// `npm run report:scaleout-change [-- --runs N]`: the six cells of docs/scale-out.md's "A backend change coinciding with a
 // host failure" table, measured N times (default 1) in a fresh scale-out lab each, printed as a table and as JSON.
 // A measurement, not a test: most cells are races between the ring change and each moved flow's first packets.
 // The cells with a stated outcome are asserted by test/scaleout-change-netns.test.ts. Root; bird2 and nft.

@@ -6,7 +6,7 @@
 //   - the backends' return route: ECMP over the hosts (replies may return through any host), or "via the host that
 //     forwarded" (conntrack mark from the forwarding host's MAC address, per-host tables fed by BIRD);
 //   - cluster.settle 0 (the change applies at once) or 3 (held until the set of announcing hosts has been stable 3 s).
-// The cells whose outcome the README states are asserted by test/scaleout-change-netns.test.ts; the others are races
+// The cells whose outcome docs/scale-out.md states are asserted by test/scaleout-change-netns.test.ts; the others are races
 // between the ring change and each moved flow's first packets, measured by `npm run report:scaleout-change`
 // (scaleout-change-report.ts). Layers: scaleout.ts, src/lab/workload.ts → this file → the test and the report.
 import { startStreams, type StreamStatus } from '../../src/lab/workload';
