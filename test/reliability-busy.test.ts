@@ -17,7 +17,8 @@ import { createLab } from '../src/lab/lab';
 import { L4natProcess, startL4nat } from '../src/lab/l4nat-process';
 import { startBackendServers } from '../src/lab/workload';
 import { startProbe } from '../src/reliability/probe-run';
-import { counters, monotonicMs, sleep } from '../src/reliability/tools';
+import { counters, sleep } from '../src/reliability/tools';
+import { monotonicMs } from '../src/util/clock';
 import { skipUnless } from '../src/lab/requirements';
 
 const BLOCK_MS = 5_000;

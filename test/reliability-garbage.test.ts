@@ -22,7 +22,8 @@ import { runClient, startBackendServers, SERVICE_PORT } from '../src/lab/workloa
 import { ipv4HeaderOk, l4CsumError, parseIp, PROTO, UDP_OFF } from '../src/reliability/craft';
 import { garbageCases, isGarbage } from '../src/reliability/garbage';
 import { startPcap } from '../src/reliability/pcap';
-import { counters, delta, lbMac, monotonicMs, nonZero, packetFile, parsePktgen, pktgen, sleep } from '../src/reliability/tools';
+import { counters, delta, lbMac, nonZero, packetFile, parsePktgen, pktgen, sleep } from '../src/reliability/tools';
+import { monotonicMs } from '../src/util/clock';
 import { skipUnless } from '../src/lab/requirements';
 
 const HASH_KEY = ['--hash-key', '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99'];

@@ -166,8 +166,3 @@ export function percentile(xs: readonly number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
 }
-
-/** CLOCK_MONOTONIC in ms, the clock of the workers' heartbeat_ms (libuv's hrtime reads CLOCK_MONOTONIC too). */
-export function monotonicMs(): number {
-  return Number(process.hrtime.bigint() / 1_000_000n);
-}
