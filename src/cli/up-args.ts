@@ -1,5 +1,6 @@
-// Parsing and validating `l4nat up` flags into a service list and options. Pure: nothing is touched here,
-// so a bad flag changes nothing. Every error names the flag and what it expects.
+// Parsing and validating `l4nat up` flags into a service list and options (UpOptions, whose defaults and error
+// class live in src/config/options.ts, shared with the config file). Pure: nothing is touched here, so a bad flag
+// changes nothing. Every error names the flag and what it expects.
 import { cpus } from 'os';
 import type { Family } from '../host/addr';
 import { DEFAULT_WORKER_NICE } from '../dataplane/worker-priority';

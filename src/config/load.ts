@@ -3,6 +3,8 @@
 // `l4nat check` and a reload can run it freely. Every problem is reported, each naming the path in the
 // file, the bad value and what is expected, with its line and column:
 //   services[0].backends[1].port: got 70000, expected a whole number from 1 to 65535 (line 14, column 15)
+// Layers: schema.ts (shape) and issues.ts (wording) → services.ts (the services) and cluster/options.ts (the
+// cluster section) → this file (the rest: global, admin and the files they name; the settings a reload cannot change).
 import { readFileSync } from 'fs';
 import { cpus } from 'os';
 import { isIP } from 'net';
