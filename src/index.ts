@@ -20,4 +20,4 @@ export { backendId, checkServices, serviceId, DEFAULT_TIMEOUTS } from './config/
 export type { BackendConfig, BackendSpec, HashMode, HealthCheckSpec, Proto, ServiceConfig, ServiceSpec, Timeouts } from './config/model';
 
 export { ConfigError, loadConfigFile, parseConfig } from './config/load';
-export type { UpOptions } from './cli/up-args';
+export type { UpOptions } from './config/options';

@@ -9,7 +9,8 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import pino from 'pino';
-import { createAdminServer, listenAdmin, prepareAdminAuth } from '../src/admin/server';
+import { createAdminServer, listenAdmin } from '../src/admin/server';
+import { prepareAdminAuth } from '../src/admin/access';
 import { loadConfigFile, parseConfig } from '../src/config/load';
 import { Controller, DRAIN_QUIET_MS, type BalancerLike } from '../src/control/controller';
 import type { ProbeFn } from '../src/health/checker';
@@ -17,7 +18,7 @@ import { createMetrics } from '../src/admin/metrics';
 import { DEFAULT_TIMEOUTS, type ServiceSpec } from '../src/config/model';
 import type { CounterMap, CounterSnapshot, FlowEntry, FlowFilter } from '../src/dataplane/native';
 import { backendKey, type ServiceProtections, type TableOptions } from '../src/dataplane/tables';
-import type { PublishResult } from '../src/daemon/up';
+import type { PublishResult } from '../src/control/balancer';
 
 const log = pino({ level: 'silent' });
 const dir = mkdtempSync(join(tmpdir(), 'l4nat-admin-'));

@@ -12,7 +12,7 @@ import { affinityWarnings, ringIds } from '../src/dataplane/affinity';
 import { buildMaglev } from '../src/dataplane/maglev';
 import { backendId, DEFAULT_TIMEOUTS, type BackendSpec, type ServiceSpec } from '../src/config/model';
 import { buildTables, legacyKeyedRing, NO_BACKEND, SlotAllocator, type TableOptions, type TablesInput } from '../src/dataplane/tables';
-import { Balancer } from '../src/daemon/up';
+import { Balancer } from '../src/control/balancer';
 import type { Dataplane } from '../src/dataplane/native';
 import type { HostSetup } from '../src/host/setup';
 

@@ -16,7 +16,7 @@ import { DEFAULT_TIMEOUTS, type BackendConfig, type ServiceSpec } from '../src/c
 import type { FlowStatsPage } from '../src/dataplane/flow-stats';
 import type { CounterSnapshot, FlowEntry, FlowFilter, FlowPage, FlowStats } from '../src/dataplane/native';
 import { backendKey, type TableOptions } from '../src/dataplane/tables';
-import type { PublishResult } from '../src/daemon/up';
+import type { PublishResult } from '../src/control/balancer';
 
 const dir = mkdtempSync(join(tmpdir(), 'l4nat-control-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -9,7 +9,8 @@ import type { HostSetup } from '../src/host/setup';
 import { DEFAULT_TIMEOUTS, type ServiceSpec } from '../src/config/model';
 import type { Dataplane } from '../src/dataplane/native';
 import type { TablesInput } from '../src/dataplane/tables';
-import { Balancer, EnvironmentError } from '../src/daemon/up';
+import { Balancer } from '../src/control/balancer';
+import { EnvironmentError } from '../src/host/environment-error';
 
 const log = pino({ level: 'silent' });
 const opts = { hashKey: Buffer.alloc(16, 1), maglevSize: 7, timeouts: { ...DEFAULT_TIMEOUTS }, icmpEcho: true, icmpTranslate: true };

@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { hashKeyFlagWarning, parseBackend, parseUpArgs, UsageError } from '../src/cli/up-args';
+import { hashKeyFlagWarning, parseBackend, parseUpArgs } from '../src/cli/up-args';
+import { OptionError as UsageError } from '../src/config/options';
 
 const base = ['--vip', '10.0.0.10', '--port', '80', '--backend', '10.0.1.11:8080', '--backend', '10.0.1.12:8080'];
 

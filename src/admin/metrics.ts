@@ -2,17 +2,34 @@
 // sampled in between, so a scrape costs one counters() read and the numbers are exactly the data plane's.
 // Names follow the Prometheus conventions: l4nat_ prefix, base units, _total for counters.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Controller } from '../control/controller';
 import { OBJECT_COUNTER_METRICS, QUEUE_COUNTER_METRICS } from '../dataplane/counter-names';
-import type { CounterSnapshot } from '../dataplane/native';
+import type { CounterMap, CounterSnapshot } from '../dataplane/native';
+import { monotonicMs } from '../util/clock';
 
-/** CLOCK_MONOTONIC in ms, the clock of the workers' heartbeats (libuv's hrtime is CLOCK_MONOTONIC on Linux). */
-export function monotonicMs(): number {
-  return Number(process.hrtime.bigint() / 1_000_000n);
+/** Of a backend in the control plane's view, what the metrics export. */
+export interface MetricsBackend {
+  id: string;
+  name: string | null;
+  state: string; // up, down, draining, drained
+  weight: number;
+  effectiveWeight: number;
+  activeFlows: number | null;
+  counters: CounterMap;
+  health: { checks: { ok: number; failed: number }; lastCheck: { ms: number } | null } | null;
+}
+
+/**
+ * What the metrics read of the control plane (src/control/controller.ts has it): its view of the services with the
+ * data plane's counters, and its reload tally. Owned here, so that the metrics do not depend on the controller.
+ */
+export interface MetricsControl {
+  view(c: CounterSnapshot): { services: ReadonlyArray<{ id: string; name: string; allDown: boolean; activeFlows: number | null; counters: CounterMap; backends: readonly MetricsBackend[] }> };
+  readonly reloads: { ok: number; failed: number };
+  readonly lastReload: { ok: boolean } | undefined;
 }
 
 export interface MetricsSource {
-  ctrl: Controller;
+  ctrl: MetricsControl;
   counters(): CounterSnapshot;
   flowCount(): number;
   flowCapacity: number;

@@ -7,26 +7,23 @@
 // Security: 127.0.0.1 by default, and always authenticated: a bearer token (by default one l4nat creates at first
 // start in its state directory, owner-only, which the CLI run as root or as the l4nat user reads), client
 // certificates (mTLS against a configured CA), or nothing only as an explicit loopback-only opt-in
-// (insecure_no_auth, warned at start). The config refuses any other listen address without TLS. Before
-// anything else a request must name this host (an IP address, localhost, this host's name or a name in the TLS
-// certificate: no DNS rebinding) and come from no foreign web page (Origin, Sec-Fetch-Site); then it must
-// authenticate, on every route, before routing, so a refused request learns nothing (not even which paths exist,
-// nor whether its URL parses). Bodies are JSON only: a browser's cross-site form or text/plain POST gets 415.
+// (insecure_no_auth, warned at start). The config refuses any other listen address without TLS. Every request
+// passes the checks of access.ts (this host's name, no foreign web page, authentication) before routing, so a
+// refused request learns nothing (not even which paths exist, nor whether its URL parses). Bodies are JSON only:
+// a browser's cross-site form or text/plain POST gets 415.
 import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
-import { createHash, timingSafeEqual, X509Certificate } from 'crypto';
 import { readFileSync } from 'fs';
 import { isIP, type AddressInfo } from 'net';
-import { hostname } from 'os';
-import type { TLSSocket } from 'tls';
 import { ControlError, type Controller, type FlowQuery } from '../control/controller';
 import { FLOW_STATES, type FlowState } from '../dataplane/native';
 import type { Logger } from '../util/log';
-import { monotonicMs } from './metrics';
+import { monotonicMs } from '../util/clock';
 import { isLoopback, type AdminConfig } from '../config/model';
-import { loadOrCreateSecret, newToken, parseToken } from '../config/secret-file';
 import type { Registry } from 'prom-client';
-import { parseBackend, UsageError } from '../cli/up-args';
+import { requestRefusal, type Refusal } from './access';
+import { OptionError, Subject } from '../config/options';
+import { parseBackend } from '../config/address-syntax';
 
 export const API_VERSION = '1';
 
@@ -49,60 +46,6 @@ const weight = { type: 'integer', minimum: 0, maximum: 65535, description: '0 = 
 const errorResponse = { type: 'object', properties: { error: { type: 'string' } } };
 const obj = (description: string): object => ({ description, type: 'object', additionalProperties: true });
 
-function tokenDigest(t: string): Buffer {
-  return createHash('sha256').update(t).digest();
-}
-
-/**
- * Before the admin API starts: creates the default token file when it does not exist yet (random, mode 0600),
- * and warns about an API without authentication.
- */
-export function prepareAdminAuth(admin: AdminConfig, log: Logger): void {
-  if (admin.port === 0) return;
-  if (admin.insecureNoAuth) {
-    log.warn({ admin: `${admin.listen}:${admin.port}` }, 'admin API WITHOUT AUTHENTICATION (insecure_no_auth): every local user can change backends, delete flows and restart l4nat');
-  }
-  if (admin.createToken && admin.tokenFile) {
-    const file = admin.tokenFile;
-    const remedy = 'point admin.token_file (--admin-token-file) at a file this user may read, or let systemd\'s StateDirectory=l4nat make its directory l4nat\'s own';
-    if (loadOrCreateSecret(file, 'admin token file', newToken, (t) => parseToken(t, file, 'admin token file'), remedy).created) {
-      log.info({ file }, 'created the admin API token (the CLI run as root or as the l4nat user reads it)');
-    }
-  }
-}
-
-/** How the admin API authenticates, for the start-up log. */
-export function authDescription(admin: AdminConfig): string[] {
-  if (admin.insecureNoAuth) return ['none (insecure_no_auth)'];
-  return [admin.tokenFile ? `bearer token (${admin.tokenFile})` : '', admin.tls?.clientCa ? 'client certificate' : ''].filter(Boolean);
-}
-
-/** The host part of a Host header ("a:80", "[::1]:80", "a"), lower case, or undefined when it is malformed. */
-function hostPart(header: string): string | undefined {
-  const m = /^\[([0-9a-fA-F:.]+)\](?::\d{1,5})?$/.exec(header) ?? /^([^:[\]]+)(?::\d{1,5})?$/.exec(header);
-  return m ? m[1].toLowerCase().replace(/\.$/, '') : undefined;
-}
-
-/** Names a request may address this API by, besides IP addresses: localhost, this host's name, the TLS certificate's DNS names. */
-function ownNames(certFile: string | undefined): string[] {
-  const names = ['localhost', hostname().toLowerCase()];
-  if (certFile) {
-    const san = new X509Certificate(readFileSync(certFile)).subjectAltName ?? '';
-    for (const m of san.matchAll(/DNS:([^,\s]+)/g)) names.push(m[1].toLowerCase());
-  }
-  return names;
-}
-
-function nameMatches(host: string, names: readonly string[]): boolean {
-  return names.some((n) => n === host || (n.startsWith('*.') && host.endsWith(n.slice(1)) && !host.slice(0, -n.length + 1).includes('.')));
-}
-
-interface Refusal {
-  status: number;
-  error: string;
-  bearer?: boolean;
-}
-
 export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstance> {
   const { ctrl, admin } = deps;
   const tls = admin.tls;
@@ -110,36 +53,7 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
     throw new Error('the admin API needs authentication: a token file, a client CA, or insecure_no_auth (loopback only)');
   }
   if (admin.insecureNoAuth && !isLoopback(admin.listen)) throw new Error(`insecure_no_auth is for a loopback listen address only, got ${admin.listen}`);
-  const names = ownNames(tls?.cert);
-  const scheme = tls ? 'https' : 'http';
-
-  /** Why a request is refused before routing, or undefined. Host and origin first, then authentication. */
-  const refusal = (req: FastifyRequest): Refusal | undefined => {
-    const hostHeader = req.headers.host;
-    if (hostHeader !== undefined) {
-      const host = hostPart(hostHeader);
-      if (host === undefined || (!isIP(host) && !nameMatches(host, names))) {
-        return { status: 403, error: `forbidden: Host ${JSON.stringify(hostHeader.slice(0, 100))} is not an address or name of this l4nat` };
-      }
-    }
-    const origin = req.headers.origin;
-    if (origin !== undefined && (hostHeader === undefined || origin.toLowerCase() !== `${scheme}://${hostHeader.toLowerCase()}`)) {
-      return { status: 403, error: 'forbidden: requests from web pages of another origin are refused' };
-    }
-    const site = req.headers['sec-fetch-site'];
-    if (site === 'cross-site' || site === 'same-site') return { status: 403, error: 'forbidden: requests from web pages of another origin are refused' };
-    if (tls?.clientCa && !(req.raw.socket as TLSSocket).authorized) {
-      return { status: 401, bearer: true, error: 'unauthorized: a client certificate signed by the configured CA is required' };
-    }
-    const token = ctrl.token;
-    if (token !== undefined) {
-      const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
-      if (!m || !timingSafeEqual(tokenDigest(m[1]), tokenDigest(token))) return { status: 401, bearer: true, error: 'unauthorized: missing or wrong bearer token' };
-    } else if (admin.tokenFile) {
-      return { status: 401, bearer: true, error: 'unauthorized: no token loaded' }; // configured but not read: refuse rather than open
-    }
-    return undefined;
-  };
+  const refusal = requestRefusal(admin, () => ctrl.token);
   const refuse = (reply: FastifyReply, r: Refusal): FastifyReply => {
     if (r.bearer) reply.header('www-authenticate', 'Bearer');
     return reply.code(r.status).send({ error: r.error });
@@ -192,7 +106,7 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; validationContext?: string; code?: string }, req, reply) => {
     if (err instanceof ControlError) return reply.code(err.status).send({ error: err.message });
     if (err.validation) return reply.code(400).send({ error: `${err.message}` });
-    if (err instanceof UsageError) return reply.code(400).send({ error: err.message });
+    if (err instanceof OptionError) return reply.code(400).send({ error: err.message });
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return reply.code(415).send({ error: `request bodies must be application/json, got ${JSON.stringify(req.headers['content-type'] ?? 'none')}` });
     if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ error: err.message });
     // The detail (paths, internals) goes to the log only.
@@ -247,12 +161,7 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
     },
     async (req, reply) => {
       const s = ctrl.serviceById(req.params.service);
-      let b;
-      try {
-        b = parseBackend(req.body.backend);
-      } catch (e) {
-        throw new ControlError(400, (e as Error).message.replace(/^--backend/, 'body/backend'));
-      }
+      const b = parseBackend(req.body.backend, Subject.named('body/backend'));
       if (req.body.backend.includes('@')) throw new ControlError(400, 'body/backend: give the weight as body/weight, not "@W"');
       await ctrl.addBackend(req.params.service, {
         addr: b.addr,

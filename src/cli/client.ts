@@ -9,7 +9,7 @@ import { request as httpsRequest } from 'https';
 import { loadConfigFile, readToken } from '../config/load';
 import { isLoopback } from '../config/model';
 import { SecretFileError } from '../config/secret-file';
-import { UP_DEFAULTS, UsageError } from './up-args';
+import { OptionError, UP_DEFAULTS } from '../config/options';
 
 export interface ClientOptions {
   url: string;
@@ -74,10 +74,10 @@ export function clientOptions(f: Map<string, string[]>, env: NodeJS.ProcessEnv =
   if (one('ca')) ca = readFileSync(one('ca') as string);
   const cert = one('cert') ? readFileSync(one('cert') as string) : undefined;
   const key = one('key') ? readFileSync(one('key') as string) : undefined;
-  if ((cert === undefined) !== (key === undefined)) throw new UsageError('--cert and --key go together (client certificate for mTLS)');
+  if ((cert === undefined) !== (key === undefined)) throw new OptionError('--cert and --key go together (client certificate for mTLS)');
   url ??= 'http://127.0.0.1:9180';
   const m = /^https?:\/\/(\[[^\]]+\]|[^/:]+)(?::\d+)?\/?$/.exec(url);
-  if (!m) throw new UsageError(`--admin expects http(s)://HOST:PORT, got "${url}"`);
+  if (!m) throw new OptionError(`--admin expects http(s)://HOST:PORT, got "${url}"`);
   if (token === undefined && defaultTokenFile === undefined && !cfgFile && cert === undefined && isLoopback(m[1].replace(/^\[|\]$/g, ''))) {
     defaultTokenFile = l4natTokenFile;
   }

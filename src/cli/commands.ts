@@ -1,6 +1,9 @@
 // `l4nat reload | status | backend ...`: thin commands over the admin API (client.ts). Exit codes: 0 done,
 // 1 the API said no (message printed), 2 usage error.
-import { parseBackend, parseFlags, UsageError, type FlagSpec } from './up-args';
+import { parseFlags, type FlagSpec } from './up-args';
+import { OptionError, Subject } from '../config/options';
+import { familyOf, parseBackend } from '../config/address-syntax';
+import { canonicalIp } from '../host/addr';
 import type { BackendView, FlowView, ReloadResult, ServicesView } from '../control/controller';
 import { apiRequest, ApiError, CLIENT_FLAGS, clientOptions, type ClientOptions } from './client';
 import { formatFlows, formatStatus, type StatusView } from './status';
@@ -24,25 +27,28 @@ function split(argv: readonly string[], spec: Record<string, FlagSpec>): { pos: 
 
 /** VIP:PORT[/proto] or [V6]:PORT[/proto] → the API's service id. */
 export function serviceIdArg(text: string): string {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d{1,5})(?:\/(tcp|udp))?$/.exec(text);
-  if (!m) throw new UsageError(`SERVICE expects VIP:PORT[/tcp|udp] (IPv6 as [VIP]:PORT), got "${text}"`);
-  const b = parseBackend(`${m[1]}:${m[2]}`);
-  const host = b.family === 6 ? `[${b.addr}]` : b.addr;
-  return `${host}:${b.port}/${m[3] ?? 'tcp'}`;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})(?:\/(tcp|udp))?$/.exec(text);
+  const vip = m?.[1] ?? m?.[2];
+  const family = vip === undefined ? undefined : familyOf(vip);
+  const port = Number(m?.[3]);
+  if (!m || vip === undefined || !family || port < 1 || port > 65535) throw Subject.named('SERVICE').expected('VIP:PORT[/tcp|udp] (IPv6 as [VIP]:PORT)', `"${text}"`);
+  const addr = canonicalIp(vip, family);
+  return `${family === 6 ? `[${addr}]` : addr}:${port}/${m[4] ?? 'tcp'}`;
 }
 
 /** ADDR:PORT (or a backend id with /proto) → the API's backend id for that service. */
 export function backendIdArg(text: string, service: string): string {
   const proto = service.slice(service.lastIndexOf('/') + 1);
   const t = text.replace(/\/(tcp|udp)$/, '');
-  const b = parseBackend(t);
-  if (b.port === undefined) throw new UsageError(`BACKEND expects ADDR:PORT (IPv6 as [ADDR]:PORT), got "${text}"`);
-  if (t.includes('@')) throw new UsageError(`BACKEND expects ADDR:PORT without "@WEIGHT", got "${text}"`);
+  const s = Subject.named('BACKEND');
+  const b = parseBackend(t, s);
+  if (b.port === undefined) throw s.expected('ADDR:PORT (IPv6 as [ADDR]:PORT)', `"${text}"`);
+  if (t.includes('@')) throw s.expected('ADDR:PORT without "@WEIGHT"', `"${text}"`);
   return `${b.family === 6 ? `[${b.addr}]` : b.addr}:${b.port}/${proto}`;
 }
 
 function weightArg(text: string | undefined): number {
-  if (text === undefined || !/^\d+$/.test(text) || Number(text) > 65535) throw new UsageError(`WEIGHT expects a whole number from 0 to 65535, got "${text ?? ''}"`);
+  if (text === undefined || !/^\d+$/.test(text) || Number(text) > 65535) throw Subject.named('WEIGHT').expected('a whole number from 0 to 65535', `"${text ?? ''}"`);
   return Number(text);
 }
 
@@ -63,13 +69,13 @@ export async function apiCommand(cmd: 'reload' | 'restart' | 'status' | 'backend
   };
   try {
     if (cmd === 'status') {
-      if (pos.length) throw new UsageError(`status takes no arguments, got "${pos[0]}"`);
+      if (pos.length) throw new OptionError(`status takes no arguments, got "${pos[0]}"`);
       const [view, st] = await Promise.all([apiRequest<ServicesView>(o, 'GET', '/v1/services'), apiRequest<StatusView>(o, 'GET', '/v1/status')]);
       out({ ...view, status: st }, formatStatus(view, st));
       return 0;
     }
     if (cmd === 'flows') {
-      if (pos.length > 1 || (pos.length === 1 && pos[0] !== 'delete')) throw new UsageError(`flows expects [delete] and --service/--backend/--client/--state/--limit/--cursor, got "${pos.join(' ')}"`);
+      if (pos.length > 1 || (pos.length === 1 && pos[0] !== 'delete')) throw new OptionError(`flows expects [delete] and --service/--backend/--client/--state/--limit/--cursor, got "${pos.join(' ')}"`);
       const q = new URLSearchParams();
       const svc = flags.get('service')?.[0];
       const sid = svc === undefined ? undefined : serviceIdArg(svc);
@@ -82,13 +88,13 @@ export async function apiCommand(cmd: 'reload' | 'restart' | 'status' | 'backend
       const state = flags.get('state')?.[0];
       const limit = flags.get('limit')?.[0];
       const cursor = flags.get('cursor')?.[0];
-      if (pos[0] === 'delete' && (state ?? limit ?? cursor) !== undefined) throw new UsageError('flows delete takes --service, --backend and --client only');
+      if (pos[0] === 'delete' && (state ?? limit ?? cursor) !== undefined) throw new OptionError('flows delete takes --service, --backend and --client only');
       if (state !== undefined) q.set('state', state.toUpperCase());
       if (limit !== undefined) q.set('limit', limit);
       if (cursor !== undefined) q.set('cursor', cursor);
       const qs = q.toString() ? `?${q.toString()}` : '';
       if (pos[0] === 'delete') {
-        if (!qs0) throw new UsageError('flows delete needs --service, --backend and/or --client (deleting every flow is refused)');
+        if (!qs0) throw new OptionError('flows delete needs --service, --backend and/or --client (deleting every flow is refused)');
         const r = await apiRequest<{ deleted: number }>(o, 'DELETE', `/v1/flows${qs}`);
         out(r, `${r.deleted} flow(s) removed\n`);
         return 0;
@@ -108,13 +114,13 @@ export async function apiCommand(cmd: 'reload' | 'restart' | 'status' | 'backend
       return 0;
     }
     if (cmd === 'restart') {
-      if (pos.length) throw new UsageError(`restart takes no arguments, got "${pos[0]}"`);
+      if (pos.length) throw new OptionError(`restart takes no arguments, got "${pos[0]}"`);
       const r = await apiRequest<{ restarting: boolean; exitCode: number }>(o, 'POST', '/v1/restart');
       out(r, `l4nat is handing over: it exits with status ${r.exitCode} keeping its TUN, routes and rules; the next l4nat (systemd restarts it; else run l4nat up again) takes over every flow\n`);
       return 0;
     }
     if (cmd === 'reload') {
-      if (pos.length) throw new UsageError(`reload takes no arguments, got "${pos[0]}"`);
+      if (pos.length) throw new OptionError(`reload takes no arguments, got "${pos[0]}"`);
       const r = await apiRequest<ReloadResult>(o, 'POST', '/v1/reload');
       const slots = Object.entries(r.changedSlots).map(([k, v]) => `${k}: ${v} slots`);
       out(
@@ -127,12 +133,12 @@ export async function apiCommand(cmd: 'reload' | 'restart' | 'status' | 'backend
     }
     const [sub, svcText, third, fourth] = pos;
     const usage = 'backend expects: add SERVICE ADDR[:PORT] | remove|drain|undrain SERVICE BACKEND | weight SERVICE BACKEND W';
-    if (!sub || !svcText || !third) throw new UsageError(usage);
+    if (!sub || !svcText || !third) throw new OptionError(usage);
     const sid = serviceIdArg(svcText);
     const base = `/v1/services/${enc(sid)}/backends`;
     switch (sub) {
       case 'add': {
-        if (fourth) throw new UsageError(`backend add takes SERVICE ADDR[:PORT], got an extra "${fourth}"`);
+        if (fourth) throw new OptionError(`backend add takes SERVICE ADDR[:PORT], got an extra "${fourth}"`);
         const body: Record<string, unknown> = { backend: third };
         if (flags.has('weight')) body.weight = weightArg(flags.get('weight')?.[0]);
         if (flags.has('name')) body.name = flags.get('name')?.[0];
@@ -164,7 +170,7 @@ export async function apiCommand(cmd: 'reload' | 'restart' | 'status' | 'backend
         let v = await apiRequest<BackendView>(o, 'POST', `${base}/${enc(bid)}/drain`);
         const waitText = flags.get('wait')?.[0];
         if (waitText !== undefined) {
-          if (!/^\d+$/.test(waitText)) throw new UsageError(`--wait expects seconds, got "${waitText}"`);
+          if (!/^\d+$/.test(waitText)) throw new OptionError(`--wait expects seconds, got "${waitText}"`);
           const deadline = Date.now() + Number(waitText) * 1000;
           while (!v.drain?.done && Date.now() < deadline) {
             await new Promise((r) => setTimeout(r, 500));
@@ -182,7 +188,7 @@ export async function apiCommand(cmd: 'reload' | 'restart' | 'status' | 'backend
         return 0;
       }
       default:
-        throw new UsageError(usage);
+        throw new OptionError(usage);
     }
   } catch (e) {
     if (e instanceof ApiError) {

@@ -1,6 +1,7 @@
 // The `l4nat` command line. Usage errors print one line naming the flag and exit 2; nothing is touched.
 import { createLogger } from '../util/log';
-import { hashKeyFlagWarning, parseConfigArgs, parseUpArgs, UsageError, type UpOptions } from './up-args';
+import { hashKeyFlagWarning, parseConfigArgs, parseUpArgs } from './up-args';
+import { OptionError, type UpOptions } from '../config/options';
 
 const USAGE = `usage: l4nat <command> [flags]
 
@@ -108,7 +109,7 @@ export async function main(argv: string[]): Promise<void> {
         if (cmd === undefined) process.exitCode = 2;
         return;
       default:
-        throw new UsageError(`unknown command "${cmd}": expected up, check, reload, restart, status, backend, flows, demo or help`);
+        throw new OptionError(`unknown command "${cmd}": expected up, check, reload, restart, status, backend, flows, demo or help`);
     }
   } catch (e) {
     if ((e as Error).name === 'ConfigError') {
@@ -116,7 +117,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = 1;
       return;
     }
-    if (e instanceof UsageError) {
+    if (e instanceof OptionError) {
       process.stderr.write(`l4nat: ${e.message}\n`);
       process.exitCode = 2;
       return;

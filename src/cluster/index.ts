@@ -13,15 +13,33 @@
 // announcement is recomputed and BIRD is reconfigured only when it changed (or the last birdc failed: a BIRD that
 // was down is brought up to date when it is back; it also reads the file at start). Layers: options.ts,
 // bird.ts, agreement.ts → this file → up.ts.
-import type { Controller } from '../control/controller';
 import type { Logger } from '../util/log';
-import { serviceId } from '../config/model';
+import { serviceId, type ServiceConfig } from '../config/model';
 import { HealthAgreement, ringDigest, type LocalState } from './agreement';
 import { BirdWriter, renderInclude, type Announcement } from './bird';
 import type { ClusterOptions } from './options';
 
+/**
+ * What the cluster needs of the control plane (src/control/controller.ts has it), owned here so that the cluster
+ * does not depend on the controller: each backend's local health, the two hooks the cluster sets, a republish,
+ * and what was last published.
+ */
+export interface ClusterControl {
+  /** Locally healthy or not, by backend key. */
+  localHealth(): Map<string, boolean>;
+  /** While set, decides each backend's health from its key and the local verdict (the agreed health). */
+  healthVote: ((key: string, locallyHealthy: boolean) => boolean) | null;
+  /** While set, awaited before a planned ring change (an operator's change, a reload). */
+  beforePlannedChange: ((reason: string) => Promise<void>) | null;
+  republish(reason: string): Promise<unknown>;
+  /** The weights as last published: service id -> backend id -> weight. */
+  readonly publishedWeights: ReadonlyMap<string, ReadonlyMap<string, number>>;
+  summary(): { allDown: readonly string[] };
+  readonly current: readonly ServiceConfig[];
+}
+
 export interface ClusterDeps {
-  ctrl: Controller;
+  ctrl: ClusterControl;
   tun: string;
   /** The rings as last published to the data plane, by service id. */
   rings: () => ReadonlyMap<string, Uint32Array>;

@@ -2,11 +2,12 @@
 // with, and how it talks to the BGP daemon (BIRD 2) that announces its VIPs. Layers: config/schema.ts (shape)
 // → this file (meaning, defaults, the checks a schema cannot make) → cluster/index.ts (the running parts).
 import { readFileSync } from 'fs';
-import { isIP } from 'net';
 import { canonicalIp, type Family } from '../host/addr';
 import { isLoopback } from '../config/model';
 import { readTokenFile, SecretFileError } from '../config/secret-file';
-import type { UpOptions } from '../cli/up-args';
+import type { Subject, UpOptions } from '../config/options';
+import { familyOf } from '../config/address-syntax';
+import { parsing, type Add } from '../config/issues';
 
 export type HealthMode = 'majority' | 'local';
 
@@ -84,15 +85,9 @@ export interface RawCluster {
   };
 }
 
-type Add = (path: Array<string | number>, msg: string) => void;
-
-function familyOf(addr: string): Family | undefined {
-  const v = isIP(addr);
-  return v === 4 ? 4 : v === 6 && !addr.includes('%') ? 6 : undefined;
-}
-
 /** "ADDR", "ADDR:PORT", "[V6]:PORT" → address and port (default port: the cluster port). */
-export function parsePeer(text: string, defaultPort: number): PeerAddress | string {
+export function parsePeer(text: string, defaultPort: number, s: Subject): PeerAddress {
+  const syntax = 'ADDR, ADDR:PORT or [IPV6]:PORT';
   let host = text;
   let port = defaultPort;
   const br = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
@@ -101,13 +96,13 @@ export function parsePeer(text: string, defaultPort: number): PeerAddress | stri
     if (br[2] !== undefined) port = Number(br[2]);
   } else if (!familyOf(text)) {
     const m = /^([^:]+):(\d+)$/.exec(text);
-    if (!m) return 'expected ADDR, ADDR:PORT or [IPV6]:PORT';
+    if (!m) throw s.expected(syntax, JSON.stringify(text));
     host = m[1];
     port = Number(m[2]);
   }
   const f = familyOf(host);
-  if (!f) return 'expected ADDR, ADDR:PORT or [IPV6]:PORT with an IPv4 or IPv6 address';
-  if (!Number.isInteger(port) || port < 1 || port > 65535) return `the port must be a whole number from 1 to 65535, got ${port}`;
+  if (!f) throw s.expected(`${syntax} with an IPv4 or IPv6 address`, JSON.stringify(text));
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw s.error(`got ${JSON.stringify(text)}, the port must be a whole number from 1 to 65535, got ${port}`);
   return { addr: canonicalIp(host, f), port };
 }
 
@@ -118,10 +113,9 @@ export function clusterOf(raw: RawCluster | undefined, add: Add): ClusterOptions
   const peers: PeerAddress[] = [];
   const peerIndex: number[] = []; // position in the file of each parsed peer
   (raw.peers ?? []).forEach((p, i) => {
-    const r = parsePeer(p, port);
-    if (typeof r === 'string') add(['cluster', 'peers', i], `got ${JSON.stringify(p)}, ${r}`);
-    else {
-      peers.push(r);
+    const peer = parsing(add, ['cluster', 'peers', i], (s) => parsePeer(p, port, s));
+    if (peer) {
+      peers.push(peer);
       peerIndex.push(i);
     }
   });

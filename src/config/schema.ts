@@ -1,5 +1,5 @@
 // The config file's JSON schema (draft-07, checked with ajv). Shape only: what a schema cannot say well
-// (IP address syntax, families, cross-references, files) is checked in load.ts. "x-expect" is our own
+// (IP address syntax, families, cross-references, files) is checked in load.ts and services.ts. "x-expect" is our own
 // annotation: the phrase an error message uses for "what is expected" where the keyword alone says too little.
 import { clusterSchema } from '../cluster/schema';
 

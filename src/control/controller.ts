@@ -25,8 +25,8 @@ import { probeDataplane, type ProbingDataplane } from '../health/dataplane-probe
 import { icmpChecksUnavailable } from '../health/icmp';
 import { FlowStatsSweep, type FlowStatsPage } from '../dataplane/flow-stats';
 import { backendKey, type TableOptions } from '../dataplane/tables';
-import type { PublishResult } from '../daemon/up';
-import type { UpOptions } from '../cli/up-args';
+import type { PublishResult } from './balancer';
+import type { UpOptions } from '../config/options';
 
 /** What the controller needs of the Balancer (a fake in unit tests). */
 export interface BalancerLike {

@@ -5,7 +5,7 @@
 // Layers: lab.ts (exec in a namespace) → this file → tests, conformance checks.
 import net from 'node:net';
 import type { Lab } from './lab';
-import { UP_DEFAULTS } from '../cli/up-args';
+import { UP_DEFAULTS } from '../config/options';
 import { SERVICE_PORT } from './workload';
 
 export const DEFAULT_ADMIN_PORT = 9180;

@@ -39,7 +39,3 @@ export function nonZero(o: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== 0));
 }
 
-/** CLOCK_MONOTONIC in ms, the clock of the workers' heartbeat_ms (libuv's hrtime reads CLOCK_MONOTONIC too). */
-export function monotonicMs(): number {
-  return Number(process.hrtime.bigint() / 1_000_000n);
-}

@@ -10,7 +10,7 @@
 // the per-request timeout; a fresh connection per request (no keep-alive), as a flood of clients would.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import { UP_DEFAULTS } from '../../src/cli/up-args';
+import { UP_DEFAULTS } from '../../src/config/options';
 
 export interface StormReport {
   requests: number;
