@@ -1,7 +1,7 @@
 // Host set-up, layer 3: the TUN link over rtnetlink. Finds the TUN and checks that it is one and can take the MTU,
 // then sets its MTU and transmit queue, turns on forwarding, sets its sysctls and brings it up without an IPv6
 // link-local address. HostSetup (setup.ts) decides when, and remembers which link and MTU it configured.
-// Layers: rtnl.ts, sysctl.ts → this file → setup.ts.
+// Layers: rtnl.ts, sysctl.ts → this file → setup.ts (and MIN_MTU for link-mtu.ts).
 import { endianness } from 'os';
 import type { rt } from 'netlink';
 import type { Logger } from '../util/log';
