@@ -1,5 +1,4 @@
-// The base every lab builds on (lab.ts, scaleout.ts): its hosts by role, commands and processes run in their
-// namespaces (tracked, so that destroy() can stop them), and a destroyed lab refusing further use.
+// RoleLab, the base every lab builds on (lab.ts, scaleout.ts): what a lab does by role, whatever its topology.
 // Layers: netns.ts (commands, processes) → this file → lab.ts, scaleout.ts.
 import type { LabHost } from './lab-plan';
 import { ipIn, nsExec, NsProcess, ProcessGroup, RunOptions, RunResult, SpawnOptions } from './netns';
