@@ -155,7 +155,7 @@ test('the containers run `l4nat demo` and the conformance runner, i.e. the same 
   assert.deepEqual(run, ['node', 'dist/src/conformance/run.js']);
   assert.ok(existsSync(sourceOf(run[1] as string)), `${sourceOf(run[1] as string)} exists`);
   // The runner builds its labs with src/lab (no copy of its own) and compiles its C helper from the checkout.
-  const checks = readFileSync(path.join(ROOT, 'src', 'conformance', 'checks.ts'), 'utf8');
+  const checks = readFileSync(path.join(ROOT, 'src', 'conformance', 'scenario.ts'), 'utf8');
   assert.match(checks, /from '\.\.\/lab\/lab'/);
   assert.ok(existsSync(path.join(ROOT, 'src', 'conformance', 'c', 'tcpkit.c')));
 });

@@ -1,6 +1,6 @@
 // Captures inside lab namespaces, from the orchestrator's side: starts capture-agent.js with `ip netns exec` (a
 // process of the lab, so lab.destroy() stops it too), waits until libpcap is open, collects the decoded packets.
-// Layers: lab.ts (processes in namespaces) → this file → checks.ts.
+// Layers: lab.ts (processes in namespaces) → this file → checks/*.ts.
 import path from 'node:path';
 import type { Lab } from '../lab/lab';
 import type { NsProcess } from '../lab/netns';

@@ -1,7 +1,7 @@
 // Kernel-side evidence from inside a lab namespace: SNMP/netstat counters (/proc/net/{netstat,snmp,snmp6} are
 // per network namespace: they show the counters of the namespace of the process that reads them), the
 // C helper (tcpkit) built on demand, and sysctls.
-// Layers: lab.ts (exec in namespaces) → this file → checks.ts.
+// Layers: lab.ts (exec in namespaces) → this file → scenario.ts, checks/*.ts.
 import type { Lab } from '../lab/lab';
 import { cTool } from '../lab/c-build';
 

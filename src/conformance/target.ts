@@ -1,6 +1,6 @@
 // The thing under test between the client and the backends: l4nat (bin/l4nat.js up in the lb namespace) or
 // HAProxy in TCP mode (the reference proxy). One interface, so every check runs unchanged through either.
-// Layers: l4nat-process.ts / haproxy.ts → this file → checks.ts.
+// Layers: l4nat-process.ts / haproxy.ts → this file → scenario.ts, checks/*.ts.
 import { adminAddBackend, adminSetWeight, DEFAULT_ADMIN_PORT } from '../lab/admin-client';
 import type { Lab } from '../lab/lab';
 import { L4natProcess, startL4nat } from '../lab/l4nat-process';

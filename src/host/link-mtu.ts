@@ -4,7 +4,8 @@
 // least 1280. Links change while l4nat runs (a VPN or PPPoE uplink comes up, someone lowers an MTU), so the rule
 // is followed through rtnetlink link notifications, not computed once; --mtu (global.mtu) pins the TUN's MTU.
 import type { rt } from 'netlink';
-import { MIN_MTU, type HostSetup } from './setup';
+import type { HostSetup } from './setup';
+import { MIN_MTU } from './tun-link';
 import { StateWatch } from './state-watch';
 import type { Logger } from '../util/log';
 

@@ -1,22 +1,16 @@
 // Host set-up, layer 3: HostSetup puts the host in the shape docs/design.md "Where packets go" describes (items
 // 1-6) over rtnetlink: the TUN link and its sysctls, table T, the backend rules and the VIP routes, all carrying
 // l4nat's protocol value. It keeps them there while l4nat runs (watch) and removes exactly them, in an order
-// that never leaks, on a full stop (teardown). Plans and diffs come from plan.ts; messages from messages.ts.
-import { endianness } from 'os';
+// that never leaks, on a full stop (teardown). Plans and diffs come from plan.ts; messages from messages.ts; the TUN
+// link is configured by tun-link.ts and routes and rules are written by route-rule-writer.ts.
 import type { Logger } from '../util/log';
-import { bufferToIp, AF_INET6 } from './addr';
-import {
-  ADD_ORDER, TEARDOWN_ORDER, DesiredHostState, HostObject, PlanParams, RouteObject, checkParams, describe, diff,
-  objectKey, planHost, roleOf, routeSlot, teardownOrder,
-} from './plan';
-import { InstalledObject, hostObjectToMessage, routeFromMessage, ruleFromMessage, toDelete, RawRoute, RawRule } from './messages';
+import { DesiredHostState, HostObject, PlanParams, checkParams, describe, diff, objectKey, planHost, teardownOrder } from './plan';
+import { InstalledObject, routeFromMessage, ruleFromMessage } from './messages';
+import { RouteRuleWriter, type ApplyResult } from './route-rule-writer';
 import { Rtnl, RtnlError, RtnlEvent, RtnlMonitor, isErrCode } from './rtnl';
-import { configureTunSysctls, enableForwarding, SysctlChange } from './sysctl';
+import { checkMaxMtu, checkMtu, findTun, setUpTun, type LinkResult } from './tun-link';
 
 export const DEFAULT_DEBOUNCE_MS = 200;
-export const MIN_MTU = 1280; // IPv6 minimum link MTU (RFC 8200)
-export const MAX_MTU = 65535;
-export const TUN_TXQUEUELEN = 10000;
 
 export interface HostSetupOptions {
   log: Logger;
@@ -38,41 +32,7 @@ export interface HostSetupOptions {
   ipv6Forwarding?: boolean;
 }
 
-export interface LinkResult {
-  ifindex: number;
-  mtu: number;
-  sysctls: SysctlChange[];
-}
-
-export interface ApplyResult {
-  /** Descriptions of objects added. */
-  added: string[];
-  /** Objects we wanted that already existed without our protocol value (left alone). */
-  existed: string[];
-  /** Objects of ours removed (stale, leftovers of an earlier run, duplicates). */
-  removed: string[];
-}
-
 type Installed = InstalledObject;
-
-/** struct nlattr (include/uapi/linux/netlink.h): u16 nla_len, u16 nla_type, in host byte order. */
-const NLA_HDRLEN = 4;
-const NLA_TYPE_MASK = 0x3fff;
-const IFLA_INFO_KIND = 1;
-const readU16 = (b: Buffer, off: number): number => (endianness() === 'LE' ? b.readUInt16LE(off) : b.readUInt16BE(off));
-
-function isTunLinkInfo(linkinfo: Buffer | undefined): boolean {
-  // IFLA_LINKINFO is nested; IFLA_INFO_KIND holds the driver's name ("tun" for TUN and TAP).
-  if (!linkinfo) return false;
-  for (let off = 0; off + NLA_HDRLEN <= linkinfo.length; ) {
-    const len = readU16(linkinfo, off);
-    const type = readU16(linkinfo, off + 2) & NLA_TYPE_MASK;
-    if (len < NLA_HDRLEN || off + len > linkinfo.length) return false;
-    if (type === IFLA_INFO_KIND) return linkinfo.subarray(off + NLA_HDRLEN, off + len).toString('latin1').replace(/\0+$/, '') === 'tun';
-    off += (len + 3) & ~3;
-  }
-  return false;
-}
 
 export class HostSetup {
   readonly tunName: string;
@@ -100,6 +60,8 @@ export class HostSetup {
   private relink = false;
   /** Serializes apply, teardown and repairs. */
   private chain: Promise<unknown> = Promise.resolve();
+  /** Adds and removes our routes and rules, one role at a time. */
+  private readonly writer: RouteRuleWriter;
 
   constructor(opts: HostSetupOptions) {
     if (!opts || typeof opts !== 'object') throw new TypeError('HostSetup options must be an object');
@@ -120,6 +82,7 @@ export class HostSetup {
     this.debounceMs = debounceMs;
     this.requestTimeoutMs = opts.requestTimeoutMs;
     this.ipv6Forwarding = opts.ipv6Forwarding ?? true;
+    this.writer = new RouteRuleWriter({ nl: () => this.nl, protocol: this.protocol, describe: (o) => this.describe(o), log: this.log });
   }
 
   /** The TUN's own counters: packets the kernel could not queue to the workers show up as txDropped. */
@@ -179,40 +142,10 @@ export class HostSetup {
    * up: addr_gen_mode) and sets it up. Safe to repeat on a TUN that a previous run left configured. */
   async configureLink(mtu: number): Promise<LinkResult> {
     checkMtu(mtu);
-    const link = await this.nl.getLinkByName(this.tunName);
-    const index = link.data.index;
-    if (!index) throw new Error(`link ${this.tunName} reported no index`);
-    if (!isTunLinkInfo(link.attrs.linkinfo)) throw new Error(`${this.tunName} is not a TUN device`);
-    this.checkMaxMtu(mtu, link);
-    this.ifindex = index;
+    const tun = await findTun(() => this.nl, this.tunName, mtu);
+    this.ifindex = tun.index;
     this.mtu = mtu;
-    if (link.attrs.mtu !== mtu) {
-      await this.nl.setLink(`${this.tunName} mtu ${mtu}`, { index }, { mtu });
-      this.log.info({ ifname: this.tunName, from: link.attrs.mtu, to: mtu }, 'set TUN MTU');
-    }
-    // The TUN's transmit queue is what the kernel hands the workers; the default (500) overflows under
-    // bursts of new connections (seen as TX drops on the TUN and client retransmissions).
-    if ((link.attrs.txqlen ?? 0) < TUN_TXQUEUELEN) {
-      await this.nl.setLink(`${this.tunName} txqueuelen ${TUN_TXQUEUELEN}`, { index }, { txqlen: TUN_TXQUEUELEN });
-      this.log.info({ ifname: this.tunName, from: link.attrs.txqlen, to: TUN_TXQUEUELEN }, 'set TUN txqueuelen');
-    }
-    const sysctls = enableForwarding(this.log, { ipv6: this.ipv6Forwarding });
-    sysctls.push(...configureTunSysctls(this.tunName, { log: this.log }));
-    const up = link.data.flags?.up === true;
-    if (up) {
-      // Up before addr_gen_mode was none (e.g. created by hand): drop the link-local address it got.
-      await this.removeLinkLocal(index);
-    } else {
-      await this.nl.setLink(`${this.tunName} up`, { index, flags: { up: true }, change: { up: true } });
-      this.log.info({ ifname: this.tunName, ifindex: index }, 'set TUN up');
-    }
-    return { ifindex: index, mtu, sysctls };
-  }
-
-  private checkMaxMtu(mtu: number, link: { attrs: { maxMtu?: number } }): void {
-    if (link.attrs.maxMtu !== undefined && mtu > link.attrs.maxMtu) {
-      throw new RangeError(`mtu ${mtu} is above ${this.tunName}'s maximum of ${link.attrs.maxMtu}`);
-    }
+    return setUpTun(() => this.nl, tun, { tunName: this.tunName, mtu, log: this.log, ipv6Forwarding: this.ipv6Forwarding });
   }
 
   /** Changes the TUN's MTU while l4nat runs (src/host/link-mtu.ts: the links' smallest MTU changed); a TUN re-created
@@ -221,48 +154,16 @@ export class HostSetup {
     checkMtu(mtu);
     return this.serialize(async () => {
       const link = await this.nl.getLinkByName(this.tunName);
-      this.checkMaxMtu(mtu, link);
+      checkMaxMtu(this.tunName, mtu, link);
       this.mtu = mtu;
       if (link.attrs.mtu !== mtu) await this.nl.setLink(`${this.tunName} mtu ${mtu}`, { index: link.data.index }, { mtu });
       return link.attrs.mtu;
     });
   }
 
-  private async removeLinkLocal(index: number): Promise<void> {
-    let addrs;
-    try {
-      addrs = await this.nl.getAddresses(6, index);
-    } catch (err) {
-      if (isErrCode(err, 'EAFNOSUPPORT')) return;
-      throw err;
-    }
-    for (const a of addrs) {
-      const addr = a.attrs.address ?? a.attrs.local;
-      if (!addr || addr.length !== 16 || addr[0] !== 0xfe || (addr[1] & 0xc0) !== 0x80) continue;
-      const text = `${bufferToIp(addr)}/${a.data.prefixlen} dev ${this.tunName}`;
-      await this.nl.delAddress(text, { family: AF_INET6, prefixlen: a.data.prefixlen, index }, { address: addr });
-      this.log.info({ address: text }, 'removed IPv6 link-local address from the TUN');
-    }
-  }
-
   /** Every route and rule carrying our protocol value, in teardown order. */
-  async findLeftovers(): Promise<Installed[]> {
-    const nl = this.nl;
-    // One after the other: see Rtnl (the package cannot reassemble interleaved dumps).
-    const r4 = await nl.dumpRoutes(4);
-    const r6 = await nl.dumpRoutes(6);
-    const u4 = await nl.dumpRules(4);
-    const u6 = await nl.dumpRules(6);
-    const out: Installed[] = [];
-    for (const m of [...r4, ...r6]) {
-      const o = routeFromMessage(m);
-      if (o && o.protocol === this.protocol) out.push(o);
-    }
-    for (const m of [...u4, ...u6]) {
-      const o = ruleFromMessage(m);
-      if (o && o.protocol === this.protocol) out.push(o);
-    }
-    return teardownOrder(out, this.protocol);
+  findLeftovers(): Promise<Installed[]> {
+    return this.writer.findLeftovers();
   }
 
   /** Makes the installed objects with our protocol value exactly the plan for `desired`: adds what is missing
@@ -278,8 +179,8 @@ export class HostSetup {
       const d = diff(plan, await this.findLeftovers(), this.protocol);
       const result: ApplyResult = { added: [], existed: [], removed: [] };
       const remove = [...d.remove];
-      await this.addAll(d.add, remove, result);
-      await this.removeAll(remove, result);
+      await this.writer.addAll(d.add, remove, result);
+      await this.writer.removeAll(remove, result);
       this.log.info(
         { added: result.added.length, removed: result.removed.length, existed: result.existed.length, objects: plan.length },
         'host routes and rules applied',
@@ -297,93 +198,11 @@ export class HostSetup {
       this.desired = undefined;
       this.desiredKeys.clear();
       const result: ApplyResult = { added: [], existed: [], removed: [] };
-      await this.removeAll(teardownOrder(await this.findLeftovers(), this.protocol), result);
+      await this.writer.removeAll(teardownOrder(await this.findLeftovers(), this.protocol), result);
       this.log.info({ removed: result.removed.length }, 'host routes and rules removed');
       return { removed: result.removed };
     });
   }
-
-  private async send(o: HostObject, op: 'add' | 'delete', msg: RawRoute | RawRule): Promise<void> {
-    const what = this.describe(o);
-    if (o.kind === 'route') {
-      const m = msg as RawRoute;
-      if (op === 'add') await this.nl.newRoute(what, m.data, m.attrs);
-      else await this.nl.delRoute(what, m.data, m.attrs);
-    } else {
-      const m = msg as RawRule;
-      if (op === 'add') await this.nl.newRule(what, m.data, m.attrs);
-      else await this.nl.delRule(what, m.data, m.attrs);
-    }
-  }
-
-  /** Adds in ADD_ORDER, one role at a time; a failure stops before the next role (a rule must never point at
-   * a table T without routes, a VIP must never reach the TUN before replies come back to it). `stale` may lose
-   * members: a stale route of ours holding the slot of a wanted one is removed first. */
-  private async addAll(objs: readonly HostObject[], stale: Installed[], result: ApplyResult, onAdded?: (o: HostObject) => void): Promise<void> {
-    for (const role of ADD_ORDER) {
-      const errors: Error[] = [];
-      for (const o of objs.filter((x) => roleOf(x) === role)) {
-        try {
-          await this.addOne(o, stale, result);
-          onAdded?.(o);
-        } catch (err) {
-          errors.push(err as Error);
-          this.log.error({ err, object: this.describe(o) }, 'cannot add host object');
-        }
-      }
-      if (errors.length) throw failure(errors, `stopped after failing to add ${role} objects`);
-    }
-  }
-
-  private async addOne(o: HostObject, stale: Installed[], result: ApplyResult): Promise<void> {
-    const msg = hostObjectToMessage(o);
-    try {
-      await this.send(o, 'add', msg);
-      result.added.push(this.describe(o));
-      return;
-    } catch (err) {
-      if (!isErrCode(err, 'EEXIST')) throw err;
-    }
-    // EEXIST: the slot is taken. By a stale object of ours (e.g. the same prefix and metric on another device)?
-    const i = o.kind === 'route' ? stale.findIndex((s) => s.kind === 'route' && routeSlot(s) === routeSlot(o as RouteObject)) : -1;
-    if (i >= 0) {
-      const [old] = stale.splice(i, 1);
-      await this.removeOne(old, result);
-      await this.send(o, 'add', msg);
-      result.added.push(this.describe(o));
-      return;
-    }
-    // By someone else's object (or our own, added since the dump): leave it alone.
-    result.existed.push(this.describe(o));
-    this.log.warn({ object: this.describe(o) }, 'already exists (not with our protocol value); leaving it as it is');
-  }
-
-  private async removeOne(o: Installed, result: ApplyResult): Promise<void> {
-    try {
-      await this.send(o, 'delete', toDelete(o));
-      result.removed.push(this.describe(o));
-    } catch (err) {
-      // Gone already: ESRCH (IPv4 routes), ENOENT (rules, IPv6 routes).
-      if (!isErrCode(err, 'ESRCH', 'ENOENT')) throw err;
-    }
-  }
-
-  /** Removes in TEARDOWN_ORDER; a failure stops before the next role. */
-  private async removeAll(objs: readonly Installed[], result: ApplyResult): Promise<void> {
-    for (const role of TEARDOWN_ORDER) {
-      const errors: Error[] = [];
-      for (const o of objs.filter((x) => roleOf(x) === role)) {
-        try {
-          await this.removeOne(o, result);
-        } catch (err) {
-          errors.push(err as Error);
-          this.log.error({ err, object: this.describe(o) }, 'cannot remove host object');
-        }
-      }
-      if (errors.length) throw failure(errors, `stopped after failing to remove ${role} objects`);
-    }
-  }
-
   /** Subscribes to IPv4/IPv6 route and rule notifications and to link changes. When something else deletes
    * one of our objects, logs a warning naming it and (after debounceMs) puts back whatever is missing. Link
    * changes of the TUN trigger the same check: the kernel flushes routes through a device that goes down or
@@ -484,7 +303,7 @@ export class HostSetup {
       if (!this.reported.has(key)) this.log.warn({ object: this.describe(o) }, 'l4nat object missing; putting it back');
     }
     try {
-      await this.addAll(d.add, [...d.remove], result, (o) => {
+      await this.writer.addAll(d.add, [...d.remove], result, (o) => {
         this.reported.delete(objectKey(o));
         this.log.info({ object: this.describe(o) }, 'put back');
       });
@@ -499,15 +318,4 @@ export class HostSetup {
       throw err;
     }
   }
-}
-
-function checkMtu(mtu: number): void {
-  if (!Number.isInteger(mtu) || mtu < MIN_MTU || mtu > MAX_MTU) {
-    throw new TypeError(`mtu must be an integer in ${MIN_MTU}..${MAX_MTU} (IPv6 needs at least ${MIN_MTU}), got ${JSON.stringify(mtu)}`);
-  }
-}
-
-function failure(errors: Error[], message: string): Error {
-  if (errors.length === 1) return errors[0];
-  return new AggregateError(errors, `${message}: ${errors.map((e) => e.message).join('; ')}`);
 }

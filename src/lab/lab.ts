@@ -1,6 +1,8 @@
 // The lab: an LVS-NAT topology of network namespaces for tests and the demo.
-// Layers: netns.ts (one command per helper) → cleanup.ts (signal/exit hooks) → this file (topology) →
-// workload.ts (backend servers and client driver), l4nat-process.ts (l4nat inside the lb namespace).
+// Layers: netns.ts (one command per helper) → cleanup.ts (signal/exit hooks), lab-plan.ts (who gets which name and
+// address), lab-wiring.ts (links, addresses, routes), role-lab.ts (commands and processes by role) → this file (a
+// lab's life: namespaces created, wired, removed) → workload.ts (backend servers and client driver),
+// l4nat-process.ts (l4nat inside the lb namespace).
 //
 //   client (10.201.0.2, fd4c::2) ──veth── lb ──veth── b1 (10.201.1.2, fd4c:0:1::2)
 //                                           ├──veth── b2 (10.201.2.2, fd4c:0:2::2)
@@ -26,34 +28,14 @@
 // SIGHUP or process exit. Nothing is ever created in, or changed in, the default namespace.
 import { randomBytes } from 'node:crypto';
 import { registerCleanup } from './cleanup';
-import {
-  addrAdd,
-  ipIn,
-  linkUp,
-  netnsAdd,
-  netnsDelete,
-  netnsDeleteSync,
-  netnsList,
-  netnsPids,
-  nsExec,
-  NsProcess,
-  ProcessGroup,
-  routeAdd,
-  RunOptions,
-  RunResult,
-  SpawnOptions,
-  sysctlSet,
-  vethPair,
-} from './netns';
+import { LAB_NS_PREFIX, MAX_BACKENDS, planLab, VIP4, VIP6, type LabBackend, type LabEndpoint, type LabHost, type LabRouter } from './lab-plan';
+import { wireLab } from './lab-wiring';
+import { netnsAdd, netnsDelete, netnsDeleteSync, netnsList, netnsPids, NsProcess, RunOptions, RunResult, SpawnOptions, sysctlSet } from './netns';
+import { RoleLab } from './role-lab';
 
-export const LAB_NS_PREFIX = 'l4-';
-export const VIP4 = '10.200.0.10';
-export const VIP6 = 'fd4c:ffff::10';
-/** Largest backend count the 10.201.<i>.0/24 plan allows (0 is the client's subnet). */
-export const MAX_BACKENDS = 254;
-/** In a lab with routers: the lb's address on its link to r1. */
-export const ROUTED_LB_IPV4 = '10.202.1.1';
-export const ROUTED_LB_IPV6 = 'fd4c:0:ff01::1';
+export { LAB_NS_PREFIX, MAX_BACKENDS, normalizeAddress, ROUTED_LB_IPV4, ROUTED_LB_IPV6, VIP4, VIP6 } from './lab-plan';
+export type { LabBackend, LabEndpoint, LabHost, LabRouter } from './lab-plan';
+export { RoleLab } from './role-lab';
 
 export interface LabOptions {
   /** Number of backend namespaces b1..bN (default 3). */
@@ -72,42 +54,6 @@ export interface LabOptions {
    * this MTU (576..1500; IPv6 needs at least 1280). Every other link stays at 1500. Default: no routers.
    */
   middleHopMtu?: number;
-}
-
-export interface LabHost {
-  /** 'client', 'lb', 'b1', ... */
-  readonly role: string;
-  readonly ns: string;
-}
-
-export interface LabEndpoint extends LabHost {
-  /** The host's own address on its link to the lb. */
-  readonly ipv4: string;
-  readonly ipv6: string | null;
-  /** Its device towards the lb (inside its namespace). */
-  readonly dev: string;
-  /** The lb's address on that link (the host's gateway; for the client of a routed lab: r2's). */
-  readonly lbIpv4: string;
-  readonly lbIpv6: string | null;
-  /** The lb's device on that link (inside the lb namespace; for the client of a routed lab: inside r2). */
-  readonly lbDev: string;
-}
-
-/** A router of a lab built with `middleHopMtu` (r1 next to the lb, r2 next to the client). */
-export interface LabRouter extends LabHost {
-  /** Its addresses towards the lb side (r1: on the link to the lb; r2: on the narrow link to r1). */
-  readonly upIpv4: string;
-  readonly upIpv6: string | null;
-  /** Its addresses towards the client side (r1: on the narrow link; r2: the client's gateway). */
-  readonly downIpv4: string;
-  readonly downIpv6: string | null;
-}
-
-export interface LabBackend extends LabEndpoint {
-  /** 'b1', 'b2', ... — what backend servers report as their name. */
-  readonly id: string;
-  /** 1-based index: backend i lives on 10.201.i.0/24 and fd4c:0:i::/64. */
-  readonly index: number;
 }
 
 export interface Lab {
@@ -141,20 +87,6 @@ export interface Lab {
   destroy(): Promise<void>;
 }
 
-/** Canonical (RFC 5952) text form of an IPv6 address; IPv4 and v4-mapped addresses come back as dotted quads. */
-export function normalizeAddress(addr: string): string {
-  let a = addr.trim();
-  if (a.startsWith('[') && a.endsWith(']')) a = a.slice(1, -1);
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
-  if (mapped) return mapped[1]!;
-  if (!a.includes(':')) return a;
-  try {
-    return new URL(`http://[${a}]/`).hostname.slice(1, -1);
-  } catch {
-    return a.toLowerCase();
-  }
-}
-
 /** Namespaces that belong to lab `id` (or to any lab when id is omitted). */
 export async function listLabNamespaces(id?: string): Promise<string[]> {
   const prefix = id === undefined ? LAB_NS_PREFIX : `${LAB_NS_PREFIX}${id}-`;
@@ -184,42 +116,6 @@ function validateOptions(opts: LabOptions): { backends: number; id: string; ipv6
   return { backends, id, ipv6, middleHopMtu: mtu };
 }
 
-/**
- * What every lab shares (this one and test/rigs/scaleout.ts): namespaces by role, commands and processes run in
- * them (tracked, so destroy() can stop them), and a destroyed lab refusing further use.
- */
-export abstract class RoleLab {
-  abstract readonly id: string;
-  protected readonly procs = new ProcessGroup();
-  protected readonly byRole = new Map<string, LabHost>();
-  protected teardown: Promise<void> | null = null;
-
-  nsOf(role: string): string {
-    const h = this.byRole.get(role);
-    if (!h) throw new RangeError(`lab ${this.id} has no role ${JSON.stringify(role)} (has ${[...this.byRole.keys()].join(', ')})`);
-    return h.ns;
-  }
-
-  protected assertAlive(): void {
-    if (this.teardown !== null) throw new Error(`lab ${this.id} is destroyed`);
-  }
-
-  exec(role: string, cmd: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
-    this.assertAlive();
-    return nsExec(this.nsOf(role), cmd, args, opts);
-  }
-
-  ip(role: string, args: readonly string[]): Promise<string> {
-    this.assertAlive();
-    return ipIn(this.nsOf(role), args);
-  }
-
-  spawn(role: string, cmd: string, args: readonly string[], opts?: SpawnOptions): NsProcess {
-    this.assertAlive();
-    return this.procs.spawn(this.nsOf(role), cmd, args, opts);
-  }
-}
-
 class LabImpl extends RoleLab implements Lab {
   readonly id: string;
   readonly ipv6: boolean;
@@ -243,45 +139,13 @@ class LabImpl extends RoleLab implements Lab {
     this.ipv6 = ipv6;
     this.middleHopMtu = middleHopMtu;
     this.vip6 = ipv6 ? VIP6 : null;
-    const nsName = (role: string): string => `${LAB_NS_PREFIX}${id}-${role}`;
-    this.lb = { role: 'lb', ns: nsName('lb') };
-    this.client = {
-      role: 'client',
-      ns: nsName('client'),
-      ipv4: '10.201.0.2',
-      ipv6: ipv6 ? normalizeAddress('fd4c:0:0::2') : null,
-      dev: 'eth0',
-      lbIpv4: '10.201.0.1',
-      lbIpv6: ipv6 ? normalizeAddress('fd4c:0:0::1') : null,
-      lbDev: 'c0',
-    };
-    const list: LabBackend[] = [];
-    for (let i = 1; i <= backends; i++) {
-      const role = `b${i}`;
-      list.push({
-        role,
-        id: role,
-        index: i,
-        ns: nsName(role),
-        ipv4: `10.201.${i}.2`,
-        ipv6: ipv6 ? normalizeAddress(`fd4c:0:${i}::2`) : null,
-        dev: 'eth0',
-        lbIpv4: `10.201.${i}.1`,
-        lbIpv6: ipv6 ? normalizeAddress(`fd4c:0:${i}::1`) : null,
-        lbDev: role,
-      });
-    }
-    this.backends = list;
-    const v6 = (a: string): string | null => (ipv6 ? normalizeAddress(a) : null);
-    this.routers =
-      middleHopMtu === null
-        ? []
-        : [
-            { role: 'r1', ns: nsName('r1'), upIpv4: '10.202.1.2', upIpv6: v6('fd4c:0:ff01::2'), downIpv4: '10.202.0.1', downIpv6: v6('fd4c:0:ff00::1') },
-            { role: 'r2', ns: nsName('r2'), upIpv4: '10.202.0.2', upIpv6: v6('fd4c:0:ff00::2'), downIpv4: '10.201.0.1', downIpv6: v6('fd4c::1') },
-          ];
-    for (const h of [this.client, this.lb, ...list, ...this.routers]) this.byRole.set(h.role, h);
-    this.namespaces = [this.client.ns, this.lb.ns, ...list.map((b) => b.ns), ...this.routers.map((r) => r.ns)];
+    const plan = planLab(id, backends, ipv6, middleHopMtu);
+    this.lb = plan.lb;
+    this.client = plan.client;
+    this.backends = plan.backends;
+    this.routers = plan.routers;
+    for (const h of [this.client, this.lb, ...this.backends, ...this.routers]) this.byRole.set(h.role, h);
+    this.namespaces = [this.client.ns, this.lb.ns, ...this.backends.map((b) => b.ns), ...this.routers.map((r) => r.ns)];
     this.unregister = registerCleanup({
       name: `lab ${id}`,
       run: () => this.destroy(),
@@ -306,12 +170,9 @@ class LabImpl extends RoleLab implements Lab {
     await sysctlSet(this.lb.ns, values);
   }
 
-  /** Builds the topology; any failure propagates (createLab() then destroys). */
+  /** Creates the namespaces, then wires them (lab-wiring.ts); any failure propagates (createLab() then destroys). */
   async build(onStep: (step: string) => Promise<void>): Promise<void> {
     const hosts: LabHost[] = [this.client, this.lb, ...this.backends, ...this.routers];
-    const routed = this.routers.length > 0;
-    // In a routed lab the client's link ends at r2, not at the lb (see the picture at the top).
-    const endpoints: LabEndpoint[] = routed ? [...this.backends] : [this.client, ...this.backends];
 
     await onStep('namespaces');
     for (const h of hosts) {
@@ -324,91 +185,7 @@ class LabImpl extends RoleLab implements Lab {
         this.inflight = null;
       }
     }
-
-    await onStep('loopback');
-    await Promise.all(hosts.map((h) => linkUp(h.ns, 'lo')));
-
-    await onStep('sysctls');
-    await Promise.all(
-      hosts.map((h) =>
-        sysctlSet(h.ns, {
-          'net.ipv4.conf.all.rp_filter': 1,
-          'net.ipv4.conf.default.rp_filter': 1,
-          // Links come up at once: no duplicate address detection on the veths' link-local addresses either.
-          ...(this.ipv6 ? { 'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0 } : {}),
-        }),
-      ),
-    );
-
-    await onStep('links');
-    for (const e of endpoints) {
-      await vethPair({ ns: this.lb.ns, name: e.lbDev }, { ns: e.ns, name: e.dev });
-    }
-    if (routed) await this.buildRouterLinks();
-
-    await onStep('addresses');
-    await Promise.all(
-      endpoints.map(async (e) => {
-        await addrAdd(e.ns, e.dev, `${e.ipv4}/24`);
-        await addrAdd(this.lb.ns, e.lbDev, `${e.lbIpv4}/24`);
-        if (this.ipv6) {
-          await addrAdd(e.ns, e.dev, `${e.ipv6}/64`, { nodad: true });
-          await addrAdd(this.lb.ns, e.lbDev, `${e.lbIpv6}/64`, { nodad: true });
-        }
-      }),
-    );
-
-    await onStep('routes');
-    await Promise.all(
-      [...endpoints, ...(routed ? [this.client] : [])].map(async (e) => {
-        await routeAdd(e.ns, 'default', e.lbIpv4, { dev: e.dev });
-        if (this.ipv6) await routeAdd(e.ns, 'default', e.lbIpv6!, { dev: e.dev });
-      }),
-    );
-    if (routed) await this.buildRouterRoutes();
-    await onStep('done');
-  }
-
-  /** The client ⇄ r2 ⇄ r1 ⇄ lb chain: veths (the r2 ⇄ r1 one narrow), addresses, forwarding. */
-  private async buildRouterLinks(): Promise<void> {
-    const [r1, r2] = this.routers as [LabRouter, LabRouter];
-    const c = this.client;
-    await vethPair({ ns: r2.ns, name: c.lbDev }, { ns: c.ns, name: c.dev });
-    await vethPair({ ns: r2.ns, name: 'r1' }, { ns: r1.ns, name: 'r2' }, { mtu: this.middleHopMtu! });
-    await vethPair({ ns: this.lb.ns, name: c.lbDev }, { ns: r1.ns, name: 'lb' });
-    const v6 = this.ipv6;
-    await addrAdd(c.ns, c.dev, `${c.ipv4}/24`);
-    await addrAdd(r2.ns, c.lbDev, `${r2.downIpv4}/24`);
-    await addrAdd(r2.ns, 'r1', `${r2.upIpv4}/24`);
-    await addrAdd(r1.ns, 'r2', `${r1.downIpv4}/24`);
-    await addrAdd(r1.ns, 'lb', `${r1.upIpv4}/24`);
-    await addrAdd(this.lb.ns, c.lbDev, `${ROUTED_LB_IPV4}/24`);
-    if (v6) {
-      await addrAdd(c.ns, c.dev, `${c.ipv6}/64`);
-      await addrAdd(r2.ns, c.lbDev, `${r2.downIpv6}/64`);
-      await addrAdd(r2.ns, 'r1', `${r2.upIpv6}/64`);
-      await addrAdd(r1.ns, 'r2', `${r1.downIpv6}/64`);
-      await addrAdd(r1.ns, 'lb', `${r1.upIpv6}/64`);
-      await addrAdd(this.lb.ns, c.lbDev, `${ROUTED_LB_IPV6}/64`);
-    }
-    for (const r of this.routers) {
-      await sysctlSet(r.ns, { 'net.ipv4.ip_forward': 1, ...(v6 ? { 'net.ipv6.conf.all.forwarding': 1 } : {}) });
-    }
-  }
-
-  private async buildRouterRoutes(): Promise<void> {
-    const [r1, r2] = this.routers as [LabRouter, LabRouter];
-    const v6 = this.ipv6;
-    await routeAdd(r2.ns, 'default', r1.downIpv4, { dev: 'r1' });
-    await routeAdd(r1.ns, '10.201.0.0/24', r2.upIpv4, { dev: 'r2' });
-    await routeAdd(r1.ns, 'default', ROUTED_LB_IPV4, { dev: 'lb' });
-    await routeAdd(this.lb.ns, '10.201.0.0/24', r1.upIpv4, { dev: this.client.lbDev });
-    if (v6) {
-      await routeAdd(r2.ns, 'default', r1.downIpv6!, { dev: 'r1' });
-      await routeAdd(r1.ns, 'fd4c::/64', r2.upIpv6!, { dev: 'r2' });
-      await routeAdd(r1.ns, 'default', ROUTED_LB_IPV6, { dev: 'lb' });
-      await routeAdd(this.lb.ns, 'fd4c::/64', r1.upIpv6!, { dev: this.client.lbDev });
-    }
+    await wireLab(this, onStep);
   }
 
   destroy(): Promise<void> {
