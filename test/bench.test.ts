@@ -163,6 +163,24 @@ describe('bench harness (no root needed)', () => {
     assert.match(ha, /server b2 10\.201\.2\.2:8080/);
   });
 
+  test('report: with --baseline, l4nat against l4nat-baseline round by round, and the rounds this build won', () => {
+    const r = syntheticResults();
+    // The baseline: l4nat's figures in each round, except TCP 1 stream, where this build is 10 % ahead in rounds 0 and 2.
+    const extra = r.results.filter((t) => t.variant === 'l4nat').map((t) => ({
+      ...t,
+      variant: 'l4nat-baseline',
+      figures: t.test === 'tcp1' ? { ...t.figures, gbps: t.figures!.gbps! / (t.round === 1 ? 0.9 : 1.1) } : t.figures,
+    }));
+    r.results.push(...extra);
+    r.settings.variants = [...r.settings.variants, 'l4nat-baseline'];
+    const md = renderReport(r, { json: 'x.json', svg: 'x.svg' });
+    const rows = tableAfter(md, 'l4nat ÷ l4nat-baseline in the same round');
+    assert.deepEqual(rows[0], ['test', 'l4nat ÷ baseline', 'this build better']);
+    assert.deepEqual(rows.find((row) => row[0] === 'TCP 1 stream'), ['TCP 1 stream', '1.10 (0.90–1.10)', '2 of 3']);
+    assert.deepEqual(rows.find((row) => row[0] === 'RR latency p50 (lower is better)'), ['RR latency p50 (lower is better)', '1.00', '0 of 3']);
+    assert.doesNotMatch(renderReport(syntheticResults(), { json: 'x.json', svg: 'x.svg' }), /This build against the baseline/);
+  });
+
   test('report: tables with every metric, ratios, targets, real-NIC part, swap verdict; SVG chart', () => {
     const r = syntheticResults();
     const md = renderReport(r, { json: 'x.json', svg: 'x.svg' });

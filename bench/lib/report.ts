@@ -1,7 +1,7 @@
 // The Markdown report of one benchmark run. Layers: results.ts (figures, ratios) → this file → run.ts.
 import { directOf, Figures2D, isNic, METRICS, nftOf, TEST_LABELS, type BenchResults, type Metric } from './results';
 import { NIC_TESTS, type TestId } from './options';
-import { formatSpread, formatValue } from './stats';
+import { formatSpread, formatValue, perRoundRatios, spread } from './stats';
 
 function table(head: readonly string[], rows: readonly (readonly string[])[], align?: readonly ('l' | 'r')[]): string {
   const a = align ?? head.map((_, i) => (i === 0 ? 'l' : 'r'));
@@ -59,6 +59,26 @@ function comparison(f: Figures2D, variants: readonly string[], tests: readonly T
   }
   out.push(table(['test', ...others, ...(l4 ? ['l4nat target'] : [])], rows));
   return out.join('\n');
+}
+
+/**
+ * l4nat against l4nat-baseline (--baseline): the per-round ratio of the two builds, each already a ratio to direct in
+ * the same round, so the machine's swings between rounds cancel; and in how many rounds this build did better.
+ */
+function baselineSection(f: Figures2D, tests: readonly TestId[]): string {
+  const rows: string[][] = [];
+  for (const m of metricsFor(tests)) {
+    const cur = f.values('l4nat', m);
+    const base = f.values('l4nat-baseline', m);
+    const ratios = perRoundRatios(cur, base);
+    const better = ratios.filter((x) => (m.lowerIsBetter ? x < 1 : x > 1)).length;
+    rows.push([`${m.label}${m.lowerIsBetter ? ' (lower is better)' : ''}`, formatSpread(spread(ratios)), ratios.length > 0 ? `${better} of ${ratios.length}` : '—']);
+  }
+  return [
+    'l4nat ÷ l4nat-baseline in the same round — median of the per-round ratios, (min–max) over rounds, and the rounds in' +
+      ' which this build did better. A change within the noise wins about half the rounds.\n',
+    table(['test', 'l4nat ÷ baseline', 'this build better'], rows),
+  ].join('\n');
 }
 
 function cpuSection(f: Figures2D, r: BenchResults, variants: readonly string[], tests: readonly TestId[]): string {
@@ -133,6 +153,12 @@ export function renderReport(r: BenchResults, files: { json: string; svg: string
   out.push('');
   out.push(comparison(f, main, tests, true));
   out.push('');
+  if (main.includes('l4nat') && main.includes('l4nat-baseline')) {
+    out.push('## This build against the baseline');
+    out.push('');
+    out.push(baselineSection(f, tests));
+    out.push('');
+  }
   out.push('## CPU during each test');
   out.push('');
   out.push(cpuSection(f, r, main, tests));
