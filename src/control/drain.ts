@@ -7,6 +7,7 @@ import { backendKey } from '../dataplane/tables';
 import { flowPage } from './flows';
 import { planRuntime, type Change } from './plan';
 import type { BalancerLike, ControlState, DrainState } from './state';
+import { Ticker } from './ticker';
 
 /** A drain is reported done once the backend's packet counters have not moved for this long. */
 export const DRAIN_QUIET_MS = 5_000;
@@ -93,7 +94,7 @@ export function planDrain(state: ControlState, sid: string, bid: string, drainin
 }
 
 export class DrainSampler {
-  private timer: NodeJS.Timeout | undefined;
+  private readonly ticker = new Ticker(DRAIN_SAMPLE_MS, () => this.sample());
 
   constructor(
     private readonly state: ControlState,
@@ -103,18 +104,16 @@ export class DrainSampler {
 
   /** Samples twice a second while a drain is under way. */
   updateTimer(): void {
-    const any = [...this.state.runtime.values()].some((r) => r.drain && r.drain.doneAt === undefined);
-    if (any && !this.timer) {
-      this.timer = setInterval(() => this.sample(), DRAIN_SAMPLE_MS);
-      this.timer.unref();
-    } else if (!any && this.timer) {
-      this.stop();
-    }
+    this.ticker.update([...this.state.runtime.values()].some((r) => r.drain && r.drain.doneAt === undefined));
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.ticker.stop();
+  }
+
+  /** Whether the timer runs. */
+  get sampling(): boolean {
+    return this.ticker.running;
   }
 
   sample(now = Date.now()): void {

@@ -7,6 +7,7 @@ import type { CounterMap, CounterSnapshot } from '../dataplane/native';
 import { backendKey } from '../dataplane/tables';
 import type { PublishResult } from '../daemon/up';
 import type { ControlState, PassiveState } from './state';
+import { Ticker } from './ticker';
 
 const PASSIVE_SAMPLE_MS = 1_000;
 
@@ -50,7 +51,7 @@ export function passiveStep(st: PassiveState, p: PassiveCheckSpec, o: CounterMap
 }
 
 export class PassiveCheck {
-  private timer: NodeJS.Timeout | undefined;
+  private readonly ticker = new Ticker(PASSIVE_SAMPLE_MS, () => this.sample());
 
   constructor(
     private readonly state: ControlState,
@@ -62,18 +63,16 @@ export class PassiveCheck {
 
   /** Samples once a second while a running service has a passive check. */
   updateTimer(): void {
-    const any = this.state.services.some((s) => s.passive);
-    if (any && !this.timer && this.state.running) {
-      this.timer = setInterval(() => this.sample(), PASSIVE_SAMPLE_MS);
-      this.timer.unref();
-    } else if (!any && this.timer) {
-      this.stop();
-    }
+    this.ticker.update(this.state.services.some((s) => s.passive), this.state.running);
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.ticker.stop();
+  }
+
+  /** Whether the timer runs. */
+  get sampling(): boolean {
+    return this.ticker.running;
   }
 
   /** Samples every backend with a passive check and publishes what changed (one table for all of them). */
