@@ -7,7 +7,7 @@ import { ControlError, type BackendView } from '../src/control/controller';
 import { DRAIN_FLOWS_MS, DRAIN_QUIET_MS, DrainSampler, drainStep, planDrain } from '../src/control/drain';
 import type { DrainState } from '../src/control/state';
 import type { FlowEntry, FlowPage } from '../src/dataplane/native';
-import { checkedConfig, configDir, controllerWith, flowEntry, PagedTable, runningState, until, WEB, webKey } from './rigs/control-fakes';
+import { checkedConfig, configDir, controllerWith, flowEntry, PagedTable, runningState, TWO_BACKENDS, until, WEB, webKey } from './rigs/control-fakes';
 
 const dir = configDir('l4nat-control-drain-');
 const T0 = 1_000_000;
@@ -84,15 +84,8 @@ describe('when a drain is done', () => {
 });
 
 describe('planning a drain', () => {
-  const YAML = `
-services:
-  - name: web
-    vips: [10.0.0.10]
-    ports: [80]
-    backends: ["10.0.1.11:8080", "10.0.1.12:8080"]
-`;
   test('a drain starts from the backend\'s packet count now; planning changes nothing running', async () => {
-    const { state, bal } = await runningState(YAML);
+    const { state, bal } = await runningState(TWO_BACKENDS);
     bal.count(webKey('10.0.1.11:8080'), { packets_in: 7, packets_out: 5 });
     const c = planDrain(state, WEB, '10.0.1.11:8080/tcp', true, T0);
     assert.deepEqual(c.plan!.runtime.get(webKey('10.0.1.11:8080'))!.drain, { since: T0, lastPackets: 12, lastPacketAt: T0 });
@@ -100,7 +93,7 @@ services:
   });
 
   test('already in the state asked for: no plan; unknown: a 404 naming it', async () => {
-    const { state } = await runningState(YAML);
+    const { state } = await runningState(TWO_BACKENDS);
     assert.equal(planDrain(state, WEB, '10.0.1.11:8080/tcp', false).plan, undefined);
     state.runtime.get(webKey('10.0.1.11:8080'))!.drain = fresh();
     assert.equal(planDrain(state, WEB, '10.0.1.11:8080/tcp', true).plan, undefined);
@@ -109,7 +102,7 @@ services:
   });
 
   test('the sampler runs while a drain is under way, reports it done once, and stops', async () => {
-    const { state, queue, bal, of } = await runningState(YAML);
+    const { state, queue, bal, of } = await runningState(TWO_BACKENDS);
     let changes = 0;
     const drains = new DrainSampler(state, () => void changes++);
     const counters = bal.dp.counters;

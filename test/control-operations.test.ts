@@ -4,18 +4,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ControlError } from '../src/control/controller';
 import { Operations } from '../src/control/operations';
-import { backend, runningState, WEB, webKey } from './rigs/control-fakes';
-
-const YAML = `
-services:
-  - name: web
-    vips: [10.0.0.10]
-    ports: [80]
-    backends: ["10.0.1.11:8080", "10.0.1.12:8080"]
-`;
+import { backend, runningState, TWO_BACKENDS, WEB, webKey } from './rigs/control-fakes';
 
 async function setupOps() {
-  const r = await runningState(YAML);
+  const r = await runningState(TWO_BACKENDS);
   let held = 0;
   r.queue.beforePlannedChange = async () => void held++;
   return { ...r, ops: new Operations(r.state, r.queue), held: () => held };

@@ -6,8 +6,8 @@ import type { CounterSnapshot, FlowPage } from '../dataplane/native';
 import { backendKey } from '../dataplane/tables';
 import { flowPage } from './flows';
 import { planRuntime, type Change } from './plan';
+import { CounterSampler } from './sampler';
 import type { BalancerLike, ControlState, DrainState } from './state';
-import { Ticker } from './ticker';
 
 /** A drain is reported done once the backend's packet counters have not moved for this long. */
 export const DRAIN_QUIET_MS = 5_000;
@@ -93,37 +93,24 @@ export function planDrain(state: ControlState, sid: string, bid: string, drainin
   return { plan };
 }
 
-export class DrainSampler {
-  private readonly ticker = new Ticker(DRAIN_SAMPLE_MS, () => this.sample());
-
+export class DrainSampler extends CounterSampler {
   constructor(
-    private readonly state: ControlState,
+    state: ControlState,
     /** A drain is done (the Controller's 'change' event). */
     private readonly changed: () => void,
-  ) {}
+  ) {
+    super(state, DRAIN_SAMPLE_MS);
+  }
 
   /** Samples twice a second while a drain is under way. */
   updateTimer(): void {
-    this.ticker.update([...this.state.runtime.values()].some((r) => r.drain && r.drain.doneAt === undefined));
-  }
-
-  stop(): void {
-    this.ticker.stop();
-  }
-
-  /** Whether the timer runs. */
-  get sampling(): boolean {
-    return this.ticker.running;
+    this.runWhile([...this.state.runtime.values()].some((r) => r.drain && r.drain.doneAt === undefined));
   }
 
   sample(now = Date.now()): void {
+    const c = this.counters();
+    if (!c) return;
     const { balancer, log } = this.state;
-    let c: CounterSnapshot;
-    try {
-      c = balancer.dp.counters();
-    } catch {
-      return; // data plane closed
-    }
     const dp = balancer.dp;
     for (const rt of this.state.runtime.values()) {
       const d = rt.drain;

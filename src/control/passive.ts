@@ -3,11 +3,11 @@
 // an answer, or too many resets, hold the backend out of the ring for `hold` seconds; the hold's end puts it
 // back. Each verdict is published through the change queue like any health verdict.
 import { backendId, serviceId, type PassiveCheckSpec, type ServiceConfig } from '../config/model';
-import type { CounterMap, CounterSnapshot } from '../dataplane/native';
+import type { CounterMap } from '../dataplane/native';
 import { backendKey } from '../dataplane/tables';
 import type { PublishResult } from '../daemon/up';
+import { CounterSampler } from './sampler';
 import type { ControlState, PassiveState } from './state';
-import { Ticker } from './ticker';
 
 const PASSIVE_SAMPLE_MS = 1_000;
 
@@ -50,40 +50,27 @@ export function passiveStep(st: PassiveState, p: PassiveCheckSpec, o: CounterMap
   return { to: 'down', why };
 }
 
-export class PassiveCheck {
-  private readonly ticker = new Ticker(PASSIVE_SAMPLE_MS, () => this.sample());
-
+export class PassiveCheck extends CounterSampler {
   constructor(
-    private readonly state: ControlState,
+    state: ControlState,
     /** Publishes the current state again (the change queue's republish). */
     private readonly republish: (reason: string) => Promise<PublishResult>,
     /** on_down: reset, for a backend that went down. */
     private readonly resetIfWanted: (s: ServiceConfig, key: string) => Promise<void>,
-  ) {}
+  ) {
+    super(state, PASSIVE_SAMPLE_MS);
+  }
 
   /** Samples once a second while a running service has a passive check. */
   updateTimer(): void {
-    this.ticker.update(this.state.services.some((s) => s.passive), this.state.running);
-  }
-
-  stop(): void {
-    this.ticker.stop();
-  }
-
-  /** Whether the timer runs. */
-  get sampling(): boolean {
-    return this.ticker.running;
+    this.runWhile(this.state.services.some((s) => s.passive), this.state.running);
   }
 
   /** Samples every backend with a passive check and publishes what changed (one table for all of them). */
   sample(now = Date.now()): void {
+    const c = this.counters();
+    if (!c) return;
     const { balancer, log } = this.state;
-    let c: CounterSnapshot;
-    try {
-      c = balancer.dp.counters();
-    } catch {
-      return;
-    }
     const changes: string[] = [];
     const downs: Array<{ s: ServiceConfig; key: string }> = [];
     for (const s of this.state.services) {

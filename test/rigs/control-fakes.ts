@@ -155,6 +155,15 @@ export async function runningState(
   return { bal, state, queue, events, of };
 }
 
+/** The service 10.0.0.10:80/tcp with two backends, 10.0.1.11:8080 and 10.0.1.12:8080, nothing else set. */
+export const TWO_BACKENDS = `
+services:
+  - name: web
+    vips: [10.0.0.10]
+    ports: [80]
+    backends: ["10.0.1.11:8080", "10.0.1.12:8080"]
+`;
+
 /** The key of backend `addr:port` of the service 10.0.0.10:80/tcp. */
 export const webKey = (backend: string): string => `10.0.0.10:80/tcp|${backend}/tcp`;
 
