@@ -85,28 +85,27 @@ describe('checkers', () => {
     c.checkers.stopAll();
   });
 
-  test('a verdict is logged and published; on_down: reset removes the flows after the publish, keep does not', async () => {
-    for (const mode of ['keep', 'reset']) {
-      const hosts = new FakeBackends();
-      hosts.alive.add('10.0.1.11');
-      const c = await checkersOn(CHECKED(0.1, 'tcp', mode), hosts.probe);
-      c.sync();
-      hosts.alive.delete('10.0.1.11');
-      await until('published', () => c.republished.length === 1);
-      assert.deepEqual(c.republished, ['health: 10.0.1.11:80/tcp down']);
-      const down = c.of('backend_down');
-      assert.equal(down.length, 1);
-      assert.equal(down[0].level, 40);
-      assert.match(down[0].msg, /backend 10\.0\.1\.11:80\/tcp of 10\.0\.0\.10:80\/tcp is DOWN: connect ECONNREFUSED/);
-      await sleep(20);
-      assert.deepEqual(c.resets.map((r) => r.key), [KEY], `on_down ${mode}: asked once; resetIfWanted decides by the service`);
-      hosts.alive.add('10.0.1.11');
-      await until('back up', () => c.republished.length === 2);
-      assert.equal(c.republished[1], 'health: 10.0.1.11:80/tcp up');
-      await sleep(20);
-      assert.equal(c.resets.length, 1, 'no reset when it comes up');
-      c.checkers.stopAll();
-    }
+  test('a verdict is logged and published; after a down verdict\'s table, on_down is applied (flows.ts decides by the service), not after an up', async () => {
+    const hosts = new FakeBackends();
+    hosts.alive.add('10.0.1.11');
+    const c = await checkersOn(CHECKED(0.1, 'tcp', 'reset'), hosts.probe);
+    c.sync();
+    hosts.alive.delete('10.0.1.11');
+    await until('published', () => c.republished.length === 1);
+    assert.deepEqual(c.republished, ['health: 10.0.1.11:80/tcp down']);
+    const down = c.of('backend_down');
+    assert.equal(down.length, 1);
+    assert.equal(down[0].level, 40);
+    assert.match(down[0].msg, /backend 10\.0\.1\.11:80\/tcp of 10\.0\.0\.10:80\/tcp is DOWN: connect ECONNREFUSED/);
+    await until('on_down applied', () => c.resets.length === 1);
+    assert.deepEqual([c.resets[0].key, c.resets[0].s.onDown], [KEY, 'reset']);
+    hosts.alive.add('10.0.1.11');
+    await until('back up', () => c.republished.length === 2);
+    assert.equal(c.republished[1], 'health: 10.0.1.11:80/tcp up');
+    assert.equal(c.of('backend_up').length, 1);
+    await sleep(20);
+    assert.equal(c.resets.length, 1, 'no reset when it comes up');
+    c.checkers.stopAll();
   });
 
   test('a dataplane check on a data plane that cannot send probes fails, saying so', async () => {

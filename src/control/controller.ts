@@ -9,6 +9,7 @@
 //   checkers.ts   active health checks per backend
 //   passive.ts    the passive check from the data plane's counters
 //   drain.ts      drains and when they are done (paged flow counts)
+//   sampler.ts    the interval the passive check and the drains sample the counters on
 //   operations.ts API writes (add, remove, weight, drain, undrain)
 //   reload.ts     config reload, all or nothing
 //   views.ts      what the API, CLI, metrics and systemd show
