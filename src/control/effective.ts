@@ -1,0 +1,66 @@
+// The table the data plane should have, from the services and their backends' run-time state.
+//
+// Effective weight of a backend = its configured weight, or 0 (out of the ring, established flows kept)
+// when it is draining or its health check says down. A service whose eligible backends are all down does
+// what its on_all_down says: "drop" publishes an empty ring (new flows are dropped and counted as
+// no_backend), "keep-last" keeps the ring it had before the last one fell (a drain still wins). While
+// stopping, every ring is empty.
+import { backendId, serviceId, type ServiceSpec } from '../config/model';
+import { backendKey } from '../dataplane/tables';
+import type { BackendRuntime, Plan } from './state';
+
+export interface EffectiveTable {
+  specs: ServiceSpec[];
+  /** service id -> backend id -> effective weight (0: out of the ring). */
+  weights: Map<string, Map<string, number>>;
+  /** Services with an eligible backend but none healthy. */
+  allDown: Set<string>;
+}
+
+export interface EffectiveInputs {
+  healthy(rt: BackendRuntime | undefined): boolean;
+  /** The weights last published (keep-last takes a fallen service's ring from there). */
+  lastWeights: ReadonlyMap<string, ReadonlyMap<string, number>>;
+  stopping: boolean;
+}
+
+export function effectiveTable(p: Plan, inputs: EffectiveInputs): EffectiveTable {
+  const { healthy, lastWeights, stopping } = inputs;
+  const weights = new Map<string, Map<string, number>>();
+  const allDown = new Set<string>();
+  const specs = p.services.map((s) => {
+    const sid = serviceId(s);
+    const rts = s.backends.map((b) => p.runtime.get(backendKey(s, b)));
+    const eligible = s.backends.map((b, i) => b.weight > 0 && !rts[i]?.drain);
+    let w = s.backends.map((b, i) => (eligible[i] && healthy(rts[i]) ? b.weight : 0));
+    if (eligible.some(Boolean) && w.every((x) => x === 0)) {
+      allDown.add(sid);
+      if (s.onAllDown === 'keep-last') {
+        const last = lastWeights.get(sid);
+        w = s.backends.map((b, i) => (rts[i]?.drain ? 0 : last?.get(backendId(b, s.proto)) ?? 0)); // a drain still wins
+      }
+    }
+    if (stopping) w = w.map(() => 0);
+    weights.set(sid, new Map(s.backends.map((b, i) => [backendId(b, s.proto), w[i]])));
+    return {
+      vip: s.vip,
+      family: s.family,
+      port: s.port,
+      proto: s.proto,
+      hash: s.hash,
+      backends: s.backends.map((b, i) => ({
+        addr: b.addr,
+        family: b.family,
+        port: b.port,
+        weight: w[i],
+        ...(eligible[i] && !healthy(rts[i]) ? { down: true } : {}),
+      })),
+      // Data-plane protections and timeouts ride along with the spec (tables.ts ServiceProtections).
+      ...(s.timeouts ? { timeouts: s.timeouts } : {}),
+      ...(s.newFlowRate ? { newFlowRate: s.newFlowRate } : {}),
+      ...(s.allowSources ? { allowSources: s.allowSources } : {}),
+      ...(s.denySources ? { denySources: s.denySources } : {}),
+    };
+  });
+  return { specs, weights, allDown };
+}

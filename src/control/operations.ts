@@ -1,0 +1,67 @@
+// The operator's run-time changes (admin API): add, remove and reweigh backends, drain and undrain them. Each
+// is checked against the running services at once (404, 409, 400 naming what is wrong) and again in the change
+// queue, where it is planned and published; a refused one changes nothing. Changes are not written back to the
+// config file: a reload drops API backends (logged), a drain survives it while the backend is in the file.
+import { backendId, type BackendConfig } from '../config/model';
+import { planDrain } from './drain';
+import { planServices } from './plan';
+import type { ChangeQueue } from './queue';
+import { cloneServices, ControlError, type ControlState } from './state';
+
+export class Operations {
+  constructor(
+    private readonly state: ControlState,
+    private readonly queue: ChangeQueue,
+  ) {}
+
+  async addBackend(sid: string, b: BackendConfig): Promise<{ service: string; backend: string }> {
+    const state = this.state;
+    const bid = backendId(b, state.services[state.find(sid).si].proto);
+    await this.queue.planned(`api: add ${bid} to ${sid}`, () => {
+      const { si } = state.find(sid);
+      const next = cloneServices(state.services);
+      const s = next[si];
+      if (b.family !== s.family) throw new ControlError(400, `backend ${b.addr} is IPv${b.family} but service ${sid} is IPv${s.family}`);
+      if (s.backends.some((x) => backendId(x, s.proto) === bid)) throw new ControlError(409, `backend ${bid} already serves ${sid}`);
+      s.backends.push({ ...b });
+      return { plan: planServices(state, next, 'api') };
+    });
+    state.log.info({ event: 'backend_added', service: sid, backend: bid, weight: b.weight, name: b.name }, `backend ${bid} added to ${sid}`);
+    return { service: sid, backend: bid };
+  }
+
+  async removeBackend(sid: string, bid: string): Promise<void> {
+    const state = this.state;
+    await this.queue.planned(`api: remove ${bid} from ${sid}`, () => {
+      const { si, bi } = state.find(sid, bid);
+      const next = cloneServices(state.services);
+      next[si].backends.splice(bi, 1);
+      return { plan: planServices(state, next, 'api') };
+    });
+    state.log.info({ event: 'backend_removed', service: sid, backend: bid }, `backend ${bid} removed from ${sid}`);
+  }
+
+  async setWeight(sid: string, bid: string, weight: number): Promise<void> {
+    const state = this.state;
+    let old = 0;
+    await this.queue.planned(`api: weight ${bid} ${weight}`, () => {
+      const { si, bi } = state.find(sid, bid);
+      const next = cloneServices(state.services);
+      old = next[si].backends[bi].weight;
+      next[si].backends[bi].weight = weight;
+      return { plan: planServices(state, next, 'api'), reason: `api: weight ${bid} ${old}->${weight}` };
+    });
+    state.log.info({ event: 'backend_weight', service: sid, backend: bid, from: old, to: weight }, `backend ${bid} of ${sid}: weight ${old} -> ${weight}`);
+  }
+
+  /** Takes the backend out of the ring; its flows go on. Idempotent. */
+  async drain(sid: string, bid: string): Promise<void> {
+    if (!(await this.queue.planned(`api: drain ${bid}`, () => planDrain(this.state, sid, bid, true)))) return;
+    this.state.log.info({ event: 'backend_draining', service: sid, backend: bid }, `backend ${bid} of ${sid} is draining: out of the ring, its flows go on`);
+  }
+
+  async undrain(sid: string, bid: string): Promise<void> {
+    if (!(await this.queue.planned(`api: undrain ${bid}`, () => planDrain(this.state, sid, bid, false)))) return;
+    this.state.log.info({ event: 'backend_undrained', service: sid, backend: bid }, `backend ${bid} of ${sid} is back in the ring`);
+  }
+}

@@ -1,0 +1,148 @@
+// What the API, `l4nat status`, the metrics and systemd's STATUS line show of the control plane: the services
+// with each backend's state (up, down, draining, drained), weights, health, passive hold, drain progress,
+// counters and live flows. Read-only: nothing here changes the state.
+import type { ProbeRecord, Transition } from '../health/checker';
+import { backendId, serviceId, type BackendConfig, type ServiceConfig } from '../config/model';
+import { zeroObjectCounters, type CounterMap, type CounterSnapshot, type FlowStats } from '../dataplane/native';
+import { backendKey } from '../dataplane/tables';
+import type { BackendRuntime, BackendState, ControlState } from './state';
+
+export interface BackendView {
+  id: string;
+  name: string | null;
+  addr: string;
+  port: number;
+  weight: number;
+  effectiveWeight: number;
+  state: BackendState;
+  source: 'config' | 'api';
+  health: { state: 'up' | 'down'; consecutiveSuccesses: number; consecutiveFailures: number; checks: { ok: number; failed: number }; lastCheck: ProbeRecord | null } | null;
+  drain: { since: string; lastPacketAt: string; quietSeconds: number; liveFlows: number | null; done: boolean; doneBy: string | null } | null;
+  passive: { heldUntil: string; reason: string } | null;
+  counters: CounterMap;
+  /** Live flow-table entries pinned to this backend, closed TCP entries not counted (null: unknown). */
+  activeFlows: number | null;
+  history?: { checks: ProbeRecord[]; transitions: Transition[] };
+}
+
+export interface ServiceView {
+  id: string;
+  name: string;
+  vip: string;
+  port: number;
+  proto: string;
+  hash: string;
+  onAllDown: string;
+  onDown: string;
+  protections: { newFlowRate: { rate: number; burst: number } | null; allowSources: string[]; denySources: string[] };
+  allDown: boolean;
+  healthCheck: ServiceConfig['health'];
+  counters: CounterMap;
+  activeFlows: number | null;
+  backends: BackendView[];
+}
+
+export interface ServicesView {
+  services: ServiceView[];
+  dataplane: { counters: CounterMap; drops: CounterMap; heartbeatsMs: number[]; flows: number };
+}
+
+export interface Summary {
+  services: number;
+  backends: number;
+  up: number;
+  down: number;
+  draining: number; // drained ones included
+  allDown: string[];
+}
+
+/** A backend's state as shown: a drain wins over health. */
+export function backendState(state: ControlState, s: ServiceConfig, b: BackendConfig): { state: BackendState; rt: BackendRuntime | undefined } {
+  const rt = state.runtime.get(backendKey(s, b));
+  if (rt?.drain) return { state: rt.drain.doneAt !== undefined ? 'drained' : 'draining', rt };
+  return { state: state.healthy(rt) ? 'up' : 'down', rt };
+}
+
+/** One service; `fs` is the flow table's last per-slot count (undefined: unknown). */
+export function serviceView(state: ControlState, s: ServiceConfig, c: CounterSnapshot, fs: FlowStats | undefined, now = Date.now(), withHistory = false): ServiceView {
+  const { balancer } = state;
+  const sid = serviceId(s);
+  const slot = balancer.serviceSlot(sid);
+  const active = (arr: Uint32Array | undefined, i: number | undefined): number | null => (arr && i !== undefined && i < arr.length ? arr[i] : null);
+  const weights = state.lastWeights.get(sid);
+  return {
+    id: sid,
+    name: s.name,
+    vip: s.vip,
+    port: s.port,
+    proto: s.proto,
+    hash: s.hash,
+    onAllDown: s.onAllDown,
+    onDown: s.onDown,
+    protections: { newFlowRate: s.newFlowRate ?? null, allowSources: s.allowSources ?? [], denySources: s.denySources ?? [] },
+    allDown: state.allDown.has(sid),
+    healthCheck: s.health,
+    counters: (slot === undefined ? undefined : c.services.get(slot)) ?? zeroObjectCounters(),
+    activeFlows: active(fs?.services, slot),
+    backends: s.backends.map((b) => {
+      const { state: st, rt } = backendState(state, s, b);
+      const bid = backendId(b, s.proto);
+      const slotB = balancer.backendSlot(backendKey(s, b));
+      const ch = rt?.checker;
+      const v: BackendView = {
+        id: bid,
+        name: b.name ?? null,
+        addr: b.addr,
+        port: b.port,
+        weight: b.weight,
+        effectiveWeight: weights?.get(bid) ?? 0,
+        state: st,
+        source: rt?.source ?? 'config',
+        health: ch
+          ? { state: ch.state, consecutiveSuccesses: ch.successes, consecutiveFailures: ch.failures, checks: { ...ch.checks }, lastCheck: ch.history[ch.history.length - 1] ?? null }
+          : null,
+        passive: rt?.passive?.heldUntil !== undefined ? { heldUntil: new Date(rt.passive.heldUntil).toISOString(), reason: rt.passive.reason ?? '' } : null,
+        drain: rt?.drain
+          ? {
+              since: new Date(rt.drain.since).toISOString(),
+              lastPacketAt: new Date(rt.drain.lastPacketAt).toISOString(),
+              quietSeconds: Math.round((now - rt.drain.lastPacketAt) / 100) / 10,
+              liveFlows: rt.drain.liveFlows ?? null,
+              done: rt.drain.doneAt !== undefined,
+              doneBy: rt.drain.doneBy ?? null,
+            }
+          : null,
+        counters: (slotB === undefined ? undefined : c.backends.get(slotB)) ?? zeroObjectCounters(),
+        activeFlows: active(fs?.backends, slotB),
+      };
+      if (withHistory && ch) v.history = { checks: [...ch.history], transitions: [...ch.transitions] };
+      return v;
+    }),
+  };
+}
+
+/** Every service and the data plane's totals; `flows` is the live flow count. */
+export function servicesView(state: ControlState, c: CounterSnapshot, fs: FlowStats | undefined, flows: number, now = Date.now()): ServicesView {
+  return {
+    services: state.services.map((s) => serviceView(state, s, c, fs, now)),
+    dataplane: { counters: c.total, drops: c.drops, heartbeatsMs: c.heartbeatsMs, flows },
+  };
+}
+
+/** Backends by state, and the services without a healthy one (systemd STATUS, /v1/status, the cluster). */
+export function summary(state: ControlState): Summary {
+  let up = 0;
+  let down = 0;
+  let draining = 0;
+  let n = 0;
+  for (const s of state.services) {
+    for (const b of s.backends) {
+      n++;
+      const st = backendState(state, s, b).state;
+      if (st === 'up') up++;
+      else if (st === 'down') down++;
+      else draining++;
+    }
+  }
+  return { services: state.services.length, backends: n, up, down, draining, allDown: [...state.allDown] };
+}
