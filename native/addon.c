@@ -1,6 +1,7 @@
-/* Node-API binding of the data-plane runtime. Thin by design: it converts arguments, calls worker.c and
- * turns errno into Node-style errors ({code, errno, syscall}); src/dataplane/native.ts validates, owns lifetimes and
- * gives the API its shape. No packet ever reaches JavaScript. */
+/* Node-API binding of the data-plane runtime. Thin by design: each function converts its arguments, calls one
+ * runtime function (worker.c, flows.c, probe_tx.c, watchdog.c) and converts the result, turning errno into
+ * Node-style errors ({code, errno, syscall}); src/dataplane/native.ts validates, owns lifetimes and gives the API
+ * its shape. No packet ever reaches JavaScript. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <node_api.h>
@@ -8,11 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <unistd.h>
-
 #include "core/layout.h"
-#include "core/probe.h"
-#include "steering.h"
+#include "flows.h"
+#include "probe_tx.h"
 #include "watchdog.h"
 #include "worker.h"
 
@@ -346,7 +345,7 @@ static napi_value js_set_steering(napi_env env, napi_callback_info info) {
   if (!h) return NULL;
   if (argc >= 2) napi_typeof(env, argv[1], &t);
   if (t == napi_null || t == napi_undefined) {
-    int r = l4_steering_detach(h->dp.fds[0]);
+    int r = l4_dp_unsteer(&h->dp);
     if (r < 0) return throw_errno(env, -r, "ioctl(TUNSETSTEERINGEBPF)", "remove steering");
     return NULL;
   }
@@ -358,12 +357,8 @@ static napi_value js_set_steering(napi_env env, napi_callback_info info) {
     return NULL;
   }
   const char *failed = "";
-  char log[512] = "";
-  int r = l4_steering_attach(h->dp.fds[0], v4, (uint32_t)(n4 / 4), v6, (uint32_t)(n6 / 16), &failed, log, sizeof(log));
-  if (r < 0) {
-    if (log[0]) fprintf(stderr, "l4nat: steering program rejected by the verifier:\n%s\n", log);
-    return throw_errno(env, -r, failed, "attach the steering program");
-  }
+  int r = l4_dp_steer(&h->dp, v4, (uint32_t)(n4 / 4), v6, (uint32_t)(n6 / 16), &failed);
+  if (r < 0) return throw_errno(env, -r, failed, "attach the steering program");
   return NULL;
 }
 
@@ -466,45 +461,67 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* The published table's timeouts (tables are only freed by publish, on this same JS thread, so the pointer
- * stays valid for the call). No table yet: every entry counts as expired. */
-static const struct l4_flow_timeouts *current_timeouts(struct handle *h) {
-  static const struct l4_flow_timeouts none = {{0, 0, 0, 0, 0}, NULL, 0};
-  struct l4_tables *t = atomic_load(&h->dp.tables);
-  return t ? &t->timeouts : &none;
-}
-
 /* flowCount(handle) -> live entries (walks the table; for tests and the admin view, not per packet) */
 static napi_value js_flow_count(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], v;
   struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
-  uint64_t c = l4_flow_count(&h->dp.flows, current_timeouts(h), (uint32_t)l4_dp_now_seconds());
-  CHECK(napi_create_double(env, (double)c, &v));
+  CHECK(napi_create_double(env, (double)l4_dp_flow_count(&h->dp), &v));
   return v;
 }
 
-/* Filter for flows()/deleteFlows(): {backend?: slot, service?: slot, client?: Uint8Array(16),
- * limit?: n, cursor?: entry index, maxScan?: entries}. Filtering by state is left to src/dataplane/native.ts, which
- * names the states from the FL_* bits. */
-struct flow_filter {
-  napi_env env;
-  napi_value out;
-  uint32_t backend; /* L4_NO_BACKEND = any */
-  uint32_t service; /* L4_NO_BACKEND = any */
-  const uint8_t *client;
-  uint32_t limit, count;
-  int remove;
-  struct l4_flow_table *ft;
-  uint32_t now;
-};
+/* {cursor?: entry index 0..capacity, maxScan?: entries >= 1} into *start and *max_scan (default: the whole
+ * table); false if either is bad. */
+static bool get_range(napi_env env, napi_value o, uint64_t capacity, uint64_t *start, uint64_t *max_scan) {
+  double cursor = 0, scan = (double)capacity;
+  napi_value v;
+  if (has_prop(env, o, "cursor") &&
+      (napi_get_named_property(env, o, "cursor", &v) != napi_ok || napi_get_value_double(env, v, &cursor) != napi_ok ||
+       !(cursor >= 0 && cursor <= (double)capacity)))
+    return false;
+  if (has_prop(env, o, "maxScan") &&
+      (napi_get_named_property(env, o, "maxScan", &v) != napi_ok || napi_get_value_double(env, v, &scan) != napi_ok || !(scan >= 1)))
+    return false;
+  *start = (uint64_t)cursor;
+  *max_scan = (uint64_t)scan;
+  return true;
+}
 
-static int flow_matches(const struct flow_filter *f, const struct l4_flow_view *v) {
-  if (f->backend != L4_NO_BACKEND && v->backend != f->backend) return 0;
-  if (f->service != L4_NO_BACKEND && v->svc != f->service) return 0;
-  if (f->client && memcmp(f->client, v->key.client, 16) != 0) return 0;
-  return 1;
+/* A flow query for flows()/deleteFlows(): {backend?: slot, service?: slot, client?: Uint8Array(16),
+ * states?: bits (1 << the layout's flowClasses), limit?: n > 0, cursor?, maxScan?}; every condition must hold. */
+static bool get_flow_query(napi_env env, size_t argc, napi_value *argv, uint64_t capacity, struct l4_flow_query *q) {
+  *q = (struct l4_flow_query){L4_FLOW_FILTER_ANY, 0, capacity, 0};
+  if (argc < 2) return true;
+  napi_value o = argv[1];
+  struct l4_flow_filter *f = &q->filter;
+  if (has_prop(env, o, "backend") && get_u32(env, o, "backend", &f->backend)) return false;
+  if (has_prop(env, o, "service") && get_u32(env, o, "service", &f->service)) return false;
+  if (has_prop(env, o, "states") && (get_u32(env, o, "states", &f->classes) || f->classes >> L4_FC_MAX)) return false;
+  if (has_prop(env, o, "limit") && (get_u32(env, o, "limit", &q->limit) || q->limit == 0)) return false;
+  if (has_prop(env, o, "client")) {
+    void *p;
+    size_t n;
+    if (get_typed(env, o, "client", napi_uint8_array, &p, &n) || n != 16) return false;
+    f->client = p;
+  }
+  return get_range(env, o, capacity, &q->start, &q->max_scan);
+}
+
+static napi_value bad_flow_query(napi_env env) {
+  napi_throw_type_error(env, "EINVAL",
+                        "l4nat addon: flow filter is {backend?: slot, service?: slot, client?: Uint8Array(16), states?: flowClasses bits, "
+                        "limit?: number > 0, cursor?: number (0..capacity), maxScan?: number >= 1}");
+  return NULL;
+}
+
+/* next: the cursor to continue from, or null at the end. */
+static napi_value set_next(napi_env env, napi_value res, uint64_t next, uint64_t capacity) {
+  napi_value v;
+  if (next >= capacity) CHECK(napi_get_null(env, &v));
+  else CHECK(napi_create_double(env, (double)next, &v));
+  CHECK(napi_set_named_property(env, res, "next", v));
+  return res;
 }
 
 static void set_u32(napi_env env, napi_value o, const char *name, uint32_t x) {
@@ -522,97 +539,73 @@ static void set_bytes(napi_env env, napi_value o, const char *name, const uint8_
   napi_set_named_property(env, o, name, arr);
 }
 
-static int flow_visit(const struct l4_flow_view *v, void *arg) {
-  struct flow_filter *f = arg;
-  if (!flow_matches(f, v)) return 0;
-  if (f->remove) {
-    if (l4_flow_remove(f->ft, v, f->now)) f->count++;
-    return 0;
-  }
-  napi_value o;
-  napi_create_object(f->env, &o);
-  int n = v->key.family == 4 ? 4 : 16;
-  set_bytes(f->env, o, "client", v->key.client, (size_t)n);
-  set_bytes(f->env, o, "vip", v->key.vip, (size_t)n);
-  set_u32(f->env, o, "cport", (uint32_t)((v->key.cport >> 8) | ((v->key.cport & 0xff) << 8)));
-  set_u32(f->env, o, "vport", (uint32_t)((v->key.vport >> 8) | ((v->key.vport & 0xff) << 8)));
-  set_u32(f->env, o, "proto", v->key.proto);
-  set_u32(f->env, o, "backend", v->backend);
-  set_u32(f->env, o, "service", v->svc);
-  set_u32(f->env, o, "state", v->state);
-  set_u32(f->env, o, "idle", v->idle);
-  napi_set_element(f->env, f->out, f->count++, o);
-  return f->count >= f->limit;
-}
-
-/* Returns {flows, next} (listing) or {deleted, next}; next = the cursor to continue from, or null at the end. */
-static napi_value walk_flows(napi_env env, napi_callback_info info, int remove) {
-  size_t argc = 2;
-  napi_value argv[2], v, res;
-  struct handle *h = handle_args(env, info, &argc, argv);
-  if (!h) return NULL;
-  struct flow_filter f = {env, NULL, L4_NO_BACKEND, L4_NO_BACKEND, NULL, UINT32_MAX, 0, remove, &h->dp.flows, 0};
-  double cursor = 0, max_scan = (double)h->dp.flows.capacity;
-  if (argc >= 2) {
-    if (has_prop(env, argv[1], "backend") && get_u32(env, argv[1], "backend", &f.backend)) goto bad;
-    if (has_prop(env, argv[1], "service") && get_u32(env, argv[1], "service", &f.service)) goto bad;
-    if (has_prop(env, argv[1], "limit") && (get_u32(env, argv[1], "limit", &f.limit) || f.limit == 0)) goto bad;
-    if (has_prop(env, argv[1], "cursor")) {
-      if (napi_get_named_property(env, argv[1], "cursor", &v) != napi_ok || napi_get_value_double(env, v, &cursor) != napi_ok ||
-          cursor < 0 || cursor > (double)h->dp.flows.capacity)
-        goto bad;
-    }
-    if (has_prop(env, argv[1], "maxScan")) {
-      if (napi_get_named_property(env, argv[1], "maxScan", &v) != napi_ok || napi_get_value_double(env, v, &max_scan) != napi_ok ||
-          max_scan < 1)
-        goto bad;
-    }
-    if (has_prop(env, argv[1], "client")) {
-      void *p;
-      size_t n;
-      if (get_typed(env, argv[1], "client", napi_uint8_array, &p, &n) || n != 16) goto bad;
-      f.client = p;
-    }
-  }
-  f.now = (uint32_t)l4_dp_now_seconds();
-  if (!remove) CHECK(napi_create_array(env, &f.out));
-  uint64_t next = l4_flow_walk(&h->dp.flows, current_timeouts(h), f.now, (uint64_t)cursor, (uint64_t)max_scan, flow_visit, &f);
-  CHECK(napi_create_object(env, &res));
-  if (remove) {
-    CHECK(napi_create_uint32(env, f.count, &v));
-    CHECK(napi_set_named_property(env, res, "deleted", v));
-  } else {
-    CHECK(napi_set_named_property(env, res, "flows", f.out));
-  }
-  if (next >= h->dp.flows.capacity) CHECK(napi_get_null(env, &v));
-  else CHECK(napi_create_double(env, (double)next, &v));
-  CHECK(napi_set_named_property(env, res, "next", v));
-  return res;
-bad:
-  napi_throw_type_error(env, "EINVAL",
-                        "l4nat addon: flow filter is {backend?: slot, service?: slot, client?: Uint8Array(16), limit?: number > 0, "
-                        "cursor?: number (0..capacity), maxScan?: number >= 1}");
-  return NULL;
-}
-
-/* Per-slot live-entry counts in one pass over the table (no objects): the control plane's "active flows". */
-struct flow_stats {
-  uint32_t *by_backend, *by_service, nb, ns;
-  double total, closed;
+struct flow_list {
+  napi_env env;
+  napi_value out;
+  uint32_t n;
 };
 
-static int stats_visit(const struct l4_flow_view *v, void *arg) {
-  struct flow_stats *st = arg;
-  st->total++;
-  /* closed TCP entries (RST, or FIN both ways) linger for the close timeout but carry no connection */
-  int closed = v->key.proto == 6 && l4_flow_state_closed(v->state);
-  if (closed) {
-    st->closed++;
-    return 0;
-  }
-  if (v->backend < st->nb) st->by_backend[v->backend]++;
-  if (v->svc < st->ns) st->by_service[v->svc]++;
-  return 0;
+/* One listed entry as {client, vip, cport, vport, proto, backend, service, state, stateClass, idle}. */
+static void list_flow(const struct l4_flow_view *v, void *arg) {
+  struct flow_list *l = arg;
+  napi_value o;
+  napi_create_object(l->env, &o);
+  size_t n = v->key.family == 4 ? 4 : 16;
+  set_bytes(l->env, o, "client", v->key.client, n);
+  set_bytes(l->env, o, "vip", v->key.vip, n);
+  set_u32(l->env, o, "cport", (uint32_t)((v->key.cport >> 8) | ((v->key.cport & 0xff) << 8)));
+  set_u32(l->env, o, "vport", (uint32_t)((v->key.vport >> 8) | ((v->key.vport & 0xff) << 8)));
+  set_u32(l->env, o, "proto", v->key.proto);
+  set_u32(l->env, o, "backend", v->backend);
+  set_u32(l->env, o, "service", v->svc);
+  set_u32(l->env, o, "state", v->state);
+  set_u32(l->env, o, "stateClass", l4_flow_class_of(v->key.proto, v->state));
+  set_u32(l->env, o, "idle", v->idle);
+  napi_set_element(l->env, l->out, l->n++, o);
+}
+
+/* flows(handle, query) -> {flows: [entry], next} */
+static napi_value js_flows(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], res;
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  struct l4_flow_query q;
+  if (!get_flow_query(env, argc, argv, h->dp.flows.capacity, &q)) return bad_flow_query(env);
+  struct flow_list l = {env, NULL, 0};
+  CHECK(napi_create_array(env, &l.out));
+  uint64_t next = l4_dp_flows(&h->dp, &q, list_flow, &l);
+  CHECK(napi_create_object(env, &res));
+  CHECK(napi_set_named_property(env, res, "flows", l.out));
+  return set_next(env, res, next, h->dp.flows.capacity);
+}
+
+/* deleteFlows(handle, query) -> {deleted, next} */
+static napi_value js_delete_flows(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], res, v;
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  struct l4_flow_query q;
+  if (!get_flow_query(env, argc, argv, h->dp.flows.capacity, &q)) return bad_flow_query(env);
+  uint32_t deleted = 0;
+  uint64_t next = l4_dp_delete_flows(&h->dp, &q, &deleted);
+  CHECK(napi_create_object(env, &res));
+  CHECK(napi_create_uint32(env, deleted, &v));
+  CHECK(napi_set_named_property(env, res, "deleted", v));
+  return set_next(env, res, next, h->dp.flows.capacity);
+}
+
+/* A zeroed Uint32Array(n) set as o[name]; its memory in *data. */
+static napi_status zeroed_u32_array(napi_env env, napi_value o, const char *name, uint32_t n, uint32_t **data) {
+  napi_value ab, arr;
+  void *p;
+  napi_status r = napi_create_arraybuffer(env, sizeof(uint32_t) * n, &p, &ab);
+  if (r != napi_ok) return r;
+  memset(p, 0, sizeof(uint32_t) * n);
+  *data = p;
+  r = napi_create_typedarray(env, napi_uint32_array, n, ab, 0, &arr);
+  return r != napi_ok ? r : napi_set_named_property(env, o, name, arr);
 }
 
 /* flowStats(handle, {cursor?, maxScan?}) -> {total, closed, backends: Uint32Array(maxBackends),
@@ -620,49 +613,28 @@ static int stats_visit(const struct l4_flow_view *v, void *arg) {
  * whole table); next = where to go on, null at the end. src/dataplane/native.ts adds the pages up. */
 static napi_value js_flow_stats(napi_env env, napi_callback_info info) {
   size_t argc = 2;
-  napi_value argv[2], res, ab, arr, v;
+  napi_value argv[2], res, v;
   struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
-  double cursor = 0, max_scan = (double)h->dp.flows.capacity;
-  if (argc >= 2) {
-    if ((has_prop(env, argv[1], "cursor") &&
-         (napi_get_named_property(env, argv[1], "cursor", &v) != napi_ok || napi_get_value_double(env, v, &cursor) != napi_ok ||
-          !(cursor >= 0 && cursor <= (double)h->dp.flows.capacity))) ||
-        (has_prop(env, argv[1], "maxScan") &&
-         (napi_get_named_property(env, argv[1], "maxScan", &v) != napi_ok || napi_get_value_double(env, v, &max_scan) != napi_ok ||
-          !(max_scan >= 1)))) {
-      napi_throw_type_error(env, "EINVAL", "l4nat addon: flowStats(handle, {cursor?: number (0..capacity), maxScan?: number >= 1})");
-      return NULL;
-    }
+  uint64_t start = 0, max_scan = h->dp.flows.capacity;
+  if (argc >= 2 && !get_range(env, argv[1], h->dp.flows.capacity, &start, &max_scan)) {
+    napi_throw_type_error(env, "EINVAL", "l4nat addon: flowStats(handle, {cursor?: number (0..capacity), maxScan?: number >= 1})");
+    return NULL;
   }
-  struct flow_stats st = {NULL, NULL, h->dp.cfg.max_backends, h->dp.cfg.max_services, 0, 0};
-  void *data;
+  struct l4_flow_stats st = {NULL, h->dp.cfg.max_backends, NULL, h->dp.cfg.max_services, 0, 0};
   CHECK(napi_create_object(env, &res));
-  CHECK(napi_create_arraybuffer(env, sizeof(uint32_t) * st.nb, &data, &ab));
-  memset(data, 0, sizeof(uint32_t) * st.nb);
-  st.by_backend = data;
-  CHECK(napi_create_typedarray(env, napi_uint32_array, st.nb, ab, 0, &arr));
-  CHECK(napi_set_named_property(env, res, "backends", arr));
-  CHECK(napi_create_arraybuffer(env, sizeof(uint32_t) * st.ns, &data, &ab));
-  memset(data, 0, sizeof(uint32_t) * st.ns);
-  st.by_service = data;
-  CHECK(napi_create_typedarray(env, napi_uint32_array, st.ns, ab, 0, &arr));
-  CHECK(napi_set_named_property(env, res, "services", arr));
-  uint64_t next = l4_flow_walk(&h->dp.flows, current_timeouts(h), (uint32_t)l4_dp_now_seconds(), (uint64_t)cursor, (uint64_t)max_scan, stats_visit, &st);
-  CHECK(napi_create_double(env, st.total, &v));
+  CHECK(zeroed_u32_array(env, res, "backends", st.nbackends, &st.backends));
+  CHECK(zeroed_u32_array(env, res, "services", st.nservices, &st.services));
+  uint64_t next = l4_dp_flow_stats(&h->dp, start, max_scan, &st);
+  CHECK(napi_create_double(env, (double)st.total, &v));
   CHECK(napi_set_named_property(env, res, "total", v));
-  CHECK(napi_create_double(env, st.closed, &v));
+  CHECK(napi_create_double(env, (double)st.closed, &v));
   CHECK(napi_set_named_property(env, res, "closed", v));
-  if (next >= h->dp.flows.capacity) CHECK(napi_get_null(env, &v));
-  else CHECK(napi_create_double(env, (double)next, &v));
-  CHECK(napi_set_named_property(env, res, "next", v));
-  return res;
+  return set_next(env, res, next, h->dp.flows.capacity);
 }
 
-/* probe(handle, {slot, family, src: Uint8Array(16), dst: Uint8Array(16), sport, dport, seq}): records the probe
- * as backend `slot`'s outstanding one (only its answer counts, core/probe.h) and writes the data-plane health
- * probe (a TCP SYN) into the first TUN queue. write() on a TUN queue is atomic per packet, so this thread and
- * the workers can share the fd. */
+/* probe(handle, {slot, family, src: Uint8Array(16), dst: Uint8Array(16), sport, dport, seq}): sends a data-plane
+ * health probe for backend `slot` (probe_tx.h). */
 static napi_value js_probe(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -671,7 +643,7 @@ static napi_value js_probe(napi_env env, napi_callback_info info) {
   uint32_t slot, family, sport, dport, seq;
   void *src, *dst;
   size_t n1, n2;
-  if (argc < 2 || get_u32(env, argv[1], "slot", &slot) || slot >= h->dp.probes.n ||
+  if (argc < 2 || get_u32(env, argv[1], "slot", &slot) || slot >= h->dp.cfg.max_backends ||
       get_u32(env, argv[1], "family", &family) || (family != 4 && family != 6) ||
       get_typed(env, argv[1], "src", napi_uint8_array, &src, &n1) || n1 != 16 ||
       get_typed(env, argv[1], "dst", napi_uint8_array, &dst, &n2) || n2 != 16 || get_u32(env, argv[1], "sport", &sport) ||
@@ -680,11 +652,9 @@ static napi_value js_probe(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "EINVAL", "l4nat addon: probe(handle, {slot: backend slot below maxBackends, family: 4|6, src: Uint8Array(16), dst: Uint8Array(16), sport: 1-65535, dport: 1-65535, seq: uint32})");
     return NULL;
   }
-  uint8_t buf[L4_PROBE_MAX_LEN];
-  uint32_t len = l4_probe_syn(buf, sizeof(buf), (uint8_t)family, src, dst, (uint16_t)sport, (uint16_t)dport, seq);
-  l4_probe_arm(&h->dp.probes, slot, (uint16_t)sport, seq); /* before the write: the answer may come at once */
-  ssize_t w = write(h->dp.fds[0], buf, len);
-  if (w < 0) return throw_errno(env, errno, "write", "probe");
+  struct l4_probe_spec p = {slot, (uint8_t)family, src, dst, (uint16_t)sport, (uint16_t)dport, seq};
+  int r = l4_dp_send_probe(&h->dp, &p);
+  if (r < 0) return throw_errno(env, -r, "write", "probe");
   return NULL;
 }
 
@@ -703,11 +673,6 @@ static napi_value js_probe_state(napi_env env, napi_callback_info info) {
   CHECK(napi_create_uint32(env, (uint32_t)l4_probe_state(&h->dp.probes, slot, (uint16_t)sport, seq), &v));
   return v;
 }
-
-/* flows(handle, filter) -> {flows: [{client, vip, cport, vport, proto, backend, service, state, idle}], next} */
-static napi_value js_flows(napi_env env, napi_callback_info info) { return walk_flows(env, info, 0); }
-/* deleteFlows(handle, filter) -> {deleted, next} */
-static napi_value js_delete_flows(napi_env env, napi_callback_info info) { return walk_flows(env, info, 1); }
 
 static napi_value string_array(napi_env env, const char *const *names, uint32_t n) {
   napi_value arr, s;
@@ -739,6 +704,7 @@ static napi_value js_layout(napi_env env, napi_callback_info info) {
   (void)info;
   static const struct named_u32 numbers[] = {L4_LAYOUT_NUMBERS(NAMED_U32)};
   static const struct named_u32 flow_states[] = {L4_LAYOUT_FLOW_STATES(NAMED_U32)};
+  static const struct named_u32 flow_classes[] = {L4_LAYOUT_FLOW_CLASSES(NAMED_U32)};
   static const struct named_u32 bk_flags[] = {L4_LAYOUT_BK_FLAGS(NAMED_U32)};
   static const struct named_u32 opt_flags[] = {L4_LAYOUT_OPT_FLAGS(NAMED_U32)};
   static const struct named_u32 hash_modes[] = {L4_LAYOUT_HASH_MODES(NAMED_U32)};
@@ -749,6 +715,7 @@ static napi_value js_layout(napi_env env, napi_callback_info info) {
     return NULL;
   }
   CHECK(napi_set_named_property(env, o, "flowStates", named_object(env, flow_states, N(flow_states))));
+  CHECK(napi_set_named_property(env, o, "flowClasses", named_object(env, flow_classes, N(flow_classes))));
   CHECK(napi_set_named_property(env, o, "bkFlags", named_object(env, bk_flags, N(bk_flags))));
   CHECK(napi_set_named_property(env, o, "optFlags", named_object(env, opt_flags, N(opt_flags))));
   CHECK(napi_set_named_property(env, o, "hashModes", named_object(env, hash_modes, N(hash_modes))));

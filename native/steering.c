@@ -1,7 +1,8 @@
 /* The TUN steering program; see steering.h. Hand-assembled eBPF (no clang/libbpf at run time): a socket
  * filter program using the classic packet loads (BPF_LD|BPF_ABS/IND: ctx in r6, offsets from the IP header,
  * which is where a TUN's skb->data points; 16/32-bit loads arrive in host order; an out-of-range load ends
- * the program with 0, i.e. queue 0). Its return value modulo the number of queues is the queue. */
+ * the program with 0, i.e. queue 0). Its return value modulo the number of queues is the queue. The header
+ * offsets are the packet core's (core/packet.h): the program reads the fields the parser reads. */
 #define _GNU_SOURCE
 #include "steering.h"
 
@@ -13,6 +14,8 @@
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "core/packet.h"
 
 enum { R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 };
 
@@ -62,8 +65,8 @@ static uint32_t be32(const uint8_t *b) { return ((uint32_t)b[0] << 24) | ((uint3
 static void port_at(struct prog *p, int proto_off, int off, int l_port, int ind) {
   MOV_K(R8, 0);
   LD_ABS(BPF_B, proto_off);
-  jmp(p, BPF_JMP | BPF_JEQ | BPF_K, R0, 6, l_port);
-  jmp(p, BPF_JMP | BPF_JEQ | BPF_K, R0, 17, l_port);
+  jmp(p, BPF_JMP | BPF_JEQ | BPF_K, R0, IPPROTO_TCP_, l_port);
+  jmp(p, BPF_JMP | BPF_JEQ | BPF_K, R0, IPPROTO_UDP_, l_port);
   jmp(p, BPF_JMP | BPF_JA, 0, 0, L_MIX);
   place(p, l_port);
   if (ind) LD_IND(BPF_H, R9, off);
@@ -104,43 +107,43 @@ int l4_steering_attach(int tun_fd, const uint8_t *vips4, uint32_t n4, const uint
   for (int i = 0; i < 16; i++) pr.label_at[i] = -1;
 
   MOV_X(R6, R1);
-  LD_ABS(BPF_B, 0);
+  LD_ABS(BPF_B, IP_OFF_VERSION);
   ALU32_K(BPF_RSH, R0, 4);
   jmp(p, BPF_JMP | BPF_JEQ | BPF_K, R0, 6, L_IPV6);
   jmp(p, BPF_JMP | BPF_JNE | BPF_K, R0, 4, L_RET0);
   /* IPv4: r9 = header length, r7 = destination address */
-  LD_ABS(BPF_B, 0);
+  LD_ABS(BPF_B, IP_OFF_VERSION);
   ALU32_K(BPF_AND, R0, 0x0f);
   ALU32_K(BPF_LSH, R0, 2);
   MOV_X(R9, R0);
-  LD_ABS(BPF_W, 16);
+  LD_ABS(BPF_W, IP4_OFF_DADDR);
   MOV_X(R7, R0);
   for (uint32_t i = 0; i < n4; i++) jmp(p, BPF_JMP32 | BPF_JEQ | BPF_K, R7, (int32_t)be32(vips4 + 4 * i), L_FWD4);
   /* not to a VIP: a reply, the client is the destination */
-  port_at(p, 9, 2, L_P4R, 1);
+  port_at(p, IP4_OFF_PROTO, L4_OFF_DPORT, L_P4R, 1);
   if (n4) { /* (the verifier refuses unreachable code: no VIP, no "to a VIP" branch) */
     place(p, L_FWD4);
-    LD_ABS(BPF_W, 12);
+    LD_ABS(BPF_W, IP4_OFF_SADDR);
     MOV_X(R7, R0);
-    port_at(p, 9, 0, L_P4F, 1);
+    port_at(p, IP4_OFF_PROTO, L4_OFF_SPORT, L_P4F, 1);
   }
   /* IPv6 (extension headers are not walked: such packets hash on the address alone) */
   place(p, L_IPV6);
   for (uint32_t i = 0; i < n6; i++) {
     const uint8_t *v = vips6 + 16 * i;
     for (int k = 0; k < 4; k++) {
-      LD_ABS(BPF_W, 24 + 4 * k);
+      LD_ABS(BPF_W, IP6_OFF_DADDR + 4 * k);
       /* on mismatch skip the rest of this VIP's chain: the remaining (3-k) load+compare pairs and the jump */
       emit(p, BPF_JMP32 | BPF_JNE | BPF_K, R0, 0, (int16_t)(2 * (3 - k) + 1), (int32_t)be32(v + 4 * k));
     }
     jmp(p, BPF_JMP | BPF_JA, 0, 0, L_FWD6);
   }
-  fold6(p, 24);
-  port_at(p, 6, 42, L_P6R, 0);
+  fold6(p, IP6_OFF_DADDR);
+  port_at(p, IP6_OFF_NEXT, IP6_HDR_LEN + L4_OFF_DPORT, L_P6R, 0);
   if (n6) {
     place(p, L_FWD6);
-    fold6(p, 8);
-    port_at(p, 6, 40, L_P6F, 0);
+    fold6(p, IP6_OFF_SADDR);
+    port_at(p, IP6_OFF_NEXT, IP6_HDR_LEN + L4_OFF_SPORT, L_P6F, 0);
   }
   /* hash (client address, client port) */
   place(p, L_MIX);

@@ -33,6 +33,7 @@
 
 #include "core/busypoll.h"
 #include "core/coalesce.h"
+#include "steering.h"
 #include "tun.h"
 
 #define L4_BUF_SIZE (VNET_HDR_LEN + 65536 + 64)
@@ -322,6 +323,16 @@ void l4_dp_stop(struct l4_dp *dp) {
 int l4_dp_queue_error(const struct l4_dp *dp, int queue) { return atomic_load(&dp->queues[queue].read_errno); }
 
 int l4_dp_set_persist(struct l4_dp *dp, int persist) { return l4_tun_set_persist(dp->fds[0], persist); }
+
+int l4_dp_steer(struct l4_dp *dp, const uint8_t *vips4, uint32_t n4, const uint8_t *vips6, uint32_t n6,
+                const char **failed_call) {
+  char log[512];
+  int r = l4_steering_attach(dp->fds[0], vips4, n4, vips6, n6, failed_call, log, sizeof(log));
+  if (r < 0 && log[0]) fprintf(stderr, "l4nat: steering program rejected by the verifier:\n%s\n", log);
+  return r;
+}
+
+int l4_dp_unsteer(struct l4_dp *dp) { return l4_steering_detach(dp->fds[0]); }
 
 void l4_dp_destroy(struct l4_dp *dp, int keep_device) {
   if (!dp->queues) return;

@@ -52,6 +52,12 @@ void l4_dp_stop(struct l4_dp *dp);
 void l4_dp_destroy(struct l4_dp *dp, int keep_device);
 void l4_dp_free_counters(uint64_t *counters, size_t bytes);
 int l4_dp_set_persist(struct l4_dp *dp, int persist);
+/* Attaches the queue-steering program for these VIPs (steering.h) to the device; if the kernel's verifier
+ * refuses it, its message goes to stderr. Returns 0 or -errno with *failed_call set. */
+int l4_dp_steer(struct l4_dp *dp, const uint8_t *vips4, uint32_t n4, const uint8_t *vips6, uint32_t n6,
+                const char **failed_call);
+/* Removes it: the kernel picks queues again. Returns 0 or -errno (of ioctl TUNSETSTEERINGEBPF). */
+int l4_dp_unsteer(struct l4_dp *dp);
 /* The errno with which reading this queue failed for good (its worker has ended), or 0 while it reads. */
 int l4_dp_queue_error(const struct l4_dp *dp, int queue);
 uint64_t l4_dp_now_seconds(void);

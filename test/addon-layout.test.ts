@@ -13,6 +13,8 @@ import { createMetrics } from '../src/admin/metrics';
 import { DEFAULT_TIMEOUTS, type ServiceSpec } from '../src/config/model';
 import { addonLayout, counterBlockWords, readCounters, type CounterSnapshot } from '../src/dataplane/native';
 import { backendKey, type TableOptions } from '../src/dataplane/tables';
+import { flowEntry, nativeQuery } from '../src/dataplane/flow-query';
+import type { FlowState } from '../src/dataplane/flow-state';
 
 const rawLayout = (): Record<string, unknown> => (require(join(__dirname, '..', '..', 'build', 'Release', 'l4nat.node')) as { layout(): Record<string, unknown> }).layout();
 
@@ -115,4 +117,19 @@ test('every counter and drop reason the addon exports reaches /metrics with its 
   } finally {
     ctrl.stop();
   }
+});
+
+test('flow states travel by the addon\'s numbers: a filter\'s state bits and a listed entry\'s state name', () => {
+  const layout = addonLayout();
+  assert.deepEqual(layout.flowClasses, { SYN_SENT: 0, SYN_RECV: 1, ESTABLISHED: 2, FIN_WAIT: 3, CLOSE: 4, UDP: 5 });
+  // another order in the addon (a class added in the middle) is refused at load, not misread
+  const l = structuredClone(rawLayout());
+  (l.flowClasses as Record<string, number>).CLOSE = 5;
+  (l.flowClasses as Record<string, number>).UDP = 4;
+  assert.throws(() => checkLayout(l), /flowClasses\.CLOSE: src\/ expects 4, the addon has 5/);
+  assert.deepEqual(nativeQuery({ states: ['ESTABLISHED', 'UDP'], backendSlot: 3 }, 1024, layout), { backend: 3, states: (1 << 2) | (1 << 5) });
+  assert.deepEqual(nativeQuery({}, 1024, layout), {}, 'no states: no condition on them');
+  assert.throws(() => nativeQuery({ states: ['LISTEN' as FlowState] }, 1024, layout), /flows: state must be one of SYN_SENT, SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSE, UDP, got "LISTEN"/);
+  const entry = flowEntry({ client: new Uint8Array([10, 0, 0, 1]), vip: new Uint8Array([10, 0, 0, 2]), cport: 40000, vport: 80, proto: 6, backend: 1, service: 0, state: 0x24, stateClass: 4, idle: 3 });
+  assert.equal(entry.state, 'CLOSE', 'the name of the class the addon gave, whatever the bits');
 });

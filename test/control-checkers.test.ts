@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { HealthCheckers } from '../src/control/checkers';
 import type { ServiceConfig } from '../src/config/model';
-import type { PublishResult } from '../src/daemon/up';
+import type { PublishResult } from '../src/control/balancer';
 import type { ProbeFn } from '../src/health/checker';
 import { checkedConfig, configDir, controllerWith, FakeBackends, runningState, sleep, stateOf, until, webKey } from './rigs/control-fakes';
 

@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import { ConfigError, parseConfig } from '../src/config/load';
 import { ControlError, Controller } from '../src/control/controller';
 import { planReload } from '../src/control/reload';
-import type { UpOptions } from '../src/cli/up-args';
+import type { UpOptions } from '../src/config/options';
 import { backend, capturedLog, checkedConfig, configDir, controllerWith, FakeBalancer, runningState, stateOf, until, WEB, webKey } from './rigs/control-fakes';
 
 const dir = configDir('l4nat-control-reload-');

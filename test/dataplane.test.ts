@@ -225,3 +225,59 @@ test('deleting flows and counting them page through the table; a cursor past the
   assert.deepEqual(o.statsNext, [o.capacity / 4, null], 'statistics come a page at a time');
   assert.deepEqual(o.whole, [0, 8]);
 });
+
+// The state filter is applied where the other conditions are (native/core/flow_query.h), so a page's limit
+// counts entries in the states asked for: one SYN_SENT entry among twenty UDP ones is the page of one.
+test('a state filter takes a page of entries in those states; statistics count them per slot', { skip }, () => {
+  const r = inNetns(`
+    const { Dataplane } = require(${native});
+    const { buildTables, SlotAllocator } = require(${tables});
+    const { execFileSync } = require('node:child_process');
+    const dgram = require('node:dgram');
+    const ip = (...a) => execFileSync('ip', a);
+    const dp = new Dataplane({ ifname: 'l4t0', queues: 1, flowCapacity: 4096, maxServices: 4, maxBackends: 8 });
+    const bk = [{ addr: '10.9.1.1', family: 4, port: 8080, weight: 1 }];
+    const svc = [{ vip: '10.9.0.1', family: 4, port: 80, proto: 'tcp', hash: '5tuple', backends: bk },
+                 { vip: '10.9.0.1', family: 4, port: 53, proto: 'udp', hash: '5tuple', backends: bk }];
+    const t = buildTables(svc, new SlotAllocator(4), new SlotAllocator(8),
+      { hashKey: Buffer.alloc(16, 1), maglevSize: 13, timeouts: { tcpSyn: 30, tcpEstablished: 900, tcpFin: 120, tcpClose: 10, udp: 300 }, icmpEcho: true, icmpTranslate: true });
+    dp.publish(t.input);
+    dp.start();
+    ip('link', 'set', 'l4t0', 'up');
+    ip('addr', 'add', '10.9.2.1/24', 'dev', 'l4t0');
+    ip('route', 'add', '10.9.0.1/32', 'dev', 'l4t0', 'src', '10.9.2.1');
+    (async () => {
+      const socks = [];
+      for (let i = 0; i < 20; i++) {
+        const s = dgram.createSocket('udp4');
+        await new Promise((res) => s.bind(41000 + i, '10.9.2.1', res));
+        await new Promise((res, rej) => s.send(Buffer.from('x'), 53, '10.9.0.1', (e) => (e ? rej(e) : res())));
+        socks.push(s);
+      }
+      const sock = require('node:net').connect({ host: '10.9.0.1', port: 80, localAddress: '10.9.2.1', localPort: 40123 });
+      sock.on('error', () => {});
+      for (let i = 0; i < 100 && dp.flowCount() < 21; i++) await new Promise((res) => setTimeout(res, 20));
+      const syn = dp.flowPage({ states: ['SYN_SENT'], limit: 1 });
+      const udp = dp.flowPage({ states: ['UDP'], limit: 5 });
+      const both = dp.flows({ states: ['UDP', 'SYN_SENT'] });
+      const established = dp.flows({ client: '10.9.2.1', states: ['ESTABLISHED'] });
+      let refused = '';
+      try { dp.flowPage({ states: ['LISTEN'] }); } catch (e) { refused = e.message; }
+      const stats = dp.flowStats();
+      sock.destroy();
+      for (const s of socks) s.close();
+      dp.close(false);
+      console.log(JSON.stringify({ syn: syn.flows.map((f) => [f.state, f.vipPort, f.clientPort]), udp: udp.flows.map((f) => f.state), udpNext: udp.next !== null, both: both.length, established: established.length, refused,
+        stats: { total: stats.total, tcpService: stats.services[t.serviceSlots.get('10.9.0.1:80/tcp')], udpService: stats.services[t.serviceSlots.get('10.9.0.1:53/udp')] } }));
+    })().catch((e) => { console.error(e); process.exit(1); });
+  `);
+  assert.equal(r.status, 0, r.stderr);
+  const o = JSON.parse(r.stdout.trim().split('\n').pop() as string);
+  assert.deepEqual(o.syn, [['SYN_SENT', 80, 40123]], 'the one SYN_SENT entry is the page, wherever it lies among the UDP ones');
+  assert.deepEqual(o.udp, ['UDP', 'UDP', 'UDP', 'UDP', 'UDP']);
+  assert.equal(o.udpNext, true, 'five of twenty: the page goes on');
+  assert.equal(o.both, 21);
+  assert.equal(o.established, 0);
+  assert.match(o.refused, /state must be one of SYN_SENT, SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSE, UDP, got "LISTEN"/);
+  assert.deepEqual(o.stats, { total: 21, tcpService: 1, udpService: 20 });
+});

@@ -13,10 +13,6 @@ const char *const L4_QUEUE_COUNTER_NAMES[L4_Q_MAX] = {L4_QUEUE_COUNTERS(L4_Q_NAM
 const char *const L4_OBJ_COUNTER_NAMES[L4_O_MAX] = {L4_OBJ_COUNTERS(L4_O_NAME)};
 #undef L4_O_NAME
 
-#define IP4_OFF_TTL 8
-#define IP4_OFF_CSUM 10
-#define IP6_OFF_HOPLIMIT 7
-
 static enum l4_verdict drop(struct l4_ctx *ctx, enum l4_drop_reason r) {
   ctx->last_drop = r;
   l4_ctr_drops(ctx)[r]++;

@@ -6,6 +6,7 @@
 #ifndef L4NAT_LAYOUT_H
 #define L4NAT_LAYOUT_H
 
+#include "flow_query.h"
 #include "flow_table.h"
 #include "tables.h"
 
@@ -28,6 +29,9 @@
   X("FIN_C", FL_FIN_C)           \
   X("FIN_B", FL_FIN_B)           \
   X("RST", FL_RST)
+
+/* The states a flow listing shows, by the numbers a flow filter's state bits and a listed entry's class use. */
+#define L4_LAYOUT_FLOW_CLASSES(X) L4_FLOW_CLASSES(X)
 
 /* The flags word of a backend ([5] of its bkWords) as TypeScript may set it; L4_BK_PRESENT is set here. */
 #define L4_LAYOUT_BK_FLAGS(X) X("NO_SECOND_CHANCE", L4_BK_NO_SECOND_CHANCE)

@@ -10,19 +10,6 @@
 const char *const L4_DROP_REASON_NAMES[L4_DROP_MAX] = {L4_DROP_REASONS(L4_DROP_NAME)};
 #undef L4_DROP_NAME
 
-/* IPv4 header byte offsets */
-#define IP4_OFF_TOTLEN 2
-#define IP4_OFF_FRAG 6
-#define IP4_OFF_PROTO 9
-#define IP4_OFF_SADDR 12
-#define IP4_OFF_DADDR 16
-/* IPv6 header byte offsets */
-#define IP6_HDR_LEN 40
-#define IP6_OFF_PLEN 4
-#define IP6_OFF_NEXT 6
-#define IP6_OFF_SADDR 8
-#define IP6_OFF_DADDR 24
-
 enum ext_result { EXT_OK, EXT_FRAGMENT, EXT_BAD, EXT_TRUNCATED };
 
 /* Walks IPv6 extension headers from the fixed header. On EXT_OK, *off is the L4 offset and *proto the

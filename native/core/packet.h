@@ -39,6 +39,28 @@
 #define TCP_PSH 0x08
 #define TCP_ACK 0x10
 
+/* IP header byte offsets (RFC 791, RFC 8200), from the first byte of the IP header. Shared with the queue
+ * steering program (native/steering.c), which loads the same fields from the packet the TUN hands it;
+ * core_test's packet_offsets fixture checks them against packets the independent builder made. */
+#define IP_OFF_VERSION 0 /* the version nibble (high 4 bits); IPv4 keeps its header length in the low 4 */
+#define IP4_OFF_TOTLEN 2
+#define IP4_OFF_FRAG 6
+#define IP4_OFF_TTL 8
+#define IP4_OFF_PROTO 9
+#define IP4_OFF_CSUM 10
+#define IP4_OFF_SADDR 12
+#define IP4_OFF_DADDR 16
+#define IP6_HDR_LEN 40 /* the fixed header; extension headers follow it */
+#define IP6_OFF_PLEN 4
+#define IP6_OFF_NEXT 6
+#define IP6_OFF_HOPLIMIT 7
+#define IP6_OFF_SADDR 8
+#define IP6_OFF_DADDR 24
+
+/* Port offsets inside a TCP or UDP header. */
+#define L4_OFF_SPORT 0
+#define L4_OFF_DPORT 2
+
 /* Offsets of the checksum field inside each L4 header. */
 #define TCP_OFF_CSUM 16
 #define UDP_OFF_CSUM 6

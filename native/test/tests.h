@@ -70,7 +70,13 @@
   X(coalesce_udp_runs, "UDP runs merged into one GSO super-packet split back into the same datagrams")       \
   X(coalesce_refusals, "datagrams the segmentation would not reproduce are never merged")                  \
   /* core_test_busypoll.c */                                                                                  \
-  X(busypoll_window, "the spin window grows on gaps it missed, holds on gaps it caught, halves on long ones")
+  X(busypoll_window, "the spin window grows on gaps it missed, holds on gaps it caught, halves on long ones") \
+  /* core_test_query.c */                                                                                     \
+  X(packet_offsets, "the named IP/TCP/UDP header offsets (packet.h, the steering program's) match built packets") \
+  X(flow_classes, "an entry's listed state from its protocol and bits, the same as its idle timeout's")        \
+  X(flow_filter, "flow filters (slots, client, states) take exactly their entries; limit and paging")         \
+  X(flow_remove_matching, "removal by filter removes exactly the matches, up to a limit")                     \
+  X(flow_stats, "per-slot live counts, closed entries apart; pages add up to the whole")
 
 #define DECLARE_TEST(name, desc) void test_##name(void);
 CORE_TESTS(DECLARE_TEST)

@@ -3,7 +3,7 @@
 // src/ has its own copies where it must know them at compile time (src/dataplane/tables.ts, src/dataplane/flow-state.ts,
 // src/dataplane/counter-names.ts). An addon built from other headers than this src/ was written against would misread
 // tables and flow states or publish counters under the wrong names, so it is refused with the first difference.
-import { FLOW_BITS } from './flow-state';
+import { FLOW_BITS, FLOW_CLASSES } from './flow-state';
 import { HEARTBEAT_COUNTER, NO_DROP_REASON, OBJECT_COUNTER_METRICS, QUEUE_COUNTER_METRICS } from './counter-names';
 import { ACL_WORDS, BK_FLAGS, BK_WORDS, HASH_MODES, LIMIT_WORDS, NO_BACKEND, OPT_FLAGS, PREV_RING_WORDS, SVC_WORDS, TIMEOUT_WORDS } from './tables';
 
@@ -20,6 +20,8 @@ export interface AddonLayout {
   readonly noBackend: number;
   readonly flowEntryBytes: number;
   readonly flowStates: Readonly<Record<string, number>>;
+  /** The state names a listing shows, by the number a flow query and a listed entry use (native/core/flow_query.h). */
+  readonly flowClasses: Readonly<Record<string, number>>;
   readonly bkFlags: Readonly<Record<string, number>>;
   readonly optFlags: Readonly<Record<string, number>>;
   readonly hashModes: Readonly<Record<string, number>>;
@@ -47,7 +49,7 @@ export const EXPECTED_LAYOUT: ExpectedLayout = {
     noBackend: NO_BACKEND,
     flowEntryBytes: FLOW_ENTRY_BYTES,
   },
-  bits: { flowStates: FLOW_BITS, bkFlags: BK_FLAGS, optFlags: OPT_FLAGS, hashModes: HASH_MODES },
+  bits: { flowStates: FLOW_BITS, flowClasses: FLOW_CLASSES, bkFlags: BK_FLAGS, optFlags: OPT_FLAGS, hashModes: HASH_MODES },
   counters: {
     queueCounters: [...Object.keys(QUEUE_COUNTER_METRICS), HEARTBEAT_COUNTER],
     objectCounters: Object.keys(OBJECT_COUNTER_METRICS),
@@ -122,6 +124,7 @@ export function checkLayout(actual: unknown, expected: ExpectedLayout = EXPECTED
   return Object.freeze({
     ...a,
     flowStates: Object.freeze({ ...a.flowStates }),
+    flowClasses: Object.freeze({ ...a.flowClasses }),
     bkFlags: Object.freeze({ ...a.bkFlags }),
     optFlags: Object.freeze({ ...a.optFlags }),
     hashModes: Object.freeze({ ...a.hashModes }),

@@ -1,73 +1,24 @@
-// The data-plane addon, wrapped. Layers: native/worker.c (threads, TUN) -> native/addon.c (Node-API,
-// thin) -> this file, which validates arguments, owns the handle's lifetime and gives counters names.
-import { join } from 'path';
+// The data-plane addon, wrapped. Layers: native/worker.c (threads, TUN) -> native/addon.c (Node-API, thin) ->
+// this file, the Dataplane class, which validates arguments and owns the handle's lifetime. Beside it: the
+// addon's interface and loading (./addon.ts), the options (./dataplane-options.ts), reading the counters
+// (./counters.ts), flow queries (./flow-query.ts). This module re-exports what the rest of src/ takes from them.
 import { isIP } from 'net';
-import { checkLayout, type AddonLayout } from './addon-layout';
-import { HEARTBEAT_COUNTER, NO_DROP_REASON } from './counter-names';
-import { FLOW_STATES, flowStateName, type FlowState } from './flow-state';
-import { bufferToIp, ipToBuffer, type Family } from '../host/addr';
+import { addonLayout, loadAddon, type QueueFailure, type WatchdogStats } from './addon';
+import type { AddonLayout } from './addon-layout';
+import { counterBlockWords, readCounters, type CounterSnapshot } from './counters';
+import { resolveDataplaneOptions, type DataplaneOptions } from './dataplane-options';
 import { checkFlowTableFits } from './flow-memory';
+import { FLOW_SCAN_PER_CALL, flowEntry, nativeQuery, type FlowEntry, type FlowFilter, type FlowPage } from './flow-query';
 import { addStats, type FlowStats, type FlowStatsPage } from './flow-stats';
-
-export type { FlowStats } from './flow-stats';
 import type { TablesInput } from './tables';
+import { ipToBuffer, type Family } from '../host/addr';
 
-export { FLOW_STATES, type FlowState };
-
-interface Addon {
-  open(o: Omit<DataplaneOptions, 'busyPollAdaptive' | 'udpCoalesce'> & { busyPollAdaptive: number; udpCoalesce: number }): object;
-  info(h: object): { ifname: string; queues: number; offloads: number; flowCapacity: number; counterWords: number; counters: ArrayBuffer };
-  publish(h: object, t: TablesInput): void;
-  start(h: object): void;
-  stop(h: object): void;
-  setPersist(h: object, persist: boolean): void;
-  close(h: object, keepDevice: boolean): void;
-  flowCount(h: object): number;
-  flows(h: object, f: NativeFlowFilter): { flows: NativeFlow[]; next: number | null };
-  deleteFlows(h: object, f: NativeFlowFilter): { deleted: number; next: number | null };
-  flowStats(h: object, f: { cursor: number; maxScan: number }): FlowStatsPage;
-  watchdogStart(h: object, o: { path: string; everyMs: number; staleMs: number }): void;
-  setSteering(h: object, v: { vips4: Uint8Array; vips6: Uint8Array } | null): void;
-  watchdogStats(h: object): WatchdogStats;
-  queueErrors(h: object): Array<Omit<QueueFailure, 'queue'> | null>;
-  probe(h: object, p: { slot: number; family: Family; src: Uint8Array; dst: Uint8Array; sport: number; dport: number; seq: number }): void;
-  probeState(h: object, p: { slot: number; sport: number; seq: number }): number;
-  layout(): unknown; // checked by checkLayout (src/dataplane/addon-layout.ts)
-}
-
-interface NativeFlowFilter {
-  backend?: number;
-  service?: number;
-  client?: Uint8Array;
-  limit?: number;
-  cursor?: number;
-  maxScan?: number;
-}
-interface NativeFlow {
-  client: Uint8Array;
-  vip: Uint8Array;
-  cport: number;
-  vport: number;
-  proto: number;
-  backend: number;
-  service: number;
-  state: number;
-  idle: number;
-}
-
-
-/** A flow-table entry as the admin view shows it. */
-export interface FlowEntry {
-  client: string;
-  clientPort: number;
-  vip: string;
-  vipPort: number;
-  proto: 'tcp' | 'udp';
-  backendSlot: number;
-  serviceSlot: number;
-  state: FlowState;
-  idleSeconds: number;
-}
+export { addonLayout, loadAddon, type QueueFailure, type WatchdogStats } from './addon';
+export { counterBlockWords, readCounters, zeroObjectCounters, type CounterBlocks, type CounterMap, type CounterSnapshot } from './counters';
+export { DEFAULT_BUSY_POLL_US, type DataplaneOptions } from './dataplane-options';
+export { FLOW_SCAN_PER_CALL, type FlowEntry, type FlowFilter, type FlowPage } from './flow-query';
+export { FLOW_STATES, type FlowState } from './flow-state';
+export type { FlowStats } from './flow-stats';
 
 /** Which probe: the backend slot it was sent for, its source port and sequence number. */
 export interface ProbeId {
@@ -90,164 +41,7 @@ function checkProbeNumbers(what: string, p: ProbeId): void {
   }
 }
 
-export interface FlowFilter {
-  backendSlot?: number;
-  serviceSlot?: number;
-  client?: string;
-  states?: readonly FlowState[];
-  /** At most this many entries are returned (default 1000). */
-  limit?: number;
-  /** Where to start in the table: 0, or the `next` of the previous page. */
-  cursor?: number;
-}
-
-/** The native watchdog thread's counts (native/watchdog.h). */
-export interface WatchdogStats {
-  running: boolean;
-  pings: number; // WATCHDOG=1 sent
-  withheld: number; // ticks at which a worker was stale: no ping
-  sendErrors: number;
-}
-
-/** A TUN queue its worker could not read any more (native/worker.c): the worker has ended. */
-export interface QueueFailure {
-  queue: number;
-  errno: number;
-  code: string; // EBADFD: the device was deleted (or the queue detached)
-  message: string; // strerror
-}
-
-/** One page of a listing: `next` is the cursor for the following page, null when the walk reached the end. */
-export interface FlowPage {
-  flows: FlowEntry[];
-  next: number | null;
-}
-
-/** Entries one listing call looks at, at most: bounds the time a call holds the JS thread (~10 ms). */
-export const FLOW_SCAN_PER_CALL = 1 << 18;
-
-function nativeFilter(f: FlowFilter, capacity: number): NativeFlowFilter {
-  const out: NativeFlowFilter = {};
-  if (f.backendSlot !== undefined) {
-    if (!Number.isInteger(f.backendSlot) || f.backendSlot < 0) throw new RangeError(`flows: backendSlot must be a slot number, got ${String(f.backendSlot)}`);
-    out.backend = f.backendSlot;
-  }
-  if (f.client !== undefined) {
-    const fam = isIP(f.client);
-    if (!fam) throw new TypeError(`flows: client must be an IP address, got ${JSON.stringify(f.client)}`);
-    const b = Buffer.alloc(16);
-    ipToBuffer(f.client, fam as Family).copy(b);
-    out.client = new Uint8Array(b);
-  }
-  if (f.serviceSlot !== undefined) {
-    if (!Number.isInteger(f.serviceSlot) || f.serviceSlot < 0) throw new RangeError(`flows: serviceSlot must be a slot number, got ${String(f.serviceSlot)}`);
-    out.service = f.serviceSlot;
-  }
-  if (f.limit !== undefined) {
-    if (!Number.isInteger(f.limit) || f.limit < 1) throw new RangeError(`flows: limit must be a positive integer, got ${String(f.limit)}`);
-    out.limit = f.limit;
-  }
-  if (f.cursor !== undefined) {
-    if (!Number.isInteger(f.cursor) || f.cursor < 0 || f.cursor > capacity) {
-      throw new RangeError(`flows: cursor must be the previous page's next, an integer from 0 to the flow table's capacity (${capacity}), got ${String(f.cursor)}`);
-    }
-    out.cursor = f.cursor;
-  }
-  for (const st of f.states ?? []) {
-    if (!FLOW_STATES.includes(st)) throw new RangeError(`flows: state must be one of ${FLOW_STATES.join(', ')}, got ${JSON.stringify(st)}`);
-  }
-  return out;
-}
-
-function flowEntry(f: NativeFlow): FlowEntry {
-  return {
-    client: bufferToIp(f.client),
-    clientPort: f.cport,
-    vip: bufferToIp(f.vip),
-    vipPort: f.vport,
-    proto: f.proto === 6 ? 'tcp' : 'udp',
-    backendSlot: f.backend,
-    serviceSlot: f.service,
-    state: flowStateName(f.proto, f.state),
-    idleSeconds: f.idle,
-  };
-}
-
-let addon: { a: Addon; layout: AddonLayout } | undefined;
-/** Loads the addon once, refusing one whose layout is not the one src/ expects (src/dataplane/addon-layout.ts). */
-function loaded(): { a: Addon; layout: AddonLayout } {
-  if (!addon) {
-    // dist/src/dataplane/native.js -> build/Release/l4nat.node at the package root
-    const a = require(join(__dirname, '..', '..', '..', 'build', 'Release', 'l4nat.node')) as Addon;
-    addon = { a, layout: checkLayout(a.layout()) };
-  }
-  return addon;
-}
-
-export function loadAddon(): Addon {
-  return loaded().a;
-}
-
-/** The addon's layout, checked: counter names in block order, drop reasons, word counts. */
-export function addonLayout(): AddonLayout {
-  return loaded().layout;
-}
-
-/** A service's or backend's counters before it counted anything: every counter the addon has, at 0. */
-export function zeroObjectCounters(): CounterMap {
-  return zeros(addonLayout().objectCounters);
-}
-
-function zeros(names: readonly string[]): CounterMap {
-  return Object.fromEntries(names.map((n) => [n, 0]));
-}
-
 export const TUN_OFFLOADS: Record<string, number> = { csum: 0x01, tso4: 0x02, tso6: 0x04, tso_ecn: 0x08, uso4: 0x20, uso6: 0x40 };
-
-export interface DataplaneOptions {
-  ifname: string;
-  queues: number;
-  flowCapacity: number;
-  maxServices: number;
-  maxBackends: number;
-  /** After its queue drains, a worker keeps reading up to this many microseconds before it sleeps (0 = never
-   * spin). Default: $L4NAT_BUSY_POLL_US, else DEFAULT_BUSY_POLL_US. */
-  busyPollUs?: number;
-  /** Size the busy-polling window from the idle gaps each worker sees, up to busyPollUs
-   * (native/core/busypoll.h); false: always busyPollUs. Default: $L4NAT_BUSY_POLL_ADAPTIVE (0 or 1), else on. */
-  busyPollAdaptive?: boolean;
-  /** Write runs of one flow's UDP datagrams as one UDP GSO super-packet (native/core/coalesce.h); used only
-   * where the kernel's TUN took the USO offloads (Linux 6.2+). Default: $L4NAT_UDP_COALESCE (0 or 1), else on. */
-  udpCoalesce?: boolean;
-}
-
-export const DEFAULT_BUSY_POLL_US = 100;
-
-function defaultBusyPoll(): number {
-  const env = process.env.L4NAT_BUSY_POLL_US;
-  if (env === undefined || env === '') return DEFAULT_BUSY_POLL_US;
-  if (!/^\d+$/.test(env) || Number(env) > 100_000) throw new RangeError(`L4NAT_BUSY_POLL_US must be microseconds from 0 to 100000, got ${JSON.stringify(env)}`);
-  return Number(env);
-}
-
-/** An on/off environment setting: unset or empty gives the default, else exactly 0 or 1. */
-function envSwitch(name: string, dflt: boolean): boolean {
-  const env = process.env[name];
-  if (env === undefined || env === '') return dflt;
-  if (env !== '0' && env !== '1') throw new RangeError(`${name} must be 0 (off) or 1 (on), got ${JSON.stringify(env)}`);
-  return env === '1';
-}
-
-export type CounterMap = Record<string, number>;
-
-export interface CounterSnapshot {
-  total: CounterMap; // queue counters summed over queues (heartbeat_ms omitted)
-  drops: CounterMap; // by reason, summed
-  perQueue: CounterMap[];
-  heartbeatsMs: number[]; // CLOCK_MONOTONIC ms of each worker's last wake-up
-  services: Map<number, CounterMap>; // by service slot, non-zero only
-  backends: Map<number, CounterMap>; // by backend slot, non-zero only
-}
 
 export class Dataplane {
   readonly ifname: string;
@@ -263,30 +57,8 @@ export class Dataplane {
   private readonly layout: AddonLayout;
 
   /** Opens (or re-attaches to) the TUN queues and allocates the flow table and counters. */
-  constructor(opts: DataplaneOptions) {
-    const check = (name: keyof DataplaneOptions, min: number, max: number): void => {
-      const v = opts[name];
-      if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) {
-        throw new RangeError(`dataplane: ${name} must be an integer from ${min} to ${max}, got ${String(v)}`);
-      }
-    };
-    if (typeof opts.ifname !== 'string' || !/^[A-Za-z0-9_.-]{1,15}$/.test(opts.ifname)) {
-      throw new TypeError(`dataplane: ifname must be 1-15 characters [A-Za-z0-9_.-], got ${JSON.stringify(opts.ifname)}`);
-    }
-    check('queues', 1, 256);
-    check('flowCapacity', 8, 2 ** 31);
-    check('maxServices', 1, 65536);
-    check('maxBackends', 1, 1 << 20);
-    opts = { ...opts, busyPollUs: opts.busyPollUs ?? defaultBusyPoll() };
-    check('busyPollUs', 0, 100_000);
-    opts = {
-      ...opts,
-      busyPollAdaptive: opts.busyPollAdaptive ?? envSwitch('L4NAT_BUSY_POLL_ADAPTIVE', true),
-      udpCoalesce: opts.udpCoalesce ?? envSwitch('L4NAT_UDP_COALESCE', true),
-    };
-    for (const name of ['busyPollAdaptive', 'udpCoalesce'] as const) {
-      if (typeof opts[name] !== 'boolean') throw new TypeError(`dataplane: ${name} must be true or false, got ${String(opts[name])}`);
-    }
+  constructor(options: DataplaneOptions) {
+    const opts = resolveDataplaneOptions(options);
     const a = loadAddon();
     this.layout = addonLayout();
     checkFlowTableFits(opts.flowCapacity, this.layout.flowEntryBytes);
@@ -359,16 +131,12 @@ export class Dataplane {
    */
   flowPage(filter: FlowFilter = {}, maxCalls = 1): FlowPage {
     const limit = filter.limit ?? 1000;
-    const nf = nativeFilter({ ...filter, limit }, this.flowCapacity);
-    const states = filter.states?.length ? new Set(filter.states) : undefined;
+    const q = nativeQuery({ ...filter, limit }, this.flowCapacity, this.layout);
     const flows: FlowEntry[] = [];
-    let next: number | null = nf.cursor ?? 0;
+    let next: number | null = q.cursor ?? 0;
     for (let call = 0; call < maxCalls && next !== null && flows.length < limit; call++) {
-      const r = loadAddon().flows(this.h(), { ...nf, cursor: next, limit: limit - flows.length, maxScan: FLOW_SCAN_PER_CALL });
-      for (const f of r.flows) {
-        const e = flowEntry(f);
-        if (!states || states.has(e.state)) flows.push(e);
-      }
+      const r = loadAddon().flows(this.h(), { ...q, cursor: next, limit: limit - flows.length, maxScan: FLOW_SCAN_PER_CALL });
+      for (const f of r.flows) flows.push(flowEntry(f));
       next = r.next;
     }
     return { flows, next };
@@ -414,12 +182,12 @@ export class Dataplane {
       throw new TypeError('deleteFlows: give backendSlot, serviceSlot and/or client (refusing to delete every flow)');
     }
     if (filter.states?.length) throw new TypeError('deleteFlows: cannot filter by state');
-    const nf = nativeFilter({ ...filter, limit: undefined, cursor: undefined }, this.flowCapacity);
+    const q = nativeQuery({ ...filter, limit: undefined, cursor: undefined }, this.flowCapacity, this.layout);
     // A page of the table per native call, the event loop free between pages: a large table is never walked in one go.
     let deleted = 0;
     for (let cursor: number | null = 0; cursor !== null; ) {
       if (cursor > 0) await new Promise((r) => setImmediate(r));
-      const r = loadAddon().deleteFlows(this.h(), { ...nf, cursor, maxScan: FLOW_SCAN_PER_CALL });
+      const r = loadAddon().deleteFlows(this.h(), { ...q, cursor, maxScan: FLOW_SCAN_PER_CALL });
       deleted += r.deleted;
       cursor = r.next;
     }
@@ -506,62 +274,4 @@ export class Dataplane {
   counters(): CounterSnapshot {
     return readCounters(this.words, this.layout, { queues: this.queues, counterWords: this.counterWords, maxServices: this.opts.maxServices, maxBackends: this.opts.maxBackends });
   }
-}
-
-/** How the counter memory is cut up: one block of counterWords per queue, each laid out as in native/core/counters.h. */
-export interface CounterBlocks {
-  queues: number;
-  counterWords: number;
-  maxServices: number;
-  maxBackends: number;
-}
-
-/** Words a queue's block needs: [queue counters][drop reasons][services x object counters][backends x object counters]. */
-export function counterBlockWords(layout: AddonLayout, b: Omit<CounterBlocks, 'queues' | 'counterWords'>): number {
-  return layout.queueCounters.length + layout.dropReasons.length + (b.maxServices + b.maxBackends) * layout.objectCounters.length;
-}
-
-/** Names the words of the counter memory and sums them over queues. */
-export function readCounters(words: BigUint64Array, layout: AddonLayout, b: CounterBlocks): CounterSnapshot {
-  const { queueCounters, dropReasons, objectCounters } = layout;
-  const nq = queueCounters.length;
-  const nd = dropReasons.length;
-  const no = objectCounters.length;
-  const total: CounterMap = {};
-  const drops: CounterMap = {};
-  const perQueue: CounterMap[] = [];
-  const heartbeatsMs: number[] = [];
-  const services = new Map<number, CounterMap>();
-  const backends = new Map<number, CounterMap>();
-  const addObj = (m: Map<number, CounterMap>, slot: number, base: number): void => {
-    let nonzero = false;
-    for (let k = 0; k < no; k++) if (words[base + k] !== 0n) nonzero = true;
-    if (!nonzero) return;
-    const o = m.get(slot) ?? zeros(objectCounters);
-    for (let k = 0; k < no; k++) o[objectCounters[k]] += Number(words[base + k]);
-    m.set(slot, o);
-  };
-  for (let q = 0; q < b.queues; q++) {
-    const base = q * b.counterWords;
-    const mine: CounterMap = {};
-    queueCounters.forEach((name, i) => {
-      const v = Number(words[base + i]);
-      if (name === HEARTBEAT_COUNTER) {
-        heartbeatsMs.push(v);
-        return;
-      }
-      mine[name] = v;
-      total[name] = (total[name] ?? 0) + v;
-    });
-    perQueue.push(mine);
-    dropReasons.forEach((name, i) => {
-      if (name === NO_DROP_REASON) return;
-      drops[name] = (drops[name] ?? 0) + Number(words[base + nq + i]);
-    });
-    const objBase = base + nq + nd;
-    for (let s = 0; s < b.maxServices; s++) addObj(services, s, objBase + s * no);
-    const bkBase = objBase + b.maxServices * no;
-    for (let k = 0; k < b.maxBackends; k++) addObj(backends, k, bkBase + k * no);
-  }
-  return { total, drops, perQueue, heartbeatsMs, services, backends };
 }

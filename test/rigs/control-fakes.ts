@@ -19,7 +19,7 @@ import type { ProbeFn } from '../../src/health/checker';
 import type { CounterMap, CounterSnapshot, FlowEntry, FlowFilter, FlowPage, FlowStats } from '../../src/dataplane/native';
 import type { FlowStatsPage } from '../../src/dataplane/flow-stats';
 import { backendKey, type TableOptions } from '../../src/dataplane/tables';
-import type { PublishResult } from '../../src/daemon/up';
+import type { PublishResult } from '../../src/control/balancer';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

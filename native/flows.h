@@ -1,0 +1,23 @@
+/* The running data plane's flow-table queries for the admin view: core/flow_query.h at the data plane's
+ * clock and with the published table's idle timeouts. Called on the control thread, the one that publishes
+ * tables (and so the only one that frees them): the timeouts stay valid for the call. Before the first
+ * table every entry counts as expired. */
+#ifndef L4NAT_FLOWS_H
+#define L4NAT_FLOWS_H
+
+#include <stdint.h>
+
+#include "core/flow_query.h"
+#include "worker.h"
+
+/* Live entries (walks the whole table: for tests and small tables; the views use l4_dp_flow_stats pages). */
+uint64_t l4_dp_flow_count(struct l4_dp *dp);
+/* l4_flow_select on the data plane's table; returns the cursor to go on from (capacity: the end). */
+uint64_t l4_dp_flows(struct l4_dp *dp, const struct l4_flow_query *q,
+                     void (*take)(const struct l4_flow_view *v, void *arg), void *arg);
+/* l4_flow_remove_matching on the data plane's table. */
+uint64_t l4_dp_delete_flows(struct l4_dp *dp, const struct l4_flow_query *q, uint32_t *deleted);
+/* l4_flow_stats_page on the data plane's table. */
+uint64_t l4_dp_flow_stats(struct l4_dp *dp, uint64_t start, uint64_t max_scan, struct l4_flow_stats *st);
+
+#endif
