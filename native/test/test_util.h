@@ -91,6 +91,10 @@ int out_backend(void);
  * service's new-flow rate limit (rate = burst), 0 for none. */
 struct l4_tables *tables_with_previous(int with_prev, uint32_t prev_backend, uint32_t bk_flags, bool b_in_ring,
                                       uint32_t rate);
+/* Fixture tables with source CIDR entries (acl: L4_ACL_WORDS each, addresses in acl_addrs) and a new-flow rate
+ * limit (0: none) on the v4 TCP service (core_test_protect.c). */
+struct l4_tables *protected_tables(const uint32_t *acl, const char *const *acl_addrs, uint32_t nacl, uint32_t rate,
+                                   uint32_t burst);
 /* The first client port from `from` on whose flow client:port -> VIP4:80 (TCP) e's current ring sends to bk. */
 uint16_t port_to(struct env *e, const char *client, uint16_t from, uint32_t bk);
 

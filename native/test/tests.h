@@ -76,7 +76,11 @@
   X(flow_classes, "an entry's listed state from its protocol and bits, the same as its idle timeout's")        \
   X(flow_filter, "flow filters (slots, client, states) take exactly their entries; limit and paging")         \
   X(flow_remove_matching, "removal by filter removes exactly the matches, up to a limit")                     \
-  X(flow_stats, "per-slot live counts, closed entries apart; pages add up to the whole")
+  X(flow_stats, "per-slot live counts, closed entries apart; pages add up to the whole") \
+  /* core_test_trace.c */                                                                                     \
+  X(trace_records, "a traced flow's SYN, SYN-ACK, data and mid-flow packets: tuple before/after, verdict; others none") \
+  X(trace_drops, "drops-only and service matches: acl_denied recorded with its reason, parse drops without a tuple") \
+  X(trace_backend_ring_full, "a backend match; a full ring keeps the oldest and counts the rest; traced bytes unchanged")
 
 #define DECLARE_TEST(name, desc) void test_##name(void);
 CORE_TESTS(DECLARE_TEST)
