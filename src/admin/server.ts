@@ -24,6 +24,8 @@ import type { Registry } from 'prom-client';
 import { requestRefusal, type Refusal } from './access';
 import { OptionError, Subject } from '../config/options';
 import { parseBackend } from '../config/address-syntax';
+import type { TraceHub } from '../trace/hub';
+import { registerTraceRoute } from './trace-route';
 
 export const API_VERSION = '1';
 
@@ -36,6 +38,8 @@ export interface AdminDeps {
   info?: () => Record<string, unknown>;
   /** Starts a handover restart (the running l4nat exits keeping TUN, routes and rules; see src/daemon/up.ts). */
   restart?: () => void;
+  /** The verdict trace behind GET /v1/trace (src/trace/hub.ts); without it the route does not exist. */
+  trace?: TraceHub;
 }
 
 const sid = { type: 'string', description: 'service id, e.g. 10.0.0.10:80/tcp or [fd00::10]:80/tcp (URL-encoded)' };
@@ -349,6 +353,8 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
     const c = ctrl.counters();
     return { total: c.total, perQueue: c.perQueue, drops: c.drops, heartbeatsMs: c.heartbeatsMs };
   });
+
+  if (deps.trace) registerTraceRoute(app, deps.trace);
 
   if (deps.metrics) {
     const reg = deps.metrics;

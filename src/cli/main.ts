@@ -47,6 +47,10 @@ commands:
   API flags: --admin URL (default http://127.0.0.1:9180 or $L4NAT_ADMIN_URL), --token-file F ($L4NAT_ADMIN_TOKEN;
              default for a loopback URL: /var/lib/l4nat/admin.token, so run as root or l4nat's user),
              --ca F, --cert F --key F (mTLS), or --config FILE to take all of them from its admin section
+  trace   [--client IP[:PORT]] [--service S] [--backend ADDR:PORT] [--drops] [-c N] [--seconds S] [--pcap FILE] [--json]
+            the packets a match takes, live: one line each (time, direction, tuple as read => as written, TCP
+            flags/seq/ack/len, gso) with the data plane's verdict; S is a service name or VIP:PORT[/tcp|udp];
+            ends after N packets (default 1000) or S seconds (default 60); --pcap writes both sides of the TUN as pcapng
   demo    build a network-namespace lab, run l4nat in it and show it balancing (needs root)
   help    this text
 `;
@@ -96,6 +100,11 @@ export async function main(argv: string[]): Promise<void> {
         process.exitCode = await apiCommand(cmd, rest);
         return;
       }
+      case 'trace': {
+        const { traceCommand } = await import('./trace');
+        process.exitCode = await traceCommand(rest);
+        return;
+      }
       case 'demo': {
         const { demoMain } = await import('../lab/demo');
         process.exitCode = await demoMain(rest);
@@ -109,7 +118,7 @@ export async function main(argv: string[]): Promise<void> {
         if (cmd === undefined) process.exitCode = 2;
         return;
       default:
-        throw new OptionError(`unknown command "${cmd}": expected up, check, reload, restart, status, backend, flows, demo or help`);
+        throw new OptionError(`unknown command "${cmd}": expected up, check, reload, restart, status, backend, flows, trace, demo or help`);
     }
   } catch (e) {
     if ((e as Error).name === 'ConfigError') {

@@ -5,6 +5,7 @@
 // tables and flow states or publish counters under the wrong names, so it is refused with the first difference.
 import { FLOW_BITS, FLOW_CLASSES } from './flow-state';
 import { HEARTBEAT_COUNTER, NO_DROP_REASON, OBJECT_COUNTER_METRICS, QUEUE_COUNTER_METRICS } from './counter-names';
+import { TRACE_DIR_NUMBERS, TRACE_FIELDS, TRACE_FLOW_NUMBERS, TRACE_MATCH_FLAGS, TRACE_MATCHES, TRACE_RECORD_BYTES } from './trace-record';
 import { ACL_WORDS, BK_FLAGS, BK_WORDS, HASH_MODES, LIMIT_WORDS, NO_BACKEND, OPT_FLAGS, PREV_RING_WORDS, SVC_WORDS, TIMEOUT_WORDS } from './tables';
 
 /** The flow-table entry size (docs/design.md item 13: one cache line); sizes the flow table's memory in the start-up log. */
@@ -19,6 +20,13 @@ export interface AddonLayout {
   readonly prevRingWords: number;
   readonly noBackend: number;
   readonly flowEntryBytes: number;
+  readonly traceRecordBytes: number;
+  readonly traceMatches: number;
+  /** The verdict trace (native/core/trace.h, src/dataplane/trace-record.ts): record offsets, names by number, match flags. */
+  readonly traceFields: Readonly<Record<string, number>>;
+  readonly traceDirs: Readonly<Record<string, number>>;
+  readonly traceFlows: Readonly<Record<string, number>>;
+  readonly traceMatchFlags: Readonly<Record<string, number>>;
   readonly flowStates: Readonly<Record<string, number>>;
   /** The state names a listing shows, by the number a flow query and a listed entry use (native/core/flow_query.h). */
   readonly flowClasses: Readonly<Record<string, number>>;
@@ -48,8 +56,20 @@ export const EXPECTED_LAYOUT: ExpectedLayout = {
     prevRingWords: PREV_RING_WORDS,
     noBackend: NO_BACKEND,
     flowEntryBytes: FLOW_ENTRY_BYTES,
+    traceRecordBytes: TRACE_RECORD_BYTES,
+    traceMatches: TRACE_MATCHES,
   },
-  bits: { flowStates: FLOW_BITS, flowClasses: FLOW_CLASSES, bkFlags: BK_FLAGS, optFlags: OPT_FLAGS, hashModes: HASH_MODES },
+  bits: {
+    flowStates: FLOW_BITS,
+    flowClasses: FLOW_CLASSES,
+    bkFlags: BK_FLAGS,
+    optFlags: OPT_FLAGS,
+    hashModes: HASH_MODES,
+    traceFields: TRACE_FIELDS,
+    traceDirs: TRACE_DIR_NUMBERS,
+    traceFlows: TRACE_FLOW_NUMBERS,
+    traceMatchFlags: TRACE_MATCH_FLAGS,
+  },
   counters: {
     queueCounters: [...Object.keys(QUEUE_COUNTER_METRICS), HEARTBEAT_COUNTER],
     objectCounters: Object.keys(OBJECT_COUNTER_METRICS),
@@ -117,7 +137,7 @@ export function checkLayout(actual: unknown, expected: ExpectedLayout = EXPECTED
   if (m !== null) {
     throw new Error(
       `l4nat addon layout: ${m}. The addon does not match this src/: rebuild it (npx node-gyp rebuild); if it is freshly built, ` +
-        'native/core and src/ disagree: bring src/dataplane/tables.ts, src/dataplane/flow-state.ts and src/dataplane/counter-names.ts in line with native/core/layout.h and counters.h',
+        'native/core and src/ disagree: bring src/dataplane/tables.ts, src/dataplane/flow-state.ts, src/dataplane/trace-record.ts and src/dataplane/counter-names.ts in line with native/core/layout.h and counters.h',
     );
   }
   const a = actual as unknown as AddonLayout;
@@ -128,6 +148,10 @@ export function checkLayout(actual: unknown, expected: ExpectedLayout = EXPECTED
     bkFlags: Object.freeze({ ...a.bkFlags }),
     optFlags: Object.freeze({ ...a.optFlags }),
     hashModes: Object.freeze({ ...a.hashModes }),
+    traceFields: Object.freeze({ ...a.traceFields }),
+    traceDirs: Object.freeze({ ...a.traceDirs }),
+    traceFlows: Object.freeze({ ...a.traceFlows }),
+    traceMatchFlags: Object.freeze({ ...a.traceMatchFlags }),
     queueCounters: Object.freeze([...a.queueCounters]),
     dropReasons: Object.freeze([...a.dropReasons]),
     objectCounters: Object.freeze([...a.objectCounters]),
