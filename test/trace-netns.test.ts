@@ -93,6 +93,16 @@ test('l4nat trace: a connection SYN to FIN with its backend, the pcap with both 
     assert.match(dump, new RegExp(`${lab.vip4.replace(/\./g, '\\.')}\\.8080 > ${client.replace(/\./g, '\\.')}\\.${CPORT}: Flags \\[S\\.\\]`), dump);
     assert.ok(readFileSync(pcap).readUInt32LE(0) === 0x0a0d0d0a, 'pcapng');
 
+    // Refused requests: an unknown service (exit 1, the API's message), no token (401, nothing installed).
+    await assert.rejects(cli(lab, ['trace', '--service', 'nosuch']), /no service "nosuch": expected a service name or VIP:PORT/);
+    const unauth = await lab.exec('lb', process.execPath, ['-e', "require('http').get('http://127.0.0.1:9180/v1/trace', (r) => { console.log(r.statusCode); process.exit(0); })"]);
+    assert.equal(unauth.stdout.trim(), '401');
+    // A client that goes: its match is removed.
+    const gone = lab.spawn('lb', process.execPath, [join(repoRoot(), 'bin', 'l4nat.js'), 'trace', '--seconds', '60']);
+    await l4.waitForLog((r) => r.event === 'trace_start' && (r.match as { client?: string }).client === undefined && (r.match as { drops?: boolean }).drops === false && r.seconds === 60, 10_000, 'third trace started');
+    gone.kill('SIGKILL');
+    await l4.waitForLog((r) => r.event === 'trace_end' && r.reason === 'closed', 10_000, 'the trace of a client that went ended');
+
     // A denied source: --drops shows the SYN dropped as acl_denied, in the one-line format.
     writeFileSync(configFile, config(lab, [`${client}/32`]));
     await cli(lab, ['reload']);

@@ -323,7 +323,7 @@ PATH enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, struct
     enum l4_flow_insert_result r =
         l4_flow_insert(ctx->flows, &key, hash, bk_slot, bk->service, state, &t->timeouts, ctx->now, false, &ref);
     if (r == FLOW_INSERTED || r == FLOW_INSERTED_EVICTED) ctx->counters[L4_Q_FLOW_PICKUP]++;
-    NOTE(note->rec.flow = r == FLOW_INSERT_FAILED ? L4_TF_INSERT_FAILED : L4_TF_PICKUP);
+    NOTE(note->rec.flow = r == FLOW_INSERT_FAILED ? L4_TF_INSERT_FAILED : r == FLOW_EXISTS ? L4_TF_RACED : L4_TF_PICKUP);
     if (r == FLOW_INSERTED_EVICTED) ctx->counters[L4_Q_FLOW_EVICTED]++;
     if (r == FLOW_INSERT_FAILED) ctx->counters[L4_Q_FLOW_INSERT_FAILED]++;
   }

@@ -3,9 +3,13 @@
 // when the data plane's rings overflowed, and an `end` line. Authenticated like every route (the server's
 // onRequest hook runs first). The match is installed while the client is connected and removed when it goes.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { TraceEvent } from '../trace/events';
 import { Subject } from '../config/options';
 import type { TraceHub } from '../trace/hub';
 import { parseTraceRequest, TRACE_MAX_COUNT, TRACE_MAX_SECONDS, TRACE_PARAMS, unknownTraceParams, type TraceParam } from '../trace/request';
+
+/** Unsent bytes a slow client may leave queued; packets beyond are skipped and reported as `lost`. */
+const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 
 export function registerTraceRoute(app: FastifyInstance, hub: TraceHub): void {
   app.get<{ Querystring: Record<string, string> }>(
@@ -28,12 +32,20 @@ export function registerTraceRoute(app: FastifyInstance, hub: TraceHub): void {
       const raw = reply.raw;
       const pending: string[] = [];
       let started = false;
-      const write = (line: string): void => {
-        if (!started) pending.push(line);
-        else if (!raw.destroyed) raw.write(line);
+      let skipped = 0;
+      const write = (e: TraceEvent): void => {
+        if (!started) return void pending.push(`${JSON.stringify(e)}\n`);
+        if (raw.destroyed) return;
+        if ((e.type === 'packet' || e.type === 'wire') && raw.writableLength > MAX_QUEUED_BYTES) {
+          skipped++;
+          return;
+        }
+        if (skipped) raw.write(`${JSON.stringify({ type: 'lost', records: skipped, slowClient: true })}\n`);
+        skipped = 0;
+        raw.write(`${JSON.stringify(e)}\n`);
       };
       const session = hub.open(r, (e) => {
-        write(`${JSON.stringify(e)}\n`);
+        write(e);
         if (e.type === 'end') {
           done = true;
           if (started) raw.end();
@@ -44,8 +56,7 @@ export function registerTraceRoute(app: FastifyInstance, hub: TraceHub): void {
       started = true;
       for (const l of pending.splice(0)) raw.write(l);
       if (done) raw.end();
-      req.raw.on('close', () => session.close());
-      raw.on('close', () => session.close());
+      raw.on('close', () => session.close()); // the answer ended, or the client went
     },
   );
 }

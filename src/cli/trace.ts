@@ -79,7 +79,7 @@ export async function traceCommand(argv: readonly string[]): Promise<number> {
           }
           break;
         case 'lost':
-          process.stderr.write(`l4nat: ${e.records} packets not traced: the data plane's trace rings were full\n`);
+          process.stderr.write(`l4nat: ${e.records} packets not traced: ${e.slowClient ? 'this client read too slowly' : "the data plane's trace rings were full"}\n`);
           break;
         case 'end':
           process.stderr.write(`${e.packets} packets traced (ended: ${e.reason})${fd !== undefined ? `, ${wire} packets in ${a.pcap}` : ''}\n`);

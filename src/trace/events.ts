@@ -48,6 +48,8 @@ export interface TraceStartEvent {
 export interface TraceLostEvent {
   type: 'lost';
   records: number;
+  /** The packets were skipped because the client did not read fast enough (else: the data plane's rings were full). */
+  slowClient?: boolean;
 }
 export interface TraceEndEvent {
   type: 'end';
