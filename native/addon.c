@@ -681,7 +681,7 @@ static napi_value js_trace_set(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
-  uint32_t slot, w[9];
+  uint32_t slot, w[8];
   void *client, *vip, *backend;
   size_t n1, n2, n3;
   napi_valuetype t = napi_null;

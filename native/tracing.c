@@ -9,8 +9,17 @@ int l4_dp_trace_init(struct l4_dp_trace *dt, int nqueues) {
   memset(dt, 0, sizeof(*dt));
   /* calloc of this size maps zero pages: memory is touched only by records actually traced. */
   dt->rings = calloc((size_t)nqueues, sizeof(struct l4_trace_ring));
-  if (!dt->rings) return -ENOMEM;
+  dt->workers = calloc((size_t)nqueues, sizeof(struct l4_trace));
+  if (!dt->rings || !dt->workers) {
+    free(dt->rings);
+    free(dt->workers);
+    return -ENOMEM;
+  }
   dt->nrings = nqueues;
+  for (int i = 0; i < nqueues; i++) {
+    dt->workers[i].ring = &dt->rings[i];
+    dt->workers[i].queue = (uint16_t)i;
+  }
   pthread_mutex_init(&dt->lock, NULL);
   return 0;
 }
@@ -18,7 +27,9 @@ int l4_dp_trace_init(struct l4_dp_trace *dt, int nqueues) {
 void l4_dp_trace_destroy(struct l4_dp_trace *dt) {
   if (!dt->rings) return;
   free(dt->rings);
+  free(dt->workers);
   dt->rings = NULL;
+  dt->workers = NULL;
   pthread_mutex_destroy(&dt->lock);
 }
 

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/trace.h"
@@ -16,6 +17,8 @@ struct l4_dp_trace {
   struct l4_trace_match match[L4_TRACE_MATCHES];
   _Atomic uint32_t gen;         /* bumped on every change of match[] */
   struct l4_trace_ring *rings;  /* one per queue */
+  struct l4_trace *workers;     /* one per queue: its worker's copy of the matches (kept out of the worker's
+                                   struct l4_queue, whose hot fields stay where they were) */
   int nrings;
 };
 
@@ -25,12 +28,10 @@ void l4_dp_trace_destroy(struct l4_dp_trace *dt);
 int l4_dp_trace_set(struct l4_dp_trace *dt, uint32_t slot, const struct l4_trace_match *m);
 /* Copies the matches into tr (under the mutex), notes their generation in *seen; tr, or NULL when none is set. */
 struct l4_trace *l4_dp_trace_copy(struct l4_dp_trace *dt, struct l4_trace *tr, uint32_t *seen);
-/* A worker's per-batch check: when the matches changed since *seen, copies them into tr. Returns what the
- * worker's ctx->trace should be: tr while any match is installed, else NULL. */
-static inline struct l4_trace *l4_dp_trace_follow(struct l4_dp_trace *dt, struct l4_trace *tr, uint32_t *seen,
-                                                  struct l4_trace *current) {
-  if (__builtin_expect(atomic_load_explicit(&dt->gen, memory_order_relaxed) == *seen, 1)) return current;
-  return l4_dp_trace_copy(dt, tr, seen);
+/* A worker's per-batch check: have the matches changed since the generation it copied? (Then it calls
+ * l4_dp_trace_copy, whose result its ctx->trace becomes.) */
+static inline bool l4_dp_trace_changed(struct l4_dp_trace *dt, uint32_t seen) {
+  return atomic_load_explicit(&dt->gen, memory_order_relaxed) != seen;
 }
 /* Records waiting in all rings. */
 uint64_t l4_dp_trace_pending(struct l4_dp_trace *dt);

@@ -54,7 +54,7 @@ struct l4_queue {
   uint64_t spin_ns;       /* busy-polling window (core/busypoll.h); fixed at the maximum unless adaptive */
   int slept;              /* the current idle gap outlasted the spin (or the spin ceded): not a hit */
   _Atomic int read_errno; /* why reading the queue failed for good (the worker has ended); 0 while it reads */
-  struct l4_trace trace;  /* this worker's copy of the trace matches and its ring (tracing.h) */
+  struct l4_trace *trace; /* this worker's copy of the trace matches and its ring (tracing.h) */
   uint32_t trace_seen;    /* the generation of the matches copied */
 };
 
@@ -124,7 +124,8 @@ static void drain(struct l4_queue *q) {
     q->ctx.now = (uint32_t)l4_dp_now_seconds();
     q->ctx.now_ms = (uint32_t)(now / 1000000u);
     ctr[L4_Q_BATCHES]++;
-    q->ctx.trace = l4_dp_trace_follow(&dp->trace, &q->trace, &q->trace_seen, q->ctx.trace);
+    if (__builtin_expect(l4_dp_trace_changed(&dp->trace, q->trace_seen), 0))
+      q->ctx.trace = l4_dp_trace_copy(&dp->trace, q->trace, &q->trace_seen);
     int i, failed = 0;
     for (i = 0; i < L4_BATCH; i++) {
       ssize_t n = read(q->fd, q->buf, L4_BUF_SIZE);
@@ -259,9 +260,8 @@ int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **
     q->ctx.flows = &dp->flows;
     q->ctx.ratelimit = &dp->ratelimit;
     q->ctx.probes = &dp->probes;
-    q->trace.ring = &dp->trace.rings[i];
-    q->trace.clock_ns = realtime_ns;
-    q->trace.queue = (uint16_t)i;
+    q->trace = &dp->trace.workers[i];
+    q->trace->clock_ns = realtime_ns;
   }
   return 0;
 fail_flows:

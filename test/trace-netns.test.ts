@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Lab } from '../src/lab/lab';
 import { repoRoot } from '../src/lab/l4nat-process';
-import type { TracePacketEvent } from '../src/trace/events';
+import { formatPacketLine, type TracePacketEvent } from '../src/trace/events';
 import { configText, labBackends, withLab } from './rigs/fixture';
 import { skipUnless } from './rigs/requirements';
 
@@ -57,6 +57,7 @@ test('l4nat trace: a connection SYN to FIN with its backend, the pcap with both 
     const out = await tracing;
     t.diagnostic(out.stderr.trim());
     const pk = packets(out.stdout);
+    t.diagnostic(pk.map(formatPacketLine).join('\n'));
     const fwd = pk.filter((p) => p.dir === 'forward');
     const rep = pk.filter((p) => p.dir === 'reply');
     const ep = (e: { addr: string; port: number }): string => `${e.addr}:${e.port}`;

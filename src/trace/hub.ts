@@ -106,7 +106,15 @@ export class TraceHub {
     this.deps.dp.setTrace(slot, match);
     this.deps.log.info({ event: 'trace_start', slot, match: described, count: req.count, seconds: req.seconds, wire: req.wire }, 'trace started');
     emit({ type: 'start', tun: this.deps.dp.ifname, match: described, count: req.count, seconds: req.seconds, wire: req.wire });
-    this.poll ??= setInterval(() => this.drain(), TRACE_DRAIN_MS);
+    this.poll ??= setInterval(() => {
+      try {
+        this.drain();
+      } catch (err) {
+        // The data plane closed under the traces (a failed queue, a handover): they end, l4nat goes on.
+        this.deps.log.warn({ err }, 'draining the trace rings failed: ending the traces');
+        this.close();
+      }
+    }, TRACE_DRAIN_MS);
     return { close: () => this.end(s, 'closed') };
   }
 
@@ -176,7 +184,12 @@ export class TraceHub {
     s.ended = true;
     clearTimeout(s.timer);
     s.wire?.close();
-    this.deps.dp.setTrace(s.slot, null);
+    try {
+      this.deps.dp.setTrace(s.slot, null);
+    } catch (err) {
+      // A data plane closed under the trace has no match to remove.
+      this.deps.log.debug({ err }, 'removing a trace match failed');
+    }
     this.sessions[s.slot] = undefined;
     if (!this.running && this.poll) {
       clearInterval(this.poll);
