@@ -1,12 +1,18 @@
 // `l4nat trace` without root: its flags and the API's query parameters, decoding the data plane's records, the
-// one-line format, the pcapng blocks, which side of the TUN a captured packet is from, and the trace hub (match
-// slots, naming, ending) over a fake data plane.
+// one-line format, the pcapng blocks, which side of the TUN a captured packet is from, the trace hub (match
+// slots, naming, ending) over a fake data plane, and GET /v1/trace through the admin server.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
+import { createAdminServer } from '../src/admin/server';
 import { parseTraceArgs } from '../src/cli/trace';
+import { loadConfigFile } from '../src/config/load';
 import { Subject } from '../src/config/options';
 import type { ServiceConfig } from '../src/config/model';
+import { Controller } from '../src/control/controller';
 import { ControlError } from '../src/control/state';
 import { backendKey } from '../src/dataplane/tables';
 import { decodeTraceRecords, nativeTraceMatch, TRACE_FIELDS, TRACE_RECORD_BYTES, type TraceMatch, type TraceRecord } from '../src/dataplane/trace-record';
@@ -180,4 +186,56 @@ test('trace hub: a slot per trace, the match installed and removed, records name
   assert.equal(hub.running, 0);
   s.close(); // after the end: nothing more
   assert.equal(events.filter((e) => e.type === 'end').length, 1);
+});
+
+test('GET /v1/trace: authenticated, parameters checked, the stream from start to end, the match removed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'l4nat-trace-'));
+  try {
+    const token = 'trace-test-token-0123456789';
+    writeFileSync(join(dir, 'admin.token'), `${token}\n`, { mode: 0o600 });
+    writeFileSync(join(dir, 'c.yaml'), `admin: {token_file: ${join(dir, 'admin.token')}}\nservices:\n  - name: web\n    vips: [10.200.0.10]\n    ports: [80]\n    backends: ["10.0.1.1:8080", "10.0.1.2:8080"]\n`);
+    const opts = loadConfigFile(join(dir, 'c.yaml'));
+    const log = pino({ level: 'silent' });
+    const counters = { total: {}, drops: {}, perQueue: [], heartbeatsMs: [], services: new Map(), backends: new Map() };
+    const bal = {
+      tableOptions: { hashKey: Buffer.alloc(16), maglevSize: 7, timeouts: { tcpSyn: 30, tcpEstablished: 900, tcpFin: 120, tcpClose: 10, udp: 300 }, icmpEcho: true, icmpTranslate: true },
+      setServices: async () => ({ changedSlots: {} }),
+      backendSlot: (k: string) => (k.endsWith('10.0.1.2:8080/tcp') ? 1 : 0),
+      serviceSlot: () => 0,
+      dp: { counters: () => counters, flowCount: () => 0 },
+    };
+    const ctrl = new Controller(bal as never, opts, log);
+    await ctrl.start();
+    const set: Array<[number, TraceMatch | null]> = [];
+    const [rec] = decodeTraceRecords(rawRecord(SYN), DROPS);
+    let pending: TraceRecord[] = [];
+    const dp = { ifname: 'l4nat0', setTrace: (s: number, m: TraceMatch | null) => void set.push([s, m]), drainTrace: () => ({ records: pending.splice(0), dropped: 0 }) };
+    const hub = new TraceHub({ dp, services: () => ctrl.current, serviceSlot: () => 0, backendSlot: bal.backendSlot, log });
+    const app = await createAdminServer({ ctrl, admin: opts.admin, log, trace: hub });
+    const auth = { authorization: `Bearer ${token}` };
+
+    const noAuth = await app.inject({ method: 'GET', url: '/v1/trace' });
+    assert.equal(noAuth.statusCode, 401);
+    const unknown = await app.inject({ method: 'GET', url: '/v1/trace?port=80', headers: auth });
+    assert.equal(unknown.statusCode, 400);
+    assert.match(unknown.json<{ error: string }>().error, /unknown parameter "port"; expected client, service/);
+    const badClient = await app.inject({ method: 'GET', url: '/v1/trace?client=nobody', headers: auth });
+    assert.equal(badClient.statusCode, 400);
+    assert.equal(badClient.json<{ error: string }>().error, 'querystring/client expects IP or IP:PORT (IPv6 as [IP]:PORT), port 1-65535, got "nobody"');
+    assert.equal(set.length, 0, 'nothing installed by a refused request');
+
+    setTimeout(() => (pending = [rec]), 100);
+    const r = await app.inject({ method: 'GET', url: '/v1/trace?client=198.51.100.7&count=1&seconds=5', headers: auth });
+    assert.equal(r.statusCode, 200);
+    assert.equal(r.headers['content-type'], 'application/x-ndjson');
+    const lines = r.body.trim().split('\n').map((l) => JSON.parse(l) as TraceEvent);
+    assert.deepEqual(lines.map((l) => l.type), ['start', 'packet', 'end']);
+    assert.deepEqual(lines[2], { type: 'end', reason: 'count', packets: 1 });
+    assert.equal(lines[1].type === 'packet' && lines[1].backend, '10.0.1.2:8080/tcp');
+    assert.deepEqual(set.map(([s, m]) => [s, m === null]), [[0, false], [0, true]], 'installed, then removed');
+    await app.close();
+    ctrl.stop();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
