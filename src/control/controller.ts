@@ -251,7 +251,7 @@ export class Controller extends EventEmitter {
   }
 
   /** What a change would do, built by the code that applies it; nothing is applied (plan-preview.ts). */
-  plan(req: PlanRequest): Promise<PlanPreview> {
+  async plan(req: PlanRequest): Promise<PlanPreview> {
     const what = 'op' in req ? `api: ${req.op} ${'backend' in req && typeof req.backend === 'string' ? req.backend : ''} ${req.service}` : 'reload';
     return this.previewer.preview(this.changeFor(req), what.replace(/ +/g, ' '));
   }
