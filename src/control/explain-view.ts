@@ -3,7 +3,7 @@
 // that decided, and the control plane's view of the backend (up, down, draining, drained).
 import { serviceId, type ServiceConfig, type ServiceSpec } from '../config/model';
 import type { DataplaneExplanation, ExplainQuery } from '../dataplane/native';
-import { backendKey } from '../dataplane/tables';
+import { backendSlotNames } from './flows';
 import { ControlError, type BackendState, type ControlState } from './state';
 import { backendState } from './views';
 
@@ -25,24 +25,6 @@ export interface Explanation {
   rewrite: { forward: { before: string; after: string }; reply: { before: string; after: string } } | null;
 }
 
-/** Names of the running table's slots (the Balancer's allocators), looked up by number. */
-function slotNames(state: ControlState): { service(slot: number): ServiceConfig | undefined; backend(slot: number | null): { s: ServiceConfig; key: string; id: string } | undefined } {
-  const bal = state.balancer;
-  return {
-    service: (slot) => state.services.find((s) => bal.serviceSlot(serviceId(s)) === slot),
-    backend: (slot) => {
-      if (slot === null) return undefined;
-      for (const s of state.services) {
-        for (const b of s.backends) {
-          const key = backendKey(s, b);
-          if (bal.backendSlot(key) === slot) return { s, key, id: key.slice(serviceId(s).length + 1) };
-        }
-      }
-      return undefined;
-    },
-  };
-}
-
 /** The source-list entry at `index` as the table lays them out: the allow entries, then the deny entries (tables.ts). */
 function aclEntry(spec: Partial<Pick<ServiceConfig, 'allowSources' | 'denySources'>> | undefined, index: number | null): { action: 'allow' | 'deny'; cidr: string } | null {
   if (index === null || !spec) return null;
@@ -62,13 +44,12 @@ export function explainTuple(state: ControlState, q: ExplainQuery): Explanation 
     if (e instanceof RangeError) throw new ControlError(400, e.message);
     throw e;
   }
-  const names = slotNames(state);
-  const svc = x.serviceSlot === null ? undefined : names.service(x.serviceSlot);
+  const names = backendSlotNames(state);
+  const svc = x.serviceSlot === null ? undefined : state.services.find((s) => state.balancer.serviceSlot(serviceId(s)) === x.serviceSlot);
   const sid = svc ? serviceId(svc) : undefined;
   const published = (state.balancer.current ?? []).find((s: ServiceSpec) => serviceId(s) === sid) as Partial<ServiceConfig> | undefined;
-  const idOf = (slot: number | null): string | null => names.backend(slot)?.id ?? (slot === null ? null : `slot ${slot}`);
-  const bk = x.backend ? names.backend(x.backend.slot) : undefined;
-  const bconf = bk?.s.backends.find((b) => backendKey(bk.s, b) === bk.key);
+  const idOf = (slot: number | null): string | null => (slot === null ? null : names.get(slot)?.backend ?? `slot ${slot}`);
+  const bk = x.backend ? names.get(x.backend.slot) : undefined;
   const client = endpoint(q.client, q.clientPort);
   const vip = endpoint(q.vip, q.vipPort);
   return {
@@ -85,9 +66,9 @@ export function explainTuple(state: ControlState, q: ExplainQuery): Explanation 
     previousRing: x.previousRing ? { size: x.previousRing.size, slot: x.previousRing.slot, backend: idOf(x.previousRing.backendSlot), secondChance: x.previousRing.secondChance } : null,
     backend: x.backend
       ? {
-          id: bk?.id ?? endpoint(x.backend.addr, x.backend.port),
-          name: bconf?.name ?? null,
-          state: bk && bconf ? backendState(state, bk.s, bconf).state : null,
+          id: bk?.backend ?? endpoint(x.backend.addr, x.backend.port),
+          name: bk?.name ?? null,
+          state: bk ? backendState(state, bk.s, bk.b).state : null,
           inRing: x.backend.inRing,
           markedDown: x.backend.down,
         }

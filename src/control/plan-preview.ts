@@ -15,6 +15,7 @@ import type { FlowMoveQuestion } from '../dataplane/native';
 import { MOVE_WORDS } from '../dataplane/explain';
 import { backendKey, HASH_MODES, NO_BACKEND, specKeyedRing, type KeyedRing, type TableOptions } from '../dataplane/tables';
 import type { EffectiveTable } from './effective';
+import { monotonicMs } from '../util/clock';
 import type { Change } from './plan';
 import { ControlError, type ControlState, type Plan } from './state';
 
@@ -48,8 +49,9 @@ export interface PlanPreview {
   services: ServicePlan[];
   /** Service id -> slots moved, as the applied change reports it (only services whose ring changes). */
   changedSlots: Record<string, number>;
-  /** Totals over every service, or null when the data plane cannot count flows (no flow-move query). */
-  flows: { live: number; wouldMove: number; pages: number } | null;
+  /** Totals over every service, or null when the data plane cannot count flows (no flow-move query); `pages`: native
+   * calls made, `ms`: the time spent in them (the event loop is free between them). */
+  flows: { live: number; wouldMove: number; pages: number; ms: number } | null;
   /** A reload's services added, removed and changed (the file's, as the reload would log them). */
   reload?: Record<string, unknown>;
   applied: false;
@@ -117,15 +119,18 @@ export function moveQuestion(state: ControlState, before: readonly ServiceSpec[]
 }
 
 /** Per backend slot: live entries, and those the question's rings send elsewhere; null without a flow-move query. */
-async function countMoves(state: ControlState, q: FlowMoveQuestion): Promise<{ moved: Map<number, number>; live: Map<number, number>; pages: number } | null> {
+async function countMoves(state: ControlState, q: FlowMoveQuestion): Promise<{ moved: Map<number, number>; live: Map<number, number>; pages: number; ms: number } | null> {
   const dp = state.balancer.dp;
   if (!dp.flowMovesPage) return null;
   const moved = new Map<number, number>();
   const live = new Map<number, number>();
+  let busy = 0; // time in the native calls, not the event-loop turns between them
   let pages = 0;
   for (let cursor: number | null = 0; cursor !== null; pages++) {
     if (pages > 0) await new Promise((r) => setImmediate(r));
+    const t = monotonicMs();
     const p = dp.flowMovesPage(q, cursor);
+    busy += monotonicMs() - t;
     p.moved.forEach((n, slot) => {
       if (!n && !p.kept[slot]) return;
       moved.set(slot, (moved.get(slot) ?? 0) + n);
@@ -133,7 +138,7 @@ async function countMoves(state: ControlState, q: FlowMoveQuestion): Promise<{ m
     });
     cursor = p.next;
   }
-  return { moved, live, pages };
+  return { moved, live, pages, ms: Math.round(busy * 10) / 10 };
 }
 
 export class PlanPreviewer {
@@ -204,7 +209,7 @@ export class PlanPreviewer {
       changes: change.plan !== undefined,
       services,
       changedSlots,
-      flows: counted ? { live, wouldMove, pages: counted.pages } : null,
+      flows: counted ? { live, wouldMove, pages: counted.pages, ms: counted.ms } : null,
       ...(change.extra ? { reload: change.extra } : {}),
       applied: false,
     };
