@@ -157,7 +157,8 @@ test('plan a reload (the file, or a config text): slots and flows as the reload 
   writeFileSync(file, next);
   const fromFile = await ctrl.plan({ reload: true });
   assert.equal(snapshot(ctrl, bal), snap, 'a reload plan applies nothing');
-  assert.deepEqual({ ...fromFile, reload: undefined }, { ...fromText, reload: undefined }, 'the same config, the same plan');
+  const same = (x: PlanPreview): object => ({ ...x, change: undefined, reload: undefined, flows: { ...x.flows, ms: 0 } });
+  assert.deepEqual(same(fromFile), same(fromText), 'the same config, the same plan');
   await ctrl.reload();
   checkAgainstApplied(fromFile, before, bal.last, bal, table);
   const nothing = await ctrl.plan({ reload: true });

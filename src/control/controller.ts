@@ -252,8 +252,9 @@ export class Controller extends EventEmitter {
 
   /** What a change would do, built by the code that applies it; nothing is applied (plan-preview.ts). */
   async plan(req: PlanRequest): Promise<PlanPreview> {
-    const what = 'op' in req ? `api: ${req.op} ${'backend' in req && typeof req.backend === 'string' ? req.backend : ''} ${req.service}` : 'reload';
-    return this.previewer.preview(this.changeFor(req), what.replace(/ +/g, ' '));
+    const bk = (b: string | BackendConfig): string => (typeof b === 'string' ? b : b.addr.includes(':') ? `[${b.addr}]:${b.port}` : `${b.addr}:${b.port}`);
+    const what = 'op' in req ? `api: ${req.op} ${bk(req.backend)} of ${req.service}` : 'config' in req ? 'reload of the config in the request' : 'reload';
+    return this.previewer.preview(this.changeFor(req), what);
   }
 
   private changeFor(req: PlanRequest): Change {
