@@ -1,8 +1,6 @@
 /* l4_explain (what the data plane would do with one tuple, read-only) against what l4_process then does with
  * the same packet, and l4_flow_moves_page (which live entries a planned ring would send elsewhere) against where
  * l4_process sends those flows once that ring is published and their entries are gone. */
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "../core/explain.h"
@@ -118,7 +116,6 @@ static struct l4_tables *acl_tables(uint32_t rate) {
   static struct fx_input fi;
   static const uint32_t acl[] = {FX_SVC_V4_TCP, 0, 24, FX_SVC_V4_TCP, 1, 32};
   static uint8_t addrs[2 * 16];
-  static uint32_t limit[L4_LIMIT_WORDS];
   fx_input_init(&fi, FX_RING_A, 0);
   memset(addrs, 0, sizeof(addrs));
   pb_addr(4, "198.51.100.0", addrs);
@@ -126,19 +123,8 @@ static struct l4_tables *acl_tables(uint32_t rate) {
   fi.in.acl_words = acl;
   fi.in.nacl = 2;
   fi.in.acl_addrs = addrs;
-  if (rate) {
-    limit[0] = FX_SVC_V4_TCP;
-    limit[1] = limit[2] = rate;
-    fi.in.limit_words = limit;
-    fi.in.nlimits = 1;
-  }
-  char err[256];
-  struct l4_tables *t = l4_tables_build(&fi.in, err, sizeof(err));
-  if (!t) {
-    fprintf(stderr, "acl_tables: %s\n", err);
-    abort();
-  }
-  return t;
+  fx_rate_limit(&fi, rate);
+  return fx_build(&fi, "acl_tables");
 }
 
 void test_explain_acl_and_rate(void) {
@@ -232,10 +218,7 @@ void test_flow_moves(void) {
   struct fx_input fi;
   fx_input_init(&fi, FX_RING_ALT, 0);
   memcpy(fi.rings + FX_SVC_V4_TCP * FX_RING_SIZE, ring, sizeof(ring));
-  char err[256];
-  struct l4_tables *t = l4_tables_build(&fi.in, err, sizeof(err));
-  CHECK(t != NULL, "%s", err);
-  env_publish(&e, t);
+  env_publish(&e, fx_build(&fi, "the candidate ring"));
   struct l4_flow_query all = {L4_FLOW_FILTER_ANY, 0, e.ft.capacity, 0};
   uint32_t removed = 0;
   l4_flow_remove_matching(&e.ft, &e.t->timeouts, e.ctx.now, &all, &removed);
