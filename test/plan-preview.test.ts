@@ -8,6 +8,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
 import { createAdminServer } from '../src/admin/server';
+import { apiCommand } from '../src/cli/commands';
+import { explainCommand, formatPlan } from '../src/cli/plan-commands';
+import { OptionError } from '../src/config/options';
 import { ControlError, type Controller, type PlanPreview } from '../src/control/controller';
 import { serviceId, type ServiceSpec } from '../src/config/model';
 import type { FlowMoveQuestion, FlowMovesPage } from '../src/dataplane/native';
@@ -232,4 +235,16 @@ test('POST /v1/plan and GET /v1/flows/explain check their input; explain names t
   const unauth = await app.inject({ method: 'POST', url: '/v1/plan', payload: { reload: true } });
   assert.equal(unauth.statusCode, 401);
   await app.close();
+});
+
+test('the CLI: explain and the dry runs refuse bad arguments by name; a plan prints per backend', async () => {
+  await assert.rejects(explainCommand(['sctp', '192.0.2.7:1', '10.0.0.10:80']), (e: unknown) => e instanceof OptionError && /PROTO must be tcp or udp, got "sctp"/.test(e.message));
+  await assert.rejects(explainCommand(['tcp', '192.0.2.7:1']), (e: unknown) => e instanceof OptionError && /explain expects PROTO CLIENT:PORT VIP:PORT/.test(e.message));
+  await assert.rejects(apiCommand('reload', ['--from', 'x.yaml', '--admin', 'http://127.0.0.1:1']), (e: unknown) => e instanceof OptionError && /--from FILE is for --dry-run/.test(e.message));
+  await assert.rejects(apiCommand('backend', ['weight', WEB, '10.0.1.11:8080', 'x', '--dry-run', '--admin', 'http://127.0.0.1:1']), (e: unknown) => e instanceof OptionError && /WEIGHT/.test(e.message));
+  const { ctrl } = await setup();
+  const text = formatPlan(await ctrl.plan({ op: 'add', service: WEB, backend: backend('10.0.1.14') }));
+  assert.match(text, /^plan \(api: add 10\.0\.1\.14:8080 of 10\.0\.0\.10:80\/tcp\): nothing applied$/m);
+  assert.match(text, /^ {2}10\.0\.1\.14:8080\/tcp \[added\]: weight - -> 1, slots 0 -> \d+ \(\+\d+ -0\), share 0\.0% -> \d+\.\d%, flows 0 live, 0 would move$/m);
+  assert.match(text, /^live flows 39: \d+ would be sent elsewhere by the new ring if they lost their entries$/m);
 });
