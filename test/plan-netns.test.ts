@@ -92,6 +92,19 @@ test('explain shows a live flow\'s entry and a denied source\'s list entry; relo
       assert.ok(p.flows!.wouldMove > 0 && p.flows!.wouldMove < 24, `some flows move to b3, not all: ${p.flows?.wouldMove}`);
       const s = await streams.status();
       assert.equal(s.failed, 0, 'every stream goes on (their entries hold)');
+
+      // A removal, seen by the streams: b2's flows lose their backend and meet the ring; the plan said all of them move.
+      const b2 = byName.get('b2')!;
+      const pr = await cli<PlanPreview>(lab, ['backend', 'remove', `${lab.vip4}:8080`, b2.replace(/\/tcp$/, ''), '--dry-run']);
+      const b2plan = pr.services.find((x) => x.service === web)!.backends.find((b) => b.backend === b2)!;
+      const onB2 = s.conns.filter((c) => byName.get(c.backend ?? '') === b2).map((c) => c.i);
+      assert.deepEqual(b2plan.flows, { live: onB2.length, wouldMove: onB2.length });
+      assert.equal(b2plan.change, 'removed');
+      await cli(lab, ['backend', 'remove', `${lab.vip4}:8080`, b2.replace(/\/tcp$/, '')]);
+      await new Promise((res) => setTimeout(res, 3_000));
+      const after = await streams.status();
+      const failed = after.conns.filter((c) => c.error !== null).map((c) => c.i).sort((a, b) => a - b);
+      assert.deepEqual(failed, onB2.sort((a, b) => a - b), 'exactly the streams on b2 ended (reset by the backend the ring now picks)');
     } finally {
       streams.stop();
       await streams.result.catch(() => undefined);
