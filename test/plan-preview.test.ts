@@ -248,3 +248,18 @@ test('the CLI: explain and the dry runs refuse bad arguments by name; a plan pri
   assert.match(text, /^ {2}10\.0\.1\.14:8080\/tcp \[added\]: weight - -> 1, slots 0 -> \d+ \(\+\d+ -0\), share 0\.0% -> \d+\.\d%, flows 0 live, 0 would move$/m);
   assert.match(text, /^live flows 39: \d+ would be sent elsewhere by the new ring if they lost their entries$/m);
 });
+
+test('plan a reload that adds a service and removes one: slots moved as a publish reports them, the removed service\'s flows have nowhere to go', async () => {
+  const { ctrl, bal, table } = await setup();
+  const other = CONFIG.replace('ports: [80]', 'ports: [81]');
+  const p = await ctrl.plan({ config: other });
+  const added = p.services.find((s) => s.service === '10.0.0.10:81/tcp')!;
+  const removed = p.services.find((s) => s.service === WEB)!;
+  assert.equal(added.change, 'added');
+  assert.equal(removed.change, 'removed');
+  assert.deepEqual(p.changedSlots, { '10.0.0.10:81/tcp': bal.tableOptions.maglevSize }, 'a new service moves its whole ring; a removed one is not listed');
+  assert.equal(removed.slotsMoved, bal.tableOptions.maglevSize);
+  assert.equal(p.flows?.wouldMove, 39, 'every live flow of the removed service');
+  assert.equal(table.entries.filter((e) => !e.closed).length, 39);
+  assert.deepEqual(p.reload, { file: 'request body', added: ['10.0.0.10:81/tcp'], removed: [WEB], changed: [] });
+});

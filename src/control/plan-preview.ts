@@ -48,7 +48,7 @@ export interface PlanPreview {
   /** false: there is nothing to do (the running state already is what was asked). */
   changes: boolean;
   services: ServicePlan[];
-  /** Service id -> slots moved, as the applied change reports it (only services whose ring changes). */
+  /** Service id -> slots moved, as the applied change reports it (services kept or added whose ring changes). */
   changedSlots: Record<string, number>;
   /** Totals over every service, or null when the data plane cannot count flows (no flow-move query); `pages`: native
    * calls made, `ms`: the time spent in them (the event loop is free between them). */
@@ -179,7 +179,9 @@ export class PlanPreviewer {
       const oldRing = beforeRings.get(sid);
       const newRing = after.get(sid)?.ring;
       const m = movedSlots(old ? oldRing : undefined, next ? newRing : undefined);
-      if (m.n > 0) changedSlots[sid] = m.n;
+      // As the Balancer reports a publish: a new service moves its whole ring, a removed one is not listed.
+      if (!old && newRing) m.n = newRing.idx.length;
+      if (m.n > 0 && next) changedSlots[sid] = m.n;
       const a = countSlots(oldRing);
       const b = countSlots(newRing);
       const weights = (s: ServiceSpec | undefined): Map<string, number> => new Map((s?.backends ?? []).map((x) => [backendKey(s!, x), x.weight]));
