@@ -91,6 +91,10 @@ int out_backend(void);
  * service's new-flow rate limit (rate = burst), 0 for none. */
 struct l4_tables *tables_with_previous(int with_prev, uint32_t prev_backend, uint32_t bk_flags, bool b_in_ring,
                                       uint32_t rate);
+/* Sets a new-flow rate limit (rate = burst) on the v4 TCP service of fi; 0: none. */
+void fx_rate_limit(struct fx_input *fi, uint32_t rate);
+/* l4_tables_build of fi; aborts naming `who` and the builder's message if it does not build. */
+struct l4_tables *fx_build(const struct fx_input *fi, const char *who);
 /* The first client port from `from` on whose flow client:port -> VIP4:80 (TCP) e's current ring sends to bk. */
 uint16_t port_to(struct env *e, const char *client, uint16_t from, uint32_t bk);
 

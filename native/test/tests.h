@@ -76,7 +76,13 @@
   X(flow_classes, "an entry's listed state from its protocol and bits, the same as its idle timeout's")        \
   X(flow_filter, "flow filters (slots, client, states) take exactly their entries; limit and paging")         \
   X(flow_remove_matching, "removal by filter removes exactly the matches, up to a limit")                     \
-  X(flow_stats, "per-slot live counts, closed entries apart; pages add up to the whole")
+  X(flow_stats, "per-slot live counts, closed entries apart; pages add up to the whole")                      \
+  /* core_test_explain.c */                                                                                   \
+  X(explain_new_tuple, "explain: a new tuple's ring slot and backend are what l4_process then picks; read only") \
+  X(explain_established_entry, "explain: an established entry, pinned against the ring, on a draining backend") \
+  X(explain_acl_and_rate, "explain: the deciding source-list entry; the rate-limit bucket without taking tokens") \
+  X(explain_drops, "explain: no_backend, vip_port_unknown, not_service as l4_process drops them")             \
+  X(flow_moves, "moves a candidate ring would make, per backend, equal where l4_process sends the flows")
 
 #define DECLARE_TEST(name, desc) void test_##name(void);
 CORE_TESTS(DECLARE_TEST)

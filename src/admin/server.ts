@@ -24,6 +24,7 @@ import type { Registry } from 'prom-client';
 import { requestRefusal, type Refusal } from './access';
 import { OptionError, Subject } from '../config/options';
 import { parseBackend } from '../config/address-syntax';
+import { registerPlanRoutes } from './plan-routes';
 
 export const API_VERSION = '1';
 
@@ -328,6 +329,8 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
       return { deleted };
     },
   );
+
+  registerPlanRoutes(app, ctrl);
 
   app.get('/v1/status', { schema: { summary: 'Summary: uptime, config file, last reload, backend states, worker liveness', response: { 200: obj('status') } } }, async () => {
     const c = ctrl.counters();

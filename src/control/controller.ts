@@ -14,24 +14,28 @@
 //   reload.ts     config reload, all or nothing
 //   views.ts      what the API, CLI, metrics and systemd show
 //   flows.ts      flow-table pages, deletes and per-slot statistics
+//   plan-preview.ts  what a change would do before it is applied (POST /v1/plan)
+//   explain-view.ts  the data plane's decision for one tuple, named (GET /v1/flows/explain)
 import { EventEmitter } from 'events';
-import { readToken } from '../config/load';
+import { ConfigError, loadConfigFile, parseConfig, readToken } from '../config/load';
 import type { ProbeFn } from '../health/checker';
 import type { Logger } from '../util/log';
 import type { BackendConfig, ServiceConfig } from '../config/model';
-import type { CounterSnapshot } from '../dataplane/native';
+import type { CounterSnapshot, ExplainQuery } from '../dataplane/native';
 import type { PublishResult } from './balancer';
 import type { UpOptions } from '../config/options';
 import { HealthCheckers } from './checkers';
 import { DrainSampler } from './drain';
+import { explainTuple, type Explanation } from './explain-view';
 import type { EffectiveTable } from './effective';
 import { FlowQueries, type FlowQuery, type FlowView } from './flows';
 import { Operations } from './operations';
 import { PassiveCheck } from './passive';
-import { planRuntime } from './plan';
+import { planRuntime, type Change } from './plan';
+import { PlanPreviewer, type PlanPreview } from './plan-preview';
 import { ChangeQueue } from './queue';
-import { reload, type ReloadResult } from './reload';
-import { cloneServices, ControlState, type BackendRuntime, type BackendState, type BalancerLike, type Plan } from './state';
+import { planReload, reload, type ReloadResult } from './reload';
+import { cloneServices, ControlError, ControlState, type BackendRuntime, type BackendState, type BalancerLike, type Plan } from './state';
 import { backendState, serviceView, servicesView, summary, type ServiceView, type ServicesView, type Summary } from './views';
 
 export { ControlError, type BalancerLike, type BackendState } from './state';
@@ -39,6 +43,16 @@ export { DRAIN_QUIET_MS } from './drain';
 export type { ReloadResult } from './reload';
 export type { BackendView, ServiceView, ServicesView, Summary } from './views';
 export type { FlowQuery, FlowView } from './flows';
+export type { Explanation } from './explain-view';
+export type { PlanPreview } from './plan-preview';
+
+/** A change to preview (POST /v1/plan): a reload (of the config file, or of this config text), or an API write. */
+export type PlanRequest =
+  | { reload: true }
+  | { config: string }
+  | { op: 'add'; service: string; backend: BackendConfig }
+  | { op: 'remove' | 'drain' | 'undrain'; service: string; backend: string }
+  | { op: 'weight'; service: string; backend: string; weight: number };
 
 export class Controller extends EventEmitter {
   private readonly state: ControlState;
@@ -48,6 +62,7 @@ export class Controller extends EventEmitter {
   private readonly passive: PassiveCheck;
   private readonly drains: DrainSampler;
   private readonly ops: Operations;
+  private readonly previewer: PlanPreviewer;
   readonly startedAt = new Date();
   lastReload: { at: string; ok: boolean; error?: string } | undefined;
   reloads = { ok: 0, failed: 0 };
@@ -77,6 +92,7 @@ export class Controller extends EventEmitter {
       published: () => this.emit('change'),
     });
     this.ops = new Operations(state, this.queue);
+    this.previewer = new PlanPreviewer(state, (p) => this.queue.effective(p));
   }
 
   get current(): readonly ServiceConfig[] {
@@ -225,6 +241,44 @@ export class Controller extends EventEmitter {
 
   summary(): Summary {
     return summary(this.state);
+  }
+
+  // What the data plane does, and would do (l4nat explain, l4nat reload --dry-run)
+
+  /** The data plane's decision for one tuple's next packet, with slots named; reads only. */
+  explain(q: ExplainQuery): Explanation {
+    return explainTuple(this.state, q);
+  }
+
+  /** What a change would do, built by the code that applies it; nothing is applied (plan-preview.ts). */
+  async plan(req: PlanRequest): Promise<PlanPreview> {
+    const bk = (b: string | BackendConfig): string => (typeof b === 'string' ? b : b.addr.includes(':') ? `[${b.addr}]:${b.port}` : `${b.addr}:${b.port}`);
+    const what = 'op' in req ? `api: ${req.op} ${bk(req.backend)} of ${req.service}` : 'config' in req ? 'reload of the config in the request' : 'reload';
+    return this.previewer.preview(this.changeFor(req), what);
+  }
+
+  private changeFor(req: PlanRequest): Change {
+    if ('op' in req) {
+      switch (req.op) {
+        case 'add':
+          return this.ops.addChange(req.service, req.backend);
+        case 'remove':
+          return this.ops.removeChange(req.service, req.backend);
+        case 'weight':
+          return this.ops.weightChange(req.service, req.backend, req.weight);
+        default:
+          return this.ops.drainChange(req.service, req.backend, req.op === 'drain');
+      }
+    }
+    const file = 'config' in req ? 'request body' : this.opts.configFile;
+    if (!file) throw new ControlError(409, 'l4nat was started from flags, not from a config file: there is nothing to reload');
+    try {
+      const next = 'config' in req ? parseConfig(req.config, file) : loadConfigFile(file);
+      return planReload(this.state, file, this.opts, next).change;
+    } catch (e) {
+      if (e instanceof ConfigError) throw new ControlError(400, e.message);
+      throw e;
+    }
   }
 
   // Flow table (l4nat flows)

@@ -3,6 +3,7 @@
 // src/ has its own copies where it must know them at compile time (src/dataplane/tables.ts, src/dataplane/flow-state.ts,
 // src/dataplane/counter-names.ts). An addon built from other headers than this src/ was written against would misread
 // tables and flow states or publish counters under the wrong names, so it is refused with the first difference.
+import { BK_TABLE_FLAGS, EXPLAIN_FIELDS, EXPLAIN_VERDICTS, EXPLAIN_WORDS, MOVE_WORDS } from './explain';
 import { FLOW_BITS, FLOW_CLASSES } from './flow-state';
 import { HEARTBEAT_COUNTER, NO_DROP_REASON, OBJECT_COUNTER_METRICS, QUEUE_COUNTER_METRICS } from './counter-names';
 import { ACL_WORDS, BK_FLAGS, BK_WORDS, HASH_MODES, LIMIT_WORDS, NO_BACKEND, OPT_FLAGS, PREV_RING_WORDS, SVC_WORDS, TIMEOUT_WORDS } from './tables';
@@ -19,12 +20,18 @@ export interface AddonLayout {
   readonly prevRingWords: number;
   readonly noBackend: number;
   readonly flowEntryBytes: number;
+  readonly explainWords: number;
+  readonly moveWords: number;
   readonly flowStates: Readonly<Record<string, number>>;
   /** The state names a listing shows, by the number a flow query and a listed entry use (native/core/flow_query.h). */
   readonly flowClasses: Readonly<Record<string, number>>;
   readonly bkFlags: Readonly<Record<string, number>>;
   readonly optFlags: Readonly<Record<string, number>>;
   readonly hashModes: Readonly<Record<string, number>>;
+  readonly bkTableFlags: Readonly<Record<string, number>>;
+  /** An explanation's fields by word (native/core/explain.h) and its verdicts (src/dataplane/explain.ts). */
+  readonly explainFields: Readonly<Record<string, number>>;
+  readonly explainVerdicts: Readonly<Record<string, number>>;
   /** In block order (native/core/counters.h): the counters are read by position. */
   readonly queueCounters: readonly string[];
   readonly dropReasons: readonly string[];
@@ -48,8 +55,19 @@ export const EXPECTED_LAYOUT: ExpectedLayout = {
     prevRingWords: PREV_RING_WORDS,
     noBackend: NO_BACKEND,
     flowEntryBytes: FLOW_ENTRY_BYTES,
+    explainWords: EXPLAIN_WORDS,
+    moveWords: MOVE_WORDS,
   },
-  bits: { flowStates: FLOW_BITS, flowClasses: FLOW_CLASSES, bkFlags: BK_FLAGS, optFlags: OPT_FLAGS, hashModes: HASH_MODES },
+  bits: {
+    flowStates: FLOW_BITS,
+    flowClasses: FLOW_CLASSES,
+    bkFlags: BK_FLAGS,
+    optFlags: OPT_FLAGS,
+    hashModes: HASH_MODES,
+    bkTableFlags: BK_TABLE_FLAGS,
+    explainFields: EXPLAIN_FIELDS,
+    explainVerdicts: EXPLAIN_VERDICTS,
+  },
   counters: {
     queueCounters: [...Object.keys(QUEUE_COUNTER_METRICS), HEARTBEAT_COUNTER],
     objectCounters: Object.keys(OBJECT_COUNTER_METRICS),
@@ -117,7 +135,7 @@ export function checkLayout(actual: unknown, expected: ExpectedLayout = EXPECTED
   if (m !== null) {
     throw new Error(
       `l4nat addon layout: ${m}. The addon does not match this src/: rebuild it (npx node-gyp rebuild); if it is freshly built, ` +
-        'native/core and src/ disagree: bring src/dataplane/tables.ts, src/dataplane/flow-state.ts and src/dataplane/counter-names.ts in line with native/core/layout.h and counters.h',
+        'native/core and src/ disagree: bring src/dataplane/tables.ts, src/dataplane/flow-state.ts, src/dataplane/explain.ts and src/dataplane/counter-names.ts in line with native/core/layout.h and counters.h',
     );
   }
   const a = actual as unknown as AddonLayout;
@@ -128,6 +146,9 @@ export function checkLayout(actual: unknown, expected: ExpectedLayout = EXPECTED
     bkFlags: Object.freeze({ ...a.bkFlags }),
     optFlags: Object.freeze({ ...a.optFlags }),
     hashModes: Object.freeze({ ...a.hashModes }),
+    bkTableFlags: Object.freeze({ ...a.bkTableFlags }),
+    explainFields: Object.freeze({ ...a.explainFields }),
+    explainVerdicts: Object.freeze({ ...a.explainVerdicts }),
     queueCounters: Object.freeze([...a.queueCounters]),
     dropReasons: Object.freeze([...a.dropReasons]),
     objectCounters: Object.freeze([...a.objectCounters]),

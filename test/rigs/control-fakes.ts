@@ -73,6 +73,11 @@ export class FakeBalancer implements BalancerLike {
     return this.published[this.published.length - 1];
   }
 
+  /** The specs last published (the real Balancer's `current`). */
+  get current(): readonly ServiceSpec[] {
+    return this.published.length ? this.last : [];
+  }
+
   /** The last published table: "addr:port" -> weight, per service in order. */
   table(): Array<Record<string, number>> {
     return this.last.map((s) => Object.fromEntries(s.backends.map((b) => [`${b.addr}:${b.port}`, b.weight])));
