@@ -30,13 +30,13 @@ import { Operations } from './operations';
 import { PassiveCheck } from './passive';
 import { planRuntime } from './plan';
 import { ChangeQueue } from './queue';
-import { reload, type ReloadResult } from './reload';
+import { reload, type ReloadRecord, type ReloadResult } from './reload';
 import { cloneServices, ControlState, type BackendRuntime, type BackendState, type BalancerLike, type Plan } from './state';
 import { backendState, serviceView, servicesView, summary, type ServiceView, type ServicesView, type Summary } from './views';
 
 export { ControlError, type BalancerLike, type BackendState } from './state';
 export { DRAIN_QUIET_MS } from './drain';
-export type { ReloadResult } from './reload';
+export type { ReloadRecord, ReloadResult } from './reload';
 export type { BackendView, ServiceView, ServicesView, Summary } from './views';
 export type { FlowQuery, FlowView } from './flows';
 
@@ -51,6 +51,7 @@ export class Controller extends EventEmitter {
   readonly startedAt = new Date();
   lastReload: { at: string; ok: boolean; error?: string } | undefined;
   reloads = { ok: 0, failed: 0 };
+  readonly reloadHistory: ReloadRecord[] = [];
   token: string | undefined;
 
   constructor(
