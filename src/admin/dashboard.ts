@@ -58,11 +58,11 @@ function pageHeaders(reply: FastifyReply, csp: string): FastifyReply {
     .header('content-security-policy', `${csp}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'`)
     .header('x-frame-options', 'DENY')
     .header('x-content-type-options', 'nosniff')
-    .header('referrer-policy', 'no-referrer')
+    .header('referrer-policy', 'same-origin') // not no-referrer: a browser then sends "Origin: null" on the form's POST
     .header('cache-control', 'no-store');
 }
 const APP_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:";
-const LOGIN_CSP = "default-src 'none'; style-src 'unsafe-inline'";
+const LOGIN_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
 
 export async function registerDashboard(app: FastifyInstance, d: Deps): Promise<void> {
   const files = assetFiles();

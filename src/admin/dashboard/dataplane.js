@@ -55,7 +55,7 @@ function Reloads({ reloads }) {
   return html`<div class="dp-reloads">
     <h3>Reloads</h3>
     ${reloads.length === 0
-      ? html`<p class="muted">none since l4nat started (or since this page's server started)</p>`
+      ? html`<p class="muted">no reload since l4nat started</p>`
       : html`<table><thead><tr><th>at</th><th>result</th><th>slots moved</th></tr></thead>
           <tbody>${[...reloads].reverse().map((r) => html`<tr class=${r.ok ? '' : 'bad'}>
             <td>${clock(r.at)}</td>
