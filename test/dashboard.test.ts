@@ -12,9 +12,10 @@ import pino from 'pino';
 import { createAdminServer } from '../src/admin/server';
 import { DashboardFeed } from '../src/admin/dashboard-feed';
 import { CSRF_HEADER, SessionStore, cookieValue, sessionCookie } from '../src/admin/session';
-import { loadConfigFile } from '../src/config/load';
+import { ConfigError, loadConfigFile, parseConfig } from '../src/config/load';
 import { Controller } from '../src/control/controller';
 import { FakeBalancer, configDir } from './rigs/control-fakes';
+import { selfSignedCert } from './rigs/certs';
 
 const log = pino({ level: 'silent' });
 const dir = configDir('l4nat-dashboard-');
@@ -78,6 +79,17 @@ describe('session store', () => {
     assert.equal(sessionCookie(true, 'v', 60), '__Host-l4nat_session=v; Path=/; Max-Age=60; HttpOnly; SameSite=Strict; Secure');
     assert.equal(cookieValue('a=1; l4nat_session=xyz; b=2', 'l4nat_session'), 'xyz');
     assert.equal(cookieValue('xl4nat_session=1', 'l4nat_session'), undefined);
+  });
+});
+
+describe('dashboard config', () => {
+  test('admin.dashboard.read_only is a boolean; anything else is refused, naming the key', () => {
+    const svc = 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], backends: ["10.0.1.1"]}\n';
+    assert.deepEqual(parseConfig(`admin: {port: 0, dashboard: {read_only: true}}\n${svc}`, 't.yaml').admin.dashboard, { readOnly: true });
+    assert.equal(parseConfig(`admin: {port: 0}\n${svc}`, 't.yaml').admin.dashboard, undefined);
+    for (const bad of ['{read_only: "yes"}', '{readonly: true}']) {
+      assert.throws(() => parseConfig(`admin: {port: 0, dashboard: ${bad}}\n${svc}`, 't.yaml'), (e: Error) => e instanceof ConfigError && /admin\.dashboard/.test(e.message), bad);
+    }
   });
 });
 
@@ -168,6 +180,19 @@ describe('dashboard access', () => {
     assert.match(String(out.headers['set-cookie']), /Max-Age=0/);
     const after = await app.inject({ method: 'GET', url: '/dashboard/session', headers: { host: HOST, cookie } });
     assert.equal(after.statusCode, 401);
+    await app.close();
+  });
+
+  test('over TLS the cookie is Secure and __Host- named, and only that name opens the session', async () => {
+    const c = selfSignedCert(dir, 'srv', ['127.0.0.1']);
+    const { app } = await setup(`, listen: 127.0.0.1, port: 0, tls: {cert: ${c.cert}, key: ${c.key}}`);
+    const r = await app.inject({ method: 'POST', url: '/login', headers: { host: HOST, origin: `https://${HOST}`, 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${TOKEN}` });
+    assert.equal(r.statusCode, 303, r.body);
+    const set = String(r.headers['set-cookie']);
+    assert.match(set, /^__Host-l4nat_session=[A-Za-z0-9_-]{40,}; Path=\/; Max-Age=43200; HttpOnly; SameSite=Strict; Secure$/);
+    const id = set.split(';')[0].split('=')[1];
+    assert.equal((await app.inject({ method: 'GET', url: '/dashboard/session', headers: { host: HOST, cookie: `__Host-l4nat_session=${id}` } })).statusCode, 200);
+    assert.equal((await app.inject({ method: 'GET', url: '/dashboard/session', headers: { host: HOST, cookie: `l4nat_session=${id}` } })).statusCode, 401);
     await app.close();
   });
 

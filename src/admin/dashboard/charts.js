@@ -22,7 +22,7 @@ export function Chart({ title, labels, xs, ys, unit = '', width = 300, height = 
       scales: { x: { time: true } },
       axes: [
         { size: 22, font: '10px system-ui', ticks: { size: 3 } },
-        { size: 52, font: '10px system-ui', ticks: { size: 3 }, values: (u, vals) => vals.map(fmt) },
+        { size: 64, font: '10px system-ui', ticks: { size: 3 }, values: (u, vals) => vals.map(fmt) },
       ],
       series: [{}, ...labels.map((l, i) => ({ label: l, stroke: COLORS[i % COLORS.length], width: 1.5, points: { show: false } }))],
     };
