@@ -170,6 +170,12 @@ test('dashboard in chromium: login, services live, a killed backend turns red, a
     assert.equal(await rowOf(page, b1).getAttribute('data-state'), 'drained');
     for (const st of sets) assert.equal((await st.result).failed, 0);
 
+    // A reload from the page: its outcome, and a line in the reload history.
+    await page.locator('button[data-action=reload]').click();
+    await page.locator('.modal button[type=submit]').click();
+    await page.locator('#notice.ok').filter({ hasText: /^reloaded: 0 added, 0 removed, 0 changed/ }).waitFor({ timeout: 10_000 });
+    await page.locator('.dp-reloads tbody tr').first().waitFor({ timeout: 5_000 });
+
     // A bad weight: the API's error on the page, verbatim; nothing changed.
     const api = await adminRequest(lab, 'PATCH', b3Path, { weight: 70000 });
     assert.equal(api.status, 400);

@@ -70,7 +70,7 @@ export function DataplanePanel({ dp, points, reloads }) {
   return html`<section class="card dataplane">
     <header><h2>Data plane</h2>
       <div class="facts">
-        <span>flow table ${si(dp.flows)}${dp.flowCapacity ? ` of ${si(dp.flowCapacity)}` : ''}</span>
+        <span>flow-table entries ${si(dp.flows)}${dp.flowCapacity ? ` of ${si(dp.flowCapacity)}` : ''}</span>
         ${fill !== null ? html`<progress class="fill" max="1" value=${fill}></progress><span>${pct(fill)}</span>` : null}
         <span>${dp.queues.length} queue${dp.queues.length === 1 ? '' : 's'}</span>
       </div>
