@@ -48,7 +48,7 @@ test('dashboard in chromium: login, services live, a killed backend turns red, a
     global: { queues: 2, stats_interval: 0 },
     services: [{ name: 'web', vips: [lab.vip4], ports: [8080], health_check: { type: 'tcp', interval: INTERVAL, timeout: TIMEOUT, fall: FALL, rise: 2, jitter: 0.2 }, backends: labBackends(lab, { port: 8080 }) }],
   });
-  await withLab({ backends: 3, ipv6: false, config }, async ({ lab, servers, dir, defer }) => {
+  await withLab({ backends: 3, ipv6: false, config }, async ({ lab, l4, servers, dir, defer }) => {
     const svc = (await listServices(lab))[0];
     const [b1, b2, b3] = svc.backends.map((b) => b.id);
     const token = readFileSync(DEFAULT_ADMIN_TOKEN_FILE, 'utf8').trim();
@@ -189,6 +189,11 @@ test('dashboard in chromium: login, services live, a killed backend turns red, a
     assert.equal(after.weight, 1, 'the bad weight changed nothing');
 
     assert.deepEqual(pageErrors, [], 'no script or CSP errors on the page');
+    // l4nat stops cleanly with the page's event stream still open (the stream does not hold the listener open).
+    const stoppedAt = Date.now();
+    const st = await l4.stop();
+    assert.equal(st.code, 0, `l4nat's stop: ${JSON.stringify(st)}\n${l4.proc.tail()}`);
+    t.diagnostic(`l4nat stopped in ${Date.now() - stoppedAt} ms with the dashboard open`);
     if (process.env.L4NAT_SCREENSHOTS === '1') {
       for (const f of shots) copyFileSync(f, path.join(repoRoot(), 'docs', 'img', path.basename(f)));
       t.diagnostic(`screenshots copied to docs/img: ${shots.map((f) => path.basename(f)).join(', ')}`);

@@ -5,6 +5,7 @@
 // logout, and the rates computed from counter differences.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
@@ -237,6 +238,22 @@ describe('live stream', () => {
     await app.close();
   });
 
+  test('closing the server ends an open event stream and a connection that never sent a request (a browser\'s spare one)', { timeout: 20_000 }, async () => {
+    const { app } = await setup();
+    const { cookie } = await login(app);
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const port = (app.server.address() as { port: number }).port;
+    const spare = connect(port, '127.0.0.1');
+    await new Promise((r) => spare.once('connect', r));
+    const spareClosed = new Promise((r) => spare.once('close', r));
+    const r = await fetch(`http://127.0.0.1:${port}/dashboard/events`, { headers: { cookie } });
+    const reader = r.body!.getReader();
+    await reader.read();
+    await app.close(); // without closing every connection this waits for the spare one's headers timeout (a minute)
+    await spareClosed;
+    for (;;) if ((await reader.read()).done) break;
+  });
+
   test('rates are counter differences over the time between samples, per backend and service', async () => {
     const { bal, ctrl, app } = await setup();
     let mono = 10_000;
@@ -256,6 +273,11 @@ describe('live stream', () => {
     assert.deepEqual(feed.frame().point.backends[key], [0, 0, 0, 0]);
     assert.equal(feed.points().length, 3);
     feed.close();
+    // The ring share: each backend's slots in the ring as last published.
+    const [k1, k2] = ['10.0.0.10:80/tcp|10.0.1.11:8080/tcp', '10.0.0.10:80/tcp|10.0.1.12:8080/tcp'].map((k) => bal.backendSlot(k)!);
+    const rings = { publishedRings: new Map([[WEB, Uint32Array.of(k1, k2, k2, k2, k1, k2, k2)]]), backendSlot: (k: string) => bal.backendSlot(k) };
+    const shares = new DashboardFeed(ctrl, rings, 1024, 1_000, () => mono).frame().services[0].backends.map((b) => b.ringShare);
+    assert.deepEqual(shares, [2 / 7, 5 / 7]);
     await app.close();
   });
 

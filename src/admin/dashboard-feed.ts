@@ -30,9 +30,12 @@ export interface RatePoint {
   queues: Array<[rxPps: number, txPps: number]>;
 }
 
+/** A backend as the page shows it: the API's view, its rates, ring share, why it is in its state, and what its drain started with. */
+export type FeedBackend = ServiceView['backends'][number] & { rates: Rates; ringShare: number | null; why: string; drainStartFlows: number | null };
+
 export interface FeedFrame {
   t: number;
-  services: Array<ServiceView & { rates: Rates; backends: Array<ServiceView['backends'][number] & { rates: Rates; ringShare: number | null; why: string; drainStartFlows: number | null }> }>;
+  services: Array<Omit<ServiceView, 'backends'> & { rates: Rates; backends: FeedBackend[] }>;
   dataplane: {
     queues: Array<{ queue: number; heartbeatAgeMs: number; rates: Record<string, number> }>;
     drops: Record<string, { total: number; rate: number }>;

@@ -71,7 +71,7 @@ export async function registerDashboard(app: FastifyInstance, d: Deps): Promise<
   const feed = new DashboardFeed(d.ctrl, d.rings, d.flowCapacity);
   const streams = new Set<() => void>();
   const readOnly = (): boolean => d.ctrl.opts.admin.dashboard?.readOnly ?? false;
-  // A server closing waits for its connections: end the event streams first.
+  // The event streams end (their last write done) and the feed's timer stops before the server closes.
   app.addHook('preClose', async () => {
     for (const end of [...streams]) end();
     feed.close();
@@ -128,7 +128,8 @@ export async function registerDashboard(app: FastifyInstance, d: Deps): Promise<
     const valid = (): boolean => (c.via === 'session' ? d.sessions.find(c.id, d.ctrl.token) !== undefined : d.ctrl.token === token);
     reply.hijack();
     const res = reply.raw;
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'x-accel-buffering': 'no' });
+    // Connection: close: an ended stream closes its socket, so a closing server does not wait for it to idle out.
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'x-accel-buffering': 'no', connection: 'close' });
     res.write(`retry: 2000\nevent: history\ndata: ${JSON.stringify(feed.points())}\n\n`);
     let unsubscribe: (() => void) | undefined;
     let ended = false;

@@ -73,6 +73,9 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
     loggerInstance: deps.log.child({ component: 'admin' }),
     disableRequestLogging: true,
     bodyLimit: 64 * 1024,
+    // At close (l4nat stopping) every connection goes, not only idle keep-alive ones: a browser's spare connection
+    // that never sent a request, or a dashboard's event stream, would otherwise hold the stop for a minute.
+    forceCloseConnections: true,
     // A URL that does not parse is answered here, before the hooks: the same refusal first, so it learns nothing.
     frameworkErrors: (err: Error, req: FastifyRequest, reply: FastifyReply) => {
       const r = access(req);
