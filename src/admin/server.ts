@@ -10,7 +10,8 @@
 // (insecure_no_auth, warned at start). The config refuses any other listen address without TLS. Every request
 // passes the checks of access.ts (this host's name, no foreign web page, authentication) before routing, so a
 // refused request learns nothing (not even which paths exist, nor whether its URL parses). Bodies are JSON only:
-// a browser's cross-site form or text/plain POST gets 415.
+// a browser's cross-site form or text/plain POST gets 415. The dashboard (GET /, its login form, its event stream:
+// dashboard.ts) is registered here and passes the same checks; a browser's session cookie authenticates like the token.
 import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import { readFileSync } from 'fs';
