@@ -2,7 +2,7 @@
 // runs inside the lb namespace (`ip netns exec`), where the admin API listens on loopback. After a login with the
 // admin token the page shows the services; a backend killed in the lab turns red (down) within the detection time;
 // a drain clicked on the page counts its live flows down to "last flow gone"; a bad weight shows the API's own error
-// and changes nothing; and nothing but the login page answers without a session, nothing at all to a cross-site
+// and changes nothing; a reload to read-only hides the actions and refuses the page's writes; and nothing but the login page answers without a session, nothing at all to a cross-site
 // origin (raw requests, and a real cross-site page in the same browser). With L4NAT_SCREENSHOTS=1 the test copies its
 // screenshots of the real page into docs/img/ (the README shows them).
 import assert from 'node:assert/strict';
@@ -43,12 +43,12 @@ async function browserIn(lab: Lab, dir: string): Promise<Browser> {
 
 const rowOf = (page: Page, backend: string): ReturnType<Page['locator']> => page.locator(`tr[data-backend="${backend}"]`);
 
-test('dashboard in chromium: login, services live, a killed backend turns red, a drain counts down, a bad weight shows the API error, no access without auth or cross-site', { skip: skipUnless({ commands: ['chromium'] }), timeout: 240_000 }, async (t) => {
+test('dashboard in chromium: login, services live, a killed backend turns red, a drain counts down, reload, a bad weight shows the API error, read-only, no access without auth or cross-site', { skip: skipUnless({ commands: ['chromium'] }), timeout: 240_000 }, async (t) => {
   const config = (lab: Lab): string => configText({
     global: { queues: 2, stats_interval: 0 },
     services: [{ name: 'web', vips: [lab.vip4], ports: [8080], health_check: { type: 'tcp', interval: INTERVAL, timeout: TIMEOUT, fall: FALL, rise: 2, jitter: 0.2 }, backends: labBackends(lab, { port: 8080 }) }],
   });
-  await withLab({ backends: 3, ipv6: false, config }, async ({ lab, l4, servers, dir, defer }) => {
+  await withLab({ backends: 3, ipv6: false, config }, async ({ lab, l4, servers, dir, configFile, defer }) => {
     const svc = (await listServices(lab))[0];
     const [b1, b2, b3] = svc.backends.map((b) => b.id);
     const token = readFileSync(DEFAULT_ADMIN_TOKEN_FILE, 'utf8').trim();
@@ -187,6 +187,16 @@ test('dashboard in chromium: login, services live, a killed backend turns red, a
     await shot('dashboard-error.png');
     const after = (await listServices(lab))[0].backends.find((b) => b.id === b3)!;
     assert.equal(after.weight, 1, 'the bad weight changed nothing');
+
+    // Read-only by a reload: the page hides its actions, and a write from it is refused even with its CSRF token.
+    writeFileSync(configFile, config(lab).replace(/^services:/m, 'admin: {dashboard: {read_only: true}}\nservices:'));
+    const ro = await adminRequest(lab, 'POST', '/v1/reload');
+    assert.equal(ro.status, 200, JSON.stringify(ro.body));
+    await page.locator('.badge.ro').waitFor({ timeout: 5_000 });
+    assert.equal(await page.locator('[data-action]').count(), 0, 'no action left on a read-only page');
+    const refused = await page.evaluate(async ([p, token]) => (await fetch(p, { method: 'POST', headers: { 'x-l4nat-csrf': token } })).status, [drainPath, csrf] as const);
+    assert.equal(refused, 403);
+    assert.equal(((await adminRequest(lab, 'GET', b3Path)).body as { state: string }).state, 'up');
 
     assert.deepEqual(pageErrors, [], 'no script or CSP errors on the page');
     // l4nat stops cleanly with the page's event stream still open (the stream does not hold the listener open).
