@@ -1,10 +1,12 @@
 // The dashboard in a real browser (Debian's chromium driven by playwright-core) against l4nat in the lab: chromium
 // runs inside the lb namespace (`ip netns exec`), where the admin API listens on loopback. After a login with the
 // admin token the page shows the services; a backend killed in the lab turns red (down) within the detection time;
-// a drain clicked on the page counts its live flows down to "last flow gone"; a bad weight shows the API's own error
-// and changes nothing; a reload to read-only hides the actions and refuses the page's writes; and nothing but the login page answers without a session, nothing at all to a cross-site
-// origin (raw requests, and a real cross-site page in the same browser). With L4NAT_SCREENSHOTS=1 the test copies its
-// screenshots of the real page into docs/img/ (the README shows them).
+// a drain clicked on the page counts its live flows down to "last flow gone"; a reload from the page lands in the
+// reload history; a bad weight shows the API's own error and changes nothing; a reload to read-only hides the
+// actions and refuses the page's writes; nothing but the login page answers without a session, nothing at all to a
+// cross-site origin (raw requests, and a real cross-site page in the same browser); and l4nat stops cleanly with the
+// page open. With L4NAT_SCREENSHOTS=1 the test copies its screenshots of the real page into docs/img/ (the README
+// shows them).
 import assert from 'node:assert/strict';
 import { chmodSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
