@@ -65,7 +65,7 @@ function objectRates(cur: CounterMap, prev: CounterMap | undefined, dtS: number)
 }
 
 /** Why a backend is in its state, in a few words, from what the view has. */
-export function stateWhy(b: ServiceView['backends'][number]): string {
+function stateWhy(b: ServiceView['backends'][number]): string {
   if (b.state === 'drained') return `drained: ${b.drain?.doneBy ?? 'no live flow left'}`;
   if (b.state === 'draining') return 'draining: out of the ring, established flows go on';
   if (b.passive) return `passive check: ${b.passive.reason} (held until ${b.passive.heldUntil})`;
