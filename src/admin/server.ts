@@ -10,7 +10,8 @@
 // (insecure_no_auth, warned at start). The config refuses any other listen address without TLS. Every request
 // passes the checks of access.ts (this host's name, no foreign web page, authentication) before routing, so a
 // refused request learns nothing (not even which paths exist, nor whether its URL parses). Bodies are JSON only:
-// a browser's cross-site form or text/plain POST gets 415.
+// a browser's cross-site form or text/plain POST gets 415. The dashboard (GET /, its login form, its event stream:
+// dashboard.ts) is registered here and passes the same checks; a browser's session cookie authenticates like the token.
 import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import { readFileSync } from 'fs';
@@ -21,7 +22,9 @@ import type { Logger } from '../util/log';
 import { monotonicMs } from '../util/clock';
 import { isLoopback, type AdminConfig } from '../config/model';
 import type { Registry } from 'prom-client';
-import { requestRefusal, type Refusal } from './access';
+import { isRefusal, requestAccess, type Refusal } from './access';
+import { DASHBOARD_PUBLIC, registerDashboard, type DashboardDeps } from './dashboard';
+import { SessionStore } from './session';
 import { OptionError, Subject } from '../config/options';
 import { parseBackend } from '../config/address-syntax';
 import { registerPlanRoutes } from './plan-routes';
@@ -37,6 +40,8 @@ export interface AdminDeps {
   info?: () => Record<string, unknown>;
   /** Starts a handover restart (the running l4nat exits keeping TUN, routes and rules; see src/daemon/up.ts). */
   restart?: () => void;
+  /** What the dashboard (GET /) shows beyond the controller's views: the rings, the flow table's size. */
+  dashboard?: DashboardDeps;
 }
 
 const sid = { type: 'string', description: 'service id, e.g. 10.0.0.10:80/tcp or [fd00::10]:80/tcp (URL-encoded)' };
@@ -54,7 +59,13 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
     throw new Error('the admin API needs authentication: a token file, a client CA, or insecure_no_auth (loopback only)');
   }
   if (admin.insecureNoAuth && !isLoopback(admin.listen)) throw new Error(`insecure_no_auth is for a loopback listen address only, got ${admin.listen}`);
-  const refusal = requestRefusal(admin, () => ctrl.token);
+  const sessions = new SessionStore();
+  const access = requestAccess(admin, {
+    currentToken: () => ctrl.token,
+    sessions,
+    readOnly: () => ctrl.opts.admin.dashboard?.readOnly ?? false,
+    isPublic: DASHBOARD_PUBLIC,
+  });
   const refuse = (reply: FastifyReply, r: Refusal): FastifyReply => {
     if (r.bearer) reply.header('www-authenticate', 'Bearer');
     return reply.code(r.status).send({ error: r.error });
@@ -64,10 +75,13 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
     loggerInstance: deps.log.child({ component: 'admin' }),
     disableRequestLogging: true,
     bodyLimit: 64 * 1024,
+    // At close (l4nat stopping) every connection goes, not only idle keep-alive ones: a browser's spare connection
+    // that never sent a request, or a dashboard's event stream, would otherwise hold the stop for a minute.
+    forceCloseConnections: true,
     // A URL that does not parse is answered here, before the hooks: the same refusal first, so it learns nothing.
     frameworkErrors: (err: Error, req: FastifyRequest, reply: FastifyReply) => {
-      const r = refusal(req);
-      if (r) return refuse(reply, r);
+      const r = access(req);
+      if (isRefusal(r)) return refuse(reply, r);
       return reply.code(400).send({ error: `bad request: ${err.message}` });
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
@@ -99,9 +113,12 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
   app.removeContentTypeParser(['text/plain']);
 
   // Host, origin and authentication first, before routing: a refusal says nothing about what exists.
+  app.decorateRequest('caller', null);
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-    const r = refusal(req);
-    return r ? refuse(reply, r) : undefined;
+    const r = access(req);
+    if (isRefusal(r)) return refuse(reply, r);
+    req.caller = r;
+    return undefined;
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; validationContext?: string; code?: string }, req, reply) => {
@@ -352,6 +369,8 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
     const c = ctrl.counters();
     return { total: c.total, perQueue: c.perQueue, drops: c.drops, heartbeatsMs: c.heartbeatsMs };
   });
+
+  await registerDashboard(app, { ctrl, admin, sessions, log: deps.log, ...deps.dashboard });
 
   if (deps.metrics) {
     const reg = deps.metrics;

@@ -187,6 +187,8 @@ export interface AdminConfig {
   createToken?: boolean;
   /** No authentication at all (loopback only; warned at start). */
   insecureNoAuth?: boolean;
+  /** The dashboard at GET / (src/admin/dashboard.ts); read-only: no actions, and no write from a browser. */
+  dashboard?: { readOnly: boolean };
 }
 
 /**

@@ -128,6 +128,12 @@ export const configSchema = {
         port: int(0, 65535),
         token_file: { type: 'string', minLength: 1 },
         insecure_no_auth: { type: 'boolean' },
+        dashboard: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { read_only: { type: 'boolean' } },
+          'x-expect': '{read_only}: read_only true hides the dashboard\'s actions and refuses writes from browsers',
+        },
         tls: {
           type: 'object',
           additionalProperties: false,

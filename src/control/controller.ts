@@ -34,13 +34,13 @@ import { PassiveCheck } from './passive';
 import { planRuntime, type Change } from './plan';
 import { PlanPreviewer, type PlanPreview } from './plan-preview';
 import { ChangeQueue } from './queue';
-import { planReload, reload, type ReloadResult } from './reload';
+import { planReload, reload, type ReloadRecord, type ReloadResult } from './reload';
 import { cloneServices, ControlError, ControlState, type BackendRuntime, type BackendState, type BalancerLike, type Plan } from './state';
 import { backendState, serviceView, servicesView, summary, type ServiceView, type ServicesView, type Summary } from './views';
 
 export { ControlError, type BalancerLike, type BackendState } from './state';
 export { DRAIN_QUIET_MS } from './drain';
-export type { ReloadResult } from './reload';
+export type { ReloadRecord, ReloadResult } from './reload';
 export type { BackendView, ServiceView, ServicesView, Summary } from './views';
 export type { FlowQuery, FlowView } from './flows';
 export type { Explanation } from './explain-view';
@@ -66,6 +66,7 @@ export class Controller extends EventEmitter {
   readonly startedAt = new Date();
   lastReload: { at: string; ok: boolean; error?: string } | undefined;
   reloads = { ok: 0, failed: 0 };
+  readonly reloadHistory: ReloadRecord[] = [];
   token: string | undefined;
 
   constructor(
