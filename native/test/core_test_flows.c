@@ -479,3 +479,32 @@ void test_flow_syn_reuse_off_ring(void) {
   CHECK(env_q(&e, L4_Q_FLOW_REUSE_MOVED) == 0, "nothing moved");
   env_free(&e);
 }
+
+static int take_view(const struct l4_flow_view *v, void *arg) {
+  *(struct l4_flow_view *)arg = *v;
+  return 1;
+}
+
+/* An entry's age (the drain view's oldest flow): from its creation, kept by state changes and packets, reset when
+ * a SYN replaces the entry for a new connection; exact to 4 s, wrapping after 2^18 s. */
+void test_flow_age(void) {
+  struct env e;
+  env_init(&e, 1024, FX_RING_A, 0);
+  e.ctx.now = 1003; /* not on a 4 s boundary */
+  establish(&e, 48000, FX_BK_V4T_A);
+  struct l4_flow_view v;
+  e.ctx.now += 1000;
+  CHECK(c2s(&e, 48000, PB_TCP_ACK | PB_TCP_PSH) == FX_BK_V4T_A, "data");
+  CHECK(s2c(&e, FX_BK_V4T_A, 48000, PB_TCP_FIN | PB_TCP_ACK), "the backend's FIN (a state change)");
+  e.ctx.now += 10;
+  memset(&v, 0, sizeof(v));
+  l4_flow_walk(&e.ft, &e.t->timeouts, e.ctx.now, 0, e.ft.capacity, take_view, &v);
+  CHECK(v.age >= 1010 - 4 && v.age <= 1010 + 4 && v.idle == 10, "age %u (want 1010 +- 4), idle %u", v.age, v.idle);
+  env_publish(&e, fx_tables(FX_RING_B, 0));
+  CHECK(c2s(&e, 48000, PB_TCP_SYN) == FX_BK_V4T_B, "reuse: a new connection on B");
+  e.ctx.now += 8;
+  l4_flow_walk(&e.ft, &e.t->timeouts, e.ctx.now, 0, e.ft.capacity, take_view, &v);
+  CHECK(v.backend == FX_BK_V4T_B && v.age >= 4 && v.age <= 12, "the new entry's age %u (want 8 +- 4)", v.age);
+  CHECK(l4_age_of(l4_birth_of(5), 5 + (1u << 18) + 40) == 40, "wraps after 2^18 s");
+  env_free(&e);
+}

@@ -38,7 +38,8 @@ commands:
                                      routes and rules; the next one (systemd restarts it) takes over every flow
   status  [API flags]                services and backends with state, weights, counters and health (like ipvsadm -Ln --stats)
   backend add SERVICE ADDR[:PORT] [--weight W] [--name N]
-          remove|drain|undrain SERVICE BACKEND       drain [--wait S]: wait up to S s until the backend is quiet
+          remove|drain|undrain SERVICE BACKEND       drain [--wait S]: wait up to S s until the backend is quiet;
+                                                     drain [--deadline S]: remove the flows left after S s
           weight SERVICE BACKEND W
             SERVICE as VIP:PORT[/tcp|udp] ([V6]:PORT for IPv6), BACKEND as ADDR:PORT
   flows   [delete] [--service SERVICE] [--backend ADDR:PORT] [--client IP] [--state S[,S]] [--limit N] [--cursor C]

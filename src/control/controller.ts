@@ -35,7 +35,7 @@ import { cloneServices, ControlState, type BackendRuntime, type BackendState, ty
 import { backendState, serviceView, servicesView, summary, type ServiceView, type ServicesView, type Summary } from './views';
 
 export { ControlError, type BalancerLike, type BackendState } from './state';
-export { DRAIN_QUIET_MS } from './drain';
+export { DRAIN_DEADLINE_MAX_S, DRAIN_QUIET_MS } from './drain';
 export type { ReloadResult } from './reload';
 export type { BackendView, ServiceView, ServicesView, Summary } from './views';
 export type { FlowQuery, FlowView } from './flows';
@@ -173,9 +173,14 @@ export class Controller extends EventEmitter {
     return this.ops.setWeight(sid, bid, weight);
   }
 
-  /** Takes the backend out of the ring; its flows go on. Idempotent. */
-  drain(sid: string, bid: string): Promise<void> {
-    return this.ops.drain(sid, bid);
+  /** Takes the backend out of the ring; its flows go on. Idempotent. `deadlineS`: flows left then are removed. */
+  drain(sid: string, bid: string, deadlineS?: number): Promise<void> {
+    return this.ops.drain(sid, bid, deadlineS);
+  }
+
+  /** Flow entries removed at drain deadlines since start. */
+  get drainDeadlineRemovals(): number {
+    return this.drains.removedAtDeadlines;
   }
 
   undrain(sid: string, bid: string): Promise<void> {

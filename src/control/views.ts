@@ -5,7 +5,8 @@ import type { ProbeRecord, Transition } from '../health/checker';
 import { backendId, serviceId, type BackendConfig, type ServiceConfig } from '../config/model';
 import { zeroObjectCounters, type CounterMap, type CounterSnapshot, type FlowStats } from '../dataplane/native';
 import { backendKey } from '../dataplane/tables';
-import type { BackendRuntime, BackendState, ControlState } from './state';
+import { drainEstimate } from './drain';
+import type { BackendRuntime, BackendState, ControlState, DrainState } from './state';
 
 export interface BackendView {
   id: string;
@@ -17,12 +18,30 @@ export interface BackendView {
   state: BackendState;
   source: 'config' | 'api';
   health: { state: 'up' | 'down'; consecutiveSuccesses: number; consecutiveFailures: number; checks: { ok: number; failed: number }; lastCheck: ProbeRecord | null } | null;
-  drain: { since: string; lastPacketAt: string; quietSeconds: number; liveFlows: number | null; done: boolean; doneBy: string | null } | null;
+  drain: DrainView | null;
   passive: { heldUntil: string; reason: string } | null;
   counters: CounterMap;
   /** Live flow-table entries pinned to this backend, closed TCP entries not counted (null: unknown). */
   activeFlows: number | null;
   history?: { checks: ProbeRecord[]; transitions: Transition[] };
+}
+
+export interface DrainView {
+  since: string;
+  lastPacketAt: string;
+  quietSeconds: number;
+  /** Live flows left, from the last complete count (null: not counted yet, or the data plane cannot list flows). */
+  liveFlows: number | null;
+  /** The age of the oldest of them at that count, to 4 s. */
+  oldestFlowSeconds: number | null;
+  /** When the drain will likely be done: the rate its flows fell at so far, carried on; never after the deadline. */
+  estimatedDoneAt: string | null;
+  /** `drain --deadline`: when the flows left are removed. */
+  deadline: string | null;
+  /** Flow entries removed at the deadline. */
+  removedAtDeadline: number | null;
+  done: boolean;
+  doneBy: string | null;
 }
 
 export interface ServiceView {
@@ -102,16 +121,7 @@ export function serviceView(state: ControlState, s: ServiceConfig, c: CounterSna
           ? { state: ch.state, consecutiveSuccesses: ch.successes, consecutiveFailures: ch.failures, checks: { ...ch.checks }, lastCheck: ch.history[ch.history.length - 1] ?? null }
           : null,
         passive: rt?.passive?.heldUntil !== undefined ? { heldUntil: new Date(rt.passive.heldUntil).toISOString(), reason: rt.passive.reason ?? '' } : null,
-        drain: rt?.drain
-          ? {
-              since: new Date(rt.drain.since).toISOString(),
-              lastPacketAt: new Date(rt.drain.lastPacketAt).toISOString(),
-              quietSeconds: Math.round((now - rt.drain.lastPacketAt) / 100) / 10,
-              liveFlows: rt.drain.liveFlows ?? null,
-              done: rt.drain.doneAt !== undefined,
-              doneBy: rt.drain.doneBy ?? null,
-            }
-          : null,
+        drain: rt?.drain ? drainView(rt.drain, now) : null,
         counters: (slotB === undefined ? undefined : c.backends.get(slotB)) ?? zeroObjectCounters(),
         activeFlows: active(fs?.backends, slotB),
       };
@@ -145,4 +155,20 @@ export function summary(state: ControlState): Summary {
     }
   }
   return { services: state.services.length, backends: n, up, down, draining, allDown: [...state.allDown] };
+}
+
+function drainView(d: DrainState, now: number): DrainView {
+  const iso = (t: number | undefined): string | null => (t === undefined ? null : new Date(t).toISOString());
+  return {
+    since: new Date(d.since).toISOString(),
+    lastPacketAt: new Date(d.lastPacketAt).toISOString(),
+    quietSeconds: Math.round((now - d.lastPacketAt) / 100) / 10,
+    liveFlows: d.liveFlows ?? null,
+    oldestFlowSeconds: d.lastCount && d.lastCount.live > 0 ? d.lastCount.oldestSeconds : null,
+    estimatedDoneAt: iso(drainEstimate(d)),
+    deadline: iso(d.deadlineAt),
+    removedAtDeadline: d.removedAtDeadline ?? null,
+    done: d.doneAt !== undefined,
+    doneBy: d.doneBy ?? null,
+  };
 }
