@@ -96,6 +96,7 @@ describe('service view', () => {
       source: 'config',
       health: null,
       passive: null,
+      slowStart: null,
       drain: null,
       counters: { packets_in: 7 },
       activeFlows: 4,

@@ -44,6 +44,15 @@ export const healthCheckSchema = {
 } as const;
 
 /** Idle timeouts in seconds, global (under "global") and per service. */
+/** A slow-start window: seconds, as a number or "30s" (issue 17; src/control/slow-start.ts). */
+const slowStartSchema = {
+  type: ['integer', 'string'],
+  minimum: 1,
+  maximum: 3600,
+  pattern: '^[1-9][0-9]{0,3}s$',
+  'x-expect': 'seconds from 1 to 3600, such as 30 or "30s"',
+} as const;
+
 const timeoutsSchema = {
   type: 'object',
   additionalProperties: false,
@@ -149,6 +158,7 @@ export const configSchema = {
         on_all_down: { enum: ['drop', 'keep-last'] },
         on_down: { enum: ['keep', 'reset'] },
         hash: { enum: ['5tuple', 'src'] },
+        slow_start: slowStartSchema,
       },
     },
     cluster: clusterSchema,
@@ -177,6 +187,7 @@ export const configSchema = {
           hash: { enum: ['5tuple', 'src'] },
           on_all_down: { enum: ['drop', 'keep-last'] },
         on_down: { enum: ['keep', 'reset'] },
+          slow_start: slowStartSchema,
           health_check: healthCheckSchema,
           passive_check: passiveCheckSchema,
           new_flow_rate: {

@@ -9,6 +9,7 @@
 //   checkers.ts   active health checks per backend
 //   passive.ts    the passive check from the data plane's counters
 //   drain.ts      drains and when they are done (paged flow counts)
+//   slow-start.ts a backend coming up ramps its weight in a few ring rebuilds
 //   sampler.ts    the interval the passive check and the drains sample the counters on
 //   operations.ts API writes (add, remove, weight, drain, undrain)
 //   reload.ts     config reload, all or nothing
@@ -24,6 +25,7 @@ import type { PublishResult } from './balancer';
 import type { UpOptions } from '../config/options';
 import { HealthCheckers } from './checkers';
 import { DrainSampler } from './drain';
+import { SlowStartTimer } from './slow-start';
 import type { EffectiveTable } from './effective';
 import { FlowQueries, type FlowQuery, type FlowView } from './flows';
 import { Operations } from './operations';
@@ -47,6 +49,7 @@ export class Controller extends EventEmitter {
   private readonly checkers: HealthCheckers;
   private readonly passive: PassiveCheck;
   private readonly drains: DrainSampler;
+  private readonly slowStart: SlowStartTimer;
   private readonly ops: Operations;
   readonly startedAt = new Date();
   lastReload: { at: string; ok: boolean; error?: string } | undefined;
@@ -68,11 +71,13 @@ export class Controller extends EventEmitter {
     this.checkers = new HealthCheckers(state, republish, resetIfWanted, probeFn);
     this.passive = new PassiveCheck(state, republish, resetIfWanted);
     this.drains = new DrainSampler(state, () => this.emit('change'));
+    this.slowStart = new SlowStartTimer(state, republish);
     this.queue = new ChangeQueue(state, {
       syncChecker: (rt, s, b) => this.checkers.sync(rt, s, b),
       applied: () => {
         this.drains.updateTimer();
         this.passive.updateTimer();
+        if (!this.state.stopping) this.slowStart.update();
       },
       published: () => this.emit('change'),
     });
@@ -205,6 +210,7 @@ export class Controller extends EventEmitter {
     this.checkers.stopAll();
     this.drains.stop();
     this.passive.stop();
+    this.slowStart.stop();
   }
 
   // Views (API, CLI, metrics, systemd status)

@@ -82,6 +82,8 @@ export interface BackendRuntime {
   passive?: PassiveState;
   checker?: HealthChecker;
   checkerIdent?: string;
+  /** When this host saw the backend come up in a service with slow start (its ramp: slow-start.ts). */
+  slowStartSince?: number;
 }
 
 export type BackendState = 'up' | 'down' | 'draining' | 'drained';

@@ -6,6 +6,7 @@ import { backendId, serviceId, type BackendConfig, type ServiceConfig } from '..
 import { zeroObjectCounters, type CounterMap, type CounterSnapshot, type FlowStats } from '../dataplane/native';
 import { backendKey } from '../dataplane/tables';
 import { drainEstimate } from './drain';
+import { rampOf, SLOW_START_STEPS } from './slow-start';
 import type { BackendRuntime, BackendState, ControlState, DrainState } from './state';
 
 export interface BackendView {
@@ -20,6 +21,8 @@ export interface BackendView {
   health: { state: 'up' | 'down'; consecutiveSuccesses: number; consecutiveFailures: number; checks: { ok: number; failed: number }; lastCheck: ProbeRecord | null } | null;
   drain: DrainView | null;
   passive: { heldUntil: string; reason: string } | null;
+  /** Ramping up under slow start: since when, at which step of how many (its weight is step/steps of it). */
+  slowStart: { since: string; step: number; steps: number } | null;
   counters: CounterMap;
   /** Live flow-table entries pinned to this backend, closed TCP entries not counted (null: unknown). */
   activeFlows: number | null;
@@ -89,6 +92,9 @@ export function serviceView(state: ControlState, s: ServiceConfig, c: CounterSna
   const slot = balancer.serviceSlot(sid);
   const active = (arr: Uint32Array | undefined, i: number | undefined): number | null => (arr && i !== undefined && i < arr.length ? arr[i] : null);
   const weights = state.lastWeights.get(sid);
+  const ramps = s.backends.map((b) => rampOf(state.runtime.get(backendKey(s, b)), s.slowStartSeconds, now));
+  // While one ramps, the published weights are SLOW_START_STEPS times over (slow-start.ts): shown as configured.
+  const scale = ramps.some((x) => x !== undefined) ? SLOW_START_STEPS : 1;
   return {
     id: sid,
     name: s.name,
@@ -103,7 +109,7 @@ export function serviceView(state: ControlState, s: ServiceConfig, c: CounterSna
     healthCheck: s.health,
     counters: (slot === undefined ? undefined : c.services.get(slot)) ?? zeroObjectCounters(),
     activeFlows: active(fs?.services, slot),
-    backends: s.backends.map((b) => {
+    backends: s.backends.map((b, i) => {
       const { state: st, rt } = backendState(state, s, b);
       const bid = backendId(b, s.proto);
       const slotB = balancer.backendSlot(backendKey(s, b));
@@ -114,7 +120,7 @@ export function serviceView(state: ControlState, s: ServiceConfig, c: CounterSna
         addr: b.addr,
         port: b.port,
         weight: b.weight,
-        effectiveWeight: weights?.get(bid) ?? 0,
+        effectiveWeight: (weights?.get(bid) ?? 0) / scale,
         state: st,
         source: rt?.source ?? 'config',
         health: ch
@@ -122,6 +128,7 @@ export function serviceView(state: ControlState, s: ServiceConfig, c: CounterSna
           : null,
         passive: rt?.passive?.heldUntil !== undefined ? { heldUntil: new Date(rt.passive.heldUntil).toISOString(), reason: rt.passive.reason ?? '' } : null,
         drain: rt?.drain ? drainView(rt.drain, now) : null,
+        slowStart: ramps[i] !== undefined ? { since: new Date(rt!.slowStartSince!).toISOString(), step: ramps[i]!, steps: SLOW_START_STEPS } : null,
         counters: (slotB === undefined ? undefined : c.backends.get(slotB)) ?? zeroObjectCounters(),
         activeFlows: active(fs?.backends, slotB),
       };
