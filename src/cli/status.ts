@@ -71,6 +71,7 @@ export function formatStatus(view: ServicesView, st: StatusView): string {
       let health = h ? (h.lastCheck ? (h.lastCheck.ok ? `ok ${h.lastCheck.ms} ms` : h.lastCheck.detail) : 'not checked yet') : '';
       if (h && h.consecutiveFailures > 0 && b.state !== 'down') health += ` (${h.consecutiveFailures} failed)`;
       if (b.passive) health = `${b.passive.reason} (until ${b.passive.heldUntil})`;
+      if (b.slowStart) health = `${health ? `${health}; ` : ''}slow start ${b.slowStart.step}/${b.slowStart.steps} of its weight`;
       if (b.drain) health = `${health ? `${health}; ` : ''}${b.drain.done ? `drained (${b.drain.doneBy ?? 'done'})` : `draining, ${drainProgress(b.drain)}`}`;
       lines.push(
         row(
