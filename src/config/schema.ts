@@ -43,7 +43,6 @@ export const healthCheckSchema = {
   },
 } as const;
 
-/** Idle timeouts in seconds, global (under "global") and per service. */
 /** A slow-start window: seconds, as a number or "30s" (issue 17; src/control/slow-start.ts). */
 const slowStartSchema = {
   type: ['integer', 'string'],
@@ -53,6 +52,7 @@ const slowStartSchema = {
   'x-expect': 'seconds from 1 to 3600, such as 30 or "30s"',
 } as const;
 
+/** Idle timeouts in seconds, global (under "global") and per service. */
 const timeoutsSchema = {
   type: 'object',
   additionalProperties: false,
