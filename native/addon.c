@@ -545,7 +545,7 @@ struct flow_list {
   uint32_t n;
 };
 
-/* One listed entry as {client, vip, cport, vport, proto, backend, service, state, stateClass, idle}. */
+/* One listed entry as {client, vip, cport, vport, proto, backend, service, state, stateClass, idle, age}. */
 static void list_flow(const struct l4_flow_view *v, void *arg) {
   struct flow_list *l = arg;
   napi_value o;
@@ -561,6 +561,7 @@ static void list_flow(const struct l4_flow_view *v, void *arg) {
   set_u32(l->env, o, "state", v->state);
   set_u32(l->env, o, "stateClass", l4_flow_class_of(v->key.proto, v->state));
   set_u32(l->env, o, "idle", v->idle);
+  set_u32(l->env, o, "age", v->age);
   napi_set_element(l->env, l->out, l->n++, o);
 }
 

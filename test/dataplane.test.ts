@@ -102,9 +102,10 @@ test('open, publish, start, read counters, list flows, close', { skip }, () => {
   assert.equal(o.before, 0, 'no flow before the SYN');
   const [f, ...more] = o.flows as Array<Record<string, unknown>>;
   assert.deepEqual(more, [], 'one flow');
-  const { idleSeconds, ...entry } = f;
+  const { idleSeconds, ageSeconds, ...entry } = f;
   assert.deepEqual(entry, { client: '10.9.2.1', clientPort: 40123, vip: '10.9.0.1', vipPort: 80, proto: 'tcp', backendSlot: o.bk, serviceSlot: o.svc, state: 'SYN_SENT' });
   assert.ok((idleSeconds as number) <= 1, `idle ${String(idleSeconds)} s`);
+  assert.ok((ageSeconds as number) <= 4, `age ${String(ageSeconds)} s (to 4 s)`);
   assert.match(o.badLocal, /localAddrs4\?: Uint8Array\(4 each\)/, 'the host addresses must be whole addresses');
 });
 

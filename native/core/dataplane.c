@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "admission.h"
 #include "csum.h"
 #include "decide.h"
 #include "probe.h"
@@ -113,10 +114,13 @@ static enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, st
   uint8_t tflags = p->tcp_flags;
   bool is_tcp = p->proto == IPPROTO_TCP_;
   bool syn = is_tcp && (tflags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN;
-  /* A SYN on a closed entry is a new connection reusing the tuple: choose again. So is a SYN retransmission that
-   * should leave a backend taken out of the ring. */
+  /* A SYN on a closed entry is a new connection reusing the tuple: choose again. So is one on an entry whose
+   * backend takes no new flows (draining or down: admission.h), and a SYN retransmission that should leave a
+   * backend the ring moved away from. */
+  bool reuse_off_ring = hit && syn && l4_syn_leaves_entry(t, ref.backend, ref.state);
   bool choose_again = hit && syn &&
-                      ((ref.state & (FL_RST | FL_FIN_C | FL_FIN_B)) || retransmit_elsewhere(ctx, t, s, &key, hash, &ref));
+                      ((ref.state & (FL_RST | FL_FIN_C | FL_FIN_B)) || reuse_off_ring ||
+                       retransmit_elsewhere(ctx, t, s, &key, hash, &ref));
   if (hit && !choose_again) {
     b = ref.backend;
     uint8_t set = 0, clear = 0;
@@ -129,6 +133,7 @@ static enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, st
   } else {
     b = l4_pick_backend(t, s, &key, hash);
     if (b == L4_NO_BACKEND) return drop(ctx, L4_DROP_NO_BACKEND);
+    if (reuse_off_ring) ctx->counters[L4_Q_FLOW_REUSE_MOVED]++;
     if (is_tcp && !syn) {
       /* No entry for a mid-flow packet (after a restart, or a flow moved from another host): forward it by
        * the ring, but do not create an entry. The entry is created when the backend answers (see reply()),

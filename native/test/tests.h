@@ -31,6 +31,8 @@
   X(flow_eviction, "a full bucket evicts non-established entries first, and counts it")                       \
   X(flow_backend_resets, "a backend RST counts for passive health on a live flow, not after both FINs")       \
   X(flow_touch_stale_ref, "a state update after a removal or a reuse of the entry changes nothing")           \
+  X(flow_syn_reuse_off_ring, "a SYN reusing a draining backend's live tuple goes to the ring at once")        \
+  X(flow_age, "an entry's age runs from its creation, kept by packets and state changes, reset by a reuse")   \
   /* core_test_icmp.c */                                                                                      \
   X(icmp_frag_needed_v4, "frag-needed to the VIP quoting our reply goes to the pinned backend")                \
   X(icmp_port_unreach_v4, "port unreachable from a backend comes from the VIP, quote client->VIP")            \

@@ -16,7 +16,7 @@ import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import swagger from '@fastify/swagger';
 import { readFileSync } from 'fs';
 import { isIP, type AddressInfo } from 'net';
-import { ControlError, type Controller, type FlowQuery } from '../control/controller';
+import { ControlError, DRAIN_DEADLINE_MAX_S, type Controller, type FlowQuery } from '../control/controller';
 import { FLOW_STATES, type FlowState } from '../dataplane/native';
 import type { Logger } from '../util/log';
 import { monotonicMs } from '../util/clock';
@@ -225,17 +225,24 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
     return s.backends.find((x) => x.id === backend);
   };
 
-  app.post<{ Params: { service: string; backend: string } }>(
+  app.post<{ Params: { service: string; backend: string }; Body: { deadline?: number } | undefined }>(
     '/v1/services/:service/backends/:backend/drain',
     {
       schema: {
-        summary: 'Drain: out of the ring, established flows go on. Poll the backend: drain.done turns true once it has no live flow left (drain.liveFlows)',
+        summary:
+          'Drain: out of the ring, established flows go on. Poll the backend: drain.done turns true once it has no live flow left (drain.liveFlows, ' +
+          'drain.oldestFlowSeconds, drain.estimatedDoneAt). With {"deadline": S} the flows left after S seconds are removed (again for a drain under way: moves its deadline)',
         params: backendParams,
-        response: { 202: obj('backend view'), 404: errorResponse },
+        body: {
+          type: ['object', 'null'],
+          additionalProperties: false,
+          properties: { deadline: { type: 'integer', minimum: 1, maximum: DRAIN_DEADLINE_MAX_S, description: 'seconds until the flows left are removed' } },
+        },
+        response: { 202: obj('backend view'), 400: errorResponse, 404: errorResponse },
       },
     },
     async (req, reply) => {
-      await ctrl.drain(req.params.service, req.params.backend);
+      await ctrl.drain(req.params.service, req.params.backend, req.body?.deadline);
       writeLog(req, 202);
       return reply.code(202).send(backendOf(req.params.service, req.params.backend));
     },

@@ -7,7 +7,7 @@ import { canonicalIp } from '../host/addr';
 import type { BackendView, FlowView, ReloadResult, ServicesView } from '../control/controller';
 import { apiRequest, ApiError, CLIENT_FLAGS, clientOptions, type ClientOptions } from './client';
 import { planCommand, reloadPlanBody } from './plan-commands';
-import { formatFlows, formatStatus, type StatusView } from './status';
+import { drainProgress, formatFlows, formatStatus, type StatusView } from './status';
 
 /** VIP:PORT[/proto] or [V6]:PORT[/proto] → the API's service id. */
 export function serviceIdArg(text: string): string {
@@ -41,7 +41,7 @@ const enc = encodeURIComponent;
 export async function apiCommand(cmd: 'reload' | 'restart' | 'status' | 'backend' | 'flows', argv: readonly string[]): Promise<number> {
   const extra: Record<string, FlagSpec> =
     cmd === 'backend'
-      ? { weight: { value: true }, name: { value: true }, wait: { value: true }, json: { value: false }, 'dry-run': { value: false } }
+      ? { weight: { value: true }, name: { value: true }, wait: { value: true }, deadline: { value: true }, json: { value: false }, 'dry-run': { value: false } }
       : cmd === 'flows'
         ? { service: { value: true }, backend: { value: true }, client: { value: true }, limit: { value: true }, state: { value: true }, cursor: { value: true }, json: { value: false } }
         : cmd === 'reload'
@@ -164,7 +164,10 @@ export async function apiCommand(cmd: 'reload' | 'restart' | 'status' | 'backend
       }
       case 'drain': {
         const bid = backendIdArg(third, sid);
-        let v = await apiRequest<BackendView>(o, 'POST', `${base}/${enc(bid)}/drain`);
+        const deadlineText = flags.get('deadline')?.[0];
+        if (deadlineText !== undefined && !/^[1-9]\d*$/.test(deadlineText)) throw new OptionError(`--deadline expects whole seconds (1 or more), got "${deadlineText}"`);
+        const body = deadlineText !== undefined ? { deadline: Number(deadlineText) } : undefined;
+        let v = await apiRequest<BackendView>(o, 'POST', `${base}/${enc(bid)}/drain`, body);
         const waitText = flags.get('wait')?.[0];
         if (waitText !== undefined) {
           if (!/^\d+$/.test(waitText)) throw new OptionError(`--wait expects seconds, got "${waitText}"`);
@@ -177,11 +180,12 @@ export async function apiCommand(cmd: 'reload' | 'restart' | 'status' | 'backend
             v,
             v.drain?.done
               ? `${bid} of ${sid}: drained (${v.drain.doneBy ?? 'done'})\n`
-              : `${bid} of ${sid}: still draining after ${waitText} s (${v.drain?.liveFlows ?? '?'} live flows, last packet ${v.drain?.lastPacketAt})\n`,
+              : `${bid} of ${sid}: still draining after ${waitText} s (${v.drain ? drainProgress(v.drain) : '?'}, last packet ${v.drain?.lastPacketAt})\n`,
           );
           return v.drain?.done ? 0 : 1;
         }
-        out(v, `${bid} of ${sid}: draining (out of the ring, flows kept); \`l4nat backend drain ... --wait S\` waits until it is quiet\n`);
+        const until = v.drain?.deadline ? `; flows left at ${v.drain.deadline} are removed` : '';
+        out(v, `${bid} of ${sid}: draining (out of the ring, flows kept${until}); \`l4nat backend drain ... --wait S\` waits until it is quiet\n`);
         return 0;
       }
       default:

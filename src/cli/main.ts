@@ -40,7 +40,8 @@ commands:
                                      routes and rules; the next one (systemd restarts it) takes over every flow
   status  [API flags]                services and backends with state, weights, counters and health (like ipvsadm -Ln --stats)
   backend add SERVICE ADDR[:PORT] [--weight W] [--name N]
-          remove|drain|undrain SERVICE BACKEND       drain [--wait S]: wait up to S s until the backend is quiet
+          remove|drain|undrain SERVICE BACKEND       drain [--wait S]: wait up to S s until the backend is quiet;
+                                                     drain [--deadline S]: remove the flows left after S s
           weight SERVICE BACKEND W
             SERVICE as VIP:PORT[/tcp|udp] ([V6]:PORT for IPv6), BACKEND as ADDR:PORT; --dry-run: show the plan, apply nothing
   explain PROTO CLIENT:PORT VIP:PORT what the data plane would do now with that tuple's next packet: source list, rate

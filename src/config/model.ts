@@ -70,6 +70,8 @@ export interface ServiceConfig extends ServiceSpec {
   passive: PassiveCheckSpec | null;
   onAllDown: OnAllDown;
   onDown: OnDown;
+  /** A backend that comes up takes a growing share of new flows over this many seconds (src/control/slow-start.ts). */
+  slowStartSeconds?: number;
 }
 
 export interface ServiceSpec {

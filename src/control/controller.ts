@@ -9,6 +9,7 @@
 //   checkers.ts   active health checks per backend
 //   passive.ts    the passive check from the data plane's counters
 //   drain.ts      drains and when they are done (paged flow counts)
+//   slow-start.ts a backend coming up ramps its weight in a few ring rebuilds
 //   sampler.ts    the interval the passive check and the drains sample the counters on
 //   operations.ts API writes (add, remove, weight, drain, undrain)
 //   reload.ts     config reload, all or nothing
@@ -27,6 +28,7 @@ import type { UpOptions } from '../config/options';
 import { HealthCheckers } from './checkers';
 import { DrainSampler } from './drain';
 import { explainTuple, type Explanation } from './explain-view';
+import { SlowStartTimer } from './slow-start';
 import type { EffectiveTable } from './effective';
 import { FlowQueries, type FlowQuery, type FlowView } from './flows';
 import { Operations } from './operations';
@@ -39,7 +41,7 @@ import { cloneServices, ControlError, ControlState, type BackendRuntime, type Ba
 import { backendState, serviceView, servicesView, summary, type ServiceView, type ServicesView, type Summary } from './views';
 
 export { ControlError, type BalancerLike, type BackendState } from './state';
-export { DRAIN_QUIET_MS } from './drain';
+export { DRAIN_DEADLINE_MAX_S, DRAIN_QUIET_MS } from './drain';
 export type { ReloadRecord, ReloadResult } from './reload';
 export type { BackendView, ServiceView, ServicesView, Summary } from './views';
 export type { FlowQuery, FlowView } from './flows';
@@ -61,6 +63,7 @@ export class Controller extends EventEmitter {
   private readonly checkers: HealthCheckers;
   private readonly passive: PassiveCheck;
   private readonly drains: DrainSampler;
+  private readonly slowStart: SlowStartTimer;
   private readonly ops: Operations;
   private readonly previewer: PlanPreviewer;
   readonly startedAt = new Date();
@@ -84,11 +87,13 @@ export class Controller extends EventEmitter {
     this.checkers = new HealthCheckers(state, republish, resetIfWanted, probeFn);
     this.passive = new PassiveCheck(state, republish, resetIfWanted);
     this.drains = new DrainSampler(state, () => this.emit('change'));
+    this.slowStart = new SlowStartTimer(state, republish);
     this.queue = new ChangeQueue(state, {
       syncChecker: (rt, s, b) => this.checkers.sync(rt, s, b),
       applied: () => {
         this.drains.updateTimer();
         this.passive.updateTimer();
+        if (!this.state.stopping) this.slowStart.update();
       },
       published: () => this.emit('change'),
     });
@@ -190,9 +195,14 @@ export class Controller extends EventEmitter {
     return this.ops.setWeight(sid, bid, weight);
   }
 
-  /** Takes the backend out of the ring; its flows go on. Idempotent. */
-  drain(sid: string, bid: string): Promise<void> {
-    return this.ops.drain(sid, bid);
+  /** Takes the backend out of the ring; its flows go on. Idempotent. `deadlineS`: flows left then are removed. */
+  drain(sid: string, bid: string, deadlineS?: number): Promise<void> {
+    return this.ops.drain(sid, bid, deadlineS);
+  }
+
+  /** Flow entries removed at drain deadlines since start. */
+  get drainDeadlineRemovals(): number {
+    return this.drains.removedAtDeadlines;
   }
 
   undrain(sid: string, bid: string): Promise<void> {
@@ -217,6 +227,7 @@ export class Controller extends EventEmitter {
     this.checkers.stopAll();
     this.drains.stop();
     this.passive.stop();
+    this.slowStart.stop();
   }
 
   // Views (API, CLI, metrics, systemd status)

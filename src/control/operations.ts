@@ -67,14 +67,22 @@ export class Operations {
     return { plan: planServices(this.state, next, 'api'), reason: `api: weight ${bid} ${from}->${weight}`, from };
   }
 
-  drainChange(sid: string, bid: string, drain: boolean): Change {
-    return planDrain(this.state, sid, bid, drain);
+  drainChange(sid: string, bid: string, drain: boolean, deadlineS?: number): Change {
+    return planDrain(this.state, sid, bid, drain, Date.now(), deadlineS);
   }
 
-  /** Takes the backend out of the ring; its flows go on. Idempotent. */
-  async drain(sid: string, bid: string): Promise<void> {
-    if (!(await this.queue.planned(`api: drain ${bid}`, () => this.drainChange(sid, bid, true)))) return;
-    this.state.log.info({ event: 'backend_draining', service: sid, backend: bid }, `backend ${bid} of ${sid} is draining: out of the ring, its flows go on`);
+  /**
+   * Takes the backend out of the ring; its flows go on. Idempotent. `deadlineS`: the flows left after that many
+   * seconds are removed (given again for a drain under way, it moves that drain's deadline).
+   */
+  async drain(sid: string, bid: string, deadlineS?: number): Promise<void> {
+    const started = await this.queue.planned(`api: drain ${bid}`, () => this.drainChange(sid, bid, true, deadlineS));
+    const within = deadlineS !== undefined ? `; flows left after ${deadlineS} s are removed` : '';
+    if (started) {
+      this.state.log.info({ event: 'backend_draining', service: sid, backend: bid, deadlineSeconds: deadlineS }, `backend ${bid} of ${sid} is draining: out of the ring, its flows go on${within}`);
+    } else if (deadlineS !== undefined) {
+      this.state.log.info({ event: 'drain_deadline_set', service: sid, backend: bid, deadlineSeconds: deadlineS }, `backend ${bid} of ${sid}: drain deadline set${within}`);
+    }
   }
 
   async undrain(sid: string, bid: string): Promise<void> {

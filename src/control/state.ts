@@ -56,7 +56,13 @@ export interface DrainState {
   lastPacketAt: number;
   liveFlows?: number; // from the flow table's last complete count, when the data plane can list flows
   flowsCheckedAt?: number; // when the last count started
-  count?: { cursor: number; live: number }; // a count under way: a bounded part of the table per sample
+  count?: { cursor: number; live: number; oldest: number }; // a count under way: a bounded part of the table per sample
+  /** The first and the last complete count: when it started and what it found (the estimate's rate). */
+  firstCount?: { at: number; live: number };
+  lastCount?: { at: number; live: number; oldestSeconds: number };
+  /** `drain --deadline`: what is left then is removed from the flow table. */
+  deadlineAt?: number;
+  removedAtDeadline?: number; // flow entries removed at the deadline, once done
   doneAt?: number;
   doneBy?: string;
 }
@@ -82,6 +88,8 @@ export interface BackendRuntime {
   passive?: PassiveState;
   checker?: HealthChecker;
   checkerIdent?: string;
+  /** When this host saw the backend come up in a service with slow start (its ramp: slow-start.ts). */
+  slowStartSince?: number;
 }
 
 export type BackendState = 'up' | 'down' | 'draining' | 'drained';

@@ -53,6 +53,7 @@ export interface NativeFlow {
   state: number; // FL_* bits
   stateClass: number; // the state a listing shows: the layout's flowClasses number
   idle: number;
+  age: number; // seconds since the entry was created, to 4 s (native/core/flow_table.h)
 }
 
 /** The native watchdog thread's counts (native/watchdog.h). */

@@ -139,8 +139,8 @@ export function servicesOf(yaml: string): ServiceConfig[] {
 }
 
 /** A flow-table entry of the service 10.0.0.10:80/tcp. */
-export function flowEntry(backendSlot: number, clientPort: number, state: FlowEntry['state'] = 'ESTABLISHED', idleSeconds = 0): FlowEntry {
-  return { client: '192.0.2.1', clientPort, vip: '10.0.0.10', vipPort: 80, proto: 'tcp', backendSlot, serviceSlot: 0, state, idleSeconds };
+export function flowEntry(backendSlot: number, clientPort: number, state: FlowEntry['state'] = 'ESTABLISHED', idleSeconds = 0, ageSeconds = idleSeconds): FlowEntry {
+  return { client: '192.0.2.1', clientPort, vip: '10.0.0.10', vipPort: 80, proto: 'tcp', backendSlot, serviceSlot: 0, state, idleSeconds, ageSeconds };
 }
 
 /**
