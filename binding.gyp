@@ -17,6 +17,7 @@
         "native/core/tables.c",
         "native/core/flow_table.c",
         "native/core/flow_query.c",
+        "native/core/explain.c",
         "native/core/probe.c",
         "native/core/dataplane.c",
         "native/core/ratelimit.c",

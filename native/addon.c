@@ -545,7 +545,7 @@ struct flow_list {
   uint32_t n;
 };
 
-/* One listed entry as {client, vip, cport, vport, proto, backend, service, state, stateClass, idle}. */
+/* One listed entry as {client, vip, cport, vport, proto, backend, service, state, stateClass, idle, age}. */
 static void list_flow(const struct l4_flow_view *v, void *arg) {
   struct flow_list *l = arg;
   napi_value o;
@@ -561,6 +561,7 @@ static void list_flow(const struct l4_flow_view *v, void *arg) {
   set_u32(l->env, o, "state", v->state);
   set_u32(l->env, o, "stateClass", l4_flow_class_of(v->key.proto, v->state));
   set_u32(l->env, o, "idle", v->idle);
+  set_u32(l->env, o, "age", v->age);
   napi_set_element(l->env, l->out, l->n++, o);
 }
 
@@ -630,6 +631,78 @@ static napi_value js_flow_stats(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, res, "total", v));
   CHECK(napi_create_double(env, (double)st.closed, &v));
   CHECK(napi_set_named_property(env, res, "closed", v));
+  return set_next(env, res, next, h->dp.flows.capacity);
+}
+
+/* explain(handle, {family: 4|6, proto: 6|17, client: Uint8Array(16), cport, vip: Uint8Array(16), vport}) ->
+ * Uint32Array(explainWords): l4_explain's result, its fields at the layout's explainFields. */
+static napi_value js_explain(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], ab, arr;
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  uint32_t family, proto, cport, vport;
+  void *client, *vip;
+  size_t n1, n2;
+  if (argc < 2 || get_u32(env, argv[1], "family", &family) || (family != 4 && family != 6) ||
+      get_u32(env, argv[1], "proto", &proto) || (proto != 6 && proto != 17) ||
+      get_typed(env, argv[1], "client", napi_uint8_array, &client, &n1) || n1 != 16 ||
+      get_typed(env, argv[1], "vip", napi_uint8_array, &vip, &n2) || n2 != 16 || get_u32(env, argv[1], "cport", &cport) ||
+      cport > 65535 || get_u32(env, argv[1], "vport", &vport) || vport > 65535) {
+    napi_throw_type_error(env, "EINVAL", "l4nat addon: explain(handle, {family: 4|6, proto: 6|17, client: Uint8Array(16), cport: 0-65535, vip: Uint8Array(16), vport: 0-65535})");
+    return NULL;
+  }
+  struct l4_explain_query q = {(uint8_t)family, (uint8_t)proto, {0}, {0}, (uint16_t)cport, (uint16_t)vport};
+  memcpy(q.client, client, 16);
+  memcpy(q.vip, vip, 16);
+  void *data;
+  CHECK(napi_create_arraybuffer(env, sizeof(struct l4_explain), &data, &ab));
+  int r = l4_dp_explain(&h->dp, &q, data);
+  if (r < 0) return throw_errno(env, -r, "explain", "explain (no table published yet)");
+  CHECK(napi_create_typedarray(env, napi_uint32_array, L4_EXPLAIN_WORDS, ab, 0, &arr));
+  return arr;
+}
+
+/* flowMoves(handle, {services: Uint32Array of moveWords rows, rings: Uint32Array, cursor?, maxScan?}) ->
+ * {moved: Uint32Array(maxBackends), kept: Uint32Array(maxBackends), next}: l4_flow_moves_page over the entries
+ * cursor .. cursor + maxScan; each row [service_slot, hash_mode, ring_offset, ring_size] gives a service's
+ * planned ring as rings[ring_offset, +ring_size). */
+static napi_value js_flow_moves(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], res;
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  uint32_t *rows, *rings;
+  size_t nrows = 0, nrings = 0;
+  uint64_t start = 0, max_scan = h->dp.flows.capacity;
+  bool ok = argc >= 2 && !get_typed(env, argv[1], "services", napi_uint32_array, (void **)&rows, &nrows) &&
+            nrows % L4_MOVE_WORDS == 0 && !get_typed(env, argv[1], "rings", napi_uint32_array, (void **)&rings, &nrings) &&
+            get_range(env, argv[1], h->dp.flows.capacity, &start, &max_scan);
+  struct l4_ring_candidate *cand = ok ? calloc(h->dp.cfg.max_services, sizeof(*cand)) : NULL;
+  for (size_t i = 0; cand && i < nrows / L4_MOVE_WORDS; i++) {
+    const uint32_t *w = rows + i * L4_MOVE_WORDS;
+    if (w[0] >= h->dp.cfg.max_services || w[1] > L4_HASH_SRC || (uint64_t)w[2] + w[3] > nrings) {
+      ok = false;
+      break;
+    }
+    static const uint32_t no_rings[1]; /* an empty Uint32Array may have no memory: a ring of size 0 is still asked */
+    cand[w[0]] = (struct l4_ring_candidate){(rings ? rings : no_rings) + w[2], w[3], (uint8_t)w[1]};
+  }
+  if (!ok || !cand) {
+    free(cand);
+    if (ok) return throw_errno(env, ENOMEM, "calloc", "flowMoves");
+    napi_throw_type_error(env, "EINVAL", "l4nat addon: flowMoves(handle, {services: Uint32Array of [service_slot < maxServices, hash_mode 0|1, ring_offset, ring_size] rows inside rings, rings: Uint32Array, cursor?: number (0..capacity), maxScan?: number >= 1})");
+    return NULL;
+  }
+  struct l4_flow_moves m = {NULL, cand, h->dp.cfg.max_services, NULL, NULL, h->dp.cfg.max_backends};
+  if (napi_create_object(env, &res) != napi_ok || zeroed_u32_array(env, res, "moved", m.nbackends, &m.moved) != napi_ok ||
+      zeroed_u32_array(env, res, "kept", m.nbackends, &m.kept) != napi_ok) {
+    free(cand);
+    napi_throw_error(env, "EINTERNAL", "l4nat addon: flowMoves() failed");
+    return NULL;
+  }
+  uint64_t next = l4_dp_flow_moves(&h->dp, start, max_scan, &m);
+  free(cand);
   return set_next(env, res, next, h->dp.flows.capacity);
 }
 
@@ -769,6 +842,9 @@ static napi_value js_layout(napi_env env, napi_callback_info info) {
   static const struct named_u32 trace_dirs[] = {L4_LAYOUT_TRACE_DIRS(NAMED_U32)};
   static const struct named_u32 trace_flows[] = {L4_LAYOUT_TRACE_FLOWS(NAMED_U32)};
   static const struct named_u32 trace_match_flags[] = {L4_LAYOUT_TRACE_MATCH_FLAGS(NAMED_U32)};
+  static const struct named_u32 bk_table_flags[] = {L4_LAYOUT_BK_TABLE_FLAGS(NAMED_U32)};
+  static const struct named_u32 explain_fields[] = {L4_LAYOUT_EXPLAIN_FIELDS(NAMED_U32)};
+  static const struct named_u32 explain_verdicts[] = {L4_LAYOUT_EXPLAIN_VERDICTS(NAMED_U32)};
 #define N(a) (sizeof(a) / sizeof((a)[0]))
   napi_value o = named_object(env, numbers, N(numbers));
   if (!o) {
@@ -784,6 +860,9 @@ static napi_value js_layout(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, o, "traceDirs", named_object(env, trace_dirs, N(trace_dirs))));
   CHECK(napi_set_named_property(env, o, "traceFlows", named_object(env, trace_flows, N(trace_flows))));
   CHECK(napi_set_named_property(env, o, "traceMatchFlags", named_object(env, trace_match_flags, N(trace_match_flags))));
+  CHECK(napi_set_named_property(env, o, "bkTableFlags", named_object(env, bk_table_flags, N(bk_table_flags))));
+  CHECK(napi_set_named_property(env, o, "explainFields", named_object(env, explain_fields, N(explain_fields))));
+  CHECK(napi_set_named_property(env, o, "explainVerdicts", named_object(env, explain_verdicts, N(explain_verdicts))));
 #undef N
   CHECK(napi_set_named_property(env, o, "queueCounters", string_array(env, L4_QUEUE_COUNTER_NAMES, L4_Q_MAX)));
   CHECK(napi_set_named_property(env, o, "dropReasons", string_array(env, L4_DROP_REASON_NAMES, L4_DROP_MAX)));
@@ -804,6 +883,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"flows", 0, js_flows, 0, 0, 0, napi_default, 0},
       {"deleteFlows", 0, js_delete_flows, 0, 0, 0, napi_default, 0},
       {"flowStats", 0, js_flow_stats, 0, 0, 0, napi_default, 0},
+      {"explain", 0, js_explain, 0, 0, 0, napi_default, 0},
+      {"flowMoves", 0, js_flow_moves, 0, 0, 0, napi_default, 0},
       {"probe", 0, js_probe, 0, 0, 0, napi_default, 0},
       {"probeState", 0, js_probe_state, 0, 0, 0, napi_default, 0},
       {"watchdogStart", 0, js_watchdog_start, 0, 0, 0, napi_default, 0},

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "core/explain.h"
 #include "core/flow_query.h"
 #include "worker.h"
 
@@ -19,5 +20,11 @@ uint64_t l4_dp_flows(struct l4_dp *dp, const struct l4_flow_query *q,
 uint64_t l4_dp_delete_flows(struct l4_dp *dp, const struct l4_flow_query *q, uint32_t *deleted);
 /* l4_flow_stats_page on the data plane's table. */
 uint64_t l4_dp_flow_stats(struct l4_dp *dp, uint64_t start, uint64_t max_scan, struct l4_flow_stats *st);
+
+/* l4_explain on the published table, the data plane's flow table and rate limits at its clocks, with the table's
+ * generation (publishes so far). -ENODATA before the first table. */
+int l4_dp_explain(struct l4_dp *dp, const struct l4_explain_query *q, struct l4_explain *out);
+/* l4_flow_moves_page with the published table's hash key and timeouts (m->hash_key is set here). */
+uint64_t l4_dp_flow_moves(struct l4_dp *dp, uint64_t start, uint64_t max_scan, struct l4_flow_moves *m);
 
 #endif

@@ -77,6 +77,8 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint32_t l4_dp_now_ms(void) { return (uint32_t)(now_ns() / 1000000u); }
+
 /* Writes the run the coalescer holds, if any. */
 static void flush(struct l4_queue *q) {
   uint32_t segs, n = l4_co_finish(&q->co, &segs);

@@ -63,5 +63,7 @@ int l4_dp_unsteer(struct l4_dp *dp);
 /* The errno with which reading this queue failed for good (its worker has ended), or 0 while it reads. */
 int l4_dp_queue_error(const struct l4_dp *dp, int queue);
 uint64_t l4_dp_now_seconds(void);
+/* The workers' wrapping millisecond clock (their rate limits' l4_ctx.now_ms). */
+uint32_t l4_dp_now_ms(void);
 
 #endif

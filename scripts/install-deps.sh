@@ -9,11 +9,12 @@
 #   openssl: certificates for the TLS tests (admin API, cluster views, https health checks, scale-out lab)
 #   systemd (for systemd-analyze: the unit's system-call groups) and libseccomp-dev: l4nat under its unit's sandbox
 #   where systemd is not PID 1 (test/systemd-sandbox-netns.test.ts)
+#   chromium: the dashboard's browser test (test/dashboard-netns.test.ts, driven by playwright-core)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-  build-essential python3 libpcap-dev clang libclang-rt-14-dev iproute2 procps iperf3 haproxy nftables tcpdump ethtool bird2 openssl systemd libseccomp-dev >/dev/null
+  build-essential python3 libpcap-dev clang libclang-rt-14-dev iproute2 procps iperf3 haproxy nftables tcpdump ethtool bird2 openssl systemd libseccomp-dev chromium >/dev/null
 echo "install-deps: system packages installed"
 # The lab runs its own `bird -c CONF -s SOCK` per namespace; the distribution's bird.service (started by the package
 # where systemd is PID 1) would run BIRD in the default namespace: stop and disable it.

@@ -118,8 +118,13 @@ describe('CLI against a running admin API', () => {
     r = await run(['backend', 'weight', '10.0.0.10:80', '10.0.1.13:8080', '5', ...api()]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(ctrl.current[0].backends[2].weight, 5);
-    r = await run(['backend', 'drain', '10.0.0.10:80', '10.0.1.13:8080', ...api()]);
-    assert.match(r.stdout, /draining/);
+    r = await run(['backend', 'drain', '10.0.0.10:80', '10.0.1.13:8080', '--deadline', '0', ...api()]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--deadline expects whole seconds \(1 or more\), got "0"/);
+    assert.equal(ctrl.view().services[0].backends[2].state, 'up', 'a refused drain changed nothing');
+    r = await run(['backend', 'drain', '10.0.0.10:80', '10.0.1.13:8080', '--deadline', '120', ...api()]);
+    assert.match(r.stdout, /draining \(out of the ring, flows kept; flows left at \S+ are removed\)/);
+    assert.ok(ctrl.view().services[0].backends[2].drain?.deadline, 'the deadline reached the controller');
     r = await run(['backend', 'undrain', '10.0.0.10:80', '10.0.1.13:8080', ...api()]);
     assert.match(r.stdout, /back in the ring/);
     r = await run(['backend', 'remove', '10.0.0.10:80', '10.0.1.13:8080', ...api()]);

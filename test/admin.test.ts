@@ -194,7 +194,7 @@ describe('admin API (loopback, bearer token)', () => {
   test('drain takes the backend out of the ring, reports done once it has no live flow, undrain puts it back', async () => {
     const { app, bal, ctrl } = await setup();
     const slot = bal.backendSlot(`10.0.0.10:80/tcp|10.0.1.11:8080/tcp`)!;
-    const flow: FlowEntry = { client: '192.0.2.1', clientPort: 1000, vip: '10.0.0.10', vipPort: 80, proto: 'tcp', backendSlot: slot, serviceSlot: 0, state: 'ESTABLISHED', idleSeconds: 0 };
+    const flow: FlowEntry = { client: '192.0.2.1', clientPort: 1000, vip: '10.0.0.10', vipPort: 80, proto: 'tcp', backendSlot: slot, serviceSlot: 0, state: 'ESTABLISHED', idleSeconds: 0, ageSeconds: 0 };
     bal.flowEntries = [flow];
     const r = await app.inject({ headers: AUTH, method: 'POST', url: `/v1/services/${WEB}/backends/${B1}/drain` });
     assert.equal(r.statusCode, 202);
@@ -211,6 +211,34 @@ describe('admin API (loopback, bearer token)', () => {
     const u = await app.inject({ headers: AUTH, method: 'POST', url: `/v1/services/${WEB}/backends/${B1}/undrain` });
     assert.equal(u.json().state, 'up');
     assert.equal(bal.weights()['10.0.1.11:8080'], 1);
+    ctrl.stop();
+  });
+
+  test('drain with a deadline: validated (400, nothing changed), shown in the drain view; again for a drain under way, it moves the deadline', async () => {
+    const { app, bal, ctrl } = await setup();
+    const url = `/v1/services/${WEB}/backends/${B1}/drain`;
+    const post = (body: unknown) => app.inject({ headers: { ...AUTH, 'content-type': 'application/json' }, method: 'POST', url, payload: JSON.stringify(body) });
+    for (const [body, why] of [
+      [{ deadline: 0 }, /body\/deadline must be >= 1/],
+      [{ deadline: 'soon' }, /body\/deadline must be integer/],
+      [{ deadline: 1.5 }, /body\/deadline must be integer/],
+      [{ wait: 3 }, /must NOT have additional properties/],
+    ] as const) {
+      const r = await post(body);
+      assert.equal(r.statusCode, 400, JSON.stringify(body));
+      assert.match(r.json().error, why);
+      assert.equal(bal.weights()['10.0.1.11:8080'], 1, 'still in the ring');
+    }
+    const before = Date.now();
+    let r = await post({ deadline: 30 });
+    assert.equal(r.statusCode, 202);
+    const d = r.json().drain;
+    assert.equal(r.json().state, 'draining');
+    const at = Date.parse(d.deadline);
+    assert.ok(at >= before + 30_000 && at <= Date.now() + 30_000, d.deadline);
+    assert.deepEqual([d.removedAtDeadline, d.estimatedDoneAt, d.oldestFlowSeconds], [null, d.deadline, null], 'no count yet: the deadline is the estimate');
+    r = await post({ deadline: 600 });
+    assert.ok(Date.parse(r.json().drain.deadline) >= before + 600_000, 'moved');
     ctrl.stop();
   });
 
@@ -548,7 +576,7 @@ describe('flows and on_down (controller, API)', () => {
     const { app, bal, ctrl } = await setup();
     const s1 = bal.backendSlot('10.0.0.10:80/tcp|10.0.1.11:8080/tcp')!;
     const s2 = bal.backendSlot('10.0.0.10:80/tcp|10.0.1.12:8080/tcp')!;
-    const e = (client: string, port: number, slot: number): FlowEntry => ({ client, clientPort: port, vip: '10.0.0.10', vipPort: 80, proto: 'tcp', backendSlot: slot, serviceSlot: 0, state: slot === s1 ? 'ESTABLISHED' : 'FIN_WAIT', idleSeconds: 1 });
+    const e = (client: string, port: number, slot: number): FlowEntry => ({ client, clientPort: port, vip: '10.0.0.10', vipPort: 80, proto: 'tcp', backendSlot: slot, serviceSlot: 0, state: slot === s1 ? 'ESTABLISHED' : 'FIN_WAIT', idleSeconds: 1, ageSeconds: 1 });
     bal.flowEntries = [e('192.0.2.1', 1000, s1), e('192.0.2.2', 1001, s2), e('192.0.2.1', 1002, s2)];
     let r = await app.inject({ headers: AUTH, method: 'GET', url: '/v1/flows' });
     assert.equal(r.statusCode, 200);

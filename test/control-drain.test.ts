@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ControlError, type BackendView } from '../src/control/controller';
-import { DRAIN_FLOWS_MS, DRAIN_QUIET_MS, DrainSampler, drainStep, planDrain } from '../src/control/drain';
+import { DRAIN_DEADLINE_MAX_S, DRAIN_FLOWS_MS, DRAIN_QUIET_MS, DrainSampler, drainEstimate, drainStep, planDrain } from '../src/control/drain';
 import type { DrainState } from '../src/control/state';
-import type { FlowEntry, FlowPage } from '../src/dataplane/native';
+import type { FlowEntry, FlowFilter, FlowPage } from '../src/dataplane/native';
 import { checkedConfig, configDir, controllerWith, flowEntry, PagedTable, runningState, TWO_BACKENDS, until, WEB, webKey } from './rigs/control-fakes';
 
 const dir = configDir('l4nat-control-drain-');
@@ -80,6 +80,69 @@ describe('when a drain is done', () => {
     drainStep(d, 0, page, T0 + 10_000);
     drainStep(d, 0, () => ({ flows: [], next: null }), T0 + 5_000);
     assert.equal(d.liveFlows, 0);
+  });
+});
+
+describe('what a drain shows: the oldest flow and when it will be done', () => {
+  test('the oldest live flow of the last whole count, and the rate the flows fell at carried on to zero', () => {
+    const d = fresh();
+    const live = (n: number, oldest: number): FlowEntry[] => Array.from({ length: n }, (_, i) => flowEntry(0, i, 'ESTABLISHED', 0, i === 0 ? oldest : 1));
+    drainStep(d, 0, paged([[...live(10, 300), flowEntry(0, 99, 'CLOSE', 0, 5000)]]), T0);
+    assert.deepEqual(d.lastCount, { at: T0, live: 10, oldestSeconds: 300 }, 'a closed entry is neither live nor the oldest');
+    assert.equal(drainEstimate(d), undefined, 'one count: no rate yet');
+    drainStep(d, 0, paged([live(6, 310)]), T0 + 4_000);
+    assert.equal(d.liveFlows, 6);
+    assert.equal(drainEstimate(d), T0 + 4_000 + 6_000, '4 flows ended in 4 s: 6 more take 6 s');
+    d.deadlineAt = T0 + 7_000;
+    assert.equal(drainEstimate(d), T0 + 7_000, 'never after the deadline');
+    drainStep(d, 0, paged([live(6, 320)]), T0 + 8_000);
+    assert.equal(drainEstimate(d), T0 + 7_000, 'no decline since: the deadline');
+    delete d.deadlineAt;
+    assert.equal(drainEstimate(d), T0 + 8_000 + 12_000, 'the slower rate over the whole drain');
+  });
+});
+
+describe('a drain with a deadline', () => {
+  test('at the deadline the flows left are removed from the flow table, counted, logged, and the drain is done', async () => {
+    const { state, queue, bal, of } = await runningState(TWO_BACKENDS);
+    const slot = bal.backendSlot(webKey('10.0.1.11:8080'))!;
+    const deleted: FlowFilter[] = [];
+    bal.dp.flowPage = () => ({ flows: [flowEntry(slot, 1), flowEntry(slot, 2)], next: null });
+    bal.dp.flows = () => [];
+    bal.dp.deleteFlows = async (f) => {
+      deleted.push(f);
+      return 2;
+    };
+    let changes = 0;
+    const drains = new DrainSampler(state, () => void changes++);
+    await queue.planned('drain', () => planDrain(state, WEB, '10.0.1.11:8080/tcp', true, T0, 30));
+    const d = state.runtime.get(webKey('10.0.1.11:8080'))!.drain!;
+    assert.equal(d.deadlineAt, T0 + 30_000);
+    drains.sample(T0 + 29_999);
+    assert.deepEqual([d.liveFlows, d.doneAt, deleted.length], [2, undefined, 0], 'before the deadline: counted, nothing removed');
+    drains.sample(T0 + 30_000);
+    assert.equal(d.doneAt, T0 + 30_000, 'done at the deadline');
+    await until('the removal', () => d.removedAtDeadline !== undefined);
+    assert.deepEqual(deleted, [{ backendSlot: slot }], 'only its flows');
+    assert.deepEqual([d.removedAtDeadline, d.doneBy, drains.removedAtDeadlines, changes], [2, 'deadline reached: 2 flow(s) removed', 2, 1]);
+    assert.deepEqual(of('drain_deadline').map((e) => [e.backend, e.flowsRemoved]), [['10.0.1.11:8080/tcp', 2]]);
+    drains.sample(T0 + 40_000);
+    assert.equal(deleted.length, 1, 'removed once');
+  });
+
+  test('a deadline given for a drain under way moves its deadline; a bad one is refused and changes nothing', async () => {
+    const { state } = await runningState(TWO_BACKENDS);
+    const bid = '10.0.1.11:8080/tcp';
+    for (const bad of [0, -1, 1.5, DRAIN_DEADLINE_MAX_S + 1]) {
+      assert.throws(() => planDrain(state, WEB, bid, true, T0, bad), (e: unknown) => e instanceof ControlError && e.status === 400 && e.message === `deadline: expected whole seconds from 1 to ${DRAIN_DEADLINE_MAX_S} with a drain, got ${bad}`);
+    }
+    assert.throws(() => planDrain(state, WEB, bid, false, T0, 5), /deadline: expected whole seconds/, 'no deadline with an undrain');
+    assert.equal(state.runtime.get(webKey('10.0.1.11:8080'))!.drain, undefined, 'nothing changed');
+    state.runtime.get(webKey('10.0.1.11:8080'))!.drain = fresh();
+    assert.equal(planDrain(state, WEB, bid, true, T0 + 1_000, 60).plan, undefined, 'no new plan');
+    assert.equal(state.runtime.get(webKey('10.0.1.11:8080'))!.drain!.deadlineAt, T0 + 61_000, 'the deadline set on the running drain');
+    assert.throws(() => planDrain(state, WEB, bid, true, T0, 0));
+    assert.equal(state.runtime.get(webKey('10.0.1.11:8080'))!.drain!.deadlineAt, T0 + 61_000, 'a refused one leaves it');
   });
 });
 

@@ -33,6 +33,7 @@ const inputs = (down: string[] = [], over: Partial<EffectiveInputs> = {}): Effec
   healthy: (rt) => !rt || !down.includes(rt.key),
   lastWeights: new Map(),
   stopping: false,
+  now: 0,
   ...over,
 });
 

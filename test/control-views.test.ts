@@ -96,6 +96,7 @@ describe('service view', () => {
       source: 'config',
       health: null,
       passive: null,
+      slowStart: null,
       drain: null,
       counters: { packets_in: 7 },
       activeFlows: 4,
@@ -119,12 +120,18 @@ describe('service view', () => {
     const s = state.services[0];
     state.runtime.get(B11)!.checker = checker('down');
     state.runtime.get(B12)!.passive = { samples: [], heldUntil: T0 + 20_000, reason: 'passive: it sent 5 resets' };
-    state.runtime.get(B13)!.drain = { since: T0 - 10_000, lastPackets: 3, lastPacketAt: T0 - 1_234, liveFlows: 2 };
+    state.runtime.get(B13)!.drain = {
+      since: T0 - 10_000, lastPackets: 3, lastPacketAt: T0 - 1_234, liveFlows: 2,
+      firstCount: { at: T0 - 10_000, live: 6 }, lastCount: { at: T0 - 2_000, live: 2, oldestSeconds: 400 }, deadlineAt: T0 + 60_000,
+    };
     let v = serviceView(state, s, snapshot(), undefined, T0);
     assert.deepEqual(v.backends[0].health, { state: 'down', consecutiveSuccesses: 0, consecutiveFailures: 2, checks: { ok: 5, failed: 2 }, lastCheck: { at: 'a', ok: false, ms: 1, detail: 'refused' } });
     assert.equal(v.backends[0].history, undefined);
     assert.deepEqual(v.backends[1].passive, { heldUntil: '2030-01-01T00:00:20.000Z', reason: 'passive: it sent 5 resets' });
-    assert.deepEqual(v.backends[2].drain, { since: '2029-12-31T23:59:50.000Z', lastPacketAt: '2029-12-31T23:59:58.766Z', quietSeconds: 1.2, liveFlows: 2, done: false, doneBy: null });
+    assert.deepEqual(v.backends[2].drain, {
+      since: '2029-12-31T23:59:50.000Z', lastPacketAt: '2029-12-31T23:59:58.766Z', quietSeconds: 1.2, liveFlows: 2, done: false, doneBy: null,
+      oldestFlowSeconds: 400, estimatedDoneAt: '2030-01-01T00:00:02.000Z', deadline: '2030-01-01T00:01:00.000Z', removedAtDeadline: null,
+    }, '4 flows ended in 8 s: the 2 left take 4 s more');
     assert.deepEqual(v.backends.map((b) => b.state), ['down', 'down', 'draining']);
     v = serviceView(state, s, snapshot(), undefined, T0, true);
     assert.deepEqual(v.backends[0].history, { checks: [{ at: 'a', ok: false, ms: 1, detail: 'refused' }], transitions: [{ at: 'b', from: 'up', to: 'down', reason: 'refused' }] });

@@ -102,9 +102,10 @@ test('open, publish, start, read counters, list flows, close', { skip }, () => {
   assert.equal(o.before, 0, 'no flow before the SYN');
   const [f, ...more] = o.flows as Array<Record<string, unknown>>;
   assert.deepEqual(more, [], 'one flow');
-  const { idleSeconds, ...entry } = f;
+  const { idleSeconds, ageSeconds, ...entry } = f;
   assert.deepEqual(entry, { client: '10.9.2.1', clientPort: 40123, vip: '10.9.0.1', vipPort: 80, proto: 'tcp', backendSlot: o.bk, serviceSlot: o.svc, state: 'SYN_SENT' });
   assert.ok((idleSeconds as number) <= 1, `idle ${String(idleSeconds)} s`);
+  assert.ok((ageSeconds as number) <= 4, `age ${String(ageSeconds)} s (to 4 s)`);
   assert.match(o.badLocal, /localAddrs4\?: Uint8Array\(4 each\)/, 'the host addresses must be whole addresses');
 });
 
@@ -280,4 +281,71 @@ test('a state filter takes a page of entries in those states; statistics count t
   assert.equal(o.established, 0);
   assert.match(o.refused, /state must be one of SYN_SENT, SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSE, UDP, got "LISTEN"/);
   assert.deepEqual(o.stats, { total: 21, tcpService: 1, udpService: 20 });
+});
+
+test('explain and flow-move questions through the addon: read-only answers, bad input refused naming what is wrong', { skip }, () => {
+  const r = inNetns(`
+    const { Dataplane } = require(${native});
+    const { buildTables, SlotAllocator } = require(${tables});
+    const dp = new Dataplane({ ifname: 'l4t0', queues: 1, flowCapacity: 4096, maxServices: 4, maxBackends: 8 });
+    const err = (f) => { try { f(); return 'no error'; } catch (e) { return e.message; } };
+    const q = { proto: 'tcp', client: '10.9.2.1', clientPort: 40123, vip: '10.9.0.1', vipPort: 80 };
+    const noTable = err(() => dp.explain(q));
+    const svc = [{ vip: '10.9.0.1', family: 4, port: 80, proto: 'tcp', hash: '5tuple',
+      backends: [{ addr: '10.9.1.1', family: 4, port: 8080, weight: 1 }], allowSources: ['10.0.0.0/8'], newFlowRate: { rate: 100, burst: 10 } }];
+    const t = buildTables(svc, new SlotAllocator(4), new SlotAllocator(8),
+      { hashKey: Buffer.alloc(16, 1), maglevSize: 13, timeouts: { tcpSyn: 30, tcpEstablished: 900, tcpFin: 120, tcpClose: 10, udp: 300 }, icmpEcho: true, icmpTranslate: true });
+    dp.publish(t.input);
+    dp.start();
+    const fresh = dp.explain(q);
+    const denied = dp.explain({ ...q, client: '192.0.2.1' });
+    const bad = [err(() => dp.explain({ ...q, proto: 'sctp' })), err(() => dp.explain({ ...q, client: '2001:db8::1' })), err(() => dp.explain({ ...q, vipPort: 0 })),
+      err(() => dp.flowMovesPage({ services: new Uint32Array([0, 0, 0, 13]), rings: new Uint32Array(5) })), err(() => dp.flowMovesPage({ services: new Uint32Array([0, 0, 0]), rings: new Uint32Array(13) }))];
+    const { execFileSync } = require('node:child_process');
+    const ip = (...a) => execFileSync('ip', a);
+    ip('link', 'set', 'l4t0', 'up');
+    ip('addr', 'add', '10.9.2.1/24', 'dev', 'l4t0');
+    ip('route', 'add', '10.9.0.1/32', 'dev', 'l4t0', 'src', '10.9.2.1');
+    const sock = require('node:net').connect({ host: '10.9.0.1', port: 80, localPort: 40123 });
+    sock.on('error', () => {});
+    (async () => {
+      for (let i = 0; i < 100 && dp.flows().length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      const pinned = dp.explain(q);
+      const kept = dp.flowMovesPage({ services: new Uint32Array([0, 0, 0, 13]), rings: t.input.rings });
+      const gone = dp.flowMovesPage({ services: new Uint32Array([0, 0, 0, 0]), rings: new Uint32Array(0) });
+      const flows = dp.flows().length;
+      sock.destroy();
+      dp.close(false);
+      console.log(JSON.stringify({ noTable, fresh, denied, bad, pinned, kept: [...kept.kept], movedKept: [...kept.moved], gone: [...gone.moved], next: kept.next, flows, bk: t.backendSlots.get('10.9.0.1:80/tcp|10.9.1.1:8080/tcp') }));
+    })();
+  `);
+  assert.equal(r.status, 0, r.stderr);
+  const o = JSON.parse(r.stdout.trim().split('\n').pop() as string);
+  assert.match(o.noTable, /no table published yet/);
+  assert.equal(o.fresh.verdict, 'ring');
+  assert.equal(o.fresh.backend.slot, o.bk);
+  assert.equal(o.fresh.backend.addr, '10.9.1.1');
+  assert.equal(o.fresh.backend.port, 8080);
+  assert.deepEqual(o.fresh.vip, { addr: '10.9.0.1', port: 80 });
+  assert.deepEqual(o.fresh.acl, { entries: 1, index: 0, allowed: true });
+  assert.deepEqual(o.fresh.rateLimit, { rate: 100, burst: 10, tokens: 10, allowsNewFlow: true });
+  assert.equal(o.fresh.entry, null);
+  assert.equal(o.fresh.ring.backendSlot, o.bk);
+  assert.ok(o.fresh.generation >= 1);
+  assert.equal(o.denied.verdict, 'drop');
+  assert.equal(o.denied.dropReason, 'acl_denied');
+  assert.deepEqual(o.denied.acl, { entries: 1, index: null, allowed: false });
+  assert.match(o.bad[0], /proto must be tcp or udp, got "sctp"/);
+  assert.match(o.bad[1], /client 2001:db8::1 is IPv6 but VIP 10\.9\.0\.1 is IPv4/);
+  assert.match(o.bad[2], /VIP port must be an integer from 1 to 65535, got 0/);
+  assert.match(o.bad[3], /flowMoves\(handle, \{services: Uint32Array of \[service_slot/);
+  assert.match(o.bad[4], /flowMoves/);
+  assert.equal(o.flows, 1, 'one flow');
+  assert.equal(o.pinned.verdict, 'entry');
+  assert.equal(o.pinned.entry.backendSlot, o.bk);
+  assert.equal(o.pinned.entry.state, 'SYN_SENT');
+  assert.equal(o.kept[o.bk], 1, 'the ring it runs keeps the flow');
+  assert.equal(o.movedKept[o.bk], 0);
+  assert.equal(o.gone[o.bk], 1, 'an empty ring moves it');
+  assert.equal(o.next, null, 'a 4096-entry table is one page');
 });

@@ -51,7 +51,7 @@ test('one bad backend, one parser: the flag, the config key, the API field and t
   assert.equal(arg.message, `BACKEND expects ${SYNTAX}`);
 
   // The admin API parses the body before it asks the controller for anything but the service.
-  const ctrl = { token: undefined, serviceById: () => ({ port: 80 }) } as unknown as Controller;
+  const ctrl = { token: undefined, opts: { admin: {} }, serviceById: () => ({ port: 80 }) } as unknown as Controller;
   const app = await createAdminServer({ ctrl, admin: { listen: '127.0.0.1', port: 0, insecureNoAuth: true }, log: pino({ level: 'silent' }) });
   try {
     const r = await app.inject({ method: 'POST', url: `/v1/services/${encodeURIComponent('10.0.0.10:80/tcp')}/backends`, payload: { backend: 'example.com:80' } });

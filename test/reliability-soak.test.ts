@@ -2,8 +2,8 @@
 // connections a second, one UDP flow at 100 datagrams a second — while the backends change every 3 s through the
 // admin API (drain/undrain b3, re-weight b2, add b4, drain it, remove it). l4nat's RSS, open fds and threads are
 // sampled every second. Checked: no stream broken, every short connection and every API change succeeded, UDP
-// answered, no error logged, RSS flat after warm-up (the flow table is fixed at start), fds back to where they
-// started once the load stops.
+// answered, no error logged, RSS back within 10 MiB of where it started once the load stops and, in soaks of 120 s
+// or more, flat after warm-up (the flow table is fixed at start), fds back to where they started.
 //   npm test: 30 s.   The 10-minute version:  L4NAT_SOAK_SECONDS=600 node --test dist/test/reliability-soak.test.js
 // Root-only.
 import assert from 'node:assert/strict';
@@ -90,6 +90,12 @@ test(`soak ${SOAK_S} s: mixed load with backend changes every 3 s; RSS flat, fds
     const rep = await probe.report;
     await sleep(3_000); // closing connections and health-check sockets settle
     const end = procStats(pid);
+    // The heap V8 grew under load is given back over seconds, not at once: the least RSS over the next 10 s.
+    let keptKiB = end.rssKiB;
+    for (let i = 0; i < 10 && keptKiB - start.rssKiB >= 4 * 1024; i++) {
+      await sleep(1_000);
+      keptKiB = Math.min(keptKiB, procStats(pid).rssKiB);
+    }
     const endFds = fdTargets(pid);
 
     const broken = rep.conns.filter((c) => c.error !== null);
@@ -110,8 +116,14 @@ test(`soak ${SOAK_S} s: mixed load with backend changes every 3 s; RSS flat, fds
     const kibPerMin = slope(steady.map((x) => x.s), rss) * 60;
     const fdMax = Math.max(...samples.map((x) => x.fds));
     t.diagnostic(`${SOAK_S} s: ${rep.conns.length} streams intact (${(rep.conns.reduce((a, c) => a + c.bytesEchoed, 0) / 1e6).toFixed(1)} MB verified, longest stall ${Math.max(...rep.conns.map((c) => c.maxGapMs))} ms), short connections ${short.ok}/${short.attempts} (p99 ${short.p99Ms} ms), UDP ${rep.udp!.replies}/${rep.udp!.sent}, ${applied} backend changes applied`);
-    t.diagnostic(`RSS: ${(start.rssKiB / 1024).toFixed(1)} MiB before load, median ${(early / 1024).toFixed(1)} → ${(late / 1024).toFixed(1)} MiB (first vs second half after ${WARMUP_S} s warm-up), slope ${kibPerMin.toFixed(0)} KiB/min, ${(end.rssKiB / 1024).toFixed(1)} MiB after; fds ${start.fds} before, max ${fdMax} during, ${end.fds} after; threads ${start.threads} → ${end.threads}`);
-    assert.ok(late - early < 8 * 1024, `RSS grew from ${early} to ${late} KiB`);
+    t.diagnostic(`RSS: ${(start.rssKiB / 1024).toFixed(1)} MiB before load, median ${(early / 1024).toFixed(1)} → ${(late / 1024).toFixed(1)} MiB (first vs second half after ${WARMUP_S} s warm-up), slope ${kibPerMin.toFixed(0)} KiB/min, ${(end.rssKiB / 1024).toFixed(1)} MiB after (${(keptKiB / 1024).toFixed(1)} MiB kept); fds ${start.fds} before, max ${fdMax} during, ${end.fds} after; threads ${start.threads} → ${end.threads}`);
+    // What the process keeps once the load has stopped: a leak per connection or per change stays, while the heap
+    // V8 grew under load is mostly given back (measured after load: +1 to +3 MiB in 120 s soaks, +6.6 MiB in a
+    // 30 s one on a loaded machine).
+    assert.ok(keptKiB - start.rssKiB < 10 * 1024, `RSS ${start.rssKiB} KiB before the load, ${keptKiB} KiB kept after it`);
+    // Growth during the load is judged only over a long soak: over 30 s the halves are 12 s of samples, and the
+    // heap's own growth under load moved their medians by -8 to +9 MiB between runs of one build.
+    if (SOAK_S >= 120) assert.ok(late - early < 8 * 1024, `RSS grew from ${early} to ${late} KiB`);
     assert.ok(end.fds <= start.fds + 2, `fds ${start.fds} → ${end.fds}: new ${JSON.stringify(endFds.filter((f) => !startFds.includes(f)))}`);
     assert.equal(end.threads, start.threads, 'thread count');
   });

@@ -35,7 +35,9 @@
   X(BUSY_POLL_HITS, "busy_poll_hits")       /* idle gaps ended by a packet while the worker still spun: a sleep \
                                                and wake-up saved (worker.c, core/busypoll.h) */            \
   X(BUSY_POLL_CEDED, "busy_poll_ceded")     /* spins cut short because a yield ran another thread: the CPU \
-                                               is wanted, so the worker sleeps */
+                                               is wanted, so the worker sleeps */           \
+  X(FLOW_REUSE_MOVED, "flow_reuse_moved")   /* SYNs on a live entry of a backend taking no new flows (draining, \
+                                               down): sent to the current ring at once (admission.h) */
 
 #define L4_Q_ENUM(name, str) L4_Q_##name,
 enum l4_queue_counter { L4_QUEUE_COUNTERS(L4_Q_ENUM) L4_Q_MAX };

@@ -3,7 +3,9 @@
 
 #include <string.h>
 
+#include "admission.h"
 #include "csum.h"
+#include "decide.h"
 #include "probe.h"
 #include "trace.h"
 
@@ -76,47 +78,12 @@ static void rewrite_port(const struct l4_pkt *p, uint8_t *port, uint16_t new_por
   store_u16(port, new_port);
 }
 
-static void flow_key_set(struct l4_flow_key *k, uint8_t family, uint8_t proto, const uint8_t *client,
-                         uint16_t cport, const uint8_t *vip, uint16_t vport) {
-  memset(k, 0, sizeof(*k));
-  int n = family == 4 ? 4 : 16;
-  memcpy(k->client, client, (size_t)n);
-  memcpy(k->vip, vip, (size_t)n);
-  k->cport = cport;
-  k->vport = vport;
-  k->proto = proto;
-  k->family = family;
-}
-
-static uint64_t ring_hash(const struct l4_tables *t, const struct l4_service *s, const struct l4_flow_key *k, uint64_t hash) {
-  return s->hash_mode == L4_HASH_SRC ? siphash24(&t->hash_key, k->client, 16) : hash;
-}
-
-static uint32_t pick_backend(const struct l4_tables *t, const struct l4_service *s, const struct l4_flow_key *k,
-                             uint64_t hash) {
-  if (!s->ring_size) return L4_NO_BACKEND;
-  return s->ring[ring_hash(t, s, k, hash) % s->ring_size];
-}
-
-/* The backend the ring before the service's last change chose for this flow, or L4_NO_BACKEND. */
-static uint32_t pick_previous(const struct l4_tables *t, const struct l4_service *s, const struct l4_flow_key *k,
-                              uint64_t hash) {
-  if (!s->prev_ring_size) return L4_NO_BACKEND;
-  return s->prev_ring[ring_hash(t, s, k, hash) % s->prev_ring_size];
-}
-
 /* The service's per-client-address new-flow rate limit (if any) lets one more new entry in. Every entry the
  * data plane creates for a client address passes here: a SYN's, and a second chance's (reply()). */
 static bool new_flow_allowed(struct l4_ctx *ctx, const struct l4_tables *t, const struct l4_service *s,
                              const struct l4_flow_key *key, uint32_t svc_slot) {
   if (!s->rate || !ctx->ratelimit) return true;
-  return l4_ratelimit_take(ctx->ratelimit, siphash24(&t->hash_key, key->client, 16) ^ svc_slot, s->rate, s->burst,
-                           ctx->now_ms);
-}
-
-/* A flow entry's backend is usable if it still exists and still belongs to the same service. */
-static int backend_valid(const struct l4_tables *t, uint32_t b, uint32_t svc) {
-  return b < t->max_backends && (t->backends[b].flags & L4_BK_PRESENT) && t->backends[b].service == svc;
+  return l4_ratelimit_take(ctx->ratelimit, l4_rate_bucket(t, key, svc_slot), s->rate, s->burst, ctx->now_ms);
 }
 
 /* A client's SYN retransmission (a second or more after the entry last saw a packet) for a connection its backend
@@ -128,7 +95,7 @@ static bool retransmit_elsewhere(const struct l4_ctx *ctx, const struct l4_table
                                  const struct l4_flow_key *key, uint64_t hash, const struct l4_flow_ref *ref) {
   if (ref->state & FL_REPLY) return false;
   if (atomic_load_explicit(&ref->e->last_seen, memory_order_relaxed) == ctx->now) return false;
-  return pick_backend(t, s, key, hash) != ref->backend;
+  return l4_pick_backend(t, s, key, hash) != ref->backend;
 }
 
 static uint8_t tcp_state_bits(uint8_t flags, int from_client) {
@@ -145,7 +112,7 @@ static void count_obj(uint64_t *c, uint32_t bytes, int in) {
 
 /* The ring slot the flow hashes to (traced path only). */
 static uint32_t ring_index(const struct l4_tables *t, const struct l4_service *s, const struct l4_flow_key *k, uint64_t hash) {
-  return s->ring_size ? (uint32_t)(ring_hash(t, s, k, hash) % s->ring_size) : L4_NO_BACKEND;
+  return s->ring_size ? l4_ring_slot(&t->hash_key, s->hash_mode, k, hash, s->ring_size) : L4_NO_BACKEND;
 }
 
 /* client -> VIP:port. Picks the backend (flow table, else the ring) and rewrites the destination. */
@@ -155,20 +122,23 @@ PATH enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, stru
   NOTE(note->rec.dir = L4_TD_FORWARD, note->rec.service = svc_slot);
   if (s->acl_n && !l4_acl_allows(t, s, p->saddr)) return drop(ctx, L4_DROP_ACL_DENIED);
   struct l4_flow_key key;
-  flow_key_set(&key, p->family, p->proto, p->saddr, p->sport, p->daddr, p->dport);
+  l4_flow_key_set(&key, p->family, p->proto, p->saddr, p->sport, p->daddr, p->dport);
   uint64_t hash = l4_flow_hash(&t->hash_key, &key);
   struct l4_flow_ref ref;
   /* found: the tuple has a live entry; hit: and its backend still serves this service */
   bool found = l4_flow_lookup(ctx->flows, &key, hash, &t->timeouts, ctx->now, &ref);
-  bool hit = found && backend_valid(t, ref.backend, svc_slot);
+  bool hit = found && l4_backend_valid(t, ref.backend, svc_slot);
   uint32_t b;
   uint8_t tflags = p->tcp_flags;
   bool is_tcp = p->proto == IPPROTO_TCP_;
   bool syn = is_tcp && (tflags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN;
-  /* A SYN on a closed entry is a new connection reusing the tuple: choose again. So is a SYN retransmission that
-   * should leave a backend taken out of the ring. */
+  /* A SYN on a closed entry is a new connection reusing the tuple: choose again. So is one on an entry whose
+   * backend takes no new flows (draining or down: admission.h), and a SYN retransmission that should leave a
+   * backend the ring moved away from. */
+  bool reuse_off_ring = hit && syn && l4_syn_leaves_entry(t, ref.backend, ref.state);
   bool choose_again = hit && syn &&
-                      ((ref.state & (FL_RST | FL_FIN_C | FL_FIN_B)) || retransmit_elsewhere(ctx, t, s, &key, hash, &ref));
+                      ((ref.state & (FL_RST | FL_FIN_C | FL_FIN_B)) || reuse_off_ring ||
+                       retransmit_elsewhere(ctx, t, s, &key, hash, &ref));
   if (hit && !choose_again) {
     b = ref.backend;
     NOTE(note->rec.flow = L4_TF_HIT);
@@ -180,9 +150,10 @@ PATH enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, stru
     }
     l4_flow_touch(&ref, set, clear, ctx->now);
   } else {
-    b = pick_backend(t, s, &key, hash);
+    b = l4_pick_backend(t, s, &key, hash);
     NOTE(note->rec.ring_slot = ring_index(t, s, &key, hash), note->rec.backend = b);
     if (b == L4_NO_BACKEND) return drop(ctx, L4_DROP_NO_BACKEND);
+    if (reuse_off_ring) ctx->counters[L4_Q_FLOW_REUSE_MOVED]++;
     if (is_tcp && !syn) {
       /* No entry for a mid-flow packet (after a restart, or a flow moved from another host): forward it by
        * the ring, but do not create an entry. The entry is created when the backend answers (see reply()),
@@ -204,7 +175,7 @@ PATH enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, stru
           l4_ctr_backend(ctx, b)[L4_O_NEW_FLOWS]++;
           break;
         case FLOW_EXISTS: /* another worker was first: follow its choice */
-          if (backend_valid(t, ref.backend, svc_slot)) b = ref.backend;
+          if (l4_backend_valid(t, ref.backend, svc_slot)) b = ref.backend;
           NOTE(note->rec.flow = L4_TF_RACED);
           break;
         case FLOW_INSERT_FAILED:
@@ -265,7 +236,7 @@ PATH enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, struct
   NOTE(note->rec.dir = L4_TD_REPLY, note->rec.service = bk->service, note->rec.backend = bk_slot,
        l4_trace_note_client(note, p->family, p->daddr, p->dport));
   struct l4_flow_key key;
-  flow_key_set(&key, p->family, p->proto, p->daddr, p->dport, s->vip, s->port);
+  l4_flow_key_set(&key, p->family, p->proto, p->daddr, p->dport, s->vip, s->port);
   uint64_t hash = l4_flow_hash(&t->hash_key, &key);
   struct l4_flow_ref ref;
   bool is_tcp = p->proto == IPPROTO_TCP_;
@@ -285,7 +256,7 @@ PATH enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, struct
       }
       l4_flow_touch(&ref, set, clear, ctx->now);
     }
-  } else if (rst && pick_backend(t, s, &key, hash) == bk_slot) {
+  } else if (rst && l4_pick_backend(t, s, &key, hash) == bk_slot) {
     /* Second chance: a flow we have no entry for (it was decided on another host, or before a restart) went by
      * the current ring to this backend, which does not know it. If the ring before the service's last change
      * chose another backend that still takes flows, the flow most likely began before the change: pin it
@@ -297,10 +268,8 @@ PATH enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, struct
      * established only once the pinned backend has answered through it and the client acknowledged
      * (forward()); it passes the service's new-flow rate limit like a SYN's; and a target out of the current
      * ring (drained: weight 0) or down gets none, so such entries cannot hold a drain open. */
-    uint32_t prev = pick_previous(t, s, &key, hash);
-    if (prev != L4_NO_BACKEND && prev != bk_slot && backend_valid(t, prev, bk->service) &&
-        (t->backends[prev].flags & (L4_BK_NO_SECOND_CHANCE | L4_BK_IN_RING)) == L4_BK_IN_RING &&
-        new_flow_allowed(ctx, t, s, &key, bk->service)) {
+    uint32_t prev = l4_pick_previous(t, s, &key, hash);
+    if (l4_second_chance_target(t, prev, bk_slot, bk->service) && new_flow_allowed(ctx, t, s, &key, bk->service)) {
       enum l4_flow_insert_result r =
           l4_flow_insert(ctx->flows, &key, hash, prev, bk->service, 0, &t->timeouts, ctx->now, false, &ref);
       if (r == FLOW_INSERTED || r == FLOW_INSERTED_EVICTED) {
@@ -310,7 +279,7 @@ PATH enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, struct
         return drop(ctx, L4_DROP_SECOND_CHANCE);
       }
     }
-  } else if (!rst && pick_backend(t, s, &key, hash) == bk_slot) {
+  } else if (!rst && l4_pick_backend(t, s, &key, hash) == bk_slot) {
     /* Picked up only where the ring would send the flow anyway: a backend taken out of the ring (down,
      * drained, its flows deleted to reset them) must not win its flows back by answering first.
      * The entry starts unconfirmed (FL_REPLY without FL_EST: half-open, SYN timeout, evicted before
@@ -374,14 +343,14 @@ PATH enum l4_verdict icmp_error(struct l4_ctx *ctx, const struct l4_tables *t, s
     NOTE(note->rec.dir = L4_TD_ICMP_TO_BACKEND, note->rec.service = svc,
          l4_trace_note_client(note, q.family, q.daddr, q.dport));
     struct l4_flow_key key;
-    flow_key_set(&key, q.family, q.proto, q.daddr, q.dport, q.saddr, q.sport);
+    l4_flow_key_set(&key, q.family, q.proto, q.daddr, q.dport, q.saddr, q.sport);
     uint64_t hash = l4_flow_hash(&t->hash_key, &key);
     struct l4_flow_ref ref;
     uint32_t b;
-    if (l4_flow_lookup(ctx->flows, &key, hash, &t->timeouts, ctx->now, &ref) && backend_valid(t, ref.backend, svc))
+    if (l4_flow_lookup(ctx->flows, &key, hash, &t->timeouts, ctx->now, &ref) && l4_backend_valid(t, ref.backend, svc))
       b = ref.backend;
     else
-      b = pick_backend(t, s, &key, hash);
+      b = l4_pick_backend(t, s, &key, hash);
     NOTE(note->rec.backend = b);
     if (b == L4_NO_BACKEND) return drop(ctx, L4_DROP_NO_BACKEND);
     const struct l4_backend *bk = &t->backends[b];

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "decide.h"
 #include "packet.h"
 
 enum l4_flow_class l4_flow_class_of(uint8_t proto, uint8_t state) {
@@ -81,4 +82,21 @@ static int stats_visit(const struct l4_flow_view *v, void *arg) {
 uint64_t l4_flow_stats_page(struct l4_flow_table *ft, const struct l4_flow_timeouts *to, uint32_t now,
                             uint64_t start, uint64_t max_scan, struct l4_flow_stats *st) {
   return l4_flow_walk(ft, to, now, start, max_scan, stats_visit, st);
+}
+
+static int moves_visit(const struct l4_flow_view *v, void *arg) {
+  struct l4_flow_moves *m = arg;
+  if (v->svc >= m->nservices || v->backend >= m->nbackends) return 0;
+  const struct l4_ring_candidate *c = &m->services[v->svc];
+  if (!c->ring || l4_flow_class_of(v->key.proto, v->state) == L4_FC_CLOSE) return 0;
+  uint32_t pick = L4_NO_BACKEND;
+  if (c->size) pick = c->ring[l4_ring_slot(m->hash_key, c->hash_mode, &v->key, l4_flow_hash(m->hash_key, &v->key), c->size)];
+  if (pick == v->backend) m->kept[v->backend]++;
+  else m->moved[v->backend]++;
+  return 0;
+}
+
+uint64_t l4_flow_moves_page(struct l4_flow_table *ft, const struct l4_flow_timeouts *to, uint32_t now,
+                            uint64_t start, uint64_t max_scan, struct l4_flow_moves *m) {
+  return l4_flow_walk(ft, to, now, start, max_scan, moves_visit, m);
 }

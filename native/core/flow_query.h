@@ -80,4 +80,27 @@ void l4_flow_stats_add(struct l4_flow_stats *st, const struct l4_flow_view *v);
 uint64_t l4_flow_stats_page(struct l4_flow_table *ft, const struct l4_flow_timeouts *to, uint32_t now,
                             uint64_t start, uint64_t max_scan, struct l4_flow_stats *st);
 
+/* A planned change's rings (the control plane's `POST /v1/plan`), by the slot of the service the entries name:
+ * which entries the new ring would send elsewhere if they lost their entry. A ring holds backend slots of the
+ * running table, or values of its own (at least the table's max_backends) for backends the change adds. */
+struct l4_ring_candidate {
+  const uint32_t *ring; /* NULL: the service is not part of the question (its entries are not counted) */
+  uint32_t size;        /* 0 with a ring: the service would have no backend (its entries count as moved) */
+  uint8_t hash_mode;    /* the service's enum l4_hash_mode after the change */
+};
+
+struct l4_flow_moves {
+  const struct siphash_key *hash_key; /* the running table's: the key the rings are indexed with */
+  const struct l4_ring_candidate *services; /* by service slot */
+  uint32_t nservices;
+  uint32_t *moved; /* by the entry's backend slot: the new ring picks another backend */
+  uint32_t *kept;  /* by the entry's backend slot: the new ring picks the same */
+  uint32_t nbackends;
+};
+
+/* Counts the live entries of start .. start + max_scan that a candidate ring covers into m (closed TCP entries
+ * carry no connection and are not counted). Returns the cursor as l4_flow_select does. */
+uint64_t l4_flow_moves_page(struct l4_flow_table *ft, const struct l4_flow_timeouts *to, uint32_t now,
+                            uint64_t start, uint64_t max_scan, struct l4_flow_moves *m);
+
 #endif

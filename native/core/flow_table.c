@@ -146,7 +146,8 @@ static uint32_t write_entry(struct l4_flow *e, uint32_t seq_odd, const struct l4
   /* next even value; skip 0, which means "never used" */
   uint32_t next = seq_odd + 1;
   if (next == 0) next = 2;
-  atomic_store_explicit(&e->ver, L4_VER(next, key->proto, state), memory_order_release);
+  atomic_store_explicit(&e->ver, L4_VER(next, key->proto, state) | ((uint64_t)l4_birth_of(now) << 16),
+                        memory_order_release);
   return next;
 }
 
@@ -242,6 +243,7 @@ uint64_t l4_flow_walk(struct l4_flow_table *ft, const struct l4_flow_timeouts *t
     memcpy(&v.key, kw, sizeof(v.key));
     v.state = L4_VER_STATE(v2);
     v.idle = (int32_t)(now - last) > 0 ? now - last : 0;
+    v.age = l4_age_of(L4_VER_BIRTH(v2), now);
     v.e = e;
     v.seq = L4_VER_SEQ(v1);
     if (fn(&v, arg)) return i + 1;

@@ -52,11 +52,21 @@ struct l4_flow_key {
   uint8_t pad[2];
 };
 
-/* The version word: sequence << 32 | protocol << 8 | state bits. */
+/* The version word: sequence << 32 | birth << 16 | protocol << 8 | state bits. The birth (when the entry was
+ * written for its flow, in L4_BIRTH_UNIT-second units, wrapping) rides in bits nothing else used, so an entry
+ * stays 64 bytes; state changes keep it (they only OR and clear state bits). For the admin view (a drain's
+ * oldest flow), never the packet path's decisions. */
 #define L4_VER_SEQ(v) ((uint32_t)((v) >> 32))
 #define L4_VER_STATE(v) ((uint8_t)(v))
 #define L4_VER_PROTO(v) ((uint8_t)((v) >> 8))
+#define L4_VER_BIRTH(v) ((uint16_t)((v) >> 16))
 #define L4_VER(seq, proto, state) (((uint64_t)(seq) << 32) | ((uint64_t)(proto) << 8) | (uint64_t)(state))
+#define L4_BIRTH_UNIT_SHIFT 2 /* 4-second units: ages are exact to 4 s and wrap after 2^18 s (72.8 hours) */
+static inline uint16_t l4_birth_of(uint32_t now) { return (uint16_t)(now >> L4_BIRTH_UNIT_SHIFT); }
+/* Seconds since `birth` at `now`, to L4_BIRTH_UNIT (an entry older than the wrap shows its age modulo it). */
+static inline uint32_t l4_age_of(uint16_t birth, uint32_t now) {
+  return (uint32_t)(uint16_t)(l4_birth_of(now) - birth) << L4_BIRTH_UNIT_SHIFT;
+}
 #define L4_KEY_WORDS (sizeof(struct l4_flow_key) / 8)
 
 struct l4_flow {
@@ -138,6 +148,7 @@ struct l4_flow_view {
   uint32_t svc;
   uint8_t state;
   uint32_t idle; /* seconds since the last packet */
+  uint32_t age;  /* seconds since the entry was written for its flow (l4_age_of) */
   struct l4_flow *e;
   uint32_t seq;
 };

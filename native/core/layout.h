@@ -6,6 +6,9 @@
 #ifndef L4NAT_LAYOUT_H
 #define L4NAT_LAYOUT_H
 
+#include <stddef.h>
+
+#include "explain.h"
 #include "flow_query.h"
 #include "flow_table.h"
 #include "tables.h"
@@ -22,7 +25,9 @@
   X("noBackend", L4_NO_BACKEND)              \
   X("flowEntryBytes", sizeof(struct l4_flow)) \
   X("traceRecordBytes", sizeof(struct l4_trace_rec)) \
-  X("traceMatches", L4_TRACE_MATCHES)
+  X("traceMatches", L4_TRACE_MATCHES)        \
+  X("explainWords", L4_EXPLAIN_WORDS)        \
+  X("moveWords", L4_MOVE_WORDS)
 
 /* An entry's state bits (the flow listing decodes them into TCP states). */
 #define L4_LAYOUT_FLOW_STATES(X) \
@@ -59,5 +64,55 @@
   X("SERVICE", L4_TM_SERVICE)          \
   X("BACKEND", L4_TM_BACKEND)          \
   X("DROPS", L4_TM_DROPS)
+
+/* A backend's flags as the table holds them (an explanation's backend_flags). */
+#define L4_LAYOUT_BK_TABLE_FLAGS(X)  \
+  X("PRESENT", L4_BK_PRESENT)        \
+  X("NO_SECOND_CHANCE", L4_BK_NO_SECOND_CHANCE) \
+  X("IN_RING", L4_BK_IN_RING)
+
+/* An explanation (explain.h): the word each field is at, and its verdicts. */
+#define L4_EXPLAIN_AT(field) (offsetof(struct l4_explain, field) / sizeof(uint32_t))
+#define L4_LAYOUT_EXPLAIN_FIELDS(X)                                  \
+  X("verdict", L4_EXPLAIN_AT(verdict))                               \
+  X("dropReason", L4_EXPLAIN_AT(drop_reason))                        \
+  X("service", L4_EXPLAIN_AT(service))                               \
+  X("aclEntries", L4_EXPLAIN_AT(acl_entries))                        \
+  X("aclIndex", L4_EXPLAIN_AT(acl_index))                            \
+  X("aclAllowed", L4_EXPLAIN_AT(acl_allowed))                        \
+  X("rate", L4_EXPLAIN_AT(rate))                                     \
+  X("burst", L4_EXPLAIN_AT(burst))                                   \
+  X("rateTokensMilli", L4_EXPLAIN_AT(rate_tokens_milli))             \
+  X("rateAllows", L4_EXPLAIN_AT(rate_allows))                        \
+  X("flowFound", L4_EXPLAIN_AT(flow_found))                          \
+  X("flowBackend", L4_EXPLAIN_AT(flow_backend))                      \
+  X("flowService", L4_EXPLAIN_AT(flow_service))                      \
+  X("flowState", L4_EXPLAIN_AT(flow_state))                          \
+  X("flowClass", L4_EXPLAIN_AT(flow_class))                          \
+  X("flowIdle", L4_EXPLAIN_AT(flow_idle))                            \
+  X("flowValid", L4_EXPLAIN_AT(flow_valid))                          \
+  X("flowOffRing", L4_EXPLAIN_AT(flow_off_ring))                     \
+  X("ringSize", L4_EXPLAIN_AT(ring_size))                            \
+  X("ringSlot", L4_EXPLAIN_AT(ring_slot))                            \
+  X("ringBackend", L4_EXPLAIN_AT(ring_backend))                      \
+  X("prevRingSize", L4_EXPLAIN_AT(prev_ring_size))                   \
+  X("prevRingSlot", L4_EXPLAIN_AT(prev_ring_slot))                   \
+  X("prevBackend", L4_EXPLAIN_AT(prev_backend))                      \
+  X("prevSecondChance", L4_EXPLAIN_AT(prev_second_chance))           \
+  X("backend", L4_EXPLAIN_AT(backend))                               \
+  X("backendFlags", L4_EXPLAIN_AT(backend_flags))                    \
+  X("backendPort", L4_EXPLAIN_AT(backend_port))                      \
+  X("backendAddr", L4_EXPLAIN_AT(backend_addr))                      \
+  X("vipPort", L4_EXPLAIN_AT(vip_port))                              \
+  X("vipAddr", L4_EXPLAIN_AT(vip_addr))                              \
+  X("generation", L4_EXPLAIN_AT(generation))
+
+#define L4_LAYOUT_EXPLAIN_VERDICTS(X) \
+  X("drop", L4_EXPLAIN_DROP)          \
+  X("entry", L4_EXPLAIN_ENTRY)        \
+  X("ring", L4_EXPLAIN_RING)
+
+/* The rows of a flow-move question (flowMoves() in addon.c): [service_slot, hash_mode, ring_offset, ring_size]. */
+#define L4_MOVE_WORDS 4
 
 #endif

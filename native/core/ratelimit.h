@@ -21,4 +21,7 @@ void l4_ratelimit_destroy(struct l4_ratelimit *rl);
  * true if the new flow may start. `now_ms` is a wrapping millisecond clock. */
 bool l4_ratelimit_take(struct l4_ratelimit *rl, uint64_t hash, uint32_t rate, uint32_t burst, uint32_t now_ms);
 
+/* The milli-tokens that bucket holds at now_ms, taking none (a new flow passes with at least 1000). */
+uint32_t l4_ratelimit_peek(const struct l4_ratelimit *rl, uint64_t hash, uint32_t rate, uint32_t burst, uint32_t now_ms);
+
 #endif

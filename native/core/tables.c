@@ -261,13 +261,23 @@ static bool prefix_match(const uint8_t *addr, const struct l4_acl_entry *e) {
   return (addr[full] & mask) == e->addr[full];
 }
 
-bool l4_acl_allows(const struct l4_tables *t, const struct l4_service *s, const uint8_t *addr) {
-  bool allowed = !s->acl_has_allow;
+int32_t l4_acl_decide(const struct l4_tables *t, const struct l4_service *s, const uint8_t *addr, bool *allowed) {
+  int32_t allow_at = -1;
   for (uint32_t i = 0; i < s->acl_n; i++) {
     const struct l4_acl_entry *e = &t->acl[s->acl_off + i];
     if (!prefix_match(addr, e)) continue;
-    if (e->deny) return false;
-    allowed = true;
+    if (e->deny) {
+      *allowed = false;
+      return (int32_t)i;
+    }
+    if (allow_at < 0) allow_at = (int32_t)i;
   }
+  *allowed = allow_at >= 0 || !s->acl_has_allow;
+  return allow_at;
+}
+
+bool l4_acl_allows(const struct l4_tables *t, const struct l4_service *s, const uint8_t *addr) {
+  bool allowed;
+  l4_acl_decide(t, s, addr, &allowed);
   return allowed;
 }

@@ -142,5 +142,9 @@ void l4_addr_key_set(struct l4_addr_key *k, const uint8_t *addr, uint8_t family,
 uint32_t l4_addr_map_get(const struct l4_addr_map *m, const struct l4_addr_key *key);
 /* May a client at `addr` use service s? (its source CIDR lists) */
 bool l4_acl_allows(const struct l4_tables *t, const struct l4_service *s, const uint8_t *addr);
+/* The same decision, and the entry that made it: the index (within the service's entries) of the first deny
+ * entry the address matches, else of the first allow entry it matches, else -1 (no entry matched: allowed unless
+ * the service has allow entries). */
+int32_t l4_acl_decide(const struct l4_tables *t, const struct l4_service *s, const uint8_t *addr, bool *allowed);
 
 #endif

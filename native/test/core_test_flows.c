@@ -66,7 +66,7 @@ void test_flow_syn_pins(void) {
   CHECK(c2s(&e, 40000, PB_TCP_ACK) == FX_BK_V4T_A, "ACK to A");
   CHECK(ent(&e, 40000, &r) && (r.state & FL_EST) && timeout_of(&e, &r) == FX_TO_EST, "ACK establishes (%#x)", r.state);
 
-  env_publish(&e, fx_tables(FX_RING_B, 0));
+  env_publish(&e, fx_tables(FX_RING_B_A1, 0)); /* the ring moves to B; A keeps a slot (still takes flows) */
   e.ctx.now += 100;
   for (int i = 0; i < 5; i++) CHECK(c2s(&e, 40000, PB_TCP_ACK | PB_TCP_PSH) == FX_BK_V4T_A, "after republish: still A");
   CHECK(c2s(&e, 40000, PB_TCP_SYN) == FX_BK_V4T_A, "a retransmitted SYN on a live entry keeps A");
@@ -208,7 +208,7 @@ void test_flow_syn_on_closed_repicks(void) {
   c2s(&e, 45000, PB_TCP_FIN | PB_TCP_ACK);
   s2c(&e, FX_BK_V4T_A, 45000, PB_TCP_FIN | PB_TCP_ACK);
   c2s(&e, 45001, PB_TCP_RST);
-  env_publish(&e, fx_tables(FX_RING_B, 0));
+  env_publish(&e, fx_tables(FX_RING_B_A1, 0)); /* A keeps a slot: its live entries keep it */
   CHECK(c2s(&e, 45000, PB_TCP_SYN) == FX_BK_V4T_B, "SYN reusing a FIN-closed tuple re-picks (B)");
   CHECK(ent(&e, 45000, &r) && r.backend == FX_BK_V4T_B && r.state == FL_SYN, "entry re-pinned to B, state %#x",
         r.state);
@@ -230,7 +230,7 @@ void test_flow_syn_unanswered_repicks(void) {
   establish(&e, 45101, FX_BK_V4T_A);
   c2s(&e, 45102, PB_TCP_SYN);
   CHECK(s2c(&e, FX_BK_V4T_A, 45102, PB_TCP_SYN | PB_TCP_ACK), "45102: A answered, the client has not ACKed yet");
-  env_publish(&e, fx_tables(FX_RING_B, 0)); /* A leaves the ring, e.g. black-holed and found down */
+  env_publish(&e, fx_tables(FX_RING_B_A1, 0)); /* the ring moves from A (its weight lowered; a backend out of the ring: flow_syn_reuse_off_ring) */
   CHECK(c2s(&e, 45100, PB_TCP_SYN) == FX_BK_V4T_A, "a copy of the SYN within the same second keeps A");
   e.ctx.now += 1;
   CHECK(c2s(&e, 45100, PB_TCP_SYN) == FX_BK_V4T_B, "retransmitted SYN A never answered: re-picked (B)");
@@ -420,5 +420,91 @@ void test_flow_touch_stale_ref(void) {
   CHECK(!ent(&e, 8, &r) && ent(&e, 9, &r) && r.e == stale.e, "9 took 8's entry");
   l4_flow_touch(&stale, FL_REPLY | FL_EST, FL_RST, e.ctx.now); /* 8's late update */
   CHECK(ent(&e, 9, &r) && r.state == FL_SYN, "9 keeps its own state (%#x, want %#x)", r.state, FL_SYN);
+  env_free(&e);
+}
+
+/* Drains safe under port reuse (issue 17 item 4, admission.h): a SYN reusing the tuple of a live entry whose
+ * backend takes no new flows goes to the current ring at once; the old entry's packets go on until then. */
+void test_flow_syn_reuse_off_ring(void) {
+  struct env e;
+  env_init(&e, 1024, FX_RING_A, 0);
+  struct l4_flow_ref r;
+  establish(&e, 47000, FX_BK_V4T_A);
+  CHECK(c2s(&e, 47001, PB_TCP_SYN) == FX_BK_V4T_A, "47001: SYN to A, not answered yet");
+  establish(&e, 47003, FX_BK_V4T_A);
+  CHECK(c2s(&e, 47003, PB_TCP_FIN | PB_TCP_ACK) == FX_BK_V4T_A, "47003: the client's FIN (FIN_WAIT)");
+  establish(&e, 47004, FX_BK_V4T_A);
+  env_publish(&e, fx_tables(FX_RING_B, 0)); /* A drained: out of the ring, its flows kept */
+
+  /* the old connection goes on through its entry, byte for byte */
+  struct pb_ip ip;
+  struct pb_l4 l4;
+  spec_tcp(&ip, &l4, 4, C4, 47000, VIP4, 80, PB_TCP_ACK | PB_TCP_PSH, 100);
+  fx_fwd(&e, "drained A: the established flow's data still reaches A", NULL, &ip, &l4, B4A, 8080);
+  CHECK(env_q(&e, L4_Q_FLOW_REUSE_MOVED) == 0, "nothing moved by data");
+
+  /* the client reuses the port: in the same second, no retransmission needed, byte for byte to B */
+  spec_tcp(&ip, &l4, 4, C4, 47000, VIP4, 80, PB_TCP_SYN, 0);
+  fx_fwd(&e, "SYN reusing a drained backend's live tuple goes to B at once", NULL, &ip, &l4, B4B, 8080);
+  CHECK(ent(&e, 47000, &r) && r.backend == FX_BK_V4T_B && r.state == FL_SYN, "entry replaced: B, state %#x", r.state);
+  CHECK(env_q(&e, L4_Q_FLOW_REUSE_MOVED) == 1, "counted flow_reuse_moved");
+  CHECK(s2c(&e, FX_BK_V4T_B, 47000, PB_TCP_SYN | PB_TCP_ACK), "B's SYN-ACK translated");
+  CHECK(c2s(&e, 47000, PB_TCP_ACK) == FX_BK_V4T_B, "the new connection's ACK goes to B");
+  CHECK(ent(&e, 47000, &r) && (r.state & FL_EST) && r.backend == FX_BK_V4T_B, "established on B");
+
+  /* an unanswered SYN's copy in the same second and a half-closed entry's reuse move too */
+  CHECK(c2s(&e, 47001, PB_TCP_SYN) == FX_BK_V4T_B, "SYN retransmission of a handshake A never answered: B at once");
+  CHECK(c2s(&e, 47003, PB_TCP_SYN) == FX_BK_V4T_B, "SYN reusing a FIN_WAIT entry on drained A: B");
+  CHECK(env_q(&e, L4_Q_FLOW_REUSE_MOVED) == 3, "3 moved, got %llu", (unsigned long long)env_q(&e, L4_Q_FLOW_REUSE_MOVED));
+  /* not a SYN without ACK: stays on its entry */
+  CHECK(c2s(&e, 47004, PB_TCP_SYN | PB_TCP_ACK) == FX_BK_V4T_A, "SYN+ACK from the client is no new connection: A");
+  CHECK(c2s(&e, 47004, PB_TCP_RST) == FX_BK_V4T_A, "the client's RST reaches A");
+  CHECK(l4_flow_count(&e.ft, &e.t->timeouts, e.ctx.now) == 4, "no duplicate entries");
+
+  /* no live backend at all: the SYN is dropped (never a new flow for the drained one), the old flow goes on */
+  establish(&e, 47005, FX_BK_V4T_B);
+  env_publish(&e, fx_tables(FX_RING_EMPTY, 0));
+  CHECK(c2s(&e, 47005, PB_TCP_SYN) == -1 && e.ctx.last_drop == L4_DROP_NO_BACKEND, "empty ring: SYN dropped no_backend");
+  CHECK(c2s(&e, 47005, PB_TCP_ACK) == FX_BK_V4T_B, "its established flow still reaches B");
+  CHECK(ent(&e, 47005, &r) && r.backend == FX_BK_V4T_B && (r.state & FL_EST), "entry kept");
+  env_free(&e);
+
+  /* a backend still in the ring keeps its established entry when the ring moves (only A's slot moved to B) */
+  env_init(&e, 1024, FX_RING_B, 0);
+  establish(&e, 47100, FX_BK_V4T_B);
+  env_publish(&e, tables_with_previous(0, FX_BK_V4T_A, 0, true, 0)); /* ring on A, B keeps the last slot */
+  uint16_t moved = port_to(&e, C4, 47100, FX_BK_V4T_A);
+  CHECK(moved == 47100 || c2s(&e, moved, PB_TCP_SYN) == FX_BK_V4T_A, "a port the new ring sends to A");
+  CHECK(c2s(&e, 47100, PB_TCP_SYN) == FX_BK_V4T_B, "SYN on an established entry of B, still in the ring: B");
+  CHECK(env_q(&e, L4_Q_FLOW_REUSE_MOVED) == 0, "nothing moved");
+  env_free(&e);
+}
+
+static int take_view(const struct l4_flow_view *v, void *arg) {
+  *(struct l4_flow_view *)arg = *v;
+  return 1;
+}
+
+/* An entry's age (the drain view's oldest flow): from its creation, kept by state changes and packets, reset when
+ * a SYN replaces the entry for a new connection; exact to 4 s, wrapping after 2^18 s. */
+void test_flow_age(void) {
+  struct env e;
+  env_init(&e, 1024, FX_RING_A, 0);
+  e.ctx.now = 1003; /* not on a 4 s boundary */
+  establish(&e, 48000, FX_BK_V4T_A);
+  struct l4_flow_view v;
+  e.ctx.now += 1000;
+  CHECK(c2s(&e, 48000, PB_TCP_ACK | PB_TCP_PSH) == FX_BK_V4T_A, "data");
+  CHECK(s2c(&e, FX_BK_V4T_A, 48000, PB_TCP_FIN | PB_TCP_ACK), "the backend's FIN (a state change)");
+  e.ctx.now += 10;
+  memset(&v, 0, sizeof(v));
+  l4_flow_walk(&e.ft, &e.t->timeouts, e.ctx.now, 0, e.ft.capacity, take_view, &v);
+  CHECK(v.age >= 1010 - 4 && v.age <= 1010 + 4 && v.idle == 10, "age %u (want 1010 +- 4), idle %u", v.age, v.idle);
+  env_publish(&e, fx_tables(FX_RING_B, 0));
+  CHECK(c2s(&e, 48000, PB_TCP_SYN) == FX_BK_V4T_B, "reuse: a new connection on B");
+  e.ctx.now += 8;
+  l4_flow_walk(&e.ft, &e.t->timeouts, e.ctx.now, 0, e.ft.capacity, take_view, &v);
+  CHECK(v.backend == FX_BK_V4T_B && v.age >= 4 && v.age <= 12, "the new entry's age %u (want 8 +- 4)", v.age);
+  CHECK(l4_age_of(l4_birth_of(5), 5 + (1u << 18) + 40) == 40, "wraps after 2^18 s");
   env_free(&e);
 }

@@ -41,6 +41,8 @@ void fx_input_init(struct fx_input *fi, enum fx_ring ring, uint32_t options) {
     /* each service's two backends are slots 2s and 2s+1 */
     for (uint32_t j = 0; j < FX_RING_SIZE; j++) {
       uint32_t which = ring == FX_RING_A ? 0 : ring == FX_RING_B ? 1 : (j & 1);
+      if (ring == FX_RING_A_B1) which = j == FX_RING_SIZE - 1;
+      if (ring == FX_RING_B_A1) which = j != FX_RING_SIZE - 1;
       fi->rings[s * FX_RING_SIZE + j] = 2 * s + which;
     }
   }

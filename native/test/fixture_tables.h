@@ -10,7 +10,8 @@
  *
  * Rings (13 slots each, the way TypeScript lays them out: one flat array, an offset per service):
  * FX_RING_A puts every slot on each service's first backend, FX_RING_B on its second, FX_RING_ALT
- * alternates. Same hash key and timeouts in all three, so republishing only moves the rings. */
+ * alternates; FX_RING_A_B1 and FX_RING_B_A1 are A and B with the last slot on the other backend, which so
+ * stays in the ring (it takes new flows: admission.h). Same hash key and timeouts in all three, so republishing only moves the rings. */
 #ifndef L4NAT_TEST_FIXTURE_TABLES_H
 #define L4NAT_TEST_FIXTURE_TABLES_H
 
@@ -18,7 +19,7 @@
 
 #include "../core/tables.h"
 
-enum fx_ring { FX_RING_A, FX_RING_B, FX_RING_ALT, FX_RING_EMPTY };
+enum fx_ring { FX_RING_A, FX_RING_B, FX_RING_ALT, FX_RING_EMPTY, FX_RING_A_B1, FX_RING_B_A1 };
 
 enum { FX_SVC_V4_TCP, FX_SVC_V4_UDP, FX_SVC_V6_TCP, FX_SVC_V6_UDP, FX_SVC_V4_SRC, FX_NSVC };
 enum {

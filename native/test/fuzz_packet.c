@@ -5,6 +5,8 @@
  *   - on TX: the output is no longer than the input, the virtio_net_hdr is untouched, the output re-parses
  *     with l4_parse, its IPv4 header checksum is valid, and an L4 checksum that was valid on input (complete,
  *     or a correct CHECKSUM_PARTIAL seed) is valid on output;
+ *   - l4_explain of the packet's tuple (client -> VIP) changes no flow-table byte, is consistent with itself, and
+ *     when it says a client's SYN goes by the ring, l4_process sends that SYN to the backend it named;
  *   - a TX output the UDP coalescer (core/coalesce.h) takes, merged with its successor (the next IPv4
  *     identification), splits back, as the kernel cuts it, into exactly those two datagrams.
  *
@@ -20,6 +22,7 @@
 
 #include "../core/coalesce.h"
 #include "../core/dataplane.h"
+#include "../core/explain.h"
 #include "fixture_tables.h"
 #include "pkt_builder.h"
 
@@ -132,6 +135,28 @@ static void check_coalesce(const uint8_t *out, uint32_t len, const uint8_t *data
   }
 }
 
+/* Explains the tuple of the packet in data (if it is TCP or UDP) and checks the explanation against itself and
+ * the flow table (left as it was). Returns whether it said a client's SYN goes by the ring, with the backend. */
+static int explain_one(struct l4_ctx *ctx, const struct l4_tables *t, const uint8_t *data, uint32_t len, struct l4_explain *x) {
+  static uint8_t copy[PB_MAX], before[FUZZ_FLOWS * 2 * sizeof(struct l4_flow)];
+  memcpy(copy, data, len);
+  struct l4_pkt p;
+  if (l4_parse(copy, len, &p) != L4_DROP_NONE || (p.proto != 6 && p.proto != 17)) return 0;
+  struct l4_explain_query q = {p.family, p.proto, {0}, {0}, (uint16_t)((p.sport >> 8) | (p.sport << 8)), (uint16_t)((p.dport >> 8) | (p.dport << 8))};
+  memcpy(q.client, p.saddr, p.addr_len);
+  memcpy(q.vip, p.daddr, p.addr_len);
+  size_t ft_bytes = (size_t)(g_ft.capacity * sizeof(struct l4_flow));
+  if (ft_bytes > sizeof(before)) abort();
+  memcpy(before, g_ft.entries, ft_bytes);
+  l4_explain(t, &g_ft, NULL, ctx->now, ctx->now_ms, &q, x);
+  if (memcmp(before, g_ft.entries, ft_bytes) != 0) fail("explain changed the flow table", data, len);
+  if (x->verdict == L4_EXPLAIN_ENTRY && !(x->flow_found && x->flow_valid && x->backend == x->flow_backend)) fail("explain: entry verdict without its entry", data, len);
+  if (x->verdict == L4_EXPLAIN_RING && (x->backend != x->ring_backend || x->backend >= t->max_backends)) fail("explain: ring verdict without the ring's backend", data, len);
+  if (x->verdict == L4_EXPLAIN_DROP && (x->drop_reason == L4_DROP_NONE || x->backend != L4_NO_BACKEND)) fail("explain: drop without a reason", data, len);
+  if (x->verdict > L4_EXPLAIN_RING) fail("explain: unknown verdict", data, len);
+  return x->verdict == L4_EXPLAIN_RING && p.proto == 6 && (p.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN;
+}
+
 static void run_one(struct l4_ctx *ctx, const struct l4_tables *t, const uint8_t *data, uint32_t len) {
   /* Exactly-sized heap copy, so a read past the end is an ASan report. */
   uint8_t *buf = malloc(len ? len : 1);
@@ -139,7 +164,16 @@ static void run_one(struct l4_ctx *ctx, const struct l4_tables *t, const uint8_t
   memcpy(buf, data, len);
   uint32_t out_len = len;
   uint64_t rst_before = ctx->counters[L4_Q_PROBE_RST_SENT];
+  struct l4_explain x;
+  int syn_by_ring = explain_one(ctx, t, data, len, &x);
   enum l4_verdict v = l4_process(ctx, t, buf, &out_len);
+  if (syn_by_ring) {
+    struct l4_pkt o;
+    memcpy(g_copy, buf, out_len);
+    if (v != L4_VERDICT_TX || l4_parse(g_copy, out_len, &o) != L4_DROP_NONE || memcmp(o.daddr, x.backend_addr, o.addr_len) != 0 ||
+        o.dport != (uint16_t)((x.backend_port >> 8) | (x.backend_port << 8)))
+      fail("a SYN explain sent by the ring went elsewhere", data, len);
+  }
   /* A backend's SYN-ACK to the probe address becomes a fresh RST (core/probe.c): no offloads, full checksums. */
   int probe_rst = ctx->counters[L4_Q_PROBE_RST_SENT] != rst_before;
   if (v == L4_VERDICT_DROP) {

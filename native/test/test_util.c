@@ -257,17 +257,24 @@ struct l4_tables *tables_with_previous(int with_prev, uint32_t prev_backend, uin
     fi.in.nprev_rings = 1;
   }
   fi.bk_words[prev_backend * L4_BK_WORDS + 5] = bk_flags;
+  fx_rate_limit(&fi, rate);
+  return fx_build(&fi, "tables_with_previous");
+}
+
+void fx_rate_limit(struct fx_input *fi, uint32_t rate) {
   static uint32_t limit[L4_LIMIT_WORDS];
-  if (rate) {
-    limit[0] = FX_SVC_V4_TCP;
-    limit[1] = limit[2] = rate;
-    fi.in.limit_words = limit;
-    fi.in.nlimits = 1;
-  }
+  if (!rate) return;
+  limit[0] = FX_SVC_V4_TCP;
+  limit[1] = limit[2] = rate;
+  fi->in.limit_words = limit;
+  fi->in.nlimits = 1;
+}
+
+struct l4_tables *fx_build(const struct fx_input *fi, const char *who) {
   char err[256];
-  struct l4_tables *t = l4_tables_build(&fi.in, err, sizeof(err));
+  struct l4_tables *t = l4_tables_build(&fi->in, err, sizeof(err));
   if (!t) {
-    fprintf(stderr, "tables_with_previous: %s\n", err);
+    fprintf(stderr, "%s: %s\n", who, err);
     abort();
   }
   return t;

@@ -95,6 +95,10 @@ struct l4_tables *tables_with_previous(int with_prev, uint32_t prev_backend, uin
  * limit (0: none) on the v4 TCP service (core_test_protect.c). */
 struct l4_tables *protected_tables(const uint32_t *acl, const char *const *acl_addrs, uint32_t nacl, uint32_t rate,
                                    uint32_t burst);
+/* Sets a new-flow rate limit (rate = burst) on the v4 TCP service of fi; 0: none. */
+void fx_rate_limit(struct fx_input *fi, uint32_t rate);
+/* l4_tables_build of fi; aborts naming `who` and the builder's message if it does not build. */
+struct l4_tables *fx_build(const struct fx_input *fi, const char *who);
 /* The first client port from `from` on whose flow client:port -> VIP4:80 (TCP) e's current ring sends to bk. */
 uint16_t port_to(struct env *e, const char *client, uint16_t from, uint32_t bk);
 

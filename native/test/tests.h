@@ -31,6 +31,8 @@
   X(flow_eviction, "a full bucket evicts non-established entries first, and counts it")                       \
   X(flow_backend_resets, "a backend RST counts for passive health on a live flow, not after both FINs")       \
   X(flow_touch_stale_ref, "a state update after a removal or a reuse of the entry changes nothing")           \
+  X(flow_syn_reuse_off_ring, "a SYN reusing a draining backend's live tuple goes to the ring at once")        \
+  X(flow_age, "an entry's age runs from its creation, kept by packets and state changes, reset by a reuse")   \
   /* core_test_icmp.c */                                                                                      \
   X(icmp_frag_needed_v4, "frag-needed to the VIP quoting our reply goes to the pinned backend")                \
   X(icmp_port_unreach_v4, "port unreachable from a backend comes from the VIP, quote client->VIP")            \
@@ -76,7 +78,13 @@
   X(flow_classes, "an entry's listed state from its protocol and bits, the same as its idle timeout's")        \
   X(flow_filter, "flow filters (slots, client, states) take exactly their entries; limit and paging")         \
   X(flow_remove_matching, "removal by filter removes exactly the matches, up to a limit")                     \
-  X(flow_stats, "per-slot live counts, closed entries apart; pages add up to the whole") \
+  X(flow_stats, "per-slot live counts, closed entries apart; pages add up to the whole")                      \
+  /* core_test_explain.c */                                                                                   \
+  X(explain_new_tuple, "explain: a new tuple's ring slot and backend are what l4_process then picks; read only") \
+  X(explain_established_entry, "explain: an established entry, pinned against the ring, on a draining backend") \
+  X(explain_acl_and_rate, "explain: the deciding source-list entry; the rate-limit bucket without taking tokens") \
+  X(explain_drops, "explain: no_backend, vip_port_unknown, not_service as l4_process drops them")             \
+  X(flow_moves, "moves a candidate ring would make, per backend, equal where l4_process sends the flows") \
   /* core_test_trace.c */                                                                                     \
   X(trace_records, "a traced flow's SYN, SYN-ACK, data and mid-flow packets: tuple before/after, verdict; others none") \
   X(trace_drops, "drops-only and service matches: acl_denied recorded with its reason, parse drops without a tuple") \

@@ -16,6 +16,7 @@ export interface MetricsBackend {
   activeFlows: number | null;
   counters: CounterMap;
   health: { checks: { ok: number; failed: number }; lastCheck: { ms: number } | null } | null;
+  drain: { done: boolean; oldestFlowSeconds: number | null; estimatedDoneAt: string | null } | null;
 }
 
 /**
@@ -25,6 +26,8 @@ export interface MetricsBackend {
 export interface MetricsControl {
   view(c: CounterSnapshot): { services: ReadonlyArray<{ id: string; name: string; allDown: boolean; activeFlows: number | null; counters: CounterMap; backends: readonly MetricsBackend[] }> };
   readonly reloads: { ok: number; failed: number };
+  /** Flow entries removed at drain deadlines since start. */
+  readonly drainDeadlineRemovals: number;
   readonly lastReload: { ok: boolean } | undefined;
 }
 
@@ -83,6 +86,9 @@ export function createMetrics(src: MetricsSource): Registry {
   const checkSeconds = new Gauge({ name: 'l4nat_health_check_last_duration_seconds', help: 'Duration of the last health-check probe', labelNames: bkLabels, registers: [reg] });
   const svcAllDown = new Gauge({ name: 'l4nat_service_no_healthy_backend', help: '1 while the service has no healthy backend', labelNames: svcLabels, registers: [reg] });
   const reloads = new Counter({ name: 'l4nat_config_reloads_total', help: 'Config reloads, by result', labelNames: ['result'], registers: [reg] });
+  const drainRemoved = new Counter({ name: 'l4nat_drain_deadline_flows_removed_total', help: 'Flow entries removed because a drain reached its deadline', registers: [reg] });
+  const drainOldest = new Gauge({ name: 'l4nat_backend_drain_oldest_flow_seconds', help: 'A draining backend: age of its oldest live flow at the last count (to 4 s)', labelNames: bkLabels, registers: [reg] });
+  const drainLeft = new Gauge({ name: 'l4nat_backend_drain_estimated_seconds_left', help: 'A draining backend: seconds until its drain is likely done (its flows\' rate of ending so far; never past its deadline)', labelNames: bkLabels, registers: [reg] });
   const reloadOk = new Gauge({ name: 'l4nat_config_last_reload_successful', help: '1 if the last reload was applied (or none was tried)', registers: [reg] });
 
   update = (): void => {
@@ -96,7 +102,7 @@ export function createMetrics(src: MetricsSource): Registry {
       flows.set(src.flowCount());
       flowCap.set(src.flowCapacity);
       const view = src.ctrl.view(c);
-      for (const m of [...svcCounters.values(), ...bkCounters.values(), bkUp, bkState, bkWeight, bkEff, checkSeconds, svcAllDown, svcActive, bkActive]) m.reset();
+      for (const m of [...svcCounters.values(), ...bkCounters.values(), bkUp, bkState, bkWeight, bkEff, checkSeconds, svcAllDown, svcActive, bkActive, drainOldest, drainLeft]) m.reset();
       for (const s of view.services) {
         const sl = { service: s.id, name: s.name };
         for (const [k, m] of svcCounters) m.inc(sl, s.counters[k] ?? 0);
@@ -110,6 +116,10 @@ export function createMetrics(src: MetricsSource): Registry {
           bkWeight.set(bl, b.weight);
           bkEff.set(bl, b.effectiveWeight);
           if (b.activeFlows !== null) bkActive.set(bl, b.activeFlows);
+          if (b.drain && !b.drain.done) {
+            if (b.drain.oldestFlowSeconds !== null) drainOldest.set(bl, b.drain.oldestFlowSeconds);
+            if (b.drain.estimatedDoneAt !== null) drainLeft.set(bl, Math.max(0, (Date.parse(b.drain.estimatedDoneAt) - Date.now()) / 1000));
+          }
           if (b.health) {
             setCounter(checks, { ...bl, result: 'ok' }, b.health.checks.ok);
             setCounter(checks, { ...bl, result: 'failed' }, b.health.checks.failed);
@@ -120,6 +130,7 @@ export function createMetrics(src: MetricsSource): Registry {
       setCounter(reloads, { result: 'ok' }, src.ctrl.reloads.ok);
       setCounter(reloads, { result: 'failed' }, src.ctrl.reloads.failed);
       reloadOk.set(src.ctrl.lastReload?.ok === false ? 0 : 1);
+      setCounter(drainRemoved, {}, src.ctrl.drainDeadlineRemovals);
   };
   return reg;
 }

@@ -10,22 +10,26 @@
 // (insecure_no_auth, warned at start). The config refuses any other listen address without TLS. Every request
 // passes the checks of access.ts (this host's name, no foreign web page, authentication) before routing, so a
 // refused request learns nothing (not even which paths exist, nor whether its URL parses). Bodies are JSON only:
-// a browser's cross-site form or text/plain POST gets 415.
+// a browser's cross-site form or text/plain POST gets 415. The dashboard (GET /, its login form, its event stream:
+// dashboard.ts) is registered here and passes the same checks; a browser's session cookie authenticates like the token.
 import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import { readFileSync } from 'fs';
 import { isIP, type AddressInfo } from 'net';
-import { ControlError, type Controller, type FlowQuery } from '../control/controller';
+import { ControlError, DRAIN_DEADLINE_MAX_S, type Controller, type FlowQuery } from '../control/controller';
 import { FLOW_STATES, type FlowState } from '../dataplane/native';
 import type { Logger } from '../util/log';
 import { monotonicMs } from '../util/clock';
 import { isLoopback, type AdminConfig } from '../config/model';
 import type { Registry } from 'prom-client';
-import { requestRefusal, type Refusal } from './access';
+import { isRefusal, requestAccess, type Refusal } from './access';
+import { DASHBOARD_PUBLIC, registerDashboard, type DashboardDeps } from './dashboard';
+import { SessionStore } from './session';
 import { OptionError, Subject } from '../config/options';
 import { parseBackend } from '../config/address-syntax';
 import type { TraceHub } from '../trace/hub';
 import { registerTraceRoute } from './trace-route';
+import { registerPlanRoutes } from './plan-routes';
 
 export const API_VERSION = '1';
 
@@ -40,6 +44,8 @@ export interface AdminDeps {
   restart?: () => void;
   /** The verdict trace behind GET /v1/trace (src/trace/hub.ts); without it the route does not exist. */
   trace?: TraceHub;
+  /** What the dashboard (GET /) shows beyond the controller's views: the rings, the flow table's size. */
+  dashboard?: DashboardDeps;
 }
 
 const sid = { type: 'string', description: 'service id, e.g. 10.0.0.10:80/tcp or [fd00::10]:80/tcp (URL-encoded)' };
@@ -57,7 +63,13 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
     throw new Error('the admin API needs authentication: a token file, a client CA, or insecure_no_auth (loopback only)');
   }
   if (admin.insecureNoAuth && !isLoopback(admin.listen)) throw new Error(`insecure_no_auth is for a loopback listen address only, got ${admin.listen}`);
-  const refusal = requestRefusal(admin, () => ctrl.token);
+  const sessions = new SessionStore();
+  const access = requestAccess(admin, {
+    currentToken: () => ctrl.token,
+    sessions,
+    readOnly: () => ctrl.opts.admin.dashboard?.readOnly ?? false,
+    isPublic: DASHBOARD_PUBLIC,
+  });
   const refuse = (reply: FastifyReply, r: Refusal): FastifyReply => {
     if (r.bearer) reply.header('www-authenticate', 'Bearer');
     return reply.code(r.status).send({ error: r.error });
@@ -67,10 +79,13 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
     loggerInstance: deps.log.child({ component: 'admin' }),
     disableRequestLogging: true,
     bodyLimit: 64 * 1024,
+    // At close (l4nat stopping) every connection goes, not only idle keep-alive ones: a browser's spare connection
+    // that never sent a request, or a dashboard's event stream, would otherwise hold the stop for a minute.
+    forceCloseConnections: true,
     // A URL that does not parse is answered here, before the hooks: the same refusal first, so it learns nothing.
     frameworkErrors: (err: Error, req: FastifyRequest, reply: FastifyReply) => {
-      const r = refusal(req);
-      if (r) return refuse(reply, r);
+      const r = access(req);
+      if (isRefusal(r)) return refuse(reply, r);
       return reply.code(400).send({ error: `bad request: ${err.message}` });
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
@@ -102,9 +117,12 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
   app.removeContentTypeParser(['text/plain']);
 
   // Host, origin and authentication first, before routing: a refusal says nothing about what exists.
+  app.decorateRequest('caller', null);
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-    const r = refusal(req);
-    return r ? refuse(reply, r) : undefined;
+    const r = access(req);
+    if (isRefusal(r)) return refuse(reply, r);
+    req.caller = r;
+    return undefined;
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; validationContext?: string; code?: string }, req, reply) => {
@@ -211,17 +229,24 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
     return s.backends.find((x) => x.id === backend);
   };
 
-  app.post<{ Params: { service: string; backend: string } }>(
+  app.post<{ Params: { service: string; backend: string }; Body: { deadline?: number } | undefined }>(
     '/v1/services/:service/backends/:backend/drain',
     {
       schema: {
-        summary: 'Drain: out of the ring, established flows go on. Poll the backend: drain.done turns true once it has no live flow left (drain.liveFlows)',
+        summary:
+          'Drain: out of the ring, established flows go on. Poll the backend: drain.done turns true once it has no live flow left (drain.liveFlows, ' +
+          'drain.oldestFlowSeconds, drain.estimatedDoneAt). With {"deadline": S} the flows left after S seconds are removed (again for a drain under way: moves its deadline)',
         params: backendParams,
-        response: { 202: obj('backend view'), 404: errorResponse },
+        body: {
+          type: ['object', 'null'],
+          additionalProperties: false,
+          properties: { deadline: { type: 'integer', minimum: 1, maximum: DRAIN_DEADLINE_MAX_S, description: 'seconds until the flows left are removed' } },
+        },
+        response: { 202: obj('backend view'), 400: errorResponse, 404: errorResponse },
       },
     },
     async (req, reply) => {
-      await ctrl.drain(req.params.service, req.params.backend);
+      await ctrl.drain(req.params.service, req.params.backend, req.body?.deadline);
       writeLog(req, 202);
       return reply.code(202).send(backendOf(req.params.service, req.params.backend));
     },
@@ -333,6 +358,8 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
     },
   );
 
+  registerPlanRoutes(app, ctrl);
+
   app.get('/v1/status', { schema: { summary: 'Summary: uptime, config file, last reload, backend states, worker liveness', response: { 200: obj('status') } } }, async () => {
     const c = ctrl.counters();
     const now = monotonicMs();
@@ -354,6 +381,7 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
     return { total: c.total, perQueue: c.perQueue, drops: c.drops, heartbeatsMs: c.heartbeatsMs };
   });
 
+  await registerDashboard(app, { ctrl, admin, sessions, log: deps.log, ...deps.dashboard });
   if (deps.trace) registerTraceRoute(app, deps.trace);
 
   if (deps.metrics) {

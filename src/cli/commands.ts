@@ -1,29 +1,13 @@
 // `l4nat reload | status | backend ...`: thin commands over the admin API (client.ts). Exit codes: 0 done,
 // 1 the API said no (message printed), 2 usage error.
-import { parseFlags, type FlagSpec } from './up-args';
+import { splitArgs, type FlagSpec } from './up-args';
 import { OptionError, Subject } from '../config/options';
 import { familyOf, parseBackend } from '../config/address-syntax';
 import { canonicalIp } from '../host/addr';
 import type { BackendView, FlowView, ReloadResult, ServicesView } from '../control/controller';
 import { apiRequest, ApiError, CLIENT_FLAGS, clientOptions, type ClientOptions } from './client';
-import { formatFlows, formatStatus, type StatusView } from './status';
-
-/** Splits positionals from --flags (flags per spec, in any position). */
-function split(argv: readonly string[], spec: Record<string, FlagSpec>): { pos: string[]; flags: Map<string, string[]> } {
-  const pos: string[] = [];
-  const flagArgs: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) {
-      pos.push(a);
-      continue;
-    }
-    flagArgs.push(a);
-    const name = a.slice(2).split('=')[0];
-    if (spec[name]?.value && !a.includes('=') && i + 1 < argv.length) flagArgs.push(argv[++i]);
-  }
-  return { pos, flags: parseFlags(flagArgs, spec) };
-}
+import { planCommand, reloadPlanBody } from './plan-commands';
+import { drainProgress, formatFlows, formatStatus, type StatusView } from './status';
 
 /** VIP:PORT[/proto] or [V6]:PORT[/proto] → the API's service id. */
 export function serviceIdArg(text: string): string {
@@ -57,11 +41,13 @@ const enc = encodeURIComponent;
 export async function apiCommand(cmd: 'reload' | 'restart' | 'status' | 'backend' | 'flows', argv: readonly string[]): Promise<number> {
   const extra: Record<string, FlagSpec> =
     cmd === 'backend'
-      ? { weight: { value: true }, name: { value: true }, wait: { value: true }, json: { value: false } }
+      ? { weight: { value: true }, name: { value: true }, wait: { value: true }, deadline: { value: true }, json: { value: false }, 'dry-run': { value: false } }
       : cmd === 'flows'
         ? { service: { value: true }, backend: { value: true }, client: { value: true }, limit: { value: true }, state: { value: true }, cursor: { value: true }, json: { value: false } }
-        : { json: { value: false } };
-  const { pos, flags } = split(argv, { ...CLIENT_FLAGS, ...extra });
+        : cmd === 'reload'
+          ? { json: { value: false }, 'dry-run': { value: false }, from: { value: true } }
+          : { json: { value: false } };
+  const { pos, flags } = splitArgs(argv, { ...CLIENT_FLAGS, ...extra });
   const o: ClientOptions = clientOptions(flags);
   const json = flags.has('json');
   const out = (v: unknown, text: string): void => {
@@ -121,6 +107,8 @@ export async function apiCommand(cmd: 'reload' | 'restart' | 'status' | 'backend
     }
     if (cmd === 'reload') {
       if (pos.length) throw new OptionError(`reload takes no arguments, got "${pos[0]}"`);
+      if (flags.has('from') && !flags.has('dry-run')) throw new OptionError('reload --from FILE is for --dry-run: a reload applies the running config file');
+      if (flags.has('dry-run')) return await planCommand(o, reloadPlanBody(flags.get('from')?.[0]), json);
       const r = await apiRequest<ReloadResult>(o, 'POST', '/v1/reload');
       const slots = Object.entries(r.changedSlots).map(([k, v]) => `${k}: ${v} slots`);
       out(
@@ -136,6 +124,15 @@ export async function apiCommand(cmd: 'reload' | 'restart' | 'status' | 'backend
     if (!sub || !svcText || !third) throw new OptionError(usage);
     const sid = serviceIdArg(svcText);
     const base = `/v1/services/${enc(sid)}/backends`;
+    if (flags.has('dry-run')) {
+      if (!['add', 'remove', 'weight', 'drain', 'undrain'].includes(sub)) throw new OptionError(usage);
+      const b = sub === 'add' ? third : backendIdArg(third, sid);
+      const body: Record<string, unknown> = { op: sub, service: sid, backend: b };
+      if (sub === 'weight') body.weight = weightArg(fourth);
+      if (sub === 'add' && flags.has('weight')) body.weight = weightArg(flags.get('weight')?.[0]);
+      if (sub === 'add' && flags.has('name')) body.name = flags.get('name')?.[0];
+      return await planCommand(o, body, json);
+    }
     switch (sub) {
       case 'add': {
         if (fourth) throw new OptionError(`backend add takes SERVICE ADDR[:PORT], got an extra "${fourth}"`);
@@ -167,7 +164,10 @@ export async function apiCommand(cmd: 'reload' | 'restart' | 'status' | 'backend
       }
       case 'drain': {
         const bid = backendIdArg(third, sid);
-        let v = await apiRequest<BackendView>(o, 'POST', `${base}/${enc(bid)}/drain`);
+        const deadlineText = flags.get('deadline')?.[0];
+        if (deadlineText !== undefined && !/^[1-9]\d*$/.test(deadlineText)) throw new OptionError(`--deadline expects whole seconds (1 or more), got "${deadlineText}"`);
+        const body = deadlineText !== undefined ? { deadline: Number(deadlineText) } : undefined;
+        let v = await apiRequest<BackendView>(o, 'POST', `${base}/${enc(bid)}/drain`, body);
         const waitText = flags.get('wait')?.[0];
         if (waitText !== undefined) {
           if (!/^\d+$/.test(waitText)) throw new OptionError(`--wait expects seconds, got "${waitText}"`);
@@ -180,11 +180,12 @@ export async function apiCommand(cmd: 'reload' | 'restart' | 'status' | 'backend
             v,
             v.drain?.done
               ? `${bid} of ${sid}: drained (${v.drain.doneBy ?? 'done'})\n`
-              : `${bid} of ${sid}: still draining after ${waitText} s (${v.drain?.liveFlows ?? '?'} live flows, last packet ${v.drain?.lastPacketAt})\n`,
+              : `${bid} of ${sid}: still draining after ${waitText} s (${v.drain ? drainProgress(v.drain) : '?'}, last packet ${v.drain?.lastPacketAt})\n`,
           );
           return v.drain?.done ? 0 : 1;
         }
-        out(v, `${bid} of ${sid}: draining (out of the ring, flows kept); \`l4nat backend drain ... --wait S\` waits until it is quiet\n`);
+        const until = v.drain?.deadline ? `; flows left at ${v.drain.deadline} are removed` : '';
+        out(v, `${bid} of ${sid}: draining (out of the ring, flows kept${until}); \`l4nat backend drain ... --wait S\` waits until it is quiet\n`);
         return 0;
       }
       default:

@@ -34,13 +34,18 @@ commands:
           or: l4nat up --config FILE [--log-level LEVEL]   (YAML; see docs/operating.md)
   check   --config FILE              validate a config file; touches nothing; exit 0 if good, 1 if not
   reload  [API flags]                make the running l4nat re-read its config file (as SIGHUP), print what changed
+          --dry-run [--from FILE]    apply nothing: per backend the ring slots and shares before and after, and how
+                                     many live flows the new ring would send elsewhere (of FILE's config if given)
   restart [API flags]                handover restart (as SIGUSR2): the running l4nat exits (status 75) keeping its TUN,
                                      routes and rules; the next one (systemd restarts it) takes over every flow
   status  [API flags]                services and backends with state, weights, counters and health (like ipvsadm -Ln --stats)
   backend add SERVICE ADDR[:PORT] [--weight W] [--name N]
-          remove|drain|undrain SERVICE BACKEND       drain [--wait S]: wait up to S s until the backend is quiet
+          remove|drain|undrain SERVICE BACKEND       drain [--wait S]: wait up to S s until the backend is quiet;
+                                                     drain [--deadline S]: remove the flows left after S s
           weight SERVICE BACKEND W
-            SERVICE as VIP:PORT[/tcp|udp] ([V6]:PORT for IPv6), BACKEND as ADDR:PORT
+            SERVICE as VIP:PORT[/tcp|udp] ([V6]:PORT for IPv6), BACKEND as ADDR:PORT; --dry-run: show the plan, apply nothing
+  explain PROTO CLIENT:PORT VIP:PORT what the data plane would do now with that tuple's next packet: source list, rate
+                                     limit, flow entry or ring slot, previous ring, backend and state, both rewrites
   flows   [delete] [--service SERVICE] [--backend ADDR:PORT] [--client IP] [--state S[,S]] [--limit N] [--cursor C]
             list flow-table entries (like ipvsadm -Lnc), or remove them (at least one filter); states: SYN_SENT,
             SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSE, UDP; a long listing comes in pages: --cursor as printed
@@ -105,6 +110,11 @@ export async function main(argv: string[]): Promise<void> {
         process.exitCode = await traceCommand(rest);
         return;
       }
+      case 'explain': {
+        const { explainCommand } = await import('./plan-commands');
+        process.exitCode = await explainCommand(rest);
+        return;
+      }
       case 'demo': {
         const { demoMain } = await import('../lab/demo');
         process.exitCode = await demoMain(rest);
@@ -118,7 +128,7 @@ export async function main(argv: string[]): Promise<void> {
         if (cmd === undefined) process.exitCode = 2;
         return;
       default:
-        throw new OptionError(`unknown command "${cmd}": expected up, check, reload, restart, status, backend, flows, trace, demo or help`);
+        throw new OptionError(`unknown command "${cmd}": expected up, check, reload, restart, status, backend, flows, explain, trace, demo or help`);
     }
   } catch (e) {
     if ((e as Error).name === 'ConfigError') {

@@ -1,6 +1,6 @@
 // `l4nat status`: the services view as a table in the manner of `ipvsadm -Ln --stats` (service line, then
 // one "->" line per backend), plus state, weights (configured/in ring) and the last health check. Pure.
-import type { FlowView, ServicesView } from '../control/controller';
+import type { BackendView, FlowView, ServicesView } from '../control/controller';
 
 export interface StatusView {
   summary: { services: number; backends: number; up: number; down: number; draining: number; allDown: string[] };
@@ -71,10 +71,8 @@ export function formatStatus(view: ServicesView, st: StatusView): string {
       let health = h ? (h.lastCheck ? (h.lastCheck.ok ? `ok ${h.lastCheck.ms} ms` : h.lastCheck.detail) : 'not checked yet') : '';
       if (h && h.consecutiveFailures > 0 && b.state !== 'down') health += ` (${h.consecutiveFailures} failed)`;
       if (b.passive) health = `${b.passive.reason} (until ${b.passive.heldUntil})`;
-      if (b.drain) {
-        const prog = b.drain.liveFlows !== null ? `${b.drain.liveFlows} live flows` : `quiet ${b.drain.quietSeconds} s`;
-        health = `${health ? `${health}; ` : ''}${b.drain.done ? 'drained' : `draining, ${prog}`}`;
-      }
+      if (b.slowStart) health = `${health ? `${health}; ` : ''}slow start ${b.slowStart.step}/${b.slowStart.steps} of its weight`;
+      if (b.drain) health = `${health ? `${health}; ` : ''}${b.drain.done ? `drained (${b.drain.doneBy ?? 'done'})` : `draining, ${drainProgress(b.drain)}`}`;
       lines.push(
         row(
           [`  -> ${hostPort(b.addr, b.port)}`, b.name ?? '', b.state, `${b.weight}/${b.effectiveWeight}`, b.activeFlows === null ? '-' : n(b.activeFlows), n(bc.new_flows), n(bc.packets_in), n(bc.packets_out), n(bc.bytes_in), n(bc.bytes_out)],
@@ -85,6 +83,16 @@ export function formatStatus(view: ServicesView, st: StatusView): string {
   }
   lines.push('Weight = configured/in ring; ActConn = live flow-table entries (closed ones not counted); Conns = new flows since start; In = from clients, Out = from backends.');
   return `${lines.join('\n')}\n`;
+}
+
+/** A drain under way in words: flows left, the oldest one's age, when it will likely be done, its deadline. */
+export function drainProgress(d: NonNullable<BackendView['drain']>, now = Date.now()): string {
+  if (d.liveFlows === null) return `quiet ${d.quietSeconds} s`;
+  const parts = [`${d.liveFlows} live flows`];
+  if (d.oldestFlowSeconds !== null) parts.push(`oldest ${d.oldestFlowSeconds} s`);
+  if (d.estimatedDoneAt !== null) parts.push(`done in ~${Math.max(0, Math.round((Date.parse(d.estimatedDoneAt) - now) / 1000))} s`);
+  if (d.deadline !== null) parts.push(`deadline in ${Math.max(0, Math.round((Date.parse(d.deadline) - now) / 1000))} s`);
+  return parts.join(', ');
 }
 
 /** `l4nat flows`: one line per flow-table entry, like `ipvsadm -Lnc`. */

@@ -224,3 +224,20 @@ export function parseUpArgs(argv: readonly string[]): UpOptions {
     }),
   };
 }
+
+/** Splits positionals from --flags (flags per spec, in any position). */
+export function splitArgs(argv: readonly string[], spec: Record<string, FlagSpec>): { pos: string[]; flags: Map<string, string[]> } {
+  const pos: string[] = [];
+  const flagArgs: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) {
+      pos.push(a);
+      continue;
+    }
+    flagArgs.push(a);
+    const name = a.slice(2).split('=')[0];
+    if (spec[name]?.value && !a.includes('=') && i + 1 < argv.length) flagArgs.push(argv[++i]);
+  }
+  return { pos, flags: parseFlags(flagArgs, spec) };
+}

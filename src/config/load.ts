@@ -64,7 +64,7 @@ interface RawConfig {
     timeouts?: RawTimeouts;
     probe_source?: { ipv4?: string; ipv6?: string };
   };
-  admin?: { listen?: string; port?: number; token_file?: string; insecure_no_auth?: boolean; tls?: { cert: string; key: string; client_ca?: string } };
+  admin?: { listen?: string; port?: number; token_file?: string; insecure_no_auth?: boolean; dashboard?: { read_only?: boolean }; tls?: { cert: string; key: string; client_ca?: string } };
   defaults?: RawDefaults;
   services: RawService[];
   cluster?: RawCluster;
@@ -159,6 +159,7 @@ function semantic(raw: RawConfig, add: Add): UpOptions {
     if (a.tls.client_ca) readable(['admin', 'tls', 'client_ca'], a.tls.client_ca, add);
   }
   if (a.token_file) admin.tokenFile = a.token_file;
+  if (a.dashboard) admin.dashboard = { readOnly: a.dashboard.read_only ?? false };
   if (a.insecure_no_auth) {
     if (a.token_file || a.tls?.client_ca) add(['admin', 'insecure_no_auth'], 'contradicts token_file and tls.client_ca: remove it, or them');
     else if (listenFamily && !isLoopback(admin.listen)) add(['admin', 'insecure_no_auth'], `is allowed on a loopback listen address only, got ${admin.listen}`);

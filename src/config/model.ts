@@ -70,6 +70,8 @@ export interface ServiceConfig extends ServiceSpec {
   passive: PassiveCheckSpec | null;
   onAllDown: OnAllDown;
   onDown: OnDown;
+  /** A backend that comes up takes a growing share of new flows over this many seconds (src/control/slow-start.ts). */
+  slowStartSeconds?: number;
 }
 
 export interface ServiceSpec {
@@ -187,6 +189,8 @@ export interface AdminConfig {
   createToken?: boolean;
   /** No authentication at all (loopback only; warned at start). */
   insecureNoAuth?: boolean;
+  /** The dashboard at GET / (src/admin/dashboard.ts); read-only: no actions, and no write from a browser. */
+  dashboard?: { readOnly: boolean };
 }
 
 /**

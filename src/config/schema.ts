@@ -43,6 +43,15 @@ export const healthCheckSchema = {
   },
 } as const;
 
+/** A slow-start window: seconds, as a number or "30s" (issue 17; src/control/slow-start.ts). */
+const slowStartSchema = {
+  type: ['integer', 'string'],
+  minimum: 1,
+  maximum: 3600,
+  pattern: '^[1-9][0-9]{0,3}s$',
+  'x-expect': 'seconds from 1 to 3600, such as 30 or "30s"',
+} as const;
+
 /** Idle timeouts in seconds, global (under "global") and per service. */
 const timeoutsSchema = {
   type: 'object',
@@ -128,6 +137,12 @@ export const configSchema = {
         port: int(0, 65535),
         token_file: { type: 'string', minLength: 1 },
         insecure_no_auth: { type: 'boolean' },
+        dashboard: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { read_only: { type: 'boolean' } },
+          'x-expect': '{read_only}: read_only true hides the dashboard\'s actions and refuses writes from browsers',
+        },
         tls: {
           type: 'object',
           additionalProperties: false,
@@ -149,6 +164,7 @@ export const configSchema = {
         on_all_down: { enum: ['drop', 'keep-last'] },
         on_down: { enum: ['keep', 'reset'] },
         hash: { enum: ['5tuple', 'src'] },
+        slow_start: slowStartSchema,
       },
     },
     cluster: clusterSchema,
@@ -177,6 +193,7 @@ export const configSchema = {
           hash: { enum: ['5tuple', 'src'] },
           on_all_down: { enum: ['drop', 'keep-last'] },
         on_down: { enum: ['keep', 'reset'] },
+          slow_start: slowStartSchema,
           health_check: healthCheckSchema,
           passive_check: passiveCheckSchema,
           new_flow_rate: {

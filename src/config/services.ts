@@ -64,6 +64,7 @@ export interface RawService {
   hash?: HashMode;
   on_all_down?: OnAllDown;
   on_down?: OnDown;
+  slow_start?: number | string;
   health_check?: RawHealth;
   passive_check?: RawPassive;
   new_flow_rate?: { rate: number; burst?: number };
@@ -97,6 +98,18 @@ export interface RawDefaults {
   on_all_down?: OnAllDown;
   on_down?: OnDown;
   hash?: HashMode;
+  slow_start?: number | string;
+}
+
+/** A slow-start window in seconds from the file's number or "30s" (the schema checked its form). */
+function slowStartOf(raw: number | string | undefined, path: PathSeg[], add: Add): number | undefined {
+  if (raw === undefined) return undefined;
+  const s = typeof raw === 'number' ? raw : Number(raw.slice(0, -1));
+  if (!Number.isInteger(s) || s < 1 || s > 3600) {
+    add(path, `got ${show(raw)}, expected seconds from 1 to 3600, such as 30 or "30s"`);
+    return undefined;
+  }
+  return s;
 }
 
 function healthOf(raw: RawHealth | undefined, path: PathSeg[], add: Add): HealthCheckSpec | null {
@@ -191,6 +204,7 @@ export function servicesOf(raw: readonly RawService[], d: RawDefaults, add: Add)
     }
     const health = rs.health_check ? healthOf(rs.health_check, [...sp, 'health_check'], add) : defaultHealth;
     const passive = passiveOf(rs.passive_check ?? d.passive_check);
+    const slowStart = rs.slow_start !== undefined ? slowStartOf(rs.slow_start, [...sp, 'slow_start'], add) : slowStartOf(d.slow_start, ['defaults', 'slow_start'], add);
     // Source lists: each CIDR is checked, then each expanded service takes those of its family. An allow list
     // without a prefix of some VIP's family would let that family through unfiltered: refused.
     const cidrs = (key: 'allow_sources' | 'deny_sources'): Array<{ text: string; family: Family }> =>
@@ -231,6 +245,7 @@ export function servicesOf(raw: readonly RawService[], d: RawDefaults, add: Add)
           passive,
           onAllDown: rs.on_all_down ?? d.on_all_down ?? 'drop',
           onDown: rs.on_down ?? d.on_down ?? 'keep',
+          ...(slowStart !== undefined ? { slowStartSeconds: slowStart } : {}),
           ...(rate ? { newFlowRate: rate } : {}),
           ...(rs.timeouts ? { timeouts: serviceTimeouts(rs.timeouts) } : {}),
           ...(allow.length ? { allowSources: allow.filter((c) => c.family === v.family).map((c) => c.text) } : {}),

@@ -9,36 +9,52 @@
 //   checkers.ts   active health checks per backend
 //   passive.ts    the passive check from the data plane's counters
 //   drain.ts      drains and when they are done (paged flow counts)
+//   slow-start.ts a backend coming up ramps its weight in a few ring rebuilds
 //   sampler.ts    the interval the passive check and the drains sample the counters on
 //   operations.ts API writes (add, remove, weight, drain, undrain)
 //   reload.ts     config reload, all or nothing
 //   views.ts      what the API, CLI, metrics and systemd show
 //   flows.ts      flow-table pages, deletes and per-slot statistics
+//   plan-preview.ts  what a change would do before it is applied (POST /v1/plan)
+//   explain-view.ts  the data plane's decision for one tuple, named (GET /v1/flows/explain)
 import { EventEmitter } from 'events';
-import { readToken } from '../config/load';
+import { ConfigError, loadConfigFile, parseConfig, readToken } from '../config/load';
 import type { ProbeFn } from '../health/checker';
 import type { Logger } from '../util/log';
 import type { BackendConfig, ServiceConfig } from '../config/model';
-import type { CounterSnapshot } from '../dataplane/native';
+import type { CounterSnapshot, ExplainQuery } from '../dataplane/native';
 import type { PublishResult } from './balancer';
 import type { UpOptions } from '../config/options';
 import { HealthCheckers } from './checkers';
 import { DrainSampler } from './drain';
+import { explainTuple, type Explanation } from './explain-view';
+import { SlowStartTimer } from './slow-start';
 import type { EffectiveTable } from './effective';
 import { FlowQueries, type FlowQuery, type FlowView } from './flows';
 import { Operations } from './operations';
 import { PassiveCheck } from './passive';
-import { planRuntime } from './plan';
+import { planRuntime, type Change } from './plan';
+import { PlanPreviewer, type PlanPreview } from './plan-preview';
 import { ChangeQueue } from './queue';
-import { reload, type ReloadResult } from './reload';
-import { cloneServices, ControlState, type BackendRuntime, type BackendState, type BalancerLike, type Plan } from './state';
+import { planReload, reload, type ReloadRecord, type ReloadResult } from './reload';
+import { cloneServices, ControlError, ControlState, type BackendRuntime, type BackendState, type BalancerLike, type Plan } from './state';
 import { backendState, serviceView, servicesView, summary, type ServiceView, type ServicesView, type Summary } from './views';
 
 export { ControlError, type BalancerLike, type BackendState } from './state';
-export { DRAIN_QUIET_MS } from './drain';
-export type { ReloadResult } from './reload';
+export { DRAIN_DEADLINE_MAX_S, DRAIN_QUIET_MS } from './drain';
+export type { ReloadRecord, ReloadResult } from './reload';
 export type { BackendView, ServiceView, ServicesView, Summary } from './views';
 export type { FlowQuery, FlowView } from './flows';
+export type { Explanation } from './explain-view';
+export type { PlanPreview } from './plan-preview';
+
+/** A change to preview (POST /v1/plan): a reload (of the config file, or of this config text), or an API write. */
+export type PlanRequest =
+  | { reload: true }
+  | { config: string }
+  | { op: 'add'; service: string; backend: BackendConfig }
+  | { op: 'remove' | 'drain' | 'undrain'; service: string; backend: string }
+  | { op: 'weight'; service: string; backend: string; weight: number };
 
 export class Controller extends EventEmitter {
   private readonly state: ControlState;
@@ -47,10 +63,13 @@ export class Controller extends EventEmitter {
   private readonly checkers: HealthCheckers;
   private readonly passive: PassiveCheck;
   private readonly drains: DrainSampler;
+  private readonly slowStart: SlowStartTimer;
   private readonly ops: Operations;
+  private readonly previewer: PlanPreviewer;
   readonly startedAt = new Date();
   lastReload: { at: string; ok: boolean; error?: string } | undefined;
   reloads = { ok: 0, failed: 0 };
+  readonly reloadHistory: ReloadRecord[] = [];
   token: string | undefined;
 
   constructor(
@@ -68,15 +87,18 @@ export class Controller extends EventEmitter {
     this.checkers = new HealthCheckers(state, republish, resetIfWanted, probeFn);
     this.passive = new PassiveCheck(state, republish, resetIfWanted);
     this.drains = new DrainSampler(state, () => this.emit('change'));
+    this.slowStart = new SlowStartTimer(state, republish);
     this.queue = new ChangeQueue(state, {
       syncChecker: (rt, s, b) => this.checkers.sync(rt, s, b),
       applied: () => {
         this.drains.updateTimer();
         this.passive.updateTimer();
+        if (!this.state.stopping) this.slowStart.update();
       },
       published: () => this.emit('change'),
     });
     this.ops = new Operations(state, this.queue);
+    this.previewer = new PlanPreviewer(state, (p) => this.queue.effective(p));
   }
 
   get current(): readonly ServiceConfig[] {
@@ -173,9 +195,14 @@ export class Controller extends EventEmitter {
     return this.ops.setWeight(sid, bid, weight);
   }
 
-  /** Takes the backend out of the ring; its flows go on. Idempotent. */
-  drain(sid: string, bid: string): Promise<void> {
-    return this.ops.drain(sid, bid);
+  /** Takes the backend out of the ring; its flows go on. Idempotent. `deadlineS`: flows left then are removed. */
+  drain(sid: string, bid: string, deadlineS?: number): Promise<void> {
+    return this.ops.drain(sid, bid, deadlineS);
+  }
+
+  /** Flow entries removed at drain deadlines since start. */
+  get drainDeadlineRemovals(): number {
+    return this.drains.removedAtDeadlines;
   }
 
   undrain(sid: string, bid: string): Promise<void> {
@@ -200,6 +227,7 @@ export class Controller extends EventEmitter {
     this.checkers.stopAll();
     this.drains.stop();
     this.passive.stop();
+    this.slowStart.stop();
   }
 
   // Views (API, CLI, metrics, systemd status)
@@ -225,6 +253,44 @@ export class Controller extends EventEmitter {
 
   summary(): Summary {
     return summary(this.state);
+  }
+
+  // What the data plane does, and would do (l4nat explain, l4nat reload --dry-run)
+
+  /** The data plane's decision for one tuple's next packet, with slots named; reads only. */
+  explain(q: ExplainQuery): Explanation {
+    return explainTuple(this.state, q);
+  }
+
+  /** What a change would do, built by the code that applies it; nothing is applied (plan-preview.ts). */
+  async plan(req: PlanRequest): Promise<PlanPreview> {
+    const bk = (b: string | BackendConfig): string => (typeof b === 'string' ? b : b.addr.includes(':') ? `[${b.addr}]:${b.port}` : `${b.addr}:${b.port}`);
+    const what = 'op' in req ? `api: ${req.op} ${bk(req.backend)} of ${req.service}` : 'config' in req ? 'reload of the config in the request' : 'reload';
+    return this.previewer.preview(this.changeFor(req), what);
+  }
+
+  private changeFor(req: PlanRequest): Change {
+    if ('op' in req) {
+      switch (req.op) {
+        case 'add':
+          return this.ops.addChange(req.service, req.backend);
+        case 'remove':
+          return this.ops.removeChange(req.service, req.backend);
+        case 'weight':
+          return this.ops.weightChange(req.service, req.backend, req.weight);
+        default:
+          return this.ops.drainChange(req.service, req.backend, req.op === 'drain');
+      }
+    }
+    const file = 'config' in req ? 'request body' : this.opts.configFile;
+    if (!file) throw new ControlError(409, 'l4nat was started from flags, not from a config file: there is nothing to reload');
+    try {
+      const next = 'config' in req ? parseConfig(req.config, file) : loadConfigFile(file);
+      return planReload(this.state, file, this.opts, next).change;
+    } catch (e) {
+      if (e instanceof ConfigError) throw new ControlError(400, e.message);
+      throw e;
+    }
   }
 
   // Flow table (l4nat flows)

@@ -1,7 +1,7 @@
 // The flow table as the control plane reads it (l4nat flows, the API, the views): pages of entries named by
 // service and backend, deletes by backend slot and/or client, and the per-slot statistics. Every read looks at
 // a bounded part of the table; a large one is never walked at once on the JS thread.
-import { backendId, serviceId, type ServiceConfig } from '../config/model';
+import { backendId, serviceId, type BackendConfig, type ServiceConfig } from '../config/model';
 import type { FlowEntry, FlowFilter, FlowPage, FlowState, FlowStats } from '../dataplane/native';
 import { FlowStatsSweep } from '../dataplane/flow-stats';
 import { backendKey } from '../dataplane/tables';
@@ -30,6 +30,27 @@ export function flowPage(dp: BalancerLike['dp'], filter: FlowFilter, maxCalls = 
   if (dp.flowPage) return dp.flowPage(filter, maxCalls);
   if (!dp.flows) throw new ControlError(501, 'this data plane build cannot list flows');
   return { flows: dp.flows(filter), next: null };
+}
+
+/** A running backend by its slot in the data plane's table: its service and backend ids, name and config. */
+export interface SlotName {
+  service: string;
+  backend: string;
+  name?: string;
+  s: ServiceConfig;
+  b: BackendConfig;
+}
+
+/** slot -> service and backend ids, for naming the backend of a flow entry (or of an explanation, explain-view.ts). */
+export function backendSlotNames(state: ControlState): Map<number, SlotName> {
+  const m = new Map<number, SlotName>();
+  for (const s of state.services) {
+    for (const b of s.backends) {
+      const slot = state.balancer.backendSlot(backendKey(s, b));
+      if (slot !== undefined) m.set(slot, { service: serviceId(s), backend: backendId(b, s.proto), name: b.name, s, b });
+    }
+  }
+  return m;
 }
 
 export class FlowQueries {
@@ -69,7 +90,7 @@ export class FlowQueries {
       throw new ControlError(400, `cursor must be the next of a previous page, from 0 to the flow table's capacity ${dp.flowCapacity}, got ${q.cursor}`);
     }
     const limit = q.limit ?? 1000;
-    const names = this.slotNames();
+    const names = backendSlotNames(this.state);
     const base: FlowFilter = {
       ...(q.client !== undefined ? { client: q.client } : {}),
       ...(q.state?.length ? { states: q.state } : {}),
@@ -136,18 +157,6 @@ export class FlowQueries {
     } catch (err) {
       log.error({ err }, 'removing the flows of a down backend failed');
     }
-  }
-
-  /** slot -> service and backend ids, for naming the backend of a flow entry. */
-  private slotNames(): Map<number, { service: string; backend: string; name?: string }> {
-    const m = new Map<number, { service: string; backend: string; name?: string }>();
-    for (const s of this.state.services) {
-      for (const b of s.backends) {
-        const slot = this.state.balancer.backendSlot(backendKey(s, b));
-        if (slot !== undefined) m.set(slot, { service: serviceId(s), backend: backendId(b, s.proto), name: b.name });
-      }
-    }
-    return m;
   }
 
   /** The backend slots a filter names: one backend (id, optionally within a service) or every backend of a service. */

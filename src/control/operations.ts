@@ -4,7 +4,7 @@
 // config file: a reload drops API backends (logged), a drain survives it while the backend is in the file.
 import { backendId, type BackendConfig } from '../config/model';
 import { planDrain } from './drain';
-import { planServices } from './plan';
+import { planServices, type Change } from './plan';
 import type { ChangeQueue } from './queue';
 import { cloneServices, ControlError, type ControlState } from './state';
 
@@ -17,51 +17,76 @@ export class Operations {
   async addBackend(sid: string, b: BackendConfig): Promise<{ service: string; backend: string }> {
     const state = this.state;
     const bid = backendId(b, state.services[state.find(sid).si].proto);
-    await this.queue.planned(`api: add ${bid} to ${sid}`, () => {
-      const { si } = state.find(sid);
-      const next = cloneServices(state.services);
-      const s = next[si];
-      if (b.family !== s.family) throw new ControlError(400, `backend ${b.addr} is IPv${b.family} but service ${sid} is IPv${s.family}`);
-      if (s.backends.some((x) => backendId(x, s.proto) === bid)) throw new ControlError(409, `backend ${bid} already serves ${sid}`);
-      s.backends.push({ ...b });
-      return { plan: planServices(state, next, 'api') };
-    });
+    await this.queue.planned(`api: add ${bid} to ${sid}`, () => this.addChange(sid, b));
     state.log.info({ event: 'backend_added', service: sid, backend: bid, weight: b.weight, name: b.name }, `backend ${bid} added to ${sid}`);
     return { service: sid, backend: bid };
   }
 
   async removeBackend(sid: string, bid: string): Promise<void> {
-    const state = this.state;
-    await this.queue.planned(`api: remove ${bid} from ${sid}`, () => {
-      const { si, bi } = state.find(sid, bid);
-      const next = cloneServices(state.services);
-      next[si].backends.splice(bi, 1);
-      return { plan: planServices(state, next, 'api') };
-    });
-    state.log.info({ event: 'backend_removed', service: sid, backend: bid }, `backend ${bid} removed from ${sid}`);
+    await this.queue.planned(`api: remove ${bid} from ${sid}`, () => this.removeChange(sid, bid));
+    this.state.log.info({ event: 'backend_removed', service: sid, backend: bid }, `backend ${bid} removed from ${sid}`);
   }
 
   async setWeight(sid: string, bid: string, weight: number): Promise<void> {
-    const state = this.state;
     let old = 0;
     await this.queue.planned(`api: weight ${bid} ${weight}`, () => {
-      const { si, bi } = state.find(sid, bid);
-      const next = cloneServices(state.services);
-      old = next[si].backends[bi].weight;
-      next[si].backends[bi].weight = weight;
-      return { plan: planServices(state, next, 'api'), reason: `api: weight ${bid} ${old}->${weight}` };
+      const c = this.weightChange(sid, bid, weight);
+      old = c.from;
+      return c;
     });
-    state.log.info({ event: 'backend_weight', service: sid, backend: bid, from: old, to: weight }, `backend ${bid} of ${sid}: weight ${old} -> ${weight}`);
+    this.state.log.info({ event: 'backend_weight', service: sid, backend: bid, from: old, to: weight }, `backend ${bid} of ${sid}: weight ${old} -> ${weight}`);
   }
 
-  /** Takes the backend out of the ring; its flows go on. Idempotent. */
-  async drain(sid: string, bid: string): Promise<void> {
-    if (!(await this.queue.planned(`api: drain ${bid}`, () => planDrain(this.state, sid, bid, true)))) return;
-    this.state.log.info({ event: 'backend_draining', service: sid, backend: bid }, `backend ${bid} of ${sid} is draining: out of the ring, its flows go on`);
+  // The change each write makes, built against the running state: what the queue publishes, and what
+  // POST /v1/plan previews without publishing (plan-preview.ts).
+
+  addChange(sid: string, b: BackendConfig): Change {
+    const state = this.state;
+    const { si } = state.find(sid);
+    const next = cloneServices(state.services);
+    const s = next[si];
+    const bid = backendId(b, s.proto);
+    if (b.family !== s.family) throw new ControlError(400, `backend ${b.addr} is IPv${b.family} but service ${sid} is IPv${s.family}`);
+    if (s.backends.some((x) => backendId(x, s.proto) === bid)) throw new ControlError(409, `backend ${bid} already serves ${sid}`);
+    s.backends.push({ ...b });
+    return { plan: planServices(state, next, 'api') };
+  }
+
+  removeChange(sid: string, bid: string): Change {
+    const { si, bi } = this.state.find(sid, bid);
+    const next = cloneServices(this.state.services);
+    next[si].backends.splice(bi, 1);
+    return { plan: planServices(this.state, next, 'api') };
+  }
+
+  weightChange(sid: string, bid: string, weight: number): Change & { from: number } {
+    const { si, bi } = this.state.find(sid, bid);
+    const next = cloneServices(this.state.services);
+    const from = next[si].backends[bi].weight;
+    next[si].backends[bi].weight = weight;
+    return { plan: planServices(this.state, next, 'api'), reason: `api: weight ${bid} ${from}->${weight}`, from };
+  }
+
+  drainChange(sid: string, bid: string, drain: boolean, deadlineS?: number): Change {
+    return planDrain(this.state, sid, bid, drain, Date.now(), deadlineS);
+  }
+
+  /**
+   * Takes the backend out of the ring; its flows go on. Idempotent. `deadlineS`: the flows left after that many
+   * seconds are removed (given again for a drain under way, it moves that drain's deadline).
+   */
+  async drain(sid: string, bid: string, deadlineS?: number): Promise<void> {
+    const started = await this.queue.planned(`api: drain ${bid}`, () => this.drainChange(sid, bid, true, deadlineS));
+    const within = deadlineS !== undefined ? `; flows left after ${deadlineS} s are removed` : '';
+    if (started) {
+      this.state.log.info({ event: 'backend_draining', service: sid, backend: bid, deadlineSeconds: deadlineS }, `backend ${bid} of ${sid} is draining: out of the ring, its flows go on${within}`);
+    } else if (deadlineS !== undefined) {
+      this.state.log.info({ event: 'drain_deadline_set', service: sid, backend: bid, deadlineSeconds: deadlineS }, `backend ${bid} of ${sid}: drain deadline set${within}`);
+    }
   }
 
   async undrain(sid: string, bid: string): Promise<void> {
-    if (!(await this.queue.planned(`api: undrain ${bid}`, () => planDrain(this.state, sid, bid, false)))) return;
+    if (!(await this.queue.planned(`api: undrain ${bid}`, () => this.drainChange(sid, bid, false)))) return;
     this.state.log.info({ event: 'backend_undrained', service: sid, backend: bid }, `backend ${bid} of ${sid} is back in the ring`);
   }
 }

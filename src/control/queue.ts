@@ -78,9 +78,9 @@ export class ChangeQueue {
   }
 
   /** The table a plan makes (now, or after a planned change), and which services have no healthy backend. */
-  effective(p: Plan = this.state.currentPlan): EffectiveTable {
+  effective(p: Plan = this.state.currentPlan, now = Date.now()): EffectiveTable {
     const st = this.state;
-    return effectiveTable(p, { healthy: (rt) => st.healthy(rt), lastWeights: st.lastWeights, stopping: st.stopping });
+    return effectiveTable(p, { healthy: (rt) => st.healthy(rt), lastWeights: st.lastWeights, stopping: st.stopping, now });
   }
 
   /**
@@ -89,9 +89,15 @@ export class ChangeQueue {
    * checkers, drains, weights.
    */
   async publish(p: Plan, reason: string, tableOpts?: TableOptions, extra: Record<string, unknown> = {}): Promise<PublishResult> {
-    const eff = this.effective(p);
+    const now = Date.now();
+    const eff = this.effective(p, now);
     const r = await this.state.balancer.setServices(eff.specs, tableOpts);
     applyPlan(this.state, p, (rt, s, b) => this.hooks.syncChecker(rt, s, b));
+    for (const key of eff.rampStarts) {
+      const rt = this.state.runtime.get(key);
+      if (rt) rt.slowStartSince = now;
+    }
+    if (eff.rampStarts.length) this.state.log.info({ event: 'slow_start', backends: eff.rampStarts }, `slow start: ${eff.rampStarts.join(', ')} ramping up`);
     this.hooks.applied();
     this.state.lastWeights = eff.weights;
     this.noteAllDown(eff.allDown);

@@ -23,13 +23,33 @@ export interface ReloadResult {
   discardedApiBackends: string[];
 }
 
+/** One reload as the dashboard's reload history shows it: when, whether it applied, and what it moved (or why not). */
+export interface ReloadRecord {
+  at: string;
+  ok: boolean;
+  error?: string;
+  added?: string[];
+  removed?: string[];
+  changed?: string[];
+  changedSlots?: Record<string, number>;
+}
+
 /** Where a reload's outcome is kept (the Controller's public fields). */
 export interface ReloadTarget {
   opts: UpOptions;
   token: string | undefined;
   lastReload: { at: string; ok: boolean; error?: string } | undefined;
   reloads: { ok: number; failed: number };
+  /** The last RELOAD_HISTORY reloads, oldest first (the dashboard's reload history). */
+  readonly reloadHistory: ReloadRecord[];
   emit(event: 'reload', next: UpOptions): boolean;
+}
+
+export const RELOAD_HISTORY = 20;
+
+function remember(target: ReloadTarget, r: ReloadRecord): void {
+  target.reloadHistory.push(r);
+  if (target.reloadHistory.length > RELOAD_HISTORY) target.reloadHistory.shift();
 }
 
 /**
@@ -84,11 +104,13 @@ export async function reload(target: ReloadTarget, state: ControlState, queue: C
     for (const w of affinityWarnings(next.services)) log.warn({ event: 'affinity_warning' }, w);
     log.info({ event: 'reload', file, added: res.added, removed: res.removed, changed: res.changed, changedSlots: res.changedSlots }, `reloaded ${file}: ${res.added.length} service(s) added, ${res.removed.length} removed, ${res.changed.length} changed`);
     target.emit('reload', next);
+    remember(target, { at, ok: true, added: res.added, removed: res.removed, changed: res.changed, changedSlots: res.changedSlots });
     return res;
   } catch (e) {
     target.reloads.failed++;
     target.lastReload = { at, ok: false, error: (e as Error).message };
     log.error({ event: 'reload_failed', file, err: (e as Error).message }, `reload of ${file} rejected; the running config is unchanged`);
+    remember(target, { at, ok: false, error: (e as Error).message });
     if (e instanceof ConfigError) throw new ControlError(400, e.message);
     throw e;
   }

@@ -6,7 +6,7 @@
 import type { HealthChecker } from '../health/checker';
 import type { Logger } from '../util/log';
 import { backendId, serviceId, type ServiceConfig, type ServiceSpec } from '../config/model';
-import type { CounterSnapshot, FlowEntry, FlowFilter, FlowPage, FlowStats } from '../dataplane/native';
+import type { CounterSnapshot, DataplaneExplanation, ExplainQuery, FlowEntry, FlowFilter, FlowMoveQuestion, FlowMovesPage, FlowPage, FlowStats } from '../dataplane/native';
 import type { ProbingDataplane } from '../health/dataplane-probe';
 import type { FlowStatsPage } from '../dataplane/flow-stats';
 import type { TableOptions } from '../dataplane/tables';
@@ -18,6 +18,8 @@ export interface BalancerLike {
   readonly tableOptions: Readonly<TableOptions>;
   backendSlot(key: string): number | undefined;
   serviceSlot(id: string): number | undefined;
+  /** The service specs as last handed to the data plane (effective weights): what its rings were built from. */
+  readonly current?: readonly ServiceSpec[];
   readonly dp: {
     counters(): CounterSnapshot;
     flowCount(): number;
@@ -29,6 +31,10 @@ export interface BalancerLike {
     /** Flow-table entries: cursors run from 0 to this. */
     readonly flowCapacity?: number;
     deleteFlows?(filter: FlowFilter): number | Promise<number>;
+    /** What the data plane would do with one tuple's packet (src/dataplane/explain.ts); reads only. */
+    explain?(q: ExplainQuery): DataplaneExplanation;
+    /** One page of a flow-move question (a planned change's rings against the live entries); reads only. */
+    flowMovesPage?(q: FlowMoveQuestion, cursor: number): FlowMovesPage;
     probe?: ProbingDataplane['probe'];
     probeState?: ProbingDataplane['probeState'];
   };
@@ -50,7 +56,13 @@ export interface DrainState {
   lastPacketAt: number;
   liveFlows?: number; // from the flow table's last complete count, when the data plane can list flows
   flowsCheckedAt?: number; // when the last count started
-  count?: { cursor: number; live: number }; // a count under way: a bounded part of the table per sample
+  count?: { cursor: number; live: number; oldest: number }; // a count under way: a bounded part of the table per sample
+  /** The first and the last complete count: when it started and what it found (the estimate's rate). */
+  firstCount?: { at: number; live: number };
+  lastCount?: { at: number; live: number; oldestSeconds: number };
+  /** `drain --deadline`: what is left then is removed from the flow table. */
+  deadlineAt?: number;
+  removedAtDeadline?: number; // flow entries removed at the deadline, once done
   doneAt?: number;
   doneBy?: string;
 }
@@ -76,6 +88,8 @@ export interface BackendRuntime {
   passive?: PassiveState;
   checker?: HealthChecker;
   checkerIdent?: string;
+  /** When this host saw the backend come up in a service with slow start (its ramp: slow-start.ts). */
+  slowStartSince?: number;
 }
 
 export type BackendState = 'up' | 'down' | 'draining' | 'drained';

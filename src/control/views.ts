@@ -5,7 +5,9 @@ import type { ProbeRecord, Transition } from '../health/checker';
 import { backendId, serviceId, type BackendConfig, type ServiceConfig } from '../config/model';
 import { zeroObjectCounters, type CounterMap, type CounterSnapshot, type FlowStats } from '../dataplane/native';
 import { backendKey } from '../dataplane/tables';
-import type { BackendRuntime, BackendState, ControlState } from './state';
+import { drainEstimate } from './drain';
+import { rampOf, SLOW_START_STEPS } from './slow-start';
+import type { BackendRuntime, BackendState, ControlState, DrainState } from './state';
 
 export interface BackendView {
   id: string;
@@ -17,12 +19,32 @@ export interface BackendView {
   state: BackendState;
   source: 'config' | 'api';
   health: { state: 'up' | 'down'; consecutiveSuccesses: number; consecutiveFailures: number; checks: { ok: number; failed: number }; lastCheck: ProbeRecord | null } | null;
-  drain: { since: string; lastPacketAt: string; quietSeconds: number; liveFlows: number | null; done: boolean; doneBy: string | null } | null;
+  drain: DrainView | null;
   passive: { heldUntil: string; reason: string } | null;
+  /** Ramping up under slow start: since when, at which step of how many (its weight is step/steps of it). */
+  slowStart: { since: string; step: number; steps: number } | null;
   counters: CounterMap;
   /** Live flow-table entries pinned to this backend, closed TCP entries not counted (null: unknown). */
   activeFlows: number | null;
   history?: { checks: ProbeRecord[]; transitions: Transition[] };
+}
+
+export interface DrainView {
+  since: string;
+  lastPacketAt: string;
+  quietSeconds: number;
+  /** Live flows left, from the last complete count (null: not counted yet, or the data plane cannot list flows). */
+  liveFlows: number | null;
+  /** The age of the oldest of them at that count, to 4 s. */
+  oldestFlowSeconds: number | null;
+  /** When the drain will likely be done: the rate its flows fell at so far, carried on; never after the deadline. */
+  estimatedDoneAt: string | null;
+  /** `drain --deadline`: when the flows left are removed. */
+  deadline: string | null;
+  /** Flow entries removed at the deadline. */
+  removedAtDeadline: number | null;
+  done: boolean;
+  doneBy: string | null;
 }
 
 export interface ServiceView {
@@ -70,6 +92,9 @@ export function serviceView(state: ControlState, s: ServiceConfig, c: CounterSna
   const slot = balancer.serviceSlot(sid);
   const active = (arr: Uint32Array | undefined, i: number | undefined): number | null => (arr && i !== undefined && i < arr.length ? arr[i] : null);
   const weights = state.lastWeights.get(sid);
+  const ramps = s.backends.map((b) => rampOf(state.runtime.get(backendKey(s, b)), s.slowStartSeconds, now));
+  // While one ramps, the published weights are SLOW_START_STEPS times over (slow-start.ts): shown as configured.
+  const scale = ramps.some((x) => x !== undefined) ? SLOW_START_STEPS : 1;
   return {
     id: sid,
     name: s.name,
@@ -84,7 +109,7 @@ export function serviceView(state: ControlState, s: ServiceConfig, c: CounterSna
     healthCheck: s.health,
     counters: (slot === undefined ? undefined : c.services.get(slot)) ?? zeroObjectCounters(),
     activeFlows: active(fs?.services, slot),
-    backends: s.backends.map((b) => {
+    backends: s.backends.map((b, i) => {
       const { state: st, rt } = backendState(state, s, b);
       const bid = backendId(b, s.proto);
       const slotB = balancer.backendSlot(backendKey(s, b));
@@ -95,23 +120,15 @@ export function serviceView(state: ControlState, s: ServiceConfig, c: CounterSna
         addr: b.addr,
         port: b.port,
         weight: b.weight,
-        effectiveWeight: weights?.get(bid) ?? 0,
+        effectiveWeight: (weights?.get(bid) ?? 0) / scale,
         state: st,
         source: rt?.source ?? 'config',
         health: ch
           ? { state: ch.state, consecutiveSuccesses: ch.successes, consecutiveFailures: ch.failures, checks: { ...ch.checks }, lastCheck: ch.history[ch.history.length - 1] ?? null }
           : null,
         passive: rt?.passive?.heldUntil !== undefined ? { heldUntil: new Date(rt.passive.heldUntil).toISOString(), reason: rt.passive.reason ?? '' } : null,
-        drain: rt?.drain
-          ? {
-              since: new Date(rt.drain.since).toISOString(),
-              lastPacketAt: new Date(rt.drain.lastPacketAt).toISOString(),
-              quietSeconds: Math.round((now - rt.drain.lastPacketAt) / 100) / 10,
-              liveFlows: rt.drain.liveFlows ?? null,
-              done: rt.drain.doneAt !== undefined,
-              doneBy: rt.drain.doneBy ?? null,
-            }
-          : null,
+        drain: rt?.drain ? drainView(rt.drain, now) : null,
+        slowStart: ramps[i] !== undefined ? { since: new Date(rt!.slowStartSince!).toISOString(), step: ramps[i]!, steps: SLOW_START_STEPS } : null,
         counters: (slotB === undefined ? undefined : c.backends.get(slotB)) ?? zeroObjectCounters(),
         activeFlows: active(fs?.backends, slotB),
       };
@@ -145,4 +162,20 @@ export function summary(state: ControlState): Summary {
     }
   }
   return { services: state.services.length, backends: n, up, down, draining, allDown: [...state.allDown] };
+}
+
+function drainView(d: DrainState, now: number): DrainView {
+  const iso = (t: number | undefined): string | null => (t === undefined ? null : new Date(t).toISOString());
+  return {
+    since: new Date(d.since).toISOString(),
+    lastPacketAt: new Date(d.lastPacketAt).toISOString(),
+    quietSeconds: Math.round((now - d.lastPacketAt) / 100) / 10,
+    liveFlows: d.liveFlows ?? null,
+    oldestFlowSeconds: d.lastCount && d.lastCount.live > 0 ? d.lastCount.oldestSeconds : null,
+    estimatedDoneAt: iso(drainEstimate(d)),
+    deadline: iso(d.deadlineAt),
+    removedAtDeadline: d.removedAtDeadline ?? null,
+    done: d.doneAt !== undefined,
+    doneBy: d.doneBy ?? null,
+  };
 }

@@ -145,6 +145,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
         info: () => ({ tun: dp.ifname, queues: dp.queues, flowCapacity: dp.flowCapacity }),
         restart: () => process.kill(process.pid, 'SIGUSR2'),
         trace,
+        dashboard: { rings: balancer, flowCapacity: dp.flowCapacity },
       });
       const a = await listenAdmin(admin, opts.admin);
       const scheme = opts.admin.tls ? 'https' : 'http';

@@ -3,6 +3,7 @@
 // src/ has its own copies where it must know them at compile time (src/dataplane/tables.ts, src/dataplane/flow-state.ts,
 // src/dataplane/counter-names.ts). An addon built from other headers than this src/ was written against would misread
 // tables and flow states or publish counters under the wrong names, so it is refused with the first difference.
+import { BK_TABLE_FLAGS, EXPLAIN_FIELDS, EXPLAIN_VERDICTS, EXPLAIN_WORDS, MOVE_WORDS } from './explain';
 import { FLOW_BITS, FLOW_CLASSES } from './flow-state';
 import { HEARTBEAT_COUNTER, NO_DROP_REASON, OBJECT_COUNTER_METRICS, QUEUE_COUNTER_METRICS } from './counter-names';
 import { TRACE_DIR_NUMBERS, TRACE_FIELDS, TRACE_FLOW_NUMBERS, TRACE_MATCH_FLAGS, TRACE_MATCHES, TRACE_RECORD_BYTES } from './trace-record';
@@ -27,12 +28,18 @@ export interface AddonLayout {
   readonly traceDirs: Readonly<Record<string, number>>;
   readonly traceFlows: Readonly<Record<string, number>>;
   readonly traceMatchFlags: Readonly<Record<string, number>>;
+  readonly explainWords: number;
+  readonly moveWords: number;
   readonly flowStates: Readonly<Record<string, number>>;
   /** The state names a listing shows, by the number a flow query and a listed entry use (native/core/flow_query.h). */
   readonly flowClasses: Readonly<Record<string, number>>;
   readonly bkFlags: Readonly<Record<string, number>>;
   readonly optFlags: Readonly<Record<string, number>>;
   readonly hashModes: Readonly<Record<string, number>>;
+  readonly bkTableFlags: Readonly<Record<string, number>>;
+  /** An explanation's fields by word (native/core/explain.h) and its verdicts (src/dataplane/explain.ts). */
+  readonly explainFields: Readonly<Record<string, number>>;
+  readonly explainVerdicts: Readonly<Record<string, number>>;
   /** In block order (native/core/counters.h): the counters are read by position. */
   readonly queueCounters: readonly string[];
   readonly dropReasons: readonly string[];
@@ -58,6 +65,8 @@ export const EXPECTED_LAYOUT: ExpectedLayout = {
     flowEntryBytes: FLOW_ENTRY_BYTES,
     traceRecordBytes: TRACE_RECORD_BYTES,
     traceMatches: TRACE_MATCHES,
+    explainWords: EXPLAIN_WORDS,
+    moveWords: MOVE_WORDS,
   },
   bits: {
     flowStates: FLOW_BITS,
@@ -69,6 +78,9 @@ export const EXPECTED_LAYOUT: ExpectedLayout = {
     traceDirs: TRACE_DIR_NUMBERS,
     traceFlows: TRACE_FLOW_NUMBERS,
     traceMatchFlags: TRACE_MATCH_FLAGS,
+    bkTableFlags: BK_TABLE_FLAGS,
+    explainFields: EXPLAIN_FIELDS,
+    explainVerdicts: EXPLAIN_VERDICTS,
   },
   counters: {
     queueCounters: [...Object.keys(QUEUE_COUNTER_METRICS), HEARTBEAT_COUNTER],
@@ -137,7 +149,7 @@ export function checkLayout(actual: unknown, expected: ExpectedLayout = EXPECTED
   if (m !== null) {
     throw new Error(
       `l4nat addon layout: ${m}. The addon does not match this src/: rebuild it (npx node-gyp rebuild); if it is freshly built, ` +
-        'native/core and src/ disagree: bring src/dataplane/tables.ts, src/dataplane/flow-state.ts, src/dataplane/trace-record.ts and src/dataplane/counter-names.ts in line with native/core/layout.h and counters.h',
+        'native/core and src/ disagree: bring src/dataplane/tables.ts, src/dataplane/flow-state.ts, src/dataplane/explain.ts, src/dataplane/trace-record.ts and src/dataplane/counter-names.ts in line with native/core/layout.h and counters.h',
     );
   }
   const a = actual as unknown as AddonLayout;
@@ -152,6 +164,9 @@ export function checkLayout(actual: unknown, expected: ExpectedLayout = EXPECTED
     traceDirs: Object.freeze({ ...a.traceDirs }),
     traceFlows: Object.freeze({ ...a.traceFlows }),
     traceMatchFlags: Object.freeze({ ...a.traceMatchFlags }),
+    bkTableFlags: Object.freeze({ ...a.bkTableFlags }),
+    explainFields: Object.freeze({ ...a.explainFields }),
+    explainVerdicts: Object.freeze({ ...a.explainVerdicts }),
     queueCounters: Object.freeze([...a.queueCounters]),
     dropReasons: Object.freeze([...a.dropReasons]),
     objectCounters: Object.freeze([...a.objectCounters]),

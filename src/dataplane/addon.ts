@@ -4,6 +4,7 @@
 import { join } from 'path';
 import { checkLayout, type AddonLayout } from './addon-layout';
 import type { DataplaneOptions } from './dataplane-options';
+import type { FlowMoveQuestion, FlowMovesPage } from './explain';
 import type { FlowStatsPage } from './flow-stats';
 import type { TablesInput } from './tables';
 import type { NativeTraceMatch } from './trace-record';
@@ -21,6 +22,8 @@ export interface Addon {
   flows(h: object, q: NativeFlowQuery): { flows: NativeFlow[]; next: number | null };
   deleteFlows(h: object, q: NativeFlowQuery): { deleted: number; next: number | null };
   flowStats(h: object, f: { cursor: number; maxScan: number }): FlowStatsPage;
+  explain(h: object, q: { family: Family; proto: number; client: Uint8Array; cport: number; vip: Uint8Array; vport: number }): Uint32Array;
+  flowMoves(h: object, q: FlowMoveQuestion & { cursor: number; maxScan: number }): FlowMovesPage;
   watchdogStart(h: object, o: { path: string; everyMs: number; staleMs: number }): void;
   setSteering(h: object, v: { vips4: Uint8Array; vips6: Uint8Array } | null): void;
   watchdogStats(h: object): WatchdogStats;
@@ -53,6 +56,7 @@ export interface NativeFlow {
   state: number; // FL_* bits
   stateClass: number; // the state a listing shows: the layout's flowClasses number
   idle: number;
+  age: number; // seconds since the entry was created, to 4 s (native/core/flow_table.h)
 }
 
 /** The native watchdog thread's counts (native/watchdog.h). */

@@ -27,6 +27,7 @@ export const QUEUE_COUNTER_METRICS: Readonly<Record<string, readonly [string, st
   udp_coalesced: ['l4nat_udp_coalesced_total', 'UDP datagrams that went out inside super-packets'],
   busy_poll_hits: ['l4nat_worker_busy_poll_hits_total', 'Idle gaps a busy-polling worker caught before it slept (a wake-up saved)'],
   busy_poll_ceded: ['l4nat_worker_busy_poll_ceded_total', 'Busy polls cut short because another thread wanted the CPU'],
+  flow_reuse_moved: ['l4nat_flows_reuse_moved_total', 'SYNs reusing the tuple of a live flow on a backend taking no new flows (draining, down), sent to a live backend at once'],
 };
 
 /** The per-queue word that is not a count: each worker's last wake-up (published as a heartbeat age). */

@@ -18,6 +18,8 @@ export interface FlowEntry {
   serviceSlot: number;
   state: FlowState;
   idleSeconds: number;
+  /** Seconds since the entry was created for this flow, to 4 s (wraps after 72.8 h). */
+  ageSeconds: number;
 }
 
 export interface FlowFilter {
@@ -89,5 +91,6 @@ export function flowEntry(f: NativeFlow): FlowEntry {
     serviceSlot: f.service,
     state: FLOW_STATES[f.stateClass],
     idleSeconds: f.idle,
+    ageSeconds: f.age,
   };
 }

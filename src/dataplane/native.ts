@@ -7,6 +7,7 @@ import { addonLayout, loadAddon, type QueueFailure, type WatchdogStats } from '.
 import type { AddonLayout } from './addon-layout';
 import { counterBlockWords, readCounters, type CounterSnapshot } from './counters';
 import { resolveDataplaneOptions, type DataplaneOptions } from './dataplane-options';
+import { decodeExplanation, nativeExplainQuery, type DataplaneExplanation, type ExplainQuery, type FlowMoveQuestion, type FlowMovesPage } from './explain';
 import { checkFlowTableFits } from './flow-memory';
 import { FLOW_SCAN_PER_CALL, flowEntry, nativeQuery, type FlowEntry, type FlowFilter, type FlowPage } from './flow-query';
 import { addStats, type FlowStats, type FlowStatsPage } from './flow-stats';
@@ -18,6 +19,7 @@ export { addonLayout, loadAddon, type QueueFailure, type WatchdogStats } from '.
 export { counterBlockWords, readCounters, zeroObjectCounters, type CounterBlocks, type CounterMap, type CounterSnapshot } from './counters';
 export { DEFAULT_BUSY_POLL_US, type DataplaneOptions } from './dataplane-options';
 export { FLOW_SCAN_PER_CALL, type FlowEntry, type FlowFilter, type FlowPage } from './flow-query';
+export type { DataplaneExplanation, ExplainQuery, FlowMoveQuestion, FlowMovesPage } from './explain';
 export { FLOW_STATES, type FlowState } from './flow-state';
 export type { FlowStats } from './flow-stats';
 
@@ -171,6 +173,18 @@ export class Dataplane {
       acc = addStats(acc, p);
     }
     return { total: acc.total, closed: acc.closed, backends: acc.backends, services: acc.services };
+  }
+
+  /** What the data plane would do now with a client's packet of this tuple (native/core/explain.h); reads only. */
+  explain(q: ExplainQuery): DataplaneExplanation {
+    const nq = nativeExplainQuery(q);
+    return decodeExplanation(loadAddon().explain(this.h(), nq), nq.family, this.layout.dropReasons);
+  }
+
+  /** One page (FLOW_SCAN_PER_CALL entries from cursor) of a flow-move question; reads only. */
+  flowMovesPage(q: FlowMoveQuestion, cursor = 0): FlowMovesPage {
+    if (!Number.isInteger(cursor) || cursor < 0 || cursor > this.flowCapacity) throw new RangeError(`flowMoves: cursor must be an integer from 0 to ${this.flowCapacity}, got ${String(cursor)}`);
+    return loadAddon().flowMoves(this.h(), { services: q.services, rings: q.rings, cursor, maxScan: FLOW_SCAN_PER_CALL });
   }
 
   /**

@@ -150,11 +150,7 @@ export function buildTables(services: readonly (ServiceSpec & ServiceProtections
     const slot = serviceSlots.get(svcIds[si]) as number;
     const ringOffset = si * opts.maglevSize;
     const bSlots = s.backends.map((b) => backendSlots.get(backendKey(s, b)) as number);
-    const ids = ringIds(s);
-    const table = buildMaglev(
-      s.backends.map((b, k) => ({ id: ids[k], weight: b.weight })),
-      { size: opts.maglevSize, key: opts.hashKey },
-    );
+    const table = maglevOf(s, opts);
     let any = false;
     for (let i = 0; i < table.length; i++) {
       const idx = table[i];
@@ -292,8 +288,17 @@ export function keyedRing(built: BuiltTables, si: number, size: number, slotKey 
  */
 export function legacyKeyedRing(s: ServiceSpec, opts: Pick<TableOptions, 'hashKey' | 'maglevSize'>): KeyedRing | undefined {
   if (s.hash !== 'src') return undefined;
-  const ids = legacyRingIds(s);
-  const table = buildMaglev(s.backends.map((b, k) => ({ id: ids[k], weight: b.weight })), { size: opts.maglevSize, key: opts.hashKey });
+  return specKeyedRing(s, opts, legacyRingIds(s));
+}
+
+/** A service's Maglev ring as buildTables lays it out: per slot, the index of its backend in s.backends, or -1. */
+function maglevOf(s: ServiceSpec, opts: Pick<TableOptions, 'hashKey' | 'maglevSize'>, ids = ringIds(s)): ReturnType<typeof buildMaglev> {
+  return buildMaglev(s.backends.map((b, k) => ({ id: ids[k], weight: b.weight })), { size: opts.maglevSize, key: opts.hashKey });
+}
+
+/** The ring a service spec makes (as buildTables would publish it), as keys: a planned change's rings (src/control/plan-preview.ts). */
+export function specKeyedRing(s: ServiceSpec, opts: Pick<TableOptions, 'hashKey' | 'maglevSize'>, ids = ringIds(s)): KeyedRing {
+  const table = maglevOf(s, opts, ids);
   return { keys: s.backends.map((b) => backendKey(s, b)), idx: Uint32Array.from(table, (i) => (i < 0 ? NO_BACKEND : i)) };
 }
 

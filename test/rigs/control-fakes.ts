@@ -73,6 +73,11 @@ export class FakeBalancer implements BalancerLike {
     return this.published[this.published.length - 1];
   }
 
+  /** The specs last published (the real Balancer's `current`). */
+  get current(): readonly ServiceSpec[] {
+    return this.published.length ? this.last : [];
+  }
+
   /** The last published table: "addr:port" -> weight, per service in order. */
   table(): Array<Record<string, number>> {
     return this.last.map((s) => Object.fromEntries(s.backends.map((b) => [`${b.addr}:${b.port}`, b.weight])));
@@ -134,8 +139,8 @@ export function servicesOf(yaml: string): ServiceConfig[] {
 }
 
 /** A flow-table entry of the service 10.0.0.10:80/tcp. */
-export function flowEntry(backendSlot: number, clientPort: number, state: FlowEntry['state'] = 'ESTABLISHED', idleSeconds = 0): FlowEntry {
-  return { client: '192.0.2.1', clientPort, vip: '10.0.0.10', vipPort: 80, proto: 'tcp', backendSlot, serviceSlot: 0, state, idleSeconds };
+export function flowEntry(backendSlot: number, clientPort: number, state: FlowEntry['state'] = 'ESTABLISHED', idleSeconds = 0, ageSeconds = idleSeconds): FlowEntry {
+  return { client: '192.0.2.1', clientPort, vip: '10.0.0.10', vipPort: 80, proto: 'tcp', backendSlot, serviceSlot: 0, state, idleSeconds, ageSeconds };
 }
 
 /**

@@ -133,7 +133,7 @@ export function paperLab(backends: ReadonlyArray<Partial<LabBackend> & { id: str
 }
 
 /** Absolute path of a compiled rig script that tests run as a child process (e.g. dist/test/rigs/api-storm.js). */
-export function rigScript(name: 'probe' | 'icmp-responder' | 'api-storm' | 'inspector'): string {
+export function rigScript(name: 'probe' | 'icmp-responder' | 'api-storm' | 'inspector' | 'port-reuse'): string {
   const p = path.join(__dirname, `${name}.js`);
   if (!existsSync(p)) throw new Error(`${p} is missing: build with \`npx tsc -p tsconfig.json\``);
   return p;

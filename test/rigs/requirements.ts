@@ -21,6 +21,7 @@ const PACKAGE_OF: Readonly<Record<string, string>> = {
   birdc: 'bird2',
   ethtool: 'ethtool',
   setpriv: 'util-linux',
+  chromium: 'chromium',
 };
 
 /** The Debian package that brings each C header the tests compile against. */
