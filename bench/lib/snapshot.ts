@@ -1,4 +1,4 @@
-// A private copy of the l4nat build (bin/, dist/src/, the addon) for the whole run, so that every round
+// A private copy of the l4nat build (bin/, dist/src/, the addon, the dashboard's files) for the whole run, so that every round
 // measures the same data plane even when someone rebuilds the addon or the TypeScript meanwhile (a rebuild
 // removes build/Release/l4nat.node for a moment: an l4nat started then would not even start).
 // node_modules is linked, not copied. Layers: this file → run.ts, which hands the copy's root to startL4nat.
@@ -38,6 +38,10 @@ export function snapshotL4nat(root: string): L4natSnapshot {
   cpSync(path.join(root, 'bin'), path.join(dir, 'bin'), { recursive: true });
   cpSync(path.join(root, 'dist', 'src'), path.join(dir, 'dist', 'src'), { recursive: true });
   cpSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
+  // The dashboard's browser files are served from the source tree (src/admin/dashboard.ts finds them there): an
+  // l4nat without them refuses to start. A baseline older than the dashboard has none.
+  const dashboard = path.join(root, 'src', 'admin', 'dashboard');
+  if (existsSync(dashboard)) cpSync(dashboard, path.join(dir, 'src', 'admin', 'dashboard'), { recursive: true });
   symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
   return {
     root: dir,
