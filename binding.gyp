@@ -10,6 +10,7 @@
         "native/flows.c",
         "native/probe_tx.c",
         "native/tun.c",
+        "native/tracing.c",
         "native/core/csum.h",
         "native/core/packet.c",
         "native/core/siphash.c",
@@ -20,7 +21,8 @@
         "native/core/probe.c",
         "native/core/dataplane.c",
         "native/core/ratelimit.c",
-        "native/core/coalesce.c"
+        "native/core/coalesce.c",
+        "native/core/trace.c"
       ],
       "include_dirs": ["native"],
       "cflags": ["-std=gnu11", "-O2", "-g", "-Wall", "-Wextra", "-fno-strict-aliasing"],

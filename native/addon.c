@@ -747,6 +747,63 @@ static napi_value js_probe_state(napi_env env, napi_callback_info info) {
   return v;
 }
 
+/* traceSet(handle, slot, {flags, clientFamily, client: Uint8Array(16), cport, svcFamily, svcProto, vip, vport,
+ * bkFamily, backend, bport} | null): installs (or with null removes) trace match `slot` (core/trace.h). */
+static napi_value js_trace_set(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  uint32_t slot, w[8];
+  void *client, *vip, *backend;
+  size_t n1, n2, n3;
+  napi_valuetype t = napi_null;
+  if (argc == 3) napi_typeof(env, argv[2], &t);
+  static const char *const names[] = {"flags", "clientFamily", "cport", "svcFamily", "svcProto", "vport", "bkFamily", "bport"};
+  bool bad = argc < 3 || napi_get_value_uint32(env, argv[1], &slot) != napi_ok || slot >= L4_TRACE_MATCHES;
+  if (!bad && t != napi_null) {
+    for (int i = 0; i < 8 && !bad; i++) bad = get_u32(env, argv[2], names[i], &w[i]) != 0;
+    bad = bad || w[2] > 65535 || w[5] > 65535 || w[7] > 65535 || w[4] > 255 ||
+          get_typed(env, argv[2], "client", napi_uint8_array, &client, &n1) || n1 != 16 ||
+          get_typed(env, argv[2], "vip", napi_uint8_array, &vip, &n2) || n2 != 16 ||
+          get_typed(env, argv[2], "backend", napi_uint8_array, &backend, &n3) || n3 != 16;
+  }
+  if (bad) {
+    napi_throw_type_error(env, "EINVAL", "l4nat addon: traceSet(handle, slot below traceMatches, {flags, clientFamily, client: Uint8Array(16), cport, svcFamily, svcProto, vip: Uint8Array(16), vport, bkFamily, backend: Uint8Array(16), bport} | null)");
+    return NULL;
+  }
+  if (t == napi_null) {
+    l4_dp_trace_set(&h->dp.trace, slot, NULL);
+    return NULL;
+  }
+  struct l4_trace_match m = {.flags = w[0], .client_family = (uint8_t)w[1], .cport = (uint16_t)w[2], .svc_family = (uint8_t)w[3],
+                             .svc_proto = (uint8_t)w[4], .vport = (uint16_t)w[5], .bk_family = (uint8_t)w[6], .bport = (uint16_t)w[7]};
+  memcpy(m.client, client, 16);
+  memcpy(m.vip, vip, 16);
+  memcpy(m.backend, backend, 16);
+  l4_dp_trace_set(&h->dp.trace, slot, &m);
+  return NULL;
+}
+
+/* traceDrain(handle) -> {records: Buffer (traceRecordBytes each), dropped: records lost to full rings so far} */
+static napi_value js_trace_drain(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], res, buf, v;
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  uint32_t want = (uint32_t)l4_dp_trace_pending(&h->dp.trace);
+  void *data = NULL;
+  CHECK(napi_create_buffer(env, (size_t)want * sizeof(struct l4_trace_rec), &data, &buf));
+  uint64_t dropped;
+  uint32_t got = l4_dp_trace_read(&h->dp.trace, data, want, &dropped); /* more may have come since: next time */
+  CHECK(napi_create_object(env, &res));
+  if (got < want) CHECK(napi_create_buffer_copy(env, (size_t)got * sizeof(struct l4_trace_rec), data, NULL, &buf));
+  CHECK(napi_set_named_property(env, res, "records", buf));
+  CHECK(napi_create_double(env, (double)dropped, &v));
+  CHECK(napi_set_named_property(env, res, "dropped", v));
+  return res;
+}
+
 static napi_value string_array(napi_env env, const char *const *names, uint32_t n) {
   napi_value arr, s;
   if (napi_create_array_with_length(env, n, &arr) != napi_ok) return NULL;
@@ -781,6 +838,10 @@ static napi_value js_layout(napi_env env, napi_callback_info info) {
   static const struct named_u32 bk_flags[] = {L4_LAYOUT_BK_FLAGS(NAMED_U32)};
   static const struct named_u32 opt_flags[] = {L4_LAYOUT_OPT_FLAGS(NAMED_U32)};
   static const struct named_u32 hash_modes[] = {L4_LAYOUT_HASH_MODES(NAMED_U32)};
+  static const struct named_u32 trace_fields[] = {L4_LAYOUT_TRACE_FIELDS(NAMED_U32)};
+  static const struct named_u32 trace_dirs[] = {L4_LAYOUT_TRACE_DIRS(NAMED_U32)};
+  static const struct named_u32 trace_flows[] = {L4_LAYOUT_TRACE_FLOWS(NAMED_U32)};
+  static const struct named_u32 trace_match_flags[] = {L4_LAYOUT_TRACE_MATCH_FLAGS(NAMED_U32)};
   static const struct named_u32 bk_table_flags[] = {L4_LAYOUT_BK_TABLE_FLAGS(NAMED_U32)};
   static const struct named_u32 explain_fields[] = {L4_LAYOUT_EXPLAIN_FIELDS(NAMED_U32)};
   static const struct named_u32 explain_verdicts[] = {L4_LAYOUT_EXPLAIN_VERDICTS(NAMED_U32)};
@@ -795,6 +856,10 @@ static napi_value js_layout(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, o, "bkFlags", named_object(env, bk_flags, N(bk_flags))));
   CHECK(napi_set_named_property(env, o, "optFlags", named_object(env, opt_flags, N(opt_flags))));
   CHECK(napi_set_named_property(env, o, "hashModes", named_object(env, hash_modes, N(hash_modes))));
+  CHECK(napi_set_named_property(env, o, "traceFields", named_object(env, trace_fields, N(trace_fields))));
+  CHECK(napi_set_named_property(env, o, "traceDirs", named_object(env, trace_dirs, N(trace_dirs))));
+  CHECK(napi_set_named_property(env, o, "traceFlows", named_object(env, trace_flows, N(trace_flows))));
+  CHECK(napi_set_named_property(env, o, "traceMatchFlags", named_object(env, trace_match_flags, N(trace_match_flags))));
   CHECK(napi_set_named_property(env, o, "bkTableFlags", named_object(env, bk_table_flags, N(bk_table_flags))));
   CHECK(napi_set_named_property(env, o, "explainFields", named_object(env, explain_fields, N(explain_fields))));
   CHECK(napi_set_named_property(env, o, "explainVerdicts", named_object(env, explain_verdicts, N(explain_verdicts))));
@@ -826,6 +891,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setSteering", 0, js_set_steering, 0, 0, 0, napi_default, 0},
       {"watchdogStats", 0, js_watchdog_stats, 0, 0, 0, napi_default, 0},
       {"queueErrors", 0, js_queue_errors, 0, 0, 0, napi_default, 0},
+      {"traceSet", 0, js_trace_set, 0, 0, 0, napi_default, 0},
+      {"traceDrain", 0, js_trace_drain, 0, 0, 0, napi_default, 0},
       {"layout", 0, js_layout, 0, 0, 0, napi_default, 0},
   };
   if (napi_define_properties(env, exports, sizeof(d) / sizeof(d[0]), d) != napi_ok) return NULL;

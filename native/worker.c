@@ -54,12 +54,21 @@ struct l4_queue {
   uint64_t spin_ns;       /* busy-polling window (core/busypoll.h); fixed at the maximum unless adaptive */
   int slept;              /* the current idle gap outlasted the spin (or the spin ceded): not a hit */
   _Atomic int read_errno; /* why reading the queue failed for good (the worker has ended); 0 while it reads */
+  struct l4_trace *trace; /* this worker's copy of the trace matches and its ring (tracing.h) */
+  uint32_t trace_seen;    /* the generation of the matches copied */
 };
 
 uint64_t l4_dp_now_seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return (uint64_t)ts.tv_sec;
+}
+
+/* The trace records' clock (wall time, for people and pcap files). */
+static uint64_t realtime_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static uint64_t now_ns(void) {
@@ -117,6 +126,8 @@ static void drain(struct l4_queue *q) {
     q->ctx.now = (uint32_t)l4_dp_now_seconds();
     q->ctx.now_ms = (uint32_t)(now / 1000000u);
     ctr[L4_Q_BATCHES]++;
+    if (__builtin_expect(l4_dp_trace_changed(&dp->trace, q->trace_seen), 0))
+      q->ctx.trace = l4_dp_trace_copy(&dp->trace, q->trace, &q->trace_seen);
     int i, failed = 0;
     for (i = 0; i < L4_BATCH; i++) {
       ssize_t n = read(q->fd, q->buf, L4_BUF_SIZE);
@@ -220,12 +231,20 @@ int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **
     l4_ratelimit_destroy(&dp->ratelimit);
     goto fail_flows;
   }
+  if (l4_dp_trace_init(&dp->trace, n) < 0) {
+    r = -ENOMEM;
+    *failed_call = "calloc trace rings";
+    l4_ratelimit_destroy(&dp->ratelimit);
+    l4_probes_destroy(&dp->probes);
+    goto fail_flows;
+  }
   dp->counter_words = l4_counter_block_words(cfg->max_services, cfg->max_backends);
   dp->counter_bytes = (size_t)(dp->counter_words * (uint64_t)n * sizeof(uint64_t));
   void *c = mmap(NULL, dp->counter_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (c == MAP_FAILED) {
     r = -errno;
     *failed_call = "mmap counters";
+    l4_dp_trace_destroy(&dp->trace);
     l4_ratelimit_destroy(&dp->ratelimit);
     l4_probes_destroy(&dp->probes);
     goto fail_flows;
@@ -243,6 +262,8 @@ int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **
     q->ctx.flows = &dp->flows;
     q->ctx.ratelimit = &dp->ratelimit;
     q->ctx.probes = &dp->probes;
+    q->trace = &dp->trace.workers[i];
+    q->trace->clock_ns = realtime_ns;
   }
   return 0;
 fail_flows:
@@ -350,6 +371,7 @@ void l4_dp_destroy(struct l4_dp *dp, int keep_device) {
   l4_flow_table_destroy(&dp->flows);
   l4_ratelimit_destroy(&dp->ratelimit);
   l4_probes_destroy(&dp->probes);
+  l4_dp_trace_destroy(&dp->trace);
   free(dp->fds);
   free(dp->queues);
   dp->fds = NULL;

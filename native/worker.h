@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "core/dataplane.h"
+#include "tracing.h"
 
 struct l4_queue;
 
@@ -31,6 +32,7 @@ struct l4_dp {
   struct l4_flow_table flows;
   struct l4_ratelimit ratelimit;
   struct l4_probes probes;   /* data-plane health probes outstanding, one per backend slot (core/probe.h) */
+  struct l4_dp_trace trace;  /* the verdict trace's matches and rings (tracing.h) */
   _Atomic(struct l4_tables *) tables;
   _Atomic uint64_t gen;      /* bumped on each publish (quiescent-state based reclamation) */
   _Atomic int stopping;

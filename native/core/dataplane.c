@@ -7,6 +7,17 @@
 #include "csum.h"
 #include "decide.h"
 #include "probe.h"
+#include "trace.h"
+
+/* The packet path is compiled twice (see l4_process): with note == NULL, every NOTE() and the functions taking
+ * `note` inline into a copy with no trace code at all; with a note, the decision points record why. */
+#define PATH static inline __attribute__((always_inline))
+#define NOTE(...)      \
+  do {                 \
+    if (note) {        \
+      __VA_ARGS__;     \
+    }                  \
+  } while (0)
 
 #define L4_Q_NAME(name, str) str,
 const char *const L4_QUEUE_COUNTER_NAMES[L4_Q_MAX] = {L4_QUEUE_COUNTERS(L4_Q_NAME)};
@@ -99,9 +110,16 @@ static void count_obj(uint64_t *c, uint32_t bytes, int in) {
   c[in ? L4_O_BYTES_IN : L4_O_BYTES_OUT] += bytes;
 }
 
+/* The ring slot the flow hashes to (traced path only). */
+static uint32_t ring_index(const struct l4_tables *t, const struct l4_service *s, const struct l4_flow_key *k, uint64_t hash) {
+  return s->ring_size ? l4_ring_slot(&t->hash_key, s->hash_mode, k, hash, s->ring_size) : L4_NO_BACKEND;
+}
+
 /* client -> VIP:port. Picks the backend (flow table, else the ring) and rewrites the destination. */
-static enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, struct l4_pkt *p, uint32_t svc_slot) {
+PATH enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, struct l4_pkt *p, uint32_t svc_slot,
+                             struct l4_trace_note *note) {
   const struct l4_service *s = &t->services[svc_slot];
+  NOTE(note->rec.dir = L4_TD_FORWARD, note->rec.service = svc_slot);
   if (s->acl_n && !l4_acl_allows(t, s, p->saddr)) return drop(ctx, L4_DROP_ACL_DENIED);
   struct l4_flow_key key;
   l4_flow_key_set(&key, p->family, p->proto, p->saddr, p->sport, p->daddr, p->dport);
@@ -123,6 +141,7 @@ static enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, st
                        retransmit_elsewhere(ctx, t, s, &key, hash, &ref));
   if (hit && !choose_again) {
     b = ref.backend;
+    NOTE(note->rec.flow = L4_TF_HIT);
     uint8_t set = 0, clear = 0;
     if (is_tcp) {
       set = tcp_state_bits(tflags, 1);
@@ -132,6 +151,7 @@ static enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, st
     l4_flow_touch(&ref, set, clear, ctx->now);
   } else {
     b = l4_pick_backend(t, s, &key, hash);
+    NOTE(note->rec.ring_slot = ring_index(t, s, &key, hash), note->rec.backend = b);
     if (b == L4_NO_BACKEND) return drop(ctx, L4_DROP_NO_BACKEND);
     if (reuse_off_ring) ctx->counters[L4_Q_FLOW_REUSE_MOVED]++;
     if (is_tcp && !syn) {
@@ -140,6 +160,7 @@ static enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, st
        * and then unconfirmed (half-open) until both ends have spoken through it, so a flood of spoofed ACKs
        * cannot displace established flows. */
       ctx->counters[L4_Q_FLOW_MISS_NONSYN]++;
+      NOTE(note->rec.flow = L4_TF_NO_ENTRY);
     } else {
       if (!new_flow_allowed(ctx, t, s, &key, svc_slot)) return drop(ctx, L4_DROP_RATE_LIMITED);
       uint8_t state = is_tcp ? FL_SYN : 0;
@@ -149,19 +170,23 @@ static enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, st
           /* fall through */
         case FLOW_INSERTED:
           ctx->counters[found ? L4_Q_FLOW_REPIN : L4_Q_FLOW_NEW]++;
+          NOTE(note->rec.flow = found ? L4_TF_REPIN : L4_TF_NEW);
           l4_ctr_service(ctx, svc_slot)[L4_O_NEW_FLOWS]++;
           l4_ctr_backend(ctx, b)[L4_O_NEW_FLOWS]++;
           break;
         case FLOW_EXISTS: /* another worker was first: follow its choice */
           if (l4_backend_valid(t, ref.backend, svc_slot)) b = ref.backend;
+          NOTE(note->rec.flow = L4_TF_RACED);
           break;
         case FLOW_INSERT_FAILED:
           ctx->counters[L4_Q_FLOW_INSERT_FAILED]++;
+          NOTE(note->rec.flow = L4_TF_INSERT_FAILED);
           break;
       }
     }
   }
   const struct l4_backend *bk = &t->backends[b];
+  NOTE(note->rec.backend = b);
   rewrite_addr(p, p->daddr, bk->addr, p->l4_len);
   rewrite_port(p, p->l4 + 2, bk->port, p->l4_len);
   ctx->counters[L4_Q_FORWARD]++;
@@ -182,7 +207,9 @@ static bool to_probe_source(const struct l4_tables *t, const struct l4_pkt *p) {
  * the backend retransmitting it, is answered again but not counted), its RST is counted and dropped as
  * probe_answer. Anything else (a forged answer, one to an earlier probe, stray packets) is dropped as
  * probe_unmatched and changes nothing. Never a flow entry, never a client. */
-static enum l4_verdict probe_answer(struct l4_ctx *ctx, struct l4_pkt *p, uint32_t bk_slot, uint32_t *len) {
+PATH enum l4_verdict probe_answer(struct l4_ctx *ctx, struct l4_pkt *p, uint32_t bk_slot, uint32_t *len,
+                                  struct l4_trace_note *note) {
+  NOTE(note->rec.dir = L4_TD_PROBE, note->rec.backend = bk_slot);
   uint8_t f = p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST);
   bool synack = f == (TCP_SYN | TCP_ACK);
   enum l4_probe_match m = L4_PROBE_UNMATCHED;
@@ -201,11 +228,13 @@ static enum l4_verdict probe_answer(struct l4_ctx *ctx, struct l4_pkt *p, uint32
 
 /* backend -> client. Stateless: the source becomes the service's VIP:port. The flow entry (if any) only
  * learns the TCP state; a missing one is created so a flow picked up mid-way stays pinned. */
-static enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, struct l4_pkt *p, uint32_t bk_slot,
-                             uint32_t *len) {
-  if (to_probe_source(t, p)) return probe_answer(ctx, p, bk_slot, len);
+PATH enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, struct l4_pkt *p, uint32_t bk_slot,
+                           uint32_t *len, struct l4_trace_note *note) {
+  if (to_probe_source(t, p)) return probe_answer(ctx, p, bk_slot, len, note);
   const struct l4_backend *bk = &t->backends[bk_slot];
   const struct l4_service *s = &t->services[bk->service];
+  NOTE(note->rec.dir = L4_TD_REPLY, note->rec.service = bk->service, note->rec.backend = bk_slot,
+       l4_trace_note_client(note, p->family, p->daddr, p->dport));
   struct l4_flow_key key;
   l4_flow_key_set(&key, p->family, p->proto, p->daddr, p->dport, s->vip, s->port);
   uint64_t hash = l4_flow_hash(&t->hash_key, &key);
@@ -217,6 +246,7 @@ static enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, stru
      * a connection already closed (both FINs seen, or reset) is the normal end of TCP, not a fault. */
     if (rst && ref.backend == bk_slot && !l4_flow_state_closed(ref.state))
       l4_ctr_backend(ctx, bk_slot)[L4_O_RESETS]++;
+    NOTE(note->rec.flow = ref.backend == bk_slot ? L4_TF_HIT : L4_TF_OTHER_BACKEND);
     if (ref.backend == bk_slot) {
       uint8_t set = FL_REPLY, clear = 0;
       if (!(ref.state & FL_REPLY)) l4_ctr_backend(ctx, bk_slot)[L4_O_ANSWERED]++;
@@ -244,6 +274,8 @@ static enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, stru
           l4_flow_insert(ctx->flows, &key, hash, prev, bk->service, 0, &t->timeouts, ctx->now, false, &ref);
       if (r == FLOW_INSERTED || r == FLOW_INSERTED_EVICTED) {
         if (r == FLOW_INSERTED_EVICTED) ctx->counters[L4_Q_FLOW_EVICTED]++;
+        NOTE(note->rec.flow = L4_TF_SECOND_CHANCE, note->rec.backend = prev,
+             note->rec.ring_slot = ring_index(t, s, &key, hash));
         return drop(ctx, L4_DROP_SECOND_CHANCE);
       }
     }
@@ -260,6 +292,7 @@ static enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, stru
     enum l4_flow_insert_result r =
         l4_flow_insert(ctx->flows, &key, hash, bk_slot, bk->service, state, &t->timeouts, ctx->now, false, &ref);
     if (r == FLOW_INSERTED || r == FLOW_INSERTED_EVICTED) ctx->counters[L4_Q_FLOW_PICKUP]++;
+    NOTE(note->rec.flow = r == FLOW_INSERT_FAILED ? L4_TF_INSERT_FAILED : r == FLOW_EXISTS ? L4_TF_RACED : L4_TF_PICKUP);
     if (r == FLOW_INSERTED_EVICTED) ctx->counters[L4_Q_FLOW_EVICTED]++;
     if (r == FLOW_INSERT_FAILED) ctx->counters[L4_Q_FLOW_INSERT_FAILED]++;
   }
@@ -292,7 +325,8 @@ static bool is_local_addr(const struct l4_tables *t, const struct l4_pkt *p, con
 
 /* ICMP errors about a translated flow get their outer and quoted headers translated, so that path-MTU
  * discovery and unreachables work through l4nat. The quote is the packet as the complaining node saw it. */
-static enum l4_verdict icmp_error(struct l4_ctx *ctx, const struct l4_tables *t, struct l4_pkt *p) {
+PATH enum l4_verdict icmp_error(struct l4_ctx *ctx, const struct l4_tables *t, struct l4_pkt *p,
+                                struct l4_trace_note *note) {
   if (t->options & L4_OPT_NO_ICMP_TRANSLATE) return drop(ctx, L4_DROP_ICMP_UNHANDLED);
   struct l4_pkt q;
   if (!l4_parse_quoted(p->l4 + 8, p->l4_len - 8, p->family, &q)) return drop(ctx, L4_DROP_ICMP_NOT_OURS);
@@ -306,6 +340,8 @@ static enum l4_verdict icmp_error(struct l4_ctx *ctx, const struct l4_tables *t,
   uint32_t svc = l4_addr_map_get(&t->svc_map, &k);
   if (svc != L4_NO_BACKEND && memcmp(p->daddr, q.saddr, (size_t)n) == 0) {
     const struct l4_service *s = &t->services[svc];
+    NOTE(note->rec.dir = L4_TD_ICMP_TO_BACKEND, note->rec.service = svc,
+         l4_trace_note_client(note, q.family, q.daddr, q.dport));
     struct l4_flow_key key;
     l4_flow_key_set(&key, q.family, q.proto, q.daddr, q.dport, q.saddr, q.sport);
     uint64_t hash = l4_flow_hash(&t->hash_key, &key);
@@ -315,6 +351,7 @@ static enum l4_verdict icmp_error(struct l4_ctx *ctx, const struct l4_tables *t,
       b = ref.backend;
     else
       b = l4_pick_backend(t, s, &key, hash);
+    NOTE(note->rec.backend = b);
     if (b == L4_NO_BACKEND) return drop(ctx, L4_DROP_NO_BACKEND);
     const struct l4_backend *bk = &t->backends[b];
     rewrite_addr(&q, q.saddr, bk->addr, q.l4_len);
@@ -336,6 +373,8 @@ static enum l4_verdict icmp_error(struct l4_ctx *ctx, const struct l4_tables *t,
     if (b == L4_NO_BACKEND || memcmp(p->daddr, q.saddr, (size_t)n) != 0) return drop(ctx, L4_DROP_ICMP_NOT_OURS);
     const struct l4_backend *bk = &t->backends[b];
     const struct l4_service *s = &t->services[bk->service];
+    NOTE(note->rec.dir = L4_TD_ICMP_TO_CLIENT, note->rec.service = bk->service, note->rec.backend = b,
+         l4_trace_note_client(note, q.family, q.saddr, q.sport));
     rewrite_addr(&q, q.daddr, s->vip, q.l4_len);
     rewrite_port(&q, q.l4 + 2, s->port, q.l4_len);
     if (memcmp(p->saddr, bk->addr, (size_t)n) == 0) rewrite_addr(p, p->saddr, s->vip, 0);
@@ -369,18 +408,21 @@ static enum l4_verdict echo_reply(struct l4_ctx *ctx, struct l4_pkt *p) {
   return L4_VERDICT_TX;
 }
 
-static enum l4_verdict icmp(struct l4_ctx *ctx, const struct l4_tables *t, struct l4_pkt *p) {
+PATH enum l4_verdict icmp(struct l4_ctx *ctx, const struct l4_tables *t, struct l4_pkt *p, struct l4_trace_note *note) {
   uint8_t type = p->l4[0];
-  if (is_icmp_error(p->family, type)) return icmp_error(ctx, t, p);
+  if (is_icmp_error(p->family, type)) return icmp_error(ctx, t, p, note);
   uint8_t echo_request = p->family == 4 ? 8 : 128;
   struct l4_addr_key k;
   l4_addr_key_set(&k, p->daddr, p->family, 0, 0);
-  if (type == echo_request && (t->options & L4_OPT_ICMP_ECHO) && l4_addr_map_get(&t->vip_map, &k) != L4_NO_BACKEND)
+  if (type == echo_request && (t->options & L4_OPT_ICMP_ECHO) && l4_addr_map_get(&t->vip_map, &k) != L4_NO_BACKEND) {
+    NOTE(note->rec.dir = L4_TD_ECHO);
     return echo_reply(ctx, p);
+  }
   return drop(ctx, L4_DROP_ICMP_UNHANDLED);
 }
 
-enum l4_verdict l4_process(struct l4_ctx *ctx, const struct l4_tables *t, uint8_t *buf, uint32_t *len) {
+PATH enum l4_verdict process(struct l4_ctx *ctx, const struct l4_tables *t, uint8_t *buf, uint32_t *len,
+                             struct l4_trace_note *note) {
   struct l4_pkt p;
   ctx->last_drop = L4_DROP_NONE;
   ctx->counters[L4_Q_RX_PACKETS]++;
@@ -390,6 +432,7 @@ enum l4_verdict l4_process(struct l4_ctx *ctx, const struct l4_tables *t, uint8_
   /* Trailing bytes past the IP length (if any) are not part of the packet. */
   *len = VNET_HDR_LEN + p.l3_len;
   if (p.gso_type != VNET_GSO_NONE) ctx->counters[L4_Q_GSO_PACKETS]++;
+  NOTE(l4_trace_note_before(note, &p));
 
   enum l4_verdict v;
   if (p.proto == IPPROTO_TCP_ || p.proto == IPPROTO_UDP_) {
@@ -397,23 +440,40 @@ enum l4_verdict l4_process(struct l4_ctx *ctx, const struct l4_tables *t, uint8_
     l4_addr_key_set(&k, p.daddr, p.family, p.dport, p.proto);
     uint32_t svc = l4_addr_map_get(&t->svc_map, &k);
     if (svc != L4_NO_BACKEND) {
-      v = forward(ctx, t, &p, svc);
+      v = forward(ctx, t, &p, svc, note);
     } else {
       l4_addr_key_set(&k, p.saddr, p.family, p.sport, p.proto);
       uint32_t b = l4_addr_map_get(&t->rev_map, &k);
       if (b != L4_NO_BACKEND) {
-        v = reply(ctx, t, &p, b, len);
+        v = reply(ctx, t, &p, b, len, note);
       } else {
         l4_addr_key_set(&k, p.daddr, p.family, 0, 0);
         v = drop(ctx, l4_addr_map_get(&t->vip_map, &k) != L4_NO_BACKEND ? L4_DROP_VIP_PORT_UNKNOWN : L4_DROP_NOT_SERVICE);
       }
     }
   } else {
-    v = icmp(ctx, t, &p);
+    v = icmp(ctx, t, &p, note);
   }
   if (v == L4_VERDICT_TX) {
     ctx->counters[L4_Q_TX_PACKETS]++;
     ctx->counters[L4_Q_TX_BYTES] += *len;
+    NOTE(l4_trace_note_after(note, &p));
   }
   return v;
+}
+
+/* The traced packet path: out of line, so the untraced one stays as it was. */
+static __attribute__((noinline)) enum l4_verdict process_traced(struct l4_ctx *ctx, const struct l4_tables *t,
+                                                                 uint8_t *buf, uint32_t *len) {
+  struct l4_trace_note n;
+  l4_trace_note_init(&n);
+  enum l4_verdict v = process(ctx, t, buf, len, &n);
+  l4_trace_packet(ctx->trace, t, &n, v, ctx->last_drop);
+  return v;
+}
+
+enum l4_verdict l4_process(struct l4_ctx *ctx, const struct l4_tables *t, uint8_t *buf, uint32_t *len) {
+  /* Tracing off: this one branch, and the copy of the path with no trace code. */
+  if (__builtin_expect(ctx->trace != NULL, 0)) return process_traced(ctx, t, buf, len);
+  return process(ctx, t, buf, len, NULL);
 }

@@ -11,6 +11,7 @@
 #include "probe.h"
 #include "ratelimit.h"
 #include "tables.h"
+#include "trace.h"
 
 enum l4_verdict { L4_VERDICT_DROP = 0, L4_VERDICT_TX = 1 };
 
@@ -23,7 +24,8 @@ struct l4_ctx {
   uint32_t now_ms;               /* wrapping milliseconds, for rate limits */
   struct l4_ratelimit *ratelimit;/* shared; NULL = no per-source limits */
   struct l4_probes *probes;      /* shared: the outstanding data-plane probes; NULL = none (every answer unmatched) */
-  enum l4_drop_reason last_drop; /* for tests */
+  enum l4_drop_reason last_drop; /* for tests, and the trace's drop reason */
+  struct l4_trace *trace;        /* NULL: tracing off (trace.h); set by the worker between batches */
 };
 
 /* Processes the packet at buf (virtio_net_hdr first, *len bytes). On L4_VERDICT_TX the buffer holds the

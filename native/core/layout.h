@@ -12,6 +12,7 @@
 #include "flow_query.h"
 #include "flow_table.h"
 #include "tables.h"
+#include "trace.h"
 
 /* Word counts of the typed arrays handed to l4_tables_build, and other sizes and sentinels. */
 #define L4_LAYOUT_NUMBERS(X)                 \
@@ -23,6 +24,8 @@
   X("prevRingWords", L4_PREV_RING_WORDS)     \
   X("noBackend", L4_NO_BACKEND)              \
   X("flowEntryBytes", sizeof(struct l4_flow)) \
+  X("traceRecordBytes", sizeof(struct l4_trace_rec)) \
+  X("traceMatches", L4_TRACE_MATCHES)        \
   X("explainWords", L4_EXPLAIN_WORDS)        \
   X("moveWords", L4_MOVE_WORDS)
 
@@ -50,6 +53,17 @@
 #define L4_LAYOUT_HASH_MODES(X) \
   X("5tuple", L4_HASH_5TUPLE)   \
   X("src", L4_HASH_SRC)
+
+/* The verdict trace (trace.h): a record's field offsets, its direction and flow-verdict numbers, a match's flags. */
+#define L4_LAYOUT_TRACE_FIELDS(X) L4_TRACE_REC_FIELDS(X)
+#define L4_LAYOUT_TRACE_DIRS(X) L4_TRACE_DIRS(X)
+#define L4_LAYOUT_TRACE_FLOWS(X) L4_TRACE_FLOWS(X)
+#define L4_LAYOUT_TRACE_MATCH_FLAGS(X) \
+  X("CLIENT", L4_TM_CLIENT)            \
+  X("CLIENT_PORT", L4_TM_CLIENT_PORT)  \
+  X("SERVICE", L4_TM_SERVICE)          \
+  X("BACKEND", L4_TM_BACKEND)          \
+  X("DROPS", L4_TM_DROPS)
 
 /* A backend's flags as the table holds them (an explanation's backend_flags). */
 #define L4_LAYOUT_BK_TABLE_FLAGS(X)  \

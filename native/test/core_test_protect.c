@@ -7,8 +7,8 @@
 #include "test_util.h"
 #include "tests.h"
 
-/* Fixture tables plus protections on the v4 TCP service (slot FX_SVC_V4_TCP). */
-static struct l4_tables *protected_tables(const uint32_t *acl, const char *const *acl_addrs, uint32_t nacl,
+/* Fixture tables plus protections on the v4 TCP service (slot FX_SVC_V4_TCP); see test_util.h. */
+struct l4_tables *protected_tables(const uint32_t *acl, const char *const *acl_addrs, uint32_t nacl,
                                           uint32_t rate, uint32_t burst) {
   static struct fx_input fi;
   static uint32_t limit[L4_LIMIT_WORDS];

@@ -34,6 +34,13 @@ static uint64_t *g_counters;
 static uint8_t *g_copy;
 static struct l4_coalescer g_co;
 static struct l4_probes g_probes; /* every backend slot has a probe outstanding: sport 40001, seq 0xa1b2c3d4 */
+/* The verdict trace (core/trace.h), on for inputs of odd length: match 0 takes every packet, match 1 a client,
+ * a service and a backend, so both the traced and the untraced copy of the packet path are fuzzed. */
+static struct l4_trace_ring g_ring;
+static struct l4_trace g_trace = {.ring = &g_ring, .match = {{.flags = L4_TM_ACTIVE},
+                                  {.flags = L4_TM_ACTIVE | L4_TM_CLIENT | L4_TM_SERVICE | L4_TM_BACKEND, .client_family = 4,
+                                   .svc_family = 4, .svc_proto = 6, .vport = 80, .bk_family = 4, .bport = 8080,
+                                   .client = {198, 51, 100, 7}, .vip = {10, 200, 0, 10}, .backend = {10, 0, 1, 1}}}};
 
 static void fail(const char *what, const uint8_t *pkt, uint32_t len) {
   fprintf(stderr, "fuzz_packet invariant violated: %s (len %u)\n", what, len);
@@ -211,12 +218,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!(opt & 0x10)) memset(g_ft.entries, 0, (size_t)(g_ft.capacity * sizeof(struct l4_flow)));
   for (uint32_t b = 0; b < FX_MAX_BACKENDS; b++) l4_probe_arm(&g_probes, b, 40001, 0xa1b2c3d4);
   struct l4_ctx ctx = {.counters = g_counters, .max_services = FX_MAX_SERVICES, .max_backends = FX_MAX_BACKENDS,
-                       .flows = &g_ft, .now = 100000, .probes = &g_probes};
+                       .flows = &g_ft, .now = 100000, .probes = &g_probes, .trace = (len & 1) ? &g_trace : NULL};
   run_one(&ctx, t, pkt, len);
   if (opt & 0x20) {
     static const uint32_t advance[4] = {0, 11, 61, 3601};
     ctx.now += advance[opt >> 6];
     run_one(&ctx, t, pkt, len);
+  }
+  struct l4_trace_rec rec[2];
+  while (l4_trace_ring_read(&g_ring, rec, 2) > 0) {
   }
   return 0;
 }

@@ -91,6 +91,10 @@ int out_backend(void);
  * service's new-flow rate limit (rate = burst), 0 for none. */
 struct l4_tables *tables_with_previous(int with_prev, uint32_t prev_backend, uint32_t bk_flags, bool b_in_ring,
                                       uint32_t rate);
+/* Fixture tables with source CIDR entries (acl: L4_ACL_WORDS each, addresses in acl_addrs) and a new-flow rate
+ * limit (0: none) on the v4 TCP service (core_test_protect.c). */
+struct l4_tables *protected_tables(const uint32_t *acl, const char *const *acl_addrs, uint32_t nacl, uint32_t rate,
+                                   uint32_t burst);
 /* Sets a new-flow rate limit (rate = burst) on the v4 TCP service of fi; 0: none. */
 void fx_rate_limit(struct fx_input *fi, uint32_t rate);
 /* l4_tables_build of fi; aborts naming `who` and the builder's message if it does not build. */

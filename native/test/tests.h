@@ -84,7 +84,11 @@
   X(explain_established_entry, "explain: an established entry, pinned against the ring, on a draining backend") \
   X(explain_acl_and_rate, "explain: the deciding source-list entry; the rate-limit bucket without taking tokens") \
   X(explain_drops, "explain: no_backend, vip_port_unknown, not_service as l4_process drops them")             \
-  X(flow_moves, "moves a candidate ring would make, per backend, equal where l4_process sends the flows")
+  X(flow_moves, "moves a candidate ring would make, per backend, equal where l4_process sends the flows") \
+  /* core_test_trace.c */                                                                                     \
+  X(trace_records, "a traced flow's SYN, SYN-ACK, data and mid-flow packets: tuple before/after, verdict; others none") \
+  X(trace_drops, "drops-only and service matches: acl_denied recorded with its reason, parse drops without a tuple") \
+  X(trace_backend_ring_full, "a backend match; a full ring keeps the oldest and counts the rest; traced bytes unchanged")
 
 #define DECLARE_TEST(name, desc) void test_##name(void);
 CORE_TESTS(DECLARE_TEST)

@@ -27,6 +27,8 @@ import { DASHBOARD_PUBLIC, registerDashboard, type DashboardDeps } from './dashb
 import { SessionStore } from './session';
 import { OptionError, Subject } from '../config/options';
 import { parseBackend } from '../config/address-syntax';
+import type { TraceHub } from '../trace/hub';
+import { registerTraceRoute } from './trace-route';
 import { registerPlanRoutes } from './plan-routes';
 
 export const API_VERSION = '1';
@@ -40,6 +42,8 @@ export interface AdminDeps {
   info?: () => Record<string, unknown>;
   /** Starts a handover restart (the running l4nat exits keeping TUN, routes and rules; see src/daemon/up.ts). */
   restart?: () => void;
+  /** The verdict trace behind GET /v1/trace (src/trace/hub.ts); without it the route does not exist. */
+  trace?: TraceHub;
   /** What the dashboard (GET /) shows beyond the controller's views: the rings, the flow table's size. */
   dashboard?: DashboardDeps;
 }
@@ -378,6 +382,7 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
   });
 
   await registerDashboard(app, { ctrl, admin, sessions, log: deps.log, ...deps.dashboard });
+  if (deps.trace) registerTraceRoute(app, deps.trace);
 
   if (deps.metrics) {
     const reg = deps.metrics;

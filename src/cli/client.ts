@@ -86,6 +86,65 @@ export function clientOptions(f: Map<string, string[]>, env: NodeJS.ProcessEnv =
   return { url: url.replace(/\/$/, ''), token, ca, cert, key, ...(tokenHint ? { tokenHint } : {}) };
 }
 
+/**
+ * A streaming GET: calls onLine with each line of the answer as it comes, resolves when the answer ends. An error
+ * status rejects with the API's error message, as apiRequest does. `abort` ends it early (the server sees the
+ * client go).
+ */
+export function apiStream(o: ClientOptions, path: string, onLine: (line: string) => void): { done: Promise<void>; abort: () => void } {
+  const u = new URL(o.url + path);
+  const tls = u.protocol === 'https:';
+  let abort = (): void => undefined;
+  const done = new Promise<void>((resolve, reject) => {
+    const req = (tls ? httpsRequest : httpRequest)(
+      {
+        method: 'GET',
+        hostname: u.hostname.replace(/^\[|\]$/g, ''),
+        port: u.port,
+        path: u.pathname + u.search,
+        headers: { accept: 'application/x-ndjson', ...(o.token ? { authorization: `Bearer ${o.token}` } : {}) },
+        agent: false,
+        ...(tls ? { ca: o.ca, cert: o.cert, key: o.key } : {}),
+      },
+      (res) => {
+        const status = res.statusCode ?? 0;
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          buf += c;
+          if (status >= 400) return;
+          let nl: number;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, nl);
+            buf = buf.slice(nl + 1);
+            if (line.trim()) onLine(line);
+          }
+        });
+        res.on('end', () => {
+          if (status < 400) return resolve();
+          let msg = buf.trim() || `HTTP ${status}`;
+          try {
+            msg = (JSON.parse(buf) as { error?: string }).error ?? msg;
+          } catch {
+            // not JSON: the text as it is
+          }
+          reject(new ApiError(status, status === 401 && o.tokenHint ? `${msg} (${o.tokenHint})` : msg));
+        });
+        res.on('error', reject);
+      },
+    );
+    abort = () => {
+      req.destroy();
+      resolve();
+    };
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      reject(e.code === 'ECONNREFUSED' ? new Error(`cannot reach the admin API at ${o.url} (ECONNREFUSED): is l4nat running with the admin API on?`) : e);
+    });
+    req.end();
+  });
+  return { done, abort };
+}
+
 export function apiRequest<T = unknown>(o: ClientOptions, method: string, path: string, body?: unknown): Promise<T> {
   const u = new URL(o.url + path);
   const tls = u.protocol === 'https:';

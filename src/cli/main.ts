@@ -49,6 +49,10 @@ commands:
   flows   [delete] [--service SERVICE] [--backend ADDR:PORT] [--client IP] [--state S[,S]] [--limit N] [--cursor C]
             list flow-table entries (like ipvsadm -Lnc), or remove them (at least one filter); states: SYN_SENT,
             SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSE, UDP; a long listing comes in pages: --cursor as printed
+  trace   [--client IP[:PORT]] [--service S] [--backend ADDR:PORT] [--drops] [-c N] [--seconds S] [--pcap FILE] [--json]
+            the packets a match takes, live: one line each (time, direction, tuple as read => as written, TCP
+            flags/seq/ack/len, gso) with the data plane's verdict; S is a service name or VIP:PORT[/tcp|udp];
+            ends after N packets (default 1000) or S seconds (default 60); --pcap writes both sides of the TUN as pcapng
   API flags: --admin URL (default http://127.0.0.1:9180 or $L4NAT_ADMIN_URL), --token-file F ($L4NAT_ADMIN_TOKEN;
              default for a loopback URL: /var/lib/l4nat/admin.token, so run as root or l4nat's user),
              --ca F, --cert F --key F (mTLS), or --config FILE to take all of them from its admin section
@@ -101,6 +105,11 @@ export async function main(argv: string[]): Promise<void> {
         process.exitCode = await apiCommand(cmd, rest);
         return;
       }
+      case 'trace': {
+        const { traceCommand } = await import('./trace');
+        process.exitCode = await traceCommand(rest);
+        return;
+      }
       case 'explain': {
         const { explainCommand } = await import('./plan-commands');
         process.exitCode = await explainCommand(rest);
@@ -119,7 +128,7 @@ export async function main(argv: string[]): Promise<void> {
         if (cmd === undefined) process.exitCode = 2;
         return;
       default:
-        throw new OptionError(`unknown command "${cmd}": expected up, check, reload, restart, status, backend, flows, explain, demo or help`);
+        throw new OptionError(`unknown command "${cmd}": expected up, check, reload, restart, status, backend, flows, explain, trace, demo or help`);
     }
   } catch (e) {
     if ((e as Error).name === 'ConfigError') {

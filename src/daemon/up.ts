@@ -2,6 +2,7 @@
 // remove everything in an order that never leaks an untranslated reply.
 import type { FastifyInstance } from 'fastify';
 import { createAdminServer, listenAdmin } from '../admin/server';
+import { TraceHub } from '../trace/hub';
 import { authDescription, prepareAdminAuth } from '../admin/access';
 import { Controller } from '../control/controller';
 import { Balancer } from '../control/balancer';
@@ -68,6 +69,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   let ctrl: Controller | undefined;
   let admin: FastifyInstance | undefined;
   let proxy: ProxyNeighbors | undefined;
+  let trace: TraceHub | undefined;
   const watches: Pick<StateWatch<unknown>, 'close'>[] = []; // the links' MTUs, the host's addresses
   const notifier = SystemdNotifier.fromEnv(log);
   const shutdown = async (): Promise<void> => {
@@ -79,6 +81,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     await proxy?.clear().catch((err: unknown) => log.warn({ err }, 'removing proxy neighbour entries failed'));
     proxy?.close();
     for (const w of watches) w.close();
+    trace?.close(); // ends the streams of GET /v1/trace, which would hold the admin API open
     await admin?.close().catch((err: unknown) => log.warn({ err }, 'closing the admin API failed'));
     try {
       await host.teardown(); // VIP routes first, rules, blackholes last; workers still translate meanwhile
@@ -98,6 +101,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     notifier?.stopWatchdog();
     proxy?.close();
     for (const w of watches) w.close();
+    trace?.close(); // ends the streams of GET /v1/trace, which would hold the admin API open
     await admin?.close().catch((err: unknown) => log.warn({ err }, 'closing the admin API failed'));
     host.close();
     dp.close(true);
@@ -131,6 +135,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     }
     if (opts.admin.port > 0) {
       const cur = ctrl;
+      trace = new TraceHub({ dp, services: () => cur.current, serviceSlot: (id) => balancer.serviceSlot(id), backendSlot: (k) => balancer.backendSlot(k), log });
       const metrics = createMetrics({ ctrl, counters: () => dp.counters(), flowCount: () => cur.flowCount(), flowCapacity: dp.flowCapacity });
       admin = await createAdminServer({
         ctrl,
@@ -139,6 +144,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
         metrics,
         info: () => ({ tun: dp.ifname, queues: dp.queues, flowCapacity: dp.flowCapacity }),
         restart: () => process.kill(process.pid, 'SIGUSR2'),
+        trace,
         dashboard: { rings: balancer, flowCapacity: dp.flowCapacity },
       });
       const a = await listenAdmin(admin, opts.admin);

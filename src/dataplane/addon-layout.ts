@@ -6,6 +6,7 @@
 import { BK_TABLE_FLAGS, EXPLAIN_FIELDS, EXPLAIN_VERDICTS, EXPLAIN_WORDS, MOVE_WORDS } from './explain';
 import { FLOW_BITS, FLOW_CLASSES } from './flow-state';
 import { HEARTBEAT_COUNTER, NO_DROP_REASON, OBJECT_COUNTER_METRICS, QUEUE_COUNTER_METRICS } from './counter-names';
+import { TRACE_DIR_NUMBERS, TRACE_FIELDS, TRACE_FLOW_NUMBERS, TRACE_MATCH_FLAGS, TRACE_MATCHES, TRACE_RECORD_BYTES } from './trace-record';
 import { ACL_WORDS, BK_FLAGS, BK_WORDS, HASH_MODES, LIMIT_WORDS, NO_BACKEND, OPT_FLAGS, PREV_RING_WORDS, SVC_WORDS, TIMEOUT_WORDS } from './tables';
 
 /** The flow-table entry size (docs/design.md item 13: one cache line); sizes the flow table's memory in the start-up log. */
@@ -20,6 +21,13 @@ export interface AddonLayout {
   readonly prevRingWords: number;
   readonly noBackend: number;
   readonly flowEntryBytes: number;
+  readonly traceRecordBytes: number;
+  readonly traceMatches: number;
+  /** The verdict trace (native/core/trace.h, src/dataplane/trace-record.ts): record offsets, names by number, match flags. */
+  readonly traceFields: Readonly<Record<string, number>>;
+  readonly traceDirs: Readonly<Record<string, number>>;
+  readonly traceFlows: Readonly<Record<string, number>>;
+  readonly traceMatchFlags: Readonly<Record<string, number>>;
   readonly explainWords: number;
   readonly moveWords: number;
   readonly flowStates: Readonly<Record<string, number>>;
@@ -55,6 +63,8 @@ export const EXPECTED_LAYOUT: ExpectedLayout = {
     prevRingWords: PREV_RING_WORDS,
     noBackend: NO_BACKEND,
     flowEntryBytes: FLOW_ENTRY_BYTES,
+    traceRecordBytes: TRACE_RECORD_BYTES,
+    traceMatches: TRACE_MATCHES,
     explainWords: EXPLAIN_WORDS,
     moveWords: MOVE_WORDS,
   },
@@ -64,6 +74,10 @@ export const EXPECTED_LAYOUT: ExpectedLayout = {
     bkFlags: BK_FLAGS,
     optFlags: OPT_FLAGS,
     hashModes: HASH_MODES,
+    traceFields: TRACE_FIELDS,
+    traceDirs: TRACE_DIR_NUMBERS,
+    traceFlows: TRACE_FLOW_NUMBERS,
+    traceMatchFlags: TRACE_MATCH_FLAGS,
     bkTableFlags: BK_TABLE_FLAGS,
     explainFields: EXPLAIN_FIELDS,
     explainVerdicts: EXPLAIN_VERDICTS,
@@ -135,7 +149,7 @@ export function checkLayout(actual: unknown, expected: ExpectedLayout = EXPECTED
   if (m !== null) {
     throw new Error(
       `l4nat addon layout: ${m}. The addon does not match this src/: rebuild it (npx node-gyp rebuild); if it is freshly built, ` +
-        'native/core and src/ disagree: bring src/dataplane/tables.ts, src/dataplane/flow-state.ts, src/dataplane/explain.ts and src/dataplane/counter-names.ts in line with native/core/layout.h and counters.h',
+        'native/core and src/ disagree: bring src/dataplane/tables.ts, src/dataplane/flow-state.ts, src/dataplane/explain.ts, src/dataplane/trace-record.ts and src/dataplane/counter-names.ts in line with native/core/layout.h and counters.h',
     );
   }
   const a = actual as unknown as AddonLayout;
@@ -146,6 +160,10 @@ export function checkLayout(actual: unknown, expected: ExpectedLayout = EXPECTED
     bkFlags: Object.freeze({ ...a.bkFlags }),
     optFlags: Object.freeze({ ...a.optFlags }),
     hashModes: Object.freeze({ ...a.hashModes }),
+    traceFields: Object.freeze({ ...a.traceFields }),
+    traceDirs: Object.freeze({ ...a.traceDirs }),
+    traceFlows: Object.freeze({ ...a.traceFlows }),
+    traceMatchFlags: Object.freeze({ ...a.traceMatchFlags }),
     bkTableFlags: Object.freeze({ ...a.bkTableFlags }),
     explainFields: Object.freeze({ ...a.explainFields }),
     explainVerdicts: Object.freeze({ ...a.explainVerdicts }),

@@ -7,6 +7,7 @@ import type { DataplaneOptions } from './dataplane-options';
 import type { FlowMoveQuestion, FlowMovesPage } from './explain';
 import type { FlowStatsPage } from './flow-stats';
 import type { TablesInput } from './tables';
+import type { NativeTraceMatch } from './trace-record';
 import type { Family } from '../host/addr';
 
 export interface Addon {
@@ -29,6 +30,8 @@ export interface Addon {
   queueErrors(h: object): Array<Omit<QueueFailure, 'queue'> | null>;
   probe(h: object, p: { slot: number; family: Family; src: Uint8Array; dst: Uint8Array; sport: number; dport: number; seq: number }): void;
   probeState(h: object, p: { slot: number; sport: number; seq: number }): number;
+  traceSet(h: object, slot: number, m: NativeTraceMatch | null): void;
+  traceDrain(h: object): { records: Buffer; dropped: number };
   layout(): unknown; // checked by checkLayout (src/dataplane/addon-layout.ts)
 }
 

@@ -12,6 +12,7 @@ import { checkFlowTableFits } from './flow-memory';
 import { FLOW_SCAN_PER_CALL, flowEntry, nativeQuery, type FlowEntry, type FlowFilter, type FlowPage } from './flow-query';
 import { addStats, type FlowStats, type FlowStatsPage } from './flow-stats';
 import type { TablesInput } from './tables';
+import { decodeTraceRecords, nativeTraceMatch, TRACE_MATCHES, type TraceMatch, type TraceRecord } from './trace-record';
 import { ipToBuffer, type Family } from '../host/addr';
 
 export { addonLayout, loadAddon, type QueueFailure, type WatchdogStats } from './addon';
@@ -270,6 +271,21 @@ export class Dataplane {
   probeState(p: ProbeId): ProbeState {
     checkProbeNumbers('probeState', p);
     return PROBE_STATES[loadAddon().probeState(this.h(), { slot: p.slot, sport: p.sport, seq: p.seq })] ?? 'none';
+  }
+
+  /**
+   * Installs trace match `slot` (0 to TRACE_MATCHES - 1), or removes it with null: the workers record the packets
+   * it takes from their next batch on (native/core/trace.h). With no match installed tracing is off.
+   */
+  setTrace(slot: number, m: TraceMatch | null): void {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= TRACE_MATCHES) throw new RangeError(`trace: slot must be an integer from 0 to ${TRACE_MATCHES - 1}, got ${String(slot)}`);
+    loadAddon().traceSet(this.h(), slot, m === null ? null : nativeTraceMatch(m));
+  }
+
+  /** The records the workers traced since the last drain, oldest first per queue; dropped: records lost to full rings since the start. */
+  drainTrace(): { records: TraceRecord[]; dropped: number } {
+    const r = loadAddon().traceDrain(this.h());
+    return { records: decodeTraceRecords(r.records, this.layout.dropReasons), dropped: r.dropped };
   }
 
   /** Stops the workers and closes the queues; removes the device unless keepDevice. Idempotent. */
