@@ -91,6 +91,16 @@ const FAMILY = {
   6: { vip: SCALEOUT_VIP6, vipRange: 'fd00:200::/64{128,128}', returnRoute: '::/0', clientNet: 'fd00:201::/64', lanNet: 'fd00:210::/64', channel: 'ipv6', nft: 'ip6' },
 } as const;
 
+/**
+ * Which IPv6 runs the scale-out tests make, from L4NAT_SCALEOUT_IPV6: `short` (default: the short IPv6 run beside the
+ * full IPv4 one, as in npm test), `full` (both families in full), `only` (IPv6 in full, no IPv4 lab).
+ */
+export function scaleoutIpv6Run(env: NodeJS.ProcessEnv = process.env): 'short' | 'full' | 'only' {
+  const v = env.L4NAT_SCALEOUT_IPV6 ?? 'short';
+  if (v === 'short' || v === 'full' || v === 'only') return v;
+  throw new Error(`L4NAT_SCALEOUT_IPV6 must be short, full or only, got ${JSON.stringify(v)}`);
+}
+
 export interface ScaleoutOptions {
   /** The address family of the VIP, the sessions, the return route and the backends (default 4). */
   family?: Family;
