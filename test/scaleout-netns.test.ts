@@ -142,7 +142,8 @@ function scaleoutSuite(family: Family, full: boolean): void {
       }, 20_000, 50);
       // When did each host publish the ring without b2? Its own log says (same clock: one machine).
       const published = [...live].map((r) => logTime(r, (x) => x.event === 'table_published' && String(x.reason).startsWith('cluster health') && String(x.reason).includes(`${addrPort(b2, 8080)}/tcp down`)));
-      assert.ok(published.every((x) => x !== undefined), `every host published the agreed verdict: ${JSON.stringify(published)}`);
+      const lastRingEvents = (r: string): string => JSON.stringify(lab.l4nats.get(r)!.logs().filter((x) => x.event === 'table_published' || x.event === 'cluster_health').slice(-6).map((x) => `${x.event}: ${String(x.reason ?? x.changes)}`));
+      assert.ok(published.every((x) => x !== undefined), `every host published the agreed verdict: ${JSON.stringify(published)}; their last ring events: ${[...live].map((r) => `${r} ${lastRingEvents(r)}`).join('; ')}`);
       const window = Math.max(...(published as number[])) - Math.min(...(published as number[]));
       t.diagnostic(`b2 down for everyone: agreed down everywhere within ${Date.now() - t0} ms; the hosts published the new ring ${window} ms apart (their tables differed for that long)`);
       figures.agreedDownDisagreementMs = window;
@@ -196,6 +197,7 @@ function scaleoutSuite(family: Family, full: boolean): void {
         for (const h of lab.hosts) assert.ok(spread[h.role]! >= STREAMS / 6, `ECMP spreads the connections: ${JSON.stringify(spread)}`);
 
         const phase = async (name: string, act: () => Promise<{ routerMs: number; returnMs: number }>): Promise<void> => {
+          const t0 = Date.now();
           const conv = await act();
           const atConv = await streams.status();
           await sleep(5_000);
@@ -205,7 +207,10 @@ function scaleoutSuite(family: Family, full: boolean): void {
           t.diagnostic(`${name}: router ${conv.routerMs} ms, return path ${conv.returnMs} ms; ${p.ok}/${STREAMS} connections continue (failed ${JSON.stringify(p.failed.slice(0, 5))}, stalled ${p.stalled.length}); live hosts' rings identical: ${rings.equal}`);
           figures[name] = { routerMs: conv.routerMs, returnMs: conv.returnMs, continuing: p.ok, of: STREAMS };
           assert.ok(rings.equal, JSON.stringify(rings.digests));
-          assert.ok(p.ok >= Math.ceil(STREAMS * 0.99), `${name}: only ${p.ok}/${STREAMS} continue; failed ${JSON.stringify(p.failed)}, stalled ${p.stalled.join(',')}`);
+          // On a failure, what moved the rings meanwhile (a health verdict agreed during the step moves flows' slots).
+          const ringEvents = (): string =>
+            JSON.stringify([...lab.l4nats].map(([r, l4]) => [r, l4.logs().filter((x) => (x.event === 'cluster_health' || x.event === 'table_published') && (x.time as number) >= t0).map((x) => `${x.event}: ${String(x.reason ?? x.changes)}`)]));
+          assert.ok(p.ok >= Math.ceil(STREAMS * 0.99), `${name}: only ${p.ok}/${STREAMS} continue; failed ${JSON.stringify(p.failed)}, stalled ${p.stalled.join(',')}; ring events since the step began: ${ringEvents()}`);
         };
 
         await phase('sigkill', async () => {
