@@ -3,7 +3,7 @@
 // views' channel (mutual TLS, token, reply cap) against real and forged peers on 127.0.0.1.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, get as httpGet, type Server } from 'node:http';
 import { createServer as createTlsServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -121,6 +121,14 @@ test('the BIRD include: four static protocols via the TUN with check link', () =
   assert.throws(() => renderInclude({ tun: 'x"; }', vips: [], returnRoutes: [] }, { vips: '', ret: '' }), /tun must be an interface name/);
 });
 
+test('the BIRD include of an IPv6-only host: the VIP as a /128 and ::/0 in the v6 protocols, the v4 ones empty', () => {
+  const text = renderInclude({ tun: 'l4nat0', vips: [{ addr: 'fd00:200::10', family: 6 }], returnRoutes: [{ prefix: '::/0', family: 6 }] }, { vips: 'ok', ret: 'ok' });
+  assert.match(text, /protocol static l4nat_vip6 \{\n  ipv6;\n  check link;\n  route fd00:200::10\/128 via "l4nat0";\n\}/);
+  assert.match(text, /protocol static l4nat_ret6 \{\n  ipv6;\n  check link;\n  route ::\/0 via "l4nat0";\n\}/);
+  assert.match(text, /protocol static l4nat_vip4 \{\n  ipv4;\n  check link;\n\}/);
+  assert.match(text, /protocol static l4nat_ret4 \{\n  ipv4;\n  check link;\n\}/);
+});
+
 test('birdc output: configure result and protocol states', () => {
   assert.ok(configureSucceeded('BIRD 2.0.12 ready.\nReading configuration from /etc/bird.conf\nReconfigured'));
   assert.ok(!configureSucceeded('BIRD 2.0.12 ready.\nReading configuration from /etc/bird.conf\n/x.conf:3:1 syntax error'));
@@ -163,6 +171,34 @@ async function freePort(): Promise<number> {
   await new Promise<void>((r) => s.close(() => r()));
   return port;
 }
+
+test('health views over IPv6: a peer on [::1]:PORT is polled, and a host names itself with brackets', async () => {
+  const state = (): LocalState => ({ ready: true, health: new Map([['s|b1', false]]), agreed: new Map(), rings: {}, announced: { vips: ['fd00::10'], returnRoutes: ['::/0'] } });
+  const base: Omit<ClusterOptions, 'port' | 'peers'> = { listen: '::1', health: 'majority', pollInterval: 0.5, peerTimeout: 4, settle: 0 };
+  const [portA, portB] = [await freePort(), await freePort()];
+  const b = new HealthAgreement({ ...base, port: portB, peers: [] }, state);
+  const a = new HealthAgreement({ ...base, port: portA, peers: [{ addr: '::1', port: portB }] }, state);
+  try {
+    await b.listen();
+    await a.listen();
+    await new Promise<void>((r) => a.startPolling(r));
+    const view = a.views.get(`[::1]:${portB}`);
+    assert.ok(view, `views: ${[...a.views.keys()].join(', ')}`);
+    assert.equal(view.error, undefined);
+    assert.deepEqual([...view.health!], [['s|b1', false]]);
+    const body = await new Promise<string>((resolve, reject) => {
+      httpGet({ host: '::1', port: portB, path: '/cluster/v1/state', agent: false }, (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve(text));
+      }).on('error', reject);
+    });
+    assert.equal(JSON.parse(body).host, `[::1]:${portB}`);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
 
 async function listening(s: Server): Promise<number> {
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));

@@ -3,12 +3,15 @@
 // the settle hold and replies via the host that forwarded, a change coinciding with a host failure breaks nothing;
 // flows established before a change survive their host dying 4 s later (the second chance). The other cells (ECMP
 // return path, settle 0) are races, measured by `npm run report:scaleout-change`. Root-only; needs bird2 and nft.
+// The same over IPv6 runs with L4NAT_SCALEOUT_IPV6=full or, alone, `npm run test:scaleout-ipv6` (=only); not in `npm test`.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import { ChangeBench, STREAMS, type Cell } from './rigs/scaleout-change';
+import { scaleoutIpv6Run } from './rigs/scaleout';
 import { skipUnless } from './rigs/requirements';
 
 const skip = skipUnless({ commands: ['bird', 'birdc', 'nft'] });
+const IPV6_RUN = scaleoutIpv6Run();
 /** At most 1% of the connections: a SIGKILLed host can take a flow with it mid-write. */
 const BOUND = Math.floor(STREAMS * 0.01);
 /**
@@ -18,9 +21,6 @@ const BOUND = Math.floor(STREAMS * 0.01);
 const LATER_BOUND = Math.floor(STREAMS * 0.05);
 
 let bench: ChangeBench | undefined;
-before(async () => {
-  if (!skip) bench = await ChangeBench.create();
-});
 after(async () => {
   await bench?.destroy();
 });
@@ -29,8 +29,16 @@ function described(c: Cell): string {
   return `${c.name}: ${c.broken}/${STREAMS} broken (${JSON.stringify(c.errors)}, stalled ${c.stalled}); change applied ${c.applyMs} ms after the event; b4 ${c.b4.join('; ')}`;
 }
 
-test('a backend joining while a host dies: nothing breaks for the change alone, for the coinciding failure with the settle hold and replies via the forwarding host, or for a failure 4 s after the change', { skip, timeout: 300_000 }, async (t) => {
-  const b = bench!;
+for (const family of IPV6_RUN === 'only' ? ([6] as const) : ([4, 6] as const)) {
+  const off = family === 6 && IPV6_RUN === 'short' ? 'IPv6: npm run test:scaleout-ipv6' : false;
+  test(`a backend joining while a host dies${family === 6 ? ' (IPv6)' : ''}: nothing breaks for the change alone, for the coinciding failure with the settle hold and replies via the forwarding host, or for a failure 4 s after the change`, { skip: skip || off, timeout: 300_000 }, async (t) => {
+    await bench?.destroy();
+    bench = await ChangeBench.create(family);
+    await changeCases(t, bench);
+  });
+}
+
+async function changeCases(t: { diagnostic(msg: string): void }, b: ChangeBench): Promise<void> {
   const alone = await b.changeAlone();
   t.diagnostic(described(alone));
   assert.ok(alone.broken <= 1, `the change alone broke ${alone.broken}`);
@@ -44,4 +52,4 @@ test('a backend joining while a host dies: nothing breaks for the change alone, 
   const later = await b.failureAfterChange();
   t.diagnostic(described(later));
   assert.ok(later.broken <= LATER_BOUND, `flows established before the change, their host dying 4 s after it: ${later.broken} broke (the second chance should find their backend)`);
-});
+}

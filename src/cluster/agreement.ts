@@ -54,7 +54,8 @@ export function ringDigest(ring: Uint32Array): string {
   return createHash('sha256').update(Buffer.from(ring.buffer, ring.byteOffset, ring.byteLength)).digest('hex');
 }
 
-function peerName(p: PeerAddress): string {
+/** `addr:port`, IPv6 in brackets: a peer's name in views and logs, and this host's in its own view. */
+export function peerName(p: PeerAddress): string {
   return p.addr.includes(':') ? `[${p.addr}]:${p.port}` : `${p.addr}:${p.port}`;
 }
 
@@ -129,7 +130,7 @@ export class HealthAgreement {
     if (!s.ready) return send(503, { error: 'not ready' });
     const now = Date.now();
     send(200, {
-      host: `${this.opts.listen}:${this.opts.port}`,
+      host: peerName({ addr: this.opts.listen, port: this.opts.port }),
       health: Object.fromEntries(s.health),
       agreed: Object.fromEntries(s.agreed),
       rings: s.rings,

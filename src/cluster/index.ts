@@ -15,7 +15,7 @@
 // bird.ts, agreement.ts → this file → up.ts.
 import type { Logger } from '../util/log';
 import { serviceId, type ServiceConfig } from '../config/model';
-import { HealthAgreement, ringDigest, type LocalState } from './agreement';
+import { HealthAgreement, peerName, ringDigest, type LocalState } from './agreement';
 import { BirdWriter, renderInclude, type Announcement } from './bird';
 import type { ClusterOptions } from './options';
 
@@ -89,7 +89,7 @@ export class Cluster {
     await this.agreement.listen();
     this.agreement.startPolling(() => void this.tick()); // a round every poll_interval, peers or not
     this.log.info(
-      { event: 'cluster_started', listen: this.opts.listen ? `${this.opts.listen}:${this.opts.port}` : null, peers: this.opts.peers.map((p) => `${p.addr}:${p.port}`), health: this.opts.health, bgp: this.opts.bgp?.includeFile ?? null },
+      { event: 'cluster_started', listen: this.opts.listen ? peerName({ addr: this.opts.listen, port: this.opts.port }) : null, peers: this.opts.peers.map(peerName), health: this.opts.health, bgp: this.opts.bgp?.includeFile ?? null },
       `cluster: ${this.opts.peers.length} peer(s), health ${this.opts.health}${this.opts.bgp ? `, announcing through BIRD (${this.opts.bgp.includeFile})` : ''}`,
     );
     if (this.opts.settle > 0) deps.ctrl.beforePlannedChange = (reason) => this.settled(reason);

@@ -1,23 +1,26 @@
-// `npm run report:scaleout-change [-- --runs N]`: the six cells of docs/scale-out.md's "A backend change coinciding with a
+// `npm run report:scaleout-change [-- --runs N] [--family 4|6]`: the six cells of docs/scale-out.md's "A backend change coinciding with a
 // host failure" table, measured N times (default 1) in a fresh scale-out lab each, printed as a table and as JSON.
 // A measurement, not a test: most cells are races between the ring change and each moved flow's first packets.
 // The cells with a stated outcome are asserted by test/scaleout-change-netns.test.ts. Root; bird2 and nft.
 import { ChangeBench, STREAMS, type Cell } from './scaleout-change';
+import type { Family } from './scaleout';
 import { missingFor } from './requirements';
 
-export function parseReportArgs(argv: readonly string[]): { runs: number } {
+export function parseReportArgs(argv: readonly string[]): { runs: number; family: Family } {
   let runs = 1;
+  let family: Family = 4;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--runs' && /^[1-9]\d?$/.test(argv[i + 1] ?? '')) runs = Number(argv[++i]);
-    else throw new Error(`report:scaleout-change: expected --runs N (1-99), got ${JSON.stringify(argv.slice(i).join(' '))}`);
+    else if (a === '--family' && /^[46]$/.test(argv[i + 1] ?? '')) family = Number(argv[++i]) as Family;
+    else throw new Error(`report:scaleout-change: expected --runs N (1-99) or --family 4|6, got ${JSON.stringify(argv.slice(i).join(' '))}`);
   }
-  return { runs };
+  return { runs, family };
 }
 
 /** One run: every cell, in the order that needs the fewest restarts. */
-async function oneRun(): Promise<Cell[]> {
-  const b = await ChangeBench.create();
+async function oneRun(family: Family): Promise<Cell[]> {
+  const b = await ChangeBench.create(family);
   try {
     const cells = [await b.changeAlone(), await b.coinciding('ecmpReturn_settle0')];
     await b.setForwarderReturn(true);
@@ -35,7 +38,7 @@ async function oneRun(): Promise<Cell[]> {
 }
 
 async function main(): Promise<number> {
-  const { runs } = parseReportArgs(process.argv.slice(2));
+  const { runs, family } = parseReportArgs(process.argv.slice(2));
   const missing = missingFor({ commands: ['bird', 'birdc', 'nft'] });
   if (missing !== null) {
     process.stderr.write(`report:scaleout-change ${missing}\n`);
@@ -43,10 +46,10 @@ async function main(): Promise<number> {
   }
   const all: Cell[][] = [];
   for (let r = 0; r < runs; r++) {
-    all.push(await oneRun());
+    all.push(await oneRun(family));
     process.stderr.write(`run ${r + 1}/${runs}: ${all[r].map((c) => `${c.name} ${c.broken}`).join(', ')}\n`);
   }
-  process.stdout.write(`broken connections of ${STREAMS} in the 6 s after the event, ${runs} run(s):\n`);
+  process.stdout.write(`broken connections of ${STREAMS} in the 6 s after the event, IPv${family}, ${runs} run(s):\n`);
   for (const [i, c] of all[0].entries()) process.stdout.write(`  ${c.name.padEnd(26)} ${all.map((run) => run[i].broken).join(', ')}\n`);
   process.stdout.write(`${JSON.stringify(all)}\n`);
   return 0;

@@ -9,12 +9,12 @@
 // The cells whose outcome docs/scale-out.md states are asserted by test/scaleout-change-netns.test.ts; the others are races
 // between the ring change and each moved flow's first packets, measured by `npm run report:scaleout-change`
 // (scaleout-change-report.ts). Layers: scaleout.ts, src/lab/workload.ts → this file → the test and the report.
+// ChangeBench.create(6) runs the same over IPv6 (the lab's `family: 6`).
 import { startStreams, type StreamStatus } from '../../src/lab/workload';
 import { sleep, waitUntil } from './fixture';
-import { startScaleout, type ScaleoutLab } from './scaleout';
+import { startScaleout, type Family, type ScaleoutLab } from './scaleout';
 
 export const STREAMS = 200;
-const VIP = '10.200.0.10';
 const ALL = ['lb1', 'lb2', 'lb3'];
 const B3 = ['b1', 'b2', 'b3'];
 const B4 = ['b1', 'b2', 'b3', 'b4'];
@@ -46,8 +46,8 @@ export interface Cell {
 export class ChangeBench {
   private constructor(readonly lab: ScaleoutLab) {}
 
-  static async create(): Promise<ChangeBench> {
-    const lab = await startScaleout({ hosts: 3, backends: 4 }, (l) => {
+  static async create(family: Family = 4): Promise<ChangeBench> {
+    const lab = await startScaleout({ hosts: 3, backends: 4, family }, (l) => {
       for (const h of l.hosts) l.writeL4natConfig(h, { backends: B3, settle: 0 });
     });
     return new ChangeBench(lab);
@@ -71,15 +71,15 @@ export class ChangeBench {
   private async converge(role: string, present: boolean): Promise<void> {
     const h = this.lab.host(role);
     await waitUntil(`router and backends ${present ? 'adding' : 'dropping'} ${role}`, async () => {
-      const r = (await this.lab.nexthops('r', VIP)).includes(h.upIpv4);
-      const b = await Promise.all(this.lab.backends.map(async (x) => (await this.lab.nexthops(x.role, 'default')).includes(h.lanIpv4)));
+      const r = (await this.lab.nexthops('r', this.lab.vip)).includes(h.upAddr);
+      const b = await Promise.all(this.lab.backends.map(async (x) => (await this.lab.nexthops(x.role, 'default')).includes(h.lanAddr)));
       return r === present && b.every((x) => x === present);
     }, 40_000);
   }
 
   /** STREAMS streams; `act` during them; connections broken in the 6 s after it. */
   private async measure(name: string, act: () => Promise<void>): Promise<Cell> {
-    const streams = startStreams(this.lab, { target: VIP, streams: STREAMS, durationMs: 60_000, intervalMs: 100, chunkBytes: 512, stallMs: 25_000, connTimeoutMs: 10_000 });
+    const streams = startStreams(this.lab, { target: this.lab.vip, streams: STREAMS, durationMs: 60_000, intervalMs: 100, chunkBytes: 512, stallMs: 25_000, connTimeoutMs: 10_000 });
     try {
       const up = await streams.streaming;
       if (up.established !== STREAMS || up.failed !== 0) throw new Error(`${name}: ${up.established} of ${STREAMS} streams established, ${up.failed} failed, before the event`);
@@ -93,7 +93,7 @@ export class ChangeBench {
       // What b4 got on the surviving hosts: its state, ring weight and packets forwarded to it.
       const b4 = await Promise.all(['lb2', 'lb3'].map(async (r) => {
         const svc = (await this.lab.admin(r, 'GET', '/v1/services')).body.services[0];
-        const b = svc.backends.find((x: { addr: string }) => x.addr === this.lab.backend('b4').ipv4);
+        const b = svc.backends.find((x: { addr: string }) => x.addr === this.lab.backendAddr('b4'));
         return b ? `${r}: ${b.state} w${b.effectiveWeight} ${b.counters.packets_in} pkts in, ${b.counters.new_flows} new flows` : `${r}: no b4`;
       }));
       return { name, broken: STREAMS - p.ok, errors: p.errors, stalled: p.stalled, applyMs, b4 };

@@ -15,7 +15,16 @@
 //
 // Namespaces are `l4-<id>-<role>` (roles client, r, sw, lb1.., b1..), files live in a temporary directory; destroy()
 // (also on signals and exit, through the cleanup registry) stops every process and removes both. Nothing is created
-// in or changed in the default namespace. IPv4 only.
+// in or changed in the default namespace.
+//
+// `family: 6` builds the same lab over IPv6: every link gets a ULA address as well (the IPv4 ones stay, unused), and
+// the VIP (fd00:200::10), the BGP sessions (IPv6 neighbours, one per link as above, each with BFD), the router's
+// ECMP (net.ipv6.fib_multipath_hash_policy=1), the backends' return route (::/0, l4nat_ret6), the service's backends,
+// the health checks and the hosts' cluster peers are all IPv6; no IPv4 route is announced. Addresses:
+//   client fd00:201::2 (router fd00:201::1); lbN up fd00:203:N::2 (router fd00:203:N::1), lan fd00:210::N;
+//   bN fd00:210::1N (fd00:210::11, ::12, ...).
+// Tests reach the family-correct addresses through `lab.vip`, `lab.returnRoute`, `lab.backendAddr(id)` and each
+// host's `upAddr`/`routerAddr`/`lanAddr`.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,6 +52,7 @@ import { SERVICE_PORT, startBackendServers } from '../../src/lab/workload';
 import { waitUntil } from './fixture';
 
 export const SCALEOUT_VIP = '10.200.0.10';
+export const SCALEOUT_VIP6 = 'fd00:200::10';
 export const ROUTER_AS = 65001 - 1;
 export const HOST_AS = 65001;
 export const BACKEND_AS = 65010;
@@ -68,7 +78,32 @@ const CLUSTER_STATE_SCRIPT = `
 export const BFD_INTERVAL_MS = 100;
 export const BFD_MULTIPLIER = 5;
 
+export type Family = 4 | 6;
+
+/** `addr:port`, with IPv6 addresses in brackets (as in the config file and in URLs). */
+export function addrPort(addr: string, port: number): string {
+  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
+
+/** Per family: the VIP, the client's and the LAN's prefixes, the return route, and the words BIRD and nft use. */
+const FAMILY = {
+  4: { vip: SCALEOUT_VIP, vipRange: '10.200.0.0/24{32,32}', returnRoute: '0.0.0.0/0', clientNet: '10.201.0.0/24', lanNet: '10.210.0.0/24', channel: 'ipv4', nft: 'ip' },
+  6: { vip: SCALEOUT_VIP6, vipRange: 'fd00:200::/64{128,128}', returnRoute: '::/0', clientNet: 'fd00:201::/64', lanNet: 'fd00:210::/64', channel: 'ipv6', nft: 'ip6' },
+} as const;
+
+/**
+ * Which IPv6 runs the scale-out tests make, from L4NAT_SCALEOUT_IPV6: `short` (default: the short IPv6 run beside the
+ * full IPv4 one, as in npm test), `full` (both families in full), `only` (IPv6 in full, no IPv4 lab).
+ */
+export function scaleoutIpv6Run(env: NodeJS.ProcessEnv = process.env): 'short' | 'full' | 'only' {
+  const v = env.L4NAT_SCALEOUT_IPV6 ?? 'short';
+  if (v === 'short' || v === 'full' || v === 'only') return v;
+  throw new Error(`L4NAT_SCALEOUT_IPV6 must be short, full or only, got ${JSON.stringify(v)}`);
+}
+
 export interface ScaleoutOptions {
+  /** The address family of the VIP, the sessions, the return route and the backends (default 4). */
+  family?: Family;
   /** l4nat hosts (2..3, default 3). */
   hosts?: number;
   /** Backends b1..bN on the LAN (1..8, default 3). */
@@ -82,6 +117,14 @@ export interface ScaleoutHost extends LabHost {
   readonly upIpv4: string;
   readonly routerIpv4: string;
   readonly lanIpv4: string;
+  /** The IPv6 counterparts (null in an IPv4 lab). */
+  readonly upIpv6: string | null;
+  readonly routerIpv6: string | null;
+  readonly lanIpv6: string | null;
+  /** The lab family's addresses: its BGP sessions, its cluster listen address, its health checks' source. */
+  readonly upAddr: string;
+  readonly routerAddr: string;
+  readonly lanAddr: string;
   readonly birdConf: string;
   readonly birdSocket: string;
   /** The file this host's l4nat writes and its BIRD includes. */
@@ -89,14 +132,16 @@ export interface ScaleoutHost extends LabHost {
   readonly l4natConf: string;
 }
 
-function validate(o: ScaleoutOptions): { hosts: number; backends: number; id: string } {
+function validate(o: ScaleoutOptions): { hosts: number; backends: number; id: string; family: Family } {
   const hosts = o.hosts ?? 3;
   if (!Number.isInteger(hosts) || hosts < 2 || hosts > 3) throw new TypeError(`hosts must be 2 or 3, got ${String(o.hosts)}`);
   const backends = o.backends ?? 3;
   if (!Number.isInteger(backends) || backends < 1 || backends > 8) throw new TypeError(`backends must be an integer in 1..8, got ${String(o.backends)}`);
   const id = o.id ?? randomBytes(3).toString('hex');
   if (!/^[0-9a-z]{1,12}$/.test(id)) throw new TypeError(`id must be 1-12 lowercase letters or digits, got ${JSON.stringify(o.id)}`);
-  return { hosts, backends, id };
+  const family = o.family ?? 4;
+  if (family !== 4 && family !== 6) throw new TypeError(`family must be 4 or 6, got ${String(o.family)}`);
+  return { hosts, backends, id, family };
 }
 
 const bgpTimers = `  hold time 3; keepalive time 1; connect delay time 1; connect retry time 1; error wait time 1, 3;
@@ -105,9 +150,16 @@ const bfd = (ifs: string): string => `protocol bfd {\n  interface ${ifs} { inter
 
 export class ScaleoutLab extends RoleLab implements Lab {
   readonly id: string;
-  readonly ipv6 = false;
+  readonly family: Family;
+  readonly ipv6: boolean;
   readonly vip4 = SCALEOUT_VIP;
-  readonly vip6 = null;
+  readonly vip6: string | null;
+  /** The VIP the lab announces and serves (the family's). */
+  readonly vip: string;
+  /** What the hosts announce to the backends (`cluster.bgp.return_routes`). */
+  readonly returnRoute: string;
+  /** The backends' LAN in the lab's family (what nft matches the hosts' own traffic by). */
+  readonly lanNet: string;
   readonly routers: readonly LabRouter[] = [];
   readonly middleHopMtu = null;
   readonly client: LabEndpoint;
@@ -128,24 +180,39 @@ export class ScaleoutLab extends RoleLab implements Lab {
   private readonly birds = new Map<string, NsProcess>();
   private readonly unregister: () => void;
 
-  constructor(id: string, nHosts: number, nBackends: number) {
+  constructor(id: string, nHosts: number, nBackends: number, family: Family = 4) {
     super();
     this.id = id;
+    this.family = family;
+    this.ipv6 = family === 6;
+    this.vip = FAMILY[family].vip;
+    this.vip6 = this.ipv6 ? this.vip : null;
+    this.returnRoute = FAMILY[family].returnRoute;
+    this.lanNet = FAMILY[family].lanNet;
+    const v6 = (a: string): string | null => (this.ipv6 ? a : null);
     this.dir = mkdtempSync(path.join(tmpdir(), `l4nat-scaleout-${id}-`));
     const ns = (role: string): string => `${LAB_NS_PREFIX}${id}-${role}`;
-    this.client = { role: 'client', ns: ns('client'), ipv4: '10.201.0.2', ipv6: null, dev: 'eth0', lbIpv4: '10.201.0.1', lbIpv6: null, lbDev: 'c0' };
+    this.client = { role: 'client', ns: ns('client'), ipv4: '10.201.0.2', ipv6: v6('fd00:201::2'), dev: 'eth0', lbIpv4: '10.201.0.1', lbIpv6: v6('fd00:201::1'), lbDev: 'c0' };
     this.router = { role: 'r', ns: ns('r') };
     this.sw = { role: 'sw', ns: ns('sw') };
     this.hosts = Array.from({ length: nHosts }, (_, k) => {
       const i = k + 1;
       const role = `lb${i}`;
+      const [upIpv4, routerIpv4, lanIpv4] = [`10.203.${i}.2`, `10.203.${i}.1`, `10.210.0.${i}`];
+      const [upIpv6, routerIpv6, lanIpv6] = [v6(`fd00:203:${i}::2`), v6(`fd00:203:${i}::1`), v6(`fd00:210::${i}`)];
       return {
         role,
         ns: ns(role),
         index: i,
-        upIpv4: `10.203.${i}.2`,
-        routerIpv4: `10.203.${i}.1`,
-        lanIpv4: `10.210.0.${i}`,
+        upIpv4,
+        routerIpv4,
+        lanIpv4,
+        upIpv6,
+        routerIpv6,
+        lanIpv6,
+        upAddr: upIpv6 ?? upIpv4,
+        routerAddr: routerIpv6 ?? routerIpv4,
+        lanAddr: lanIpv6 ?? lanIpv4,
         birdConf: path.join(this.dir, `${role}-bird.conf`),
         birdSocket: path.join(this.dir, `${role}.ctl`),
         includeFile: path.join(this.dir, `${role}-l4nat-bird.conf`),
@@ -155,11 +222,11 @@ export class ScaleoutLab extends RoleLab implements Lab {
     this.backends = Array.from({ length: nBackends }, (_, k) => {
       const i = k + 1;
       const role = `b${i}`;
-      return { role, id: role, index: i, ns: ns(role), ipv4: `10.210.0.${10 + i}`, ipv6: null, dev: 'eth0', lbIpv4: '10.210.0.1', lbIpv6: null, lbDev: role };
+      return { role, id: role, index: i, ns: ns(role), ipv4: `10.210.0.${10 + i}`, ipv6: v6(`fd00:210::${10 + i}`), dev: 'eth0', lbIpv4: '10.210.0.1', lbIpv6: v6('fd00:210::1'), lbDev: role };
     });
     for (const h of [this.client, this.router, this.sw, ...this.hosts, ...this.backends]) this.byRole.set(h.role, h);
     this.clusterCa = makeCa(this.dir, 'cluster-ca');
-    for (const h of this.hosts) this.clusterCerts.set(h.role, issueCert(this.dir, this.clusterCa, `${h.role}-cluster`, [h.lanIpv4]));
+    for (const h of this.hosts) this.clusterCerts.set(h.role, issueCert(this.dir, this.clusterCa, `${h.role}-cluster`, [h.lanAddr]));
     this.clusterTokenFile = path.join(this.dir, 'cluster.token');
     writeFileSync(this.clusterTokenFile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
     this.namespaces = [...this.byRole.values()].map((h) => h.ns);
@@ -187,8 +254,14 @@ export class ScaleoutLab extends RoleLab implements Lab {
     return b;
   }
 
+  /** A backend's address in the lab's family (what the service lists and the health keys name). */
+  backendAddr(id: string): string {
+    const b = this.backend(id);
+    return this.ipv6 ? b.ipv6! : b.ipv4;
+  }
+
   async enableForwarding(): Promise<void> {
-    await Promise.all(this.hosts.map((h) => sysctlSet(h.ns, { 'net.ipv4.ip_forward': 1 })));
+    await Promise.all(this.hosts.map((h) => sysctlSet(h.ns, { 'net.ipv4.ip_forward': 1, ...(this.ipv6 ? { 'net.ipv6.conf.all.forwarding': 1 } : {}) })));
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -223,26 +296,46 @@ export class ScaleoutLab extends RoleLab implements Lab {
       await vethPair({ ns: this.sw.ns, name: h.role }, { ns: h.ns, name: 'lan' });
       await ipIn(this.sw.ns, ['link', 'set', h.role, 'master', 'br0']);
       await addrAdd(h.ns, 'lan', `${h.lanIpv4}/24`);
-      await routeAdd(h.ns, '10.201.0.0/24', h.routerIpv4, { dev: 'up' });
+      await routeAdd(h.ns, FAMILY[4].clientNet, h.routerIpv4, { dev: 'up' });
     }
     for (const b of this.backends) {
       await vethPair({ ns: this.sw.ns, name: b.role }, { ns: b.ns, name: 'eth0' });
       await ipIn(this.sw.ns, ['link', 'set', b.role, 'master', 'br0']);
       await addrAdd(b.ns, 'eth0', `${b.ipv4}/24`);
     }
+    if (this.ipv6) await this.addIpv6();
     this.writeBirdConfigs();
     for (const h of this.hosts) this.writeL4natConfig(h);
   }
 
+  /** The IPv6 layer on the same links: addresses (no DAD: usable at once), forwarding and ECMP hashing on the router. */
+  private async addIpv6(): Promise<void> {
+    await Promise.all(this.namespaces.map((ns) => sysctlSet(ns, { 'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0 })));
+    await sysctlSet(this.router.ns, { 'net.ipv6.conf.all.forwarding': 1, 'net.ipv6.fib_multipath_hash_policy': 1 });
+    for (const b of this.backends) await sysctlSet(b.ns, { 'net.ipv6.fib_multipath_hash_policy': 1 });
+    await addrAdd(this.router.ns, 'c0', `${this.client.lbIpv6}/64`);
+    await addrAdd(this.client.ns, 'eth0', `${this.client.ipv6}/64`);
+    await routeAdd(this.client.ns, 'default', this.client.lbIpv6!, { dev: 'eth0' });
+    for (const h of this.hosts) {
+      await addrAdd(this.router.ns, h.role, `${h.routerIpv6}/64`);
+      await addrAdd(h.ns, 'up', `${h.upIpv6}/64`);
+      await addrAdd(h.ns, 'lan', `${h.lanIpv6}/64`);
+      await routeAdd(h.ns, FAMILY[6].clientNet, h.routerIpv6!, { dev: 'up' });
+    }
+    for (const b of this.backends) await addrAdd(b.ns, 'eth0', `${b.ipv6}/64`);
+  }
+
   private writeBirdConfigs(): void {
+    const f = FAMILY[this.family];
+    const ch = f.channel;
     const r = [
       `router id 10.201.0.1;`,
       `log stderr all;`,
       `protocol device { scan time 10; }`,
-      `protocol kernel { ipv4 { import none; export where source = RTS_BGP; }; merge paths on; }`,
+      `protocol kernel { ${ch} { import none; export where source = RTS_BGP; }; merge paths on; }`,
       bfd('"lb*"'),
-      `template bgp l4nat_host {\n  local as ${ROUTER_AS};\n${bgpTimers}\n  ipv4 { import where net ~ [ 10.200.0.0/24{32,32} ]; export none; };\n}`,
-      ...this.hosts.map((h) => `protocol bgp ${h.role} from l4nat_host { neighbor ${h.upIpv4} as ${HOST_AS}; }`),
+      `template bgp l4nat_host {\n  local as ${ROUTER_AS};\n${bgpTimers}\n  ${ch} { import where net ~ [ ${f.vipRange} ]; export none; };\n}`,
+      ...this.hosts.map((h) => `protocol bgp ${h.role} from l4nat_host { neighbor ${h.upAddr} as ${HOST_AS}; }`),
     ];
     writeFileSync(this.birdConfOf('r'), `${r.join('\n')}\n`);
     for (const h of this.hosts) {
@@ -253,9 +346,9 @@ export class ScaleoutLab extends RoleLab implements Lab {
         `# Written by l4nat (cluster.bgp.include_file): protocols l4nat_vip4/6 (VIPs) and l4nat_ret4/6 (return routes).`,
         `include "${h.includeFile}";`,
         bfd('"up", "lan"'),
-        `protocol bgp upstream {\n  local as ${HOST_AS};\n  neighbor ${h.routerIpv4} as ${ROUTER_AS};\n${bgpTimers}\n  ipv4 { import none; export where proto = "l4nat_vip4"; };\n}`,
-        `template bgp backend {\n  local as ${HOST_AS};\n${bgpTimers}\n  ipv4 { import none; export where proto = "l4nat_ret4"; };\n}`,
-        ...this.backends.map((b) => `protocol bgp ${b.role} from backend { neighbor ${b.ipv4} as ${BACKEND_AS}; }`),
+        `protocol bgp upstream {\n  local as ${HOST_AS};\n  neighbor ${h.routerAddr} as ${ROUTER_AS};\n${bgpTimers}\n  ${ch} { import none; export where proto = "l4nat_vip${this.family}"; };\n}`,
+        `template bgp backend {\n  local as ${HOST_AS};\n${bgpTimers}\n  ${ch} { import none; export where proto = "l4nat_ret${this.family}"; };\n}`,
+        ...this.backends.map((b) => `protocol bgp ${b.role} from backend { neighbor ${this.backendAddr(b.id)} as ${BACKEND_AS}; }`),
       ];
       writeFileSync(h.birdConf, `${c.join('\n')}\n`);
       // BIRD refuses to start on a missing include; l4nat rewrites it at its start.
@@ -269,15 +362,15 @@ export class ScaleoutLab extends RoleLab implements Lab {
         `router id ${b.ipv4};`,
         `log stderr all;`,
         `protocol device { scan time 10; }`,
-        `protocol kernel { ipv4 { import none; export all; }; merge paths on; }`,
+        `protocol kernel { ${ch} { import none; export all; }; merge paths on; }`,
         ...this.hosts.flatMap((h) => [
-          `ipv4 table t_${h.role};`,
-          `protocol pipe p_${h.role} { table master4; peer table t_${h.role}; import none; export where from = ${h.lanIpv4}; }`,
-          `protocol kernel k_${h.role} { kernel table ${100 + h.index}; ipv4 { table t_${h.role}; import none; export all; }; }`,
+          `${ch} table t_${h.role};`,
+          `protocol pipe p_${h.role} { table master${this.family}; peer table t_${h.role}; import none; export where from = ${h.lanAddr}; }`,
+          `protocol kernel k_${h.role} { kernel table ${100 + h.index}; ${ch} { table t_${h.role}; import none; export all; }; }`,
         ]),
         bfd('"eth0"'),
-        `template bgp lbhost {\n  local as ${BACKEND_AS};\n${bgpTimers}\n  ipv4 { import all; export none; };\n}`,
-        ...this.hosts.map((h) => `protocol bgp ${h.role} from lbhost { neighbor ${h.lanIpv4} as ${HOST_AS}; }`),
+        `template bgp lbhost {\n  local as ${BACKEND_AS};\n${bgpTimers}\n  ${ch} { import all; export none; };\n}`,
+        ...this.hosts.map((h) => `protocol bgp ${h.role} from lbhost { neighbor ${h.lanAddr} as ${HOST_AS}; }`),
       ];
       writeFileSync(this.birdConfOf(b.role), `${c.join('\n')}\n`);
     }
@@ -294,7 +387,7 @@ export class ScaleoutLab extends RoleLab implements Lab {
   /** The YAML every host runs (only `cluster.listen`, the peers and the BIRD files differ). */
   l4natConfigText(h: ScaleoutHost, opts: L4natConfigOptions = {}): string {
     const ids = opts.backends ?? this.backends.map((b) => b.id);
-    const peers = this.hosts.filter((x) => x !== h).map((x) => `"${x.lanIpv4}"`);
+    const peers = this.hosts.filter((x) => x !== h).map((x) => `"${x.lanAddr}"`);
     return [
       `global:`,
       `  queues: 1`,
@@ -306,11 +399,11 @@ export class ScaleoutLab extends RoleLab implements Lab {
       `  health_check: { type: tcp, interval: 0.5, timeout: 0.4, rise: 2, fall: 2, jitter: 0.1 }`,
       `services:`,
       `  - name: web`,
-      `    vips: ["${this.vip4}"]`,
+      `    vips: ["${this.vip}"]`,
       `    ports: ["${SERVICE_PORT}/tcp"]`,
-      `    backends: [${ids.map((id) => `"${this.backend(id).ipv4}:${SERVICE_PORT}"`).join(', ')}]`,
+      `    backends: [${ids.map((id) => `"${addrPort(this.backendAddr(id), SERVICE_PORT)}"`).join(', ')}]`,
       `cluster:`,
-      `  listen: "${h.lanIpv4}"`,
+      `  listen: "${h.lanAddr}"`,
       `  port: ${CLUSTER_PORT}`,
       `  tls: { cert: "${this.clusterCerts.get(h.role)!.cert}", key: "${this.clusterCerts.get(h.role)!.key}", ca: "${this.clusterCa.cert}" }`,
       `  token_file: "${this.clusterTokenFile}"`,
@@ -322,7 +415,7 @@ export class ScaleoutLab extends RoleLab implements Lab {
       `  bgp:`,
       `    include_file: "${h.includeFile}"`,
       `    socket: "${h.birdSocket}"`,
-      `    return_routes: ["0.0.0.0/0"]`,
+      `    return_routes: ["${this.returnRoute}"]`,
       `    upstream_protocols: [upstream]`,
       `    withdraw_delay: 1`,
       ``,
@@ -399,17 +492,17 @@ export class ScaleoutLab extends RoleLab implements Lab {
 
   /** Asks `roles`' views from inside host `from`, with its cluster certificate and the token, as a peer would. */
   private async clusterStatesFrom(from: string, roles: readonly string[]): Promise<Record<string, ClusterStateView>> {
-    const urls = roles.map((r) => `https://${this.host(r).lanIpv4}:${CLUSTER_PORT}/cluster/v1/state`);
+    const urls = roles.map((r) => `https://${addrPort(this.host(r).lanAddr, CLUSTER_PORT)}/cluster/v1/state`);
     const cert = this.clusterCerts.get(from)!;
     const { stdout } = await this.exec(from, process.execPath, ['-e', CLUSTER_STATE_SCRIPT, this.clusterCa.cert, cert.cert, cert.key, this.clusterTokenFile, ...urls], { timeoutMs: 10_000 });
     const views = JSON.parse(stdout) as ClusterStateView[];
     return Object.fromEntries(roles.map((r, i) => [r, views[i]!]));
   }
 
-  /** Next hops of `prefix` in a namespace's main table (their gateways, sorted). */
+  /** Next hops of `prefix` (or "default") in a namespace's main table of the lab's family (their gateways, sorted). */
   async nexthops(role: string, prefix: string): Promise<string[]> {
-    const out = await this.ip(role, ['-4', 'route', 'show', prefix]);
-    return [...out.matchAll(/via (\d+\.\d+\.\d+\.\d+)/g)].map((m) => m[1]!).sort();
+    const out = await this.ip(role, [`-${this.family}`, 'route', 'show', prefix]);
+    return [...out.matchAll(/via (?:inet6 )?([0-9a-f.:]+)/g)].map((m) => m[1]!).sort();
   }
 
   /** A silent cut of a host's uplink: every packet in or out of "up" is dropped; the links stay up (BFD must notice). */
@@ -449,7 +542,7 @@ export class ScaleoutLab extends RoleLab implements Lab {
     const rules = [
       'table inet l4lab_ret {',
       `  map hostmac { type ether_addr : mark; elements = { ${macs.map((x) => `${x.mac} : ${x.h.index}`).join(', ')} } }`,
-      '  chain pre { type filter hook prerouting priority mangle; policy accept; iifname "eth0" ip saddr != 10.210.0.0/24 ct mark set ether saddr map @hostmac; }',
+      `  chain pre { type filter hook prerouting priority mangle; policy accept; iifname "eth0" ${FAMILY[this.family].nft} saddr != ${this.lanNet} ct mark set ether saddr map @hostmac; }`,
       '  chain out { type route hook output priority mangle; policy accept; ct mark != 0 meta mark set ct mark; }',
       '}',
     ].join('\n');
@@ -457,7 +550,7 @@ export class ScaleoutLab extends RoleLab implements Lab {
     writeFileSync(f, `${rules}\n`);
     for (const b of this.backends) {
       await this.exec(b.role, 'nft', ['-f', f]);
-      for (const h of this.hosts) await this.ip(b.role, ['rule', 'add', 'fwmark', String(h.index), 'lookup', String(100 + h.index), 'pref', String(100 + h.index)]);
+      for (const h of this.hosts) await this.ip(b.role, [`-${this.family}`, 'rule', 'add', 'fwmark', String(h.index), 'lookup', String(100 + h.index), 'pref', String(100 + h.index)]);
     }
   }
 
@@ -465,7 +558,7 @@ export class ScaleoutLab extends RoleLab implements Lab {
   async disableForwarderReturn(): Promise<void> {
     for (const b of this.backends) {
       await this.exec(b.role, 'nft', ['delete', 'table', 'inet', 'l4lab_ret']);
-      for (const h of this.hosts) await this.ip(b.role, ['rule', 'del', 'pref', String(100 + h.index)]);
+      for (const h of this.hosts) await this.ip(b.role, [`-${this.family}`, 'rule', 'del', 'pref', String(100 + h.index)]);
     }
   }
 
@@ -526,10 +619,10 @@ export interface ClusterStateView {
 
 /** Builds the topology and writes the configs (no process started). On failure everything is removed. */
 export async function createScaleoutLab(opts: ScaleoutOptions = {}): Promise<ScaleoutLab> {
-  const { hosts, backends, id } = validate(opts);
+  const { hosts, backends, id, family } = validate(opts);
   const existing = await listLabNamespaces(id);
   if (existing.length) throw new Error(`lab id ${id} is in use: namespaces ${existing.join(', ')} exist`);
-  const lab = new ScaleoutLab(id, hosts, backends);
+  const lab = new ScaleoutLab(id, hosts, backends, family);
   try {
     await lab.build();
   } catch (e) {
@@ -559,7 +652,7 @@ export async function startScaleout(opts: ScaleoutOptions, configure: (lab: Scal
     configure(lab);
     for (const h of lab.hosts) await lab.startL4nat(h.role);
     const n = lab.hosts.length;
-    await waitUntil(`${n} ECMP next hops on the router and on the backends`, async () => (await lab.nexthops('r', SCALEOUT_VIP)).length === n && (await lab.nexthops('b1', 'default')).length === n, 30_000, 100);
+    await waitUntil(`${n} ECMP next hops on the router and on the backends`, async () => (await lab.nexthops('r', lab.vip)).length === n && (await lab.nexthops('b1', 'default')).length === n, 30_000, 100);
   } catch (e) {
     await lab.destroy();
     throw e;
