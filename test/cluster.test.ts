@@ -143,7 +143,7 @@ test('health majority: a lone dissenter does not move the verdict; stale peers d
   assert.equal(majorityHealthy([false, false, true]), false);
   assert.equal(majorityHealthy([false, true]), true, 'a tie keeps the backend');
   assert.equal(majorityHealthy([false]), false);
-  const opts = { listen: '10.9.0.1', port: 9181, peers: [{ addr: '10.9.0.2', port: 9181 }, { addr: '10.9.0.3', port: 9181 }], health: 'majority' as const, pollInterval: 0.5, peerTimeout: 2, settle: 3 };
+  const opts = { listen: '10.9.0.1', port: 9181, peers: [{ addr: '10.9.0.2', port: 9181 }, { addr: '10.9.0.3', port: 9181 }], health: 'majority' as const, pollInterval: 0.5, peerTimeout: 2, settle: 3, disagreementWithdrawAfter: 5 };
   const a = new HealthAgreement(opts, () => ({ ready: false, health: new Map(), agreed: new Map(), rings: {}, announced: { vips: [], returnRoutes: [] } }));
   const now = 1_000_000;
   a.views.get('10.9.0.2:9181')!.at = now - 500;
@@ -199,7 +199,7 @@ test('health views: mutual TLS with the cluster CA and a token; forged peers (an
   servers.push(forgedTls, forgedPlain, huge);
   const [pTls, pPlain, pHuge] = [await listening(forgedTls), await listening(forgedPlain), await listening(huge)];
 
-  const base: Omit<ClusterOptions, 'port' | 'peers'> = { listen: '127.0.0.1', health: 'majority', pollInterval: 0.5, peerTimeout: 4, settle: 0, tokenFile };
+  const base: Omit<ClusterOptions, 'port' | 'peers'> = { listen: '127.0.0.1', health: 'majority', pollInterval: 0.5, peerTimeout: 4, settle: 0, disagreementWithdrawAfter: 5, tokenFile };
   const portA = await freePort();
   const portB = await freePort();
   const b = new HealthAgreement({ ...base, port: portB, peers: [], tls: { ...hostB, ca: ca.cert } }, state([['s|b1', false], ['s|b2', true]]));

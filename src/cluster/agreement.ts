@@ -20,6 +20,8 @@ import { createServer as createTlsServer, request as httpsRequest } from 'https'
 import { readFileSync } from 'fs';
 import { readTokenFile } from '../config/secret-file';
 import type { ClusterOptions, PeerAddress } from './options';
+import { parseHostReport, type HostReport } from './host-report';
+import type { PeerRings } from './disagreement';
 
 /** A peer's view is a few dozen bytes per backend: 4 MiB holds tens of thousands; a larger reply is not read. */
 export const MAX_PEER_REPLY_BYTES = 4 * 1024 * 1024;
@@ -31,6 +33,8 @@ export interface PeerView {
   health?: Map<string, boolean>;
   /** VIPs the peer announced at its last answer. */
   announcing?: boolean;
+  /** The rest of its last answer: ring digests, backends, announcements, disagreement (host-report.ts). */
+  report?: HostReport;
   error?: string;
 }
 
@@ -41,6 +45,8 @@ export interface LocalState {
   /** Per service id: sha256 of the ring as published to the data plane. */
   rings: Record<string, string>;
   announced: { vips: string[]; returnRoutes: string[] };
+  backends?: HostReport['backends'];
+  disagreement?: HostReport['disagreement'];
 }
 
 /** The verdict for one backend: down only when a strict majority of the votes say down. */
@@ -54,7 +60,7 @@ export function ringDigest(ring: Uint32Array): string {
   return createHash('sha256').update(Buffer.from(ring.buffer, ring.byteOffset, ring.byteLength)).digest('hex');
 }
 
-function peerName(p: PeerAddress): string {
+export function peerName(p: PeerAddress): string {
   return p.addr.includes(':') ? `[${p.addr}]:${p.port}` : `${p.addr}:${p.port}`;
 }
 
@@ -79,6 +85,11 @@ export class HealthAgreement {
   /** The views that vote now (answered within peer_timeout). */
   freshViews(now = Date.now()): PeerView[] {
     return [...this.views.values()].filter((v) => v.at !== undefined && now - v.at <= this.opts.peerTimeout * 1000);
+  }
+
+  /** The fresh peers' ring digests and announced VIPs: the votes on disagreement (disagreement.ts). */
+  freshRings(now = Date.now()): PeerRings[] {
+    return this.freshViews(now).flatMap((v) => (v.report ? [{ peer: v.peer, rings: v.report.rings, vips: v.report.announced.vips }] : []));
   }
 
   /** Verdict per backend key from this host's view and the fresh peer views (peers that do not know a key abstain). */
@@ -134,6 +145,8 @@ export class HealthAgreement {
       agreed: Object.fromEntries(s.agreed),
       rings: s.rings,
       announced: s.announced,
+      backends: s.backends ?? {},
+      disagreement: s.disagreement ?? [],
       peers: [...this.views.values()].map((v) => ({ peer: v.peer, ageMs: v.at === undefined ? null : now - v.at, error: v.error ?? null })),
     });
   }
@@ -164,6 +177,7 @@ export class HealthAgreement {
       for (const [k, h] of Object.entries(body.health ?? {})) if (typeof h === 'boolean') health.set(k, h);
       v.health = health;
       v.announcing = Array.isArray(body.announced?.vips) && body.announced.vips.length > 0;
+      v.report = parseHostReport(body);
       v.at = Date.now();
       v.error = undefined;
     } catch (e) {
