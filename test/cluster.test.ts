@@ -100,6 +100,17 @@ test('cluster section: every problem names its path, the value and what is expec
   assert.ok(s.some((x) => /^cluster\.peers\[0\]: got 10\.9\.0\.1:9181, which is this host's own listen address/.test(x)), s.join('\n'));
 });
 
+test('cluster.disagreement_withdraw_after: 5 s by default, 0 turns it off, otherwise at least twice poll_interval', () => {
+  const at = (extra: string): number => clusterOptionsOf(parseConfig(`${BASE}cluster:\n  listen: 127.0.0.1\n${extra}`, 'l4nat.yaml'))!.disagreementWithdrawAfter;
+  assert.equal(at(''), 5);
+  assert.equal(at('  disagreement_withdraw_after: 0\n'), 0);
+  assert.equal(at('  poll_interval: 1\n  peer_timeout: 3\n  disagreement_withdraw_after: 2\n'), 2);
+  const short = problems('cluster:\n  listen: 127.0.0.1\n  poll_interval: 1\n  peer_timeout: 3\n  disagreement_withdraw_after: 1.5\n');
+  assert.ok(short.some((x) => /^cluster\.disagreement_withdraw_after: got 1\.5, expected 0 \(off\) or at least twice poll_interval \(2 s\)/.test(x)), short.join('\n'));
+  const neg = problems('cluster:\n  listen: 127.0.0.1\n  disagreement_withdraw_after: -1\n');
+  assert.ok(neg.some((x) => /^cluster\.disagreement_withdraw_after: got -1, expected a number of seconds from 0 to 3600/.test(x)), neg.join('\n'));
+});
+
 test('a reload may not change the cluster section', async () => {
   const { restartOnlyChanges } = await import('../src/config/load');
   const a = parseConfig(`${BASE}cluster:\n  listen: 10.9.0.1\n  peers: [10.9.0.2]\n${TLS}`, 'x');
