@@ -14,6 +14,7 @@ import type { ClusterOptions } from '../src/cluster/options';
 import { buildClusterView } from '../src/cluster/view';
 import { formatClusterView } from '../src/cli/cluster';
 import { clusterLine } from '../src/cli/status';
+import { createMetrics } from '../src/admin/metrics';
 import { parseConfig } from '../src/config/load';
 import { backendId, serviceId, type ServiceConfig } from '../src/config/model';
 
@@ -180,4 +181,15 @@ test('every host side by side: digests marked against the fresh majority; a stal
   const head = rows.find((r) => r.startsWith(A80))!;
   const ring = rows.find((r) => r.startsWith('  ring'))!;
   for (const [h, cell] of [['10.210.0.2:9181', 'aaaaaaaaaaaa ='], ['10.210.0.4:9181', 'bbbbbbbbbbbb stale']]) assert.equal(ring.indexOf(cell, head.indexOf(h)), head.indexOf(h), `${h}'s column`);
+});
+
+test('metrics: withdrawals for disagreement since start and the VIPs withdrawn now, only with a cluster', async () => {
+  const ctrl = { view: () => ({ services: [] }), reloads: { ok: 0, failed: 0 }, drainDeadlineRemovals: 0, lastReload: undefined };
+  const counters = () => ({ total: {}, drops: {}, perQueue: [], heartbeatsMs: [], services: new Map(), backends: new Map() });
+  const disagreement = [{ state: 'withdrawn' }, { state: 'differs' }, { state: 'withdrawn' }];
+  const text = await createMetrics({ ctrl, counters, flowCount: () => 0, flowCapacity: 1, cluster: () => ({ withdrawals: 3, disagreement }) }).metrics();
+  assert.match(text, /^l4nat_cluster_disagreement_withdrawals_total 3$/m);
+  assert.match(text, /^l4nat_cluster_withdrawn_vips 2$/m);
+  const none = await createMetrics({ ctrl, counters, flowCount: () => 0, flowCapacity: 1 }).metrics();
+  assert.doesNotMatch(none, /l4nat_cluster_/);
 });
