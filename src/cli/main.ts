@@ -43,7 +43,8 @@ commands:
           remove|drain|undrain SERVICE BACKEND       drain [--wait S]: wait up to S s until the backend is quiet;
                                                      drain [--deadline S]: remove the flows left after S s
           weight SERVICE BACKEND W
-            SERVICE as VIP:PORT[/tcp|udp] ([V6]:PORT for IPv6), BACKEND as ADDR:PORT; --dry-run: show the plan, apply nothing
+            SERVICE as VIP:PORT[/tcp|udp] ([V6]:PORT for IPv6), BACKEND as ADDR:PORT; --dry-run: show the plan, apply nothing;
+            refused on a host of a cluster (cluster.peers): change the config file on every host and reload each
   cluster status [--json] [API flags]  scale-out: every host's view side by side (ring digest per service, agreeing
                                      with the majority or not; backend states and weights; peers fresh or stale; VIPs
                                      withdrawn because the host's tables differ)
