@@ -1,5 +1,7 @@
 // Health agreement between the l4nat hosts of a cluster. Each host serves its own view of every backend (from its
-// own active and passive checks) on a small read-only HTTP listener, and polls its peers' views. A backend leaves the
+// own active and passive checks) on a small read-only HTTP listener, and polls its peers' views. The same answer
+// carries the host's report (host-report.ts: ring digests, backends, announcements, disagreement), which the peers
+// use to judge disagreement (disagreement.ts) and show every host side by side (view.ts). A backend leaves the
 // ring only when a strict majority of the fresh views (this host's included) see it down; a peer whose last answer
 // is older than peer_timeout (dead, cut off) does not vote. So one host whose path to a backend is broken does not
 // change anyone's table — its own included — and every host computes the same verdict from the same views.
