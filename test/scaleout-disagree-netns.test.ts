@@ -109,6 +109,8 @@ describe('scale-out: a host whose ring differs from the majority withdraws its V
       const w = withdrawals[0] as { vip: string; services: Array<{ service: string; mine: string; majority: string; majorityPeers: string[]; votes: number }> };
       assert.equal(w.vip, VIP);
       assert.deepEqual(w.services.map((s) => [s.service, s.majority, s.majorityPeers.length, s.votes]), [[SERVICE, before, 2, 3]]);
+      const svc3 = (await lab.admin('lb3', 'GET', '/v1/services')).body.services[0] as { backends: Array<{ addr: string; counters: { new_flows?: number } }> };
+      t.diagnostic(`lb3's new flows per backend since start: ${JSON.stringify(Object.fromEntries(svc3.backends.map((b) => [b.addr, b.counters.new_flows ?? 0])))}`);
       const st = await lab.admin('lb3', 'GET', '/v1/status');
       assert.equal(st.body.cluster.disagreement[0].state, 'withdrawn');
       assert.equal(st.body.cluster.withdrawals, 1);
