@@ -29,27 +29,25 @@ export interface PeerRings {
 }
 
 export type ServiceJudgement =
-  | { kind: 'agree'; votes: number; agreeing: number }
-  | { kind: 'no-majority'; votes: number; agreeing: number }
-  | { kind: 'differs'; votes: number; agreeing: number; majority: string; majorityPeers: string[] };
+  | { kind: 'agree' | 'no-majority'; votes: number }
+  | { kind: 'differs'; votes: number; majority: string; majorityPeers: string[] };
+
+/** The digest more than half of `votes` hold, or null. */
+export function strictMajority(votes: readonly string[]): string | null {
+  const counts = new Map<string, number>();
+  for (const v of votes) counts.set(v, (counts.get(v) ?? 0) + 1);
+  for (const [digest, n] of counts) if (n * 2 > votes.length) return digest;
+  return null;
+}
 
 /** The verdict for one service's ring: `mine` against the fresh peers' digests (peers without the service abstain). */
 export function judgeService(service: string, mine: string, peers: readonly PeerRings[]): ServiceJudgement {
-  const counts = new Map<string, string[]>([[mine, []]]);
-  for (const p of peers) {
-    const d = p.rings[service];
-    if (d === undefined) continue;
-    const holders = counts.get(d) ?? [];
-    holders.push(p.peer);
-    counts.set(d, holders);
-  }
-  const votes = 1 + [...counts.values()].reduce((n, h) => n + h.length, 0);
-  const agreeing = 1 + counts.get(mine)!.length;
-  for (const [digest, holders] of counts) {
-    const n = holders.length + (digest === mine ? 1 : 0);
-    if (n * 2 > votes) return digest === mine ? { kind: 'agree', votes, agreeing } : { kind: 'differs', votes, agreeing, majority: digest, majorityPeers: holders };
-  }
-  return { kind: 'no-majority', votes, agreeing };
+  const voters = peers.filter((p) => p.rings[service] !== undefined);
+  const votes = 1 + voters.length;
+  const majority = strictMajority([mine, ...voters.map((p) => p.rings[service]!)]);
+  if (majority === null) return { kind: 'no-majority', votes };
+  if (majority === mine) return { kind: 'agree', votes };
+  return { kind: 'differs', votes, majority, majorityPeers: voters.filter((p) => p.rings[service] === majority).map((p) => p.peer) };
 }
 
 export interface DifferingService {

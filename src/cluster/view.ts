@@ -5,7 +5,7 @@
 // peer_timeout; only fresh views vote), its age, what it announces and which VIPs it has withdrawn because its tables
 // disagree. Pure. Layers: agreement.ts, host-report.ts, disagreement.ts → this file → index.ts.
 import type { PeerView } from './agreement';
-import type { VipDisagreement } from './disagreement';
+import { strictMajority, type VipDisagreement } from './disagreement';
 import type { BackendReport, HostReport } from './host-report';
 
 export type PeerFreshness = 'self' | 'fresh' | 'stale' | 'no answer';
@@ -66,15 +66,7 @@ export function buildClusterView(i: ClusterViewInput): ClusterView {
   const serviceIds = new Set<string>();
   for (const r of reports.values()) if (r) for (const sid of [...Object.keys(r.rings), ...Object.keys(r.backends)]) serviceIds.add(sid);
   const services = [...serviceIds].sort().map((service): ClusterServiceView => {
-    const counts = new Map<string, number>();
-    let votes = 0;
-    for (const h of voting) {
-      const d = reports.get(h)?.rings[service];
-      if (d === undefined) continue;
-      votes++;
-      counts.set(d, (counts.get(d) ?? 0) + 1);
-    }
-    const majority = [...counts].find(([, n]) => n * 2 > votes)?.[0] ?? null;
+    const majority = strictMajority([...voting].flatMap((h) => reports.get(h)?.rings[service] ?? []));
     const rings: ClusterServiceView['rings'] = {};
     const backendIds = new Set<string>();
     for (const h of hosts) {
