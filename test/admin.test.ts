@@ -311,6 +311,64 @@ describe('admin API (loopback, bearer token)', () => {
   });
 });
 
+describe('cluster mode: backend changes come from the config file on every host', () => {
+  // One host of a cluster (peers on loopback: no TLS needed); the same services as above.
+  const CLUSTER = `${CONFIG}cluster:\n  listen: 127.0.0.1\n  port: 19181\n  peers: ["127.0.0.2:19181", "127.0.0.3:19181"]\n`;
+
+  test('every backend write is refused (409) naming the config file and reload, and changes nothing; reads, reload and flow deletes still work', async () => {
+    const { app, bal, ctrl, file } = await setup(CLUSTER);
+    const before = bal.published.length;
+    const view = JSON.stringify(ctrl.view());
+    const writes: Array<[string, string, object | undefined]> = [
+      ['POST', `/v1/services/${WEB}/backends`, { backend: '10.0.1.13:8080' }],
+      ['POST', `/v1/services/${encodeURIComponent('10.9.9.9:1/tcp')}/backends`, { backend: '10.0.1.13:8080' }], // refused before the lookup
+      ['PATCH', `/v1/services/${WEB}/backends/${B1}`, { weight: 5 }],
+      ['DELETE', `/v1/services/${WEB}/backends/${B1}`, undefined],
+      ['POST', `/v1/services/${WEB}/backends/${B1}/drain`, undefined],
+      ['POST', `/v1/services/${WEB}/backends/${B1}/drain`, { deadline: 30 }],
+      ['POST', `/v1/services/${WEB}/backends/${B1}/undrain`, undefined],
+      ['POST', '/v1/plan', { op: 'weight', service: '10.0.0.10:80/tcp', backend: '10.0.1.11:8080/tcp', weight: 5 }],
+    ];
+    for (const [method, url, payload] of writes) {
+      const r = await app.inject({ headers: AUTH, method: method as 'POST', url, ...(payload ? { payload } : {}) });
+      assert.equal(r.statusCode, 409, `${method} ${url}: ${r.body}`);
+      const e = r.json().error as string;
+      assert.match(e, /one host of a cluster \(cluster\.peers names 2 other hosts\): backend changes through one host's admin API are refused/, e);
+      assert.ok(e.includes(`in the config file (${file}) on every host, then run \`l4nat reload\` (or send SIGHUP) on each`), e);
+    }
+    assert.equal(bal.published.length, before, 'nothing published');
+    assert.equal(JSON.stringify(ctrl.view()), view, 'nothing changed');
+    assert.equal(ctrl.backendWritesRefused, (await app.inject({ headers: AUTH, method: 'PATCH', url: `/v1/services/${WEB}/backends/${B1}`, payload: { weight: 1 } })).json().error);
+    assert.equal((await app.inject({ headers: AUTH, method: 'GET', url: '/v1/services' })).statusCode, 200);
+    assert.equal((await app.inject({ headers: AUTH, method: 'GET', url: `/v1/services/${WEB}/backends/${B1}` })).statusCode, 200);
+    assert.equal((await app.inject({ headers: AUTH, method: 'DELETE', url: `/v1/flows?service=${WEB}` })).statusCode, 200, 'flow entries are per host, not the ring');
+    writeFileSync(file, CLUSTER.replace('"10.0.2.1:53"', '"10.0.2.1:53", "10.0.2.2:53"'));
+    const r = await app.inject({ headers: AUTH, method: 'POST', url: '/v1/reload' });
+    assert.equal(r.statusCode, 200, r.body);
+    assert.equal(bal.weights()['10.0.2.2:53'], 1, 'the config-file way works');
+    ctrl.stop();
+  });
+
+  test('the dashboard session carries the reason (its backend buttons go); without peers, or without a cluster section, writes are taken', async () => {
+    const { ctrl, app } = await setup(CLUSTER);
+    assert.match(ctrl.backendWritesRefused ?? '', /^this l4nat is one host of a cluster/);
+    const sess = await app.inject({ headers: AUTH, method: 'GET', url: '/dashboard/session' });
+    assert.equal(sess.json().backendWritesRefused, ctrl.backendWritesRefused);
+    ctrl.stop();
+    const alone = await setup(`${CONFIG}cluster:\n  listen: 127.0.0.1\n  port: 19181\n`);
+    assert.equal(alone.ctrl.backendWritesRefused, null, 'a cluster section without peers: nobody to disagree with');
+    assert.equal((await alone.app.inject({ headers: AUTH, method: 'PATCH', url: `/v1/services/${WEB}/backends/${B1}`, payload: { weight: 5 } })).statusCode, 200);
+    alone.ctrl.stop();
+    const plain = await setup();
+    assert.equal(plain.ctrl.backendWritesRefused, null);
+    assert.equal((await plain.app.inject({ headers: AUTH, method: 'GET', url: '/dashboard/session' })).json().backendWritesRefused, null);
+    const c = await plain.app.inject({ headers: AUTH, method: 'GET', url: '/v1/cluster' });
+    assert.equal(c.statusCode, 404);
+    assert.match(c.json().error, /runs without a cluster section in its config file/);
+    plain.ctrl.stop();
+  });
+});
+
 describe('health and on_all_down (controller)', () => {
   const HEALTH = (onAllDown: string): string => `
 services:

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { HealthAgreement, majorityHealthy, MAX_PEER_REPLY_BYTES, type LocalState } from '../src/cluster/agreement';
 import { configureSucceeded, parseProtocols, renderInclude } from '../src/cluster/bird';
+import { DisagreementGuard, judgeService, type PeerRings } from '../src/cluster/disagreement';
 import { clusterOptionsOf, type ClusterOptions } from '../src/cluster/options';
 import { ConfigError, parseConfig } from '../src/config/load';
 import { issueCert, makeCa, selfSignedCert } from './rigs/certs';
@@ -99,6 +100,17 @@ test('cluster section: every problem names its path, the value and what is expec
   assert.ok(s.some((x) => /^cluster\.peers\[0\]: got 10\.9\.0\.1:9181, which is this host's own listen address/.test(x)), s.join('\n'));
 });
 
+test('cluster.disagreement_withdraw_after: 5 s by default, 0 turns it off, otherwise at least twice poll_interval', () => {
+  const at = (extra: string): number => clusterOptionsOf(parseConfig(`${BASE}cluster:\n  listen: 127.0.0.1\n${extra}`, 'l4nat.yaml'))!.disagreementWithdrawAfter;
+  assert.equal(at(''), 5);
+  assert.equal(at('  disagreement_withdraw_after: 0\n'), 0);
+  assert.equal(at('  poll_interval: 1\n  peer_timeout: 3\n  disagreement_withdraw_after: 2\n'), 2);
+  const short = problems('cluster:\n  listen: 127.0.0.1\n  poll_interval: 1\n  peer_timeout: 3\n  disagreement_withdraw_after: 1.5\n');
+  assert.ok(short.some((x) => /^cluster\.disagreement_withdraw_after: got 1\.5, expected 0 \(off\) or at least twice poll_interval \(2 s\)/.test(x)), short.join('\n'));
+  const neg = problems('cluster:\n  listen: 127.0.0.1\n  disagreement_withdraw_after: -1\n');
+  assert.ok(neg.some((x) => /^cluster\.disagreement_withdraw_after: got -1, expected a number of seconds from 0 to 3600/.test(x)), neg.join('\n'));
+});
+
 test('a reload may not change the cluster section', async () => {
   const { restartOnlyChanges } = await import('../src/config/load');
   const a = parseConfig(`${BASE}cluster:\n  listen: 10.9.0.1\n  peers: [10.9.0.2]\n${TLS}`, 'x');
@@ -151,7 +163,7 @@ test('health majority: a lone dissenter does not move the verdict; stale peers d
   assert.equal(majorityHealthy([false, false, true]), false);
   assert.equal(majorityHealthy([false, true]), true, 'a tie keeps the backend');
   assert.equal(majorityHealthy([false]), false);
-  const opts = { listen: '10.9.0.1', port: 9181, peers: [{ addr: '10.9.0.2', port: 9181 }, { addr: '10.9.0.3', port: 9181 }], health: 'majority' as const, pollInterval: 0.5, peerTimeout: 2, settle: 3 };
+  const opts = { listen: '10.9.0.1', port: 9181, peers: [{ addr: '10.9.0.2', port: 9181 }, { addr: '10.9.0.3', port: 9181 }], health: 'majority' as const, pollInterval: 0.5, peerTimeout: 2, settle: 3, disagreementWithdrawAfter: 5 };
   const a = new HealthAgreement(opts, () => ({ ready: false, health: new Map(), agreed: new Map(), rings: {}, announced: { vips: [], returnRoutes: [] } }));
   const now = 1_000_000;
   a.views.get('10.9.0.2:9181')!.at = now - 500;
@@ -174,7 +186,7 @@ async function freePort(): Promise<number> {
 
 test('health views over IPv6: a peer on [::1]:PORT is polled, and a host names itself with brackets', async () => {
   const state = (): LocalState => ({ ready: true, health: new Map([['s|b1', false]]), agreed: new Map(), rings: {}, announced: { vips: ['fd00::10'], returnRoutes: ['::/0'] } });
-  const base: Omit<ClusterOptions, 'port' | 'peers'> = { listen: '::1', health: 'majority', pollInterval: 0.5, peerTimeout: 4, settle: 0 };
+  const base: Omit<ClusterOptions, 'port' | 'peers'> = { listen: '::1', health: 'majority', pollInterval: 0.5, peerTimeout: 4, settle: 0, disagreementWithdrawAfter: 5 };
   const [portA, portB] = [await freePort(), await freePort()];
   const b = new HealthAgreement({ ...base, port: portB, peers: [] }, state);
   const a = new HealthAgreement({ ...base, port: portA, peers: [{ addr: '::1', port: portB }] }, state);
@@ -235,7 +247,7 @@ test('health views: mutual TLS with the cluster CA and a token; forged peers (an
   servers.push(forgedTls, forgedPlain, huge);
   const [pTls, pPlain, pHuge] = [await listening(forgedTls), await listening(forgedPlain), await listening(huge)];
 
-  const base: Omit<ClusterOptions, 'port' | 'peers'> = { listen: '127.0.0.1', health: 'majority', pollInterval: 0.5, peerTimeout: 4, settle: 0, tokenFile };
+  const base: Omit<ClusterOptions, 'port' | 'peers'> = { listen: '127.0.0.1', health: 'majority', pollInterval: 0.5, peerTimeout: 4, settle: 0, disagreementWithdrawAfter: 5, tokenFile };
   const portA = await freePort();
   const portB = await freePort();
   const b = new HealthAgreement({ ...base, port: portB, peers: [], tls: { ...hostB, ca: ca.cert } }, state([['s|b1', false], ['s|b2', true]]));
@@ -282,4 +294,110 @@ test('health views: mutual TLS with the cluster CA and a token; forged peers (an
       await new Promise<void>((r) => s.close(() => r()));
     }
   }
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tables that disagree (src/cluster/disagreement.ts): the decision over ring digests with fake peers and a fake clock.
+
+const VIP_A = '10.0.0.10';
+const VIP_B = '10.0.0.20';
+const A80 = `${VIP_A}:80/tcp`;
+const A443 = `${VIP_A}:443/tcp`;
+const B80 = `${VIP_B}:80/tcp`;
+const SERVICE_VIP = new Map([[A80, VIP_A], [A443, VIP_A], [B80, VIP_B]]);
+const peer = (name: string, rings: Record<string, string>, vips = [VIP_A, VIP_B]): PeerRings => ({ peer: name, rings, vips });
+
+test('disagreement: a ring differs only when a strict majority of the votes holds another digest; peers without the service abstain', () => {
+  assert.equal(judgeService(A80, 'x', [peer('p2', { [A80]: 'x' }), peer('p3', { [A80]: 'y' })]).kind, 'agree', 'this host is in the majority');
+  const d = judgeService(A80, 'y', [peer('p2', { [A80]: 'x' }), peer('p3', { [A80]: 'x' })]);
+  assert.deepEqual(d, { kind: 'differs', votes: 3, majority: 'x', majorityPeers: ['p2', 'p3'] });
+  assert.equal(judgeService(A80, 'y', [peer('p2', { [A80]: 'x' })]).kind, 'no-majority', 'two hosts that differ: a tie, nobody is told apart');
+  assert.equal(judgeService(A80, 'y', [peer('p2', { [A80]: 'x' }), peer('p3', { [A80]: 'z' })]).kind, 'no-majority', 'three different tables');
+  assert.equal(judgeService(A80, 'y', [peer('p2', { [A80]: 'x' }), peer('p3', { [A80]: 'x' }), peer('p4', { [A80]: 'y' })]).kind, 'no-majority', '2-2');
+  assert.equal(judgeService(A80, 'y', [peer('p2', { [A80]: 'x' }), peer('p3', {})]).kind, 'no-majority', 'p3 lacks the service: it abstains, leaving a tie');
+  assert.equal(judgeService(A80, 'y', []).kind, 'agree', 'alone: this host is the majority');
+});
+
+test('disagreement: withdrawn after the bound (reported once per withdrawal), announced again after the hold; a break in the disagreement restarts the bound', () => {
+  const g = new DisagreementGuard(5_000, 2_000);
+  const mine = { [A80]: 'new', [A443]: 'same', [B80]: 'same' };
+  const others = [peer('p2', { [A80]: 'old', [A443]: 'same', [B80]: 'same' }), peer('p3', { [A80]: 'old', [A443]: 'same', [B80]: 'same' })];
+  let t = 1_000_000;
+  assert.deepEqual(g.update(t, mine, SERVICE_VIP, others), { withdrawn: [], restored: [] });
+  assert.deepEqual(g.view().map((d) => [d.vip, d.state]), [[VIP_A, 'differs']], 'A differs (one of its two services); B agrees');
+  t += 4_900;
+  assert.equal(g.update(t, mine, SERVICE_VIP, others).withdrawn.length, 0, 'not before the bound');
+  // A rolling change that completes within the bound: the disagreement breaks, and the bound starts again.
+  t += 50;
+  g.update(t, mine, SERVICE_VIP, others.map((p) => peer(p.peer, { ...p.rings, [A80]: 'new' })));
+  assert.deepEqual(g.view(), [], 'agrees again: nothing pending');
+  t += 50;
+  g.update(t, mine, SERVICE_VIP, others);
+  t += 4_999;
+  assert.equal(g.update(t, mine, SERVICE_VIP, others).withdrawn.length, 0, 'the bound started again at the new disagreement');
+  t += 1;
+  const ev = g.update(t, mine, SERVICE_VIP, others);
+  assert.deepEqual(ev.withdrawn.map((d) => [d.vip, d.services.map((s) => [s.service, s.mine, s.majority, s.majorityPeers, s.votes])]), [[VIP_A, [[A80, 'new', 'old', ['p2', 'p3'], 3]]]]);
+  assert.deepEqual([...g.withdrawn()], [VIP_A], 'the VIP goes, with both its services: one differing is enough');
+  assert.equal(g.withdrawals, 1);
+  t += 10_000;
+  assert.equal(g.update(t, mine, SERVICE_VIP, others).withdrawn.length, 0, 'reported once');
+  assert.equal(g.withdrawals, 1);
+  // The config is restored: agreeing again, announced after the hold; a disagreement within the hold restarts it.
+  const healed = { ...mine, [A80]: 'old' };
+  t += 1_000;
+  g.update(t, healed, SERVICE_VIP, others);
+  t += 1_500;
+  g.update(t, mine, SERVICE_VIP, others);
+  assert.deepEqual([...g.withdrawn()], [VIP_A], 'differs again within the hold');
+  t += 500;
+  g.update(t, healed, SERVICE_VIP, others);
+  t += 1_999;
+  assert.deepEqual(g.update(t, healed, SERVICE_VIP, others).restored, [], 'not before the hold');
+  t += 1;
+  assert.deepEqual(g.update(t, healed, SERVICE_VIP, others).restored, [{ vip: VIP_A, withdrawnMs: 15_000 }]);
+  assert.deepEqual([...g.withdrawn()], []);
+  assert.deepEqual(g.view(), []);
+});
+
+test('disagreement: never withdrawn in the majority, on a tie, when no host of the majority announces the VIP, or when off', () => {
+  const t0 = 5_000_000;
+  const run = (g: DisagreementGuard, mine: Record<string, string>, peers: PeerRings[]): Set<string> => {
+    for (let t = t0; t <= t0 + 60_000; t += 500) g.update(t, mine, SERVICE_VIP, peers);
+    return g.withdrawn();
+  };
+  const differ = { [A80]: 'new', [A443]: 'x', [B80]: 'x' };
+  assert.deepEqual([...run(new DisagreementGuard(5_000, 2_000), { [A80]: 'old', [A443]: 'x', [B80]: 'x' }, [peer('p2', { [A80]: 'old' }), peer('p3', { [A80]: 'new' })])], [], 'this host in the majority');
+  assert.deepEqual([...run(new DisagreementGuard(5_000, 2_000), differ, [peer('p2', { [A80]: 'old' })])], [], 'two hosts that differ: neither withdraws');
+  assert.deepEqual([...run(new DisagreementGuard(5_000, 2_000), differ, [peer('p2', { [A80]: 'old' }, [VIP_B]), peer('p3', { [A80]: 'old' }, [])])], [], 'the majority does not announce A');
+  assert.deepEqual([...run(new DisagreementGuard(0, 2_000), differ, [peer('p2', { [A80]: 'old' }), peer('p3', { [A80]: 'old' })])], [], 'disagreement_withdraw_after 0: off');
+  assert.deepEqual([...run(new DisagreementGuard(5_000, 2_000), differ, [peer('p2', { [A80]: 'old' }), peer('p3', { [A80]: 'old' })])], [VIP_A], 'the same with a majority: withdrawn');
+  // Three hosts, each judging with the others' digests as they are: the minority alone withdraws.
+  const hosts = { h1: { [A80]: 'new' }, h2: { [A80]: 'old' }, h3: { [A80]: 'old' } } as Record<string, Record<string, string>>;
+  const out = Object.keys(hosts).map((h) => [h, [...run(new DisagreementGuard(5_000, 2_000), hosts[h]!, Object.keys(hosts).filter((x) => x !== h).map((x) => peer(x, hosts[x]!)))]]);
+  assert.deepEqual(out, [['h1', [VIP_A]], ['h2', []], ['h3', []]]);
+});
+
+test('disagreement: a stale peer does not vote (its old digest cannot make a majority)', () => {
+  const opts = { listen: '10.9.0.1', port: 9181, peers: [{ addr: '10.9.0.2', port: 9181 }, { addr: '10.9.0.3', port: 9181 }], health: 'majority' as const, pollInterval: 0.5, peerTimeout: 2, settle: 3, disagreementWithdrawAfter: 5 };
+  const a = new HealthAgreement(opts, () => ({ ready: false, health: new Map(), agreed: new Map(), rings: {}, announced: { vips: [], returnRoutes: [] } }));
+  let now = 2_000_000;
+  const report = (digest: string) => ({ rings: { [A80]: digest }, announced: { vips: [VIP_A], returnRoutes: [] }, backends: {}, disagreement: [] });
+  const p2 = a.views.get('10.9.0.2:9181')!;
+  const p3 = a.views.get('10.9.0.3:9181')!;
+  Object.assign(p2, { at: now, report: report('old') });
+  Object.assign(p3, { at: now - 10_000, report: report('old') }); // answered 10 s ago: stale
+  const g = new DisagreementGuard(5_000, 2_000);
+  for (; now <= 2_030_000; now += 500) {
+    p2.at = now;
+    assert.deepEqual(a.freshRings(now).map((p) => p.peer), ['10.9.0.2:9181']);
+    g.update(now, { [A80]: 'new' }, new Map([[A80, VIP_A]]), a.freshRings(now));
+  }
+  assert.deepEqual([...g.withdrawn()], [], 'with the stale peer out, 1 against 1: no majority');
+  p3.at = now; // it answers again: two of three hold "old"
+  for (const end = now + 5_000; now <= end; now += 500) {
+    p2.at = p3.at = now;
+    g.update(now, { [A80]: 'new' }, new Map([[A80, VIP_A]]), a.freshRings(now));
+  }
+  assert.deepEqual([...g.withdrawn()], [VIP_A]);
 });

@@ -118,7 +118,8 @@ export async function registerDashboard(app: FastifyInstance, d: Deps): Promise<
 
   app.get('/dashboard/session', { schema: { hide: true } }, async (req) => {
     const c = req.caller as Caller;
-    return { csrfHeader: CSRF_HEADER, csrf: c.via === 'session' ? c.session.csrf : null, readOnly: readOnly(), via: c.via, canLogout: c.via === 'session' };
+    // backendWritesRefused: a cluster host takes backend changes from its config file only (the reason, shown).
+    return { csrfHeader: CSRF_HEADER, csrf: c.via === 'session' ? c.session.csrf : null, readOnly: readOnly(), backendWritesRefused: d.ctrl.backendWritesRefused, via: c.via, canLogout: c.via === 'session' };
   });
 
   app.get('/dashboard/events', { schema: { hide: true } }, (req, reply) => {

@@ -36,6 +36,8 @@ export interface MetricsSource {
   counters(): CounterSnapshot;
   flowCount(): number;
   flowCapacity: number;
+  /** Scale-out (src/cluster/): VIPs withdrawn because this host's tables differ from the cluster's majority. */
+  cluster?: () => { withdrawals: number; disagreement: ReadonlyArray<{ state: string }> };
 }
 
 /** A counter whose value is set from an outside monotonic source at scrape time. */
@@ -89,6 +91,12 @@ export function createMetrics(src: MetricsSource): Registry {
   const drainRemoved = new Counter({ name: 'l4nat_drain_deadline_flows_removed_total', help: 'Flow entries removed because a drain reached its deadline', registers: [reg] });
   const drainOldest = new Gauge({ name: 'l4nat_backend_drain_oldest_flow_seconds', help: 'A draining backend: age of its oldest live flow at the last count (to 4 s)', labelNames: bkLabels, registers: [reg] });
   const drainLeft = new Gauge({ name: 'l4nat_backend_drain_estimated_seconds_left', help: 'A draining backend: seconds until its drain is likely done (its flows\' rate of ending so far; never past its deadline)', labelNames: bkLabels, registers: [reg] });
+  const clusterWithdrawals = src.cluster
+    ? new Counter({ name: 'l4nat_cluster_disagreement_withdrawals_total', help: 'VIPs withdrawn because this host\'s rings differed from the cluster\'s majority for cluster.disagreement_withdraw_after', registers: [reg] })
+    : undefined;
+  const clusterWithdrawn = src.cluster
+    ? new Gauge({ name: 'l4nat_cluster_withdrawn_vips', help: 'VIPs withdrawn now because this host\'s rings differ from the cluster\'s majority', registers: [reg] })
+    : undefined;
   const reloadOk = new Gauge({ name: 'l4nat_config_last_reload_successful', help: '1 if the last reload was applied (or none was tried)', registers: [reg] });
 
   update = (): void => {
@@ -131,6 +139,11 @@ export function createMetrics(src: MetricsSource): Registry {
       setCounter(reloads, { result: 'failed' }, src.ctrl.reloads.failed);
       reloadOk.set(src.ctrl.lastReload?.ok === false ? 0 : 1);
       setCounter(drainRemoved, {}, src.ctrl.drainDeadlineRemovals);
+      const cl = src.cluster?.();
+      if (cl) {
+        setCounter(clusterWithdrawals!, {}, cl.withdrawals);
+        clusterWithdrawn!.set(cl.disagreement.filter((d) => d.state === 'withdrawn').length);
+      }
   };
   return reg;
 }

@@ -30,6 +30,8 @@ import { parseBackend } from '../config/address-syntax';
 import type { TraceHub } from '../trace/hub';
 import { registerTraceRoute } from './trace-route';
 import { registerPlanRoutes } from './plan-routes';
+import { registerClusterRoute } from './cluster-route';
+import type { ClusterView } from '../cluster/view';
 
 export const API_VERSION = '1';
 
@@ -46,6 +48,8 @@ export interface AdminDeps {
   trace?: TraceHub;
   /** What the dashboard (GET /) shows beyond the controller's views: the rings, the flow table's size. */
   dashboard?: DashboardDeps;
+  /** Every cluster host's view (GET /v1/cluster, src/cluster/view.ts); without it the route says there is no cluster. */
+  cluster?: () => ClusterView;
 }
 
 const sid = { type: 'string', description: 'service id, e.g. 10.0.0.10:80/tcp or [fd00::10]:80/tcp (URL-encoded)' };
@@ -182,6 +186,7 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
       },
     },
     async (req, reply) => {
+      if (ctrl.backendWritesRefused) throw new ControlError(409, ctrl.backendWritesRefused); // before any lookup
       const s = ctrl.serviceById(req.params.service);
       const b = parseBackend(req.body.backend, Subject.named('body/backend'));
       if (req.body.backend.includes('@')) throw new ControlError(400, 'body/backend: give the weight as body/weight, not "@W"');
@@ -359,6 +364,7 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
   );
 
   registerPlanRoutes(app, ctrl);
+  registerClusterRoute(app, deps.cluster);
 
   app.get('/v1/status', { schema: { summary: 'Summary: uptime, config file, last reload, backend states, worker liveness', response: { 200: obj('status') } } }, async () => {
     const c = ctrl.counters();

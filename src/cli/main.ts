@@ -43,7 +43,11 @@ commands:
           remove|drain|undrain SERVICE BACKEND       drain [--wait S]: wait up to S s until the backend is quiet;
                                                      drain [--deadline S]: remove the flows left after S s
           weight SERVICE BACKEND W
-            SERVICE as VIP:PORT[/tcp|udp] ([V6]:PORT for IPv6), BACKEND as ADDR:PORT; --dry-run: show the plan, apply nothing
+            SERVICE as VIP:PORT[/tcp|udp] ([V6]:PORT for IPv6), BACKEND as ADDR:PORT; --dry-run: show the plan, apply nothing;
+            refused on a host of a cluster (cluster.peers): change the config file on every host and reload each
+  cluster status [--json] [API flags]  scale-out: every host's view side by side (ring digest per service, agreeing
+                                     with the majority or not; backend states and weights; peers fresh or stale; VIPs
+                                     withdrawn because the host's tables differ)
   explain PROTO CLIENT:PORT VIP:PORT what the data plane would do now with that tuple's next packet: source list, rate
                                      limit, flow entry or ring slot, previous ring, backend and state, both rewrites
   flows   [delete] [--service SERVICE] [--backend ADDR:PORT] [--client IP] [--state S[,S]] [--limit N] [--cursor C]
@@ -110,6 +114,11 @@ export async function main(argv: string[]): Promise<void> {
         process.exitCode = await traceCommand(rest);
         return;
       }
+      case 'cluster': {
+        const { clusterCommand } = await import('./cluster');
+        process.exitCode = await clusterCommand(rest);
+        return;
+      }
       case 'explain': {
         const { explainCommand } = await import('./plan-commands');
         process.exitCode = await explainCommand(rest);
@@ -128,7 +137,7 @@ export async function main(argv: string[]): Promise<void> {
         if (cmd === undefined) process.exitCode = 2;
         return;
       default:
-        throw new OptionError(`unknown command "${cmd}": expected up, check, reload, restart, status, backend, flows, explain, trace, demo or help`);
+        throw new OptionError(`unknown command "${cmd}": expected up, check, reload, restart, status, cluster, backend, flows, explain, trace, demo or help`);
     }
   } catch (e) {
     if ((e as Error).name === 'ConfigError') {

@@ -1,6 +1,7 @@
 // `l4nat status`: the services view as a table in the manner of `ipvsadm -Ln --stats` (service line, then
 // one "->" line per backend), plus state, weights (configured/in ring) and the last health check. Pure.
 import type { BackendView, FlowView, ServicesView } from '../control/controller';
+import type { ClusterStatus } from '../cluster';
 
 export interface StatusView {
   summary: { services: number; backends: number; up: number; down: number; draining: number; allDown: string[] };
@@ -9,6 +10,21 @@ export interface StatusView {
   configFile: string | null;
   lastReload: { at: string; ok: boolean; error?: string } | null;
   uptimeSeconds: number;
+  /** Scale-out only (src/cluster/). */
+  cluster?: ClusterStatus;
+}
+
+/** The cluster line of `l4nat status`: peers voting, and VIPs whose tables differ from the majority's. */
+export function clusterLine(c: ClusterStatus, now = Date.now()): string {
+  const parts = [`cluster: ${c.peers.fresh}/${c.peers.total} peers fresh`];
+  if (c.disagreementWithdrawAfterSeconds === 0) parts.push('withdrawal on disagreement off');
+  for (const d of c.disagreement) {
+    const age = Math.round((now - d.since) / 1000);
+    const rings = d.services.map((x) => `${x.service} ring ${x.mine.slice(0, 12)}, majority ${x.majority.slice(0, 12)}`).join('; ');
+    parts.push(d.state === 'withdrawn' ? `VIP ${d.vip} WITHDRAWN ${age} s ago: tables differ from the majority (${rings})` : `VIP ${d.vip} differs from the majority for ${age} s (withdrawn after ${c.disagreementWithdrawAfterSeconds} s: ${rings})`);
+  }
+  if (c.withdrawals) parts.push(`${c.withdrawals} withdrawal(s) for disagreement since start`);
+  return parts.join('; ');
 }
 
 function n(v: number | undefined): string {
@@ -41,6 +57,7 @@ export function formatStatus(view: ServicesView, st: StatusView): string {
     lines.push(`config: ${st.configFile}${r ? `; last reload ${r.at} ${r.ok ? 'ok' : `FAILED: ${r.error ?? ''}`}` : ''}`);
   }
   if (m.allDown.length) lines.push(`NO HEALTHY BACKEND: ${m.allDown.join(', ')}`);
+  if (st.cluster) lines.push(clusterLine(st.cluster));
   const cols: Array<[string, number, boolean]> = [
     ['Prot LocalAddress:Port', 34, false],
     ['Name', 12, false],

@@ -1,5 +1,7 @@
 // Health agreement between the l4nat hosts of a cluster. Each host serves its own view of every backend (from its
-// own active and passive checks) on a small read-only HTTP listener, and polls its peers' views. A backend leaves the
+// own active and passive checks) on a small read-only HTTP listener, and polls its peers' views. The same answer
+// carries the host's report (host-report.ts: ring digests, backends, announcements, disagreement), which the peers
+// use to judge disagreement (disagreement.ts) and show every host side by side (view.ts). A backend leaves the
 // ring only when a strict majority of the fresh views (this host's included) see it down; a peer whose last answer
 // is older than peer_timeout (dead, cut off) does not vote. So one host whose path to a backend is broken does not
 // change anyone's table — its own included — and every host computes the same verdict from the same views.
@@ -20,6 +22,8 @@ import { createServer as createTlsServer, request as httpsRequest } from 'https'
 import { readFileSync } from 'fs';
 import { readTokenFile } from '../config/secret-file';
 import type { ClusterOptions, PeerAddress } from './options';
+import { parseHostReport, type HostReport } from './host-report';
+import type { PeerRings } from './disagreement';
 
 /** A peer's view is a few dozen bytes per backend: 4 MiB holds tens of thousands; a larger reply is not read. */
 export const MAX_PEER_REPLY_BYTES = 4 * 1024 * 1024;
@@ -31,6 +35,8 @@ export interface PeerView {
   health?: Map<string, boolean>;
   /** VIPs the peer announced at its last answer. */
   announcing?: boolean;
+  /** The rest of its last answer: ring digests, backends, announcements, disagreement (host-report.ts). */
+  report?: HostReport;
   error?: string;
 }
 
@@ -41,6 +47,8 @@ export interface LocalState {
   /** Per service id: sha256 of the ring as published to the data plane. */
   rings: Record<string, string>;
   announced: { vips: string[]; returnRoutes: string[] };
+  backends?: HostReport['backends'];
+  disagreement?: HostReport['disagreement'];
 }
 
 /** The verdict for one backend: down only when a strict majority of the votes say down. */
@@ -80,6 +88,11 @@ export class HealthAgreement {
   /** The views that vote now (answered within peer_timeout). */
   freshViews(now = Date.now()): PeerView[] {
     return [...this.views.values()].filter((v) => v.at !== undefined && now - v.at <= this.opts.peerTimeout * 1000);
+  }
+
+  /** The fresh peers' ring digests and announced VIPs: the votes on disagreement (disagreement.ts). */
+  freshRings(now = Date.now()): PeerRings[] {
+    return this.freshViews(now).flatMap((v) => (v.report ? [{ peer: v.peer, rings: v.report.rings, vips: v.report.announced.vips }] : []));
   }
 
   /** Verdict per backend key from this host's view and the fresh peer views (peers that do not know a key abstain). */
@@ -135,6 +148,8 @@ export class HealthAgreement {
       agreed: Object.fromEntries(s.agreed),
       rings: s.rings,
       announced: s.announced,
+      backends: s.backends ?? {},
+      disagreement: s.disagreement ?? [],
       peers: [...this.views.values()].map((v) => ({ peer: v.peer, ageMs: v.at === undefined ? null : now - v.at, error: v.error ?? null })),
     });
   }
@@ -165,6 +180,7 @@ export class HealthAgreement {
       for (const [k, h] of Object.entries(body.health ?? {})) if (typeof h === 'boolean') health.set(k, h);
       v.health = health;
       v.announcing = Array.isArray(body.announced?.vips) && body.announced.vips.length > 0;
+      v.report = parseHostReport(body);
       v.at = Date.now();
       v.error = undefined;
     } catch (e) {

@@ -1,8 +1,10 @@
 // Scale-out: one l4nat host among several behind an ECMP router (docs/scale-out.md). This file decides what
 // the host announces and when, and feeds the cluster's health verdict into the controller:
 //
-//   VIP v announced        while l4nat runs, every worker's heartbeat is fresh, no stop has begun, and some service
-//                          of v has a non-empty ring (the agreed health leaves it a backend)
+//   VIP v announced        while l4nat runs, every worker's heartbeat is fresh, no stop has begun, some service
+//                          of v has a non-empty ring (the agreed health leaves it a backend), and no service of v
+//                          has had a ring that differs from the cluster's majority for disagreement_withdraw_after
+//                          (disagreement.ts; announced again after a hold once it agrees)
 //   return routes          while l4nat runs, its workers are alive, no stop has begun and (when upstream_protocols
 //                          are named) at least one of those BGP sessions is Established: a host cut off from its
 //                          router would translate replies into a dead link
@@ -14,10 +16,27 @@
 // was down is brought up to date when it is back; it also reads the file at start). Layers: options.ts,
 // bird.ts, agreement.ts → this file → up.ts.
 import type { Logger } from '../util/log';
-import { serviceId, type ServiceConfig } from '../config/model';
+import { backendId, serviceId, type BackendConfig, type ServiceConfig } from '../config/model';
 import { HealthAgreement, peerName, ringDigest, type LocalState } from './agreement';
 import { BirdWriter, renderInclude, type Announcement } from './bird';
+import { DisagreementGuard, type VipDisagreement } from './disagreement';
+import type { HostReport } from './host-report';
 import type { ClusterOptions } from './options';
+import { buildClusterView, type ClusterView } from './view';
+
+/** A VIP withdrawn for disagreement is announced again once it has agreed this long (at least 3 poll rounds). */
+export function reannounceHoldMs(pollInterval: number): number {
+  return Math.max(2_000, 3 * pollInterval * 1000);
+}
+
+/** What `l4nat status` shows of the cluster (GET /v1/status). */
+export interface ClusterStatus {
+  peers: { fresh: number; total: number };
+  disagreementWithdrawAfterSeconds: number;
+  disagreement: VipDisagreement[];
+  /** VIPs withdrawn for disagreement since start. */
+  withdrawals: number;
+}
 
 /**
  * What the cluster needs of the control plane (src/control/controller.ts has it), owned here so that the cluster
@@ -36,6 +55,7 @@ export interface ClusterControl {
   readonly publishedWeights: ReadonlyMap<string, ReadonlyMap<string, number>>;
   summary(): { allDown: readonly string[] };
   readonly current: readonly ServiceConfig[];
+  backendState(s: ServiceConfig, b: BackendConfig): { state: string };
 }
 
 export interface ClusterDeps {
@@ -52,6 +72,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export class Cluster {
   readonly bird: BirdWriter | undefined;
   readonly agreement: HealthAgreement;
+  readonly guard: DisagreementGuard;
   private deps: ClusterDeps | undefined;
   private agreed = new Map<string, boolean>();
   private stopping = false;
@@ -63,6 +84,8 @@ export class Cluster {
   private members: string | undefined; // undefined until the first round (start-up is not a change)
   private membersChangedAt = 0;
   private busy = false;
+  /** The disagreement decision's clock (tests set a fake one). */
+  clock: () => number = Date.now;
 
   constructor(
     readonly opts: ClusterOptions,
@@ -70,6 +93,7 @@ export class Cluster {
   ) {
     this.bird = opts.bgp ? new BirdWriter(opts.bgp) : undefined;
     this.agreement = new HealthAgreement(opts, () => this.localState());
+    this.guard = new DisagreementGuard(opts.disagreementWithdrawAfter * 1000, reannounceHoldMs(opts.pollInterval));
   }
 
   /** Before the TUN is opened (which gives it carrier): announce nothing, so a restart re-announces only once ready. */
@@ -124,12 +148,72 @@ export class Cluster {
     if (logged) this.log.info({ event: 'change_released', reason, heldMs: Date.now() - t0 }, `cluster: applying "${reason}" after ${Date.now() - t0} ms`);
   }
 
+  private ringDigests(): Record<string, string> {
+    const rings: Record<string, string> = {};
+    for (const [sid, ring] of this.deps?.rings() ?? []) rings[sid] = ringDigest(ring);
+    return rings;
+  }
+
+  /** This host's report to its peers: digests, backends (state, configured weight, weight in the ring), disagreement. */
+  private report(): HostReport {
+    const backends: HostReport['backends'] = {};
+    const d = this.deps;
+    for (const s of d?.ctrl.current ?? []) {
+      const sid = serviceId(s);
+      const inRing = d!.ctrl.publishedWeights.get(sid);
+      backends[sid] = {};
+      for (const b of s.backends) {
+        const bid = backendId(b, s.proto);
+        backends[sid][bid] = { state: d!.ctrl.backendState(s, b).state, weight: b.weight, inRing: inRing?.get(bid) ?? 0 };
+      }
+    }
+    return { rings: this.ringDigests(), announced: this.announced, backends, disagreement: this.guard.view() };
+  }
+
   private localState(): LocalState {
     const d = this.deps;
     if (!d) return { ready: false, health: new Map(), agreed: new Map(), rings: {}, announced: this.announced };
-    const rings: Record<string, string> = {};
-    for (const [sid, ring] of d.rings()) rings[sid] = ringDigest(ring);
-    return { ready: true, health: d.ctrl.localHealth(), agreed: this.agreed, rings, announced: this.announced };
+    return { ready: true, health: d.ctrl.localHealth(), agreed: this.agreed, ...this.report() };
+  }
+
+  /** Every host's view side by side, as this host has it (GET /v1/cluster). */
+  view(now = this.clock()): ClusterView {
+    return buildClusterView({
+      self: peerName({ addr: this.opts.listen, port: this.opts.port }),
+      mine: this.report(),
+      peers: [...this.agreement.views.values()],
+      now,
+      peerTimeoutSeconds: this.opts.peerTimeout,
+      disagreementWithdrawAfterSeconds: this.opts.disagreementWithdrawAfter,
+    });
+  }
+
+  status(now = this.clock()): ClusterStatus {
+    return {
+      peers: { fresh: this.agreement.freshViews(now).length, total: this.agreement.views.size },
+      disagreementWithdrawAfterSeconds: this.opts.disagreementWithdrawAfter,
+      disagreement: this.guard.view(),
+      withdrawals: this.guard.withdrawals,
+    };
+  }
+
+  /** Compares this host's ring digests with its fresh peers'; withdraws or restores VIPs (disagreement.ts). */
+  private judgeDisagreement(): void {
+    const d = this.deps!;
+    const now = this.clock();
+    const serviceVip = new Map(d.ctrl.current.map((s) => [serviceId(s), s.vip] as const));
+    const ev = this.guard.update(now, this.ringDigests(), serviceVip, this.agreement.freshRings(now));
+    const after = this.opts.disagreementWithdrawAfter;
+    for (const w of ev.withdrawn) {
+      const what = w.services.map((x) => `${x.service} ring ${x.mine.slice(0, 12)} vs ${x.majority.slice(0, 12)} held by ${x.majorityPeers.join(', ')} (${x.majorityPeers.length} of ${x.votes} votes)`).join('; ');
+      this.log.error(
+        { event: 'disagreement_withdraw', vip: w.vip, services: w.services, withdrawAfterSeconds: after },
+        `cluster: withdrawing VIP ${w.vip}: its tables have differed from the cluster's majority for ${after} s: ${what}`,
+      );
+    }
+    for (const r of ev.restored) {
+      this.log.warn({ event: 'disagreement_cleared', vip: r.vip, withdrawnMs: r.withdrawnMs }, `cluster: VIP ${r.vip} agrees with the cluster's majority again: announcing it (withdrawn for ${r.withdrawnMs} ms)`);
+    }
   }
 
   /** One round: agree on health (republish if the verdict changed), then bring BIRD up to date. */
@@ -147,6 +231,7 @@ export class Cluster {
         this.log.warn({ event: 'cluster_health', changes: flipped, votes }, `cluster: agreed health changed (${votes} vote(s)): ${flipped.join(', ')}`);
         await d.ctrl.republish(`cluster health: ${flipped.join(', ')}`).catch((err: unknown) => this.log.error({ err }, 'publishing the agreed health failed'));
       }
+      if (!this.stopping) this.judgeDisagreement();
       await this.announce();
       const m = this.membership();
       if (this.members === undefined) this.members = m;
@@ -177,13 +262,18 @@ export class Cluster {
       e.serving ||= serving;
       byVip.set(s.vip, e);
     }
-    const vips = [...byVip].filter(([, e]) => e.serving).map(([addr, e]) => ({ addr, family: e.family }));
+    const differing = this.guard.withdrawn();
+    const vips = [...byVip].filter(([a, e]) => e.serving && !differing.has(a)).map(([addr, e]) => ({ addr, family: e.family }));
     const dark = [...byVip].filter(([, e]) => !e.serving).map(([a]) => a);
+    const apart = [...byVip.keys()].filter((a) => differing.has(a));
     const ret = this.upstreamOk ? (this.opts.bgp?.returnRoutes ?? []) : [];
     return {
       a: { tun, vips, returnRoutes: ret },
       why: {
-        vips: dark.length ? `withdrawn (no healthy backend): ${dark.join(', ')}` : 'every VIP has a healthy backend',
+        vips: [
+          ...(dark.length ? [`withdrawn (no healthy backend): ${dark.join(', ')}`] : []),
+          ...(apart.length ? [`withdrawn (tables differ from the cluster's majority): ${apart.join(', ')}`] : []),
+        ].join('; ') || 'every VIP has a healthy backend and agrees with the cluster',
         ret: this.upstreamOk ? 'upstream reachable' : `withdrawn: no upstream session Established (${this.opts.bgp?.upstreamProtocols.join(', ')})`,
       },
     };

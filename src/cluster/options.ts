@@ -48,6 +48,11 @@ export interface ClusterOptions {
    * (0: no wait), so flows that moved between hosts are pinned on their new host first (index.ts).
    */
   settle: number;
+  /**
+   * Seconds a service's ring may differ from the majority of the fresh peers' before this host withdraws its VIP
+   * (disagreement.ts); 0: never.
+   */
+  disagreementWithdrawAfter: number;
   bgp?: BgpOptions;
 }
 
@@ -56,6 +61,7 @@ export const CLUSTER_DEFAULTS = {
   pollInterval: 0.5,
   peerTimeout: 3,
   settle: 3,
+  disagreementWithdrawAfter: 5,
   birdc: 'birdc',
   socket: '/run/bird/bird.ctl',
   withdrawDelay: 1,
@@ -75,6 +81,7 @@ export interface RawCluster {
   poll_interval?: number;
   peer_timeout?: number;
   settle?: number;
+  disagreement_withdraw_after?: number;
   bgp?: {
     include_file: string;
     birdc?: string;
@@ -147,7 +154,13 @@ export function clusterOf(raw: RawCluster | undefined, add: Add): ClusterOptions
     pollInterval,
     peerTimeout,
     settle: raw.settle ?? CLUSTER_DEFAULTS.settle,
+    disagreementWithdrawAfter: raw.disagreement_withdraw_after ?? CLUSTER_DEFAULTS.disagreementWithdrawAfter,
   };
+  const wa = out.disagreementWithdrawAfter;
+  if (wa > 0 && wa < 2 * pollInterval) {
+    // Hosts adopt a new agreed verdict up to one poll apart: a shorter bound would withdraw on that alone.
+    add(['cluster', 'disagreement_withdraw_after'], `got ${wa}, expected 0 (off) or at least twice poll_interval (${2 * pollInterval} s): hosts adopt a health verdict up to one poll apart`);
+  }
   if (raw.token_file !== undefined) {
     out.tokenFile = raw.token_file;
     try {

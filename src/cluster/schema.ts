@@ -25,6 +25,7 @@ export const clusterSchema = {
     poll_interval: seconds(0.1, 60),
     peer_timeout: seconds(0.2, 600),
     settle: seconds(0, 600),
+    disagreement_withdraw_after: seconds(0, 3600),
     bgp: {
       type: 'object',
       additionalProperties: false,

@@ -32,6 +32,7 @@ import { SlowStartTimer } from './slow-start';
 import type { EffectiveTable } from './effective';
 import { FlowQueries, type FlowQuery, type FlowView } from './flows';
 import { Operations } from './operations';
+import { backendWritesRefusal } from './cluster-writes';
 import { PassiveCheck } from './passive';
 import { planRuntime, type Change } from './plan';
 import { PlanPreviewer, type PlanPreview } from './plan-preview';
@@ -97,7 +98,7 @@ export class Controller extends EventEmitter {
       },
       published: () => this.emit('change'),
     });
-    this.ops = new Operations(state, this.queue);
+    this.ops = new Operations(state, this.queue, backendWritesRefusal(opts));
     this.previewer = new PlanPreviewer(state, (p) => this.queue.effective(p));
   }
 
@@ -182,6 +183,11 @@ export class Controller extends EventEmitter {
   }
 
   // Operations (admin API, signals)
+
+  /** Why backend changes are refused on this host (one of a cluster: change the config file), or null. */
+  get backendWritesRefused(): string | null {
+    return this.ops.refusal;
+  }
 
   addBackend(sid: string, b: BackendConfig): Promise<{ service: string; backend: string }> {
     return this.ops.addBackend(sid, b);
@@ -271,6 +277,7 @@ export class Controller extends EventEmitter {
 
   private changeFor(req: PlanRequest): Change {
     if ('op' in req) {
+      this.ops.allowed(); // a preview of a change this host would refuse would mislead
       switch (req.op) {
         case 'add':
           return this.ops.addChange(req.service, req.backend);

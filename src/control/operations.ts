@@ -1,7 +1,8 @@
 // The operator's run-time changes (admin API): add, remove and reweigh backends, drain and undrain them. Each
 // is checked against the running services at once (404, 409, 400 naming what is wrong) and again in the change
 // queue, where it is planned and published; a refused one changes nothing. Changes are not written back to the
-// config file: a reload drops API backends (logged), a drain survives it while the backend is in the file.
+// config file: a reload drops API backends (logged), a drain survives it while the backend is in the file. In a
+// cluster every one of them is refused first, naming the config-file way (cluster-writes.ts).
 import { backendId, type BackendConfig } from '../config/model';
 import { planDrain } from './drain';
 import { planServices, type Change } from './plan';
@@ -12,9 +13,17 @@ export class Operations {
   constructor(
     private readonly state: ControlState,
     private readonly queue: ChangeQueue,
+    /** Why writes are refused (a cluster host), or null. */
+    readonly refusal: string | null = null,
   ) {}
 
+  /** Throws 409 with the reason when this host takes no backend changes (a cluster: cluster-writes.ts). */
+  allowed(): void {
+    if (this.refusal !== null) throw new ControlError(409, this.refusal);
+  }
+
   async addBackend(sid: string, b: BackendConfig): Promise<{ service: string; backend: string }> {
+    this.allowed();
     const state = this.state;
     const bid = backendId(b, state.services[state.find(sid).si].proto);
     await this.queue.planned(`api: add ${bid} to ${sid}`, () => this.addChange(sid, b));
@@ -23,11 +32,13 @@ export class Operations {
   }
 
   async removeBackend(sid: string, bid: string): Promise<void> {
+    this.allowed();
     await this.queue.planned(`api: remove ${bid} from ${sid}`, () => this.removeChange(sid, bid));
     this.state.log.info({ event: 'backend_removed', service: sid, backend: bid }, `backend ${bid} removed from ${sid}`);
   }
 
   async setWeight(sid: string, bid: string, weight: number): Promise<void> {
+    this.allowed();
     let old = 0;
     await this.queue.planned(`api: weight ${bid} ${weight}`, () => {
       const c = this.weightChange(sid, bid, weight);
@@ -76,6 +87,7 @@ export class Operations {
    * seconds are removed (given again for a drain under way, it moves that drain's deadline).
    */
   async drain(sid: string, bid: string, deadlineS?: number): Promise<void> {
+    this.allowed();
     const started = await this.queue.planned(`api: drain ${bid}`, () => this.drainChange(sid, bid, true, deadlineS));
     const within = deadlineS !== undefined ? `; flows left after ${deadlineS} s are removed` : '';
     if (started) {
@@ -86,6 +98,7 @@ export class Operations {
   }
 
   async undrain(sid: string, bid: string): Promise<void> {
+    this.allowed();
     if (!(await this.queue.planned(`api: undrain ${bid}`, () => this.drainChange(sid, bid, false)))) return;
     this.state.log.info({ event: 'backend_undrained', service: sid, backend: bid }, `backend ${bid} of ${sid} is back in the ring`);
   }

@@ -136,16 +136,17 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     if (opts.admin.port > 0) {
       const cur = ctrl;
       trace = new TraceHub({ dp, services: () => cur.current, serviceSlot: (id) => balancer.serviceSlot(id), backendSlot: (k) => balancer.backendSlot(k), log });
-      const metrics = createMetrics({ ctrl, counters: () => dp.counters(), flowCount: () => cur.flowCount(), flowCapacity: dp.flowCapacity });
+      const metrics = createMetrics({ ctrl, counters: () => dp.counters(), flowCount: () => cur.flowCount(), flowCapacity: dp.flowCapacity, ...(cluster ? { cluster: () => cluster.status() } : {}) });
       admin = await createAdminServer({
         ctrl,
         admin: opts.admin,
         log,
         metrics,
-        info: () => ({ tun: dp.ifname, queues: dp.queues, flowCapacity: dp.flowCapacity }),
+        info: () => ({ tun: dp.ifname, queues: dp.queues, flowCapacity: dp.flowCapacity, ...(cluster ? { cluster: cluster.status() } : {}) }),
         restart: () => process.kill(process.pid, 'SIGUSR2'),
         trace,
         dashboard: { rings: balancer, flowCapacity: dp.flowCapacity },
+        ...(cluster ? { cluster: () => cluster.view() } : {}),
       });
       const a = await listenAdmin(admin, opts.admin);
       const scheme = opts.admin.tls ? 'https' : 'http';

@@ -54,6 +54,9 @@ function App() {
 
   if (!frame || !session) return html`<p class="loading">Connecting…</p>`;
   const readOnly = frame.readOnly || session.readOnly;
+  // A cluster host refuses backend changes (the config file on every host, then reload): no backend buttons, the reason shown.
+  const clusterFile = session.backendWritesRefused;
+  const backendReadOnly = readOnly || Boolean(clusterFile);
   const pts = points.current;
   return html`<div>
     <header class="top">
@@ -61,13 +64,15 @@ function App() {
       <span class=${`conn ${conn}`}>${conn}</span>
       <span class="muted">updated ${clock(new Date(frame.t).toISOString())}</span>
       ${readOnly ? html`<span class="badge ro">read-only</span>` : null}
+      ${!readOnly && clusterFile ? html`<span class="badge ro" data-badge="cluster" title=${clusterFile}>cluster: backends from the config file</span>` : null}
       <span class="spacer"></span>
       ${readOnly ? null : html`<button data-action="reload" onClick=${() => setPending(reloadAction())}>Reload config</button>`}
       ${session.canLogout ? html`<button onClick=${logout}>Log out</button>` : null}
     </header>
     ${notice ? html`<div id="notice" class=${`notice ${notice.kind}`} role=${notice.kind === 'error' ? 'alert' : 'status'}>
       <span>${notice.text}</span><button class="close" aria-label="dismiss" onClick=${() => setNotice(null)}>×</button></div>` : null}
-    ${frame.services.map((s) => html`<${ServiceCard} key=${s.id} s=${s} points=${pts} readOnly=${readOnly} ask=${setPending} />`)}
+    ${clusterFile ? html`<p class="notice busy" id="cluster-writes">${clusterFile}</p>` : null}
+    ${frame.services.map((s) => html`<${ServiceCard} key=${s.id} s=${s} points=${pts} readOnly=${backendReadOnly} ask=${setPending} />`)}
     <${DataplanePanel} dp=${frame.dataplane} points=${pts} reloads=${frame.reloads} />
     ${pending && !readOnly ? html`<${Confirm} pending=${pending} onDone=${() => setPending(null)} act=${act} />` : null}
   </div>`;
