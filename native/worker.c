@@ -39,6 +39,8 @@
 #define L4_BUF_SIZE (VNET_HDR_LEN + 65536 + 64)
 #define L4_RATELIMIT_BUCKETS 65536
 #define L4_BATCH 64
+/* How long a new l4nat waits for the previous one to let go of the flow table file (it is exiting). */
+#define FLOW_FILE_LOCK_WAIT_MS 3000
 
 struct l4_queue {
   struct l4_dp *dp;
@@ -214,7 +216,14 @@ int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **
     *failed_call = "eventfd";
     goto fail_fds;
   }
-  if (l4_flow_table_init(&dp->flows, cfg->flow_capacity) < 0) {
+  dp->flow_file.fd = -1;
+  if (cfg->flow_file[0]) {
+    struct siphash_key k;
+    siphash_key_from_bytes(&k, cfg->hash_key);
+    r = l4_flow_file_open(&dp->flow_file, cfg->flow_file, cfg->flow_capacity, &k, FLOW_FILE_LOCK_WAIT_MS, &dp->flows,
+                          failed_call);
+    if (r < 0) goto fail_fds;
+  } else if (l4_flow_table_init(&dp->flows, cfg->flow_capacity) < 0) {
     r = -errno;
     *failed_call = "mmap flow table";
     goto fail_fds;
@@ -222,8 +231,7 @@ int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **
   if (l4_ratelimit_init(&dp->ratelimit, L4_RATELIMIT_BUCKETS) < 0) {
     r = -ENOMEM;
     *failed_call = "calloc rate-limit buckets";
-    l4_flow_table_destroy(&dp->flows);
-    goto fail_fds;
+    goto fail_flows;
   }
   if (l4_probes_init(&dp->probes, cfg->max_backends) < 0) {
     r = -ENOMEM;
@@ -268,6 +276,7 @@ int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **
   return 0;
 fail_flows:
   l4_flow_table_destroy(&dp->flows);
+  l4_flow_file_close(&dp->flow_file, 0);
 fail_fds:
   for (int i = 0; i < n; i++) close(dp->fds[i]);
   if (dp->stop_fd >= 0) close(dp->stop_fd);
@@ -369,6 +378,7 @@ void l4_dp_destroy(struct l4_dp *dp, int keep_device) {
   close(dp->stop_fd);
   l4_tables_free(atomic_exchange(&dp->tables, NULL));
   l4_flow_table_destroy(&dp->flows);
+  l4_flow_file_close(&dp->flow_file, 1); /* the workers have stopped: nothing half-written */
   l4_ratelimit_destroy(&dp->ratelimit);
   l4_probes_destroy(&dp->probes);
   l4_dp_trace_destroy(&dp->trace);

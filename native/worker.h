@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "core/dataplane.h"
+#include "flow_file.h"
 #include "tracing.h"
 
 struct l4_queue;
@@ -21,6 +22,8 @@ struct l4_dp_config {
                                   busy_poll_us */
   uint32_t udp_coalesce; /* write runs of one flow's UDP datagrams as GSO super-packets (core/coalesce.h);
                             used only where the kernel takes them (its TUN accepted the USO offloads) */
+  char flow_file[256];   /* the flow table's file, handed from one l4nat to the next (flow_file.h); "" = memory */
+  uint8_t hash_key[16];  /* with flow_file: the key the entries are placed with */
 };
 
 struct l4_dp {
@@ -30,6 +33,7 @@ struct l4_dp {
   int *fds;
   struct l4_queue *queues;
   struct l4_flow_table flows;
+  struct l4_flow_file flow_file; /* fd -1 unless cfg.flow_file is set */
   struct l4_ratelimit ratelimit;
   struct l4_probes probes;   /* data-plane health probes outstanding, one per backend slot (core/probe.h) */
   struct l4_dp_trace trace;  /* the verdict trace's matches and rings (tracing.h) */
