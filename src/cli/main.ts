@@ -23,6 +23,8 @@ commands:
             --hash-key-file F          hash key file, created at first start (default /var/lib/l4nat/hash.key, mode 0600;
                                        copy it to every host of a cluster). (--hash-key HEX32 also exists, but every
                                        local user can read a command line in /proc: use the file.)
+            --flow-file F|none         the flow table's file, taken over by the next l4nat after a restart (default
+                                       /run/l4nat/TUN.flows, mode 0600; none = memory only, a restart starts empty)
             --stats-interval S         log a counter summary every S seconds (default 10, 0 = off)
             --log-level LEVEL          trace|debug|info|warn|error
             --admin-port N             admin API on 127.0.0.1:N (default 9180, 0 = off)

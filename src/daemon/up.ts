@@ -10,7 +10,8 @@ import { createMetrics } from '../admin/metrics';
 import { monotonicMs } from '../util/clock';
 import { ProxyNeighbors, vipsOf } from '../host/proxy-neigh';
 import { SystemdNotifier, workersAlive } from '../host/systemd';
-import { Dataplane, type QueueFailure } from '../dataplane/native';
+import type { Dataplane, QueueFailure } from '../dataplane/native';
+import { flowFileOf, openDataplane, removeFlowFile } from './flow-handover';
 import { affinityWarnings } from '../dataplane/affinity';
 import { loadOrCreateHashKey } from '../config/hash-key';
 import { HostSetup } from '../host/setup';
@@ -46,13 +47,14 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   const clusterOpts = clusterOptionsOf(opts);
   const cluster = clusterOpts ? new Cluster(clusterOpts, log) : undefined;
   await cluster?.prepare(opts.tun);
-  const dp = new Dataplane({
+  const flowFile = flowFileOf(opts);
+  const { dp, slots } = openDataplane({
     ifname: opts.tun,
     queues: opts.queues,
     flowCapacity: opts.flowCapacity,
     maxServices: Math.max(MIN_MAX_SERVICES, opts.services.length * 2),
     maxBackends: Math.max(MIN_MAX_BACKENDS, nBackends * 2),
-  });
+  }, flowFile, hashKey, log);
   // Persistent: if this process dies, the device and its routes stay, so backend replies are dropped
   // (no reader) rather than leaked, and the next run re-attaches (docs/design.md item 6).
   dp.setPersist(true);
@@ -64,7 +66,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     icmpEcho: opts.icmpEcho,
     icmpTranslate: opts.icmpTranslate,
     probeSource: opts.probeSource,
-  }, log);
+  }, log, slots);
   let statsTimer: NodeJS.Timeout | undefined;
   let ctrl: Controller | undefined;
   let admin: FastifyInstance | undefined;
@@ -88,6 +90,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     } finally {
       host.close();
       dp.close(false); // not persistent any more: the device goes with the last queue
+      removeFlowFile(flowFile, log);
     }
   };
   // Handover (SIGUSR2, POST /v1/restart), and a data plane whose TUN cannot be read any more: stop like a crash
