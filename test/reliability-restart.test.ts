@@ -10,6 +10,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { L4natProcess } from '../src/lab/l4nat-process';
 import type { ExitStatus } from '../src/lab/netns';
+import type { Lab } from '../src/lab/lab';
+import { adminAddBackend, adminRequest, AUTH_HEADER_JS, DEFAULT_ADMIN_TOKEN_FILE } from '../src/lab/admin-client';
 import { sleep, withLab } from './rigs/fixture';
 import { startProbe } from './rigs/probe-run';
 import { skipUnless } from './rigs/requirements';
@@ -64,4 +66,109 @@ test(`graceful restart (SIGUSR2: exit 75 keeping TUN, routes, rules) during ${ST
     assert.ok(l4.logs().some((r) => typeof r.msg === 'string' && r.msg.startsWith('handed over: TUN l4nat0')), `handover logged: ${JSON.stringify(st)} ${l4.logs().slice(-4).map((r) => String(r.msg)).join(' | ')} ${l4.stderr.slice(-3).join(' ')}`);
     return st;
   }, 75);
+});
+
+// The flow table handed over (issue 18, item 4): the next l4nat maps the file the previous one kept its flow
+// table in (/run/l4nat/TUN-netNNN.flows), with the slot map that gives the same backends the same slots. Flows
+// pinned AGAINST the ring (opened before b3 joined, whose slots moved to b3) keep their backend: without the
+// table they would go to b3 by the ring at their next packet and b3 would reset them. 10,000 idle UDP flows stay
+// counted. Then a restart with another flow capacity: the file is not taken over, one log line says why.
+const HANDOVER_ARGS = [...ARGS, '--flow-capacity', '262144'];
+const IDLE_UDP = 10_000;
+
+/** One datagram from each of n client source ports to VIP:8080/udp (each a flow in l4nat's table), in batches. */
+const UDP_FLOWS_JS = `
+  const dgram = require('dgram');
+  const [vip, n] = [process.argv[1], Number(process.argv[2])];
+  (async () => {
+    let sent = 0;
+    for (let base = 0; base < n; base += 500) {
+      const socks = [];
+      for (let i = base; i < Math.min(n, base + 500); i++) {
+        const s = dgram.createSocket('udp4');
+        s.on('error', () => undefined);
+        await new Promise((r) => s.bind(20000 + i, r));
+        s.send('idle ' + i + '\\n', 8080, vip, () => { sent++; });
+        socks.push(s);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      for (const s of socks) s.close();
+    }
+    process.stdout.write(String(sent));
+  })();`;
+
+/** explain for each client port of a TCP flow to VIP:8080 (one process in lb, not one per request). */
+const EXPLAIN_JS = `${AUTH_HEADER_JS}
+  const [client, vip, ports, tokenFile] = process.argv.slice(1);
+  (async () => {
+    const out = {};
+    for (const p of ports.split(',')) {
+      const r = await fetch('http://127.0.0.1:9180/v1/flows/explain?proto=tcp&client=' + client + ':' + p + '&vip=' + vip + ':8080', { headers: authHeader(tokenFile) });
+      const x = await r.json();
+      out[p] = x.flowEntry ? { backend: x.flowEntry.backend, against: x.flowEntry.pinnedAgainstRing, ring: x.ring.backend } : null;
+    }
+    process.stdout.write(JSON.stringify(out));
+  })();`;
+
+type Pins = Record<string, { backend: string; against: boolean; ring: string } | null>;
+
+async function explainPorts(lab: Lab, ports: readonly number[]): Promise<Pins> {
+  const { stdout } = await lab.exec('lb', process.execPath, ['-e', EXPLAIN_JS, lab.client.ipv4, lab.vip4, ports.join(','), DEFAULT_ADMIN_TOKEN_FILE]);
+  return JSON.parse(stdout) as Pins;
+}
+
+async function liveFlows(lab: Lab): Promise<number> {
+  const r = await adminRequest(lab, 'GET', '/v1/services');
+  return (r.body as { dataplane: { flows: number } }).dataplane.flows;
+}
+
+test(`flow table handover: ${STREAMS} streams, ${IDLE_UDP} idle UDP flows and flows pinned against the ring kept across SIGUSR2; another capacity starts empty and says why`, { skip: skipUnless(), timeout: 180_000 }, async (t) => {
+  await withLab({ backends: 3, ipv6: false, l4nat: { backendIds: ['b1', 'b2'], extraArgs: HANDOVER_ARGS } }, async ({ lab, l4, start }) => {
+    const probe = startProbe(lab, { target: lab.vip4, streams: STREAMS, intervalMs: 20, chunkBytes: 512, durationMs: 90_000 });
+    assert.equal((await probe.ready).failed, 0, 'all streams set up');
+    // b3 joins: the ring moves some slots to it; the streams already there stay pinned to b1/b2 by their entries.
+    await adminAddBackend(lab, 'b3');
+    const sent = Number((await lab.exec('client', process.execPath, ['-e', UDP_FLOWS_JS, lab.vip4, String(IDLE_UDP)])).stdout);
+    assert.equal(sent, IDLE_UDP);
+    await sleep(1_000);
+    const ports = (await probe.status()).conns.map((c) => c.localPort!);
+    const pinsBefore = await explainPorts(lab, ports);
+    const against = ports.filter((p) => pinsBefore[p]?.against === true);
+    assert.ok(against.length > 0, `some streams are pinned against the ring after b3 joined: ${JSON.stringify(pinsBefore)}`);
+    for (const p of against) assert.notEqual(pinsBefore[p]!.backend, pinsBefore[p]!.ring);
+    const flowsBefore = await liveFlows(lab);
+    assert.ok(flowsBefore >= IDLE_UDP + STREAMS, `${flowsBefore} flows before`);
+
+    const signalAt = Date.now();
+    l4.proc.kill('SIGUSR2');
+    assert.equal((await l4.proc.exited).code, 75);
+    const next = await start({ extraArgs: HANDOVER_ARGS }); // b1, b2 and b3: the old one's services as they ended
+    const readyAt = Date.now();
+    const took = next.logs().find((r) => typeof r.msg === 'string' && r.msg.startsWith('took over the flow table'));
+    assert.ok(took, `the new l4nat took the flow table over: ${next.logs().map((r) => String(r.msg)).join(' | ')}`);
+    const flowFile = String(took.flowFile);
+    const flowsAfter = await liveFlows(lab);
+    assert.equal(flowsAfter, flowsBefore, 'the same flows before and after the handover');
+    const pinsAfter = await explainPorts(lab, against);
+    for (const p of against) assert.deepEqual(pinsAfter[p], pinsBefore[p], `flow from port ${p} keeps its backend against the ring`);
+    await sleep(3_000);
+    probe.stop();
+    const rep = await probe.report;
+    const failed = rep.conns.filter((c) => c.error !== null);
+    assert.equal(failed.length, 0, `broken streams: ${JSON.stringify(failed.slice(0, 5))}`);
+    for (const c of rep.conns) assert.ok(c.bytesEchoed === c.bytesSent && c.bytesSent > 0, `stream ${c.i}: ${c.bytesEchoed}/${c.bytesSent}`);
+    const gaps = rep.conns.filter((c) => c.maxGapEndAt >= signalAt).map((c) => c.maxGapMs);
+    t.diagnostic(`handover: ${STREAMS}/${STREAMS} streams verified, ${against.length} of them pinned against the ring kept their backend; flows ${flowsBefore} before, ${flowsAfter} after; signal to ready ${readyAt - signalAt} ms; longest gap ${Math.max(0, ...gaps)} ms`);
+
+    // Another capacity: the file does not fit this table. Started empty, said so, replaced.
+    next.proc.kill('SIGUSR2');
+    assert.equal((await next.proc.exited).code, 75);
+    const third = await start({ extraArgs: [...ARGS, '--flow-capacity', '131072'] });
+    const why = third.logs().find((r) => typeof r.msg === 'string' && r.msg.startsWith(`flow table file ${flowFile} not taken over`));
+    assert.ok(why, `one line says why: ${third.logs().map((r) => String(r.msg)).join(' | ')}`);
+    assert.match(String(why.msg), /capacity differs/);
+    assert.ok((await liveFlows(lab)) < IDLE_UDP, 'the idle UDP flows are gone: the table started empty');
+    assert.equal((await third.stop()).code, 0);
+    assert.equal((await lab.exec('lb', 'sh', ['-c', `test -e ${flowFile} && echo kept || echo removed`])).stdout.trim(), 'removed', 'a normal stop removes the flow table file');
+  });
 });
