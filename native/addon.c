@@ -178,6 +178,10 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
       return NULL;
     }
     memcpy(cfg.hash_key, key, 16);
+    if (has_prop(env, argv[0], "flowFileShared") && get_u32(env, argv[0], "flowFileShared", &cfg.flow_file_shared)) {
+      napi_throw_type_error(env, "EINVAL", "l4nat addon: flowFileShared must be 0 or 1");
+      return NULL;
+    }
   }
   cfg.flow_capacity = ((uint64_t)cap_hi << 32) | cap_lo;
   struct handle *h = calloc(1, sizeof(*h));

@@ -21,9 +21,9 @@ static int fail(struct l4_flow_file *f, const char **failed_call, const char *ca
   return -e;
 }
 
-static int lock_file(int fd, uint32_t wait_ms) {
+static int lock_file(int fd, int how, uint32_t wait_ms) {
   for (uint32_t waited = 0;; waited += 10) {
-    if (flock(fd, LOCK_EX | LOCK_NB) == 0) return 0;
+    if (flock(fd, how | LOCK_NB) == 0) return 0;
     if (errno != EWOULDBLOCK || waited >= wait_ms) return -1;
     struct timespec ts = {0, 10 * 1000 * 1000};
     nanosleep(&ts, NULL);
@@ -31,7 +31,7 @@ static int lock_file(int fd, uint32_t wait_ms) {
 }
 
 int l4_flow_file_open(struct l4_flow_file *f, const char *path, uint64_t capacity, const struct siphash_key *key,
-                      uint32_t lock_wait_ms, struct l4_flow_table *ft, const char **failed_call) {
+                      uint32_t lock_wait_ms, int shared, struct l4_flow_table *ft, const char **failed_call) {
   memset(f, 0, sizeof(*f));
   f->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (f->fd < 0) return fail(f, failed_call, "open flow table file");
@@ -43,7 +43,7 @@ int l4_flow_file_open(struct l4_flow_file *f, const char *path, uint64_t capacit
     return fail(f, failed_call, "flow table file (must be a regular file of this user with mode 0600)");
   }
   /* Another l4nat on it (or the previous one still exiting): a flock ends with its holder, crash or not. */
-  if (lock_file(f->fd, lock_wait_ms) < 0) return fail(f, failed_call, "flock flow table file");
+  if (lock_file(f->fd, shared ? LOCK_SH : LOCK_EX, lock_wait_ms) < 0) return fail(f, failed_call, "flock flow table file");
   f->existed = st.st_size > 0;
   uint64_t key_id = l4_flow_segment_key_id(key);
   struct l4_flow_segment_hdr want;
@@ -54,6 +54,17 @@ int l4_flow_file_open(struct l4_flow_file *f, const char *path, uint64_t capacit
     struct l4_flow_segment_hdr h;
     if (pread(f->fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h)) return fail(f, failed_call, "read flow table file");
     f->why = l4_flow_segment_check(&h, (uint64_t)st.st_size, capacity, key_id);
+  }
+  if (f->why != L4_SEG_OK && shared) {
+    /* The running l4nat maps this file: leave it its inode, and start a new file under the name. */
+    enum l4_seg_verdict why = f->why;
+    int existed = f->existed;
+    if (unlink(path) < 0 && errno != ENOENT) return fail(f, failed_call, "unlink flow table file");
+    close(f->fd);
+    int r = l4_flow_file_open(f, path, capacity, key, lock_wait_ms, 0, ft, failed_call);
+    f->why = why;
+    f->existed = existed;
+    return r;
   }
   if (f->why != L4_SEG_OK) {
     /* Start anew: cut it to nothing first, so no old entry survives in the new table. */
@@ -71,13 +82,16 @@ int l4_flow_file_open(struct l4_flow_file *f, const char *path, uint64_t capacit
     memcpy(f->hdr, &want, sizeof(want));
     l4_flow_segment_release(f->hdr); /* all zero: nothing to repair */
   }
-  f->repaired = l4_flow_segment_attach(ft, f->hdr, f->base);
+  f->repaired = l4_flow_segment_attach(ft, f->hdr, f->base, !shared);
+  /* Alone until now; from here on a live handover's successor may join (shared), a second l4nat may not. */
+  if (!shared && flock(f->fd, LOCK_SH | LOCK_NB) < 0) return fail(f, failed_call, "flock flow table file (shared)");
   return 0;
 }
 
 void l4_flow_file_close(struct l4_flow_file *f, int clean) {
   if (f->fd < 0 || !f->base) return;
-  if (clean) l4_flow_segment_release(f->hdr);
+  /* Only the last user may say nothing is half-written: a successor still forwarding through it may be mid-write. */
+  if (clean && flock(f->fd, LOCK_EX | LOCK_NB) == 0) l4_flow_segment_release(f->hdr);
   munmap(f->base, (size_t)f->bytes);
   close(f->fd); /* ends the flock */
   f->base = NULL;

@@ -20,12 +20,16 @@ struct l4_flow_file {
 };
 
 /* Opens (creating it 0600 if missing) and maps `path` for a table of `capacity` entries placed with `key`, and
- * points ft at it. Waits up to lock_wait_ms for a previous process to let go of the file. Returns 0 or -errno
- * with *failed_call naming the step (then nothing is left open). */
+ * points ft at it. Alone (`shared` 0): waits up to lock_wait_ms for an exclusive lock (no other l4nat on it; a
+ * crashed one's lock is gone), repairs, then keeps a shared lock. `shared` 1, a live handover: the previous l4nat
+ * still holds its shared lock and forwards through the file; this one joins it, touching nothing, or, if the file
+ * cannot be taken over, unlinks it (the other keeps its mapping) and starts a new one at the same path. Returns 0 or
+ * -errno with *failed_call naming the step (then nothing is left open). */
 int l4_flow_file_open(struct l4_flow_file *f, const char *path, uint64_t capacity, const struct siphash_key *key,
-                      uint32_t lock_wait_ms, struct l4_flow_table *ft, const char **failed_call);
+                      uint32_t lock_wait_ms, int shared, struct l4_flow_table *ft, const char **failed_call);
 
-/* Unmaps and closes; marks the file clean first when `clean` (this process's workers have stopped). */
+/* Unmaps and closes; when `clean` (this process's workers have stopped) and no other process holds the file, marks
+ * it clean first, so the next l4nat skips the repair walk. */
 void l4_flow_file_close(struct l4_flow_file *f, int clean);
 
 #endif

@@ -24,6 +24,7 @@ struct l4_dp_config {
                             used only where the kernel takes them (its TUN accepted the USO offloads) */
   char flow_file[256];   /* the flow table's file, handed from one l4nat to the next (flow_file.h); "" = memory */
   uint8_t hash_key[16];  /* with flow_file: the key the entries are placed with */
+  uint32_t flow_file_shared; /* a live handover: the previous l4nat still uses the file (flow_file.h) */
 };
 
 struct l4_dp {

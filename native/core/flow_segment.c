@@ -143,9 +143,10 @@ int l4_flow_segment_put_slots(struct l4_flow_segment_hdr *h, uint8_t *base, cons
   return 0;
 }
 
-uint64_t l4_flow_segment_attach(struct l4_flow_table *ft, struct l4_flow_segment_hdr *h, uint8_t *base) {
+uint64_t l4_flow_segment_attach(struct l4_flow_table *ft, struct l4_flow_segment_hdr *h, uint8_t *base, int alone) {
   l4_flow_table_init_at(ft, (struct l4_flow *)(void *)(base + h->entries_off),
                         (_Atomic uint8_t *)(void *)(base + h->locks_off), h->nbuckets);
+  if (!alone) return 0;
   /* From here on this process writes: a crash leaves the file to be repaired by the next one. */
   if (atomic_exchange_explicit(&h->clean, 0, memory_order_acq_rel)) return 0;
   for (uint64_t i = 0; i < h->nbuckets; i++) atomic_store_explicit(&ft->locks[i], 0, memory_order_relaxed);

@@ -81,11 +81,12 @@ const uint8_t *l4_flow_segment_slots(const struct l4_flow_segment_hdr *h, const 
  * if it does not fit: a table whose slots nobody can name must not be taken over. Control thread only. */
 int l4_flow_segment_put_slots(struct l4_flow_segment_hdr *h, uint8_t *base, const uint8_t *map, uint64_t len);
 
-/* Points ft at a mapped segment's entries and locks (taken over or new). Unless the last user left it clean,
- * repairs what a process that died mid-write left: every bucket lock released, an entry caught half-written (odd
- * sequence) freed. Only before any worker of this process runs, and with no other process using the segment.
- * Returns the entries freed. */
-uint64_t l4_flow_segment_attach(struct l4_flow_table *ft, struct l4_flow_segment_hdr *h, uint8_t *base);
+/* Points ft at a mapped segment's entries and locks (taken over or new). `alone`: no other process uses the
+ * segment; then, unless the last user left it clean, repairs what a process that died mid-write left: every bucket
+ * lock released, an entry caught half-written (odd sequence) freed. Without `alone` (a live handover: the previous
+ * l4nat still forwards through it) nothing is touched. Only before any worker of this process runs. Returns the
+ * entries freed. */
+uint64_t l4_flow_segment_attach(struct l4_flow_table *ft, struct l4_flow_segment_hdr *h, uint8_t *base, int alone);
 
 /* Marks the segment clean: call once this process's workers have stopped (no lock held, no entry mid-write). */
 void l4_flow_segment_release(struct l4_flow_segment_hdr *h);

@@ -114,7 +114,7 @@ void test_flow_segment_repair(void) {
   struct siphash_key k = key_of(0x11);
   struct l4_flow_timeouts to = {.def = {60, 600, 60, 10, 300}};
   struct l4_flow_table ft;
-  CHECK(l4_flow_segment_attach(&ft, h, base) == 0, "a new segment needs no repair");
+  CHECK(l4_flow_segment_attach(&ft, h, base, 1) == 0, "a new segment needs no repair");
   CHECK(ft.capacity == SEG_CAP && ft.borrowed, "table over the segment");
   for (uint16_t p = 1; p <= 100; p++) {
     struct l4_flow_key fk = seg_key(p);
@@ -130,7 +130,7 @@ void test_flow_segment_repair(void) {
   atomic_store(&ft.locks[3], 1);
   l4_flow_table_destroy(&ft); /* borrowed: frees nothing */
   struct l4_flow_table ft2;
-  CHECK(l4_flow_segment_attach(&ft2, h, base) == 1, "the half-written entry freed");
+  CHECK(l4_flow_segment_attach(&ft2, h, base, 1) == 1, "the half-written entry freed");
   CHECK(atomic_load(&ft2.locks[3]) == 0, "the dead writer's lock released");
   CHECK(!l4_flow_lookup(&ft2, &k5, l4_flow_hash(&k, &k5), &to, 1000, &r5), "the half-written flow is gone");
   for (uint16_t p = 1; p <= 100; p++) {
@@ -145,7 +145,7 @@ void test_flow_segment_repair(void) {
   /* Left clean (a handover): the next attach skips the walk. */
   l4_flow_segment_release(h);
   atomic_store(&ft2.locks[0], 1);
-  CHECK(l4_flow_segment_attach(&ft2, h, base) == 0 && atomic_load(&ft2.locks[0]) == 1, "a clean segment is not walked");
+  CHECK(l4_flow_segment_attach(&ft2, h, base, 1) == 0 && atomic_load(&ft2.locks[0]) == 1, "a clean segment is not walked");
   CHECK(atomic_load(&h->clean) == 0, "taken: not clean until released again");
   free(base);
 }
