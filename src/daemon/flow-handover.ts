@@ -31,8 +31,11 @@ export interface OpenedDataplane {
   slots?: FlowSlotMap;
 }
 
-/** Opens the data plane with its flow table in `file` (null: in memory), saying in one log line what it found. */
-export function openDataplane(opts: DataplaneOptions, file: string | null, hashKey: Buffer, log: Logger): OpenedDataplane {
+/**
+ * Opens the data plane with its flow table in `file` (null: in memory), saying in one log line what it found.
+ * `shared`: a live handover, the previous l4nat still forwards through the file (src/daemon/live-handover.ts).
+ */
+export function openDataplane(opts: DataplaneOptions, file: string | null, hashKey: Buffer, log: Logger, shared = false): OpenedDataplane {
   if (file === null) return { dp: new Dataplane(opts) };
   try {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 }); // systemd's RuntimeDirectory= made it already
@@ -41,7 +44,7 @@ export function openDataplane(opts: DataplaneOptions, file: string | null, hashK
   }
   let dp: Dataplane;
   try {
-    dp = new Dataplane({ ...opts, flowFile: { path: file, hashKey } });
+    dp = new Dataplane({ ...opts, flowFile: { path: file, hashKey, shared } });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (!String(e.syscall ?? '').includes('flow table file')) throw err;
@@ -57,7 +60,7 @@ export function openDataplane(opts: DataplaneOptions, file: string | null, hashK
     } catch (err) {
       // Its entries' slot numbers cannot be read: start anew rather than pin flows to unknown backends.
       dp.close(true);
-      rmSync(file, { force: true });
+      rmSync(file, { force: true }); // a live predecessor keeps its mapping of the unlinked file
       log.warn({ flowFile: file, reason: (err as Error).message }, `flow table file ${file} not taken over: ${(err as Error).message}; starting with an empty flow table (the file is replaced)`);
       return { dp: new Dataplane({ ...opts, flowFile: { path: file, hashKey } }) };
     }

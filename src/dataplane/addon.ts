@@ -11,7 +11,7 @@ import type { NativeTraceMatch } from './trace-record';
 import type { Family } from '../host/addr';
 
 export interface Addon {
-  open(o: Omit<DataplaneOptions, 'busyPollAdaptive' | 'udpCoalesce' | 'flowFile'> & { busyPollAdaptive: number; udpCoalesce: number; flowFile?: string; hashKey?: Uint8Array }): object;
+  open(o: Omit<DataplaneOptions, 'busyPollAdaptive' | 'udpCoalesce' | 'flowFile'> & { busyPollAdaptive: number; udpCoalesce: number; flowFile?: string; hashKey?: Uint8Array; flowFileShared?: number }): object;
   info(h: object): { ifname: string; queues: number; offloads: number; flowCapacity: number; counterWords: number; counters: ArrayBuffer; flowFile?: FlowFileState };
   flowSlots(h: object): Buffer | null;
   setFlowSlots(h: object, map: Uint8Array): boolean;

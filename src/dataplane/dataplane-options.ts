@@ -18,7 +18,7 @@ export interface DataplaneOptions {
   udpCoalesce?: boolean;
   /** Keep the flow table in this file, placed with this hash key, for the next l4nat to take over
    * (native/core/flow_segment.h); null: in memory. */
-  flowFile?: { path: string; hashKey: Uint8Array } | null;
+  flowFile?: { path: string; hashKey: Uint8Array; shared?: boolean } | null;
 }
 
 /** The options with every default filled in. */

@@ -73,7 +73,7 @@ export class Dataplane {
       ...rest,
       busyPollAdaptive: opts.busyPollAdaptive ? 1 : 0,
       udpCoalesce: opts.udpCoalesce ? 1 : 0,
-      ...(flowFile ? { flowFile: flowFile.path, hashKey: flowFile.hashKey } : {}),
+      ...(flowFile ? { flowFile: flowFile.path, hashKey: flowFile.hashKey, flowFileShared: flowFile.shared ? 1 : 0 } : {}),
     });
     try {
       const info = a.info(this.handle);
