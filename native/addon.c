@@ -246,6 +246,17 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
   return o;
 }
 
+/* detachQueues(handle): every queue detached from the TUN (a live handover; start() attaches them again) */
+static napi_value js_detach_queues(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  int r = l4_dp_set_queues(&h->dp, 0);
+  if (r < 0) return throw_errno(env, -r, "ioctl TUNSETQUEUE (detach)", "detach queues");
+  return NULL;
+}
+
 /* flowSlots(handle) -> Buffer (a copy of the flow table file's slot map) or null */
 static napi_value js_flow_slots(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -952,6 +963,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"stop", 0, js_stop, 0, 0, 0, napi_default, 0},
       {"setPersist", 0, js_set_persist, 0, 0, 0, napi_default, 0},
       {"flowSlots", 0, js_flow_slots, 0, 0, 0, napi_default, 0},
+      {"detachQueues", 0, js_detach_queues, 0, 0, 0, napi_default, 0},
       {"setFlowSlots", 0, js_set_flow_slots, 0, 0, 0, napi_default, 0},
       {"close", 0, js_close, 0, 0, 0, napi_default, 0},
       {"flowCount", 0, js_flow_count, 0, 0, 0, napi_default, 0},

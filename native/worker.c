@@ -336,6 +336,24 @@ int l4_dp_start(struct l4_dp *dp, const char **failed_call) {
     pthread_setname_np(q->thread, name);
   }
   dp->running = 1;
+  /* Attached only now that a worker polls each queue (a detached queue just polls empty): nothing waits unread. */
+  if (dp->detached) {
+    int r = l4_dp_set_queues(dp, 1);
+    if (r < 0) {
+      *failed_call = "ioctl TUNSETQUEUE (attach)";
+      l4_dp_stop(dp);
+      return r;
+    }
+  }
+  return 0;
+}
+
+int l4_dp_set_queues(struct l4_dp *dp, int attach) {
+  for (int i = 0; i < dp->cfg.nqueues; i++) {
+    int r = l4_tun_set_queue(dp->fds[i], attach);
+    if (r < 0) return r;
+  }
+  dp->detached = !attach;
   return 0;
 }
 

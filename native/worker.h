@@ -43,6 +43,7 @@ struct l4_dp {
   _Atomic int stopping;
   int stop_fd;               /* eventfd that wakes workers blocked in poll */
   int running;
+  int detached;              /* the queues are detached from the TUN (l4_dp_set_queues); l4_dp_start attaches them */
   uint64_t *counters;        /* nqueues blocks of l4_counter_block_words() */
   uint64_t counter_words;    /* per queue */
   size_t counter_bytes;
@@ -53,6 +54,10 @@ struct l4_dp {
 int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **failed_call);
 /* Publishes a new table. The previous one is freed once every worker has passed a quiescent point. */
 void l4_dp_publish(struct l4_dp *dp, struct l4_tables *t);
+/* Detaches (attach 0) or attaches every queue. Detached, the queues get no packets; a live handover's successor
+ * starts so (l4_dp_start attaches them once its workers poll), and its predecessor leaves so: every packet goes to
+ * the successor's queues before it stops its workers. 0 or -errno. */
+int l4_dp_set_queues(struct l4_dp *dp, int attach);
 int l4_dp_start(struct l4_dp *dp, const char **failed_call);
 void l4_dp_stop(struct l4_dp *dp);
 /* Stops workers, closes the queues (removing the device first if persist == 0), frees tables and flows. */

@@ -64,6 +64,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   // Persistent: if this process dies, the device and its routes stay, so backend replies are dropped
   // (no reader) rather than leaked, and the next run re-attaches (docs/design.md item 6).
   dp.setPersist(true);
+  if (predecessor !== undefined) dp.detachQueues(); // the predecessor's queues take every packet until our workers poll
   const host = new HostSetup({ log, tunName: dp.ifname, table: opts.table, rulePref: opts.rulePref });
   const balancer = new Balancer(dp, host, {
     hashKey,
@@ -246,6 +247,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   if (successor !== null) {
     // The successor forwards through the same flow table already: tell systemd who the service is now, and leave.
     notifier?.send(`MAINPID=${successor}`);
+    dp.detachQueues(); // every packet to the successor's queues now, before our workers stop
     await closeKeepingHost();
     signals.close();
     notifier?.close();

@@ -14,6 +14,7 @@ export interface Addon {
   open(o: Omit<DataplaneOptions, 'busyPollAdaptive' | 'udpCoalesce' | 'flowFile'> & { busyPollAdaptive: number; udpCoalesce: number; flowFile?: string; hashKey?: Uint8Array; flowFileShared?: number }): object;
   info(h: object): { ifname: string; queues: number; offloads: number; flowCapacity: number; counterWords: number; counters: ArrayBuffer; flowFile?: FlowFileState };
   flowSlots(h: object): Buffer | null;
+  detachQueues(h: object): void;
   setFlowSlots(h: object, map: Uint8Array): boolean;
   publish(h: object, t: TablesInput): void;
   start(h: object): void;

@@ -297,6 +297,15 @@ export class Dataplane {
     return { records: decodeTraceRecords(r.records, this.layout.dropReasons), dropped: r.dropped };
   }
 
+  /**
+   * Detaches every queue from the TUN: they get no packets (what they held is dropped). A live handover's successor
+   * starts so and start() attaches them once its workers poll; its predecessor leaves so, every packet going to the
+   * successor's queues before it stops its workers (src/daemon/live-handover.ts).
+   */
+  detachQueues(): void {
+    loadAddon().detachQueues(this.h());
+  }
+
   /** The slot map in the flow table's file (src/dataplane/flow-slots.ts), as the previous l4nat left it; null if none. */
   flowSlots(): Buffer | null {
     return this.flowFile ? loadAddon().flowSlots(this.h()) : null;
