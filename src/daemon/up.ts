@@ -169,7 +169,8 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     if (cluster) await cluster.start({ ctrl, tun: dp.ifname, rings: () => balancer.publishedRings, dataplaneProblem: () => dataplaneProblem(dp) });
     if (signals.count > 0) throw new Error(`stopped by ${signals.first} during start-up`);
   } catch (e) {
-    await shutdown().catch((err) => log.error({ err }, 'clean-up after a failed start failed'));
+    // A live handover's successor leaves the TUN, routes, rules and flow table to the l4nat still forwarding.
+    await (predecessor === undefined ? shutdown() : closeKeepingHost()).catch((err) => log.error({ err }, 'clean-up after a failed start failed'));
     signals.close();
     throw e;
   }
@@ -264,7 +265,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     logStats(dp, log, true);
     log.info(
       { signal, flows, exitCode: HANDOVER_EXIT_CODE },
-      `handed over: TUN ${dp.ifname}, its routes and rules stay; start l4nat again with the same configuration and it takes over every flow (the systemd unit does, on exit code ${HANDOVER_EXIT_CODE})`,
+      `handed over: TUN ${dp.ifname}, its routes and rules stay${dp.flowFile ? `, and the flow table in ${dp.flowFile.path}` : ''}; start l4nat again with the same configuration and it takes over every flow (the systemd unit does, on exit code ${HANDOVER_EXIT_CODE})`,
     );
     return HANDOVER_EXIT_CODE;
   }
