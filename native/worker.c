@@ -349,7 +349,10 @@ int l4_dp_start(struct l4_dp *dp, const char **failed_call) {
 }
 
 int l4_dp_set_queues(struct l4_dp *dp, int attach) {
-  for (int i = 0; i < dp->cfg.nqueues; i++) {
+  /* Detached last first: the kernel moves the device's last queue into a detached one's place, so a successor's
+   * queues (attached after these) end up in their own order, and each flow stays on the same worker of it. */
+  for (int k = 0; k < dp->cfg.nqueues; k++) {
+    int i = attach ? k : dp->cfg.nqueues - 1 - k;
     int r = l4_tun_set_queue(dp->fds[i], attach);
     if (r < 0) return r;
   }
@@ -378,7 +381,7 @@ int l4_dp_set_persist(struct l4_dp *dp, int persist) { return l4_tun_set_persist
 int l4_dp_steer(struct l4_dp *dp, const uint8_t *vips4, uint32_t n4, const uint8_t *vips6, uint32_t n6,
                 const char **failed_call) {
   char log[512];
-  int r = l4_steering_attach(dp->fds[0], vips4, n4, vips6, n6, failed_call, log, sizeof(log));
+  int r = l4_steering_attach(dp->fds[0], (uint32_t)dp->cfg.nqueues, vips4, n4, vips6, n6, failed_call, log, sizeof(log));
   if (r < 0 && log[0]) fprintf(stderr, "l4nat: steering program rejected by the verifier:\n%s\n", log);
   return r;
 }

@@ -179,7 +179,8 @@ test(`flow table handover: ${STREAMS} streams, ${IDLE_UDP} idle UDP flows and fl
 // and the same flow table file and forwards before the old one leaves, so there is no moment without a reader on
 // the TUN. The successor runs the same command line, so the ring change comes from the config file (b3 added, then
 // SIGHUP), which the successor reads too: the flows opened before it stay pinned against the ring. Five handovers in a row during 100 streams with 10,000 idle UDP flows and flows pinned against the ring:
-// every stream verified, the same flow count after each, the pinned flows keep their backend. The longest gap a
+// every stream verified, the same flow count after each, the pinned flows keep their backend; then a successor that
+// cannot start (a broken config file) leaves the running one forwarding. The longest gap a
 // stream saw around each handover is reported (the probe's largest echo inter-arrival gap per stream, attributed to
 // the handover it ended in), not asserted: it is timing on a shared machine.
 const LIVE_ROUNDS = 5;
@@ -227,6 +228,12 @@ test(`live handover (SIGUSR1) x${LIVE_ROUNDS}: ${STREAMS} streams, ${IDLE_UDP} i
     }
     const pinsAfter = await explainPorts(lab, against);
     for (const p of against) assert.deepEqual(pinsAfter[p], pinsBefore[p], `flow from port ${p} keeps its backend against the ring`);
+    // A successor that cannot start (here: the config file broken meanwhile) changes nothing: the running one goes on.
+    writeFileSync(configFile, 'services: [');
+    process.kill(pid, 'SIGUSR1');
+    await l4.waitForLog((r) => isMsg(r, 'live handover failed', pid), 60_000, 'the failed handover logged');
+    assert.ok(existsSync(`/proc/${pid}`), 'the running l4nat goes on');
+    assert.equal(await liveFlows(lab), flowsBefore, 'and keeps every flow');
     await sleep(1_000);
     probe.stop();
     const rep = await probe.report;

@@ -84,6 +84,25 @@ export async function takeOverFrom(pid: number, log: Logger, timeoutMs: number):
   log.info({ predecessor: pid, waitedMs: Date.now() - t0 }, `live handover: took over from l4nat pid ${pid}`);
 }
 
+/**
+ * In the predecessor, once the successor forwards: its steering program sends every packet to the successor's
+ * queues (native/steering.c), so this one's queues only hold what came before. Resolves once its workers have read
+ * nothing for quietMs (or after maxMs), so that detaching the queues, which drops what they hold, drops nothing.
+ */
+export async function drained(rxPackets: () => number, quietMs = 20, maxMs = 500): Promise<void> {
+  const t0 = Date.now();
+  let last = rxPackets();
+  let since = Date.now();
+  while (Date.now() - since < quietMs && Date.now() - t0 < maxMs) {
+    await new Promise((r) => setTimeout(r, 2));
+    const now = rxPackets();
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    }
+  }
+}
+
 /** Running (an exited process its parent has not reaped yet is a zombie: gone for this purpose). */
 function alive(pid: number): boolean {
   try {

@@ -12,7 +12,7 @@ import { ProxyNeighbors, vipsOf } from '../host/proxy-neigh';
 import { SystemdNotifier, workersAlive } from '../host/systemd';
 import type { Dataplane, QueueFailure } from '../dataplane/native';
 import { flowFileOf, openDataplane, removeFlowFile } from './flow-handover';
-import { predecessorOf, startSuccessor, systemdEnv, takeOverFrom } from './live-handover';
+import { drained, predecessorOf, startSuccessor, systemdEnv, takeOverFrom } from './live-handover';
 import { SignalWatch } from './signals';
 import { affinityWarnings } from '../dataplane/affinity';
 import { loadOrCreateHashKey } from '../config/hash-key';
@@ -248,7 +248,8 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   if (successor !== null) {
     // The successor forwards through the same flow table already: tell systemd who the service is now, and leave.
     notifier?.send(`MAINPID=${successor}`);
-    dp.detachQueues(); // every packet to the successor's queues now, before our workers stop
+    await drained(() => dp.counters().total.rx_packets);
+    dp.detachQueues(); // nothing comes here any more (the successor's steering); what might still, goes to its queues
     await closeKeepingHost();
     signals.close();
     notifier?.close();
