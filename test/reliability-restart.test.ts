@@ -212,7 +212,7 @@ test(`live handover (SIGUSR1) x${LIVE_ROUNDS}: ${STREAMS} streams, ${IDLE_UDP} i
         for (let i = 0; i < 200 && existsSync(`/proc/${last}`); i++) await sleep(50);
       },
     });
-    const windows: Array<{ from: number; to: number }> = [];
+    const windows: Array<{ from: number; switchAt: number; to: number }> = [];
     for (let round = 0; round < LIVE_ROUNDS; round++) {
       const from = Date.now();
       process.kill(pid, 'SIGUSR1');
@@ -221,8 +221,10 @@ test(`live handover (SIGUSR1) x${LIVE_ROUNDS}: ${STREAMS} streams, ${IDLE_UDP} i
       last = next;
       await l4.waitForLog((r) => isMsg(r, 'l4nat ready', next), 60_000, `round ${round}: the successor is ready`);
       assert.ok(!existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z'), 'the old l4nat is gone');
-      assert.ok(l4.logs().some((r) => isMsg(r, 'live handover: took over from l4nat pid', next)), 'the successor waited for it');
-      windows.push({ from, to: Date.now() });
+      const took = l4.logs().find((r) => isMsg(r, 'live handover: took over from l4nat pid', next));
+      assert.ok(took, 'the successor waited for it');
+      // When the successor's queues took the traffic: it reported "forwarding", then waited waitedMs for the old one.
+      windows.push({ from, switchAt: Number(took.time) - Number(took.waitedMs), to: Date.now() });
       assert.equal(await liveFlows(lab), flowsBefore, `round ${round}: the same flows after the handover`);
       pid = next;
     }
@@ -240,14 +242,18 @@ test(`live handover (SIGUSR1) x${LIVE_ROUNDS}: ${STREAMS} streams, ${IDLE_UDP} i
     const failed = rep.conns.filter((c) => c.error !== null);
     assert.equal(failed.length, 0, `broken streams: ${JSON.stringify(failed.slice(0, 5))}`);
     for (const c of rep.conns) assert.ok(c.bytesEchoed === c.bytesSent && c.bytesSent > 0, `stream ${c.i}: ${c.bytesEchoed}/${c.bytesSent}`);
-    // Per handover, the longest echo gap any stream saw that ended between the signal and a second after the successor was ready.
-    const perRound = windows.map((w) => {
-      const gaps = rep.conns.flatMap((c) => c.longGaps.filter(([end]) => end >= w.from && end <= w.to + 1_000).map(([, ms]) => ms));
+    // Per handover, the longest echo gap any stream saw ending around the switch (from 200 ms before the successor's
+    // queues took the traffic to a second after it was ready), and, apart, while the successor started up (the
+    // signal to 200 ms before the switch: both forward meanwhile, sharing 2 vCPUs with node's start-up).
+    const longest = (from: number, to: number): string => {
+      const gaps = rep.conns.flatMap((c) => c.longGaps.filter(([end]) => end >= from && end < to).map(([, ms]) => ms));
       return gaps.length ? `${Math.max(...gaps)}` : `<${LONG_GAP_MS}`;
-    });
-    const inWindow = (end: number): boolean => windows.some((w) => end >= w.from && end <= w.to + 1_000);
+    };
+    const perRound = windows.map((w) => longest(w.switchAt - 200, w.to + 1_000));
+    const startUp = windows.map((w) => longest(w.from, w.switchAt - 200));
+    const inWindow = (end: number): boolean => windows.some((w) => end >= w.from && end < w.to + 1_000);
     const outside = rep.conns.flatMap((c) => c.longGaps.filter(([end]) => !inWindow(end)).map(([, ms]) => ms));
-    t.diagnostic(`live handover x${LIVE_ROUNDS}: longest stream gap outside the handovers (the machine's own noise): ${outside.length ? Math.max(...outside) : `<${LONG_GAP_MS}`} ms`);
-    t.diagnostic(`live handover x${LIVE_ROUNDS}: ${STREAMS}/${STREAMS} streams verified (${against.length} pinned against the ring kept their backend), ${flowsBefore} flows before and after each; longest stream gap ending in each handover: ${perRound.join(', ')} ms; longest gap of any stream over the whole run: ${Math.max(...rep.conns.map((c) => c.maxGapMs))} ms; signal to successor ready: ${windows.map((w) => w.to - w.from).join(', ')} ms`);
+    t.diagnostic(`live handover x${LIVE_ROUNDS}: longest stream gap while each successor started: ${startUp.join(', ')} ms; outside the handovers (the machine's own noise): ${outside.length ? Math.max(...outside) : `<${LONG_GAP_MS}`} ms`);
+    t.diagnostic(`live handover x${LIVE_ROUNDS}: ${STREAMS}/${STREAMS} streams verified (${against.length} pinned against the ring kept their backend), ${flowsBefore} flows before and after each; longest stream gap around each switch: ${perRound.join(', ')} ms; longest gap of any stream over the whole run: ${Math.max(...rep.conns.map((c) => c.maxGapMs))} ms; signal to successor ready: ${windows.map((w) => w.to - w.from).join(', ')} ms`);
   });
 });
