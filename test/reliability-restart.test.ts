@@ -175,7 +175,7 @@ test(`flow table handover: ${STREAMS} streams, ${IDLE_UDP} idle UDP flows and fl
   });
 });
 
-// The live handover (SIGUSR1): the running l4nat starts its successor, which joins the same TUN (its own queues)
+// The live handover (POST /v1/restart?live=true, l4nat restart --live): the running l4nat starts its successor, which joins the same TUN (its own queues)
 // and the same flow table file and forwards before the old one leaves, so there is no moment without a reader on
 // the TUN. The successor runs the same command line, so the ring change comes from the config file (b3 added, then
 // SIGHUP), which the successor reads too: the flows opened before it stay pinned against the ring. Five handovers in a row during 100 streams with 10,000 idle UDP flows and flows pinned against the ring:
@@ -185,7 +185,7 @@ test(`flow table handover: ${STREAMS} streams, ${IDLE_UDP} idle UDP flows and fl
 // the handover it ended in), not asserted: it is timing on a shared machine.
 const LIVE_ROUNDS = 5;
 
-test(`live handover (SIGUSR1) x${LIVE_ROUNDS}: ${STREAMS} streams, ${IDLE_UDP} idle UDP flows and flows pinned against the ring kept; the successor forwards before the old l4nat leaves`, { skip: skipUnless(), timeout: 300_000 }, async (t) => {
+test(`live handover (POST /v1/restart?live=true) x${LIVE_ROUNDS}: ${STREAMS} streams, ${IDLE_UDP} idle UDP flows and flows pinned against the ring kept; the successor forwards before the old l4nat leaves`, { skip: skipUnless(), timeout: 300_000 }, async (t) => {
   const config = (lab: Lab, ids: readonly string[]): string =>
     configText({ global: { queues: 2, hash_key: HANDOVER_ARGS[1], flow_capacity: 262144 }, services: [{ name: 'web', vips: [lab.vip4], ports: [8080, '8080/udp'], backends: labBackends(lab, { ids, port: 8080 }) }] });
   await withLab({ backends: 3, ipv6: false, config: (lab) => config(lab, ['b1', 'b2']) }, async ({ lab, l4, track, configFile }) => {
@@ -215,7 +215,7 @@ test(`live handover (SIGUSR1) x${LIVE_ROUNDS}: ${STREAMS} streams, ${IDLE_UDP} i
     const windows: Array<{ from: number; switchAt: number; to: number }> = [];
     for (let round = 0; round < LIVE_ROUNDS; round++) {
       const from = Date.now();
-      process.kill(pid, 'SIGUSR1');
+      assert.equal((await adminRequest(lab, 'POST', '/v1/restart?live=true')).status, 202);
       const handed = await l4.waitForLog((r) => isMsg(r, 'handed over live to l4nat pid', pid), 60_000, `round ${round}: the old l4nat hands over`);
       const next = Number(handed.successor);
       last = next;
@@ -232,7 +232,7 @@ test(`live handover (SIGUSR1) x${LIVE_ROUNDS}: ${STREAMS} streams, ${IDLE_UDP} i
     for (const p of against) assert.deepEqual(pinsAfter[p], pinsBefore[p], `flow from port ${p} keeps its backend against the ring`);
     // A successor that cannot start (here: the config file broken meanwhile) changes nothing: the running one goes on.
     writeFileSync(configFile, 'services: [');
-    process.kill(pid, 'SIGUSR1');
+    assert.equal((await adminRequest(lab, 'POST', '/v1/restart?live=true')).status, 202);
     await l4.waitForLog((r) => isMsg(r, 'live handover failed', pid), 60_000, 'the failed handover logged');
     assert.ok(existsSync(`/proc/${pid}`), 'the running l4nat goes on');
     assert.equal(await liveFlows(lab), flowsBefore, 'and keeps every flow');

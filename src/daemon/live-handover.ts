@@ -1,4 +1,4 @@
-// The live handover (SIGUSR1): the running l4nat starts its successor itself (same program, arguments and
+// The live handover (`l4nat restart --live`, POST /v1/restart?live=true): the running l4nat starts its successor itself (same program, arguments and
 // environment), which attaches its own queues to the same TUN, joins the same flow table file (native/flow_file.h,
 // shared), publishes its tables and starts forwarding while the old one still forwards too. Then it says
 // "forwarding" on a pipe; the old one hands systemd the main PID (MAINPID=, allowed to the main process with

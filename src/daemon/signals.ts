@@ -1,21 +1,21 @@
 // The signals `l4nat up` takes, installed once for the whole run (src/daemon/up.ts).
 /**
  * SIGINT/SIGTERM (counted, so a second one is seen), SIGUSR2 (handover: exit keeping the device, routes and
- * rules), SIGUSR1 (live handover: start the successor, leave once it forwards; src/daemon/live-handover.ts) and
- * SIGHUP, installed once for the whole run.
+ * rules) and SIGHUP, installed once for the whole run; and the live handover's request (POST /v1/restart?live=true,
+ * src/daemon/live-handover.ts), which comes by the admin API, not by a signal: Node keeps SIGUSR1 for its inspector.
  */
 export class SignalWatch {
   count = 0;
   first: NodeJS.Signals | undefined;
   onHup: (() => void) | undefined;
-  /** Resolves at each SIGUSR1 (a new promise after each). */
-  liveHandover: Promise<'SIGUSR1'>;
-  private resolveLive!: (s: 'SIGUSR1') => void;
-  private readonly onUsr1 = (): void => {
+  /** Resolves at each live handover request (a new promise after each). */
+  liveHandover: Promise<'live'>;
+  private resolveLive!: (s: 'live') => void;
+  requestLiveHandover(): void {
     const r = this.resolveLive;
     this.liveHandover = new Promise((res) => (this.resolveLive = res));
-    r('SIGUSR1');
-  };
+    r('live');
+  }
   private waiters: Array<(s: NodeJS.Signals) => void> = [];
   private readonly onStop = (s: NodeJS.Signals): void => {
     this.count++;
@@ -32,7 +32,6 @@ export class SignalWatch {
     process.on('SIGUSR2', this.onStop);
     process.on('SIGHUP', this.onHupSignal);
     this.liveHandover = new Promise((res) => (this.resolveLive = res));
-    process.on('SIGUSR1', this.onUsr1);
   }
 
   /** The next stop signal (the first one, if it already came and nobody took it). */
@@ -54,6 +53,5 @@ export class SignalWatch {
     process.off('SIGTERM', this.onStop);
     process.off('SIGUSR2', this.onStop);
     process.off('SIGHUP', this.onHupSignal);
-    process.off('SIGUSR1', this.onUsr1);
   }
 }

@@ -154,7 +154,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
         log,
         metrics,
         info: () => ({ tun: dp.ifname, queues: dp.queues, flowCapacity: dp.flowCapacity }),
-        restart: () => process.kill(process.pid, 'SIGUSR2'),
+        restart: (live) => (live ? signals.requestLiveHandover() : process.kill(process.pid, 'SIGUSR2')),
         trace,
         dashboard: { rings: balancer, flowCapacity: dp.flowCapacity },
       });
@@ -224,10 +224,10 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   };
 
   const queues = new QueueWatch(dp);
-  let ended: NodeJS.Signals | QueueFailure[];
+  let ended: NodeJS.Signals | QueueFailure[] | 'live';
   let successor: number | null = null;
   do ended = await Promise.race([signals.next(), queues.failed, signals.liveHandover]);
-  while (ended === 'SIGUSR1' && (successor = await startSuccessor(log, sdEnv, LIVE_HANDOVER_TIMEOUT_MS)) === null);
+  while (ended === 'live' && (successor = await startSuccessor(log, sdEnv, LIVE_HANDOVER_TIMEOUT_MS)) === null);
   queues.stop();
   if (typeof ended !== 'string') {
     // Every later read fails the same way and no worker forwards: exit, and let the service manager start l4nat
@@ -244,7 +244,6 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     logStats(dp, log, true);
     return DATAPLANE_FAILED_EXIT_CODE;
   }
-  const signal = ended;
   if (successor !== null) {
     // The successor forwards through the same flow table already: tell systemd who the service is now, and leave.
     notifier?.send(`MAINPID=${successor}`);
@@ -257,6 +256,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     log.info({ successor }, `handed over live to l4nat pid ${successor}: it forwards every flow on through the same flow table`);
     return 0;
   }
+  const signal = ended as NodeJS.Signals;
   if (signal === 'SIGUSR2') {
     notifier?.stopping('handing over to the next l4nat: TUN, routes and rules kept');
     const flows = c.flowCount();
