@@ -14,8 +14,8 @@ import type { ExitStatus } from '../src/lab/netns';
 import type { Lab } from '../src/lab/lab';
 import { adminAddBackend, adminRequest, AUTH_HEADER_JS, DEFAULT_ADMIN_TOKEN_FILE } from '../src/lab/admin-client';
 import { configText, labBackends, sleep, withLab } from './rigs/fixture';
-import { startProbe } from './rigs/probe-run';
-import { LONG_GAP_MS } from './rigs/probe';
+import { startProbe, type ProbeRun } from './rigs/probe-run';
+import { LONG_GAP_MS, type ProbeReport } from './rigs/probe';
 import { skipUnless } from './rigs/requirements';
 
 const ARGS = ['--hash-key', '5f3c2a1b0e9d8c7b6a5f4e3d2c1b0a99', '--queues', '2'];
@@ -124,22 +124,43 @@ async function liveFlows(lab: Lab): Promise<number> {
   return (r.body as { dataplane: { flows: number } }).dataplane.flows;
 }
 
+/**
+ * 100 streams, then a ring change (`changeRing`: b3 joins), then 10,000 idle UDP flows: the streams whose slot moved
+ * to b3 are pinned against the ring by their entries (asserted: some are). Returns them and the flow count.
+ */
+async function streamsPinnedAgainstRing(lab: Lab, changeRing: () => Promise<unknown>): Promise<{ probe: ProbeRun; pins: Pins; against: number[]; flows: number }> {
+  const probe = startProbe(lab, { target: lab.vip4, streams: STREAMS, intervalMs: 20, chunkBytes: 512, durationMs: 240_000 });
+  assert.equal((await probe.ready).failed, 0, 'all streams set up');
+  await changeRing();
+  assert.equal(Number((await lab.exec('client', process.execPath, ['-e', UDP_FLOWS_JS, lab.vip4, String(IDLE_UDP)])).stdout), IDLE_UDP);
+  await sleep(1_000);
+  const ports = (await probe.status()).conns.map((c) => c.localPort!);
+  const pins = await explainPorts(lab, ports);
+  const against = ports.filter((p) => pins[p]?.against === true);
+  assert.ok(against.length > 0, `some streams are pinned against the ring after b3 joined: ${JSON.stringify(pins)}`);
+  for (const p of against) assert.notEqual(pins[p]!.backend, pins[p]!.ring);
+  const flows = await liveFlows(lab);
+  assert.ok(flows >= IDLE_UDP + STREAMS, `${flows} flows`);
+  return { probe, pins, against, flows };
+}
+
+/** Each flow pinned against the ring still has its entry's backend; then every stream intact, every byte verified. */
+async function assertKept(lab: Lab, probe: ProbeRun, pinsBefore: Pins, against: readonly number[]): Promise<ProbeReport> {
+  const pinsAfter = await explainPorts(lab, against);
+  for (const p of against) assert.deepEqual(pinsAfter[p], pinsBefore[p], `flow from port ${p} keeps its backend against the ring`);
+  await sleep(1_000);
+  probe.stop();
+  const rep = await probe.report;
+  const failed = rep.conns.filter((c) => c.error !== null);
+  assert.equal(failed.length, 0, `broken streams: ${JSON.stringify(failed.slice(0, 5))}`);
+  for (const c of rep.conns) assert.ok(c.bytesEchoed === c.bytesSent && c.bytesSent > 0, `stream ${c.i}: ${c.bytesEchoed}/${c.bytesSent}`);
+  return rep;
+}
+
 test(`flow table handover: ${STREAMS} streams, ${IDLE_UDP} idle UDP flows and flows pinned against the ring kept across SIGUSR2; another capacity starts empty and says why`, { skip: skipUnless(), timeout: 180_000 }, async (t) => {
   await withLab({ backends: 3, ipv6: false, l4nat: { backendIds: ['b1', 'b2'], extraArgs: HANDOVER_ARGS } }, async ({ lab, l4, start }) => {
-    const probe = startProbe(lab, { target: lab.vip4, streams: STREAMS, intervalMs: 20, chunkBytes: 512, durationMs: 90_000 });
-    assert.equal((await probe.ready).failed, 0, 'all streams set up');
-    // b3 joins: the ring moves some slots to it; the streams already there stay pinned to b1/b2 by their entries.
-    await adminAddBackend(lab, 'b3');
-    const sent = Number((await lab.exec('client', process.execPath, ['-e', UDP_FLOWS_JS, lab.vip4, String(IDLE_UDP)])).stdout);
-    assert.equal(sent, IDLE_UDP);
-    await sleep(1_000);
-    const ports = (await probe.status()).conns.map((c) => c.localPort!);
-    const pinsBefore = await explainPorts(lab, ports);
-    const against = ports.filter((p) => pinsBefore[p]?.against === true);
-    assert.ok(against.length > 0, `some streams are pinned against the ring after b3 joined: ${JSON.stringify(pinsBefore)}`);
-    for (const p of against) assert.notEqual(pinsBefore[p]!.backend, pinsBefore[p]!.ring);
-    const flowsBefore = await liveFlows(lab);
-    assert.ok(flowsBefore >= IDLE_UDP + STREAMS, `${flowsBefore} flows before`);
+    // b3 joins through the API: the ring moves some slots to it; the streams already there stay pinned to b1/b2.
+    const { probe, pins: pinsBefore, against, flows: flowsBefore } = await streamsPinnedAgainstRing(lab, () => adminAddBackend(lab, 'b3'));
 
     const signalAt = Date.now();
     l4.proc.kill('SIGUSR2');
@@ -151,14 +172,8 @@ test(`flow table handover: ${STREAMS} streams, ${IDLE_UDP} idle UDP flows and fl
     const flowFile = String(took.flowFile);
     const flowsAfter = await liveFlows(lab);
     assert.equal(flowsAfter, flowsBefore, 'the same flows before and after the handover');
-    const pinsAfter = await explainPorts(lab, against);
-    for (const p of against) assert.deepEqual(pinsAfter[p], pinsBefore[p], `flow from port ${p} keeps its backend against the ring`);
-    await sleep(3_000);
-    probe.stop();
-    const rep = await probe.report;
-    const failed = rep.conns.filter((c) => c.error !== null);
-    assert.equal(failed.length, 0, `broken streams: ${JSON.stringify(failed.slice(0, 5))}`);
-    for (const c of rep.conns) assert.ok(c.bytesEchoed === c.bytesSent && c.bytesSent > 0, `stream ${c.i}: ${c.bytesEchoed}/${c.bytesSent}`);
+    await sleep(2_000);
+    const rep = await assertKept(lab, probe, pinsBefore, against);
     const gaps = rep.conns.filter((c) => c.maxGapEndAt >= signalAt).map((c) => c.maxGapMs);
     t.diagnostic(`handover: ${STREAMS}/${STREAMS} streams verified, ${against.length} of them pinned against the ring kept their backend; flows ${flowsBefore} before, ${flowsAfter} after; signal to ready ${readyAt - signalAt} ms; longest gap ${Math.max(0, ...gaps)} ms`);
 
@@ -189,18 +204,11 @@ test(`live handover (POST /v1/restart?live=true) x${LIVE_ROUNDS}: ${STREAMS} str
   const config = (lab: Lab, ids: readonly string[]): string =>
     configText({ global: { queues: 2, hash_key: HANDOVER_ARGS[1], flow_capacity: 262144 }, services: [{ name: 'web', vips: [lab.vip4], ports: [8080, '8080/udp'], backends: labBackends(lab, { ids, port: 8080 }) }] });
   await withLab({ backends: 3, ipv6: false, config: (lab) => config(lab, ['b1', 'b2']) }, async ({ lab, l4, track, configFile }) => {
-    const probe = startProbe(lab, { target: lab.vip4, streams: STREAMS, intervalMs: 20, chunkBytes: 512, durationMs: 240_000 });
-    assert.equal((await probe.ready).failed, 0, 'all streams set up');
-    writeFileSync(configFile, config(lab, ['b1', 'b2', 'b3']));
-    l4.proc.kill('SIGHUP');
-    await l4.waitForLog((r) => r.event === 'reload' && Array.isArray(r.changed) && r.changed.length === 2, 20_000, 'the reload with b3');
-    assert.equal(Number((await lab.exec('client', process.execPath, ['-e', UDP_FLOWS_JS, lab.vip4, String(IDLE_UDP)])).stdout), IDLE_UDP);
-    await sleep(1_000);
-    const ports = (await probe.status()).conns.map((c) => c.localPort!);
-    const pinsBefore = await explainPorts(lab, ports);
-    const against = ports.filter((p) => pinsBefore[p]?.against === true);
-    assert.ok(against.length > 0, 'some streams are pinned against the ring after b3 joined');
-    const flowsBefore = await liveFlows(lab);
+    const { probe, pins: pinsBefore, against, flows: flowsBefore } = await streamsPinnedAgainstRing(lab, async () => {
+      writeFileSync(configFile, config(lab, ['b1', 'b2', 'b3']));
+      l4.proc.kill('SIGHUP');
+      await l4.waitForLog((r) => r.event === 'reload' && Array.isArray(r.changed) && r.changed.length === 2, 20_000, 'the reload with b3');
+    });
     const isMsg = (r: Record<string, unknown>, prefix: string, pid: number): boolean => typeof r.msg === 'string' && r.msg.startsWith(prefix) && r.pid === pid;
     let pid = Number((await l4.waitForLog((r) => r.msg === 'l4nat ready', 1_000)).pid);
     // The last successor is stopped at the end like any l4nat (SIGTERM: it removes TUN, routes, rules and the file).
@@ -228,20 +236,13 @@ test(`live handover (POST /v1/restart?live=true) x${LIVE_ROUNDS}: ${STREAMS} str
       assert.equal(await liveFlows(lab), flowsBefore, `round ${round}: the same flows after the handover`);
       pid = next;
     }
-    const pinsAfter = await explainPorts(lab, against);
-    for (const p of against) assert.deepEqual(pinsAfter[p], pinsBefore[p], `flow from port ${p} keeps its backend against the ring`);
     // A successor that cannot start (here: the config file broken meanwhile) changes nothing: the running one goes on.
     writeFileSync(configFile, 'services: [');
     assert.equal((await adminRequest(lab, 'POST', '/v1/restart?live=true')).status, 202);
     await l4.waitForLog((r) => isMsg(r, 'live handover failed', pid), 60_000, 'the failed handover logged');
     assert.ok(existsSync(`/proc/${pid}`), 'the running l4nat goes on');
     assert.equal(await liveFlows(lab), flowsBefore, 'and keeps every flow');
-    await sleep(1_000);
-    probe.stop();
-    const rep = await probe.report;
-    const failed = rep.conns.filter((c) => c.error !== null);
-    assert.equal(failed.length, 0, `broken streams: ${JSON.stringify(failed.slice(0, 5))}`);
-    for (const c of rep.conns) assert.ok(c.bytesEchoed === c.bytesSent && c.bytesSent > 0, `stream ${c.i}: ${c.bytesEchoed}/${c.bytesSent}`);
+    const rep = await assertKept(lab, probe, pinsBefore, against);
     // Per handover, the longest echo gap any stream saw ending around the switch (from 200 ms before the successor's
     // queues took the traffic to a second after it was ready), and, apart, while the successor started up (the
     // signal to 200 ms before the switch: both forward meanwhile, sharing 2 vCPUs with node's start-up).
