@@ -52,7 +52,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   // Scale-out: announce nothing before the TUN has a reader (which gives it carrier, see cluster/bird.ts).
   const clusterOpts = clusterOptionsOf(opts);
   const cluster = clusterOpts ? new Cluster(clusterOpts, log) : undefined;
-  await cluster?.prepare(opts.tun);
+  if (predecessor === undefined) await cluster?.prepare(opts.tun); // a live predecessor still reads the TUN
   const flowFile = flowFileOf(opts);
   const { dp, slots } = openDataplane({
     ifname: opts.tun,
