@@ -68,7 +68,8 @@ export function resolveDataplaneOptions(opts: DataplaneOptions): ResolvedDatapla
   }
   const ff = opts.flowFile ?? null;
   if (ff !== null && (typeof ff.path !== 'string' || ff.path.length === 0 || Buffer.byteLength(ff.path) > 254 || !(ff.hashKey instanceof Uint8Array) || ff.hashKey.length !== 16)) {
-    throw new TypeError(`dataplane: flowFile must be {path: a path of 1-254 bytes, hashKey: 16 bytes}, got ${JSON.stringify(ff)}`);
+    // Never quote the key.
+    throw new TypeError(`dataplane: flowFile must be {path: a path of 1-254 bytes, hashKey: 16 bytes}, got path ${JSON.stringify(ff.path)} and a key of ${ff.hashKey instanceof Uint8Array ? `${ff.hashKey.length} bytes` : typeof ff.hashKey}`);
   }
   return { ...opts, flowFile: ff } as ResolvedDataplaneOptions;
 }
