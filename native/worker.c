@@ -221,8 +221,7 @@ int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **
     struct siphash_key k;
     siphash_key_from_bytes(&k, cfg->hash_key);
     r = l4_flow_file_open(&dp->flow_file, cfg->flow_file, cfg->flow_capacity, &k, FLOW_FILE_LOCK_WAIT_MS,
-                          (int)cfg->flow_file_shared, &dp->flows,
-                          failed_call);
+                          (int)cfg->flow_file_shared, &dp->flows, failed_call);
     if (r < 0) goto fail_fds;
   } else if (l4_flow_table_init(&dp->flows, cfg->flow_capacity) < 0) {
     r = -errno;
