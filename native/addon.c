@@ -168,6 +168,21 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "EINVAL", "l4nat addon: udpCoalesce must be 0 or 1");
     return NULL;
   }
+  if (has_prop(env, argv[0], "flowFile")) {
+    void *key;
+    size_t klen;
+    if (napi_get_named_property(env, argv[0], "flowFile", &v) != napi_ok ||
+        napi_get_value_string_utf8(env, v, cfg.flow_file, sizeof(cfg.flow_file), &n) != napi_ok || n == 0 ||
+        n >= sizeof(cfg.flow_file) - 1 || get_typed(env, argv[0], "hashKey", napi_uint8_array, &key, &klen) || klen != 16) {
+      napi_throw_type_error(env, "EINVAL", "l4nat addon: flowFile must be a path shorter than 255 bytes, with hashKey a 16-byte Uint8Array");
+      return NULL;
+    }
+    memcpy(cfg.hash_key, key, 16);
+    if (has_prop(env, argv[0], "flowFileShared") && get_u32(env, argv[0], "flowFileShared", &cfg.flow_file_shared)) {
+      napi_throw_type_error(env, "EINVAL", "l4nat addon: flowFileShared must be 0 or 1");
+      return NULL;
+    }
+  }
   cfg.flow_capacity = ((uint64_t)cap_hi << 32) | cap_lo;
   struct handle *h = calloc(1, sizeof(*h));
   if (!h) return throw_errno(env, ENOMEM, "calloc", "open");
@@ -214,7 +229,76 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, o, "counterWords", v));
   CHECK(napi_get_reference_value(env, h->counters_ref, &v));
   CHECK(napi_set_named_property(env, o, "counters", v));
+  const struct l4_flow_file *f = &h->dp.flow_file;
+  if (f->fd >= 0) {
+    napi_value ff;
+    CHECK(napi_create_object(env, &ff));
+    CHECK(napi_get_boolean(env, f->adopted, &v));
+    CHECK(napi_set_named_property(env, ff, "adopted", v));
+    CHECK(napi_get_boolean(env, f->existed, &v));
+    CHECK(napi_set_named_property(env, ff, "existed", v));
+    CHECK(napi_create_string_utf8(env, l4_flow_segment_reason(f->why), NAPI_AUTO_LENGTH, &v));
+    CHECK(napi_set_named_property(env, ff, "reason", v));
+    CHECK(napi_create_double(env, (double)f->repaired, &v));
+    CHECK(napi_set_named_property(env, ff, "repaired", v));
+    CHECK(napi_set_named_property(env, o, "flowFile", ff));
+  }
   return o;
+}
+
+/* detachQueues(handle): every queue detached from the TUN (a live handover; start() attaches them again) */
+static napi_value js_detach_queues(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  int r = l4_dp_set_queues(&h->dp, 0);
+  if (r < 0) return throw_errno(env, -r, "ioctl TUNSETQUEUE (detach)", "detach queues");
+  return NULL;
+}
+
+/* flowSlots(handle) -> Buffer (a copy of the flow table file's slot map) or null */
+static napi_value js_flow_slots(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], v;
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  const struct l4_flow_file *f = &h->dp.flow_file;
+  uint32_t len = 0;
+  const uint8_t *m = f->fd >= 0 ? l4_flow_segment_slots(f->hdr, f->base, &len) : NULL;
+  if (!m) {
+    CHECK(napi_get_null(env, &v));
+    return v;
+  }
+  void *out;
+  CHECK(napi_create_buffer_copy(env, len, m, &out, &v));
+  return v;
+}
+
+/* setFlowSlots(handle, Uint8Array) -> true, or false when it does not fit (the file then holds no slot map) */
+static napi_value js_set_flow_slots(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], v;
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  void *data;
+  size_t len;
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t off;
+  bool is = false;
+  if (argc < 2 || napi_is_typedarray(env, argv[1], &is) != napi_ok || !is ||
+      napi_get_typedarray_info(env, argv[1], &type, &len, &data, &ab, &off) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, "EINVAL", "l4nat addon: setFlowSlots(handle, Uint8Array)");
+    return NULL;
+  }
+  struct l4_flow_file *f = &h->dp.flow_file;
+  if (f->fd < 0) {
+    napi_throw_error(env, "ENOENT", "l4nat addon: setFlowSlots: the flow table is not kept in a file");
+    return NULL;
+  }
+  CHECK(napi_get_boolean(env, l4_flow_segment_put_slots(f->hdr, f->base, data, len) == 0, &v));
+  return v;
 }
 
 /* publish(handle, {svcWords, svcAddrs, bkWords, bkAddrs, rings, hashKey, timeouts, options}) */
@@ -878,6 +962,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"start", 0, js_start, 0, 0, 0, napi_default, 0},
       {"stop", 0, js_stop, 0, 0, 0, napi_default, 0},
       {"setPersist", 0, js_set_persist, 0, 0, 0, napi_default, 0},
+      {"flowSlots", 0, js_flow_slots, 0, 0, 0, napi_default, 0},
+      {"detachQueues", 0, js_detach_queues, 0, 0, 0, napi_default, 0},
+      {"setFlowSlots", 0, js_set_flow_slots, 0, 0, 0, napi_default, 0},
       {"close", 0, js_close, 0, 0, 0, napi_default, 0},
       {"flowCount", 0, js_flow_count, 0, 0, 0, napi_default, 0},
       {"flows", 0, js_flows, 0, 0, 0, napi_default, 0},

@@ -85,10 +85,14 @@ static void fold6(struct prog *p, int off) {
   }
 }
 
-int l4_steering_attach(int tun_fd, const uint8_t *vips4, uint32_t n4, const uint8_t *vips6, uint32_t n6,
-                       const char **failed_call, char *log, uint32_t loglen) {
+int l4_steering_attach(int tun_fd, uint32_t nqueues, const uint8_t *vips4, uint32_t n4, const uint8_t *vips6,
+                       uint32_t n6, const char **failed_call, char *log, uint32_t loglen) {
   /* Before any return: the caller prints log when it is not empty, whichever step failed. */
   if (log && loglen) log[0] = 0;
+  if (nqueues == 0) {
+    *failed_call = "steering program (no queues)";
+    return -EINVAL;
+  }
   if (n4 > L4_STEERING_MAX_VIPS || n6 > L4_STEERING_MAX_VIPS) {
     *failed_call = "steering program (too many VIPs)";
     return -E2BIG;
@@ -155,9 +159,14 @@ int l4_steering_attach(int tun_fd, const uint8_t *vips4, uint32_t n4, const uint
   MOV_X(R1, R0);
   ALU32_K(BPF_RSH, R1, 16);
   ALU32_X(BPF_XOR, R0, R1);
+  /* hash % nqueues + nqueues: the kernel takes it modulo the device's queue count, so alone this is hash % nqueues,
+   * and while a live handover's predecessor still holds the first nqueues queues, only this process's queues (which
+   * follow them) get packets: the predecessor's drain and nothing is dropped when it detaches them. */
+  ALU32_K(BPF_MOD, R0, (int32_t)nqueues);
+  ALU32_K(BPF_ADD, R0, (int32_t)nqueues);
   emit(p, BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
   place(p, L_RET0);
-  MOV_K(R0, 0);
+  MOV_K(R0, (int32_t)nqueues); /* this process's first queue */
   emit(p, BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
 
   if (pr.n >= pr.cap || resolve(p) != 0) {

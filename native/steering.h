@@ -14,11 +14,12 @@
 
 #define L4_STEERING_MAX_VIPS 1024 /* per family: keeps the program far below the verifier's limits */
 
-/* Builds the program for these VIPs (vips4: n4 x 4 bytes, vips6: n6 x 16 bytes, network order), loads it and
- * attaches it to the TUN queue fd (the program is per device). Returns 0 or -errno with *failed_call set;
+/* Builds the program for these VIPs (vips4: n4 x 4 bytes, vips6: n6 x 16 bytes, network order) and this process's
+ * nqueues queues (it returns queue numbers nqueues..2*nqueues-1, see steering.c), loads it and attaches it to the
+ * TUN queue fd (the program is per device). Returns 0 or -errno with *failed_call set;
  * log (loglen bytes) always ends up a string: the verifier's message if the kernel refused the program, else "". */
-int l4_steering_attach(int tun_fd, const uint8_t *vips4, uint32_t n4, const uint8_t *vips6, uint32_t n6,
-                       const char **failed_call, char *log, uint32_t loglen);
+int l4_steering_attach(int tun_fd, uint32_t nqueues, const uint8_t *vips4, uint32_t n4, const uint8_t *vips6,
+                       uint32_t n6, const char **failed_call, char *log, uint32_t loglen);
 /* Removes the program (back to the kernel's own choice). */
 int l4_steering_detach(int tun_fd);
 

@@ -59,3 +59,10 @@ int l4_tun_set_persist(int fd, int persist) {
   if (ioctl(fd, TUNSETPERSIST, (unsigned long)persist) < 0) return -errno;
   return 0;
 }
+
+int l4_tun_set_queue(int fd, int attach) {
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof(ifr));
+  ifr.ifr_flags = attach ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
+  return ioctl(fd, TUNSETQUEUE, &ifr) < 0 ? -errno : 0;
+}

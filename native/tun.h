@@ -21,4 +21,8 @@ int l4_tun_open(char *name, int nqueues, int *fds, unsigned *offloads, const cha
 /* Marks the device persistent (it outlives the process: a restarted l4nat re-attaches) or not. */
 int l4_tun_set_persist(int fd, int persist);
 
+/* Attaches or detaches one queue (TUNSETQUEUE): a detached queue gets no packets (what it held is dropped) and
+ * stays open; a live handover's successor keeps its queues detached until its workers run. 0 or -errno. */
+int l4_tun_set_queue(int fd, int attach);
+
 #endif

@@ -39,6 +39,8 @@
 #define L4_BUF_SIZE (VNET_HDR_LEN + 65536 + 64)
 #define L4_RATELIMIT_BUCKETS 65536
 #define L4_BATCH 64
+/* How long a new l4nat waits for the previous one to let go of the flow table file (it is exiting). */
+#define FLOW_FILE_LOCK_WAIT_MS 3000
 
 struct l4_queue {
   struct l4_dp *dp;
@@ -214,7 +216,14 @@ int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **
     *failed_call = "eventfd";
     goto fail_fds;
   }
-  if (l4_flow_table_init(&dp->flows, cfg->flow_capacity) < 0) {
+  dp->flow_file.fd = -1;
+  if (cfg->flow_file[0]) {
+    struct siphash_key k;
+    siphash_key_from_bytes(&k, cfg->hash_key);
+    r = l4_flow_file_open(&dp->flow_file, cfg->flow_file, cfg->flow_capacity, &k, FLOW_FILE_LOCK_WAIT_MS,
+                          (int)cfg->flow_file_shared, &dp->flows, failed_call);
+    if (r < 0) goto fail_fds;
+  } else if (l4_flow_table_init(&dp->flows, cfg->flow_capacity) < 0) {
     r = -errno;
     *failed_call = "mmap flow table";
     goto fail_fds;
@@ -222,8 +231,7 @@ int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **
   if (l4_ratelimit_init(&dp->ratelimit, L4_RATELIMIT_BUCKETS) < 0) {
     r = -ENOMEM;
     *failed_call = "calloc rate-limit buckets";
-    l4_flow_table_destroy(&dp->flows);
-    goto fail_fds;
+    goto fail_flows;
   }
   if (l4_probes_init(&dp->probes, cfg->max_backends) < 0) {
     r = -ENOMEM;
@@ -268,6 +276,7 @@ int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **
   return 0;
 fail_flows:
   l4_flow_table_destroy(&dp->flows);
+  l4_flow_file_close(&dp->flow_file, 0);
 fail_fds:
   for (int i = 0; i < n; i++) close(dp->fds[i]);
   if (dp->stop_fd >= 0) close(dp->stop_fd);
@@ -326,6 +335,27 @@ int l4_dp_start(struct l4_dp *dp, const char **failed_call) {
     pthread_setname_np(q->thread, name);
   }
   dp->running = 1;
+  /* Attached only now that a worker polls each queue (a detached queue just polls empty): nothing waits unread. */
+  if (dp->detached) {
+    int r = l4_dp_set_queues(dp, 1);
+    if (r < 0) {
+      *failed_call = "ioctl TUNSETQUEUE (attach)";
+      l4_dp_stop(dp);
+      return r;
+    }
+  }
+  return 0;
+}
+
+int l4_dp_set_queues(struct l4_dp *dp, int attach) {
+  /* Detached last first: the kernel moves the device's last queue into a detached one's place, so a successor's
+   * queues (attached after these) end up in their own order, and each flow stays on the same worker of it. */
+  for (int k = 0; k < dp->cfg.nqueues; k++) {
+    int i = attach ? k : dp->cfg.nqueues - 1 - k;
+    int r = l4_tun_set_queue(dp->fds[i], attach);
+    if (r < 0) return r;
+  }
+  dp->detached = !attach;
   return 0;
 }
 
@@ -350,7 +380,7 @@ int l4_dp_set_persist(struct l4_dp *dp, int persist) { return l4_tun_set_persist
 int l4_dp_steer(struct l4_dp *dp, const uint8_t *vips4, uint32_t n4, const uint8_t *vips6, uint32_t n6,
                 const char **failed_call) {
   char log[512];
-  int r = l4_steering_attach(dp->fds[0], vips4, n4, vips6, n6, failed_call, log, sizeof(log));
+  int r = l4_steering_attach(dp->fds[0], (uint32_t)dp->cfg.nqueues, vips4, n4, vips6, n6, failed_call, log, sizeof(log));
   if (r < 0 && log[0]) fprintf(stderr, "l4nat: steering program rejected by the verifier:\n%s\n", log);
   return r;
 }
@@ -369,6 +399,7 @@ void l4_dp_destroy(struct l4_dp *dp, int keep_device) {
   close(dp->stop_fd);
   l4_tables_free(atomic_exchange(&dp->tables, NULL));
   l4_flow_table_destroy(&dp->flows);
+  l4_flow_file_close(&dp->flow_file, 1); /* the workers have stopped: nothing half-written */
   l4_ratelimit_destroy(&dp->ratelimit);
   l4_probes_destroy(&dp->probes);
   l4_dp_trace_destroy(&dp->trace);

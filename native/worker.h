@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "core/dataplane.h"
+#include "flow_file.h"
 #include "tracing.h"
 
 struct l4_queue;
@@ -21,6 +22,9 @@ struct l4_dp_config {
                                   busy_poll_us */
   uint32_t udp_coalesce; /* write runs of one flow's UDP datagrams as GSO super-packets (core/coalesce.h);
                             used only where the kernel takes them (its TUN accepted the USO offloads) */
+  char flow_file[256];   /* the flow table's file, handed from one l4nat to the next (flow_file.h); "" = memory */
+  uint8_t hash_key[16];  /* with flow_file: the key the entries are placed with */
+  uint32_t flow_file_shared; /* a live handover: the previous l4nat still uses the file (flow_file.h) */
 };
 
 struct l4_dp {
@@ -30,6 +34,7 @@ struct l4_dp {
   int *fds;
   struct l4_queue *queues;
   struct l4_flow_table flows;
+  struct l4_flow_file flow_file; /* fd -1 unless cfg.flow_file is set */
   struct l4_ratelimit ratelimit;
   struct l4_probes probes;   /* data-plane health probes outstanding, one per backend slot (core/probe.h) */
   struct l4_dp_trace trace;  /* the verdict trace's matches and rings (tracing.h) */
@@ -38,6 +43,7 @@ struct l4_dp {
   _Atomic int stopping;
   int stop_fd;               /* eventfd that wakes workers blocked in poll */
   int running;
+  int detached;              /* the queues are detached from the TUN (l4_dp_set_queues); l4_dp_start attaches them */
   uint64_t *counters;        /* nqueues blocks of l4_counter_block_words() */
   uint64_t counter_words;    /* per queue */
   size_t counter_bytes;
@@ -48,6 +54,10 @@ struct l4_dp {
 int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **failed_call);
 /* Publishes a new table. The previous one is freed once every worker has passed a quiescent point. */
 void l4_dp_publish(struct l4_dp *dp, struct l4_tables *t);
+/* Detaches (attach 0) or attaches every queue. Detached, the queues get no packets; a live handover's successor
+ * starts so (l4_dp_start attaches them once its workers poll), and its predecessor leaves so: every packet goes to
+ * the successor's queues before it stops its workers. 0 or -errno. */
+int l4_dp_set_queues(struct l4_dp *dp, int attach);
 int l4_dp_start(struct l4_dp *dp, const char **failed_call);
 void l4_dp_stop(struct l4_dp *dp);
 /* Stops workers, closes the queues (removing the device first if persist == 0), frees tables and flows. */

@@ -1,7 +1,8 @@
 // Crash and restart: SIGKILL l4nat while connections stream. The persistent TUN, its routes and rules stay
 // (table T's blackhole means no reply leaks untranslated); a new l4nat re-attaches to them and every
-// connection carries on (flows it has no entry for are forwarded by the same Maglev table). A full stop
-// then removes the device, routes and rules. Root-only.
+// connection carries on: it takes over the crashed one's flow table file (src/daemon/flow-handover.ts), and flows it
+// has no entry for are forwarded by the same Maglev table. A full stop then removes the device, routes, rules and
+// the file. Root-only.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startStreams } from '../src/lab/workload';
@@ -30,6 +31,8 @@ test('kill -9 during 20 streams: device, routes and rules stay; a restarted l4na
       const started = Date.now();
       l4 = await start({ extraArgs: HASH_KEY });
       t.diagnostic(`restart took ${Date.now() - started} ms`);
+      // The crashed l4nat's flow table file stays too: the new one takes it over (its entries, repaired if half-written).
+      assert.ok(l4.logs().some((r) => typeof r.msg === 'string' && r.msg.startsWith('took over the flow table of the previous l4nat')), 'the flow table is taken over after a crash');
       await new Promise((r) => setTimeout(r, 3_000));
       const afterRestart = await streams.status();
       assert.equal(afterRestart.failed, 0, JSON.stringify(afterRestart));

@@ -83,9 +83,9 @@ test('the real l4nat: READY=1 once forwarding, WATCHDOG=1 from worker heartbeats
 
 const unit = join(__dirname, '..', '..', 'systemd', 'l4nat.service');
 
-test('the unit file: Type=notify with a watchdog, unprivileged with ambient CAP_NET_ADMIN, CAP_NET_RAW (icmp checks) and CAP_BPF only, bpf() allowed, hardened', () => {
+test('the unit file: Type=notify with a watchdog, unprivileged with ambient CAP_NET_ADMIN, CAP_NET_RAW (icmp checks) and CAP_BPF only, bpf() allowed, hardened; /run/l4nat kept across restarts for the flow table file', () => {
   const text = require('node:fs').readFileSync(unit, 'utf8') as string;
-  for (const line of ['Type=notify', 'NotifyAccess=main', 'WatchdogSec=10', 'ExecReload=/bin/kill -HUP $MAINPID', 'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF', 'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF', 'SystemCallFilter=@system-service bpf', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'DeviceAllow=/dev/net/tun rw', 'KillMode=mixed', 'User=l4nat', 'LimitNICE=-10']) {
+  for (const line of ['Type=notify', 'NotifyAccess=main', 'WatchdogSec=10', 'ExecReload=/bin/kill -HUP $MAINPID', 'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF', 'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF', 'SystemCallFilter=@system-service bpf', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'DeviceAllow=/dev/net/tun rw', 'KillMode=mixed', 'User=l4nat', 'LimitNICE=-10', 'RuntimeDirectory=l4nat', 'RuntimeDirectoryMode=0700', 'RuntimeDirectoryPreserve=restart']) {
     assert.ok(text.split('\n').includes(line), `missing ${line}`);
   }
 });

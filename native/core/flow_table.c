@@ -32,12 +32,23 @@ int l4_flow_table_init(struct l4_flow_table *ft, uint64_t capacity) {
   ft->entries = mem;
   ft->nbuckets = nb;
   ft->capacity = nb * L4_FLOW_BUCKET;
+  ft->borrowed = false;
   return 0;
 }
 
+void l4_flow_table_init_at(struct l4_flow_table *ft, struct l4_flow *entries, _Atomic uint8_t *locks, uint64_t nbuckets) {
+  ft->entries = entries;
+  ft->locks = locks;
+  ft->nbuckets = nbuckets;
+  ft->capacity = nbuckets * L4_FLOW_BUCKET;
+  ft->borrowed = true;
+}
+
 void l4_flow_table_destroy(struct l4_flow_table *ft) {
-  if (ft->entries) munmap(ft->entries, (size_t)(ft->capacity * sizeof(struct l4_flow)));
-  free((void *)ft->locks);
+  if (!ft->borrowed) {
+    if (ft->entries) munmap(ft->entries, (size_t)(ft->capacity * sizeof(struct l4_flow)));
+    free((void *)ft->locks);
+  }
   ft->entries = NULL;
   ft->locks = NULL;
 }

@@ -82,6 +82,7 @@ struct l4_flow_table {
   _Atomic uint8_t *locks;  /* one per bucket, taken by writers only (new flows, removals) */
   uint64_t nbuckets;  /* power of two */
   uint64_t capacity;  /* nbuckets * L4_FLOW_BUCKET */
+  bool borrowed;      /* entries and locks belong to a mapping someone else unmaps (flow_segment.h) */
 };
 
 /* A lookup result: a pointer to the entry (valid while its sequence is unchanged), and a copy of it. */
@@ -95,6 +96,9 @@ struct l4_flow_ref {
 enum l4_flow_insert_result { FLOW_INSERTED, FLOW_INSERTED_EVICTED, FLOW_EXISTS, FLOW_INSERT_FAILED };
 
 int l4_flow_table_init(struct l4_flow_table *ft, uint64_t capacity);
+/* A table over memory the caller owns (zeroed, or left by an earlier user): nbuckets * L4_FLOW_BUCKET entries and
+ * nbuckets lock bytes. destroy() then forgets it without freeing. */
+void l4_flow_table_init_at(struct l4_flow_table *ft, struct l4_flow *entries, _Atomic uint8_t *locks, uint64_t nbuckets);
 void l4_flow_table_destroy(struct l4_flow_table *ft);
 
 uint64_t l4_flow_hash(const struct siphash_key *k, const struct l4_flow_key *key);

@@ -26,7 +26,7 @@ static void too_many(uint32_t n4, uint32_t n6) {
   char log[64];
   memset(log, 'X', sizeof(log));
   const char *failed = NULL;
-  int r = l4_steering_attach(-1, v4, n4, v6, n6, &failed, log, sizeof(log));
+  int r = l4_steering_attach(-1, 2, v4, n4, v6, n6, &failed, log, sizeof(log));
   EXPECT(r == -E2BIG, "n4 %u n6 %u: returned %d, expected -E2BIG", n4, n6, r);
   EXPECT(failed && strstr(failed, "too many VIPs"), "n4 %u n6 %u: failed_call %s", n4, n6, failed ? failed : "(unset)");
   EXPECT(log[0] == 0, "n4 %u n6 %u: log left unwritten (starts %.8s)", n4, n6, log);

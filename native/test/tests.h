@@ -88,7 +88,11 @@
   /* core_test_trace.c */                                                                                     \
   X(trace_records, "a traced flow's SYN, SYN-ACK, data and mid-flow packets: tuple before/after, verdict; others none") \
   X(trace_drops, "drops-only and service matches: acl_denied recorded with its reason, parse drops without a tuple") \
-  X(trace_backend_ring_full, "a backend match; a full ring keeps the oldest and counts the rest; traced bytes unchanged")
+  X(trace_backend_ring_full, "a backend match; a full ring keeps the oldest and counts the rest; traced bytes unchanged") \
+  /* core_test_segment.c */                                                                                   \
+  X(flow_segment_header, "flow table file header: compatible; truncated, magic, corrupt, layout, capacity, key, no slot map") \
+  X(flow_segment_slots, "the slot map is double-buffered; one too big leaves none current") \
+  X(flow_segment_repair, "taking over after a crash frees half-written entries and releases held bucket locks")
 
 #define DECLARE_TEST(name, desc) void test_##name(void);
 CORE_TESTS(DECLARE_TEST)

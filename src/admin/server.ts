@@ -42,8 +42,9 @@ export interface AdminDeps {
   metrics?: Registry;
   /** Extra facts for GET /v1/status (queues, TUN name, ...). */
   info?: () => Record<string, unknown>;
-  /** Starts a handover restart (the running l4nat exits keeping TUN, routes and rules; see src/daemon/up.ts). */
-  restart?: () => void;
+  /** Starts a handover restart (the running l4nat exits keeping TUN, routes and rules; see src/daemon/up.ts), or
+   * with `live` a live handover (it starts its successor and leaves once that forwards: src/daemon/live-handover.ts). */
+  restart?: (live: boolean) => void;
   /** The verdict trace behind GET /v1/trace (src/trace/hub.ts); without it the route does not exist. */
   trace?: TraceHub;
   /** What the dashboard (GET /) shows beyond the controller's views: the rings, the flow table's size. */
@@ -267,21 +268,23 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
     },
   );
 
-  app.post(
+  app.post<{ Querystring: { live?: 'true' | 'false' } }>(
     '/v1/restart',
     {
       schema: {
         summary:
-          'Handover restart (as SIGUSR2): l4nat exits with status 75 keeping its TUN, routes and rules; the next l4nat with the same configuration (systemd restarts it) takes over every flow',
-        response: { 202: obj('{restarting}'), 501: errorResponse },
+          'Handover restart (as SIGUSR2): l4nat exits with status 75 keeping its TUN, routes, rules and flow table file; the next l4nat with the same configuration (systemd restarts it) takes over every flow. live=true: l4nat starts its successor itself, which forwards through the same flow table before this one exits 0 (no moment without a reader on the TUN); if the successor fails, this one goes on',
+        querystring: { type: 'object', additionalProperties: false, properties: { live: { type: 'string', enum: ['true', 'false'] } } },
+        response: { 202: obj('{restarting, live, exitCode}'), 400: errorResponse, 501: errorResponse },
       },
     },
     async (req, reply) => {
       if (!deps.restart) throw new ControlError(501, 'this l4nat cannot restart itself');
       writeLog(req, 202);
       const go = deps.restart;
-      setImmediate(go);
-      return reply.code(202).send({ restarting: true, exitCode: 75 });
+      const live = req.query.live === 'true';
+      setImmediate(() => go(live));
+      return reply.code(202).send({ restarting: true, live, exitCode: live ? 0 : 75 });
     },
   );
 

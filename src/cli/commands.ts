@@ -46,7 +46,9 @@ export async function apiCommand(cmd: 'reload' | 'restart' | 'status' | 'backend
         ? { service: { value: true }, backend: { value: true }, client: { value: true }, limit: { value: true }, state: { value: true }, cursor: { value: true }, json: { value: false } }
         : cmd === 'reload'
           ? { json: { value: false }, 'dry-run': { value: false }, from: { value: true } }
-          : { json: { value: false } };
+          : cmd === 'restart'
+            ? { json: { value: false }, live: { value: false } }
+            : { json: { value: false } };
   const { pos, flags } = splitArgs(argv, { ...CLIENT_FLAGS, ...extra });
   const o: ClientOptions = clientOptions(flags);
   const json = flags.has('json');
@@ -101,8 +103,13 @@ export async function apiCommand(cmd: 'reload' | 'restart' | 'status' | 'backend
     }
     if (cmd === 'restart') {
       if (pos.length) throw new OptionError(`restart takes no arguments, got "${pos[0]}"`);
+      if (flags.has('live')) {
+        const r = await apiRequest<{ restarting: boolean; exitCode: number }>(o, 'POST', '/v1/restart?live=true');
+        out(r, 'l4nat is handing over live: it starts the next l4nat, which forwards through the same flow table before this one exits (if the new one fails, this one goes on: see its log)\n');
+        return 0;
+      }
       const r = await apiRequest<{ restarting: boolean; exitCode: number }>(o, 'POST', '/v1/restart');
-      out(r, `l4nat is handing over: it exits with status ${r.exitCode} keeping its TUN, routes and rules; the next l4nat (systemd restarts it; else run l4nat up again) takes over every flow\n`);
+      out(r, `l4nat is handing over: it exits with status ${r.exitCode} keeping its TUN, routes, rules and flow table; the next l4nat (systemd restarts it; else run l4nat up again) takes over every flow\n`);
       return 0;
     }
     if (cmd === 'reload') {

@@ -23,6 +23,8 @@ commands:
             --hash-key-file F          hash key file, created at first start (default /var/lib/l4nat/hash.key, mode 0600;
                                        copy it to every host of a cluster). (--hash-key HEX32 also exists, but every
                                        local user can read a command line in /proc: use the file.)
+            --flow-file F|none         the flow table's file, taken over by the next l4nat after a restart (default
+                                       /run/l4nat/TUN-netN.flows, mode 0600; none = memory only, a restart starts empty)
             --stats-interval S         log a counter summary every S seconds (default 10, 0 = off)
             --log-level LEVEL          trace|debug|info|warn|error
             --admin-port N             admin API on 127.0.0.1:N (default 9180, 0 = off)
@@ -36,8 +38,9 @@ commands:
   reload  [API flags]                make the running l4nat re-read its config file (as SIGHUP), print what changed
           --dry-run [--from FILE]    apply nothing: per backend the ring slots and shares before and after, and how
                                      many live flows the new ring would send elsewhere (of FILE's config if given)
-  restart [API flags]                handover restart (as SIGUSR2): the running l4nat exits (status 75) keeping its TUN,
-                                     routes and rules; the next one (systemd restarts it) takes over every flow
+  restart [--live] [API flags]       handover restart (as SIGUSR2): the running l4nat exits (status 75) keeping its TUN,
+                                     routes, rules and flow table; the next one (systemd restarts it) takes over every flow.
+                                     --live: it starts the next one itself, which forwards before it leaves (no gap)
   status  [API flags]                services and backends with state, weights, counters and health (like ipvsadm -Ln --stats)
   backend add SERVICE ADDR[:PORT] [--weight W] [--name N]
           remove|drain|undrain SERVICE BACKEND       drain [--wait S]: wait up to S s until the backend is quiet;

@@ -55,6 +55,7 @@ interface RawConfig {
     maglev_size?: number;
     hash_key?: string;
     hash_key_file?: string;
+    flow_file?: string;
     icmp_echo?: boolean;
     stats_interval?: number;
     worker_nice?: number;
@@ -217,6 +218,7 @@ function semantic(raw: RawConfig, add: Add): UpOptions {
     icmpTranslate: true,
     hashKey: g.hash_key === undefined ? undefined : Buffer.from(g.hash_key, 'hex'),
     hashKeyFile: g.hash_key_file ?? UP_DEFAULTS.hashKeyFile,
+    ...(g.flow_file !== undefined ? { flowFile: g.flow_file } : {}),
     statsInterval: g.stats_interval ?? UP_DEFAULTS.statsInterval,
     workerNice: g.worker_nice ?? DEFAULT_WORKER_NICE,
     maglevSize,
@@ -244,6 +246,7 @@ export function restartOnlyChanges(cur: UpOptions, next: UpOptions): string[] {
   cmp('global.worker_nice', cur.workerNice, next.workerNice);
   cmp('global.tun', cur.tun, next.tun);
   cmp('global.flow_capacity', cur.flowCapacity, next.flowCapacity);
+  cmp('global.flow_file', cur.flowFile, next.flowFile);
   cmp('global.table', cur.table, next.table);
   cmp('global.rule_pref', cur.rulePref, next.rulePref);
   cmp('global.mtu', cur.mtu, next.mtu);

@@ -16,6 +16,8 @@ export interface UpOptions {
   icmpTranslate: boolean;
   hashKey: Buffer | undefined;
   hashKeyFile: string;
+  /** The flow table's file, handed to the next l4nat (native/core/flow_segment.h); undefined: flowFileOf's default. */
+  flowFile?: string;
   statsInterval: number;
   /** Nice value of the data-plane worker threads (src/dataplane/worker-priority.ts); 0 leaves them at the process's. */
   workerNice: number;
@@ -48,6 +50,9 @@ export const UP_DEFAULTS = {
  * uses. The backends send their answers to them along their route to the clients (their default route), as
  * they would to any client; the l4nat host routes these two addresses into its TUN.
  */
+/** The value of flow_file / --flow-file that keeps the flow table in memory only (a restart starts it empty). */
+export const FLOW_FILE_NONE = 'none';
+
 export const DEFAULT_PROBE_SOURCE: Readonly<{ ipv4: string; ipv6: string }> = { ipv4: '192.0.2.254', ipv6: '2001:db8:ffff::fe' };
 
 /**

@@ -110,6 +110,7 @@ export const configSchema = {
         maglev_size: int(3, 16777213),
         hash_key: { type: 'string', pattern: '^[0-9a-fA-F]{32}$', 'x-expect': '32 hex digits (16 bytes)' },
         hash_key_file: { type: 'string', minLength: 1 },
+        flow_file: { type: 'string', minLength: 1 },
         icmp_echo: { type: 'boolean' },
         stats_interval: seconds(0, 86400),
         worker_nice: int(-20, 19),

@@ -10,6 +10,7 @@ import type { LocalAddresses } from '../host/local-addrs';
 import type { Logger } from '../util/log';
 import { checkServices, serviceId, type ServiceSpec } from '../config/model';
 import { EnvironmentError } from '../host/environment-error';
+import { encodeFlowSlots, type FlowSlotMap } from '../dataplane/flow-slots';
 import {
   backendKeysBySlot, buildTables, keyedRing, legacyKeyedRing, localAddressInput, sameKeyedRing, SlotAllocator, withPreviousRings,
   type KeyedRing, type TableOptions, type TablesInput,
@@ -62,9 +63,15 @@ export class Balancer {
     readonly host: HostSetup,
     private tableOpts: TableOptions,
     private readonly log: Logger,
+    takenOver?: FlowSlotMap,
   ) {
     this.svcAlloc = new SlotAllocator(dp.opts.maxServices);
     this.bkAlloc = new SlotAllocator(dp.opts.maxBackends);
+    // The flow table came from the previous l4nat: its entries name slots, so the same ids get the same ones.
+    if (takenOver) {
+      this.svcAlloc.seed(takenOver.services);
+      this.bkAlloc.seed(takenOver.backends);
+    }
   }
 
   get current(): readonly ServiceSpec[] {
@@ -165,6 +172,7 @@ export class Balancer {
     this.published = input;
     this.svcAlloc.commit(built.serviceSlots);
     this.bkAlloc.commit(built.backendSlots);
+    this.recordSlots();
     this.services = services;
     this.tableOpts = tableOpts;
     this.rings = rings;
@@ -173,6 +181,14 @@ export class Balancer {
     await this.host.apply(hostStateFor(services, tableOpts.probeSource));
     this.log.debug({ services: services.length, changedSlots: changed }, 'service table published');
     return { changedSlots: changed };
+  }
+
+  /** The slots just committed, into the flow table's file for the next l4nat (src/dataplane/flow-slots.ts). */
+  private recordSlots(): void {
+    if (!this.dp.flowFile) return;
+    if (!this.dp.setFlowSlots(encodeFlowSlots({ services: this.svcAlloc.entries(), backends: this.bkAlloc.entries() }))) {
+      this.log.warn({ flowFile: this.dp.flowFile.path }, 'the slot map does not fit in the flow table file: the next l4nat will start with an empty flow table');
+    }
   }
 
   /** The VIPs of the attached steering program (sorted); null while none is attached. */

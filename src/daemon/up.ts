@@ -10,7 +10,10 @@ import { createMetrics } from '../admin/metrics';
 import { monotonicMs } from '../util/clock';
 import { ProxyNeighbors, vipsOf } from '../host/proxy-neigh';
 import { SystemdNotifier, workersAlive } from '../host/systemd';
-import { Dataplane, type QueueFailure } from '../dataplane/native';
+import type { Dataplane, QueueFailure } from '../dataplane/native';
+import { flowFileOf, openDataplane, removeFlowFile } from './flow-handover';
+import { drained, predecessorOf, startSuccessor, systemdEnv, takeOverFrom } from './live-handover';
+import { SignalWatch } from './signals';
 import { affinityWarnings } from '../dataplane/affinity';
 import { loadOrCreateHashKey } from '../config/hash-key';
 import { HostSetup } from '../host/setup';
@@ -31,6 +34,8 @@ const MIN_MAX_SERVICES = 256;
 const MIN_MAX_BACKENDS = 4096;
 /** Link and address changes come in bursts (a link going up brings its addresses): one read after a short wait. */
 const HOST_FOLLOW_DEBOUNCE_MS = 50;
+/** A live handover's successor must forward within this, and its predecessor be gone within it after. */
+const LIVE_HANDOVER_TIMEOUT_MS = 60_000;
 
 export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   if (!hasNetAdmin()) {
@@ -39,23 +44,27 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   const noIcmp = icmpChecksUnavailable(opts.services);
   if (noIcmp) throw new EnvironmentError(noIcmp);
   const hashKey = opts.hashKey ?? loadOrCreateHashKey(opts.hashKeyFile, log);
+  const sdEnv = systemdEnv(); // before the notifier takes it out of the environment: a live successor needs it
+  const predecessor = predecessorOf();
   prepareAdminAuth(opts.admin, log); // before anything is set up; the default token exists before the controller reads it
   for (const w of affinityWarnings(opts.services)) log.warn({ event: 'affinity_warning' }, w);
   const nBackends = opts.services.reduce((n, s) => n + s.backends.length, 0);
   // Scale-out: announce nothing before the TUN has a reader (which gives it carrier, see cluster/bird.ts).
   const clusterOpts = clusterOptionsOf(opts);
   const cluster = clusterOpts ? new Cluster(clusterOpts, log) : undefined;
-  await cluster?.prepare(opts.tun);
-  const dp = new Dataplane({
+  if (predecessor === undefined) await cluster?.prepare(opts.tun); // a live predecessor still reads the TUN
+  const flowFile = flowFileOf(opts);
+  const { dp, slots } = openDataplane({
     ifname: opts.tun,
     queues: opts.queues,
     flowCapacity: opts.flowCapacity,
     maxServices: Math.max(MIN_MAX_SERVICES, opts.services.length * 2),
     maxBackends: Math.max(MIN_MAX_BACKENDS, nBackends * 2),
-  });
+  }, flowFile, hashKey, log, predecessor !== undefined);
   // Persistent: if this process dies, the device and its routes stay, so backend replies are dropped
   // (no reader) rather than leaked, and the next run re-attaches (docs/design.md item 6).
   dp.setPersist(true);
+  if (predecessor !== undefined) dp.detachQueues(); // the predecessor's queues take every packet until our workers poll
   const host = new HostSetup({ log, tunName: dp.ifname, table: opts.table, rulePref: opts.rulePref });
   const balancer = new Balancer(dp, host, {
     hashKey,
@@ -64,7 +73,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     icmpEcho: opts.icmpEcho,
     icmpTranslate: opts.icmpTranslate,
     probeSource: opts.probeSource,
-  }, log);
+  }, log, slots);
   let statsTimer: NodeJS.Timeout | undefined;
   let ctrl: Controller | undefined;
   let admin: FastifyInstance | undefined;
@@ -88,6 +97,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     } finally {
       host.close();
       dp.close(false); // not persistent any more: the device goes with the last queue
+      removeFlowFile(flowFile, log);
     }
   };
   // Handover (SIGUSR2, POST /v1/restart), and a data plane whose TUN cannot be read any more: stop like a crash
@@ -121,6 +131,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     // Workers only once the first table is in: what arrived before (a handover's routes feed the TUN already)
     // waited in the TUN queues instead of being read and dropped uncounted.
     dp.start();
+    if (predecessor !== undefined) await takeOverFrom(predecessor, log, LIVE_HANDOVER_TIMEOUT_MS); // both forward meanwhile
     applyWorkerNice(opts.workerNice, dp.queues, log);
     host.watch();
     if (opts.proxyNeighbors.length) {
@@ -143,7 +154,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
         log,
         metrics,
         info: () => ({ tun: dp.ifname, queues: dp.queues, flowCapacity: dp.flowCapacity, ...(cluster ? { cluster: cluster.status() } : {}) }),
-        restart: () => process.kill(process.pid, 'SIGUSR2'),
+        restart: (live) => (live ? signals.requestLiveHandover() : process.kill(process.pid, 'SIGUSR2')),
         trace,
         dashboard: { rings: balancer, flowCapacity: dp.flowCapacity },
         ...(cluster ? { cluster: () => cluster.view() } : {}),
@@ -159,7 +170,8 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     if (cluster) await cluster.start({ ctrl, tun: dp.ifname, rings: () => balancer.publishedRings, dataplaneProblem: () => dataplaneProblem(dp) });
     if (signals.count > 0) throw new Error(`stopped by ${signals.first} during start-up`);
   } catch (e) {
-    await shutdown().catch((err) => log.error({ err }, 'clean-up after a failed start failed'));
+    // A live handover's successor leaves the TUN, routes, rules and flow table to the l4nat still forwarding.
+    await (predecessor === undefined ? shutdown() : closeKeepingHost()).catch((err) => log.error({ err }, 'clean-up after a failed start failed'));
     signals.close();
     throw e;
   }
@@ -213,7 +225,10 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
   };
 
   const queues = new QueueWatch(dp);
-  const ended = await Promise.race([signals.next(), queues.failed]);
+  let ended: NodeJS.Signals | QueueFailure[] | 'live';
+  let successor: number | null = null;
+  do ended = await Promise.race([signals.next(), queues.failed, signals.liveHandover]);
+  while (ended === 'live' && (successor = await startSuccessor(log, sdEnv, LIVE_HANDOVER_TIMEOUT_MS)) === null);
   queues.stop();
   if (typeof ended !== 'string') {
     // Every later read fails the same way and no worker forwards: exit, and let the service manager start l4nat
@@ -230,7 +245,19 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     logStats(dp, log, true);
     return DATAPLANE_FAILED_EXIT_CODE;
   }
-  const signal = ended;
+  if (successor !== null) {
+    // The successor forwards through the same flow table already: tell systemd who the service is now, and leave.
+    notifier?.send(`MAINPID=${successor}`);
+    await drained(() => dp.counters().total.rx_packets);
+    dp.detachQueues(); // nothing comes here any more (the successor's steering); what might still, goes to its queues
+    await closeKeepingHost();
+    signals.close();
+    notifier?.close();
+    logStats(dp, log, true);
+    log.info({ successor }, `handed over live to l4nat pid ${successor}: it forwards every flow on through the same flow table`);
+    return 0;
+  }
+  const signal = ended as NodeJS.Signals;
   if (signal === 'SIGUSR2') {
     notifier?.stopping('handing over to the next l4nat: TUN, routes and rules kept');
     const flows = c.flowCount();
@@ -240,7 +267,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
     logStats(dp, log, true);
     log.info(
       { signal, flows, exitCode: HANDOVER_EXIT_CODE },
-      `handed over: TUN ${dp.ifname}, its routes and rules stay; start l4nat again with the same configuration and it takes over every flow (the systemd unit does, on exit code ${HANDOVER_EXIT_CODE})`,
+      `handed over: TUN ${dp.ifname}, its routes and rules stay${dp.flowFile ? `, and the flow table in ${dp.flowFile.path}` : ''}; start l4nat again with the same configuration and it takes over every flow (the systemd unit does, on exit code ${HANDOVER_EXIT_CODE})`,
     );
     return HANDOVER_EXIT_CODE;
   }
@@ -297,53 +324,6 @@ class QueueWatch {
 
   stop(): void {
     clearInterval(this.timer);
-  }
-}
-
-/**
- * SIGINT/SIGTERM (counted, so a second one is seen), SIGUSR2 (handover: exit keeping the device, routes and
- * rules) and SIGHUP, installed once for the whole run.
- */
-class SignalWatch {
-  count = 0;
-  first: NodeJS.Signals | undefined;
-  onHup: (() => void) | undefined;
-  private waiters: Array<(s: NodeJS.Signals) => void> = [];
-  private readonly onStop = (s: NodeJS.Signals): void => {
-    this.count++;
-    this.first ??= s;
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f(s);
-  };
-  private readonly onHupSignal = (): void => this.onHup?.();
-
-  constructor() {
-    process.on('SIGINT', this.onStop);
-    process.on('SIGTERM', this.onStop);
-    process.on('SIGUSR2', this.onStop);
-    process.on('SIGHUP', this.onHupSignal);
-  }
-
-  /** The next stop signal (the first one, if it already came and nobody took it). */
-  next(): Promise<NodeJS.Signals> {
-    if (this.count > this.taken) {
-      this.taken = this.count;
-      return Promise.resolve(this.first as NodeJS.Signals);
-    }
-    return new Promise((resolve) => this.waiters.push((s) => {
-      this.taken = this.count;
-      resolve(s);
-    }));
-  }
-
-  private taken = 0;
-
-  close(): void {
-    process.off('SIGINT', this.onStop);
-    process.off('SIGTERM', this.onStop);
-    process.off('SIGUSR2', this.onStop);
-    process.off('SIGHUP', this.onHupSignal);
   }
 }
 

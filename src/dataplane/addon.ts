@@ -11,8 +11,11 @@ import type { NativeTraceMatch } from './trace-record';
 import type { Family } from '../host/addr';
 
 export interface Addon {
-  open(o: Omit<DataplaneOptions, 'busyPollAdaptive' | 'udpCoalesce'> & { busyPollAdaptive: number; udpCoalesce: number }): object;
-  info(h: object): { ifname: string; queues: number; offloads: number; flowCapacity: number; counterWords: number; counters: ArrayBuffer };
+  open(o: Omit<DataplaneOptions, 'busyPollAdaptive' | 'udpCoalesce' | 'flowFile'> & { busyPollAdaptive: number; udpCoalesce: number; flowFile?: string; hashKey?: Uint8Array; flowFileShared?: number }): object;
+  info(h: object): { ifname: string; queues: number; offloads: number; flowCapacity: number; counterWords: number; counters: ArrayBuffer; flowFile?: FlowFileState };
+  flowSlots(h: object): Buffer | null;
+  detachQueues(h: object): void;
+  setFlowSlots(h: object, map: Uint8Array): boolean;
   publish(h: object, t: TablesInput): void;
   start(h: object): void;
   stop(h: object): void;
@@ -33,6 +36,14 @@ export interface Addon {
   traceSet(h: object, slot: number, m: NativeTraceMatch | null): void;
   traceDrain(h: object): { records: Buffer; dropped: number };
   layout(): unknown; // checked by checkLayout (src/dataplane/addon-layout.ts)
+}
+
+/** The flow table's file as this process found it (native/flow_file.h). */
+export interface FlowFileState {
+  adopted: boolean; // the previous l4nat's entries were taken over
+  existed: boolean; // a file was there
+  reason: string; // when not adopted: why not (native/core/flow_segment.c l4_flow_segment_reason)
+  repaired: number; // entries a crashed writer left half-written, freed
 }
 
 /** Which entries flows()/deleteFlows() take (native/core/flow_query.h): every condition given must hold. */

@@ -16,6 +16,9 @@ export interface DataplaneOptions {
   /** Write runs of one flow's UDP datagrams as one UDP GSO super-packet (native/core/coalesce.h); used only
    * where the kernel's TUN took the USO offloads (Linux 6.2+). Default: $L4NAT_UDP_COALESCE (0 or 1), else on. */
   udpCoalesce?: boolean;
+  /** Keep the flow table in this file, placed with this hash key, for the next l4nat to take over
+   * (native/core/flow_segment.h); null: in memory. */
+  flowFile?: { path: string; hashKey: Uint8Array; shared?: boolean } | null;
 }
 
 /** The options with every default filled in. */
@@ -63,5 +66,10 @@ export function resolveDataplaneOptions(opts: DataplaneOptions): ResolvedDatapla
   for (const name of ['busyPollAdaptive', 'udpCoalesce'] as const) {
     if (typeof opts[name] !== 'boolean') throw new TypeError(`dataplane: ${name} must be true or false, got ${String(opts[name])}`);
   }
-  return opts as ResolvedDataplaneOptions;
+  const ff = opts.flowFile ?? null;
+  if (ff !== null && (typeof ff.path !== 'string' || ff.path.length === 0 || Buffer.byteLength(ff.path) > 254 || !(ff.hashKey instanceof Uint8Array) || ff.hashKey.length !== 16)) {
+    // Never quote the key.
+    throw new TypeError(`dataplane: flowFile must be {path: a path of 1-254 bytes, hashKey: 16 bytes}, got path ${JSON.stringify(ff.path)} and a key of ${ff.hashKey instanceof Uint8Array ? `${ff.hashKey.length} bytes` : typeof ff.hashKey}`);
+  }
+  return { ...opts, flowFile: ff } as ResolvedDataplaneOptions;
 }

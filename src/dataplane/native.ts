@@ -3,7 +3,7 @@
 // addon's interface and loading (./addon.ts), the options (./dataplane-options.ts), reading the counters
 // (./counters.ts), flow queries (./flow-query.ts). This module re-exports what the rest of src/ takes from them.
 import { isIP } from 'net';
-import { addonLayout, loadAddon, type QueueFailure, type WatchdogStats } from './addon';
+import { addonLayout, loadAddon, type FlowFileState, type QueueFailure, type WatchdogStats } from './addon';
 import type { AddonLayout } from './addon-layout';
 import { counterBlockWords, readCounters, type CounterSnapshot } from './counters';
 import { resolveDataplaneOptions, type DataplaneOptions } from './dataplane-options';
@@ -15,7 +15,7 @@ import type { TablesInput } from './tables';
 import { decodeTraceRecords, nativeTraceMatch, TRACE_MATCHES, type TraceMatch, type TraceRecord } from './trace-record';
 import { ipToBuffer, type Family } from '../host/addr';
 
-export { addonLayout, loadAddon, type QueueFailure, type WatchdogStats } from './addon';
+export { addonLayout, loadAddon, type FlowFileState, type QueueFailure, type WatchdogStats } from './addon';
 export { counterBlockWords, readCounters, zeroObjectCounters, type CounterBlocks, type CounterMap, type CounterSnapshot } from './counters';
 export { DEFAULT_BUSY_POLL_US, type DataplaneOptions } from './dataplane-options';
 export { FLOW_SCAN_PER_CALL, type FlowEntry, type FlowFilter, type FlowPage } from './flow-query';
@@ -52,6 +52,8 @@ export class Dataplane {
   readonly offloads: string[];
   readonly flowCapacity: number;
   readonly opts: DataplaneOptions;
+  /** The flow table's file as found at open (null: the table is in memory only). */
+  readonly flowFile: (FlowFileState & { path: string }) | null;
   private handle: object | undefined;
   /** An open data plane is a live resource, like a listening socket: it keeps the process running. */
   private keepAlive: NodeJS.Timeout | undefined;
@@ -66,13 +68,20 @@ export class Dataplane {
     this.layout = addonLayout();
     checkFlowTableFits(opts.flowCapacity, this.layout.flowEntryBytes);
     this.opts = { ...opts };
-    this.handle = a.open({ ...opts, busyPollAdaptive: opts.busyPollAdaptive ? 1 : 0, udpCoalesce: opts.udpCoalesce ? 1 : 0 });
+    const { flowFile, ...rest } = opts;
+    this.handle = a.open({
+      ...rest,
+      busyPollAdaptive: opts.busyPollAdaptive ? 1 : 0,
+      udpCoalesce: opts.udpCoalesce ? 1 : 0,
+      ...(flowFile ? { flowFile: flowFile.path, hashKey: flowFile.hashKey, flowFileShared: flowFile.shared ? 1 : 0 } : {}),
+    });
     try {
       const info = a.info(this.handle);
       this.ifname = info.ifname;
       this.queues = info.queues;
       this.flowCapacity = info.flowCapacity;
       this.counterWords = info.counterWords;
+      this.flowFile = flowFile && info.flowFile ? { path: flowFile.path, ...info.flowFile } : null;
       const need = counterBlockWords(this.layout, opts);
       if (this.counterWords < need) throw new Error(`dataplane: the addon's counter blocks have ${this.counterWords} words, its layout needs ${need}: rebuild it (npx node-gyp rebuild)`);
       this.words = new BigUint64Array(info.counters);
@@ -286,6 +295,26 @@ export class Dataplane {
   drainTrace(): { records: TraceRecord[]; dropped: number } {
     const r = loadAddon().traceDrain(this.h());
     return { records: decodeTraceRecords(r.records, this.layout.dropReasons), dropped: r.dropped };
+  }
+
+  /**
+   * Detaches every queue from the TUN: they get no packets (what they held is dropped). A live handover's successor
+   * starts so and start() attaches them once its workers poll; its predecessor leaves so, every packet going to the
+   * successor's queues before it stops its workers (src/daemon/live-handover.ts).
+   */
+  detachQueues(): void {
+    loadAddon().detachQueues(this.h());
+  }
+
+  /** The slot map in the flow table's file (src/dataplane/flow-slots.ts), as the previous l4nat left it; null if none. */
+  flowSlots(): Buffer | null {
+    return this.flowFile ? loadAddon().flowSlots(this.h()) : null;
+  }
+
+  /** Records the slot map for the next l4nat; false if it does not fit (then the file holds none). */
+  setFlowSlots(map: Uint8Array): boolean {
+    if (!this.flowFile) throw new Error('dataplane: the flow table is not kept in a file');
+    return loadAddon().setFlowSlots(this.h(), map);
   }
 
   /** Stops the workers and closes the queues; removes the device unless keepDevice. Idempotent. */

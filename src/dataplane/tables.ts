@@ -91,6 +91,16 @@ export class SlotAllocator {
     this.slots = new Map(assigned);
   }
 
+  /** Starts from the slots a previous l4nat gave (its flow table was taken over): the same ids keep them. */
+  seed(slots: ReadonlyMap<string, number>): void {
+    this.slots = new Map([...slots].filter(([, s]) => s < this.max));
+  }
+
+  /** Every id's slot as committed. */
+  entries(): Map<string, number> {
+    return new Map(this.slots);
+  }
+
   get(id: string): number | undefined {
     return this.slots.get(id);
   }

@@ -37,6 +37,10 @@ export interface ProbeOptions {
   connTimeoutMs: number;
 }
 
+/** Gaps a stream's echoes may have in a run (they come every --interval-ms, 20 by default) that it lists. */
+export const LONG_GAP_MS = 50;
+const MAX_LONG_GAPS = 64;
+
 export interface ProbeConn {
   i: number;
   kind: 'stream' | 'idle';
@@ -48,6 +52,8 @@ export interface ProbeConn {
   maxGapMs: number;
   /** When that gap ended (epoch ms). */
   maxGapEndAt: number;
+  /** Every gap of at least LONG_GAP_MS while streaming, as [ended at (epoch ms), ms], the last MAX_LONG_GAPS kept. */
+  longGaps: Array<[number, number]>;
   /** Idle connections: the final ping was answered. */
   pingOk: boolean | null;
   error: string | null;
@@ -147,7 +153,7 @@ class Conn {
     private readonly o: ProbeOptions,
     private readonly bins: Bins,
   ) {
-    this.r = { i, kind, backend: null, localPort: null, bytesSent: 0, bytesEchoed: 0, maxGapMs: 0, maxGapEndAt: 0, pingOk: null, error: null };
+    this.r = { i, kind, backend: null, localPort: null, bytesSent: 0, bytesEchoed: 0, maxGapMs: 0, maxGapEndAt: 0, longGaps: [], pingOk: null, error: null };
   }
 
   private fail(code: string): void {
@@ -224,6 +230,7 @@ class Conn {
           this.r.maxGapMs = gap;
           this.r.maxGapEndAt = now;
         }
+        if (gap >= LONG_GAP_MS && this.r.longGaps.push([now, gap]) > MAX_LONG_GAPS) this.r.longGaps.shift();
       }
       this.lastEchoAt = now;
       return;

@@ -1,0 +1,80 @@
+// The flow table handed from one l4nat to the next (issue 18, item 4): the data plane keeps it in a file
+// (native/core/flow_segment.h; default /run/l4nat/TUN.flows, systemd's RuntimeDirectory, kept across the unit's
+// restarts), which the next process takes over when its header allows, with the slot map that gives the same
+// backends the same slots. A normal stop removes the file; a handover (exit 75) and a crash leave it.
+import { mkdirSync, readlinkSync, rmSync } from 'fs';
+import { dirname } from 'path';
+import { Dataplane, type DataplaneOptions } from '../dataplane/native';
+import { decodeFlowSlots, type FlowSlotMap } from '../dataplane/flow-slots';
+import type { Logger } from '../util/log';
+import { FLOW_FILE_NONE, type UpOptions } from '../config/options';
+
+/**
+ * Where the flow table lives: the configured file, or one in systemd's RuntimeDirectory (/run/l4nat) named after
+ * the TUN and the network namespace (two l4nat in two namespaces may both call their TUN l4nat0); null: in memory.
+ */
+export function flowFileOf(opts: Pick<UpOptions, 'flowFile' | 'tun'>): string | null {
+  if (opts.flowFile === FLOW_FILE_NONE) return null;
+  if (opts.flowFile !== undefined) return opts.flowFile;
+  let ns = '';
+  try {
+    ns = `-net${/\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/net'))?.[1] ?? ''}`;
+  } catch {
+    // No /proc: the TUN's name alone.
+  }
+  return `/run/l4nat/${opts.tun}${ns === '-net' ? '' : ns}.flows`;
+}
+
+export interface OpenedDataplane {
+  dp: Dataplane;
+  /** The previous l4nat's slots, when its flow table was taken over (the Balancer starts from them). */
+  slots?: FlowSlotMap;
+}
+
+/**
+ * Opens the data plane with its flow table in `file` (null: in memory), saying in one log line what it found.
+ * `shared`: a live handover, the previous l4nat still forwards through the file (src/daemon/live-handover.ts).
+ */
+export function openDataplane(opts: DataplaneOptions, file: string | null, hashKey: Buffer, log: Logger, shared = false): OpenedDataplane {
+  if (file === null) return { dp: new Dataplane(opts) };
+  try {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 }); // systemd's RuntimeDirectory= made it already
+  } catch {
+    // Opening the file says what is wrong.
+  }
+  let dp: Dataplane;
+  try {
+    dp = new Dataplane({ ...opts, flowFile: { path: file, hashKey, shared } });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (!String(e.syscall ?? '').includes('flow table file')) throw err;
+    log.warn({ flowFile: file, err: e.message }, `flow table file ${file} cannot be used (${e.message}): the flow table is kept in memory only, and the next restart starts it empty`);
+    return { dp: new Dataplane(opts) };
+  }
+  const st = dp.flowFile!;
+  if (st.adopted) {
+    try {
+      const slots = decodeFlowSlots(dp.flowSlots()!);
+      log.info({ flowFile: file, repaired: st.repaired }, `took over the flow table of the previous l4nat from ${file}${st.repaired ? ` (${st.repaired} entries it left half-written freed)` : ''}`);
+      return { dp, slots };
+    } catch (err) {
+      // Its entries' slot numbers cannot be read: start anew rather than pin flows to unknown backends.
+      dp.close(true);
+      rmSync(file, { force: true }); // a live predecessor keeps its mapping of the unlinked file
+      log.warn({ flowFile: file, reason: (err as Error).message }, `flow table file ${file} not taken over: ${(err as Error).message}; starting with an empty flow table (the file is replaced)`);
+      return { dp: new Dataplane({ ...opts, flowFile: { path: file, hashKey } }) };
+    }
+  }
+  if (st.existed) log.warn({ flowFile: file, reason: st.reason }, `flow table file ${file} not taken over: ${st.reason}; starting with an empty flow table (the file is replaced)`);
+  return { dp };
+}
+
+/** After a normal stop: the next l4nat starts clean (a handover or a crash keeps the file). */
+export function removeFlowFile(file: string | null, log: Logger): void {
+  if (file === null) return;
+  try {
+    rmSync(file, { force: true });
+  } catch (err) {
+    log.warn({ flowFile: file, err: (err as Error).message }, 'removing the flow table file failed');
+  }
+}
