@@ -19,6 +19,7 @@
         "native/core/flow_query.c",
         "native/core/explain.c",
         "native/core/probe.c",
+        "native/core/refuse.c",
         "native/core/dataplane.c",
         "native/core/ratelimit.c",
         "native/core/coalesce.c",

@@ -219,9 +219,16 @@ int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **
     *failed_call = "mmap flow table";
     goto fail_fds;
   }
+  if (l4_flow_counts_init(&dp->flows, cfg->max_services, cfg->max_backends) < 0) {
+    r = -ENOMEM;
+    *failed_call = "calloc active-flow counts";
+    l4_flow_table_destroy(&dp->flows);
+    goto fail_fds;
+  }
   if (l4_ratelimit_init(&dp->ratelimit, L4_RATELIMIT_BUCKETS) < 0) {
     r = -ENOMEM;
     *failed_call = "calloc rate-limit buckets";
+    l4_flow_counts_destroy(&dp->flows);
     l4_flow_table_destroy(&dp->flows);
     goto fail_fds;
   }
@@ -262,11 +269,13 @@ int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **
     q->ctx.flows = &dp->flows;
     q->ctx.ratelimit = &dp->ratelimit;
     q->ctx.probes = &dp->probes;
+    q->ctx.buf_cap = L4_BUF_SIZE;
     q->trace = &dp->trace.workers[i];
     q->trace->clock_ns = realtime_ns;
   }
   return 0;
 fail_flows:
+  l4_flow_counts_destroy(&dp->flows);
   l4_flow_table_destroy(&dp->flows);
 fail_fds:
   for (int i = 0; i < n; i++) close(dp->fds[i]);
@@ -368,6 +377,7 @@ void l4_dp_destroy(struct l4_dp *dp, int keep_device) {
   }
   close(dp->stop_fd);
   l4_tables_free(atomic_exchange(&dp->tables, NULL));
+  l4_flow_counts_destroy(&dp->flows);
   l4_flow_table_destroy(&dp->flows);
   l4_ratelimit_destroy(&dp->ratelimit);
   l4_probes_destroy(&dp->probes);

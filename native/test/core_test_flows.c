@@ -400,7 +400,7 @@ void test_flow_touch_stale_ref(void) {
   l4_flow_walk(&e.ft, &e.t->timeouts, e.ctx.now, 0, e.ft.capacity, first_view, &v);
   CHECK(l4_flow_remove(&e.ft, &v, e.ctx.now), "removed");
   e.ctx.now += 1;
-  l4_flow_touch(&stale, FL_FIN_C, FL_RST, e.ctx.now); /* the client's FIN, processed with the old lookup */
+  l4_flow_touch(&e.ft, &stale, FL_FIN_C, FL_RST, e.ctx.now); /* the client's FIN, processed with the old lookup */
   CHECK(l4_flow_count(&e.ft, &e.t->timeouts, e.ctx.now) == 0, "a removed entry stays removed (count %llu)",
         (unsigned long long)l4_flow_count(&e.ft, &e.t->timeouts, e.ctx.now));
   memset(&v, 0, sizeof(v));
@@ -418,7 +418,7 @@ void test_flow_touch_stale_ref(void) {
   c2s(&e, 10, PB_TCP_ACK); /* 10 busier than 8: 8 is the victim */
   CHECK(c2s(&e, 9, PB_TCP_SYN) == FX_BK_V4T_A, "SYN 9 into the full bucket");
   CHECK(!ent(&e, 8, &r) && ent(&e, 9, &r) && r.e == stale.e, "9 took 8's entry");
-  l4_flow_touch(&stale, FL_REPLY | FL_EST, FL_RST, e.ctx.now); /* 8's late update */
+  l4_flow_touch(&e.ft, &stale, FL_REPLY | FL_EST, FL_RST, e.ctx.now); /* 8's late update */
   CHECK(ent(&e, 9, &r) && r.state == FL_SYN, "9 keeps its own state (%#x, want %#x)", r.state, FL_SYN);
   env_free(&e);
 }
