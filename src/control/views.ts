@@ -85,12 +85,26 @@ export function backendState(state: ControlState, s: ServiceConfig, b: BackendCo
   return { state: state.healthy(rt) ? 'up' : 'down', rt };
 }
 
+/** The data plane's active-flow counts, if it keeps them (undefined: closed, or a data plane without them). */
+function activeCounts(state: ControlState): { backends: Float64Array; services: Float64Array } | undefined {
+  try {
+    return state.balancer.dp.activeFlows?.();
+  } catch {
+    return undefined;
+  }
+}
+
 /** One service; `fs` is the flow table's last per-slot count (undefined: unknown). */
 export function serviceView(state: ControlState, s: ServiceConfig, c: CounterSnapshot, fs: FlowStats | undefined, now = Date.now(), withHistory = false): ServiceView {
   const { balancer } = state;
   const sid = serviceId(s);
   const slot = balancer.serviceSlot(sid);
-  const active = (arr: Uint32Array | undefined, i: number | undefined): number | null => (arr && i !== undefined && i < arr.length ? arr[i] : null);
+  // Active flows: the data plane's counts, the figure bounded load and max_flows decide by (never below the live
+  // open entries, above by those expired since the sweep passed: docs/dataplane.md); else the last paged count.
+  const counts = activeCounts(state);
+  const svcArr = counts?.services ?? fs?.services;
+  const bkArr = counts?.backends ?? fs?.backends;
+  const active = (arr: ArrayLike<number> | undefined, i: number | undefined): number | null => (arr && i !== undefined && i < arr.length ? arr[i] : null);
   const weights = state.lastWeights.get(sid);
   const ramps = s.backends.map((b) => rampOf(state.runtime.get(backendKey(s, b)), s.slowStartSeconds, now));
   // While one ramps, the published weights are SLOW_START_STEPS times over (slow-start.ts): shown as configured.
@@ -108,7 +122,7 @@ export function serviceView(state: ControlState, s: ServiceConfig, c: CounterSna
     allDown: state.allDown.has(sid),
     healthCheck: s.health,
     counters: (slot === undefined ? undefined : c.services.get(slot)) ?? zeroObjectCounters(),
-    activeFlows: active(fs?.services, slot),
+    activeFlows: active(svcArr, slot),
     backends: s.backends.map((b, i) => {
       const { state: st, rt } = backendState(state, s, b);
       const bid = backendId(b, s.proto);
@@ -130,7 +144,7 @@ export function serviceView(state: ControlState, s: ServiceConfig, c: CounterSna
         drain: rt?.drain ? drainView(rt.drain, now) : null,
         slowStart: ramps[i] !== undefined ? { since: new Date(rt!.slowStartSince!).toISOString(), step: ramps[i]!, steps: SLOW_START_STEPS } : null,
         counters: (slotB === undefined ? undefined : c.backends.get(slotB)) ?? zeroObjectCounters(),
-        activeFlows: active(fs?.backends, slotB),
+        activeFlows: active(bkArr, slotB),
       };
       if (withHistory && ch) v.history = { checks: [...ch.history], transitions: [...ch.transitions] };
       return v;
