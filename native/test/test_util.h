@@ -24,6 +24,7 @@ struct env {
   uint64_t *counters;
   struct l4_ctx ctx;
   struct l4_tables *t;
+  uint32_t buf_extra; /* run_raw's buffer holds this many bytes past the input (room for an ICMP answer) */
 };
 
 void env_init(struct env *e, uint64_t flow_capacity, enum fx_ring ring, uint32_t options);

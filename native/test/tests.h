@@ -88,7 +88,15 @@
   /* core_test_trace.c */                                                                                     \
   X(trace_records, "a traced flow's SYN, SYN-ACK, data and mid-flow packets: tuple before/after, verdict; others none") \
   X(trace_drops, "drops-only and service matches: acl_denied recorded with its reason, parse drops without a tuple") \
-  X(trace_backend_ring_full, "a backend match; a full ring keeps the oldest and counts the rest; traced bytes unchanged")
+  X(trace_backend_ring_full, "a backend match; a full ring keeps the oldest and counts the rest; traced bytes unchanged") \
+  /* core_test_admission.c */                                                                                 \
+  X(active_counts, "active counts: insert, close, reopen, replace, FIN, UDP, remove, evict, expiry and sweep (margin)") \
+  X(bound_next_candidate, "bounded 1.25: a SYN whose ring backend is at its bound goes to the next; maglev does not") \
+  X(limit_next_candidate, "max_flows: the next candidate; established and mid-flow packets pass; a close frees a place") \
+  X(full_drop, "every backend at max_flows, when_full drop: dropped, counted; established flows keep flowing") \
+  X(full_reject_tcp, "every backend full, when_full reject: the SYN answered with RST+ACK from the VIP (v4, v6)") \
+  X(full_reject_udp, "every backend full, reject: ICMP/ICMPv6 port unreachable quoting the datagram, truncated; no room: drop") \
+  X(mt_active_counts, "threads insert, close, reopen and sweep: the counts equal a full recount, then 0")
 
 #define DECLARE_TEST(name, desc) void test_##name(void);
 CORE_TESTS(DECLARE_TEST)
