@@ -24,8 +24,10 @@ export interface BackendView {
   /** Ramping up under slow start: since when, at which step of how many (its weight is step/steps of it). */
   slowStart: { since: string; step: number; steps: number } | null;
   counters: CounterMap;
-  /** Live flow-table entries pinned to this backend, closed TCP entries not counted (null: unknown). */
+  /** Active flows pinned to this backend, closed TCP entries not counted (null: unknown): the data plane's count. */
   activeFlows: number | null;
+  /** Its flow limit (null: none): at it, new flows go to the next candidate. */
+  maxFlows: number | null;
   history?: { checks: ProbeRecord[]; transitions: Transition[] };
 }
 
@@ -57,6 +59,8 @@ export interface ServiceView {
   onAllDown: string;
   onDown: string;
   protections: { newFlowRate: { rate: number; burst: number } | null; allowSources: string[]; denySources: string[] };
+  /** How new flows are admitted: the ring (maglev) or under a load bound (bounded, its factor), and the answer when every backend is full. */
+  admission: { balance: 'maglev' | 'bounded'; balanceFactor: number | null; whenFull: 'drop' | 'reject' };
   allDown: boolean;
   healthCheck: ServiceConfig['health'];
   counters: CounterMap;
@@ -119,6 +123,7 @@ export function serviceView(state: ControlState, s: ServiceConfig, c: CounterSna
     onAllDown: s.onAllDown,
     onDown: s.onDown,
     protections: { newFlowRate: s.newFlowRate ?? null, allowSources: s.allowSources ?? [], denySources: s.denySources ?? [] },
+    admission: { balance: s.balance ?? 'maglev', balanceFactor: s.balance === 'bounded' ? (s.balanceFactor ?? null) : null, whenFull: s.whenFull ?? 'drop' },
     allDown: state.allDown.has(sid),
     healthCheck: s.health,
     counters: (slot === undefined ? undefined : c.services.get(slot)) ?? zeroObjectCounters(),
@@ -145,6 +150,7 @@ export function serviceView(state: ControlState, s: ServiceConfig, c: CounterSna
         slowStart: ramps[i] !== undefined ? { since: new Date(rt!.slowStartSince!).toISOString(), step: ramps[i]!, steps: SLOW_START_STEPS } : null,
         counters: (slotB === undefined ? undefined : c.backends.get(slotB)) ?? zeroObjectCounters(),
         activeFlows: active(bkArr, slotB),
+        maxFlows: b.maxFlows ?? null,
       };
       if (withHistory && ch) v.history = { checks: [...ch.history], transitions: [...ch.transitions] };
       return v;
