@@ -96,6 +96,9 @@ static bool retransmit_elsewhere(const struct l4_ctx *ctx, const struct l4_table
                                  const struct l4_flow_key *key, uint64_t hash, const struct l4_flow_ref *ref) {
   if (ref->state & FL_REPLY) return false;
   if (atomic_load_explicit(&ref->e->last_seen, memory_order_relaxed) == ctx->now) return false;
+  /* Under admission (bounded load, max_flows) a flow may sit off its ring slot by choice: it moves only when its
+   * backend left the ring, never to meet the bound or a limit again (where it holds a place itself). */
+  if (s->admission && l4_backend_takes_new_flows(t, ref->backend)) return false;
   return l4_pick_backend(t, s, key, hash) != ref->backend;
 }
 

@@ -180,6 +180,20 @@ void test_limit_next_candidate(void) {
   env_free(&e);
 }
 
+void test_admission_retransmit(void) {
+  /* A and B take 1 flow each. A SYN the ring sends to A, full, goes to B; B is then full too. Its retransmission
+   * two seconds later (B never answered) stays on B: it is not chosen again into a refusal by its own place. */
+  struct env e;
+  env_init_tables(&e, 1024, adm_tables(FX_RING_ALT, FX_SVC_V4_TCP, L4_BALANCE_MAGLEV, 0, L4_FULL_DROP, 1, 1));
+  uint16_t p1 = port_to(&e, C4, 1000, FX_BK_V4T_A), p2 = port_to(&e, C4, p1 + 1, FX_BK_V4T_A);
+  CHECK(send_tcp(&e, 4, p1, PB_TCP_SYN) == FX_BK_V4T_A, "A takes the first");
+  CHECK(send_tcp(&e, 4, p2, PB_TCP_SYN) == FX_BK_V4T_B, "A full: B");
+  e.ctx.now += 2;
+  CHECK(send_tcp(&e, 4, p2, PB_TCP_SYN) == FX_BK_V4T_B, "the retransmission stays on B, not refused");
+  CHECK(bk_active(&e, FX_BK_V4T_A) == 1 && bk_active(&e, FX_BK_V4T_B) == 1 && env_drops(&e, L4_DROP_BACKENDS_FULL) == 0, "nothing moved or refused");
+  env_free(&e);
+}
+
 /* Fills both backends of a service (max_flows 1 each) with two new flows from `fam` clients. */
 static void fill_two(struct env *e, uint8_t fam, uint8_t proto) {
   for (uint16_t p = 7000; p < 7002; p++) {

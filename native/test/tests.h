@@ -96,6 +96,7 @@
   X(full_drop, "every backend at max_flows, when_full drop: dropped, counted; established flows keep flowing") \
   X(full_reject_tcp, "every backend full, when_full reject: the SYN answered with RST+ACK from the VIP (v4, v6)") \
   X(full_reject_udp, "every backend full, reject: ICMP/ICMPv6 port unreachable quoting the datagram, truncated; no room: drop") \
+  X(admission_retransmit, "a SYN retransmission of a flow admission sent off its ring slot stays there, not refused") \
   X(mt_active_counts, "threads insert, close, reopen and sweep: the counts equal a full recount, then 0")
 
 #define DECLARE_TEST(name, desc) void test_##name(void);
