@@ -77,24 +77,19 @@ test('bounded 1.25: once b1 holds more than its bound of long connections, new c
   );
 });
 
+/** b1 with 4/6 of the ring and max_flows 50, b2 and b3 with 40 each, and `whenFull`. */
+const limitedConfig = (lab: Lab, whenFull: 'drop' | 'reject'): string =>
+  configText({
+    global: { queues: 2, stats_interval: 0 },
+    services: [{ name: 'web', vips: [lab.vip4], ports: [PORT], when_full: whenFull, backends: labBackends(lab, { port: PORT }).map((b) => (b.name === 'b1' ? { ...b, weight: 4, max_flows: 50 } : { ...b, max_flows: 40 })) }],
+  });
+
 test('max_flows 50: b1 never holds more than 50; every backend full: reject resets at once, drop times out', { skip: skipUnless(), timeout: 300_000 }, async (t) => {
   await withLab(
     {
       backends: 3,
       ipv6: false,
-      config: (lab) =>
-        configText({
-          global: { queues: 2, stats_interval: 0 },
-          services: [
-            {
-              name: 'web',
-              vips: [lab.vip4],
-              ports: [PORT],
-              when_full: 'reject',
-              backends: labBackends(lab, { port: PORT }).map((b) => (b.name === 'b1' ? { ...b, weight: 4, max_flows: 50 } : { ...b, max_flows: 40 })),
-            },
-          ],
-        }),
+      config: (lab) => limitedConfig(lab, 'reject'),
     },
     async ({ lab, configFile }) => {
       // b1 has 4/6 of the ring (about 80 of 120) but takes 50; b2 and b3 (40 each) take the rest: 130 places.
@@ -132,11 +127,7 @@ test('max_flows 50: b1 never holds more than 50; every backend full: reject rese
       assert.ok(refused >= 10, `refusals counted for the service: ${refused}`);
 
       // when_full: drop (a reload: the established connections stay) -> a new connection times out.
-      const text = configText({
-        global: { queues: 2, stats_interval: 0 },
-        services: [{ name: 'web', vips: [lab.vip4], ports: [PORT], when_full: 'drop', backends: labBackends(lab, { port: PORT }).map((b) => (b.name === 'b1' ? { ...b, weight: 4, max_flows: 50 } : { ...b, max_flows: 40 })) }],
-      });
-      writeFileSync(configFile, text);
+      writeFileSync(configFile, limitedConfig(lab, 'drop'));
       const rl = await adminRequest(lab, 'POST', '/v1/reload');
       assert.equal(rl.status, 200, JSON.stringify(rl.body));
       const dropped = await streams(lab, 3, 1_500);

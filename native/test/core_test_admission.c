@@ -22,16 +22,6 @@ static struct l4_tables *adm_tables(enum fx_ring ring, uint32_t svc, uint32_t ba
   return fx_build(&fi, "adm_tables");
 }
 
-/* client C4:cport -> VIP4:80 with `flags`; the backend slot it went to, or -1 when dropped. */
-static int send_tcp(struct env *e, uint8_t fam, uint16_t cport, uint8_t flags) {
-  struct pb_ip ip;
-  struct pb_l4 l4;
-  spec_tcp(&ip, &l4, fam, fam == 4 ? C4 : C6, cport, fam == 4 ? VIP4 : VIP6, 80, flags, 10);
-  uint32_t n = bld(g_in, NULL, &ip, &l4);
-  if (run_raw(e, g_in, n, g_out, &g_out_len) != L4_VERDICT_TX) return -1;
-  return out_backend();
-}
-
 static int64_t bk_active(struct env *e, uint32_t b) { return l4_flow_active_backend(&e->ft, b); }
 
 /* The true count: live entries (at `to`'s timeouts) that are not closed, of backend b (or of every backend: -1). */
@@ -131,7 +121,7 @@ void test_bound_next_candidate(void) {
     env_init_tables(&e, 1024, adm_tables(FX_RING_ALT, FX_SVC_V4_TCP, (uint32_t)bounded, bounded ? 125 : 0, 0, 0, 0));
     uint16_t p1 = port_to(&e, C4, 1000, FX_BK_V4T_A), p2 = port_to(&e, C4, p1 + 1, FX_BK_V4T_A),
              p3 = port_to(&e, C4, p2 + 1, FX_BK_V4T_A);
-    CHECK(send_tcp(&e, 4, p1, PB_TCP_SYN) == FX_BK_V4T_A && send_tcp(&e, 4, p2, PB_TCP_SYN) == FX_BK_V4T_A, "under the bound: A");
+    CHECK(c2s_fam(&e, 4, p1, PB_TCP_SYN) == FX_BK_V4T_A && c2s_fam(&e, 4, p2, PB_TCP_SYN) == FX_BK_V4T_A, "under the bound: A");
     /* explain tells what the SYN will do */
     struct l4_explain_query q = {.family = 4, .proto = 6, .cport = p3, .vport = 80};
     pb_addr(4, C4, q.client);
@@ -149,7 +139,7 @@ void test_bound_next_candidate(void) {
     CHECK(env_q(&e, L4_Q_FLOW_ADMIT_MOVED) == (uint64_t)bounded, "admit_moved %lu", (unsigned long)env_q(&e, L4_Q_FLOW_ADMIT_MOVED));
     CHECK(bk_active(&e, FX_BK_V4T_A) == (bounded ? 2 : 3), "A holds %ld", (long)bk_active(&e, FX_BK_V4T_A));
     /* The flow stays on B: its next packets follow the entry, whatever the bound says now. */
-    if (bounded) CHECK(send_tcp(&e, 4, p3, PB_TCP_ACK) == FX_BK_V4T_B, "the moved flow's next packet follows its entry");
+    if (bounded) CHECK(c2s_fam(&e, 4, p3, PB_TCP_ACK) == FX_BK_V4T_B, "the moved flow's next packet follows its entry");
     env_free(&e);
   }
 }
@@ -160,7 +150,7 @@ void test_limit_next_candidate(void) {
   env_init_tables(&e, 1024, adm_tables(FX_RING_A_B1, FX_SVC_V4_TCP, L4_BALANCE_MAGLEV, 0, L4_FULL_DROP, 2, 0));
   uint16_t p1 = port_to(&e, C4, 1000, FX_BK_V4T_A), p2 = port_to(&e, C4, p1 + 1, FX_BK_V4T_A),
            p3 = port_to(&e, C4, p2 + 1, FX_BK_V4T_A), p4 = port_to(&e, C4, p3 + 1, FX_BK_V4T_A);
-  CHECK(send_tcp(&e, 4, p1, PB_TCP_SYN) == FX_BK_V4T_A && send_tcp(&e, 4, p2, PB_TCP_SYN) == FX_BK_V4T_A, "A's 2 flows");
+  CHECK(c2s_fam(&e, 4, p1, PB_TCP_SYN) == FX_BK_V4T_A && c2s_fam(&e, 4, p2, PB_TCP_SYN) == FX_BK_V4T_A, "A's 2 flows");
   struct pb_ip ip;
   struct pb_l4 l4;
   spec_tcp(&ip, &l4, 4, C4, p3, VIP4, 80, PB_TCP_SYN, 0);
@@ -175,8 +165,8 @@ void test_limit_next_candidate(void) {
   fx_fwd(&e, "a mid-flow packet without an entry goes by the ring, limit or not", NULL, &ip, &l4, B4A, 8080);
   CHECK(bk_active(&e, FX_BK_V4T_A) == 2, "A still 2");
   /* A closes one: its place is free again at once. */
-  CHECK(send_tcp(&e, 4, p1, PB_TCP_RST | PB_TCP_ACK) == FX_BK_V4T_A && bk_active(&e, FX_BK_V4T_A) == 1, "RST frees a place");
-  CHECK(send_tcp(&e, 4, p4, PB_TCP_SYN) == FX_BK_V4T_A, "a new SYN takes A's free place");
+  CHECK(c2s_fam(&e, 4, p1, PB_TCP_RST | PB_TCP_ACK) == FX_BK_V4T_A && bk_active(&e, FX_BK_V4T_A) == 1, "RST frees a place");
+  CHECK(c2s_fam(&e, 4, p4, PB_TCP_SYN) == FX_BK_V4T_A, "a new SYN takes A's free place");
   env_free(&e);
 }
 
@@ -186,10 +176,10 @@ void test_admission_retransmit(void) {
   struct env e;
   env_init_tables(&e, 1024, adm_tables(FX_RING_ALT, FX_SVC_V4_TCP, L4_BALANCE_MAGLEV, 0, L4_FULL_DROP, 1, 1));
   uint16_t p1 = port_to(&e, C4, 1000, FX_BK_V4T_A), p2 = port_to(&e, C4, p1 + 1, FX_BK_V4T_A);
-  CHECK(send_tcp(&e, 4, p1, PB_TCP_SYN) == FX_BK_V4T_A, "A takes the first");
-  CHECK(send_tcp(&e, 4, p2, PB_TCP_SYN) == FX_BK_V4T_B, "A full: B");
+  CHECK(c2s_fam(&e, 4, p1, PB_TCP_SYN) == FX_BK_V4T_A, "A takes the first");
+  CHECK(c2s_fam(&e, 4, p2, PB_TCP_SYN) == FX_BK_V4T_B, "A full: B");
   e.ctx.now += 2;
-  CHECK(send_tcp(&e, 4, p2, PB_TCP_SYN) == FX_BK_V4T_B, "the retransmission stays on B, not refused");
+  CHECK(c2s_fam(&e, 4, p2, PB_TCP_SYN) == FX_BK_V4T_B, "the retransmission stays on B, not refused");
   CHECK(bk_active(&e, FX_BK_V4T_A) == 1 && bk_active(&e, FX_BK_V4T_B) == 1 && env_drops(&e, L4_DROP_BACKENDS_FULL) == 0, "nothing moved or refused");
   env_free(&e);
 }

@@ -7,15 +7,6 @@
 #include "test_util.h"
 #include "tests.h"
 
-/* client -> VIP:80 (v4 or v6 TCP); returns the backend slot it was sent to, or -1 when dropped */
-static int c2s_fam(struct env *e, uint8_t fam, uint16_t cport, uint8_t flags) {
-  struct pb_ip ip;
-  struct pb_l4 l4;
-  spec_tcp(&ip, &l4, fam, fam == 4 ? C4 : C6, cport, fam == 4 ? VIP4 : VIP6, 80, flags, 10);
-  uint32_t n = bld(g_in, NULL, &ip, &l4);
-  if (run_raw(e, g_in, n, g_out, &g_out_len) != L4_VERDICT_TX) return -1;
-  return out_backend();
-}
 static int c2s(struct env *e, uint16_t cport, uint8_t flags) { return c2s_fam(e, 4, cport, flags); }
 
 /* backend slot bk -> client (v4 TCP); true when it was translated to come from VIP:80 */

@@ -229,6 +229,15 @@ bool fx_rev(struct env *e, const char *desc, const struct pb_vnet *v, const stru
   return expect_tx(e, desc, g_in, n, g_want, m);
 }
 
+int c2s_fam(struct env *e, uint8_t fam, uint16_t cport, uint8_t flags) {
+  struct pb_ip ip;
+  struct pb_l4 l4;
+  spec_tcp(&ip, &l4, fam, fam == 4 ? C4 : C6, cport, fam == 4 ? VIP4 : VIP6, 80, flags, 10);
+  uint32_t n = bld(g_in, NULL, &ip, &l4);
+  if (run_raw(e, g_in, n, g_out, &g_out_len) != L4_VERDICT_TX) return -1;
+  return out_backend();
+}
+
 int out_backend(void) {
   struct pb_info in;
   if (g_out_len <= PB_VNET_LEN || !pb_parse(g_out + PB_VNET_LEN, g_out_len - PB_VNET_LEN, &in)) return -1;
