@@ -318,6 +318,18 @@ bool l4_flow_remove(struct l4_flow_table *ft, const struct l4_flow_view *v, uint
   return same;
 }
 
+void l4_flow_counts_rebuild(struct l4_flow_table *ft) {
+  if (!ft->active_bk) return;
+  for (uint32_t b = 0; b < ft->nbk; b++) atomic_store_explicit(&ft->active_bk[b], 0, memory_order_relaxed);
+  for (uint32_t s = 0; s < ft->nsvc; s++) atomic_store_explicit(&ft->active_svc[s], 0, memory_order_relaxed);
+  for (uint64_t i = 0; i < ft->capacity; i++) {
+    struct l4_flow *e = &ft->entries[i];
+    uint64_t v = atomic_load_explicit(&e->ver, memory_order_acquire);
+    if (holds_flow(v) && l4_flow_counted(L4_VER_PROTO(v), L4_VER_STATE(v)))
+      l4_flow_count_add(ft, atomic_load_explicit(&e->backend, memory_order_relaxed), atomic_load_explicit(&e->svc, memory_order_relaxed), 1);
+  }
+}
+
 uint64_t l4_flow_sweep(struct l4_flow_table *ft, const struct l4_flow_timeouts *to, uint32_t now, uint64_t start,
                        uint64_t max_scan, uint64_t *freed) {
   uint64_t first = start / L4_FLOW_BUCKET, nb = (max_scan + L4_FLOW_BUCKET - 1) / L4_FLOW_BUCKET;

@@ -109,6 +109,9 @@ void l4_flow_table_destroy(struct l4_flow_table *ft);
 /* Allocates the active-flow counts (zero: call it on an empty table) for slots below max_services / max_backends. */
 int l4_flow_counts_init(struct l4_flow_table *ft, uint32_t max_services, uint32_t max_backends);
 void l4_flow_counts_destroy(struct l4_flow_table *ft);
+/* Sets the counts from the entries (every one that holds an open flow, expired or not), for a table whose entries
+ * outlived its counts (a table adopted across a restart). Not while workers write the table. */
+void l4_flow_counts_rebuild(struct l4_flow_table *ft);
 
 /* Does an entry of this protocol and state count as an active flow? */
 static inline bool l4_flow_counted(uint8_t proto, uint8_t state) { return proto != 6 || !l4_flow_state_closed(state); }

@@ -90,7 +90,7 @@
   X(trace_drops, "drops-only and service matches: acl_denied recorded with its reason, parse drops without a tuple") \
   X(trace_backend_ring_full, "a backend match; a full ring keeps the oldest and counts the rest; traced bytes unchanged") \
   /* core_test_admission.c */                                                                                 \
-  X(active_counts, "active counts: insert, close, reopen, replace, FIN, UDP, remove, evict, expiry and sweep (margin)") \
+  X(active_counts, "active counts: insert, close, reopen, replace, FIN, UDP, remove, evict, rebuild, expiry and sweep (margin)") \
   X(bound_next_candidate, "bounded 1.25: a SYN whose ring backend is at its bound goes to the next; maglev does not") \
   X(limit_next_candidate, "max_flows: the next candidate; established and mid-flow packets pass; a close frees a place") \
   X(full_drop, "every backend at max_flows, when_full drop: dropped, counted; established flows keep flowing") \
