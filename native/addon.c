@@ -612,16 +612,26 @@ static napi_status zeroed_u32_array(napi_env env, napi_value o, const char *name
 /* flowStats(handle, {cursor?, maxScan?}) -> {total, closed, backends: Uint32Array(maxBackends),
  * services: Uint32Array(maxServices), next}: the counts of entries cursor .. cursor + maxScan (default: the
  * whole table); next = where to go on, null at the end. src/dataplane/native.ts adds the pages up. */
-static napi_value js_flow_stats(napi_env env, napi_callback_info info) {
+/* (handle, {cursor?, maxScan?}): the handle and the page, the whole table by default; NULL after throwing. */
+static struct handle *page_args(napi_env env, napi_callback_info info, const char *usage, uint64_t *start, uint64_t *max_scan) {
   size_t argc = 2;
-  napi_value argv[2], res, v;
+  napi_value argv[2];
   struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
-  uint64_t start = 0, max_scan = h->dp.flows.capacity;
-  if (argc >= 2 && !get_range(env, argv[1], h->dp.flows.capacity, &start, &max_scan)) {
-    napi_throw_type_error(env, "EINVAL", "l4nat addon: flowStats(handle, {cursor?: number (0..capacity), maxScan?: number >= 1})");
+  *start = 0;
+  *max_scan = h->dp.flows.capacity;
+  if (argc >= 2 && !get_range(env, argv[1], h->dp.flows.capacity, start, max_scan)) {
+    napi_throw_type_error(env, "EINVAL", usage);
     return NULL;
   }
+  return h;
+}
+
+static napi_value js_flow_stats(napi_env env, napi_callback_info info) {
+  napi_value res, v;
+  uint64_t start, max_scan;
+  struct handle *h = page_args(env, info, "l4nat addon: flowStats(handle, {cursor?: number (0..capacity), maxScan?: number >= 1})", &start, &max_scan);
+  if (!h) return NULL;
   struct l4_flow_stats st = {NULL, h->dp.cfg.max_backends, NULL, h->dp.cfg.max_services, 0, 0};
   CHECK(napi_create_object(env, &res));
   CHECK(zeroed_u32_array(env, res, "backends", st.nbackends, &st.backends));
@@ -637,15 +647,10 @@ static napi_value js_flow_stats(napi_env env, napi_callback_info info) {
 /* sweepFlows(handle, {cursor?, maxScan?}) -> {freed, next}: frees entries cursor .. cursor + maxScan expired for
  * longer than the sweep's margin (l4_flow_sweep); next = where to go on, null at the end. */
 static napi_value js_sweep_flows(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], res, v;
-  struct handle *h = handle_args(env, info, &argc, argv);
+  napi_value res, v;
+  uint64_t start, max_scan;
+  struct handle *h = page_args(env, info, "l4nat addon: sweepFlows(handle, {cursor?: number (0..capacity), maxScan?: number >= 1})", &start, &max_scan);
   if (!h) return NULL;
-  uint64_t start = 0, max_scan = h->dp.flows.capacity;
-  if (argc >= 2 && !get_range(env, argv[1], h->dp.flows.capacity, &start, &max_scan)) {
-    napi_throw_type_error(env, "EINVAL", "l4nat addon: sweepFlows(handle, {cursor?: number (0..capacity), maxScan?: number >= 1})");
-    return NULL;
-  }
   uint64_t freed = 0;
   uint64_t next = l4_dp_sweep(&h->dp, start, max_scan, &freed);
   CHECK(napi_create_object(env, &res));
