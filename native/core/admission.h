@@ -46,7 +46,9 @@ static inline bool l4_syn_leaves_entry(const struct l4_tables *t, uint32_t backe
 static inline bool l4_under_bound(const struct l4_flow_table *ft, const struct l4_service *s, uint32_t svc_slot,
                                   const struct l4_backend *bk, uint32_t b) {
   uint64_t active = (uint64_t)l4_flow_active_service(ft, svc_slot);
-  if (active > 0xffffffffu) active = 0xffffffffu; /* keeps the product below 2^62 */
+  /* No more than a flow table holds (2^28): with the factor (< 2^14) and a weight (<= 2^20) the product stays
+   * below 2^63. */
+  if (active > (1u << 28)) active = 1u << 28;
   uint64_t den = 100 * (s->ring_weight ? s->ring_weight : 1);
   uint64_t slots = ((active + 1) * s->factor_pct * l4_backend_weight(bk) + den - 1) / den;
   return (uint64_t)l4_flow_active_backend(ft, b) < (slots ? slots : 1);

@@ -167,7 +167,8 @@ struct l4_tables *l4_tables_build(const struct l4_tables_input *in, char *err, i
     if (family != t->services[svc].family) FAIL("backend %u: family %u differs from its service's", i, family);
     if (proto != t->services[svc].proto) FAIL("backend %u: proto %u differs from its service's", i, proto);
     if (port == 0 || port > 65535) FAIL("backend %u: port must be 1-65535, got %u", i, port);
-    if (weight > 65535) FAIL("backend %u: weight must be 0-65535, got %u", i, weight);
+    /* 65535 configured, times the steps of a slow start's ramp (src/control/slow-start.ts) */
+    if (weight > L4_MAX_WEIGHT) FAIL("backend %u: weight must be 0-%u, got %u", i, L4_MAX_WEIGHT, weight);
     struct l4_backend *b = &t->backends[slot];
     b->weight = weight;
     b->max_flows = max_flows;

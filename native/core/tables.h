@@ -21,6 +21,7 @@ enum l4_balance { L4_BALANCE_MAGLEV = 0, L4_BALANCE_BOUNDED = 1 };
 enum l4_when_full { L4_FULL_DROP = 0, L4_FULL_REJECT = 1 };
 #define L4_FACTOR_MIN 101   /* balance factor in percent: above 1.0 (1.0 would refuse every backend's next flow) */
 #define L4_FACTOR_MAX 10000 /* at most 100: above that the bound never bites */
+#define L4_MAX_WEIGHT (1u << 20) /* a backend's weight word: admission's arithmetic stays within 64 bits below it */
 
 /* Per-service flag bits */
 #define L4_SVC_PRESENT 1u

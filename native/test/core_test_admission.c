@@ -148,6 +148,27 @@ void test_bound_next_candidate(void) {
   }
 }
 
+void test_admission_weights(void) {
+  /* Weights as a slow start publishes them (65535 × 4) build, and share the bound as 1 and 1 do; a weight past
+   * L4_MAX_WEIGHT is refused by name. */
+  static struct fx_input fi;
+  fx_input_init(&fi, FX_RING_ALT, 0);
+  fx_set_admission(&fi, FX_SVC_V4_TCP, L4_BALANCE_BOUNDED, 125, L4_FULL_DROP);
+  fi.bk_words[FX_BK_V4T_A * L4_BK_WORDS + 6] = fi.bk_words[FX_BK_V4T_B * L4_BK_WORDS + 6] = 4 * 65535;
+  struct env e;
+  env_init_tables(&e, 1024, fx_build(&fi, "admission_weights"));
+  uint16_t p1 = port_to(&e, C4, 1000, FX_BK_V4T_A), p2 = port_to(&e, C4, p1 + 1, FX_BK_V4T_A),
+           p3 = port_to(&e, C4, p2 + 1, FX_BK_V4T_A);
+  CHECK(c2s_fam(&e, 4, p1, PB_TCP_SYN) == FX_BK_V4T_A && c2s_fam(&e, 4, p2, PB_TCP_SYN) == FX_BK_V4T_A &&
+        c2s_fam(&e, 4, p3, PB_TCP_SYN) == FX_BK_V4T_B, "large equal weights: the bound of weights 1 and 1");
+  env_free(&e);
+  fi.bk_words[FX_BK_V4T_A * L4_BK_WORDS + 6] = L4_MAX_WEIGHT + 1;
+  char err[256];
+  struct l4_tables *t = l4_tables_build(&fi.in, err, sizeof(err));
+  CHECK(!t && strstr(err, "weight must be 0-1048576"), "refused: %s", t ? "(built)" : err);
+  l4_tables_free(t);
+}
+
 void test_limit_next_candidate(void) {
   /* Every ring slot but one is A's (FX_RING_A_B1); A takes 2 flows at most. */
   struct env e;

@@ -92,6 +92,7 @@
   /* core_test_admission.c */                                                                                 \
   X(active_counts, "active counts: insert, close, reopen, replace, FIN, UDP, remove, evict, rebuild, expiry and sweep (margin)") \
   X(bound_next_candidate, "bounded 1.25: a SYN whose ring backend is at its bound goes to the next; maglev does not") \
+  X(admission_weights, "weights as slow start publishes them (x4) share the bound alike; past the word's limit: refused") \
   X(limit_next_candidate, "max_flows: the next candidate; established and mid-flow packets pass; a close frees a place") \
   X(full_drop, "every backend at max_flows, when_full drop: dropped, counted; established flows keep flowing") \
   X(full_reject_tcp, "every backend full, when_full reject: the SYN answered with RST+ACK from the VIP (v4, v6)") \
