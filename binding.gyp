@@ -21,6 +21,7 @@
         "native/core/flow_query.c",
         "native/core/explain.c",
         "native/core/probe.c",
+        "native/core/refuse.c",
         "native/core/dataplane.c",
         "native/core/ratelimit.c",
         "native/core/coalesce.c",

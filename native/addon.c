@@ -696,16 +696,26 @@ static napi_status zeroed_u32_array(napi_env env, napi_value o, const char *name
 /* flowStats(handle, {cursor?, maxScan?}) -> {total, closed, backends: Uint32Array(maxBackends),
  * services: Uint32Array(maxServices), next}: the counts of entries cursor .. cursor + maxScan (default: the
  * whole table); next = where to go on, null at the end. src/dataplane/native.ts adds the pages up. */
-static napi_value js_flow_stats(napi_env env, napi_callback_info info) {
+/* (handle, {cursor?, maxScan?}): the handle and the page, the whole table by default; NULL after throwing. */
+static struct handle *page_args(napi_env env, napi_callback_info info, const char *usage, uint64_t *start, uint64_t *max_scan) {
   size_t argc = 2;
-  napi_value argv[2], res, v;
+  napi_value argv[2];
   struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
-  uint64_t start = 0, max_scan = h->dp.flows.capacity;
-  if (argc >= 2 && !get_range(env, argv[1], h->dp.flows.capacity, &start, &max_scan)) {
-    napi_throw_type_error(env, "EINVAL", "l4nat addon: flowStats(handle, {cursor?: number (0..capacity), maxScan?: number >= 1})");
+  *start = 0;
+  *max_scan = h->dp.flows.capacity;
+  if (argc >= 2 && !get_range(env, argv[1], h->dp.flows.capacity, start, max_scan)) {
+    napi_throw_type_error(env, "EINVAL", usage);
     return NULL;
   }
+  return h;
+}
+
+static napi_value js_flow_stats(napi_env env, napi_callback_info info) {
+  napi_value res, v;
+  uint64_t start, max_scan;
+  struct handle *h = page_args(env, info, "l4nat addon: flowStats(handle, {cursor?: number (0..capacity), maxScan?: number >= 1})", &start, &max_scan);
+  if (!h) return NULL;
   struct l4_flow_stats st = {NULL, h->dp.cfg.max_backends, NULL, h->dp.cfg.max_services, 0, 0};
   CHECK(napi_create_object(env, &res));
   CHECK(zeroed_u32_array(env, res, "backends", st.nbackends, &st.backends));
@@ -716,6 +726,47 @@ static napi_value js_flow_stats(napi_env env, napi_callback_info info) {
   CHECK(napi_create_double(env, (double)st.closed, &v));
   CHECK(napi_set_named_property(env, res, "closed", v));
   return set_next(env, res, next, h->dp.flows.capacity);
+}
+
+/* sweepFlows(handle, {cursor?, maxScan?}) -> {freed, next}: frees entries cursor .. cursor + maxScan expired for
+ * longer than the sweep's margin (l4_flow_sweep); next = where to go on, null at the end. */
+static napi_value js_sweep_flows(napi_env env, napi_callback_info info) {
+  napi_value res, v;
+  uint64_t start, max_scan;
+  struct handle *h = page_args(env, info, "l4nat addon: sweepFlows(handle, {cursor?: number (0..capacity), maxScan?: number >= 1})", &start, &max_scan);
+  if (!h) return NULL;
+  uint64_t freed = 0;
+  uint64_t next = l4_dp_sweep(&h->dp, start, max_scan, &freed);
+  CHECK(napi_create_object(env, &res));
+  CHECK(napi_create_double(env, (double)freed, &v));
+  CHECK(napi_set_named_property(env, res, "freed", v));
+  return set_next(env, res, next, h->dp.flows.capacity);
+}
+
+/* A Float64Array(n) set as o[name]; its memory in *data. */
+static napi_status f64_array(napi_env env, napi_value o, const char *name, uint32_t n, double **data) {
+  napi_value ab, arr;
+  void *p;
+  napi_status r = napi_create_arraybuffer(env, sizeof(double) * (n ? n : 1), &p, &ab);
+  if (r != napi_ok) return r;
+  *data = p;
+  r = napi_create_typedarray(env, napi_float64_array, n, ab, 0, &arr);
+  return r != napi_ok ? r : napi_set_named_property(env, o, name, arr);
+}
+
+/* activeFlows(handle) -> {backends: Float64Array(maxBackends), services: Float64Array(maxServices)}: the active-flow
+ * counts by slot (core/flow_table.h). */
+static napi_value js_active_flows(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], res;
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  double *bk, *svc;
+  CHECK(napi_create_object(env, &res));
+  CHECK(f64_array(env, res, "backends", h->dp.cfg.max_backends, &bk));
+  CHECK(f64_array(env, res, "services", h->dp.cfg.max_services, &svc));
+  l4_dp_active_flows(&h->dp, bk, svc);
+  return res;
 }
 
 /* explain(handle, {family: 4|6, proto: 6|17, client: Uint8Array(16), cport, vip: Uint8Array(16), vport}) ->
@@ -922,6 +973,8 @@ static napi_value js_layout(napi_env env, napi_callback_info info) {
   static const struct named_u32 bk_flags[] = {L4_LAYOUT_BK_FLAGS(NAMED_U32)};
   static const struct named_u32 opt_flags[] = {L4_LAYOUT_OPT_FLAGS(NAMED_U32)};
   static const struct named_u32 hash_modes[] = {L4_LAYOUT_HASH_MODES(NAMED_U32)};
+  static const struct named_u32 balance_modes[] = {L4_LAYOUT_BALANCE_MODES(NAMED_U32)};
+  static const struct named_u32 when_full[] = {L4_LAYOUT_WHEN_FULL(NAMED_U32)};
   static const struct named_u32 trace_fields[] = {L4_LAYOUT_TRACE_FIELDS(NAMED_U32)};
   static const struct named_u32 trace_dirs[] = {L4_LAYOUT_TRACE_DIRS(NAMED_U32)};
   static const struct named_u32 trace_flows[] = {L4_LAYOUT_TRACE_FLOWS(NAMED_U32)};
@@ -940,6 +993,8 @@ static napi_value js_layout(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, o, "bkFlags", named_object(env, bk_flags, N(bk_flags))));
   CHECK(napi_set_named_property(env, o, "optFlags", named_object(env, opt_flags, N(opt_flags))));
   CHECK(napi_set_named_property(env, o, "hashModes", named_object(env, hash_modes, N(hash_modes))));
+  CHECK(napi_set_named_property(env, o, "balanceModes", named_object(env, balance_modes, N(balance_modes))));
+  CHECK(napi_set_named_property(env, o, "whenFull", named_object(env, when_full, N(when_full))));
   CHECK(napi_set_named_property(env, o, "traceFields", named_object(env, trace_fields, N(trace_fields))));
   CHECK(napi_set_named_property(env, o, "traceDirs", named_object(env, trace_dirs, N(trace_dirs))));
   CHECK(napi_set_named_property(env, o, "traceFlows", named_object(env, trace_flows, N(trace_flows))));
@@ -970,6 +1025,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"flows", 0, js_flows, 0, 0, 0, napi_default, 0},
       {"deleteFlows", 0, js_delete_flows, 0, 0, 0, napi_default, 0},
       {"flowStats", 0, js_flow_stats, 0, 0, 0, napi_default, 0},
+      {"sweepFlows", 0, js_sweep_flows, 0, 0, 0, napi_default, 0},
+      {"activeFlows", 0, js_active_flows, 0, 0, 0, napi_default, 0},
       {"explain", 0, js_explain, 0, 0, 0, napi_default, 0},
       {"flowMoves", 0, js_flow_moves, 0, 0, 0, napi_default, 0},
       {"probe", 0, js_probe, 0, 0, 0, napi_default, 0},

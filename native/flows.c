@@ -40,3 +40,14 @@ uint64_t l4_dp_flow_moves(struct l4_dp *dp, uint64_t start, uint64_t max_scan, s
   m->hash_key = &t->hash_key;
   return l4_flow_moves_page(&dp->flows, &t->timeouts, now(), start, max_scan, m);
 }
+
+uint64_t l4_dp_sweep(struct l4_dp *dp, uint64_t start, uint64_t max_scan, uint64_t *freed) {
+  struct l4_tables *t = atomic_load(&dp->tables);
+  if (!t) return dp->flows.capacity; /* no table, no timeouts: nothing is known to have expired */
+  return l4_flow_sweep(&dp->flows, &t->timeouts, now(), start, max_scan, freed);
+}
+
+void l4_dp_active_flows(struct l4_dp *dp, double *backends, double *services) {
+  for (uint32_t b = 0; b < dp->cfg.max_backends; b++) backends[b] = (double)l4_flow_active_backend(&dp->flows, b);
+  for (uint32_t s = 0; s < dp->cfg.max_services; s++) services[s] = (double)l4_flow_active_service(&dp->flows, s);
+}

@@ -27,4 +27,9 @@ int l4_dp_explain(struct l4_dp *dp, const struct l4_explain_query *q, struct l4_
 /* l4_flow_moves_page with the published table's hash key and timeouts (m->hash_key is set here). */
 uint64_t l4_dp_flow_moves(struct l4_dp *dp, uint64_t start, uint64_t max_scan, struct l4_flow_moves *m);
 
+/* l4_flow_sweep on the data plane's table with the published timeouts (none before the first table). */
+uint64_t l4_dp_sweep(struct l4_dp *dp, uint64_t start, uint64_t max_scan, uint64_t *freed);
+/* The active-flow counts (flow_table.h) of every backend slot (max_backends) and service slot (max_services). */
+void l4_dp_active_flows(struct l4_dp *dp, double *backends, double *services);
+
 #endif

@@ -228,6 +228,16 @@ int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **
     *failed_call = "mmap flow table";
     goto fail_fds;
   }
+  if (l4_flow_counts_init(&dp->flows, cfg->max_services, cfg->max_backends) < 0) {
+    r = -ENOMEM;
+    *failed_call = "calloc active-flow counts";
+    goto fail_flows;
+  }
+  /* A table taken over from the previous l4nat holds its flows but not its counts (they are this process's):
+   * count them once, before any worker of ours writes. During a live handover the predecessor still forwards
+   * for a few tens of milliseconds and keeps its own counts; the flows it opens or closes in that window are
+   * missing from ours (docs/dataplane.md, "Active flows"). */
+  if (dp->flow_file.adopted) l4_flow_counts_rebuild(&dp->flows);
   if (l4_ratelimit_init(&dp->ratelimit, L4_RATELIMIT_BUCKETS) < 0) {
     r = -ENOMEM;
     *failed_call = "calloc rate-limit buckets";
@@ -270,11 +280,13 @@ int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **
     q->ctx.flows = &dp->flows;
     q->ctx.ratelimit = &dp->ratelimit;
     q->ctx.probes = &dp->probes;
+    q->ctx.buf_cap = L4_BUF_SIZE;
     q->trace = &dp->trace.workers[i];
     q->trace->clock_ns = realtime_ns;
   }
   return 0;
 fail_flows:
+  l4_flow_counts_destroy(&dp->flows);
   l4_flow_table_destroy(&dp->flows);
   l4_flow_file_close(&dp->flow_file, 0);
 fail_fds:
@@ -398,6 +410,7 @@ void l4_dp_destroy(struct l4_dp *dp, int keep_device) {
   }
   close(dp->stop_fd);
   l4_tables_free(atomic_exchange(&dp->tables, NULL));
+  l4_flow_counts_destroy(&dp->flows);
   l4_flow_table_destroy(&dp->flows);
   l4_flow_file_close(&dp->flow_file, 1); /* the workers have stopped: nothing half-written */
   l4_ratelimit_destroy(&dp->ratelimit);

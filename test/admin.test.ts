@@ -127,6 +127,8 @@ describe('admin API (loopback, bearer token)', () => {
     const n = bal.published.length;
     for (const [body, re] of [
       [{ backend: '10.0.1.13:8080', weight: 70000 }, /weight must be <= 65535/],
+      [{ backend: '10.0.1.13:8080', max_flows: -1 }, /max_flows must be >= 1/],
+      [{ backend: '10.0.1.13:8080', max_flows: 2.5 }, /max_flows must be integer/],
       [{ backend: '10.0.1.13:8080', colour: 'red' }, /must NOT have additional properties/],
       [{ weight: 1 }, /must have required property 'backend'/],
       [{ backend: 13 }, /backend must be string/],
@@ -148,6 +150,10 @@ describe('admin API (loopback, bearer token)', () => {
     assert.equal(bal.weights()['10.0.1.13:80'], 3, 'port defaults to the service port');
     const added = ok.json().services[0].backends.find((b: { id: string }) => b.id === '10.0.1.13:80/tcp');
     assert.deepEqual([added.name, added.source], ['three', 'api']);
+    const limited = await app.inject({ headers: AUTH, method: 'POST', url: `/v1/services/${WEB}/backends`, payload: { backend: '10.0.1.14', max_flows: 50 } });
+    assert.equal(limited.statusCode, 201, limited.body);
+    const spec = bal.published[bal.published.length - 1].find((s) => s.port === 80 && s.proto === 'tcp');
+    assert.equal(spec?.backends.find((b) => b.addr === '10.0.1.14')?.maxFlows, 50, 'max_flows reaches the data plane');
     ctrl.stop();
   });
 

@@ -71,6 +71,15 @@ test('a good file expands into one service per VIP × port, backends by family, 
   assert.equal(o.services[4].health?.type, 'tcp', 'defaults.health_check applies where a service has none');
 });
 
+test('balance, balance_factor, when_full and max_flows reach the services (defaults and per service)', () => {
+  const o = parseConfig(
+    'defaults: {when_full: reject}\nservices:\n  - {name: a, vips: [10.0.0.1], ports: [80], balance: bounded, balance_factor: 1.5, backends: [{address: 10.0.1.1, max_flows: 50}, 10.0.1.2]}\n  - {name: b, vips: [10.0.0.2], ports: [80], balance: bounded, when_full: drop}\n  - {name: c, vips: [10.0.0.3], ports: [80]}',
+    'a.yaml',
+  );
+  assert.deepEqual(o.services.map((s) => [s.name, s.balance, s.balanceFactor, s.whenFull]), [['a', 'bounded', 1.5, 'reject'], ['b', 'bounded', 1.25, 'drop'], ['c', undefined, undefined, 'reject']]);
+  assert.deepEqual(o.services[0].backends.map((b) => b.maxFlows), [50, undefined]);
+});
+
 const BAD: Array<[string, string, RegExp]> = [
   ['unknown top-level key', 'servics: []\nservices: []', /^servics: unknown key; expected one of: global, admin, defaults, cluster, services \(line 1, column 10\)$/],
   ['missing services', 'global: {}', /^\(top level\): missing required key "services"/],
@@ -97,6 +106,13 @@ const BAD: Array<[string, string, RegExp]> = [
   ['http option on a dataplane check', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: dataplane, path: /x}}', /^services\[0\]\.health_check\.path: applies to http\/https checks only, this check is dataplane/],
   ['port on an icmp check', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: icmp, port: 81}}', /^services\[0\]\.health_check\.port: an icmp check pings the backend's address and has no port; remove port/],
   ['http option on an icmp check', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], health_check: {type: icmp, expect_status: [200]}}', /^services\[0\]\.health_check\.expect_status: applies to http\/https checks only, this check is icmp/],
+  ['balance factor of 1', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], balance: bounded, balance_factor: 1.0}', /^services\[0\]\.balance_factor: got 1, expected a number above 1\.0 \(from 1\.01\) and at most 100, such as 1\.25: a factor of 1 or less would refuse every backend's next flow/],
+  ['balance factor absurd', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], balance: bounded, balance_factor: 1000}', /^services\[0\]\.balance_factor: got 1000, expected a number above 1\.0 \(from 1\.01\) and at most 100/],
+  ['balance factor in thousandths', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], balance: bounded, balance_factor: 1.255}', /^services\[0\]\.balance_factor: got 1\.255, expected at most two decimals/],
+  ['balance factor without bounded', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], balance_factor: 1.5}', /^services\[0\]\.balance_factor: applies to balance: bounded only/],
+  ['unknown balance', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], balance: leastconn}', /^services\[0\]\.balance: got "leastconn", expected one of "maglev", "bounded"/],
+  ['unknown when_full', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], when_full: queue}', /^services\[0\]\.when_full: got "queue", expected one of "drop", "reject"/],
+  ['negative max_flows', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], backends: [{address: 10.0.1.1, max_flows: -5}]}', /^services\[0\]\.backends\[0\]\.max_flows: got -5, expected a whole number of flows from 1 to 268435456/],
   ['maglev size not prime', 'global: {maglev_size: 65536}\nservices: []', /^global\.maglev_size: got 65536, expected a prime number \(Maglev's table size; the next prime is 65537\)/],
   ['backend = a VIP', 'services:\n  - {name: a, vips: [10.0.0.1, 10.0.0.2], ports: [80], backends: ["10.0.0.2:8080"]}', /^services: backend 10\.0\.0\.2 of service 10\.0\.0\.1:80\/tcp is the VIP of service 10\.0\.0\.2:80\/tcp: packets to it would come back into l4nat's TUN until their TTL ran out/],
   ['backend = its own VIP', 'services:\n  - {name: a, vips: [10.0.0.1], ports: [80], backends: ["10.0.0.1:8080"]}', /^services: backend 10\.0\.0\.1 of service 10\.0\.0\.1:80\/tcp is the VIP of service 10\.0\.0\.1:80\/tcp/],

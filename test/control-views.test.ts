@@ -80,6 +80,7 @@ describe('service view', () => {
       onAllDown: 'keep-last',
       onDown: 'reset',
       protections: { newFlowRate: { rate: 5, burst: 10 }, allowSources: [], denySources: ['192.0.2.0/24'] },
+      admission: { balance: 'maglev', balanceFactor: null, whenFull: 'drop' },
       allDown: false,
       healthCheck: null,
       counters: { packets_in: 9 },
@@ -100,10 +101,28 @@ describe('service view', () => {
       drain: null,
       counters: { packets_in: 7 },
       activeFlows: 4,
+      maxFlows: null,
     });
     assert.deepEqual([bv[1].name, bv[1].weight, bv[1].effectiveWeight], ['two', 3, 3]);
     assert.deepEqual(bv[1].counters, zeroObjectCounters(), 'nothing counted yet: every counter at 0');
     assert.ok(Object.keys(bv[1].counters).length > 0);
+  });
+
+  test('active flows come from the data plane\'s counts when it keeps them; admission and max_flows as configured', async () => {
+    const yaml = YAML.replace('    on_all_down: keep-last', '    on_all_down: keep-last\n    balance: bounded\n    balance_factor: 1.5\n    when_full: reject').replace('{address: 10.0.1.12, port: 8080, name: two, weight: 3}', '{address: 10.0.1.12, port: 8080, name: two, weight: 3, max_flows: 50}');
+    const { state, bal } = await runningState(yaml);
+    const s = state.services[0];
+    const slot = (k: string): number => bal.backendSlot(k)!;
+    const backends = new Float64Array(16);
+    backends[slot(B12)] = 50;
+    const services = new Float64Array(4);
+    services[bal.serviceSlot('10.0.0.10:80/tcp')!] = 51;
+    (bal.dp as { activeFlows?: () => { backends: Float64Array; services: Float64Array } }).activeFlows = () => ({ backends, services });
+    const fs: FlowStats = { total: 9, closed: 0, backends: new Uint32Array(16).fill(9), services: new Uint32Array(4).fill(9) };
+    const v = serviceView(state, s, snapshot(), fs, T0);
+    assert.deepEqual(v.admission, { balance: 'bounded', balanceFactor: 1.5, whenFull: 'reject' });
+    assert.equal(v.activeFlows, 51, 'the count, not the paged statistics');
+    assert.deepEqual(v.backends.map((b) => [b.activeFlows, b.maxFlows]), [[0, null], [50, 50], [0, null]]);
   });
 
   test('unknown flow statistics are null; a slot past the statistics too', async () => {

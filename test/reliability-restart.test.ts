@@ -124,6 +124,12 @@ async function liveFlows(lab: Lab): Promise<number> {
   return (r.body as { dataplane: { flows: number } }).dataplane.flows;
 }
 
+/** The sum of the services' active-flow counts (the figure bounded load and max_flows decide by). */
+async function activeFlowsSum(lab: Lab): Promise<number> {
+  const r = await adminRequest(lab, 'GET', '/v1/services');
+  return (r.body as { services: Array<{ activeFlows: number | null }> }).services.reduce((n, s) => n + (s.activeFlows ?? 0), 0);
+}
+
 /**
  * 100 streams, then a ring change (`changeRing`: b3 joins), then 10,000 idle UDP flows: the streams whose slot moved
  * to b3 are pinned against the ring by their entries (asserted: some are). Returns them and the flow count.
@@ -172,6 +178,10 @@ test(`flow table handover: ${STREAMS} streams, ${IDLE_UDP} idle UDP flows and fl
     const flowFile = String(took.flowFile);
     const flowsAfter = await liveFlows(lab);
     assert.equal(flowsAfter, flowsBefore, 'the same flows before and after the handover');
+    // The counts are this process's: the taken-over entries are counted once at start, so the figure admission
+    // decides by is never below the flows it holds (without that count it would start near 0).
+    const active = await activeFlowsSum(lab);
+    assert.ok(active >= flowsAfter, `active-flow counts after the handover (${active}) cover the ${flowsAfter} flows taken over`);
     await sleep(2_000);
     const rep = await assertKept(lab, probe, pinsBefore, against);
     const gaps = rep.conns.filter((c) => c.maxGapEndAt >= signalAt).map((c) => c.maxGapMs);

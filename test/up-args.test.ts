@@ -54,6 +54,12 @@ const bad: Array<[string[], RegExp]> = [
   [['--vip', '10.0.0.10', '--port', '80', '--backend', '[fd00::1'], /^--backend .*missing "\]"/],
   [['--vip', '10.0.0.10', '--port', '80', '--backend', 'fd00::1'], /^--vip 10\.0\.0\.10 is IPv4 but no --backend is IPv4/],
   [[...base, '--hash', 'round-robin'], /^--hash expects 5tuple or src, got "round-robin"/],
+  [[...base, '--balance', 'leastconn'], /^--balance expects maglev or bounded, got "leastconn"/],
+  [[...base, '--balance', 'bounded', '--balance-factor', '1.0'], /^--balance-factor: got "1\.0", expected a number above 1\.0 \(from 1\.01\) and at most 100/],
+  [[...base, '--balance', 'bounded', '--balance-factor', 'lots'], /^--balance-factor: got "lots", expected a number from 1\.01 to 100/],
+  [[...base, '--balance-factor', '1.5'], /^--balance-factor applies to --balance bounded only/],
+  [[...base, '--when-full', 'queue'], /^--when-full expects drop or reject, got "queue"/],
+  [[...base, '--max-flows', '-3'], /^--max-flows: got "-3", expected a whole number of flows from 1 to 268435456/],
   [[...base, '--queues', '0'], /^--queues expects a whole number from 1 to 256, got 0/],
   [[...base, '--queues', 'two'], /^--queues expects a whole number from 1 to 256, got "two"/],
   [[...base, '--mtu', '1000'], /^--mtu expects a whole number from 1280 to 65535, got 1000/],
@@ -112,4 +118,13 @@ test('a hash key on the command line (readable in /proc) is warned about; a key 
   assert.match(hashKeyFlagWarning(['--vip', '10.0.0.10', '--hash-key', '00112233445566778899aabbccddeeff']) ?? '', /every local user can read in \/proc\/PID\/cmdline: use a key file \(--hash-key-file, mode 0600\)/);
   assert.ok(hashKeyFlagWarning(['--hash-key=00112233445566778899aabbccddeeff']));
   assert.equal(hashKeyFlagWarning(['--vip', '10.0.0.10', '--hash-key-file', '/var/lib/l4nat/hash.key']), undefined);
+});
+
+test('--balance bounded, --balance-factor, --when-full and --max-flows reach the service and every backend', () => {
+  const o = parseUpArgs([...base, '--balance', 'bounded', '--balance-factor', '1.5', '--when-full', 'reject', '--max-flows', '50']);
+  const s = o.services[0];
+  assert.deepEqual([s.balance, s.balanceFactor, s.whenFull], ['bounded', 1.5, 'reject']);
+  assert.deepEqual(s.backends.map((b) => b.maxFlows), [50, 50]);
+  const d = parseUpArgs([...base, '--balance', 'bounded']).services[0];
+  assert.deepEqual([d.balance, d.balanceFactor, d.whenFull, d.backends[0].maxFlows], ['bounded', 1.25, undefined, undefined]);
 });

@@ -17,6 +17,8 @@
 //             drains.
 //   l4nat-busypoll  l4nat with a fixed busy-polling window (L4NAT_BUSY_POLL_US=50, L4NAT_BUSY_POLL_ADAPTIVE=0):
 //             a worker always keeps reading 50 µs after its queue drains before it sleeps.
+//   l4nat-bounded  l4nat with --balance bounded (factor 1.25): every new flow passes admission (native/core/
+//             admission.h), with the count updates every variant makes; only when named.
 //   tun-relay the client talks to b1's own address, as in direct, but the lb's policy rules send the client's
 //             and b1's packets through a TUN device whose relay (bench/tools/tun-relay.c) writes each one back
 //             unchanged (its threads at l4nat's workers' default nice value): the cost of the TUN path alone,
@@ -144,6 +146,7 @@ async function setupBase(lab: Lab, base: BaseVariant, name: string, l4root: stri
     case 'l4nat-nopoll':
     case 'l4nat-busypoll':
     case 'l4nat-baseline':
+    case 'l4nat-bounded':
     case 'l4nat-nice0': {
       const env = L4NAT_VARIANT_ENV[base];
       const l4 = await startL4nat(lab, {
@@ -159,6 +162,7 @@ async function setupBase(lab: Lab, base: BaseVariant, name: string, l4root: stri
           '--admin-port', String(L4NAT_ADMIN_PORT),
           ...(base === 'l4nat-1q' ? ['--queues', '1'] : []),
           ...(base === 'l4nat-nice0' ? ['--worker-nice', '0'] : []),
+          ...(base === 'l4nat-bounded' ? ['--balance', 'bounded', '--balance-factor', '1.25'] : []),
         ],
       });
       return {

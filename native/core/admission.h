@@ -31,4 +31,81 @@ static inline bool l4_syn_leaves_entry(const struct l4_tables *t, uint32_t backe
   return !l4_flow_state_closed(state) && !l4_backend_takes_new_flows(t, backend);
 }
 
+/* ---- Bounded load and per-backend limits (issue 17 items 1 and 2). Only a new flow meets them: a client's SYN
+ * without ACK, or a UDP datagram without a live entry (dataplane.c forward()). Entries already made, mid-flow
+ * packets forwarded by the ring, pick-ups and second chances are never redirected or refused. */
+
+/* How many ring slots after the flow's own admission walks before scanning the service's backends in order. */
+#define L4_ADMIT_RING_STEPS 64
+
+/* Is backend b under its service's load bound? HAProxy's chash_server_is_eligible (lb_chash.c, consistent hashing
+ * with bounded loads, Mirrokni, Thorup and Zadimoghaddam): the service's active flows with this one, times the
+ * factor, shared out by weight and rounded up, at least 1 each: b may take the flow while it holds fewer than its
+ * share. HAProxy hands the remainder of the division out by cumulative weight; rounding each share up instead is
+ * a little more lenient (never more than one flow per backend) and needs no per-backend prefix sum. */
+static inline bool l4_under_bound(const struct l4_flow_table *ft, const struct l4_service *s, uint32_t svc_slot,
+                                  const struct l4_backend *bk, uint32_t b) {
+  uint64_t active = (uint64_t)l4_flow_active_service(ft, svc_slot);
+  /* No more than a flow table holds (2^28): with the factor (< 2^14) and a weight (<= 2^20) the product stays
+   * below 2^63. */
+  if (active > (1u << 28)) active = 1u << 28;
+  uint64_t den = 100 * (s->ring_weight ? s->ring_weight : 1);
+  uint64_t slots = ((active + 1) * s->factor_pct * l4_backend_weight(bk) + den - 1) / den;
+  return (uint64_t)l4_flow_active_backend(ft, b) < (slots ? slots : 1);
+}
+
+/* May backend b take this new flow? Under the bound (when `bound`), and below its max_flows: with `reserve`, its
+ * place is taken at once (l4_flow_reserve: a backend with max_flows 50 never holds more than 50, whichever workers
+ * race), and *reserved says so; without (explain), only read. */
+static inline bool l4_admits(struct l4_flow_table *ft, const struct l4_tables *t, const struct l4_service *s,
+                             uint32_t svc_slot, uint32_t b, bool bound, bool reserve, bool *reserved) {
+  const struct l4_backend *bk = &t->backends[b];
+  if (bound && !l4_under_bound(ft, s, svc_slot, bk, b)) return false;
+  if (!bk->max_flows) return true;
+  if (!reserve) return l4_flow_active_backend(ft, b) < (int64_t)bk->max_flows;
+  return *reserved = l4_flow_reserve(ft, b, bk->max_flows);
+}
+
+static inline bool l4_tried(const uint32_t *tried, uint32_t n, uint32_t b) {
+  for (uint32_t i = 0; i < n; i++)
+    if (tried[i] == b) return true;
+  return false;
+}
+
+/* One pass over the candidates: the ring's slot, the next L4_ADMIT_RING_STEPS slots (the ring's own order, so
+ * a backend comes up in proportion to its weight, the same way on every host), then every backend of the
+ * service's ring from a place the slot decides. */
+static inline uint32_t l4_admit_pass(struct l4_flow_table *ft, const struct l4_tables *t, const struct l4_service *s,
+                                     uint32_t svc_slot, uint32_t slot, bool bound, bool reserve, bool *reserved) {
+  uint32_t tried[L4_ADMIT_RING_STEPS + 1], n = 0;
+  for (uint32_t step = 0; step <= L4_ADMIT_RING_STEPS && n < s->bk_n; step++) {
+    uint32_t b = s->ring[(uint32_t)(((uint64_t)slot + step) % s->ring_size)];
+    if (b == L4_NO_BACKEND || l4_tried(tried, n, b)) continue;
+    if (l4_admits(ft, t, s, svc_slot, b, bound, reserve, reserved)) return b;
+    tried[n++] = b;
+  }
+  for (uint32_t i = 0; i < s->bk_n && n < s->bk_n; i++) {
+    uint32_t b = t->svc_backends[s->bk_off + (uint32_t)(((uint64_t)slot + i) % s->bk_n)];
+    if (l4_tried(tried, n, b)) continue;
+    if (l4_admits(ft, t, s, svc_slot, b, bound, reserve, reserved)) return b;
+  }
+  return L4_NO_BACKEND;
+}
+
+/* The backend a new flow falling on ring slot `slot` goes to, or L4_NO_BACKEND when every candidate is at its
+ * max_flows (the service's when_full answers). A service without admission takes the ring's choice as it is.
+ * A bounded service whose candidates are all over the bound (possible only while the counts of a reused backend
+ * slot still hold another service's flows) takes the first one its limits let in: the bound moves flows, it
+ * never refuses one. */
+static inline uint32_t l4_admit(struct l4_flow_table *ft, const struct l4_tables *t, const struct l4_service *s,
+                                uint32_t svc_slot, uint32_t slot, bool reserve, bool *reserved) {
+  *reserved = false;
+  if (!s->ring_size) return L4_NO_BACKEND;
+  if (!s->admission) return s->ring[slot];
+  bool bounded = s->balance == L4_BALANCE_BOUNDED;
+  uint32_t b = l4_admit_pass(ft, t, s, svc_slot, slot, bounded, reserve, reserved);
+  if (b == L4_NO_BACKEND && bounded) b = l4_admit_pass(ft, t, s, svc_slot, slot, false, reserve, reserved);
+  return b;
+}
+
 #endif

@@ -37,7 +37,11 @@
   X(BUSY_POLL_CEDED, "busy_poll_ceded")     /* spins cut short because a yield ran another thread: the CPU \
                                                is wanted, so the worker sleeps */           \
   X(FLOW_REUSE_MOVED, "flow_reuse_moved")   /* SYNs on a live entry of a backend taking no new flows (draining, \
-                                               down): sent to the current ring at once (admission.h) */
+                                               down): sent to the current ring at once (admission.h) */ \
+  X(FLOW_ADMIT_MOVED, "flow_admit_moved")   /* new flows whose ring backend was over its bound or at its max_flows: \
+                                               sent to the next candidate (admission.h) */                   \
+  X(FULL_REJECTED, "full_rejected")         /* new flows refused with a RST or an ICMP port unreachable: every \
+                                               candidate at its max_flows, when_full: reject (refuse.h) */
 
 #define L4_Q_ENUM(name, str) L4_Q_##name,
 enum l4_queue_counter { L4_QUEUE_COUNTERS(L4_Q_ENUM) L4_Q_MAX };
@@ -53,7 +57,8 @@ enum l4_queue_counter { L4_QUEUE_COUNTERS(L4_Q_ENUM) L4_Q_MAX };
   X(ANSWERED, "flows_answered")  /* flows whose backend answered (new_flows - answered = unanswered SYNs) */ \
   X(RESETS, "resets")            /* RSTs the backend sent */ \
   X(PROBE_SYNACKS, "probe_synacks") /* SYN-ACKs answering data-plane probes: its replies come back through us */ \
-  X(PROBE_RESETS, "probe_resets")   /* RSTs answering data-plane probes: port closed */
+  X(PROBE_RESETS, "probe_resets")   /* RSTs answering data-plane probes: port closed */ \
+  X(FULL_REFUSED, "full_refused")   /* per service: new flows no backend could take (max_flows), dropped or rejected */
 
 #define L4_O_ENUM(name, str) L4_O_##name,
 enum l4_obj_counter { L4_OBJ_COUNTERS(L4_O_ENUM) L4_O_MAX };

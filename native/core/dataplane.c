@@ -7,6 +7,7 @@
 #include "csum.h"
 #include "decide.h"
 #include "probe.h"
+#include "refuse.h"
 #include "trace.h"
 
 /* The packet path is compiled twice (see l4_process): with note == NULL, every NOTE() and the functions taking
@@ -95,6 +96,9 @@ static bool retransmit_elsewhere(const struct l4_ctx *ctx, const struct l4_table
                                  const struct l4_flow_key *key, uint64_t hash, const struct l4_flow_ref *ref) {
   if (ref->state & FL_REPLY) return false;
   if (atomic_load_explicit(&ref->e->last_seen, memory_order_relaxed) == ctx->now) return false;
+  /* Under admission (bounded load, max_flows) a flow may sit off its ring slot by choice: it moves only when its
+   * backend left the ring, never to meet the bound or a limit again (where it holds a place itself). */
+  if (s->admission && l4_backend_takes_new_flows(t, ref->backend)) return false;
   return l4_pick_backend(t, s, key, hash) != ref->backend;
 }
 
@@ -115,9 +119,25 @@ static uint32_t ring_index(const struct l4_tables *t, const struct l4_service *s
   return s->ring_size ? l4_ring_slot(&t->hash_key, s->hash_mode, k, hash, s->ring_size) : L4_NO_BACKEND;
 }
 
+/* A new flow no backend may take (admission.h): counted for the service, then dropped or answered as its
+ * when_full says. A datagram whose answer would not fit the buffer is dropped (refuse.h). */
+static enum l4_verdict refuse(struct l4_ctx *ctx, const struct l4_service *s, uint32_t svc_slot, struct l4_pkt *p,
+                              uint32_t *len) {
+  l4_ctr_service(ctx, svc_slot)[L4_O_FULL_REFUSED]++;
+  if (s->when_full == L4_FULL_REJECT) {
+    uint32_t n = p->proto == IPPROTO_TCP_ ? l4_refuse_tcp(p) : l4_refuse_udp(p, ctx->buf_cap > *len ? ctx->buf_cap : *len);
+    if (n) {
+      *len = n;
+      ctx->counters[L4_Q_FULL_REJECTED]++;
+      return L4_VERDICT_TX;
+    }
+  }
+  return drop(ctx, L4_DROP_BACKENDS_FULL);
+}
+
 /* client -> VIP:port. Picks the backend (flow table, else the ring) and rewrites the destination. */
 PATH enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, struct l4_pkt *p, uint32_t svc_slot,
-                             struct l4_trace_note *note) {
+                             uint32_t *len, struct l4_trace_note *note) {
   const struct l4_service *s = &t->services[svc_slot];
   NOTE(note->rec.dir = L4_TD_FORWARD, note->rec.service = svc_slot);
   if (s->acl_n && !l4_acl_allows(t, s, p->saddr)) return drop(ctx, L4_DROP_ACL_DENIED);
@@ -148,7 +168,7 @@ PATH enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, stru
       if (!(tflags & (TCP_SYN | TCP_RST)) && (ref.state & FL_REPLY)) set |= FL_EST;
       if (!(tflags & TCP_RST)) clear = FL_RST; /* the flow lives on: a forged RST does not unpin it */
     }
-    l4_flow_touch(&ref, set, clear, ctx->now);
+    l4_flow_touch(ctx->flows, &ref, set, clear, ctx->now);
   } else {
     b = l4_pick_backend(t, s, &key, hash);
     NOTE(note->rec.ring_slot = ring_index(t, s, &key, hash), note->rec.backend = b);
@@ -163,8 +183,23 @@ PATH enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, stru
       NOTE(note->rec.flow = L4_TF_NO_ENTRY);
     } else {
       if (!new_flow_allowed(ctx, t, s, &key, svc_slot)) return drop(ctx, L4_DROP_RATE_LIMITED);
+      /* A new flow (a SYN, a datagram without an entry): the service's bound and limits may send it elsewhere. */
+      bool reserved = false;
+      if (s->admission) {
+        uint32_t ring_b = b;
+        b = l4_admit(ctx->flows, t, s, svc_slot, l4_ring_slot(&t->hash_key, s->hash_mode, &key, hash, s->ring_size),
+                     true, &reserved);
+        NOTE(note->rec.backend = b);
+        if (b == L4_NO_BACKEND) return refuse(ctx, s, svc_slot, p, len);
+        if (b != ring_b) ctx->counters[L4_Q_FLOW_ADMIT_MOVED]++;
+      }
       uint8_t state = is_tcp ? FL_SYN : 0;
-      switch (l4_flow_insert(ctx->flows, &key, hash, b, svc_slot, state, &t->timeouts, ctx->now, found, &ref)) {
+      enum l4_flow_insert_result r =
+          reserved ? l4_flow_insert_reserved(ctx->flows, &key, hash, b, svc_slot, state, &t->timeouts, ctx->now, found, &ref)
+                   : l4_flow_insert(ctx->flows, &key, hash, b, svc_slot, state, &t->timeouts, ctx->now, found, &ref);
+      /* Not inserted: the place reserved for it goes back. */
+      if (reserved && (r == FLOW_EXISTS || r == FLOW_INSERT_FAILED)) l4_flow_count_add(ctx->flows, b, UINT32_MAX, -1);
+      switch (r) {
         case FLOW_INSERTED_EVICTED:
           ctx->counters[L4_Q_FLOW_EVICTED]++;
           /* fall through */
@@ -254,7 +289,7 @@ PATH enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, struct
         set |= tcp_state_bits(p->tcp_flags, 0);
         if (!(p->tcp_flags & TCP_RST)) clear = FL_RST;
       }
-      l4_flow_touch(&ref, set, clear, ctx->now);
+      l4_flow_touch(ctx->flows, &ref, set, clear, ctx->now);
     }
   } else if (rst && l4_pick_backend(t, s, &key, hash) == bk_slot) {
     /* Second chance: a flow we have no entry for (it was decided on another host, or before a restart) went by
@@ -440,7 +475,7 @@ PATH enum l4_verdict process(struct l4_ctx *ctx, const struct l4_tables *t, uint
     l4_addr_key_set(&k, p.daddr, p.family, p.dport, p.proto);
     uint32_t svc = l4_addr_map_get(&t->svc_map, &k);
     if (svc != L4_NO_BACKEND) {
-      v = forward(ctx, t, &p, svc, note);
+      v = forward(ctx, t, &p, svc, len, note);
     } else {
       l4_addr_key_set(&k, p.saddr, p.family, p.sport, p.proto);
       uint32_t b = l4_addr_map_get(&t->rev_map, &k);

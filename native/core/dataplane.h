@@ -26,10 +26,12 @@ struct l4_ctx {
   struct l4_probes *probes;      /* shared: the outstanding data-plane probes; NULL = none (every answer unmatched) */
   enum l4_drop_reason last_drop; /* for tests, and the trace's drop reason */
   struct l4_trace *trace;        /* NULL: tracing off (trace.h); set by the worker between batches */
+  uint32_t buf_cap;              /* bytes the packet buffer holds (virtio_net_hdr included): room for an ICMP answer */
 };
 
 /* Processes the packet at buf (virtio_net_hdr first, *len bytes). On L4_VERDICT_TX the buffer holds the
- * packet to write back and *len its length (never more than on entry). Counts everything it does. */
+ * packet to write back and *len its length: never more than on entry, except an ICMP port unreachable refusing a
+ * datagram (refuse.h), which stays within ctx->buf_cap. Counts everything it does. */
 enum l4_verdict l4_process(struct l4_ctx *ctx, const struct l4_tables *t, uint8_t *buf, uint32_t *len);
 
 static inline uint64_t *l4_ctr_drops(struct l4_ctx *c) { return c->counters + L4_Q_MAX; }

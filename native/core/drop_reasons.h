@@ -24,7 +24,8 @@
   X(RATE_LIMITED, "rate_limited")           /* new flow over the client's per-source rate */              \
   X(PROBE_ANSWER, "probe_answer")           /* a backend's RST to a data-plane probe: counted, consumed */ \
   X(SECOND_CHANCE, "second_chance")         /* a backend reset a flow it never had: re-pinned, see dataplane.c */ \
-  X(PROBE_UNMATCHED, "probe_unmatched")     /* to the probe address, but no answer to an outstanding probe (forged, late) */
+  X(PROBE_UNMATCHED, "probe_unmatched")     /* to the probe address, but no answer to an outstanding probe (forged, late) */ \
+  X(BACKENDS_FULL, "backends_full")         /* a new flow no backend may take (max_flows), when_full: drop (admission.h) */
 
 #define L4_DROP_ENUM(name, str) L4_DROP_##name,
 enum l4_drop_reason { L4_DROP_REASONS(L4_DROP_ENUM) L4_DROP_MAX };

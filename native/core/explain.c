@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "admission.h"
 #include "decide.h"
 #include "drop_reasons.h"
 #include "flow_query.h"
@@ -101,7 +102,14 @@ void l4_explain(const struct l4_tables *t, struct l4_flow_table *ft, const struc
   } else if (!out->rate_allows) {
     out->drop_reason = L4_DROP_RATE_LIMITED;
   } else {
-    out->verdict = L4_EXPLAIN_RING;
-    explain_backend(t, out->ring_backend, out);
+    /* A new flow: the service's bound and limits as they stand (admission.h), read without taking a place. */
+    bool reserved;
+    uint32_t b = l4_admit(ft, t, s, svc, out->ring_slot, false, &reserved);
+    if (b == L4_NO_BACKEND) {
+      out->drop_reason = L4_DROP_BACKENDS_FULL;
+    } else {
+      out->verdict = L4_EXPLAIN_RING;
+      explain_backend(t, b, out);
+    }
   }
 }

@@ -33,6 +33,8 @@ int l4_flow_table_init(struct l4_flow_table *ft, uint64_t capacity) {
   ft->nbuckets = nb;
   ft->capacity = nb * L4_FLOW_BUCKET;
   ft->borrowed = false;
+  ft->active_bk = ft->active_svc = NULL; /* no counts until l4_flow_counts_init */
+  ft->nbk = ft->nsvc = 0;
   return 0;
 }
 
@@ -42,6 +44,27 @@ void l4_flow_table_init_at(struct l4_flow_table *ft, struct l4_flow *entries, _A
   ft->nbuckets = nbuckets;
   ft->capacity = nbuckets * L4_FLOW_BUCKET;
   ft->borrowed = true;
+  ft->active_bk = ft->active_svc = NULL; /* no counts until l4_flow_counts_init */
+  ft->nbk = ft->nsvc = 0;
+}
+
+int l4_flow_counts_init(struct l4_flow_table *ft, uint32_t max_services, uint32_t max_backends) {
+  ft->active_bk = calloc(max_backends ? max_backends : 1, sizeof(*ft->active_bk));
+  ft->active_svc = calloc(max_services ? max_services : 1, sizeof(*ft->active_svc));
+  if (!ft->active_bk || !ft->active_svc) {
+    l4_flow_counts_destroy(ft);
+    return -1;
+  }
+  ft->nbk = max_backends;
+  ft->nsvc = max_services;
+  return 0;
+}
+
+void l4_flow_counts_destroy(struct l4_flow_table *ft) {
+  free((void *)ft->active_bk);
+  free((void *)ft->active_svc);
+  ft->active_bk = ft->active_svc = NULL;
+  ft->nbk = ft->nsvc = 0;
 }
 
 void l4_flow_table_destroy(struct l4_flow_table *ft) {
@@ -99,6 +122,7 @@ static bool read_entry(struct l4_flow *e, const uint64_t kw[L4_KEY_WORDS], uint3
     bool match = atomic_load_explicit(&e->hash_hi, memory_order_relaxed) == hash_hi;
     for (size_t i = 0; i < L4_KEY_WORDS && match; i++) match = atomic_load_explicit(&e->key[i], memory_order_relaxed) == kw[i];
     uint32_t backend = atomic_load_explicit(&e->backend, memory_order_relaxed);
+    uint32_t svc = atomic_load_explicit(&e->svc, memory_order_relaxed);
     atomic_thread_fence(memory_order_acquire);
     uint64_t v2 = atomic_load_explicit(&e->ver, memory_order_relaxed);
     if (L4_VER_SEQ(v2) != s1) continue;
@@ -106,6 +130,7 @@ static bool read_entry(struct l4_flow *e, const uint64_t kw[L4_KEY_WORDS], uint3
     out->e = e;
     out->seq = s1;
     out->backend = backend;
+    out->svc = svc;
     out->state = L4_VER_STATE(v2); /* state bits change without a new sequence: take the latest */
     return true;
   }
@@ -163,11 +188,18 @@ static uint32_t write_entry(struct l4_flow *e, uint32_t seq_odd, const struct l4
 }
 
 /* Marks an entry as being written (odd sequence); the caller holds the bucket lock. A state change a worker
- * makes in the meantime fails its compare-and-swap, because the sequence moved. Returns the odd sequence. */
-static uint32_t begin_write(struct l4_flow *e) {
-  uint32_t s = L4_VER_SEQ(atomic_load_explicit(&e->ver, memory_order_relaxed)); /* even: we hold the lock */
-  atomic_store_explicit(&e->ver, L4_VER(s + 1, 0, 0), memory_order_relaxed);
+ * makes in the meantime fails its compare-and-swap, because the sequence moved. Returns the odd sequence.
+ * An exchange, not a store: the old word it returns is the one no touch can change any more, so the active
+ * counts take out exactly what the entry held (a touch that closed it just before has already taken it out).
+ * If the entry was counted, its backend and service lose it. */
+static uint32_t begin_write(struct l4_flow_table *ft, struct l4_flow *e) {
+  uint64_t cur = atomic_load_explicit(&e->ver, memory_order_relaxed);
+  uint32_t s = L4_VER_SEQ(cur); /* even, and no other writer: we hold the lock */
+  uint64_t old = atomic_exchange_explicit(&e->ver, L4_VER(s + 1, 0, 0), memory_order_relaxed);
   atomic_thread_fence(memory_order_release);
+  if (holds_flow(old) && l4_flow_counted(L4_VER_PROTO(old), L4_VER_STATE(old)))
+    l4_flow_count_add(ft, atomic_load_explicit(&e->backend, memory_order_relaxed),
+                      atomic_load_explicit(&e->svc, memory_order_relaxed), -1);
   return s + 1;
 }
 
@@ -184,9 +216,9 @@ static inline void bucket_unlock(struct l4_flow_table *ft, uint64_t bucket) {
 /* Writers (insert, remove) serialize per bucket, so two workers that see the first packets of one flow at
  * once cannot both insert it: the second finds the first's entry. A bucket lock is taken once per new flow,
  * never per packet; lookups never take it. */
-enum l4_flow_insert_result l4_flow_insert(struct l4_flow_table *ft, const struct l4_flow_key *key, uint64_t hash,
-                                          uint32_t backend, uint32_t svc, uint8_t state, const struct l4_flow_timeouts *to,
-                                          uint32_t now, bool replace, struct l4_flow_ref *out) {
+static enum l4_flow_insert_result insert(struct l4_flow_table *ft, const struct l4_flow_key *key, uint64_t hash,
+                                         uint32_t backend, uint32_t svc, uint8_t state, const struct l4_flow_timeouts *to,
+                                         uint32_t now, bool replace, bool reserved, struct l4_flow_ref *out) {
   uint64_t bi = hash & (ft->nbuckets - 1);
   struct l4_flow *b = &ft->entries[bi * L4_FLOW_BUCKET];
   uint32_t hash_hi = (uint32_t)(hash >> 32);
@@ -214,14 +246,32 @@ enum l4_flow_insert_result l4_flow_insert(struct l4_flow_table *ft, const struct
     }
   }
   struct l4_flow *target = existing ? existing : victim;
-  uint32_t seq = write_entry(target, begin_write(target), key, hash_hi, backend, svc, state, now);
+  uint32_t seq = write_entry(target, begin_write(ft, target), key, hash_hi, backend, svc, state, now);
+  /* In the count before the lock is let go: a sweep or another insert that takes the entry out again comes after. */
+  bool counted = l4_flow_counted(key->proto, state);
+  if (counted) l4_flow_count_add(ft, reserved ? UINT32_MAX : backend, svc, 1);
+  else if (reserved) l4_flow_count_add(ft, backend, UINT32_MAX, -1);
   bucket_unlock(ft, bi);
   out->e = target;
   out->seq = seq;
   out->backend = backend;
+  out->svc = svc;
   out->state = state;
   if (existing) return FLOW_INSERTED;
   return victim_score > 1 ? FLOW_INSERTED_EVICTED : FLOW_INSERTED;
+}
+
+enum l4_flow_insert_result l4_flow_insert(struct l4_flow_table *ft, const struct l4_flow_key *key, uint64_t hash,
+                                          uint32_t backend, uint32_t svc, uint8_t state, const struct l4_flow_timeouts *to,
+                                          uint32_t now, bool replace, struct l4_flow_ref *out) {
+  return insert(ft, key, hash, backend, svc, state, to, now, replace, false, out);
+}
+
+enum l4_flow_insert_result l4_flow_insert_reserved(struct l4_flow_table *ft, const struct l4_flow_key *key, uint64_t hash,
+                                                   uint32_t backend, uint32_t svc, uint8_t state,
+                                                   const struct l4_flow_timeouts *to, uint32_t now, bool replace,
+                                                   struct l4_flow_ref *out) {
+  return insert(ft, key, hash, backend, svc, state, to, now, replace, true, out);
 }
 
 uint64_t l4_flow_count(struct l4_flow_table *ft, const struct l4_flow_timeouts *to, uint32_t now) {
@@ -262,20 +312,64 @@ uint64_t l4_flow_walk(struct l4_flow_table *ft, const struct l4_flow_timeouts *t
   return end;
 }
 
+/* Empties an entry (bucket lock held): not counted, not listed, the first choice to reuse, whatever a late
+ * l4_flow_touch stores. begin_write takes it out of the active counts if it was in. */
+static void free_entry(struct l4_flow_table *ft, struct l4_flow *e, uint32_t now) {
+  uint32_t odd = begin_write(ft, e);
+  for (size_t i = 0; i < L4_KEY_WORDS; i++) atomic_store_explicit(&e->key[i], 0, memory_order_relaxed);
+  atomic_store_explicit(&e->last_seen, now - 0x40000000u, memory_order_relaxed);
+  uint32_t next = odd + 1;
+  if (next == 0) next = 2;
+  atomic_store_explicit(&e->ver, L4_VER(next, 0, FL_FREE), memory_order_release);
+}
+
 bool l4_flow_remove(struct l4_flow_table *ft, const struct l4_flow_view *v, uint32_t now) {
   uint64_t bi = (uint64_t)(v->e - ft->entries) / L4_FLOW_BUCKET;
   struct l4_flow *e = v->e;
   bucket_lock(ft, bi);
   bool same = L4_VER_SEQ(atomic_load_explicit(&e->ver, memory_order_relaxed)) == v->seq;
-  if (same) {
-    uint32_t odd = begin_write(e);
-    for (size_t i = 0; i < L4_KEY_WORDS; i++) atomic_store_explicit(&e->key[i], 0, memory_order_relaxed);
-    atomic_store_explicit(&e->last_seen, now - 0x40000000u, memory_order_relaxed);
-    uint32_t next = odd + 1;
-    if (next == 0) next = 2;
-    /* free: not counted, not listed, the first choice to reuse, whatever a late l4_flow_touch stores */
-    atomic_store_explicit(&e->ver, L4_VER(next, 0, FL_FREE), memory_order_release);
-  }
+  if (same) free_entry(ft, e, now);
   bucket_unlock(ft, bi);
   return same;
+}
+
+void l4_flow_counts_rebuild(struct l4_flow_table *ft) {
+  if (!ft->active_bk) return;
+  for (uint32_t b = 0; b < ft->nbk; b++) atomic_store_explicit(&ft->active_bk[b], 0, memory_order_relaxed);
+  for (uint32_t s = 0; s < ft->nsvc; s++) atomic_store_explicit(&ft->active_svc[s], 0, memory_order_relaxed);
+  for (uint64_t i = 0; i < ft->capacity; i++) {
+    struct l4_flow *e = &ft->entries[i];
+    uint64_t v = atomic_load_explicit(&e->ver, memory_order_acquire);
+    if (holds_flow(v) && l4_flow_counted(L4_VER_PROTO(v), L4_VER_STATE(v)))
+      l4_flow_count_add(ft, atomic_load_explicit(&e->backend, memory_order_relaxed), atomic_load_explicit(&e->svc, memory_order_relaxed), 1);
+  }
+}
+
+uint64_t l4_flow_sweep(struct l4_flow_table *ft, const struct l4_flow_timeouts *to, uint32_t now, uint64_t start,
+                       uint64_t max_scan, uint64_t *freed) {
+  uint64_t first = start / L4_FLOW_BUCKET, nb = (max_scan + L4_FLOW_BUCKET - 1) / L4_FLOW_BUCKET;
+  if (!nb) nb = 1;
+  uint64_t last = first < ft->nbuckets && ft->nbuckets - first > nb ? first + nb : ft->nbuckets;
+  for (uint64_t bi = first; bi < last; bi++) {
+    struct l4_flow *b = &ft->entries[bi * L4_FLOW_BUCKET];
+    bucket_lock(ft, bi);
+    for (int i = 0; i < L4_FLOW_BUCKET; i++) {
+      struct l4_flow *e = &b[i];
+      uint64_t v = atomic_load_explicit(&e->ver, memory_order_relaxed);
+      if (!holds_flow(v)) continue;
+      uint32_t svc = atomic_load_explicit(&e->svc, memory_order_relaxed);
+      uint32_t last_seen = atomic_load_explicit(&e->last_seen, memory_order_relaxed);
+      /* Only entries expired for more than the margin: a worker's clock is read once per batch and may be a
+       * second behind this one, so an entry that just expired here may have been found live there a moment
+       * ago, with its packet on the way; the margin leaves such an entry to that worker (it refreshes it).
+       * Counted entries past the timeout but within the margin are the figure's only excess besides those
+       * the sweep has not reached yet. */
+      uint32_t limit = l4_flow_timeout(l4_timeouts_of(to, svc), L4_VER_PROTO(v), L4_VER_STATE(v));
+      if ((int64_t)(int32_t)(now - last_seen) <= (int64_t)limit + L4_SWEEP_MARGIN) continue;
+      free_entry(ft, e, now);
+      if (freed) (*freed)++;
+    }
+    bucket_unlock(ft, bi);
+  }
+  return last * L4_FLOW_BUCKET;
 }

@@ -83,6 +83,15 @@ struct l4_flow_table {
   uint64_t nbuckets;  /* power of two */
   uint64_t capacity;  /* nbuckets * L4_FLOW_BUCKET */
   bool borrowed;      /* entries and locks belong to a mapping someone else unmaps (flow_segment.h) */
+  /* Active flows per backend slot and per service slot (l4_flow_counts_init; NULL: not kept). An entry is counted
+   * while it holds a flow and is not closed (TCP: l4_flow_state_closed; UDP: always), and every function here that
+   * writes an entry's version word keeps the counts exact on its events: insert (the overwritten entry out, the
+   * new one in), touch (close, and reopen by a later packet), remove, sweep. An entry that only expires is
+   * counted until l4_flow_sweep frees it or an insert reuses its slot: the figure is never below the true count
+   * of live open entries, and above it by at most those that went idle past their timeout since the sweep last
+   * passed them (docs/dataplane.md, "Active flows"). Separate from the entries' allocation on purpose. */
+  _Atomic int64_t *active_bk, *active_svc;
+  uint32_t nbk, nsvc;
 };
 
 /* A lookup result: a pointer to the entry (valid while its sequence is unchanged), and a copy of it. */
@@ -90,6 +99,7 @@ struct l4_flow_ref {
   struct l4_flow *e;
   uint32_t seq;
   uint32_t backend;
+  uint32_t svc;
   uint8_t state;
 };
 
@@ -100,6 +110,48 @@ int l4_flow_table_init(struct l4_flow_table *ft, uint64_t capacity);
  * nbuckets lock bytes. destroy() then forgets it without freeing. */
 void l4_flow_table_init_at(struct l4_flow_table *ft, struct l4_flow *entries, _Atomic uint8_t *locks, uint64_t nbuckets);
 void l4_flow_table_destroy(struct l4_flow_table *ft);
+/* Allocates the active-flow counts (zero: call it on an empty table) for slots below max_services / max_backends. */
+int l4_flow_counts_init(struct l4_flow_table *ft, uint32_t max_services, uint32_t max_backends);
+void l4_flow_counts_destroy(struct l4_flow_table *ft);
+/* Sets the counts from the entries (every one that holds an open flow, expired or not), for a table whose entries
+ * outlived its counts (a table adopted across a restart). Not while workers write the table. */
+void l4_flow_counts_rebuild(struct l4_flow_table *ft);
+
+/* Does an entry of this protocol and state count as an active flow? */
+static inline bool l4_flow_counted(uint8_t proto, uint8_t state) { return proto != 6 || !l4_flow_state_closed(state); }
+
+/* Adds d to the active counts of a backend and a service slot (slots beyond the arrays are not counted). */
+static inline void l4_flow_count_add(struct l4_flow_table *ft, uint32_t backend, uint32_t svc, int64_t d) {
+  if (!ft->active_bk) return;
+  if (backend < ft->nbk) atomic_fetch_add_explicit(&ft->active_bk[backend], d, memory_order_relaxed);
+  if (svc < ft->nsvc) atomic_fetch_add_explicit(&ft->active_svc[svc], d, memory_order_relaxed);
+}
+
+/* The active count of a backend / service slot (0 when not kept; never negative). */
+static inline int64_t l4_flow_active_backend(const struct l4_flow_table *ft, uint32_t b) {
+  if (!ft->active_bk || b >= ft->nbk) return 0;
+  int64_t n = atomic_load_explicit(&ft->active_bk[b], memory_order_relaxed);
+  return n > 0 ? n : 0;
+}
+static inline int64_t l4_flow_active_service(const struct l4_flow_table *ft, uint32_t s) {
+  if (!ft->active_svc || s >= ft->nsvc) return 0;
+  int64_t n = atomic_load_explicit(&ft->active_svc[s], memory_order_relaxed);
+  return n > 0 ? n : 0;
+}
+
+/* Takes one of a backend's `limit` places for a new entry: adds 1 to its count unless it is at the limit
+ * already (a compare-and-swap, so workers racing for the last place cannot both take it). The insert that
+ * follows (l4_flow_insert_reserved) adds only the service's 1; if it does not insert, the caller gives the place
+ * back with l4_flow_count_add(ft, b, UINT32_MAX, -1). */
+static inline bool l4_flow_reserve(struct l4_flow_table *ft, uint32_t b, uint32_t limit) {
+  if (!ft->active_bk || b >= ft->nbk) return true;
+  int64_t cur = atomic_load_explicit(&ft->active_bk[b], memory_order_relaxed);
+  do {
+    if (cur >= (int64_t)limit) return false;
+  } while (!atomic_compare_exchange_weak_explicit(&ft->active_bk[b], &cur, cur + 1, memory_order_relaxed,
+                                                  memory_order_relaxed));
+  return true;
+}
 
 uint64_t l4_flow_hash(const struct siphash_key *k, const struct l4_flow_key *key);
 
@@ -122,21 +174,31 @@ bool l4_flow_lookup(struct l4_flow_table *ft, const struct l4_flow_key *key, uin
 enum l4_flow_insert_result l4_flow_insert(struct l4_flow_table *ft, const struct l4_flow_key *key, uint64_t hash,
                                           uint32_t backend, uint32_t svc, uint8_t state, const struct l4_flow_timeouts *to,
                                           uint32_t now, bool replace, struct l4_flow_ref *out);
+/* The same for a backend place taken with l4_flow_reserve: the new entry's backend count is already in. */
+enum l4_flow_insert_result l4_flow_insert_reserved(struct l4_flow_table *ft, const struct l4_flow_key *key, uint64_t hash,
+                                                   uint32_t backend, uint32_t svc, uint8_t state,
+                                                   const struct l4_flow_timeouts *to, uint32_t now, bool replace,
+                                                   struct l4_flow_ref *out);
 
 /* Records activity on a looked-up entry: ORs `set` into the state, clears `clear`, refreshes last_seen.
  * Bits the lookup already saw as wanted cost nothing: an established flow's packets do no atomic
  * read-modify-write here. A change is a compare-and-swap that gives up when the entry's sequence moved
  * (removed, or evicted and reused for another flow since the lookup). */
-static inline void l4_flow_touch(struct l4_flow_ref *ref, uint8_t set, uint8_t clear, uint32_t now) {
+static inline void l4_flow_touch(struct l4_flow_table *ft, struct l4_flow_ref *ref, uint8_t set, uint8_t clear, uint32_t now) {
   struct l4_flow *e = ref->e;
   if ((set & ~ref->state) || (clear & ref->state)) {
     uint64_t cur = atomic_load_explicit(&e->ver, memory_order_relaxed);
     for (;;) {
       if (L4_VER_SEQ(cur) != ref->seq) return; /* not the entry we looked up any more */
       uint64_t next = (cur | set) & ~(uint64_t)clear;
-      if (next == cur || atomic_compare_exchange_weak_explicit(&e->ver, &cur, next, memory_order_relaxed,
-                                                               memory_order_relaxed))
+      if (next == cur) break;
+      if (atomic_compare_exchange_weak_explicit(&e->ver, &cur, next, memory_order_relaxed, memory_order_relaxed)) {
+        /* Closed by this packet (RST, the second FIN), or open again (a later packet cleared the RST). The
+         * sequence was ours when the swap succeeded, so ref's backend and service are the entry's. */
+        bool was = l4_flow_counted(L4_VER_PROTO(cur), L4_VER_STATE(cur)), is = l4_flow_counted(L4_VER_PROTO(next), L4_VER_STATE(next));
+        if (was != is) l4_flow_count_add(ft, ref->backend, ref->svc, is ? 1 : -1);
         break;
+      }
     }
   }
   /* Only write when the second changes, so busy flows do not bounce the cache line between workers. A store
@@ -166,6 +228,14 @@ uint64_t l4_flow_walk(struct l4_flow_table *ft, const struct l4_flow_timeouts *t
 
 /* Removes the entry a view was taken from, if it has not changed since. Returns true if removed. */
 bool l4_flow_remove(struct l4_flow_table *ft, const struct l4_flow_view *v, uint32_t now);
+
+/* Frees entries that expired more than L4_SWEEP_MARGIN seconds ago, from entry index `start` on, looking at no more
+ * than `max_scan` entries (rounded to whole buckets, each taken under its lock like a removal), and takes the
+ * counted ones out of the active counts. Returns the index to continue from (capacity at the end); *freed (may be
+ * NULL) grows by the entries freed. The control plane pages through the whole table every few seconds. */
+#define L4_SWEEP_MARGIN 2
+uint64_t l4_flow_sweep(struct l4_flow_table *ft, const struct l4_flow_timeouts *to, uint32_t now, uint64_t start,
+                       uint64_t max_scan, uint64_t *freed);
 
 /* Counts live entries (for tests and the admin view; walks the whole table). */
 uint64_t l4_flow_count(struct l4_flow_table *ft, const struct l4_flow_timeouts *to, uint32_t now);

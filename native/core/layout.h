@@ -22,12 +22,23 @@
   X("aclWords", L4_ACL_WORDS)                \
   X("timeoutWords", L4_TIMEOUT_WORDS)        \
   X("prevRingWords", L4_PREV_RING_WORDS)     \
+  X("factorMinPct", L4_FACTOR_MIN)           \
+  X("factorMaxPct", L4_FACTOR_MAX)           \
   X("noBackend", L4_NO_BACKEND)              \
   X("flowEntryBytes", sizeof(struct l4_flow)) \
   X("traceRecordBytes", sizeof(struct l4_trace_rec)) \
   X("traceMatches", L4_TRACE_MATCHES)        \
   X("explainWords", L4_EXPLAIN_WORDS)        \
   X("moveWords", L4_MOVE_WORDS)
+
+/* A service's balance word ([8] of its svcWords) and when_full word ([10]), by the config's names; the factor
+ * word ([9]) is in percent within these bounds. */
+#define L4_LAYOUT_BALANCE_MODES(X) \
+  X("maglev", L4_BALANCE_MAGLEV)   \
+  X("bounded", L4_BALANCE_BOUNDED)
+#define L4_LAYOUT_WHEN_FULL(X) \
+  X("drop", L4_FULL_DROP)      \
+  X("reject", L4_FULL_REJECT)
 
 /* An entry's state bits (the flow listing decodes them into TCP states). */
 #define L4_LAYOUT_FLOW_STATES(X) \

@@ -17,10 +17,8 @@ static void store_be32(uint8_t *p, uint32_t v) {
   p[3] = (uint8_t)v;
 }
 
-/* Writes a fresh IP header and a TCP header (with the MSS option when `mss` is set) at buf, after a zeroed
- * virtio_net_hdr (no GSO, checksums complete). src/dst may point into buf: they are copied first. */
-static uint32_t write_tcp(uint8_t *buf, uint8_t family, const uint8_t *src_in, const uint8_t *dst_in, uint16_t sport,
-                          uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags, int mss) {
+uint32_t l4_tcp_write(uint8_t *buf, uint8_t family, const uint8_t *src_in, const uint8_t *dst_in, uint16_t sport,
+                      uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags, int mss) {
   uint8_t src[16], dst[16];
   int alen = family == 4 ? 4 : 16;
   memcpy(src, src_in, (size_t)alen);
@@ -69,14 +67,14 @@ uint32_t l4_probe_syn(uint8_t *buf, uint32_t cap, uint8_t family, const uint8_t 
   if (family != 4 && family != 6) return 0;
   uint32_t need = VNET_HDR_LEN + (family == 4 ? 20u : 40u) + TCP_HDR_LEN + TCP_OPT_MSS_LEN;
   if (cap < need) return 0;
-  return write_tcp(buf, family, src, dst, sport, dport, seq, 0, TCP_SYN, 1);
+  return l4_tcp_write(buf, family, src, dst, sport, dport, seq, 0, TCP_SYN, 1);
 }
 
 uint32_t l4_probe_rst(struct l4_pkt *p) {
   uint16_t sport = load_be16(p->l4), dport = load_be16(p->l4 + 2);
   uint32_t ack = load_be32(p->l4 + 8);
   /* The answer goes back the way it came: from the probe address (its destination) to the backend. */
-  return write_tcp(p->vnet, p->family, p->daddr, p->saddr, dport, sport, ack, 0, TCP_RST, 0);
+  return l4_tcp_write(p->vnet, p->family, p->daddr, p->saddr, dport, sport, ack, 0, TCP_RST, 0);
 }
 
 /* A slot word: state << 62 | sport << 32 | seq. */

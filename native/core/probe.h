@@ -32,6 +32,13 @@
 uint32_t l4_probe_syn(uint8_t *buf, uint32_t cap, uint8_t family, const uint8_t *src, const uint8_t *dst,
                       uint16_t sport, uint16_t dport, uint32_t seq);
 
+/* Writes a fresh IP header and a TCP header (with the MSS option when `mss` is set) at buf, after a zeroed
+ * virtio_net_hdr (no GSO, checksums complete): src:sport -> dst:dport (host order), `seq`, `ack`, `flags`.
+ * src/dst may point into buf: they are copied first. The caller makes sure buf holds L4_PROBE_MAX_LEN bytes.
+ * Returns the length. Shared with the refusal of a new flow (refuse.c). */
+uint32_t l4_tcp_write(uint8_t *buf, uint8_t family, const uint8_t *src, const uint8_t *dst, uint16_t sport,
+                      uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags, int mss);
+
 /* The probes outstanding: one per backend slot (a new probe for a slot replaces the one before), written by the
  * control thread, matched and answered by the workers, lock-free. Each word holds the probe's state, its source
  * port and sequence number. Allocated once. */

@@ -69,6 +69,7 @@ void l4_tables_free(struct l4_tables *t) {
   free(t->rev_map.entries);
   free(t->local_map.entries);
   free(t->acl);
+  free(t->svc_backends);
   free((void *)t->timeouts.svc);
   free(t);
 }
@@ -124,6 +125,7 @@ struct l4_tables *l4_tables_build(const struct l4_tables_input *in, char *err, i
   for (uint32_t i = 0; i < in->nservices; i++) {
     const uint32_t *w = in->svc_words + (size_t)i * L4_SVC_WORDS;
     uint32_t slot = w[0], family = w[1], proto = w[2], hash_mode = w[3], port = w[4], roff = w[5], rsize = w[6];
+    uint32_t balance = w[8], factor = w[9], when_full = w[10];
     if (slot >= in->max_services) FAIL("service %u: slot %u out of range (max %u)", i, slot, in->max_services);
     if (t->services[slot].flags & L4_SVC_PRESENT) FAIL("service %u: slot %u used twice", i, slot);
     if (!valid_family(family)) FAIL("service %u: family must be 4 or 6, got %u", i, family);
@@ -131,6 +133,10 @@ struct l4_tables *l4_tables_build(const struct l4_tables_input *in, char *err, i
     if (hash_mode > L4_HASH_SRC) FAIL("service %u: hash mode must be 0 (5-tuple) or 1 (src), got %u", i, hash_mode);
     if (port == 0 || port > 65535) FAIL("service %u: port must be 1-65535, got %u", i, port);
     if (rsize && ((uint64_t)roff + rsize > in->rings_len)) FAIL("service %u: ring [%u, +%u) outside rings (%u)", i, roff, rsize, in->rings_len);
+    if (balance > L4_BALANCE_BOUNDED) FAIL("service %u: balance must be 0 (maglev) or 1 (bounded), got %u", i, balance);
+    if (balance == L4_BALANCE_BOUNDED && (factor < L4_FACTOR_MIN || factor > L4_FACTOR_MAX))
+      FAIL("service %u: balance factor must be %u to %u percent, got %u", i, L4_FACTOR_MIN, L4_FACTOR_MAX, factor);
+    if (when_full > L4_FULL_REJECT) FAIL("service %u: when_full must be 0 (drop) or 1 (reject), got %u", i, when_full);
     struct l4_service *s = &t->services[slot];
     s->flags = L4_SVC_PRESENT;
     s->family = (uint8_t)family;
@@ -141,6 +147,10 @@ struct l4_tables *l4_tables_build(const struct l4_tables_input *in, char *err, i
     if (family == 4) memset(s->vip + 4, 0, 12);
     s->ring_size = rsize;
     s->ring = rsize ? t->rings + roff : NULL;
+    s->balance = (uint8_t)balance;
+    s->factor_pct = factor;
+    s->when_full = (uint8_t)when_full;
+    s->admission = balance == L4_BALANCE_BOUNDED;
     struct l4_addr_key k;
     l4_addr_key_set(&k, s->vip, s->family, s->port, s->proto);
     if (map_put(&t->svc_map, &k, slot) != L4_NO_BACKEND) FAIL("service %u: VIP, port and protocol used by another service", i);
@@ -150,14 +160,19 @@ struct l4_tables *l4_tables_build(const struct l4_tables_input *in, char *err, i
 
   for (uint32_t i = 0; i < in->nbackends; i++) {
     const uint32_t *w = in->bk_words + (size_t)i * L4_BK_WORDS;
-    uint32_t slot = w[0], svc = w[1], family = w[2], proto = w[3], port = w[4], flags = w[5];
+    uint32_t slot = w[0], svc = w[1], family = w[2], proto = w[3], port = w[4], flags = w[5], weight = w[6], max_flows = w[7];
     if (slot >= in->max_backends) FAIL("backend %u: slot %u out of range (max %u)", i, slot, in->max_backends);
     if (t->backends[slot].flags & L4_BK_PRESENT) FAIL("backend %u: slot %u used twice", i, slot);
     if (svc >= in->max_services || !(t->services[svc].flags & L4_SVC_PRESENT)) FAIL("backend %u: service slot %u does not exist", i, svc);
     if (family != t->services[svc].family) FAIL("backend %u: family %u differs from its service's", i, family);
     if (proto != t->services[svc].proto) FAIL("backend %u: proto %u differs from its service's", i, proto);
     if (port == 0 || port > 65535) FAIL("backend %u: port must be 1-65535, got %u", i, port);
+    /* 65535 configured, times the steps of a slow start's ramp (src/control/slow-start.ts) */
+    if (weight > L4_MAX_WEIGHT) FAIL("backend %u: weight must be 0-%u, got %u", i, L4_MAX_WEIGHT, weight);
     struct l4_backend *b = &t->backends[slot];
+    b->weight = weight;
+    b->max_flows = max_flows;
+    if (max_flows) t->services[svc].admission = 1;
     b->flags = L4_BK_PRESENT | (flags & ~(L4_BK_PRESENT | L4_BK_IN_RING));
     b->service = svc;
     b->family = (uint8_t)family;
@@ -249,6 +264,25 @@ struct l4_tables *l4_tables_build(const struct l4_tables_input *in, char *err, i
       uint32_t b = svc->prev_ring[j];
       if (b != L4_NO_BACKEND && t->backends[b].service != s) FAIL("service slot %u: previous ring holds backend slot %u of another service", s, b);
     }
+  }
+  /* Each service's backends in its current ring, for admission's fallback scan, and their weights summed. */
+  t->svc_backends = malloc(sizeof(uint32_t) * (in->nbackends ? in->nbackends : 1));
+  if (!t->svc_backends) FAIL("out of memory");
+  for (uint32_t b = 0; b < in->max_backends; b++) {
+    const struct l4_backend *bk = &t->backends[b];
+    if (!(bk->flags & L4_BK_IN_RING)) continue;
+    t->services[bk->service].bk_n++;
+    t->services[bk->service].ring_weight += l4_backend_weight(bk);
+  }
+  uint32_t nsb = 0;
+  for (uint32_t s = 0; s < in->max_services; s++) {
+    t->services[s].bk_off = nsb;
+    nsb += t->services[s].bk_n;
+    t->services[s].bk_n = 0;
+  }
+  for (uint32_t b = 0; b < in->max_backends; b++) {
+    struct l4_service *svc = &t->services[t->backends[b].service];
+    if (t->backends[b].flags & L4_BK_IN_RING) t->svc_backends[svc->bk_off + svc->bk_n++] = b;
   }
   return t;
 }

@@ -14,6 +14,14 @@
 #define L4_NO_BACKEND UINT32_MAX
 
 enum l4_hash_mode { L4_HASH_5TUPLE = 0, L4_HASH_SRC = 1 };
+/* How a service admits a new flow (admission.h): the ring's choice, or the ring's choice under a load bound. */
+enum l4_balance { L4_BALANCE_MAGLEV = 0, L4_BALANCE_BOUNDED = 1 };
+/* What a new flow gets when every candidate backend is full (max_flows): dropped, or refused (TCP RST, ICMP port
+ * unreachable). */
+enum l4_when_full { L4_FULL_DROP = 0, L4_FULL_REJECT = 1 };
+#define L4_FACTOR_MIN 101   /* balance factor in percent: above 1.0 (1.0 would refuse every backend's next flow) */
+#define L4_FACTOR_MAX 10000 /* at most 100: above that the bound never bites */
+#define L4_MAX_WEIGHT (1u << 20) /* a backend's weight word: admission's arithmetic stays within 64 bits below it */
 
 /* Per-service flag bits */
 #define L4_SVC_PRESENT 1u
@@ -43,6 +51,12 @@ struct l4_service {
   const uint32_t *prev_ring;
   uint32_t rate, burst;  /* new flows per second per client address, and bucket size; 0 = no limit */
   uint32_t acl_off, acl_n; /* this service's source CIDR entries in l4_tables.acl */
+  /* Admission (admission.h): on when the service is bounded or one of its backends has max_flows; a maglev
+   * service without limits takes the ring's choice as it is. */
+  uint8_t admission, balance, when_full;
+  uint32_t factor_pct;   /* bounded: the balance factor in percent */
+  uint64_t ring_weight;  /* the weights of its backends in the current ring, summed */
+  uint32_t bk_off, bk_n; /* its backends in the current ring, in l4_tables.svc_backends (the fallback scan) */
 };
 
 /* A source CIDR rule. Deny entries always win; if a service has allow entries, a source must match one. */
@@ -58,7 +72,12 @@ struct l4_backend {
   uint8_t family, proto;
   uint16_t port; /* network order */
   uint8_t addr[16];
+  uint32_t weight;    /* the weight its ring was built with (bounded load's share) */
+  uint32_t max_flows; /* 0: no limit */
 };
+
+/* A backend's share of its service's bounded load: its weight (a backend in the ring has one; 1 if unset). */
+static inline uint32_t l4_backend_weight(const struct l4_backend *b) { return b->weight ? b->weight : 1; }
 
 /* Open-addressed map from l4_addr_key to a slot number; sized at build time, never resized. */
 struct l4_addr_map {
@@ -98,6 +117,7 @@ struct l4_tables {
   struct l4_flow_timeouts timeouts;
   uint32_t options;
   struct l4_acl_entry *acl;    /* grouped by service */
+  uint32_t *svc_backends;      /* backend slots in each service's current ring, grouped by service (bk_off) */
   /* Data-plane health probes (src/health/dataplane-probe.ts): replies to this source address are the
    * backends' answers to probes, consumed here and never forwarded. */
   uint8_t probe_addr4[4], probe_addr6[16];
@@ -105,8 +125,9 @@ struct l4_tables {
 };
 
 /* The layout TypeScript hands over (src/dataplane/tables.ts; checked at load through layout.h). Integers are host-order uint32 words. */
-#define L4_SVC_WORDS 8  /* [slot, family, proto, hash_mode, port, ring_offset, ring_size, flags] */
-#define L4_BK_WORDS 6   /* [slot, service_slot, family, proto, port, flags] */
+#define L4_SVC_WORDS 11 /* [slot, family, proto, hash_mode, port, ring_offset, ring_size, flags, balance, factor_pct,
+                          *  when_full] */
+#define L4_BK_WORDS 8   /* [slot, service_slot, family, proto, port, flags, weight, max_flows] */
 #define L4_LIMIT_WORDS 3 /* [service_slot, rate, burst] */
 #define L4_ACL_WORDS 3   /* [service_slot, deny (0 allow, 1 deny), prefix_len]; address in acl_addrs */
 #define L4_TIMEOUT_WORDS 6 /* [service_slot, tcp_syn, tcp_established, tcp_fin, tcp_close, udp]; 0 = the default */

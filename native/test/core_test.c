@@ -25,7 +25,7 @@
 void test_flow_entry_size(void) {
   CHECK(sizeof(struct l4_flow) == 64, "sizeof(struct l4_flow) = %zu", sizeof(struct l4_flow));
   CHECK(sizeof(struct l4_flow_key) == 40, "sizeof(struct l4_flow_key) = %zu", sizeof(struct l4_flow_key));
-  struct l4_flow_table ft;
+  struct l4_flow_table ft = {0};
   CHECK(l4_flow_table_init(&ft, 1000) == 0, "init");
   CHECK(ft.capacity == 1024 && ft.nbuckets == 128, "capacity %llu buckets %llu", (unsigned long long)ft.capacity,
         (unsigned long long)ft.nbuckets);

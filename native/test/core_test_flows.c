@@ -7,15 +7,6 @@
 #include "test_util.h"
 #include "tests.h"
 
-/* client -> VIP:80 (v4 or v6 TCP); returns the backend slot it was sent to, or -1 when dropped */
-static int c2s_fam(struct env *e, uint8_t fam, uint16_t cport, uint8_t flags) {
-  struct pb_ip ip;
-  struct pb_l4 l4;
-  spec_tcp(&ip, &l4, fam, fam == 4 ? C4 : C6, cport, fam == 4 ? VIP4 : VIP6, 80, flags, 10);
-  uint32_t n = bld(g_in, NULL, &ip, &l4);
-  if (run_raw(e, g_in, n, g_out, &g_out_len) != L4_VERDICT_TX) return -1;
-  return out_backend();
-}
 static int c2s(struct env *e, uint16_t cport, uint8_t flags) { return c2s_fam(e, 4, cport, flags); }
 
 /* backend slot bk -> client (v4 TCP); true when it was translated to come from VIP:80 */
@@ -400,7 +391,7 @@ void test_flow_touch_stale_ref(void) {
   l4_flow_walk(&e.ft, &e.t->timeouts, e.ctx.now, 0, e.ft.capacity, first_view, &v);
   CHECK(l4_flow_remove(&e.ft, &v, e.ctx.now), "removed");
   e.ctx.now += 1;
-  l4_flow_touch(&stale, FL_FIN_C, FL_RST, e.ctx.now); /* the client's FIN, processed with the old lookup */
+  l4_flow_touch(&e.ft, &stale, FL_FIN_C, FL_RST, e.ctx.now); /* the client's FIN, processed with the old lookup */
   CHECK(l4_flow_count(&e.ft, &e.t->timeouts, e.ctx.now) == 0, "a removed entry stays removed (count %llu)",
         (unsigned long long)l4_flow_count(&e.ft, &e.t->timeouts, e.ctx.now));
   memset(&v, 0, sizeof(v));
@@ -418,7 +409,7 @@ void test_flow_touch_stale_ref(void) {
   c2s(&e, 10, PB_TCP_ACK); /* 10 busier than 8: 8 is the victim */
   CHECK(c2s(&e, 9, PB_TCP_SYN) == FX_BK_V4T_A, "SYN 9 into the full bucket");
   CHECK(!ent(&e, 8, &r) && ent(&e, 9, &r) && r.e == stale.e, "9 took 8's entry");
-  l4_flow_touch(&stale, FL_REPLY | FL_EST, FL_RST, e.ctx.now); /* 8's late update */
+  l4_flow_touch(&e.ft, &stale, FL_REPLY | FL_EST, FL_RST, e.ctx.now); /* 8's late update */
   CHECK(ent(&e, 9, &r) && r.state == FL_SYN, "9 keeps its own state (%#x, want %#x)", r.state, FL_SYN);
   env_free(&e);
 }

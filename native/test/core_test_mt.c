@@ -65,7 +65,7 @@ static void *mt_thread(void *p) {
     if ((r >> 32) & 1) {
       if (l4_flow_lookup(&s->ft, &s->keys[k], s->hashes[k], &s->to, 1000, &ref)) {
         observe(s, k, ref.backend, "lookup", a->tid);
-        if ((r >> 33) & 1) l4_flow_touch(&ref, FL_REPLY, FL_RST, 1000);
+        if ((r >> 33) & 1) l4_flow_touch(&s->ft, &ref, FL_REPLY, FL_RST, 1000);
       }
     } else {
       enum l4_flow_insert_result res =

@@ -193,7 +193,7 @@ static struct l4_flow_query whole(struct l4_flow_filter f, struct l4_flow_table 
 #define CLASS(c) (1u << (c))
 
 void test_flow_filter(void) {
-  struct l4_flow_table ft;
+  struct l4_flow_table ft = {0};
   fill(&ft);
   uint8_t c4b[16] = {0}, c6[16];
   pb_addr(4, C4B, c4b);
@@ -251,7 +251,7 @@ void test_flow_filter(void) {
 }
 
 void test_flow_remove_matching(void) {
-  struct l4_flow_table ft;
+  struct l4_flow_table ft = {0};
   fill(&ft);
   uint32_t removed = 99;
   struct l4_flow_query q = whole((struct l4_flow_filter){1, L4_NO_BACKEND, NULL, 0}, &ft);
@@ -283,7 +283,7 @@ void test_flow_remove_matching(void) {
 }
 
 void test_flow_stats(void) {
-  struct l4_flow_table ft;
+  struct l4_flow_table ft = {0};
   fill(&ft);
   /* three backend slots: slot 3 (the IPv6 entry's) is counted in the totals only */
   uint32_t bk[3] = {0}, svc[4] = {0};

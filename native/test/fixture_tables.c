@@ -28,7 +28,7 @@ void fx_input_init(struct fx_input *fi, enum fx_ring ring, uint32_t options) {
   for (uint32_t s = 0; s < FX_NSVC; s++) {
     const struct fx_service_def *d = &FX_SERVICES[s];
     uint32_t *w = fi->svc_words + s * L4_SVC_WORDS;
-    /* [slot, family, proto, hash_mode, port, ring_offset, ring_size, flags] */
+    /* [slot, family, proto, hash_mode, port, ring_offset, ring_size, flags, balance, factor_pct, when_full]: maglev */
     w[0] = s;
     w[1] = d->family;
     w[2] = d->proto;
@@ -49,13 +49,14 @@ void fx_input_init(struct fx_input *fi, enum fx_ring ring, uint32_t options) {
   for (uint32_t b = 0; b < FX_NBK; b++) {
     const struct fx_backend_def *d = &FX_BACKENDS[b];
     uint32_t *w = fi->bk_words + b * L4_BK_WORDS;
-    /* [slot, service_slot, family, proto, port, flags] */
+    /* [slot, service_slot, family, proto, port, flags, weight, max_flows]: weight 1, no limit */
     w[0] = b;
     w[1] = d->service;
     w[2] = FX_SERVICES[d->service].family;
     w[3] = FX_SERVICES[d->service].proto;
     w[4] = d->port;
     w[5] = 0;
+    w[6] = 1;
     pb_addr(FX_SERVICES[d->service].family, d->addr, fi->bk_addrs + b * 16);
   }
   for (int i = 0; i < 16; i++) fi->key[i] = (uint8_t)(0xa0 + i);
@@ -89,6 +90,15 @@ void fx_input_init(struct fx_input *fi, enum fx_ring ring, uint32_t options) {
   fi->in.local_addrs6 = fi->local6;
   fi->in.nlocal6 = 2;
 }
+
+void fx_set_admission(struct fx_input *fi, uint32_t svc, uint32_t balance, uint32_t factor_pct, uint32_t when_full) {
+  uint32_t *w = fi->svc_words + svc * L4_SVC_WORDS;
+  w[8] = balance;
+  w[9] = factor_pct;
+  w[10] = when_full;
+}
+
+void fx_set_max_flows(struct fx_input *fi, uint32_t bk, uint32_t max_flows) { fi->bk_words[bk * L4_BK_WORDS + 7] = max_flows; }
 
 struct l4_tables *fx_tables(enum fx_ring ring, uint32_t options) {
   static struct fx_input fi; /* large-ish; tests are single-threaded where they build tables */

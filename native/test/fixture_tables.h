@@ -78,5 +78,8 @@ struct fx_input {
   uint8_t local4[2 * 4], local6[2 * 16];
 };
 void fx_input_init(struct fx_input *fi, enum fx_ring ring, uint32_t options);
+/* A service's admission words (balance, factor in percent, when_full: tables.h) and a backend's max_flows. */
+void fx_set_admission(struct fx_input *fi, uint32_t svc, uint32_t balance, uint32_t factor_pct, uint32_t when_full);
+void fx_set_max_flows(struct fx_input *fi, uint32_t bk, uint32_t max_flows);
 
 #endif

@@ -77,7 +77,23 @@ static void init_once(void) {
     fprintf(stderr, "fuzz tables: %s\n", err);
     abort();
   }
-  if (l4_flow_table_init(&g_ft, FUZZ_FLOWS) != 0) abort();
+  /* Ring bits 0 with option bits 2 are FX_RING_A_B1 tables that admit new flows (core/admission.h): v4 services bounded at 1.25, v6 ones
+   * maglev; backend A of every service takes 1 flow, B 2; v4 services drop when full, v6 ones reject (RST, ICMPv6). */
+  static struct fx_input fadm;
+  fx_input_init(&fadm, FX_RING_A_B1, L4_OPT_NO_ICMP_TRANSLATE);
+  for (uint32_t sv = 0; sv < FX_NSVC; sv++) {
+    int v4 = FX_SERVICES[sv].family == 4;
+    fx_set_admission(&fadm, sv, v4 ? L4_BALANCE_BOUNDED : L4_BALANCE_MAGLEV, v4 ? 125 : 0, v4 ? L4_FULL_DROP : L4_FULL_REJECT);
+    fx_set_max_flows(&fadm, 2 * sv, 1);
+    fx_set_max_flows(&fadm, 2 * sv + 1, 2);
+  }
+  l4_tables_free(g_tables[0][2]);
+  g_tables[0][2] = l4_tables_build(&fadm.in, err, sizeof(err));
+  if (!g_tables[0][2]) {
+    fprintf(stderr, "fuzz admission tables: %s\n", err);
+    abort();
+  }
+  if (l4_flow_table_init(&g_ft, FUZZ_FLOWS) != 0 || l4_flow_counts_init(&g_ft, FX_MAX_SERVICES, FX_MAX_BACKENDS) != 0) abort();
   g_counters = calloc(l4_counter_block_words(FX_MAX_SERVICES, FX_MAX_BACKENDS), sizeof(uint64_t));
   g_copy = malloc(PB_MAX + 64);
   if (!g_counters || !g_copy || l4_co_init(&g_co) < 0 || l4_probes_init(&g_probes, FX_MAX_BACKENDS) < 0) abort();
@@ -151,7 +167,8 @@ static int explain_one(struct l4_ctx *ctx, const struct l4_tables *t, const uint
   l4_explain(t, &g_ft, NULL, ctx->now, ctx->now_ms, &q, x);
   if (memcmp(before, g_ft.entries, ft_bytes) != 0) fail("explain changed the flow table", data, len);
   if (x->verdict == L4_EXPLAIN_ENTRY && !(x->flow_found && x->flow_valid && x->backend == x->flow_backend)) fail("explain: entry verdict without its entry", data, len);
-  if (x->verdict == L4_EXPLAIN_RING && (x->backend != x->ring_backend || x->backend >= t->max_backends)) fail("explain: ring verdict without the ring's backend", data, len);
+  if (x->verdict == L4_EXPLAIN_RING && ((x->backend != x->ring_backend && !t->services[x->service].admission) || x->backend >= t->max_backends))
+    fail("explain: ring verdict without the ring's backend", data, len);
   if (x->verdict == L4_EXPLAIN_DROP && (x->drop_reason == L4_DROP_NONE || x->backend != L4_NO_BACKEND)) fail("explain: drop without a reason", data, len);
   if (x->verdict > L4_EXPLAIN_RING) fail("explain: unknown verdict", data, len);
   return x->verdict == L4_EXPLAIN_RING && p.proto == 6 && (p.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN;
@@ -163,7 +180,7 @@ static void run_one(struct l4_ctx *ctx, const struct l4_tables *t, const uint8_t
   if (!buf) abort();
   memcpy(buf, data, len);
   uint32_t out_len = len;
-  uint64_t rst_before = ctx->counters[L4_Q_PROBE_RST_SENT];
+  uint64_t rst_before = ctx->counters[L4_Q_PROBE_RST_SENT], rejected_before = ctx->counters[L4_Q_FULL_REJECTED];
   struct l4_explain x;
   int syn_by_ring = explain_one(ctx, t, data, len, &x);
   enum l4_verdict v = l4_process(ctx, t, buf, &out_len);
@@ -176,6 +193,8 @@ static void run_one(struct l4_ctx *ctx, const struct l4_tables *t, const uint8_t
   }
   /* A backend's SYN-ACK to the probe address becomes a fresh RST (core/probe.c): no offloads, full checksums. */
   int probe_rst = ctx->counters[L4_Q_PROBE_RST_SENT] != rst_before;
+  /* A refused new flow (core/refuse.h) is a fresh packet as well: a RST, or an ICMP error checked below. */
+  int refused = ctx->counters[L4_Q_FULL_REJECTED] != rejected_before;
   if (v == L4_VERDICT_DROP) {
     if (ctx->last_drop == L4_DROP_NONE || ctx->last_drop >= L4_DROP_MAX) fail("drop without a reason", data, len);
     free(buf);
@@ -185,7 +204,7 @@ static void run_one(struct l4_ctx *ctx, const struct l4_tables *t, const uint8_t
   if (out_len > len) fail("output longer than input", data, len);
   if (out_len < VNET_HDR_LEN + 20) fail("output shorter than any IP packet", data, len);
   static const uint8_t zero_vnet[VNET_HDR_LEN];
-  if (memcmp(buf, probe_rst ? zero_vnet : data, VNET_HDR_LEN) != 0) fail("virtio_net_hdr changed", data, len);
+  if (memcmp(buf, probe_rst || refused ? zero_vnet : data, VNET_HDR_LEN) != 0) fail("virtio_net_hdr changed", data, len);
   memcpy(g_copy, buf, out_len);
   struct l4_pkt p;
   enum l4_drop_reason r = l4_parse(g_copy, out_len, &p);
@@ -197,6 +216,11 @@ static void run_one(struct l4_ctx *ctx, const struct l4_tables *t, const uint8_t
   uint32_t iplen = out_len - VNET_HDR_LEN;
   if ((ip[0] >> 4) == 4 && pb_ip4_hdr_sum(ip) != 0xffff) fail("IPv4 header checksum invalid on output", data, len);
   int partial = (data[VNET_OFF_FLAGS] & VNET_F_NEEDS_CSUM) != 0;
+  if (refused) {
+    if (pb_l4_sum(ip, iplen) != 0xffff) fail("refusal with an invalid checksum", data, len);
+    free(buf);
+    return;
+  }
   if (probe_rst) {
     if (l4_csum_good(ip, iplen, 0) != 1 || (ip[(ip[0] >> 4) == 4 ? 33 : 53] & 0x3f) != 0x04) fail("probe answer is not a valid RST", data, len);
     free(buf);
@@ -215,7 +239,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const uint8_t *pkt = data + 1;
   uint32_t len = (uint32_t)(size - 1);
   const struct l4_tables *t = g_tables[opt & 3][(opt >> 2) & 3];
-  if (!(opt & 0x10)) memset(g_ft.entries, 0, (size_t)(g_ft.capacity * sizeof(struct l4_flow)));
+  if (!(opt & 0x10)) {
+    memset(g_ft.entries, 0, (size_t)(g_ft.capacity * sizeof(struct l4_flow)));
+    for (uint32_t b = 0; b < g_ft.nbk; b++) atomic_store(&g_ft.active_bk[b], 0);
+    for (uint32_t sv = 0; sv < g_ft.nsvc; sv++) atomic_store(&g_ft.active_svc[sv], 0);
+  }
   for (uint32_t b = 0; b < FX_MAX_BACKENDS; b++) l4_probe_arm(&g_probes, b, 40001, 0xa1b2c3d4);
   struct l4_ctx ctx = {.counters = g_counters, .max_services = FX_MAX_SERVICES, .max_backends = FX_MAX_BACKENDS,
                        .flows = &g_ft, .now = 100000, .probes = &g_probes, .trace = (len & 1) ? &g_trace : NULL};

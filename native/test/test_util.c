@@ -36,6 +36,7 @@ void env_init_tables(struct env *e, uint64_t flow_capacity, struct l4_tables *t)
   e->ctx.max_backends = t->max_backends;
   e->ctx.flows = &e->ft;
   e->ctx.now = 1000;
+  if (l4_flow_counts_init(&e->ft, t->max_services, t->max_backends) != 0) abort();
 }
 
 void env_init(struct env *e, uint64_t flow_capacity, enum fx_ring ring, uint32_t options) {
@@ -51,6 +52,7 @@ void env_publish(struct env *e, struct l4_tables *t) {
 
 void env_free(struct env *e) {
   l4_tables_free(e->t);
+  l4_flow_counts_destroy(&e->ft);
   l4_flow_table_destroy(&e->ft);
   free(e->counters);
   memset(e, 0, sizeof(*e));
@@ -60,14 +62,16 @@ uint64_t env_q(struct env *e, enum l4_queue_counter c) { return e->counters[c]; 
 uint64_t env_drops(struct env *e, enum l4_drop_reason r) { return l4_ctr_drops(&e->ctx)[r]; }
 
 enum l4_verdict run_raw(struct env *e, const uint8_t *in, uint32_t in_len, uint8_t *out, uint32_t *out_len) {
-  uint8_t *buf = malloc(in_len ? in_len : 1);
+  uint32_t cap = in_len + e->buf_extra;
+  uint8_t *buf = malloc(cap ? cap : 1);
   if (!buf) abort();
   memcpy(buf, in, in_len);
   uint32_t len = in_len;
+  e->ctx.buf_cap = cap;
   enum l4_verdict v = l4_process(&e->ctx, e->t, buf, &len);
   if (v == L4_VERDICT_TX) {
-    CHECK(len <= in_len, "output length %u grew past the input's %u", len, in_len);
-    if (len > in_len) len = in_len;
+    CHECK(len <= cap, "output length %u grew past the buffer's %u", len, cap);
+    if (len > cap) len = cap;
     memcpy(out, buf, len);
     *out_len = len;
   } else {
@@ -223,6 +227,15 @@ bool fx_rev(struct env *e, const char *desc, const struct pb_vnet *v, const stru
   l42.sport = port;
   uint32_t m = bld(g_want, v, &ip2, &l42);
   return expect_tx(e, desc, g_in, n, g_want, m);
+}
+
+int c2s_fam(struct env *e, uint8_t fam, uint16_t cport, uint8_t flags) {
+  struct pb_ip ip;
+  struct pb_l4 l4;
+  spec_tcp(&ip, &l4, fam, fam == 4 ? C4 : C6, cport, fam == 4 ? VIP4 : VIP6, 80, flags, 10);
+  uint32_t n = bld(g_in, NULL, &ip, &l4);
+  if (run_raw(e, g_in, n, g_out, &g_out_len) != L4_VERDICT_TX) return -1;
+  return out_backend();
 }
 
 int out_backend(void) {

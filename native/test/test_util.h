@@ -24,6 +24,7 @@ struct env {
   uint64_t *counters;
   struct l4_ctx ctx;
   struct l4_tables *t;
+  uint32_t buf_extra; /* run_raw's buffer holds this many bytes past the input (room for an ICMP answer) */
 };
 
 void env_init(struct env *e, uint64_t flow_capacity, enum fx_ring ring, uint32_t options);
@@ -84,6 +85,8 @@ bool fx_rev(struct env *e, const char *desc, const struct pb_vnet *v, const stru
             const char *addr, uint16_t port);
 /* The fixture backend slot g_out is addressed to (destination address and port), or -1. */
 int out_backend(void);
+/* client -> VIP:80 (v4 or v6 TCP, 10 bytes of data): the backend slot it was sent to, or -1 when dropped. */
+int c2s_fam(struct env *e, uint8_t fam, uint16_t cport, uint8_t flags);
 
 /* Tables whose v4 TCP service had every ring slot on `prev_backend` before its last change (no previous ring
  * without with_prev) and has them on A now, except the last slot, which holds B when `b_in_ring` (B keeps a

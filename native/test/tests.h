@@ -92,7 +92,17 @@
   /* core_test_segment.c */                                                                                   \
   X(flow_segment_header, "flow table file header: compatible; truncated, magic, corrupt, layout, capacity, key, no slot map") \
   X(flow_segment_slots, "the slot map is double-buffered; one too big leaves none current") \
-  X(flow_segment_repair, "taking over after a crash frees half-written entries and releases held bucket locks")
+  X(flow_segment_repair, "taking over after a crash frees half-written entries and releases held bucket locks") \
+  /* core_test_admission.c */                                                                                 \
+  X(active_counts, "active counts: insert, close, reopen, replace, FIN, UDP, remove, evict, rebuild, expiry and sweep (margin)") \
+  X(bound_next_candidate, "bounded 1.25: a SYN whose ring backend is at its bound goes to the next; maglev does not") \
+  X(admission_weights, "weights as slow start publishes them (x4) share the bound alike; past the word's limit: refused") \
+  X(limit_next_candidate, "max_flows: the next candidate; established and mid-flow packets pass; a close frees a place") \
+  X(full_drop, "every backend at max_flows, when_full drop: dropped, counted; established flows keep flowing") \
+  X(full_reject_tcp, "every backend full, when_full reject: the SYN answered with RST+ACK from the VIP (v4, v6)") \
+  X(full_reject_udp, "every backend full, reject: ICMP/ICMPv6 port unreachable quoting the datagram, truncated; no room: drop") \
+  X(admission_retransmit, "a SYN retransmission of a flow admission sent off its ring slot stays there, not refused") \
+  X(mt_active_counts, "threads insert, close, reopen and sweep: the counts equal a full recount, then 0")
 
 #define DECLARE_TEST(name, desc) void test_##name(void);
 CORE_TESTS(DECLARE_TEST)

@@ -18,6 +18,7 @@ import { readFileSync } from 'fs';
 import { isIP, type AddressInfo } from 'net';
 import { ControlError, DRAIN_DEADLINE_MAX_S, type Controller, type FlowQuery } from '../control/controller';
 import { FLOW_STATES, type FlowState } from '../dataplane/native';
+import { MAX_FLOWS_LIMIT } from '../dataplane/tables';
 import type { Logger } from '../util/log';
 import { monotonicMs } from '../util/clock';
 import { isLoopback, type AdminConfig } from '../config/model';
@@ -167,7 +168,7 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
     },
   );
 
-  app.post<{ Params: { service: string }; Body: { backend: string; weight?: number; name?: string } }>(
+  app.post<{ Params: { service: string }; Body: { backend: string; weight?: number; name?: string; max_flows?: number } }>(
     '/v1/services/:service/backends',
     {
       schema: {
@@ -181,6 +182,7 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
             backend: { type: 'string', description: 'ADDR[:PORT] (IPv6 as [ADDR]:PORT); the port defaults to the service port' },
             weight,
             name: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$' },
+            max_flows: { type: 'integer', minimum: 1, maximum: MAX_FLOWS_LIMIT, description: 'at most this many active flows (new ones go to the next backend)' },
           },
         },
         response: { 201: obj('services view'), 400: errorResponse, 404: errorResponse, 409: errorResponse },
@@ -197,6 +199,7 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
         port: b.port ?? s.port,
         weight: req.body.weight ?? 1,
         ...(req.body.name !== undefined ? { name: req.body.name } : {}),
+        ...(req.body.max_flows !== undefined ? { maxFlows: req.body.max_flows } : {}),
       });
       writeLog(req, 201);
       return reply.code(201).send(ctrl.view());

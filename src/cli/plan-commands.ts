@@ -34,7 +34,10 @@ export function formatExplanation(x: Explanation): string {
     lines.push(`  forward      ${x.rewrite.forward.before}  =>  ${x.rewrite.forward.after}`);
     lines.push(`  reply        ${x.rewrite.reply.before}  =>  ${x.rewrite.reply.after}`);
   }
-  const verdict = x.verdict === 'entry' ? 'forwarded by its flow entry' : x.verdict === 'ring' ? 'forwarded by the ring (a new entry pins it)' : `DROPPED: ${x.dropReason}`;
+  // Under bounded load or max_flows a new flow may go past the ring's backend to the next candidate (admission.h).
+  const admitted = x.verdict === 'ring' && x.backend !== null && x.ring.backend !== null && x.backend.id !== x.ring.backend;
+  const ring = admitted ? `forwarded to the next candidate: ${x.ring.backend} is over its bound or at its max_flows (a new entry pins it)` : 'forwarded by the ring (a new entry pins it)';
+  const verdict = x.verdict === 'entry' ? 'forwarded by its flow entry' : x.verdict === 'ring' ? ring : `DROPPED: ${x.dropReason}`;
   lines.push(`  verdict      ${verdict}`);
   return `${lines.join('\n')}\n`;
 }

@@ -79,7 +79,7 @@ export function formatStatus(view: ServicesView, st: StatusView): string {
     lines.push(
       row(
         [`${s.proto.toUpperCase()}  ${hostPort(s.vip, s.port)} ${s.hash}`, s.name, s.allDown ? 'ALL-DOWN' : '', '', s.activeFlows === null ? '-' : n(s.activeFlows), n(c.new_flows), n(c.packets_in), n(c.packets_out), n(c.bytes_in), n(c.bytes_out)],
-        `${check}${s.allDown ? `; on_all_down ${s.onAllDown}` : ''}`,
+        `${check}${s.allDown ? `; on_all_down ${s.onAllDown}` : ''}${admissionText(s)}`,
       ),
     );
     for (const b of s.backends) {
@@ -89,6 +89,7 @@ export function formatStatus(view: ServicesView, st: StatusView): string {
       if (h && h.consecutiveFailures > 0 && b.state !== 'down') health += ` (${h.consecutiveFailures} failed)`;
       if (b.passive) health = `${b.passive.reason} (until ${b.passive.heldUntil})`;
       if (b.slowStart) health = `${health ? `${health}; ` : ''}slow start ${b.slowStart.step}/${b.slowStart.steps} of its weight`;
+      if (b.maxFlows !== null) health = `${health ? `${health}; ` : ''}max_flows ${b.maxFlows}${b.activeFlows !== null && b.activeFlows >= b.maxFlows ? ' (full)' : ''}`;
       if (b.drain) health = `${health ? `${health}; ` : ''}${b.drain.done ? `drained (${b.drain.doneBy ?? 'done'})` : `draining, ${drainProgress(b.drain)}`}`;
       lines.push(
         row(
@@ -100,6 +101,14 @@ export function formatStatus(view: ServicesView, st: StatusView): string {
   }
   lines.push('Weight = configured/in ring; ActConn = live flow-table entries (closed ones not counted); Conns = new flows since start; In = from clients, Out = from backends.');
   return `${lines.join('\n')}\n`;
+}
+
+/** A service's admission when it is not the plain ring: "; bounded 1.25", "; when full reject". */
+function admissionText(s: ServicesView['services'][number]): string {
+  const a = s.admission;
+  const bounded = a.balance === 'bounded' ? `; bounded ${a.balanceFactor ?? ''}`.trimEnd() : '';
+  const full = s.backends.some((b) => b.maxFlows !== null) ? `; when full ${a.whenFull}` : '';
+  return `${bounded}${full}`;
 }
 
 /** A drain under way in words: flows left, the oldest one's age, when it will likely be done, its deadline. */

@@ -8,6 +8,7 @@ import { isPrime, nextPrime } from '../dataplane/maglev';
 import { checkServices, DEFAULT_TIMEOUTS, withDefaultAuth, type BackendConfig, type HashMode, type Proto, type ServiceConfig, type Timeouts } from '../config/model';
 import { DEFAULT_PROBE_SOURCE, OptionError, Subject, UP_DEFAULTS, type UpOptions } from '../config/options';
 import { parseAddress, parseBackend as parseBackendText, type BackendText } from '../config/address-syntax';
+import { balanceFactorProblem, DEFAULT_BALANCE_FACTOR, maxFlowsProblem } from '../dataplane/tables';
 
 export interface FlagSpec {
   repeat?: boolean;
@@ -19,6 +20,10 @@ const FLAGS: Record<string, FlagSpec> = {
   port: { repeat: true, value: true },
   backend: { repeat: true, value: true },
   hash: { value: true },
+  balance: { value: true },
+  'balance-factor': { value: true },
+  'max-flows': { value: true },
+  'when-full': { value: true },
   queues: { value: true },
   tun: { value: true },
   'flow-capacity': { value: true },
@@ -134,6 +139,30 @@ function parseHashKey(text: string): Buffer {
   return Buffer.from(text, 'hex');
 }
 
+/** --balance, --balance-factor, --when-full (the service's) and --max-flows (every backend's): issue 17. */
+function admissionFlags(one: (name: string) => string | undefined): { service: Pick<ServiceConfig, 'balance' | 'balanceFactor' | 'whenFull'>; backend: Pick<BackendConfig, 'maxFlows'> } {
+  const service: Pick<ServiceConfig, 'balance' | 'balanceFactor' | 'whenFull'> = {};
+  const balance = one('balance');
+  if (balance !== undefined && balance !== 'maglev' && balance !== 'bounded') throw Subject.flag('balance').expected('maglev or bounded', `"${balance}"`);
+  const factorText = one('balance-factor');
+  if (factorText !== undefined && balance !== 'bounded') throw new OptionError('--balance-factor applies to --balance bounded only: add --balance bounded, or remove --balance-factor');
+  if (balance === 'bounded') {
+    const factor = factorText === undefined ? DEFAULT_BALANCE_FACTOR : /^\d+(\.\d+)?$/.test(factorText) ? Number(factorText) : NaN;
+    const problem = balanceFactorProblem(factor);
+    if (problem) throw new OptionError(`--balance-factor: ${factorText === undefined ? problem : problem.replace(/^got [^,]*/, `got "${factorText}"`)}`);
+    Object.assign(service, { balance, balanceFactor: factor });
+  }
+  const whenFull = one('when-full');
+  if (whenFull !== undefined && whenFull !== 'drop' && whenFull !== 'reject') throw Subject.flag('when-full').expected('drop or reject', `"${whenFull}"`);
+  if (whenFull !== undefined) service.whenFull = whenFull;
+  const mf = one('max-flows');
+  if (mf === undefined) return { service, backend: {} };
+  const maxFlows = /^\d+$/.test(mf) ? Number(mf) : NaN;
+  const problem = maxFlowsProblem(maxFlows);
+  if (problem) throw new OptionError(`--max-flows: ${problem.replace(/^got [^,]*/, `got "${mf}"`)}`);
+  return { service, backend: { maxFlows } };
+}
+
 export function parseUpArgs(argv: readonly string[]): UpOptions {
   const f = parseFlags(argv);
   if (f.has('config')) throw new OptionError('--config FILE cannot be combined with --vip/--port/--backend and the other flags (only --log-level)');
@@ -147,14 +176,15 @@ export function parseUpArgs(argv: readonly string[]): UpOptions {
   const hashText = one('hash') ?? '5tuple';
   if (hashText !== '5tuple' && hashText !== 'src') throw Subject.flag('hash').expected('5tuple or src', `"${hashText}"`);
   const hash = hashText as HashMode;
+  const admission = admissionFlags(one);
 
   const services: ServiceConfig[] = [];
   for (const v of vips) {
     const mine = backends.filter((b) => b.family === v.family);
     if (!mine.length) throw new OptionError(`--vip ${v.addr} is IPv${v.family} but no --backend is IPv${v.family}`);
     for (const p of ports) {
-      const bs: BackendConfig[] = mine.map((b) => ({ addr: b.addr, family: b.family, port: b.port ?? p.port, weight: b.weight }));
-      services.push({ name: 'default', vip: v.addr, family: v.family, port: p.port, proto: p.proto, hash, backends: bs, health: null, passive: null, onAllDown: 'drop', onDown: 'keep' });
+      const bs: BackendConfig[] = mine.map((b) => ({ addr: b.addr, family: b.family, port: b.port ?? p.port, weight: b.weight, ...admission.backend }));
+      services.push({ name: 'default', vip: v.addr, family: v.family, port: p.port, proto: p.proto, hash, backends: bs, health: null, passive: null, onAllDown: 'drop', onDown: 'keep', ...admission.service });
     }
   }
   for (const b of backends) {

@@ -5,6 +5,10 @@ import { ipToBuffer, type Family } from '../host/addr';
 
 export type Proto = 'tcp' | 'udp';
 export type HashMode = '5tuple' | 'src';
+/** How a service admits a new flow (native/core/admission.h): the ring's choice, or the ring's choice under a load bound. */
+export type Balance = 'maglev' | 'bounded';
+/** What a new flow gets when every candidate backend is at its max_flows: dropped, or refused (TCP RST, ICMP port unreachable). */
+export type WhenFull = 'drop' | 'reject';
 
 export interface BackendSpec {
   addr: string; // canonical text
@@ -13,6 +17,8 @@ export interface BackendSpec {
   weight: number;
   /** Down by its health checks: the data plane's second chance never sends a flow to it. */
   down?: boolean;
+  /** At most this many active flows: a new flow goes to the next candidate when it has them (unset: no limit). */
+  maxFlows?: number;
 }
 
 export interface BackendConfig extends BackendSpec {
@@ -72,6 +78,11 @@ export interface ServiceConfig extends ServiceSpec {
   onDown: OnDown;
   /** A backend that comes up takes a growing share of new flows over this many seconds (src/control/slow-start.ts). */
   slowStartSeconds?: number;
+  /** New flows by the ring (maglev, the default) or by the ring under a load bound (bounded, with balanceFactor). */
+  balance?: Balance;
+  balanceFactor?: number;
+  /** What a new flow gets when every candidate backend is at its max_flows (default drop). */
+  whenFull?: WhenFull;
 }
 
 export interface ServiceSpec {

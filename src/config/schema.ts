@@ -52,6 +52,14 @@ const slowStartSchema = {
   'x-expect': 'seconds from 1 to 3600, such as 30 or "30s"',
 } as const;
 
+/** New-flow admission (issue 17; native/core/admission.h): the balance mode, its factor, the answer when every backend is full. */
+const admissionSchema = {
+  balance: { enum: ['maglev', 'bounded'] },
+  // The range and the hundredths are checked in services.ts (balanceFactorProblem), with the reason.
+  balance_factor: { type: 'number', 'x-expect': 'a number above 1.0 and at most 100, such as 1.25' },
+  when_full: { enum: ['drop', 'reject'] },
+} as const;
+
 /** Idle timeouts in seconds, global (under "global") and per service. */
 const timeoutsSchema = {
   type: 'object',
@@ -80,13 +88,14 @@ const backendSchema = {
   // Either "ADDR[:PORT][@WEIGHT]" or an object. No oneOf (its errors are unreadable): string keywords
   // apply to strings only, object keywords to objects only.
   type: ['string', 'object'],
-  'x-expect': 'a backend: "ADDR[:PORT][@WEIGHT]" or {address, port, weight, name}',
+  'x-expect': 'a backend: "ADDR[:PORT][@WEIGHT]" or {address, port, weight, max_flows, name}',
   additionalProperties: false,
   required: ['address'],
   properties: {
     address,
     port,
     weight: int(0, 65535),
+    max_flows: { type: 'integer', minimum: 1, maximum: 1 << 28, 'x-expect': `a whole number of flows from 1 to ${1 << 28}` },
     name: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$', 'x-expect': '1-64 letters, digits, "_", ".", ":" or "-"' },
   },
 } as const;
@@ -166,6 +175,7 @@ export const configSchema = {
         on_down: { enum: ['keep', 'reset'] },
         hash: { enum: ['5tuple', 'src'] },
         slow_start: slowStartSchema,
+        ...admissionSchema,
       },
     },
     cluster: clusterSchema,
@@ -195,6 +205,7 @@ export const configSchema = {
           on_all_down: { enum: ['drop', 'keep-last'] },
         on_down: { enum: ['keep', 'reset'] },
           slow_start: slowStartSchema,
+          ...admissionSchema,
           health_check: healthCheckSchema,
           passive_check: passiveCheckSchema,
           new_flow_rate: {

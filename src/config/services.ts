@@ -2,10 +2,12 @@
 // expanded to one service per VIP and port, health and passive checks with their defaults, and every check the
 // schema cannot make (addresses, families, duplicates, CIDRs, options that do not apply to a check type), each
 // reported at its path. Pure: no file is read here.
-import { parseCidr } from '../dataplane/tables';
+import { balanceFactorProblem, DEFAULT_BALANCE_FACTOR, parseCidr } from '../dataplane/tables';
 import {
   backendAddressProblem,
   type BackendConfig,
+  type Balance,
+  type WhenFull,
   type HashMode,
   type HealthCheckSpec,
   type OnAllDown,
@@ -55,9 +57,16 @@ export interface RawBackend {
   address: string;
   port?: number;
   weight?: number;
+  max_flows?: number;
   name?: string;
 }
-export interface RawService {
+/** New-flow admission, in a service or the defaults (issue 17). */
+export interface RawAdmission {
+  balance?: Balance;
+  balance_factor?: number;
+  when_full?: WhenFull;
+}
+export interface RawService extends RawAdmission {
   name: string;
   vips: string[];
   ports: Array<number | string>;
@@ -92,7 +101,7 @@ function serviceTimeouts(t: RawTimeouts): Partial<Timeouts> {
   return out;
 }
 
-export interface RawDefaults {
+export interface RawDefaults extends RawAdmission {
   health_check?: RawHealth;
   passive_check?: RawPassive;
   on_all_down?: OnAllDown;
@@ -110,6 +119,26 @@ function slowStartOf(raw: number | string | undefined, path: PathSeg[], add: Add
     return undefined;
   }
   return s;
+}
+
+/** A service's admission from its own keys, else the defaults'; a factor given without `bounded` is refused (it
+ * would do nothing), and a bad one names the range. */
+function admissionOf(rs: RawAdmission, d: RawAdmission, sp: PathSeg[], add: Add): Pick<ServiceConfig, 'balance' | 'balanceFactor' | 'whenFull'> {
+  const balance = rs.balance ?? d.balance ?? 'maglev';
+  const at = rs.balance_factor !== undefined ? [...sp, 'balance_factor'] : ['defaults', 'balance_factor'];
+  const factor = rs.balance_factor ?? d.balance_factor;
+  const out: Pick<ServiceConfig, 'balance' | 'balanceFactor' | 'whenFull'> = {};
+  if (balance === 'bounded') {
+    const problem = balanceFactorProblem(factor ?? DEFAULT_BALANCE_FACTOR);
+    if (problem) add(at, problem);
+    out.balance = balance;
+    out.balanceFactor = factor ?? DEFAULT_BALANCE_FACTOR;
+  } else if (rs.balance_factor !== undefined) {
+    add(at, 'applies to balance: bounded only; this service balances by maglev (add balance: bounded, or remove balance_factor)');
+  }
+  const whenFull = rs.when_full ?? d.when_full;
+  if (whenFull) out.whenFull = whenFull;
+  return out;
 }
 
 function healthOf(raw: RawHealth | undefined, path: PathSeg[], add: Add): HealthCheckSpec | null {
@@ -177,14 +206,14 @@ export function servicesOf(raw: readonly RawService[], d: RawDefaults, add: Add)
       if (!m || n < 1 || n > 65535) add([...sp, 'ports', pi], `got ${show(p)}, expected PORT or "PORT/tcp" or "PORT/udp" (1-65535)`);
       else ports.push({ port: n, proto: (m[2] as Proto | undefined) ?? 'tcp' });
     });
-    const backends: Array<{ addr: string; family: Family; port: number | undefined; weight: number; name?: string }> = [];
+    const backends: Array<{ addr: string; family: Family; port: number | undefined; weight: number; name?: string; maxFlows?: number }> = [];
     const seen = new Set<string>();
     (rs.backends ?? []).forEach((rb, bi) => {
       const bp: PathSeg[] = [...sp, 'backends', bi];
       const b: (typeof backends)[number] | undefined =
         typeof rb === 'string'
           ? parsing(add, bp, (s) => parseBackend(rb, s))
-          : parsing(add, [...bp, 'address'], (s) => ({ ...parseAddress(rb.address, s), port: rb.port, weight: rb.weight ?? 1, ...(rb.name !== undefined ? { name: rb.name } : {}) }));
+          : parsing(add, [...bp, 'address'], (s) => ({ ...parseAddress(rb.address, s), port: rb.port, weight: rb.weight ?? 1, ...(rb.name !== undefined ? { name: rb.name } : {}), ...(rb.max_flows !== undefined ? { maxFlows: rb.max_flows } : {}) }));
       if (!b) return;
       const unusable = backendAddressProblem(b.addr, b.family);
       if (unusable) {
@@ -227,12 +256,13 @@ export function servicesOf(raw: readonly RawService[], d: RawDefaults, add: Add)
         if (!allow.some((c) => c.family === f)) add([...sp, 'allow_sources'], `has no IPv${f} prefix but the service has an IPv${f} VIP: add one (${f === 4 ? '0.0.0.0/0' : '::/0'} to allow every IPv${f} source)`);
       }
     }
+    const admission = admissionOf(rs, d, sp, add);
     const rate = rs.new_flow_rate ? { rate: rs.new_flow_rate.rate, burst: rs.new_flow_rate.burst ?? rs.new_flow_rate.rate } : undefined;
     for (const v of vips) {
       for (const p of ports) {
         const bs: BackendConfig[] = backends
           .filter((b) => b.family === v.family)
-          .map((b) => ({ addr: b.addr, family: b.family, port: b.port ?? p.port, weight: b.weight, ...(b.name !== undefined ? { name: b.name } : {}) }));
+          .map((b) => ({ addr: b.addr, family: b.family, port: b.port ?? p.port, weight: b.weight, ...(b.name !== undefined ? { name: b.name } : {}), ...(b.maxFlows !== undefined ? { maxFlows: b.maxFlows } : {}) }));
         services.push({
           name: rs.name,
           vip: v.addr,
@@ -246,6 +276,7 @@ export function servicesOf(raw: readonly RawService[], d: RawDefaults, add: Add)
           onAllDown: rs.on_all_down ?? d.on_all_down ?? 'drop',
           onDown: rs.on_down ?? d.on_down ?? 'keep',
           ...(slowStart !== undefined ? { slowStartSeconds: slowStart } : {}),
+          ...admission,
           ...(rate ? { newFlowRate: rate } : {}),
           ...(rs.timeouts ? { timeouts: serviceTimeouts(rs.timeouts) } : {}),
           ...(allow.length ? { allowSources: allow.filter((c) => c.family === v.family).map((c) => c.text) } : {}),

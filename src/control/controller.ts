@@ -15,6 +15,7 @@
 //   reload.ts     config reload, all or nothing
 //   views.ts      what the API, CLI, metrics and systemd show
 //   flows.ts      flow-table pages, deletes and per-slot statistics
+//   flow-sweep.ts the once-a-second sweep of silently expired entries out of the active-flow counts
 //   plan-preview.ts  what a change would do before it is applied (POST /v1/plan)
 //   explain-view.ts  the data plane's decision for one tuple, named (GET /v1/flows/explain)
 import { EventEmitter } from 'events';
@@ -28,6 +29,7 @@ import type { UpOptions } from '../config/options';
 import { HealthCheckers } from './checkers';
 import { DrainSampler } from './drain';
 import { explainTuple, type Explanation } from './explain-view';
+import { FlowSweeper } from './flow-sweep';
 import { SlowStartTimer } from './slow-start';
 import type { EffectiveTable } from './effective';
 import { FlowQueries, type FlowQuery, type FlowView } from './flows';
@@ -65,6 +67,7 @@ export class Controller extends EventEmitter {
   private readonly passive: PassiveCheck;
   private readonly drains: DrainSampler;
   private readonly slowStart: SlowStartTimer;
+  private readonly sweeper: FlowSweeper;
   private readonly ops: Operations;
   private readonly previewer: PlanPreviewer;
   readonly startedAt = new Date();
@@ -89,6 +92,7 @@ export class Controller extends EventEmitter {
     this.passive = new PassiveCheck(state, republish, resetIfWanted);
     this.drains = new DrainSampler(state, () => this.emit('change'));
     this.slowStart = new SlowStartTimer(state, republish);
+    this.sweeper = new FlowSweeper(state);
     this.queue = new ChangeQueue(state, {
       syncChecker: (rt, s, b) => this.checkers.sync(rt, s, b),
       applied: () => {
@@ -126,6 +130,7 @@ export class Controller extends EventEmitter {
       const r = await this.queue.publish(planRuntime(this.state, cloneServices(this.opts.services), 'config'), 'start');
       this.flows.flowStats(); // the first count, whole, now: later ones page through the table in the background
       this.state.running = true;
+      this.sweeper.start();
       this.checkers.startAll();
       this.passive.updateTimer();
       return r;
@@ -234,6 +239,7 @@ export class Controller extends EventEmitter {
     this.drains.stop();
     this.passive.stop();
     this.slowStart.stop();
+    this.sweeper.stop();
   }
 
   // Views (API, CLI, metrics, systemd status)

@@ -61,12 +61,16 @@ export function effectiveTable(p: Plan, inputs: EffectiveInputs): EffectiveTable
         port: b.port,
         weight: w[i],
         ...(eligible[i] && !healthy(rts[i]) ? { down: true } : {}),
+        ...(b.maxFlows !== undefined ? { maxFlows: b.maxFlows } : {}),
       })),
       // Data-plane protections and timeouts ride along with the spec (tables.ts ServiceProtections).
       ...(s.timeouts ? { timeouts: s.timeouts } : {}),
       ...(s.newFlowRate ? { newFlowRate: s.newFlowRate } : {}),
       ...(s.allowSources ? { allowSources: s.allowSources } : {}),
       ...(s.denySources ? { denySources: s.denySources } : {}),
+      ...(s.balance ? { balance: s.balance } : {}),
+      ...(s.balanceFactor !== undefined ? { balanceFactor: s.balanceFactor } : {}),
+      ...(s.whenFull ? { whenFull: s.whenFull } : {}),
     };
   });
   return { specs, weights, allDown, rampStarts };

@@ -28,6 +28,10 @@ export interface BalancerLike {
     flowStats?(): FlowStats;
     /** One page of flowStats (src/dataplane/flow-stats.ts): preferred, so no reader walks the whole table at once. */
     flowStatsPage?(cursor: number): FlowStatsPage;
+    /** The active-flow counts by slot (admission's figure, native/core/flow_table.h); preferred by the views. */
+    activeFlows?(): { backends: Float64Array; services: Float64Array };
+    /** Frees entries expired past the sweep's margin from `cursor` on (flow-sweep.ts pages through the table). */
+    sweepFlows?(cursor: number, maxScan: number): { freed: number; next: number | null };
     /** Flow-table entries: cursors run from 0 to this. */
     readonly flowCapacity?: number;
     deleteFlows?(filter: FlowFilter): number | Promise<number>;

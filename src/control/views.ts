@@ -24,8 +24,10 @@ export interface BackendView {
   /** Ramping up under slow start: since when, at which step of how many (its weight is step/steps of it). */
   slowStart: { since: string; step: number; steps: number } | null;
   counters: CounterMap;
-  /** Live flow-table entries pinned to this backend, closed TCP entries not counted (null: unknown). */
+  /** Active flows pinned to this backend, closed TCP entries not counted (null: unknown): the data plane's count. */
   activeFlows: number | null;
+  /** Its flow limit (null: none): at it, new flows go to the next candidate. */
+  maxFlows: number | null;
   history?: { checks: ProbeRecord[]; transitions: Transition[] };
 }
 
@@ -57,6 +59,8 @@ export interface ServiceView {
   onAllDown: string;
   onDown: string;
   protections: { newFlowRate: { rate: number; burst: number } | null; allowSources: string[]; denySources: string[] };
+  /** How new flows are admitted: the ring (maglev) or under a load bound (bounded, its factor), and the answer when every backend is full. */
+  admission: { balance: 'maglev' | 'bounded'; balanceFactor: number | null; whenFull: 'drop' | 'reject' };
   allDown: boolean;
   healthCheck: ServiceConfig['health'];
   counters: CounterMap;
@@ -85,12 +89,26 @@ export function backendState(state: ControlState, s: ServiceConfig, b: BackendCo
   return { state: state.healthy(rt) ? 'up' : 'down', rt };
 }
 
+/** The data plane's active-flow counts, if it keeps them (undefined: closed, or a data plane without them). */
+function activeCounts(state: ControlState): { backends: Float64Array; services: Float64Array } | undefined {
+  try {
+    return state.balancer.dp.activeFlows?.();
+  } catch {
+    return undefined;
+  }
+}
+
 /** One service; `fs` is the flow table's last per-slot count (undefined: unknown). */
 export function serviceView(state: ControlState, s: ServiceConfig, c: CounterSnapshot, fs: FlowStats | undefined, now = Date.now(), withHistory = false): ServiceView {
   const { balancer } = state;
   const sid = serviceId(s);
   const slot = balancer.serviceSlot(sid);
-  const active = (arr: Uint32Array | undefined, i: number | undefined): number | null => (arr && i !== undefined && i < arr.length ? arr[i] : null);
+  // Active flows: the data plane's counts, the figure bounded load and max_flows decide by (never below the live
+  // open entries, above by those expired since the sweep passed: docs/dataplane.md); else the last paged count.
+  const counts = activeCounts(state);
+  const svcArr = counts?.services ?? fs?.services;
+  const bkArr = counts?.backends ?? fs?.backends;
+  const active = (arr: ArrayLike<number> | undefined, i: number | undefined): number | null => (arr && i !== undefined && i < arr.length ? arr[i] : null);
   const weights = state.lastWeights.get(sid);
   const ramps = s.backends.map((b) => rampOf(state.runtime.get(backendKey(s, b)), s.slowStartSeconds, now));
   // While one ramps, the published weights are SLOW_START_STEPS times over (slow-start.ts): shown as configured.
@@ -105,10 +123,11 @@ export function serviceView(state: ControlState, s: ServiceConfig, c: CounterSna
     onAllDown: s.onAllDown,
     onDown: s.onDown,
     protections: { newFlowRate: s.newFlowRate ?? null, allowSources: s.allowSources ?? [], denySources: s.denySources ?? [] },
+    admission: { balance: s.balance ?? 'maglev', balanceFactor: s.balance === 'bounded' ? (s.balanceFactor ?? null) : null, whenFull: s.whenFull ?? 'drop' },
     allDown: state.allDown.has(sid),
     healthCheck: s.health,
     counters: (slot === undefined ? undefined : c.services.get(slot)) ?? zeroObjectCounters(),
-    activeFlows: active(fs?.services, slot),
+    activeFlows: active(svcArr, slot),
     backends: s.backends.map((b, i) => {
       const { state: st, rt } = backendState(state, s, b);
       const bid = backendId(b, s.proto);
@@ -130,7 +149,8 @@ export function serviceView(state: ControlState, s: ServiceConfig, c: CounterSna
         drain: rt?.drain ? drainView(rt.drain, now) : null,
         slowStart: ramps[i] !== undefined ? { since: new Date(rt!.slowStartSince!).toISOString(), step: ramps[i]!, steps: SLOW_START_STEPS } : null,
         counters: (slotB === undefined ? undefined : c.backends.get(slotB)) ?? zeroObjectCounters(),
-        activeFlows: active(fs?.backends, slotB),
+        activeFlows: active(bkArr, slotB),
+        maxFlows: b.maxFlows ?? null,
       };
       if (withHistory && ch) v.history = { checks: [...ch.history], transitions: [...ch.transitions] };
       return v;

@@ -7,7 +7,7 @@ import { BK_TABLE_FLAGS, EXPLAIN_FIELDS, EXPLAIN_VERDICTS, EXPLAIN_WORDS, MOVE_W
 import { FLOW_BITS, FLOW_CLASSES } from './flow-state';
 import { HEARTBEAT_COUNTER, NO_DROP_REASON, OBJECT_COUNTER_METRICS, QUEUE_COUNTER_METRICS } from './counter-names';
 import { TRACE_DIR_NUMBERS, TRACE_FIELDS, TRACE_FLOW_NUMBERS, TRACE_MATCH_FLAGS, TRACE_MATCHES, TRACE_RECORD_BYTES } from './trace-record';
-import { ACL_WORDS, BK_FLAGS, BK_WORDS, HASH_MODES, LIMIT_WORDS, NO_BACKEND, OPT_FLAGS, PREV_RING_WORDS, SVC_WORDS, TIMEOUT_WORDS } from './tables';
+import { ACL_WORDS, BALANCE_MODES, BK_FLAGS, BK_WORDS, FACTOR_PCT, HASH_MODES, WHEN_FULL, LIMIT_WORDS, NO_BACKEND, OPT_FLAGS, PREV_RING_WORDS, SVC_WORDS, TIMEOUT_WORDS } from './tables';
 
 /** The flow-table entry size (docs/design.md item 13: one cache line); sizes the flow table's memory in the start-up log. */
 export const FLOW_ENTRY_BYTES = 64;
@@ -36,6 +36,10 @@ export interface AddonLayout {
   readonly bkFlags: Readonly<Record<string, number>>;
   readonly optFlags: Readonly<Record<string, number>>;
   readonly hashModes: Readonly<Record<string, number>>;
+  readonly balanceModes: Readonly<Record<string, number>>;
+  readonly whenFull: Readonly<Record<string, number>>;
+  readonly factorMinPct: number;
+  readonly factorMaxPct: number;
   readonly bkTableFlags: Readonly<Record<string, number>>;
   /** An explanation's fields by word (native/core/explain.h) and its verdicts (src/dataplane/explain.ts). */
   readonly explainFields: Readonly<Record<string, number>>;
@@ -67,6 +71,8 @@ export const EXPECTED_LAYOUT: ExpectedLayout = {
     traceMatches: TRACE_MATCHES,
     explainWords: EXPLAIN_WORDS,
     moveWords: MOVE_WORDS,
+    factorMinPct: FACTOR_PCT.min,
+    factorMaxPct: FACTOR_PCT.max,
   },
   bits: {
     flowStates: FLOW_BITS,
@@ -74,6 +80,8 @@ export const EXPECTED_LAYOUT: ExpectedLayout = {
     bkFlags: BK_FLAGS,
     optFlags: OPT_FLAGS,
     hashModes: HASH_MODES,
+    balanceModes: BALANCE_MODES,
+    whenFull: WHEN_FULL,
     traceFields: TRACE_FIELDS,
     traceDirs: TRACE_DIR_NUMBERS,
     traceFlows: TRACE_FLOW_NUMBERS,
@@ -160,6 +168,8 @@ export function checkLayout(actual: unknown, expected: ExpectedLayout = EXPECTED
     bkFlags: Object.freeze({ ...a.bkFlags }),
     optFlags: Object.freeze({ ...a.optFlags }),
     hashModes: Object.freeze({ ...a.hashModes }),
+    balanceModes: Object.freeze({ ...a.balanceModes }),
+    whenFull: Object.freeze({ ...a.whenFull }),
     traceFields: Object.freeze({ ...a.traceFields }),
     traceDirs: Object.freeze({ ...a.traceDirs }),
     traceFlows: Object.freeze({ ...a.traceFlows }),

@@ -6,6 +6,12 @@ import { checkLayout, type AddonLayout } from './addon-layout';
 import type { DataplaneOptions } from './dataplane-options';
 import type { FlowMoveQuestion, FlowMovesPage } from './explain';
 import type { FlowStatsPage } from './flow-stats';
+
+/** The flow table's active-flow counts by slot (native/core/flow_table.h): what admission decides by. */
+export interface ActiveFlows {
+  backends: Float64Array;
+  services: Float64Array;
+}
 import type { TablesInput } from './tables';
 import type { NativeTraceMatch } from './trace-record';
 import type { Family } from '../host/addr';
@@ -25,6 +31,8 @@ export interface Addon {
   flows(h: object, q: NativeFlowQuery): { flows: NativeFlow[]; next: number | null };
   deleteFlows(h: object, q: NativeFlowQuery): { deleted: number; next: number | null };
   flowStats(h: object, f: { cursor: number; maxScan: number }): FlowStatsPage;
+  sweepFlows(h: object, f: { cursor: number; maxScan: number }): { freed: number; next: number | null };
+  activeFlows(h: object): ActiveFlows;
   explain(h: object, q: { family: Family; proto: number; client: Uint8Array; cport: number; vip: Uint8Array; vport: number }): Uint32Array;
   flowMoves(h: object, q: FlowMoveQuestion & { cursor: number; maxScan: number }): FlowMovesPage;
   watchdogStart(h: object, o: { path: string; everyMs: number; staleMs: number }): void;

@@ -28,6 +28,8 @@ export const QUEUE_COUNTER_METRICS: Readonly<Record<string, readonly [string, st
   busy_poll_hits: ['l4nat_worker_busy_poll_hits_total', 'Idle gaps a busy-polling worker caught before it slept (a wake-up saved)'],
   busy_poll_ceded: ['l4nat_worker_busy_poll_ceded_total', 'Busy polls cut short because another thread wanted the CPU'],
   flow_reuse_moved: ['l4nat_flows_reuse_moved_total', 'SYNs reusing the tuple of a live flow on a backend taking no new flows (draining, down), sent to a live backend at once'],
+  flow_admit_moved: ['l4nat_flows_admit_moved_total', 'New flows whose ring backend was over its load bound or at its max_flows, sent to the next candidate'],
+  full_rejected: ['l4nat_flows_full_rejected_total', 'New flows refused with a TCP RST or an ICMP port unreachable (every candidate at its max_flows, when_full: reject)'],
 };
 
 /** The per-queue word that is not a count: each worker's last wake-up (published as a heartbeat age). */
@@ -44,6 +46,7 @@ export const OBJECT_COUNTER_METRICS: Readonly<Record<string, readonly [string, s
   resets: ['resets_total', 'TCP resets sent by the backend'],
   probe_synacks: ['probe_synacks_total', 'Dataplane health probes answered through this host'],
   probe_resets: ['probe_resets_total', 'Dataplane health probes refused (RST)'],
+  full_refused: ['full_refusals_total', 'New flows no backend could take (every candidate at its max_flows): dropped or rejected as when_full says (services only; 0 for backends)'],
 };
 
 /** Drop reason 0: not a drop (its counter stays 0 and is not published). */

@@ -3,7 +3,7 @@
 // addon's interface and loading (./addon.ts), the options (./dataplane-options.ts), reading the counters
 // (./counters.ts), flow queries (./flow-query.ts). This module re-exports what the rest of src/ takes from them.
 import { isIP } from 'net';
-import { addonLayout, loadAddon, type FlowFileState, type QueueFailure, type WatchdogStats } from './addon';
+import { addonLayout, loadAddon, type ActiveFlows, type FlowFileState, type QueueFailure, type WatchdogStats } from './addon';
 import type { AddonLayout } from './addon-layout';
 import { counterBlockWords, readCounters, type CounterSnapshot } from './counters';
 import { resolveDataplaneOptions, type DataplaneOptions } from './dataplane-options';
@@ -182,6 +182,21 @@ export class Dataplane {
       acc = addStats(acc, p);
     }
     return { total: acc.total, closed: acc.closed, backends: acc.backends, services: acc.services };
+  }
+
+  /**
+   * Frees, from `cursor` on and no more than `maxScan` entries, the flow entries that expired more than the sweep's
+   * margin ago, taking them out of the active-flow counts (native/core/flow_table.h l4_flow_sweep).
+   */
+  sweepFlows(cursor: number, maxScan: number): { freed: number; next: number | null } {
+    if (!Number.isInteger(cursor) || cursor < 0 || cursor > this.flowCapacity) throw new RangeError(`sweepFlows: cursor must be an integer from 0 to ${this.flowCapacity}, got ${String(cursor)}`);
+    if (!Number.isInteger(maxScan) || maxScan < 1) throw new RangeError(`sweepFlows: maxScan must be a positive integer, got ${String(maxScan)}`);
+    return loadAddon().sweepFlows(this.h(), { cursor, maxScan });
+  }
+
+  /** The active-flow counts by backend and service slot: what bounded load and max_flows decide by. */
+  activeFlows(): ActiveFlows {
+    return loadAddon().activeFlows(this.h());
   }
 
   /** What the data plane would do now with a client's packet of this tuple (native/core/explain.h); reads only. */

@@ -6,7 +6,7 @@ import { ipToBuffer, type Family } from '../host/addr';
 import { legacyRingIds, ringIds } from './affinity';
 import type { LocalAddresses } from '../host/local-addrs';
 import { buildMaglev } from './maglev';
-import { backendId, serviceId, type HashMode, type ServiceSpec, type Timeouts } from '../config/model';
+import { backendId, serviceId, type Balance, type HashMode, type ServiceSpec, type Timeouts, type WhenFull } from '../config/model';
 
 export interface TablesInput {
   svcWords: Uint32Array;
@@ -39,11 +39,17 @@ export interface ServiceProtections {
   denySources?: readonly string[];
   /** The service's own idle timeouts (seconds); unset fields keep the global ones. */
   timeouts?: Partial<Timeouts>;
+  /** How new flows are admitted (issue 17; native/core/admission.h): the ring's choice (maglev, the default), or
+   * under a load bound of `balanceFactor` times the average (bounded). */
+  balance?: Balance;
+  balanceFactor?: number;
+  /** What a new flow gets when every candidate backend is at its max_flows (default drop). */
+  whenFull?: WhenFull;
 }
 
 // The word layouts of native/core/tables.h, checked against the addon at load (src/dataplane/addon-layout.ts).
-export const SVC_WORDS = 8; // [slot, family, proto, hash_mode, port, ring_offset, ring_size, flags]
-export const BK_WORDS = 6; // [slot, service_slot, family, proto, port, flags]
+export const SVC_WORDS = 11; // [slot, family, proto, hash_mode, port, ring_offset, ring_size, flags, balance, factor_pct, when_full]
+export const BK_WORDS = 8; // [slot, service_slot, family, proto, port, flags, weight, max_flows]
 // The rows of the optional arrays, as buildTables and withPreviousRings push them (see TablesInput).
 export const LIMIT_WORDS = 3;
 export const ACL_WORDS = 3;
@@ -52,6 +58,31 @@ export const PREV_RING_WORDS = 3;
 export const NO_BACKEND = 0xffffffff;
 /** A service's hash_mode word. */
 export const HASH_MODES: Readonly<Record<HashMode, number>> = { '5tuple': 0, src: 1 };
+/** A service's balance word, its when_full word, and the bounds of its balance factor in percent. */
+export const BALANCE_MODES: Readonly<Record<Balance, number>> = { maglev: 0, bounded: 1 };
+export const WHEN_FULL: Readonly<Record<WhenFull, number>> = { drop: 0, reject: 1 };
+export const FACTOR_PCT = { min: 101, max: 10000 } as const;
+/** The balance factor of a `bounded` service that gives none (HAProxy's hash-balance-factor examples use 125-150). */
+export const DEFAULT_BALANCE_FACTOR = 1.25;
+/** The largest max_flows a backend may have (a flow table holds at most 2^28 entries). */
+export const MAX_FLOWS_LIMIT = 1 << 28;
+
+/** Why a balance factor is refused (undefined: it is fine): above 1 (1 would refuse every backend's next flow), at
+ * most 100 (beyond, the bound never bites), in hundredths. */
+export function balanceFactorProblem(f: unknown): string | undefined {
+  if (typeof f !== 'number' || !Number.isFinite(f)) return `got ${JSON.stringify(f)}, expected a number from 1.01 to 100, such as 1.25`;
+  const pct = Math.round(f * 100);
+  if (Math.abs(pct - f * 100) > 1e-6) return `got ${f}, expected at most two decimals (hundredths), such as 1.25`;
+  if (pct < FACTOR_PCT.min || pct > FACTOR_PCT.max) return `got ${f}, expected a number above 1.0 (from 1.01) and at most 100, such as 1.25: a factor of 1 or less would refuse every backend's next flow`;
+  return undefined;
+}
+
+/** Why a max_flows is refused (undefined: it is fine). */
+export function maxFlowsProblem(n: unknown): string | undefined {
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_FLOWS_LIMIT) return `got ${JSON.stringify(n)}, expected a whole number of flows from 1 to ${MAX_FLOWS_LIMIT}`;
+  return undefined;
+}
+
 /** A backend's flags word. NO_SECOND_CHANCE: down, never a second-chance target (native/core/dataplane.c). */
 export const BK_FLAGS = { NO_SECOND_CHANCE: 2 } as const;
 /** The table's options word. */
@@ -167,10 +198,20 @@ export function buildTables(services: readonly (ServiceSpec & ServiceProtections
       rings[ringOffset + i] = idx < 0 ? NO_BACKEND : bSlots[idx];
       if (idx >= 0) any = true;
     }
-    svcWords.set([slot, s.family, PROTO_NUMBER[s.proto], HASH_MODES[s.hash], s.port, ringOffset, any ? opts.maglevSize : 0, 0], si * SVC_WORDS);
+    const balance = s.balance ?? 'maglev';
+    const factor = balance === 'bounded' ? (s.balanceFactor ?? DEFAULT_BALANCE_FACTOR) : 0;
+    const where = `service ${svcIds[si]}`;
+    if (!(balance in BALANCE_MODES)) throw new RangeError(`${where}: balance: got ${JSON.stringify(balance)}, expected maglev or bounded`);
+    const fp = balance === 'bounded' ? balanceFactorProblem(factor) : undefined;
+    if (fp) throw new RangeError(`${where}: balance_factor: ${fp}`);
+    const whenFull = s.whenFull ?? 'drop';
+    if (!(whenFull in WHEN_FULL)) throw new RangeError(`${where}: when_full: got ${JSON.stringify(whenFull)}, expected drop or reject`);
+    svcWords.set([slot, s.family, PROTO_NUMBER[s.proto], HASH_MODES[s.hash], s.port, ringOffset, any ? opts.maglevSize : 0, 0, BALANCE_MODES[balance], Math.round(factor * 100), WHEN_FULL[whenFull]], si * SVC_WORDS);
     svcAddrs.set(ipToBuffer(s.vip, s.family), si * 16);
     s.backends.forEach((b, k) => {
-      bkWords.set([bSlots[k], slot, b.family, PROTO_NUMBER[s.proto], b.port, b.down ? BK_FLAGS.NO_SECOND_CHANCE : 0], bi * BK_WORDS);
+      const mp = b.maxFlows !== undefined ? maxFlowsProblem(b.maxFlows) : undefined;
+      if (mp) throw new RangeError(`${where}: backend ${backendId(b, s.proto)}: max_flows: ${mp}`);
+      bkWords.set([bSlots[k], slot, b.family, PROTO_NUMBER[s.proto], b.port, b.down ? BK_FLAGS.NO_SECOND_CHANCE : 0, b.weight, b.maxFlows ?? 0], bi * BK_WORDS);
       bkAddrs.set(ipToBuffer(b.addr, b.family), bi * 16);
       bi++;
     });
