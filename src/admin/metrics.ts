@@ -2,7 +2,7 @@
 // sampled in between, so a scrape costs one counters() read and the numbers are exactly the data plane's.
 // Names follow the Prometheus conventions: l4nat_ prefix, base units, _total for counters.
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { OBJECT_COUNTER_METRICS, QUEUE_COUNTER_METRICS } from '../dataplane/counter-names';
+import { OBJECT_COUNTER_METRICS, QUEUE_COUNTER_METRICS, SERVICE_ONLY_COUNTERS } from '../dataplane/counter-names';
 import type { CounterMap, CounterSnapshot } from '../dataplane/native';
 import { monotonicMs } from '../util/clock';
 
@@ -76,7 +76,7 @@ export function createMetrics(src: MetricsSource): Registry {
   const bkCounters = new Map<string, Counter<string>>();
   for (const [k, [suffix, help]] of Object.entries(OBJECT_COUNTER_METRICS)) {
     svcCounters.set(k, new Counter({ name: `l4nat_service_${suffix}`, help: `${help}, per service`, labelNames: svcLabels, registers: [reg] }));
-    bkCounters.set(k, new Counter({ name: `l4nat_backend_${suffix}`, help: `${help}, per backend`, labelNames: bkLabels, registers: [reg] }));
+    if (!SERVICE_ONLY_COUNTERS.has(k)) bkCounters.set(k, new Counter({ name: `l4nat_backend_${suffix}`, help: `${help}, per backend`, labelNames: bkLabels, registers: [reg] }));
   }
   const bkUp = new Gauge({ name: 'l4nat_backend_up', help: '0 while the backend is down (active or passive check), else 1', labelNames: bkLabels, registers: [reg] });
   const bkState = new Gauge({ name: 'l4nat_backend_state', help: '1 for the backend\'s current state (up, down, draining, drained)', labelNames: [...bkLabels, 'state'], registers: [reg] });

@@ -46,8 +46,11 @@ export const OBJECT_COUNTER_METRICS: Readonly<Record<string, readonly [string, s
   resets: ['resets_total', 'TCP resets sent by the backend'],
   probe_synacks: ['probe_synacks_total', 'Dataplane health probes answered through this host'],
   probe_resets: ['probe_resets_total', 'Dataplane health probes refused (RST)'],
-  full_refused: ['full_refusals_total', 'New flows no backend could take (every candidate at its max_flows): dropped or rejected as when_full says (services only; 0 for backends)'],
+  full_refused: ['full_refusals_total', 'New flows no backend could take (every candidate at its max_flows): dropped or rejected as when_full says'],
 };
+
+/** Object counters that only a service counts (no backend took the flow): published per service only. */
+export const SERVICE_ONLY_COUNTERS: ReadonlySet<string> = new Set(['full_refused']);
 
 /** Drop reason 0: not a drop (its counter stays 0 and is not published). */
 export const NO_DROP_REASON = 'none';
