@@ -11,6 +11,7 @@
         "native/probe_tx.c",
         "native/tun.c",
         "native/tracing.c",
+        "native/sync.c",
         "native/core/csum.h",
         "native/core/packet.c",
         "native/core/siphash.c",
@@ -22,7 +23,8 @@
         "native/core/dataplane.c",
         "native/core/ratelimit.c",
         "native/core/coalesce.c",
-        "native/core/trace.c"
+        "native/core/trace.c",
+        "native/core/sync_log.c"
       ],
       "include_dirs": ["native"],
       "cflags": ["-std=gnu11", "-O2", "-g", "-Wall", "-Wextra", "-fno-strict-aliasing"],

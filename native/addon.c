@@ -562,6 +562,7 @@ static void list_flow(const struct l4_flow_view *v, void *arg) {
   set_u32(l->env, o, "stateClass", l4_flow_class_of(v->key.proto, v->state));
   set_u32(l->env, o, "idle", v->idle);
   set_u32(l->env, o, "age", v->age);
+  set_u32(l->env, o, "learned", v->learned);
   napi_set_element(l->env, l->out, l->n++, o);
 }
 
@@ -804,6 +805,101 @@ static napi_value js_trace_drain(napi_env env, napi_callback_info info) {
   return res;
 }
 
+/* syncSet(handle, on): flow-state sync on or off (sync.h); the workers follow at their next batch. */
+static napi_value js_sync_set(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  bool on;
+  if (argc < 2 || napi_get_value_bool(env, argv[1], &on) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "l4nat addon: syncSet(handle, on: boolean)");
+    return NULL;
+  }
+  atomic_store(&h->dp.sync.on, on ? 1 : 0);
+  return NULL;
+}
+
+/* syncDrain(handle) -> {records: Buffer (syncRecordBytes each), dropped: records lost to full logs so far} */
+static napi_value js_sync_drain(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], res, buf, v;
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  uint32_t want = (uint32_t)l4_dp_sync_pending(&h->dp.sync);
+  void *data = NULL;
+  CHECK(napi_create_buffer(env, (size_t)want * sizeof(struct l4_sync_rec), &data, &buf));
+  uint64_t dropped;
+  uint32_t got = l4_dp_sync_read(&h->dp.sync, data, want, &dropped); /* more may have come since: next time */
+  CHECK(napi_create_object(env, &res));
+  if (got < want) CHECK(napi_create_buffer_copy(env, (size_t)got * sizeof(struct l4_sync_rec), data, NULL, &buf));
+  CHECK(napi_set_named_property(env, res, "records", buf));
+  CHECK(napi_create_double(env, (double)dropped, &v));
+  CHECK(napi_set_named_property(env, res, "dropped", v));
+  return res;
+}
+
+/* The records argument of syncApply/syncCheck: a Uint8Array of whole records. */
+static bool get_sync_records(napi_env env, napi_value v, struct l4_sync_rec **recs, uint32_t *n) {
+  bool is;
+  napi_typedarray_type type;
+  size_t len, off;
+  void *data;
+  napi_value ab;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return false;
+  if (napi_get_typedarray_info(env, v, &type, &len, &data, &ab, &off) != napi_ok || type != napi_uint8_array) return false;
+  if (len % sizeof(struct l4_sync_rec) || ((uintptr_t)data & 7)) return false;
+  *recs = data;
+  *n = (uint32_t)(len / sizeof(struct l4_sync_rec));
+  return true;
+}
+
+/* syncApply(handle, records: Uint8Array) -> {learned, kept, forgotten, invalid}: peers' records into the flow table. */
+static napi_value js_sync_apply(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], res, v;
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  struct l4_sync_rec *recs;
+  uint32_t n;
+  if (argc < 2 || !get_sync_records(env, argv[1], &recs, &n)) {
+    napi_throw_type_error(env, "EINVAL", "l4nat addon: syncApply(handle, records: Uint8Array of syncRecordBytes-byte records, 8-byte aligned)");
+    return NULL;
+  }
+  struct l4_sync_applied a = {0, 0, 0, 0};
+  int r = l4_dp_sync_apply(&h->dp, recs, n, &a);
+  if (r < 0) return throw_errno(env, -r, "syncApply", "l4nat: no table published yet");
+  CHECK(napi_create_object(env, &res));
+  const uint32_t vals[] = {a.learned, a.kept, a.forgotten, a.invalid};
+  const char *const names[] = {"learned", "kept", "forgotten", "invalid"};
+  for (int i = 0; i < 4; i++) {
+    CHECK(napi_create_uint32(env, vals[i], &v));
+    CHECK(napi_set_named_property(env, res, names[i], v));
+  }
+  return res;
+}
+
+/* syncCheck(handle, records: Uint8Array) -> Uint32Array: per record, the backend slot of its key's live entry that
+ * this host logged (FL_SYNCED, not learned), else noBackend. */
+static napi_value js_sync_check(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], ab, arr;
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  struct l4_sync_rec *recs;
+  uint32_t n;
+  if (argc < 2 || !get_sync_records(env, argv[1], &recs, &n)) {
+    napi_throw_type_error(env, "EINVAL", "l4nat addon: syncCheck(handle, records: Uint8Array of syncRecordBytes-byte records, 8-byte aligned)");
+    return NULL;
+  }
+  void *out;
+  CHECK(napi_create_arraybuffer(env, sizeof(uint32_t) * (n ? n : 1), &out, &ab));
+  int r = l4_dp_sync_check(&h->dp, recs, n, out);
+  if (r < 0) return throw_errno(env, -r, "syncCheck", "l4nat: no table published yet");
+  CHECK(napi_create_typedarray(env, napi_uint32_array, n, ab, 0, &arr));
+  return arr;
+}
+
 static napi_value string_array(napi_env env, const char *const *names, uint32_t n) {
   napi_value arr, s;
   if (napi_create_array_with_length(env, n, &arr) != napi_ok) return NULL;
@@ -845,6 +941,7 @@ static napi_value js_layout(napi_env env, napi_callback_info info) {
   static const struct named_u32 bk_table_flags[] = {L4_LAYOUT_BK_TABLE_FLAGS(NAMED_U32)};
   static const struct named_u32 explain_fields[] = {L4_LAYOUT_EXPLAIN_FIELDS(NAMED_U32)};
   static const struct named_u32 explain_verdicts[] = {L4_LAYOUT_EXPLAIN_VERDICTS(NAMED_U32)};
+  static const struct named_u32 sync_fields[] = {L4_LAYOUT_SYNC_FIELDS(NAMED_U32)};
 #define N(a) (sizeof(a) / sizeof((a)[0]))
   napi_value o = named_object(env, numbers, N(numbers));
   if (!o) {
@@ -863,6 +960,7 @@ static napi_value js_layout(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, o, "bkTableFlags", named_object(env, bk_table_flags, N(bk_table_flags))));
   CHECK(napi_set_named_property(env, o, "explainFields", named_object(env, explain_fields, N(explain_fields))));
   CHECK(napi_set_named_property(env, o, "explainVerdicts", named_object(env, explain_verdicts, N(explain_verdicts))));
+  CHECK(napi_set_named_property(env, o, "syncFields", named_object(env, sync_fields, N(sync_fields))));
 #undef N
   CHECK(napi_set_named_property(env, o, "queueCounters", string_array(env, L4_QUEUE_COUNTER_NAMES, L4_Q_MAX)));
   CHECK(napi_set_named_property(env, o, "dropReasons", string_array(env, L4_DROP_REASON_NAMES, L4_DROP_MAX)));
@@ -893,6 +991,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"queueErrors", 0, js_queue_errors, 0, 0, 0, napi_default, 0},
       {"traceSet", 0, js_trace_set, 0, 0, 0, napi_default, 0},
       {"traceDrain", 0, js_trace_drain, 0, 0, 0, napi_default, 0},
+      {"syncSet", 0, js_sync_set, 0, 0, 0, napi_default, 0},
+      {"syncDrain", 0, js_sync_drain, 0, 0, 0, napi_default, 0},
+      {"syncApply", 0, js_sync_apply, 0, 0, 0, napi_default, 0},
+      {"syncCheck", 0, js_sync_check, 0, 0, 0, napi_default, 0},
       {"layout", 0, js_layout, 0, 0, 0, napi_default, 0},
   };
   if (napi_define_properties(env, exports, sizeof(d) / sizeof(d[0]), d) != napi_ok) return NULL;

@@ -37,7 +37,10 @@
   X(BUSY_POLL_CEDED, "busy_poll_ceded")     /* spins cut short because a yield ran another thread: the CPU \
                                                is wanted, so the worker sleeps */           \
   X(FLOW_REUSE_MOVED, "flow_reuse_moved")   /* SYNs on a live entry of a backend taking no new flows (draining, \
-                                               down): sent to the current ring at once (admission.h) */
+                                               down): sent to the current ring at once (admission.h) */ \
+  X(SYNC_LOGGED, "sync_logged")             /* entries pinned against the ring logged for the peers (sync_log.h) */ \
+  X(SYNC_LOGGED_DEL, "sync_logged_del")     /* closes of logged entries logged for the peers */                   \
+  X(SYNC_LOG_FULL, "sync_log_full")         /* entries to log that found the worker's log full (logged at a later packet) */
 
 #define L4_Q_ENUM(name, str) L4_Q_##name,
 enum l4_queue_counter { L4_QUEUE_COUNTERS(L4_Q_ENUM) L4_Q_MAX };

@@ -7,6 +7,7 @@
 #include "csum.h"
 #include "decide.h"
 #include "probe.h"
+#include "sync_log.h"
 #include "trace.h"
 
 /* The packet path is compiled twice (see l4_process): with note == NULL, every NOTE() and the functions taking
@@ -110,6 +111,35 @@ static void count_obj(uint64_t *c, uint32_t bytes, int in) {
   c[in ? L4_O_BYTES_IN : L4_O_BYTES_OUT] += bytes;
 }
 
+/* Flow-state sync (sync_log.h), with sync on only, after a packet's state change (set, clear) on an entry it
+ * hit: logs an entry pinned against the current ring once (and marks it), and the close of a marked one (and
+ * unmarks it). An unconfirmed TCP entry (a second chance's guess, a pick-up) is not logged until both ends have
+ * spoken through it, so spoofed packets cannot make this host push entries to its peers. Out of line: the path
+ * with sync off pays one branch on ctx->sync. */
+static __attribute__((noinline)) void sync_note(struct l4_ctx *ctx, const struct l4_tables *t, const struct l4_service *s,
+                                                const struct l4_flow_key *key, uint64_t hash, struct l4_flow_ref *ref,
+                                                uint32_t svc_slot, uint8_t set, uint8_t clear) {
+  uint8_t before = ref->state, after = (uint8_t)((before | set) & ~clear);
+  if (before & FL_SYNCED) {
+    if (l4_flow_state_closed(after) && !l4_flow_state_closed(before) &&
+        l4_sync_log_put(ctx->sync, key, ref->backend, svc_slot, L4_SYNC_DEL, after)) {
+      ref->state = after;
+      l4_flow_touch(ref, 0, FL_SYNCED, ctx->now);
+      ctx->counters[L4_Q_SYNC_LOGGED_DEL]++;
+    }
+    return;
+  }
+  if (l4_flow_state_closed(after) || (key->proto == IPPROTO_TCP_ && !(after & FL_EST))) return;
+  if (l4_pick_backend(t, s, key, hash) == ref->backend) return;
+  if (l4_sync_log_put(ctx->sync, key, ref->backend, svc_slot, L4_SYNC_ADD, after)) {
+    ref->state = after;
+    l4_flow_touch(ref, FL_SYNCED, 0, ctx->now);
+    ctx->counters[L4_Q_SYNC_LOGGED]++;
+  } else {
+    ctx->counters[L4_Q_SYNC_LOG_FULL]++;
+  }
+}
+
 /* The ring slot the flow hashes to (traced path only). */
 static uint32_t ring_index(const struct l4_tables *t, const struct l4_service *s, const struct l4_flow_key *k, uint64_t hash) {
   return s->ring_size ? l4_ring_slot(&t->hash_key, s->hash_mode, k, hash, s->ring_size) : L4_NO_BACKEND;
@@ -149,6 +179,7 @@ PATH enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, stru
       if (!(tflags & TCP_RST)) clear = FL_RST; /* the flow lives on: a forged RST does not unpin it */
     }
     l4_flow_touch(&ref, set, clear, ctx->now);
+    if (__builtin_expect(ctx->sync != NULL, 0)) sync_note(ctx, t, s, &key, hash, &ref, svc_slot, set, clear);
   } else {
     b = l4_pick_backend(t, s, &key, hash);
     NOTE(note->rec.ring_slot = ring_index(t, s, &key, hash), note->rec.backend = b);
@@ -255,6 +286,7 @@ PATH enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, struct
         if (!(p->tcp_flags & TCP_RST)) clear = FL_RST;
       }
       l4_flow_touch(&ref, set, clear, ctx->now);
+      if (__builtin_expect(ctx->sync != NULL, 0)) sync_note(ctx, t, s, &key, hash, &ref, bk->service, set, clear);
     }
   } else if (rst && l4_pick_backend(t, s, &key, hash) == bk_slot) {
     /* Second chance: a flow we have no entry for (it was decided on another host, or before a restart) went by

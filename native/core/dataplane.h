@@ -26,6 +26,7 @@ struct l4_ctx {
   struct l4_probes *probes;      /* shared: the outstanding data-plane probes; NULL = none (every answer unmatched) */
   enum l4_drop_reason last_drop; /* for tests, and the trace's drop reason */
   struct l4_trace *trace;        /* NULL: tracing off (trace.h); set by the worker between batches */
+  struct l4_sync_log *sync;      /* NULL: flow-state sync off (sync_log.h); else this worker's log */
 };
 
 /* Processes the packet at buf (virtio_net_hdr first, *len bytes). On L4_VERDICT_TX the buffer holds the

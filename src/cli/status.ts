@@ -101,7 +101,7 @@ export function formatFlows(flows: readonly FlowView[], truncated: boolean, next
   for (const f of flows) {
     const dest = f.backend ? f.backend.replace(/\/(tcp|udp)$/, '') : `slot ${f.backendSlot}`;
     lines.push(
-      `${pad(f.proto.toUpperCase(), 4)}${pad(f.state, 12)}${pad(`${f.idleSeconds}s`, 8, true)}  ${pad(hostPort(f.client, f.clientPort), 24)}${pad(hostPort(f.vip, f.vipPort), 24)}${dest}${f.backendName ? ` (${f.backendName})` : ''}`,
+      `${pad(f.proto.toUpperCase(), 4)}${pad(f.state, 12)}${pad(`${f.idleSeconds}s`, 8, true)}  ${pad(hostPort(f.client, f.clientPort), 24)}${pad(hostPort(f.vip, f.vipPort), 24)}${dest}${f.backendName ? ` (${f.backendName})` : ''}${f.sync ? `  ${f.sync}` : ''}`,
     );
   }
   const more = next !== null ? ` (more may exist: --cursor ${next} for the next page)` : truncated ? ' (more exist: raise --limit or filter)' : '';

@@ -28,6 +28,9 @@ export const QUEUE_COUNTER_METRICS: Readonly<Record<string, readonly [string, st
   busy_poll_hits: ['l4nat_worker_busy_poll_hits_total', 'Idle gaps a busy-polling worker caught before it slept (a wake-up saved)'],
   busy_poll_ceded: ['l4nat_worker_busy_poll_ceded_total', 'Busy polls cut short because another thread wanted the CPU'],
   flow_reuse_moved: ['l4nat_flows_reuse_moved_total', 'SYNs reusing the tuple of a live flow on a backend taking no new flows (draining, down), sent to a live backend at once'],
+  sync_logged: ['l4nat_sync_divergent_logged_total', 'Flow entries pinned against the current ring logged for the cluster peers (flow-state sync)'],
+  sync_logged_del: ['l4nat_sync_divergent_closed_total', 'Closes of logged flow entries logged for the cluster peers'],
+  sync_log_full: ['l4nat_sync_log_full_total', "Divergent entries that found the worker's sync log full (logged again at a later packet)"],
 };
 
 /** The per-queue word that is not a count: each worker's last wake-up (published as a heartbeat age). */
