@@ -1,6 +1,7 @@
 // `l4nat status`: the services view as a table in the manner of `ipvsadm -Ln --stats` (service line, then
 // one "->" line per backend), plus state, weights (configured/in ring) and the last health check. Pure.
 import type { BackendView, FlowView, ServicesView } from '../control/controller';
+import type { SyncStats } from '../cluster/sync-stats';
 
 export interface StatusView {
   summary: { services: number; backends: number; up: number; down: number; draining: number; allDown: string[] };
@@ -9,6 +10,19 @@ export interface StatusView {
   configFile: string | null;
   lastReload: { at: string; ok: boolean; error?: string } | null;
   uptimeSeconds: number;
+  /** Flow-state sync (cluster.sync); null or absent when off. */
+  sync?: SyncStats | null;
+}
+
+/** The sync line: each peer's last message age (its lag), what was logged, learned and refused. */
+export function formatSync(s: SyncStats): string {
+  const peers = s.peers.map((p) => `${p.peer} ${p.lastMessageAgeMs === null ? 'never heard' : `${(p.lastMessageAgeMs / 1000).toFixed(1)} s ago`}`).join(', ');
+  const rejected = Object.entries(s.rejected).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${n}`);
+  return (
+    `sync: peers ${peers || 'none'}; divergent here ${s.own}, learned ${s.known}; sent ${s.sent.messages} msgs/${s.sent.entries} entries, ` +
+    `received ${s.received.messages}/${s.received.entries}; flow table: ${s.learned} learned, ${s.kept} kept local, ${s.forgotten} forgotten` +
+    `${rejected.length ? `; REJECTED ${rejected.join(', ')}` : ''}${s.overflow ? `; ${s.overflow} over max_entries` : ''}${s.queued ? `; ${s.queued} queued` : ''}`
+  );
 }
 
 function n(v: number | undefined): string {
@@ -40,6 +54,7 @@ export function formatStatus(view: ServicesView, st: StatusView): string {
     const r = st.lastReload;
     lines.push(`config: ${st.configFile}${r ? `; last reload ${r.at} ${r.ok ? 'ok' : `FAILED: ${r.error ?? ''}`}` : ''}`);
   }
+  if (st.sync) lines.push(formatSync(st.sync));
   if (m.allDown.length) lines.push(`NO HEALTHY BACKEND: ${m.allDown.join(', ')}`);
   const cols: Array<[string, number, boolean]> = [
     ['Prot LocalAddress:Port', 34, false],

@@ -18,6 +18,7 @@ import { serviceId, type ServiceConfig } from '../config/model';
 import { HealthAgreement, ringDigest, type LocalState } from './agreement';
 import { BirdWriter, renderInclude, type Announcement } from './bird';
 import type { ClusterOptions } from './options';
+import { FlowSync, type SyncDataplane, type SyncNames, type SyncStats } from './sync';
 
 /**
  * What the cluster needs of the control plane (src/control/controller.ts has it), owned here so that the cluster
@@ -29,6 +30,8 @@ export interface ClusterControl {
   localHealth(): Map<string, boolean>;
   /** While set, decides each backend's health from its key and the local verdict (the agreed health). */
   healthVote: ((key: string, locallyHealthy: boolean) => boolean) | null;
+  /** While set, flow-state sync's report (status, metrics). */
+  syncStatus: (() => SyncStats | null) | null;
   /** While set, awaited before a planned ring change (an operator's change, a reload). */
   beforePlannedChange: ((reason: string) => Promise<void>) | null;
   republish(reason: string): Promise<unknown>;
@@ -45,6 +48,8 @@ export interface ClusterDeps {
   rings: () => ReadonlyMap<string, Uint32Array>;
   /** Why the data plane cannot forward (e.g. a silent worker), or null. */
   dataplaneProblem: () => string | null;
+  /** For flow-state sync (cluster.sync): the data plane's sync calls and the slots by identity. */
+  sync?: { dp: SyncDataplane; names: SyncNames };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -63,6 +68,7 @@ export class Cluster {
   private members: string | undefined; // undefined until the first round (start-up is not a change)
   private membersChangedAt = 0;
   private busy = false;
+  private sync: FlowSync | undefined;
 
   constructor(
     readonly opts: ClusterOptions,
@@ -93,7 +99,17 @@ export class Cluster {
       `cluster: ${this.opts.peers.length} peer(s), health ${this.opts.health}${this.opts.bgp ? `, announcing through BIRD (${this.opts.bgp.includeFile})` : ''}`,
     );
     if (this.opts.settle > 0) deps.ctrl.beforePlannedChange = (reason) => this.settled(reason);
+    if (this.opts.sync && deps.sync) {
+      this.sync = new FlowSync(this.opts.sync, this.opts.listen, this.opts.peers, deps.sync.dp, deps.sync.names, this.log);
+      await this.sync.start();
+      deps.ctrl.syncStatus = () => this.syncStatus();
+    }
     await this.tick();
+  }
+
+  /** Flow-state sync's peers and counts; null when sync is off. */
+  syncStatus(): SyncStats | null {
+    return this.sync?.status() ?? null;
   }
 
   /** Who announces now: this host (if it announces a VIP) and the peers whose last poll answered and announce. */
@@ -236,10 +252,12 @@ export class Cluster {
 
   async close(): Promise<void> {
     this.stopping = true;
+    await this.sync?.close();
     await this.agreement.close();
     if (this.deps) {
       this.deps.ctrl.healthVote = null;
       this.deps.ctrl.beforePlannedChange = null;
+      this.deps.ctrl.syncStatus = null;
     }
     if (this.bird && this.deps) {
       while (this.busy) await sleep(20);

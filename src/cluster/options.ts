@@ -8,6 +8,7 @@ import { readTokenFile, SecretFileError } from '../config/secret-file';
 import type { Subject, UpOptions } from '../config/options';
 import { familyOf } from '../config/address-syntax';
 import { parsing, type Add } from '../config/issues';
+import { syncOf, type RawSync, type SyncOptions } from './sync-options';
 
 export type HealthMode = 'majority' | 'local';
 
@@ -49,6 +50,8 @@ export interface ClusterOptions {
    */
   settle: number;
   bgp?: BgpOptions;
+  /** Flow-state sync of the entries the ring cannot reconstruct (sync.ts); undefined: off. */
+  sync?: SyncOptions;
 }
 
 export const CLUSTER_DEFAULTS = {
@@ -75,6 +78,7 @@ export interface RawCluster {
   poll_interval?: number;
   peer_timeout?: number;
   settle?: number;
+  sync?: RawSync;
   bgp?: {
     include_file: string;
     birdc?: string;
@@ -173,6 +177,8 @@ export function clusterOf(raw: RawCluster | undefined, add: Add): ClusterOptions
       add(['cluster'], `${remote.join(', ')} is not a loopback address: the health views need tls {cert, key, ca} (mutual TLS with the cluster's CA; token_file may be added)`);
     }
   }
+  const sync = syncOf(raw.sync, { listen, httpPort: port, peers: peers.length }, add);
+  if (sync) out.sync = sync;
   const b = raw.bgp;
   if (b) {
     const returnRoutes: BgpOptions['returnRoutes'] = [];
