@@ -219,7 +219,7 @@ export class FlowSync {
     seen.received++;
     this.peerSeen.set(peer.addr, seen);
     this.stats.received.messages++;
-    if (m.type === 'request') this.answer(peer);
+    if (m.type === 'request') this.answer(peer, m.sender.toString('hex'));
     else if (m.type === 'entries') this.learn(m.entries);
   }
 
@@ -250,11 +250,15 @@ export class FlowSync {
     }
   }
 
-  /** A peer that started asks for the divergent set: ours and what we learned, once per BOOTSTRAP_EVERY_MS. */
-  private answer(peer: PeerAddress): void {
+  /**
+   * A peer that started asks for the divergent set: ours and what we learned. Once per process of that peer (its
+   * sender id) within BOOTSTRAP_EVERY_MS, so a restarted peer is answered at once and a repeated request is not.
+   */
+  private answer(peer: PeerAddress, sender: string): void {
     const now = Date.now();
-    if (now - (this.answeredAt.get(peer.addr) ?? 0) < BOOTSTRAP_EVERY_MS) return;
-    this.answeredAt.set(peer.addr, now);
+    if (now - (this.answeredAt.get(sender) ?? 0) < BOOTSTRAP_EVERY_MS) return;
+    for (const [k, at] of this.answeredAt) if (now - at >= BOOTSTRAP_EVERY_MS) this.answeredAt.delete(k);
+    this.answeredAt.set(sender, now);
     for (const e of this.own.values()) this.enqueue(e, peer);
     for (const { e } of this.known.values()) this.enqueue(e, peer);
     this.flush();
