@@ -54,7 +54,8 @@ int l4_dp_sync_apply(struct l4_dp *dp, const struct l4_sync_rec *recs, uint32_t 
       out->invalid++;
       continue;
     }
-    if (l4_flow_learn(&dp->flows, &r->key, hash, r->backend, r->svc, &t->timeouts, now) == FLOW_EXISTS)
+    bool confirmed = (r->state & FL_EST) != 0;
+    if (l4_flow_learn(&dp->flows, &r->key, hash, r->backend, r->svc, confirmed, &t->timeouts, now) == FLOW_EXISTS)
       out->kept++;
     else
       out->learned++;

@@ -36,8 +36,8 @@ struct l4_sync_applied {
   uint32_t forgotten; /* learned entries removed (a peer's close) */
   uint32_t invalid;   /* slot out of range or not the service's backend (the caller maps identities: a bug) */
 };
-/* Applies records (op L4_SYNC_ADD: l4_flow_learn; L4_SYNC_DEL: l4_flow_forget) with the published table's hash
- * key and timeouts. -ENODATA before the first table. */
+/* Applies records (op L4_SYNC_ADD: l4_flow_learn, confirmed when the record's state has FL_EST; L4_SYNC_DEL:
+ * l4_flow_forget) with the published table's hash key and timeouts. -ENODATA before the first table. */
 int l4_dp_sync_apply(struct l4_dp *dp, const struct l4_sync_rec *recs, uint32_t n, struct l4_sync_applied *out);
 /* For each record: its key's live entry's backend slot when that entry is still marked FL_SYNCED and not learned
  * (this host's own, still to be kept on the peers), else L4_NO_BACKEND. -ENODATA before the first table. */

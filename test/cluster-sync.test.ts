@@ -21,8 +21,8 @@ const dir = mkdtempSync(join(tmpdir(), 'l4nat-sync-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const KEY = Buffer.from('0123456789abcdef0123456789abcdef');
 
-const E4: WireEntry = { op: 'add', family: 4, proto: 6, client: '198.51.100.7', cport: 40000, vip: '10.200.0.10', vport: 80, bkFamily: 4, bkAddr: '10.210.0.11', bkPort: 8080 };
-const E6: WireEntry = { op: 'del', family: 6, proto: 17, client: '2001:db8::7', cport: 5353, vip: 'fd4c::10', vport: 53, bkFamily: 6, bkAddr: 'fd4c:1::2', bkPort: 5300 };
+const E4: WireEntry = { op: 'add', family: 4, proto: 6, client: '198.51.100.7', cport: 40000, vip: '10.200.0.10', vport: 80, bkFamily: 4, bkAddr: '10.210.0.11', bkPort: 8080, confirmed: true };
+const E6: WireEntry = { op: 'del', family: 6, proto: 17, client: '2001:db8::7', cport: 5353, vip: 'fd4c::10', vport: 53, bkFamily: 6, bkAddr: 'fd4c:1::2', bkPort: 5300, confirmed: false };
 const msg = (over: Partial<Message> = {}): Message => ({ type: 'entries', sender: Buffer.from('sender01'), seq: 1n, timeMs: Date.now(), entries: [E4, E6], ...over });
 
 function reason(f: () => unknown): string {
@@ -78,8 +78,8 @@ test('sync datagrams: a replayed or older sequence, a stale or future time are r
 
 test('sync records: the addon layout round-trips (network-order ports, host-order slots)', () => {
   const r: SyncRecord[] = [
-    { op: 'add', family: 4, proto: 6, client: '198.51.100.7', cport: 40000, vip: '10.200.0.10', vport: 80, backend: 3, svc: 1 },
-    { op: 'del', family: 6, proto: 17, client: '2001:db8::7', cport: 5353, vip: 'fd4c::10', vport: 53, backend: 70000, svc: 2 },
+    { op: 'add', family: 4, proto: 6, client: '198.51.100.7', cport: 40000, vip: '10.200.0.10', vport: 80, backend: 3, svc: 1, state: 0x47 },
+    { op: 'del', family: 6, proto: 17, client: '2001:db8::7', cport: 5353, vip: 'fd4c::10', vport: 53, backend: 70000, svc: 2, state: 0 },
   ];
   const b = encodeSyncRecords(r);
   assert.equal(b.byteLength, 112);
@@ -178,9 +178,9 @@ test('two hosts on loopback: a logged entry reaches the peer by identity; forged
   await b.start();
   try {
     assert.ok(dpA.on && dpB.on, 'the workers\' logs are switched on');
-    dpA.log.push({ op: 'add', family: 4, proto: 6, client: '198.51.100.7', cport: 40000, vip: '10.200.0.10', vport: 80, backend: 3, svc: 0 });
+    dpA.log.push({ op: 'add', family: 4, proto: 6, client: '198.51.100.7', cport: 40000, vip: '10.200.0.10', vport: 80, backend: 3, svc: 0, state: 0x07 });
     await until(() => dpB.applied.length === 1, 'B learning the entry');
-    assert.deepEqual(dpB.applied[0], { op: 'add', family: 4, proto: 6, client: '198.51.100.7', cport: 40000, vip: '10.200.0.10', vport: 80, backend: 7, svc: 2 }, 'B\'s own slots');
+    assert.deepEqual(dpB.applied[0], { op: 'add', family: 4, proto: 6, client: '198.51.100.7', cport: 40000, vip: '10.200.0.10', vport: 80, backend: 7, svc: 2, state: 0x04 }, 'B\'s own slots, confirmed');
     assert.equal(b.status().learned, 1);
     assert.equal(a.status().own, 1);
 
@@ -199,12 +199,12 @@ test('two hosts on loopback: a logged entry reaches the peer by identity; forged
     stranger.close();
 
     // the close travels too, and a refresh re-sends only what is still live
-    dpA.log.push({ op: 'del', family: 4, proto: 6, client: '198.51.100.7', cport: 40000, vip: '10.200.0.10', vport: 80, backend: 3, svc: 0 });
+    dpA.log.push({ op: 'del', family: 4, proto: 6, client: '198.51.100.7', cport: 40000, vip: '10.200.0.10', vport: 80, backend: 3, svc: 0, state: 0x1f });
     await until(() => dpB.applied.some((r) => r.op === 'del'), 'the removal');
     assert.equal(a.status().own, 0);
 
     // a host that starts (C, same address as B after B stops) asks and is given A's set
-    dpA.log.push({ op: 'add', family: 4, proto: 6, client: '198.51.100.8', cport: 40001, vip: '10.200.0.10', vport: 80, backend: 3, svc: 0 });
+    dpA.log.push({ op: 'add', family: 4, proto: 6, client: '198.51.100.8', cport: 40001, vip: '10.200.0.10', vport: 80, backend: 3, svc: 0, state: 0x02 }); // a pick-up
     await until(() => a.status().own === 1, 'A logging a second entry');
     await b.close();
     const dpC = new FakeDp();
@@ -212,6 +212,7 @@ test('two hosts on loopback: a logged entry reaches the peer by identity; forged
     await c.start();
     try {
       await until(() => dpC.applied.some((r) => r.client === '198.51.100.8' && r.backend === 5), 'the bootstrap answer');
+      assert.equal(dpC.applied.find((r) => r.client === '198.51.100.8')!.state, 0x02, 'a pick-up travels unconfirmed (learned half-open)');
       assert.ok(c.status().peers[0].lastMessageAgeMs !== null);
       dpA.live.set('198.51.100.8:40001', 3);
       a.refresh();

@@ -111,11 +111,23 @@ static void count_obj(uint64_t *c, uint32_t bytes, int in) {
   c[in ? L4_O_BYTES_IN : L4_O_BYTES_OUT] += bytes;
 }
 
+/* Logs an entry for the peers and marks it FL_SYNCED (a full log: counted; the entry's next packet tries again). */
+static __attribute__((noinline)) void sync_log_add(struct l4_ctx *ctx, const struct l4_flow_key *key,
+                                                   struct l4_flow_ref *ref, uint32_t svc_slot, uint8_t after) {
+  if (l4_sync_log_put(ctx->sync, key, ref->backend, svc_slot, L4_SYNC_ADD, after)) {
+    ref->state = after;
+    l4_flow_touch(ref, FL_SYNCED, 0, ctx->now);
+    ctx->counters[L4_Q_SYNC_LOGGED]++;
+  } else {
+    ctx->counters[L4_Q_SYNC_LOG_FULL]++;
+  }
+}
+
 /* Flow-state sync (sync_log.h), with sync on only, after a packet's state change (set, clear) on an entry it
  * hit: logs an entry pinned against the current ring once (and marks it), and the close of a marked one (and
- * unmarks it). An unconfirmed TCP entry (a second chance's guess, a pick-up) is not logged until both ends have
- * spoken through it, so spoofed packets cannot make this host push entries to its peers. Out of line: the path
- * with sync off pays one branch on ctx->sync. */
+ * unmarks it). A second chance's guess is not logged until its backend has answered through it (FL_REPLY), so a
+ * spoofed ACK cannot make this host push guesses to its peers. Out of line: the path with sync off pays one
+ * branch on ctx->sync. */
 static __attribute__((noinline)) void sync_note(struct l4_ctx *ctx, const struct l4_tables *t, const struct l4_service *s,
                                                 const struct l4_flow_key *key, uint64_t hash, struct l4_flow_ref *ref,
                                                 uint32_t svc_slot, uint8_t set, uint8_t clear) {
@@ -129,15 +141,9 @@ static __attribute__((noinline)) void sync_note(struct l4_ctx *ctx, const struct
     }
     return;
   }
-  if (l4_flow_state_closed(after) || (key->proto == IPPROTO_TCP_ && !(after & FL_EST))) return;
+  if (l4_flow_state_closed(after) || (key->proto == IPPROTO_TCP_ && !(after & (FL_EST | FL_REPLY)))) return;
   if (l4_pick_backend(t, s, key, hash) == ref->backend) return;
-  if (l4_sync_log_put(ctx->sync, key, ref->backend, svc_slot, L4_SYNC_ADD, after)) {
-    ref->state = after;
-    l4_flow_touch(ref, FL_SYNCED, 0, ctx->now);
-    ctx->counters[L4_Q_SYNC_LOGGED]++;
-  } else {
-    ctx->counters[L4_Q_SYNC_LOG_FULL]++;
-  }
+  sync_log_add(ctx, key, ref, svc_slot, after);
 }
 
 /* The ring slot the flow hashes to (traced path only). */
@@ -323,7 +329,13 @@ PATH enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, struct
     if (is_tcp) state |= (uint8_t)(((p->tcp_flags & TCP_SYN) ? FL_SYN : 0) | tcp_state_bits(p->tcp_flags, 0));
     enum l4_flow_insert_result r =
         l4_flow_insert(ctx->flows, &key, hash, bk_slot, bk->service, state, &t->timeouts, ctx->now, false, &ref);
-    if (r == FLOW_INSERTED || r == FLOW_INSERTED_EVICTED) ctx->counters[L4_Q_FLOW_PICKUP]++;
+    if (r == FLOW_INSERTED || r == FLOW_INSERTED_EVICTED) {
+      ctx->counters[L4_Q_FLOW_PICKUP]++;
+      /* A flow that moved from another host (or outlived a restart): the ring agrees with it now, but if it changes
+       * before the client's packets and this backend's replies meet on one host (replies return by ECMP), only
+       * this entry knows the flow's backend. Its peers learn it (half-open, as here). */
+      if (__builtin_expect(ctx->sync != NULL, 0)) sync_log_add(ctx, &key, &ref, bk->service, state);
+    }
     NOTE(note->rec.flow = r == FLOW_INSERT_FAILED ? L4_TF_INSERT_FAILED : r == FLOW_EXISTS ? L4_TF_RACED : L4_TF_PICKUP);
     if (r == FLOW_INSERTED_EVICTED) ctx->counters[L4_Q_FLOW_EVICTED]++;
     if (r == FLOW_INSERT_FAILED) ctx->counters[L4_Q_FLOW_INSERT_FAILED]++;

@@ -276,7 +276,8 @@ bool l4_flow_remove(struct l4_flow_table *ft, const struct l4_flow_view *v, uint
 }
 
 enum l4_flow_insert_result l4_flow_learn(struct l4_flow_table *ft, const struct l4_flow_key *key, uint64_t hash,
-                                         uint32_t backend, uint32_t svc, const struct l4_flow_timeouts *to, uint32_t now) {
+                                         uint32_t backend, uint32_t svc, bool confirmed, const struct l4_flow_timeouts *to,
+                                         uint32_t now) {
   uint64_t bi = hash & (ft->nbuckets - 1);
   struct l4_flow *b = &ft->entries[bi * L4_FLOW_BUCKET];
   uint32_t hash_hi = (uint32_t)(hash >> 32);
@@ -304,7 +305,8 @@ enum l4_flow_insert_result l4_flow_learn(struct l4_flow_table *ft, const struct 
       target = &b[i];
     }
   }
-  uint8_t state = (uint8_t)((key->proto == 6 ? FL_SYN | FL_REPLY | FL_EST : 0) | FL_SYNCED);
+  uint8_t tcp = confirmed ? FL_SYN | FL_REPLY | FL_EST : FL_REPLY;
+  uint8_t state = (uint8_t)((key->proto == 6 ? tcp : 0) | FL_SYNCED);
   write_entry_ver(target, begin_write(target), key, hash_hi, backend, svc, state | L4_VER_LEARNED, now);
   bucket_unlock(ft, bi);
   return existing || victim_score <= 1 ? FLOW_INSERTED : FLOW_INSERTED_EVICTED;

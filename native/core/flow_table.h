@@ -169,12 +169,15 @@ uint64_t l4_flow_walk(struct l4_flow_table *ft, const struct l4_flow_timeouts *t
 /* Removes the entry a view was taken from, if it has not changed since. Returns true if removed. */
 bool l4_flow_remove(struct l4_flow_table *ft, const struct l4_flow_view *v, uint32_t now);
 
-/* Inserts an entry a peer reported (flow-state sync, sync_log.h) as learned: established (TCP: SYN, REPLY, EST;
- * UDP: no bits) and FL_SYNCED, expiring by the same timeouts. A live entry this host made itself, not closed,
+/* Inserts an entry a peer reported (flow-state sync, sync_log.h) as learned, FL_SYNCED, expiring by the same
+ * timeouts: TCP `confirmed` (both ends spoke through the peer's entry) established (SYN, REPLY, EST), else as the
+ * peer's pick-up was, half-open (REPLY: SYN timeout, evicted first; the client's next packet through it confirms
+ * it); UDP no bits. A live entry this host made itself, not closed,
  * wins (FLOW_EXISTS): its packets went through this host, a peer's report is older news. A learned one is
  * re-pinned and refreshed (a peer's newer report), and a closed or expired one replaced. */
 enum l4_flow_insert_result l4_flow_learn(struct l4_flow_table *ft, const struct l4_flow_key *key, uint64_t hash,
-                                         uint32_t backend, uint32_t svc, const struct l4_flow_timeouts *to, uint32_t now);
+                                         uint32_t backend, uint32_t svc, bool confirmed, const struct l4_flow_timeouts *to,
+                                         uint32_t now);
 
 /* Removes key's entry if it is a learned one (a peer reported the flow closed); a local entry stays. */
 bool l4_flow_forget(struct l4_flow_table *ft, const struct l4_flow_key *key, uint64_t hash, uint32_t now);

@@ -104,16 +104,27 @@ void test_sync_divergent_log(void) {
     }
     env_free(&e);
   }
-  /* an unconfirmed entry (a reply picked up, the client has not answered) is not logged, whatever its backend */
+  /* a pick-up (a flow that moved from another host) is logged at once, half-open as it is; once */
   struct env e;
   env_init(&e, 1024, FX_RING_A_B1, 0);
   e.ctx.sync = log;
   uint16_t port = port_to(&e, C4, 41000, FX_BK_V4T_B);
   CHECK(s2c(&e, FX_BK_V4T_B, port, PB_TCP_ACK), "B's reply picked up");
+  CHECK(drain(log, rec, 8) == 1 && rec[0].op == L4_SYNC_ADD && rec[0].backend == FX_BK_V4T_B && rec[0].state == FL_REPLY,
+        "a pick-up is logged at once, unconfirmed (%#x)", rec[0].state);
   env_publish(&e, fx_tables(FX_RING_A, 0)); /* B leaves the ring; the entry stays B's */
-  CHECK(s2c(&e, FX_BK_V4T_B, port, PB_TCP_ACK) && drain(log, rec, 8) == 0, "an unconfirmed entry is not logged");
-  CHECK(c2s(&e, port, PB_TCP_ACK) == FX_BK_V4T_B && drain(log, rec, 8) == 1 && rec[0].backend == FX_BK_V4T_B,
-        "logged once the client confirms it through the entry");
+  CHECK(s2c(&e, FX_BK_V4T_B, port, PB_TCP_ACK) && c2s(&e, port, PB_TCP_ACK) == FX_BK_V4T_B && drain(log, rec, 8) == 0,
+        "and not again when the ring moves");
+  env_free(&e);
+  /* a second chance's guess is logged only once its backend has answered through it */
+  env_init_tables(&e, 1024, tables_with_previous(1, FX_BK_V4T_B, 0, true, 0));
+  e.ctx.sync = log;
+  port = port_to(&e, C4, 4001, FX_BK_V4T_A);
+  CHECK(s2c(&e, FX_BK_V4T_A, port, PB_TCP_RST) == false && e.ctx.last_drop == L4_DROP_SECOND_CHANCE, "A's reset swallowed");
+  CHECK(ent_state_ok(&e, port, &r) && r.backend == FX_BK_V4T_B && r.state == 0, "the guess: pinned to B, no state bits");
+  CHECK(c2s(&e, port, PB_TCP_ACK) == FX_BK_V4T_B && drain(log, rec, 8) == 0, "the client alone: not logged");
+  CHECK(s2c(&e, FX_BK_V4T_B, port, PB_TCP_ACK) && drain(log, rec, 8) == 1 && rec[0].backend == FX_BK_V4T_B,
+        "logged once B answered through it");
   env_free(&e);
   free(log);
 }
@@ -143,7 +154,7 @@ void test_sync_learn(void) {
   struct l4_flow_ref r;
   key_of(&k, 42000);
   uint64_t h = l4_flow_hash(&e.t->hash_key, &k);
-  CHECK(l4_flow_learn(&e.ft, &k, h, FX_BK_V4T_B, FX_SVC_V4_TCP, &e.t->timeouts, e.ctx.now) == FLOW_INSERTED, "learned");
+  CHECK(l4_flow_learn(&e.ft, &k, h, FX_BK_V4T_B, FX_SVC_V4_TCP, true, &e.t->timeouts, e.ctx.now) == FLOW_INSERTED, "learned");
   CHECK(ent_state_ok(&e, 42000, &r) && r.backend == FX_BK_V4T_B && (r.state & (FL_EST | FL_SYNCED)) == (FL_EST | FL_SYNCED),
         "established and marked (%#x)", r.state);
   CHECK(c2s(&e, 42000, PB_TCP_ACK | PB_TCP_PSH) == FX_BK_V4T_B, "the flow goes to the learned backend, not the ring's A");
@@ -151,7 +162,7 @@ void test_sync_learn(void) {
   l4_flow_walk(&e.ft, &e.t->timeouts, e.ctx.now, 0, e.ft.capacity, take, &acc);
   CHECK(acc.n == 1 && acc.v[0].learned == 1, "listed as learned");
   /* a peer's newer report re-pins a learned entry */
-  CHECK(l4_flow_learn(&e.ft, &k, h, FX_BK_V4T_A, FX_SVC_V4_TCP, &e.t->timeouts, e.ctx.now) == FLOW_INSERTED &&
+  CHECK(l4_flow_learn(&e.ft, &k, h, FX_BK_V4T_A, FX_SVC_V4_TCP, true, &e.t->timeouts, e.ctx.now) == FLOW_INSERTED &&
             ent_state_ok(&e, 42000, &r) && r.backend == FX_BK_V4T_A,
         "a learned entry is re-pinned");
   CHECK(l4_flow_count(&e.ft, &e.t->timeouts, e.ctx.now) == 1, "one entry");
@@ -160,15 +171,23 @@ void test_sync_learn(void) {
   struct l4_flow_key k2;
   key_of(&k2, 42001);
   uint64_t h2 = l4_flow_hash(&e.t->hash_key, &k2);
-  CHECK(l4_flow_learn(&e.ft, &k2, h2, FX_BK_V4T_B, FX_SVC_V4_TCP, &e.t->timeouts, e.ctx.now) == FLOW_EXISTS, "a live local entry wins");
+  CHECK(l4_flow_learn(&e.ft, &k2, h2, FX_BK_V4T_B, FX_SVC_V4_TCP, true, &e.t->timeouts, e.ctx.now) == FLOW_EXISTS, "a live local entry wins");
   CHECK(ent_state_ok(&e, 42001, &r) && r.backend == FX_BK_V4T_A && !(r.state & FL_SYNCED), "unchanged");
   CHECK(!l4_flow_forget(&e.ft, &k2, h2, e.ctx.now) && ent_state_ok(&e, 42001, &r), "forgetting never removes a local entry");
   CHECK(l4_flow_forget(&e.ft, &k, h, e.ctx.now) && !ent_state_ok(&e, 42000, &r), "a learned entry is forgotten");
   /* a closed local entry gives way */
   CHECK(c2s(&e, 42001, PB_TCP_RST) == FX_BK_V4T_A, "client reset");
-  CHECK(l4_flow_learn(&e.ft, &k2, h2, FX_BK_V4T_B, FX_SVC_V4_TCP, &e.t->timeouts, e.ctx.now) == FLOW_INSERTED &&
+  CHECK(l4_flow_learn(&e.ft, &k2, h2, FX_BK_V4T_B, FX_SVC_V4_TCP, true, &e.t->timeouts, e.ctx.now) == FLOW_INSERTED &&
             ent_state_ok(&e, 42001, &r) && r.backend == FX_BK_V4T_B,
         "a closed local entry is replaced");
+  /* a peer's pick-up: learned half-open, confirmed by the client's packet through it */
+  struct l4_flow_key k3;
+  key_of(&k3, 42002);
+  uint64_t h3 = l4_flow_hash(&e.t->hash_key, &k3);
+  CHECK(l4_flow_learn(&e.ft, &k3, h3, FX_BK_V4T_B, FX_SVC_V4_TCP, false, &e.t->timeouts, e.ctx.now) == FLOW_INSERTED &&
+            ent_state_ok(&e, 42002, &r) && r.state == (FL_REPLY | FL_SYNCED),
+        "unconfirmed: half-open (%#x)", r.state);
+  CHECK(c2s(&e, 42002, PB_TCP_ACK) == FX_BK_V4T_B && ent_state_ok(&e, 42002, &r) && (r.state & FL_EST), "the client confirms it (%#x)", r.state);
   /* same timeouts: idle past the established timeout, gone */
   e.ctx.now += FX_TO_EST - 1;
   CHECK(ent_state_ok(&e, 42001, &r), "alive before the established timeout");

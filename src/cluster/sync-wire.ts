@@ -4,7 +4,8 @@
 //   header (32 bytes)  magic "L4SY", version 1, type (1 entries, 2 request: send me your divergent set, 3 keepalive),
 //                      entry count (u16), sender (8 random bytes per process), sequence (u64, per sender, +1 per
 //                      datagram), time (u64, ms since the epoch)
-//   entries            ENTRY_BYTES each (below): the flow's 5-tuple, the op, and its backend by address and port
+//   entries            ENTRY_BYTES each: op, families, protocol, ports, confirmed flag, client, VIP and backend
+//                      addresses (16 bytes each), i.e. the flow's 5-tuple and its backend by address and port
 //   MAC (32 bytes)     HMAC-SHA256 with the cluster's key over everything before it
 //
 // Entries name backends by identity, never by slot (slots differ per host); the service is the flow's VIP, port and
@@ -35,6 +36,8 @@ export interface WireEntry {
   bkFamily: Family;
   bkAddr: string;
   bkPort: number;
+  /** Both ends have spoken through the sender's entry (TCP established; UDP always); else a pick-up, half-open. */
+  confirmed: boolean;
 }
 
 export interface Message {
@@ -84,6 +87,7 @@ export function encodeMessage(m: Message, key: Buffer): Buffer {
     body.writeUInt16BE(e.cport, o + 4);
     body.writeUInt16BE(e.vport, o + 6);
     body.writeUInt16BE(e.bkPort, o + 8);
+    body[o + 10] = e.confirmed ? 1 : 0;
     ipToBuffer(e.client, e.family).copy(body, o + 12);
     ipToBuffer(e.vip, e.family).copy(body, o + 28);
     ipToBuffer(e.bkAddr, e.bkFamily).copy(body, o + 44);
@@ -132,6 +136,7 @@ export function decodeMessage(buf: Buffer, key: Buffer): Message {
       vip: bufferToIp(body.subarray(o + 28, o + 28 + len(f))),
       bkFamily: bf,
       bkAddr: bufferToIp(body.subarray(o + 44, o + 44 + len(bf))),
+      confirmed: (body[o + 10] & 1) === 1,
     });
   }
   return { type, sender: Buffer.from(body.subarray(8, 16)), seq: body.readBigUInt64BE(16), timeMs: Number(body.readBigUInt64BE(24)), entries };

@@ -12,6 +12,7 @@ import type { SyncRecord } from '../dataplane/sync-record';
 import { familyOf } from '../config/address-syntax';
 import { decodeMessage, encodeMessage, MAX_ENTRIES, ReplayGuard, WireError, type Message, type MessageType, type RejectReason, type WireEntry } from './sync-wire';
 import type { PeerAddress } from './options';
+import { FLOW_BITS } from '../dataplane/flow-state';
 import type { SyncOptions } from './sync-options';
 import type { SyncStats } from './sync-stats';
 
@@ -40,6 +41,12 @@ const BOOTSTRAP_EVERY_MS = 5000; // a peer's request for our set is answered at 
 
 const flowKey = (e: Pick<WireEntry, 'client' | 'cport' | 'vip' | 'vport' | 'proto'>): string => `${e.proto}|${e.client}|${e.cport}|${e.vip}|${e.vport}`;
 const peerName = (p: PeerAddress): string => (p.addr.includes(':') ? `[${p.addr}]:${p.port}` : `${p.addr}:${p.port}`);
+
+/** A peer's entry as this host's data plane takes it (its own slots). */
+const toRecord = (e: WireEntry, slots: { svc: number; backend: number }): SyncRecord => ({
+  op: e.op, family: e.family, proto: e.proto, client: e.client, cport: e.cport, vip: e.vip, vport: e.vport, backend: slots.backend, svc: slots.svc,
+  state: e.confirmed ? FLOW_BITS.EST : FLOW_BITS.REPLY,
+});
 
 interface Outgoing {
   entry: WireEntry;
@@ -124,7 +131,7 @@ export class FlowSync {
     for (const r of records) {
       const bk = this.names.backendOf(r.backend);
       if (!bk) continue; // its backend left the tables since: nobody can be pinned to it any more
-      const e: WireEntry = { op: r.op, family: r.family, proto: r.proto === 6 ? 6 : 17, client: r.client, cport: r.cport, vip: r.vip, vport: r.vport, bkFamily: familyOf(bk.addr) ?? r.family, bkAddr: bk.addr, bkPort: bk.port };
+      const e: WireEntry = { op: r.op, family: r.family, proto: r.proto === 6 ? 6 : 17, client: r.client, cport: r.cport, vip: r.vip, vport: r.vport, bkFamily: familyOf(bk.addr) ?? r.family, bkAddr: bk.addr, bkPort: bk.port, confirmed: r.proto !== 6 || (r.state & FLOW_BITS.EST) !== 0 };
       const k = flowKey(e);
       if (e.op === 'del') this.own.delete(k);
       else if (this.own.size < this.opts.maxEntries || this.own.has(k)) this.own.set(k, e);
@@ -184,7 +191,7 @@ export class FlowSync {
         this.own.delete(k);
         continue;
       }
-      recs.push({ op: 'add', family: e.family, proto: e.proto, client: e.client, cport: e.cport, vip: e.vip, vport: e.vport, backend: slots.backend, svc: slots.svc });
+      recs.push(toRecord(e, slots));
       kept.push(k);
     }
     const live = recs.length ? this.dp.syncCheck(recs) : new Uint32Array(0);
@@ -237,7 +244,7 @@ export class FlowSync {
       if (e.op === 'del') this.known.delete(k);
       else if (this.known.size < this.opts.maxEntries || this.known.has(k)) this.known.set(k, { e, at: now });
       else this.stats.overflow++;
-      recs.push({ op: e.op, family: e.family, proto: e.proto, client: e.client, cport: e.cport, vip: e.vip, vport: e.vport, backend: slots.backend, svc: slots.svc });
+      recs.push(toRecord(e, slots));
     }
     if (!recs.length) return;
     try {

@@ -22,6 +22,8 @@ export interface SyncRecord {
   vport: number;
   backend: number; // backend slot
   svc: number; // service slot
+  /** The entry's FL_* bits when logged (flow-state.ts FLOW_BITS); to the addon: EST for a confirmed learned entry. */
+  state: number;
 }
 
 const F = SYNC_FIELDS;
@@ -46,6 +48,7 @@ export function decodeSyncRecords(buf: Uint8Array): SyncRecord[] {
       vport: b.readUInt16BE(o + F.vport),
       backend: b.readUInt32LE(o + F.backend),
       svc: b.readUInt32LE(o + F.svc),
+      state: b[o + F.state],
     });
   }
   return out;
@@ -66,6 +69,7 @@ export function encodeSyncRecords(recs: readonly SyncRecord[]): Uint8Array {
     b.writeUInt32LE(r.backend, o + F.backend);
     b.writeUInt32LE(r.svc, o + F.svc);
     b[o + F.op] = SYNC_OPS[r.op];
+    b[o + F.state] = r.state;
   });
   return new Uint8Array(ab);
 }
