@@ -9,7 +9,7 @@
 // The cells whose outcome docs/scale-out.md states are asserted by test/scaleout-change-netns.test.ts; the others are races
 // between the ring change and each moved flow's first packets, measured by `npm run report:scaleout-change`
 // (scaleout-change-report.ts). Layers: scaleout.ts, src/lab/workload.ts → this file → the test and the report.
-import { startStreams, type StreamStatus } from '../../src/lab/workload';
+import { SERVICE_PORT, startStreams, type StreamStatus } from '../../src/lab/workload';
 import { sleep, waitUntil } from './fixture';
 import { startScaleout, type ScaleoutLab } from './scaleout';
 
@@ -44,13 +44,24 @@ export interface Cell {
 
 /** Three l4nat hosts behind ECMP announced by BIRD, four backends (b4 not in the ring at first). */
 export class ChangeBench {
-  private constructor(readonly lab: ScaleoutLab) {}
+  private constructor(
+    readonly lab: ScaleoutLab,
+    private readonly sync: boolean,
+  ) {}
 
-  static async create(): Promise<ChangeBench> {
+  /** `sync`: the hosts run flow-state sync (cluster.sync). */
+  static async create(opts: { sync?: boolean; settle?: number } = {}): Promise<ChangeBench> {
+    const sync = opts.sync ?? false;
     const lab = await startScaleout({ hosts: 3, backends: 4 }, (l) => {
-      for (const h of l.hosts) l.writeL4natConfig(h, { backends: B3, settle: 0 });
+      for (const h of l.hosts) l.writeL4natConfig(h, { backends: B3, settle: opts.settle ?? 0, sync });
     });
-    return new ChangeBench(lab);
+    const b = new ChangeBench(lab, sync);
+    b.settle = opts.settle ?? 0;
+    return b;
+  }
+
+  private cfg(backends: readonly string[], settle: number): { backends: readonly string[]; settle: number; sync: boolean } {
+    return { backends, settle, sync: this.sync };
   }
 
   destroy(): Promise<void> {
@@ -59,7 +70,7 @@ export class ChangeBench {
 
   /** Every host in `roles` reloads (POST /v1/reload) with `backends`; throws unless each answers 200. */
   private async reload(roles: string[], backends: string[], settle: number): Promise<void> {
-    for (const r of roles) this.lab.writeL4natConfig(this.lab.host(r), { backends, settle });
+    for (const r of roles) this.lab.writeL4natConfig(this.lab.host(r), this.cfg(backends, settle));
     await Promise.all(
       roles.map(async (r) => {
         const res = await this.lab.admin(r, 'POST', '/v1/reload');
@@ -105,7 +116,7 @@ export class ChangeBench {
 
   /** SIGHUP (a reload from the file, applied in milliseconds); resolves once each host logged the reload. */
   private async hup(roles: string[], backends: string[], settle: number): Promise<void> {
-    for (const r of roles) this.lab.writeL4natConfig(this.lab.host(r), { backends, settle });
+    for (const r of roles) this.lab.writeL4natConfig(this.lab.host(r), this.cfg(backends, settle));
     const count = (r: string): number => this.lab.l4nats.get(r)!.logs().filter((x) => x.event === 'reload').length;
     const before = new Map(roles.map((r) => [r, count(r)]));
     for (const r of roles) this.lab.l4nats.get(r)!.proc.kill('SIGHUP');
@@ -114,7 +125,7 @@ export class ChangeBench {
 
   /** lb1 back, b4 out again everywhere (no streams run: removing b4 breaks nothing). */
   private async restore(): Promise<void> {
-    this.lab.writeL4natConfig(this.lab.host('lb1'), { backends: B3, settle: this.settle });
+    this.lab.writeL4natConfig(this.lab.host('lb1'), this.cfg(B3, this.settle));
     await this.lab.startL4nat('lb1');
     await this.converge('lb1', true);
     await this.reload(ALL, B3, this.settle);
@@ -126,7 +137,7 @@ export class ChangeBench {
   async setSettle(s: number): Promise<void> {
     for (const r of ALL) {
       await this.lab.l4nats.get(r)!.stop();
-      this.lab.writeL4natConfig(this.lab.host(r), { backends: B3, settle: s });
+      this.lab.writeL4natConfig(this.lab.host(r), this.cfg(B3, s));
       await this.lab.startL4nat(r);
       await this.converge(r, true);
     }
@@ -156,6 +167,60 @@ export class ChangeBench {
     });
     await this.restore();
     return c;
+  }
+
+  /** Drains (POST .../drain) backend `id` on `roles`; each answers once the change is applied (after the settle hold). */
+  private async drain(roles: string[], id: string): Promise<void> {
+    const sid = encodeURIComponent(`${VIP}:${SERVICE_PORT}/tcp`);
+    const bid = encodeURIComponent(`${this.lab.backend(id).ipv4}:${SERVICE_PORT}/tcp`);
+    await Promise.all(
+      roles.map(async (r) => {
+        const res = await this.lab.admin(r, 'POST', `/v1/services/${sid}/backends/${bid}/drain`);
+        if (res.status !== 200) throw new Error(`drain ${id} on ${r}: ${res.status} ${JSON.stringify(res.body)}`);
+      }),
+    );
+  }
+
+  /** SIGKILL of `role`; resolves once the router and the backends have dropped it. */
+  private async kill(role: string): Promise<void> {
+    this.lab.l4nats.get(role)!.proc.kill('SIGKILL');
+    await this.converge(role, false);
+  }
+
+  /** (b) b2 is drained everywhere; 4 s later lb1 dies. Its flows pinned to the drained b2 must keep it. Leaves lb1 down. */
+  async drainThenFailure(): Promise<Cell> {
+    return this.measure('drainThenFailure', async () => {
+      await this.drain(ALL, 'b2');
+      await sleep(4_000);
+      await this.kill('lb1');
+    });
+  }
+
+  /** (c) Three changes in a row (b4 joins, b2 drained, b1 drained), then lb1 dies. Leaves lb1 down. */
+  async threeChangesThenFailure(): Promise<Cell> {
+    return this.measure('threeChangesThenFailure', async () => {
+      await this.hup(ALL, B4, this.settle);
+      await sleep(1_500);
+      await this.drain(ALL, 'b2');
+      await sleep(1_500);
+      await this.drain(ALL, 'b1');
+      await sleep(1_500);
+      await this.kill('lb1');
+    });
+  }
+
+  /** (d) b4 joins; lb1 restarts (SIGKILL, started again, routed to again); then lb2 dies. Leaves lb2 down. */
+  async restartThenOtherFailure(): Promise<Cell> {
+    return this.measure('restartThenOtherFailure', async () => {
+      await this.hup(ALL, B4, this.settle);
+      await sleep(2_000);
+      await this.kill('lb1');
+      this.lab.writeL4natConfig(this.lab.host('lb1'), this.cfg(B4, this.settle));
+      await this.lab.startL4nat('lb1');
+      await this.converge('lb1', true);
+      await sleep(3_000);
+      await this.kill('lb2');
+    });
   }
 
   /**
