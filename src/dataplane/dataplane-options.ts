@@ -1,5 +1,5 @@
 // The data plane's options: what `new Dataplane()` takes, checked before anything is opened, with the
-// defaults the environment may set (L4NAT_BUSY_POLL_US, L4NAT_BUSY_POLL_ADAPTIVE, L4NAT_UDP_COALESCE).
+// defaults the environment may set (L4NAT_BUSY_POLL_US, L4NAT_BUSY_POLL_ADAPTIVE, L4NAT_UDP_COALESCE, L4NAT_SYNC_LOG).
 
 export interface DataplaneOptions {
   ifname: string;
@@ -16,6 +16,10 @@ export interface DataplaneOptions {
   /** Write runs of one flow's UDP datagrams as one UDP GSO super-packet (native/core/coalesce.h); used only
    * where the kernel's TUN took the USO offloads (Linux 6.2+). Default: $L4NAT_UDP_COALESCE (0 or 1), else on. */
   udpCoalesce?: boolean;
+  /** The workers' flow-state sync logs on from the start, without a cluster to drain them (native/core/sync_log.h;
+   * a full log only counts): the packet path's cost of sync, for benchmarks. cluster.sync turns them on anyway.
+   * Default: $L4NAT_SYNC_LOG (0 or 1), else off. */
+  syncLog?: boolean;
 }
 
 /** The options with every default filled in. */
@@ -59,8 +63,9 @@ export function resolveDataplaneOptions(opts: DataplaneOptions): ResolvedDatapla
     ...opts,
     busyPollAdaptive: opts.busyPollAdaptive ?? envSwitch('L4NAT_BUSY_POLL_ADAPTIVE', true),
     udpCoalesce: opts.udpCoalesce ?? envSwitch('L4NAT_UDP_COALESCE', true),
+    syncLog: opts.syncLog ?? envSwitch('L4NAT_SYNC_LOG', false),
   };
-  for (const name of ['busyPollAdaptive', 'udpCoalesce'] as const) {
+  for (const name of ['busyPollAdaptive', 'udpCoalesce', 'syncLog'] as const) {
     if (typeof opts[name] !== 'boolean') throw new TypeError(`dataplane: ${name} must be true or false, got ${String(opts[name])}`);
   }
   return opts as ResolvedDataplaneOptions;

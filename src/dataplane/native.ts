@@ -86,6 +86,7 @@ export class Dataplane {
       this.handle = undefined;
       throw e;
     }
+    if (opts.syncLog) a.syncSet(this.handle, true);
     this.keepAlive = setInterval(() => undefined, 2 ** 31 - 1);
   }
 

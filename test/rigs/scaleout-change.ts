@@ -103,6 +103,7 @@ export class ChangeBench {
       const p = progressed(before, await streams.status());
       // What b4 got on the surviving hosts: its state, ring weight and packets forwarded to it.
       const b4 = await Promise.all(['lb2', 'lb3'].map(async (r) => {
+        if (!this.lab.l4nats.get(r)?.proc.running) return `${r}: not running`;
         const svc = (await this.lab.admin(r, 'GET', '/v1/services')).body.services[0];
         const b = svc.backends.find((x: { addr: string }) => x.addr === this.lab.backend('b4').ipv4);
         return b ? `${r}: ${b.state} w${b.effectiveWeight} ${b.counters.packets_in} pkts in, ${b.counters.new_flows} new flows` : `${r}: no b4`;
@@ -176,7 +177,7 @@ export class ChangeBench {
     await Promise.all(
       roles.map(async (r) => {
         const res = await this.lab.admin(r, 'POST', `/v1/services/${sid}/backends/${bid}/drain`);
-        if (res.status !== 200) throw new Error(`drain ${id} on ${r}: ${res.status} ${JSON.stringify(res.body)}`);
+        if (res.status !== 200 && res.status !== 202) throw new Error(`drain ${id} on ${r}: ${res.status} ${JSON.stringify(res.body)}`);
       }),
     );
   }
