@@ -27,6 +27,7 @@ test('bad data-plane environment settings are rejected by name, with what is exp
     ['L4NAT_BUSY_POLL_US', '50us', /L4NAT_BUSY_POLL_US must be microseconds from 0 to 100000, got "50us"/],
     ['L4NAT_BUSY_POLL_ADAPTIVE', 'yes', /L4NAT_BUSY_POLL_ADAPTIVE must be 0 \(off\) or 1 \(on\), got "yes"/],
     ['L4NAT_UDP_COALESCE', 'true', /L4NAT_UDP_COALESCE must be 0 \(off\) or 1 \(on\), got "true"/],
+    ['L4NAT_SYNC_LOG', 'on', /L4NAT_SYNC_LOG must be 0 \(off\) or 1 \(on\), got "on"/],
   ];
   for (const [name, value, expected] of cases) {
     const saved = process.env[name];
