@@ -786,23 +786,39 @@ static napi_value js_trace_set(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* traceDrain(handle) -> {records: Buffer (traceRecordBytes each), dropped: records lost to full rings so far} */
-static napi_value js_trace_drain(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], res, buf, v;
-  struct handle *h = handle_args(env, info, &argc, argv);
-  if (!h) return NULL;
-  uint32_t want = (uint32_t)l4_dp_trace_pending(&h->dp.trace);
+/* How many records a per-worker ring holds, and the read that moves up to max of them into out (*dropped: lost to
+ * full rings so far). */
+typedef uint64_t (*ring_pending_fn)(void *rings);
+typedef uint32_t (*ring_read_fn)(void *rings, void *out, uint32_t max, uint64_t *dropped);
+
+/* {records: Buffer (record_bytes each), dropped}: what the rings hold now (more may come meanwhile: next time). */
+static napi_value drain_rings(napi_env env, void *rings, size_t record_bytes, ring_pending_fn pending, ring_read_fn read) {
+  napi_value res, buf, v;
+  uint32_t want = (uint32_t)pending(rings);
   void *data = NULL;
-  CHECK(napi_create_buffer(env, (size_t)want * sizeof(struct l4_trace_rec), &data, &buf));
+  CHECK(napi_create_buffer(env, (size_t)want * record_bytes, &data, &buf));
   uint64_t dropped;
-  uint32_t got = l4_dp_trace_read(&h->dp.trace, data, want, &dropped); /* more may have come since: next time */
+  uint32_t got = read(rings, data, want, &dropped);
   CHECK(napi_create_object(env, &res));
-  if (got < want) CHECK(napi_create_buffer_copy(env, (size_t)got * sizeof(struct l4_trace_rec), data, NULL, &buf));
+  if (got < want) CHECK(napi_create_buffer_copy(env, (size_t)got * record_bytes, data, NULL, &buf));
   CHECK(napi_set_named_property(env, res, "records", buf));
   CHECK(napi_create_double(env, (double)dropped, &v));
   CHECK(napi_set_named_property(env, res, "dropped", v));
   return res;
+}
+
+static uint64_t trace_pending(void *r) { return l4_dp_trace_pending(r); }
+static uint32_t trace_read(void *r, void *out, uint32_t max, uint64_t *dropped) { return l4_dp_trace_read(r, out, max, dropped); }
+static uint64_t sync_pending(void *r) { return l4_dp_sync_pending(r); }
+static uint32_t sync_read(void *r, void *out, uint32_t max, uint64_t *dropped) { return l4_dp_sync_read(r, out, max, dropped); }
+
+/* traceDrain(handle) -> {records: Buffer (traceRecordBytes each), dropped: records lost to full rings so far} */
+static napi_value js_trace_drain(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  return drain_rings(env, &h->dp.trace, sizeof(struct l4_trace_rec), trace_pending, trace_read);
 }
 
 /* syncSet(handle, on): flow-state sync on or off (sync.h); the workers follow at their next batch. */
@@ -823,20 +839,10 @@ static napi_value js_sync_set(napi_env env, napi_callback_info info) {
 /* syncDrain(handle) -> {records: Buffer (syncRecordBytes each), dropped: records lost to full logs so far} */
 static napi_value js_sync_drain(napi_env env, napi_callback_info info) {
   size_t argc = 1;
-  napi_value argv[1], res, buf, v;
+  napi_value argv[1];
   struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
-  uint32_t want = (uint32_t)l4_dp_sync_pending(&h->dp.sync);
-  void *data = NULL;
-  CHECK(napi_create_buffer(env, (size_t)want * sizeof(struct l4_sync_rec), &data, &buf));
-  uint64_t dropped;
-  uint32_t got = l4_dp_sync_read(&h->dp.sync, data, want, &dropped); /* more may have come since: next time */
-  CHECK(napi_create_object(env, &res));
-  if (got < want) CHECK(napi_create_buffer_copy(env, (size_t)got * sizeof(struct l4_sync_rec), data, NULL, &buf));
-  CHECK(napi_set_named_property(env, res, "records", buf));
-  CHECK(napi_create_double(env, (double)dropped, &v));
-  CHECK(napi_set_named_property(env, res, "dropped", v));
-  return res;
+  return drain_rings(env, &h->dp.sync, sizeof(struct l4_sync_rec), sync_pending, sync_read);
 }
 
 /* The records argument of syncApply/syncCheck: a Uint8Array of whole records. */
