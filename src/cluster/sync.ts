@@ -179,7 +179,12 @@ export class FlowSync {
     this.send(type, [], null);
   }
 
-  /** Re-sends this host's entries that are still live and still its own; forgets (and tells) the others. */
+  /**
+   * Re-sends this host's entries that are still live and still its own, and forgets the others without telling:
+   * an entry that expired here may live on at a peer that carries its flow now (its packets keep that peer's
+   * learned copy alive), and one that is not carried anywhere expires there by the same timeouts. Closes travel
+   * as removals from the data plane.
+   */
   refresh(): void {
     const keys = [...this.own.keys()];
     const recs: SyncRecord[] = [];
@@ -198,10 +203,7 @@ export class FlowSync {
     kept.forEach((k, i) => {
       const e = this.own.get(k)!;
       if (live[i] === recs[i].backend) this.enqueue(e, null);
-      else {
-        this.own.delete(k);
-        this.enqueue({ ...e, op: 'del' }, null);
-      }
+      else this.own.delete(k);
     });
     const stale = Date.now() - 3 * this.opts.refresh * 1000;
     for (const [k, v] of this.known) if (v.at < stale) this.known.delete(k);
