@@ -103,13 +103,25 @@ export class FlowSync {
     s.on('message', (buf, rinfo) => this.receive(buf, rinfo.address));
     this.socket = s;
     this.dp.syncSet(true);
-    this.timers.push(setInterval(() => this.pump(), PUMP_MS));
+    this.timers.push(setInterval(() => this.guarded('pump', () => this.pump()), PUMP_MS));
     this.timers.push(setInterval(() => this.control('keepalive'), KEEPALIVE_MS));
-    this.timers.push(setInterval(() => this.refresh(), this.opts.refresh * 1000));
+    this.timers.push(setInterval(() => this.guarded('refresh', () => this.refresh()), this.opts.refresh * 1000));
     for (const t of this.timers) t.unref();
     this.control('request');
     this.log.info({ event: 'sync_started', port: this.opts.port, peers: this.peers.map(peerName) }, `cluster sync: flow-state sync on udp ${this.listen}:${this.opts.port} with ${this.peers.length} peer(s)`);
   }
+
+  /** A timer's work: a data plane closed under it (a stop in progress) is logged once, never thrown from a timer. */
+  private guarded(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      if (this.failed !== what) this.log.warn({ event: 'sync_failed', what, err: (err as Error).message }, `cluster sync: ${what} failed: ${(err as Error).message}`);
+      this.failed = what;
+    }
+  }
+
+  private failed = '';
 
   async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
