@@ -38,6 +38,7 @@ export interface SyncNames {
 const PUMP_MS = 150;
 const KEEPALIVE_MS = 1000;
 const BOOTSTRAP_EVERY_MS = 5000; // a peer's request for our set is answered at most this often
+const REJOIN_MS = 5000; // a peer silent for longer (keepalives every second) is asked for its set again
 
 const flowKey = (e: Pick<WireEntry, 'client' | 'cport' | 'vip' | 'vport' | 'proto'>): string => `${e.proto}|${e.client}|${e.cport}|${e.vip}|${e.vport}`;
 const peerName = (p: PeerAddress): string => (p.addr.includes(':') ? `[${p.addr}]:${p.port}` : `${p.addr}:${p.port}`);
@@ -236,6 +237,9 @@ export class FlowSync {
       return;
     }
     const seen = this.peerSeen.get(peer.addr) ?? { at: 0, received: 0 };
+    // First contact (the peer was not up when this host asked at start) or back after a silence (a partition, a
+    // restart): ask it for its divergent set; it answers each process of ours once.
+    if (Date.now() - seen.at > REJOIN_MS) this.send('request', [], peer);
     seen.at = Date.now();
     seen.received++;
     this.peerSeen.set(peer.addr, seen);
