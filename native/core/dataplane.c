@@ -125,9 +125,11 @@ static __attribute__((noinline)) void sync_log_add(struct l4_ctx *ctx, const str
 
 /* Flow-state sync (sync_log.h), with sync on only, after a packet's state change (set, clear) on an entry it
  * hit: logs an entry pinned against the current ring once (and marks it), and the close of a marked one (and
- * unmarks it). A second chance's guess is not logged until its backend has answered through it (FL_REPLY), so a
- * spoofed ACK cannot make this host push guesses to its peers. Out of line: the path with sync off pays one
- * branch on ctx->sync. */
+ * unmarks it). Whatever its TCP state: with the backends' replies returning by ECMP, a flow's entry on the host its
+ * client's packets reach may never see a reply (FL_SYN only, never established), and it is the one that matters.
+ * Only a second chance's guess (no state bits) waits until its backend has answered through it, so a spoofed ACK
+ * cannot make this host push guesses to its peers. Out of line: the path with sync off pays one branch on
+ * ctx->sync. */
 static __attribute__((noinline)) void sync_note(struct l4_ctx *ctx, const struct l4_tables *t, const struct l4_service *s,
                                                 const struct l4_flow_key *key, uint64_t hash, struct l4_flow_ref *ref,
                                                 uint32_t svc_slot, uint8_t set, uint8_t clear) {
@@ -141,7 +143,7 @@ static __attribute__((noinline)) void sync_note(struct l4_ctx *ctx, const struct
     }
     return;
   }
-  if (l4_flow_state_closed(after) || (key->proto == IPPROTO_TCP_ && !(after & (FL_EST | FL_REPLY)))) return;
+  if (l4_flow_state_closed(after) || (key->proto == IPPROTO_TCP_ && !(after & (FL_SYN | FL_REPLY | FL_EST)))) return;
   if (l4_pick_backend(t, s, key, hash) == ref->backend) return;
   sync_log_add(ctx, key, ref, svc_slot, after);
 }

@@ -104,8 +104,17 @@ void test_sync_divergent_log(void) {
     }
     env_free(&e);
   }
-  /* a pick-up (a flow that moved from another host) is logged at once, half-open as it is; once */
+  /* an entry whose replies take another host (here only the client's SYN and ACK: never established) is logged
+   * too, unconfirmed: it is the only one that knows the flow's backend */
   struct env e;
+  env_init(&e, 1024, FX_RING_A, 0);
+  e.ctx.sync = log;
+  CHECK(c2s(&e, 40000, PB_TCP_SYN) == FX_BK_V4T_A && c2s(&e, 40000, PB_TCP_ACK) == FX_BK_V4T_A, "replies elsewhere");
+  env_publish(&e, fx_tables(FX_RING_B_A1, 0));
+  CHECK(c2s(&e, 40000, PB_TCP_ACK | PB_TCP_PSH) == FX_BK_V4T_A && drain(log, rec, 8) == 1 && rec[0].state == FL_SYN,
+        "logged, unconfirmed (%#x)", rec[0].state);
+  env_free(&e);
+  /* a pick-up (a flow that moved from another host) is logged at once, half-open as it is; once */
   env_init(&e, 1024, FX_RING_A_B1, 0);
   e.ctx.sync = log;
   uint16_t port = port_to(&e, C4, 41000, FX_BK_V4T_B);
