@@ -148,6 +148,21 @@ static __attribute__((noinline)) void sync_note(struct l4_ctx *ctx, const struct
   sync_log_add(ctx, key, ref, svc_slot, after);
 }
 
+/* With sync on: a backend's reset of a flow this host's live entry pins to another backend, while the ring picks the
+ * resetting one. The flow's client packets reach another host that has no entry for it yet (it moved there, or
+ * its replies never pass there) and go by the ring; this entry knows the backend that has the connection. The
+ * reset is swallowed like a second chance's, and the entry logged again (marked or not), so that host learns it
+ * and the client's retransmission reaches the right backend. Sync off: the reset goes to the client, as always. */
+static __attribute__((noinline)) bool sync_other_reset(struct l4_ctx *ctx, const struct l4_tables *t,
+                                                       const struct l4_service *s, const struct l4_flow_key *key,
+                                                       uint64_t hash, struct l4_flow_ref *ref, uint32_t bk_slot,
+                                                       uint32_t svc_slot) {
+  if (l4_flow_state_closed(ref->state) || !l4_backend_valid(t, ref->backend, svc_slot)) return false;
+  if (l4_pick_backend(t, s, key, hash) != bk_slot) return false;
+  sync_log_add(ctx, key, ref, svc_slot, (uint8_t)(ref->state & ~FL_SYNCED));
+  return true;
+}
+
 /* The ring slot the flow hashes to (traced path only). */
 static uint32_t ring_index(const struct l4_tables *t, const struct l4_service *s, const struct l4_flow_key *k, uint64_t hash) {
   return s->ring_size ? l4_ring_slot(&t->hash_key, s->hash_mode, k, hash, s->ring_size) : L4_NO_BACKEND;
@@ -295,6 +310,10 @@ PATH enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, struct
       }
       l4_flow_touch(&ref, set, clear, ctx->now);
       if (__builtin_expect(ctx->sync != NULL, 0)) sync_note(ctx, t, s, &key, hash, &ref, bk->service, set, clear);
+    } else if (__builtin_expect(ctx->sync != NULL, 0) && rst &&
+               sync_other_reset(ctx, t, s, &key, hash, &ref, bk_slot, bk->service)) {
+      NOTE(note->rec.flow = L4_TF_SECOND_CHANCE, note->rec.backend = ref.backend);
+      return drop(ctx, L4_DROP_SECOND_CHANCE);
     }
   } else if (rst && l4_pick_backend(t, s, &key, hash) == bk_slot) {
     /* Second chance: a flow we have no entry for (it was decided on another host, or before a restart) went by

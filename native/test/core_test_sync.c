@@ -205,3 +205,46 @@ void test_sync_learn(void) {
   env_free(&e);
 }
 
+/* With sync on, a reset from the backend the ring picks, for a flow this host's live entry pins to another backend
+ * (its client packets reach a host without the entry), is swallowed and the entry logged again; sync off: the reset
+ * reaches the client. A reset from the entry's own backend always goes through. */
+void test_sync_other_reset(void) {
+  struct l4_sync_log *log = calloc(1, sizeof(*log));
+  struct l4_sync_rec rec[8];
+  struct l4_flow_ref r;
+  for (int on = 1; on >= 0; on--) {
+    struct env e;
+    env_init(&e, 1024, FX_RING_B, 0);
+    e.ctx.sync = on ? log : NULL;
+    establish(&e, 40000, FX_BK_V4T_B);
+    env_publish(&e, fx_tables(FX_RING_A_B1, 0)); /* the ring moves to A; B keeps a slot */
+    uint16_t port = 40000;
+    CHECK(c2s(&e, port, PB_TCP_ACK) == FX_BK_V4T_B, "the pinned flow stays on B");
+    drain(log, rec, 8);
+    CHECK(ent_state_ok(&e, port, &r) && r.backend == FX_BK_V4T_B, "pinned to B");
+    bool pinned_against_ring = true;
+    {
+      struct l4_flow_key k;
+      key_of(&k, port);
+      pinned_against_ring = l4_pick_backend(e.t, &e.t->services[FX_SVC_V4_TCP], &k, l4_flow_hash(&e.t->hash_key, &k)) == FX_BK_V4T_A;
+    }
+    CHECK(pinned_against_ring, "port %u: the ring picks A now", port);
+    struct pb_ip ip;
+    struct pb_l4 l4;
+    spec_tcp(&ip, &l4, 4, B4A, 8080, C4, port, PB_TCP_RST, 0);
+    uint32_t n = bld(g_in, NULL, &ip, &l4);
+    enum l4_verdict v = run_raw(&e, g_in, n, g_out, &g_out_len);
+    if (on) {
+      CHECK(v == L4_VERDICT_DROP && e.ctx.last_drop == L4_DROP_SECOND_CHANCE, "A's reset swallowed");
+      CHECK(drain(log, rec, 8) == 1 && rec[0].op == L4_SYNC_ADD && rec[0].backend == FX_BK_V4T_B, "the entry logged again");
+      CHECK(ent_state_ok(&e, port, &r) && r.backend == FX_BK_V4T_B && !(r.state & FL_RST), "still B's, not reset (%#x)", r.state);
+    } else {
+      CHECK(v == L4_VERDICT_TX, "sync off: A's reset goes to the client");
+      CHECK(drain(log, rec, 8) == 0, "nothing logged");
+    }
+    CHECK(s2c(&e, FX_BK_V4T_B, port, PB_TCP_RST), "B's own reset goes through");
+    env_free(&e);
+  }
+  free(log);
+}
+
