@@ -63,7 +63,9 @@ export class FlowSync {
   /** This host's divergent entries (by flow), and the entries learned from peers with when they were last heard of. */
   private readonly own = new Map<string, WireEntry>();
   private readonly known = new Map<string, { e: WireEntry; at: number }>();
+  /** Entries waiting for the rate: queue[qHead..] (an index, not shift(): a bootstrap answer may queue many). */
   private queue: Outgoing[] = [];
+  private qHead = 0;
   private tokens = 0;
   private lastFill = Date.now();
   private readonly peerSeen = new Map<string, { at: number; received: number }>();
@@ -155,7 +157,7 @@ export class FlowSync {
   }
 
   private enqueue(entry: WireEntry, to: PeerAddress | null): void {
-    if (this.queue.length >= this.opts.maxEntries) {
+    if (this.queue.length - this.qHead >= this.opts.maxEntries) {
       this.stats.overflow++;
       return;
     }
@@ -167,12 +169,20 @@ export class FlowSync {
     const now = Date.now();
     this.tokens = Math.min(this.opts.maxRate, this.tokens + ((now - this.lastFill) / 1000) * this.opts.maxRate);
     this.lastFill = now;
-    while (this.queue.length && this.tokens >= 1) {
-      const to = this.queue[0].to;
+    const q = this.queue;
+    while (this.qHead < q.length && this.tokens >= 1) {
+      const to = q[this.qHead].to;
       const batch: WireEntry[] = [];
-      while (batch.length < MAX_ENTRIES && batch.length < this.tokens && this.queue.length && this.queue[0].to === to) batch.push(this.queue.shift()!.entry);
+      while (batch.length < MAX_ENTRIES && batch.length < this.tokens && this.qHead < q.length && q[this.qHead].to === to) batch.push(q[this.qHead++].entry);
       this.tokens -= batch.length;
       this.send('entries', batch, to);
+    }
+    if (this.qHead === q.length) {
+      this.queue = [];
+      this.qHead = 0;
+    } else if (this.qHead > 4096 && this.qHead > q.length / 2) {
+      this.queue = q.slice(this.qHead);
+      this.qHead = 0;
     }
   }
 
@@ -306,7 +316,7 @@ export class FlowSync {
       known: this.known.size,
       overflow: this.stats.overflow,
       logFull: this.stats.logFull,
-      queued: this.queue.length,
+      queued: this.queue.length - this.qHead,
     };
   }
 }
