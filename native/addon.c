@@ -860,18 +860,29 @@ static bool get_sync_records(napi_env env, napi_value v, struct l4_sync_rec **re
   return true;
 }
 
-/* syncApply(handle, records: Uint8Array) -> {learned, kept, forgotten, invalid}: peers' records into the flow table. */
-static napi_value js_sync_apply(napi_env env, napi_callback_info info) {
+/* The arguments of syncApply/syncCheck (`what`): an open handle and whole records. NULL with an exception pending. */
+static struct handle *sync_args(napi_env env, napi_callback_info info, const char *what, struct l4_sync_rec **recs,
+                                uint32_t *n) {
   size_t argc = 2;
-  napi_value argv[2], res, v;
+  napi_value argv[2];
   struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
-  struct l4_sync_rec *recs;
-  uint32_t n;
-  if (argc < 2 || !get_sync_records(env, argv[1], &recs, &n)) {
-    napi_throw_type_error(env, "EINVAL", "l4nat addon: syncApply(handle, records: Uint8Array of syncRecordBytes-byte records, 8-byte aligned)");
+  if (argc < 2 || !get_sync_records(env, argv[1], recs, n)) {
+    char msg[160];
+    snprintf(msg, sizeof(msg), "l4nat addon: %s(handle, records: Uint8Array of syncRecordBytes-byte records, 8-byte aligned)", what);
+    napi_throw_type_error(env, "EINVAL", msg);
     return NULL;
   }
+  return h;
+}
+
+/* syncApply(handle, records: Uint8Array) -> {learned, kept, forgotten, invalid}: peers' records into the flow table. */
+static napi_value js_sync_apply(napi_env env, napi_callback_info info) {
+  napi_value res, v;
+  struct l4_sync_rec *recs;
+  uint32_t n;
+  struct handle *h = sync_args(env, info, "syncApply", &recs, &n);
+  if (!h) return NULL;
   struct l4_sync_applied a = {0, 0, 0, 0};
   int r = l4_dp_sync_apply(&h->dp, recs, n, &a);
   if (r < 0) return throw_errno(env, -r, "syncApply", "l4nat: no table published yet");
@@ -888,16 +899,11 @@ static napi_value js_sync_apply(napi_env env, napi_callback_info info) {
 /* syncCheck(handle, records: Uint8Array) -> Uint32Array: per record, the backend slot of its key's live entry that
  * this host logged (FL_SYNCED, not learned), else noBackend. */
 static napi_value js_sync_check(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], ab, arr;
-  struct handle *h = handle_args(env, info, &argc, argv);
-  if (!h) return NULL;
+  napi_value ab, arr;
   struct l4_sync_rec *recs;
   uint32_t n;
-  if (argc < 2 || !get_sync_records(env, argv[1], &recs, &n)) {
-    napi_throw_type_error(env, "EINVAL", "l4nat addon: syncCheck(handle, records: Uint8Array of syncRecordBytes-byte records, 8-byte aligned)");
-    return NULL;
-  }
+  struct handle *h = sync_args(env, info, "syncCheck", &recs, &n);
+  if (!h) return NULL;
   void *out;
   CHECK(napi_create_arraybuffer(env, sizeof(uint32_t) * (n ? n : 1), &out, &ab));
   int r = l4_dp_sync_check(&h->dp, recs, n, out);
