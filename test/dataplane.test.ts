@@ -351,7 +351,7 @@ test('explain and flow-move questions through the addon: read-only answers, bad 
   assert.equal(o.next, null, 'a 4096-entry table is one page');
 });
 
-test('flow-state sync through the addon: a peer\'s entry learned and listed, a live local entry kept, checks, bad records refused', { skip }, () => {
+test('flow-state sync through the addon: peers\' entries learned (confirmed or half-open) and listed, checked, forgotten; bad records and a missing table refused', { skip }, () => {
   const r = inNetns(`
     const { Dataplane } = require(${native});
     const { buildTables, SlotAllocator } = require(${tables});
