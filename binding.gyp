@@ -12,6 +12,7 @@
         "native/tun.c",
         "native/tracing.c",
         "native/flow_file.c",
+        "native/sync.c",
         "native/core/csum.h",
         "native/core/packet.c",
         "native/core/siphash.c",
@@ -25,7 +26,8 @@
         "native/core/dataplane.c",
         "native/core/ratelimit.c",
         "native/core/coalesce.c",
-        "native/core/trace.c"
+        "native/core/trace.c",
+        "native/core/sync_log.c"
       ],
       "include_dirs": ["native"],
       "cflags": ["-std=gnu11", "-O2", "-g", "-Wall", "-Wextra", "-fno-strict-aliasing"],

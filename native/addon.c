@@ -646,6 +646,7 @@ static void list_flow(const struct l4_flow_view *v, void *arg) {
   set_u32(l->env, o, "stateClass", l4_flow_class_of(v->key.proto, v->state));
   set_u32(l->env, o, "idle", v->idle);
   set_u32(l->env, o, "age", v->age);
+  set_u32(l->env, o, "learned", v->learned);
   napi_set_element(l->env, l->out, l->n++, o);
 }
 
@@ -920,23 +921,130 @@ static napi_value js_trace_set(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* traceDrain(handle) -> {records: Buffer (traceRecordBytes each), dropped: records lost to full rings so far} */
-static napi_value js_trace_drain(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], res, buf, v;
-  struct handle *h = handle_args(env, info, &argc, argv);
-  if (!h) return NULL;
-  uint32_t want = (uint32_t)l4_dp_trace_pending(&h->dp.trace);
+/* How many records a per-worker ring holds, and the read that moves up to max of them into out (*dropped: lost to
+ * full rings so far). */
+typedef uint64_t (*ring_pending_fn)(void *rings);
+typedef uint32_t (*ring_read_fn)(void *rings, void *out, uint32_t max, uint64_t *dropped);
+
+/* {records: Buffer (record_bytes each), dropped}: what the rings hold now (more may come meanwhile: next time). */
+static napi_value drain_rings(napi_env env, void *rings, size_t record_bytes, ring_pending_fn pending, ring_read_fn read) {
+  napi_value res, buf, v;
+  uint32_t want = (uint32_t)pending(rings);
   void *data = NULL;
-  CHECK(napi_create_buffer(env, (size_t)want * sizeof(struct l4_trace_rec), &data, &buf));
+  CHECK(napi_create_buffer(env, (size_t)want * record_bytes, &data, &buf));
   uint64_t dropped;
-  uint32_t got = l4_dp_trace_read(&h->dp.trace, data, want, &dropped); /* more may have come since: next time */
+  uint32_t got = read(rings, data, want, &dropped);
   CHECK(napi_create_object(env, &res));
-  if (got < want) CHECK(napi_create_buffer_copy(env, (size_t)got * sizeof(struct l4_trace_rec), data, NULL, &buf));
+  if (got < want) CHECK(napi_create_buffer_copy(env, (size_t)got * record_bytes, data, NULL, &buf));
   CHECK(napi_set_named_property(env, res, "records", buf));
   CHECK(napi_create_double(env, (double)dropped, &v));
   CHECK(napi_set_named_property(env, res, "dropped", v));
   return res;
+}
+
+static uint64_t trace_pending(void *r) { return l4_dp_trace_pending(r); }
+static uint32_t trace_read(void *r, void *out, uint32_t max, uint64_t *dropped) { return l4_dp_trace_read(r, out, max, dropped); }
+static uint64_t sync_pending(void *r) { return l4_dp_sync_pending(r); }
+static uint32_t sync_read(void *r, void *out, uint32_t max, uint64_t *dropped) { return l4_dp_sync_read(r, out, max, dropped); }
+
+/* traceDrain(handle) -> {records: Buffer (traceRecordBytes each), dropped: records lost to full rings so far} */
+static napi_value js_trace_drain(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  return drain_rings(env, &h->dp.trace, sizeof(struct l4_trace_rec), trace_pending, trace_read);
+}
+
+/* syncSet(handle, on): flow-state sync on or off (sync.h); the workers follow at their next batch. */
+static napi_value js_sync_set(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  bool on;
+  if (argc < 2 || napi_get_value_bool(env, argv[1], &on) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "l4nat addon: syncSet(handle, on: boolean)");
+    return NULL;
+  }
+  atomic_store(&h->dp.sync.on, on ? 1 : 0);
+  return NULL;
+}
+
+/* syncDrain(handle) -> {records: Buffer (syncRecordBytes each), dropped: records lost to full logs so far} */
+static napi_value js_sync_drain(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  return drain_rings(env, &h->dp.sync, sizeof(struct l4_sync_rec), sync_pending, sync_read);
+}
+
+/* The records argument of syncApply/syncCheck: a Uint8Array of whole records. */
+static bool get_sync_records(napi_env env, napi_value v, struct l4_sync_rec **recs, uint32_t *n) {
+  bool is;
+  napi_typedarray_type type;
+  size_t len, off;
+  void *data;
+  napi_value ab;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return false;
+  if (napi_get_typedarray_info(env, v, &type, &len, &data, &ab, &off) != napi_ok || type != napi_uint8_array) return false;
+  if (len % sizeof(struct l4_sync_rec) || ((uintptr_t)data & 7)) return false;
+  *recs = data;
+  *n = (uint32_t)(len / sizeof(struct l4_sync_rec));
+  return true;
+}
+
+/* The arguments of syncApply/syncCheck (`what`): an open handle and whole records. NULL with an exception pending. */
+static struct handle *sync_args(napi_env env, napi_callback_info info, const char *what, struct l4_sync_rec **recs,
+                                uint32_t *n) {
+  size_t argc = 2;
+  napi_value argv[2];
+  struct handle *h = handle_args(env, info, &argc, argv);
+  if (!h) return NULL;
+  if (argc < 2 || !get_sync_records(env, argv[1], recs, n)) {
+    char msg[160];
+    snprintf(msg, sizeof(msg), "l4nat addon: %s(handle, records: Uint8Array of syncRecordBytes-byte records, 8-byte aligned)", what);
+    napi_throw_type_error(env, "EINVAL", msg);
+    return NULL;
+  }
+  return h;
+}
+
+/* syncApply(handle, records: Uint8Array) -> {learned, kept, forgotten, invalid}: peers' records into the flow table. */
+static napi_value js_sync_apply(napi_env env, napi_callback_info info) {
+  napi_value res, v;
+  struct l4_sync_rec *recs;
+  uint32_t n;
+  struct handle *h = sync_args(env, info, "syncApply", &recs, &n);
+  if (!h) return NULL;
+  struct l4_sync_applied a = {0, 0, 0, 0};
+  int r = l4_dp_sync_apply(&h->dp, recs, n, &a);
+  if (r < 0) return throw_errno(env, -r, "syncApply", "l4nat: no table published yet");
+  CHECK(napi_create_object(env, &res));
+  const uint32_t vals[] = {a.learned, a.kept, a.forgotten, a.invalid};
+  const char *const names[] = {"learned", "kept", "forgotten", "invalid"};
+  for (int i = 0; i < 4; i++) {
+    CHECK(napi_create_uint32(env, vals[i], &v));
+    CHECK(napi_set_named_property(env, res, names[i], v));
+  }
+  return res;
+}
+
+/* syncCheck(handle, records: Uint8Array) -> Uint32Array: per record, the backend slot of its key's live entry that
+ * this host logged (FL_SYNCED, not learned), else noBackend. */
+static napi_value js_sync_check(napi_env env, napi_callback_info info) {
+  napi_value ab, arr;
+  struct l4_sync_rec *recs;
+  uint32_t n;
+  struct handle *h = sync_args(env, info, "syncCheck", &recs, &n);
+  if (!h) return NULL;
+  void *out;
+  CHECK(napi_create_arraybuffer(env, sizeof(uint32_t) * (n ? n : 1), &out, &ab));
+  int r = l4_dp_sync_check(&h->dp, recs, n, out);
+  if (r < 0) return throw_errno(env, -r, "syncCheck", "l4nat: no table published yet");
+  CHECK(napi_create_typedarray(env, napi_uint32_array, n, ab, 0, &arr));
+  return arr;
 }
 
 static napi_value string_array(napi_env env, const char *const *names, uint32_t n) {
@@ -982,6 +1090,7 @@ static napi_value js_layout(napi_env env, napi_callback_info info) {
   static const struct named_u32 bk_table_flags[] = {L4_LAYOUT_BK_TABLE_FLAGS(NAMED_U32)};
   static const struct named_u32 explain_fields[] = {L4_LAYOUT_EXPLAIN_FIELDS(NAMED_U32)};
   static const struct named_u32 explain_verdicts[] = {L4_LAYOUT_EXPLAIN_VERDICTS(NAMED_U32)};
+  static const struct named_u32 sync_fields[] = {L4_LAYOUT_SYNC_FIELDS(NAMED_U32)};
 #define N(a) (sizeof(a) / sizeof((a)[0]))
   napi_value o = named_object(env, numbers, N(numbers));
   if (!o) {
@@ -1002,6 +1111,7 @@ static napi_value js_layout(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, o, "bkTableFlags", named_object(env, bk_table_flags, N(bk_table_flags))));
   CHECK(napi_set_named_property(env, o, "explainFields", named_object(env, explain_fields, N(explain_fields))));
   CHECK(napi_set_named_property(env, o, "explainVerdicts", named_object(env, explain_verdicts, N(explain_verdicts))));
+  CHECK(napi_set_named_property(env, o, "syncFields", named_object(env, sync_fields, N(sync_fields))));
 #undef N
   CHECK(napi_set_named_property(env, o, "queueCounters", string_array(env, L4_QUEUE_COUNTER_NAMES, L4_Q_MAX)));
   CHECK(napi_set_named_property(env, o, "dropReasons", string_array(env, L4_DROP_REASON_NAMES, L4_DROP_MAX)));
@@ -1037,6 +1147,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"queueErrors", 0, js_queue_errors, 0, 0, 0, napi_default, 0},
       {"traceSet", 0, js_trace_set, 0, 0, 0, napi_default, 0},
       {"traceDrain", 0, js_trace_drain, 0, 0, 0, napi_default, 0},
+      {"syncSet", 0, js_sync_set, 0, 0, 0, napi_default, 0},
+      {"syncDrain", 0, js_sync_drain, 0, 0, 0, napi_default, 0},
+      {"syncApply", 0, js_sync_apply, 0, 0, 0, napi_default, 0},
+      {"syncCheck", 0, js_sync_check, 0, 0, 0, napi_default, 0},
       {"layout", 0, js_layout, 0, 0, 0, napi_default, 0},
   };
   if (napi_define_properties(env, exports, sizeof(d) / sizeof(d[0]), d) != napi_ok) return NULL;

@@ -130,6 +130,7 @@ static void drain(struct l4_queue *q) {
     ctr[L4_Q_BATCHES]++;
     if (__builtin_expect(l4_dp_trace_changed(&dp->trace, q->trace_seen), 0))
       q->ctx.trace = l4_dp_trace_copy(&dp->trace, q->trace, &q->trace_seen);
+    q->ctx.sync = l4_dp_sync_log(&dp->sync, q->index);
     int i, failed = 0;
     for (i = 0; i < L4_BATCH; i++) {
       ssize_t n = read(q->fd, q->buf, L4_BUF_SIZE);
@@ -256,12 +257,21 @@ int l4_dp_create(struct l4_dp *dp, const struct l4_dp_config *cfg, const char **
     l4_probes_destroy(&dp->probes);
     goto fail_flows;
   }
+  if (l4_dp_sync_init(&dp->sync, n) < 0) {
+    r = -ENOMEM;
+    *failed_call = "calloc sync logs";
+    l4_dp_trace_destroy(&dp->trace);
+    l4_ratelimit_destroy(&dp->ratelimit);
+    l4_probes_destroy(&dp->probes);
+    goto fail_flows;
+  }
   dp->counter_words = l4_counter_block_words(cfg->max_services, cfg->max_backends);
   dp->counter_bytes = (size_t)(dp->counter_words * (uint64_t)n * sizeof(uint64_t));
   void *c = mmap(NULL, dp->counter_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (c == MAP_FAILED) {
     r = -errno;
     *failed_call = "mmap counters";
+    l4_dp_sync_destroy(&dp->sync);
     l4_dp_trace_destroy(&dp->trace);
     l4_ratelimit_destroy(&dp->ratelimit);
     l4_probes_destroy(&dp->probes);
@@ -416,6 +426,7 @@ void l4_dp_destroy(struct l4_dp *dp, int keep_device) {
   l4_ratelimit_destroy(&dp->ratelimit);
   l4_probes_destroy(&dp->probes);
   l4_dp_trace_destroy(&dp->trace);
+  l4_dp_sync_destroy(&dp->sync);
   free(dp->fds);
   free(dp->queues);
   dp->fds = NULL;

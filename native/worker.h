@@ -8,6 +8,7 @@
 
 #include "core/dataplane.h"
 #include "flow_file.h"
+#include "sync.h"
 #include "tracing.h"
 
 struct l4_queue;
@@ -38,6 +39,7 @@ struct l4_dp {
   struct l4_ratelimit ratelimit;
   struct l4_probes probes;   /* data-plane health probes outstanding, one per backend slot (core/probe.h) */
   struct l4_dp_trace trace;  /* the verdict trace's matches and rings (tracing.h) */
+  struct l4_dp_sync sync;    /* flow-state sync's per-worker logs and its switch (sync.h) */
   _Atomic(struct l4_tables *) tables;
   _Atomic uint64_t gen;      /* bumped on each publish (quiescent-state based reclamation) */
   _Atomic int stopping;

@@ -132,7 +132,11 @@ test('flow states travel by the addon\'s numbers: a filter\'s state bits and a l
   assert.deepEqual(nativeQuery({ states: ['ESTABLISHED', 'UDP'], backendSlot: 3 }, 1024, layout), { backend: 3, states: (1 << 2) | (1 << 5) });
   assert.deepEqual(nativeQuery({}, 1024, layout), {}, 'no states: no condition on them');
   assert.throws(() => nativeQuery({ states: ['LISTEN' as FlowState] }, 1024, layout), /flows: state must be one of SYN_SENT, SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSE, UDP, got "LISTEN"/);
-  const entry = flowEntry({ client: new Uint8Array([10, 0, 0, 1]), vip: new Uint8Array([10, 0, 0, 2]), cport: 40000, vport: 80, proto: 6, backend: 1, service: 0, state: 0x24, stateClass: 4, idle: 3, age: 8 });
+  const entry = flowEntry({ client: new Uint8Array([10, 0, 0, 1]), vip: new Uint8Array([10, 0, 0, 2]), cport: 40000, vport: 80, proto: 6, backend: 1, service: 0, state: 0x24, stateClass: 4, idle: 3, age: 8, learned: 0 });
   assert.equal(entry.ageSeconds, 8, 'the age');
+  assert.equal(entry.sync, undefined, 'neither logged nor learned: no sync marker');
+  const raw = { client: new Uint8Array([10, 0, 0, 1]), vip: new Uint8Array([10, 0, 0, 2]), cport: 40000, vport: 80, proto: 6, backend: 1, service: 0, stateClass: 2, idle: 3, age: 8 };
+  assert.equal(flowEntry({ ...raw, state: 0x47, learned: 1 }).sync, 'learned', 'learned from a peer');
+  assert.equal(flowEntry({ ...raw, state: 0x47, learned: 0 }).sync, 'logged', 'SYNCED without learned: logged for the peers');
   assert.equal(entry.state, 'CLOSE', 'the name of the class the addon gave, whatever the bits');
 });

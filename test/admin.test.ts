@@ -15,6 +15,8 @@ import { loadConfigFile, parseConfig } from '../src/config/load';
 import { Controller, DRAIN_QUIET_MS, type BalancerLike } from '../src/control/controller';
 import type { ProbeFn } from '../src/health/checker';
 import { createMetrics } from '../src/admin/metrics';
+import type { SyncStats } from '../src/cluster/sync-stats';
+import { formatSync } from '../src/cli/status';
 import { DEFAULT_TIMEOUTS, type ServiceSpec } from '../src/config/model';
 import type { CounterMap, CounterSnapshot, FlowEntry, FlowFilter } from '../src/dataplane/native';
 import { backendKey, type ServiceProtections, type TableOptions } from '../src/dataplane/tables';
@@ -720,6 +722,29 @@ services:
   const r = await app.inject({ headers: AUTH, method: 'POST', url: `/v1/services/${WEB}/backends/${encodeURIComponent('10.0.1.12:8080/tcp')}/drain` });
   assert.equal(r.statusCode, 202);
   assert.deepEqual(bal.last[0].backends.map((b) => [b.weight, b.down ?? false]), [[0, true], [0, false], [1, false]]);
+  ctrl.stop();
+  await app.close();
+});
+
+test('flow-state sync: GET /v1/status carries its report, /metrics its counters, l4nat status its line', async () => {
+  const { app, ctrl } = await setup();
+  const plain = await app.inject({ headers: AUTH, method: 'GET', url: '/v1/status' });
+  assert.equal(plain.json().sync, null, 'sync off: null');
+  const st: SyncStats = {
+    peers: [{ peer: '10.210.0.2:9182', lastMessageAgeMs: 400, received: 12 }, { peer: '10.210.0.3:9182', lastMessageAgeMs: null, received: 0 }],
+    sent: { messages: 30, entries: 200 },
+    received: { messages: 12, entries: 40 },
+    rejected: { malformed: 0, bad_mac: 2, replayed: 1, stale: 0, unknown_peer: 0, unknown_backend: 0 },
+    learned: 38, kept: 2, forgotten: 5, own: 17, known: 33, overflow: 0, logFull: 0, queued: 0,
+  };
+  ctrl.syncStatus = () => st;
+  const r = await app.inject({ headers: AUTH, method: 'GET', url: '/v1/status' });
+  assert.deepEqual(r.json().sync, st);
+  const m = (await app.inject({ headers: AUTH, method: 'GET', url: '/metrics' })).body;
+  for (const line of ['l4nat_sync_rejected_total{reason="bad_mac"} 2', 'l4nat_sync_applied_total{result="learned"} 38', 'l4nat_sync_divergent_entries{origin="own"} 17', 'l4nat_sync_peer_last_message_age_seconds{peer="10.210.0.2:9182"} 0.4', 'l4nat_sync_messages_total{direction="sent"} 30']) {
+    assert.ok(m.includes(line), `metrics lack ${line}`);
+  }
+  assert.equal(formatSync(st), 'sync: peers 10.210.0.2:9182 0.4 s ago, 10.210.0.3:9182 never heard; divergent here 17, learned 33; sent 30 msgs/200 entries, received 12/40; flow table: 38 learned, 2 kept local, 5 forgotten; REJECTED bad_mac 2, replayed 1');
   ctrl.stop();
   await app.close();
 });

@@ -50,6 +50,7 @@ function fakeControl(): ClusterControl {
   return {
     localHealth: () => new Map(),
     healthVote: null,
+    syncStatus: null,
     beforePlannedChange: null,
     republish: async () => undefined,
     publishedWeights: weights,

@@ -13,6 +13,7 @@ const COLORS: Record<string, string> = {
   'l4nat-nocoal': '#b6992d',
   'l4nat-nopoll': '#76b7b2',
   'l4nat-busypoll': '#e15759',
+  'l4nat-sync': '#9c755f',
   'tun-relay': '#9c755f',
   'l4nat-nice0': '#b07aa1',
   direct: '#bab0ac',

@@ -15,6 +15,8 @@
 //   l4nat-nocoal  l4nat with UDP coalescing off (L4NAT_UDP_COALESCE=0): every datagram its own TUN write.
 //   l4nat-nopoll  l4nat with busy polling off (L4NAT_BUSY_POLL_US=0): a worker sleeps as soon as its queue
 //             drains.
+//   l4nat-sync  l4nat with the workers' flow-state sync logs on (L4NAT_SYNC_LOG=1, no cluster): what sync costs the
+//             packet path at steady state (every packet on an entry not yet logged checks it against the ring).
 //   l4nat-busypoll  l4nat with a fixed busy-polling window (L4NAT_BUSY_POLL_US=50, L4NAT_BUSY_POLL_ADAPTIVE=0):
 //             a worker always keeps reading 50 µs after its queue drains before it sleeps.
 //   l4nat-bounded  l4nat with --balance bounded (factor 1.25): every new flow passes admission (native/core/
@@ -50,6 +52,7 @@ const L4NAT_VARIANT_ENV: Partial<Record<BaseVariant, Record<string, string>>> = 
   'l4nat-nocoal': { L4NAT_UDP_COALESCE: '0' },
   'l4nat-nopoll': { L4NAT_BUSY_POLL_US: '0' },
   'l4nat-busypoll': { L4NAT_BUSY_POLL_US: '50', L4NAT_BUSY_POLL_ADAPTIVE: '0' },
+  'l4nat-sync': { L4NAT_SYNC_LOG: '1' },
 };
 
 export interface RunningVariant {
@@ -145,6 +148,7 @@ async function setupBase(lab: Lab, base: BaseVariant, name: string, l4root: stri
     case 'l4nat-nocoal':
     case 'l4nat-nopoll':
     case 'l4nat-busypoll':
+    case 'l4nat-sync':
     case 'l4nat-baseline':
     case 'l4nat-bounded':
     case 'l4nat-nice0': {

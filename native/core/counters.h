@@ -41,7 +41,10 @@
   X(FLOW_ADMIT_MOVED, "flow_admit_moved")   /* new flows whose ring backend was over its bound or at its max_flows: \
                                                sent to the next candidate (admission.h) */                   \
   X(FULL_REJECTED, "full_rejected")         /* new flows refused with a RST or an ICMP port unreachable: every \
-                                               candidate at its max_flows, when_full: reject (refuse.h) */
+                                               candidate at its max_flows, when_full: reject (refuse.h) */ \
+  X(SYNC_LOGGED, "sync_logged")             /* entries pinned against the ring logged for the peers (sync_log.h) */ \
+  X(SYNC_LOGGED_DEL, "sync_logged_del")     /* closes of logged entries logged for the peers */                   \
+  X(SYNC_LOG_FULL, "sync_log_full")         /* entries to log that found the worker's log full (logged at a later packet) */
 
 #define L4_Q_ENUM(name, str) L4_Q_##name,
 enum l4_queue_counter { L4_QUEUE_COUNTERS(L4_Q_ENUM) L4_Q_MAX };

@@ -8,6 +8,7 @@
 #include "decide.h"
 #include "probe.h"
 #include "refuse.h"
+#include "sync_log.h"
 #include "trace.h"
 
 /* The packet path is compiled twice (see l4_process): with note == NULL, every NOTE() and the functions taking
@@ -114,6 +115,58 @@ static void count_obj(uint64_t *c, uint32_t bytes, int in) {
   c[in ? L4_O_BYTES_IN : L4_O_BYTES_OUT] += bytes;
 }
 
+/* Logs an entry for the peers and marks it FL_SYNCED (a full log: counted; the entry's next packet tries again). */
+static __attribute__((noinline)) void sync_log_add(struct l4_ctx *ctx, const struct l4_flow_key *key,
+                                                   struct l4_flow_ref *ref, uint32_t svc_slot, uint8_t after) {
+  if (l4_sync_log_put(ctx->sync, key, ref->backend, svc_slot, L4_SYNC_ADD, after)) {
+    ref->state = after;
+    l4_flow_touch(ctx->flows, ref, FL_SYNCED, 0, ctx->now);
+    ctx->counters[L4_Q_SYNC_LOGGED]++;
+  } else {
+    ctx->counters[L4_Q_SYNC_LOG_FULL]++;
+  }
+}
+
+/* Flow-state sync (sync_log.h), with sync on only, after a packet's state change (set, clear) on an entry it
+ * hit: logs an entry pinned against the current ring once (and marks it), and the close of a marked one (and
+ * unmarks it). Whatever its TCP state: with the backends' replies returning by ECMP, a flow's entry on the host its
+ * client's packets reach may never see a reply (FL_SYN only, never established), and it is the one that matters.
+ * Only a second chance's guess (no state bits) waits until its backend has answered through it, so a spoofed ACK
+ * cannot make this host push guesses to its peers. Out of line: the path with sync off pays one branch on
+ * ctx->sync. */
+static __attribute__((noinline)) void sync_note(struct l4_ctx *ctx, const struct l4_tables *t, const struct l4_service *s,
+                                                const struct l4_flow_key *key, uint64_t hash, struct l4_flow_ref *ref,
+                                                uint32_t svc_slot, uint8_t set, uint8_t clear) {
+  uint8_t before = ref->state, after = (uint8_t)((before | set) & ~clear);
+  if (before & FL_SYNCED) {
+    if (l4_flow_state_closed(after) && !l4_flow_state_closed(before) &&
+        l4_sync_log_put(ctx->sync, key, ref->backend, svc_slot, L4_SYNC_DEL, after)) {
+      ref->state = after;
+      l4_flow_touch(ctx->flows, ref, 0, FL_SYNCED, ctx->now);
+      ctx->counters[L4_Q_SYNC_LOGGED_DEL]++;
+    }
+    return;
+  }
+  if (l4_flow_state_closed(after) || (key->proto == IPPROTO_TCP_ && !(after & (FL_SYN | FL_REPLY | FL_EST)))) return;
+  if (l4_pick_backend(t, s, key, hash) == ref->backend) return;
+  sync_log_add(ctx, key, ref, svc_slot, after);
+}
+
+/* With sync on: a backend's reset of a flow this host's live entry pins to another backend, while the ring picks the
+ * resetting one. The flow's client packets reach another host that has no entry for it yet (it moved there, or
+ * its replies never pass there) and go by the ring; this entry knows the backend that has the connection. The
+ * reset is swallowed like a second chance's, and the entry logged again (marked or not), so that host learns it
+ * and the client's retransmission reaches the right backend. Sync off: the reset goes to the client, as always. */
+static __attribute__((noinline)) bool sync_other_reset(struct l4_ctx *ctx, const struct l4_tables *t,
+                                                       const struct l4_service *s, const struct l4_flow_key *key,
+                                                       uint64_t hash, struct l4_flow_ref *ref, uint32_t bk_slot,
+                                                       uint32_t svc_slot) {
+  if (l4_flow_state_closed(ref->state) || !l4_backend_valid(t, ref->backend, svc_slot)) return false;
+  if (l4_pick_backend(t, s, key, hash) != bk_slot) return false;
+  sync_log_add(ctx, key, ref, svc_slot, (uint8_t)(ref->state & ~FL_SYNCED));
+  return true;
+}
+
 /* The ring slot the flow hashes to (traced path only). */
 static uint32_t ring_index(const struct l4_tables *t, const struct l4_service *s, const struct l4_flow_key *k, uint64_t hash) {
   return s->ring_size ? l4_ring_slot(&t->hash_key, s->hash_mode, k, hash, s->ring_size) : L4_NO_BACKEND;
@@ -169,6 +222,7 @@ PATH enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, stru
       if (!(tflags & TCP_RST)) clear = FL_RST; /* the flow lives on: a forged RST does not unpin it */
     }
     l4_flow_touch(ctx->flows, &ref, set, clear, ctx->now);
+    if (__builtin_expect(ctx->sync != NULL, 0)) sync_note(ctx, t, s, &key, hash, &ref, svc_slot, set, clear);
   } else {
     b = l4_pick_backend(t, s, &key, hash);
     NOTE(note->rec.ring_slot = ring_index(t, s, &key, hash), note->rec.backend = b);
@@ -290,6 +344,11 @@ PATH enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, struct
         if (!(p->tcp_flags & TCP_RST)) clear = FL_RST;
       }
       l4_flow_touch(ctx->flows, &ref, set, clear, ctx->now);
+      if (__builtin_expect(ctx->sync != NULL, 0)) sync_note(ctx, t, s, &key, hash, &ref, bk->service, set, clear);
+    } else if (__builtin_expect(ctx->sync != NULL, 0) && rst &&
+               sync_other_reset(ctx, t, s, &key, hash, &ref, bk_slot, bk->service)) {
+      NOTE(note->rec.flow = L4_TF_SECOND_CHANCE, note->rec.backend = ref.backend);
+      return drop(ctx, L4_DROP_SECOND_CHANCE);
     }
   } else if (rst && l4_pick_backend(t, s, &key, hash) == bk_slot) {
     /* Second chance: a flow we have no entry for (it was decided on another host, or before a restart) went by
@@ -326,7 +385,13 @@ PATH enum l4_verdict reply(struct l4_ctx *ctx, const struct l4_tables *t, struct
     if (is_tcp) state |= (uint8_t)(((p->tcp_flags & TCP_SYN) ? FL_SYN : 0) | tcp_state_bits(p->tcp_flags, 0));
     enum l4_flow_insert_result r =
         l4_flow_insert(ctx->flows, &key, hash, bk_slot, bk->service, state, &t->timeouts, ctx->now, false, &ref);
-    if (r == FLOW_INSERTED || r == FLOW_INSERTED_EVICTED) ctx->counters[L4_Q_FLOW_PICKUP]++;
+    if (r == FLOW_INSERTED || r == FLOW_INSERTED_EVICTED) {
+      ctx->counters[L4_Q_FLOW_PICKUP]++;
+      /* A flow that moved from another host (or outlived a restart): the ring agrees with it now, but if it changes
+       * before the client's packets and this backend's replies meet on one host (replies return by ECMP), only
+       * this entry knows the flow's backend. Its peers learn it (half-open, as here). */
+      if (__builtin_expect(ctx->sync != NULL, 0)) sync_log_add(ctx, &key, &ref, bk->service, state);
+    }
     NOTE(note->rec.flow = r == FLOW_INSERT_FAILED ? L4_TF_INSERT_FAILED : r == FLOW_EXISTS ? L4_TF_RACED : L4_TF_PICKUP);
     if (r == FLOW_INSERTED_EVICTED) ctx->counters[L4_Q_FLOW_EVICTED]++;
     if (r == FLOW_INSERT_FAILED) ctx->counters[L4_Q_FLOW_INSERT_FAILED]++;

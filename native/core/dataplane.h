@@ -27,6 +27,7 @@ struct l4_ctx {
   enum l4_drop_reason last_drop; /* for tests, and the trace's drop reason */
   struct l4_trace *trace;        /* NULL: tracing off (trace.h); set by the worker between batches */
   uint32_t buf_cap;              /* bytes the packet buffer holds (virtio_net_hdr included): room for an ICMP answer */
+  struct l4_sync_log *sync;      /* NULL: flow-state sync off (sync_log.h); else this worker's log */
 };
 
 /* Processes the packet at buf (virtio_net_hdr first, *len bytes). On L4_VERDICT_TX the buffer holds the

@@ -33,7 +33,7 @@ uint32_t l4_flow_segment_layout_id(void) {
       offsetof(struct l4_flow_key, vport),
       offsetof(struct l4_flow_key, proto),
       offsetof(struct l4_flow_key, family),
-      FL_SYN, FL_REPLY, FL_EST, FL_FIN_C, FL_FIN_B, FL_RST, FL_FREE,
+      FL_SYN, FL_REPLY, FL_EST, FL_FIN_C, FL_FIN_B, FL_RST, FL_FREE, FL_SYNCED, L4_VER_LEARNED,
       L4_VER(1, 2, 3),
       L4_BIRTH_UNIT_SHIFT,
       sizeof(struct l4_flow_segment_hdr),

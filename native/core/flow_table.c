@@ -170,8 +170,8 @@ static uint64_t keep_score(struct l4_flow *e, const struct l4_flow_timeouts *to,
 
 /* Writes an entry whose version word the caller holds odd at sequence seq_odd (bucket lock held), then
  * publishes it with the next even sequence and `state`. Returns that sequence. */
-static uint32_t write_entry(struct l4_flow *e, uint32_t seq_odd, const struct l4_flow_key *key, uint32_t hash_hi,
-                            uint32_t backend, uint32_t svc, uint8_t state, uint32_t now) {
+static uint32_t write_entry_ver(struct l4_flow *e, uint32_t seq_odd, const struct l4_flow_key *key, uint32_t hash_hi,
+                                uint32_t backend, uint32_t svc, uint64_t ver_bits, uint32_t now) {
   uint64_t kw[L4_KEY_WORDS];
   key_words(key, kw);
   atomic_store_explicit(&e->hash_hi, hash_hi, memory_order_relaxed);
@@ -182,9 +182,14 @@ static uint32_t write_entry(struct l4_flow *e, uint32_t seq_odd, const struct l4
   /* next even value; skip 0, which means "never used" */
   uint32_t next = seq_odd + 1;
   if (next == 0) next = 2;
-  atomic_store_explicit(&e->ver, L4_VER(next, key->proto, state) | ((uint64_t)l4_birth_of(now) << 16),
+  atomic_store_explicit(&e->ver, L4_VER(next, key->proto, 0) | ver_bits | ((uint64_t)l4_birth_of(now) << 16),
                         memory_order_release);
   return next;
+}
+
+static uint32_t write_entry(struct l4_flow *e, uint32_t seq_odd, const struct l4_flow_key *key, uint32_t hash_hi,
+                            uint32_t backend, uint32_t svc, uint8_t state, uint32_t now) {
+  return write_entry_ver(e, seq_odd, key, hash_hi, backend, svc, state, now);
 }
 
 /* Marks an entry as being written (odd sequence); the caller holds the bucket lock. A state change a worker
@@ -303,6 +308,7 @@ uint64_t l4_flow_walk(struct l4_flow_table *ft, const struct l4_flow_timeouts *t
     if (expired_at(e, L4_VER_PROTO(v2), L4_VER_STATE(v2), last, to, now)) continue;
     memcpy(&v.key, kw, sizeof(v.key));
     v.state = L4_VER_STATE(v2);
+    v.learned = (v2 & L4_VER_LEARNED) != 0;
     v.idle = (int32_t)(now - last) > 0 ? now - last : 0;
     v.age = l4_age_of(L4_VER_BIRTH(v2), now);
     v.e = e;
@@ -372,4 +378,57 @@ uint64_t l4_flow_sweep(struct l4_flow_table *ft, const struct l4_flow_timeouts *
     bucket_unlock(ft, bi);
   }
   return last * L4_FLOW_BUCKET;
+}
+
+enum l4_flow_insert_result l4_flow_learn(struct l4_flow_table *ft, const struct l4_flow_key *key, uint64_t hash,
+                                         uint32_t backend, uint32_t svc, bool confirmed, const struct l4_flow_timeouts *to,
+                                         uint32_t now) {
+  uint64_t bi = hash & (ft->nbuckets - 1);
+  struct l4_flow *b = &ft->entries[bi * L4_FLOW_BUCKET];
+  uint32_t hash_hi = (uint32_t)(hash >> 32);
+  uint64_t kw[L4_KEY_WORDS];
+  key_words(key, kw);
+  bucket_lock(ft, bi);
+  struct l4_flow *target = NULL;
+  uint64_t victim_score = UINT64_MAX;
+  bool existing = false;
+  for (int i = 0; i < L4_FLOW_BUCKET; i++) {
+    struct l4_flow_ref ref;
+    if (read_entry(&b[i], kw, hash_hi, &ref)) {
+      bool learned = (atomic_load_explicit(&b[i].ver, memory_order_relaxed) & L4_VER_LEARNED) != 0;
+      if (!learned && !l4_flow_state_closed(ref.state) && !expired(ref.e, key->proto, ref.state, to, now)) {
+        bucket_unlock(ft, bi);
+        return FLOW_EXISTS; /* this host's own live entry wins */
+      }
+      target = &b[i];
+      existing = true;
+      break;
+    }
+    uint64_t score = keep_score(&b[i], to, now);
+    if (score < victim_score) {
+      victim_score = score;
+      target = &b[i];
+    }
+  }
+  uint8_t tcp = confirmed ? FL_SYN | FL_REPLY | FL_EST : FL_REPLY;
+  uint8_t state = (uint8_t)((key->proto == 6 ? tcp : 0) | FL_SYNCED);
+  write_entry_ver(target, begin_write(ft, target), key, hash_hi, backend, svc, state | L4_VER_LEARNED, now);
+  l4_flow_count_add(ft, backend, svc, 1); /* a learned entry is open (established or half-open): counted */
+  bucket_unlock(ft, bi);
+  return existing || victim_score <= 1 ? FLOW_INSERTED : FLOW_INSERTED_EVICTED;
+}
+
+bool l4_flow_forget(struct l4_flow_table *ft, const struct l4_flow_key *key, uint64_t hash, uint32_t now) {
+  struct l4_flow *b = bucket_of(ft, hash);
+  uint64_t kw[L4_KEY_WORDS];
+  key_words(key, kw);
+  for (int i = 0; i < L4_FLOW_BUCKET; i++) {
+    struct l4_flow_ref ref;
+    if (!read_entry(&b[i], kw, (uint32_t)(hash >> 32), &ref)) continue;
+    uint64_t v = atomic_load_explicit(&b[i].ver, memory_order_relaxed);
+    if (L4_VER_SEQ(v) != ref.seq || !(v & L4_VER_LEARNED)) return false;
+    struct l4_flow_view view = {.e = ref.e, .seq = ref.seq};
+    return l4_flow_remove(ft, &view, now);
+  }
+  return false;
 }

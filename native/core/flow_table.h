@@ -36,6 +36,8 @@
 #define FL_FIN_C 0x08     /* FIN from the client */
 #define FL_FIN_B 0x10     /* FIN from the backend */
 #define FL_RST 0x20       /* RST seen; cleared again by a later non-RST packet, so a forged RST cannot unpin a live flow */
+#define FL_SYNCED 0x40    /* logged for the cluster's peers as pinned against the ring (sync_log.h); set on
+                             learned entries too, so a host never sends on what it was told */
 #define FL_FREE 0x80      /* removed by the admin: an empty slot (only l4_flow_remove sets it) */
 
 /* A TCP entry in CLOSE: reset, or FIN seen both ways (it lingers for the close timeout, but carries no connection). */
@@ -58,7 +60,10 @@ struct l4_flow_key {
  * oldest flow), never the packet path's decisions. */
 #define L4_VER_SEQ(v) ((uint32_t)((v) >> 32))
 #define L4_VER_STATE(v) ((uint8_t)(v))
-#define L4_VER_PROTO(v) ((uint8_t)((v) >> 8))
+#define L4_VER_PROTO(v) ((uint8_t)((v) >> 8) & 0x7f)
+/* Learned from a peer (l4_flow_learn), not made by this host's packets: the protocol byte's top bit (TCP and UDP
+ * need 5 bits), so an entry stays 64 bytes and state changes (which only OR and clear state bits) keep it. */
+#define L4_VER_LEARNED ((uint64_t)0x80 << 8)
 #define L4_VER_BIRTH(v) ((uint16_t)((v) >> 16))
 #define L4_VER(seq, proto, state) (((uint64_t)(seq) << 32) | ((uint64_t)(proto) << 8) | (uint64_t)(state))
 #define L4_BIRTH_UNIT_SHIFT 2 /* 4-second units: ages are exact to 4 s and wrap after 2^18 s (72.8 hours) */
@@ -215,6 +220,7 @@ struct l4_flow_view {
   uint8_t state;
   uint32_t idle; /* seconds since the last packet */
   uint32_t age;  /* seconds since the entry was written for its flow (l4_age_of) */
+  uint8_t learned; /* L4_VER_LEARNED */
   struct l4_flow *e;
   uint32_t seq;
 };
@@ -236,6 +242,19 @@ bool l4_flow_remove(struct l4_flow_table *ft, const struct l4_flow_view *v, uint
 #define L4_SWEEP_MARGIN 2
 uint64_t l4_flow_sweep(struct l4_flow_table *ft, const struct l4_flow_timeouts *to, uint32_t now, uint64_t start,
                        uint64_t max_scan, uint64_t *freed);
+
+/* Inserts an entry a peer reported (flow-state sync, sync_log.h) as learned, FL_SYNCED, expiring by the same
+ * timeouts: TCP `confirmed` (both ends spoke through the peer's entry) established (SYN, REPLY, EST), else as the
+ * peer's pick-up was, half-open (REPLY: SYN timeout, evicted first; the client's next packet through it confirms
+ * it); UDP no bits. A live entry this host made itself, not closed,
+ * wins (FLOW_EXISTS): its packets went through this host, a peer's report is older news. A learned one is
+ * re-pinned and refreshed (a peer's newer report), and a closed or expired one replaced. */
+enum l4_flow_insert_result l4_flow_learn(struct l4_flow_table *ft, const struct l4_flow_key *key, uint64_t hash,
+                                         uint32_t backend, uint32_t svc, bool confirmed, const struct l4_flow_timeouts *to,
+                                         uint32_t now);
+
+/* Removes key's entry if it is a learned one (a peer reported the flow closed); a local entry stays. */
+bool l4_flow_forget(struct l4_flow_table *ft, const struct l4_flow_key *key, uint64_t hash, uint32_t now);
 
 /* Counts live entries (for tests and the admin view; walks the whole table). */
 uint64_t l4_flow_count(struct l4_flow_table *ft, const struct l4_flow_timeouts *to, uint32_t now);

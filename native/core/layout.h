@@ -11,6 +11,7 @@
 #include "explain.h"
 #include "flow_query.h"
 #include "flow_table.h"
+#include "sync_log.h"
 #include "tables.h"
 #include "trace.h"
 
@@ -29,7 +30,10 @@
   X("traceRecordBytes", sizeof(struct l4_trace_rec)) \
   X("traceMatches", L4_TRACE_MATCHES)        \
   X("explainWords", L4_EXPLAIN_WORDS)        \
-  X("moveWords", L4_MOVE_WORDS)
+  X("moveWords", L4_MOVE_WORDS)             \
+  X("syncRecordBytes", sizeof(struct l4_sync_rec)) \
+  X("syncAdd", L4_SYNC_ADD)                  \
+  X("syncDel", L4_SYNC_DEL)
 
 /* A service's balance word ([8] of its svcWords) and when_full word ([10]), by the config's names; the factor
  * word ([9]) is in percent within these bounds. */
@@ -47,7 +51,11 @@
   X("EST", FL_EST)               \
   X("FIN_C", FL_FIN_C)           \
   X("FIN_B", FL_FIN_B)           \
-  X("RST", FL_RST)
+  X("RST", FL_RST)               \
+  X("SYNCED", FL_SYNCED)
+
+/* A sync record's fields (sync_log.h; src/dataplane/sync-record.ts decodes and encodes them). */
+#define L4_LAYOUT_SYNC_FIELDS(X) L4_SYNC_REC_FIELDS(X)
 
 /* The states a flow listing shows, by the numbers a flow filter's state bits and a listed entry's class use. */
 #define L4_LAYOUT_FLOW_CLASSES(X) L4_FLOW_CLASSES(X)

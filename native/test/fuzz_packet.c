@@ -23,6 +23,7 @@
 #include "../core/coalesce.h"
 #include "../core/dataplane.h"
 #include "../core/explain.h"
+#include "../core/sync_log.h"
 #include "fixture_tables.h"
 #include "pkt_builder.h"
 
@@ -37,6 +38,7 @@ static struct l4_probes g_probes; /* every backend slot has a probe outstanding:
 /* The verdict trace (core/trace.h), on for inputs of odd length: match 0 takes every packet, match 1 a client,
  * a service and a backend, so both the traced and the untraced copy of the packet path are fuzzed. */
 static struct l4_trace_ring g_ring;
+static struct l4_sync_log g_sync; /* flow-state sync on for inputs of length 2 or 3 mod 4 (sync_log.h) */
 static struct l4_trace g_trace = {.ring = &g_ring, .match = {{.flags = L4_TM_ACTIVE},
                                   {.flags = L4_TM_ACTIVE | L4_TM_CLIENT | L4_TM_SERVICE | L4_TM_BACKEND, .client_family = 4,
                                    .svc_family = 4, .svc_proto = 6, .vport = 80, .bk_family = 4, .bport = 8080,
@@ -246,7 +248,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   for (uint32_t b = 0; b < FX_MAX_BACKENDS; b++) l4_probe_arm(&g_probes, b, 40001, 0xa1b2c3d4);
   struct l4_ctx ctx = {.counters = g_counters, .max_services = FX_MAX_SERVICES, .max_backends = FX_MAX_BACKENDS,
-                       .flows = &g_ft, .now = 100000, .probes = &g_probes, .trace = (len & 1) ? &g_trace : NULL};
+                       .flows = &g_ft, .now = 100000, .probes = &g_probes, .trace = (len & 1) ? &g_trace : NULL,
+                       .sync = (len & 2) ? &g_sync : NULL};
   run_one(&ctx, t, pkt, len);
   if (opt & 0x20) {
     static const uint32_t advance[4] = {0, 11, 61, 3601};
@@ -255,6 +258,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   struct l4_trace_rec rec[2];
   while (l4_trace_ring_read(&g_ring, rec, 2) > 0) {
+  }
+  struct l4_sync_rec srec[8];
+  while (l4_sync_log_read(&g_sync, srec, 8) > 0) {
   }
   return 0;
 }

@@ -68,6 +68,11 @@
   /* core_test_spoof.c */                                                                                     \
   X(ack_flood_after_ring_change, "spoofed ACK+RST pairs after a ring change: no real flow evicted, none pinned to a drained backend") \
   X(reply_pickup_flood, "spoofed backend-sourced replies: picked up unconfirmed, no real flow evicted")      \
+  /* core_test_sync.c */                                                                                     \
+  X(sync_divergent_log, "an entry pinned against the ring or picked up is logged once, its close once; convergent, a guess or sync off: nothing") \
+  X(sync_log_full, "the sync log is bounded: a record past the end is dropped and counted")                  \
+  X(sync_learn, "a peer's entry learned: pins the flow, listed learned, expires; a live local entry wins")    \
+  X(sync_other_reset, "sync on: the ring's backend resetting a flow pinned elsewhere here is swallowed, the entry re-logged") \
   /* core_test_coalesce.c */                                                                                  \
   X(coalesce_udp_runs, "UDP runs merged into one GSO super-packet split back into the same datagrams")       \
   X(coalesce_refusals, "datagrams the segmentation would not reproduce are never merged")                  \

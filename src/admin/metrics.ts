@@ -5,6 +5,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { OBJECT_COUNTER_METRICS, QUEUE_COUNTER_METRICS, SERVICE_ONLY_COUNTERS } from '../dataplane/counter-names';
 import type { CounterMap, CounterSnapshot } from '../dataplane/native';
 import { monotonicMs } from '../util/clock';
+import type { SyncStats } from '../cluster/sync-stats';
 
 /** Of a backend in the control plane's view, what the metrics export. */
 export interface MetricsBackend {
@@ -29,6 +30,8 @@ export interface MetricsControl {
   /** Flow entries removed at drain deadlines since start. */
   readonly drainDeadlineRemovals: number;
   readonly lastReload: { ok: boolean } | undefined;
+  /** Flow-state sync's report, while cluster.sync is on. */
+  readonly syncStatus?: (() => SyncStats | null) | null;
 }
 
 export interface MetricsSource {
@@ -99,6 +102,28 @@ export function createMetrics(src: MetricsSource): Registry {
     : undefined;
   const reloadOk = new Gauge({ name: 'l4nat_config_last_reload_successful', help: '1 if the last reload was applied (or none was tried)', registers: [reg] });
 
+  const syncMsgs = new Counter({ name: 'l4nat_sync_messages_total', help: 'Flow-state sync datagrams, by direction (sent counts one per peer)', labelNames: ['direction'], registers: [reg] });
+  const syncEntries = new Counter({ name: 'l4nat_sync_entries_total', help: 'Flow-state sync entries carried, by direction', labelNames: ['direction'], registers: [reg] });
+  const syncRejected = new Counter({ name: 'l4nat_sync_rejected_total', help: 'Flow-state sync datagrams (unknown_backend: entries) that changed nothing, by reason', labelNames: ['reason'], registers: [reg] });
+  const syncApplied = new Counter({ name: 'l4nat_sync_applied_total', help: "Peers' entries by what the flow table did: learned, kept (a live local entry won), forgotten", labelNames: ['result'], registers: [reg] });
+  const syncSet = new Gauge({ name: 'l4nat_sync_divergent_entries', help: 'Entries pinned against the ring known to flow-state sync: own (logged here) and learned', labelNames: ['origin'], registers: [reg] });
+  const syncPeerAge = new Gauge({ name: 'l4nat_sync_peer_last_message_age_seconds', help: 'Time since the last authenticated sync datagram from each peer (keepalives every second)', labelNames: ['peer'], registers: [reg] });
+  const syncOverflow = new Counter({ name: 'l4nat_sync_overflow_total', help: 'Flow-state sync entries not kept or not sent because max_entries was reached', registers: [reg] });
+
+  const updateSync = (st: SyncStats): void => {
+    for (const d of ['sent', 'received'] as const) {
+      setCounter(syncMsgs, { direction: d }, st[d].messages);
+      setCounter(syncEntries, { direction: d }, st[d].entries);
+    }
+    for (const [reason, n] of Object.entries(st.rejected)) setCounter(syncRejected, { reason }, n);
+    for (const r of ['learned', 'kept', 'forgotten'] as const) setCounter(syncApplied, { result: r }, st[r]);
+    syncSet.set({ origin: 'own' }, st.own);
+    syncSet.set({ origin: 'learned' }, st.known);
+    syncPeerAge.reset();
+    for (const p of st.peers) if (p.lastMessageAgeMs !== null) syncPeerAge.set({ peer: p.peer }, p.lastMessageAgeMs / 1000);
+    setCounter(syncOverflow, {}, st.overflow);
+  };
+
   update = (): void => {
       const c = src.counters();
       c.perQueue.forEach((q, i) => {
@@ -144,6 +169,8 @@ export function createMetrics(src: MetricsSource): Registry {
         setCounter(clusterWithdrawals!, {}, cl.withdrawals);
         clusterWithdrawn!.set(cl.disagreement.filter((d) => d.state === 'withdrawn').length);
       }
+      const st = src.ctrl.syncStatus?.();
+      if (st) updateSync(st);
   };
   return reg;
 }

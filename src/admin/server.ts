@@ -384,6 +384,7 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
       summary: ctrl.summary(),
       workers: c.heartbeatsMs.map((hb, i) => ({ queue: i, heartbeatAgeMs: Math.max(0, now - hb) })),
       flows: ctrl.flowCount(),
+      sync: ctrl.syncStatus?.() ?? null,
       ...(deps.info?.() ?? {}),
     };
   });

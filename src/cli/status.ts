@@ -2,6 +2,7 @@
 // one "->" line per backend), plus state, weights (configured/in ring) and the last health check. Pure.
 import type { BackendView, FlowView, ServicesView } from '../control/controller';
 import type { ClusterStatus } from '../cluster';
+import type { SyncStats } from '../cluster/sync-stats';
 
 export interface StatusView {
   summary: { services: number; backends: number; up: number; down: number; draining: number; allDown: string[] };
@@ -12,6 +13,8 @@ export interface StatusView {
   uptimeSeconds: number;
   /** Scale-out only (src/cluster/). */
   cluster?: ClusterStatus;
+  /** Flow-state sync (cluster.sync); null or absent when off. */
+  sync?: SyncStats | null;
 }
 
 /** The cluster line of `l4nat status`: peers voting, and VIPs whose tables differ from the majority's. */
@@ -25,6 +28,17 @@ export function clusterLine(c: ClusterStatus, now = Date.now()): string {
   }
   if (c.withdrawals) parts.push(`${c.withdrawals} withdrawal(s) for disagreement since start`);
   return parts.join('; ');
+}
+
+/** The sync line: each peer's last message age (its lag), what was logged, learned and refused. */
+export function formatSync(s: SyncStats): string {
+  const peers = s.peers.map((p) => `${p.peer} ${p.lastMessageAgeMs === null ? 'never heard' : `${(p.lastMessageAgeMs / 1000).toFixed(1)} s ago`}`).join(', ');
+  const rejected = Object.entries(s.rejected).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${n}`);
+  return (
+    `sync: peers ${peers || 'none'}; divergent here ${s.own}, learned ${s.known}; sent ${s.sent.messages} msgs/${s.sent.entries} entries, ` +
+    `received ${s.received.messages}/${s.received.entries}; flow table: ${s.learned} learned, ${s.kept} kept local, ${s.forgotten} forgotten` +
+    `${rejected.length ? `; REJECTED ${rejected.join(', ')}` : ''}${s.overflow ? `; ${s.overflow} over max_entries` : ''}${s.queued ? `; ${s.queued} queued` : ''}`
+  );
 }
 
 function n(v: number | undefined): string {
@@ -56,6 +70,7 @@ export function formatStatus(view: ServicesView, st: StatusView): string {
     const r = st.lastReload;
     lines.push(`config: ${st.configFile}${r ? `; last reload ${r.at} ${r.ok ? 'ok' : `FAILED: ${r.error ?? ''}`}` : ''}`);
   }
+  if (st.sync) lines.push(formatSync(st.sync));
   if (m.allDown.length) lines.push(`NO HEALTHY BACKEND: ${m.allDown.join(', ')}`);
   if (st.cluster) lines.push(clusterLine(st.cluster));
   const cols: Array<[string, number, boolean]> = [
@@ -127,7 +142,7 @@ export function formatFlows(flows: readonly FlowView[], truncated: boolean, next
   for (const f of flows) {
     const dest = f.backend ? f.backend.replace(/\/(tcp|udp)$/, '') : `slot ${f.backendSlot}`;
     lines.push(
-      `${pad(f.proto.toUpperCase(), 4)}${pad(f.state, 12)}${pad(`${f.idleSeconds}s`, 8, true)}  ${pad(hostPort(f.client, f.clientPort), 24)}${pad(hostPort(f.vip, f.vipPort), 24)}${dest}${f.backendName ? ` (${f.backendName})` : ''}`,
+      `${pad(f.proto.toUpperCase(), 4)}${pad(f.state, 12)}${pad(`${f.idleSeconds}s`, 8, true)}  ${pad(hostPort(f.client, f.clientPort), 24)}${pad(hostPort(f.vip, f.vipPort), 24)}${dest}${f.backendName ? ` (${f.backendName})` : ''}${f.sync ? `  ${f.sync}` : ''}`,
     );
   }
   const more = next !== null ? ` (more may exist: --cursor ${next} for the next page)` : truncated ? ' (more exist: raise --limit or filter)' : '';

@@ -37,6 +37,7 @@ export interface ClusterStatus {
   /** VIPs withdrawn for disagreement since start. */
   withdrawals: number;
 }
+import { FlowSync, type SyncDataplane, type SyncNames, type SyncStats } from './sync';
 
 /**
  * What the cluster needs of the control plane (src/control/controller.ts has it), owned here so that the cluster
@@ -48,6 +49,8 @@ export interface ClusterControl {
   localHealth(): Map<string, boolean>;
   /** While set, decides each backend's health from its key and the local verdict (the agreed health). */
   healthVote: ((key: string, locallyHealthy: boolean) => boolean) | null;
+  /** While set, flow-state sync's report (status, metrics). */
+  syncStatus: (() => SyncStats | null) | null;
   /** While set, awaited before a planned ring change (an operator's change, a reload). */
   beforePlannedChange: ((reason: string) => Promise<void>) | null;
   republish(reason: string): Promise<unknown>;
@@ -65,6 +68,8 @@ export interface ClusterDeps {
   rings: () => ReadonlyMap<string, Uint32Array>;
   /** Why the data plane cannot forward (e.g. a silent worker), or null. */
   dataplaneProblem: () => string | null;
+  /** For flow-state sync (cluster.sync): the data plane's sync calls and the slots by identity. */
+  sync?: { dp: SyncDataplane; names: SyncNames };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -86,6 +91,7 @@ export class Cluster {
   private busy = false;
   /** The disagreement decision's clock (tests set a fake one). */
   clock: () => number = Date.now;
+  private sync: FlowSync | undefined;
 
   constructor(
     readonly opts: ClusterOptions,
@@ -117,7 +123,17 @@ export class Cluster {
       `cluster: ${this.opts.peers.length} peer(s), health ${this.opts.health}${this.opts.bgp ? `, announcing through BIRD (${this.opts.bgp.includeFile})` : ''}`,
     );
     if (this.opts.settle > 0) deps.ctrl.beforePlannedChange = (reason) => this.settled(reason);
+    if (this.opts.sync && deps.sync) {
+      this.sync = new FlowSync(this.opts.sync, this.opts.listen, this.opts.peers, deps.sync.dp, deps.sync.names, this.log);
+      await this.sync.start();
+      deps.ctrl.syncStatus = () => this.syncStatus();
+    }
     await this.tick();
+  }
+
+  /** Flow-state sync's peers and counts; null when sync is off. */
+  syncStatus(): SyncStats | null {
+    return this.sync?.status() ?? null;
   }
 
   /** Who announces now: this host (if it announces a VIP) and the peers whose last poll answered and announce. */
@@ -326,10 +342,12 @@ export class Cluster {
 
   async close(): Promise<void> {
     this.stopping = true;
+    await this.sync?.close();
     await this.agreement.close();
     if (this.deps) {
       this.deps.ctrl.healthVote = null;
       this.deps.ctrl.beforePlannedChange = null;
+      this.deps.ctrl.syncStatus = null;
     }
     if (this.bird && this.deps) {
       while (this.busy) await sleep(20);

@@ -8,6 +8,7 @@ import { readTokenFile, SecretFileError } from '../config/secret-file';
 import type { Subject, UpOptions } from '../config/options';
 import { familyOf } from '../config/address-syntax';
 import { parsing, type Add } from '../config/issues';
+import { syncOf, type RawSync, type SyncOptions } from './sync-options';
 
 export type HealthMode = 'majority' | 'local';
 
@@ -54,6 +55,8 @@ export interface ClusterOptions {
    */
   disagreementWithdrawAfter: number;
   bgp?: BgpOptions;
+  /** Flow-state sync of the entries the ring cannot reconstruct (sync.ts); undefined: off. */
+  sync?: SyncOptions;
 }
 
 export const CLUSTER_DEFAULTS = {
@@ -82,6 +85,7 @@ export interface RawCluster {
   peer_timeout?: number;
   settle?: number;
   disagreement_withdraw_after?: number;
+  sync?: RawSync;
   bgp?: {
     include_file: string;
     birdc?: string;
@@ -186,6 +190,8 @@ export function clusterOf(raw: RawCluster | undefined, add: Add): ClusterOptions
       add(['cluster'], `${remote.join(', ')} is not a loopback address: the health views need tls {cert, key, ca} (mutual TLS with the cluster's CA; token_file may be added)`);
     }
   }
+  const sync = syncOf(raw.sync, { listen, httpPort: port, peers: peers.length }, add);
+  if (sync) out.sync = sync;
   const b = raw.bgp;
   if (b) {
     const returnRoutes: BgpOptions['returnRoutes'] = [];

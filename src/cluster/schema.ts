@@ -26,6 +26,20 @@ export const clusterSchema = {
     peer_timeout: seconds(0.2, 600),
     settle: seconds(0, 600),
     disagreement_withdraw_after: seconds(0, 3600),
+    sync: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['key_file'],
+      properties: {
+        port: int(1, 65535),
+        key_file: { type: 'string', pattern: '^/', 'x-expect': 'an absolute path (a file only its owner may read, the same key on every host)' },
+        max_rate: int(100, 10_000_000),
+        max_entries: int(1024, 16_777_216),
+        refresh: seconds(1, 3600),
+        max_skew: seconds(1, 3600),
+      },
+      'x-expect': '{port?, key_file, max_rate?, max_entries?, refresh?, max_skew?}: flow-state sync among the peers',
+    },
     bgp: {
       type: 'object',
       additionalProperties: false,

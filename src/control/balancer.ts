@@ -238,4 +238,9 @@ export class Balancer {
   serviceSlot(id: string): number | undefined {
     return this.svcAlloc.get(id);
   }
+
+  /** The backend key (tables.ts backendKey) a slot holds now, for naming it to other hosts. */
+  backendKeyOfSlot(slot: number): string | undefined {
+    return this.bkAlloc.idOf(slot);
+  }
 }

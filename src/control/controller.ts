@@ -26,6 +26,7 @@ import type { BackendConfig, ServiceConfig } from '../config/model';
 import type { CounterSnapshot, ExplainQuery } from '../dataplane/native';
 import type { PublishResult } from './balancer';
 import type { UpOptions } from '../config/options';
+import type { SyncStats } from '../cluster/sync-stats';
 import { HealthCheckers } from './checkers';
 import { DrainSampler } from './drain';
 import { explainTuple, type Explanation } from './explain-view';
@@ -75,6 +76,8 @@ export class Controller extends EventEmitter {
   reloads = { ok: 0, failed: 0 };
   readonly reloadHistory: ReloadRecord[] = [];
   token: string | undefined;
+  /** Flow-state sync's report (set by the cluster when cluster.sync is on; src/cluster/sync.ts). */
+  syncStatus: (() => SyncStats | null) | null = null;
 
   constructor(
     private readonly balancer: BalancerLike,

@@ -29,6 +29,7 @@ import type { UpOptions } from '../config/options';
 import { setWorkerNice, WORKER_NICE_REMEDY } from '../dataplane/worker-priority';
 import { Cluster } from '../cluster';
 import { clusterOptionsOf } from '../cluster/options';
+import { syncNames } from '../cluster/sync-names';
 
 const MIN_MAX_SERVICES = 256;
 const MIN_MAX_BACKENDS = 4096;
@@ -167,7 +168,7 @@ export async function runUp(opts: UpOptions, log: Logger): Promise<number> {
         `admin API listening${isLoopback(opts.admin.listen) ? ' (loopback)' : ''}`,
       );
     }
-    if (cluster) await cluster.start({ ctrl, tun: dp.ifname, rings: () => balancer.publishedRings, dataplaneProblem: () => dataplaneProblem(dp) });
+    if (cluster) await cluster.start({ ctrl, tun: dp.ifname, rings: () => balancer.publishedRings, dataplaneProblem: () => dataplaneProblem(dp), sync: { dp, names: syncNames(balancer) } });
     if (signals.count > 0) throw new Error(`stopped by ${signals.first} during start-up`);
   } catch (e) {
     // A live handover's successor leaves the TUN, routes, rules and flow table to the l4nat still forwarding.

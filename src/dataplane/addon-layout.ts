@@ -7,6 +7,7 @@ import { BK_TABLE_FLAGS, EXPLAIN_FIELDS, EXPLAIN_VERDICTS, EXPLAIN_WORDS, MOVE_W
 import { FLOW_BITS, FLOW_CLASSES } from './flow-state';
 import { HEARTBEAT_COUNTER, NO_DROP_REASON, OBJECT_COUNTER_METRICS, QUEUE_COUNTER_METRICS } from './counter-names';
 import { TRACE_DIR_NUMBERS, TRACE_FIELDS, TRACE_FLOW_NUMBERS, TRACE_MATCH_FLAGS, TRACE_MATCHES, TRACE_RECORD_BYTES } from './trace-record';
+import { SYNC_FIELDS, SYNC_OPS, SYNC_RECORD_BYTES } from './sync-record';
 import { ACL_WORDS, BALANCE_MODES, BK_FLAGS, BK_WORDS, FACTOR_PCT, HASH_MODES, WHEN_FULL, LIMIT_WORDS, NO_BACKEND, OPT_FLAGS, PREV_RING_WORDS, SVC_WORDS, TIMEOUT_WORDS } from './tables';
 
 /** The flow-table entry size (docs/design.md item 13: one cache line); sizes the flow table's memory in the start-up log. */
@@ -30,6 +31,11 @@ export interface AddonLayout {
   readonly traceMatchFlags: Readonly<Record<string, number>>;
   readonly explainWords: number;
   readonly moveWords: number;
+  /** Flow-state sync records (native/core/sync_log.h, src/dataplane/sync-record.ts): size, ops, field offsets. */
+  readonly syncRecordBytes: number;
+  readonly syncAdd: number;
+  readonly syncDel: number;
+  readonly syncFields: Readonly<Record<string, number>>;
   readonly flowStates: Readonly<Record<string, number>>;
   /** The state names a listing shows, by the number a flow query and a listed entry use (native/core/flow_query.h). */
   readonly flowClasses: Readonly<Record<string, number>>;
@@ -73,6 +79,9 @@ export const EXPECTED_LAYOUT: ExpectedLayout = {
     moveWords: MOVE_WORDS,
     factorMinPct: FACTOR_PCT.min,
     factorMaxPct: FACTOR_PCT.max,
+    syncRecordBytes: SYNC_RECORD_BYTES,
+    syncAdd: SYNC_OPS.add,
+    syncDel: SYNC_OPS.del,
   },
   bits: {
     flowStates: FLOW_BITS,
@@ -89,6 +98,7 @@ export const EXPECTED_LAYOUT: ExpectedLayout = {
     bkTableFlags: BK_TABLE_FLAGS,
     explainFields: EXPLAIN_FIELDS,
     explainVerdicts: EXPLAIN_VERDICTS,
+    syncFields: SYNC_FIELDS,
   },
   counters: {
     queueCounters: [...Object.keys(QUEUE_COUNTER_METRICS), HEARTBEAT_COUNTER],
@@ -157,7 +167,7 @@ export function checkLayout(actual: unknown, expected: ExpectedLayout = EXPECTED
   if (m !== null) {
     throw new Error(
       `l4nat addon layout: ${m}. The addon does not match this src/: rebuild it (npx node-gyp rebuild); if it is freshly built, ` +
-        'native/core and src/ disagree: bring src/dataplane/tables.ts, src/dataplane/flow-state.ts, src/dataplane/explain.ts, src/dataplane/trace-record.ts and src/dataplane/counter-names.ts in line with native/core/layout.h and counters.h',
+        'native/core and src/ disagree: bring src/dataplane/tables.ts, src/dataplane/flow-state.ts, src/dataplane/explain.ts, src/dataplane/trace-record.ts, src/dataplane/sync-record.ts and src/dataplane/counter-names.ts in line with native/core/layout.h and counters.h',
     );
   }
   const a = actual as unknown as AddonLayout;
@@ -177,6 +187,7 @@ export function checkLayout(actual: unknown, expected: ExpectedLayout = EXPECTED
     bkTableFlags: Object.freeze({ ...a.bkTableFlags }),
     explainFields: Object.freeze({ ...a.explainFields }),
     explainVerdicts: Object.freeze({ ...a.explainVerdicts }),
+    syncFields: Object.freeze({ ...a.syncFields }),
     queueCounters: Object.freeze([...a.queueCounters]),
     dropReasons: Object.freeze([...a.dropReasons]),
     objectCounters: Object.freeze([...a.objectCounters]),

@@ -43,6 +43,10 @@ export interface Addon {
   probeState(h: object, p: { slot: number; sport: number; seq: number }): number;
   traceSet(h: object, slot: number, m: NativeTraceMatch | null): void;
   traceDrain(h: object): { records: Buffer; dropped: number };
+  syncSet(h: object, on: boolean): void;
+  syncDrain(h: object): { records: Buffer; dropped: number };
+  syncApply(h: object, records: Uint8Array): SyncApplied;
+  syncCheck(h: object, records: Uint8Array): Uint32Array;
   layout(): unknown; // checked by checkLayout (src/dataplane/addon-layout.ts)
 }
 
@@ -52,6 +56,14 @@ export interface FlowFileState {
   existed: boolean; // a file was there
   reason: string; // when not adopted: why not (native/core/flow_segment.c l4_flow_segment_reason)
   repaired: number; // entries a crashed writer left half-written, freed
+}
+
+/** What syncApply did with peers' records (native/sync.h struct l4_sync_applied). */
+export interface SyncApplied {
+  learned: number;
+  kept: number;
+  forgotten: number;
+  invalid: number;
 }
 
 /** Which entries flows()/deleteFlows() take (native/core/flow_query.h): every condition given must hold. */
@@ -76,6 +88,7 @@ export interface NativeFlow {
   stateClass: number; // the state a listing shows: the layout's flowClasses number
   idle: number;
   age: number; // seconds since the entry was created, to 4 s (native/core/flow_table.h)
+  learned: number; // 1: learned from a cluster peer (flow-state sync)
 }
 
 /** The native watchdog thread's counts (native/watchdog.h). */

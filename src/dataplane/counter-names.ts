@@ -30,6 +30,9 @@ export const QUEUE_COUNTER_METRICS: Readonly<Record<string, readonly [string, st
   flow_reuse_moved: ['l4nat_flows_reuse_moved_total', 'SYNs reusing the tuple of a live flow on a backend taking no new flows (draining, down), sent to a live backend at once'],
   flow_admit_moved: ['l4nat_flows_admit_moved_total', 'New flows whose ring backend was over its load bound or at its max_flows, sent to the next candidate'],
   full_rejected: ['l4nat_flows_full_rejected_total', 'New flows refused with a TCP RST or an ICMP port unreachable (every candidate at its max_flows, when_full: reject)'],
+  sync_logged: ['l4nat_sync_divergent_logged_total', 'Flow entries pinned against the current ring logged for the cluster peers (flow-state sync)'],
+  sync_logged_del: ['l4nat_sync_divergent_closed_total', 'Closes of logged flow entries logged for the cluster peers'],
+  sync_log_full: ['l4nat_sync_log_full_total', "Divergent entries that found the worker's sync log full (logged again at a later packet)"],
 };
 
 /** The per-queue word that is not a count: each worker's last wake-up (published as a heartbeat age). */

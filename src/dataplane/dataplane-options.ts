@@ -1,5 +1,5 @@
 // The data plane's options: what `new Dataplane()` takes, checked before anything is opened, with the
-// defaults the environment may set (L4NAT_BUSY_POLL_US, L4NAT_BUSY_POLL_ADAPTIVE, L4NAT_UDP_COALESCE).
+// defaults the environment may set (L4NAT_BUSY_POLL_US, L4NAT_BUSY_POLL_ADAPTIVE, L4NAT_UDP_COALESCE, L4NAT_SYNC_LOG).
 
 export interface DataplaneOptions {
   ifname: string;
@@ -19,6 +19,10 @@ export interface DataplaneOptions {
   /** Keep the flow table in this file, placed with this hash key, for the next l4nat to take over
    * (native/core/flow_segment.h); null: in memory. */
   flowFile?: { path: string; hashKey: Uint8Array; shared?: boolean } | null;
+  /** The workers' flow-state sync logs on from the start, without a cluster to drain them (native/core/sync_log.h;
+   * a full log only counts): the packet path's cost of sync, for benchmarks. cluster.sync turns them on anyway.
+   * Default: $L4NAT_SYNC_LOG (0 or 1), else off. */
+  syncLog?: boolean;
 }
 
 /** The options with every default filled in. */
@@ -62,8 +66,9 @@ export function resolveDataplaneOptions(opts: DataplaneOptions): ResolvedDatapla
     ...opts,
     busyPollAdaptive: opts.busyPollAdaptive ?? envSwitch('L4NAT_BUSY_POLL_ADAPTIVE', true),
     udpCoalesce: opts.udpCoalesce ?? envSwitch('L4NAT_UDP_COALESCE', true),
+    syncLog: opts.syncLog ?? envSwitch('L4NAT_SYNC_LOG', false),
   };
-  for (const name of ['busyPollAdaptive', 'udpCoalesce'] as const) {
+  for (const name of ['busyPollAdaptive', 'udpCoalesce', 'syncLog'] as const) {
     if (typeof opts[name] !== 'boolean') throw new TypeError(`dataplane: ${name} must be true or false, got ${String(opts[name])}`);
   }
   const ff = opts.flowFile ?? null;

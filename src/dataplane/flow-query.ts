@@ -4,7 +4,7 @@
 import { isIP } from 'net';
 import type { AddonLayout } from './addon-layout';
 import type { NativeFlow, NativeFlowQuery } from './addon';
-import { FLOW_STATES, type FlowState } from './flow-state';
+import { FLOW_BITS, FLOW_STATES, type FlowState } from './flow-state';
 import { bufferToIp, ipToBuffer, type Family } from '../host/addr';
 
 /** A flow-table entry as the admin view shows it. */
@@ -20,6 +20,11 @@ export interface FlowEntry {
   idleSeconds: number;
   /** Seconds since the entry was created for this flow, to 4 s (wraps after 72.8 h). */
   ageSeconds: number;
+  /**
+   * Flow-state sync (docs/scale-out.md): 'learned' from a cluster peer, or 'logged' for the peers by this host
+   * (pinned against the current ring); absent for the others.
+   */
+  sync?: 'learned' | 'logged';
 }
 
 export interface FlowFilter {
@@ -92,5 +97,6 @@ export function flowEntry(f: NativeFlow): FlowEntry {
     state: FLOW_STATES[f.stateClass],
     idleSeconds: f.idle,
     ageSeconds: f.age,
+    ...(f.learned ? { sync: 'learned' as const } : f.state & FLOW_BITS.SYNCED ? { sync: 'logged' as const } : {}),
   };
 }

@@ -3,7 +3,8 @@
 // name of an entry's bits, and which a filter takes by number). Both are checked against the addon at load by
 // src/dataplane/addon-layout.ts.
 
-export const FLOW_BITS = { SYN: 1, REPLY: 2, EST: 4, FIN_C: 8, FIN_B: 16, RST: 32 } as const;
+/** SYNCED: logged for the cluster's peers as pinned against the ring, or learned from one (flow-state sync). */
+export const FLOW_BITS = { SYN: 1, REPLY: 2, EST: 4, FIN_C: 8, FIN_B: 16, RST: 32, SYNCED: 64 } as const;
 
 export const FLOW_STATES = ['SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'FIN_WAIT', 'CLOSE', 'UDP'] as const;
 export type FlowState = (typeof FLOW_STATES)[number];

@@ -12,6 +12,8 @@ import { checkFlowTableFits } from './flow-memory';
 import { FLOW_SCAN_PER_CALL, flowEntry, nativeQuery, type FlowEntry, type FlowFilter, type FlowPage } from './flow-query';
 import { addStats, type FlowStats, type FlowStatsPage } from './flow-stats';
 import type { TablesInput } from './tables';
+import { decodeSyncRecords, encodeSyncRecords, type SyncRecord } from './sync-record';
+import type { SyncApplied } from './addon';
 import { decodeTraceRecords, nativeTraceMatch, TRACE_MATCHES, type TraceMatch, type TraceRecord } from './trace-record';
 import { ipToBuffer, type Family } from '../host/addr';
 
@@ -93,6 +95,7 @@ export class Dataplane {
       this.handle = undefined;
       throw e;
     }
+    if (opts.syncLog) a.syncSet(this.handle, true);
     this.keepAlive = setInterval(() => undefined, 2 ** 31 - 1);
   }
 
@@ -330,6 +333,27 @@ export class Dataplane {
   setFlowSlots(map: Uint8Array): boolean {
     if (!this.flowFile) throw new Error('dataplane: the flow table is not kept in a file');
     return loadAddon().setFlowSlots(this.h(), map);
+  }
+
+  /** Flow-state sync on or off: the workers log entries pinned against the ring (native/core/sync_log.h) from their next batch. */
+  syncSet(on: boolean): void {
+    loadAddon().syncSet(this.h(), on);
+  }
+
+  /** The records the workers logged since the last drain; dropped: records lost to full logs since the start. */
+  syncDrain(): { records: SyncRecord[]; dropped: number } {
+    const r = loadAddon().syncDrain(this.h());
+    return { records: decodeSyncRecords(r.records), dropped: r.dropped };
+  }
+
+  /** Peers' records into the flow table: adds as learned entries (a live local entry wins), removals of learned ones. */
+  syncApply(records: readonly SyncRecord[]): SyncApplied {
+    return loadAddon().syncApply(this.h(), encodeSyncRecords(records));
+  }
+
+  /** Per record: the backend slot of its key's live entry this host logged, else noBackend. */
+  syncCheck(records: readonly SyncRecord[]): Uint32Array {
+    return loadAddon().syncCheck(this.h(), encodeSyncRecords(records));
   }
 
   /** Stops the workers and closes the queues; removes the device unless keepDevice. Idempotent. */

@@ -120,6 +120,7 @@ export class SlotAllocator {
 
   commit(assigned: Map<string, number>): void {
     this.slots = new Map(assigned);
+    this.ids = undefined;
   }
 
   /** Starts from the slots a previous l4nat gave (its flow table was taken over): the same ids keep them. */
@@ -134,6 +135,13 @@ export class SlotAllocator {
 
   get(id: string): number | undefined {
     return this.slots.get(id);
+  }
+
+  private ids: Map<number, string> | undefined;
+  /** The id holding a slot (flow-state sync names slots by identity); the reverse map is built once per commit. */
+  idOf(slot: number): string | undefined {
+    this.ids ??= new Map([...this.slots].map(([id, s]) => [s, id]));
+    return this.ids.get(slot);
   }
 }
 

@@ -10,7 +10,7 @@
 // between the ring change and each moved flow's first packets, measured by `npm run report:scaleout-change`
 // (scaleout-change-report.ts). Layers: scaleout.ts, src/lab/workload.ts → this file → the test and the report.
 // ChangeBench.create(6) runs the same over IPv6 (the lab's `family: 6`).
-import { startStreams, type StreamStatus } from '../../src/lab/workload';
+import { SERVICE_PORT, startStreams, type StreamStatus } from '../../src/lab/workload';
 import { sleep, waitUntil } from './fixture';
 import { startScaleout, type Family, type ScaleoutLab } from './scaleout';
 
@@ -44,13 +44,28 @@ export interface Cell {
 
 /** Three l4nat hosts behind ECMP announced by BIRD, four backends (b4 not in the ring at first). */
 export class ChangeBench {
-  private constructor(readonly lab: ScaleoutLab) {}
+  private constructor(
+    readonly lab: ScaleoutLab,
+    private readonly sync: boolean,
+  ) {}
 
-  static async create(family: Family = 4): Promise<ChangeBench> {
+  /** `family`: the lab's (6: the same over IPv6); `sync`: the hosts run flow-state sync (cluster.sync). */
+  static async create(family: Family = 4, opts: { sync?: boolean; settle?: number } = {}): Promise<ChangeBench> {
+    const sync = opts.sync ?? false;
     const lab = await startScaleout({ hosts: 3, backends: 4, family }, (l) => {
-      for (const h of l.hosts) l.writeL4natConfig(h, { backends: B3, settle: 0 });
+      for (const h of l.hosts) l.writeL4natConfig(h, { backends: B3, settle: opts.settle ?? 0, sync });
     });
-    return new ChangeBench(lab);
+    const b = new ChangeBench(lab, sync);
+    b.settle = opts.settle ?? 0;
+    return b;
+  }
+
+  /** The backend list last written to the hosts' files ("b2@0": b2 drained, weight 0). */
+  private backendsNow: readonly string[] = B3;
+
+  private cfg(backends: readonly string[], settle: number): { backends: readonly string[]; settle: number; sync: boolean } {
+    this.backendsNow = backends;
+    return { backends, settle, sync: this.sync };
   }
 
   destroy(): Promise<void> {
@@ -59,7 +74,7 @@ export class ChangeBench {
 
   /** Every host in `roles` reloads (POST /v1/reload) with `backends`; throws unless each answers 200. */
   private async reload(roles: string[], backends: string[], settle: number): Promise<void> {
-    for (const r of roles) this.lab.writeL4natConfig(this.lab.host(r), { backends, settle });
+    for (const r of roles) this.lab.writeL4natConfig(this.lab.host(r), this.cfg(backends, settle));
     await Promise.all(
       roles.map(async (r) => {
         const res = await this.lab.admin(r, 'POST', '/v1/reload');
@@ -92,6 +107,7 @@ export class ChangeBench {
       const p = progressed(before, await streams.status());
       // What b4 got on the surviving hosts: its state, ring weight and packets forwarded to it.
       const b4 = await Promise.all(['lb2', 'lb3'].map(async (r) => {
+        if (!this.lab.l4nats.get(r)?.proc.running) return `${r}: not running`;
         const svc = (await this.lab.admin(r, 'GET', '/v1/services')).body.services[0];
         const b = svc.backends.find((x: { addr: string }) => x.addr === this.lab.backendAddr('b4'));
         return b ? `${r}: ${b.state} w${b.effectiveWeight} ${b.counters.packets_in} pkts in, ${b.counters.new_flows} new flows` : `${r}: no b4`;
@@ -105,7 +121,7 @@ export class ChangeBench {
 
   /** SIGHUP (a reload from the file, applied in milliseconds); resolves once each host logged the reload. */
   private async hup(roles: string[], backends: string[], settle: number): Promise<void> {
-    for (const r of roles) this.lab.writeL4natConfig(this.lab.host(r), { backends, settle });
+    for (const r of roles) this.lab.writeL4natConfig(this.lab.host(r), this.cfg(backends, settle));
     const count = (r: string): number => this.lab.l4nats.get(r)!.logs().filter((x) => x.event === 'reload').length;
     const before = new Map(roles.map((r) => [r, count(r)]));
     for (const r of roles) this.lab.l4nats.get(r)!.proc.kill('SIGHUP');
@@ -118,7 +134,7 @@ export class ChangeBench {
    */
   private async restore(): Promise<void> {
     await this.reload(['lb2', 'lb3'], B3, this.settle);
-    this.lab.writeL4natConfig(this.lab.host('lb1'), { backends: B3, settle: this.settle });
+    this.lab.writeL4natConfig(this.lab.host('lb1'), this.cfg(B3, this.settle));
     await this.lab.startL4nat('lb1');
     await this.converge('lb1', true);
   }
@@ -129,7 +145,7 @@ export class ChangeBench {
   async setSettle(s: number): Promise<void> {
     for (const r of ALL) {
       await this.lab.l4nats.get(r)!.stop();
-      this.lab.writeL4natConfig(this.lab.host(r), { backends: B3, settle: s });
+      this.lab.writeL4natConfig(this.lab.host(r), this.cfg(B3, s));
       await this.lab.startL4nat(r);
       await this.converge(r, true);
     }
@@ -159,6 +175,56 @@ export class ChangeBench {
     });
     await this.restore();
     return c;
+  }
+
+  /**
+   * Drains backend `id` on `roles` the way a cluster is changed: its weight 0 in the config file, then a reload
+   * (a cluster host refuses backend writes through its API). Each reload returns once applied (after the settle hold).
+   */
+  private async drain(roles: string[], id: string): Promise<void> {
+    await this.reload(roles, this.backendsNow.map((b) => (b.split('@')[0] === id ? `${id}@0` : b)), this.settle);
+  }
+
+  /** SIGKILL of `role`; resolves once the router and the backends have dropped it. */
+  private async kill(role: string): Promise<void> {
+    this.lab.l4nats.get(role)!.proc.kill('SIGKILL');
+    await this.converge(role, false);
+  }
+
+  /** (b) b2 is drained everywhere; 4 s later lb1 dies. Its flows pinned to the drained b2 must keep it. Leaves lb1 down. */
+  async drainThenFailure(): Promise<Cell> {
+    return this.measure('drainThenFailure', async () => {
+      await this.drain(ALL, 'b2');
+      await sleep(4_000);
+      await this.kill('lb1');
+    });
+  }
+
+  /** (c) Three changes in a row (b4 joins, b2 drained, b1 drained), then lb1 dies. Leaves lb1 down. */
+  async threeChangesThenFailure(): Promise<Cell> {
+    return this.measure('threeChangesThenFailure', async () => {
+      await this.hup(ALL, B4, this.settle);
+      await sleep(1_500);
+      await this.drain(ALL, 'b2');
+      await sleep(1_500);
+      await this.drain(ALL, 'b1');
+      await sleep(1_500);
+      await this.kill('lb1');
+    });
+  }
+
+  /** (d) b4 joins; lb1 restarts (SIGKILL, started again, routed to again); then lb2 dies. Leaves lb2 down. */
+  async restartThenOtherFailure(): Promise<Cell> {
+    return this.measure('restartThenOtherFailure', async () => {
+      await this.hup(ALL, B4, this.settle);
+      await sleep(2_000);
+      await this.kill('lb1');
+      this.lab.writeL4natConfig(this.lab.host('lb1'), this.cfg(B4, this.settle));
+      await this.lab.startL4nat('lb1');
+      await this.converge('lb1', true);
+      await sleep(3_000);
+      await this.kill('lb2');
+    });
   }
 
   /**

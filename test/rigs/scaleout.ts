@@ -26,7 +26,7 @@
 // Tests reach the family-correct addresses through `lab.vip`, `lab.returnRoute`, `lab.backendAddr(id)` and each
 // host's `upAddr`/`routerAddr`/`lanAddr`.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AUTH_HEADER_JS, DEFAULT_ADMIN_TOKEN_FILE } from '../../src/lab/admin-client';
@@ -57,6 +57,8 @@ export const ROUTER_AS = 65001 - 1;
 export const HOST_AS = 65001;
 export const BACKEND_AS = 65010;
 export const CLUSTER_PORT = 9181;
+/** Flow-state sync's UDP port (cluster.sync.port). */
+export const SYNC_PORT = 9182;
 
 /** node -e: GET each URL over mutual TLS with the bearer token; prints the JSON bodies, fails on any non-200. */
 const CLUSTER_STATE_SCRIPT = `
@@ -401,7 +403,8 @@ export class ScaleoutLab extends RoleLab implements Lab {
       `  - name: web`,
       `    vips: ["${this.vip}"]`,
       `    ports: ["${SERVICE_PORT}/tcp"]`,
-      `    backends: [${ids.map((id) => `"${addrPort(this.backendAddr(id), SERVICE_PORT)}"`).join(', ')}]`,
+      // "b2@0": b2 with weight 0 (drained, the config-file way)
+      `    backends: [${ids.map((id) => { const [b, w] = id.split('@'); return `"${addrPort(this.backendAddr(b), SERVICE_PORT)}${w === undefined ? '' : `@${w}`}"`; }).join(', ')}]`,
       `cluster:`,
       `  listen: "${h.lanAddr}"`,
       `  port: ${CLUSTER_PORT}`,
@@ -412,6 +415,7 @@ export class ScaleoutLab extends RoleLab implements Lab {
       `  poll_interval: 0.5`,
       `  peer_timeout: 2`,
       `  settle: ${opts.settle ?? 3}`,
+      ...(opts.sync ? [`  sync: { port: ${SYNC_PORT}, key_file: "${this.syncKeyFile()}" }`] : []),
       `  bgp:`,
       `    include_file: "${h.includeFile}"`,
       `    socket: "${h.birdSocket}"`,
@@ -420,6 +424,13 @@ export class ScaleoutLab extends RoleLab implements Lab {
       `    withdraw_delay: 1`,
       ``,
     ].join('\n');
+  }
+
+  /** The cluster's flow-state sync key (owner-only, the same on every host), made at first use. */
+  syncKeyFile(): string {
+    const f = path.join(this.dir, 'sync.key');
+    if (!existsSync(f)) writeFileSync(f, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    return f;
   }
 
   writeL4natConfig(h: ScaleoutHost, opts: L4natConfigOptions = {}): void {
@@ -606,6 +617,8 @@ export interface L4natConfigOptions {
   healthMode?: 'majority' | 'local';
   /** cluster.settle (default 3). */
   settle?: number;
+  /** cluster.sync on (flow-state sync, UDP port SYNC_PORT, a key shared by the hosts). */
+  sync?: boolean;
 }
 
 export interface ClusterStateView {
