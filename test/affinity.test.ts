@@ -11,7 +11,7 @@ import { after, test } from 'node:test';
 import { affinityWarnings, ringIds } from '../src/dataplane/affinity';
 import { buildMaglev } from '../src/dataplane/maglev';
 import { backendId, DEFAULT_TIMEOUTS, type BackendSpec, type ServiceSpec } from '../src/config/model';
-import { buildTables, legacyKeyedRing, NO_BACKEND, SlotAllocator, type TableOptions, type TablesInput } from '../src/dataplane/tables';
+import { BK_WORDS, buildTables, legacyKeyedRing, NO_BACKEND, SlotAllocator, type TableOptions, type TablesInput } from '../src/dataplane/tables';
 import { Balancer } from '../src/control/balancer';
 import type { Dataplane } from '../src/dataplane/native';
 import type { HostSetup } from '../src/host/setup';
@@ -31,7 +31,7 @@ function hostRings(services: ServiceSpec[]): string[][] {
   const built = buildTables(services, new SlotAllocator(64), new SlotAllocator(256), OPTS);
   const { bkWords, rings } = built.input;
   const addrOf = new Map<number, string>();
-  services.flatMap((s) => s.backends).forEach((b, i) => addrOf.set(bkWords[i * 6], b.addr));
+  services.flatMap((s) => s.backends).forEach((b, i) => addrOf.set(bkWords[i * BK_WORDS], b.addr));
   return services.map((_, si) => Array.from(rings.subarray(si * M, (si + 1) * M), (slot) => (slot === NO_BACKEND ? '' : addrOf.get(slot)!)));
 }
 
@@ -164,4 +164,13 @@ test('`l4nat check` warns about source-hashed services of one VIP that cannot ag
   const r2 = spawnSync(process.execPath, [bin, 'check', '--config', file], { encoding: 'utf8' });
   assert.equal(r2.status, 0, r2.stderr);
   assert.equal(r2.stderr, '');
+});
+
+test('affinityWarnings: a source-hashed service under admission (bounded, max_flows) is told its clients may meet several backends', () => {
+  const plain = svc('10.0.0.10', 5201, 'tcp', 'src', [bk('10.0.1.1', 5201)]);
+  assert.deepEqual(affinityWarnings([plain]), []);
+  assert.match(affinityWarnings([{ ...plain, balance: 'bounded' }]).join('\n'), /service 10\.0\.0\.10:5201\/tcp \(hash src\) is bounded: a client's new flows go past its ring backend/);
+  assert.match(affinityWarnings([{ ...plain, backends: [{ ...bk('10.0.1.1', 5201), maxFlows: 50 }] }]).join('\n'), /\(hash src\) has max_flows/);
+  // A 5-tuple service is not about affinity.
+  assert.deepEqual(affinityWarnings([{ ...svc('10.0.0.10', 80, 'tcp', '5tuple', [bk('10.0.1.1', 80)]), balance: 'bounded' }]), []);
 });

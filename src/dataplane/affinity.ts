@@ -8,7 +8,7 @@
 // and iperf3's TCP control connection and its UDP data flow meet on one server. 5-tuple services keep their
 // address:port/protocol ids: their rings must stay bit for bit what every l4nat version builds (cluster hosts
 // of different versions compare ring digests, and flows moved between them are looked up by the ring).
-import type { ServiceSpec } from '../config/model';
+import type { ServiceConfig, ServiceSpec } from '../config/model';
 import { backendId, serviceId } from '../config/model';
 
 /** The host part of an id: IPv6 in brackets, as in backend ids. */
@@ -48,14 +48,18 @@ function ringHosts(s: ServiceSpec): Map<string, number> {
 
 /**
  * Configurations under which a client of a VIP does not always meet one host on all of its source-hashed
- * services: a host listed twice in one service, or services of one VIP whose hosts or weights differ (their
- * rings then differ the way one ring does before and after a backend is added or re-weighted). One line each.
+ * services: a host listed twice in one service, services of one VIP whose hosts or weights differ (their rings
+ * then differ the way one ring does before and after a backend is added or re-weighted), or admission (bounded
+ * load, max_flows) that sends a client past its ring backend. One line each.
  */
-export function affinityWarnings(services: readonly ServiceSpec[]): string[] {
+export function affinityWarnings(services: ReadonlyArray<ServiceSpec & Pick<ServiceConfig, 'balance'>>): string[] {
   const out: string[] = [];
   const byVip = new Map<string, ServiceSpec[]>();
   for (const s of services) {
     if (s.hash !== 'src') continue;
+    if (s.balance === 'bounded' || s.backends.some((b) => b.maxFlows !== undefined)) {
+      out.push(`service ${serviceId(s)} (hash src) ${s.balance === 'bounded' ? 'is bounded' : 'has max_flows'}: a client's new flows go past its ring backend once that backend is over its bound or at its limit, so a client's flows may meet several backends (source affinity holds only while its backend has room)`);
+    }
     const ports = new Map<string, number[]>();
     for (const b of s.backends) ports.set(b.addr, [...(ports.get(b.addr) ?? []), b.port]);
     for (const [addr, p] of ports) {
