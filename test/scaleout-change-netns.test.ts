@@ -30,8 +30,9 @@ function described(c: Cell): string {
 }
 
 for (const family of IPV6_RUN === 'only' ? ([6] as const) : ([4, 6] as const)) {
-  const off = family === 6 && IPV6_RUN === 'short' ? 'IPv6: npm run test:scaleout-ipv6' : false;
-  test(`a backend joining while a host dies${family === 6 ? ' (IPv6)' : ''}: nothing breaks for the change alone, for the coinciding failure with the settle hold and replies via the forwarding host, or for a failure 4 s after the change`, { skip: skip || off, timeout: 300_000 }, async (t) => {
+  // IPv6 only when asked (npm run test:scaleout-ipv6, or L4NAT_SCALEOUT_IPV6=full).
+  if (family === 6 && IPV6_RUN === 'short') continue;
+  test(`a backend joining while a host dies${family === 6 ? ' (IPv6)' : ''}: nothing breaks for the change alone, for the coinciding failure with the settle hold and replies via the forwarding host, or for a failure 4 s after the change`, { skip, timeout: 300_000 }, async (t) => {
     await bench?.destroy();
     bench = await ChangeBench.create(family);
     await changeCases(t, bench);
