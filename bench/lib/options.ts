@@ -3,7 +3,7 @@
 
 /** The balancers compared. `direct` is the ceiling every ratio is taken against. */
 export const VARIANTS = [
-  'direct', 'nft-dnat', 'haproxy', 'l4nat', 'l4nat-1q', 'l4nat-nocoal', 'l4nat-nopoll', 'l4nat-busypoll', 'l4nat-sync', 'tun-relay', 'l4nat-nice0', 'l4nat-bounded',
+  'direct', 'nft-dnat', 'haproxy', 'l4nat', 'l4nat-1q', 'l4nat-nocoal', 'l4nat-nopoll', 'l4nat-busypoll', 'l4nat-sync', 'tun-relay', 'l4nat-nice0', 'l4nat-bounded', 'l4nat-memtable',
   'l4nat-baseline',
 ] as const;
 export type BaseVariant = (typeof VARIANTS)[number];

@@ -19,6 +19,8 @@
 //             packet path at steady state (every packet on an entry not yet logged checks it against the ring).
 //   l4nat-busypoll  l4nat with a fixed busy-polling window (L4NAT_BUSY_POLL_US=50, L4NAT_BUSY_POLL_ADAPTIVE=0):
 //             a worker always keeps reading 50 µs after its queue drains before it sleeps.
+//   l4nat-memtable  l4nat with --flow-file none: the flow table in anonymous memory, as before the flow table file
+//             (what keeping it in a file for the next l4nat costs); only when named.
 //   l4nat-bounded  l4nat with --balance bounded (factor 1.25): every new flow passes admission (native/core/
 //             admission.h), with the count updates every variant makes; only when named.
 //   tun-relay the client talks to b1's own address, as in direct, but the lb's policy rules send the client's
@@ -151,6 +153,7 @@ async function setupBase(lab: Lab, base: BaseVariant, name: string, l4root: stri
     case 'l4nat-sync':
     case 'l4nat-baseline':
     case 'l4nat-bounded':
+    case 'l4nat-memtable':
     case 'l4nat-nice0': {
       const env = L4NAT_VARIANT_ENV[base];
       const l4 = await startL4nat(lab, {
@@ -167,6 +170,7 @@ async function setupBase(lab: Lab, base: BaseVariant, name: string, l4root: stri
           ...(base === 'l4nat-1q' ? ['--queues', '1'] : []),
           ...(base === 'l4nat-nice0' ? ['--worker-nice', '0'] : []),
           ...(base === 'l4nat-bounded' ? ['--balance', 'bounded', '--balance-factor', '1.25'] : []),
+          ...(base === 'l4nat-memtable' ? ['--flow-file', 'none'] : []),
         ],
       });
       return {
