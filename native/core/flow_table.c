@@ -29,12 +29,8 @@ int l4_flow_table_init(struct l4_flow_table *ft, uint64_t capacity) {
     munmap(mem, bytes);
     return -1;
   }
-  ft->entries = mem;
-  ft->nbuckets = nb;
-  ft->capacity = nb * L4_FLOW_BUCKET;
+  l4_flow_table_init_at(ft, mem, ft->locks, nb);
   ft->borrowed = false;
-  ft->active_bk = ft->active_svc = NULL; /* no counts until l4_flow_counts_init */
-  ft->nbk = ft->nsvc = 0;
   return 0;
 }
 
