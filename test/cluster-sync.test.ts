@@ -13,7 +13,8 @@ import { clusterOptionsOf } from '../src/cluster/options';
 import { FlowSync, type SyncDataplane, type SyncNames } from '../src/cluster/sync';
 import { parseBackendId, syncNames } from '../src/cluster/sync-names';
 import { decodeMessage, encodeMessage, MAX_DATAGRAM, MAX_ENTRIES, ReplayGuard, WireError, type Message, type WireEntry } from '../src/cluster/sync-wire';
-import { ConfigError, parseConfig } from '../src/config/load';
+import { parseConfig } from '../src/config/load';
+import { configProblems } from './rigs/config-problems';
 import { decodeSyncRecords, encodeSyncRecords, type SyncRecord } from '../src/dataplane/sync-record';
 import { createLogger } from '../src/util/log';
 
@@ -101,13 +102,7 @@ cluster:
   peers: ["127.0.0.2"]
 `;
 function problems(yaml: string): string[] {
-  try {
-    parseConfig(BASE + yaml, 'l4nat.yaml');
-  } catch (e) {
-    assert.ok(e instanceof ConfigError, String(e));
-    return e.issues;
-  }
-  return [];
+  return configProblems(BASE + yaml);
 }
 
 test('cluster.sync: off by default; the key file must be owner-only and long enough; clear errors', () => {

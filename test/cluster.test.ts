@@ -13,7 +13,8 @@ import { HealthAgreement, majorityHealthy, MAX_PEER_REPLY_BYTES, type LocalState
 import { configureSucceeded, parseProtocols, renderInclude } from '../src/cluster/bird';
 import { DisagreementGuard, judgeService, type PeerRings } from '../src/cluster/disagreement';
 import { clusterOptionsOf, type ClusterOptions } from '../src/cluster/options';
-import { ConfigError, parseConfig } from '../src/config/load';
+import { parseConfig } from '../src/config/load';
+import { configProblems } from './rigs/config-problems';
 import { issueCert, makeCa, selfSignedCert } from './rigs/certs';
 
 const dir = mkdtempSync(join(tmpdir(), 'l4nat-cluster-'));
@@ -33,13 +34,7 @@ services:
 `;
 
 function problems(yaml: string): string[] {
-  try {
-    parseConfig(BASE + yaml, 'l4nat.yaml');
-  } catch (e) {
-    assert.ok(e instanceof ConfigError, String(e));
-    return e.issues;
-  }
-  return [];
+  return configProblems(BASE + yaml);
 }
 
 test('cluster section: defaults and peers', () => {
