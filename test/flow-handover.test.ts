@@ -6,7 +6,7 @@ import { readlinkSync } from 'node:fs';
 import { test } from 'node:test';
 import { parseUpArgs } from '../src/cli/up-args';
 import { parseConfig, restartOnlyChanges } from '../src/config/load';
-import { flowFileOf } from '../src/daemon/flow-handover';
+import { flowFileFsProblem, flowFileOf } from '../src/daemon/flow-handover';
 import { decodeFlowSlots, encodeFlowSlots } from '../src/dataplane/flow-slots';
 import { SlotAllocator } from '../src/dataplane/tables';
 
@@ -50,4 +50,13 @@ test('the flow table file: default in /run/l4nat named after the TUN and the net
   assert.equal(parseConfig(yaml(''), 'a.yaml').flowFile, undefined);
   assert.throws(() => parseConfig(yaml('  flow_file: ""\n'), 'a.yaml'), /flow_file/);
   assert.deepEqual(restartOnlyChanges(parseConfig(yaml(''), 'a.yaml'), withFile), ['global.flow_file'], 'a reload cannot move the flow table');
+});
+
+test('a flow table file on a disk file system is named as a problem (write-back and its page faults); tmpfs and ramfs are not', () => {
+  const fs = (type: number) => () => ({ type });
+  assert.equal(flowFileFsProblem('/run/l4nat/l4nat0.flows', fs(0x01021994)), null, 'tmpfs');
+  assert.equal(flowFileFsProblem('/run/l4nat/l4nat0.flows', fs(0x858458f6)), null, 'ramfs');
+  assert.match(flowFileFsProblem('/run/l4nat/l4nat0.flows', fs(0xef53))!, /^flow table file \/run\/l4nat\/l4nat0\.flows is on a disk file system \(statfs type 0xef53\), not tmpfs: .*--flow-file none$/);
+  assert.equal(flowFileFsProblem('/nonexistent/x.flows'), null, 'a path that cannot be read: opening it says why');
+  assert.equal(flowFileFsProblem('/dev/shm'), null, 'the real statfs: /dev/shm is a tmpfs');
 });

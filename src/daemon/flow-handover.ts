@@ -2,7 +2,7 @@
 // (native/core/flow_segment.h; default /run/l4nat/TUN.flows, systemd's RuntimeDirectory, kept across the unit's
 // restarts), which the next process takes over when its header allows, with the slot map that gives the same
 // backends the same slots. A normal stop removes the file; a handover (exit 75) and a crash leave it.
-import { mkdirSync, readlinkSync, rmSync } from 'fs';
+import { mkdirSync, readlinkSync, rmSync, statfsSync } from 'fs';
 import { dirname } from 'path';
 import { Dataplane, type DataplaneOptions } from '../dataplane/native';
 import { decodeFlowSlots, type FlowSlotMap } from '../dataplane/flow-slots';
@@ -23,6 +23,26 @@ export function flowFileOf(opts: Pick<UpOptions, 'flowFile' | 'tun'>): string | 
     // No /proc: the TUN's name alone.
   }
   return `/run/l4nat/${opts.tun}${ns === '-net' ? '' : ns}.flows`;
+}
+
+/** statfs(2) f_type of the file systems that keep a file in memory only: tmpfs, ramfs. */
+const MEMORY_FS_TYPES = new Set([0x01021994, 0x858458f6]);
+
+/**
+ * Why the flow table file should not be where it is, or null. On a disk file system the kernel writes the table's
+ * dirty pages back (tens of MiB, every few seconds while flows change) and write-protects them again, so the next
+ * new flow on each page takes a fault on the packet path; the file is only ever meant to outlive the process, not
+ * the machine. Debian's /run is a tmpfs; some containers' is not.
+ */
+export function flowFileFsProblem(file: string, statfs: (p: string) => { type: number } = statfsSync): string | null {
+  let type: number;
+  try {
+    type = statfs(file).type;
+  } catch {
+    return null; // opening it said what is wrong, if anything
+  }
+  if (MEMORY_FS_TYPES.has(type)) return null;
+  return `flow table file ${file} is on a disk file system (statfs type 0x${type.toString(16)}), not tmpfs: the kernel writes the table back to disk and each write-back costs new flows a page fault; give --flow-file a path on a tmpfs (e.g. /dev/shm/l4nat.flows) or use --flow-file none`;
 }
 
 export interface OpenedDataplane {
@@ -52,6 +72,8 @@ export function openDataplane(opts: DataplaneOptions, file: string | null, hashK
     return { dp: new Dataplane(opts) };
   }
   const st = dp.flowFile!;
+  const fsProblem = flowFileFsProblem(file);
+  if (fsProblem !== null) log.warn({ flowFile: file }, fsProblem);
   if (st.adopted) {
     try {
       const slots = decodeFlowSlots(dp.flowSlots()!);
