@@ -2,13 +2,14 @@
 // Root-only parts are skipped for other users (failed under CI=true); argument parsing and helpers are tested everywhere.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseDriverArgs, streamByte } from '../src/lab/client-driver';
 import { parseBackendArgs, peerAddress } from '../src/lab/backend-server';
 import { snapshotMentions, snapshotNetns } from './rigs/inspect';
+import { defaultFlowFile, FLOW_FILE_DIR } from '../src/daemon/flow-file-name';
 import { createLab, Lab, listLabNamespaces, normalizeAddress } from '../src/lab/lab';
 import { formatBackend, l4natArgs, startL4nat } from '../src/lab/l4nat-process';
 import { CommandError, netnsAdd, netnsDelete, netnsExists, netnsPids, run, sysctlGet } from '../src/lab/netns';
@@ -257,6 +258,24 @@ describe('lab cleanup when things go wrong', { skip: needsRoot, timeout: 120_000
     assert.match(err.message, /route add default/);
     assert.ok(err.stderr.length > 0);
     assert.deepEqual(await listLabNamespaces(id), []);
+  });
+
+  test('deleting a namespace removes the flow table files an l4nat killed in it left, and no other namespace\'s', async () => {
+    const ns = `l4-f${Date.now().toString(16).slice(-6)}-lb`;
+    await netnsAdd(ns);
+    const ino = String(statSync(`/run/netns/${ns}`).ino);
+    mkdirSync(FLOW_FILE_DIR, { recursive: true, mode: 0o700 });
+    const mine = [defaultFlowFile('l4nat0', ino), defaultFlowFile('l4nat7', ino)];
+    const other = defaultFlowFile('l4nat0', `${ino}9`); // another inode that ends like it must not match
+    try {
+      for (const f of [...mine, other]) writeFileSync(f, 'x', { mode: 0o600 });
+      await netnsDelete(ns);
+      assert.deepEqual(mine.filter((f) => existsSync(f)), [], 'the namespace\'s files are gone');
+      assert.ok(existsSync(other), 'another namespace\'s file stays');
+    } finally {
+      for (const f of [...mine, other]) rmSync(f, { force: true });
+      await netnsDelete(ns, { ifExists: true });
+    }
   });
 
   test('a namespace that is not ours is refused and left alone', async () => {

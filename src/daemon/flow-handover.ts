@@ -7,6 +7,7 @@ import { dirname } from 'path';
 import { Dataplane, type DataplaneOptions } from '../dataplane/native';
 import { decodeFlowSlots, type FlowSlotMap } from '../dataplane/flow-slots';
 import type { Logger } from '../util/log';
+import { defaultFlowFile } from './flow-file-name';
 import { FLOW_FILE_NONE, type UpOptions } from '../config/options';
 
 /**
@@ -16,13 +17,13 @@ import { FLOW_FILE_NONE, type UpOptions } from '../config/options';
 export function flowFileOf(opts: Pick<UpOptions, 'flowFile' | 'tun'>): string | null {
   if (opts.flowFile === FLOW_FILE_NONE) return null;
   if (opts.flowFile !== undefined) return opts.flowFile;
-  let ns = '';
+  let ino: string | null = null;
   try {
-    ns = `-net${/\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/net'))?.[1] ?? ''}`;
+    ino = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/net'))?.[1] ?? null;
   } catch {
     // No /proc: the TUN's name alone.
   }
-  return `/run/l4nat/${opts.tun}${ns === '-net' ? '' : ns}.flows`;
+  return defaultFlowFile(opts.tun, ino);
 }
 
 /** statfs(2) f_type of the file systems that keep a file in memory only: tmpfs, ramfs. */

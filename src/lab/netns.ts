@@ -7,6 +7,8 @@
 // readable and close to what an operator would type. Nothing here touches the default namespace: veth pairs are
 // created directly inside their two namespaces, and sysctls are always written through `ip netns exec`.
 import { execFileSync } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { removeFlowFilesOfNetns } from '../daemon/flow-file-name';
 import { run, RunOptions, RunResult } from './command';
 import { assertIfName, assertNsName } from './netns-names';
 
@@ -39,6 +41,7 @@ export async function netnsAdd(name: string): Promise<void> {
 /** Deletes a namespace. With `ifExists`, a namespace that is already gone is not an error. */
 export async function netnsDelete(name: string, opts: { ifExists?: boolean } = {}): Promise<void> {
   assertNsName(name);
+  removeFlowFilesOf(name);
   try {
     await run('ip', ['netns', 'del', name]);
   } catch (err) {
@@ -47,10 +50,23 @@ export async function netnsDelete(name: string, opts: { ifExists?: boolean } = {
   }
 }
 
+/**
+ * The flow table files an l4nat killed in this namespace left in /run/l4nat (a normal stop removes its own): nobody
+ * takes them over once the namespace is gone, and each holds the table's whole size.
+ */
+function removeFlowFilesOf(name: string): void {
+  try {
+    removeFlowFilesOfNetns(String(statSync(`/run/netns/${name}`).ino));
+  } catch {
+    // The namespace is already gone: its inode, and so its files' names, with it.
+  }
+}
+
 /** Synchronous delete for exit handlers. Never throws. */
 export function netnsDeleteSync(name: string): void {
   try {
     assertNsName(name);
+    removeFlowFilesOf(name);
     execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore', timeout: 10_000 });
   } catch {
     // Already gone, or nothing we can do while exiting.
