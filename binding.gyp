@@ -4,6 +4,11 @@
       "target_name": "l4nat",
       "sources": [
         "native/addon.c",
+        "native/addon_args.c",
+        "native/addon_flows.c",
+        "native/addon_probe_trace.c",
+        "native/addon_sync.c",
+        "native/addon_layout.c",
         "native/worker.c",
         "native/watchdog.c",
         "native/steering.c",

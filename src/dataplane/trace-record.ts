@@ -119,7 +119,7 @@ export interface TraceMatch {
   drops?: boolean;
 }
 
-/** The match as native/addon.c traceSet takes it. */
+/** The match as native/addon_probe_trace.c traceSet takes it. */
 export interface NativeTraceMatch {
   flags: number;
   clientFamily: number;
