@@ -5,9 +5,8 @@ import type { FastifyInstance } from 'fastify';
 import { ControlError, type Controller, type PlanRequest } from '../control/controller';
 import { Subject } from '../config/options';
 import { parseBackend } from '../config/address-syntax';
+import { errorResponse, obj } from './schemas';
 
-const errorResponse = { type: 'object', properties: { error: { type: 'string' } } };
-const obj = (description: string): object => ({ description, type: 'object', additionalProperties: true });
 
 /** ADDR:PORT (IPv6 as [ADDR]:PORT), the port required. */
 export function endpointArg(text: string, where: string): { addr: string; port: number } {
