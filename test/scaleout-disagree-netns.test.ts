@@ -7,8 +7,14 @@
 // byte verified and every new connection succeeds; once lb3's config is restored it announces again after the
 // hold. Over IPv4 in `npm test`; over IPv6 (the lab's family 6: v6 VIP, BGP, BFD, return route, peers
 // `[addr]:9181`) with L4NAT_SCALEOUT_IPV6=full, or alone by `npm run test:scaleout-ipv6` (=only). The same
-// assertions and bounds on both families. Root-only; needs bird2 and nft (scripts/install-deps.sh).
+// assertions and bounds on both families.
+// Known gap (docs/scale-out.md "Tables that disagree"): the backends' return route is ECMP over the hosts, so a new
+// connection lb3 sends to b4 may have its SYN-ACK come back through lb1 or lb2, which have no rule and no table
+// entry for b4: its handshake completes only once the withdrawal moves the client's SYN retransmission to another
+// host. The test prints, per host, how many handshakes with b4 it carried, which explains a connection that timed out.
+// Root-only; needs bird2 and nft (scripts/install-deps.sh).
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { reannounceHoldMs } from '../src/cluster';
@@ -28,6 +34,41 @@ const HOLD_MS = reannounceHoldMs(0.5); // the rig polls every 0.5 s
 
 /** `s` as a regular expression matching itself. */
 const literal = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * Which host each handshake with backend `id` passed: the clients whose SYN a host forwarded to it, and the clients
+ * whose SYN-ACK from it came back through a host (the backends' return route is ECMP over the hosts, so a reply may
+ * come back through a host that does not have that backend). Counted by nft in each host's forward hook.
+ */
+async function watchHandshakes(lab: ScaleoutLab, id: string): Promise<{ read(): Promise<string> }> {
+  const ip = lab.family === 6 ? 'ip6' : 'ip';
+  const b = lab.backendAddr(id);
+  const set = (name: string): string => `set ${name} { type ${lab.family === 6 ? 'ipv6_addr' : 'ipv4_addr'} . inet_service; flags dynamic; }`;
+  const rules = [
+    `table inet l4lab_hs {`,
+    `  ${set('syn')}`,
+    `  ${set('synack')}`,
+    `  chain forwarded { type filter hook forward priority raw; policy accept;`,
+    `    ${ip} daddr ${b} tcp dport 8080 tcp flags & (syn|ack) == syn add @syn { ${ip} saddr . tcp sport }`,
+    `    ${ip} saddr ${b} tcp sport 8080 tcp flags & (syn|ack) == syn|ack add @synack { ${ip} daddr . tcp dport }`,
+    `  }`,
+    `}`,
+  ].join('\n');
+  const f = path.join(lab.dir, 'handshakes.nft');
+  writeFileSync(f, `${rules}\n`);
+  const roles = lab.hosts.map((h) => h.role);
+  for (const r of roles) await lab.exec(r, 'nft', ['-f', f]);
+  const clients = async (r: string, name: string): Promise<number> => {
+    const out = (await lab.exec(r, 'nft', ['list', 'set', 'inet', 'l4lab_hs', name])).stdout;
+    return [...out.matchAll(/ \. \d+/g)].length;
+  };
+  return {
+    async read() {
+      const per = await Promise.all(roles.map(async (r) => `${r} ${await clients(r, 'syn')}/${await clients(r, 'synack')}`));
+      return `${id}'s handshakes (clients whose SYN / whose SYN-ACK each host forwarded): ${per.join(', ')}`;
+    },
+  };
+}
 
 // IPv6 only when asked (npm run test:scaleout-ipv6, or L4NAT_SCALEOUT_IPV6=full).
 for (const family of IPV6_RUN === 'only' ? ([6] as const) : IPV6_RUN === 'full' ? ([4, 6] as const) : ([4] as const)) disagreeSuite(family);
@@ -84,6 +125,7 @@ function disagreeSuite(family: Family): void {
         const st = await lab.clusterStates(['lb1', 'lb2', 'lb3']);
         return new Set(Object.values(st).map((s) => s.rings[SERVICE])).size === 1 && Object.values(st).every((s) => s.peers.every((p) => p.ageMs !== null && p.ageMs < 2_000));
       }, 20_000, 200);
+      const handshakes = await watchHandshakes(lab, 'b4');
       const streams = startStreams(lab, { target: VIP, streams: STREAMS, durationMs: 120_000, intervalMs: 100, chunkBytes: 512, stallMs: 20_000, connTimeoutMs: 10_000 });
       let stopConnecting = false;
       let connecting: ReturnType<typeof keepConnecting> | undefined;
@@ -158,6 +200,8 @@ function disagreeSuite(family: Family): void {
         await connecting?.catch(() => undefined);
       }
       const rep = await streams.result;
+      const b4Path = await handshakes.read();
+      t.diagnostic(b4Path);
       const conns = await connecting!;
       const made = conns.reduce((n, r) => n + r.ok + r.failed, 0);
       const failed = conns.reduce((n, r) => n + r.failed, 0);
@@ -167,7 +211,7 @@ function disagreeSuite(family: Family): void {
       assert.equal(rep.ok, STREAMS, `every stream keeps every byte: ${JSON.stringify(rep.errors)}`);
       assert.equal(rep.failed, 0);
       assert.ok(made >= 200, `new connections were made throughout (${made})`);
-      assert.equal(failed, 0, `every new connection succeeds: ${JSON.stringify(conns.map((r) => r.errors))}`);
+      assert.equal(failed, 0, `every new connection succeeds: ${JSON.stringify(conns.map((r) => r.errors))}; ${b4Path}`);
     });
   });
 }
