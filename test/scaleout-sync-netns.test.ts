@@ -9,7 +9,8 @@
 // `npm run test:scaleout-sync` (L4NAT_SYNC_ALL_CASES=1) runs every case over IPv4 and over IPv6 (the lab's family 6).
 // Each case runs in a lab of its own. Without sync the same runs broke (a) 9, (b) 40 and (c) 66 of 200 (one run
 // each, docs/scale-out.md): a drained backend is never a second chance's target, and it remembers one change only.
-// With sync, two runs of the final code: 0 everywhere but (d), 4 of 200 in one of them (not explained yet).
+// With sync, two runs of the final code: 0 everywhere but (d), 4 of 200 in one of them (not explained: case (d)
+// repeated 12 times per family since broke 0 of 200 every time, so the cause was never seen again).
 // Root-only; bird2, nft.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
