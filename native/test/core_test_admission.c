@@ -37,17 +37,7 @@ static int64_t recount(struct l4_flow_table *ft, const struct l4_flow_timeouts *
   return r.n;
 }
 
-static struct l4_flow_key key_of(uint8_t proto, uint16_t cport) {
-  struct l4_flow_key k;
-  memset(&k, 0, sizeof(k));
-  pb_addr(4, C4, k.client);
-  pb_addr(4, VIP4, k.vip);
-  k.cport = (uint16_t)((cport >> 8) | (cport << 8));
-  k.vport = (uint16_t)(80 << 8);
-  k.proto = proto;
-  k.family = 4;
-  return k;
-}
+static struct l4_flow_key key_of(uint8_t proto, uint16_t cport) { return flow_key4(C4, cport, proto); }
 
 static int find_view(const struct l4_flow_view *v, void *arg) {
   *(struct l4_flow_view *)arg = *v;

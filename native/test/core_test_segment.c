@@ -5,18 +5,11 @@
 #include <string.h>
 
 #include "../core/flow_segment.h"
+#include "keys.h"
 #include "test_util.h"
 #include "tests.h"
 
 #define SEG_CAP 1024
-
-static struct siphash_key key_of(uint8_t b) {
-  uint8_t raw[16];
-  memset(raw, b, sizeof(raw));
-  struct siphash_key k;
-  siphash_key_from_bytes(&k, raw);
-  return k;
-}
 
 /* A whole segment in memory, formatted for SEG_CAP entries and key 0x11, with a slot map. */
 static uint8_t *segment_new(struct l4_flow_segment_hdr **hp) {

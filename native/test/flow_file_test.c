@@ -14,18 +14,9 @@
 #include <unistd.h>
 
 #include "../flow_file.h"
+#include "expect.h"
+#include "keys.h"
 
-static int failures;
-
-#define EXPECT(cond, ...)                                    \
-  do {                                                       \
-    if (!(cond)) {                                           \
-      failures++;                                            \
-      printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-      printf(__VA_ARGS__);                                   \
-      printf("\n");                                          \
-    }                                                        \
-  } while (0)
 
 #define CAP 4096
 #define NFLOWS 500
@@ -41,14 +32,6 @@ static long minor_faults(void) {
 /* A write (that changes nothing) to each page of the entries. Not instrumented: ASan's shadow pages would fault too. */
 __attribute__((no_sanitize("address"))) static void write_each_page(struct l4_flow_table *ft, uint64_t pages) {
   for (uint64_t i = 0; i < pages; i++) atomic_fetch_add_explicit(&ft->entries[i * (4096 / sizeof(struct l4_flow))].ver, 0, memory_order_relaxed);
-}
-
-static struct siphash_key key_of(uint8_t b) {
-  uint8_t raw[16];
-  memset(raw, b, sizeof(raw));
-  struct siphash_key k;
-  siphash_key_from_bytes(&k, raw);
-  return k;
 }
 
 static struct l4_flow_key fkey(uint32_t i) {

@@ -7,18 +7,8 @@
 #include <string.h>
 
 #include "../steering.h"
+#include "expect.h"
 
-static int failures;
-
-#define EXPECT(cond, ...)                                          \
-  do {                                                             \
-    if (!(cond)) {                                                 \
-      failures++;                                                  \
-      printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);       \
-      printf(__VA_ARGS__);                                         \
-      printf("\n");                                                \
-    }                                                              \
-  } while (0)
 
 /* One early error: the log starts as garbage (no terminator anywhere) and must come back "". */
 static void too_many(uint32_t n4, uint32_t n6) {

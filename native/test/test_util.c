@@ -293,17 +293,22 @@ struct l4_tables *fx_build(const struct fx_input *fi, const char *who) {
   return t;
 }
 
+struct l4_flow_key flow_key4(const char *client, uint16_t cport, uint8_t proto) {
+  struct l4_flow_key k;
+  memset(&k, 0, sizeof(k));
+  pb_addr(4, client, k.client);
+  pb_addr(4, VIP4, k.vip);
+  k.cport = (uint16_t)((cport >> 8) | (cport << 8));
+  k.vport = (uint16_t)(80 << 8);
+  k.proto = proto;
+  k.family = 4;
+  return k;
+}
+
 uint16_t port_to(struct env *e, const char *client, uint16_t from, uint32_t bk) {
   const struct l4_service *s = &e->t->services[FX_SVC_V4_TCP];
   for (uint32_t p = from; p <= 0xffff; p++) {
-    struct l4_flow_key k;
-    memset(&k, 0, sizeof(k));
-    pb_addr(4, client, k.client);
-    pb_addr(4, VIP4, k.vip);
-    k.cport = (uint16_t)((p >> 8) | (p << 8));
-    k.vport = (uint16_t)(80 << 8);
-    k.proto = 6;
-    k.family = 4;
+    struct l4_flow_key k = flow_key4(client, (uint16_t)p, 6);
     if (s->ring_size && s->ring[l4_flow_hash(&e->t->hash_key, &k) % s->ring_size] == bk) return (uint16_t)p;
   }
   abort();

@@ -104,6 +104,8 @@ void fx_rate_limit(struct fx_input *fi, uint32_t rate);
 struct l4_tables *fx_build(const struct fx_input *fi, const char *who);
 /* The first client port from `from` on whose flow client:port -> VIP4:80 (TCP) e's current ring sends to bk. */
 uint16_t port_to(struct env *e, const char *client, uint16_t from, uint32_t bk);
+/* The flow key of an IPv4 packet from client:cport (host order) to VIP4:80 with this protocol. */
+struct l4_flow_key flow_key4(const char *client, uint16_t cport, uint8_t proto);
 
 /* Seed corpus recording (core_test --write-corpus DIR). */
 void corpus_record(const char *desc, const uint8_t *in, uint32_t len);
