@@ -1,13 +1,14 @@
 // `l4nat trace` in the lab: a real TCP connection from the client traced by its client address and port (the SYN,
 // the backend's SYN-ACK, the data and both FINs, each with the backend the client was answered by), with the wire
 // view written as pcapng that tcpdump reads, holding both sides of the translation; and a source the service's
-// deny_sources refuses, traced with --drops, seen as acl_denied. Root-only.
+// deny_sources refuses, traced with --drops, seen as acl_denied; and the wire view's libpcap handle kept past its close. Root-only.
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Lab } from '../src/lab/lab';
 import { repoRoot } from '../src/lab/l4nat-process';
+import { run } from '../src/lab/netns';
 import { formatPacketLine, type TracePacketEvent } from '../src/trace/events';
 import { configText, labBackends, withLab } from './rigs/fixture';
 import { skipUnless } from './rigs/requirements';
@@ -115,4 +116,29 @@ test('l4nat trace: a connection SYN to FIN with its backend, the pcap with both 
     assert.match(d.stdout, new RegExp(`forward tcp ${client.replace(/\./g, '\\.')}:${CPORT} > ${lab.vip4.replace(/\./g, '\\.')}:8080 \\[S\\].*DROPPED acl_denied.*service ${lab.vip4.replace(/\./g, '\\.')}:8080/tcp`));
     assert.match(d.stderr, /1 packets traced \(ended: count\)/);
   });
+});
+
+// The wire view's libpcap handle (the `cap` addon) must outlive its close: cap stops its libuv poll handle without
+// closing it, so an addon object the garbage collector frees leaves the event loop's handle list pointing into
+// freed memory (src/trace/wire.ts, closedCaps). Seen by a FinalizationRegistry on each closed handle after forced
+// collections; the capture is on the loopback of a namespace of its own (`unshare -n`).
+test('wire view: a closed libpcap handle is never freed (cap leaves its poll handle in the event loop)', { skip: skipUnless({ commands: ['unshare'] }), timeout: 60_000 }, async () => {
+  const script = `
+    const { WireCapture } = require(${JSON.stringify(join(repoRoot(), 'dist', 'src', 'trace', 'wire.js'))});
+    let freed = 0;
+    const reg = new FinalizationRegistry(() => freed++);
+    (async () => {
+      for (let i = 0; i < 3; i++) {
+        const w = new WireCapture('lo', [], () => ({ vips: new Set(), backends: new Set() }), () => undefined);
+        reg.register(w.handle, i);
+        w.close();
+      }
+      // An object nothing keeps (made in a function of its own, so no scope holds it): shows that the collections
+      // ran and finalizers were called.
+      ((o) => reg.register(o, 'control'))({});
+      for (let i = 0; i < 5; i++) { global.gc(); await new Promise((r) => setTimeout(r, 20)); }
+      console.log(JSON.stringify({ freed }));
+    })();`;
+  const { stdout } = await run('unshare', ['-n', 'sh', '-c', 'ip link set lo up && exec "$0" --expose-gc -e "$1"', process.execPath, script], { timeoutMs: 30_000 });
+  assert.deepEqual(JSON.parse(stdout.trim().split('\n').pop()!), { freed: 1 }, 'only the control object was collected, none of the 3 closed handles');
 });

@@ -11,8 +11,18 @@ import { ipPacketLength } from './pcapng';
 interface CapHandle {
   open(dev: string, filter: string, bufSize: number, buffer: Buffer): string;
   on(ev: 'packet', cb: (nbytes: number, trunc: boolean) => void): void;
+  removeAllListeners(ev: 'packet'): void;
   close(): void;
 }
+
+/**
+ * Every closed capture handle, kept for the life of the process. The `cap` addon's close() stops its libuv poll
+ * handle but never uv_close()s it, so the handle stays in the event loop's handle list; when the garbage
+ * collector then frees the addon object, that list points into freed memory, and the next handle opened or closed
+ * beside it writes there (a crash at a random later moment). Kept referenced, the object is never freed. Each one
+ * costs a few hundred bytes (its packet buffer and listener are dropped), once per trace with the wire view.
+ */
+const closedCaps: CapHandle[] = [];
 
 /** Host and port terms of a BPF filter; alternatives are ORed. */
 export interface WireEndpoint {
@@ -84,8 +94,16 @@ export class WireCapture {
     });
   }
 
+  /** The libpcap handle while open (tests watch its lifetime). */
+  get handle(): object | undefined {
+    return this.cap;
+  }
+
   close(): void {
-    this.cap?.close();
+    if (!this.cap) return;
+    this.cap.close();
+    this.cap.removeAllListeners('packet'); // the buffer and the trace it fed can go; the handle stays (closedCaps)
+    closedCaps.push(this.cap);
     this.cap = undefined;
   }
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { createLab, VIP4, VIP6, type Lab, type LabBackend, type LabOptions } from '../../src/lab/lab';
-import { startL4nat, type L4natOptions, type L4natProcess } from '../../src/lab/l4nat-process';
+import { L4natProcess, startL4nat, type L4natOptions } from '../../src/lab/l4nat-process';
 import type { NsProcess } from '../../src/lab/netns';
 import { startBackendServers, type BackendServersOptions } from '../../src/lab/workload';
 
@@ -92,12 +92,25 @@ export async function withLab<T>(opts: WithLabOptions, body: (fx: LabFixture) =>
       defer: (fn) => void deferred.push(fn),
     };
     return await body(fx);
+  } catch (err) {
+    // A failed test says how each l4nat it started ended (or that it still runs) and the last of its log, so a
+    // failure seen only in CI (a refused request, a reset connection) can be told from a crash of l4nat itself.
+    for (const p of stoppable) if (p instanceof L4natProcess) console.error(postMortem(p));
+    throw err;
   } finally {
     for (const p of stoppable.reverse()) await p.stop();
     await created?.destroy();
     for (const fn of deferred) await fn();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** How an l4nat stands after a failed test: running or its exit status, then its last log lines and stderr. */
+function postMortem(p: L4natProcess, lines = 25): string {
+  const st = p.proc.exitStatus;
+  const state = st === null ? 'still running' : `exited (code ${st.code}, signal ${st.signal})`;
+  const tail = (xs: readonly string[]): string => xs.slice(-lines).map((l) => `  ${l}`).join('\n');
+  return `l4nat pid ${p.pid} ${state}\n last log lines:\n${tail(p.proc.stdoutLines)}\n stderr:\n${tail(p.stderr)}`;
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
