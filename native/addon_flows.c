@@ -233,25 +233,25 @@ static napi_value js_active_flows(napi_env env, napi_callback_info info) {
   return res;
 }
 
-/* explain(handle, {family: 4|6, proto: 6|17, client: Uint8Array(16), cport, vip: Uint8Array(16), vport}) ->
- * Uint32Array(explainWords): l4_explain's result, its fields at the layout's explainFields. */
+/* explain(handle, {family: 4|6, proto: 6|17, client: Uint8Array(16), cport, vip: Uint8Array(16), vport, syn: 0|1})
+ * -> Uint32Array(explainWords): l4_explain's result, its fields at the layout's explainFields. */
 static napi_value js_explain(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2], ab, arr;
   struct handle *h = handle_args(env, info, &argc, argv);
   if (!h) return NULL;
-  uint32_t family, proto, cport, vport;
+  uint32_t family, proto, cport, vport, syn;
   void *client, *vip;
   size_t n1, n2;
   if (argc < 2 || get_u32(env, argv[1], "family", &family) || (family != 4 && family != 6) ||
       get_u32(env, argv[1], "proto", &proto) || (proto != 6 && proto != 17) ||
       get_typed(env, argv[1], "client", napi_uint8_array, &client, &n1) || n1 != 16 ||
       get_typed(env, argv[1], "vip", napi_uint8_array, &vip, &n2) || n2 != 16 || get_u32(env, argv[1], "cport", &cport) ||
-      cport > 65535 || get_u32(env, argv[1], "vport", &vport) || vport > 65535) {
-    napi_throw_type_error(env, "EINVAL", "l4nat addon: explain(handle, {family: 4|6, proto: 6|17, client: Uint8Array(16), cport: 0-65535, vip: Uint8Array(16), vport: 0-65535})");
+      cport > 65535 || get_u32(env, argv[1], "vport", &vport) || vport > 65535 || get_u32(env, argv[1], "syn", &syn) || syn > 1) {
+    napi_throw_type_error(env, "EINVAL", "l4nat addon: explain(handle, {family: 4|6, proto: 6|17, client: Uint8Array(16), cport: 0-65535, vip: Uint8Array(16), vport: 0-65535, syn: 0|1})");
     return NULL;
   }
-  struct l4_explain_query q = {(uint8_t)family, (uint8_t)proto, {0}, {0}, (uint16_t)cport, (uint16_t)vport};
+  struct l4_explain_query q = {(uint8_t)family, (uint8_t)proto, {0}, {0}, (uint16_t)cport, (uint16_t)vport, (uint8_t)syn};
   memcpy(q.client, client, 16);
   memcpy(q.vip, vip, 16);
   void *data;

@@ -46,6 +46,7 @@ static napi_value js_layout(napi_env env, napi_callback_info info) {
   static const struct named_u32 bk_table_flags[] = {L4_LAYOUT_BK_TABLE_FLAGS(NAMED_U32)};
   static const struct named_u32 explain_fields[] = {L4_LAYOUT_EXPLAIN_FIELDS(NAMED_U32)};
   static const struct named_u32 explain_verdicts[] = {L4_LAYOUT_EXPLAIN_VERDICTS(NAMED_U32)};
+  static const struct named_u32 syn_choices[] = {L4_LAYOUT_SYN_CHOICES(NAMED_U32)};
   static const struct named_u32 sync_fields[] = {L4_LAYOUT_SYNC_FIELDS(NAMED_U32)};
 #define N(a) (sizeof(a) / sizeof((a)[0]))
   napi_value o = named_object(env, numbers, N(numbers));
@@ -67,6 +68,7 @@ static napi_value js_layout(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, o, "bkTableFlags", named_object(env, bk_table_flags, N(bk_table_flags))));
   CHECK(napi_set_named_property(env, o, "explainFields", named_object(env, explain_fields, N(explain_fields))));
   CHECK(napi_set_named_property(env, o, "explainVerdicts", named_object(env, explain_verdicts, N(explain_verdicts))));
+  CHECK(napi_set_named_property(env, o, "synChoices", named_object(env, syn_choices, N(syn_choices))));
   CHECK(napi_set_named_property(env, o, "syncFields", named_object(env, sync_fields, N(sync_fields))));
 #undef N
   CHECK(napi_set_named_property(env, o, "queueCounters", string_array(env, L4_QUEUE_COUNTER_NAMES, L4_Q_MAX)));

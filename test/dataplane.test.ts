@@ -312,12 +312,14 @@ test('explain and flow-move questions through the addon: read-only answers, bad 
     (async () => {
       for (let i = 0; i < 100 && dp.flows().length === 0; i++) await new Promise((r) => setTimeout(r, 20));
       const pinned = dp.explain(q);
+      const pinnedSyn = dp.explain({ ...q, syn: true }); // its backend in the ring, the ring's choice: a SYN follows the entry
+      bad.push(err(() => dp.explain({ ...q, proto: 'udp', syn: true })), err(() => dp.explain({ ...q, syn: 1 })));
       const kept = dp.flowMovesPage({ services: new Uint32Array([0, 0, 0, 13]), rings: t.input.rings });
       const gone = dp.flowMovesPage({ services: new Uint32Array([0, 0, 0, 0]), rings: new Uint32Array(0) });
       const flows = dp.flows().length;
       sock.destroy();
       dp.close(false);
-      console.log(JSON.stringify({ noTable, fresh, denied, bad, pinned, kept: [...kept.kept], movedKept: [...kept.moved], gone: [...gone.moved], next: kept.next, flows, bk: t.backendSlots.get('10.9.0.1:80/tcp|10.9.1.1:8080/tcp') }));
+      console.log(JSON.stringify({ noTable, fresh, denied, bad, pinned, pinnedSyn, kept: [...kept.kept], movedKept: [...kept.moved], gone: [...gone.moved], next: kept.next, flows, bk: t.backendSlots.get('10.9.0.1:80/tcp|10.9.1.1:8080/tcp') }));
     })();
   `);
   assert.equal(r.status, 0, r.stderr);
@@ -345,6 +347,10 @@ test('explain and flow-move questions through the addon: read-only answers, bad 
   assert.equal(o.pinned.verdict, 'entry');
   assert.equal(o.pinned.entry.backendSlot, o.bk);
   assert.equal(o.pinned.entry.state, 'SYN_SENT');
+  assert.equal(o.pinned.entry.left, null);
+  assert.deepEqual([o.pinnedSyn.verdict, o.pinnedSyn.entry.left], ['entry', null]);
+  assert.match(o.bad[5], /a SYN is a TCP packet: give proto tcp/);
+  assert.match(o.bad[6], /syn must be true or false, got 1/);
   assert.equal(o.kept[o.bk], 1, 'the ring it runs keeps the flow');
   assert.equal(o.movedKept[o.bk], 0);
   assert.equal(o.gone[o.bk], 1, 'an empty ring moves it');

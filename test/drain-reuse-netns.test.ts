@@ -4,13 +4,15 @@
 //    drained, and the client then reuses those source ports at a high rate: 0 failures, every connection on b2,
 //    b1's new-flow counter unchanged, each stale entry moved once (flow_reuse_moved), and no SYN retransmitted
 //    by the client (the kernel's own counter: without the rule each reused port waited for a retransmission,
-//    b1 having answered the reused SYN with a challenge ACK). Streams on b1 go on meanwhile.
+//    b1 having answered the reused SYN with a challenge ACK). Streams on b1 go on meanwhile. Before the reuse,
+//    `explain` of a stale tuple says the same: its next packet follows b1's entry, its SYN leaves it for b2.
 //  - `drain --deadline` on the running drain removes b1's flows left at the deadline: counted in the drain view,
 //    logged, and the streams on b1 end (b2 resets them) while those on b2 go on.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { adminRequest } from '../src/lab/admin-client';
+import type { Explanation } from '../src/control/explain-view';
 import type { Lab } from '../src/lab/lab';
 import { repoRoot } from '../src/lab/l4nat-process';
 import { startStreams } from '../src/lab/workload';
@@ -79,6 +81,17 @@ test('a drain under port reuse: reused tuples of b1\'s stale entries go to b2 at
     const d = await adminRequest(lab, 'POST', `/v1/services/${encodeURIComponent(`${lab.vip4}:8080/tcp`)}/backends/${encodeURIComponent(`${lab.backend('b1').ipv4}:8080/tcp`)}/drain`);
     assert.equal(d.status, 202, JSON.stringify(d.body));
     const before = await view(lab);
+    // l4nat explain says it before any reuse: a stale tuple's next packet follows b1's entry, its SYN goes to b2.
+    const ask = async (packet: string): Promise<Explanation> => {
+      const q = `proto=tcp&client=${lab.client.ipv4}:${onB1[0]}&vip=${lab.vip4}:8080${packet}`;
+      const r = await adminRequest(lab, 'GET', `/v1/flows/explain?${q}`);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return r.body as Explanation;
+    };
+    const [next, syn] = [await ask(''), await ask('&packet=syn')];
+    const b1id = `${lab.backend('b1').ipv4}:8080/tcp`;
+    assert.deepEqual([next.verdict, next.flowEntry?.backend, next.flowEntry?.left], ['entry', b1id, null], JSON.stringify(next));
+    assert.deepEqual([syn.tuple.packet, syn.verdict, syn.flowEntry?.backend, syn.flowEntry?.left, syn.backend?.id], ['syn', 'ring', b1id, 'backend_leaving', `${lab.backend('b2').ipv4}:8080/tcp`], JSON.stringify(syn));
     const retrans0 = await synRetransmits(lab);
 
     const ROUNDS = 5;

@@ -211,7 +211,7 @@ test('POST /v1/plan and GET /v1/flows/explain check their input; explain names t
   Object.assign(bal.dp, {
     explain: () => ({
       verdict: 'entry', dropReason: null, serviceSlot: bal.serviceSlot(WEB), acl: { entries: 0, index: null, allowed: true }, rateLimit: null,
-      entry: { backendSlot: slot11, serviceSlot: 0, state: 'ESTABLISHED', idleSeconds: 3, backendValid: true, offRing: false },
+      entry: { backendSlot: slot11, serviceSlot: 0, state: 'ESTABLISHED', idleSeconds: 3, backendValid: true, offRing: false, left: null },
       ring: { size: 7, slot: 2, backendSlot: slot11 }, previousRing: null,
       backend: { slot: slot11, addr: '10.0.1.11', port: 8080, inRing: true, down: false }, vip: { addr: '10.0.0.10', port: 80 }, generation: 4,
     }),
@@ -223,7 +223,18 @@ test('POST /v1/plan and GET /v1/flows/explain check their input; explain names t
   assert.equal(x.backend.state, 'up');
   assert.equal(x.flowEntry.backend, '10.0.1.11:8080/tcp');
   assert.deepEqual(x.rewrite, { forward: { before: '192.0.2.7:40000 -> 10.0.0.10:80', after: '192.0.2.7:40000 -> 10.0.1.11:8080' }, reply: { before: '10.0.1.11:8080 -> 192.0.2.7:40000', after: '10.0.0.10:80 -> 192.0.2.7:40000' } });
+  // packet=syn reaches the data plane's question; anything else is refused by name
+  let asked: unknown;
+  const answer = (bal.dp as unknown as { explain: (q: unknown) => unknown }).explain;
+  Object.assign(bal.dp, { explain: (q: unknown) => ((asked = q), answer(q)) });
+  const syn = await app.inject({ method: 'GET', url: '/v1/flows/explain?proto=tcp&client=192.0.2.7:40000&vip=10.0.0.10:80&packet=syn', headers });
+  assert.equal(syn.statusCode, 200);
+  assert.equal((asked as { syn: boolean }).syn, true);
+  assert.equal(syn.json().tuple.packet, 'syn');
+  await app.inject({ method: 'GET', url: '/v1/flows/explain?proto=tcp&client=192.0.2.7:40000&vip=10.0.0.10:80', headers });
+  assert.equal((asked as { syn: boolean }).syn, false, 'without packet: the next packet');
   for (const [qs, msg] of [
+    ['proto=tcp&client=192.0.2.7:1&vip=10.0.0.10:80&packet=fin', /packet/],
     ['proto=tcp&client=192.0.2.7&vip=10.0.0.10:80', /querystring\/client must be ADDR:PORT/],
     ['proto=sctp&client=192.0.2.7:1&vip=10.0.0.10:80', /proto/],
     ['proto=tcp&client=192.0.2.7:1', /vip/],
@@ -240,6 +251,7 @@ test('POST /v1/plan and GET /v1/flows/explain check their input; explain names t
 test('the CLI: explain and the dry runs refuse bad arguments by name; a plan prints per backend', async () => {
   await assert.rejects(explainCommand(['sctp', '192.0.2.7:1', '10.0.0.10:80']), (e: unknown) => e instanceof OptionError && /PROTO must be tcp or udp, got "sctp"/.test(e.message));
   await assert.rejects(explainCommand(['tcp', '192.0.2.7:1']), (e: unknown) => e instanceof OptionError && /explain expects PROTO CLIENT:PORT VIP:PORT/.test(e.message));
+  await assert.rejects(explainCommand(['udp', '192.0.2.7:1', '10.0.0.10:53', '--syn']), (e: unknown) => e instanceof OptionError && /--syn is for tcp/.test(e.message));
   await assert.rejects(apiCommand('reload', ['--from', 'x.yaml', '--admin', 'http://127.0.0.1:1']), (e: unknown) => e instanceof OptionError && /--from FILE is for --dry-run/.test(e.message));
   await assert.rejects(apiCommand('backend', ['weight', WEB, '10.0.1.11:8080', 'x', '--dry-run', '--admin', 'http://127.0.0.1:1']), (e: unknown) => e instanceof OptionError && /WEIGHT/.test(e.message));
   const { ctrl } = await setup();

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "decide.h"
 #include "flow_table.h"
 #include "tables.h"
 
@@ -29,6 +30,41 @@ static inline bool l4_backend_takes_new_flows(const struct l4_tables *t, uint32_
  * a backend that is being taken out of service anyway, as a forged RST could before RFC 5961. */
 static inline bool l4_syn_leaves_entry(const struct l4_tables *t, uint32_t backend, uint8_t state) {
   return !l4_flow_state_closed(state) && !l4_backend_takes_new_flows(t, backend);
+}
+
+/* Why a client's SYN (no ACK) on a live entry whose backend still serves the service does not follow it but
+ * chooses again (forward() in dataplane.c; l4nat explain --syn says which). The layout exports the names. */
+enum l4_syn_choice {
+  L4_SYN_FOLLOWS = 0,         /* it follows the entry */
+  L4_SYN_ON_CLOSED = 1,       /* the entry saw a reset or a FIN: a new connection on the tuple */
+  L4_SYN_BACKEND_LEAVING = 2, /* its backend takes no new flows: l4_syn_leaves_entry */
+  L4_SYN_RETRANSMITTED = 3,   /* a retransmission of a SYN nobody answered, which the ring now sends elsewhere */
+};
+
+/* A client's SYN retransmission (a second or more after the entry last saw a packet) for a connection its backend
+ * never answered, while the ring now chooses another backend: the backend was taken out (found down, e.g.
+ * black-holed), so the retransmission goes where the ring says instead of to the one that is not answering.
+ * Two copies of one SYN within the same second (handled under two table generations) do not move it. Under
+ * admission (bounded load, max_flows) a flow may sit off its ring slot by choice: it moves only when its backend
+ * left the ring, never to meet the bound or a limit again (where it holds a place itself). For a SYN on an entry
+ * that is not closed (l4_syn_choice decides closed ones first). */
+static inline bool l4_syn_retransmit_moves(const struct l4_tables *t, const struct l4_service *s, const struct l4_flow_key *key,
+                                           uint64_t hash, const struct l4_flow_ref *ref, uint32_t now) {
+  if (ref->state & FL_REPLY) return false;
+  if (atomic_load_explicit(&ref->e->last_seen, memory_order_relaxed) == now) return false;
+  if (s->admission && l4_backend_takes_new_flows(t, ref->backend)) return false;
+  return l4_pick_backend(t, s, key, hash) != ref->backend;
+}
+
+/* The choice for a SYN on a live entry `ref` whose backend still serves service s. A half-closed entry (one FIN) on
+ * a backend that takes no new flows counts as the backend leaving (flow_reuse_moved), as it did before either rule
+ * had a name. */
+static inline enum l4_syn_choice l4_syn_choice(const struct l4_tables *t, const struct l4_service *s, const struct l4_flow_key *key,
+                                               uint64_t hash, const struct l4_flow_ref *ref, uint32_t now) {
+  if (l4_syn_leaves_entry(t, ref->backend, ref->state)) return L4_SYN_BACKEND_LEAVING;
+  if (ref->state & (FL_RST | FL_FIN_C | FL_FIN_B)) return L4_SYN_ON_CLOSED;
+  if (l4_syn_retransmit_moves(t, s, key, hash, ref, now)) return L4_SYN_RETRANSMITTED;
+  return L4_SYN_FOLLOWS;
 }
 
 /* ---- Bounded load and per-backend limits (issue 17 items 1 and 2). Only a new flow meets them: a client's SYN

@@ -88,21 +88,6 @@ static bool new_flow_allowed(struct l4_ctx *ctx, const struct l4_tables *t, cons
   return l4_ratelimit_take(ctx->ratelimit, l4_rate_bucket(t, key, svc_slot), s->rate, s->burst, ctx->now_ms);
 }
 
-/* A client's SYN retransmission (a second or more after the entry last saw a packet) for a connection its backend
- * never answered, while the ring now chooses another backend: the backend was taken out (found down, e.g.
- * black-holed), so the retransmission goes where the ring says instead of to the one that is not answering.
- * Two copies of one SYN within the same second (handled under two table generations) do not move it.
- * Called for a SYN on an entry that is not closed (forward() decides closed ones first). */
-static bool retransmit_elsewhere(const struct l4_ctx *ctx, const struct l4_tables *t, const struct l4_service *s,
-                                 const struct l4_flow_key *key, uint64_t hash, const struct l4_flow_ref *ref) {
-  if (ref->state & FL_REPLY) return false;
-  if (atomic_load_explicit(&ref->e->last_seen, memory_order_relaxed) == ctx->now) return false;
-  /* Under admission (bounded load, max_flows) a flow may sit off its ring slot by choice: it moves only when its
-   * backend left the ring, never to meet the bound or a limit again (where it holds a place itself). */
-  if (s->admission && l4_backend_takes_new_flows(t, ref->backend)) return false;
-  return l4_pick_backend(t, s, key, hash) != ref->backend;
-}
-
 static uint8_t tcp_state_bits(uint8_t flags, int from_client) {
   uint8_t set = 0;
   if (flags & TCP_FIN) set |= from_client ? FL_FIN_C : FL_FIN_B;
@@ -208,10 +193,9 @@ PATH enum l4_verdict forward(struct l4_ctx *ctx, const struct l4_tables *t, stru
   /* A SYN on a closed entry is a new connection reusing the tuple: choose again. So is one on an entry whose
    * backend takes no new flows (draining or down: admission.h), and a SYN retransmission that should leave a
    * backend the ring moved away from. */
-  bool reuse_off_ring = hit && syn && l4_syn_leaves_entry(t, ref.backend, ref.state);
-  bool choose_again = hit && syn &&
-                      ((ref.state & (FL_RST | FL_FIN_C | FL_FIN_B)) || reuse_off_ring ||
-                       retransmit_elsewhere(ctx, t, s, &key, hash, &ref));
+  enum l4_syn_choice why = hit && syn ? l4_syn_choice(t, s, &key, hash, &ref, ctx->now) : L4_SYN_FOLLOWS;
+  bool reuse_off_ring = why == L4_SYN_BACKEND_LEAVING;
+  bool choose_again = why != L4_SYN_FOLLOWS;
   if (hit && !choose_again) {
     b = ref.backend;
     NOTE(note->rec.flow = L4_TF_HIT);

@@ -24,8 +24,9 @@ static void explain_rings(const struct l4_tables *t, const struct l4_service *s,
   out->prev_second_chance = out->ring_backend != L4_NO_BACKEND && l4_second_chance_target(t, out->prev_backend, out->ring_backend, svc);
 }
 
-/* The live entry for the key, if any, as forward() finds it. Returns whether a packet would follow it. */
-static bool explain_entry(const struct l4_tables *t, struct l4_flow_table *ft, uint32_t now, uint32_t svc,
+/* The live entry for the key, if any, as forward() finds it. Returns whether the packet (a SYN with `syn`) would
+ * follow it. */
+static bool explain_entry(const struct l4_tables *t, struct l4_flow_table *ft, uint32_t now, uint32_t svc, bool syn,
                           const struct l4_flow_key *key, uint64_t hash, struct l4_explain *out) {
   struct l4_flow_ref ref;
   if (!l4_flow_lookup(ft, key, hash, &t->timeouts, now, &ref)) return false;
@@ -38,8 +39,12 @@ static bool explain_entry(const struct l4_tables *t, struct l4_flow_table *ft, u
   out->flow_idle = idle > 0x7fffffffu ? 0 : idle; /* another worker's clock may be a second ahead */
   out->flow_valid = l4_backend_valid(t, ref.backend, svc);
   out->flow_off_ring = out->flow_valid && out->ring_backend != ref.backend;
-  /* forward(): a closed entry is chosen again by a new connection's SYN; a UDP entry never closes. */
-  return out->flow_valid && !(key->proto == IPPROTO_TCP_ && l4_flow_state_closed(ref.state));
+  /* A UDP entry never closes. forward(): a SYN chooses again on a closed entry (the next packet of a closed entry is
+   * taken for such a SYN), and on the others l4_syn_choice says. */
+  if (!out->flow_valid || key->proto != IPPROTO_TCP_) return out->flow_valid;
+  if (syn) out->syn_choice = l4_syn_choice(t, &t->services[svc], key, hash, &ref, now);
+  else if (l4_flow_state_closed(ref.state)) out->syn_choice = L4_SYN_ON_CLOSED;
+  return out->syn_choice == L4_SYN_FOLLOWS;
 }
 
 static void explain_backend(const struct l4_tables *t, uint32_t b, struct l4_explain *out) {
@@ -90,7 +95,7 @@ void l4_explain(const struct l4_tables *t, struct l4_flow_table *ft, const struc
     out->rate_tokens_milli = l4_ratelimit_peek(rl, l4_rate_bucket(t, &key, svc), s->rate, s->burst, now_ms);
     out->rate_allows = out->rate_tokens_milli >= 1000;
   }
-  bool follows_entry = explain_entry(t, ft, now, svc, &key, hash, out);
+  bool follows_entry = explain_entry(t, ft, now, svc, q->syn != 0, &key, hash, out);
   /* forward()'s order: the source list first, then the entry, then the ring and the rate limit. */
   if (!allowed) {
     out->drop_reason = L4_DROP_ACL_DENIED;

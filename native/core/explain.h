@@ -7,7 +7,10 @@
  * serves the service (unless the entry is closed: then it is taken as a new connection's opening packet, as a SYN
  * on it would be); without one, it is a new connection's opening packet (a SYN, or a UDP datagram), which the ring
  * decides and the rate limit must let in. A mid-flow TCP packet without an entry is forwarded by the ring without
- * the rate limit (dataplane.c), which `ring_backend` shows. */
+ * the rate limit (dataplane.c), which `ring_backend` shows. With `syn` set the packet is a client's SYN (no ACK):
+ * on a live entry it takes forward()'s choice (admission.h l4_syn_choice) — a SYN on an entry that saw a reset or
+ * a FIN, on one whose backend takes no new flows (a client reusing its port), or a retransmission the ring now
+ * sends elsewhere chooses again, and `syn_choice` says which. */
 #ifndef L4NAT_EXPLAIN_H
 #define L4NAT_EXPLAIN_H
 
@@ -29,6 +32,7 @@ struct l4_explain_query {
   uint8_t family, proto;
   uint8_t client[16], vip[16];
   uint16_t cport, vport;
+  uint8_t syn; /* 1: a SYN without ACK; 0: the tuple's next packet */
 };
 
 /* Every field a uint32 word (layout.h exports their positions); L4_NO_BACKEND where there is nothing. */
@@ -65,6 +69,8 @@ struct l4_explain {
   uint32_t vip_port;           /* the reply's rewrite: backend:port -> this VIP:port (host order) */
   uint32_t vip_addr[4];
   uint32_t generation;         /* the published table's generation (set by the runtime, 0 here) */
+  uint32_t syn_choice;         /* enum l4_syn_choice: why the packet leaves the live entry (L4_SYN_FOLLOWS: it does not,
+                                  or there is none) */
 };
 
 #define L4_EXPLAIN_WORDS (sizeof(struct l4_explain) / sizeof(uint32_t))

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "admission.h"
 #include "explain.h"
 #include "flow_query.h"
 #include "flow_table.h"
@@ -124,12 +125,20 @@
   X("backendAddr", L4_EXPLAIN_AT(backend_addr))                      \
   X("vipPort", L4_EXPLAIN_AT(vip_port))                              \
   X("vipAddr", L4_EXPLAIN_AT(vip_addr))                              \
-  X("generation", L4_EXPLAIN_AT(generation))
+  X("generation", L4_EXPLAIN_AT(generation))                         \
+  X("synChoice", L4_EXPLAIN_AT(syn_choice))
 
 #define L4_LAYOUT_EXPLAIN_VERDICTS(X) \
   X("drop", L4_EXPLAIN_DROP)          \
   X("entry", L4_EXPLAIN_ENTRY)        \
   X("ring", L4_EXPLAIN_RING)
+
+/* Why a SYN leaves a live entry (admission.h enum l4_syn_choice), as an explanation's synChoice word says. */
+#define L4_LAYOUT_SYN_CHOICES(X)                    \
+  X("follows", L4_SYN_FOLLOWS)                      \
+  X("closed", L4_SYN_ON_CLOSED)                     \
+  X("backend_leaving", L4_SYN_BACKEND_LEAVING)      \
+  X("retransmitted", L4_SYN_RETRANSMITTED)
 
 /* The rows of a flow-move question (flowMoves() in addon.c): [service_slot, hash_mode, ring_offset, ring_size]. */
 #define L4_MOVE_WORDS 4

@@ -3,6 +3,7 @@
  * l4_process sends those flows once that ring is published and their entries are gone. */
 #include <string.h>
 
+#include "../core/admission.h"
 #include "../core/explain.h"
 #include "../core/flow_query.h"
 #include "test_util.h"
@@ -108,6 +109,77 @@ void test_explain_established_entry(void) {
   explain(&e, &q, &x);
   CHECK(x.verdict == L4_EXPLAIN_RING && x.flow_found && x.flow_class == L4_FC_CLOSE && x.backend == FX_BK_V4T_B, "closed: by the ring");
   CHECK(tcp_from(&e, 4, C4, port, VIP4, 80, PB_TCP_SYN) == L4_VERDICT_TX && out_backend() == FX_BK_V4T_B, "the SYN re-picks B");
+  env_free(&e);
+}
+
+/* explain with syn set: a client's SYN on a live entry takes forward()'s choice (admission.h l4_syn_choice), and
+ * l4_process then sends that SYN where explain said; the tuple's next packet (syn unset) still follows the entry. */
+void test_explain_syn(void) {
+  struct env e;
+  struct l4_explain_query q;
+  struct l4_explain x;
+  /* backend leaving: an established entry on A, then a ring with every slot on B (A drained) */
+  env_init(&e, 4096, FX_RING_ALT, 0);
+  uint16_t pa = port_to(&e, C4, 2000, FX_BK_V4T_A);
+  tcp_from(&e, 4, C4, pa, VIP4, 80, PB_TCP_SYN);
+  establish(&e, FX_BK_V4T_A, pa);
+  env_publish(&e, fx_tables(FX_RING_B, 0));
+  query(&q, 4, 6, C4, pa, VIP4, 80);
+  explain(&e, &q, &x);
+  CHECK(x.verdict == L4_EXPLAIN_ENTRY && x.backend == FX_BK_V4T_A && x.syn_choice == L4_SYN_FOLLOWS, "the next packet follows the entry on A");
+  q.syn = 1;
+  explain(&e, &q, &x);
+  CHECK(x.verdict == L4_EXPLAIN_RING && x.flow_found && x.flow_backend == FX_BK_V4T_A && x.syn_choice == L4_SYN_BACKEND_LEAVING &&
+            x.backend == FX_BK_V4T_B,
+        "a SYN leaves A, which takes no new flows, for B (verdict %u choice %u backend %u)", x.verdict, x.syn_choice, x.backend);
+  CHECK(tcp_from(&e, 4, C4, pa, VIP4, 80, PB_TCP_SYN) == L4_VERDICT_TX && out_backend() == FX_BK_V4T_B &&
+            env_q(&e, L4_Q_FLOW_REUSE_MOVED) == 1,
+        "l4_process sends it to B (flow_reuse_moved)");
+  env_free(&e);
+
+  /* a FIN seen: the next packet follows the half-closed entry, a SYN chooses again */
+  env_init(&e, 4096, FX_RING_ALT, 0);
+  uint16_t pf = port_to(&e, C4, 2100, FX_BK_V4T_A);
+  tcp_from(&e, 4, C4, pf, VIP4, 80, PB_TCP_SYN);
+  establish(&e, FX_BK_V4T_A, pf);
+  tcp_from(&e, 4, C4, pf, VIP4, 80, PB_TCP_FIN | PB_TCP_ACK);
+  env_publish(&e, tables_with_previous(0, 0, 0, true, 0)); /* A in the ring, B on the last slot only */
+  query(&q, 4, 6, C4, pf, VIP4, 80);
+  explain(&e, &q, &x);
+  CHECK(x.verdict == L4_EXPLAIN_ENTRY && x.syn_choice == L4_SYN_FOLLOWS, "one FIN: the next packet follows the entry");
+  q.syn = 1;
+  explain(&e, &q, &x);
+  CHECK(x.verdict == L4_EXPLAIN_RING && x.syn_choice == L4_SYN_ON_CLOSED && x.backend == x.ring_backend, "a SYN after a FIN: by the ring (choice %u)",
+        x.syn_choice);
+  CHECK(tcp_from(&e, 4, C4, pf, VIP4, 80, PB_TCP_SYN) == L4_VERDICT_TX && out_backend() == (int)x.backend, "l4_process agrees");
+  env_free(&e);
+
+  /* a retransmitted SYN nobody answered, on B, which the ring now leaves for A while B keeps a slot */
+  env_init(&e, 4096, FX_RING_ALT, 0);
+  uint16_t pb = 2200;
+  struct l4_tables *next = tables_with_previous(0, 0, 0, true, 0);
+  for (;; pb++) { /* on B now, on A in the next ring */
+    pb = port_to(&e, C4, pb, FX_BK_V4T_B);
+    struct l4_flow_key k = flow_key4(C4, pb, 6);
+    if (l4_pick_backend(next, &next->services[FX_SVC_V4_TCP], &k, l4_flow_hash(&next->hash_key, &k)) == FX_BK_V4T_A) break;
+  }
+  query(&q, 4, 6, C4, pb, VIP4, 80);
+  tcp_from(&e, 4, C4, pb, VIP4, 80, PB_TCP_SYN);
+  env_publish(&e, next);
+  q.syn = 1;
+  explain(&e, &q, &x);
+  CHECK(x.verdict == L4_EXPLAIN_ENTRY && x.backend == FX_BK_V4T_B && x.syn_choice == L4_SYN_FOLLOWS,
+        "a second copy within the same second stays on B (choice %u)", x.syn_choice);
+  e.ctx.now += 1;
+  explain(&e, &q, &x);
+  CHECK(x.verdict == L4_EXPLAIN_RING && x.syn_choice == L4_SYN_RETRANSMITTED && x.backend == FX_BK_V4T_A,
+        "the retransmission a second later: to A (verdict %u choice %u)", x.verdict, x.syn_choice);
+  CHECK(tcp_from(&e, 4, C4, pb, VIP4, 80, PB_TCP_SYN) == L4_VERDICT_TX && out_backend() == FX_BK_V4T_A, "l4_process agrees");
+  /* answered, the connection's SYN would follow its entry */
+  establish(&e, FX_BK_V4T_A, pb);
+  e.ctx.now += 1;
+  explain(&e, &q, &x);
+  CHECK(x.verdict == L4_EXPLAIN_ENTRY && x.backend == FX_BK_V4T_A && x.syn_choice == L4_SYN_FOLLOWS, "an answered entry in the ring: followed");
   env_free(&e);
 }
 

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/admission.h"
 #include "../core/coalesce.h"
 #include "../core/dataplane.h"
 #include "../core/explain.h"
@@ -153,14 +154,17 @@ static void check_coalesce(const uint8_t *out, uint32_t len, const uint8_t *data
   }
 }
 
-/* Explains the tuple of the packet in data (if it is TCP or UDP) and checks the explanation against itself and
- * the flow table (left as it was). Returns whether it said a client's SYN goes by the ring, with the backend. */
+/* Explains the tuple of the packet in data (if it is TCP or UDP; a client's SYN as a SYN) and checks the explanation
+ * against itself and the flow table (left as it was). Returns whether it said a client's SYN goes to a backend (by
+ * its entry or by the ring), with the backend. */
 static int explain_one(struct l4_ctx *ctx, const struct l4_tables *t, const uint8_t *data, uint32_t len, struct l4_explain *x) {
   static uint8_t copy[PB_MAX], before[FUZZ_FLOWS * 2 * sizeof(struct l4_flow)];
   memcpy(copy, data, len);
   struct l4_pkt p;
   if (l4_parse(copy, len, &p) != L4_DROP_NONE || (p.proto != 6 && p.proto != 17)) return 0;
-  struct l4_explain_query q = {p.family, p.proto, {0}, {0}, (uint16_t)((p.sport >> 8) | (p.sport << 8)), (uint16_t)((p.dport >> 8) | (p.dport << 8))};
+  int syn = p.proto == 6 && (p.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN;
+  struct l4_explain_query q = {p.family, p.proto, {0}, {0}, (uint16_t)((p.sport >> 8) | (p.sport << 8)),
+                               (uint16_t)((p.dport >> 8) | (p.dport << 8)), (uint8_t)syn};
   memcpy(q.client, p.saddr, p.addr_len);
   memcpy(q.vip, p.daddr, p.addr_len);
   size_t ft_bytes = (size_t)(g_ft.capacity * sizeof(struct l4_flow));
@@ -173,7 +177,9 @@ static int explain_one(struct l4_ctx *ctx, const struct l4_tables *t, const uint
     fail("explain: ring verdict without the ring's backend", data, len);
   if (x->verdict == L4_EXPLAIN_DROP && (x->drop_reason == L4_DROP_NONE || x->backend != L4_NO_BACKEND)) fail("explain: drop without a reason", data, len);
   if (x->verdict > L4_EXPLAIN_RING) fail("explain: unknown verdict", data, len);
-  return x->verdict == L4_EXPLAIN_RING && p.proto == 6 && (p.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN;
+  if (x->syn_choice > L4_SYN_RETRANSMITTED || (x->syn_choice != L4_SYN_FOLLOWS && (!x->flow_found || x->verdict == L4_EXPLAIN_ENTRY)))
+    fail("explain: a SYN choice without a live entry it leaves", data, len);
+  return syn && x->verdict != L4_EXPLAIN_DROP;
 }
 
 static void run_one(struct l4_ctx *ctx, const struct l4_tables *t, const uint8_t *data, uint32_t len) {
@@ -184,14 +190,14 @@ static void run_one(struct l4_ctx *ctx, const struct l4_tables *t, const uint8_t
   uint32_t out_len = len;
   uint64_t rst_before = ctx->counters[L4_Q_PROBE_RST_SENT], rejected_before = ctx->counters[L4_Q_FULL_REJECTED];
   struct l4_explain x;
-  int syn_by_ring = explain_one(ctx, t, data, len, &x);
+  int syn_sent = explain_one(ctx, t, data, len, &x);
   enum l4_verdict v = l4_process(ctx, t, buf, &out_len);
-  if (syn_by_ring) {
+  if (syn_sent) {
     struct l4_pkt o;
     memcpy(g_copy, buf, out_len);
     if (v != L4_VERDICT_TX || l4_parse(g_copy, out_len, &o) != L4_DROP_NONE || memcmp(o.daddr, x.backend_addr, o.addr_len) != 0 ||
         o.dport != (uint16_t)((x.backend_port >> 8) | (x.backend_port << 8)))
-      fail("a SYN explain sent by the ring went elsewhere", data, len);
+      fail("a SYN went elsewhere than explain said", data, len);
   }
   /* A backend's SYN-ACK to the probe address becomes a fresh RST (core/probe.c): no offloads, full checksums. */
   int probe_rst = ctx->counters[L4_Q_PROBE_RST_SENT] != rst_before;

@@ -87,6 +87,7 @@
   /* core_test_explain.c */                                                                                   \
   X(explain_new_tuple, "explain: a new tuple's ring slot and backend are what l4_process then picks; read only") \
   X(explain_established_entry, "explain: an established entry, pinned against the ring, on a draining backend") \
+  X(explain_syn, "explain --syn: a SYN leaving an entry (backend leaving, after a FIN, retransmitted) goes where said") \
   X(explain_acl_and_rate, "explain: the deciding source-list entry; the rate-limit bucket without taking tokens") \
   X(explain_drops, "explain: no_backend, vip_port_unknown, not_service as l4_process drops them")             \
   X(flow_moves, "moves a candidate ring would make, per backend, equal where l4_process sends the flows") \

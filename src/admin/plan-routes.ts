@@ -52,12 +52,12 @@ export function planRequest(ctrl: Controller, body: PlanBody): PlanRequest {
 }
 
 export function registerPlanRoutes(app: FastifyInstance, ctrl: Controller): void {
-  app.get<{ Querystring: { proto: 'tcp' | 'udp'; client: string; vip: string } }>(
+  app.get<{ Querystring: { proto: 'tcp' | 'udp'; client: string; vip: string; packet?: 'next' | 'syn' } }>(
     '/v1/flows/explain',
     {
       schema: {
         summary:
-          "What the data plane would do now with the client's next packet of one tuple: source list, rate limit, flow-table entry or ring slot (and the previous ring's choice), the backend and its state, both rewrites. Reads only",
+          "What the data plane would do now with the client's next packet of one tuple (or with packet=syn, a client's SYN: a new connection on the tuple, which may leave a live entry): source list, rate limit, flow-table entry or ring slot (and the previous ring's choice), the backend and its state, both rewrites. Reads only",
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -66,6 +66,7 @@ export function registerPlanRoutes(app: FastifyInstance, ctrl: Controller): void
             proto: { type: 'string', enum: ['tcp', 'udp'] },
             client: { type: 'string', description: 'CLIENT:PORT (IPv6 as [ADDR]:PORT)' },
             vip: { type: 'string', description: 'VIP:PORT (IPv6 as [ADDR]:PORT)' },
+            packet: { type: 'string', enum: ['next', 'syn'], description: "next (default): the tuple's next packet; syn: a client's SYN without ACK (TCP)" },
           },
         },
         response: { 200: obj('explanation'), 400: errorResponse },
@@ -74,7 +75,7 @@ export function registerPlanRoutes(app: FastifyInstance, ctrl: Controller): void
     async (req) => {
       const c = endpointArg(req.query.client, 'querystring/client');
       const v = endpointArg(req.query.vip, 'querystring/vip');
-      return ctrl.explain({ proto: req.query.proto, client: c.addr, clientPort: c.port, vip: v.addr, vipPort: v.port });
+      return ctrl.explain({ proto: req.query.proto, client: c.addr, clientPort: c.port, vip: v.addr, vipPort: v.port, syn: req.query.packet === 'syn' });
     },
   );
 

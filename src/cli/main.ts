@@ -51,7 +51,9 @@ commands:
   cluster status [--json] [API flags]  scale-out: every host's view side by side (ring digest per service, agreeing
                                      with the majority or not; backend states and weights; peers fresh or stale; VIPs
                                      withdrawn because the host's tables differ)
-  explain PROTO CLIENT:PORT VIP:PORT what the data plane would do now with that tuple's next packet: source list, rate
+  explain PROTO CLIENT:PORT VIP:PORT [--syn]
+                                     what the data plane would do now with that tuple's next packet (--syn: a client's
+                                     SYN, a new connection on the tuple, which may leave a live entry): source list, rate
                                      limit, flow entry or ring slot, previous ring, backend and state, both rewrites
   flows   [delete] [--service SERVICE] [--backend ADDR:PORT] [--client IP] [--state S[,S]] [--limit N] [--cursor C]
             list flow-table entries (like ipvsadm -Lnc), or remove them (at least one filter); states: SYN_SENT,

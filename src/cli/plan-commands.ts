@@ -10,8 +10,15 @@ import { splitArgs } from './up-args';
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
 
 /** The decision chain, one step a line. */
+/** Why the packet leaves a live entry and chooses again (Explanation flowEntry.left). */
+const LEFT_BECAUSE: Record<NonNullable<NonNullable<Explanation['flowEntry']>['left']>, string> = {
+  closed: 'it saw a reset or a FIN: a new connection on the tuple chooses again',
+  backend_leaving: 'its backend takes no new flows (draining or down): a client reusing its port chooses again at once',
+  retransmitted: 'a SYN retransmitted without an answer: the ring now sends it elsewhere',
+};
+
 export function formatExplanation(x: Explanation): string {
-  const lines = [`${x.tuple.proto.toUpperCase()} ${x.tuple.client} -> ${x.tuple.vip}`];
+  const lines = [`${x.tuple.proto.toUpperCase()} ${x.tuple.client} -> ${x.tuple.vip}${x.tuple.packet === 'syn' ? ' (a SYN)' : ''}`];
   lines.push(`  service      ${x.service ? `${x.service.id}${x.service.name ? ` (${x.service.name})` : ''}` : 'none'}`);
   if (x.service) {
     const m = x.acl.matched;
@@ -22,6 +29,7 @@ export function formatExplanation(x: Explanation): string {
     lines.push(
       `  flow entry   ${e ? `${e.state} on ${e.backend}, idle ${e.idleSeconds} s${e.pinnedAgainstRing ? ', pinned against the ring' : ''}${e.backendStillServes ? '' : ' (its backend left the service: ignored)'}` : 'none'}`,
     );
+    if (e?.left) lines.push(`  left         ${LEFT_BECAUSE[e.left]}`);
     lines.push(`  ring         generation ${x.ring.generation}, ${x.ring.size ? `slot ${x.ring.slot} of ${x.ring.size} -> ${x.ring.backend}` : 'empty (no backend in the ring)'}`);
     const p = x.previousRing;
     lines.push(`  previous     ${p ? `slot ${p.slot} of ${p.size} -> ${p.backend ?? 'none'}${p.secondChance ? ' (second-chance target)' : ''}` : 'none'}`);
@@ -81,13 +89,14 @@ export function reloadPlanBody(from: string | undefined): Record<string, unknown
 }
 
 export async function explainCommand(argv: readonly string[]): Promise<number> {
-  const { pos, flags } = splitArgs(argv, { ...CLIENT_FLAGS, json: { value: false } });
+  const { pos, flags } = splitArgs(argv, { ...CLIENT_FLAGS, json: { value: false }, syn: { value: false } });
   const [proto, client, vip, extra] = pos;
   if (!proto || !client || !vip || extra !== undefined) throw new OptionError(`explain expects PROTO CLIENT:PORT VIP:PORT (e.g. tcp 192.0.2.7:40000 10.0.0.10:80), got "${pos.join(' ')}"`);
   if (proto !== 'tcp' && proto !== 'udp') throw new OptionError(`explain: PROTO must be tcp or udp, got "${proto}"`);
+  if (flags.has('syn') && proto !== 'tcp') throw new OptionError('explain --syn is for tcp: a SYN is a TCP packet');
   const o = clientOptions(flags);
   try {
-    const q = new URLSearchParams({ proto, client, vip });
+    const q = new URLSearchParams({ proto, client, vip, ...(flags.has('syn') ? { packet: 'syn' } : {}) });
     const x = await apiRequest<Explanation>(o, 'GET', `/v1/flows/explain?${q.toString()}`);
     process.stdout.write(flags.has('json') ? `${JSON.stringify(x, null, 2)}\n` : formatExplanation(x));
     return 0;

@@ -3,6 +3,7 @@
 // that decided, and the control plane's view of the backend (up, down, draining, drained).
 import { serviceId, type ServiceConfig, type ServiceSpec } from '../config/model';
 import type { DataplaneExplanation, ExplainQuery } from '../dataplane/native';
+import type { SynChoice } from '../dataplane/explain';
 import { backendSlotNames } from './flows';
 import { ControlError, type BackendState, type ControlState } from './state';
 import { backendState } from './views';
@@ -10,14 +11,16 @@ import { backendState } from './views';
 const endpoint = (addr: string, port: number): string => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
 
 export interface Explanation {
-  tuple: { proto: 'tcp' | 'udp'; client: string; vip: string };
+  /** packet: the tuple's next packet, or a client's SYN (without ACK), which may leave a live entry (`flowEntry.left`). */
+  tuple: { proto: 'tcp' | 'udp'; client: string; vip: string; packet: 'next' | 'syn' };
   /** entry: forwarded by its flow-table entry; ring: by the ring (a new entry pins it); drop: dropped for dropReason. */
   verdict: DataplaneExplanation['verdict'];
   dropReason: string | null;
   service: { id: string; name: string | null } | null;
   acl: { entries: number; allowed: boolean; matched: { action: 'allow' | 'deny'; cidr: string } | null };
   rateLimit: DataplaneExplanation['rateLimit'];
-  flowEntry: { backend: string | null; state: string; idleSeconds: number; backendStillServes: boolean; pinnedAgainstRing: boolean } | null;
+  /** left: why the packet leaves the entry and chooses again (a SYN on it, or the next packet of a closed entry); null: it follows it. */
+  flowEntry: { backend: string | null; state: string; idleSeconds: number; backendStillServes: boolean; pinnedAgainstRing: boolean; left: SynChoice | null } | null;
   ring: { generation: number; size: number; slot: number | null; backend: string | null };
   previousRing: { size: number; slot: number; backend: string | null; secondChance: boolean } | null;
   backend: { id: string; name: string | null; state: BackendState | null; inRing: boolean; markedDown: boolean } | null;
@@ -53,14 +56,14 @@ export function explainTuple(state: ControlState, q: ExplainQuery): Explanation 
   const client = endpoint(q.client, q.clientPort);
   const vip = endpoint(q.vip, q.vipPort);
   return {
-    tuple: { proto: q.proto, client, vip },
+    tuple: { proto: q.proto, client, vip, packet: q.syn ? 'syn' : 'next' },
     verdict: x.verdict,
     dropReason: x.dropReason,
     service: sid ? { id: sid, name: svc!.name } : null,
     acl: { entries: x.acl.entries, allowed: x.acl.allowed, matched: aclEntry(published ?? svc, x.acl.index) },
     rateLimit: x.rateLimit,
     flowEntry: x.entry
-      ? { backend: idOf(x.entry.backendSlot), state: x.entry.state, idleSeconds: x.entry.idleSeconds, backendStillServes: x.entry.backendValid, pinnedAgainstRing: x.entry.offRing }
+      ? { backend: idOf(x.entry.backendSlot), state: x.entry.state, idleSeconds: x.entry.idleSeconds, backendStillServes: x.entry.backendValid, pinnedAgainstRing: x.entry.offRing, left: x.entry.left }
       : null,
     ring: { generation: x.generation, size: x.ring.size, slot: x.ring.slot, backend: idOf(x.ring.backendSlot) },
     previousRing: x.previousRing ? { size: x.previousRing.size, slot: x.previousRing.slot, backend: idOf(x.previousRing.backendSlot), secondChance: x.previousRing.secondChance } : null,

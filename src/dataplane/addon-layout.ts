@@ -3,7 +3,7 @@
 // src/ has its own copies where it must know them at compile time (src/dataplane/tables.ts, src/dataplane/flow-state.ts,
 // src/dataplane/counter-names.ts). An addon built from other headers than this src/ was written against would misread
 // tables and flow states or publish counters under the wrong names, so it is refused with the first difference.
-import { BK_TABLE_FLAGS, EXPLAIN_FIELDS, EXPLAIN_VERDICTS, EXPLAIN_WORDS, MOVE_WORDS } from './explain';
+import { BK_TABLE_FLAGS, EXPLAIN_FIELDS, EXPLAIN_VERDICTS, EXPLAIN_WORDS, MOVE_WORDS, SYN_CHOICES } from './explain';
 import { FLOW_BITS, FLOW_CLASSES } from './flow-state';
 import { HEARTBEAT_COUNTER, NO_DROP_REASON, OBJECT_COUNTER_METRICS, QUEUE_COUNTER_METRICS } from './counter-names';
 import { TRACE_DIR_NUMBERS, TRACE_FIELDS, TRACE_FLOW_NUMBERS, TRACE_MATCH_FLAGS, TRACE_MATCHES, TRACE_RECORD_BYTES } from './trace-record';
@@ -50,6 +50,8 @@ export interface AddonLayout {
   /** An explanation's fields by word (native/core/explain.h) and its verdicts (src/dataplane/explain.ts). */
   readonly explainFields: Readonly<Record<string, number>>;
   readonly explainVerdicts: Readonly<Record<string, number>>;
+  /** Why a SYN leaves a live entry (native/core/admission.h), as an explanation's synChoice word says. */
+  readonly synChoices: Readonly<Record<string, number>>;
   /** In block order (native/core/counters.h): the counters are read by position. */
   readonly queueCounters: readonly string[];
   readonly dropReasons: readonly string[];
@@ -98,6 +100,7 @@ export const EXPECTED_LAYOUT: ExpectedLayout = {
     bkTableFlags: BK_TABLE_FLAGS,
     explainFields: EXPLAIN_FIELDS,
     explainVerdicts: EXPLAIN_VERDICTS,
+    synChoices: SYN_CHOICES,
     syncFields: SYNC_FIELDS,
   },
   counters: {
@@ -187,6 +190,7 @@ export function checkLayout(actual: unknown, expected: ExpectedLayout = EXPECTED
     bkTableFlags: Object.freeze({ ...a.bkTableFlags }),
     explainFields: Object.freeze({ ...a.explainFields }),
     explainVerdicts: Object.freeze({ ...a.explainVerdicts }),
+    synChoices: Object.freeze({ ...a.synChoices }),
     syncFields: Object.freeze({ ...a.syncFields }),
     queueCounters: Object.freeze([...a.queueCounters]),
     dropReasons: Object.freeze([...a.dropReasons]),

@@ -33,7 +33,7 @@ export interface Addon {
   flowStats(h: object, f: { cursor: number; maxScan: number }): FlowStatsPage;
   sweepFlows(h: object, f: { cursor: number; maxScan: number }): { freed: number; next: number | null };
   activeFlows(h: object): ActiveFlows;
-  explain(h: object, q: { family: Family; proto: number; client: Uint8Array; cport: number; vip: Uint8Array; vport: number }): Uint32Array;
+  explain(h: object, q: { family: Family; proto: number; client: Uint8Array; cport: number; vip: Uint8Array; vport: number; syn: 0 | 1 }): Uint32Array;
   flowMoves(h: object, q: FlowMoveQuestion & { cursor: number; maxScan: number }): FlowMovesPage;
   watchdogStart(h: object, o: { path: string; everyMs: number; staleMs: number }): void;
   setSteering(h: object, v: { vips4: Uint8Array; vips6: Uint8Array } | null): void;
