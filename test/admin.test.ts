@@ -181,13 +181,27 @@ describe('admin API (loopback, bearer token)', () => {
     ctrl.stop();
   });
 
-  test('PATCH weight, DELETE, and a publish failure that changes nothing', async () => {
+  test('PATCH weight and max_flows, DELETE, and a publish failure that changes nothing', async () => {
     const { app, bal, ctrl } = await setup();
     let r = await app.inject({ headers: AUTH, method: 'PATCH', url: `/v1/services/${WEB}/backends/${B1}`, payload: { weight: 5 } });
     assert.equal(r.statusCode, 200);
     assert.equal(bal.weights()['10.0.1.11:8080'], 5);
     r = await app.inject({ headers: AUTH, method: 'PATCH', url: `/v1/services/${WEB}/backends/${B1}`, payload: { weight: '5' } });
     assert.equal(r.statusCode, 400, 'no type coercion');
+    // max_flows at run time: set (with the weight, one change), lifted with null; bad bodies refused, nothing changed
+    const limitOf = (v: { services: Array<{ id: string; backends: Array<{ id: string; maxFlows: number | null }> }> }): number | null | undefined =>
+      v.services.find((s) => s.id === decodeURIComponent(WEB))?.backends.find((b) => b.id === decodeURIComponent(B1))?.maxFlows;
+    r = await app.inject({ headers: AUTH, method: 'PATCH', url: `/v1/services/${WEB}/backends/${B1}`, payload: { weight: 6, max_flows: 100 } });
+    assert.equal(r.statusCode, 200, r.body);
+    assert.deepEqual([limitOf(r.json()), bal.weights()['10.0.1.11:8080']], [100, 6]);
+    for (const payload of [{}, { max_flows: 0 }, { max_flows: '5' }, { max_flows: 2 ** 28 + 1 }, { maxFlows: 5 }]) {
+      r = await app.inject({ headers: AUTH, method: 'PATCH', url: `/v1/services/${WEB}/backends/${B1}`, payload });
+      assert.equal(r.statusCode, 400, JSON.stringify(payload));
+      assert.match(r.json().error, /body/, JSON.stringify(payload));
+    }
+    assert.equal(limitOf(ctrl.view()), 100, 'the refused bodies changed nothing');
+    r = await app.inject({ headers: AUTH, method: 'PATCH', url: `/v1/services/${WEB}/backends/${B1}`, payload: { max_flows: null } });
+    assert.deepEqual([r.statusCode, limitOf(r.json())], [200, null]);
     bal.fail = true;
     r = await app.inject({ headers: AUTH, method: 'DELETE', url: `/v1/services/${WEB}/backends/${B1}` });
     assert.equal(r.statusCode, 500);

@@ -3,9 +3,11 @@
 // the test reads them from the API and, for the limit, from the backend's own /proc/net/tcp. Root-only.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { adminRequest } from '../src/lab/admin-client';
 import type { Lab } from '../src/lab/lab';
+import { repoRoot } from '../src/lab/l4nat-process';
 import { startStreams, type StreamRun } from '../src/lab/workload';
 import { servicesView } from './rigs/admin';
 import { configText, labBackends, withLab } from './rigs/fixture';
@@ -84,7 +86,7 @@ const limitedConfig = (lab: Lab, whenFull: 'drop' | 'reject'): string =>
     services: [{ name: 'web', vips: [lab.vip4], ports: [PORT], when_full: whenFull, backends: labBackends(lab, { port: PORT }).map((b) => (b.name === 'b1' ? { ...b, weight: 4, max_flows: 50 } : { ...b, max_flows: 40 })) }],
   });
 
-test('max_flows 50: b1 never holds more than 50; every backend full: reject resets at once, drop times out', { skip: skipUnless(), timeout: 300_000 }, async (t) => {
+test('max_flows 50: b1 never holds more than 50; every backend full: reject resets at once, drop times out; limits changed at run time', { skip: skipUnless(), timeout: 300_000 }, async (t) => {
   await withLab(
     {
       backends: 3,
@@ -137,10 +139,23 @@ test('max_flows 50: b1 never holds more than 50; every backend full: reject rese
       assert.equal(dropped.established, 0, 'no place: nothing connects');
       assert.deepEqual(dropErrors, ['ETIMEDOUT', 'ETIMEDOUT', 'ETIMEDOUT'], 'dropped: the client times out instead of a reset');
       assert.ok((await activeByName(lab)).refused >= refused + 3, 'drops counted as refusals too');
+
+      // At run time (no reload): b2's limit raised to 45 with `l4nat backend max-flows` -> 5 more places, all on b2;
+      // b1's lowered to 40 through the API -> its 50 established connections go on, and it takes no new one.
+      const cli = await lab.exec('lb', process.execPath, [join(repoRoot(), 'bin', 'l4nat.js'), 'backend', 'max-flows', `${lab.vip4}:${PORT}`, `${lab.backend('b2').ipv4}:${PORT}`, '45']);
+      assert.match(cli.stdout, /max_flows 45/);
+      assert.equal((await adminRequest(lab, 'PATCH', backendPath(lab, 'b1'), { max_flows: 40 })).status, 200);
+      const raised = await streams(lab, 6, 1_500);
+      const r = await activeByName(lab);
+      t.diagnostic(`after b2 -> 45, b1 -> 40 at run time: 6 more, ${raised.established} established; active ${JSON.stringify(r.active)}`);
+      assert.equal(raised.established, 5, 'the 5 new places on b2 taken, the sixth dropped');
+      assert.deepEqual([r.active.b1, r.active.b2, r.active.b3], [50, 45, 40], 'b1 keeps its 50 above its new limit; b2 filled to 45');
+      raised.run.stop();
       more.run.stop();
       const rf = (first.run.stop(), await first.run.result);
       assert.equal(rf.failed, 0, 'the first 120 were never cut');
       await more.run.result;
+      await raised.run.result;
     },
   );
 });

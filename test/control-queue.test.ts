@@ -241,11 +241,11 @@ describe('concurrent changes (controller)', () => {
     const ops: Op[] = [
       { name: 'add 13', run: (c) => c.addBackend(WEB, backend('10.0.1.13')) },
       { name: 'add 14', run: (c) => c.addBackend(WEB, backend('10.0.1.14')) },
-      { name: 'weight 11', run: (c) => c.setWeight(WEB, '10.0.1.11:8080/tcp', 3) },
+      { name: 'weight 11', run: (c) => c.updateBackend(WEB, '10.0.1.11:8080/tcp', { weight: 3 }) },
       { name: 'add 13 again', run: (c) => c.addBackend(WEB, backend('10.0.1.13', 5)) },
       { name: 'reload', run: (c) => c.reload() },
       { name: 'add 15', run: (c) => c.addBackend(WEB, backend('10.0.1.15')) },
-      { name: 'weight 12', run: (c) => c.setWeight(WEB, '10.0.1.12:8080/tcp', 4) },
+      { name: 'weight 12', run: (c) => c.updateBackend(WEB, '10.0.1.12:8080/tcp', { weight: 4 }) },
     ];
     const reasonOf = (reason: string): string => {
       if (reason === 'reload') return 'reload';

@@ -125,10 +125,11 @@ test('plan an added backend: the predictions equal the table the addition publis
   checkAgainstApplied(p, before, bal.last, bal, table);
 });
 
-test('plan a removal, a weight, a drain: the predictions equal what each publishes', async () => {
+test('plan a removal, a weight, a max_flows, a drain: the predictions equal what each publishes', async () => {
   for (const req of [
     { op: 'remove', service: WEB, backend: '10.0.1.12:8080/tcp' },
     { op: 'weight', service: WEB, backend: '10.0.1.11:8080/tcp', weight: 3 },
+    { op: 'max_flows', service: WEB, backend: '10.0.1.11:8080/tcp', maxFlows: 5 },
     { op: 'drain', service: WEB, backend: '10.0.1.13:8080/tcp' },
   ] as const) {
     const { ctrl, bal, table } = await setup();
@@ -137,11 +138,15 @@ test('plan a removal, a weight, a drain: the predictions equal what each publish
     const p = await ctrl.plan(req);
     assert.equal(snapshot(ctrl, bal), snap, `${req.op}: the running state is unchanged`);
     if (req.op === 'remove') await ctrl.removeBackend(req.service, req.backend);
-    else if (req.op === 'weight') await ctrl.setWeight(req.service, req.backend, req.weight);
+    else if (req.op === 'weight') await ctrl.updateBackend(req.service, req.backend, { weight: req.weight });
+    else if (req.op === 'max_flows') await ctrl.updateBackend(req.service, req.backend, { maxFlows: req.maxFlows });
     else await ctrl.drain(req.service, req.backend);
     checkAgainstApplied(p, before, bal.last, bal, table);
     const b = p.services[0].backends.find((x) => x.backend === req.backend)!;
-    if (req.op !== 'weight') {
+    if (req.op === 'max_flows') {
+      assert.equal(p.services[0].slotsMoved, 0, 'a limit moves no ring slot');
+      assert.equal(bal.last[0].backends.find((x) => x.addr === '10.0.1.11')?.maxFlows, 5, 'published with the limit');
+    } else if (req.op !== 'weight') {
       assert.equal(b.slots.after, 0, `${req.op}: out of the ring`);
       assert.equal(b.flows?.wouldMove, b.flows?.live, `${req.op}: every flow of it would move`);
     }
@@ -196,7 +201,7 @@ test('POST /v1/plan and GET /v1/flows/explain check their input; explain names t
     return { status: r.statusCode, body: r.json() };
   };
   const snap = snapshot(ctrl, bal);
-  assert.deepEqual(await post({}), { status: 400, body: { error: 'body must give exactly one of reload (true: the config file), config (a config\'s YAML text) or op (add, remove, weight, drain, undrain), got none' } });
+  assert.deepEqual(await post({}), { status: 400, body: { error: 'body must give exactly one of reload (true: the config file), config (a config\'s YAML text) or op (add, remove, weight, max_flows, drain, undrain), got none' } });
   assert.match(String((await post({ reload: true, op: 'add' })).body.error), /exactly one of .* got reload and op/);
   assert.match(String((await post({ op: 'weight', service: WEB, backend: '10.0.1.11:8080/tcp' })).body.error), /needs body\/weight/);
   assert.match(String((await post({ op: 'remove', service: WEB, backend: '10.0.1.11:8080/tcp', weight: 2 })).body.error), /does not take weight/);
@@ -254,6 +259,11 @@ test('the CLI: explain and the dry runs refuse bad arguments by name; a plan pri
   await assert.rejects(explainCommand(['udp', '192.0.2.7:1', '10.0.0.10:53', '--syn']), (e: unknown) => e instanceof OptionError && /--syn is for tcp/.test(e.message));
   await assert.rejects(apiCommand('reload', ['--from', 'x.yaml', '--admin', 'http://127.0.0.1:1']), (e: unknown) => e instanceof OptionError && /--from FILE is for --dry-run/.test(e.message));
   await assert.rejects(apiCommand('backend', ['weight', WEB, '10.0.1.11:8080', 'x', '--dry-run', '--admin', 'http://127.0.0.1:1']), (e: unknown) => e instanceof OptionError && /WEIGHT/.test(e.message));
+  for (const n of ['0', 'x', '1.5', String(2 ** 28 + 1)]) {
+    for (const dry of [[], ['--dry-run']]) {
+      await assert.rejects(apiCommand('backend', ['max-flows', WEB, '10.0.1.11:8080', n, ...dry, '--admin', 'http://127.0.0.1:1']), (e: unknown) => e instanceof OptionError && new RegExp(`MAX_FLOWS expects a whole number of flows from 1 to 268435456, or none \\(no limit\\), got "${n.replace('.', '\\.')}"`).test(e.message), n);
+    }
+  }
   const { ctrl } = await setup();
   const text = formatPlan(await ctrl.plan({ op: 'add', service: WEB, backend: backend('10.0.1.14') }));
   assert.match(text, /^plan \(api: add 10\.0\.1\.14:8080 of 10\.0\.0\.10:80\/tcp\): nothing applied$/m);

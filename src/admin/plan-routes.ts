@@ -6,6 +6,7 @@ import { ControlError, type Controller, type PlanRequest } from '../control/cont
 import { Subject } from '../config/options';
 import { parseBackend } from '../config/address-syntax';
 import { errorResponse, obj } from './schemas';
+import { MAX_FLOWS_LIMIT } from '../dataplane/tables';
 
 
 /** ADDR:PORT (IPv6 as [ADDR]:PORT), the port required. */
@@ -16,12 +17,12 @@ export function endpointArg(text: string, where: string): { addr: string; port: 
   return { addr: b.addr, port: b.port };
 }
 
-type PlanBody = { reload?: boolean; config?: string; op?: 'add' | 'remove' | 'weight' | 'drain' | 'undrain'; service?: string; backend?: string; weight?: number; name?: string };
+type PlanBody = { reload?: boolean; config?: string; op?: 'add' | 'remove' | 'weight' | 'max_flows' | 'drain' | 'undrain'; service?: string; backend?: string; weight?: number; max_flows?: number | null; name?: string };
 
 /** The change a plan body asks about, or a 400 naming what is wrong. */
 export function planRequest(ctrl: Controller, body: PlanBody): PlanRequest {
   const kinds = (['reload', 'config', 'op'] as const).filter((k) => body[k] !== undefined);
-  if (kinds.length !== 1) throw new ControlError(400, `body must give exactly one of reload (true: the config file), config (a config's YAML text) or op (add, remove, weight, drain, undrain), got ${kinds.length ? kinds.join(' and ') : 'none'}`);
+  if (kinds.length !== 1) throw new ControlError(400, `body must give exactly one of reload (true: the config file), config (a config's YAML text) or op (add, remove, weight, max_flows, drain, undrain), got ${kinds.length ? kinds.join(' and ') : 'none'}`);
   const extra = (Object.keys(body) as Array<keyof PlanBody>).filter((k) => k !== kinds[0] && body[k] !== undefined);
   if (body.reload !== undefined) {
     if (body.reload !== true) throw new ControlError(400, 'body/reload must be true (plan a reload of the config file)');
@@ -35,7 +36,7 @@ export function planRequest(ctrl: Controller, body: PlanBody): PlanRequest {
   const op = body.op!;
   const { service, backend } = body;
   if (service === undefined || backend === undefined) throw new ControlError(400, `body/op ${op} needs body/service (a service id) and body/backend`);
-  const allowed: Record<string, readonly string[]> = { add: ['service', 'backend', 'weight', 'name'], weight: ['service', 'backend', 'weight'] };
+  const allowed: Record<string, readonly string[]> = { add: ['service', 'backend', 'weight', 'name'], weight: ['service', 'backend', 'weight'], max_flows: ['service', 'backend', 'max_flows'] };
   const stray = extra.filter((k) => !(allowed[op] ?? ['service', 'backend']).includes(k));
   if (stray.length) throw new ControlError(400, `body/op ${op} does not take ${stray.join(', ')}`);
   if (op === 'add') {
@@ -47,6 +48,10 @@ export function planRequest(ctrl: Controller, body: PlanBody): PlanRequest {
   if (op === 'weight') {
     if (body.weight === undefined) throw new ControlError(400, 'body/op weight needs body/weight (0-65535)');
     return { op, service, backend, weight: body.weight };
+  }
+  if (op === 'max_flows') {
+    if (body.max_flows === undefined) throw new ControlError(400, `body/op max_flows needs body/max_flows (1-${MAX_FLOWS_LIMIT}, or null for no limit)`);
+    return { op, service, backend, maxFlows: body.max_flows };
   }
   return { op, service, backend };
 }
@@ -84,17 +89,18 @@ export function registerPlanRoutes(app: FastifyInstance, ctrl: Controller): void
     {
       schema: {
         summary:
-          'What a change would do, applying nothing: per backend the ring slots before and after and the new share, and how many live flows the new ring would send elsewhere if they lost their entries. Body: {reload: true} (the config file), {config: YAML text}, or {op: add|remove|weight|drain|undrain, service, backend, weight?, name?}',
+          'What a change would do, applying nothing: per backend the ring slots before and after and the new share, and how many live flows the new ring would send elsewhere if they lost their entries. Body: {reload: true} (the config file), {config: YAML text}, or {op: add|remove|weight|max_flows|drain|undrain, service, backend, weight?, max_flows?, name?}',
         body: {
           type: 'object',
           additionalProperties: false,
           properties: {
             reload: { type: 'boolean' },
             config: { type: 'string', maxLength: 60000 },
-            op: { type: 'string', enum: ['add', 'remove', 'weight', 'drain', 'undrain'] },
+            op: { type: 'string', enum: ['add', 'remove', 'weight', 'max_flows', 'drain', 'undrain'] },
             service: { type: 'string' },
             backend: { type: 'string' },
             weight: { type: 'integer', minimum: 0, maximum: 65535 },
+            max_flows: { type: ['integer', 'null'], minimum: 1, maximum: MAX_FLOWS_LIMIT },
             name: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$' },
           },
         },

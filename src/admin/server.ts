@@ -60,6 +60,12 @@ const bid = { type: 'string', description: 'backend id, e.g. 10.0.1.11:8080/tcp 
 const serviceParams = { type: 'object', required: ['service'], properties: { service: sid } } as const;
 const backendParams = { type: 'object', required: ['service', 'backend'], properties: { service: sid, backend: bid } } as const;
 const weight = { type: 'integer', minimum: 0, maximum: 65535, description: '0 = out of the ring (flows kept)' };
+const maxFlows = {
+  type: ['integer', 'null'],
+  minimum: 1,
+  maximum: MAX_FLOWS_LIMIT,
+  description: 'at most this many active flows (new ones go to the next backend; those above a lowered limit go on); null: no limit',
+};
 
 export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstance> {
   const { ctrl, admin } = deps;
@@ -181,7 +187,7 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
             backend: { type: 'string', description: 'ADDR[:PORT] (IPv6 as [ADDR]:PORT); the port defaults to the service port' },
             weight,
             name: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$' },
-            max_flows: { type: 'integer', minimum: 1, maximum: MAX_FLOWS_LIMIT, description: 'at most this many active flows (new ones go to the next backend)' },
+            max_flows: { ...maxFlows, type: 'integer' },
           },
         },
         response: { 201: obj('services view'), 400: errorResponse, 404: errorResponse, 409: errorResponse },
@@ -205,18 +211,19 @@ export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstanc
     },
   );
 
-  app.patch<{ Params: { service: string; backend: string }; Body: { weight: number } }>(
+  app.patch<{ Params: { service: string; backend: string }; Body: { weight?: number; max_flows?: number | null } }>(
     '/v1/services/:service/backends/:backend',
     {
       schema: {
-        summary: 'Set a backend\'s weight',
+        summary: "Set a backend's weight and/or its max_flows (null: no limit), as one change",
         params: backendParams,
-        body: { type: 'object', additionalProperties: false, required: ['weight'], properties: { weight } },
+        body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { weight, max_flows: maxFlows } },
         response: { 200: obj('services view'), 400: errorResponse, 404: errorResponse },
       },
     },
     async (req) => {
-      await ctrl.setWeight(req.params.service, req.params.backend, req.body.weight);
+      const { weight: w, max_flows: mf } = req.body;
+      await ctrl.updateBackend(req.params.service, req.params.backend, { ...(w !== undefined ? { weight: w } : {}), ...(mf !== undefined ? { maxFlows: mf } : {}) });
       writeLog(req, 200);
       return ctrl.view();
     },

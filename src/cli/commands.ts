@@ -4,6 +4,7 @@ import { splitArgs, type FlagSpec } from './up-args';
 import { OptionError, Subject } from '../config/options';
 import { familyOf, parseBackend } from '../config/address-syntax';
 import { canonicalIp } from '../host/addr';
+import { MAX_FLOWS_LIMIT, maxFlowsProblem } from '../dataplane/tables';
 import type { BackendView, FlowView, ReloadResult, ServicesView } from '../control/controller';
 import { apiRequest, ApiError, CLIENT_FLAGS, clientOptions, type ClientOptions } from './client';
 import { planCommand, reloadPlanBody } from './plan-commands';
@@ -29,6 +30,14 @@ export function backendIdArg(text: string, service: string): string {
   if (b.port === undefined) throw s.expected('ADDR:PORT (IPv6 as [ADDR]:PORT)', `"${text}"`);
   if (t.includes('@')) throw s.expected('ADDR:PORT without "@WEIGHT"', `"${text}"`);
   return `${b.family === 6 ? `[${b.addr}]` : b.addr}:${b.port}/${proto}`;
+}
+
+/** MAX_FLOWS of `backend max-flows`: a whole number of flows, or `none` (no limit: null). */
+function maxFlowsArg(text: string | undefined): number | null {
+  if (text === 'none') return null;
+  const n = text !== undefined && /^\d+$/.test(text) ? Number(text) : NaN;
+  if (maxFlowsProblem(n)) throw Subject.named('MAX_FLOWS').expected(`a whole number of flows from 1 to ${MAX_FLOWS_LIMIT}, or none (no limit)`, `"${text ?? ''}"`);
+  return n;
 }
 
 function weightArg(text: string | undefined): number {
@@ -127,15 +136,16 @@ export async function apiCommand(cmd: 'reload' | 'restart' | 'status' | 'backend
       return 0;
     }
     const [sub, svcText, third, fourth] = pos;
-    const usage = 'backend expects: add SERVICE ADDR[:PORT] | remove|drain|undrain SERVICE BACKEND | weight SERVICE BACKEND W';
+    const usage = 'backend expects: add SERVICE ADDR[:PORT] | remove|drain|undrain SERVICE BACKEND | weight SERVICE BACKEND W | max-flows SERVICE BACKEND N|none';
     if (!sub || !svcText || !third) throw new OptionError(usage);
     const sid = serviceIdArg(svcText);
     const base = `/v1/services/${enc(sid)}/backends`;
     if (flags.has('dry-run')) {
-      if (!['add', 'remove', 'weight', 'drain', 'undrain'].includes(sub)) throw new OptionError(usage);
+      if (!['add', 'remove', 'weight', 'max-flows', 'drain', 'undrain'].includes(sub)) throw new OptionError(usage);
       const b = sub === 'add' ? third : backendIdArg(third, sid);
-      const body: Record<string, unknown> = { op: sub, service: sid, backend: b };
+      const body: Record<string, unknown> = { op: sub === 'max-flows' ? 'max_flows' : sub, service: sid, backend: b };
       if (sub === 'weight') body.weight = weightArg(fourth);
+      if (sub === 'max-flows') body.max_flows = maxFlowsArg(fourth);
       if (sub === 'add' && flags.has('weight')) body.weight = weightArg(flags.get('weight')?.[0]);
       if (sub === 'add' && flags.has('name')) body.name = flags.get('name')?.[0];
       return await planCommand(o, body, json);
@@ -161,6 +171,13 @@ export async function apiCommand(cmd: 'reload' | 'restart' | 'status' | 'backend
         const w = weightArg(fourth);
         const v = await apiRequest<ServicesView>(o, 'PATCH', `${base}/${enc(bid)}`, { weight: w });
         out(v, `${bid} of ${sid}: weight ${w}\n`);
+        return 0;
+      }
+      case 'max-flows': {
+        const bid = backendIdArg(third, sid);
+        const n = maxFlowsArg(fourth);
+        const v = await apiRequest<ServicesView>(o, 'PATCH', `${base}/${enc(bid)}`, { max_flows: n });
+        out(v, `${bid} of ${sid}: max_flows ${n ?? 'none (no limit)'}\n`);
         return 0;
       }
       case 'undrain': {

@@ -46,6 +46,7 @@ commands:
           remove|drain|undrain SERVICE BACKEND       drain [--wait S]: wait up to S s until the backend is quiet;
                                                      drain [--deadline S]: remove the flows left after S s
           weight SERVICE BACKEND W
+          max-flows SERVICE BACKEND N|none           at most N active flows (new ones go to the next backend); none: no limit
             SERVICE as VIP:PORT[/tcp|udp] ([V6]:PORT for IPv6), BACKEND as ADDR:PORT; --dry-run: show the plan, apply nothing;
             refused on a host of a cluster (cluster.peers): change the config file on every host and reload each
   cluster status [--json] [API flags]  scale-out: every host's view side by side (ring digest per service, agreeing

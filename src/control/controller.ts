@@ -34,7 +34,7 @@ import { FlowSweeper } from './flow-sweep';
 import { SlowStartTimer } from './slow-start';
 import type { EffectiveTable } from './effective';
 import { FlowQueries, type FlowQuery, type FlowView } from './flows';
-import { Operations } from './operations';
+import { Operations, type BackendUpdate } from './operations';
 import { backendWritesRefusal } from './cluster-writes';
 import { PassiveCheck } from './passive';
 import { planRuntime, type Change } from './plan';
@@ -58,7 +58,8 @@ export type PlanRequest =
   | { config: string }
   | { op: 'add'; service: string; backend: BackendConfig }
   | { op: 'remove' | 'drain' | 'undrain'; service: string; backend: string }
-  | { op: 'weight'; service: string; backend: string; weight: number };
+  | { op: 'weight'; service: string; backend: string; weight: number }
+  | { op: 'max_flows'; service: string; backend: string; maxFlows: number | null };
 
 export class Controller extends EventEmitter {
   private readonly state: ControlState;
@@ -205,8 +206,9 @@ export class Controller extends EventEmitter {
     return this.ops.removeBackend(sid, bid);
   }
 
-  setWeight(sid: string, bid: string, weight: number): Promise<void> {
-    return this.ops.setWeight(sid, bid, weight);
+  /** A backend's new weight and/or max_flows (null: no limit), as one change. */
+  updateBackend(sid: string, bid: string, u: BackendUpdate): Promise<void> {
+    return this.ops.update(sid, bid, u);
   }
 
   /** Takes the backend out of the ring; its flows go on. Idempotent. `deadlineS`: flows left then are removed. */
@@ -293,7 +295,9 @@ export class Controller extends EventEmitter {
         case 'remove':
           return this.ops.removeChange(req.service, req.backend);
         case 'weight':
-          return this.ops.weightChange(req.service, req.backend, req.weight);
+          return this.ops.updateChange(req.service, req.backend, { weight: req.weight });
+        case 'max_flows':
+          return this.ops.updateChange(req.service, req.backend, { maxFlows: req.maxFlows });
         default:
           return this.ops.drainChange(req.service, req.backend, req.op === 'drain');
       }

@@ -1,9 +1,11 @@
-// The operator's run-time changes (admin API): add, remove and reweigh backends, drain and undrain them. Each
+// The operator's run-time changes (admin API): add, remove and reweigh backends, change their max_flows (as
+// HAProxy's runtime `set maxconn server`), drain and undrain them. Each
 // is checked against the running services at once (404, 409, 400 naming what is wrong) and again in the change
 // queue, where it is planned and published; a refused one changes nothing. Changes are not written back to the
 // config file: a reload drops API backends (logged), a drain survives it while the backend is in the file. In a
 // cluster every one of them is refused first, naming the config-file way (cluster-writes.ts).
 import { backendId, type BackendConfig } from '../config/model';
+import { maxFlowsProblem } from '../dataplane/tables';
 import { planDrain } from './drain';
 import { planServices, type Change } from './plan';
 import type { ChangeQueue } from './queue';
@@ -37,15 +39,21 @@ export class Operations {
     this.state.log.info({ event: 'backend_removed', service: sid, backend: bid }, `backend ${bid} removed from ${sid}`);
   }
 
-  async setWeight(sid: string, bid: string, weight: number): Promise<void> {
+  /** Sets a backend's weight and/or its max_flows (null: no limit), as one change. */
+  async update(sid: string, bid: string, u: BackendUpdate): Promise<void> {
     this.allowed();
-    let old = 0;
-    await this.queue.planned(`api: weight ${bid} ${weight}`, () => {
-      const c = this.weightChange(sid, bid, weight);
-      old = c.from;
+    let before: Before = { weight: 0, maxFlows: null };
+    await this.queue.planned(`api: ${updateWords(bid, u)}`, () => {
+      const c = this.updateChange(sid, bid, u);
+      before = c.from;
       return c;
     });
-    this.state.log.info({ event: 'backend_weight', service: sid, backend: bid, from: old, to: weight }, `backend ${bid} of ${sid}: weight ${old} -> ${weight}`);
+    const log = this.state.log;
+    if (u.weight !== undefined) log.info({ event: 'backend_weight', service: sid, backend: bid, from: before.weight, to: u.weight }, `backend ${bid} of ${sid}: weight ${before.weight} -> ${u.weight}`);
+    if (u.maxFlows !== undefined) {
+      const was = before.maxFlows ?? 'none';
+      log.info({ event: 'backend_max_flows', service: sid, backend: bid, from: before.maxFlows, to: u.maxFlows }, `backend ${bid} of ${sid}: max_flows ${was} -> ${u.maxFlows ?? 'none'}`);
+    }
   }
 
   // The change each write makes, built against the running state: what the queue publishes, and what
@@ -70,12 +78,29 @@ export class Operations {
     return { plan: planServices(this.state, next, 'api') };
   }
 
-  weightChange(sid: string, bid: string, weight: number): Change & { from: number } {
+  /**
+   * A new weight and/or max_flows. A max_flows takes effect for new flows at once; flows above a lowered limit go on
+   * (admission only meets new flows: native/core/admission.h), and the backend takes new ones again below it.
+   */
+  updateChange(sid: string, bid: string, u: BackendUpdate): Change & { from: Before } {
+    if (u.weight === undefined && u.maxFlows === undefined) throw new ControlError(400, 'give a weight, a max_flows, or both');
+    const problem = u.maxFlows === undefined || u.maxFlows === null ? undefined : maxFlowsProblem(u.maxFlows);
+    if (problem) throw new ControlError(400, `max_flows: ${problem}, or null for no limit`);
     const { si, bi } = this.state.find(sid, bid);
     const next = cloneServices(this.state.services);
-    const from = next[si].backends[bi].weight;
-    next[si].backends[bi].weight = weight;
-    return { plan: planServices(this.state, next, 'api'), reason: `api: weight ${bid} ${from}->${weight}`, from };
+    const b = next[si].backends[bi];
+    const from: Before = { weight: b.weight, maxFlows: b.maxFlows ?? null };
+    const parts: string[] = [];
+    if (u.weight !== undefined) {
+      b.weight = u.weight;
+      parts.push(`weight ${bid} ${from.weight}->${u.weight}`);
+    }
+    if (u.maxFlows !== undefined) {
+      if (u.maxFlows === null) delete b.maxFlows;
+      else b.maxFlows = u.maxFlows;
+      parts.push(`max_flows ${bid} ${from.maxFlows ?? 'none'}->${u.maxFlows ?? 'none'}`);
+    }
+    return { plan: planServices(this.state, next, 'api'), reason: `api: ${parts.join(', ')}`, from };
   }
 
   drainChange(sid: string, bid: string, drain: boolean, deadlineS?: number): Change {
@@ -102,4 +127,17 @@ export class Operations {
     if (!(await this.queue.planned(`api: undrain ${bid}`, () => this.drainChange(sid, bid, false)))) return;
     this.state.log.info({ event: 'backend_undrained', service: sid, backend: bid }, `backend ${bid} of ${sid} is back in the ring`);
   }
+}
+
+/** A run-time change of a backend: its weight, its max_flows (null: no limit), or both. */
+export interface BackendUpdate {
+  weight?: number;
+  maxFlows?: number | null;
+}
+
+type Before = { weight: number; maxFlows: number | null };
+
+/** The queue's name for an update: "weight B W", "max_flows B N|none", or both. */
+function updateWords(bid: string, u: BackendUpdate): string {
+  return [u.weight !== undefined ? `weight ${bid} ${u.weight}` : '', u.maxFlows !== undefined ? `max_flows ${bid} ${u.maxFlows ?? 'none'}` : ''].filter(Boolean).join(', ');
 }
