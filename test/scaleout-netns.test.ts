@@ -2,7 +2,8 @@
 // return route learned from the hosts over BGP (test/rigs/scaleout.ts). One lab for the whole file, in order:
 //   1. the three processes publish byte-identical rings (same config, same hash key);
 //   2. one host alone sees a backend fail (its probes are dropped): the agreed health keeps every table identical;
-//      a real failure seen by all is agreed, and the window during which the tables differ is measured;
+//      a real failure seen by all is agreed, and the window during which the tables differ is measured; a host
+//      restarting while the cluster agrees that backend down announces the VIP only after publishing that verdict;
 //   3. 200 long-lived connections over the three hosts: SIGKILL one l4nat, add it back, cut another host's uplink
 //      silently, restore it — after each, ≥ 99% of the connections continue (router and return path reconverge);
 // (test/scaleout-change-netns.test.ts: a backend set change coinciding with a host failure.)
@@ -109,7 +110,7 @@ function scaleoutSuite(family: Family, full: boolean): void {
     });
 
     // Not in the short IPv6 run (npm run test:scaleout-ipv6 runs it).
-    if (full) test('one host alone sees a backend fail: the agreed health keeps the tables identical; a failure all see is agreed', async (t) => {
+    if (full) test('one host alone sees a backend fail: the agreed health keeps the tables identical; a failure all see is agreed, and a host restarting then announces the agreed table', async (t) => {
       const b2 = backendIp('b2');
       // b2 drops lb1's probes only (data-plane packets carry the client's address and pass).
       await lab.exec('b2', 'nft', ['add', 'table', 'inet', 'probe']);
@@ -132,26 +133,48 @@ function scaleoutSuite(family: Family, full: boolean): void {
       t.diagnostic(`${samples} samples over 5 s: rings identical on the three hosts, b2 agreed up`);
       figures.loneFailureSamplesIdentical = samples;
 
-      // A failure every host sees: agreed down everywhere; how long do the hosts' tables differ?
-      await lab.exec('b2', 'nft', ['add', 'rule', 'inet', 'probe', 'in', nftIp, 'saddr', lab.lanNet, 'tcp', 'dport', '8080', 'drop', 'comment', '"all"']);
-      const t0 = Date.now();
-      await waitUntil('b2 agreed down on every host with identical rings', async () => {
-        const st = await states();
-        const same = new Set([...st.values()].map((s) => JSON.stringify(s.rings))).size === 1;
-        return same && [...st.values()].every((s) => s.agreed[KEY(b2)] === false);
-      }, 20_000, 50);
-      // When did each host publish the ring without b2? Its own log says (same clock: one machine).
-      const published = [...live].map((r) => logTime(r, (x) => x.event === 'table_published' && String(x.reason).startsWith('cluster health') && String(x.reason).includes(`${addrPort(b2, 8080)}/tcp down`)));
-      const lastRingEvents = (r: string): string => JSON.stringify(lab.l4nats.get(r)!.logs().filter((x) => x.event === 'table_published' || x.event === 'cluster_health').slice(-6).map((x) => `${x.event}: ${String(x.reason ?? x.changes)}`));
-      assert.ok(published.every((x) => x !== undefined), `every host published the agreed verdict: ${JSON.stringify(published)}; their last ring events: ${[...live].map((r) => `${r} ${lastRingEvents(r)}`).join('; ')}`);
-      const window = Math.max(...(published as number[])) - Math.min(...(published as number[]));
-      t.diagnostic(`b2 down for everyone: agreed down everywhere within ${Date.now() - t0} ms; the hosts published the new ring ${window} ms apart (their tables differed for that long)`);
-      figures.agreedDownDisagreementMs = window;
-      // Back: drop the "everyone" rule, keep lb1's (the failure runs below go on with lb1 alone seeing b2 down).
-      const list = (await lab.exec('b2', 'nft', ['-a', 'list', 'chain', 'inet', 'probe', 'in'])).stdout;
-      const handle = /comment "all" # handle (\d+)/.exec(list)?.[1];
-      assert.ok(handle, list);
-      await lab.exec('b2', 'nft', ['delete', 'rule', 'inet', 'probe', 'in', 'handle', handle]);
+      // A failure every host sees (a table of its own, removed whatever happens below, so that a failure here
+      // leaves the later cases their lab): agreed down everywhere; how long do the hosts' tables differ?
+      await lab.exec('b2', 'nft', ['add', 'table', 'inet', 'probeall']);
+      try {
+        await lab.exec('b2', 'nft', ['add', 'chain', 'inet', 'probeall', 'in', '{ type filter hook input priority 0; policy accept; }']);
+        await lab.exec('b2', 'nft', ['add', 'rule', 'inet', 'probeall', 'in', nftIp, 'saddr', lab.lanNet, 'tcp', 'dport', '8080', 'drop']);
+        const t0 = Date.now();
+        await waitUntil('b2 agreed down on every host with identical rings', async () => {
+          const st = await states();
+          const same = new Set([...st.values()].map((s) => JSON.stringify(s.rings))).size === 1;
+          return same && [...st.values()].every((s) => s.agreed[KEY(b2)] === false);
+        }, 20_000, 50);
+        // When did each host publish the ring without b2? Its own log says (same clock: one machine). The API shows
+        // the new ring as soon as it is in; the log line may come a moment later, so each is waited for.
+        const agreedDown = (x: Record<string, unknown>): boolean => x.event === 'table_published' && String(x.reason).startsWith('cluster health') && String(x.reason).includes(`${addrPort(b2, 8080)}/tcp down`);
+        const published = await Promise.all([...live].map(async (r) => (await lab.l4nats.get(r)!.waitForLog(agreedDown, 5_000).catch(() => undefined), logTime(r, agreedDown))));
+        const lastRingEvents = (r: string): string => JSON.stringify(lab.l4nats.get(r)!.logs().filter((x) => x.event === 'table_published' || x.event === 'cluster_health').slice(-6).map((x) => `${x.event}: ${String(x.reason ?? x.changes)}`));
+        assert.ok(published.every((x) => x !== undefined), `every host published the agreed verdict: ${JSON.stringify(published)}; their last ring events: ${[...live].map((r) => `${r} ${lastRingEvents(r)}`).join('; ')}`);
+        const window = Math.max(...(published as number[])) - Math.min(...(published as number[]));
+        t.diagnostic(`b2 down for everyone: agreed down everywhere within ${Date.now() - t0} ms; the hosts published the new ring ${window} ms apart (their tables differed for that long)`);
+        figures.agreedDownDisagreementMs = window;
+
+        // A host that restarts meanwhile takes traffic with the agreed table only: it announces the VIP after it
+        // published the ring without b2, which its own checks, new, would still count in.
+        const old = lab.l4nats.get('lb3')!;
+        old.proc.kill('SIGTERM');
+        live.delete('lb3');
+        await old.proc.exited;
+        const l4 = await lab.startL4nat('lb3');
+        live.add('lb3');
+        const announced = (x: Record<string, unknown>): boolean => x.event === 'bgp_announce' && Array.isArray(x.vips) && x.vips.length > 0;
+        await l4.waitForLog(announced, 10_000, 'the restarted lb3 announcing the VIP');
+        const recs = l4.logs();
+        const announceAt = recs.findIndex(announced);
+        const withoutB2At = recs.findIndex((x) => x.event === 'table_published' && String(x.reason).includes(`${addrPort(b2, 8080)}/tcp down`));
+        const order = recs.filter((x) => x.event === 'table_published' || x.event === 'bgp_announce' || x.event === 'cluster_health').map((x) => `${x.event}: ${String(x.reason ?? x.changes ?? x.vips)}`);
+        t.diagnostic(`lb3 restarted while b2 is agreed down: ${JSON.stringify(order)}`);
+        assert.ok(withoutB2At >= 0 && withoutB2At < announceAt, `lb3 published the ring without b2 before it announced the VIP: ${JSON.stringify(order)}`);
+      } finally {
+        // Back: drop the "everyone" rule, keep lb1's (the failure runs below go on with lb1 alone seeing b2 down).
+        await lab.exec('b2', 'nft', ['delete', 'table', 'inet', 'probeall']);
+      }
       await waitUntil('b2 agreed up again', async () => [...(await states()).values()].every((s) => s.agreed[KEY(b2)] === true), 20_000, 100);
       const r = await ringsEqual();
       assert.ok(r.equal, JSON.stringify(r.digests));

@@ -154,8 +154,11 @@ export class HealthAgreement {
     });
   }
 
-  /** Polls every peer every poll_interval; `onRound` runs after each round. */
-  startPolling(onRound: () => void): void {
+  /**
+   * Polls every peer every poll_interval; `onRound` runs after each round. Resolves once the first round is over:
+   * every peer answered or failed (each poll ends within the peer timeout's half, 2 s at most).
+   */
+  startPolling(onRound: () => void): Promise<void> {
     const round = async (): Promise<void> => {
       if (this.polling || this.closed) return;
       this.polling = true;
@@ -166,9 +169,10 @@ export class HealthAgreement {
       }
       if (!this.closed) onRound();
     };
-    void round();
+    const first = round();
     this.timer = setInterval(() => void round(), this.opts.pollInterval * 1000);
     this.timer.unref();
+    return first;
   }
 
   private async pollOne(p: PeerAddress): Promise<void> {

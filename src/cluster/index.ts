@@ -117,7 +117,7 @@ export class Cluster {
       deps.ctrl.healthVote = (key, local) => this.agreed.get(key) ?? local;
     }
     await this.agreement.listen();
-    this.agreement.startPolling(() => void this.tick()); // a round every poll_interval, peers or not
+    const firstRound = this.agreement.startPolling(() => void this.tick()); // a round every poll_interval, peers or not
     this.log.info(
       { event: 'cluster_started', listen: this.opts.listen ? peerName({ addr: this.opts.listen, port: this.opts.port }) : null, peers: this.opts.peers.map(peerName), health: this.opts.health, bgp: this.opts.bgp?.includeFile ?? null },
       `cluster: ${this.opts.peers.length} peer(s), health ${this.opts.health}${this.opts.bgp ? `, announcing through BIRD (${this.opts.bgp.includeFile})` : ''}`,
@@ -127,6 +127,13 @@ export class Cluster {
       this.sync = new FlowSync(this.opts.sync, this.opts.listen, this.opts.peers, deps.sync.dp, deps.sync.names, this.log);
       await this.sync.start();
       deps.ctrl.syncStatus = () => this.syncStatus();
+    }
+    // With agreed health, the first announcement waits for the first poll of the peers: a host that (re)starts while
+    // the cluster agrees a backend down publishes the agreed table before it takes traffic, not its own start table
+    // (every backend up until its checks fail), which would send the flows the router moves to it to that backend.
+    if (deps.ctrl.healthVote) {
+      await firstRound;
+      while (this.busy) await sleep(20); // the round's own tick
     }
     await this.tick();
   }
