@@ -9,7 +9,6 @@ import { splitArgs } from './up-args';
 
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
 
-/** The decision chain, one step a line. */
 /** Why the packet leaves a live entry and chooses again (Explanation flowEntry.left). */
 const LEFT_BECAUSE: Record<NonNullable<NonNullable<Explanation['flowEntry']>['left']>, string> = {
   closed: 'it saw a reset or a FIN: a new connection on the tuple chooses again',
@@ -17,6 +16,7 @@ const LEFT_BECAUSE: Record<NonNullable<NonNullable<Explanation['flowEntry']>['le
   retransmitted: 'a SYN retransmitted without an answer: the ring now sends it elsewhere',
 };
 
+/** The decision chain, one step a line. */
 export function formatExplanation(x: Explanation): string {
   const lines = [`${x.tuple.proto.toUpperCase()} ${x.tuple.client} -> ${x.tuple.vip}${x.tuple.packet === 'syn' ? ' (a SYN)' : ''}`];
   lines.push(`  service      ${x.service ? `${x.service.id}${x.service.name ? ` (${x.service.name})` : ''}` : 'none'}`);
