@@ -15,7 +15,7 @@ describe('the façade', () => {
   test('keeps the public API', () => {
     const methods = [
       'counters', 'flowCount', 'countFlows', 'start', 'localHealth', 'republish', 'effective', 'samplePassive', 'sampleDrains',
-      'addBackend', 'removeBackend', 'setWeight', 'drain', 'undrain', 'reload', 'quiesce', 'stop',
+      'addBackend', 'removeBackend', 'updateBackend', 'drain', 'undrain', 'reload', 'quiesce', 'stop',
       'backendState', 'view', 'serviceView', 'serviceById', 'summary', 'listFlows', 'deleteFlows',
     ];
     for (const m of methods) assert.equal(typeof (Controller.prototype as unknown as Record<string, unknown>)[m], 'function', m);
