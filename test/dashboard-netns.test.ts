@@ -2,11 +2,11 @@
 // runs inside the lb namespace (`ip netns exec`), where the admin API listens on loopback. After a login with the
 // admin token the page shows the services; a backend killed in the lab turns red (down) within the detection time;
 // a drain clicked on the page counts its live flows down to "last flow gone"; a reload from the page lands in the
-// reload history; a bad weight shows the API's own error and changes nothing; a reload to read-only hides the
-// actions and refuses the page's writes; nothing but the login page answers without a session, nothing at all to a
-// cross-site origin (raw requests, and a real cross-site page in the same browser); and l4nat stops cleanly with the
-// page open. With L4NAT_SCREENSHOTS=1 the test copies its screenshots of the real page into docs/img/ (the README
-// shows them).
+// reload history; a bad weight shows the API's own error and changes nothing; a max_flows set at run time shows beside
+// the active flows; a reload to read-only hides the actions and refuses the page's writes; nothing but the login
+// page answers without a session, nothing at all to a cross-site origin (raw requests, and a real cross-site page in
+// the same browser); and l4nat stops cleanly with the page open. With L4NAT_SCREENSHOTS=1 the test copies its
+// screenshots of the real page into docs/img/ (the README shows them).
 import assert from 'node:assert/strict';
 import { chmodSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -189,6 +189,14 @@ test('dashboard in chromium: login, services live, a killed backend turns red, a
     await shot('dashboard-error.png');
     const after = (await listServices(lab))[0].backends.find((b) => b.id === b3)!;
     assert.equal(after.weight, 1, 'the bad weight changed nothing');
+
+    // A max_flows set at run time shows beside the backend's active flows; lifted, it goes.
+    assert.equal((await adminRequest(lab, 'PATCH', b3Path, { max_flows: 40 })).status, 200);
+    const limitCell = rowOf(page, b3).locator('td[data-max-flows="40"]');
+    await limitCell.waitFor({ timeout: 10_000 });
+    assert.match(await limitCell.innerText(), /^\d+ \/ 40 max$/);
+    assert.equal((await adminRequest(lab, 'PATCH', b3Path, { max_flows: null })).status, 200);
+    await rowOf(page, b3).locator('td[data-max-flows=""]').waitFor({ timeout: 10_000 });
 
     // Read-only by a reload: the page hides its actions, and a write from it is refused even with its CSRF token.
     writeFileSync(configFile, config(lab).replace(/^services:/m, 'admin: {dashboard: {read_only: true}}\nservices:'));

@@ -36,7 +36,7 @@ export function BackendRow({ s, b, readOnly, ask }) {
     <td><b>${b.name || ''}</b><div class="mono small">${b.id}</div>${b.source === 'api' ? html`<span class="muted small">added by API</span>` : null}</td>
     <td class="num" data-weight=${b.weight}>${b.weight}<span class="muted"> / ${b.effectiveWeight}</span></td>
     <td class="num">${pct(b.ringShare)}</td>
-    <td class="num">${b.activeFlows === null ? '–' : b.activeFlows}</td>
+    <td class="num" data-max-flows=${b.maxFlows ?? ''}>${b.activeFlows === null ? '–' : b.activeFlows}${b.maxFlows === null || b.maxFlows === undefined ? null : html`<span class="muted"> / ${b.maxFlows} max</span>`}</td>
     <td class="num small">${si(pps, 'p/s')}<br />${si(bps, 'b/s')}<br />${si(nf, ' new/s')}<br />${si(rs, ' rst/s')}</td>
     <td><${HealthTimeline} b=${b} /><${DrainProgress} b=${b} /></td>
     ${readOnly ? null : html`<td class="actions">${backendActions(s, b).map((a) => html`<button class=${a.danger ? 'danger' : ''} data-action=${a.id} onClick=${() => ask(a)}>${a.label}</button>`)}</td>`}
