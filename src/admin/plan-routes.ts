@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { ControlError, type Controller, type PlanRequest } from '../control/controller';
 import { Subject } from '../config/options';
 import { parseBackend } from '../config/address-syntax';
-import { errorResponse, obj } from './schemas';
+import { errorResponse, maxFlows, obj, weight } from './schemas';
 import { MAX_FLOWS_LIMIT } from '../dataplane/tables';
 
 
@@ -99,8 +99,8 @@ export function registerPlanRoutes(app: FastifyInstance, ctrl: Controller): void
             op: { type: 'string', enum: ['add', 'remove', 'weight', 'max_flows', 'drain', 'undrain'] },
             service: { type: 'string' },
             backend: { type: 'string' },
-            weight: { type: 'integer', minimum: 0, maximum: 65535 },
-            max_flows: { type: ['integer', 'null'], minimum: 1, maximum: MAX_FLOWS_LIMIT },
+            weight,
+            max_flows: maxFlows,
             name: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$' },
           },
         },

@@ -17,7 +17,6 @@ import swagger from '@fastify/swagger';
 import { readFileSync } from 'fs';
 import type { AddressInfo } from 'net';
 import { ControlError, DRAIN_DEADLINE_MAX_S, type Controller } from '../control/controller';
-import { MAX_FLOWS_LIMIT } from '../dataplane/tables';
 import type { Logger } from '../util/log';
 import { monotonicMs } from '../util/clock';
 import { isLoopback, type AdminConfig } from '../config/model';
@@ -31,7 +30,7 @@ import type { TraceHub } from '../trace/hub';
 import { registerTraceRoute } from './trace-route';
 import { registerPlanRoutes } from './plan-routes';
 import { registerFlowRoutes } from './flow-routes';
-import { errorResponse, obj } from './schemas';
+import { errorResponse, maxFlows, obj, weight } from './schemas';
 import { registerClusterRoute } from './cluster-route';
 import type { ClusterView } from '../cluster/view';
 
@@ -59,13 +58,6 @@ const sid = { type: 'string', description: 'service id, e.g. 10.0.0.10:80/tcp or
 const bid = { type: 'string', description: 'backend id, e.g. 10.0.1.11:8080/tcp (URL-encoded)' };
 const serviceParams = { type: 'object', required: ['service'], properties: { service: sid } } as const;
 const backendParams = { type: 'object', required: ['service', 'backend'], properties: { service: sid, backend: bid } } as const;
-const weight = { type: 'integer', minimum: 0, maximum: 65535, description: '0 = out of the ring (flows kept)' };
-const maxFlows = {
-  type: ['integer', 'null'],
-  minimum: 1,
-  maximum: MAX_FLOWS_LIMIT,
-  description: 'at most this many active flows (new ones go to the next backend; those above a lowered limit go on); null: no limit',
-};
 
 export async function createAdminServer(deps: AdminDeps): Promise<FastifyInstance> {
   const { ctrl, admin } = deps;
